@@ -1,0 +1,80 @@
+// Command auditseg writes, reads, verifies and archives auditseg logs.
+//
+// This package is a thin layer: flags, output and exit codes. The format
+// lives in pkg/segment, the logic in pkg/writer, pkg/reader and pkg/verify.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit codes shared by every command (documented in README.md). A command
+// may define more of its own (verify: 1 findings, 3 unfinished tail).
+const (
+	exitOK      = 0
+	exitFailure = 1 // the command ran and found a problem / could not finish
+	exitUsage   = 2 // bad flags or arguments, or an I/O error before any work
+)
+
+// exitError carries a specific exit code up to main.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func withCode(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &exitError{code: code, err: err}
+}
+
+// subcommands is filled by init functions of the command files, so each
+// command lives in its own file.
+var subcommands []func() *cobra.Command
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "auditseg",
+		Short:         "High-rate audit logs in memory-mapped segment files",
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return withCode(exitUsage, fmt.Errorf("%w\nsee '%s --help'", err, c.CommandPath()))
+	})
+	for _, mk := range subcommands {
+		root.AddCommand(mk())
+	}
+	return root
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	root := newRoot()
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(os.Stderr, "auditseg: %v\n", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	return exitUsage
+}

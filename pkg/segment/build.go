@@ -1,0 +1,82 @@
+package segment
+
+import "fmt"
+
+// These helpers write frames and footers into a segment image. The writer
+// uses them off the hot path (abort, END, recovery, sealing) and tests use
+// them to build segments; the hot path writes the same bytes inline.
+
+// NewImage returns a zeroed image of a fresh segment with its header.
+func NewImage(seq uint64, size, created int64) []byte {
+	img := make([]byte, size)
+	Header{Seq: seq, Size: size, Created: created}.Encode(img)
+	return img
+}
+
+// PutFrame writes and commits a DATA frame (or, with a nil payload, any
+// header-only frame of that exact length) at off and returns the offset
+// after it.
+func PutFrame(img []byte, seq uint64, off int64, typ byte, ts int64, payload []byte) int64 {
+	length := int32(FrameHeaderSize + len(payload))
+	copy(img[off+FrameHeaderSize:], payload)
+	PutFrameHeader(img[off:], typ, ts, FrameCRC(seq, off, length, typ, ts, payload))
+	StoreLength(img, off, length)
+	return off + Align(int64(length))
+}
+
+// PutPad turns the extent [off, off+ext) into a committed PAD frame. The
+// bytes after its header are left as they are: readers skip them.
+func PutPad(img []byte, seq uint64, off, ext int64) {
+	PutFrameHeader(img[off:], TypePad, 0, FrameCRC(seq, off, int32(ext), TypePad, 0, nil))
+	StoreLength(img, off, int32(ext))
+}
+
+// PutEnd writes the END frame at off, covering the rest of the record area.
+func PutEnd(img []byte, seq uint64, off, ts int64) {
+	length := int32(RecordLimit(int64(len(img))) - off)
+	PutFrameHeader(img[off:], TypeEnd, ts, FrameCRC(seq, off, length, TypeEnd, ts, nil))
+	StoreLength(img, off, length)
+}
+
+// Seal computes and writes the footer of a finished segment whose frames
+// are all committed up to and including the END frame, and returns it.
+// It fails, writing nothing, if the walk finds anything but committed
+// frames before END.
+func Seal(img []byte, prev [DigestSize]byte, flags uint32, sealedAt int64) (Footer, error) {
+	h, err := DecodeHeader(img)
+	if err != nil {
+		return Footer{}, err
+	}
+	if int64(len(img)) != h.Size {
+		return Footer{}, corrupt(0, "image is %d bytes, header says %d", len(img), h.Size)
+	}
+	f := Footer{Seq: h.Seq, PrevDigest: prev, SealedAt: sealedAt, Flags: flags, EndOffset: -1}
+	var bad error
+	Walk(img, h.Seq, HeaderSize, Quiescent, func(ev Event) bool {
+		switch ev.Kind {
+		case EvFrame:
+			if ev.Frame.Type == TypeData {
+				f.Records++
+				if f.Records == 1 || ev.Frame.Time < f.MinTime {
+					f.MinTime = ev.Frame.Time
+				}
+				f.MaxTime = max(f.MaxTime, ev.Frame.Time)
+			}
+			return true
+		case EvEnd:
+			f.EndOffset = ev.Offset
+			return false
+		}
+		bad = corrupt(ev.Offset, "cannot seal: %s at offset %d", ev.Kind, ev.Offset)
+		return false
+	})
+	if bad != nil {
+		return Footer{}, bad
+	}
+	if f.EndOffset < 0 {
+		return Footer{}, fmt.Errorf("cannot seal segment %d: no END frame: %w", h.Seq, ErrCorrupt)
+	}
+	f.Digest = Digest(prev, img, f.EndOffset)
+	f.Encode(img[h.Size-FooterSize:])
+	return f, nil
+}

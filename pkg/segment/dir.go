@@ -1,0 +1,126 @@
+package segment
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// File names in a log directory. Sequence numbers are zero-padded to 20
+// digits so that lexical order is sequence order.
+const (
+	SegmentExt = ".seg"     // a segment file
+	ArchiveExt = ".seg.zst" // a zstd archive of a sealed segment
+	TempExt    = ".tmp"     // suffix of files being created (never read)
+	LockName   = "LOCK"     // the writer's lock file
+)
+
+// FileName returns the base name of segment seq.
+func FileName(seq uint64) string { return fmt.Sprintf("%020d%s", seq, SegmentExt) }
+
+// ArchiveName returns the base name of the archive of segment seq.
+func ArchiveName(seq uint64) string { return fmt.Sprintf("%020d%s", seq, ArchiveExt) }
+
+// ParseName parses a segment or archive base name. ok is false for any
+// other name, including temporary files.
+func ParseName(name string) (seq uint64, archived bool, ok bool) {
+	stem, found := strings.CutSuffix(name, ArchiveExt)
+	if found {
+		archived = true
+	} else if stem, found = strings.CutSuffix(name, SegmentExt); !found {
+		return 0, false, false
+	}
+	if len(stem) != 20 {
+		return 0, false, false
+	}
+	for _, c := range stem {
+		if c < '0' || c > '9' {
+			return 0, false, false
+		}
+	}
+	seq, err := strconv.ParseUint(stem, 10, 64)
+	return seq, archived, err == nil
+}
+
+// Entry is one segment present in a directory.
+type Entry struct {
+	Seq  uint64
+	Path string // the file to read: the original if present, else the archive
+	// Archived is true when Path is a .seg.zst archive.
+	Archived bool
+	// Duplicate is the archive's path when both the original and its archive
+	// exist (an interrupted compress-finished run). Path is the original.
+	Duplicate string
+}
+
+// Listing is what a log directory holds.
+type Listing struct {
+	Dir      string
+	Segments []Entry // in sequence order
+	// Temps are leftovers of interrupted creations (*.tmp): never records.
+	Temps []string
+	// Unexpected are names that do not belong to a log directory.
+	Unexpected []string
+}
+
+// Last returns the newest segment, or false if there is none.
+func (l *Listing) Last() (Entry, bool) {
+	if len(l.Segments) == 0 {
+		return Entry{}, false
+	}
+	return l.Segments[len(l.Segments)-1], true
+}
+
+// NextSeq is the sequence number a writer must use for a new segment:
+// one past the newest present, archives included, so numbers are never
+// reused.
+func (l *Listing) NextSeq() uint64 {
+	if e, ok := l.Last(); ok {
+		return e.Seq + 1
+	}
+	return 1
+}
+
+// List reads a log directory. It is the only directory scan in auditseg.
+func List(dir string) (Listing, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return Listing{}, fmt.Errorf("list log directory: %w", err)
+	}
+	l := Listing{Dir: dir}
+	bySeq := map[uint64]int{}
+	for _, de := range des {
+		name := de.Name()
+		p := filepath.Join(dir, name)
+		seq, archived, ok := ParseName(name)
+		switch {
+		case ok && de.Type().IsRegular():
+			if i, dup := bySeq[seq]; dup {
+				e := &l.Segments[i]
+				if archived {
+					e.Duplicate = p
+				} else {
+					e.Duplicate, e.Path, e.Archived = e.Path, p, false
+				}
+				continue
+			}
+			bySeq[seq] = len(l.Segments)
+			l.Segments = append(l.Segments, Entry{Seq: seq, Path: p, Archived: archived})
+		case name == LockName && de.Type().IsRegular():
+		case strings.HasSuffix(name, TempExt) && de.Type().IsRegular():
+			if _, _, ok := ParseName(strings.TrimSuffix(name, TempExt)); ok {
+				l.Temps = append(l.Temps, p)
+				continue
+			}
+			l.Unexpected = append(l.Unexpected, p)
+		default:
+			// Includes symlinks named like segments: never followed.
+			l.Unexpected = append(l.Unexpected, p)
+		}
+	}
+	sort.Slice(l.Segments, func(i, j int) bool { return l.Segments[i].Seq < l.Segments[j].Seq })
+	return l, nil
+}

@@ -1,0 +1,156 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/edsrzf/mmap-go"
+	"golang.org/x/sys/unix"
+)
+
+// Image is a read-only view of one whole segment, from a .seg file (mapped)
+// or a .seg.zst archive (decompressed). Everything that reads segments —
+// the reader, verify, inspect, the writer's recovery — goes through it.
+type Image struct {
+	Path     string
+	Archived bool
+	// Data is the segment, exactly Header.Size bytes when the header is
+	// valid (a truncated file is padded with zeros, a longer one cut), else
+	// the file as it is. Slices of it are valid until Close.
+	Data     []byte
+	FileSize int64 // the size of the file (or decompressed archive) itself
+	Header   Header
+	// HeaderErr is why the header is unusable (nil if it is usable); a
+	// usable header may still disagree with the file (see Check).
+	HeaderErr error
+
+	release func() error
+}
+
+// openArchive decompresses an archive; set by the archive support file.
+var openArchive func(path string) ([]byte, error)
+
+// OpenImage opens a segment file or archive for reading. Symbolic links are
+// never followed. The image holds no file descriptor; Close releases its
+// memory.
+func OpenImage(path string) (*Image, error) {
+	_, archived, _ := ParseName(filepath.Base(path))
+	im := &Image{Path: path, Archived: archived}
+	if archived {
+		if openArchive == nil {
+			return nil, fmt.Errorf("%s: reading archives is not supported by this build", path)
+		}
+		b, err := openArchive(path)
+		if err != nil {
+			return nil, err
+		}
+		im.Data, im.FileSize, im.release = b, int64(len(b)), func() error { return nil }
+	} else if err := im.mapFile(); err != nil {
+		return nil, err
+	}
+	im.Header, im.HeaderErr = DecodeHeader(im.Data)
+	im.HeaderErr = WithPath(im.HeaderErr, path)
+	if im.HeaderErr == nil && im.Header.Size != int64(len(im.Data)) {
+		im.fitToHeader()
+	}
+	return im, nil
+}
+
+func (im *Image) mapFile() error {
+	f, err := os.OpenFile(im.Path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ELOOP) {
+			return fmt.Errorf("%s: is a symbolic link; segment links are never followed", im.Path)
+		}
+		return err
+	}
+	defer f.Close() // the mapping outlives the descriptor
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s: not a regular file", im.Path)
+	}
+	im.FileSize = st.Size()
+	if im.FileSize > MaxSegmentSize {
+		return fmt.Errorf("%s: %d bytes is larger than any segment (%d): %w", im.Path, im.FileSize, MaxSegmentSize, ErrCorrupt)
+	}
+	if im.FileSize == 0 {
+		im.Data, im.release = []byte{}, func() error { return nil }
+		return nil
+	}
+	m, err := mmap.Map(f, mmap.RDONLY, 0)
+	if err != nil {
+		return fmt.Errorf("map %s: %w", im.Path, err)
+	}
+	im.Data, im.release = m, m.Unmap
+	return nil
+}
+
+// fitToHeader makes Data exactly Header.Size bytes. A longer file is cut (the
+// extra bytes are reported by Check). A shorter one is copied into an
+// anonymous mapping, which costs memory only for the pages the copy touches
+// however large the header claims the segment is.
+func (im *Image) fitToHeader() {
+	if int64(len(im.Data)) > im.Header.Size {
+		im.Data = im.Data[:im.Header.Size]
+		return
+	}
+	buf, err := unix.Mmap(-1, 0, int(im.Header.Size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil {
+		return // keep the short view; Check reports the size mismatch
+	}
+	copy(buf, im.Data)
+	old := im.release
+	_ = old()
+	im.Data, im.release = buf, func() error { return unix.Munmap(buf) }
+}
+
+// Check reports every way the header disagrees with the file: a bad header,
+// a size that does not match the file, a sequence that does not match the
+// file name. nil means the image is a well-formed segment container.
+func (im *Image) Check() error {
+	if im.HeaderErr != nil {
+		return im.HeaderErr
+	}
+	if im.FileSize != im.Header.Size {
+		return &CorruptError{Path: im.Path, Offset: min(im.FileSize, im.Header.Size),
+			Reason: fmt.Sprintf("file is %d bytes, header says %d", im.FileSize, im.Header.Size)}
+	}
+	if seq, _, ok := ParseName(filepath.Base(im.Path)); ok && seq != im.Header.Seq {
+		return &CorruptError{Path: im.Path, Offset: 16,
+			Reason: fmt.Sprintf("header sequence %d does not match the file name", im.Header.Seq)}
+	}
+	return nil
+}
+
+// Footer decodes the footer; ErrNoFooter means the segment is not sealed.
+func (im *Image) Footer() (Footer, error) {
+	if im.HeaderErr != nil {
+		return Footer{}, im.HeaderErr
+	}
+	f, err := DecodeFooter(im.Data, im.Header)
+	return f, WithPath(err, im.Path)
+}
+
+// Walk walks the image's record area; see the package function Walk.
+func (im *Image) Walk(from int64, mode WalkMode, fn func(Event) bool) int64 {
+	if im.HeaderErr != nil {
+		return from
+	}
+	return Walk(im.Data, im.Header.Seq, from, mode, fn)
+}
+
+// Close releases the image's memory. Slices of Data must not be used after.
+func (im *Image) Close() error {
+	if im.release == nil {
+		return nil
+	}
+	err := im.release()
+	im.release, im.Data = nil, nil
+	return err
+}

@@ -1,0 +1,168 @@
+package segment
+
+// EventKind classifies what Walk found at a place in the record area.
+type EventKind uint8
+
+const (
+	// EvFrame: a committed DATA or PAD frame (Event.Frame).
+	EvFrame EventKind = iota
+	// EvEnd: the committed END frame. The walk stops after it.
+	EvEnd
+	// EvReserved: a frame reserved and never committed; Event.Len is its
+	// claimed extent, which the walk skips.
+	EvReserved
+	// EvGap: a run of zero bytes followed by a frame: space claimed by
+	// writers that died before storing their claim. Event.Len bytes skipped.
+	EvGap
+	// EvTorn: damaged bytes. Event.Frame says what the first slot decoded
+	// to; Event.Len is how many bytes the walk could not attribute before
+	// it found the next frame whose CRC matches (or reached the limit).
+	EvTorn
+	// EvTail: zeros from Event.Offset to the record limit, with no END
+	// frame: the segment was never finished. The walk stops.
+	EvTail
+	// EvPending: live mode only. The slot at Event.Offset is unwritten or
+	// reserved and a writer may still commit it. The walk stops there.
+	EvPending
+)
+
+var evNames = [...]string{"frame", "end", "reserved", "gap", "torn", "tail", "pending"}
+
+func (k EventKind) String() string {
+	if int(k) < len(evNames) {
+		return evNames[k]
+	}
+	return "invalid"
+}
+
+// Event is one step of Walk.
+type Event struct {
+	Kind   EventKind
+	Offset int64
+	Len    int64 // bytes covered, from Offset
+	Frame  Frame // the slot decoded at Offset
+}
+
+// WalkMode says whether a writer may still be appending to the image.
+type WalkMode uint8
+
+const (
+	// Quiescent: no writer is appending (a sealed segment, or a dead
+	// writer's). Unfinished frames are reported and skipped.
+	Quiescent WalkMode = iota
+	// Live: a writer holds the log; an unwritten or reserved slot means
+	// "not yet" and the walk stops at it with EvPending.
+	Live
+)
+
+// Walk decodes the record area of the image of segment seq from offset
+// from (HeaderSize for the start) and calls fn for each event until fn
+// returns false, an END frame, the tail, or (Live) a pending slot. It
+// returns the offset at which it stopped: the start of the event that
+// stopped it, or the record limit.
+//
+// Recovery rules (docs/FORMAT.md, "Reading a segment"): a reserved frame
+// is skipped by its claimed extent; a zero run is a gap if a plausible
+// frame follows it and the tail otherwise; after damage the walk resumes
+// at the next aligned offset where a frame's CRC matches. Walk never
+// panics and allocates nothing itself.
+func Walk(img []byte, seq uint64, from int64, mode WalkMode, fn func(Event) bool) int64 {
+	size := int64(len(img))
+	if size < MinSegmentSize || size%Alignment != 0 {
+		return from
+	}
+	limit := RecordLimit(size)
+	off := from
+	for off+FrameHeaderSize <= limit {
+		f := DecodeFrame(img, seq, off)
+		ev := Event{Offset: off, Frame: f}
+		switch f.State {
+		case Committed:
+			ev.Len = f.Extent
+			if f.Type == TypeEnd {
+				ev.Kind = EvEnd
+				fn(ev)
+				return off
+			}
+		case Reserved:
+			if mode == Live {
+				ev.Kind = EvPending
+				fn(ev)
+				return off
+			}
+			ev.Kind, ev.Len = EvReserved, f.Extent
+		case Unwritten:
+			if mode == Live {
+				ev.Kind = EvPending
+				fn(ev)
+				return off
+			}
+			next := nextNonZero(img, off, limit)
+			if next >= limit {
+				ev.Kind, ev.Len = EvTail, limit-off
+				fn(ev)
+				return off
+			}
+			if g := DecodeFrame(img, seq, next); g.State == Committed || g.State == Reserved {
+				ev.Kind, ev.Len = EvGap, next-off
+				break
+			}
+			// Non-zero bytes that are not a frame: damage, not a gap.
+			ev.Kind, ev.Len = EvTorn, Resync(img, seq, next)-off
+		case Torn:
+			ev.Kind, ev.Len = EvTorn, Resync(img, seq, off)-off
+		}
+		if !fn(ev) {
+			return off
+		}
+		off += ev.Len
+	}
+	return off
+}
+
+// Resync returns the first aligned offset after off where a committed frame
+// (one whose CRC matches at that offset) starts, or the record limit if
+// there is none. Because the CRC covers the segment sequence and the
+// offset, a match is a frame written there, with odds of a false match of
+// about 2^-32 per candidate that passes the cheap header checks first.
+func Resync(img []byte, seq uint64, off int64) int64 {
+	limit := RecordLimit(int64(len(img)))
+	for p := off + Alignment; p+FrameHeaderSize <= limit; p += Alignment {
+		if l := int32(le.Uint32(img[p:])); l < FrameHeaderSize {
+			continue
+		}
+		if t := img[p+4]; t != TypeData && t != TypePad && t != TypeEnd {
+			continue
+		}
+		if DecodeFrame(img, seq, p).State == Committed {
+			return p
+		}
+	}
+	return limit
+}
+
+// nextNonZero returns the first aligned offset at or after off whose 8-byte
+// word is not zero, or limit.
+func nextNonZero(img []byte, off, limit int64) int64 {
+	for p := off; p+Alignment <= limit; p += Alignment {
+		if le.Uint64(img[p:]) != 0 {
+			return p
+		}
+	}
+	return limit
+}
+
+// ZeroFrom reports the first offset in [from, limit) holding a non-zero
+// byte, or limit. verify uses it to find bytes after the END frame.
+func ZeroFrom(img []byte, from, limit int64) int64 {
+	p := nextNonZero(img, from, limit)
+	if p >= limit {
+		return limit
+	}
+	for i := p; i < p+Alignment; i++ {
+		if img[i] != 0 {
+			return i
+		}
+	}
+	return p
+}
