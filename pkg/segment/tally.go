@@ -1,0 +1,59 @@
+package segment
+
+// Tally follows the commit words of frames a writer wrote itself, without
+// checking CRCs, to find when every frame up to END is committed and to
+// collect what the footer needs. It is how the writer seals at the speed of
+// reading length words; Seal (which walks with CRC checks) is for segments
+// whose writer is gone.
+type Tally struct {
+	Off     int64 // next frame to look at
+	Records uint64
+	MinTime int64
+	MaxTime int64
+	End     bool // Off is the committed END frame
+}
+
+// NewTally starts a tally at the first frame.
+func NewTally() Tally { return Tally{Off: HeaderSize} }
+
+// Advance moves over committed frames from t.Off and reports whether the
+// END frame has been reached. It stops at the first frame that is not
+// committed yet (or not plausible, which the writer treats as not yet).
+func (t *Tally) Advance(img []byte) bool {
+	limit := RecordLimit(int64(len(img)))
+	for !t.End && t.Off+FrameHeaderSize <= limit {
+		l := LoadLength(img, t.Off)
+		if l <= 0 {
+			return false
+		}
+		ext := Align(int64(l))
+		if t.Off+ext > limit {
+			return false
+		}
+		switch img[t.Off+4] {
+		case TypeEnd:
+			t.End = true
+			return true
+		case TypeData:
+			ts := int64(le.Uint64(img[t.Off+8:]))
+			if t.Records == 0 || ts < t.MinTime {
+				t.MinTime = ts
+			}
+			t.MaxTime = max(t.MaxTime, ts)
+			t.Records++
+		}
+		t.Off += ext
+	}
+	return t.End
+}
+
+// SealTallied writes the footer of a segment whose tally reached END.
+func SealTallied(img []byte, seq uint64, t Tally, prev [DigestSize]byte, flags uint32, sealedAt int64) Footer {
+	f := Footer{
+		Seq: seq, Records: t.Records, EndOffset: t.Off, MinTime: t.MinTime, MaxTime: t.MaxTime,
+		SealedAt: sealedAt, Flags: flags, PrevDigest: prev,
+	}
+	f.Digest = Digest(prev, img, t.Off)
+	f.Encode(img[int64(len(img))-FooterSize:])
+	return f
+}
