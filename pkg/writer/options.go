@@ -1,0 +1,135 @@
+package writer
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// SyncMode says when committed records are made durable (msync MS_SYNC of
+// the mapped pages, which on Linux also writes the file metadata needed to
+// read them back, like fdatasync).
+//
+//	mode      process crash (kill -9)      power loss / kernel crash
+//	none      every committed record       records in sealed segments only
+//	interval  every committed record       all but the last SyncInterval
+//	always    every committed record       every record Append returned for
+//
+// A process crash never loses a committed record in any mode: the stores
+// are in the kernel's page cache as soon as they execute. After power loss
+// a record that was being written can be torn; readers and verify detect it
+// by its CRC. Sealing always flushes the whole segment before its footer
+// counts as durable.
+type SyncMode uint8
+
+const (
+	SyncInterval SyncMode = iota // default: flush every SyncInterval
+	SyncNone                     // never flush, except when sealing
+	SyncAlways                   // Append returns after its record is durable
+)
+
+func (m SyncMode) String() string {
+	switch m {
+	case SyncNone:
+		return "none"
+	case SyncInterval:
+		return "interval"
+	case SyncAlways:
+		return "always"
+	}
+	return fmt.Sprintf("SyncMode(%d)", uint8(m))
+}
+
+// ParseSyncMode parses "none", "interval" or "always".
+func ParseSyncMode(s string) (SyncMode, error) {
+	for _, m := range []SyncMode{SyncNone, SyncInterval, SyncAlways} {
+		if m.String() == s {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown sync mode %q (want none, interval or always)", s)
+}
+
+// Options configure a Writer. The zero value is valid.
+type Options struct {
+	// SegmentSize is the size of every new segment file; default 64 MiB.
+	// It must be a multiple of 8 between 64 KiB and 1 GiB.
+	SegmentSize int64
+	// MaxRecordSize is the largest payload Append accepts; default
+	// SegmentSize/8 - 24. It may be raised up to segment.MaxPayload.
+	MaxRecordSize int64
+	// Sync is the durability policy; default SyncInterval.
+	Sync SyncMode
+	// SyncInterval is the flush period of SyncInterval; default 1 s.
+	SyncInterval time.Duration
+	// TimePrecision is how fresh record timestamps are. The default (0)
+	// means 1 ms: the background clock refreshes a shared timestamp every
+	// millisecond while records arrive (and stops when idle, so the first
+	// record after a pause reads the system clock itself). A negative
+	// value reads the system clock for every record, which costs ~50 ns
+	// per Append on VMs whose clock source is slow. Under CPU saturation
+	// the refresh can lag by a scheduler quantum; timestamps are not
+	// guaranteed to be monotonic across goroutines.
+	TimePrecision time.Duration
+	// CloseTimeout bounds how long Close waits for reservations still
+	// open (Reserve without Commit or Abort); default 10 s. After it,
+	// Close returns ErrReservationsOpen and leaves that segment unsealed
+	// and mapped (recovery seals it on the next Open).
+	CloseTimeout time.Duration
+	// Logger receives recovery reports and background errors; nil
+	// discards them. The writer never prints.
+	Logger *slog.Logger
+	// FS performs the writer's few file operations; nil uses the
+	// operating system. It exists for fault injection and instrumentation.
+	FS FS
+}
+
+// Sentinel errors; errors from the writer wrap them (and the file name).
+var (
+	ErrClosed           = errors.New("writer is closed")
+	ErrTooLarge         = errors.New("record too large")
+	ErrReservationDone  = errors.New("reservation already committed or aborted")
+	ErrReservationsOpen = errors.New("reservations still open at close")
+	// ErrFailed wraps a flush or seal failure. It is sticky: after it,
+	// every call returns it and no durability is claimed again, because
+	// the kernel may have dropped the pages that failed to write.
+	ErrFailed = errors.New("writer failed")
+)
+
+func (o Options) withDefaults() (Options, error) {
+	if o.SegmentSize == 0 {
+		o.SegmentSize = segment.DefaultSegmentSize
+	}
+	if err := segment.ValidSize(o.SegmentSize); err != nil {
+		return o, err
+	}
+	if o.MaxRecordSize == 0 {
+		o.MaxRecordSize = segment.DefaultMaxRecord(o.SegmentSize)
+	}
+	if o.MaxRecordSize < 0 || o.MaxRecordSize > segment.MaxPayload(o.SegmentSize) {
+		return o, fmt.Errorf("max record size %d out of range (at most %d for %d-byte segments)",
+			o.MaxRecordSize, segment.MaxPayload(o.SegmentSize), o.SegmentSize)
+	}
+	if o.Sync > SyncAlways {
+		return o, fmt.Errorf("invalid sync mode %d", o.Sync)
+	}
+	if o.SyncInterval <= 0 {
+		o.SyncInterval = time.Second
+	}
+	if o.TimePrecision == 0 {
+		o.TimePrecision = time.Millisecond
+	}
+	if o.CloseTimeout <= 0 {
+		o.CloseTimeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.FS == nil {
+		o.FS = osFS{}
+	}
+	return o, nil
+}

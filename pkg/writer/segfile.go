@@ -1,0 +1,170 @@
+package writer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+	"github.com/edsrzf/mmap-go"
+	"golang.org/x/sys/unix"
+)
+
+// seg is one mapped segment. Appenders touch only tail (atomic) and the
+// read-only fields; everything else belongs to the background goroutines.
+type seg struct {
+	seq       uint64
+	path      string
+	data      []byte // the mapping; valid until unmapped by the sealer
+	dataLimit int64
+
+	_    [64]byte // keep tail on its own cache line: every append writes it
+	tail atomic.Int64
+	_    [56]byte
+
+	// next is the segment prepared to follow this one; set once.
+	next atomic.Pointer[seg]
+
+	f *os.File
+
+	// mapMu orders the flusher's msync against the sealer's unmap.
+	mapMu    sync.Mutex
+	unmapped bool
+	synced   int64 // bytes from 0 known durable (under mapMu)
+
+	tally segment.Tally // sealer-owned
+}
+
+// full reports whether a claim has crossed the data limit: no append can
+// land in this segment any more.
+func (s *seg) full() bool { return s.tail.Load() > s.dataLimit }
+
+// prepare creates, reserves, maps and pre-faults segment seq, the way every
+// new segment is born: under a temporary name, header written and fsynced,
+// then renamed and the directory fsynced, so a crash never leaves a
+// half-made .seg file.
+func (w *Writer) prepare(seq uint64) (*seg, error) {
+	fs, size := w.opts.FS, w.opts.SegmentSize
+	final := filepath.Join(w.dir, segment.FileName(seq))
+	tmp := final + segment.TempExt
+	if _, err := os.Lstat(final); err == nil {
+		return nil, fmt.Errorf("prepare %s: already exists", final)
+	}
+	f, err := fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("prepare segment: create %s: %w", tmp, err)
+	}
+	fail := func(step string, err error) (*seg, error) {
+		f.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("prepare segment: %s %s: %w", step, tmp, err)
+	}
+	if err := fs.Fallocate(f, size); err != nil {
+		return fail("fallocate", err)
+	}
+	var hdr [segment.HeaderSize]byte
+	segment.Header{Seq: seq, Size: size, Created: time.Now().UnixNano()}.Encode(hdr[:])
+	if _, err := f.WriteAt(hdr[:], 0); err != nil {
+		return fail("write header of", err)
+	}
+	if err := fs.Fsync(f); err != nil {
+		return fail("fsync", err)
+	}
+	if err := fs.Rename(tmp, final); err != nil {
+		return fail("rename", err)
+	}
+	if err := fs.SyncDir(w.dir); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("prepare segment: fsync directory %s: %w", w.dir, err)
+	}
+	s, err := mapSegment(f, final, seq, size)
+	if err != nil {
+		return nil, err
+	}
+	s.tail.Store(segment.HeaderSize)
+	return s, nil
+}
+
+// mapSegment maps an open segment file read-write and pre-faults it, so
+// that appenders never take a page fault on the hot path.
+func mapSegment(f *os.File, path string, seq uint64, size int64) (*seg, error) {
+	m, err := mmap.Map(f, mmap.RDWR, 0)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("map %s: %w", path, err)
+	}
+	if len(m) != int(size) {
+		m.Unmap()
+		f.Close()
+		return nil, fmt.Errorf("map %s: file is %d bytes, want %d", path, len(m), size)
+	}
+	prefault(m)
+	return &seg{seq: seq, path: path, data: m, f: f, dataLimit: segment.DataLimit(size), tally: segment.NewTally()}, nil
+}
+
+// prefault makes every page of the mapping present and writable.
+// MADV_POPULATE_WRITE (Linux 5.14) does it in one call; older kernels get
+// one store per page. Storing zero keeps the contents: the file was
+// fallocated, so every page reads as zero, and the header page is skipped.
+func prefault(m []byte) {
+	if err := unix.Madvise(m, unix.MADV_POPULATE_WRITE); err == nil {
+		return
+	}
+	page := os.Getpagesize()
+	for i := page; i < len(m); i += page {
+		m[i] = 0
+	}
+}
+
+// flush makes the mapped bytes [0, upto) durable, skipping what an earlier
+// flush covered. It is safe against a concurrent unmap by the sealer.
+func (w *Writer) flush(s *seg, upto int64) error {
+	s.mapMu.Lock()
+	defer s.mapMu.Unlock()
+	if s.unmapped || upto <= s.synced {
+		return nil
+	}
+	page := int64(os.Getpagesize())
+	from := s.synced &^ (page - 1)
+	upto = min((upto+page-1)&^(page-1), int64(len(s.data)))
+	if err := w.opts.FS.Msync(s.data[from:upto]); err != nil {
+		return fmt.Errorf("msync %s [%d, %d): %w", s.path, from, upto, err)
+	}
+	s.synced = upto
+	return nil
+}
+
+// release unmaps and closes a segment. Only the sealer calls it, and only
+// once every frame of the segment is committed, so no appender can still
+// write to the mapping.
+func (s *seg) release() error {
+	s.mapMu.Lock()
+	defer s.mapMu.Unlock()
+	if s.unmapped {
+		return nil
+	}
+	s.unmapped = true
+	m := mmap.MMap(s.data)
+	err := m.Unmap()
+	if cerr := s.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("release %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// discard releases a prepared segment that never became active. Its file
+// stays: it is empty, and the next Open reuses it.
+func (s *seg) discard() error {
+	err := s.release()
+	if errors.Is(err, os.ErrClosed) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,365 @@
+// Package writer appends records to an auditseg log from any number of
+// goroutines at once.
+//
+// An append is one atomic add on the active segment's tail, which hands the
+// caller a frame in the memory-mapped file; the caller copies its record in
+// and commits it with an atomic store of the frame's length. There is no
+// mutex and no spin lock on that path, no allocation, and no second shared
+// counter. A background goroutine keeps the next segment created, reserved
+// on disk (fallocate), mapped and pre-faulted before it is needed, and
+// another seals each finished segment once its last frame is committed.
+// The format is specified in docs/FORMAT.md.
+package writer
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// Position names a record; see segment.Position.
+type Position = segment.Position
+
+// Writer appends records to the log in one directory. It is safe for use
+// by any number of goroutines.
+type Writer struct {
+	dir  string
+	opts Options
+	lock *segment.Lock
+
+	cur       atomic.Pointer[seg]
+	maxRecord int
+	clock     clock
+
+	// failed holds the sticky error (ErrFailed or ErrClosed wrapped).
+	failed atomic.Pointer[error]
+	// prepErr is the last failure to prepare the next segment (a full
+	// disk); appenders that need a new segment return it until a retry
+	// of the preparer succeeds.
+	prepErr atomic.Pointer[error]
+
+	// wake is closed and replaced whenever rotation state changes, to wake
+	// appenders waiting for the next segment.
+	wake atomic.Pointer[chan struct{}]
+
+	rotMu   sync.Mutex // rotation and close only, never the append path
+	closing bool
+
+	kickPrep chan struct{}
+	kickSeal chan struct{}
+	done     chan struct{} // closed by Close to stop the goroutines
+	wg       sync.WaitGroup
+
+	sealer   sealer
+	syncer   syncer
+	closeMu  sync.Mutex
+	closed   bool
+	closeErr error
+	stats    Stats
+}
+
+// Stats describe what Open recovered.
+type Stats struct {
+	// RecoveredSegments were unsealed segments (a writer died) that Open
+	// sealed; RecoveredFrames were reserved or zero-gap frames among them
+	// turned into PAD; DamagedSegments could not be sealed because a
+	// committed frame in them is damaged (verify reports them).
+	RecoveredSegments, RecoveredFrames, DamagedSegments int
+	// RemovedTemps were leftover temporary files of interrupted creations.
+	RemovedTemps int
+}
+
+// Open opens (creating it if needed) the log in dir for appending. It takes
+// the directory's lock, so a second writer fails at once with an error
+// wrapping segment.ErrLocked that names the holder's pid. If the previous
+// writer died, Open first recovers: see docs/FORMAT.md, "Recovery".
+func Open(dir string, opts Options) (*Writer, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("open log directory: %w", err)
+	}
+	lock, err := segment.AcquireLock(dir)
+	if err != nil {
+		return nil, err
+	}
+	w := &Writer{
+		dir: dir, opts: opts, lock: lock, maxRecord: int(opts.MaxRecordSize),
+		kickPrep: make(chan struct{}, 1), kickSeal: make(chan struct{}, 1), done: make(chan struct{}),
+	}
+	ch := make(chan struct{})
+	w.wake.Store(&ch)
+	first, prev, err := w.recover()
+	if err != nil {
+		lock.Release()
+		return nil, fmt.Errorf("open %s: %w", dir, err)
+	}
+	w.sealer.prev = prev
+	w.sealer.queue, w.sealer.last = []*seg{first}, first
+	w.sealer.idle = make(chan struct{})
+	w.cur.Store(first)
+	w.syncer.init(w)
+	w.clock.start(w, opts.TimePrecision)
+	w.wg.Add(2)
+	go w.prepareLoop()
+	go w.sealLoop()
+	if opts.Sync == SyncInterval {
+		w.wg.Add(1)
+		go w.intervalLoop()
+	}
+	return w, nil
+}
+
+// Recovered reports what Open found and repaired.
+func (w *Writer) Recovered() Stats { return w.stats }
+
+// Dir returns the log directory.
+func (w *Writer) Dir() string { return w.dir }
+
+// Append copies p into the log as one record and commits it. With
+// SyncAlways it returns once the record is durable. The returned Position
+// orders the record among all others.
+func (w *Writer) Append(p []byte) (Position, error) {
+	if e := w.failed.Load(); e != nil {
+		return Position{}, *e
+	}
+	if len(p) > w.maxRecord {
+		return Position{}, w.tooLarge(len(p))
+	}
+	n := segment.FrameSize(len(p))
+	length := int32(segment.FrameHeaderSize + len(p))
+	for {
+		s := w.cur.Load()
+		off := s.tail.Add(n) - n
+		if off+n > s.dataLimit {
+			if err := w.overflow(s, off); err != nil {
+				return Position{}, err
+			}
+			continue
+		}
+		img := s.data
+		segment.StoreLength(img, off, -length) // claim: the slot reads as reserved
+		copy(img[off+segment.FrameHeaderSize:], p)
+		ts := w.clock.now()
+		segment.PutFrameHeader(img[off:], segment.TypeData, ts, segment.FrameCRC(s.seq, off, length, segment.TypeData, ts, p))
+		segment.StoreLength(img, off, length) // commit
+		pos := Position{Seq: s.seq, Offset: off}
+		if w.opts.Sync == SyncAlways {
+			if err := w.Sync(); err != nil {
+				return pos, err
+			}
+		}
+		return pos, nil
+	}
+}
+
+func (w *Writer) tooLarge(n int) error {
+	return fmt.Errorf("%w: %d bytes, the limit is %d (Options.MaxRecordSize / --max-record; at most %d for %d-byte segments, raise --segment-size beyond that)",
+		ErrTooLarge, n, w.maxRecord, segment.MaxPayload(w.opts.SegmentSize), w.opts.SegmentSize)
+}
+
+// overflow handles a claim at off that does not fit in s. The one claim
+// that crosses the data limit writes the END frame; every overflowing
+// caller then waits for (or performs) the switch to the next segment.
+func (w *Writer) overflow(s *seg, off int64) error {
+	if off <= s.dataLimit {
+		segment.PutEnd(s.data, s.seq, off, w.clock.now())
+		kick(w.kickSeal)
+	}
+	for {
+		ch := *w.wake.Load()
+		if w.cur.Load() != s {
+			return nil
+		}
+		switch err := w.rotate(s); {
+		case err == nil:
+			return nil
+		case !errors.Is(err, errNotReady):
+			return err
+		}
+		if e := w.prepErr.Load(); e != nil {
+			kick(w.kickPrep) // retry; the disk may have room again
+			return *e
+		}
+		kick(w.kickPrep)
+		<-ch
+	}
+}
+
+var errNotReady = errors.New("next segment not ready")
+
+// rotate makes s.next the active segment if s is still active and full.
+// Appenders call it when they overflow and the preparer when it finishes a
+// segment that is already needed, so rotation never depends on one
+// particular goroutine.
+func (w *Writer) rotate(s *seg) error {
+	w.rotMu.Lock()
+	defer w.rotMu.Unlock()
+	if w.cur.Load() != s {
+		return nil
+	}
+	if w.closing {
+		return w.closedErr()
+	}
+	if e := w.failed.Load(); e != nil {
+		return *e
+	}
+	nx := s.next.Load()
+	if nx == nil || !s.full() {
+		return errNotReady
+	}
+	w.cur.Store(nx)
+	w.broadcast()
+	kick(w.kickPrep)
+	kick(w.kickSeal)
+	return nil
+}
+
+func (w *Writer) closedErr() error { return fmt.Errorf("%s: %w", w.dir, ErrClosed) }
+
+func (w *Writer) broadcast() {
+	ch := make(chan struct{})
+	old := w.wake.Swap(&ch)
+	close(*old)
+}
+
+// fail makes err sticky: every later call returns it.
+func (w *Writer) fail(err error) {
+	e := fmt.Errorf("%w: %w", ErrFailed, err)
+	if w.failed.CompareAndSwap(nil, &e) {
+		w.opts.Logger.Error("auditseg writer failed; no further records are accepted", "dir", w.dir, "err", err)
+		w.broadcast()
+	}
+}
+
+func kick(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// Reservation is space for one record of a fixed size in the mapped file,
+// obtained by Reserve. Fill Bytes, then Commit, or Abort to turn the space
+// into padding. A Reservation must be committed or aborted exactly once,
+// and Bytes must not be used after that.
+type Reservation struct {
+	w    *Writer
+	s    *seg
+	off  int64
+	n    int
+	done bool
+}
+
+// Reserve claims space for a record of exactly n bytes and returns it for
+// the caller to fill in place, saving the copy Append makes.
+func (w *Writer) Reserve(n int) (Reservation, error) {
+	if e := w.failed.Load(); e != nil {
+		return Reservation{}, *e
+	}
+	if n < 0 || n > w.maxRecord {
+		return Reservation{}, w.tooLarge(n)
+	}
+	size := segment.FrameSize(n)
+	for {
+		s := w.cur.Load()
+		off := s.tail.Add(size) - size
+		if off+size > s.dataLimit {
+			if err := w.overflow(s, off); err != nil {
+				return Reservation{}, err
+			}
+			continue
+		}
+		segment.StoreLength(s.data, off, -int32(segment.FrameHeaderSize+n))
+		return Reservation{w: w, s: s, off: off, n: n}, nil
+	}
+}
+
+// Bytes is the record's space in the mapped file, n bytes long.
+func (r *Reservation) Bytes() []byte {
+	start := r.off + segment.FrameHeaderSize
+	return r.s.data[start : start+int64(r.n) : start+int64(r.n)]
+}
+
+// Position is where the record is (valid before Commit).
+func (r *Reservation) Position() Position { return Position{Seq: r.s.seq, Offset: r.off} }
+
+// Commit checksums and commits the record. With SyncAlways it returns once
+// the record is durable.
+func (r *Reservation) Commit() error {
+	if r.done || r.s == nil {
+		return ErrReservationDone
+	}
+	r.done = true
+	img, length := r.s.data, int32(segment.FrameHeaderSize+r.n)
+	ts := r.w.clock.now()
+	payload := img[r.off+segment.FrameHeaderSize : r.off+int64(length)]
+	segment.PutFrameHeader(img[r.off:], segment.TypeData, ts, segment.FrameCRC(r.s.seq, r.off, length, segment.TypeData, ts, payload))
+	segment.StoreLength(img, r.off, length)
+	if r.w.opts.Sync == SyncAlways {
+		return r.w.Sync()
+	}
+	return nil
+}
+
+// Abort gives the space back as a PAD frame, which readers skip.
+func (r *Reservation) Abort() error {
+	if r.done || r.s == nil {
+		return ErrReservationDone
+	}
+	r.done = true
+	segment.PutPad(r.s.data, r.s.seq, r.off, segment.FrameSize(r.n))
+	return nil
+}
+
+// Close seals the active segment, stops the background goroutines and
+// releases the directory. It waits up to Options.CloseTimeout for open
+// reservations. Calling it again returns the first call's result.
+func (w *Writer) Close() error {
+	w.closeMu.Lock()
+	defer w.closeMu.Unlock()
+	if w.closed {
+		return w.closeErr
+	}
+	w.closed = true
+
+	w.rotMu.Lock()
+	w.closing = true
+	s := w.cur.Load()
+	w.rotMu.Unlock()
+	// Claim everything left in the active segment, as a crossing writer
+	// would: later claims overflow and get ErrClosed.
+	if off := s.tail.Add(s.dataLimit + 1); off-(s.dataLimit+1) <= s.dataLimit {
+		segment.PutEnd(s.data, s.seq, off-(s.dataLimit+1), w.clock.now())
+	}
+	w.broadcast()
+
+	err := w.sealer.drain(w, w.opts.CloseTimeout)
+	close(w.done)
+	w.wg.Wait()
+	if nx := s.next.Load(); nx != nil {
+		if derr := nx.discard(); err == nil {
+			err = derr
+		}
+	}
+	if e := w.failed.Load(); e != nil && err == nil {
+		err = *e
+	}
+	if lerr := w.lock.Release(); err == nil {
+		err = lerr
+	}
+	closedErr := w.closedErr()
+	w.failed.CompareAndSwap(nil, &closedErr)
+	w.closeErr = err
+	return err
+}
+
+// now is used where a fresh wall-clock reading matters more than speed.
+func now() int64 { return time.Now().UnixNano() }

@@ -1,0 +1,272 @@
+package writer
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// readAll decodes every segment in dir with the shared walker and returns
+// the DATA payloads by position, failing on anything but clean frames.
+func readAll(t *testing.T, dir string) map[segment.Position][]byte {
+	t.Helper()
+	l, err := segment.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[segment.Position][]byte{}
+	for _, e := range l.Segments {
+		im, err := segment.OpenImage(e.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := im.Check(); err != nil {
+			t.Fatal(err)
+		}
+		im.Walk(segment.HeaderSize, segment.Quiescent, func(ev segment.Event) bool {
+			switch ev.Kind {
+			case segment.EvFrame:
+				if ev.Frame.Type == segment.TypeData {
+					out[segment.Position{Seq: e.Seq, Offset: ev.Offset}] = bytes.Clone(ev.Frame.Payload)
+				}
+			case segment.EvEnd, segment.EvTail:
+			default:
+				t.Errorf("%s: unexpected %v at %d", e.Path, ev.Kind, ev.Offset)
+			}
+			return true
+		})
+		im.Close()
+	}
+	return out
+}
+
+func record(g, i int) []byte {
+	b := make([]byte, 8+(i*7+g)%100)
+	binary.BigEndian.PutUint32(b, uint32(g))
+	binary.BigEndian.PutUint32(b[4:], uint32(i))
+	for k := 8; k < len(b); k++ {
+		b[k] = byte(g + i + k)
+	}
+	return b
+}
+
+func TestConcurrentAppendAcrossRotations(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Open(dir, Options{SegmentSize: 64 << 10, Sync: SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const G, N = 16, 3000
+	pos := make([][]segment.Position, G)
+	var wg sync.WaitGroup
+	for g := range G {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range N {
+				p, err := w.Append(record(g, i))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				pos[g] = append(pos[g], p)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, dir)
+	if len(got) != G*N {
+		t.Fatalf("found %d records, want %d", len(got), G*N)
+	}
+	for g := range G {
+		for i, p := range pos[g] {
+			if !bytes.Equal(got[p], record(g, i)) {
+				t.Fatalf("record %d/%d at %v differs", g, i, p)
+			}
+			if i > 0 && p.Compare(pos[g][i-1]) <= 0 {
+				t.Fatalf("positions not increasing for goroutine %d", g)
+			}
+		}
+	}
+	l, _ := segment.List(dir)
+	if len(l.Segments) < 10 {
+		t.Fatalf("only %d segments: rotation not exercised", len(l.Segments))
+	}
+	// Every segment but the prepared, unused last one is sealed and chained.
+	var prev [segment.DigestSize]byte
+	for _, e := range l.Segments[:len(l.Segments)-1] {
+		im, _ := segment.OpenImage(e.Path)
+		f, err := im.Footer()
+		if err != nil {
+			t.Fatalf("%s: %v", e.Path, err)
+		}
+		if f.PrevDigest != prev || f.Digest != segment.Digest(prev, im.Data, f.EndOffset) {
+			t.Fatalf("%s: digest chain broken", e.Path)
+		}
+		prev = f.Digest
+		im.Close()
+	}
+}
+
+func TestReserveCommitAbort(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Open(dir, Options{SegmentSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := w.Reserve(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(r.Bytes(), "hello")
+	if err := r.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Commit(); !errors.Is(err, ErrReservationDone) {
+		t.Fatalf("second commit: %v", err)
+	}
+	a, _ := w.Reserve(100)
+	copy(a.Bytes(), bytes.Repeat([]byte{'x'}, 100))
+	if err := a.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	p3, _ := w.Append([]byte("after"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got := readAll(t, dir)
+	if len(got) != 2 || string(got[r.Position()]) != "hello" || string(got[p3]) != "after" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestTooLargeAndSecondWriter(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Open(dir, Options{SegmentSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if _, err := w.Append(make([]byte, 64<<10/8)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("want ErrTooLarge, got %v", err)
+	}
+	_, err = Open(dir, Options{})
+	if !errors.Is(err, segment.ErrLocked) || !bytes.Contains([]byte(err.Error()), []byte(fmt.Sprint(os.Getpid()))) {
+		t.Fatalf("second writer: %v", err)
+	}
+}
+
+func TestCloseIdempotent(t *testing.T) {
+	w, err := Open(t.TempDir(), Options{SegmentSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Append([]byte("x"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Append([]byte("y")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("append after close: %v", err)
+	}
+}
+
+// TestRecovery builds the state a killed writer leaves: an unsealed segment
+// with committed frames, a reserved (negative length) frame and a zero gap
+// followed by a committed frame; Open must pad, seal and continue.
+func TestRecovery(t *testing.T) {
+	dir := t.TempDir()
+	const size = 64 << 10
+	img := segment.NewImage(1, size, 1)
+	off := int64(segment.HeaderSize)
+	off = segment.PutFrame(img, 1, off, segment.TypeData, 10, []byte("one"))
+	segment.StoreLength(img, off, -int32(segment.FrameHeaderSize+40)) // reserved, never committed
+	off += segment.FrameSize(40)
+	gap := off
+	off += segment.FrameSize(16) // claimed, never even marked
+	p3 := off
+	off = segment.PutFrame(img, 1, off, segment.TypeData, 12, []byte("three"))
+	if err := os.WriteFile(filepath.Join(dir, segment.FileName(1)), img, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	w, err := Open(dir, Options{SegmentSize: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := w.Recovered()
+	if st.RecoveredSegments != 1 || st.RecoveredFrames != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	p4, err := w.Append([]byte("four"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p4.Seq != 2 {
+		t.Fatalf("continued in segment %d, want 2", p4.Seq)
+	}
+	w.Close()
+	got := readAll(t, dir)
+	want := map[segment.Position]string{{Seq: 1, Offset: segment.HeaderSize}: "one", {Seq: 1, Offset: p3}: "three", p4: "four"}
+	if len(got) != len(want) {
+		t.Fatalf("got %d records: %q", len(got), got)
+	}
+	for p, s := range want {
+		if string(got[p]) != s {
+			t.Fatalf("at %v got %q want %q", p, got[p], s)
+		}
+	}
+	im, _ := segment.OpenImage(filepath.Join(dir, segment.FileName(1)))
+	defer im.Close()
+	f, err := im.Footer()
+	if err != nil || f.Flags&segment.FlagRecovered == 0 || f.Records != 2 {
+		t.Fatalf("footer %+v, %v", f, err)
+	}
+	if fr := segment.DecodeFrame(im.Data, 1, gap); fr.State != segment.Committed || fr.Type != segment.TypePad {
+		t.Fatalf("gap not padded: %+v", fr)
+	}
+}
+
+func TestReopenReusesPreparedSegment(t *testing.T) {
+	dir := t.TempDir()
+	for run := range 3 {
+		w, err := Open(dir, Options{SegmentSize: 64 << 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := w.Recovered(); st.RecoveredSegments != 0 {
+			t.Fatalf("run %d: clean close needed recovery: %+v", run, st)
+		}
+		p, err := w.Append([]byte(fmt.Sprint("run", run)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Seq != uint64(run+1) {
+			t.Fatalf("run %d appended to segment %d", run, p.Seq)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := readAll(t, dir); len(got) != 3 {
+		t.Fatalf("%d records", len(got))
+	}
+	l, _ := segment.List(dir)
+	if len(l.Segments) != 4 {
+		t.Fatalf("%d segment files, want 3 sealed + 1 prepared", len(l.Segments))
+	}
+}
