@@ -57,10 +57,14 @@ func Seal(img []byte, prev [DigestSize]byte, flags uint32, sealedAt int64) (Foot
 		case EvFrame:
 			if ev.Frame.Type == TypeData {
 				f.Records++
+				// Both bounds start from the first record: timestamps may
+				// be negative (a clock set before 1970).
 				if f.Records == 1 || ev.Frame.Time < f.MinTime {
 					f.MinTime = ev.Frame.Time
 				}
-				f.MaxTime = max(f.MaxTime, ev.Frame.Time)
+				if f.Records == 1 || ev.Frame.Time > f.MaxTime {
+					f.MaxTime = ev.Frame.Time
+				}
 			}
 			return true
 		case EvEnd:

@@ -197,6 +197,11 @@ func DecodeHeader(b []byte) (Header, error) {
 	if le.Uint16(b[10:]) != FrameHeaderSize || le.Uint16(b[12:]) != Alignment || le.Uint16(b[14:]) != FooterSize {
 		return Header{}, corrupt(10, "layout constants do not match version %d", Version)
 	}
+	// A version 1 writer leaves them zero; anything else was written by a
+	// layout this build does not know, so nothing in the file can be trusted.
+	if !isZero(b[40:60]) {
+		return Header{}, corrupt(40, "reserved header bytes are not zero")
+	}
 	h := Header{Seq: le.Uint64(b[16:]), Size: int64(le.Uint64(b[24:])), Created: int64(le.Uint64(b[32:]))}
 	if err := ValidSize(h.Size); err != nil {
 		return Header{}, corrupt(24, "%v", err)
@@ -254,6 +259,10 @@ var ErrNoFooter = errors.New("segment is not sealed")
 // DecodeFooter parses the footer of a segment image (the whole file).
 // The offsets in errors are file offsets.
 func DecodeFooter(img []byte, h Header) (Footer, error) {
+	if err := ValidSize(h.Size); err != nil {
+		// Only a Header that did not come from DecodeHeader gets here.
+		return Footer{}, corrupt(24, "%v", err)
+	}
 	if int64(len(img)) != h.Size {
 		return Footer{}, corrupt(int64(len(img)), "file is %d bytes, header says %d", len(img), h.Size)
 	}

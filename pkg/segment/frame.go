@@ -114,7 +114,9 @@ func DecodeFrame(img []byte, seq uint64, off int64) Frame {
 	size := int64(len(img))
 	limit := RecordLimit(size)
 	f := Frame{Offset: off}
-	if off < HeaderSize || off%Alignment != 0 || off+FrameHeaderSize > limit {
+	// off > limit-FrameHeaderSize, not off+FrameHeaderSize > limit: off
+	// comes from callers and may be near MaxInt64.
+	if off < HeaderSize || off%Alignment != 0 || off > limit-FrameHeaderSize {
 		f.State = Torn
 		f.Err = corrupt(off, "frame offset out of the record area")
 		return f

@@ -60,7 +60,9 @@ func OpenImage(path string) (*Image, error) {
 }
 
 func (im *Image) mapFile() error {
-	f, err := os.OpenFile(im.Path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	// O_NONBLOCK: opening a FIFO named like a segment must fail below (not a
+	// regular file), not block until something writes to it.
+	f, err := os.OpenFile(im.Path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, syscall.ELOOP) {
 			return fmt.Errorf("%s: is a symbolic link; segment links are never followed", im.Path)

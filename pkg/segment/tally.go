@@ -39,7 +39,9 @@ func (t *Tally) Advance(img []byte) bool {
 			if t.Records == 0 || ts < t.MinTime {
 				t.MinTime = ts
 			}
-			t.MaxTime = max(t.MaxTime, ts)
+			if t.Records == 0 || ts > t.MaxTime { // timestamps may be negative
+				t.MaxTime = ts
+			}
 			t.Records++
 		}
 		t.Off += ext

@@ -73,7 +73,7 @@ func Walk(img []byte, seq uint64, from int64, mode WalkMode, fn func(Event) bool
 	}
 	limit := RecordLimit(size)
 	off := from
-	for off+FrameHeaderSize <= limit {
+	for off <= limit-FrameHeaderSize { // from may be near MaxInt64: no off+n
 		f := DecodeFrame(img, seq, off)
 		ev := Event{Offset: off, Frame: f}
 		switch f.State {
@@ -127,7 +127,12 @@ func Walk(img []byte, seq uint64, from int64, mode WalkMode, fn func(Event) bool
 // about 2^-32 per candidate that passes the cheap header checks first.
 func Resync(img []byte, seq uint64, off int64) int64 {
 	limit := RecordLimit(int64(len(img)))
-	for p := off + Alignment; p+FrameHeaderSize <= limit; p += Alignment {
+	if off >= limit {
+		return limit
+	}
+	// off may be unaligned or outside the record area (a caller's bad
+	// start): candidates are always aligned and inside it.
+	for p := max(Align(off+1), HeaderSize); p <= limit-FrameHeaderSize; p += Alignment {
 		if l := int32(le.Uint32(img[p:])); l < FrameHeaderSize {
 			continue
 		}
