@@ -1,0 +1,275 @@
+package segment
+
+import (
+	"bytes"
+	"math"
+	"testing"
+)
+
+func TestFrameRoundTrip(t *testing.T) {
+	fx := buildFixture(true)
+	for i, off := range fx.offs {
+		f := DecodeFrame(fx.img, testSeq, off)
+		want := int32(FrameHeaderSize + len(testPayloads[i]))
+		if f.State != Committed || f.Err != nil {
+			t.Fatalf("frame %d at %d: %v %v", i, off, f.State, f.Err)
+		}
+		if f.Offset != off || f.Length != want || f.Type != TypeData || f.Time != testTimes[i] ||
+			f.Extent != Align(int64(want)) || f.CRC != FrameCRC(testSeq, off, want, TypeData, testTimes[i], testPayloads[i]) {
+			t.Fatalf("frame %d decoded as %+v", i, f)
+		}
+		if !bytes.Equal(f.Payload, testPayloads[i]) || f.Payload == nil {
+			t.Fatalf("frame %d payload %q, want %q", i, f.Payload, testPayloads[i])
+		}
+		if cap(f.Payload) > 0 && &f.Payload[:1][0] != &fx.img[off+FrameHeaderSize] {
+			t.Fatal("payload does not alias the image")
+		}
+	}
+	end := DecodeFrame(fx.img, testSeq, fx.end)
+	if end.State != Committed || end.Type != TypeEnd || int64(end.Length) != RecordLimit(testSize)-fx.end ||
+		end.Extent != RecordLimit(testSize)-fx.end || end.Payload != nil || end.Time != 1_700_000_000_000_001_000 {
+		t.Fatalf("END decoded as %+v", end)
+	}
+
+	// PAD: header-only CRC; the bytes it covers are not checked.
+	img := NewImage(testSeq, testSize, 0)
+	for i := 200; i < 300; i++ {
+		img[i] = 0x77
+	}
+	PutPad(img, testSeq, 192, 128)
+	pad := DecodeFrame(img, testSeq, 192)
+	if pad.State != Committed || pad.Type != TypePad || pad.Length != 128 || pad.Extent != 128 || pad.Payload != nil || pad.Time != 0 {
+		t.Fatalf("PAD decoded as %+v", pad)
+	}
+	// A DATA frame ending exactly at DataLimit and the smallest END after it.
+	n := int(DataLimit(testSize) - HeaderSize - FrameHeaderSize)
+	if int64(n) != MaxPayload(testSize) {
+		t.Fatal("MaxPayload")
+	}
+	img = NewImage(testSeq, testSize, 0)
+	next := PutFrame(img, testSeq, HeaderSize, TypeData, 1, bytes.Repeat([]byte{1}, n))
+	if next != DataLimit(testSize) {
+		t.Fatal(next)
+	}
+	PutEnd(img, testSeq, next, 2)
+	if f := DecodeFrame(img, testSeq, HeaderSize); f.State != Committed || len(f.Payload) != n {
+		t.Fatalf("full frame: %v %v", f.State, f.Err)
+	}
+	if f := DecodeFrame(img, testSeq, next); f.State != Committed || f.Length != FrameHeaderSize || f.Type != TypeEnd {
+		t.Fatalf("END at the data limit: %v %v", f.State, f.Err)
+	}
+}
+
+func TestFrameStates(t *testing.T) {
+	img := NewImage(testSeq, testSize, 0)
+	if f := DecodeFrame(img, testSeq, 128); f.State != Unwritten || f.Extent != 0 || f.Err != nil {
+		t.Fatalf("zeros: %+v", f)
+	}
+	// A claim alone: the writer stored the negative length and nothing else.
+	StoreLength(img, 128, -29)
+	if f := DecodeFrame(img, testSeq, 128); f.State != Reserved || f.Extent != 32 || f.Length != -29 || f.Err != nil {
+		t.Fatalf("claim: %+v", f)
+	}
+	if LoadLength(img, 128) != -29 {
+		t.Fatal("LoadLength")
+	}
+	// Header and payload written, not committed: still reserved.
+	PutFrame(img, testSeq, 128, TypeData, 1, []byte("hello"))
+	StoreLength(img, 128, -29)
+	if f := DecodeFrame(img, testSeq, 128); f.State != Reserved || f.Extent != 32 || f.Payload != nil {
+		t.Fatalf("written, uncommitted: %+v", f)
+	}
+	StoreLength(img, 128, 29)
+	if f := DecodeFrame(img, testSeq, 128); f.State != Committed || string(f.Payload) != "hello" {
+		t.Fatalf("committed: %+v", f)
+	}
+	for s, name := range map[FrameState]string{Unwritten: "unwritten", Reserved: "reserved", Committed: "committed", Torn: "torn", 9: "invalid"} {
+		if s.String() != name {
+			t.Errorf("%d.String() = %q", s, s.String())
+		}
+	}
+}
+
+// Every way a frame slot can be damaged is reported as Torn, with the frame
+// offset and a reason, and never as a committed frame.
+func TestFrameDamageDetected(t *testing.T) {
+	const seq = testSeq
+	// Frame 3 (payload "delta-"x20) is at fx.offs[3]; most cases damage it.
+	fx0 := buildFixture(true)
+	off := fx0.offs[3]
+	cases := []struct {
+		name    string
+		seq     uint64
+		at      int64 // offset decoded (default off)
+		corrupt func(img []byte)
+		reason  string
+	}{
+		{name: "payload byte", corrupt: func(img []byte) { img[off+FrameHeaderSize+7] ^= 0x01 }, reason: "checksum mismatch"},
+		{name: "last payload byte", corrupt: func(img []byte) { img[off+FrameHeaderSize+119] ^= 0x80 }, reason: "checksum mismatch"},
+		{name: "time byte", corrupt: func(img []byte) { img[off+8] ^= 0x01 }, reason: "checksum mismatch"},
+		{name: "crc byte", corrupt: func(img []byte) { img[off+18] ^= 0x10 }, reason: "checksum mismatch"},
+		{name: "length shorter", corrupt: func(img []byte) { le.PutUint32(img[off:], 100) }, reason: "checksum mismatch"},
+		{name: "type data to pad", corrupt: func(img []byte) { img[off+4] = TypePad }, reason: "checksum mismatch"},
+		{name: "type data to end", corrupt: func(img []byte) { img[off+4] = TypeEnd }, reason: "does not reach the record limit"},
+		{name: "wrong segment", seq: seq + 1, reason: "checksum mismatch"},
+		{name: "copied to another offset", at: fx0.offs[4] + 8, corrupt: func(img []byte) {
+			n := fx0.ext(3)
+			copy(img[fx0.offs[4]+8:], img[off:off+n])
+		}, reason: "checksum mismatch"},
+		{name: "type zero", corrupt: func(img []byte) { img[off+4] = 0 }, reason: "invalid frame type 0x00"},
+		{name: "type 3", corrupt: func(img []byte) { img[off+4] = 3 }, reason: "invalid frame type 0x03"},
+		{name: "type ff", corrupt: func(img []byte) { img[off+4] = 0xff }, reason: "invalid frame type 0xff"},
+		{name: "flags", corrupt: func(img []byte) { img[off+5] = 1 }, reason: "reserved header bytes"},
+		{name: "reserved 6", corrupt: func(img []byte) { img[off+6] = 1 }, reason: "reserved header bytes"},
+		{name: "reserved 7", corrupt: func(img []byte) { img[off+7] = 0x80 }, reason: "reserved header bytes"},
+		{name: "reserved 20", corrupt: func(img []byte) { img[off+20] = 1 }, reason: "reserved header bytes"},
+		{name: "reserved 23", corrupt: func(img []byte) { img[off+23] = 1 }, reason: "reserved header bytes"},
+		{name: "length below header", corrupt: func(img []byte) { le.PutUint32(img[off:], 23) }, reason: "length 23 out of bounds"},
+		{name: "length 1", corrupt: func(img []byte) { le.PutUint32(img[off:], 1) }, reason: "out of bounds"},
+		{name: "length past record limit", corrupt: func(img []byte) {
+			le.PutUint32(img[off:], uint32(RecordLimit(testSize)-off+1))
+		}, reason: "out of bounds"},
+		{name: "length max", corrupt: func(img []byte) { le.PutUint32(img[off:], math.MaxInt32) }, reason: "out of bounds"},
+		{name: "reserved length past limit", corrupt: func(img []byte) {
+			StoreLength(img, off, int32(-(RecordLimit(testSize) - off + 1)))
+		}, reason: "reserved frame length"},
+		{name: "reserved length min int32", corrupt: func(img []byte) { StoreLength(img, off, math.MinInt32) }, reason: "reserved frame length"},
+		{name: "reserved length below header", corrupt: func(img []byte) { StoreLength(img, off, -16) }, reason: "reserved frame length -16"},
+		{name: "unaligned offset", at: off + 4, reason: "out of the record area"},
+		{name: "offset in header", at: 8, reason: "out of the record area"},
+		{name: "offset negative", at: -8, reason: "out of the record area"},
+		{name: "offset at record limit", at: RecordLimit(testSize), reason: "out of the record area"},
+		{name: "offset past file", at: testSize + 1024, reason: "out of the record area"},
+		{name: "offset max int", at: math.MaxInt64 - 7, reason: "out of the record area"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			img := bytes.Clone(fx0.img)
+			if tc.corrupt != nil {
+				tc.corrupt(img)
+			}
+			seq, at := tc.seq, tc.at
+			if seq == 0 {
+				seq = testSeq
+			}
+			if at == 0 {
+				at = off
+			}
+			f := DecodeFrame(img, seq, at)
+			if f.State != Torn {
+				t.Fatalf("state %v, want torn (%+v)", f.State, f)
+			}
+			if f.Offset != at || f.Payload != nil {
+				t.Fatalf("torn frame %+v", f)
+			}
+			wantCorrupt(t, f.Err, at, tc.reason)
+		})
+	}
+}
+
+// Frames that are well formed in isolation but break the layout rules.
+func TestFrameLayoutRules(t *testing.T) {
+	dl, rl := DataLimit(testSize), RecordLimit(testSize)
+	cases := []struct {
+		name   string
+		build  func(img []byte) int64 // returns the offset to decode
+		reason string
+	}{
+		{"data crossing the data limit", func(img []byte) int64 {
+			o := dl - 24
+			PutFrame(img, testSeq, o, TypeData, 0, make([]byte, 8))
+			return o
+		}, "crosses the data limit"},
+		{"pad crossing the data limit", func(img []byte) int64 {
+			PutPad(img, testSeq, dl-24, 32)
+			return dl - 24
+		}, "pad frame length"},
+		{"pad unaligned length", func(img []byte) int64 {
+			PutPad(img, testSeq, 1024, 36)
+			return 1024
+		}, "pad frame length 36"},
+		{"end short of the record limit", func(img []byte) int64 {
+			PutFrame(img, testSeq, 1024, TypeEnd, 0, nil)
+			return 1024
+		}, "does not reach the record limit"},
+		{"end past the record limit", func(img []byte) int64 {
+			o := rl - 32
+			PutFrameHeader(img[o:], TypeEnd, 0, FrameCRC(testSeq, o, 40, TypeEnd, 0, nil))
+			StoreLength(img, o, 40)
+			return o
+		}, "out of bounds"},
+		{"end after the data limit", func(img []byte) int64 {
+			// 8 bytes past DataLimit there is no room for a frame header.
+			o := dl + 8
+			PutFrameHeader(img[o:], TypeEnd, 0, FrameCRC(testSeq, o, 16, TypeEnd, 0, nil))
+			StoreLength(img, o, 16)
+			return o
+		}, "out of the record area"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			img := NewImage(testSeq, testSize, 0)
+			at := tc.build(img)
+			f := DecodeFrame(img, testSeq, at)
+			if f.State != Torn {
+				t.Fatalf("state %v, want torn", f.State)
+			}
+			wantCorrupt(t, f.Err, at, tc.reason)
+		})
+	}
+}
+
+func TestFrameCRCDefinition(t *testing.T) {
+	// CRC32C over seq(8) | offset(8) | length(4) type flags reserved(4) time(8) | payload.
+	var b []byte
+	b = le.AppendUint64(b, 3)
+	b = le.AppendUint64(b, 96)
+	b = le.AppendUint32(b, 29)
+	b = append(b, TypeData, 0, 0, 0)
+	b = le.AppendUint64(b, uint64(1234))
+	b = append(b, "hello"...)
+	if got, want := FrameCRC(3, 96, 29, TypeData, 1234, []byte("hello")), crc32c(b); got != want {
+		t.Fatalf("FrameCRC %08x, want %08x", got, want)
+	}
+	// Inputs that must change the CRC.
+	base := FrameCRC(3, 96, 29, TypeData, 1234, []byte("hello"))
+	for name, c := range map[string]uint32{
+		"seq": FrameCRC(4, 96, 29, TypeData, 1234, []byte("hello")), "offset": FrameCRC(3, 104, 29, TypeData, 1234, []byte("hello")),
+		"length": FrameCRC(3, 96, 30, TypeData, 1234, []byte("hello")), "type": FrameCRC(3, 96, 29, TypePad, 1234, []byte("hello")),
+		"time": FrameCRC(3, 96, 29, TypeData, 1235, []byte("hello")), "payload": FrameCRC(3, 96, 29, TypeData, 1234, []byte("hellp")),
+	} {
+		if c == base {
+			t.Errorf("%s does not change the CRC", name)
+		}
+	}
+	// The header bytes at 16..24 hold the CRC, not the claim: the frame
+	// stored by PutFrame carries exactly FrameCRC.
+	img := NewImage(3, testSize, 0)
+	PutFrame(img, 3, 96, TypeData, 1234, []byte("hello"))
+	if le.Uint32(img[96+16:]) != base {
+		t.Fatal("stored CRC differs from FrameCRC")
+	}
+}
+
+func crc32c(b []byte) uint32 {
+	var c uint32
+	for _, x := range b {
+		c = crcUpdateByte(c, x)
+	}
+	return c
+}
+
+// crcUpdateByte is a bitwise CRC32C, independent of hash/crc32, so the test
+// pins the polynomial and not just the library call.
+func crcUpdateByte(c uint32, x byte) uint32 {
+	c = ^c
+	c ^= uint32(x)
+	for range 8 {
+		if c&1 != 0 {
+			c = c>>1 ^ 0x82F63B78
+		} else {
+			c >>= 1
+		}
+	}
+	return ^c
+}
