@@ -1,0 +1,127 @@
+package segment
+
+import (
+	"errors"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+)
+
+func TestFileNames(t *testing.T) {
+	if FileName(42) != "00000000000000000042.seg" || ArchiveName(42) != "00000000000000000042.seg.zst" {
+		t.Fatal(FileName(42), ArchiveName(42))
+	}
+	for _, seq := range []uint64{0, 1, 9, 10, 1 << 40, math.MaxUint64} {
+		if got, arch, ok := ParseName(FileName(seq)); !ok || arch || got != seq {
+			t.Errorf("ParseName(FileName(%d)) = %d %v %v", seq, got, arch, ok)
+		}
+		if got, arch, ok := ParseName(ArchiveName(seq)); !ok || !arch || got != seq {
+			t.Errorf("ParseName(ArchiveName(%d)) = %d %v %v", seq, got, arch, ok)
+		}
+	}
+	// Lexical order is sequence order.
+	names := []string{FileName(10), FileName(9), FileName(math.MaxUint64), FileName(100), FileName(0)}
+	sort.Strings(names)
+	want := []string{FileName(0), FileName(9), FileName(10), FileName(100), FileName(math.MaxUint64)}
+	if !reflect.DeepEqual(names, want) {
+		t.Fatal(names)
+	}
+	for _, bad := range []string{
+		"", ".seg", "42.seg", "0000000000000000042.seg", "000000000000000000042.seg",
+		"0000000000000000004a.seg", "-0000000000000000042.seg", "+0000000000000000042.seg",
+		"00000000000000000042.seg.tmp", "00000000000000000042.seg.zst.tmp", "00000000000000000042.SEG",
+		"00000000000000000042.seg.gz", "00000000000000000042.zst", "99999999999999999999.seg", // > MaxUint64
+		"00000000000000000042.seg/", "LOCK", " 0000000000000000042.seg",
+	} {
+		if _, _, ok := ParseName(bad); ok {
+			t.Errorf("ParseName(%q) accepted", bad)
+		}
+	}
+}
+
+func TestList(t *testing.T) {
+	dir := t.TempDir()
+	touch := func(name string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("x"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p := func(name string) string { return filepath.Join(dir, name) }
+	touch(FileName(3))
+	touch(FileName(1))
+	touch(ArchiveName(1)) // interrupted compress-finished: original preferred
+	touch(ArchiveName(2)) // archived only
+	touch(ArchiveName(10))
+	touch(FileName(10)) // created after its archive: still the original
+	touch(FileName(4) + TempExt)
+	touch(ArchiveName(3) + TempExt)
+	touch("notes" + TempExt)
+	touch("notes.txt")
+	touch(LockName)
+	touch("lock")
+	if err := os.Symlink(p(FileName(3)), p(FileName(5))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("nowhere", p(ArchiveName(6))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(p(FileName(7)), 0o750); err != nil {
+		t.Fatal(err)
+	}
+
+	l, err := List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSegs := []Entry{
+		{Seq: 1, Path: p(FileName(1)), Duplicate: p(ArchiveName(1))},
+		{Seq: 2, Path: p(ArchiveName(2)), Archived: true},
+		{Seq: 3, Path: p(FileName(3))},
+		{Seq: 10, Path: p(FileName(10)), Duplicate: p(ArchiveName(10))},
+	}
+	if !reflect.DeepEqual(l.Segments, wantSegs) {
+		t.Errorf("segments\n got %+v\nwant %+v", l.Segments, wantSegs)
+	}
+	sort.Strings(l.Temps)
+	if want := []string{p(ArchiveName(3) + TempExt), p(FileName(4) + TempExt)}; !reflect.DeepEqual(l.Temps, want) {
+		t.Errorf("temps %v, want %v", l.Temps, want)
+	}
+	sort.Strings(l.Unexpected)
+	wantUnexp := []string{p(FileName(5)), p(ArchiveName(6)), p(FileName(7)), p("lock"), p("notes.tmp"), p("notes.txt")}
+	sort.Strings(wantUnexp)
+	if !reflect.DeepEqual(l.Unexpected, wantUnexp) {
+		t.Errorf("unexpected\n got %v\nwant %v", l.Unexpected, wantUnexp)
+	}
+	if l.Dir != dir {
+		t.Error("Dir")
+	}
+	if last, ok := l.Last(); !ok || last.Seq != 10 {
+		t.Errorf("Last = %+v %v", last, ok)
+	}
+	if l.NextSeq() != 11 {
+		t.Errorf("NextSeq = %d", l.NextSeq())
+	}
+}
+
+func TestListEmptyAndMissing(t *testing.T) {
+	dir := t.TempDir()
+	l, err := List(dir)
+	if err != nil || len(l.Segments)+len(l.Temps)+len(l.Unexpected) != 0 {
+		t.Fatalf("%+v %v", l, err)
+	}
+	if _, ok := l.Last(); ok || l.NextSeq() != 1 {
+		t.Fatal("empty listing")
+	}
+	missing := filepath.Join(dir, "nope")
+	_, err = List(missing)
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+		t.Fatalf("List of a missing dir: %v", err)
+	}
+}

@@ -1,0 +1,228 @@
+package segment
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestOpenImageValid(t *testing.T) {
+	dir := t.TempDir()
+	img, foot := sealedFixture(t, [DigestSize]byte{})
+	p := writeSegment(t, dir, testSeq, img)
+	im, err := OpenImage(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	if err := im.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if im.Path != p || im.Archived || im.FileSize != testSize || int64(len(im.Data)) != testSize ||
+		im.Header.Seq != testSeq || im.Header.Size != testSize || im.HeaderErr != nil {
+		t.Fatalf("image %+v", im)
+	}
+	if !bytes.Equal(im.Data, img) {
+		t.Fatal("data differs from the file")
+	}
+	if f, err := im.Footer(); err != nil || f != foot {
+		t.Fatalf("footer %+v, %v", f, err)
+	}
+	want, _ := evs(img, testSeq, HeaderSize, Quiescent)
+	var got []string
+	stop := im.Walk(HeaderSize, Quiescent, func(ev Event) bool { got = append(got, ev.Kind.String()); return true })
+	if strings.Count(want, "frame@") != 5 || len(got) != 6 || stop != foot.EndOffset {
+		t.Fatalf("walk %v stop %d; want %s", got, stop, want)
+	}
+	if err := im.Close(); err != nil || im.Data != nil {
+		t.Fatal("Close", err)
+	}
+	if err := im.Close(); err != nil {
+		t.Fatal("second Close", err)
+	}
+}
+
+func TestOpenImageUnsealed(t *testing.T) {
+	p := writeSegment(t, t.TempDir(), testSeq, buildFixture(false).img)
+	im, err := OpenImage(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	if err := im.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := im.Footer(); !errors.Is(err, ErrNoFooter) {
+		t.Fatalf("footer of an unsealed segment: %v", err)
+	}
+}
+
+func TestOpenImageTruncated(t *testing.T) {
+	img, _ := sealedFixture(t, [DigestSize]byte{})
+	const keep = 4096
+	p := writeSegment(t, t.TempDir(), testSeq, img[:keep])
+	im, err := OpenImage(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	if im.FileSize != keep || int64(len(im.Data)) != testSize || im.HeaderErr != nil {
+		t.Fatalf("file %d, data %d, header err %v", im.FileSize, len(im.Data), im.HeaderErr)
+	}
+	if !bytes.Equal(im.Data[:keep], img[:keep]) || !isZero(im.Data[keep:]) {
+		t.Fatal("truncated image is not the file padded with zeros")
+	}
+	err = im.Check()
+	wantCorrupt(t, err, keep, "file is 4096 bytes, header says 65536")
+	if !strings.HasPrefix(err.Error(), p+": ") {
+		t.Fatalf("error %q does not name the file", err)
+	}
+	// The frames in the kept part are still readable (END's CRC covers its
+	// header only); the footer is gone.
+	got, _ := evs(im.Data, testSeq, HeaderSize, Quiescent)
+	if want, _ := evs(img, testSeq, HeaderSize, Quiescent); got != want {
+		t.Fatalf("walk of a truncated segment: %s, want %s", got, want)
+	}
+	if _, err := im.Footer(); !errors.Is(err, ErrNoFooter) {
+		t.Fatalf("footer: %v", err)
+	}
+}
+
+func TestOpenImageTooLong(t *testing.T) {
+	img, foot := sealedFixture(t, [DigestSize]byte{})
+	p := writeSegment(t, t.TempDir(), testSeq, append(bytes.Clone(img), "extra bytes"...))
+	im, err := OpenImage(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	if im.FileSize != testSize+11 || int64(len(im.Data)) != testSize {
+		t.Fatalf("file %d data %d", im.FileSize, len(im.Data))
+	}
+	wantCorrupt(t, im.Check(), testSize, "file is 65547 bytes, header says 65536")
+	if f, err := im.Footer(); err != nil || f != foot {
+		t.Fatalf("footer at the header's size: %+v %v", f, err)
+	}
+}
+
+func TestOpenImageSeqMismatch(t *testing.T) {
+	dir := t.TempDir()
+	img := buildFixture(true).img
+	p := filepath.Join(dir, FileName(testSeq+1))
+	if err := os.WriteFile(p, img, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	im, err := OpenImage(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	wantCorrupt(t, im.Check(), 16, "header sequence 7 does not match the file name")
+	// Any other name is not checked against.
+	q := filepath.Join(dir, "copy-for-inspection")
+	if err := os.WriteFile(q, img, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	im2, err := OpenImage(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im2.Close()
+	if err := im2.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenImageBadHeader(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name   string
+		data   []byte
+		off    int64
+		reason string
+	}{
+		{"empty", nil, 0, "too short"},
+		{"short", []byte("AUDITSEG"), 0, "too short"},
+		{"not a segment", bytes.Repeat([]byte("hello\n"), 20000), 0, "bad magic"},
+		{"header crc", func() []byte { b := buildFixture(true).img; b[20] ^= 1; return b }(), 60, "checksum"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeSegment(t, dir, 1, tc.data)
+			im, err := OpenImage(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer im.Close()
+			if im.FileSize != int64(len(tc.data)) || len(im.Data) != len(tc.data) {
+				t.Fatalf("file %d data %d", im.FileSize, len(im.Data))
+			}
+			wantCorrupt(t, im.HeaderErr, tc.off, tc.reason)
+			if err := im.Check(); err != im.HeaderErr || !strings.HasPrefix(err.Error(), p+": ") {
+				t.Fatalf("Check = %v", err)
+			}
+			if _, err := im.Footer(); err != im.HeaderErr {
+				t.Fatalf("Footer = %v", err)
+			}
+			called := false
+			if im.Walk(HeaderSize, Quiescent, func(Event) bool { called = true; return true }) != HeaderSize || called {
+				t.Fatal("walked an image with a bad header")
+			}
+		})
+	}
+}
+
+func TestOpenImageNotAFile(t *testing.T) {
+	dir := t.TempDir()
+	real := writeSegment(t, dir, 1, buildFixture(true).img)
+
+	link := filepath.Join(dir, FileName(2))
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	_, err := OpenImage(link)
+	if err == nil || !strings.Contains(err.Error(), "symbolic link") || !strings.Contains(err.Error(), link) {
+		t.Fatalf("symlink: %v", err)
+	}
+
+	_, err = OpenImage(filepath.Join(dir, FileName(3)))
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), FileName(3)) {
+		t.Fatalf("missing: %v", err)
+	}
+
+	sub := filepath.Join(dir, FileName(4))
+	if err := os.Mkdir(sub, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenImage(sub); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("directory: %v", err)
+	}
+
+	// A FIFO must not block the open (nothing will ever write to it).
+	fifo := filepath.Join(dir, FileName(5))
+	if err := unix.Mkfifo(fifo, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenImage(fifo); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("fifo: %v", err)
+	}
+
+	// Larger than any segment: refused before mapping (a sparse file).
+	big := filepath.Join(dir, FileName(6))
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(MaxSegmentSize + 8); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := OpenImage(big); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), big) {
+		t.Fatalf("oversized: %v", err)
+	}
+}

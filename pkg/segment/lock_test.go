@@ -1,0 +1,116 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestLock(t *testing.T) {
+	dir := t.TempDir()
+	if alive, pid, err := WriterAlive(dir); alive || pid != 0 || err != nil {
+		t.Fatalf("no LOCK file: alive %v pid %d err %v", alive, pid, err)
+	}
+	lk, err := AcquireLock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// OFD locks conflict within one process: a second Open in the same
+	// program is refused like another process would be.
+	lk2, err := AcquireLock(dir)
+	if err == nil {
+		lk2.Release()
+		t.Fatal("second AcquireLock succeeded")
+	}
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("error %v does not wrap ErrLocked", err)
+	}
+	if !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("error %q does not name the directory and pid %d", err, os.Getpid())
+	}
+	alive, pid, err := WriterAlive(dir)
+	if !alive || pid != os.Getpid() || err != nil {
+		t.Fatalf("while held: alive %v pid %d err %v", alive, pid, err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, LockName))
+	if err != nil || string(b) != fmt.Sprintf("%d\n", os.Getpid()) {
+		t.Fatalf("LOCK holds %q (%v)", b, err)
+	}
+	// Querying does not take the lock: the holder still holds it.
+	if _, err := AcquireLock(dir); !errors.Is(err, ErrLocked) {
+		t.Fatalf("after WriterAlive: %v", err)
+	}
+
+	if err := lk.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := lk.Release(); err != nil {
+		t.Fatal("second Release:", err)
+	}
+	var nilLock *Lock
+	if nilLock.Release() != nil {
+		t.Fatal("nil Release")
+	}
+	if alive, _, err := WriterAlive(dir); alive || err != nil {
+		t.Fatalf("after Release: alive %v err %v", alive, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, LockName)); err != nil {
+		t.Fatal("Release removed the LOCK file:", err)
+	}
+	lk3, err := AcquireLock(dir)
+	if err != nil {
+		t.Fatal("relock:", err)
+	}
+	lk3.Release()
+}
+
+func TestLockFileMode(t *testing.T) {
+	// The umask can only take bits away; with the common 022 or 027 the
+	// file is exactly 0640. Read it without changing it for long.
+	mask := unix.Umask(0o022)
+	unix.Umask(mask)
+	dir := t.TempDir()
+	lk, err := AcquireLock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Release()
+	st, err := os.Stat(filepath.Join(dir, LockName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := os.FileMode(0o640) &^ os.FileMode(mask); st.Mode().Perm() != want || !st.Mode().IsRegular() {
+		t.Fatalf("LOCK mode %v, want %v (umask %03o)", st.Mode(), want, mask)
+	}
+}
+
+func TestLockErrors(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing")
+	if _, err := AcquireLock(missing); err == nil || errors.Is(err, ErrLocked) {
+		t.Fatalf("missing dir: %v", err)
+	}
+	if alive, _, err := WriterAlive(missing); alive || err != nil {
+		t.Fatalf("missing dir: alive %v err %v", alive, err)
+	}
+	// A LOCK symlink is not followed, by the writer or by the query.
+	dir := t.TempDir()
+	target := filepath.Join(t.TempDir(), "elsewhere")
+	if err := os.Symlink(target, filepath.Join(dir, LockName)); err != nil {
+		t.Fatal(err)
+	}
+	if lk, err := AcquireLock(dir); err == nil {
+		lk.Release()
+		t.Fatal("AcquireLock followed a LOCK symlink")
+	}
+	if _, err := os.Lstat(target); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("AcquireLock created the symlink's target")
+	}
+	if _, _, err := WriterAlive(dir); err == nil {
+		t.Fatal("WriterAlive followed a LOCK symlink")
+	}
+}
