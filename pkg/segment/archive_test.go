@@ -1,0 +1,308 @@
+package segment_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+	"github.com/klauspost/compress/zstd"
+)
+
+// sealedSegment builds a sealed segment of the minimum size holding n
+// text records.
+func sealedSegment(t testing.TB, seq uint64, n int) []byte {
+	t.Helper()
+	img := segment.NewImage(seq, segment.MinSegmentSize, 1_700_000_000_000_000_000)
+	off := int64(segment.HeaderSize)
+	for i := range n {
+		p := fmt.Appendf(nil, "user=alice action=login seq=%d record=%d", seq, i)
+		off = segment.PutFrame(img, seq, off, segment.TypeData, int64(1_700_000_000_000_000_000+i), p)
+	}
+	segment.PutEnd(img, seq, off, 1_700_000_000_500_000_000)
+	if _, err := segment.Seal(img, [segment.DigestSize]byte{}, 0, 1_700_000_001_000_000_000); err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func compress(t testing.TB, data []byte) []byte {
+	t.Helper()
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderCRC(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	return enc.EncodeAll(data, nil)
+}
+
+func writeFile(t testing.TB, path string, b []byte) string {
+	t.Helper()
+	if err := os.WriteFile(path, b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func countRecords(t *testing.T, im *segment.Image) int {
+	t.Helper()
+	n := 0
+	im.Walk(segment.HeaderSize, segment.Quiescent, func(ev segment.Event) bool {
+		if ev.Kind == segment.EvFrame && ev.Frame.Type == segment.TypeData {
+			n++
+		} else if ev.Kind != segment.EvEnd && ev.Kind != segment.EvFrame {
+			t.Errorf("unexpected %s at %d", ev.Kind, ev.Offset)
+		}
+		return true
+	})
+	return n
+}
+
+func TestOpenImageArchive(t *testing.T) {
+	dir := t.TempDir()
+	orig := sealedSegment(t, 7, 100)
+	p := writeFile(t, filepath.Join(dir, segment.ArchiveName(7)), compress(t, orig))
+
+	im, err := segment.OpenImage(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	if !im.Archived {
+		t.Error("Archived = false for a .seg.zst")
+	}
+	if !bytes.Equal(im.Data, orig) {
+		t.Fatal("decompressed image differs from the original")
+	}
+	if err := im.Check(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := im.Footer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Records != 100 || f.Seq != 7 {
+		t.Errorf("footer = %+v", f)
+	}
+	if n := countRecords(t, im); n != 100 {
+		t.Errorf("walked %d records, want 100", n)
+	}
+}
+
+// The buffer is allocated once from the frame header and never grown.
+func TestReadArchiveAllocatesExactly(t *testing.T) {
+	dir := t.TempDir()
+	orig := sealedSegment(t, 1, 500)
+	p := writeFile(t, filepath.Join(dir, segment.ArchiveName(1)), compress(t, orig))
+	b, err := segment.ReadArchive(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != len(orig) || cap(b) != len(orig) {
+		t.Errorf("len %d cap %d, want both %d", len(b), cap(b), len(orig))
+	}
+}
+
+func TestReadArchiveRefuses(t *testing.T) {
+	orig := sealedSegment(t, 1, 20)
+	good := compress(t, orig)
+
+	// A frame header without a content size, as a streaming encoder writes
+	// one when the input spans several blocks.
+	var noSize bytes.Buffer
+	enc, _ := zstd.NewWriter(&noSize, zstd.WithEncoderConcurrency(1))
+	for range 3 {
+		enc.Write(orig)
+	}
+	enc.Close()
+
+	// A frame header claiming 1 GiB, followed by almost nothing.
+	huge := fakeHeader(t, segment.MaxSegmentSize)
+	tooBig := fakeHeader(t, segment.MaxSegmentSize+8)
+
+	twoFrames := append(append([]byte{}, good...), compress(t, []byte("more"))...)
+	garbage := append(append([]byte{}, good...), 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4)
+
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"empty", nil, "empty archive"},
+		{"not zstd", []byte("AUDITSEG this is a segment, not an archive"), "not a zstd frame"},
+		{"no content size", noSize.Bytes(), "does not state the decompressed size"},
+		{"claims 1 GiB", huge, "claims 1073741824 bytes"},
+		{"over the limit", tooBig, "not a segment size"},
+		{"two frames", twoFrames, "cannot decompress"},
+		{"trailing garbage", garbage, "cannot decompress"},
+		{"truncated", good[:len(good)-5], "cannot decompress"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeFile(t, filepath.Join(t.TempDir(), segment.ArchiveName(1)), tc.data)
+			_, err := segment.OpenImage(p)
+			if err == nil {
+				t.Fatal("opened a bad archive")
+			}
+			if !errors.Is(err, segment.ErrCorrupt) {
+				t.Errorf("error does not wrap ErrCorrupt: %v", err)
+			}
+			if !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q should name %s and say %q", err, p, tc.want)
+			}
+		})
+	}
+}
+
+// fakeHeader is a zstd frame header (single segment, 8-byte content size)
+// with one empty raw last block: a file that lies about its size.
+func fakeHeader(t *testing.T, size uint64) []byte {
+	t.Helper()
+	b := []byte{0x28, 0xb5, 0x2f, 0xfd, 0xe0} // magic; FCS flag 3 (8 bytes), single segment
+	for i := range 8 {
+		b = append(b, byte(size>>(8*i)))
+	}
+	return append(b, 0x01, 0x00, 0x00) // last raw block of 0 bytes
+}
+
+// No single flipped byte makes an archive read back as different data: it
+// fails with ErrCorrupt (the frame checksum or the structure catches it) or,
+// for a bit the format ignores, reads back identical.
+func TestReadArchiveFlippedBytes(t *testing.T) {
+	dir := t.TempDir()
+	orig := sealedSegment(t, 3, 50)
+	good := compress(t, orig)
+	p := filepath.Join(dir, segment.ArchiveName(3))
+	failed := 0
+	for i := range good {
+		bad := append([]byte{}, good...)
+		bad[i] ^= 0x5a
+		writeFile(t, p, bad)
+		b, err := segment.ReadArchive(p)
+		if err != nil {
+			if !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), p) {
+				t.Fatalf("byte %d: error %v should wrap ErrCorrupt and name the file", i, err)
+			}
+			failed++
+			continue
+		}
+		if !bytes.Equal(b, orig) {
+			t.Fatalf("byte %d flipped: archive read back different data without an error", i)
+		}
+	}
+	if failed < len(good)*9/10 {
+		t.Errorf("only %d of %d flips detected", failed, len(good))
+	}
+}
+
+func TestReadArchiveNotAFile(t *testing.T) {
+	dir := t.TempDir()
+	target := writeFile(t, filepath.Join(dir, "target"), compress(t, sealedSegment(t, 1, 1)))
+	link := filepath.Join(dir, segment.ArchiveName(1))
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := segment.OpenImage(link); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("symlink: got %v, want a refusal", err)
+	}
+	sub := filepath.Join(dir, segment.ArchiveName(2))
+	if err := os.Mkdir(sub, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := segment.OpenImage(sub); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("directory: got %v, want a refusal", err)
+	}
+	if _, err := segment.OpenImage(filepath.Join(dir, segment.ArchiveName(3))); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing: got %v, want ErrNotExist", err)
+	}
+}
+
+// Archives made by the stock zstd CLI read back byte for byte, and ours
+// decompress with it: the format is plain zstd.
+func TestZstdCLIInterop(t *testing.T) {
+	zstdCLI, err := exec.LookPath("zstd")
+	if err != nil {
+		t.Skip("zstd CLI not installed (apt-get install -y zstd); interop not checked")
+	}
+	dir := t.TempDir()
+	orig := sealedSegment(t, 9, 300)
+	seg := writeFile(t, filepath.Join(dir, segment.FileName(9)), orig)
+
+	// The CLI's archive: it records the content size for a regular file.
+	cli := filepath.Join(dir, segment.ArchiveName(9))
+	if out, err := exec.Command(zstdCLI, "-q", "-19", "-o", cli, seg).CombinedOutput(); err != nil {
+		t.Fatalf("zstd: %v\n%s", err, out)
+	}
+	b, err := segment.ReadArchive(cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b, orig) {
+		t.Fatal("zstd CLI archive reads back different bytes")
+	}
+
+	// Ours, through the CLI.
+	ours := writeFile(t, filepath.Join(dir, "ours.zst"), compress(t, orig))
+	if out, err := exec.Command(zstdCLI, "-q", "-t", ours).CombinedOutput(); err != nil {
+		t.Fatalf("zstd -t: %v\n%s", err, out)
+	}
+	out, err := exec.Command(zstdCLI, "-q", "-d", "-c", ours).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out, orig) {
+		t.Fatal("zstd -d of our archive differs from the original")
+	}
+
+	// The CLI reading a pipe cannot know the size and does not record it:
+	// such a file is refused with a clear reason, not guessed at.
+	piped := filepath.Join(dir, segment.ArchiveName(10))
+	cmd := exec.Command(zstdCLI, "-q", "-c")
+	cmd.Stdin = bytes.NewReader(orig)
+	pb, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, piped, pb)
+	if _, err := segment.ReadArchive(piped); err == nil || !strings.Contains(err.Error(), "decompressed size") {
+		t.Errorf("archive without content size: got %v", err)
+	}
+}
+
+func FuzzReadArchive(f *testing.F) {
+	orig := sealedSegment(f, 1, 10)
+	good := compress(f, orig)
+	f.Add(good)
+	f.Add(good[:len(good)/2])
+	f.Add([]byte{0x28, 0xb5, 0x2f, 0xfd})
+	f.Add(append(append([]byte{}, good...), good...))
+	bad := append([]byte{}, good...)
+	bad[len(bad)/2] ^= 1
+	f.Add(bad)
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p := filepath.Join(dir, segment.ArchiveName(1))
+		writeFile(t, p, data)
+		b, err := segment.ReadArchive(p)
+		if err != nil {
+			if !strings.Contains(err.Error(), p) {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		if len(b) == 0 || len(b) > segment.MaxSegmentSize || cap(b) != len(b) {
+			t.Fatalf("len %d cap %d", len(b), cap(b))
+		}
+		im, err := segment.OpenImage(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = im.Check()
+		im.Walk(segment.HeaderSize, segment.Quiescent, func(segment.Event) bool { return true })
+		im.Close()
+	})
+}
