@@ -106,14 +106,15 @@ func mapSegment(f *os.File, path string, seq uint64, size int64) (*seg, error) {
 	return &seg{seq: seq, path: path, data: m, f: f, dataLimit: segment.DataLimit(size), tally: segment.NewTally()}, nil
 }
 
-// prefault makes every page of the mapping present and writable.
-// MADV_POPULATE_WRITE (Linux 5.14) does it in one call; older kernels get
-// one store per page. Storing zero keeps the contents: the file was
-// fallocated, so every page reads as zero, and the header page is skipped.
+// prefault makes every page of the mapping present, writable and warm, so
+// appenders take no fault and no first-touch cost on the hot path.
+// MADV_POPULATE_WRITE (Linux 5.14) installs the pages in one call, but on
+// the VMs we measured the first store to each page still cost ~4 µs (the
+// hypervisor backs guest memory lazily), so one store per page follows it.
+// Storing zero keeps the contents: the file is fallocated, so every page
+// reads as zero; the header page is skipped.
 func prefault(m []byte) {
-	if err := unix.Madvise(m, unix.MADV_POPULATE_WRITE); err == nil {
-		return
-	}
+	_ = unix.Madvise(m, unix.MADV_POPULATE_WRITE) // an optimisation; the stores below suffice
 	page := os.Getpagesize()
 	for i := page; i < len(m); i += page {
 		m[i] = 0
