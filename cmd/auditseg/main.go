@@ -72,6 +72,11 @@ func run(args []string) int {
 		return exitOK
 	}
 	fmt.Fprintf(os.Stderr, "auditseg: %v\n", err)
+	return exitCode(err)
+}
+
+// exitCode maps an error from a command to the process exit code.
+func exitCode(err error) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
