@@ -1,0 +1,391 @@
+// Package archive compresses finished (sealed) segments of an auditseg log
+// into zstd archives, crash-safely, and is what `auditseg compress-finished`
+// runs. Archives are read back transparently by segment.OpenImage.
+//
+// An archive NAME.seg.zst is one standard zstd frame holding the segment
+// file byte for byte, with the original size in the frame header and the
+// frame checksum on, so stock `zstd -d` reproduces the original and
+// `zstd -t` passes.
+//
+// # The protocol
+//
+// An audit trail must never be lost to a crash while it is being archived,
+// so each step below is durable before the next starts, and at every
+// instant either the original or a verified archive exists:
+//
+//  1. write NAME.seg.zst.tmp in the log directory (created exclusively,
+//     never through a symbolic link, mode 0640);
+//  2. fsync it;
+//  3. decompress it again, through the same code readers use
+//     (segment.ReadArchive), and compare it byte for byte with the original;
+//  4. rename it to NAME.seg.zst (never replacing an existing file);
+//  5. fsync the directory;
+//  6. remove NAME.seg (unless Options.KeepOriginal), then fsync the
+//     directory again.
+//
+// A run first cleans up what an interrupted run left: every *.seg.zst.tmp
+// is removed (it never replaced anything), and an original found beside an
+// archive is resolved by verifying the archive fully against the original
+// and then removing the original; if the archive does not match an intact
+// original, the archive is removed and the segment compressed again. If
+// the original is itself damaged, both are left for a human (verify reports
+// them).
+//
+// # What is compressed
+//
+// A segment is compressed when its original is a well-formed sealed segment
+// (its footer decodes), it has no archive yet, and it is not the newest
+// segment of the directory, whether or not a writer is alive: the newest
+// segment is, or is about to become, the one a writer appends to. Options
+// MinAge and Keep hold back recent segments.
+//
+// # Resources
+//
+// Jobs segments are compressed at once. Each job holds the original mapped
+// (page cache, not heap), its compressed form, and during verification one
+// decompressed copy: about segment size plus compressed size of heap per
+// job. Two runs on one directory exclude each other with a flock(2) on the
+// directory itself, so no lock file is added to the log directory.
+package archive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
+)
+
+// Options configure Run and PlanDir. The zero value compresses every
+// eligible segment with the library's default level on all CPUs.
+type Options struct {
+	// Level is the zstd encoder level; 0 means zstd.SpeedDefault (about
+	// `zstd -3`). zstd.EncoderLevelFromZstd maps numeric zstd levels.
+	Level zstd.EncoderLevel
+	// Jobs is how many segments are compressed at once; <= 0 means
+	// runtime.NumCPU().
+	Jobs int
+	// MinAge skips segments sealed less than MinAge before Now.
+	MinAge time.Duration
+	// Now is the time MinAge is measured from; zero means time.Now().
+	Now time.Time
+	// Keep leaves the newest Keep sealed segments (archived or not) alone:
+	// none of them is compressed by this run.
+	Keep int
+	// KeepOriginal keeps NAME.seg beside its verified archive. Readers
+	// prefer the original and report the duplicate.
+	KeepOriginal bool
+	// DryRun plans and returns without touching the directory.
+	DryRun bool
+	// Logger receives a debug line per step and the failures; nil discards.
+	Logger *slog.Logger
+	// Observer, if set, is told about every step of the run as it
+	// completes, for progress displays. Calls are serialized (never two
+	// at once) and made synchronously from the goroutine doing the work,
+	// after the step and before the next one starts: keep it quick. It
+	// must not call back into this package.
+	Observer func(Event)
+}
+
+// Step is what an Event reports.
+type Step uint8
+
+// Steps, in the order a segment goes through them. For each segment, the
+// Observer sees StepStart, then the protocol steps, then StepDone or
+// StepFailed. StepDirSynced is reported after the rename is durable;
+// StepDone after the removal of the original is durable.
+const (
+	StepPlanned         Step = iota // the plan is made; Event.Plan is set
+	StepTempRemoved                 // a leftover *.seg.zst.tmp was removed (Event.Archive)
+	StepStart                       // work on a segment starts; Event.BytesIn is its size
+	StepWritten                     // the temp file is written (not yet durable)
+	StepSynced                      // the temp file is fsynced
+	StepVerified                    // the archive decompresses to the original, byte for byte
+	StepRenamed                     // the archive has its final name
+	StepDirSynced                   // the directory is fsynced: the archive is durable
+	StepArchiveRemoved              // a leftover archive that did not verify was removed
+	StepOriginalRemoved             // the original is unlinked (durable at StepDone)
+	StepDone                        // the segment is finished; Event.BytesOut is the archive size
+	StepFailed                      // the segment failed (Event.Err); its original is untouched
+)
+
+var stepNames = [...]string{"planned", "temp-removed", "start", "written", "synced", "verified",
+	"renamed", "dir-synced", "archive-removed", "original-removed", "done", "failed"}
+
+func (s Step) String() string {
+	if int(s) < len(stepNames) {
+		return stepNames[s]
+	}
+	return fmt.Sprintf("Step(%d)", uint8(s))
+}
+
+// Event is one step of a run, as given to Options.Observer.
+type Event struct {
+	Step     Step
+	Seq      uint64
+	Original string // the segment file
+	Archive  string // the archive (or temp file, for StepTempRemoved)
+	BytesIn  int64  // segment size
+	BytesOut int64  // archive size (StepDone)
+	Err      error  // StepFailed
+	Plan     *Plan  // StepPlanned
+}
+
+// Outcome says what Run did to a segment.
+type Outcome string
+
+const (
+	Compressed   Outcome = "compressed"   // a new archive; the original removed (or kept)
+	Resolved     Outcome = "resolved"     // a leftover archive verified; the original removed (or kept)
+	Recompressed Outcome = "recompressed" // a leftover archive did not verify; replaced
+	Failed       Outcome = "failed"       // Err says why; the original is untouched
+)
+
+// SegmentResult is what happened to one segment.
+type SegmentResult struct {
+	Seq             uint64
+	Original        string
+	Archive         string
+	Outcome         Outcome
+	BytesIn         int64 // segment size
+	BytesOut        int64 // archive size
+	OriginalRemoved bool
+	Err             error
+}
+
+// Result is the report of a run.
+type Result struct {
+	Dir    string
+	DryRun bool
+	Plan   *Plan
+	// TempsRemoved are leftover temp files removed at the start.
+	TempsRemoved []string
+	// Segments are the segments worked on, in sequence order.
+	Segments []SegmentResult
+	// Totals over the segments that succeeded.
+	Done, Failed      int
+	BytesIn, BytesOut int64
+	Elapsed           time.Duration
+}
+
+// Err joins the errors of the failed segments; nil if none failed.
+func (r *Result) Err() error {
+	var errs []error
+	for _, s := range r.Segments {
+		if s.Err != nil {
+			errs = append(errs, s.Err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ErrBusy is returned by Run when another run holds the directory.
+var ErrBusy = errors.New("another compress-finished run is working on this directory")
+
+// Run cleans up leftovers of interrupted runs, then compresses every
+// eligible segment of dir. A segment that fails is reported in the Result
+// (see Result.Err) and does not stop the others. The returned error is for
+// the run as a whole: the directory cannot be listed or locked, or ctx was
+// cancelled (the Result then says what was finished before). After a
+// cancellation no new segment is started; the ones in progress stop at the
+// next step boundary before the rename, their temp files removed.
+func Run(ctx context.Context, dir string, opts Options) (*Result, error) {
+	start := time.Now()
+	opts = opts.withDefaults()
+	res := &Result{Dir: dir, DryRun: opts.DryRun}
+	var unlock func()
+	if !opts.DryRun {
+		var err error
+		if unlock, err = lockDir(dir); err != nil {
+			return res, err
+		}
+		defer unlock()
+	}
+	plan, err := PlanDir(dir, opts)
+	if err != nil {
+		return res, err
+	}
+	res.Plan = plan
+	r := &runner{dir: dir, opts: opts, ctx: ctx}
+	r.observe(Event{Step: StepPlanned, Plan: plan})
+	if opts.DryRun {
+		res.Elapsed = time.Since(start)
+		return res, nil
+	}
+
+	if err := r.removeTemps(plan.Temps, res); err != nil {
+		res.Elapsed = time.Since(start)
+		return res, err
+	}
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(opts.Level),
+		zstd.WithEncoderCRC(true), zstd.WithEncoderConcurrency(opts.Jobs))
+	if err != nil {
+		return res, fmt.Errorf("zstd encoder: %w", err)
+	}
+	defer enc.Close()
+	r.enc = enc
+
+	var tasks []task
+	for _, e := range plan.Resolve {
+		tasks = append(tasks, task{seq: e.Seq, original: e.Path, archive: e.Archive, resolve: true})
+	}
+	for _, c := range plan.Compress {
+		tasks = append(tasks, task{seq: c.Seq, original: c.Path, archive: c.Archive})
+	}
+	slices.SortFunc(tasks, func(a, b task) int { return cmpSeq(a.seq, b.seq) })
+	res.Segments = make([]SegmentResult, len(tasks))
+
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(opts.Jobs, len(tasks)) {
+		wg.Go(func() {
+			var buf []byte
+			for i := range next {
+				res.Segments[i], buf = r.do(tasks[i], buf)
+			}
+		})
+	}
+	cancelled := false
+dispatch:
+	for i := range tasks {
+		if ctx.Err() != nil {
+			cancelled = true
+			break
+		}
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			cancelled = true
+			break dispatch
+		}
+	}
+	close(next)
+	wg.Wait()
+
+	kept := res.Segments[:0]
+	for _, s := range res.Segments {
+		switch {
+		case s.Outcome == "": // never started
+			continue
+		case s.Err != nil:
+			res.Failed++
+		default:
+			res.Done++
+			res.BytesIn += s.BytesIn
+			res.BytesOut += s.BytesOut
+		}
+		kept = append(kept, s)
+	}
+	res.Segments = kept
+	res.Elapsed = time.Since(start)
+	if cancelled || ctx.Err() != nil {
+		return res, fmt.Errorf("compress %s: %w", dir, context.Cause(ctx))
+	}
+	return res, nil
+}
+
+func cmpSeq(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (o Options) withDefaults() Options {
+	if o.Level == 0 {
+		o.Level = zstd.SpeedDefault
+	}
+	if o.Jobs <= 0 {
+		o.Jobs = runtime.NumCPU()
+	}
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// runner is the state shared by the jobs of one run.
+type runner struct {
+	dir  string
+	opts Options
+	ctx  context.Context
+	enc  *zstd.Encoder
+	obMu sync.Mutex
+}
+
+func (r *runner) observe(ev Event) {
+	if ev.Step == StepFailed {
+		r.opts.Logger.Error("compress-finished: segment failed", "seq", ev.Seq, "file", ev.Original, "err", ev.Err)
+	} else {
+		r.opts.Logger.Debug("compress-finished", "step", ev.Step.String(), "seq", ev.Seq, "file", ev.Original)
+	}
+	if r.opts.Observer == nil {
+		return
+	}
+	r.obMu.Lock()
+	defer r.obMu.Unlock()
+	r.opts.Observer(ev)
+}
+
+func (r *runner) removeTemps(temps []string, res *Result) error {
+	for _, t := range temps {
+		if err := os.Remove(t); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove leftover %s: %w", t, err)
+		}
+		res.TempsRemoved = append(res.TempsRemoved, t)
+	}
+	if len(temps) > 0 {
+		if err := syncDir(r.dir); err != nil {
+			return err
+		}
+		for _, t := range temps {
+			r.observe(Event{Step: StepTempRemoved, Archive: t})
+		}
+	}
+	return nil
+}
+
+// lockDir takes an exclusive flock on the directory itself, failing at once
+// with ErrBusy if another run holds it. The writer's OFD lock on LOCK is
+// unrelated: a writer and a compress-finished run work side by side.
+func lockDir(dir string) (func(), error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open log directory %s: %w", dir, err)
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		unix.Close(fd)
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s: %w", dir, ErrBusy)
+		}
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return func() { unix.Close(fd) }, nil
+}
+
+// syncDir makes the directory's entries (creations, renames, removals)
+// durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("fsync directory %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync directory %s: %w", dir, err)
+	}
+	return nil
+}

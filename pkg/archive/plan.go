@@ -1,0 +1,147 @@
+package archive
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// Plan is what a run will do, decided from one listing of the directory.
+type Plan struct {
+	Dir string
+	// Temps are leftover *.seg.zst.tmp files of interrupted runs, to be
+	// removed. (*.seg.tmp files belong to the writer and are left alone.)
+	Temps []string
+	// Resolve are sealed originals found beside their archive (an
+	// interrupted run): the archive is verified against the original,
+	// then the original removed. Keep and MinAge do not apply: the
+	// decision to archive them was taken by the run that was interrupted.
+	Resolve []Candidate
+	// Compress are the segments to compress, in sequence order.
+	Compress []Candidate
+	// Skipped are the segments left alone, with the reason. Segments that
+	// are only present as archives are not listed; Archived counts them.
+	Skipped  []Skip
+	Archived int
+}
+
+// Candidate is a segment a run works on.
+type Candidate struct {
+	Seq      uint64
+	Path     string // the original, NAME.seg
+	Archive  string // NAME.seg.zst, existing for Resolve, to be made for Compress
+	Size     int64
+	SealedAt time.Time
+}
+
+// Skip is a segment a run leaves alone.
+type Skip struct {
+	Seq    uint64
+	Path   string
+	Reason string
+}
+
+// Bytes is the size of the originals the run will read.
+func (p *Plan) Bytes() int64 {
+	var n int64
+	for _, c := range p.Resolve {
+		n += c.Size
+	}
+	for _, c := range p.Compress {
+		n += c.Size
+	}
+	return n
+}
+
+// Segments is how many segments the run will work on.
+func (p *Plan) Segments() int { return len(p.Resolve) + len(p.Compress) }
+
+// PlanDir decides what Run would do in dir with opts, without changing
+// anything (Run calls it; a dry run returns only this).
+func PlanDir(dir string, opts Options) (*Plan, error) {
+	opts = opts.withDefaults()
+	l, err := segment.List(dir)
+	if err != nil {
+		return nil, err
+	}
+	p := &Plan{Dir: dir}
+	for _, t := range l.Temps {
+		if strings.HasSuffix(t, segment.ArchiveExt+segment.TempExt) {
+			p.Temps = append(p.Temps, t)
+		}
+	}
+	keep := opts.Keep
+	for i := len(l.Segments) - 1; i >= 0; i-- {
+		e := l.Segments[i]
+		if i == len(l.Segments)-1 {
+			if !e.Archived {
+				p.Skipped = append(p.Skipped, Skip{e.Seq, e.Path, "newest segment (a writer appends to it, or will)"})
+			}
+			continue
+		}
+		if e.Archived {
+			p.Archived++
+			keep-- // an archive is a sealed segment
+			continue
+		}
+		c := Candidate{Seq: e.Seq, Path: e.Path, Archive: archivePath(e)}
+		f, size, why := inspect(e.Path)
+		if why != "" {
+			p.Skipped = append(p.Skipped, Skip{e.Seq, e.Path, why})
+			continue
+		}
+		c.Size, c.SealedAt = size, time.Unix(0, f.SealedAt)
+		switch age := opts.Now.Sub(c.SealedAt); {
+		case e.Duplicate != "":
+			keep--
+			p.Resolve = append(p.Resolve, c)
+		case keep > 0:
+			keep--
+			p.Skipped = append(p.Skipped, Skip{e.Seq, e.Path, fmt.Sprintf("one of the newest %d sealed segments (--keep)", opts.Keep)})
+		case opts.MinAge > 0 && age < opts.MinAge:
+			keep--
+			p.Skipped = append(p.Skipped, Skip{e.Seq, e.Path,
+				fmt.Sprintf("sealed %s ago, less than --min-age %s", age.Round(time.Second), opts.MinAge)})
+		default:
+			keep--
+			p.Compress = append(p.Compress, c)
+		}
+	}
+	slices.Reverse(p.Resolve)
+	slices.Reverse(p.Compress)
+	slices.Reverse(p.Skipped)
+	return p, nil
+}
+
+func archivePath(e segment.Entry) string {
+	if e.Duplicate != "" {
+		return e.Duplicate
+	}
+	return filepath.Join(filepath.Dir(e.Path), segment.ArchiveName(e.Seq))
+}
+
+// inspect returns the footer and size of a sealed, well-formed segment
+// file, or why it is not one.
+func inspect(path string) (segment.Footer, int64, string) {
+	im, err := segment.OpenImage(path)
+	if err != nil {
+		return segment.Footer{}, 0, fmt.Sprintf("cannot open: %v", err)
+	}
+	defer im.Close()
+	if err := im.Check(); err != nil {
+		return segment.Footer{}, 0, fmt.Sprintf("damaged (run auditseg verify): %v", err)
+	}
+	f, err := im.Footer()
+	switch {
+	case errors.Is(err, segment.ErrNoFooter):
+		return f, 0, "not sealed"
+	case err != nil:
+		return f, 0, fmt.Sprintf("footer damaged (run auditseg verify): %v", err)
+	}
+	return f, im.FileSize, ""
+}

@@ -1,0 +1,219 @@
+package archive
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+	"golang.org/x/sys/unix"
+)
+
+// task is one segment to compress, or to resolve (original and archive
+// both present).
+type task struct {
+	seq               uint64
+	original, archive string
+	resolve           bool
+}
+
+// do runs the protocol on one segment. buf is the job's reusable buffer
+// for compressed output; the possibly grown buffer is returned.
+func (r *runner) do(t task, buf []byte) (SegmentResult, []byte) {
+	res := SegmentResult{Seq: t.seq, Original: t.original, Archive: t.archive}
+	ev := Event{Seq: t.seq, Original: t.original, Archive: t.archive}
+	fail := func(err error) (SegmentResult, []byte) {
+		res.Outcome, res.Err = Failed, err
+		ev.Step, ev.Err = StepFailed, err
+		r.observe(ev)
+		return res, buf
+	}
+	step := func(s Step) {
+		ev.Step = s
+		r.observe(ev)
+	}
+
+	before, err := os.Lstat(t.original)
+	if err != nil {
+		return fail(err)
+	}
+	im, err := segment.OpenImage(t.original)
+	if err != nil {
+		return fail(err)
+	}
+	defer im.Close()
+	// The plan is a snapshot: check again what made the segment eligible.
+	if err := im.Check(); err != nil {
+		return fail(err)
+	}
+	f, err := im.Footer()
+	if err != nil {
+		return fail(fmt.Errorf("%s: not compressed: %w", t.original, err))
+	}
+	res.BytesIn, ev.BytesIn = int64(len(im.Data)), int64(len(im.Data))
+	step(StepStart)
+
+	res.Outcome = Compressed
+	verified := false
+	if t.resolve {
+		if verified, err = r.resolve(t, im, f, step); err != nil {
+			return fail(err)
+		}
+		res.Outcome = Resolved
+		if !verified {
+			res.Outcome = Recompressed
+		}
+	}
+	if !verified {
+		if buf, err = r.compress(t, im, buf, step); err != nil {
+			return fail(err)
+		}
+	}
+	st, err := os.Lstat(t.archive)
+	if err != nil {
+		return fail(err)
+	}
+	res.BytesOut, ev.BytesOut = st.Size(), st.Size()
+
+	if !r.opts.KeepOriginal {
+		now, err := os.Lstat(t.original)
+		if err != nil {
+			return fail(err)
+		}
+		if !os.SameFile(before, now) || before.Size() != now.Size() || !before.ModTime().Equal(now.ModTime()) {
+			return fail(fmt.Errorf("%s: changed while it was being archived; original kept beside %s", t.original, t.archive))
+		}
+		if err := os.Remove(t.original); err != nil {
+			return fail(fmt.Errorf("remove original: %w", err))
+		}
+		step(StepOriginalRemoved)
+		if err := syncDir(r.dir); err != nil {
+			return fail(err)
+		}
+		res.OriginalRemoved = true
+	}
+	step(StepDone)
+	return res, buf
+}
+
+// compress runs steps 1 to 5 of the protocol: temp file, fsync, verify,
+// rename, directory fsync. On an error before the rename the temp file is
+// removed; the original is never touched.
+func (r *runner) compress(t task, im *segment.Image, buf []byte, step func(Step)) (_ []byte, err error) {
+	tmp := t.archive + segment.TempExt
+	if err := r.ctx.Err(); err != nil {
+		return buf, err
+	}
+	buf = r.enc.EncodeAll(im.Data, buf[:0])
+
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o640)
+	if err != nil {
+		return buf, fmt.Errorf("create archive: %w", err)
+	}
+	renamed := false
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+		if err != nil && !renamed {
+			os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(buf); err != nil {
+		return buf, fmt.Errorf("write archive: %w", err)
+	}
+	step(StepWritten)
+	if err := f.Sync(); err != nil {
+		return buf, fmt.Errorf("fsync archive: %w", err)
+	}
+	err = f.Close()
+	f = nil
+	if err != nil {
+		return buf, fmt.Errorf("close archive: %w", err)
+	}
+	step(StepSynced)
+
+	if err := r.ctx.Err(); err != nil {
+		return buf, err
+	}
+	back, err := segment.ReadArchive(tmp)
+	if err != nil {
+		return buf, fmt.Errorf("verify archive: %w", err)
+	}
+	if !bytes.Equal(back, im.Data) {
+		return buf, fmt.Errorf("%s: does not decompress to %s: %w", tmp, t.original, segment.ErrCorrupt)
+	}
+	step(StepVerified)
+
+	if err := r.ctx.Err(); err != nil {
+		return buf, err
+	}
+	if err := renameNoReplace(tmp, t.archive); err != nil {
+		return buf, err
+	}
+	renamed = true
+	step(StepRenamed)
+	if err := syncDir(r.dir); err != nil {
+		return buf, err
+	}
+	step(StepDirSynced)
+	return buf, nil
+}
+
+// resolve deals with an original found beside its archive. It returns true
+// when the archive is verified (and its name durable), false when the
+// archive was bad and has been removed, so the segment must be compressed
+// again. It removes an archive only when the original is intact (its
+// digest verifies); otherwise nobody can tell which copy is right.
+func (r *runner) resolve(t task, im *segment.Image, f segment.Footer, step func(Step)) (bool, error) {
+	back, aerr := segment.ReadArchive(t.archive)
+	if aerr == nil && bytes.Equal(back, im.Data) {
+		step(StepVerified)
+		// The interrupted run may have died before the rename was durable.
+		if err := syncDir(r.dir); err != nil {
+			return false, err
+		}
+		step(StepDirSynced)
+		return true, nil
+	}
+	why := "does not decompress to the original"
+	if aerr != nil {
+		if !errors.Is(aerr, segment.ErrCorrupt) {
+			return false, aerr // cannot read it now; that says nothing about its content
+		}
+		why = aerr.Error()
+	}
+	if segment.Digest(f.PrevDigest, im.Data, f.EndOffset) != f.Digest {
+		return false, fmt.Errorf("%s: %s, and the original %s fails its digest: both left for inspection (run auditseg verify)",
+			t.archive, why, t.original)
+	}
+	r.opts.Logger.Warn("compress-finished: leftover archive does not verify; replacing it",
+		"archive", t.archive, "original", t.original, "reason", why)
+	if err := os.Remove(t.archive); err != nil {
+		return false, fmt.Errorf("remove bad archive: %w", err)
+	}
+	if err := syncDir(r.dir); err != nil {
+		return false, err
+	}
+	step(StepArchiveRemoved)
+	return false, nil
+}
+
+// renameNoReplace renames oldp to newp, failing if newp exists: an archive
+// is never overwritten.
+func renameNoReplace(oldp, newp string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, oldp, unix.AT_FDCWD, newp, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		// No RENAME_NOREPLACE on this filesystem: link(2) also refuses an
+		// existing name. A crash in between leaves only a temp file extra.
+		if err = os.Link(oldp, newp); err != nil {
+			return fmt.Errorf("rename archive into place: %w", err)
+		}
+		return os.Remove(oldp)
+	}
+	if err != nil {
+		return fmt.Errorf("rename archive into place: %w", &os.LinkError{Op: "rename", Old: oldp, New: newp, Err: err})
+	}
+	return nil
+}
