@@ -1,0 +1,110 @@
+package reader
+
+import (
+	"fmt"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// DamageKind says what a Damage report is about.
+type DamageKind uint8
+
+const (
+	// DamageTorn: a committed frame whose CRC fails or whose header is
+	// impossible. The reader skipped Len bytes, up to the next frame whose
+	// CRC matches (or the end of the segment's record area).
+	DamageTorn DamageKind = iota + 1
+	// DamageReserved: a frame reserved and never committed, found while no
+	// writer holds the log (its writer died). Len bytes skipped.
+	DamageReserved
+	// DamageGap: Len zero bytes followed by a frame: space claimed by a
+	// writer that died before storing its claim. Skipped.
+	DamageGap
+	// DamageUnfinished: the segment ends at Offset without an END frame
+	// and a later segment exists: its writer died before finishing it.
+	// The reader continues with the next segment.
+	DamageUnfinished
+	// DamageSegment: the segment file cannot be used as it is: its header
+	// is unusable (the segment is skipped), the file disagrees with its
+	// header, its footer is damaged, or it could not be opened or changed
+	// while it was read. Err says which, with the file and offset.
+	DamageSegment
+	// DamageMissing: segment numbers Seq to Seq+Len-1 are absent from the
+	// directory between two segments that are present.
+	DamageMissing
+)
+
+var damageNames = [...]string{"", "torn", "reserved", "gap", "unfinished", "segment", "missing"}
+
+func (k DamageKind) String() string {
+	if int(k) < len(damageNames) && k != 0 {
+		return damageNames[k]
+	}
+	return fmt.Sprintf("DamageKind(%d)", uint8(k))
+}
+
+// CrashLeftover reports whether damage of this kind is what a writer that
+// died (kill -9, power loss) normally leaves behind, rather than bytes that
+// were corrupted: reserved frames, zero gaps and unfinished segments. The
+// next writer's recovery turns them into padding; they cost no record that
+// was ever committed.
+func (k DamageKind) CrashLeftover() bool {
+	return k == DamageReserved || k == DamageGap || k == DamageUnfinished
+}
+
+// Damage describes something the reader skipped. It is delivered to
+// Options.OnDamage, or returned by Err (as a *Damage) when Options.Strict
+// is set.
+type Damage struct {
+	Kind   DamageKind
+	Path   string // the segment file (the directory for DamageMissing)
+	Seq    uint64 // the segment sequence number
+	Offset int64  // file offset where the damage starts
+	Len    int64  // bytes skipped (segments missing for DamageMissing)
+	// Err is the decoder's finding (a *segment.CorruptError naming the
+	// file and offset) for DamageTorn and DamageSegment, else nil.
+	Err error
+}
+
+func (d *Damage) Error() string {
+	switch d.Kind {
+	case DamageTorn:
+		return fmt.Sprintf("%v; skipped %d bytes", d.Err, d.Len)
+	case DamageReserved:
+		return fmt.Sprintf("%s: offset %d: frame reserved but never committed and no writer holds the log; skipped %d bytes", d.Path, d.Offset, d.Len)
+	case DamageGap:
+		return fmt.Sprintf("%s: offset %d: %d zero bytes claimed by a writer that died before writing them; skipped", d.Path, d.Offset, d.Len)
+	case DamageUnfinished:
+		return fmt.Sprintf("%s: offset %d: segment ends without an END frame (its writer died); continuing with the next segment", d.Path, d.Offset)
+	case DamageMissing:
+		if d.Len == 1 {
+			return fmt.Sprintf("%s: segment %d is missing", d.Path, d.Seq)
+		}
+		return fmt.Sprintf("%s: segments %d to %d are missing", d.Path, d.Seq, d.Seq+uint64(d.Len)-1)
+	}
+	if d.Err != nil {
+		return d.Err.Error()
+	}
+	return fmt.Sprintf("%s: offset %d: %s damage", d.Path, d.Offset, d.Kind)
+}
+
+// Unwrap returns the decoder's error, so errors.Is(err, segment.ErrCorrupt)
+// holds for torn frames and unusable segments.
+func (d *Damage) Unwrap() error { return d.Err }
+
+// report delivers a damage report, or stops the reader under Strict.
+// It returns false when the reader must stop.
+func (r *Reader) report(d Damage) bool {
+	if d.Err != nil {
+		d.Err = segment.WithPath(d.Err, d.Path)
+	}
+	r.damaged++
+	if r.opts.OnDamage != nil {
+		r.opts.OnDamage(d)
+	}
+	if r.opts.Strict {
+		r.err = &d
+		return false
+	}
+	return true
+}

@@ -1,0 +1,197 @@
+package reader
+
+import (
+	"context"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+	"golang.org/x/sys/unix"
+)
+
+// minTime is Reader.since when Options.Since is not set: every timestamp
+// passes.
+const minTime = math.MinInt64
+
+// slowEvery bounds how often a follower asks whether a writer holds the
+// lock (three system calls) while it waits.
+const slowEvery = 20 * time.Millisecond
+
+// locate sets where reading begins.
+func (r *Reader) locate() error {
+	st := r.opts.Start
+	switch st.kind {
+	case startFirst:
+		if r.since > minTime {
+			r.locateSince()
+		}
+	case startAt, startAfter:
+		r.nextSeq, r.seek = st.pos.Seq, &st
+	case startSkip:
+		r.skip = st.n
+	case startLast:
+		return r.locateLast(st.n)
+	}
+	return nil
+}
+
+// locateSince starts after the newest sealed segment whose records are all
+// older than Since, found from the end by footers alone. Unsealed segments
+// (at most the active one and its prepared successor, normally) have no
+// bound on their timestamps, so the search passes over them.
+func (r *Reader) locateSince() {
+	for i := len(r.list) - 1; i >= 0; i-- {
+		e := r.list[i]
+		im, err := segment.OpenImage(e.Path)
+		if err != nil {
+			continue
+		}
+		f, ferr := im.Footer()
+		im.Close()
+		if ferr == nil && f.Records > 0 && f.MaxTime < r.since {
+			r.nextSeq = e.Seq + 1
+			return
+		}
+	}
+}
+
+// locateLast starts n records before the end: segments are counted from
+// the newest back, sealed ones by their footers, others by walking them,
+// until n records are found; the first segment needed is then read after
+// skipping its surplus records.
+func (r *Reader) locateLast(n uint64) error {
+	var total uint64
+	for i := len(r.list) - 1; i >= 0; i-- {
+		e := r.list[i]
+		total += r.count(e)
+		if total >= n {
+			r.nextSeq, r.skip = e.Seq, total-n
+			return nil
+		}
+	}
+	return nil // fewer than n records: read them all
+}
+
+// count returns how many records reading segment e would return now.
+func (r *Reader) count(e segment.Entry) uint64 {
+	im, err := segment.OpenImage(e.Path)
+	if err != nil {
+		return 0
+	}
+	defer im.Close()
+	if im.HeaderErr != nil {
+		return 0
+	}
+	f, ferr := im.Footer()
+	if ferr == nil {
+		return f.Records
+	}
+	mode := segment.Quiescent
+	if r.alive && errors.Is(ferr, segment.ErrNoFooter) {
+		mode = segment.Live
+	}
+	var n uint64
+	_ = guard(func() {
+		im.Walk(segment.HeaderSize, mode, func(ev segment.Event) bool {
+			if ev.Kind == segment.EvFrame && ev.Frame.Type == segment.TypeData {
+				n++
+			}
+			return true
+		})
+	})
+	return n
+}
+
+// relist reads the directory again.
+func (r *Reader) relist() error {
+	if r.single != "" {
+		return nil
+	}
+	l, err := segment.List(r.dir)
+	if err != nil {
+		return err
+	}
+	r.list, r.listAt = l.Segments, time.Now()
+	return nil
+}
+
+// entryAtLeast returns the index of the first listed segment with Seq >=
+// seq, or len(r.list).
+func (r *Reader) entryAtLeast(seq uint64) int {
+	return sort.Search(len(r.list), func(i int) bool { return r.list[i].Seq >= seq })
+}
+
+// entryAfter returns the index of the first listed segment with Seq > seq,
+// or len(r.list).
+func (r *Reader) entryAfter(seq uint64) int {
+	return sort.Search(len(r.list), func(i int) bool { return r.list[i].Seq > seq })
+}
+
+// exists reports whether segment seq (or its archive) is in the directory.
+func (r *Reader) exists(seq uint64) bool {
+	for _, name := range [2]string{segment.FileName(seq), segment.ArchiveName(seq)} {
+		if _, err := os.Lstat(filepath.Join(r.dir, name)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// laterExists reports whether a segment after seq is in the directory,
+// listing it again when the next name appeared or the listing is stale.
+func (r *Reader) laterExists(seq uint64) bool {
+	if r.single != "" {
+		return false
+	}
+	if time.Since(r.listAt) < time.Second && !r.exists(seq+1) {
+		return r.entryAfter(seq) < len(r.list)
+	}
+	if r.relist() != nil {
+		return false
+	}
+	return r.entryAfter(seq) < len(r.list)
+}
+
+// refreshAlive asks whether a writer holds the log's lock now. When the
+// lock cannot be queried (no permission to open it), a writer is assumed:
+// the reader then waits for frames rather than skipping ones that may
+// still be committed.
+func (r *Reader) refreshAlive() bool {
+	alive, _, err := segment.WriterAlive(r.dir)
+	r.alive, r.aliveAt = alive || err != nil, time.Now()
+	return r.alive
+}
+
+// backoff is the follow poll interval after idle time without a record:
+// an eighth of it, within [PollMin, PollMax]. Latency stays within about
+// an eighth of the gap between records, and an idle follower polls about
+// 1/PollMax times a second.
+func (r *Reader) backoff(idle time.Duration) time.Duration {
+	return min(max(idle/8, r.opts.PollMin), r.opts.PollMax)
+}
+
+// sleep waits d or until ctx is done. The Go runtime's timers wake about a
+// millisecond late at best, so short waits use nanosleep(2) directly,
+// which blocks only this goroutine's thread for that long.
+func sleep(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d < 2*time.Millisecond {
+		ts := unix.NsecToTimespec(int64(d))
+		_ = unix.Nanosleep(&ts, nil)
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

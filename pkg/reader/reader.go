@@ -1,0 +1,309 @@
+// Package reader reads the records of an auditseg log in position order,
+// across all its segments: from the start, from a position or a time, the
+// last N, and following a live log as a writer appends to it.
+//
+// Segments are read through segment.OpenImage (a read-only mapping of a
+// .seg file, or the decompressed bytes of a .seg.zst archive) and decoded
+// with segment.Walk; this package never parses bytes itself. One segment is
+// open at a time: its image is closed as soon as the reader moves past it,
+// so reading thousands of segments holds one mapping and no descriptor.
+//
+// # Following
+//
+// A writer in another process commits a record by storing its length word
+// through a shared mapping, which raises no file-system event, so a
+// follower polls: it re-reads the commit word at its offset with a backoff
+// that starts at Options.PollMin after each record and grows to
+// Options.PollMax while nothing arrives (about 20 cheap polls a second when
+// idle). Unwritten and reserved frames mean "not yet" while a writer holds
+// the log's lock; an END frame means "continue in the next segment", which
+// the writer normally created before it was needed. A segment that is
+// sealed or archived while it is read changes nothing: the reader keeps
+// the mapping it has (a removed file's mapping stays valid) and continues
+// from its offset, so no record is lost or repeated.
+//
+// When no writer holds the lock, frames that stay reserved and zero runs
+// followed by frames are skipped and reported as Damage. The reader checks
+// the lock before and after deciding so, so a writer that starts meanwhile
+// is never mistaken for a dead one.
+//
+// # Damage
+//
+// Damage is reported through Options.OnDamage and skipped: a torn frame
+// (CRC mismatch or impossible header) up to the next frame whose CRC
+// matches, a segment whose header is unusable entirely. Options.Strict
+// stops at the first report instead. The reader never panics on any file
+// content and never allocates by a length read from a file.
+package reader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// Position names a record; see segment.Position.
+type Position = segment.Position
+
+// Record is one record of the log.
+type Record struct {
+	Position Position
+	Time     time.Time // the writer's timestamp (nanoseconds)
+	// Payload aliases the segment's mapping: it is valid only until the
+	// next call to Next, Wait or Close on the Reader that returned it, and
+	// must not be written to. Use Clone to keep a record longer; touching
+	// Payload after that may crash the program (the memory is unmapped).
+	Payload []byte
+}
+
+// Clone returns a copy of rec whose Payload is owned by the caller.
+func (rec Record) Clone() Record {
+	rec.Payload = append([]byte(nil), rec.Payload...)
+	return rec
+}
+
+// Options configure a Reader. The zero value reads every record once and
+// stops at the end of what is committed.
+type Options struct {
+	// Start is where reading begins; the zero value is First().
+	Start Start
+	// Since, if not zero, keeps only records whose timestamp is at or after
+	// it. Sealed segments whose newest record is older are skipped by their
+	// footer without being decoded. It cannot be combined with Last or
+	// Skip. Timestamps come from each writer's clock: records stamped
+	// before a clock step back are dropped like older ones.
+	Since time.Time
+	// Follow keeps the reader waiting for records after the last one
+	// committed (see Wait) instead of ending there.
+	Follow bool
+	// OnDamage, if set, is called (from Next or Wait) with everything the
+	// reader skips. The reader itself never prints.
+	OnDamage func(Damage)
+	// Strict stops the reader at the first damage: Next returns false and
+	// Err returns the *Damage.
+	Strict bool
+	// PollMin and PollMax bound the follow backoff; defaults 50µs and
+	// 50ms. Right after a record the reader polls every PollMin; the
+	// interval then grows with the time since that record (an eighth of
+	// it), up to PollMax.
+	PollMin, PollMax time.Duration
+}
+
+// Start says where a Reader begins. Build one with First, At, After, Last
+// or Skip.
+type Start struct {
+	kind startKind
+	pos  Position
+	n    uint64
+}
+
+type startKind uint8
+
+const (
+	startFirst startKind = iota
+	startAt
+	startAfter
+	startLast
+	startSkip
+)
+
+// First starts at the first record of the log.
+func First() Start { return Start{kind: startFirst} }
+
+// At starts at the first record at or after position p.
+func At(p Position) Start { return Start{kind: startAt, pos: p} }
+
+// After starts at the first record strictly after position p: resuming
+// after the last record a previous run handled (a cursor).
+func After(p Position) Start { return Start{kind: startAfter, pos: p} }
+
+// Last starts n records before the end of what is committed, so that the
+// last n records are read. Sealed segments are counted by their footers,
+// not decoded. Last(0) reads only records committed after Open.
+func Last(n uint64) Start { return Start{kind: startLast, n: n} }
+
+// Skip starts after the first n records (Skip(0) is First). Sealed
+// segments are skipped whole by their footers' record counts.
+func Skip(n uint64) Start { return Start{kind: startSkip, n: n} }
+
+// ErrClosed is returned by Wait after Close.
+var ErrClosed = errors.New("reader is closed")
+
+// Reader iterates over the records of a log. It is not safe for concurrent
+// use.
+type Reader struct {
+	dir    string
+	single string // the file, when reading one segment file
+	opts   Options
+	since  int64
+
+	list    []segment.Entry // the last directory listing
+	listAt  time.Time
+	nextSeq uint64 // the next segment to open has Seq >= nextSeq
+	expect  bool   // nextSeq is the successor of a segment read: a gap is damage
+	seek    *Start // At/After, applied to the first segment opened
+	skip    uint64 // records still to skip before the first one returned
+
+	cur *seg
+	evs []segment.Event
+	ei  int
+
+	alive   bool // last known writer state
+	aliveAt time.Time
+
+	rec     Record
+	have    bool // rec was found by Wait and not yet returned by Next
+	err     error
+	done    bool // nothing more, ever
+	closed  bool
+	damaged int
+}
+
+// batch is how many walk events the reader decodes at once.
+const batch = 128
+
+// Open opens the log in dir, or the single segment file dir names, for
+// reading from opts.Start. Listing the directory and, for Last and Since,
+// the footers that locate the start happen here; the records are decoded
+// by Next.
+func Open(dir string, opts Options) (*Reader, error) {
+	if opts.PollMin <= 0 {
+		opts.PollMin = 50 * time.Microsecond
+	}
+	if opts.PollMax <= 0 {
+		opts.PollMax = 50 * time.Millisecond
+	}
+	opts.PollMax = max(opts.PollMax, opts.PollMin)
+	r := &Reader{dir: dir, opts: opts, since: minTime, evs: make([]segment.Event, 0, batch)}
+	if !opts.Since.IsZero() {
+		if k := opts.Start.kind; k == startLast || k == startSkip {
+			return nil, errors.New("reader: Since cannot be combined with Last or Skip")
+		}
+		r.since = opts.Since.UnixNano()
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open log: %w", err)
+	}
+	if st.Mode().IsRegular() {
+		r.single, r.dir = dir, filepath.Dir(dir)
+		seq, archived, _ := segment.ParseName(filepath.Base(dir))
+		r.list = []segment.Entry{{Seq: seq, Path: dir, Archived: archived}}
+	} else if err := r.relist(); err != nil {
+		return nil, err
+	}
+	r.refreshAlive()
+	if err := r.locate(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Next advances to the next record and reports whether there is one. It
+// never blocks: false means the end of the log, or in follow mode that
+// nothing more is committed yet (call Wait), or an error (see Err).
+func (r *Reader) Next() bool {
+	if r.have {
+		r.have = false
+		return true
+	}
+	if r.err != nil || r.done {
+		return false
+	}
+	return r.fill()
+}
+
+// Record returns the record Next moved to. Its Payload is valid until the
+// next call to Next, Wait or Close.
+func (r *Reader) Record() Record { return r.rec }
+
+// Err returns the error that stopped the reader, if any: an I/O error, or
+// a *Damage under Options.Strict.
+func (r *Reader) Err() error { return r.err }
+
+// Damaged returns how many damage reports the reader has made so far.
+func (r *Reader) Damaged() int { return r.damaged }
+
+// Wait blocks until Next has a record to return. It returns nil then,
+// ctx.Err() when ctx is done, io.EOF when no record can ever come (not
+// following, or the END of a single segment file), and Err otherwise.
+// Callers that buffer output should flush it before calling Wait.
+func (r *Reader) Wait(ctx context.Context) error {
+	switch {
+	case r.closed:
+		return ErrClosed
+	case r.have:
+		return nil
+	case r.err != nil:
+		return r.err
+	case r.done || !r.opts.Follow:
+		return io.EOF
+	}
+	idleSince := time.Now()
+	for {
+		if r.fill() {
+			r.have = true
+			return nil
+		}
+		switch {
+		case r.err != nil:
+			return r.err
+		case r.done:
+			return io.EOF
+		}
+		if err := sleep(ctx, r.backoff(time.Since(idleSince))); err != nil {
+			return err
+		}
+	}
+}
+
+// All returns the records as a sequence, following (per Options.Follow)
+// until ctx is done. The error, if any, is yielded last with a zero
+// Record; ctx ending is not an error. Payloads are valid only within the
+// loop body's iteration.
+func (r *Reader) All(ctx context.Context) iter.Seq2[Record, error] {
+	return func(yield func(Record, error) bool) {
+		for {
+			for r.Next() {
+				if !yield(r.Record(), nil) {
+					return
+				}
+			}
+			if r.err != nil {
+				yield(Record{}, r.err)
+				return
+			}
+			err := r.Wait(ctx)
+			if err == nil {
+				continue
+			}
+			if err != io.EOF && ctx.Err() == nil {
+				yield(Record{}, err)
+			}
+			return
+		}
+	}
+}
+
+// Close releases the segment the reader holds. Payloads returned before
+// are invalid after it.
+func (r *Reader) Close() error {
+	r.closed, r.done, r.have = true, true, false
+	return r.closeCur()
+}
+
+func (r *Reader) closeCur() error {
+	c := r.cur
+	r.cur, r.evs, r.ei = nil, r.evs[:0], 0
+	if c == nil {
+		return nil
+	}
+	return c.img.Close()
+}

@@ -1,0 +1,331 @@
+package reader_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/reader"
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+func TestReadAllAcrossSegments(t *testing.T) {
+	dir := t.TempDir()
+	want := writeLog(t, dir, 6000, false)
+	if want[len(want)-1].pos.Seq < 5 {
+		t.Fatalf("fixture spans only %d segments", want[len(want)-1].pos.Seq)
+	}
+	got, dmg := readAll(t, dir, reader.Options{})
+	sameRecs(t, got, want)
+	if len(dmg) != 0 {
+		t.Fatalf("damage on a clean log: %v", dmg)
+	}
+}
+
+func TestEmptyAndMissingDirectory(t *testing.T) {
+	dir := t.TempDir()
+	got, dmg := readAll(t, dir, reader.Options{Start: reader.Last(10)})
+	if len(got) != 0 || len(dmg) != 0 {
+		t.Fatalf("empty log: %d records, %v", len(got), dmg)
+	}
+	_, err := reader.Open(filepath.Join(dir, "nope"), reader.Options{})
+	if err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("missing directory: err = %v, want one naming it", err)
+	}
+}
+
+func TestStartPositions(t *testing.T) {
+	dir := t.TempDir()
+	all := writeLog(t, dir, 2500, false)
+	mid := all[1234]
+	cases := []struct {
+		name string
+		opts reader.Options
+		want []rec
+	}{
+		{"first", reader.Options{Start: reader.First()}, all},
+		{"at exact", reader.Options{Start: reader.At(mid.pos)}, all[1234:]},
+		{"after exact", reader.Options{Start: reader.After(mid.pos)}, all[1235:]},
+		{"at inside a frame", reader.Options{Start: reader.At(segment.Position{Seq: mid.pos.Seq, Offset: mid.pos.Offset + 8})}, all[1235:]},
+		{"after inside a frame", reader.Options{Start: reader.After(segment.Position{Seq: mid.pos.Seq, Offset: mid.pos.Offset + 8})}, all[1235:]},
+		{"at missing segment before all", reader.Options{Start: reader.At(segment.Position{Seq: 0, Offset: 0})}, all},
+		{"at past the end", reader.Options{Start: reader.At(segment.Position{Seq: 999, Offset: 64})}, nil},
+		{"at huge offset", reader.Options{Start: reader.At(segment.Position{Seq: mid.pos.Seq, Offset: 1<<63 - 1})}, firstOfSeg(all, mid.pos.Seq+1)},
+		{"after last", reader.Options{Start: reader.After(all[len(all)-1].pos)}, nil},
+		{"last 0", reader.Options{Start: reader.Last(0)}, nil},
+		{"last 1", reader.Options{Start: reader.Last(1)}, all[len(all)-1:]},
+		{"last 10", reader.Options{Start: reader.Last(10)}, all[len(all)-10:]},
+		{"last 1000 spans segments", reader.Options{Start: reader.Last(1000)}, all[len(all)-1000:]},
+		{"last more than all", reader.Options{Start: reader.Last(1 << 40)}, all},
+		{"skip 0", reader.Options{Start: reader.Skip(0)}, all},
+		{"skip 1777", reader.Options{Start: reader.Skip(1777)}, all[1777:]},
+		{"skip all", reader.Options{Start: reader.Skip(2500)}, nil},
+		{"since", reader.Options{Since: time.Unix(0, all[2000].ts)}, all[2000:]},
+		{"since between", reader.Options{Since: time.Unix(0, all[2000].ts-1)}, all[2000:]},
+		{"since before all", reader.Options{Since: time.Unix(0, 0)}, all},
+		{"since after all", reader.Options{Since: time.Unix(0, all[len(all)-1].ts+1)}, nil},
+		{"since with at", reader.Options{Start: reader.At(mid.pos), Since: time.Unix(0, all[2000].ts)}, all[2000:]},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, dmg := readAll(t, dir, tc.opts)
+			sameRecs(t, got, tc.want)
+			if len(dmg) != 0 {
+				t.Fatalf("damage: %v", dmg)
+			}
+		})
+	}
+}
+
+func firstOfSeg(all []rec, seq uint64) []rec {
+	for i, r := range all {
+		if r.pos.Seq >= seq {
+			return all[i:]
+		}
+	}
+	return nil
+}
+
+func TestSinceConflicts(t *testing.T) {
+	dir := t.TempDir()
+	for _, st := range []reader.Start{reader.Last(3), reader.Skip(3)} {
+		if _, err := reader.Open(dir, reader.Options{Start: st, Since: time.Now()}); err == nil {
+			t.Errorf("Since with %v accepted", st)
+		}
+	}
+}
+
+// countingLog writes sealed segments whose footers are the only way to
+// learn their record counts cheaply; Last and Since must not walk them.
+// Corrupting a record in an early sealed segment proves it: the reader
+// would report the damage if it decoded that segment.
+func TestLastAndSinceUseFooters(t *testing.T) {
+	dir := t.TempDir()
+	all := writeLog(t, dir, 2500, false)
+	corruptPayload(t, dir, all[3])
+	for _, opts := range []reader.Options{{Start: reader.Last(20)}, {Since: time.Unix(0, all[2400].ts)}, {Start: reader.Skip(2000)}} {
+		got, dmg := readAll(t, dir, opts)
+		if len(dmg) != 0 {
+			t.Fatalf("%+v: decoded an early segment: %v", opts, dmg)
+		}
+		if len(got) == 0 || got[len(got)-1].pos != all[len(all)-1].pos {
+			t.Fatalf("%+v: wrong records", opts)
+		}
+	}
+}
+
+// corruptPayload flips a byte of r's payload in its segment file.
+func corruptPayload(t *testing.T, dir string, r rec) string {
+	t.Helper()
+	p := filepath.Join(dir, segment.FileName(r.pos.Seq))
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte{'#'}, r.pos.Offset+segment.FrameHeaderSize+1); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestTornFrameReportedAndSkipped(t *testing.T) {
+	dir := t.TempDir()
+	all := writeLog(t, dir, 2000, false)
+	victim := all[700]
+	path := corruptPayload(t, dir, victim)
+	got, dmg := readAll(t, dir, reader.Options{})
+	want := append(append([]rec(nil), all[:700]...), all[701:]...)
+	sameRecs(t, got, want)
+	if len(dmg) != 1 {
+		t.Fatalf("damage = %v, want one report", dmg)
+	}
+	d := dmg[0]
+	if d.Kind != reader.DamageTorn || d.Path != path || d.Offset != victim.pos.Offset || d.Len != all[701].pos.Offset-victim.pos.Offset {
+		t.Fatalf("damage = %+v", d)
+	}
+	if !errors.Is(&d, segment.ErrCorrupt) || !strings.Contains(d.Error(), path) || !strings.Contains(d.Error(), "offset ") {
+		t.Fatalf("damage text %q does not name the file and offset", d.Error())
+	}
+
+	// Strict stops there, with the damage as the error.
+	r, err := reader.Open(dir, reader.Options{Strict: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	n := 0
+	for r.Next() {
+		n++
+	}
+	var sd *reader.Damage
+	if n != 700 || !errors.As(r.Err(), &sd) || sd.Offset != victim.pos.Offset {
+		t.Fatalf("strict: %d records, err %v", n, r.Err())
+	}
+}
+
+func TestDeadWriterReservedFrameSkipped(t *testing.T) {
+	dir := t.TempDir()
+	b := newSeg(1)
+	var want []rec
+	want = append(want, b.add(baseTS, []byte("one")))
+	at := b.reserve(40)
+	want = append(want, b.add(baseTS+1, []byte("three")))
+	b.write(t, dir)
+
+	// No writer: the reserved frame is reported and skipped.
+	got, dmg := readAll(t, dir, reader.Options{})
+	sameRecs(t, got, want)
+	if len(dmg) != 1 || dmg[0].Kind != reader.DamageReserved || dmg[0].Offset != at || dmg[0].Len != segment.FrameSize(40) {
+		t.Fatalf("damage = %+v", dmg)
+	}
+	if !dmg[0].Kind.CrashLeftover() {
+		t.Fatal("reserved frame is not a crash leftover")
+	}
+
+	// A writer holds the lock: the frame may still be committed, so the
+	// reader stops before it instead.
+	lk, err := segment.AcquireLock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Release()
+	got, dmg = readAll(t, dir, reader.Options{})
+	sameRecs(t, got, want[:1])
+	if len(dmg) != 0 {
+		t.Fatalf("damage reported while a writer is alive: %v", dmg)
+	}
+}
+
+func TestDeadWriterGapAndUnfinishedSegment(t *testing.T) {
+	dir := t.TempDir()
+	b := newSeg(1)
+	var want []rec
+	want = append(want, b.add(baseTS, []byte("a")))
+	gapAt := b.off
+	b.off += 64 // claimed, never stored: zeros followed by a frame
+	want = append(want, b.add(baseTS+1, []byte("b")))
+	tailAt := b.off
+	b.write(t, dir)
+	c := newSeg(2)
+	want = append(want, c.add(baseTS+2, []byte("c")))
+	c.write(t, dir)
+
+	got, dmg := readAll(t, dir, reader.Options{})
+	sameRecs(t, got, want)
+	if len(dmg) != 2 || dmg[0].Kind != reader.DamageGap || dmg[0].Offset != gapAt || dmg[0].Len != 64 ||
+		dmg[1].Kind != reader.DamageUnfinished || dmg[1].Offset != tailAt || dmg[1].Seq != 1 {
+		t.Fatalf("damage = %+v", dmg)
+	}
+}
+
+func TestBadSegmentsReportedAndSkipped(t *testing.T) {
+	dir := t.TempDir()
+	all := writeLog(t, dir, 6000, false)
+	// Segment 2: header destroyed. Segment 4: removed.
+	p2 := filepath.Join(dir, segment.FileName(2))
+	f, err := os.OpenFile(p2, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("NOTASEGM"), 0); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if err := os.Remove(filepath.Join(dir, segment.FileName(4))); err != nil {
+		t.Fatal(err)
+	}
+	var want []rec
+	for _, r := range all {
+		if r.pos.Seq != 2 && r.pos.Seq != 4 {
+			want = append(want, r)
+		}
+	}
+	got, dmg := readAll(t, dir, reader.Options{})
+	sameRecs(t, got, want)
+	if len(dmg) != 2 || dmg[0].Kind != reader.DamageSegment || dmg[0].Path != p2 || !strings.Contains(dmg[0].Error(), p2+": offset 0: bad magic") ||
+		dmg[1].Kind != reader.DamageMissing || dmg[1].Seq != 4 || dmg[1].Len != 1 {
+		t.Fatalf("damage = %+v", dmg)
+	}
+	for _, d := range dmg {
+		if d.Kind.CrashLeftover() {
+			t.Errorf("%v counted as a crash leftover", d.Kind)
+		}
+	}
+}
+
+func TestTruncatedSegmentReadsWhatIsThere(t *testing.T) {
+	dir := t.TempDir()
+	all := writeLog(t, dir, 2000, false)
+	p := filepath.Join(dir, segment.FileName(1))
+	var cut int64 = 4096
+	if err := os.Truncate(p, cut); err != nil {
+		t.Fatal(err)
+	}
+	var want []rec
+	for _, r := range all {
+		if r.pos.Seq != 1 || r.pos.Offset+segment.FrameSize(len(r.payload)) <= cut {
+			want = append(want, r)
+		}
+	}
+	got, dmg := readAll(t, dir, reader.Options{})
+	sameRecs(t, got, want)
+	if len(dmg) < 2 || dmg[0].Kind != reader.DamageSegment || dmg[0].Offset != cut {
+		t.Fatalf("damage = %+v", dmg)
+	}
+}
+
+func TestSingleSegmentFile(t *testing.T) {
+	dir := t.TempDir()
+	all := writeLog(t, dir, 2000, true)
+	var want []rec
+	for _, r := range all {
+		if r.pos.Seq == 2 {
+			want = append(want, r)
+		}
+	}
+	got, _ := readAll(t, filepath.Join(dir, segment.FileName(2)), reader.Options{})
+	sameRecs(t, got, want)
+	got, _ = readAll(t, filepath.Join(dir, segment.FileName(2)), reader.Options{Start: reader.Last(3)})
+	sameRecs(t, got, want[len(want)-3:])
+}
+
+func TestArchivedSegmentsRead(t *testing.T) {
+	dir := t.TempDir()
+	all := writeLog(t, dir, 6000, true)
+	for _, seq := range []uint64{1, 3} {
+		p := filepath.Join(dir, segment.FileName(seq))
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		archiveSegment(t, dir, seq, data)
+	}
+	got, dmg := readAll(t, dir, reader.Options{})
+	sameRecs(t, got, all)
+	if len(dmg) != 0 {
+		t.Fatalf("damage: %v", dmg)
+	}
+	got, _ = readAll(t, dir, reader.Options{Start: reader.After(all[100].pos)})
+	sameRecs(t, got, all[101:])
+}
+
+func TestRecordClone(t *testing.T) {
+	dir := t.TempDir()
+	writeLog(t, dir, 3, false)
+	r, err := reader.Open(dir, reader.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Next() {
+		t.Fatal("no record")
+	}
+	c := r.Record().Clone()
+	r.Close()
+	if string(c.Payload) != string(payload(0)) {
+		t.Fatalf("clone = %q", c.Payload)
+	}
+}

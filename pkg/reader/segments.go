@@ -1,0 +1,442 @@
+package reader
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"runtime"
+	"runtime/debug"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// seg is the segment being read.
+type seg struct {
+	path string
+	img  *segment.Image
+	seq  uint64 // for positions
+	off  int64  // where the next walk starts
+	min  int64  // records before this offset are not returned (At/After)
+	// quiet: no writer can add frames any more (sealed, damaged footer, or
+	// a later segment is sealed), so unfinished frames are skipped.
+	quiet bool
+	// parked: the walk found only zeros from off to the record limit while
+	// no writer held the log; polls look at the commit word at off, the
+	// lock and the directory instead of rescanning the zeros.
+	parked    bool
+	parkAlive bool
+	laterAt   time.Time // last look for a later sealed segment
+}
+
+// noStop marks a walk that stopped for no event: a full batch, or the
+// record limit.
+const noStop segment.EventKind = 255
+
+// fill moves to the next record, reading segments as needed. It returns
+// false when none can be returned now; r.err or r.done say if ever.
+func (r *Reader) fill() bool {
+	for {
+		if r.cur == nil && !r.openNext() {
+			return false
+		}
+		for r.ei < len(r.evs) {
+			ev := &r.evs[r.ei]
+			r.ei++
+			if r.consume(ev) {
+				return true
+			}
+			if r.err != nil {
+				return false
+			}
+		}
+		if !r.refill() {
+			return false
+		}
+	}
+}
+
+// consume takes one buffered event and reports whether it is the record to
+// return.
+func (r *Reader) consume(ev *segment.Event) bool {
+	c := r.cur
+	c.off = ev.Offset + ev.Len
+	var kind DamageKind
+	switch ev.Kind {
+	case segment.EvFrame:
+		f := &ev.Frame
+		if f.Type != segment.TypeData || ev.Offset < c.min || f.Time < r.since {
+			return false
+		}
+		if r.skip > 0 {
+			r.skip--
+			return false
+		}
+		r.rec = Record{Position: Position{Seq: c.seq, Offset: ev.Offset}, Time: time.Unix(0, f.Time), Payload: f.Payload}
+		return true
+	case segment.EvReserved:
+		kind = DamageReserved
+	case segment.EvGap:
+		kind = DamageGap
+	case segment.EvTorn:
+		kind = DamageTorn
+	default:
+		return false
+	}
+	// Damage before the requested start belongs to records not asked for.
+	if c.off <= c.min || r.skip > 0 {
+		return false
+	}
+	r.report(Damage{Kind: kind, Path: c.path, Seq: c.seq, Offset: ev.Offset, Len: ev.Len, Err: ev.Frame.Err})
+	return false
+}
+
+// refill walks the current segment from its offset into the event buffer.
+// It returns true when the caller should look again (events buffered, or
+// the segment finished) and false when nothing can be read now.
+func (r *Reader) refill() bool {
+	c := r.cur
+	r.evs, r.ei = r.evs[:0], 0
+	if c.parked && !r.unpark(c) {
+		return false
+	}
+	mode := segment.Live
+	if c.quiet {
+		mode = segment.Quiescent
+	}
+	stop, ok := r.walk(c, mode, false)
+	if !ok {
+		return r.err == nil
+	}
+	if len(r.evs) > 0 {
+		return true // the stop event, if any, is met again by the next walk
+	}
+	switch stop.Kind {
+	case segment.EvEnd:
+		r.finish()
+		return true
+	case segment.EvPending:
+		return r.pending(c)
+	case segment.EvTail:
+		return r.atTail(c)
+	}
+	// The walk reached the record limit: no frame can follow.
+	r.finish()
+	return true
+}
+
+// walk runs segment.Walk from c.off, buffering frames and damage up to a
+// batch, or in probe mode up to and including the first frame. It returns
+// the event that stopped it (END, pending, tail; Kind noStop otherwise),
+// and false if the mapping faulted (the file was truncated under it),
+// which is reported and finishes the segment.
+func (r *Reader) walk(c *seg, mode segment.WalkMode, probe bool) (stop segment.Event, ok bool) {
+	stop.Kind = noStop
+	err := guard(func() {
+		c.img.Walk(c.off, mode, func(ev segment.Event) bool {
+			switch ev.Kind {
+			case segment.EvEnd, segment.EvPending, segment.EvTail:
+				stop = ev
+				return false
+			}
+			r.evs = append(r.evs, ev)
+			if probe && ev.Kind == segment.EvFrame {
+				return false
+			}
+			return len(r.evs) < batch
+		})
+	})
+	if err == nil {
+		return stop, true
+	}
+	r.evs = r.evs[:0]
+	if r.report(Damage{Kind: DamageSegment, Path: c.path, Seq: c.seq, Offset: c.off,
+		Err: fmt.Errorf("%s: offset %d: file changed while it was read (truncated?): %w", c.path, c.off, err)}) {
+		r.finish()
+	}
+	return stop, false
+}
+
+// guard runs f turning a memory fault on a mapping (SIGBUS when a mapped
+// file shrinks) into an error instead of a crash.
+func guard(f func()) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			re, isRuntime := p.(runtime.Error)
+			if _, isFault := p.(interface{ Addr() uintptr }); !isRuntime || !isFault {
+				panic(p)
+			}
+			err = re
+		}
+	}()
+	f()
+	return nil
+}
+
+// pending handles a live walk that stopped at an unwritten or reserved
+// slot with nothing before it. If the writer is gone, the slot will never
+// be committed: walk on quiescently (skipping it) up to the next frame,
+// keeping the result only if no writer took the lock meanwhile.
+func (r *Reader) pending(c *seg) bool {
+	if !r.abandoned(c) {
+		return false
+	}
+	stop, ok := r.walk(c, segment.Quiescent, true)
+	if !ok {
+		return r.err == nil
+	}
+	if !c.quiet && r.refreshAlive() {
+		r.evs = r.evs[:0]
+		return false
+	}
+	if len(r.evs) > 0 {
+		return true
+	}
+	switch stop.Kind {
+	case segment.EvEnd:
+		r.finish()
+		return true
+	case segment.EvTail:
+		return r.atTail(c)
+	}
+	r.finish()
+	return true
+}
+
+// abandoned reports whether no writer will commit more frames in c.
+func (r *Reader) abandoned(c *seg) bool {
+	if c.quiet {
+		return true
+	}
+	if r.laterSealed(c) {
+		c.quiet = true
+		return true
+	}
+	if r.opts.Follow && time.Since(r.aliveAt) < slowEvery {
+		return !r.alive // confirmed afresh after the probe walk
+	}
+	return !r.refreshAlive()
+}
+
+// laterSealed reports whether a segment after c is sealed. Segments are
+// sealed in order (each footer chains the previous digest), so then c is
+// finished even though a writer holds the log: one that recovery could not
+// seal because a committed frame in it is damaged.
+func (r *Reader) laterSealed(c *seg) bool {
+	if r.single != "" || time.Since(c.laterAt) < time.Second {
+		return false
+	}
+	c.laterAt = time.Now()
+	if err := r.relist(); err != nil {
+		return false
+	}
+	looked := 0
+	for _, e := range r.list[r.entryAfter(c.seq):] {
+		if e.Archived {
+			return true // only sealed segments are archived
+		}
+		if looked++; looked > 4 {
+			break
+		}
+		im, err := segment.OpenImage(e.Path)
+		if err != nil {
+			continue
+		}
+		_, ferr := im.Footer()
+		im.Close()
+		if ferr == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// atTail handles a quiescent walk that found only zeros from c.off to the
+// record limit: the end of the log, unless a later segment exists.
+func (r *Reader) atTail(c *seg) bool {
+	if r.single == "" {
+		if err := r.relist(); err != nil {
+			r.err = err
+			return false
+		}
+		if r.entryAfter(c.seq) < len(r.list) {
+			if c.off > segment.HeaderSize && !r.report(Damage{Kind: DamageUnfinished, Path: c.path, Seq: c.seq, Offset: c.off}) {
+				return false
+			}
+			r.finish()
+			return true
+		}
+	}
+	if !r.opts.Follow {
+		r.done = true
+		return false
+	}
+	c.parked, c.parkAlive = true, r.alive
+	return false
+}
+
+// unpark reports whether a parked segment may have changed: the commit
+// word at its offset was stored, a writer took or left the lock, or a
+// later segment appeared.
+func (r *Reader) unpark(c *seg) bool {
+	var l int32
+	if err := guard(func() { l = segment.LoadLength(c.img.Data, c.off) }); err != nil || l != 0 {
+		c.parked = false
+		return true
+	}
+	if time.Since(r.aliveAt) < slowEvery {
+		return false
+	}
+	if r.refreshAlive() != c.parkAlive || r.laterExists(c.seq) {
+		c.parked = false
+		return true
+	}
+	return false
+}
+
+// finish closes the current segment: the reader has moved past it.
+func (r *Reader) finish() { _ = r.closeCur() }
+
+// openNext opens the next segment to read, skipping those that cannot be
+// read or hold nothing wanted. It returns false if there is none now.
+func (r *Reader) openNext() bool {
+	for {
+		i := r.entryAtLeast(r.nextSeq)
+		if i == len(r.list) {
+			if r.single != "" || !r.waitListing() {
+				return false
+			}
+			continue
+		}
+		e := r.list[i]
+		if r.expect && e.Seq > r.nextSeq {
+			if !r.report(Damage{Kind: DamageMissing, Path: r.dir, Seq: r.nextSeq, Len: int64(e.Seq - r.nextSeq)}) {
+				return false
+			}
+		}
+		r.nextSeq, r.expect = e.Seq+1, true
+		if c := r.openSeg(e); c != nil {
+			r.cur = c
+			return true
+		}
+		if r.err != nil {
+			return false
+		}
+	}
+}
+
+// waitListing refreshes the listing when the reader has read every
+// segment it knows of, and reports whether a segment to read is there now.
+// In follow mode a poll costs two lstat calls for the next segment's
+// names, with a full listing every second in case of a gap in the numbers.
+func (r *Reader) waitListing() bool {
+	if r.opts.Follow && time.Since(r.listAt) < time.Second && !r.exists(max(r.nextSeq, 1)) {
+		return false
+	}
+	if err := r.relist(); err != nil {
+		r.err = err
+		return false
+	}
+	if r.entryAtLeast(r.nextSeq) < len(r.list) {
+		return true
+	}
+	if !r.opts.Follow {
+		r.done = true
+	}
+	return false
+}
+
+// openSeg opens segment e for reading, or returns nil (after reporting
+// why, if it is damaged) when it is to be skipped.
+func (r *Reader) openSeg(e segment.Entry) *seg {
+	im, err := segment.OpenImage(e.Path)
+	if errors.Is(err, fs.ErrNotExist) && r.single == "" && r.relist() == nil {
+		// Archived (or removed) since the listing: read what is there now.
+		if j := r.entryAtLeast(e.Seq); j < len(r.list) && r.list[j].Seq == e.Seq {
+			e = r.list[j]
+			im, err = segment.OpenImage(e.Path)
+		}
+	}
+	if err != nil {
+		r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Err: fmt.Errorf("%s: cannot open segment: %w", e.Path, err)})
+		return nil
+	}
+	if im.HeaderErr != nil {
+		im.Close()
+		r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(im.HeaderErr), Err: im.HeaderErr})
+		return nil
+	}
+	if err := im.Check(); err != nil {
+		// The header is usable: read what the file holds.
+		if !r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(err), Err: err}) {
+			im.Close()
+			return nil
+		}
+	}
+	c := &seg{path: e.Path, img: im, seq: e.Seq, off: segment.HeaderSize}
+	if r.single != "" {
+		c.seq = im.Header.Seq
+	}
+	f, ferr := im.Footer()
+	switch {
+	case ferr == nil:
+		c.quiet = true
+		if r.since > minTime && (f.Records == 0 || f.MaxTime < r.since) {
+			im.Close()
+			return nil // every record in it is older than Since
+		}
+		if r.seek == nil && r.skip > 0 && r.skip >= f.Records {
+			r.skip -= f.Records
+			im.Close()
+			return nil
+		}
+	case errors.Is(ferr, segment.ErrNoFooter):
+	default:
+		// A footer is written only after every frame is committed, so a
+		// damaged one still means the segment is finished.
+		c.quiet = true
+		if !r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(ferr), Err: ferr}) {
+			im.Close()
+			return nil
+		}
+	}
+	if r.seek != nil {
+		r.applySeek(c, *r.seek)
+		r.seek = nil
+	}
+	return c
+}
+
+// applySeek places c at the position an At or After start names, when c
+// is that position's segment. A committed frame there is trusted (its CRC
+// covers the sequence and offset); otherwise the segment is walked from
+// its start and records before the position are passed over.
+func (r *Reader) applySeek(c *seg, st Start) {
+	if c.seq != st.pos.Seq {
+		return
+	}
+	off := st.pos.Offset
+	if off >= segment.HeaderSize && off < segment.RecordLimit(int64(len(c.img.Data))) {
+		var f segment.Frame
+		if guard(func() { f = segment.DecodeFrame(c.img.Data, c.img.Header.Seq, off) }) == nil && f.State == segment.Committed {
+			if st.kind == startAfter {
+				off += f.Extent
+			}
+			c.off, c.min = off, off
+			return
+		}
+	}
+	c.min = off
+	if st.kind == startAfter {
+		c.min = off + 1
+	}
+}
+
+func errOffset(err error) int64 {
+	var ce *segment.CorruptError
+	if errors.As(err, &ce) {
+		return ce.Offset
+	}
+	return 0
+}
