@@ -1,0 +1,373 @@
+package verify
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// result is one segment checked on its own, before the log-level pass
+// decides what its unsealed state means (open tail, live writer, gap, chain).
+type result struct {
+	rep SegmentReport
+	// order is the sequence number from the file name (the header's if
+	// the name has none): the log's order, whatever the header claims.
+	order uint64
+
+	found collector // findings that do not depend on the segment's place in the log
+	// unfinished holds reserved frames and zero gaps. Whether they are
+	// damage, crash residue or a live writer at work depends on the place.
+	unfinished collector
+
+	footer       segment.Footer
+	sealed       bool // the footer decodes
+	footerAbsent bool // the footer is all zeros: never sealed
+	hasEnd       bool
+	endAt        int64 // the END frame's offset when hasEnd
+	dataEnd      int64 // where the zero tail starts, -1 if the walk saw none
+	empty        bool  // the record area holds no frame at all
+	walked       bool
+	named        bool // order comes from the file name
+	vanished     bool // removed between listing and opening (retention)
+	ioErr        error
+}
+
+// collector keeps findings up to a limit and counts them all.
+type collector struct {
+	max     int
+	list    []Finding
+	count   map[Class]int
+	omitted int
+}
+
+func (c *collector) add(f Finding) {
+	if c.count == nil {
+		c.count = make(map[Class]int)
+	}
+	c.count[f.Class]++
+	if len(c.list) < c.max {
+		c.list = append(c.list, f)
+	} else {
+		c.omitted++
+	}
+}
+
+func (c *collector) total() int {
+	n := 0
+	for _, v := range c.count {
+		n += v
+	}
+	return n
+}
+
+// checker carries one segment's check.
+type checker struct {
+	o   *Options
+	r   *result
+	seq uint64
+	img []byte
+	// created is the header's creation time; known is false when the
+	// header is unusable and the frames are checked with the file name's
+	// sequence number instead.
+	created int64
+	known   bool
+	// damage: bytes inside the digested range are known bad, which
+	// explains a digest or record-count mismatch without another finding.
+	damage bool
+	// torn regions seen by the walk, to tell "END is torn" from "no END".
+	tornAt []span
+
+	records          uint64
+	minTime, maxTime int64
+}
+
+type span struct{ off, n int64 }
+
+// checkPath opens and checks one segment file or archive.
+func checkPath(path string, o *Options) *result {
+	r := newResult(path, o)
+	im, err := segment.OpenImage(path)
+	if err != nil {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			r.vanished = true
+		case errors.Is(err, segment.ErrCorrupt):
+			r.rep.State = StateDamaged
+			f := findingFromErr(Torn, path, 0, err)
+			f.Reason = "cannot open: " + f.Reason
+			r.found.add(f)
+		default:
+			r.rep.State, r.rep.Error, r.ioErr = StateUnreadable, err.Error(), err
+		}
+		return r
+	}
+	defer im.Close()
+	checkImage(im, r, o)
+	return r
+}
+
+func newResult(path string, o *Options) *result {
+	r := &result{endAt: -1, dataEnd: -1}
+	r.rep.Path, r.rep.EndOffset = path, -1
+	r.found.max, r.unfinished.max = o.MaxFindings, o.MaxFindings
+	if seq, archived, ok := segment.ParseName(filepath.Base(path)); ok {
+		r.rep.Seq, r.rep.Archived, r.order, r.named = seq, archived, seq, true
+	}
+	return r
+}
+
+func checkImage(im *segment.Image, r *result, o *Options) {
+	r.rep.Archived = r.rep.Archived || im.Archived
+	r.rep.FileBytes, r.rep.Bytes = im.FileSize, int64(len(im.Data))
+	c := &checker{o: o, r: r, img: im.Data}
+	hdr := im.Header
+	if im.HeaderErr != nil {
+		f := findingFromErr(Torn, im.Path, r.rep.Seq, im.HeaderErr)
+		f.Reason = "segment header: " + f.Reason
+		c.addFound(f, true)
+		nameSeq, _, named := segment.ParseName(filepath.Base(im.Path))
+		size := int64(len(im.Data))
+		if !named || segment.ValidSize(size) != nil {
+			r.rep.State = StateDamaged
+			return
+		}
+		// The frames carry the sequence in their CRCs: with the one from
+		// the file name, every intact frame can still be checked.
+		hdr = segment.Header{Seq: nameSeq, Size: size}
+	} else {
+		c.known, c.created = true, hdr.Created
+		if err := im.Check(); err != nil {
+			f := findingFromErr(Torn, im.Path, hdr.Seq, err)
+			if im.FileSize != hdr.Size {
+				f.Bytes = max(im.FileSize, hdr.Size) - min(im.FileSize, hdr.Size)
+			}
+			c.addFound(f, true)
+		}
+	}
+	c.seq = hdr.Seq
+	r.rep.Seq = hdr.Seq
+	if !r.named {
+		r.order = hdr.Seq
+	}
+
+	var ferr error
+	if im.HeaderErr == nil {
+		r.footer, ferr = im.Footer()
+	} else {
+		r.footer, ferr = segment.DecodeFooter(im.Data, hdr)
+		ferr = segment.WithPath(ferr, im.Path)
+	}
+	switch {
+	case ferr == nil:
+		r.sealed = true
+		r.rep.State = StateSealed
+		if r.footer.Flags&segment.FlagRecovered != 0 {
+			r.rep.State = StateRecovered
+		}
+		r.rep.Digest = hex.EncodeToString(r.footer.Digest[:])
+		r.rep.PrevDigest = hex.EncodeToString(r.footer.PrevDigest[:])
+	case errors.Is(ferr, segment.ErrNoFooter):
+		r.footerAbsent = true
+	default:
+		c.addFound(findingFromErr(Footer, im.Path, hdr.Seq, ferr), false)
+	}
+	if im.HeaderErr != nil {
+		r.rep.State = StateDamaged
+	} else if !r.sealed && !r.footerAbsent {
+		r.rep.State = StateDamaged
+	}
+
+	if !o.Quick || !r.sealed {
+		c.walk()
+	}
+	if r.sealed {
+		c.checkSealed()
+	}
+}
+
+// walk checks every frame with the shared walker and collects findings.
+func (c *checker) walk() {
+	r := c.r
+	r.walked = true
+	frames := 0
+	limit := segment.RecordLimit(int64(len(c.img)))
+	segment.Walk(c.img, c.seq, segment.HeaderSize, segment.Quiescent, func(ev segment.Event) bool {
+		switch ev.Kind {
+		case segment.EvFrame:
+			frames++
+			if ev.Frame.Type == segment.TypeData {
+				c.data(ev.Frame)
+			}
+		case segment.EvEnd:
+			frames++
+			r.hasEnd, r.endAt = true, ev.Offset
+		case segment.EvReserved:
+			r.unfinished.add(c.finding(Unfinished, ev.Offset, ev.Len,
+				fmt.Sprintf("frame reserved (length %d) and never committed; %d bytes skipped", ev.Frame.Length, ev.Len)))
+			c.damage = true
+		case segment.EvGap:
+			r.unfinished.add(c.finding(Unfinished, ev.Offset, ev.Len,
+				fmt.Sprintf("%d zero bytes before the next frame: space claimed by writers that never stored their claim", ev.Len)))
+			c.damage = true
+		case segment.EvTorn:
+			c.torn(ev, limit)
+		case segment.EvTail:
+			r.dataEnd = ev.Offset
+		}
+		return true
+	})
+	r.empty = frames == 0 && r.dataEnd == segment.HeaderSize
+	if r.hasEnd {
+		from := r.endAt + segment.FrameHeaderSize
+		if p := segment.ZeroFrom(c.img, from, limit); p < limit {
+			c.addFound(c.finding(GarbageAfterEnd, p, limit-p,
+				fmt.Sprintf("non-zero bytes after the END frame at %d (first at offset %d, %d bytes to the record limit)", r.endAt, p, limit-p)), false)
+		}
+	}
+	r.rep.Records = c.records
+	r.rep.EndOffset = r.endAt
+}
+
+func (c *checker) torn(ev segment.Event, limit int64) {
+	reason := "damaged frame"
+	var ce *segment.CorruptError
+	if errors.As(ev.Frame.Err, &ce) {
+		reason = ce.Reason
+	} else if ev.Frame.State == segment.Unwritten {
+		reason = "zero length word followed by bytes that are not a frame"
+	}
+	next := ev.Offset + ev.Len
+	if next >= limit {
+		reason += fmt.Sprintf("; %d bytes unattributed up to the record limit", ev.Len)
+	} else {
+		reason += fmt.Sprintf("; %d bytes unattributed, resumed at the frame at %d", ev.Len, next)
+	}
+	c.tornAt = append(c.tornAt, span{ev.Offset, ev.Len})
+	c.addFound(c.finding(Torn, ev.Offset, ev.Len, reason), true)
+}
+
+// data checks what the CRC cannot: the record's alignment padding and its
+// timestamp, and tallies the footer's fields.
+func (c *checker) data(f segment.Frame) {
+	if c.records == 0 || f.Time < c.minTime {
+		c.minTime = f.Time
+	}
+	if c.records == 0 || f.Time > c.maxTime {
+		c.maxTime = f.Time
+	}
+	c.records++
+	end, ext := f.Offset+int64(f.Length), f.Offset+f.Extent
+	// The CRC stops at the record's end; the padding up to the next frame
+	// is zero when written and is covered only by the digest.
+	if i := slices.IndexFunc(c.img[end:ext], func(b byte) bool { return b != 0 }); i >= 0 {
+		p := end + int64(i)
+		c.addFound(c.finding(Torn, p, ext-p,
+			fmt.Sprintf("non-zero byte in the alignment padding of the record at %d (the record itself is intact)", f.Offset)), true)
+	}
+	tol := c.o.TimeTolerance
+	if tol < 0 || !c.known {
+		return
+	}
+	if f.Time < c.created-int64(tol) {
+		c.addFound(c.finding(Torn, f.Offset, 0, fmt.Sprintf("record timestamp %s is %v before the segment was created (%s)",
+			fmtTime(f.Time), time.Duration(c.created-f.Time), fmtTime(c.created))), false)
+	} else if c.r.sealed && f.Time > c.r.footer.SealedAt+int64(tol) {
+		c.addFound(c.finding(Torn, f.Offset, 0, fmt.Sprintf("record timestamp %s is %v after the segment was sealed (%s)",
+			fmtTime(f.Time), time.Duration(f.Time-c.r.footer.SealedAt), fmtTime(c.r.footer.SealedAt))), false)
+	}
+}
+
+// checkSealed compares the footer with the contents.
+func (c *checker) checkSealed() {
+	r, ft := c.r, c.r.footer
+	at := int64(len(c.img)) - segment.FooterSize
+	if c.o.Quick {
+		r.rep.Records = ft.Records
+		if f := segment.DecodeFrame(c.img, c.seq, ft.EndOffset); f.State == segment.Committed && f.Type == segment.TypeEnd {
+			r.hasEnd, r.endAt = true, ft.EndOffset
+			r.rep.EndOffset = ft.EndOffset
+		}
+	}
+	switch {
+	case r.hasEnd && r.endAt != ft.EndOffset:
+		c.addFound(c.finding(Footer, at, 0, fmt.Sprintf("footer end offset %d, but the END frame is at %d", ft.EndOffset, r.endAt)), false)
+	case !r.hasEnd && !c.tornCovers(ft.EndOffset):
+		c.addFound(c.finding(MissingEnd, ft.EndOffset, 0,
+			fmt.Sprintf("sealed segment has no END frame at the footer's end offset %d", ft.EndOffset)), true)
+	}
+	if ft.Flags&^segment.FlagRecovered != 0 {
+		c.addFound(c.finding(Footer, at, 0, fmt.Sprintf("unknown footer flags 0x%x", ft.Flags&^segment.FlagRecovered)), false)
+	}
+	if tol := c.o.TimeTolerance; tol >= 0 && c.known && ft.SealedAt < c.created-int64(tol) {
+		c.addFound(c.finding(Footer, at, 0, fmt.Sprintf("sealed at %s, %v before the segment was created (%s)",
+			fmtTime(ft.SealedAt), time.Duration(c.created-ft.SealedAt), fmtTime(c.created))), false)
+	}
+	if c.o.Quick {
+		return
+	}
+	r.rep.DigestChecked = true
+	d := segment.Digest(ft.PrevDigest, c.img, ft.EndOffset)
+	r.rep.DigestOK = d == ft.Digest
+	if c.damage {
+		// The damage found above already explains any mismatch; a second
+		// finding for the same bytes would only be noise.
+		return
+	}
+	if c.records != ft.Records {
+		c.addFound(c.finding(Footer, at, 0, fmt.Sprintf("footer counts %d records, the segment holds %d", ft.Records, c.records)), false)
+	}
+	if c.records > 0 && (c.minTime != ft.MinTime || c.maxTime != ft.MaxTime && !sealQuirk(ft, c.maxTime)) {
+		c.addFound(c.finding(Footer, at, 0, fmt.Sprintf("footer time range [%s, %s], the records span [%s, %s]",
+			fmtTime(ft.MinTime), fmtTime(ft.MaxTime), fmtTime(c.minTime), fmtTime(c.maxTime))), false)
+	}
+	if !r.rep.DigestOK {
+		c.addFound(c.finding(Footer, at, 0, fmt.Sprintf("digest does not match the contents (stored %x, computed %x)",
+			ft.Digest[:8], d[:8])), false)
+	}
+}
+
+// sealQuirk: segment.Seal (used by recovery) starts MaxTime at 0, so a
+// segment whose records all have negative timestamps gets MaxTime 0.
+func sealQuirk(ft segment.Footer, maxTime int64) bool {
+	return ft.Flags&segment.FlagRecovered != 0 && maxTime < 0 && ft.MaxTime == 0
+}
+
+func (c *checker) tornCovers(off int64) bool {
+	for _, s := range c.tornAt {
+		if off >= s.off && off < s.off+s.n {
+			return true
+		}
+	}
+	return false
+}
+
+// addFound records a finding; damage says it covers bytes in the digested
+// range.
+func (c *checker) addFound(f Finding, damage bool) {
+	c.r.found.add(f)
+	c.damage = c.damage || damage
+}
+
+func (c *checker) finding(class Class, off, n int64, reason string) Finding {
+	return Finding{Class: class, Path: c.r.rep.Path, Seq: c.seq, Offset: off, Bytes: n, Reason: reason}
+}
+
+// findingFromErr turns a decoding error into a finding at its offset.
+func findingFromErr(class Class, path string, seq uint64, err error) Finding {
+	f := Finding{Class: class, Path: path, Seq: seq, Reason: err.Error()}
+	var ce *segment.CorruptError
+	if errors.As(err, &ce) {
+		f.Offset, f.Reason = ce.Offset, ce.Reason
+	}
+	return f
+}
+
+func fmtTime(ns int64) string {
+	return time.Unix(0, ns).UTC().Format(time.RFC3339Nano)
+}

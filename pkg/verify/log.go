@@ -1,0 +1,452 @@
+package verify
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// unit is one log directory, verified whole (a directory argument) or
+// through some of its files (file arguments).
+type unit struct {
+	dir     string
+	whole   bool
+	listing segment.Listing
+	listed  bool // listing is valid
+	alive   bool
+	pid     int
+	jobs    []int
+	results []*result // in sequence order, vanished files dropped
+}
+
+type job struct {
+	path string
+	size int64
+}
+
+// Dir verifies the log in dir.
+func Dir(dir string, opts Options) (*Report, error) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("verify: %s is not a directory", dir)
+	}
+	return Paths([]string{dir}, opts)
+}
+
+// Files verifies individual segment files (or archives). Files of the same
+// directory are checked as part of that log: chained when consecutive, and
+// judged against the log's writer and newest segments, but gaps between
+// them and other files of the directory are not reported.
+func Files(paths []string, opts Options) (*Report, error) {
+	for _, p := range paths {
+		if st, err := os.Lstat(p); err == nil && st.IsDir() {
+			return nil, fmt.Errorf("verify: %s is a directory", p)
+		}
+	}
+	return Paths(paths, opts)
+}
+
+// Paths verifies each path: a directory as a whole log, anything else as a
+// segment file. The error is for what prevents verification (a path that
+// does not exist, a directory that cannot be listed); damage and files that
+// cannot be read are in the report.
+func Paths(paths []string, opts Options) (*Report, error) {
+	o := opts.withDefaults()
+	start := time.Now()
+	units, jobs, err := plan(paths, &o)
+	if err != nil {
+		return nil, err
+	}
+	results := runJobs(jobs, &o)
+	rep := &Report{Version: ReportVersion, Quick: o.Quick, Segments: []SegmentReport{}, Findings: []Finding{}}
+	rep.Totals.Findings = make(map[Class]int)
+	for _, u := range units {
+		for _, j := range u.jobs {
+			if r := results[j]; !r.vanished {
+				u.results = append(u.results, r)
+			}
+		}
+		sort.SliceStable(u.results, func(a, b int) bool { return u.results[a].order < u.results[b].order })
+		if u.alive {
+			recheckLive(u, &o)
+		}
+		rep.Logs = append(rep.Logs, LogReport{Dir: u.dir, WriterAlive: u.alive, WriterPID: u.pid})
+		place(u, rep)
+	}
+	rep.Totals.Elapsed = time.Since(start)
+	return rep, nil
+}
+
+// plan lists directories and groups file arguments by directory.
+func plan(paths []string, o *Options) ([]*unit, []job, error) {
+	var units []*unit
+	var jobs []job
+	fileUnits := map[string]*unit{}
+	seen := map[string]bool{}
+	addJob := func(u *unit, p string) {
+		if seen[p] {
+			return
+		}
+		seen[p] = true
+		var size int64
+		if st, err := os.Lstat(p); err == nil {
+			size = st.Size()
+		}
+		u.jobs = append(u.jobs, len(jobs))
+		jobs = append(jobs, job{path: p, size: size})
+	}
+	for _, p := range paths {
+		st, err := os.Stat(p) // a directory argument may be a link; segment files never are followed
+		if err != nil {
+			if lst, lerr := os.Lstat(p); lerr == nil && lst.Mode()&os.ModeSymlink != 0 {
+				st, err = lst, nil
+			} else {
+				return nil, nil, fmt.Errorf("verify: %w", err)
+			}
+		}
+		if st.IsDir() {
+			l, err := segment.List(p)
+			if err != nil {
+				return nil, nil, fmt.Errorf("verify %s: %w", p, err)
+			}
+			u := &unit{dir: p, whole: true, listing: l, listed: true}
+			u.alive, u.pid = writerAlive(p, o)
+			for _, e := range l.Segments {
+				addJob(u, e.Path)
+			}
+			units = append(units, u)
+			continue
+		}
+		dir := filepath.Dir(p)
+		u := fileUnits[dir]
+		if u == nil {
+			u = &unit{dir: dir}
+			if l, err := segment.List(dir); err == nil {
+				u.listing, u.listed = l, true
+			}
+			u.alive, u.pid = writerAlive(dir, o)
+			fileUnits[dir] = u
+			units = append(units, u)
+		}
+		addJob(u, p)
+	}
+	return units, jobs, nil
+}
+
+func writerAlive(dir string, o *Options) (bool, int) {
+	alive, pid, err := segment.WriterAlive(dir)
+	if err != nil {
+		o.Logger.Warn("cannot tell whether a writer holds the log; assuming none", "dir", dir, "err", err)
+	}
+	return alive, pid
+}
+
+// runJobs checks every segment, o.Workers at a time.
+func runJobs(jobs []job, o *Options) []*result {
+	results := make([]*result, len(jobs))
+	var total int64
+	for _, j := range jobs {
+		total += j.size
+	}
+	idx := make(chan int)
+	done := make(chan int)
+	var wg sync.WaitGroup
+	for range min(o.Workers, max(len(jobs), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range idx {
+				results[i] = checkPath(jobs[i].path, o)
+				done <- i
+			}
+		}()
+	}
+	go func() {
+		for i := range jobs {
+			idx <- i
+		}
+		close(idx)
+		wg.Wait()
+		close(done)
+	}()
+	var n int64
+	for i := range done {
+		n += jobs[i].size
+		if o.Progress != nil {
+			o.Progress(n, total)
+		}
+	}
+	return results
+}
+
+// recheckLive looks again at a live writer's newest segments that showed
+// damage: the writer may have been storing that very frame or footer.
+func recheckLive(u *unit, o *Options) {
+	var suspects []int
+	for i := len(u.results) - 1; i >= 0; i-- {
+		r := u.results[i]
+		if r.sealed && r.found.total() == 0 {
+			break
+		}
+		if r.found.total() > 0 {
+			suspects = append(suspects, i)
+		}
+	}
+	for try := 0; try < liveRechecks && len(suspects) > 0; try++ {
+		time.Sleep(liveRecheck)
+		still := suspects[:0]
+		for _, i := range suspects {
+			r := checkPath(u.results[i].rep.Path, o)
+			if r.vanished {
+				continue
+			}
+			u.results[i] = r
+			if r.found.total() > 0 {
+				still = append(still, i)
+			}
+		}
+		suspects = still
+	}
+}
+
+// openTail returns the index of the first segment of the unit's unsealed
+// tail: the run of newest segments without a footer. A writer keeps a few
+// there (being sealed, active, prepared); after a crash they are what
+// recovery repairs.
+func openTail(u *unit) int {
+	from := uint64(0)
+	if !u.whole && u.listed {
+		// Some files of a directory: the tail depends on segments that
+		// were not asked for. Peek at the footers of the newer ones.
+		asked := map[uint64]*result{}
+		for _, r := range u.results {
+			asked[r.order] = r
+		}
+		segs := u.listing.Segments
+		for k := len(segs) - 1; k >= 0; k-- {
+			r, ok := asked[segs[k].Seq]
+			if ok && !r.footerAbsent || !ok && !unsealedOnDisk(segs[k]) {
+				from = segs[k].Seq + 1
+				break
+			}
+		}
+	}
+	i := len(u.results)
+	for i > 0 && u.results[i-1].footerAbsent && u.results[i-1].order >= from {
+		i--
+	}
+	return i
+}
+
+// unsealedOnDisk peeks at one segment's footer. Archives are sealed by
+// construction and are not decompressed for this.
+func unsealedOnDisk(e segment.Entry) bool {
+	if e.Archived {
+		return false
+	}
+	im, err := segment.OpenImage(e.Path)
+	if err != nil {
+		return false
+	}
+	defer im.Close()
+	_, err = im.Footer()
+	return errors.Is(err, segment.ErrNoFooter)
+}
+
+// newest is the highest sequence number in the unit's directory.
+func (u *unit) newest() uint64 {
+	var n uint64
+	if e, ok := u.listing.Last(); ok && u.listed {
+		n = e.Seq
+	}
+	if k := len(u.results); k > 0 {
+		n = max(n, u.results[k-1].order)
+	}
+	return n
+}
+
+// place judges each segment by its place in the log, adds the log-level
+// findings (gap, chain, unsealed segments, unexpected files) and fills the
+// report.
+func place(u *unit, rep *Report) {
+	tail := openTail(u)
+	newest := u.newest()
+	var prev *result
+	for i, r := range u.results {
+		var extra []Finding
+		add := func(f Finding) { extra = append(extra, f) }
+		fatalUnfinished := true
+		switch {
+		case r.ioErr != nil:
+		case r.sealed, !r.footerAbsent:
+			// Sealed, or meant to be (a damaged footer or header).
+			if !r.sealed && r.walked && !r.hasEnd {
+				add(unsealedFinding(r, MissingEnd, "no END frame, and the footer is damaged"))
+			}
+		case i < tail:
+			r.rep.State = StateUnsealed
+			if r.hasEnd {
+				add(unsealedFinding(r, MissingEnd, "END frame present but the segment was never sealed, and a later segment is sealed"))
+			} else {
+				add(unsealedFinding(r, MissingEnd, "neither END frame nor footer, and a later segment is sealed"))
+			}
+		case r.empty && r.order == newest && r.found.total() == 0:
+			r.rep.State = StatePrepared
+		case u.alive:
+			r.rep.State, r.rep.Live = StateOpen, true
+			r.unfinished = collector{}
+		default:
+			r.rep.State = StateOpen
+			fatalUnfinished = false
+			if r.hasEnd {
+				add(residue(unsealedFinding(r, Unfinished, "END frame written but the segment was never sealed: its writer died before sealing it (writer.Open seals it)")))
+			} else {
+				add(residue(unsealedFinding(r, Unfinished, "no END frame and no footer: the writer died while this segment was open (writer.Open finishes and seals it)")))
+			}
+		}
+		if !fatalUnfinished {
+			for k := range r.unfinished.list {
+				r.unfinished.list[k].Residue = true
+			}
+		}
+		if prev != nil && u.whole && r.order > prev.order+1 {
+			rep.addExtra(gapFinding(u.dir, prev.order, r.order))
+		}
+		if prev != nil && r.order == prev.order+1 && r.sealed && prev.sealed {
+			r.rep.ChainChecked = true
+			if r.footer.PrevDigest != prev.footer.Digest {
+				add(Finding{Class: Chain, Path: r.rep.Path, Seq: r.rep.Seq, Offset: r.rep.Bytes - segment.FooterSize,
+					Reason: fmt.Sprintf("previous-digest %x… is not the digest of segment %d (%x…)",
+						r.footer.PrevDigest[:8], prev.order, prev.footer.Digest[:8])})
+			}
+		}
+		prev = r
+		rep.addSegment(r, extra, fatalUnfinished)
+	}
+	if u.whole {
+		rep.addUnexpected(u)
+	}
+}
+
+func unsealedFinding(r *result, class Class, reason string) Finding {
+	off := r.dataEnd
+	if r.hasEnd {
+		off = r.endAt
+	}
+	if off < 0 {
+		off = segment.RecordLimit(r.rep.Bytes)
+	}
+	return Finding{Class: class, Path: r.rep.Path, Seq: r.rep.Seq, Offset: off, Reason: reason}
+}
+
+func residue(f Finding) Finding { f.Residue = true; return f }
+
+func gapFinding(dir string, before, after uint64) Finding {
+	first, last := before+1, after-1
+	what := fmt.Sprintf("segment %d is missing", first)
+	if last > first {
+		what = fmt.Sprintf("segments %d to %d are missing (%d segments)", first, last, last-first+1)
+	}
+	return Finding{Class: Gap, Path: filepath.Join(dir, segment.FileName(first)), Seq: first,
+		Reason: fmt.Sprintf("%s between %d and %d; the chain is not checked across the gap", what, before, after)}
+}
+
+// addSegment adds one placed segment, its findings and its totals.
+func (rep *Report) addSegment(r *result, extra []Finding, fatalUnfinished bool) {
+	t := &rep.Totals
+	fs := make([]Finding, 0, len(r.found.list)+len(r.unfinished.list)+len(extra))
+	fs = append(fs, r.found.list...)
+	fs = append(fs, r.unfinished.list...)
+	fs = append(fs, extra...)
+	sort.SliceStable(fs, func(a, b int) bool { return fs[a].Offset < fs[b].Offset })
+	rep.Findings = append(rep.Findings, fs...)
+
+	fatal := r.found.total()
+	residue := 0
+	if fatalUnfinished {
+		fatal += r.unfinished.total()
+	} else {
+		residue += r.unfinished.total()
+	}
+	for _, f := range extra {
+		if f.Residue {
+			residue++
+		} else {
+			fatal++
+		}
+		t.Findings[f.Class]++
+	}
+	for _, c := range []*collector{&r.found, &r.unfinished} {
+		for k, v := range c.count {
+			t.Findings[k] += v
+		}
+		t.Omitted += c.omitted
+	}
+	t.Fatal += fatal
+	t.Residue += residue
+	r.rep.Findings = fatal + residue
+	switch {
+	case r.ioErr != nil || fatal > 0:
+		r.rep.Status = Fail
+	case residue > 0:
+		r.rep.Status = Warn
+	default:
+		r.rep.Status = Pass
+	}
+	if r.ioErr != nil {
+		t.Errors++
+	}
+	t.Segments++
+	if r.sealed {
+		t.Sealed++
+	}
+	t.Records += r.rep.Records
+	t.Bytes += r.rep.Bytes
+	rep.Segments = append(rep.Segments, r.rep)
+}
+
+// addExtra adds a finding that belongs to no present segment (a gap).
+func (rep *Report) addExtra(f Finding) {
+	rep.Findings = append(rep.Findings, f)
+	rep.Totals.Findings[f.Class]++
+	if f.Fatal() {
+		rep.Totals.Fatal++
+	}
+}
+
+// addUnexpected reports what a log directory holds besides its segments.
+func (rep *Report) addUnexpected(u *unit) {
+	var fs []Finding
+	for _, p := range u.listing.Unexpected {
+		fs = append(fs, Finding{Class: Unexpected, Path: p, Reason: "not part of a log (only segments, archives and LOCK belong here)"})
+	}
+	if !u.alive { // a live writer or archiver may be creating these right now
+		for _, p := range u.listing.Temps {
+			reason := "leftover of an interrupted segment creation; writer.Open removes it"
+			if strings.HasSuffix(p, segment.ArchiveExt+segment.TempExt) {
+				reason = "leftover of an interrupted compress-finished run; safe to delete"
+			}
+			fs = append(fs, Finding{Class: Unexpected, Path: p, Reason: reason})
+		}
+	}
+	for _, e := range u.listing.Segments {
+		if e.Duplicate != "" {
+			fs = append(fs, Finding{Class: Unexpected, Path: e.Duplicate, Seq: e.Seq,
+				Reason: "archive of a segment whose original is still present (an interrupted compress-finished run); the original was verified"})
+		}
+	}
+	sort.Slice(fs, func(a, b int) bool { return fs[a].Path < fs[b].Path })
+	for _, f := range fs {
+		rep.addExtra(f)
+	}
+}
