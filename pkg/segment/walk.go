@@ -11,12 +11,15 @@ const (
 	// EvReserved: a frame reserved and never committed; Event.Len is its
 	// claimed extent, which the walk skips.
 	EvReserved
-	// EvGap: a run of zero bytes followed by a frame: space claimed by
-	// writers that died before storing their claim. Event.Len bytes skipped.
+	// EvGap: a run of zero bytes, at least FrameHeaderSize long, followed
+	// by a frame: space claimed by writers that died before storing their
+	// claim. Event.Len bytes skipped.
 	EvGap
 	// EvTorn: damaged bytes. Event.Frame says what the first slot decoded
 	// to; Event.Len is how many bytes the walk could not attribute before
-	// it found the next frame whose CRC matches (or reached the limit).
+	// it found the next frame whose CRC matches (or reached the limit);
+	// for a zero run too short to be a claim, before the committed or
+	// reserved frame that follows it.
 	EvTorn
 	// EvTail: zeros from Event.Offset to the record limit, with no END
 	// frame: the segment was never finished. The walk stops.
@@ -63,9 +66,10 @@ const (
 //
 // Recovery rules (docs/FORMAT.md, "Reading a segment"): a reserved frame
 // is skipped by its claimed extent; a zero run is a gap if a plausible
-// frame follows it and the tail otherwise; after damage the walk resumes
-// at the next aligned offset where a frame's CRC matches. Walk never
-// panics and allocates nothing itself.
+// frame follows it (torn if the run is shorter than a frame header) and
+// the tail otherwise; after damage the walk resumes at the next aligned
+// offset where a frame's CRC matches. Walk never panics and allocates
+// nothing itself.
 func Walk(img []byte, seq uint64, from int64, mode WalkMode, fn func(Event) bool) int64 {
 	size := int64(len(img))
 	if size < MinSegmentSize || size%Alignment != 0 {
@@ -105,6 +109,13 @@ func Walk(img []byte, seq uint64, from int64, mode WalkMode, fn func(Event) bool
 			}
 			if g := DecodeFrame(img, seq, next); g.State == Committed || g.State == Reserved {
 				ev.Kind, ev.Len = EvGap, next-off
+				if ev.Len < FrameHeaderSize {
+					// No claim is shorter than a frame header, so these
+					// zeros are damage, not a claim never stored; a
+					// recovery must not write a PAD header over the frame
+					// at next. That frame is still reported, next.
+					ev.Kind = EvTorn
+				}
 				break
 			}
 			// Non-zero bytes that are not a frame: damage, not a gap.

@@ -98,6 +98,14 @@ func TestWalk(t *testing.T) {
 			clear(img[o[1]:o[3]])
 			img[o[2]+8] = 0x5a // not a frame: the zeros are not a gap
 		}, want: frames(0) + " " + ev("torn", o[1], o[3]-o[1]) + " " + frames(3, 4) + " " + end, stop: fx.end},
+		{name: "zeros too short for a claim are torn", corrupt: func(img []byte) {
+			clear(img[o[1]:o[3]])
+			PutFrame(img, testSeq, o[1]+16, TypeData, 1, make([]byte, 48)) // ends at o[3]
+		}, want: frames(0) + " " + ev("torn", o[1], 16) + " " + ev("frame", o[1]+16, 72) + " " + frames(3, 4) + " " + end, stop: fx.end},
+		{name: "zeros too short for a claim before reserved", corrupt: func(img []byte) {
+			clear(img[o[1]:o[3]])
+			StoreLength(img, o[1]+8, -80) // ends at o[3]
+		}, want: frames(0) + " " + ev("torn", o[1], 8) + " " + ev("reserved", o[1]+8, 80) + " " + frames(3, 4) + " " + end, stop: fx.end},
 		{name: "length word zero, header kept", corrupt: func(img []byte) { StoreLength(img, o[3], 0) },
 			want: frames(0, 1, 2) + " " + ev("torn", o[3], 144) + " " + frames(4) + " " + end, stop: fx.end},
 		{name: "torn end", corrupt: func(img []byte) { img[fx.end+8] ^= 1 },
