@@ -19,7 +19,8 @@ func NewImage(seq uint64, size, created int64) []byte {
 func PutFrame(img []byte, seq uint64, off int64, typ byte, ts int64, payload []byte) int64 {
 	length := int32(FrameHeaderSize + len(payload))
 	copy(img[off+FrameHeaderSize:], payload)
-	PutFrameHeader(img[off:], typ, ts, FrameCRC(seq, off, length, typ, ts, payload))
+	PutFrameHeader(img[off:], typ, length, ts)
+	PutFrameCRC(img[off:], FrameSeed(seq), off)
 	StoreLength(img, off, length)
 	return off + Align(int64(length))
 }
@@ -27,14 +28,16 @@ func PutFrame(img []byte, seq uint64, off int64, typ byte, ts int64, payload []b
 // PutPad turns the extent [off, off+ext) into a committed PAD frame. The
 // bytes after its header are left as they are: readers skip them.
 func PutPad(img []byte, seq uint64, off, ext int64) {
-	PutFrameHeader(img[off:], TypePad, 0, FrameCRC(seq, off, int32(ext), TypePad, 0, nil))
+	PutFrameHeader(img[off:], TypePad, int32(ext), 0)
+	PutFrameCRC(img[off:], FrameSeed(seq), off)
 	StoreLength(img, off, int32(ext))
 }
 
 // PutEnd writes the END frame at off, covering the rest of the record area.
 func PutEnd(img []byte, seq uint64, off, ts int64) {
 	length := int32(RecordLimit(int64(len(img))) - off)
-	PutFrameHeader(img[off:], TypeEnd, ts, FrameCRC(seq, off, length, TypeEnd, ts, nil))
+	PutFrameHeader(img[off:], TypeEnd, length, ts)
+	PutFrameCRC(img[off:], FrameSeed(seq), off)
 	StoreLength(img, off, length)
 }
 

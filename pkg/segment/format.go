@@ -14,12 +14,13 @@
 //
 //	frame header (24 B), then payload, padded with zeros to 8 bytes
 //	 0  int32  length     commit word: 0 unwritten, <0 reserved, >0 committed
-//	 4  uint8  type       1 DATA, 2 PAD, 0x19 END (0 is invalid)
-//	 5  uint8  flags      0
-//	 6  uint16 reserved   0
-//	 8  int64  time       unix nanoseconds
-//	16  uint32 crc        CRC32C(seq | offset | bytes 0..16 | payload)
-//	20  uint32 reserved   0
+//	 4  uint32 crc        CRC32C of bytes 8..length (DATA) or 8..24, seeded
+//	                      with CRC32C(seq) XOR offset (see FrameCRC)
+//	 8  uint8  type       1 DATA, 2 PAD, 0x19 END (0 is invalid)
+//	 9  uint8  flags      0
+//	10  uint16 reserved   0
+//	12  int32  length     copy of the committed length, covered by the CRC
+//	16  int64  time       unix nanoseconds
 //
 // Every constant in this file is part of the wire format and must never
 // change; a new layout gets a new Version.

@@ -50,36 +50,52 @@ type Frame struct {
 	Err     error  // for Torn: why (a *CorruptError)
 }
 
-// FrameCRC is the checksum stored in a frame: CRC32C (Castagnoli) over the
-// segment sequence (8 bytes), the frame offset (8 bytes), header bytes 0..16
-// as committed (positive length), then the payload (DATA only). Mixing in the
-// sequence and offset means bytes copied from another segment or another
-// place never validate.
-func FrameCRC(seq uint64, off int64, length int32, typ byte, ts int64, payload []byte) uint32 {
-	var b [32]byte
-	le.PutUint64(b[0:], seq)
-	le.PutUint64(b[8:], uint64(off))
-	le.PutUint32(b[16:], uint32(length))
-	b[20] = typ
-	le.PutUint64(b[24:], uint64(ts))
-	c := crc32.Update(0, castagnoli, b[:])
-	if len(payload) > 0 {
-		c = crc32.Update(c, castagnoli, payload)
+// FrameSeed is the checksum seed of segment seq: the CRC32C of the
+// sequence number as 8 little-endian bytes. It is computed byte by byte
+// here so that it never allocates (hash/crc32 makes its argument escape).
+func FrameSeed(seq uint64) uint32 {
+	c := ^uint32(0)
+	for i := 0; i < 8; i++ {
+		c = castagnoli[byte(c)^byte(seq>>(8*i))] ^ c>>8
 	}
-	return c
+	return ^c
 }
 
-// PutFrameHeader writes everything in a frame header except the length
-// word, which the writer stores atomically (see LoadLength and
-// StoreLength). b starts at the frame.
-func PutFrameHeader(b []byte, typ byte, ts int64, crc uint32) {
+// FrameCRC is the checksum stored in a frame: CRC32C (Castagnoli) of the
+// covered bytes — frame bytes 8..24 (type, flags, reserved, length copy,
+// time) and, for DATA, the payload, which follows contiguously — continued
+// from seed XOR the frame offset's low 32 bits, where seed is FrameSeed(seq).
+// The length is covered through its copy at byte 12, which must equal the
+// commit word. Because the seed differs per segment and per offset, a frame
+// copied from another segment or moved within one never validates (but
+// for a 2^-32 chance). covered is frame[8:24] or frame[8:length], read in
+// place from the mapping, so computing it allocates nothing.
+func FrameCRC(seed uint32, off int64, covered []byte) uint32 {
+	return crc32.Update(seed^uint32(off), castagnoli, covered)
+}
+
+// PutFrameHeader writes frame bytes 8..24 (type, flags, reserved, length
+// copy, time). The writer then stores the CRC (PutFrameCRC) and commits
+// with StoreLength. b starts at the frame.
+func PutFrameHeader(b []byte, typ byte, length int32, ts int64) {
 	_ = b[FrameHeaderSize-1]
-	b[4] = typ
-	b[5] = 0
-	b[6], b[7] = 0, 0
-	le.PutUint64(b[8:], uint64(ts))
-	le.PutUint32(b[16:], crc)
-	le.PutUint32(b[20:], 0)
+	b[8] = typ
+	b[9] = 0
+	b[10], b[11] = 0, 0
+	le.PutUint32(b[12:], uint32(length))
+	le.PutUint64(b[16:], uint64(ts))
+}
+
+// PutFrameCRC computes and stores the CRC of the frame at b (whose bytes
+// 8..24 and payload are written) and returns it.
+func PutFrameCRC(b []byte, seed uint32, off int64) uint32 {
+	n := FrameHeaderSize
+	if b[8] == TypeData {
+		n = int(le.Uint32(b[12:]))
+	}
+	c := FrameCRC(seed, off, b[8:n])
+	le.PutUint32(b[4:], c)
+	return c
 }
 
 // lengthWord returns the frame's commit word. Images are mapped at page
@@ -123,7 +139,7 @@ func DecodeFrame(img []byte, seq uint64, off int64) Frame {
 	}
 	f.Length = LoadLength(img, off)
 	h := img[off : off+FrameHeaderSize]
-	f.Type = h[4]
+	f.Type = h[8]
 	switch {
 	case f.Length == 0:
 		f.State = Unwritten
@@ -139,8 +155,8 @@ func DecodeFrame(img []byte, seq uint64, off int64) Frame {
 		f.Extent = ext
 		return f
 	}
-	f.Time = int64(le.Uint64(h[8:]))
-	f.CRC = le.Uint32(h[16:])
+	f.Time = int64(le.Uint64(h[16:]))
+	f.CRC = le.Uint32(h[4:])
 	ext := Align(int64(f.Length))
 	tornf := func(format string, a ...any) Frame {
 		f.State = Torn
@@ -150,16 +166,21 @@ func DecodeFrame(img []byte, seq uint64, off int64) Frame {
 	if int64(f.Length) < FrameHeaderSize || off+ext > limit {
 		return tornf("frame length %d out of bounds", f.Length)
 	}
-	if h[5] != 0 || h[6] != 0 || h[7] != 0 || le.Uint32(h[20:]) != 0 {
+	if h[9] != 0 || h[10] != 0 || h[11] != 0 {
 		return tornf("reserved header bytes are not zero")
 	}
+	if c := int32(le.Uint32(h[12:])); c != f.Length {
+		return tornf("commit length %d does not match the length field %d", f.Length, c)
+	}
 	var payload []byte
+	covered := h[8:]
 	switch f.Type {
 	case TypeData:
 		if off+ext > DataLimit(size) {
 			return tornf("data frame crosses the data limit")
 		}
 		payload = img[off+FrameHeaderSize : off+int64(f.Length)]
+		covered = img[off+8 : off+int64(f.Length)]
 	case TypePad:
 		if off+ext > DataLimit(size) || ext != int64(f.Length) {
 			return tornf("pad frame length %d invalid", f.Length)
@@ -171,7 +192,7 @@ func DecodeFrame(img []byte, seq uint64, off int64) Frame {
 	default:
 		return tornf("invalid frame type 0x%02x", f.Type)
 	}
-	if c := FrameCRC(seq, off, f.Length, f.Type, f.Time, payload); c != f.CRC {
+	if c := FrameCRC(FrameSeed(seq), off, covered); c != f.CRC {
 		return tornf("frame checksum mismatch (stored %08x, computed %08x)", f.CRC, c)
 	}
 	f.State = Committed

@@ -15,7 +15,7 @@ func TestFrameRoundTrip(t *testing.T) {
 			t.Fatalf("frame %d at %d: %v %v", i, off, f.State, f.Err)
 		}
 		if f.Offset != off || f.Length != want || f.Type != TypeData || f.Time != testTimes[i] ||
-			f.Extent != Align(int64(want)) || f.CRC != FrameCRC(testSeq, off, want, TypeData, testTimes[i], testPayloads[i]) {
+			f.Extent != Align(int64(want)) || f.CRC != FrameCRC(FrameSeed(testSeq), off, fx.img[off+8:off+int64(want)]) {
 			t.Fatalf("frame %d decoded as %+v", i, f)
 		}
 		if !bytes.Equal(f.Payload, testPayloads[i]) || f.Payload == nil {
@@ -106,24 +106,23 @@ func TestFrameDamageDetected(t *testing.T) {
 	}{
 		{name: "payload byte", corrupt: func(img []byte) { img[off+FrameHeaderSize+7] ^= 0x01 }, reason: "checksum mismatch"},
 		{name: "last payload byte", corrupt: func(img []byte) { img[off+FrameHeaderSize+119] ^= 0x80 }, reason: "checksum mismatch"},
-		{name: "time byte", corrupt: func(img []byte) { img[off+8] ^= 0x01 }, reason: "checksum mismatch"},
-		{name: "crc byte", corrupt: func(img []byte) { img[off+18] ^= 0x10 }, reason: "checksum mismatch"},
-		{name: "length shorter", corrupt: func(img []byte) { le.PutUint32(img[off:], 100) }, reason: "checksum mismatch"},
-		{name: "type data to pad", corrupt: func(img []byte) { img[off+4] = TypePad }, reason: "checksum mismatch"},
-		{name: "type data to end", corrupt: func(img []byte) { img[off+4] = TypeEnd }, reason: "does not reach the record limit"},
+		{name: "time byte", corrupt: func(img []byte) { img[off+16] ^= 0x01 }, reason: "checksum mismatch"},
+		{name: "crc byte", corrupt: func(img []byte) { img[off+6] ^= 0x10 }, reason: "checksum mismatch"},
+		{name: "length shorter", corrupt: func(img []byte) { le.PutUint32(img[off:], 100) }, reason: "does not match the length field"},
+		{name: "length copy", corrupt: func(img []byte) { img[off+12] ^= 0x01 }, reason: "does not match the length field"},
+		{name: "type data to pad", corrupt: func(img []byte) { img[off+8] = TypePad }, reason: "checksum mismatch"},
+		{name: "type data to end", corrupt: func(img []byte) { img[off+8] = TypeEnd }, reason: "does not reach the record limit"},
 		{name: "wrong segment", seq: seq + 1, reason: "checksum mismatch"},
 		{name: "copied to another offset", at: fx0.offs[4] + 8, corrupt: func(img []byte) {
 			n := fx0.ext(3)
 			copy(img[fx0.offs[4]+8:], img[off:off+n])
 		}, reason: "checksum mismatch"},
-		{name: "type zero", corrupt: func(img []byte) { img[off+4] = 0 }, reason: "invalid frame type 0x00"},
-		{name: "type 3", corrupt: func(img []byte) { img[off+4] = 3 }, reason: "invalid frame type 0x03"},
-		{name: "type ff", corrupt: func(img []byte) { img[off+4] = 0xff }, reason: "invalid frame type 0xff"},
-		{name: "flags", corrupt: func(img []byte) { img[off+5] = 1 }, reason: "reserved header bytes"},
-		{name: "reserved 6", corrupt: func(img []byte) { img[off+6] = 1 }, reason: "reserved header bytes"},
-		{name: "reserved 7", corrupt: func(img []byte) { img[off+7] = 0x80 }, reason: "reserved header bytes"},
-		{name: "reserved 20", corrupt: func(img []byte) { img[off+20] = 1 }, reason: "reserved header bytes"},
-		{name: "reserved 23", corrupt: func(img []byte) { img[off+23] = 1 }, reason: "reserved header bytes"},
+		{name: "type zero", corrupt: func(img []byte) { img[off+8] = 0 }, reason: "invalid frame type 0x00"},
+		{name: "type 3", corrupt: func(img []byte) { img[off+8] = 3 }, reason: "invalid frame type 0x03"},
+		{name: "type ff", corrupt: func(img []byte) { img[off+8] = 0xff }, reason: "invalid frame type 0xff"},
+		{name: "flags", corrupt: func(img []byte) { img[off+9] = 1 }, reason: "reserved header bytes"},
+		{name: "reserved 10", corrupt: func(img []byte) { img[off+10] = 1 }, reason: "reserved header bytes"},
+		{name: "reserved 11", corrupt: func(img []byte) { img[off+11] = 0x80 }, reason: "reserved header bytes"},
 		{name: "length below header", corrupt: func(img []byte) { le.PutUint32(img[off:], 23) }, reason: "length 23 out of bounds"},
 		{name: "length 1", corrupt: func(img []byte) { le.PutUint32(img[off:], 1) }, reason: "out of bounds"},
 		{name: "length past record limit", corrupt: func(img []byte) {
@@ -194,14 +193,16 @@ func TestFrameLayoutRules(t *testing.T) {
 		}, "does not reach the record limit"},
 		{"end past the record limit", func(img []byte) int64 {
 			o := rl - 32
-			PutFrameHeader(img[o:], TypeEnd, 0, FrameCRC(testSeq, o, 40, TypeEnd, 0, nil))
+			PutFrameHeader(img[o:], TypeEnd, 40, 0)
+			PutFrameCRC(img[o:], FrameSeed(testSeq), o)
 			StoreLength(img, o, 40)
 			return o
 		}, "out of bounds"},
 		{"end after the data limit", func(img []byte) int64 {
 			// 8 bytes past DataLimit there is no room for a frame header.
 			o := dl + 8
-			PutFrameHeader(img[o:], TypeEnd, 0, FrameCRC(testSeq, o, 16, TypeEnd, 0, nil))
+			PutFrameHeader(img[o:], TypeEnd, 16, 0)
+			PutFrameCRC(img[o:], FrameSeed(testSeq), o)
 			StoreLength(img, o, 16)
 			return o
 		}, "out of the record area"},
@@ -220,35 +221,61 @@ func TestFrameLayoutRules(t *testing.T) {
 }
 
 func TestFrameCRCDefinition(t *testing.T) {
-	// CRC32C over seq(8) | offset(8) | length(4) type flags reserved(4) time(8) | payload.
-	var b []byte
-	b = le.AppendUint64(b, 3)
-	b = le.AppendUint64(b, 96)
-	b = le.AppendUint32(b, 29)
-	b = append(b, TypeData, 0, 0, 0)
-	b = le.AppendUint64(b, uint64(1234))
-	b = append(b, "hello"...)
-	if got, want := FrameCRC(3, 96, 29, TypeData, 1234, []byte("hello")), crc32c(b); got != want {
-		t.Fatalf("FrameCRC %08x, want %08x", got, want)
+	// seed = CRC32C(seq as 8 LE bytes); the CRC continues from
+	// seed XOR offset over frame bytes 8..length (DATA).
+	var sb []byte
+	sb = le.AppendUint64(sb, 3)
+	if got, want := FrameSeed(3), crc32c(sb); got != want {
+		t.Fatalf("FrameSeed %08x, want %08x", got, want)
+	}
+	img := NewImage(3, testSize, 0)
+	PutFrame(img, 3, 96, TypeData, 1234, []byte("hello"))
+	var cov []byte
+	cov = append(cov, TypeData, 0, 0, 0)
+	cov = le.AppendUint32(cov, 29)
+	cov = le.AppendUint64(cov, 1234)
+	cov = append(cov, "hello"...)
+	if !bytes.Equal(img[96+8:96+29], cov) {
+		t.Fatalf("covered bytes % x, want % x", img[96+8:96+29], cov)
+	}
+	base := FrameCRC(FrameSeed(3), 96, cov)
+	if want := crc32cFrom(FrameSeed(3)^96, cov); base != want {
+		t.Fatalf("FrameCRC %08x, want %08x", base, want)
+	}
+	if le.Uint32(img[96+4:]) != base {
+		t.Fatal("stored CRC differs from FrameCRC")
 	}
 	// Inputs that must change the CRC.
-	base := FrameCRC(3, 96, 29, TypeData, 1234, []byte("hello"))
+	flip := func(i int) []byte { c := bytes.Clone(cov); c[i] ^= 1; return c }
 	for name, c := range map[string]uint32{
-		"seq": FrameCRC(4, 96, 29, TypeData, 1234, []byte("hello")), "offset": FrameCRC(3, 104, 29, TypeData, 1234, []byte("hello")),
-		"length": FrameCRC(3, 96, 30, TypeData, 1234, []byte("hello")), "type": FrameCRC(3, 96, 29, TypePad, 1234, []byte("hello")),
-		"time": FrameCRC(3, 96, 29, TypeData, 1235, []byte("hello")), "payload": FrameCRC(3, 96, 29, TypeData, 1234, []byte("hellp")),
+		"seq":     FrameCRC(FrameSeed(4), 96, cov),
+		"offset":  FrameCRC(FrameSeed(3), 104, cov),
+		"type":    FrameCRC(FrameSeed(3), 96, flip(0)),
+		"length":  FrameCRC(FrameSeed(3), 96, flip(4)),
+		"time":    FrameCRC(FrameSeed(3), 96, flip(8)),
+		"payload": FrameCRC(FrameSeed(3), 96, flip(16)),
 	} {
 		if c == base {
 			t.Errorf("%s does not change the CRC", name)
 		}
 	}
-	// The header bytes at 16..24 hold the CRC, not the claim: the frame
-	// stored by PutFrame carries exactly FrameCRC.
-	img := NewImage(3, testSize, 0)
-	PutFrame(img, 3, 96, TypeData, 1234, []byte("hello"))
-	if le.Uint32(img[96+16:]) != base {
-		t.Fatal("stored CRC differs from FrameCRC")
+}
+
+// crc32cFrom continues a CRC32C from a previous value, bit by bit: an
+// independent implementation of crc32.Update's definition.
+func crc32cFrom(prev uint32, b []byte) uint32 {
+	c := ^prev
+	for _, x := range b {
+		c ^= uint32(x)
+		for range 8 {
+			if c&1 != 0 {
+				c = c>>1 ^ 0x82F63B78
+			} else {
+				c >>= 1
+			}
+		}
 	}
+	return ^c
 }
 
 func crc32c(b []byte) uint32 {

@@ -30,12 +30,12 @@ func (t *Tally) Advance(img []byte) bool {
 		if t.Off+ext > limit {
 			return false
 		}
-		switch img[t.Off+4] {
+		switch img[t.Off+8] {
 		case TypeEnd:
 			t.End = true
 			return true
 		case TypeData:
-			ts := int64(le.Uint64(img[t.Off+8:]))
+			ts := int64(le.Uint64(img[t.Off+16:]))
 			if t.Records == 0 || ts < t.MinTime {
 				t.MinTime = ts
 			}

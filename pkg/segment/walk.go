@@ -147,7 +147,7 @@ func Resync(img []byte, seq uint64, off int64) int64 {
 		if l := int32(le.Uint32(img[p:])); l < FrameHeaderSize {
 			continue
 		}
-		if t := img[p+4]; t != TypeData && t != TypePad && t != TypeEnd {
+		if t := img[p+8]; t != TypeData && t != TypePad && t != TypeEnd {
 			continue
 		}
 		if DecodeFrame(img, seq, p).State == Committed {

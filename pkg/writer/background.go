@@ -75,11 +75,14 @@ func (w *Writer) sealLoop() {
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
+		// Read closing before the pass: once it is set no rotation can
+		// happen, so a pass that starts after it sees the final segment.
+		closing := w.closingNow()
 		pending, err := w.sealPass()
 		if err != nil {
 			w.fail(err)
 		}
-		if !pending && w.closingNow() && len(w.sealer.snapshot()) == 0 {
+		if closing && (w.failed.Load() != nil || !pending && len(w.sealer.snapshot()) == 0) {
 			close(w.sealer.idle)
 			<-w.done
 			return

@@ -18,6 +18,7 @@ import (
 // read-only fields; everything else belongs to the background goroutines.
 type seg struct {
 	seq       uint64
+	seed      uint32 // segment.FrameSeed(seq)
 	path      string
 	data      []byte // the mapping; valid until unmapped by the sealer
 	dataLimit int64
@@ -103,7 +104,7 @@ func mapSegment(f *os.File, path string, seq uint64, size int64) (*seg, error) {
 		return nil, fmt.Errorf("map %s: file is %d bytes, want %d", path, len(m), size)
 	}
 	prefault(m)
-	return &seg{seq: seq, path: path, data: m, f: f, dataLimit: segment.DataLimit(size), tally: segment.NewTally()}, nil
+	return &seg{seq: seq, seed: segment.FrameSeed(seq), path: path, data: m, f: f, dataLimit: segment.DataLimit(size), tally: segment.NewTally()}, nil
 }
 
 // prefault makes every page of the mapping present, writable and warm, so

@@ -148,8 +148,9 @@ func (w *Writer) Append(p []byte) (Position, error) {
 		segment.StoreLength(img, off, -length) // claim: the slot reads as reserved
 		copy(img[off+segment.FrameHeaderSize:], p)
 		ts := w.clock.now()
-		segment.PutFrameHeader(img[off:], segment.TypeData, ts, segment.FrameCRC(s.seq, off, length, segment.TypeData, ts, p))
-		segment.StoreLength(img, off, length) // commit
+		segment.PutFrameHeader(img[off:], segment.TypeData, length, ts)
+		segment.PutFrameCRC(img[off:], s.seed, off) // reads the payload back from L1
+		segment.StoreLength(img, off, length)       // commit
 		pos := Position{Seq: s.seq, Offset: off}
 		if w.opts.Sync == SyncAlways {
 			if err := w.Sync(); err != nil {
@@ -300,8 +301,8 @@ func (r *Reservation) Commit() error {
 	r.done = true
 	img, length := r.s.data, int32(segment.FrameHeaderSize+r.n)
 	ts := r.w.clock.now()
-	payload := img[r.off+segment.FrameHeaderSize : r.off+int64(length)]
-	segment.PutFrameHeader(img[r.off:], segment.TypeData, ts, segment.FrameCRC(r.s.seq, r.off, length, segment.TypeData, ts, payload))
+	segment.PutFrameHeader(img[r.off:], segment.TypeData, length, ts)
+	segment.PutFrameCRC(img[r.off:], r.s.seed, r.off)
 	segment.StoreLength(img, r.off, length)
 	if r.w.opts.Sync == SyncAlways {
 		return r.w.Sync()
