@@ -68,8 +68,7 @@ func Paths(paths []string, opts Options) (*Report, error) {
 		return nil, err
 	}
 	results := runJobs(jobs, &o)
-	rep := &Report{Version: ReportVersion, Quick: o.Quick, Segments: []SegmentReport{}, Findings: []Finding{}}
-	rep.Totals.Findings = make(map[Class]int)
+	rep := newReport(&o)
 	for _, u := range units {
 		for _, j := range u.jobs {
 			if r := results[j]; !r.vanished {
@@ -85,6 +84,11 @@ func Paths(paths []string, opts Options) (*Report, error) {
 	}
 	rep.Totals.Elapsed = time.Since(start)
 	return rep, nil
+}
+
+func newReport(o *Options) *Report {
+	return &Report{Version: ReportVersion, Quick: o.Quick, Logs: []LogReport{}, Segments: []SegmentReport{},
+		Findings: []Finding{}, Totals: Totals{Findings: make(map[Class]int)}}
 }
 
 // plan lists directories and groups file arguments by directory.
