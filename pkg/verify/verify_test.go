@@ -47,9 +47,9 @@ func TestFindingClasses(t *testing.T) {
 			exit: 1,
 		},
 		{
-			name: "torn crc field",
+			name: "torn frame header",
 			corrupt: func(t *testing.T, l *testLog, s []*seg) {
-				s[0].img[s[0].offs[0]+16] ^= 1
+				s[0].img[s[0].offs[0]+9] ^= 1 // flags
 				s[0].write(t)
 			},
 			want: []want{"torn 1:64"},
@@ -290,7 +290,7 @@ func TestFindingClasses(t *testing.T) {
 		{
 			name: "quick mode checks footers and END",
 			corrupt: func(t *testing.T, l *testLog, s []*seg) {
-				s[0].img[s[0].end+4] ^= 1 // END type
+				s[0].img[s[0].end+9] ^= 1 // END header
 				s[0].write(t)
 				s[1].setFooter(t, func(f *segment.Footer) { f.PrevDigest[0] ^= 1 })
 			},
@@ -448,7 +448,7 @@ func TestMaxFindings(t *testing.T) {
 	s := l.sealed(40)
 	for i, off := range s.offs {
 		if i%2 == 0 {
-			s.img[off+20] = 1 // reserved header word: torn
+			s.img[off+10] = 1 // reserved header bytes: torn
 		}
 	}
 	s.write(t)

@@ -1,0 +1,158 @@
+package verify
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/writer"
+	"go.uber.org/goleak"
+)
+
+// crashChildEnv makes the test binary act as a writer process that the
+// crash test kills: the directory to write to.
+const crashChildEnv = "AUDITSEG_VERIFY_CRASH_CHILD"
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(crashChildEnv); dir != "" {
+		crashChild(dir)
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
+
+// crashChild writes a few segments, leaves one reservation open (a
+// goroutine caught between claim and commit), reports "ready" and keeps
+// appending from two goroutines until it is killed.
+func crashChild(dir string) {
+	w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncNone})
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	for i := range 2000 {
+		if _, err := w.Append(fmt.Appendf(nil, "record %d %s", i, strings.Repeat("z", i%50))); err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+	}
+	if _, err := w.Reserve(100); err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	var wg sync.WaitGroup
+	for g := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20000 {
+				if _, err := w.Append(fmt.Appendf(nil, "g%d record %d", g, i)); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	fmt.Println("ready")
+	wg.Wait()
+	select {} // wait to be killed, holding the lock
+}
+
+// TestKilledWriter runs a writer in a child process and SIGKILLs it while
+// it appends: verify passes the live log, exits 3 on the dead one (crash
+// residue only, nothing committed missing), and 0 once writer.Open has
+// recovered it.
+func TestKilledWriter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a child process")
+	}
+	dir := t.TempDir()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	killed := false
+	defer func() {
+		if !killed {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		t.Fatalf("child: %q %v", line, err)
+	}
+
+	rep := mustDir(t, dir, Options{})
+	if !rep.Logs[0].WriterAlive || rep.ExitCode(true) != ExitClean {
+		t.Fatalf("live log: writer alive %v, exit %d\n%s", rep.Logs[0].WriterAlive, rep.ExitCode(true), summary(rep))
+	}
+
+	time.Sleep(20 * time.Millisecond) // let the appenders run a little
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	killed = true
+
+	rep = mustDir(t, dir, Options{})
+	if rep.ExitCode(false) != ExitUnfinished || rep.ExitCode(true) != ExitFindings {
+		t.Fatalf("killed writer: exit %d (strict %d), want 3 (1)\n%s", rep.ExitCode(false), rep.ExitCode(true), summary(rep))
+	}
+	reserved := false
+	for _, f := range rep.Findings {
+		if f.Class == Unexpected {
+			continue // a segment creation the kill interrupted
+		}
+		if f.Class != Unfinished || !f.Residue {
+			t.Fatalf("killed writer: not crash residue: %+v", f)
+		}
+		reserved = reserved || strings.Contains(f.Reason, "reserved")
+	}
+	if !reserved {
+		t.Errorf("the open reservation is not reported:\n%s", summary(rep))
+	}
+	records := rep.Totals.Records
+
+	w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := w.Recovered(); st.RecoveredSegments == 0 || st.DamagedSegments != 0 {
+		t.Errorf("recovery stats %+v", st)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep = mustDir(t, dir, Options{})
+	if rep.ExitCode(true) != ExitClean || len(rep.Findings) != 0 {
+		t.Fatalf("after recovery: exit %d\n%s", rep.ExitCode(true), summary(rep))
+	}
+	if rep.Totals.Records != records {
+		t.Errorf("recovery changed the record count: %d, was %d", rep.Totals.Records, records)
+	}
+	recovered := 0
+	for _, s := range rep.Segments {
+		if s.State == StateRecovered {
+			recovered++
+		}
+	}
+	if recovered == 0 {
+		t.Errorf("no segment marked recovered: %+v", rep.Segments)
+	}
+}
