@@ -41,7 +41,7 @@ func (s FrameState) String() string {
 type Frame struct {
 	Offset  int64 // file offset of the frame header
 	Length  int32 // the commit word as read
-	Type    byte
+	Type    byte  // read only when Length > 0 (0 for unwritten and reserved slots)
 	Time    int64 // unix nanoseconds
 	CRC     uint32
 	State   FrameState
@@ -102,8 +102,11 @@ func PutFrameCRC(b []byte, seed uint32, off int64) uint32 {
 // boundaries or allocated by make, and frames are 8-aligned, so the address
 // is aligned as sync/atomic requires.
 func lengthWord(img []byte, off int64) *int32 {
-	_ = img[off+3]
-	return (*int32)(unsafe.Pointer(&img[off]))
+	// Bounds-check by slicing, which reads nothing: `_ = img[off+3]` is a
+	// plain read of a byte of the word to the race detector, racing with
+	// the writer's atomic stores.
+	w := img[off : off+4 : off+4]
+	return (*int32)(unsafe.Pointer(unsafe.SliceData(w)))
 }
 
 // LoadLength reads the commit word with an atomic (acquire) load. A reader
@@ -139,7 +142,9 @@ func DecodeFrame(img []byte, seq uint64, off int64) Frame {
 	}
 	f.Length = LoadLength(img, off)
 	h := img[off : off+FrameHeaderSize]
-	f.Type = h[8]
+	// Nothing past the commit word is read unless it is positive: in a live
+	// segment a writer may be storing those bytes right now, and only the
+	// commit store orders them before this load.
 	switch {
 	case f.Length == 0:
 		f.State = Unwritten
@@ -155,6 +160,7 @@ func DecodeFrame(img []byte, seq uint64, off int64) Frame {
 		f.Extent = ext
 		return f
 	}
+	f.Type = h[8]
 	f.Time = int64(le.Uint64(h[16:]))
 	f.CRC = le.Uint32(h[4:])
 	ext := Align(int64(f.Length))

@@ -126,7 +126,7 @@ func TestSealRefuses(t *testing.T) {
 		{name: "gap", corrupt: func(img []byte) []byte { clear(img[o[1]:o[2]]); return img }, off: o[1], reason: "gap"},
 		{name: "torn", corrupt: func(img []byte) []byte { img[o[3]+30] ^= 1; return img }, off: o[3], reason: "torn"},
 		{name: "no end", noEnd: true, off: fx0.end, reason: "cannot seal: tail"},
-		{name: "torn end", corrupt: func(img []byte) []byte { img[fx0.end+8] ^= 1; return img }, off: fx0.end, reason: "torn"},
+		{name: "torn end", corrupt: func(img []byte) []byte { img[fx0.end+16] ^= 1; return img }, off: fx0.end, reason: "torn"},
 		{name: "bad header", corrupt: func(img []byte) []byte { img[3] ^= 1; return img }, off: 0, reason: "bad magic"},
 		{name: "short image", corrupt: func(img []byte) []byte { return img[:testSize-8] }, off: 0, reason: "header says"},
 	}

@@ -78,19 +78,19 @@ func TestWalk(t *testing.T) {
 		// at the next frame whose CRC matches.
 		{name: "torn payload", corrupt: func(img []byte) { img[o[3]+FrameHeaderSize+50] ^= 0xff },
 			want: frames(0, 1, 2) + " " + ev("torn", o[3], 144) + " " + frames(4) + " " + end, stop: fx.end},
-		{name: "torn header", corrupt: func(img []byte) { img[o[1]+9] ^= 1 },
+		{name: "torn header", corrupt: func(img []byte) { img[o[1]+17] ^= 1 }, // a time byte
 			want: frames(0) + " " + ev("torn", o[1], 24) + " " + frames(2, 3, 4) + " " + end, stop: fx.end},
 		{name: "torn length huge", corrupt: func(img []byte) { le.PutUint32(img[o[2]:], math.MaxInt32) },
 			want: frames(0, 1) + " " + ev("torn", o[2], 64) + " " + frames(3, 4) + " " + end, stop: fx.end},
 		{name: "torn length too short", corrupt: func(img []byte) { le.PutUint32(img[o[3]:], 32) },
 			want: frames(0, 1, 2) + " " + ev("torn", o[3], 144) + " " + frames(4) + " " + end, stop: fx.end},
-		{name: "torn bad type", corrupt: func(img []byte) { img[o[0]+4] = 0x42 },
+		{name: "torn bad type", corrupt: func(img []byte) { img[o[0]+8] = 0x42 },
 			want: ev("torn", o[0], 32) + " " + frames(1, 2, 3, 4) + " " + end, stop: fx.end},
 		{name: "torn two frames", corrupt: func(img []byte) {
 			img[o[1]+20] = 1
 			img[o[2]+30] ^= 1
 		}, want: frames(0) + " " + ev("torn", o[1], o[3]-o[1]) + " " + frames(3, 4) + " " + end, stop: fx.end},
-		{name: "torn reserved bytes live", mode: Live, corrupt: func(img []byte) { img[o[2]+6] = 1 },
+		{name: "torn reserved bytes live", mode: Live, corrupt: func(img []byte) { img[o[2]+10] = 1 },
 			want: frames(0, 1) + " " + ev("torn", o[2], 64) + " " + frames(3, 4) + " " + end, stop: fx.end},
 		{name: "copied frame does not validate", corrupt: func(img []byte) { copy(img[o[4]:fx.end], img[o[0]:o[1]]) },
 			want: frames(0, 1, 2, 3) + " " + ev("torn", o[4], 32) + " " + end, stop: fx.end},
@@ -108,7 +108,7 @@ func TestWalk(t *testing.T) {
 		}, want: frames(0) + " " + ev("torn", o[1], 8) + " " + ev("reserved", o[1]+8, 80) + " " + frames(3, 4) + " " + end, stop: fx.end},
 		{name: "length word zero, header kept", corrupt: func(img []byte) { StoreLength(img, o[3], 0) },
 			want: frames(0, 1, 2) + " " + ev("torn", o[3], 144) + " " + frames(4) + " " + end, stop: fx.end},
-		{name: "torn end", corrupt: func(img []byte) { img[fx.end+8] ^= 1 },
+		{name: "torn end", corrupt: func(img []byte) { img[fx.end+16] ^= 1 },
 			want: frames(0, 1, 2, 3, 4) + " " + ev("torn", fx.end, endLen), stop: rl},
 		{name: "torn at the start, resync to end", corrupt: func(img []byte) {
 			for i := o[0]; i < fx.end; i++ {
