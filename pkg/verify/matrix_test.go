@@ -33,7 +33,7 @@ type matrixSegment struct {
 	padExt int64
 }
 
-func buildMatrix(t *testing.T) *matrixSegment {
+func buildMatrix(t testing.TB) *matrixSegment {
 	const seq = 5
 	created := baseCreated
 	m := &matrixSegment{seg: seg{seq: seq, img: segment.NewImage(seq, testSize, created)}}

@@ -1,0 +1,170 @@
+package verify
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// Inspection is one segment opened for `auditseg inspect`: its header,
+// footer and every slot of its record area as the shared walker sees them,
+// damaged ones included. Close it when done; slices it hands out alias the
+// image.
+type Inspection struct {
+	Path     string
+	Archived bool
+	FileSize int64
+	Header   segment.Header
+	// HeaderErr: the header is unusable. CheckErr: it is usable but
+	// disagrees with the file (size, or the sequence in the file name).
+	HeaderErr, CheckErr error
+	// Seq is the sequence the frames are checked with: the header's, or
+	// the file name's when the header is unusable (SeqFromName).
+	Seq         uint64
+	SeqFromName bool
+	// Footer is valid when FooterErr is nil; segment.ErrNoFooter means
+	// unsealed.
+	Footer    segment.Footer
+	FooterErr error
+
+	im       *segment.Image
+	walkable bool
+}
+
+// Slot kinds, in the order a segment holds them.
+const (
+	SlotData     = "data"
+	SlotPad      = "pad"
+	SlotEnd      = "end"
+	SlotReserved = "reserved" // claimed, never committed; skipped by its claimed extent
+	SlotGap      = "gap"      // zeros before the next frame
+	SlotTorn     = "torn"     // damaged bytes up to the next frame whose CRC matches
+	SlotTail     = "tail"     // zeros to the record limit: never written
+	SlotGarbage  = "garbage"  // non-zero bytes after the END frame's header
+)
+
+// Slot is one place in the record area.
+type Slot struct {
+	Kind   string
+	Offset int64
+	Len    int64 // bytes covered
+	// Frame is the slot decoded at Offset (zero for garbage).
+	Frame segment.Frame
+	// CRC is "ok" for a committed frame, "bad" when the checksum does not
+	// match, and "-" when it was not reached or does not apply.
+	CRC string
+	// Reason says why a torn slot is torn.
+	Reason string
+	// Bytes are the slot's bytes, aliasing the image (nil for the tail).
+	Bytes []byte
+}
+
+// Inspect opens a segment file or archive for inspection. Only what
+// prevents reading the file is an error; damage is described.
+func Inspect(path string) (*Inspection, error) {
+	im, err := segment.OpenImage(path)
+	if err != nil {
+		return nil, err
+	}
+	in := &Inspection{Path: path, Archived: im.Archived, FileSize: im.FileSize, Header: im.Header,
+		HeaderErr: im.HeaderErr, Seq: im.Header.Seq, im: im}
+	hdr := im.Header
+	if im.HeaderErr == nil {
+		in.CheckErr = im.Check()
+		in.walkable = true
+		in.Footer, in.FooterErr = im.Footer()
+	} else if seq, _, ok := segment.ParseName(filepath.Base(path)); ok && segment.ValidSize(int64(len(im.Data))) == nil {
+		in.Seq, in.SeqFromName, in.walkable = seq, true, true
+		hdr = segment.Header{Seq: seq, Size: int64(len(im.Data))}
+		in.Footer, in.FooterErr = segment.DecodeFooter(im.Data, hdr)
+		in.FooterErr = segment.WithPath(in.FooterErr, path)
+	} else {
+		in.FooterErr = im.HeaderErr
+	}
+	return in, nil
+}
+
+// HeaderBytes and FooterBytes return the raw header and footer (nil when
+// the file is too short to hold them).
+func (in *Inspection) HeaderBytes() []byte {
+	if len(in.im.Data) < segment.HeaderSize {
+		return nil
+	}
+	return in.im.Data[:segment.HeaderSize]
+}
+
+func (in *Inspection) FooterBytes() []byte {
+	if !in.walkable {
+		return nil
+	}
+	return in.im.Data[len(in.im.Data)-segment.FooterSize:]
+}
+
+// Sealed reports whether the footer decodes.
+func (in *Inspection) Sealed() bool { return in.FooterErr == nil }
+
+// Unsealed reports whether the footer is all zeros.
+func (in *Inspection) Unsealed() bool { return errors.Is(in.FooterErr, segment.ErrNoFooter) }
+
+// Slots calls fn for every slot of the record area until fn returns false.
+// It does nothing when the header is unusable and the file name gives no
+// sequence to check frames with.
+func (in *Inspection) Slots(fn func(Slot) bool) {
+	if !in.walkable {
+		return
+	}
+	img := in.im.Data
+	limit := segment.RecordLimit(int64(len(img)))
+	endAt, stopped := int64(-1), false
+	segment.Walk(img, in.Seq, segment.HeaderSize, segment.Quiescent, func(ev segment.Event) bool {
+		s := Slot{Offset: ev.Offset, Len: ev.Len, Frame: ev.Frame, CRC: "-"}
+		if ev.Kind != segment.EvTail {
+			s.Bytes = img[ev.Offset : ev.Offset+ev.Len]
+		}
+		switch ev.Kind {
+		case segment.EvFrame:
+			s.Kind, s.CRC = SlotData, "ok"
+			if ev.Frame.Type == segment.TypePad {
+				s.Kind = SlotPad
+			}
+		case segment.EvEnd:
+			s.Kind, s.CRC = SlotEnd, "ok"
+			s.Bytes = img[ev.Offset : ev.Offset+segment.FrameHeaderSize]
+			endAt = ev.Offset
+		case segment.EvReserved:
+			s.Kind = SlotReserved
+		case segment.EvGap:
+			s.Kind = SlotGap
+		case segment.EvTorn:
+			s.Kind, s.Reason = SlotTorn, "not a frame"
+			var ce *segment.CorruptError
+			if errors.As(ev.Frame.Err, &ce) {
+				s.Reason = ce.Reason
+			}
+			if strings.Contains(s.Reason, "checksum") {
+				s.CRC = "bad"
+			}
+		case segment.EvTail:
+			s.Kind = SlotTail
+		default:
+			return true
+		}
+		if !fn(s) {
+			stopped = true
+			return false
+		}
+		return true
+	})
+	if stopped || endAt < 0 {
+		return
+	}
+	if p := segment.ZeroFrom(img, endAt+segment.FrameHeaderSize, limit); p < limit {
+		fn(Slot{Kind: SlotGarbage, Offset: p, Len: limit - p, CRC: "-", Bytes: img[p:limit],
+			Reason: "non-zero bytes after the END frame"})
+	}
+}
+
+// Close releases the image.
+func (in *Inspection) Close() error { return in.im.Close() }
