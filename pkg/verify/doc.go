@@ -1,0 +1,117 @@
+// Package verify checks auditseg logs: every segment on its own (header,
+// frames, footer) and the log as a whole (sequence gaps, the digest chain,
+// what a writer left behind), and says exactly what is wrong, where, and
+// how bad. It is the CI gate behind `auditseg verify`, and Inspect is the
+// dump behind `auditseg inspect`.
+//
+// All byte-level decoding is done by package segment (DecodeHeader,
+// DecodeFooter, DecodeFrame, Walk, ZeroFrom, Digest); this package decides
+// what the results mean. Segments are read through segment.OpenImage, so
+// .seg.zst archives are verified like segment files.
+//
+// # What is checked
+//
+// Per segment: the header (magic, version, checksum, size against the
+// file, sequence against the file name); every frame with the shared
+// walker (alignment, type, length bounds, CRC seeded with the segment
+// sequence and offset); the alignment padding after each record; each
+// record's timestamp against the segment's creation and sealing times
+// (Options.TimeTolerance); the bytes after the END frame; and for a sealed
+// segment, that END is at the footer's end offset and that the record
+// count, time range and SHA-256 digest in the footer match the contents.
+// After damage the walk resumes at the next frame whose CRC matches (or
+// after a reserved frame's claimed extent) and the finding says how many
+// bytes could not be attributed, so one damaged frame hides nothing else.
+// When damage is found inside the digested bytes, the digest, record
+// count and time range mismatches it causes are not reported again
+// (SegmentReport.DigestOK still tells).
+//
+// Across a log directory: missing sequence numbers (gap; the chain is not
+// checked across a gap), each sealed footer's previous-digest against the
+// previous segment's digest (the first segment present starts the chain,
+// so deleting the oldest segments is fine), and files that do not belong.
+//
+// # The unsealed tail
+//
+// The newest segments of a log may be unsealed: a writer keeps the
+// segment it appends to, the next one (prepared ahead, empty) and any
+// finished segment whose last frames are still being committed. That run
+// of newest segments without a footer is the log's tail. An unsealed
+// segment before a sealed one is "missing-end".
+//
+//   - Writer alive (segment.WriterAlive): the tail is work in progress.
+//     Reserved frames, zero gaps and missing END frames or footers there
+//     are not findings; damage is, after a recheck that rules out a frame
+//     or footer that was being stored while it was read.
+//   - Writer gone: the tail is what a crash left. Each of its segments that
+//     holds anything gets one "unfinished" finding (not sealed), plus one
+//     per reserved frame or zero gap, all marked as crash residue:
+//     writer.Open repairs them without losing a committed record. A newest
+//     segment with no frame at all is "prepared" and is not a finding.
+//
+// # Exit codes
+//
+// Report.ExitCode decides the verdict for every front end:
+//
+//	0  clean (unexpected files are reported but do not count)
+//	1  at least one fatal finding: torn, unfinished outside the crash tail,
+//	   missing-end, garbage-after-end, footer, chain or gap
+//	2  a usage or I/O error: a path that does not exist, a directory that
+//	   cannot be listed, a segment that cannot be read
+//	3  only crash residue: unfinished frames and unsealed segments in the
+//	   tail of a log whose writer is gone; nothing committed is missing,
+//	   and opening the log with the writer repairs it. strict makes it 1.
+//
+// Fatal findings win over I/O errors, which win over crash residue.
+//
+// # JSON
+//
+// `auditseg verify --output json` prints a Report as one JSON document.
+// The field names are stable; new fields may be added, and an incompatible
+// change bumps "version".
+//
+//	version            layout version, currently 1
+//	quick              true for --quick (no frame CRCs, no digests)
+//	logs[]             one per log directory involved
+//	  dir              the directory
+//	  writer_alive     a writer held the log's lock
+//	  writer_pid       its pid as recorded in LOCK (omitted when none)
+//	segments[]         one per segment file, in log order
+//	  path             the file
+//	  seq              sequence number (from the header when it is valid)
+//	  archived         a .seg.zst archive
+//	  state            sealed | recovered | open | prepared | unsealed |
+//	                   damaged | unreadable (see State)
+//	  status           PASS | WARN (crash residue only) | FAIL
+//	  live             in the tail of a live writer
+//	  bytes            segment size (decompressed for archives)
+//	  file_bytes       size of the file itself
+//	  records          DATA records found (the footer's count with --quick)
+//	  end_offset       offset of the END frame, -1 if none was found
+//	  digest           footer digest, hex (omitted when not sealed)
+//	  prev_digest      footer previous-digest, hex (omitted when not sealed)
+//	  digest_checked   the digest was recomputed
+//	  digest_ok        and matched
+//	  chain_checked    prev_digest was compared with the previous segment
+//	  findings         findings in this segment, listed or not
+//	  error            why the file could not be read (omitted when read)
+//	findings[]         in log order, then by offset; unexpected files last
+//	  class            torn | unfinished | missing-end | garbage-after-end |
+//	                   footer | chain | gap | unexpected
+//	  path             the segment file (for gap: the first missing one's
+//	                   name; for unexpected: the file)
+//	  seq              segment sequence number (0 for unexpected files)
+//	  offset           file offset of the problem
+//	  position         "SEQ:OFFSET" (omitted for unexpected files)
+//	  bytes            bytes covered that no record could be read from
+//	  reason           one line, human readable (not for parsing)
+//	  crash_residue    part of a dead writer's tail; repaired by recovery
+//	  fatal            counts towards exit code 1
+//	totals
+//	  segments, sealed, records, bytes
+//	  findings         count per class, every class present
+//	  fatal, crash_residue
+//	  errors           segments that could not be read
+//	  omitted          findings counted but not listed (Options.MaxFindings)
+//	  elapsed_seconds, bytes_per_second
+package verify
