@@ -156,6 +156,7 @@ func (w *Writer) recoverSegment(path string, seq uint64, last bool, prev *[segme
 		return nil, s.release()
 	}
 	if last && frames == 0 && len(pads) == 0 && end == segment.HeaderSize && h.Size == w.opts.SegmentSize {
+		prefault(s.data) // the record area is all zeros (EvTail at HeaderSize)
 		s.tail.Store(segment.HeaderSize)
 		return s, nil // prepared but never used: continue in it
 	}

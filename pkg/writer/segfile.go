@@ -86,12 +86,14 @@ func (w *Writer) prepare(seq uint64) (*seg, error) {
 	if err != nil {
 		return nil, err
 	}
+	prefault(s.data)
 	s.tail.Store(segment.HeaderSize)
 	return s, nil
 }
 
-// mapSegment maps an open segment file read-write and pre-faults it, so
-// that appenders never take a page fault on the hot path.
+// mapSegment maps an open segment file read-write. It does not pre-fault:
+// prefault stores into every page, which is only harmless on a segment
+// known to be all zeros (recovery maps segments full of records).
 func mapSegment(f *os.File, path string, seq uint64, size int64) (*seg, error) {
 	m, err := mmap.Map(f, mmap.RDWR, 0)
 	if err != nil {
@@ -103,7 +105,6 @@ func mapSegment(f *os.File, path string, seq uint64, size int64) (*seg, error) {
 		f.Close()
 		return nil, fmt.Errorf("map %s: file is %d bytes, want %d", path, len(m), size)
 	}
-	prefault(m)
 	return &seg{seq: seq, seed: segment.FrameSeed(seq), path: path, data: m, f: f, dataLimit: segment.DataLimit(size), tally: segment.NewTally()}, nil
 }
 
@@ -112,8 +113,9 @@ func mapSegment(f *os.File, path string, seq uint64, size int64) (*seg, error) {
 // MADV_POPULATE_WRITE (Linux 5.14) installs the pages in one call, but on
 // the VMs we measured the first store to each page still cost ~4 µs (the
 // hypervisor backs guest memory lazily), so one store per page follows it.
-// Storing zero keeps the contents: the file is fallocated, so every page
-// reads as zero; the header page is skipped.
+// Storing zero keeps the contents only because every page but the header's
+// reads as zero: call it on new segments and on empty ones, never on a
+// segment that may hold records (it would change one byte per page).
 func prefault(m []byte) {
 	_ = unix.Madvise(m, unix.MADV_POPULATE_WRITE) // an optimisation; the stores below suffice
 	page := os.Getpagesize()
