@@ -152,7 +152,10 @@ func DecodeFrame(img []byte, seq uint64, off int64) Frame {
 	case f.Length < 0:
 		f.State = Reserved
 		ext := Align(-int64(f.Length))
-		if f.Length == -1<<31 || ext < FrameHeaderSize || off+ext > limit {
+		// A claim that does not fit below DataLimit is never stored (its
+		// writer writes END instead), so a longer one is damage; trusting
+		// it would make recovery write a PAD that cannot decode.
+		if f.Length == -1<<31 || ext < FrameHeaderSize || off+ext > DataLimit(size) {
 			f.State = Torn
 			f.Err = corrupt(off, "reserved frame length %d out of bounds", f.Length)
 			return f

@@ -132,6 +132,9 @@ func TestFrameDamageDetected(t *testing.T) {
 		{name: "reserved length past limit", corrupt: func(img []byte) {
 			StoreLength(img, off, int32(-(RecordLimit(testSize) - off + 1)))
 		}, reason: "reserved frame length"},
+		{name: "reserved crossing the data limit", corrupt: func(img []byte) {
+			StoreLength(img, off, int32(-(DataLimit(testSize) - off + 1)))
+		}, reason: "reserved frame length"},
 		{name: "reserved length min int32", corrupt: func(img []byte) { StoreLength(img, off, math.MinInt32) }, reason: "reserved frame length"},
 		{name: "reserved length below header", corrupt: func(img []byte) { StoreLength(img, off, -16) }, reason: "reserved frame length -16"},
 		{name: "unaligned offset", at: off + 4, reason: "out of the record area"},

@@ -108,7 +108,7 @@ func FuzzDecodeFrame(f *testing.F) {
 				t.Fatalf("unwritten %+v", fr)
 			}
 		case Reserved:
-			if fr.Length >= 0 || fr.Extent != Align(-int64(fr.Length)) || fr.Extent < FrameHeaderSize || off+fr.Extent > rl {
+			if fr.Length >= 0 || fr.Extent != Align(-int64(fr.Length)) || fr.Extent < FrameHeaderSize || off+fr.Extent > DataLimit(testSize) {
 				t.Fatalf("reserved %+v", fr)
 			}
 		case Committed:
