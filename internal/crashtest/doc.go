@@ -1,0 +1,19 @@
+// Package crashtest is auditseg's reliability suite: kill loops against the
+// writer library and the `auditseg write` command, corruption matrices,
+// disk-full and I/O-error injection, a follower under churn, and hostile
+// input. docs/RELIABILITY.md lists what each test proves and the figures of
+// the last long run.
+//
+// The tests build two child programs with `go build` (crashchild, in this
+// directory, and cmd/auditseg) and kill them with SIGKILL at random instants
+// and at injected points. Kill points are implemented in the child only,
+// through writer.Options.FS (FaultFS), so no test hook lives in the writer.
+//
+// By default the suite runs a bounded number of iterations sized for CI.
+// The long run takes the iteration count from the environment:
+//
+//	AUDITSEG_CRASH_ITERATIONS=1000 go test -v -timeout 60m -run 'TestKillLoop|TestCLIKillLoop|TestCorruption' ./internal/crashtest/
+//
+// or from a test flag: go test ./internal/crashtest/ -args -crash.iterations=1000.
+// Every test logs one "SUMMARY" line with its figures (run with -v).
+package crashtest

@@ -1,0 +1,222 @@
+package crashtest
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+
+	"github.com/auditseg/auditseg/pkg/writer"
+	"golang.org/x/sys/unix"
+)
+
+// Op is one kind of file operation the writer performs through writer.FS.
+type Op uint8
+
+const (
+	OpCreate    Op = iota // OpenFile with O_CREATE: a new segment's temporary file
+	OpOpen                // OpenFile without O_CREATE: recovery opening a segment
+	OpFallocate           // reserving a new segment's blocks
+	OpMsync               // flushing mapped pages (Sync, sealing, recovery)
+	OpFsync               // flushing a new segment's header
+	OpRename              // giving a new segment its final name
+	OpSyncDir             // making directory entries durable
+	numOps
+)
+
+var opNames = [numOps]string{"create", "open", "fallocate", "msync", "fsync", "rename", "syncdir"}
+
+func (o Op) String() string {
+	if o < numOps {
+		return opNames[o]
+	}
+	return fmt.Sprintf("Op(%d)", uint8(o))
+}
+
+// Ops lists every operation, for tests that iterate over them.
+func Ops() []Op {
+	out := make([]Op, numOps)
+	for i := range out {
+		out[i] = Op(i)
+	}
+	return out
+}
+
+// ParseOp parses an operation name.
+func ParseOp(s string) (Op, error) {
+	for i, n := range opNames {
+		if n == s {
+			return Op(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown operation %q", s)
+}
+
+// Fault fails calls of one operation, as SQLite's I/O-error tests do: the
+// Nth call (counting from 1), and with Persist every call after it too.
+type Fault struct {
+	Op      Op
+	N       int
+	Persist bool
+	// Err is returned instead of performing the call; nil means EIO.
+	Err error
+}
+
+// Call describes one operation for the observation hooks.
+type Call struct {
+	Op   Op
+	N    int    // 1-based count of calls of Op so far, this one included
+	Path string // the file (OpenFile, Rename source, SyncDir), if known
+	// Msync is the mapped range being flushed (OpMsync only). It aliases
+	// the writer's mapping: read it only inside the hook.
+	Msync []byte
+	Err   error // After only: what the call returned
+}
+
+// FaultFS is a writer.FS that counts calls, injects faults and lets a
+// test observe every call. The zero value performs every call on the
+// operating system. It is safe for concurrent use.
+type FaultFS struct {
+	mu       sync.Mutex
+	calls    [numOps]int
+	faults   []Fault
+	injected int
+	// Before and After, if set, are called around every operation (After
+	// also for injected failures), outside the FaultFS's lock. The
+	// crash child kills itself from them.
+	Before, After func(Call)
+}
+
+var _ writer.FS = (*FaultFS)(nil)
+
+// Inject adds a fault rule.
+func (f *FaultFS) Inject(ft Fault) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.faults = append(f.faults, ft)
+}
+
+// Clear removes every fault rule: the device has recovered.
+func (f *FaultFS) Clear() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.faults = nil
+}
+
+// Calls returns how many calls of op were made (failed ones included).
+func (f *FaultFS) Calls(op Op) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[op]
+}
+
+// Injected returns how many calls failed by injection.
+func (f *FaultFS) Injected() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.injected
+}
+
+// begin counts a call and decides whether it fails.
+func (f *FaultFS) begin(c *Call) error {
+	f.mu.Lock()
+	f.calls[c.Op]++
+	c.N = f.calls[c.Op]
+	var err error
+	for _, ft := range f.faults {
+		if ft.Op == c.Op && (c.N == ft.N || ft.Persist && c.N > ft.N) {
+			err = ft.Err
+			if err == nil {
+				err = syscall.EIO
+			}
+			f.injected++
+			break
+		}
+	}
+	f.mu.Unlock()
+	if f.Before != nil {
+		f.Before(*c)
+	}
+	return err
+}
+
+func (f *FaultFS) end(c Call, err error) error {
+	if f.After != nil {
+		c.Err = err
+		f.After(c)
+	}
+	return err
+}
+
+func (f *FaultFS) OpenFile(name string, flag int, perm os.FileMode) (*os.File, error) {
+	c := Call{Op: OpOpen, Path: name}
+	if flag&os.O_CREATE != 0 {
+		c.Op = OpCreate
+	}
+	if err := f.begin(&c); err != nil {
+		return nil, f.end(c, &os.PathError{Op: "open", Path: name, Err: err})
+	}
+	fh, err := os.OpenFile(name, flag, perm)
+	return fh, f.end(c, err)
+}
+
+func (f *FaultFS) Fallocate(fh *os.File, size int64) error {
+	c := Call{Op: OpFallocate, Path: fh.Name()}
+	if err := f.begin(&c); err != nil {
+		return f.end(c, err)
+	}
+	err := unix.Fallocate(int(fh.Fd()), 0, 0, size)
+	if errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) {
+		// Like the writer's own FS: write zeros, never leave a sparse file.
+		err = writeZeros(fh, size)
+	}
+	return f.end(c, err)
+}
+
+func writeZeros(fh *os.File, size int64) error {
+	buf := make([]byte, 1<<20)
+	for off := int64(0); off < size; off += int64(len(buf)) {
+		if _, err := fh.WriteAt(buf[:min(int64(len(buf)), size-off)], off); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *FaultFS) Msync(b []byte) error {
+	c := Call{Op: OpMsync, Msync: b}
+	if err := f.begin(&c); err != nil {
+		return f.end(c, err)
+	}
+	return f.end(c, unix.Msync(b, unix.MS_SYNC))
+}
+
+func (f *FaultFS) Fsync(fh *os.File) error {
+	c := Call{Op: OpFsync, Path: fh.Name()}
+	if err := f.begin(&c); err != nil {
+		return f.end(c, err)
+	}
+	return f.end(c, fh.Sync())
+}
+
+func (f *FaultFS) Rename(oldpath, newpath string) error {
+	c := Call{Op: OpRename, Path: oldpath}
+	if err := f.begin(&c); err != nil {
+		return f.end(c, &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err})
+	}
+	return f.end(c, os.Rename(oldpath, newpath))
+}
+
+func (f *FaultFS) SyncDir(dir string) error {
+	c := Call{Op: OpSyncDir, Path: dir}
+	if err := f.begin(&c); err != nil {
+		return f.end(c, err)
+	}
+	d, err := os.Open(dir)
+	if err == nil {
+		err = d.Sync()
+		d.Close()
+	}
+	return f.end(c, err)
+}
