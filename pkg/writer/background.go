@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/auditseg/auditseg/pkg/segment"
+	"golang.org/x/sys/unix"
 )
 
 // prepareLoop keeps the segment after the active one ready, so that a
@@ -28,6 +30,14 @@ func (w *Writer) prepareLoop() {
 		}
 		c := w.cur.Load()
 		if c.next.Load() != nil || w.closingNow() {
+			continue
+		}
+		// Backpressure: at most three segments live — one finished and
+		// being sealed, the active one, the next. While sealing lags (a
+		// slow disk under SyncInterval or SyncAlways), appenders wait at
+		// the rotation instead of piling up dirty mapped memory. The
+		// sealer kicks us when it catches up.
+		if w.sealer.backlog(c) > 1 {
 			continue
 		}
 		if wait := prepRetry - time.Since(lastFail); wait > 0 {
@@ -66,6 +76,9 @@ type sealer struct {
 	last  *seg       // the newest segment ever queued
 	prev  [segment.DigestSize]byte
 	idle  chan struct{} // closed when, closing, every segment is sealed
+	// progress is when the sealer last moved (a frame or a segment), so
+	// Close can tell a slow disk from a reservation nobody commits.
+	progress atomic.Int64
 }
 
 func (w *Writer) sealLoop() {
@@ -106,8 +119,47 @@ func (w *Writer) sealLoop() {
 // finished segment still has frames in flight.
 func (w *Writer) sealPass() (pending bool, err error) {
 	sl := &w.sealer
+	sl.backlog(w.cur.Load())
+	for {
+		q := sl.snapshot()
+		if len(q) == 0 || w.failed.Load() != nil {
+			return false, nil
+		}
+		s := q[0]
+		before := s.tally.Off
+		done := s.full() && s.tally.Advance(s.data)
+		if s.tally.Off != before {
+			sl.progress.Store(now())
+		}
+		if !done {
+			return s.full(), nil
+		}
+		f := segment.SealTallied(s.data, s.seq, s.tally, sl.prev, 0, now())
+		if w.opts.Sync == SyncNone {
+			// No durability is promised: start the writeback, do not wait.
+			if err := unix.SyncFileRange(int(s.f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE); err != nil {
+				w.opts.Logger.Warn("start writeback of sealed segment", "file", s.path, "err", err)
+			}
+		} else if err := w.flush(s, int64(len(s.data))); err != nil {
+			return false, fmt.Errorf("seal: %w", err)
+		}
+		sl.prev = f.Digest
+		sl.mu.Lock()
+		sl.queue = sl.queue[1:]
+		sl.mu.Unlock()
+		sl.progress.Store(now())
+		if err := s.release(); err != nil {
+			w.opts.Logger.Warn("release sealed segment", "err", err)
+		}
+		kick(w.kickPrep) // the backlog shrank
+	}
+}
+
+// backlog brings the queue up to the active segment c and returns how
+// many finished segments in it await sealing.
+func (sl *sealer) backlog(c *seg) int {
 	sl.mu.Lock()
-	c := w.cur.Load()
+	defer sl.mu.Unlock()
 	for x := sl.last; x != c; {
 		if x = x.next.Load(); x == nil {
 			break
@@ -115,28 +167,11 @@ func (w *Writer) sealPass() (pending bool, err error) {
 		sl.queue = append(sl.queue, x)
 		sl.last = x
 	}
-	sl.mu.Unlock()
-	for {
-		q := sl.snapshot()
-		if len(q) == 0 || w.failed.Load() != nil {
-			return false, nil
-		}
-		s := q[0]
-		if !s.full() || !s.tally.Advance(s.data) {
-			return s.full(), nil
-		}
-		f := segment.SealTallied(s.data, s.seq, s.tally, sl.prev, 0, now())
-		if err := w.flush(s, int64(len(s.data))); err != nil {
-			return false, fmt.Errorf("seal: %w", err)
-		}
-		sl.prev = f.Digest
-		sl.mu.Lock()
-		sl.queue = sl.queue[1:]
-		sl.mu.Unlock()
-		if err := s.release(); err != nil {
-			w.opts.Logger.Warn("release sealed segment", "err", err)
-		}
+	n := len(sl.queue)
+	if n > 0 && sl.queue[n-1] == c {
+		n--
 	}
+	return n
 }
 
 func (sl *sealer) snapshot() []*seg {
@@ -146,16 +181,23 @@ func (sl *sealer) snapshot() []*seg {
 }
 
 // drain waits for the sealer to seal everything after Close made the
-// active segment full.
+// active segment full. It waits as long as the sealer makes progress, and
+// gives up after timeout without any: a reservation nobody commits.
 func (sl *sealer) drain(w *Writer, timeout time.Duration) error {
 	kick(w.kickSeal)
-	t := time.NewTimer(timeout)
+	sl.progress.Store(now())
+	t := time.NewTicker(min(timeout, 100*time.Millisecond))
 	defer t.Stop()
-	select {
-	case <-sl.idle:
-		return nil
-	case <-t.C:
-		return fmt.Errorf("%s: %w after %v; the segment stays unsealed until the next Open recovers it", w.dir, ErrReservationsOpen, timeout)
+	for {
+		select {
+		case <-sl.idle:
+			return nil
+		case <-t.C:
+			if time.Duration(now()-sl.progress.Load()) > timeout {
+				return fmt.Errorf("%s: %w: no frame committed for %v; the segment stays unsealed until the next Open recovers it",
+					w.dir, ErrReservationsOpen, timeout)
+			}
+		}
 	}
 }
 

@@ -14,15 +14,16 @@ import (
 // read them back, like fdatasync).
 //
 //	mode      process crash (kill -9)      power loss / kernel crash
-//	none      every committed record       records in sealed segments only
+//	none      every committed record       only what the kernel wrote back
 //	interval  every committed record       all but the last SyncInterval
 //	always    every committed record       every record Append returned for
 //
 // A process crash never loses a committed record in any mode: the stores
 // are in the kernel's page cache as soon as they execute. After power loss
 // a record that was being written can be torn; readers and verify detect it
-// by its CRC. Sealing always flushes the whole segment before its footer
-// counts as durable.
+// by its CRC. With interval and always, sealing flushes the whole segment
+// before the writer moves on, so sealed segments are durable; with none it
+// only starts the writeback (sync_file_range) and does not wait.
 type SyncMode uint8
 
 const (
