@@ -66,7 +66,14 @@ func archiveDecoder() (*zstd.Decoder, error) {
 //
 // pkg/archive uses it to verify an archive before it may replace the
 // original, so what is verified is exactly what readers will read.
-func ReadArchive(path string) (data []byte, err error) {
+func ReadArchive(path string) ([]byte, error) { return ReadArchiveInto(path, nil) }
+
+// ReadArchiveInto is ReadArchive decompressing into buf when its capacity
+// is at least the segment's size, else into a new buffer of exactly that
+// size. Callers that read many archives (compress-finished verifying each
+// one it writes) reuse one buffer instead of faulting in a fresh one each
+// time.
+func ReadArchiveInto(path string, buf []byte) (data []byte, err error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, syscall.ELOOP) {
@@ -137,7 +144,11 @@ func ReadArchive(path string) (data []byte, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: zstd decoder: %w", path, err)
 	}
-	buf := make([]byte, 0, size)
+	if int64(cap(buf)) >= size {
+		buf = buf[:0:size]
+	} else {
+		buf = make([]byte, 0, size)
+	}
 	out, err := dec.DecodeAll(m, buf)
 	if err != nil {
 		return nil, badf("cannot decompress: %v", err)

@@ -306,3 +306,22 @@ func FuzzReadArchive(f *testing.F) {
 		im.Close()
 	})
 }
+
+func TestReadArchiveIntoReusesBuffer(t *testing.T) {
+	dir := t.TempDir()
+	orig := sealedSegment(t, 1, 10)
+	p := writeFile(t, filepath.Join(dir, segment.ArchiveName(1)), compress(t, orig))
+	buf := make([]byte, 3, 2*len(orig))
+	b, err := segment.ReadArchiveInto(p, buf)
+	if err != nil || !bytes.Equal(b, orig) {
+		t.Fatal(err)
+	}
+	if &b[0] != &buf[:1][0] || cap(b) != len(orig) {
+		t.Error("a large enough buffer was not used, or the result's capacity is not exact")
+	}
+	small := make([]byte, 0, len(orig)-8)
+	b, err = segment.ReadArchiveInto(p, small)
+	if err != nil || !bytes.Equal(b, orig) || cap(b) != len(orig) || &b[0] == &small[:1][0] {
+		t.Errorf("small buffer: %v, cap %d", err, cap(b))
+	}
+}
