@@ -242,13 +242,18 @@ func Run(ctx context.Context, dir string, opts Options) (*Result, error) {
 	slices.SortFunc(tasks, func(a, b task) int { return cmpSeq(a.seq, b.seq) })
 	res.Segments = make([]SegmentResult, len(tasks))
 
+	// Jobs CPU slots, twice as many segments in flight: while one waits
+	// for an fsync, another uses the CPU.
+	r.cpu = make(chan *buffers, opts.Jobs)
+	for range opts.Jobs {
+		r.cpu <- &buffers{}
+	}
 	next := make(chan int)
 	var wg sync.WaitGroup
-	for range min(opts.Jobs, len(tasks)) {
+	for range min(2*opts.Jobs, len(tasks)) {
 		wg.Go(func() {
-			var buf []byte
 			for i := range next {
-				res.Segments[i], buf = r.do(tasks[i], buf)
+				res.Segments[i] = r.do(tasks[i])
 			}
 		})
 	}
@@ -323,6 +328,7 @@ type runner struct {
 	opts Options
 	ctx  context.Context
 	enc  *zstd.Encoder
+	cpu  chan *buffers // the Jobs CPU slots
 	obMu sync.Mutex
 }
 

@@ -159,8 +159,8 @@ func recoverAndCheck(t *testing.T, fx *fixture, what string) {
 // after the temp file is written, synced, verified, renamed, the directory
 // synced, the original removed.
 func TestKillPoints(t *testing.T) {
-	pristine := newFixture(t, 5, segSize)
-	killPoints(t, pristine, 1+4*8)
+	pristine := newFixture(t, 4, segSize)
+	killPoints(t, pristine, 1+3*8)
 }
 
 // Kill at every step boundary of a run that first cleans up an interrupted
@@ -201,7 +201,7 @@ func killPoints(t *testing.T, pristine *fixture, wantSteps int) {
 // Kill a free-running child with two jobs at random instants, which land
 // inside steps as well as between them.
 func TestKillAnytime(t *testing.T) {
-	pristine := newFixture(t, 7, 16*segSize)
+	pristine := newFixture(t, 6, 8*segSize)
 	// How long does a whole run take here?
 	fx := pristine.clone(t)
 	start := time.Now()
@@ -215,7 +215,7 @@ func TestKillAnytime(t *testing.T) {
 	fx.checkFinal(t)
 
 	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range 12 {
+	for i := range 8 {
 		fx := pristine.clone(t)
 		c := startChild(t, fx.dir, false, 2)
 		delay := time.Duration(rng.Int64N(int64(full)))

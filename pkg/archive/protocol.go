@@ -18,16 +18,44 @@ type task struct {
 	resolve           bool
 }
 
-// do runs the protocol on one segment. buf is the job's reusable buffer
-// for compressed output; the possibly grown buffer is returned.
-func (r *runner) do(t task, buf []byte) (SegmentResult, []byte) {
+// buffers are the reusable memory of one CPU slot: the compressed output
+// and the decompressed copy made to verify it.
+type buffers struct{ enc, dec []byte }
+
+// withCPU runs fn holding one of the Jobs CPU slots. Only compression and
+// verification hold one: the fsyncs and directory operations of a segment
+// wait without it, so the CPUs stay busy with other segments meanwhile.
+func (r *runner) withCPU(fn func(*buffers) error) error {
+	b := <-r.cpu
+	defer func() { r.cpu <- b }()
+	return fn(b)
+}
+
+// verify decompresses the archive at path with the readers' code and
+// compares it with the original image.
+func (r *runner) verify(path string, im *segment.Image) error {
+	return r.withCPU(func(b *buffers) error {
+		back, err := segment.ReadArchiveInto(path, b.dec)
+		if err != nil {
+			return err
+		}
+		b.dec = back
+		if !bytes.Equal(back, im.Data) {
+			return fmt.Errorf("%s: does not decompress to %s: %w", path, im.Path, segment.ErrCorrupt)
+		}
+		return nil
+	})
+}
+
+// do runs the protocol on one segment.
+func (r *runner) do(t task) SegmentResult {
 	res := SegmentResult{Seq: t.seq, Original: t.original, Archive: t.archive}
 	ev := Event{Seq: t.seq, Original: t.original, Archive: t.archive}
-	fail := func(err error) (SegmentResult, []byte) {
+	fail := func(err error) SegmentResult {
 		res.Outcome, res.Err = Failed, err
 		ev.Step, ev.Err = StepFailed, err
 		r.observe(ev)
-		return res, buf
+		return res
 	}
 	step := func(s Step) {
 		ev.Step = s
@@ -66,7 +94,7 @@ func (r *runner) do(t task, buf []byte) (SegmentResult, []byte) {
 		}
 	}
 	if !verified {
-		if buf, err = r.compress(t, im, buf, step); err != nil {
+		if err = r.compress(t, im, step); err != nil {
 			return fail(err)
 		}
 	}
@@ -94,23 +122,18 @@ func (r *runner) do(t task, buf []byte) (SegmentResult, []byte) {
 		res.OriginalRemoved = true
 	}
 	step(StepDone)
-	return res, buf
+	return res
 }
 
 // compress runs steps 1 to 5 of the protocol: temp file, fsync, verify,
 // rename, directory fsync. On an error before the rename the temp file is
 // removed; the original is never touched.
-func (r *runner) compress(t task, im *segment.Image, buf []byte, step func(Step)) (_ []byte, err error) {
+func (r *runner) compress(t task, im *segment.Image, step func(Step)) (err error) {
 	tmp := t.archive + segment.TempExt
 	if err := r.ctx.Err(); err != nil {
-		return buf, err
+		return err
 	}
-	buf = r.enc.EncodeAll(im.Data, buf[:0])
-
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o640)
-	if err != nil {
-		return buf, fmt.Errorf("create archive: %w", err)
-	}
+	var f *os.File
 	renamed := false
 	defer func() {
 		if f != nil {
@@ -120,45 +143,57 @@ func (r *runner) compress(t task, im *segment.Image, buf []byte, step func(Step)
 			os.Remove(tmp)
 		}
 	}()
-	if _, err := f.Write(buf); err != nil {
-		return buf, fmt.Errorf("write archive: %w", err)
+	err = r.withCPU(func(b *buffers) error {
+		if n := r.enc.MaxEncodedSize(len(im.Data)); cap(b.enc) < n {
+			b.enc = make([]byte, 0, n) // pages are touched only as far as the output goes
+		}
+		b.enc = r.enc.EncodeAll(im.Data, b.enc[:0])
+		var err error
+		f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o640)
+		if err != nil {
+			return fmt.Errorf("create archive: %w", err)
+		}
+		// Into the page cache: a copy, cheap enough to hold the slot for.
+		if _, err := f.Write(b.enc); err != nil {
+			return fmt.Errorf("write archive: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	step(StepWritten)
 	if err := f.Sync(); err != nil {
-		return buf, fmt.Errorf("fsync archive: %w", err)
+		return fmt.Errorf("fsync archive: %w", err)
 	}
 	err = f.Close()
 	f = nil
 	if err != nil {
-		return buf, fmt.Errorf("close archive: %w", err)
+		return fmt.Errorf("close archive: %w", err)
 	}
 	step(StepSynced)
 
 	if err := r.ctx.Err(); err != nil {
-		return buf, err
+		return err
 	}
-	back, err := segment.ReadArchive(tmp)
-	if err != nil {
-		return buf, fmt.Errorf("verify archive: %w", err)
-	}
-	if !bytes.Equal(back, im.Data) {
-		return buf, fmt.Errorf("%s: does not decompress to %s: %w", tmp, t.original, segment.ErrCorrupt)
+	if err := r.verify(tmp, im); err != nil {
+		return fmt.Errorf("verify archive: %w", err)
 	}
 	step(StepVerified)
 
 	if err := r.ctx.Err(); err != nil {
-		return buf, err
+		return err
 	}
 	if err := renameNoReplace(tmp, t.archive); err != nil {
-		return buf, err
+		return err
 	}
 	renamed = true
 	step(StepRenamed)
 	if err := syncDir(r.dir); err != nil {
-		return buf, err
+		return err
 	}
 	step(StepDirSynced)
-	return buf, nil
+	return nil
 }
 
 // resolve deals with an original found beside its archive. It returns true
@@ -167,8 +202,8 @@ func (r *runner) compress(t task, im *segment.Image, buf []byte, step func(Step)
 // again. It removes an archive only when the original is intact (its
 // digest verifies); otherwise nobody can tell which copy is right.
 func (r *runner) resolve(t task, im *segment.Image, f segment.Footer, step func(Step)) (bool, error) {
-	back, aerr := segment.ReadArchive(t.archive)
-	if aerr == nil && bytes.Equal(back, im.Data) {
+	aerr := r.verify(t.archive, im)
+	if aerr == nil {
 		step(StepVerified)
 		// The interrupted run may have died before the rename was durable.
 		if err := syncDir(r.dir); err != nil {
@@ -177,19 +212,15 @@ func (r *runner) resolve(t task, im *segment.Image, f segment.Footer, step func(
 		step(StepDirSynced)
 		return true, nil
 	}
-	why := "does not decompress to the original"
-	if aerr != nil {
-		if !errors.Is(aerr, segment.ErrCorrupt) {
-			return false, aerr // cannot read it now; that says nothing about its content
-		}
-		why = aerr.Error()
+	if !errors.Is(aerr, segment.ErrCorrupt) {
+		return false, aerr // cannot read it now; that says nothing about its content
 	}
 	if segment.Digest(f.PrevDigest, im.Data, f.EndOffset) != f.Digest {
-		return false, fmt.Errorf("%s: %s, and the original %s fails its digest: both left for inspection (run auditseg verify)",
-			t.archive, why, t.original)
+		return false, fmt.Errorf("%s: %v, and the original %s fails its digest: both left for inspection (run auditseg verify)",
+			t.archive, aerr, t.original)
 	}
 	r.opts.Logger.Warn("compress-finished: leftover archive does not verify; replacing it",
-		"archive", t.archive, "original", t.original, "reason", why)
+		"archive", t.archive, "original", t.original, "reason", aerr)
 	if err := os.Remove(t.archive); err != nil {
 		return false, fmt.Errorf("remove bad archive: %w", err)
 	}
