@@ -1,0 +1,290 @@
+package main
+
+// auditseg compress-finished DIR: crash-safe, verified zstd archives of the
+// sealed segments of a log (the protocol is in pkg/archive).
+//
+// Exit codes:
+//
+//	0  every eligible segment is archived (or there was nothing to do; a
+//	   dry run only plans)
+//	1  at least one segment failed (each is named on stderr; its original
+//	   is untouched and the others were still processed), another
+//	   compress-finished run holds DIR, or the run was interrupted by
+//	   SIGINT/SIGTERM (finished segments stay archived; run it again)
+//	2  bad flags or arguments, or DIR cannot be read
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/archive"
+	"github.com/klauspost/compress/zstd"
+	"github.com/spf13/cobra"
+)
+
+func init() { subcommands = append(subcommands, newCompressCmd) }
+
+type compressFlags struct {
+	level        string
+	jobs         int
+	minAge       time.Duration
+	keep         int
+	keepOriginal bool
+	dryRun       bool
+	output       string
+}
+
+func newCompressCmd() *cobra.Command {
+	var f compressFlags
+	c := &cobra.Command{
+		Use:   "compress-finished DIR",
+		Short: "Archive sealed segments as verified .seg.zst files, crash-safely",
+		Long: `Compresses every sealed segment of the log in DIR that has no archive yet
+into NAME.seg.zst, a standard zstd frame (zstd -d gives back the segment
+file byte for byte). Readers, tail, verify and inspect read archives like
+segments. The newest segment and unsealed ones are never touched.
+
+Each archive is written to a temporary file, fsynced, decompressed again
+and compared with the original, renamed into place and the directory
+fsynced; only then is the original removed. A crash at any point leaves the
+original or a verified archive, and the next run finishes the work.
+
+Exit codes: 0 all done; 1 a segment failed (the others are still done; its
+original stays), another run holds DIR, or interrupted; 2 bad usage or DIR
+unreadable.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runCompress(cmd, args[0], f)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&f.level, "level", "default", "zstd level: 1-22 (mapped to the nearest the encoder has) or fastest, default, better, best")
+	fl.IntVarP(&f.jobs, "jobs", "j", runtime.NumCPU(), "segments compressed in parallel")
+	fl.DurationVar(&f.minAge, "min-age", 0, "skip segments sealed less than this long ago (e.g. 24h)")
+	fl.IntVar(&f.keep, "keep", 0, "leave the newest N sealed segments uncompressed")
+	fl.BoolVar(&f.keepOriginal, "keep-original", false, "keep each .seg beside its verified archive")
+	fl.BoolVarP(&f.dryRun, "dry-run", "n", false, "print what would be done and change nothing")
+	fl.StringVarP(&f.output, "output", "o", "text", "summary format: text or json")
+	return c
+}
+
+// parseLevel accepts a numeric zstd level or a name of the encoder's levels.
+func parseLevel(s string) (zstd.EncoderLevel, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n < 1 || n > 22 {
+			return 0, fmt.Errorf("--level %d: zstd levels are 1 to 22", n)
+		}
+		return zstd.EncoderLevelFromZstd(n), nil
+	}
+	if ok, l := zstd.EncoderLevelFromString(s); ok {
+		return l, nil
+	}
+	return 0, fmt.Errorf("--level %q: want 1-22, fastest, default, better or best", s)
+}
+
+func (f compressFlags) options() (archive.Options, error) {
+	var o archive.Options
+	var err error
+	if o.Level, err = parseLevel(f.level); err != nil {
+		return o, err
+	}
+	switch {
+	case f.jobs < 1:
+		return o, fmt.Errorf("--jobs %d: want at least 1", f.jobs)
+	case f.keep < 0:
+		return o, fmt.Errorf("--keep %d: want 0 or more", f.keep)
+	case f.minAge < 0:
+		return o, fmt.Errorf("--min-age %s: want 0 or more", f.minAge)
+	case f.output != "text" && f.output != "json":
+		return o, fmt.Errorf("--output %q: want text or json", f.output)
+	}
+	o.Jobs, o.MinAge, o.Keep = f.jobs, f.minAge, f.keep
+	o.KeepOriginal, o.DryRun = f.keepOriginal, f.dryRun
+	return o, nil
+}
+
+func runCompress(cmd *cobra.Command, dir string, f compressFlags) error {
+	opts, err := f.options()
+	if err != nil {
+		return withCode(exitUsage, err)
+	}
+	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	prog := newProgress(stderr, "compress-finished")
+	var total, done int64
+	// Observer calls are serialized by pkg/archive.
+	opts.Observer = func(ev archive.Event) {
+		switch ev.Step {
+		case archive.StepPlanned:
+			total = ev.Plan.Bytes()
+		case archive.StepFailed:
+			prog.Done()
+			fmt.Fprintf(stderr, "auditseg compress-finished: %v\n", ev.Err)
+			done += ev.BytesIn
+		case archive.StepDone:
+			done += ev.BytesIn
+		default:
+			return
+		}
+		prog.Update(done, total)
+	}
+	res, runErr := archive.Run(ctx, dir, opts)
+	prog.Done()
+	if res == nil || res.Plan == nil {
+		if errors.Is(runErr, archive.ErrBusy) {
+			return withCode(exitFailure, runErr)
+		}
+		return withCode(exitUsage, runErr)
+	}
+
+	if f.output == "json" {
+		err = writeCompressJSON(stdout, res, runErr)
+	} else {
+		err = writeCompressText(stdout, res, runErr)
+	}
+	if err != nil {
+		return withCode(exitFailure, err)
+	}
+	switch {
+	case runErr != nil && ctx.Err() != nil:
+		return withCode(exitFailure, fmt.Errorf("interrupted: %w; segments finished so far stay archived, run again to finish", runErr))
+	case runErr != nil:
+		return withCode(exitFailure, runErr)
+	case res.Failed > 0:
+		return withCode(exitFailure, fmt.Errorf("%d of %d segments failed; their originals are untouched", res.Failed, len(res.Segments)))
+	}
+	return nil
+}
+
+func ratio(in, out int64) float64 {
+	if out == 0 {
+		return 0
+	}
+	return float64(in) / float64(out)
+}
+
+func writeCompressText(w io.Writer, res *archive.Result, runErr error) error {
+	var b strings.Builder
+	p := res.Plan
+	if res.DryRun {
+		for _, t := range p.Temps {
+			fmt.Fprintf(&b, "would remove leftover %s\n", t)
+		}
+		for _, c := range p.Resolve {
+			fmt.Fprintf(&b, "would resolve %s: verify %s against it, then remove the original\n", c.Path, c.Archive)
+		}
+		for _, c := range p.Compress {
+			fmt.Fprintf(&b, "would compress %s (%s, sealed %s)\n", c.Path, humanBytes(c.Size), c.SealedAt.UTC().Format(time.RFC3339))
+		}
+		for _, s := range p.Skipped {
+			fmt.Fprintf(&b, "skip %s: %s\n", s.Path, s.Reason)
+		}
+		fmt.Fprintf(&b, "dry run: %d segments, %d bytes (%s) would be compressed; %d already archived, %d skipped\n",
+			p.Segments(), p.Bytes(), humanBytes(p.Bytes()), p.Archived, len(p.Skipped))
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
+	if n := len(res.TempsRemoved); n > 0 {
+		fmt.Fprintf(&b, "removed %d leftover temporary file(s) of an interrupted run\n", n)
+	}
+	fmt.Fprintf(&b, "compress-finished: %d segments, %d -> %d bytes (%s -> %s), ratio %.2f, elapsed %s",
+		res.Done, res.BytesIn, res.BytesOut, humanBytes(res.BytesIn), humanBytes(res.BytesOut),
+		ratio(res.BytesIn, res.BytesOut), res.Elapsed.Round(time.Millisecond))
+	if res.Failed > 0 {
+		fmt.Fprintf(&b, ", %d FAILED", res.Failed)
+	}
+	if runErr != nil {
+		b.WriteString(", interrupted")
+	}
+	b.WriteString("\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+type compressJSON struct {
+	Dir            string             `json:"dir"`
+	DryRun         bool               `json:"dry_run"`
+	Segments       int                `json:"segments"`
+	Failed         int                `json:"failed"`
+	BytesIn        int64              `json:"bytes_in"`
+	BytesOut       int64              `json:"bytes_out"`
+	Ratio          float64            `json:"ratio"`
+	ElapsedSeconds float64            `json:"elapsed_seconds"`
+	Interrupted    bool               `json:"interrupted"`
+	TempsRemoved   []string           `json:"temps_removed"`
+	Results        []compressJSONItem `json:"results"`
+	Planned        []compressJSONPlan `json:"planned"`
+	Skipped        []compressJSONSkip `json:"skipped"`
+	Archived       int                `json:"already_archived"`
+}
+
+type compressJSONItem struct {
+	Seq             uint64 `json:"seq"`
+	Original        string `json:"original"`
+	Archive         string `json:"archive"`
+	Outcome         string `json:"outcome"`
+	BytesIn         int64  `json:"bytes_in"`
+	BytesOut        int64  `json:"bytes_out"`
+	OriginalRemoved bool   `json:"original_removed"`
+	Error           string `json:"error,omitempty"`
+}
+
+type compressJSONPlan struct {
+	Seq     uint64 `json:"seq"`
+	Path    string `json:"path"`
+	Archive string `json:"archive"`
+	Action  string `json:"action"` // compress or resolve
+	Bytes   int64  `json:"bytes"`
+}
+
+type compressJSONSkip struct {
+	Seq    uint64 `json:"seq"`
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+}
+
+func writeCompressJSON(w io.Writer, res *archive.Result, runErr error) error {
+	p := res.Plan
+	j := compressJSON{
+		Dir: res.Dir, DryRun: res.DryRun, Segments: res.Done, Failed: res.Failed,
+		BytesIn: res.BytesIn, BytesOut: res.BytesOut, Ratio: ratio(res.BytesIn, res.BytesOut),
+		ElapsedSeconds: res.Elapsed.Seconds(), Interrupted: runErr != nil, Archived: p.Archived,
+		TempsRemoved: append([]string{}, res.TempsRemoved...),
+		Results:      []compressJSONItem{}, Planned: []compressJSONPlan{}, Skipped: []compressJSONSkip{},
+	}
+	if res.DryRun {
+		j.TempsRemoved = append(j.TempsRemoved[:0], p.Temps...) // would be removed
+	}
+	for _, s := range res.Segments {
+		it := compressJSONItem{Seq: s.Seq, Original: s.Original, Archive: s.Archive, Outcome: string(s.Outcome),
+			BytesIn: s.BytesIn, BytesOut: s.BytesOut, OriginalRemoved: s.OriginalRemoved}
+		if s.Err != nil {
+			it.Error = s.Err.Error()
+		}
+		j.Results = append(j.Results, it)
+	}
+	for _, c := range p.Resolve {
+		j.Planned = append(j.Planned, compressJSONPlan{c.Seq, c.Path, c.Archive, "resolve", c.Size})
+	}
+	for _, c := range p.Compress {
+		j.Planned = append(j.Planned, compressJSONPlan{c.Seq, c.Path, c.Archive, "compress", c.Size})
+	}
+	for _, s := range p.Skipped {
+		j.Skipped = append(j.Skipped, compressJSONSkip{s.Seq, s.Path, s.Reason})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(j)
+}

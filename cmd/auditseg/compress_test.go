@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+	"github.com/klauspost/compress/zstd"
+)
+
+// compressLog writes records through `auditseg write` into a new log of
+// 64 KiB segments and returns its directory and the records.
+func compressLog(t *testing.T, n int) (string, [][]byte) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "log")
+	var in bytes.Buffer
+	var recs [][]byte
+	for i := range n {
+		r := []byte(`{"user":"u` + strings.Repeat("x", i%40) + `","action":"read","n":` + string(rune('0'+i%10)) + `}`)
+		recs = append(recs, r)
+		in.Write(r)
+		in.WriteByte('\n')
+	}
+	if _, stderr, code := execute(t, in.Bytes(), "write", "-q", "--segment-size", "64KiB", dir); code != exitOK {
+		t.Fatalf("write: exit %d: %s", code, stderr)
+	}
+	return dir, recs
+}
+
+func listing(t *testing.T, dir string) segment.Listing {
+	t.Helper()
+	l, err := segment.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func TestCompressFinishedRoundTrip(t *testing.T) {
+	dir, recs := compressLog(t, 20000)
+	before := listing(t, dir)
+	if len(before.Segments) < 4 {
+		t.Fatalf("only %d segments", len(before.Segments))
+	}
+	stdout, stderr, code := execute(t, nil, "compress-finished", "-j", "2", dir)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	re := regexp.MustCompile(`^compress-finished: (\d+) segments, (\d+) -> (\d+) bytes \(.* -> .*\), ratio [0-9.]+, elapsed \S+\n$`)
+	m := re.FindStringSubmatch(stdout)
+	if m == nil {
+		t.Fatalf("summary %q", stdout)
+	}
+	after := listing(t, dir)
+	archived := 0
+	for _, e := range after.Segments {
+		if e.Archived {
+			archived++
+		}
+		if e.Duplicate != "" {
+			t.Errorf("duplicate %s", e.Duplicate)
+		}
+	}
+	if m[1] != strconv.Itoa(archived) || archived < len(before.Segments)-2 {
+		t.Errorf("summary says %s segments; %d of %d archived", m[1], archived, len(after.Segments))
+	}
+	last, _ := after.Last()
+	if last.Archived {
+		t.Error("the newest segment was archived")
+	}
+	got := payloads(t, dir)
+	if len(got) != len(recs) {
+		t.Fatalf("read %d records, wrote %d", len(got), len(recs))
+	}
+	for i := range recs {
+		if !bytes.Equal(got[i], recs[i]) {
+			t.Fatalf("record %d differs", i)
+		}
+	}
+	// Again: nothing to do, exit 0.
+	stdout, _, code = execute(t, nil, "compress-finished", dir)
+	if code != exitOK || !strings.HasPrefix(stdout, "compress-finished: 0 segments") {
+		t.Errorf("second run: exit %d, %q", code, stdout)
+	}
+}
+
+func TestCompressFinishedJSON(t *testing.T) {
+	dir, _ := compressLog(t, 8000)
+	// A leftover of an interrupted run is cleaned up and reported.
+	tmp := filepath.Join(dir, segment.ArchiveName(1)) + segment.TempExt
+	if err := os.WriteFile(tmp, []byte("partial"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := execute(t, nil, "compress-finished", "--output", "json", "--level", "19", dir)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var j struct {
+		Dir          string   `json:"dir"`
+		Segments     int      `json:"segments"`
+		Failed       int      `json:"failed"`
+		BytesIn      int64    `json:"bytes_in"`
+		BytesOut     int64    `json:"bytes_out"`
+		Ratio        float64  `json:"ratio"`
+		Elapsed      *float64 `json:"elapsed_seconds"`
+		TempsRemoved []string `json:"temps_removed"`
+		Results      []struct {
+			Seq             uint64 `json:"seq"`
+			Archive         string `json:"archive"`
+			Outcome         string `json:"outcome"`
+			BytesOut        int64  `json:"bytes_out"`
+			OriginalRemoved bool   `json:"original_removed"`
+		} `json:"results"`
+		Skipped []struct {
+			Reason string `json:"reason"`
+		} `json:"skipped"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &j); err != nil {
+		t.Fatalf("%v\n%s", err, stdout)
+	}
+	if j.Dir != dir || j.Segments == 0 || j.Failed != 0 || j.Segments != len(j.Results) || j.Elapsed == nil ||
+		j.BytesIn != int64(j.Segments)*64<<10 || j.Ratio != float64(j.BytesIn)/float64(j.BytesOut) {
+		t.Errorf("summary %+v", j)
+	}
+	if len(j.TempsRemoved) != 1 || j.TempsRemoved[0] != tmp {
+		t.Errorf("temps removed %v", j.TempsRemoved)
+	}
+	var sum int64
+	for _, r := range j.Results {
+		st, err := os.Stat(r.Archive)
+		if err != nil || st.Size() != r.BytesOut || r.Outcome != "compressed" || !r.OriginalRemoved {
+			t.Errorf("result %+v: %v", r, err)
+		}
+		sum += r.BytesOut
+	}
+	if sum != j.BytesOut {
+		t.Errorf("bytes_out %d, sum of archives %d", j.BytesOut, sum)
+	}
+	if len(j.Skipped) == 0 || !strings.Contains(j.Skipped[len(j.Skipped)-1].Reason, "newest") {
+		t.Errorf("skipped %+v", j.Skipped)
+	}
+}
+
+func TestCompressFinishedDryRun(t *testing.T) {
+	dir, _ := compressLog(t, 8000)
+	before := listing(t, dir)
+	stdout, stderr, code := execute(t, nil, "compress-finished", "--dry-run", "--keep", "1", dir)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	after := listing(t, dir)
+	if len(after.Segments) != len(before.Segments) {
+		t.Fatal("dry run changed the directory")
+	}
+	for _, e := range after.Segments {
+		if e.Archived {
+			t.Fatal("dry run archived a segment")
+		}
+	}
+	n := len(before.Segments)
+	if c := strings.Count(stdout, "would compress "); c < n-3 || c > n-2 {
+		t.Errorf("%d segments, %d would be compressed:\n%s", n, c, stdout)
+	}
+	if !strings.Contains(stdout, "(--keep)") || !strings.Contains(stdout, "\ndry run: ") {
+		t.Errorf("output:\n%s", stdout)
+	}
+}
+
+func TestCompressFinishedKeepOriginal(t *testing.T) {
+	dir, _ := compressLog(t, 6000)
+	if _, stderr, code := execute(t, nil, "compress-finished", "--keep-original", dir); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	dups := 0
+	for _, e := range listing(t, dir).Segments {
+		if e.Duplicate != "" {
+			dups++
+			want, _ := os.ReadFile(e.Path)
+			b, _ := os.ReadFile(e.Duplicate)
+			dec, _ := zstd.NewReader(nil)
+			got, err := dec.DecodeAll(b, nil)
+			dec.Close()
+			if err != nil || !bytes.Equal(got, want) {
+				t.Errorf("%s: %v", e.Duplicate, err)
+			}
+		}
+	}
+	if dups == 0 {
+		t.Error("no archive beside its original")
+	}
+}
+
+// One segment fails: exit 1, the file named on stderr, its original kept,
+// the others archived.
+func TestCompressFinishedFailureExitCode(t *testing.T) {
+	dir, _ := compressLog(t, 8000)
+	blocker := filepath.Join(dir, segment.ArchiveName(2)) + segment.TempExt
+	if err := os.Mkdir(blocker, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	stdout, stderr, code := execute(t, nil, "compress-finished", dir)
+	if code != exitFailure {
+		t.Fatalf("exit %d, want %d: %s", code, exitFailure, stderr)
+	}
+	if !strings.Contains(stderr, blocker) || !strings.Contains(stderr, "1 of ") || !strings.Contains(stdout, "1 FAILED") {
+		t.Errorf("stdout %q\nstderr %q", stdout, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, segment.FileName(2))); err != nil {
+		t.Error("the failed segment's original is gone")
+	}
+	if _, err := os.Stat(filepath.Join(dir, segment.ArchiveName(1))); err != nil {
+		t.Error("segment 1 was not archived")
+	}
+}
+
+func TestCompressFinishedUsage(t *testing.T) {
+	dir, _ := compressLog(t, 100)
+	for _, args := range [][]string{
+		{"compress-finished"},
+		{"compress-finished", dir, dir},
+		{"compress-finished", "--level", "0", dir},
+		{"compress-finished", "--level", "fast", dir},
+		{"compress-finished", "-j", "0", dir},
+		{"compress-finished", "--keep", "-1", dir},
+		{"compress-finished", "--min-age", "-1h", dir},
+		{"compress-finished", "--output", "yaml", dir},
+		{"compress-finished", "--bogus", dir},
+		{"compress-finished", filepath.Join(dir, "missing")},
+	} {
+		if _, stderr, code := execute(t, nil, args...); code != exitUsage || stderr == "" {
+			t.Errorf("%v: exit %d, stderr %q", args, code, stderr)
+		}
+	}
+}
+
+func TestParseLevel(t *testing.T) {
+	for in, want := range map[string]zstd.EncoderLevel{
+		"1": zstd.SpeedFastest, "3": zstd.SpeedDefault, "7": zstd.SpeedBetterCompression,
+		"19": zstd.SpeedBestCompression, "fastest": zstd.SpeedFastest, "default": zstd.SpeedDefault,
+		"Better": zstd.SpeedBetterCompression, "best": zstd.SpeedBestCompression,
+	} {
+		if got, err := parseLevel(in); err != nil || got != want {
+			t.Errorf("parseLevel(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "0", "23", "-3", "max"} {
+		if _, err := parseLevel(in); err == nil {
+			t.Errorf("parseLevel(%q) accepted", in)
+		}
+	}
+}
