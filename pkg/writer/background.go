@@ -134,14 +134,21 @@ func (w *Writer) sealPass() (pending bool, err error) {
 		if !done {
 			return s.full(), nil
 		}
-		f := segment.SealTallied(s.data, s.seq, s.tally, sl.prev, 0, now())
-		if w.opts.Sync == SyncNone {
-			// No durability is promised: start the writeback, do not wait.
-			if err := unix.SyncFileRange(int(s.f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE); err != nil {
-				w.opts.Logger.Warn("start writeback of sealed segment", "file", s.path, "err", err)
+		durable := w.opts.Sync != SyncNone
+		if durable {
+			// Records (and the END frame) first, the footer after.
+			if err := w.flush(s, s.tally.Off+segment.FrameHeaderSize); err != nil {
+				return false, fmt.Errorf("seal: %w", err)
 			}
-		} else if err := w.flush(s, int64(len(s.data))); err != nil {
-			return false, fmt.Errorf("seal: %w", err)
+		}
+		f := segment.SealTallied(s.data, s.seq, s.tally, sl.prev, 0, now())
+		if durable {
+			if err := w.flushFooter(s); err != nil {
+				return false, fmt.Errorf("seal: %w", err)
+			}
+		} else if err := unix.SyncFileRange(int(s.f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE); err != nil {
+			// SyncNone promises no durability: start the writeback, do not wait.
+			w.opts.Logger.Warn("start writeback of sealed segment", "file", s.path, "err", err)
 		}
 		sl.prev = f.Digest
 		sl.mu.Lock()

@@ -166,12 +166,17 @@ func (w *Writer) recoverSegment(path string, seq uint64, last bool, prev *[segme
 	if end >= 0 {
 		segment.PutEnd(img, seq, end, now())
 	}
+	// Records and the repairs first, the footer after (see flushFooter).
+	if err := w.flush(s, segment.RecordLimit(h.Size)); err != nil {
+		s.release()
+		return nil, fmt.Errorf("recovery: %w", err)
+	}
 	ft, err := segment.Seal(img, *prev, segment.FlagRecovered, now())
 	if err != nil {
 		s.release()
 		return nil, fmt.Errorf("recovery: seal %s: %w", path, err)
 	}
-	if err := w.flush(s, int64(len(img))); err != nil {
+	if err := w.flushFooter(s); err != nil {
 		s.release()
 		return nil, fmt.Errorf("recovery: %w", err)
 	}

@@ -142,6 +142,24 @@ func (w *Writer) flush(s *seg, upto int64) error {
 	return nil
 }
 
+// flushFooter makes the page holding the footer durable. Sealing flushes
+// the records first and the footer after, so a power loss in between
+// leaves a segment that reads as unsealed (and is resealed by recovery),
+// never a footer vouching for records that did not reach the disk.
+func (w *Writer) flushFooter(s *seg) error {
+	s.mapMu.Lock()
+	defer s.mapMu.Unlock()
+	if s.unmapped {
+		return nil
+	}
+	page := int64(os.Getpagesize())
+	from := (int64(len(s.data)) - segment.FooterSize) &^ (page - 1)
+	if err := w.opts.FS.Msync(s.data[from:]); err != nil {
+		return fmt.Errorf("msync footer of %s: %w", s.path, err)
+	}
+	return nil
+}
+
 // release unmaps and closes a segment. Only the sealer calls it, and only
 // once every frame of the segment is committed, so no appender can still
 // write to the mapping.
