@@ -1,0 +1,233 @@
+package main
+
+import (
+	"encoding/hex"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+	"github.com/auditseg/auditseg/pkg/verify"
+	"github.com/spf13/cobra"
+)
+
+func init() { subcommands = append(subcommands, newInspectCmd) }
+
+type inspectFlags struct {
+	hex     bool
+	preview int
+	hexMax  int
+}
+
+func newInspectCmd() *cobra.Command {
+	var f inspectFlags
+	c := &cobra.Command{
+		Use:   "inspect SEGMENT",
+		Short: "Dump a segment file: header, every frame slot, footer",
+		Long: `Prints the header of a segment file (.seg or .seg.zst), then one line per slot
+of its record area as the reader's decoder sees it - committed DATA, PAD and
+END frames, reserved frames, zero gaps, torn (damaged) regions, the zero tail,
+bytes after END - with offset, length, state, whether the CRC matches, the
+timestamp and the start of the payload, then the footer. --hex adds a hex dump
+of the header, each slot and the footer. Damage is shown, not refused.
+
+Exit codes: 0 the file was dumped (damaged or not; use verify to judge it);
+2 bad usage or the file cannot be read.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in, err := verify.Inspect(args[0])
+			if err != nil {
+				return withCode(exitUsage, err)
+			}
+			defer in.Close()
+			if err := writeInspect(cmd.OutOrStdout(), in, f); err != nil {
+				return withCode(exitUsage, fmt.Errorf("write output: %w", err))
+			}
+			return nil
+		},
+	}
+	fl := c.Flags()
+	fl.BoolVar(&f.hex, "hex", false, "add a hex dump of the header, every slot and the footer")
+	fl.IntVar(&f.preview, "preview", 32, "payload bytes shown on each frame line")
+	fl.IntVar(&f.hexMax, "hex-max", 4096, "bytes of each slot shown by --hex (the rest is counted)")
+	return c
+}
+
+func writeInspect(out io.Writer, in *verify.Inspection, f inspectFlags) error {
+	w := &errWriter{w: out}
+	h := in.Header
+	kind := "segment"
+	if in.Archived {
+		kind = "archive"
+	}
+	w.printf("%s %s (%d bytes)\n", kind, in.Path, in.FileSize)
+	if in.HeaderErr != nil {
+		w.printf("header   DAMAGED: %v\n", in.HeaderErr)
+		if in.SeqFromName {
+			w.printf("         frames are checked with sequence %d from the file name\n", in.Seq)
+		}
+	} else {
+		w.printf("header   seq %d, size %d, created %s\n", h.Seq, h.Size, fmtNanos(h.Created))
+		if in.CheckErr != nil {
+			w.printf("         MISMATCH: %v\n", in.CheckErr)
+		}
+	}
+	if f.hex {
+		w.hexdump(in.HeaderBytes(), 0, f.hexMax)
+	}
+	w.printf("\n%-8s %-9s %-5s %10s %10s  %-9s %-3s  %-30s  %s\n", "OFFSET", "SLOT", "TYPE", "LENGTH", "BYTES", "STATE", "CRC", "TIME", "PAYLOAD / REASON")
+	counts := map[string]int{}
+	in.Slots(func(s verify.Slot) bool {
+		counts[s.Kind]++
+		typ, length, state, ts, detail := "-", "-", "-", "-", ""
+		switch s.Kind {
+		case verify.SlotData, verify.SlotPad, verify.SlotEnd, verify.SlotReserved:
+			typ, length, state = frameType(s.Frame.Type), strconv.Itoa(int(s.Frame.Length)), s.Frame.State.String()
+		case verify.SlotTorn:
+			typ, length, state = frameType(s.Frame.Type), strconv.Itoa(int(s.Frame.Length)), s.Frame.State.String()
+			detail = s.Reason
+		case verify.SlotGarbage:
+			detail = s.Reason
+		}
+		if s.Kind == verify.SlotReserved {
+			typ = "-" // written only at commit
+		}
+		if s.Frame.State == segment.Committed && s.Kind != verify.SlotPad {
+			ts = fmtNanos(s.Frame.Time)
+		}
+		if s.Kind == verify.SlotData {
+			detail = preview(s.Frame.Payload, f.preview)
+		}
+		w.printf("%-8d %-9s %-5s %10s %10d  %-9s %-3s  %-30s  %s\n", s.Offset, s.Kind, typ, length, s.Len, state, s.CRC, ts, detail)
+		if f.hex && s.Bytes != nil {
+			w.hexdump(s.Bytes, s.Offset, f.hexMax)
+		}
+		return w.err == nil
+	})
+	var parts []string
+	for _, k := range []string{verify.SlotData, verify.SlotPad, verify.SlotEnd, verify.SlotReserved, verify.SlotGap, verify.SlotTorn, verify.SlotGarbage} {
+		if counts[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[k], k))
+		}
+	}
+	if len(parts) > 0 {
+		w.printf("slots: %s\n", strings.Join(parts, ", "))
+	}
+	w.printf("\n")
+	switch {
+	case in.Sealed():
+		ft := in.Footer
+		flags := fmt.Sprintf("0x%x", ft.Flags)
+		if ft.Flags&segment.FlagRecovered != 0 {
+			flags += " (recovered)"
+		}
+		w.printf("footer   sealed %s, %d records, END at %d, flags %s\n", fmtNanos(ft.SealedAt), ft.Records, ft.EndOffset, flags)
+		if ft.Records > 0 {
+			w.printf("         records from %s to %s\n", fmtNanos(ft.MinTime), fmtNanos(ft.MaxTime))
+		}
+		w.printf("         prev digest %x\n         digest      %x\n", ft.PrevDigest, ft.Digest)
+	case in.Unsealed():
+		w.printf("footer   none: the segment is not sealed\n")
+	default:
+		w.printf("footer   DAMAGED: %v\n", in.FooterErr)
+	}
+	if f.hex && in.FooterBytes() != nil {
+		w.hexdump(in.FooterBytes(), in.FileSize-int64(len(in.FooterBytes())), f.hexMax)
+	}
+	return w.err
+}
+
+func frameType(t byte) string {
+	switch t {
+	case segment.TypeData:
+		return "DATA"
+	case segment.TypePad:
+		return "PAD"
+	case segment.TypeEnd:
+		return "END"
+	}
+	return fmt.Sprintf("0x%02x", t)
+}
+
+func fmtNanos(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
+
+// preview quotes the first n bytes of a payload: text as text, anything
+// else escaped, with "…" when cut.
+func preview(p []byte, n int) string {
+	cut := len(p) > n
+	if cut {
+		p = p[:n]
+		for len(p) > 0 && !utf8.Valid(p) { // do not split a character
+			p = p[:len(p)-1]
+		}
+	}
+	s := strconv.Quote(string(p))
+	if cut {
+		s += "…"
+	}
+	return s
+}
+
+// errWriter keeps the first write error so the dump code stays linear.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) printf(format string, a ...any) {
+	if e.err == nil {
+		_, e.err = fmt.Fprintf(e.w, format, a...)
+	}
+}
+
+// hexdump prints b, which starts at file offset base, 16 bytes a line with
+// file offsets, collapsing repeated lines to "*" as hexdump(1) does.
+func (e *errWriter) hexdump(b []byte, base int64, limit int) {
+	if e.err != nil || len(b) == 0 {
+		return
+	}
+	rest := 0
+	if limit >= 0 && len(b) > limit {
+		b, rest = b[:limit], len(b)-limit
+	}
+	var prev []byte
+	starred := false
+	for i := 0; i < len(b); i += 16 {
+		line := b[i:min(i+16, len(b))]
+		if prev != nil && len(line) == 16 && string(line) == string(prev) {
+			if !starred {
+				e.printf("*\n")
+				starred = true
+			}
+			continue
+		}
+		prev, starred = line, false
+		var hx, asc strings.Builder
+		for k := range 16 {
+			if k == 8 {
+				hx.WriteByte(' ')
+			}
+			if k >= len(line) {
+				hx.WriteString("   ")
+				continue
+			}
+			hx.WriteString(hex.EncodeToString(line[k : k+1]))
+			hx.WriteByte(' ')
+			if c := line[k]; c >= 0x20 && c < 0x7f {
+				asc.WriteByte(c)
+			} else {
+				asc.WriteByte('.')
+			}
+		}
+		e.printf("  %08x  %s |%s|\n", base+int64(i), hx.String(), asc.String())
+	}
+	if starred {
+		e.printf("  %08x\n", base+int64(len(b)))
+	}
+	if rest > 0 {
+		e.printf("  ... %d more bytes (--hex-max)\n", rest)
+	}
+}

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/verify"
+	"github.com/fatih/color"
+	"github.com/spf13/cobra"
+)
+
+func init() { subcommands = append(subcommands, newVerifyCmd) }
+
+type verifyFlags struct {
+	output        string
+	strict        bool
+	quick         bool
+	timeTolerance time.Duration
+	maxFindings   int
+	jobs          int
+}
+
+func newVerifyCmd() *cobra.Command {
+	var f verifyFlags
+	c := &cobra.Command{
+		Use:   "verify PATH...",
+		Short: "Check logs and segment files: every frame, footer and the digest chain",
+		Long: `Verifies each PATH: a log directory as a whole, or individual segment files
+(.seg or .seg.zst). Every frame's CRC, every sealed footer (record count, end
+offset, time range, SHA-256 digest), the chain of digests between segments,
+missing sequence numbers, and files that do not belong are checked. Damage is
+reported with its file, offset (SEQ:OFFSET) and class, and verification goes on
+past it.
+
+Finding classes: torn, unfinished, missing-end, garbage-after-end, footer,
+chain, gap, unexpected (reported, never fatal).
+
+The newest segments of a log whose writer is alive are work in progress and
+are not judged. If the writer died, what it left unfinished (reserved frames,
+an unsealed last segment) is crash residue: exit 3; opening the log with the
+writer repairs it.
+
+Exit codes: 0 clean; 1 findings (torn, footer, chain, gap, missing-end,
+garbage-after-end, or unfinished outside the crash tail); 2 bad usage or I/O
+error; 3 only crash residue in the tail of a log whose writer is gone (--strict
+makes this 1).`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runVerify(cmd, args, f)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	fl.BoolVar(&f.strict, "strict", false, "treat crash residue (exit 3) as a failure (exit 1)")
+	fl.BoolVar(&f.quick, "quick", false, "check headers, footers, END frames and the chain only: no frame CRCs, no digests")
+	fl.DurationVar(&f.timeTolerance, "time-tolerance", verify.DefaultTimeTolerance,
+		"how far a record's timestamp may precede its segment's creation (or follow its sealing); 0 disables the check")
+	fl.IntVar(&f.maxFindings, "max-findings", verify.DefaultMaxFindings, "findings listed per segment and kind; the rest are counted")
+	fl.IntVarP(&f.jobs, "jobs", "j", 0, "segments verified in parallel (default: number of CPUs)")
+	return c
+}
+
+func runVerify(cmd *cobra.Command, paths []string, f verifyFlags) error {
+	if f.output != "text" && f.output != "json" {
+		return withCode(exitUsage, fmt.Errorf("--output %q: want text or json", f.output))
+	}
+	if f.timeTolerance <= 0 {
+		f.timeTolerance = -1 // the library reads 0 as "default"
+	}
+	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	prog := newProgress(stderr, "verify")
+	rep, err := verify.Paths(paths, verify.Options{
+		Quick: f.quick, TimeTolerance: f.timeTolerance, MaxFindings: f.maxFindings,
+		Workers: f.jobs, Progress: prog.Update,
+	})
+	prog.Done()
+	if err != nil {
+		return withCode(exitUsage, err)
+	}
+	if f.output == "json" {
+		err = writeVerifyJSON(stdout, rep)
+	} else {
+		err = writeVerifyText(stdout, rep, f.strict, useColor(stdout))
+	}
+	if err != nil {
+		return withCode(exitUsage, fmt.Errorf("write output: %w", err))
+	}
+	t := rep.Totals
+	switch code := rep.ExitCode(f.strict); code {
+	case verify.ExitClean:
+		return nil
+	case verify.ExitFindings:
+		if t.Fatal == 0 {
+			return withCode(code, fmt.Errorf("verification failed: %s of crash residue (--strict)", plural(t.Residue, "finding")))
+		}
+		return withCode(code, fmt.Errorf("verification failed: %s", plural(t.Fatal, "fatal finding")))
+	case verify.ExitError:
+		return withCode(code, fmt.Errorf("%s could not be read", plural(t.Errors, "segment file")))
+	case verify.ExitUnfinished:
+		return withCode(code, errors.New("unfinished: a writer died mid-write; nothing committed is missing (--strict makes this a failure)"))
+	default:
+		return withCode(code, errors.New("verification failed"))
+	}
+}
+
+func writeVerifyJSON(w io.Writer, rep *verify.Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+// palette colours the verdict words; without colour every method returns
+// its argument unchanged.
+type palette struct{ pass, warn, fail, dim *color.Color }
+
+func newPalette(on bool) palette {
+	p := palette{color.New(color.FgGreen, color.Bold), color.New(color.FgYellow, color.Bold),
+		color.New(color.FgRed, color.Bold), color.New(color.Faint)}
+	for _, c := range []*color.Color{p.pass, p.warn, p.fail, p.dim} {
+		if on {
+			c.EnableColor()
+		} else {
+			c.DisableColor()
+		}
+	}
+	return p
+}
+
+func (p palette) status(s verify.Status) string {
+	switch s {
+	case verify.Pass:
+		return p.pass.Sprint(s)
+	case verify.Warn:
+		return p.warn.Sprint(s)
+	}
+	return p.fail.Sprint(s)
+}
+
+// writeVerifyText prints one line per segment, the findings, and a summary.
+func writeVerifyText(w io.Writer, rep *verify.Report, strict, colorOn bool) error {
+	p := newPalette(colorOn)
+	var b strings.Builder
+	pathW, stateW := 0, 0
+	states := make([]string, len(rep.Segments))
+	for i, s := range rep.Segments {
+		states[i] = string(s.State)
+		if s.Archived {
+			states[i] += ", archived"
+		}
+		if s.Live {
+			states[i] += ", live"
+		}
+		pathW, stateW = max(pathW, len(s.Path)), max(stateW, len(states[i]))
+	}
+	for i, s := range rep.Segments {
+		fmt.Fprintf(&b, "%s  %-*s  %-*s  %8s  %9s", p.status(s.Status), pathW, s.Path, stateW, states[i],
+			plural(int(s.Records), "record"), humanBytes(s.Bytes))
+		switch {
+		case s.Error != "":
+			fmt.Fprintf(&b, "  unreadable: %s", s.Error)
+		case s.Findings > 0:
+			b.WriteString("  " + plural(s.Findings, "finding"))
+		}
+		b.WriteByte('\n')
+	}
+	if len(rep.Findings) > 0 {
+		b.WriteString("\nfindings:\n")
+		for _, f := range rep.Findings {
+			pos := f.Position().String()
+			if f.Class == verify.Unexpected {
+				pos = "-"
+			}
+			reason := f.Reason
+			if f.Residue {
+				reason = "[crash residue] " + reason
+			}
+			cls := p.fail.Sprintf("%-17s", f.Class)
+			if !f.Fatal() {
+				cls = p.warn.Sprintf("%-17s", f.Class)
+			}
+			fmt.Fprintf(&b, "  %s %-16s %s: %s\n", cls, pos, f.Path, reason)
+		}
+		if rep.Totals.Omitted > 0 {
+			fmt.Fprintf(&b, "  ... and %d more not listed (--max-findings)\n", rep.Totals.Omitted)
+		}
+	}
+	writeVerifySummary(&b, rep, strict, p)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writeVerifySummary(b *strings.Builder, rep *verify.Report, strict bool, p palette) {
+	t := rep.Totals
+	mode := ""
+	if rep.Quick {
+		mode = " (quick: footers and chain only, no frame CRCs or digests)"
+	}
+	fmt.Fprintf(b, "\n%s (%d sealed), %s, %s verified in %v (%s/s)%s\n",
+		plural(t.Segments, "segment"), t.Sealed, plural(int(t.Records), "record"), humanBytes(t.Bytes), t.Elapsed.Round(time.Millisecond),
+		humanBytes(int64(t.Throughput())), mode)
+	var parts []string
+	for _, c := range verify.Classes {
+		if n := t.Findings[c]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", c, n))
+		}
+	}
+	if len(parts) == 0 {
+		b.WriteString("findings: none\n")
+	} else {
+		fmt.Fprintf(b, "findings: %s (%d fatal, %d crash residue)\n", strings.Join(parts, ", "), t.Fatal, t.Residue)
+	}
+	for _, l := range rep.Logs {
+		if l.WriterAlive {
+			fmt.Fprintf(b, "writer alive in %s (pid %d): its newest segments are in progress\n", l.Dir, l.WriterPID)
+		}
+	}
+	code := rep.ExitCode(strict)
+	verdict := map[int]string{
+		verify.ExitClean:      p.pass.Sprint("PASS"),
+		verify.ExitFindings:   p.fail.Sprint("FAIL"),
+		verify.ExitError:      p.fail.Sprint("ERROR"),
+		verify.ExitUnfinished: p.warn.Sprint("UNFINISHED"),
+	}[code]
+	fmt.Fprintf(b, "result: %s (exit %d)\n", verdict, code)
+	if code == verify.ExitUnfinished {
+		b.WriteString("a writer died and left its newest segments unfinished; opening the log with the writer repairs them (e.g. auditseg write DIR </dev/null)\n")
+	}
+}
+
+// plural renders "1 record", "2 records".
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
