@@ -424,3 +424,27 @@ func TestZstdCLIReadsArchives(t *testing.T) {
 		}
 	}
 }
+
+// An original that changes while it is archived (it never should: sealed
+// segments are immutable) is not removed.
+func TestChangedOriginalIsKept(t *testing.T) {
+	fx := newFixture(t, 3, segSize)
+	res, err := archive.Run(context.Background(), fx.dir, archive.Options{Jobs: 1, Observer: func(ev archive.Event) {
+		if ev.Seq == 1 && ev.Step == archive.StepDirSynced {
+			later := baseTime.Add(time.Hour)
+			if err := os.Chtimes(ev.Original, later, later); err != nil {
+				t.Error(err)
+			}
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Failed != 1 || res.Segments[0].Err == nil || !strings.Contains(res.Segments[0].Err.Error(), "changed while") {
+		t.Fatalf("%+v", res.Segments)
+	}
+	if !exists(fx.seg(1)) || !exists(fx.zst(1)) || exists(fx.seg(2)) {
+		t.Error("want segment 1 as original and archive, segment 2 archived")
+	}
+	fx.checkSafe(t)
+}
