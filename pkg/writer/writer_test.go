@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -279,4 +280,53 @@ func TestReopenReusesPreparedSegment(t *testing.T) {
 	if sealed != 3 || len(l.Segments) > 4 {
 		t.Fatalf("%d sealed of %d segments, want 3 sealed and at most one prepared", sealed, len(l.Segments))
 	}
+}
+
+// TestSyncConcurrent: concurrent Sync calls all return, share flushes, and
+// cover every record committed before they were called.
+func TestSyncConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	fs := &countingFS{}
+	w, err := Open(dir, Options{SegmentSize: 64 << 10, Sync: SyncNone, FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	const G, N = 8, 200
+	for g := range G {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range N {
+				if _, err := w.Append(record(g, i)); err != nil {
+					t.Error(err)
+					return
+				}
+				if err := w.Sync(); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := fs.msyncs.Load(); n == 0 || n >= G*N {
+		t.Fatalf("%d msync calls for %d Sync calls: want some, and fewer (group commit)", n, G*N)
+	}
+	if got := readAll(t, dir); len(got) != G*N {
+		t.Fatalf("%d records", len(got))
+	}
+}
+
+type countingFS struct {
+	osFS
+	msyncs atomic.Int64
+}
+
+func (c *countingFS) Msync(b []byte) error {
+	c.msyncs.Add(1)
+	return c.osFS.Msync(b)
 }
