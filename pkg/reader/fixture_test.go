@@ -86,6 +86,11 @@ func payload(i int) []byte { return fmt.Appendf(nil, "user=u%d action=login n=%d
 // seconds, and returns them in order.
 func writeLog(t testing.TB, dir string, n int, sealLast bool) []rec {
 	t.Helper()
+	return writeLogWith(t, dir, n, sealLast, payload)
+}
+
+func writeLogWith(t testing.TB, dir string, n int, sealLast bool, payload func(int) []byte) []rec {
+	t.Helper()
 	var out []rec
 	var prev [segment.DigestSize]byte
 	b := newSeg(1)

@@ -17,9 +17,10 @@ import (
 // passes.
 const minTime = math.MinInt64
 
-// slowEvery bounds how often a follower asks whether a writer holds the
-// lock (three system calls) while it waits.
-const slowEvery = 20 * time.Millisecond
+// aliveEvery bounds how often a waiting follower asks whether a writer
+// holds the lock (an open, a fcntl and a close). It only matters for
+// noticing that a writer died, which needs no hurry.
+const aliveEvery = 250 * time.Millisecond
 
 // locate sets where reading begins.
 func (r *Reader) locate() error {

@@ -14,7 +14,7 @@
 // through a shared mapping, which raises no file-system event, so a
 // follower polls: it re-reads the commit word at its offset with a backoff
 // that starts at Options.PollMin after each record and grows to
-// Options.PollMax while nothing arrives (about 20 cheap polls a second when
+// Options.PollMax while nothing arrives (about 10 cheap polls a second when
 // idle). Unwritten and reserved frames mean "not yet" while a writer holds
 // the log's lock; an END frame means "continue in the next segment", which
 // the writer normally created before it was needed. A segment that is
@@ -90,7 +90,7 @@ type Options struct {
 	// Err returns the *Damage.
 	Strict bool
 	// PollMin and PollMax bound the follow backoff; defaults 50µs and
-	// 50ms. Right after a record the reader polls every PollMin; the
+	// 100ms. Right after a record the reader polls every PollMin; the
 	// interval then grows with the time since that record (an eighth of
 	// it), up to PollMax.
 	PollMin, PollMax time.Duration
@@ -178,7 +178,7 @@ func Open(dir string, opts Options) (*Reader, error) {
 		opts.PollMin = 50 * time.Microsecond
 	}
 	if opts.PollMax <= 0 {
-		opts.PollMax = 50 * time.Millisecond
+		opts.PollMax = 100 * time.Millisecond
 	}
 	opts.PollMax = max(opts.PollMax, opts.PollMin)
 	r := &Reader{dir: dir, opts: opts, since: minTime, evs: make([]segment.Event, 0, batch)}

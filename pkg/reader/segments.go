@@ -213,7 +213,7 @@ func (r *Reader) abandoned(c *seg) bool {
 		c.quiet = true
 		return true
 	}
-	if r.opts.Follow && time.Since(r.aliveAt) < slowEvery {
+	if r.opts.Follow && time.Since(r.aliveAt) < aliveEvery {
 		return !r.alive // confirmed afresh after the probe walk
 	}
 	return !r.refreshAlive()
@@ -285,7 +285,7 @@ func (r *Reader) unpark(c *seg) bool {
 		c.parked = false
 		return true
 	}
-	if time.Since(r.aliveAt) < slowEvery {
+	if time.Since(r.aliveAt) < aliveEvery {
 		return false
 	}
 	if r.refreshAlive() != c.parkAlive || r.laterExists(c.seq) {
@@ -304,7 +304,11 @@ func (r *Reader) openNext() bool {
 	for {
 		i := r.entryAtLeast(r.nextSeq)
 		if i == len(r.list) {
-			if r.single != "" || !r.waitListing() {
+			if r.single != "" {
+				r.done = true // its END, or the segment could not be read
+				return false
+			}
+			if !r.waitListing() {
 				return false
 			}
 			continue
