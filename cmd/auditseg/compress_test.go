@@ -12,6 +12,7 @@ import (
 
 	"github.com/auditseg/auditseg/pkg/segment"
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 )
 
 // compressLog writes records through `auditseg write` into a new log of
@@ -252,6 +253,28 @@ func TestParseLevel(t *testing.T) {
 	for _, in := range []string{"", "0", "23", "-3", "max"} {
 		if _, err := parseLevel(in); err == nil {
 			t.Errorf("parseLevel(%q) accepted", in)
+		}
+	}
+}
+
+// Another run holding the directory: exit 1, nothing touched.
+func TestCompressFinishedBusy(t *testing.T) {
+	dir, _ := compressLog(t, 3000)
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := execute(t, nil, "compress-finished", dir)
+	if code != exitFailure || !strings.Contains(stderr, "another compress-finished run") {
+		t.Errorf("exit %d: %s", code, stderr)
+	}
+	for _, e := range listing(t, dir).Segments {
+		if e.Archived {
+			t.Fatal("archived while another run held the directory")
 		}
 	}
 }
