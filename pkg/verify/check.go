@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -98,9 +100,14 @@ func checkPath(path string, o *Options) *result {
 		case errors.Is(err, fs.ErrNotExist):
 			r.vanished = true
 		case errors.Is(err, segment.ErrCorrupt):
+			// A damaged archive, or a file too large to be a segment:
+			// nothing in it can be attributed.
 			r.rep.State = StateDamaged
-			f := findingFromErr(Torn, path, 0, err)
-			f.Reason = "cannot open: " + f.Reason
+			f := findingFromErr(Torn, path, r.rep.Seq, err)
+			f.Reason = "cannot open: " + strings.TrimPrefix(f.Reason, path+": ")
+			if st, serr := os.Lstat(path); serr == nil {
+				r.rep.FileBytes, f.Bytes = st.Size(), st.Size()
+			}
 			r.found.add(f)
 		default:
 			r.rep.State, r.rep.Error, r.ioErr = StateUnreadable, err.Error(), err

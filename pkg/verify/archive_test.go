@@ -1,0 +1,67 @@
+package verify
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+	"github.com/klauspost/compress/zstd"
+)
+
+// archive writes s as a .seg.zst archive beside (keep) or instead of it.
+func archive(t *testing.T, l *testLog, s *seg, keep bool) string {
+	t.Helper()
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	p := l.dir + "/" + segment.ArchiveName(s.seq)
+	if err := os.WriteFile(p, enc.EncodeAll(s.img, nil), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if !keep {
+		rm(t, s.path)
+	}
+	return p
+}
+
+// Archives are verified like segments, chain included; a damaged archive
+// is a finding, and an archive beside its original is reported.
+func TestArchives(t *testing.T) {
+	l := newTestLog(t)
+	s1, s2, s3 := l.sealed(4), l.sealed(4), l.sealed(4)
+	archive(t, l, s1, false)
+	p2 := archive(t, l, s2, false)
+	dup := archive(t, l, s3, true)
+	rep := mustDir(t, l.dir, Options{})
+	if rep.ExitCode(false) != ExitClean || len(rep.Segments) != 3 {
+		t.Fatalf("exit %d\n%s", rep.ExitCode(false), summary(rep))
+	}
+	if !rep.Segments[0].Archived || !rep.Segments[1].ChainChecked || !rep.Segments[1].DigestOK || rep.Segments[2].Archived {
+		t.Fatalf("segments %+v", rep.Segments)
+	}
+	if len(rep.Findings) != 1 || rep.Findings[0].Class != Unexpected || rep.Findings[0].Path != dup {
+		t.Fatalf("duplicate archive not reported:\n%s", summary(rep))
+	}
+
+	b, err := os.ReadFile(p2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xFF
+	if err := os.WriteFile(p2, b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	rep = mustDir(t, l.dir, Options{})
+	if rep.ExitCode(false) != ExitFindings || !has(rep, Torn, 2, 0) || rep.Segments[1].State != StateDamaged {
+		t.Fatalf("damaged archive: exit %d %+v\n%s", rep.ExitCode(false), rep.Segments[1], summary(rep))
+	}
+	if f := rep.Findings[0]; !strings.Contains(f.Reason, "cannot open") {
+		t.Errorf("reason %q", f.Reason)
+	}
+	if rep.Segments[2].ChainChecked {
+		t.Error("chain checked against a segment whose digest is unknown")
+	}
+}
