@@ -41,11 +41,14 @@
 //
 // # Resources
 //
-// Jobs segments are compressed at once. Each job holds the original mapped
-// (page cache, not heap), its compressed form, and during verification one
-// decompressed copy: about segment size plus compressed size of heap per
-// job. Two runs on one directory exclude each other with a flock(2) on the
-// directory itself, so no lock file is added to the log directory.
+// Jobs segments are compressed or verified at once (one CPU slot each),
+// and up to twice as many are in flight, so that one segment's fsyncs wait
+// while another uses the CPU. Each slot keeps two buffers for the whole
+// run: the compressed output and the decompressed copy made to verify it,
+// so the heap is about Jobs × (segment size + compressed size). Originals
+// are mapped (page cache, not heap). Two runs on one directory exclude
+// each other with a flock(2) on the directory itself, so no lock file is
+// added to the log directory.
 package archive
 
 import (
@@ -69,8 +72,8 @@ type Options struct {
 	// Level is the zstd encoder level; 0 means zstd.SpeedDefault (about
 	// `zstd -3`). zstd.EncoderLevelFromZstd maps numeric zstd levels.
 	Level zstd.EncoderLevel
-	// Jobs is how many segments are compressed at once; <= 0 means
-	// runtime.NumCPU().
+	// Jobs is how many segments are compressed or verified at once (CPU
+	// slots); <= 0 means runtime.NumCPU().
 	Jobs int
 	// MinAge skips segments sealed less than MinAge before Now.
 	MinAge time.Duration
