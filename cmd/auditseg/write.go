@@ -3,7 +3,7 @@ package main
 // auditseg write DIR: stdin to records.
 //
 // Exit codes: 0 all input committed (also after SIGINT/SIGTERM, which stop
-// reading and commit what was read); 1 an error while writing (records
+// reading and commit every complete record read); 1 an error while writing (records
 // committed before it stay readable); 2 bad flags, or the log could not be
 // opened (locked by another writer, missing permissions).
 
@@ -43,7 +43,9 @@ its newline; a last line without a newline is a record too, and empty lines
 are empty records. --delim nul splits on NUL bytes. --framing u32be reads
 binary records, each prefixed by its length as a 4-byte big-endian integer.
 
-SIGINT or SIGTERM stops reading; what was read is committed and the segment
+SIGINT or SIGTERM stops reading; every complete record read is committed (an
+incomplete last one, a line without its newline yet, is reported and not
+committed) and the segment
 sealed, and the command exits 0.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -152,6 +154,11 @@ func runWrite(cmd *cobra.Command, dir string, f writeFlags) error {
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
+	// Before Open, which can take a while (recovery, the first segment's
+	// fsyncs): a signal meanwhile must end the command cleanly too.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
 	w, err := writer.Open(dir, opts)
 	if err != nil {
 		return withCode(exitUsage, err)
@@ -160,10 +167,6 @@ func runWrite(cmd *cobra.Command, dir string, f writeFlags) error {
 	if maxRec == 0 {
 		maxRec = segment.DefaultMaxRecord(opts.SegmentSize)
 	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-
 	start := time.Now()
 	st := writeStats{}
 	in := newBlockReader(cmd.InOrStdin(), recordNeed(f, maxRec))
@@ -178,6 +181,9 @@ func runWrite(cmd *cobra.Command, dir string, f writeFlags) error {
 		fmt.Fprintf(cmd.ErrOrStderr(), "auditseg write: %d records, %s, %d segments, %s, %.0f records/s\n",
 			st.records, humanBytes(st.bytes), st.segments(), el.Round(time.Millisecond), float64(st.records)/max(el.Seconds(), 1e-9))
 	}
+	if st.dropped > 0 {
+		fmt.Fprintf(cmd.ErrOrStderr(), "auditseg write: interrupted: %d bytes of an incomplete record at input offset %d were not committed\n", st.dropped, st.inOff)
+	}
 	if werr != nil {
 		return withCode(exitFailure, werr)
 	}
@@ -187,6 +193,7 @@ func runWrite(cmd *cobra.Command, dir string, f writeFlags) error {
 type writeStats struct {
 	records, bytes    int64
 	inOff             int64 // input bytes consumed by committed records
+	dropped           int64 // bytes of an incomplete record left when a signal stopped reading
 	firstSeq, lastSeq uint64
 }
 
@@ -198,7 +205,8 @@ func (s *writeStats) segments() uint64 {
 }
 
 // pump splits blocks from in into records and appends them until EOF, an
-// error, or a signal (after which the block in hand is still committed).
+// error, or a signal (after which an incomplete record in hand is counted
+// in st.dropped, not committed).
 // Records are appended straight from the read blocks; only a record that
 // spans two blocks is assembled in carry.
 func pump(in *blockReader, split splitter, w *writer.Writer, st *writeStats, sigs <-chan os.Signal) error {
@@ -222,7 +230,12 @@ func pump(in *blockReader, split splitter, w *writer.Writer, st *writeStats, sig
 		select {
 		case blk, ok = <-in.out:
 		case <-sigs:
-			blk, ok = block{eof: true}, true // stop reading; what is in hand is a record
+			// Stop reading. Bytes in carry are an incomplete record (no
+			// delimiter, or fewer bytes than its prefix says): committing
+			// them would invent a record the input never held, and the
+			// rest of it, fed to the next run, a second one.
+			st.dropped = int64(len(carry))
+			return nil
 		}
 		if !ok {
 			return nil
