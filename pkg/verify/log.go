@@ -193,18 +193,22 @@ func runJobs(jobs []job, o *Options) []*result {
 	return results
 }
 
-// recheckLive looks again at a live writer's newest segments that showed
-// damage: the writer may have been storing that very frame or footer.
+// recheckLive looks again at a live writer's segments that looked wrong:
+// the writer may have been storing that very frame or footer, or sealed a
+// segment between the check of an older one (still unsealed then) and its
+// own.
 func recheckLive(u *unit, o *Options) {
 	var suspects []int
+	tail := true // still in the newest run of segments that are not sealed and clean
+	sealedAfter := false
 	for i := len(u.results) - 1; i >= 0; i-- {
 		r := u.results[i]
-		if r.sealed && r.found.total() == 0 {
-			break
-		}
-		if r.found.total() > 0 {
+		clean := r.sealed && r.found.total() == 0
+		tail = tail && !clean
+		if tail && r.found.total() > 0 || r.footerAbsent && sealedAfter {
 			suspects = append(suspects, i)
 		}
+		sealedAfter = sealedAfter || r.sealed
 	}
 	for try := 0; try < liveRechecks && len(suspects) > 0; try++ {
 		time.Sleep(liveRecheck)
@@ -215,7 +219,7 @@ func recheckLive(u *unit, o *Options) {
 				continue
 			}
 			u.results[i] = r
-			if r.found.total() > 0 {
+			if r.found.total() > 0 || r.footerAbsent && i+1 < len(u.results) && u.results[i+1].sealed {
 				still = append(still, i)
 			}
 		}

@@ -1,0 +1,60 @@
+package verify
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/writer"
+)
+
+// Verifying a log while its writer appends from several goroutines and
+// rotates small segments never reports anything: frames and footers being
+// stored, segments being sealed meanwhile, are all work in progress.
+func TestVerifyWhileWriting(t *testing.T) {
+	dir := t.TempDir()
+	w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for g := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; !stop.Load(); i++ {
+				if _, err := w.Append(fmt.Appendf(nil, "writer %d record %d", g, i)); err != nil {
+					t.Error(err)
+					return
+				}
+				if i%64 == 0 {
+					time.Sleep(time.Microsecond) // let the sealer and verify in
+				}
+			}
+		}()
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	runs := 0
+	for ; time.Now().Before(deadline) || runs < 5; runs++ {
+		rep := mustDir(t, dir, Options{})
+		if !rep.Logs[0].WriterAlive || rep.ExitCode(true) != ExitClean {
+			stop.Store(true)
+			wg.Wait()
+			w.Close()
+			t.Fatalf("run %d: writer alive %v, exit %d\n%s", runs, rep.Logs[0].WriterAlive, rep.ExitCode(true), summary(rep))
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep := mustDir(t, dir, Options{})
+	if rep.ExitCode(true) != ExitClean || rep.Totals.Records == 0 {
+		t.Fatalf("after close: exit %d, %d records\n%s", rep.ExitCode(true), rep.Totals.Records, summary(rep))
+	}
+	t.Logf("%d verifications of a live log, %d records at the end", runs, rep.Totals.Records)
+}
