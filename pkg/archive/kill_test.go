@@ -181,20 +181,24 @@ func TestKillPointsWithLeftovers(t *testing.T) {
 
 func killPoints(t *testing.T, pristine *fixture, wantSteps int) {
 	t.Helper()
-	for killAt := 1; ; killAt++ {
-		fx := pristine.clone(t)
-		steps, finished := runUntil(t, fx.dir, killAt)
-		if finished {
-			if killAt != wantSteps+1 {
-				t.Errorf("the run has %d steps, want %d: %v", killAt-1, wantSteps, steps)
+	// Kill points are independent: run them side by side (mostly fsync
+	// waits), each on its own copy of the directory.
+	for killAt := 1; killAt <= wantSteps+1; killAt++ {
+		t.Run(fmt.Sprintf("after-step-%d", killAt), func(t *testing.T) {
+			t.Parallel()
+			fx := pristine.clone(t)
+			steps, finished := runUntil(t, fx.dir, killAt)
+			switch {
+			case finished && killAt <= wantSteps:
+				t.Fatalf("the run finished after %d steps, want %d: %v", len(steps), wantSteps, steps)
+			case finished:
+				fx.checkFinal(t)
+			case killAt > wantSteps:
+				t.Fatalf("the run has more than %d steps: %v", wantSteps, steps)
+			default:
+				recoverAndCheck(t, fx, "killed after "+steps[len(steps)-1])
 			}
-			fx.checkFinal(t)
-			return
-		}
-		recoverAndCheck(t, fx, "killed after "+steps[len(steps)-1])
-		if killAt > 200 {
-			t.Fatal("the run never finishes")
-		}
+		})
 	}
 }
 
