@@ -303,3 +303,31 @@ func TestInspectGolden(t *testing.T) {
 		t.Errorf("no note on the sequence used:\n%s", out)
 	}
 }
+
+// Colour is used only when asked for (a terminal without NO_COLOR).
+func TestVerifyColour(t *testing.T) {
+	dir := t.TempDir()
+	vDamaged(t, dir)
+	rep, err := verify.Dir(filepath.Join(dir, "log"), verify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plain, coloured bytes.Buffer
+	if err := writeVerifyText(&plain, rep, false, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeVerifyText(&coloured, rep, false, true); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(plain.String(), "\x1b[") || !strings.Contains(coloured.String(), "\x1b[31") {
+		t.Errorf("plain has escapes or coloured has no red:\n%q", coloured.String())
+	}
+	stripped := regexp.MustCompile("\x1b\\[[0-9;]*m").ReplaceAllString(coloured.String(), "")
+	if stripped != plain.String() {
+		t.Errorf("colour changes more than colour:\n%s\n%s", stripped, plain.String())
+	}
+	t.Setenv("NO_COLOR", "1")
+	if useColor(os.Stdout) || useColor(&plain) {
+		t.Error("colour despite NO_COLOR")
+	}
+}
