@@ -191,7 +191,7 @@ func checkImage(im *segment.Image, r *result, o *Options) {
 	}
 
 	var digest chan [segment.DigestSize]byte
-	if r.sealed && !o.Quick {
+	if r.sealed && !o.Quick && len(im.Data) >= parallelDigest {
 		// SHA-256 and the frame CRCs cost about the same: hash on another
 		// core while walking, so one large segment takes half the time.
 		digest = make(chan [segment.DigestSize]byte, 1)
@@ -204,6 +204,8 @@ func checkImage(im *segment.Image, r *result, o *Options) {
 		var d [segment.DigestSize]byte
 		if digest != nil {
 			d = <-digest
+		} else if !o.Quick {
+			d = segment.Digest(r.footer.PrevDigest, im.Data, r.footer.EndOffset)
 		}
 		c.checkSealed(d)
 	}
@@ -300,6 +302,10 @@ func (c *checker) data(f segment.Frame) {
 			fmtTime(f.Time), time.Duration(f.Time-c.r.footer.SealedAt), fmtTime(c.r.footer.SealedAt))), false)
 	}
 }
+
+// parallelDigest is the segment size from which the digest is computed
+// on its own goroutine; below it, the goroutine costs more than it saves.
+const parallelDigest = 1 << 20
 
 // checkSealed compares the footer with the contents; d is the digest
 // computed from them (unused in quick mode).
