@@ -480,3 +480,36 @@ func TestFindingPosition(t *testing.T) {
 		t.Fatal(fmtTime(0))
 	}
 }
+
+// Segments from parallelDigest up are hashed on their own goroutine: the
+// result is the same.
+func TestLargeSegmentDigest(t *testing.T) {
+	dir := t.TempDir()
+	const size = parallelDigest
+	img := segment.NewImage(1, size, baseCreated)
+	off := int64(segment.HeaderSize)
+	for i := 0; i < 1000; i++ {
+		off = segment.PutFrame(img, 1, off, segment.TypeData, baseCreated+int64(i), []byte(fmt.Sprint("record ", i)))
+	}
+	segment.PutEnd(img, 1, off, baseCreated+second)
+	f, err := segment.Seal(img, [segment.DigestSize]byte{}, 0, baseCreated+second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, segment.FileName(1))
+	for _, bad := range []bool{false, true} {
+		g := f
+		if bad {
+			g.Digest[31] ^= 1
+		}
+		g.Encode(img[size-segment.FooterSize:])
+		if err := os.WriteFile(p, img, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		rep := mustDir(t, dir, Options{})
+		s := rep.Segments[0]
+		if s.Records != 1000 || !s.DigestChecked || s.DigestOK == bad || has(rep, Footer, 1, size-segment.FooterSize) != bad {
+			t.Fatalf("bad digest %v: %+v\n%s", bad, s, summary(rep))
+		}
+	}
+}
