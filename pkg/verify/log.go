@@ -293,6 +293,11 @@ func place(u *unit, rep *Report) {
 	for i, r := range u.results {
 		var extra []Finding
 		add := func(f Finding) { extra = append(extra, f) }
+		setState := func(s State) { // a damaged header keeps its state
+			if r.rep.State == "" {
+				r.rep.State = s
+			}
+		}
 		fatalUnfinished := true
 		switch {
 		case r.ioErr != nil:
@@ -302,19 +307,20 @@ func place(u *unit, rep *Report) {
 				add(unsealedFinding(r, MissingEnd, "no END frame, and the footer is damaged"))
 			}
 		case i < tail:
-			r.rep.State = StateUnsealed
+			setState(StateUnsealed)
 			if r.hasEnd {
 				add(unsealedFinding(r, MissingEnd, "END frame present but the segment was never sealed, and a later segment is sealed"))
 			} else {
 				add(unsealedFinding(r, MissingEnd, "neither END frame nor footer, and a later segment is sealed"))
 			}
 		case r.empty && r.order == newest && r.found.total() == 0:
-			r.rep.State = StatePrepared
+			setState(StatePrepared)
 		case u.alive:
-			r.rep.State, r.rep.Live = StateOpen, true
+			setState(StateOpen)
+			r.rep.Live = true
 			r.unfinished = collector{}
 		default:
-			r.rep.State = StateOpen
+			setState(StateOpen)
 			fatalUnfinished = false
 			if r.hasEnd {
 				add(residue(unsealedFinding(r, Unfinished, "END frame written but the segment was never sealed: its writer died before sealing it (writer.Open seals it)")))

@@ -259,6 +259,16 @@ func TestFindingClasses(t *testing.T) {
 			exit: 3, strict: 1,
 		},
 		{
+			name: "damaged header in the open tail",
+			corrupt: func(t *testing.T, l *testLog, s []*seg) {
+				o := l.open(2, false)
+				o.img[40] = 1 // reserved header bytes
+				o.write(t)
+			},
+			want: []want{"torn 4:60", fmt.Sprintf("unfinished 4:%d residue", build(4, payloads(4, 2), false).end)},
+			exit: 1,
+		},
+		{
 			name: "clean close leaves an empty prepared segment",
 			corrupt: func(t *testing.T, l *testLog, s []*seg) {
 				l.open(0, false)
