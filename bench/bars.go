@@ -1,0 +1,248 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+const (
+	statusPass = "PASS"
+	statusMiss = "**MISS**"
+	statusNA   = "n/a"
+)
+
+// bar is one target from the issues with what this run measured.
+type bar struct {
+	issue, text, measured, status, why string
+	profile                            *profileSpec
+}
+
+// profileSpec is the package benchmark that exercises the code behind a
+// bar; a miss prints the command to profile it (and -profile runs it).
+type profileSpec struct {
+	pkg, bench string
+}
+
+func (p profileSpec) command() string {
+	return fmt.Sprintf("go test -run '^$' -bench '%s' -benchtime 2s -o /tmp/auditseg.test -cpuprofile /tmp/auditseg.cpu ./%s && go tool pprof -top -nodecount 25 /tmp/auditseg.cpu", p.bench, p.pkg)
+}
+
+var (
+	profAppend = func(size, g int) *profileSpec {
+		return &profileSpec{"pkg/writer", fmt.Sprintf("^BenchmarkAppend$/^auditseg$/^%dB$/^g%d$", size, g)}
+	}
+	profVerify  = &profileSpec{"pkg/verify", "^BenchmarkVerify$"}
+	profArchive = &profileSpec{"pkg/archive", "^BenchmarkRun$"}
+	profReader  = &profileSpec{"pkg/reader", "^BenchmarkRead"}
+)
+
+func judge(ok bool) string {
+	if ok {
+		return statusPass
+	}
+	return statusMiss
+}
+
+func naBar(issue, text, why string) bar {
+	return bar{issue: issue, text: text, measured: "–", status: statusNA, why: why}
+}
+
+// ratioBar judges a median ratio against a bound: at least lo (lo > 0) or
+// at most hi (hi > 0).
+func ratioBar(issue, text string, rs []float64, lo, hi float64, prof *profileSpec) bar {
+	if len(rs) == 0 {
+		return naBar(issue, text, "no runs")
+	}
+	m := median(rs)
+	ok := (lo == 0 || m >= lo) && (hi == 0 || m <= hi)
+	return bar{issue: issue, text: text, measured: fmtRatioRange(rs), status: judge(ok), profile: prof}
+}
+
+func libRates(cells []libCell, size, g int, key string) []float64 {
+	for _, c := range cells {
+		if c.size == size && c.g == g {
+			return c.rates[key]
+		}
+	}
+	return nil
+}
+
+func evalBars(res *results) []bar {
+	var bars []bar
+	// Issue 2: library append against the bufio peer.
+	if libRates(res.lib, 64, 1, "append") != nil || res.libErr != nil || res.skipped["lib"] {
+		lib := func(size, g int, lo float64, text string) {
+			rs := pairRatios(libRates(res.lib, size, g, "append"), libRates(res.lib, size, g, "bufio"))
+			b := ratioBar("#2", text, rs, lo, 0, profAppend(size, g))
+			if len(rs) == 0 {
+				b.why = libWhy(res)
+			}
+			bars = append(bars, b)
+		}
+		lib(64, 1, 1.2, "Append 64 B g1 ≥ 1.2× bufio peer")
+		for _, g := range []int{2, 4, 8} {
+			lib(64, g, 1.0, fmt.Sprintf("Append 64 B g%d ≥ 1.0× bufio peer", g))
+		}
+		lib(4096, 1, 0.8, "Append 4 KiB g1 ≥ 0.8× bufio peer")
+		for _, size := range []int{64, 256, 4096} {
+			rs := pairRatios(libRates(res.lib, size, 8, "append"), libRates(res.lib, size, 1, "append"))
+			b := ratioBar("#2", fmt.Sprintf("Append %s: g8 ≥ 0.7× g1 (no collapse)", sizeName(size)), rs, 0.7, 0, profAppend(size, 8))
+			if len(rs) == 0 {
+				b.why = libWhy(res)
+			}
+			bars = append(bars, b)
+		}
+	}
+	const latText = "Append p99.9 at 64 B, paced, across rotations < 10 µs"
+	switch {
+	case res.lat != nil:
+		p := res.lat.ours.service.Quantile(0.999)
+		bars = append(bars, bar{issue: "#2", text: latText, measured: fmtNs(float64(p)), status: judge(p < 10_000), profile: profAppend(64, 1)})
+	default:
+		bars = append(bars, naBar("#2", latText, whyMissing(res.latErr, res.skipped["latency"], "")))
+	}
+	for _, c := range res.cli {
+		bars = append(bars, cliBars(c, res)...)
+	}
+	for _, m := range res.mem {
+		text := m.title + " does not grow with the log (large ≤ 1.25× small)"
+		switch {
+		case m.unavailable != "" || m.err != nil || m.small == 0 || math.IsNaN(m.small) || math.IsNaN(m.large):
+			bars = append(bars, naBar("#3/#2", text, whyMissing(m.err, false, m.unavailable)))
+		default:
+			r := m.large / m.small
+			bars = append(bars, bar{issue: "#3/#2", text: text, measured: fmt.Sprintf("%s → %s (%.2f×)", fmtBytes(m.small), fmtBytes(m.large), r), status: judge(r <= 1.25)})
+		}
+	}
+	f := res.follow
+	const fText, iText = "follow latency p99 ≤ 2 ms (commit → line printed by `tail -f`)", "idle `tail -f` CPU near zero (≤ 1 % of a core)"
+	switch {
+	case f == nil:
+		bars = append(bars, naBar("#3", fText, whyMissing(nil, res.skipped["follow"], "")), naBar("#3", iText, whyMissing(nil, res.skipped["follow"], "")))
+	case f.unavailable != "" || f.err != nil || f.lat.Count() == 0:
+		why := whyMissing(f.err, false, f.unavailable)
+		bars = append(bars, naBar("#3", fText, why), naBar("#3", iText, why))
+	default:
+		p99 := f.lat.Quantile(0.99)
+		bars = append(bars, bar{issue: "#3", text: fText, measured: "p50 " + fmtNs(float64(f.lat.Quantile(0.5))) + ", p99 " + fmtNs(float64(p99)), status: judge(p99 <= 2_000_000), profile: profReader})
+		frac := f.idleCPU.Seconds() / f.cfg.idle.Seconds()
+		bars = append(bars, bar{issue: "#3", text: iText, measured: fmt.Sprintf("%.2f s CPU in %s idle (%.2f %%)", f.idleCPU.Seconds(), f.cfg.idle, 100*frac), status: judge(frac <= 0.01), profile: profReader})
+	}
+	return bars
+}
+
+func cliBars(c *cliCase, res *results) []bar {
+	type spec struct {
+		issue, text string
+		lo, hi      float64
+		throughput  bool // ratio of throughputs (peer time / ours) instead of times
+		prof        *profileSpec
+	}
+	var specs []spec
+	switch c.ours.name {
+	case "auditseg write":
+		specs = []spec{{"#2", "`write` wall time ≤ 1.4× `cat > file`", 0, 1.4, false, profAppend(64, 1)}}
+	case "tail -n +1":
+		specs = []spec{{"#3", "`tail -n +1` replay ≥ 0.5× `cat` throughput", 0.5, 0, true, profReader}}
+	case "verify":
+		specs = []spec{{"#4", "full `verify` ≥ 0.5× `cat` throughput", 0.5, 0, true, profVerify}}
+	case "verify --quick":
+		return nil // judged against full verify below
+	case "compress-finished":
+		specs = []spec{{"#5", "`compress-finished` wall time ≤ 1.2× `zstd -3 -T2`", 0, 1.2, false, profArchive}}
+	}
+	var bars []bar
+	for _, s := range specs {
+		if c.unavailable != "" || c.err != nil {
+			bars = append(bars, naBar(s.issue, s.text, whyMissing(c.err, res.skipped["cli"], c.unavailable)))
+			continue
+		}
+		rs := pairRatios(c.ours.secs, c.peer.secs)
+		if s.throughput {
+			rs = pairRatios(c.peer.secs, c.ours.secs)
+		}
+		bars = append(bars, ratioBar(s.issue, s.text, rs, s.lo, s.hi, s.prof))
+	}
+	if c.ours.name == "compress-finished" {
+		const text = "`compress-finished` output ≤ 1.05× `zstd -3` size"
+		if c.unavailable != "" || c.err != nil {
+			bars = append(bars, naBar("#5", text, whyMissing(c.err, false, c.unavailable)))
+		} else {
+			bars = append(bars, ratioBar("#5", text, pairRatios(c.sizeOurs, c.sizePeer), 0, 1.05, nil))
+		}
+	}
+	if c.ours.name == "verify" {
+		// --quick is judged against the full verify of the same runs.
+		for _, q := range res.cli {
+			if q.ours.name == "verify --quick" && q.err == nil && q.unavailable == "" && c.err == nil && c.unavailable == "" {
+				bars = append(bars, ratioBar("#4", "`verify --quick` much faster than full verify (read as ≥ 2×)", pairRatios(c.ours.secs, q.ours.secs), 2, 0, profVerify))
+			}
+		}
+	}
+	return bars
+}
+
+func libWhy(res *results) string {
+	if res.libErr != nil || res.skipped["lib"] {
+		return whyMissing(res.libErr, res.skipped["lib"], "")
+	}
+	return "cell not measured (-quick measures fewer)"
+}
+
+func whyMissing(err error, skipped bool, unavailable string) string {
+	switch {
+	case unavailable != "":
+		return "not available yet: " + unavailable
+	case skipped:
+		return "not run (excluded by -cases)"
+	case err != nil:
+		return "error: " + firstLine(err.Error())
+	}
+	return "not measured"
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}
+
+// runProfiles runs the package benchmark behind each missed bar (at most
+// limit distinct ones) and keeps the top of its CPU profile for the doc.
+func runProfiles(repo, work string, bars []bar, limit int, logf func(string, ...any)) map[string]string {
+	out := map[string]string{}
+	for _, b := range bars {
+		if b.status != statusMiss || b.profile == nil || len(out) >= limit {
+			continue
+		}
+		key := b.profile.command()
+		if _, done := out[key]; done {
+			continue
+		}
+		prof := filepath.Join(work, "cpu.out")
+		logf("profiling for the missed bar %q", b.text)
+		cmd := exec.Command("go", "test", "-run", "^$", "-bench", b.profile.bench, "-benchtime", "2s", "-o", filepath.Join(work, "prof.test"), "-cpuprofile", prof, "./"+b.profile.pkg)
+		cmd.Dir = repo
+		cmd.WaitDelay = time.Second
+		bo, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(bo), "ns/op") {
+			out[key] = "(the benchmark did not run: " + firstLine(strings.TrimSpace(string(bo))) + ")"
+			continue
+		}
+		top, err := exec.Command("go", "tool", "pprof", "-top", "-nodecount", "20", prof).CombinedOutput()
+		os.Remove(prof)
+		if err != nil {
+			out[key] = "(pprof failed: " + firstLine(string(top)) + ")"
+			continue
+		}
+		out[key] = strings.TrimSpace(string(top))
+	}
+	return out
+}

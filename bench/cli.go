@@ -1,0 +1,305 @@
+package main
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+type cliConfig struct {
+	bin, work string
+	size      int64 // input bytes
+	runs      int
+	cold      bool
+}
+
+// timing is one side of a CLI comparison: wall seconds and peak RSS of
+// each measured run.
+type timing struct {
+	name string
+	secs []float64
+	rss  []float64
+}
+
+func (t *timing) add(r procResult) {
+	t.secs = append(t.secs, r.wall.Seconds())
+	t.rss = append(t.rss, float64(r.maxRSS))
+}
+
+// cliCase is ours against one peer over the same bytes.
+type cliCase struct {
+	title, bar  string
+	ours, peer  timing
+	bytes       int64
+	unavailable string // why it did not run
+	err         error
+	note        string
+	sizeOurs    []float64 // compress: output bytes
+	sizePeer    []float64
+}
+
+// alternate runs the sides in turn for cfg.runs rounds, flipping which
+// goes first every round, after one discarded warm-up of each. settle
+// runs before every timed run.
+func alternate(cfg cliConfig, sides []func(round int) (procResult, error), into []*timing) error {
+	for round := -1; round < cfg.runs; round++ {
+		for i := range sides {
+			k := i
+			if round%2 == 1 {
+				k = len(sides) - 1 - i
+			}
+			settle(cfg.cold)
+			r, err := sides[k](round)
+			if err != nil {
+				return err
+			}
+			if round >= 0 {
+				into[k].add(r)
+			}
+		}
+	}
+	return nil
+}
+
+// runWriteCase: `auditseg write` of the input against `cat in > file`.
+// It leaves the last written log in logDir for the read cases.
+func runWriteCase(cfg cliConfig, input, logDir string) *cliCase {
+	c := &cliCase{title: "`auditseg write DIR < in` vs `cat in > file`", ours: timing{name: "auditseg write"}, peer: timing{name: "cat > file"}}
+	c.bytes = fileSize(input)
+	out := filepath.Join(cfg.work, "out")
+	sides := []func(int) (procResult, error){
+		func(int) (procResult, error) {
+			os.RemoveAll(out)
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return procResult{}, err
+			}
+			r, err := runProc(procIO{stdin: input, stdout: filepath.Join(out, "cat.out")}, "cat")
+			os.RemoveAll(out)
+			return r, err
+		},
+		func(int) (procResult, error) {
+			os.RemoveAll(logDir)
+			return runProc(procIO{stdin: input}, cfg.bin, "write", "--quiet", logDir)
+		},
+	}
+	c.err = alternate(cfg, sides, []*timing{&c.peer, &c.ours})
+	return c
+}
+
+// runReadCases: `tail -n +1 > /dev/null`, `verify` and `verify --quick`
+// of the log against `cat` of its segment files to /dev/null.
+func runReadCases(cfg cliConfig, logDir, input string, haveTail, haveVerify string) []*cliCase {
+	segs, total, err := segmentFiles(logDir)
+	catT := timing{name: "cat segments > /dev/null"}
+	tail := &cliCase{title: "`auditseg tail -n +1 DIR > /dev/null` vs `cat segments > /dev/null`", ours: timing{name: "tail -n +1"}, bytes: total, unavailable: haveTail}
+	ver := &cliCase{title: "`auditseg verify DIR` vs `cat segments > /dev/null`", ours: timing{name: "verify"}, bytes: total, unavailable: haveVerify}
+	quick := &cliCase{title: "`auditseg verify --quick DIR` vs `cat segments > /dev/null`", ours: timing{name: "verify --quick"}, bytes: total, unavailable: haveVerify}
+	cases := []*cliCase{tail, ver, quick}
+	if err != nil {
+		for _, c := range cases {
+			c.err = err
+		}
+		return cases
+	}
+	sides := []func(int) (procResult, error){
+		func(int) (procResult, error) { return runProc(procIO{}, "cat", segs...) },
+	}
+	into := []*timing{&catT}
+	if haveTail == "" {
+		sides = append(sides, func(round int) (procResult, error) {
+			if round < 0 { // the warm-up run also checks the replay is the input
+				return checkReplay(cfg.bin, logDir, input, tail)
+			}
+			return runProc(procIO{}, cfg.bin, "tail", "-n", "+1", logDir)
+		})
+		into = append(into, &tail.ours)
+	}
+	if haveVerify == "" {
+		sides = append(sides,
+			func(int) (procResult, error) { return runProc(procIO{}, cfg.bin, "verify", logDir) },
+			func(int) (procResult, error) { return runProc(procIO{}, cfg.bin, "verify", "--quick", logDir) })
+		into = append(into, &ver.ours, &quick.ours)
+	}
+	err = alternate(cfg, sides, into)
+	for _, c := range cases {
+		c.peer, c.err = catT, err
+	}
+	return cases
+}
+
+// checkReplay runs `tail -n +1` once with its output hashed, and notes on
+// the case whether it reproduced the input byte for byte.
+func checkReplay(bin, logDir, input string, c *cliCase) (procResult, error) {
+	h := sha256.New()
+	cw := &countWriter{w: h}
+	r, err := runProc(procIO{out: cw}, bin, "tail", "-n", "+1", logDir)
+	if err != nil {
+		return r, err
+	}
+	want, err := hashFile(input)
+	if err != nil {
+		return r, err
+	}
+	if string(h.Sum(nil)) == string(want) {
+		c.note = fmt.Sprintf("Checked once: the replay is the input byte for byte (%s).", fmtBytes(float64(cw.n)))
+	} else {
+		c.note = fmt.Sprintf("**The replay differs from the input** (%d bytes out, %d in).", cw.n, fileSize(input))
+	}
+	return r, nil
+}
+
+// runCompressCase: `compress-finished` against `zstd -3 -T2` of the same
+// segment files. Each run of ours gets a fresh directory of hard links to
+// the log's segments (compress-finished removes originals; the links
+// share their page cache). The peer compresses exactly the files ours
+// archived in its warm-up run.
+func runCompressCase(cfg cliConfig, logDir, have string) *cliCase {
+	c := &cliCase{title: "`auditseg compress-finished --jobs 2 DIR` vs `zstd -3 -T2`", ours: timing{name: "compress-finished"}, peer: timing{name: "zstd -3 -T2"}, unavailable: have}
+	if have != "" {
+		return c
+	}
+	if _, err := os.Stat("/usr/bin/zstd"); err != nil {
+		c.unavailable = "the zstd CLI is not installed (apt-get install zstd)"
+		return c
+	}
+	segs, _, err := segmentFiles(logDir)
+	if err != nil {
+		c.err = err
+		return c
+	}
+	var chosen []string
+	dir := filepath.Join(cfg.work, "cz")
+	outDir := filepath.Join(cfg.work, "zstd-out")
+	sides := []func(int) (procResult, error){
+		func(round int) (procResult, error) {
+			os.RemoveAll(dir)
+			if err := linkAll(segs, dir); err != nil {
+				return procResult{}, err
+			}
+			r, err := runProc(procIO{}, cfg.bin, "compress-finished", "--jobs", "2", dir)
+			if err != nil {
+				return r, err
+			}
+			zs, n := archives(dir)
+			if round < 0 {
+				for _, z := range zs {
+					chosen = append(chosen, filepath.Join(logDir, strings.TrimSuffix(filepath.Base(z), ".zst")))
+				}
+				c.bytes = sumSizes(chosen)
+			} else {
+				c.sizeOurs = append(c.sizeOurs, float64(n))
+			}
+			return r, nil
+		},
+		func(round int) (procResult, error) {
+			if len(chosen) == 0 {
+				return procResult{}, errors.New("compress-finished archived no segment in its warm-up run")
+			}
+			os.RemoveAll(outDir)
+			if err := os.MkdirAll(outDir, 0o755); err != nil {
+				return procResult{}, err
+			}
+			args := append([]string{"-3", "-T2", "-q", "-f", "--output-dir-flat", outDir}, chosen...)
+			r, err := runProc(procIO{}, "zstd", args...)
+			if err == nil && round >= 0 {
+				c.sizePeer = append(c.sizePeer, float64(dirSize(outDir)))
+			}
+			return r, err
+		},
+	}
+	c.err = alternate(cfg, sides, []*timing{&c.ours, &c.peer})
+	c.note = fmt.Sprintf("%d segment files, %s.", len(chosen), fmtBytes(float64(c.bytes)))
+	os.RemoveAll(dir)
+	os.RemoveAll(outDir)
+	return c
+}
+
+// segmentFiles lists the log's uncompressed segment files in order.
+func segmentFiles(dir string) ([]string, int64, error) {
+	l, err := segment.List(dir)
+	if err != nil {
+		return nil, 0, err
+	}
+	var paths []string
+	for _, e := range l.Segments {
+		if !e.Archived {
+			paths = append(paths, e.Path)
+		}
+	}
+	if len(paths) == 0 {
+		return nil, 0, fmt.Errorf("%s: no segment files", dir)
+	}
+	return paths, sumSizes(paths), nil
+}
+
+func linkAll(paths []string, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, p := range paths {
+		if err := os.Link(p, filepath.Join(dir, filepath.Base(p))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func archives(dir string) ([]string, int64) {
+	zs, _ := filepath.Glob(filepath.Join(dir, "*"+segment.ArchiveExt))
+	return zs, sumSizes(zs)
+}
+
+func sumSizes(paths []string) int64 {
+	var n int64
+	for _, p := range paths {
+		n += fileSize(p)
+	}
+	return n
+}
+
+func dirSize(dir string) int64 {
+	des, _ := os.ReadDir(dir)
+	var n int64
+	for _, de := range des {
+		n += fileSize(filepath.Join(dir, de.Name()))
+	}
+	return n
+}
+
+func fileSize(p string) int64 {
+	st, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+func hashFile(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}

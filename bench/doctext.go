@@ -1,0 +1,93 @@
+package main
+
+// The default hand-written blocks of docs/BENCHMARKS.md, emitted when the
+// doc has none; once edited there, the generator keeps the edited text.
+
+const defaultMethodology = `
+## How these figures are made
+
+**One command.** ` + "`make bench`" + ` (= ` + "`cd bench && go run .`" + `) runs every case in at most
+about 10 minutes and rewrites this file and ` + "`docs/bench-append.png`" + `. ` + "`make bench-quick`" + `
+(` + "`-quick`" + `, under a minute) only proves the harness works; its figures mean
+nothing. ` + "`go run . -h`" + ` lists the options (` + "`-out`" + ` writes elsewhere, ` + "`-cases`" + ` picks
+cases, ` + "`-cold`" + ` drops the page cache before every command-line run). The harness
+is its own Go module (` + "`bench/go.mod`" + `), so the peers' dependencies never enter
+auditseg's ` + "`go.mod`" + `.
+
+**Side by side.** Every comparison is ours against its peer in the same run.
+Runs alternate (the order rotates every round) after one discarded warm-up
+run of each side; each side gets at least 5 measured runs. Tables give each
+side's median and spread (± half the range of the runs, relative to the
+median) and the ratio as the median of the per-round ratios, with their range
+in brackets. A bar is judged on that median ratio.
+
+**Warm memory, stated.** This VM returns freed memory to the host, and the
+first touch of such a page costs about 10 µs per 4 KiB instead of about
+0.8 µs. Every figure here is *warm*: each implementation first runs one
+discarded iteration of the same size (Go heap, page cache, the writer's first
+segments). Every run still writes fresh files, so the page-cache pages it
+fills are newly allocated in every run, for ours and the peer alike. The
+library section also lists each implementation's first (warm-up) iteration
+at one goroutine as a hint of the cold cost. Command-line runs use a warm page
+cache unless ` + "`-cold`" + ` is given; before every one the harness calls sync(2) so
+one run's write-back does not land in the next run's time.
+
+**Library append** runs in the harness process: g goroutines start together
+and split a fixed record count; only the append loop is timed (open and close
+are not). The count is fixed per implementation and cell from its warm-up run
+so a run takes about 1 s (` + "`-quick`" + `: 0.06 s). Every run uses a fresh directory on
+the repository's file system (see Machine), never tmpfs. auditseg runs with
+` + "`Sync: SyncNone`" + ` and default 64 MiB segments (sealing still flushes each
+finished segment); no peer ever fsyncs. Peers: a sync.Mutex-guarded 64 KiB
+bufio.Writer on an os.File (fast; a process crash loses up to 64 KiB of
+records whose Write returned); the same with one write(2) per record (the
+crash guarantee auditseg gives: the record is in the page cache on return);
+github.com/tidwall/wal with NoSync through its batch API (records gathered
+under a mutex into a wal.Batch and written every 64 KiB, since its indexes
+must be consecutive).
+
+**Latency**: one goroutine appends 64-byte records at 1 M records/s, paced by
+spinning on the clock, into 4 MiB segments, for enough records to rotate at
+least 10 times; the bufio peer the same way. "Time in the call" is the
+Append alone; "from scheduled start" charges a stall to every record queued
+behind it (HdrHistogram's coordinated-omission correction). The histogram is
+log-linear (HdrHistogram style: 64 sub-buckets per power of two, ≤ 1.6 %
+error, the bucket's upper bound is reported, the maximum is exact). The cost
+of the clock reads is listed: figures near it are clock-bound.
+
+**Command line.** The binary is built once (` + "`go build ./cmd/auditseg`" + ` from the
+repository). The input is generated deterministically: audit lines of exactly
+100 bytes (timestamp, host, user, action, source address, result, object,
+request id), 2 GiB by default (` + "`-quick`" + `: 64 MiB). ` + "`auditseg write`" + ` runs with its
+default flags (64 MiB segments, ` + "`--sync interval`" + `; every finished segment is
+msynced when sealed) against ` + "`cat in > file`" + ` (no fsync). ` + "`tail -n +1`" + ` (its
+output checked once against the input, byte for byte), ` + "`verify`" + ` and
+` + "`verify --quick`" + ` read the log the last ` + "`write`" + ` run left, against ` + "`cat`" + ` of the same
+segment files to /dev/null; throughput is segment-file bytes over wall time.
+` + "`compress-finished --jobs 2`" + ` (its default level, which is zstd's level 3;
+temp file, fsync, decompress-and-compare, rename, directory fsync, for every
+segment) runs on a fresh directory of hard links to those segments each time,
+against ` + "`zstd -3 -T2`" + ` of exactly the files it archived (no fsync).
+
+**Memory** is the peak resident set: rusage maxrss of the finished child, and
+for ` + "`tail -f`" + ` the VmHWM of the live process once it has caught up. File-backed
+pages of mapped segments count. Each command runs on a log of a quarter of the
+input and on the whole input; the figure must not grow with the log.
+
+**Follow latency**: the harness appends records through the library while a
+child ` + "`auditseg tail -f`" + ` prints them into a pipe the harness reads; latency is
+from just before Append to the line arriving, on one monotonic clock. The
+idle cost is the child's user+system CPU time (from /proc/PID/stat) over the
+10 seconds (` + "`-quick`" + `: 2 s) after the last record.
+
+**Not available yet** means the command (or a flag the case needs) is missing
+from the binary built from this checkout (checked with ` + "`auditseg help CMD`" + `);
+the case runs as soon as it exists.
+`
+
+const defaultAnalysis = `
+## Analysis
+
+(Hand-written: after a full run on a quiet machine, say here what limits each
+missed bar, from the profiles above, and what was tried.)
+`

@@ -1,0 +1,267 @@
+// Command bench measures auditseg against its peers, side by side in one
+// run, and writes docs/BENCHMARKS.md and docs/bench-append.png.
+//
+//	cd bench && go run .          # full run, ≤ ~10 minutes
+//	cd bench && go run . -quick   # ≤ 1 minute, proves the harness works
+//
+// It is its own module so the peers' dependencies (tidwall/wal, gonum
+// plot) never enter auditseg's go.mod.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+type results struct {
+	m           machine
+	quick, cold bool
+	command     string
+	runs        int
+	elapsed     time.Duration
+	skipped     map[string]bool
+	lib         []libCell
+	libErr      error
+	libTarget   time.Duration
+	lat         *latResult
+	latErr      error
+	buildErr    error
+	inputSize   int64
+	cli         []*cliCase
+	mem         []*memCase
+	follow      *followResult
+	bars        []bar
+	profiles    map[string]string
+}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		quick    = flag.Bool("quick", false, "short runs (≤ 1 minute) that only prove the harness works")
+		out      = flag.String("out", "", "markdown file to write (default: <repo>/docs/BENCHMARKS.md); the plot goes beside it as bench-append.png")
+		runs     = flag.Int("runs", 0, "measured runs per side (default 5, -quick 3)")
+		cases    = flag.String("cases", "lib,latency,cli,follow", "cases to run: lib, latency, cli (write, tail, verify, compress, memory), follow")
+		libTime  = flag.Duration("libtime", 0, "length of one library run (default 700ms, -quick 50ms)")
+		sizeFlag = flag.Int64("size", 0, "CLI input bytes (default 2 GiB, -quick 64 MiB)")
+		cold     = flag.Bool("cold", false, "drop the page cache before every CLI run (needs root)")
+		profile  = flag.Bool("profile", true, "profile the package benchmark behind each missed bar and include the top (skipped with -quick)")
+		workFlag = flag.String("work", "", "scratch directory (default <repo>/bench/.work, on the repository's file system)")
+	)
+	flag.Parse()
+	start := time.Now()
+	repo, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		*out = filepath.Join(repo, "docs", "BENCHMARKS.md")
+	}
+	if *libTime == 0 {
+		*libTime = 700 * time.Millisecond
+		if *quick {
+			*libTime = 50 * time.Millisecond
+		}
+	}
+	if *runs == 0 {
+		*runs = 5
+		if *quick {
+			*runs = 3
+		}
+	}
+	if *sizeFlag == 0 {
+		*sizeFlag = 2 << 30
+		if *quick {
+			*sizeFlag = 64 << 20
+		}
+	}
+	if *runs < 1 {
+		return errors.New("-runs must be at least 1")
+	}
+	work := *workFlag
+	if work == "" {
+		work = filepath.Join(repo, "bench", ".work")
+	}
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return err
+	}
+	work, err = os.MkdirTemp(work, "run-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+
+	want := map[string]bool{}
+	for _, c := range strings.Split(*cases, ",") {
+		want[strings.TrimSpace(c)] = true
+	}
+	res := &results{
+		quick: *quick, cold: *cold, runs: *runs, libTarget: *libTime, inputSize: *sizeFlag,
+		command: "go run . " + strings.Join(os.Args[1:], " "), skipped: map[string]bool{},
+	}
+	for _, c := range []string{"lib", "latency", "cli", "follow"} {
+		res.skipped[c] = !want[c]
+	}
+	logf := func(f string, a ...any) {
+		fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(f, a...))
+	}
+	res.m = describeMachine(repo, work)
+	logf("machine: %s, %d cores; work dir %s (%s)", res.m.CPU, res.m.Cores, work, res.m.Filesystem)
+
+	if want["lib"] {
+		cfg := libConfig{sizes: []int{64, 256, 4096}, goroutines: []int{1, 2, 4, 8}, target: *libTime, runs: *runs, work: work}
+		if *quick {
+			cfg.sizes, cfg.goroutines = []int{64, 4096}, []int{1, 4}
+		}
+		res.lib, res.libErr = runLibrary(cfg, logf)
+	}
+	if want["latency"] {
+		cfg := latConfig{rate: 1e6, size: 64, segSize: 4 << 20, rotations: 10, runs: *runs, work: work}
+		res.lat, res.latErr = runLatency(cfg, logf)
+	}
+	var bin string
+	if want["cli"] || want["follow"] {
+		bin, res.buildErr = buildBinary(repo, work)
+		if res.buildErr != nil {
+			logf("build failed: %v", res.buildErr)
+		}
+	}
+	if want["cli"] && res.buildErr == nil {
+		runCLI(res, bin, work, *sizeFlag, logf)
+	}
+	if want["follow"] && res.buildErr == nil {
+		_, haveTail := hasCommand(bin, "tail", "--follow")
+		cfg := followConfig{bin: bin, work: work, duration: 5 * time.Second, rate: 500, idle: 10 * time.Second, segSize: 64 << 10, recordSize: 64}
+		if *quick {
+			cfg.duration, cfg.idle = time.Second, 2*time.Second
+		}
+		res.follow = runFollow(cfg, haveTail)
+		if f := res.follow; f.err != nil {
+			logf("follow: %v", f.err)
+		} else if f.unavailable == "" {
+			logf("follow: p50 %s p99 %s, idle CPU %s", fmtNs(float64(f.lat.Quantile(0.5))), fmtNs(float64(f.lat.Quantile(0.99))), f.idleCPU)
+		}
+	}
+
+	res.bars = evalBars(res)
+	if *profile && !*quick {
+		res.profiles = runProfiles(repo, work, res.bars, 4, logf)
+	}
+	res.elapsed = time.Since(start)
+
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+		return err
+	}
+	blocks := handBlocks(*out, filepath.Join(repo, "docs", "BENCHMARKS.md"))
+	plotPath := filepath.Join(filepath.Dir(*out), "bench-append.png")
+	plotName := ""
+	if len(res.lib) > 0 {
+		title := "auditseg vs peers"
+		if *quick {
+			title += " (-quick: not meaningful)"
+		}
+		if err := writePlot(plotPath, res.lib, []int{64, 256, 4096}, title); err != nil {
+			logf("plot: %v", err)
+		} else {
+			plotName = filepath.Base(plotPath)
+		}
+	}
+	if err := os.WriteFile(*out, []byte(renderReport(res, blocks, plotName)), 0o644); err != nil {
+		return err
+	}
+	logf("wrote %s (%d bars: %s)", *out, len(res.bars), barCounts(res.bars))
+	return nil
+}
+
+func runCLI(res *results, bin, work string, size int64, logf func(string, ...any)) {
+	cfg := cliConfig{bin: bin, work: work, size: size, runs: res.runs, cold: res.cold}
+	input := filepath.Join(work, "input.txt")
+	smallInput := filepath.Join(work, "input-small.txt")
+	if _, err := genInput(input, size, 1); err != nil {
+		res.cli = append(res.cli, &cliCase{title: "input", err: err})
+		return
+	}
+	if _, err := genInput(smallInput, size/4, 2); err != nil {
+		res.cli = append(res.cli, &cliCase{title: "input", err: err})
+		return
+	}
+	logf("generated %s of input", fmtBytes(float64(fileSize(input))))
+	logDir := filepath.Join(work, "log")
+	w := runWriteCase(cfg, input, logDir)
+	res.cli = append(res.cli, w)
+	logf("write: %v", caseLine(w))
+	_, haveTail := hasCommand(bin, "tail", "-n")
+	_, haveVerify := hasCommand(bin, "verify", "--quick")
+	_, haveCompress := hasCommand(bin, "compress-finished", "--jobs")
+	if w.err != nil {
+		return
+	}
+	reads := runReadCases(cfg, logDir, input, haveTail, haveVerify)
+	for _, c := range reads {
+		logf("%s: %v", c.ours.name, caseLine(c))
+	}
+	res.cli = append(res.cli, reads...)
+	comp := runCompressCase(cfg, logDir, haveCompress)
+	logf("compress: %v", caseLine(comp))
+	res.cli = append(res.cli, comp)
+	res.mem = runMemoryCases(cfg, smallInput, filepath.Join(work, "log-small"), logDir, w, reads[0], haveTail)
+	for _, m := range res.mem {
+		logf("memory %s: small %s large %s %v %s", m.title, fmtBytes(m.small), fmtBytes(m.large), m.err, m.unavailable)
+	}
+}
+
+func caseLine(c *cliCase) string {
+	switch {
+	case c.unavailable != "":
+		return "not available yet: " + c.unavailable
+	case c.err != nil:
+		return "error: " + c.err.Error()
+	}
+	return fmt.Sprintf("ours %.3fs peer %.3fs ratio %s", median(c.ours.secs), median(c.peer.secs), fmtRatioRange(pairRatios(c.ours.secs, c.peer.secs)))
+}
+
+func barCounts(bars []bar) string {
+	n := map[string]int{}
+	for _, b := range bars {
+		n[b.status]++
+	}
+	return fmt.Sprintf("%d pass, %d miss, %d n/a", n[statusPass], n[statusMiss], n[statusNA])
+}
+
+// repoRoot finds the auditseg module root above the working directory.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		b, err := os.ReadFile(filepath.Join(d, "go.mod"))
+		if err == nil && strings.Contains(string(b), "module github.com/auditseg/auditseg\n") {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no auditseg checkout above %s (run from the repository or bench/)", dir)
+		}
+	}
+}
+
+func buildBinary(repo, work string) (string, error) {
+	bin := filepath.Join(work, "auditseg")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/auditseg")
+	cmd.Dir = repo
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/auditseg: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return bin, nil
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// memCase compares one command's peak resident set on a small and a large
+// log: it must not grow with the size of the log.
+type memCase struct {
+	title              string
+	small, large       float64 // median peak RSS, bytes
+	smallLog, largeLog int64
+	unavailable        string
+	err                error
+}
+
+// runMemoryCases measures peak RSS of `write`, `tail -n +1` and
+// `tail -n +1 -f` at two input sizes. The large figures for write and
+// tail -n +1 come from the timed runs; the small ones are runs of their own.
+func runMemoryCases(cfg cliConfig, smallInput, smallLog, largeLog string, write, tail *cliCase, haveTail string) []*memCase {
+	largeIn := write.bytes
+	smallIn := fileSize(smallInput)
+	wm := &memCase{title: "`auditseg write` (peak RSS)", smallLog: smallIn, largeLog: largeIn}
+	var rs []float64
+	for range max(3, cfg.runs/2) {
+		os.RemoveAll(smallLog)
+		r, err := runProc(procIO{stdin: smallInput}, cfg.bin, "write", "--quiet", smallLog)
+		if err != nil {
+			wm.err = err
+			break
+		}
+		rs = append(rs, float64(r.maxRSS))
+	}
+	wm.small, wm.large = median(rs), median(write.ours.rss)
+	if write.err != nil {
+		wm.err = write.err
+	}
+
+	tm := &memCase{title: "`auditseg tail -n +1` (peak RSS)", smallLog: logBytes(smallLog), largeLog: logBytes(largeLog), unavailable: haveTail}
+	fm := &memCase{title: "`auditseg tail -n +1 -f`, caught up (VmHWM)", smallLog: tm.smallLog, largeLog: tm.largeLog, unavailable: haveTail}
+	if haveTail == "" {
+		rs = rs[:0]
+		for range max(3, cfg.runs/2) {
+			r, err := runProc(procIO{}, cfg.bin, "tail", "-n", "+1", smallLog)
+			if err != nil {
+				tm.err = err
+				break
+			}
+			rs = append(rs, float64(r.maxRSS))
+		}
+		tm.small, tm.large = median(rs), median(tail.ours.rss)
+		if tail.err != nil {
+			tm.err = tail.err
+		}
+		s, err1 := followPeakRSS(cfg.bin, smallLog)
+		l, err2 := followPeakRSS(cfg.bin, largeLog)
+		fm.small, fm.large = float64(s), float64(l)
+		if err1 != nil || err2 != nil {
+			fm.err = fmt.Errorf("%v %v", err1, err2)
+		}
+	}
+	return []*memCase{wm, tm, fm}
+}
+
+func logBytes(dir string) int64 {
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.seg"))
+	return sumSizes(paths)
+}
