@@ -79,7 +79,10 @@ func (w *Writer) prepare(seq uint64) (*seg, error) {
 		return fail("rename", err)
 	}
 	if err := fs.SyncDir(w.dir); err != nil {
+		// The new name is not known to be durable and the file holds only
+		// its header: remove it, or every retry would find it in the way.
 		f.Close()
+		os.Remove(final)
 		return nil, fmt.Errorf("prepare segment: fsync directory %s: %w", w.dir, err)
 	}
 	s, err := mapSegment(f, final, seq, size)
