@@ -36,6 +36,9 @@ func PutPad(img []byte, seq uint64, off, ext int64) {
 // PutEnd writes the END frame at off, covering the rest of the record area.
 func PutEnd(img []byte, seq uint64, off, ts int64) {
 	length := int32(RecordLimit(int64(len(img))) - off)
+	// Claim first, as every writer of a frame does: a crash in the middle
+	// then leaves a reserved slot, not one that reads as damaged.
+	StoreLength(img, off, -length)
 	PutFrameHeader(img[off:], TypeEnd, length, ts)
 	PutFrameCRC(img[off:], FrameSeed(seq), off)
 	StoreLength(img, off, length)

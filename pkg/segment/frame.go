@@ -130,6 +130,12 @@ func StoreLength(img []byte, off int64, length int32) {
 // img is the whole segment file (len(img) is the segment size). It never
 // panics on any content and never allocates; a Torn frame's Err says why.
 func DecodeFrame(img []byte, seq uint64, off int64) Frame {
+	return decodeFrame(img, FrameSeed(seq), off)
+}
+
+// decodeFrame is DecodeFrame with the segment's seed computed once by the
+// caller (Walk, Resync) rather than per frame.
+func decodeFrame(img []byte, seed uint32, off int64) Frame {
 	size := int64(len(img))
 	limit := RecordLimit(size)
 	f := Frame{Offset: off}
@@ -201,7 +207,7 @@ func DecodeFrame(img []byte, seq uint64, off int64) Frame {
 	default:
 		return tornf("invalid frame type 0x%02x", f.Type)
 	}
-	if c := FrameCRC(FrameSeed(seq), off, covered); c != f.CRC {
+	if c := FrameCRC(seed, off, covered); c != f.CRC {
 		return tornf("frame checksum mismatch (stored %08x, computed %08x)", f.CRC, c)
 	}
 	f.State = Committed

@@ -76,9 +76,10 @@ func Walk(img []byte, seq uint64, from int64, mode WalkMode, fn func(Event) bool
 		return from
 	}
 	limit := RecordLimit(size)
+	seed := FrameSeed(seq)
 	off := from
 	for off <= limit-FrameHeaderSize { // from may be near MaxInt64: no off+n
-		f := DecodeFrame(img, seq, off)
+		f := decodeFrame(img, seed, off)
 		ev := Event{Offset: off, Frame: f}
 		switch f.State {
 		case Committed:
@@ -107,7 +108,7 @@ func Walk(img []byte, seq uint64, from int64, mode WalkMode, fn func(Event) bool
 				fn(ev)
 				return off
 			}
-			if g := DecodeFrame(img, seq, next); g.State == Committed || g.State == Reserved {
+			if g := decodeFrame(img, seed, next); g.State == Committed || g.State == Reserved {
 				ev.Kind, ev.Len = EvGap, next-off
 				if ev.Len < FrameHeaderSize {
 					// No claim is shorter than a frame header, so these
@@ -138,6 +139,7 @@ func Walk(img []byte, seq uint64, from int64, mode WalkMode, fn func(Event) bool
 // about 2^-32 per candidate that passes the cheap header checks first.
 func Resync(img []byte, seq uint64, off int64) int64 {
 	limit := RecordLimit(int64(len(img)))
+	seed := FrameSeed(seq)
 	if off >= limit {
 		return limit
 	}
@@ -150,7 +152,7 @@ func Resync(img []byte, seq uint64, off int64) int64 {
 		if t := img[p+8]; t != TypeData && t != TypePad && t != TypeEnd {
 			continue
 		}
-		if DecodeFrame(img, seq, p).State == Committed {
+		if decodeFrame(img, seed, p).State == Committed {
 			return p
 		}
 	}
@@ -169,16 +171,25 @@ func nextNonZero(img []byte, off, limit int64) int64 {
 }
 
 // ZeroFrom reports the first offset in [from, limit) holding a non-zero
-// byte, or limit. verify uses it to find bytes after the END frame.
+// byte, or limit. verify uses it to find bytes after the END frame and in
+// the padding after a payload. from and limit need not be aligned.
 func ZeroFrom(img []byte, from, limit int64) int64 {
-	p := nextNonZero(img, from, limit)
-	if p >= limit {
-		return limit
-	}
-	for i := p; i < p+Alignment; i++ {
-		if img[i] != 0 {
-			return i
+	from, limit = max(from, 0), min(limit, int64(len(img)))
+	for ; from < limit && from%Alignment != 0; from++ {
+		if img[from] != 0 {
+			return from
 		}
 	}
-	return p
+	words := from + (limit-from)&^(Alignment-1)
+	if p := nextNonZero(img, from, words); p < words {
+		from = p // the non-zero byte is in this word
+	} else {
+		from = words
+	}
+	for ; from < limit; from++ {
+		if img[from] != 0 {
+			return from
+		}
+	}
+	return limit
 }
