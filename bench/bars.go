@@ -20,6 +20,7 @@ const (
 type bar struct {
 	issue, text, measured, status, why string
 	profile                            *profileSpec
+	detail                             string // evidence printed with a miss
 }
 
 // profileSpec is the package benchmark that exercises the code behind a
@@ -166,7 +167,10 @@ func cliBars(c *cliCase, res *results) []bar {
 		if s.throughput {
 			rs = pairRatios(c.peer.secs, c.ours.secs)
 		}
-		bars = append(bars, ratioBar(s.issue, s.text, rs, s.lo, s.hi, s.prof))
+		b := ratioBar(s.issue, s.text, rs, s.lo, s.hi, s.prof)
+		b.detail = fmt.Sprintf("Medians: %s %.3f s wall, %.3f s CPU (user+sys); %s %.3f s wall, %.3f s CPU. Wall time well above CPU time means the command waited (disk, msync/fsync, the pipe), which no CPU profile shows.",
+			c.ours.name, median(c.ours.secs), median(c.ours.cpu), c.peer.name, median(c.peer.secs), median(c.peer.cpu))
+		bars = append(bars, b)
 	}
 	if c.ours.name == "compress-finished" {
 		const text = "`compress-finished` output ≤ 1.05× `zstd -3` size"
@@ -197,7 +201,7 @@ func libWhy(res *results) string {
 func whyMissing(err error, skipped bool, unavailable string) string {
 	switch {
 	case unavailable != "":
-		return "not available yet: " + unavailable
+		return unavailable
 	case skipped:
 		return "not run (excluded by -cases)"
 	case err != nil:
@@ -228,7 +232,7 @@ func runProfiles(repo, work string, bars []bar, limit int, logf func(string, ...
 		}
 		prof := filepath.Join(work, "cpu.out")
 		logf("profiling for the missed bar %q", b.text)
-		cmd := exec.Command("go", "test", "-run", "^$", "-bench", b.profile.bench, "-benchtime", "2s", "-o", filepath.Join(work, "prof.test"), "-cpuprofile", prof, "./"+b.profile.pkg)
+		cmd := exec.Command("go", "test", "-run", "^$", "-bench", b.profile.bench, "-benchtime", "1s", "-o", filepath.Join(work, "prof.test"), "-cpuprofile", prof, "./"+b.profile.pkg)
 		cmd.Dir = repo
 		cmd.WaitDelay = time.Second
 		bo, err := cmd.CombinedOutput()

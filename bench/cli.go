@@ -24,11 +24,13 @@ type cliConfig struct {
 type timing struct {
 	name string
 	secs []float64
+	cpu  []float64 // user+system seconds: CPU-bound when close to secs
 	rss  []float64
 }
 
 func (t *timing) add(r procResult) {
 	t.secs = append(t.secs, r.wall.Seconds())
+	t.cpu = append(t.cpu, (r.user + r.sys).Seconds())
 	t.rss = append(t.rss, float64(r.maxRSS))
 }
 
@@ -165,7 +167,7 @@ func runCompressCase(cfg cliConfig, logDir, have string) *cliCase {
 		return c
 	}
 	if _, err := os.Stat("/usr/bin/zstd"); err != nil {
-		c.unavailable = "the zstd CLI is not installed (apt-get install zstd)"
+		c.unavailable = "not available: the zstd CLI is not installed (apt-get install zstd)"
 		return c
 	}
 	segs, _, err := segmentFiles(logDir)

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -53,10 +54,11 @@ func run() error {
 		out      = flag.String("out", "", "markdown file to write (default: <repo>/docs/BENCHMARKS.md); the plot goes beside it as bench-append.png")
 		runs     = flag.Int("runs", 0, "measured runs per side (default 5, -quick 3)")
 		cases    = flag.String("cases", "lib,latency,cli,follow", "cases to run: lib, latency, cli (write, tail, verify, compress, memory), follow")
-		libTime  = flag.Duration("libtime", 0, "length of one library run (default 700ms, -quick 50ms)")
+		libTime  = flag.Duration("libtime", 0, "length of one library run (default 600ms, -quick 50ms)")
 		sizeFlag = flag.Int64("size", 0, "CLI input bytes (default 2 GiB, -quick 64 MiB)")
 		cold     = flag.Bool("cold", false, "drop the page cache before every CLI run (needs root)")
 		profile  = flag.Bool("profile", true, "profile the package benchmark behind each missed bar and include the top (skipped with -quick)")
+		binFlag  = flag.String("bin", "", "auditseg binary to measure instead of building ./cmd/auditseg from the checkout")
 		workFlag = flag.String("work", "", "scratch directory (default <repo>/bench/.work, on the repository's file system)")
 	)
 	flag.Parse()
@@ -69,7 +71,7 @@ func run() error {
 		*out = filepath.Join(repo, "docs", "BENCHMARKS.md")
 	}
 	if *libTime == 0 {
-		*libTime = 700 * time.Millisecond
+		*libTime = 600 * time.Millisecond
 		if *quick {
 			*libTime = 50 * time.Millisecond
 		}
@@ -116,6 +118,15 @@ func run() error {
 	logf := func(f string, a ...any) {
 		fmt.Fprintf(os.Stderr, "[%6.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(f, a...))
 	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(work, &st); err == nil {
+		// Input, a quarter-size input, two logs (~1.3× their input), and a
+		// library run of up to 6 GiB.
+		need := 4*uint64(*sizeFlag) + 6<<30
+		if free := st.Bavail * uint64(st.Bsize); free < need {
+			logf("warning: %s free in %s, the run may need %s", fmtBytes(float64(free)), work, fmtBytes(float64(need)))
+		}
+	}
 	res.m = describeMachine(repo, work)
 	logf("machine: %s, %d cores; work dir %s (%s)", res.m.CPU, res.m.Cores, work, res.m.Filesystem)
 
@@ -132,7 +143,10 @@ func run() error {
 	}
 	var bin string
 	if want["cli"] || want["follow"] {
-		bin, res.buildErr = buildBinary(repo, work)
+		bin, res.buildErr = *binFlag, nil
+		if bin == "" {
+			bin, res.buildErr = buildBinary(repo, work)
+		}
 		if res.buildErr != nil {
 			logf("build failed: %v", res.buildErr)
 		}
@@ -142,7 +156,7 @@ func run() error {
 	}
 	if want["follow"] && res.buildErr == nil {
 		_, haveTail := hasCommand(bin, "tail", "--follow")
-		cfg := followConfig{bin: bin, work: work, duration: 5 * time.Second, rate: 500, idle: 10 * time.Second, segSize: 64 << 10, recordSize: 64}
+		cfg := followConfig{bin: bin, work: work, duration: 5 * time.Second, rate: 1000, idle: 10 * time.Second, segSize: 64 << 10, recordSize: 64}
 		if *quick {
 			cfg.duration, cfg.idle = time.Second, 2*time.Second
 		}
@@ -155,8 +169,10 @@ func run() error {
 	}
 
 	res.bars = evalBars(res)
-	if *profile && !*quick {
-		res.profiles = runProfiles(repo, work, res.bars, 4, logf)
+	// Profiles are extra evidence: skipped when the run is already long,
+	// so the whole command stays within about ten minutes.
+	if *profile && !*quick && time.Since(start) < 8*time.Minute {
+		res.profiles = runProfiles(repo, work, res.bars, 3, logf)
 	}
 	res.elapsed = time.Since(start)
 
@@ -224,7 +240,7 @@ func runCLI(res *results, bin, work string, size int64, logf func(string, ...any
 func caseLine(c *cliCase) string {
 	switch {
 	case c.unavailable != "":
-		return "not available yet: " + c.unavailable
+		return c.unavailable
 	case c.err != nil:
 		return "error: " + c.err.Error()
 	}

@@ -20,9 +20,7 @@ type memCase struct {
 // `tail -n +1 -f` at two input sizes. The large figures for write and
 // tail -n +1 come from the timed runs; the small ones are runs of their own.
 func runMemoryCases(cfg cliConfig, smallInput, smallLog, largeLog string, write, tail *cliCase, haveTail string) []*memCase {
-	largeIn := write.bytes
-	smallIn := fileSize(smallInput)
-	wm := &memCase{title: "`auditseg write` (peak RSS)", smallLog: smallIn, largeLog: largeIn}
+	wm := &memCase{title: "`auditseg write` (peak RSS)"}
 	var rs []float64
 	for range max(3, cfg.runs/2) {
 		os.RemoveAll(smallLog)
@@ -34,6 +32,7 @@ func runMemoryCases(cfg cliConfig, smallInput, smallLog, largeLog string, write,
 		rs = append(rs, float64(r.maxRSS))
 	}
 	wm.small, wm.large = median(rs), median(write.ours.rss)
+	wm.smallLog, wm.largeLog = logBytes(smallLog), logBytes(largeLog)
 	if write.err != nil {
 		wm.err = write.err
 	}

@@ -132,7 +132,7 @@ func hasCommand(bin, sub string, flags ...string) (bool, string) {
 	out, err := exec.Command(bin, "help", sub).CombinedOutput()
 	s := string(out)
 	if err != nil || strings.Contains(s, "Unknown help topic") || !strings.Contains(s, "Usage:") {
-		return false, fmt.Sprintf("`auditseg %s` does not exist yet", sub)
+		return false, fmt.Sprintf("not available yet: this build has no `auditseg %s`", sub)
 	}
 	var missing []string
 	for _, fl := range flags {
@@ -141,7 +141,7 @@ func hasCommand(bin, sub string, flags ...string) (bool, string) {
 		}
 	}
 	if len(missing) > 0 {
-		return false, fmt.Sprintf("`auditseg %s` lacks %s", sub, strings.Join(missing, ", "))
+		return false, fmt.Sprintf("not available yet: `auditseg %s` has no %s", sub, strings.Join(missing, ", "))
 	}
 	return true, ""
 }

@@ -204,15 +204,15 @@ func renderCLI(b *strings.Builder, res *results) {
 	if res.cold {
 		cache = "cold page cache (dropped before every run)"
 	}
-	fmt.Fprintf(b, "Input: %s of generated audit lines, 100 bytes each. %d measured runs per side, alternating, after one discarded warm-up run each; sync(2) before every run; %s. Wall time from fork to exit.\n\n", fmtBytes(float64(res.inputSize)), res.runs, cache)
-	b.WriteString("| case | ours | peer | ours | peer | ratio (time ours ÷ peer) |\n|---|---|---|---|---|---|\n")
+	fmt.Fprintf(b, "Input: %s of generated audit lines, 100 bytes each. %d measured runs per side, alternating, after one discarded warm-up run each; sync(2) before every run; %s. Wall time from fork to exit; CPU time from rusage (wall well above CPU means the command waited, on the disk or on a peer process).\n\n", fmtBytes(float64(res.inputSize)), res.runs, cache)
+	b.WriteString("| case | ours: wall | peer: wall | ours | peer | ratio (time ours ÷ peer) | CPU user+sys ours / peer |\n|---|---|---|---|---|---|---|\n")
 	for _, c := range res.cli {
 		if c.unavailable != "" {
-			fmt.Fprintf(b, "| %s | not available yet: %s | | | | |\n", c.title, c.unavailable)
+			fmt.Fprintf(b, "| %s | %s | | | | | |\n", c.title, c.unavailable)
 			continue
 		}
 		if c.err != nil {
-			fmt.Fprintf(b, "| %s | error: `%s` | | | | |\n", c.title, firstLine(c.err.Error()))
+			fmt.Fprintf(b, "| %s | error: `%s` | | | | | |\n", c.title, firstLine(c.err.Error()))
 			continue
 		}
 		side := func(t timing) string {
@@ -228,7 +228,8 @@ func renderCLI(b *strings.Builder, res *results) {
 			}
 			return fmtRate(float64(c.bytes)/median(t.secs), "B/s")
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", c.title, side(c.ours), side(c.peer), tput(c.ours), tput(c.peer), fmtRatioRange(pairRatios(c.ours.secs, c.peer.secs)))
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %.2f s / %.2f s |\n", c.title, side(c.ours), side(c.peer), tput(c.ours), tput(c.peer),
+			fmtRatioRange(pairRatios(c.ours.secs, c.peer.secs)), median(c.ours.cpu), median(c.peer.cpu))
 	}
 	b.WriteString("\n")
 	for _, c := range res.cli {
@@ -249,12 +250,12 @@ func renderMemory(b *strings.Builder, res *results) {
 		b.WriteString("Not run.\n\n")
 		return
 	}
-	b.WriteString("Peak resident set (file-backed pages of mapped segments included) on a small and a large log.\n\n")
+	b.WriteString("Peak resident set (file-backed pages of mapped segments included) on a small and a large log (sizes are the segment files'). The comparison only means something when the small log already spans several segments, as in a full run (a quarter of the input); `-quick` logs are one or two segments.\n\n")
 	b.WriteString("| command | small log | peak RSS | large log | peak RSS | large ÷ small |\n|---|---|---|---|---|---|\n")
 	for _, m := range res.mem {
 		switch {
 		case m.unavailable != "":
-			fmt.Fprintf(b, "| %s | not available yet: %s | | | | |\n", m.title, m.unavailable)
+			fmt.Fprintf(b, "| %s | %s | | | | |\n", m.title, m.unavailable)
 		case m.err != nil:
 			fmt.Fprintf(b, "| %s | error: `%s` | | | | |\n", m.title, firstLine(m.err.Error()))
 		default:
@@ -272,7 +273,7 @@ func renderFollow(b *strings.Builder, res *results) {
 		b.WriteString("Not run.\n\n")
 		return
 	case f.unavailable != "":
-		fmt.Fprintf(b, "Not available yet: %s.\n\n", f.unavailable)
+		fmt.Fprintf(b, "%s.\n\n", f.unavailable)
 		return
 	case f.err != nil:
 		fmt.Fprintf(b, "Failed: `%s`\n\n", firstLine(f.err.Error()))
@@ -293,6 +294,9 @@ func renderMisses(b *strings.Builder, res *results) {
 		}
 		n++
 		fmt.Fprintf(b, "### %s — measured %s\n\n", br.text, br.measured)
+		if br.detail != "" {
+			fmt.Fprintf(b, "%s\n\n", br.detail)
+		}
 		if br.profile == nil {
 			b.WriteString("No CPU profile applies (the bar is about output size, not time).\n\n")
 			continue
