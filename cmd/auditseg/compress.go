@@ -124,21 +124,24 @@ func runCompress(cmd *cobra.Command, dir string, f compressFlags) error {
 
 	prog := newProgress(stderr, "compress-finished")
 	var total, done int64
+	var segs, totalSegs int
 	// Observer calls are serialized by pkg/archive.
 	opts.Observer = func(ev archive.Event) {
 		switch ev.Step {
 		case archive.StepPlanned:
-			total = ev.Plan.Bytes()
+			total, totalSegs = ev.Plan.Bytes(), len(ev.Plan.Resolve)+len(ev.Plan.Compress)
 		case archive.StepFailed:
 			prog.Done()
 			fmt.Fprintf(stderr, "auditseg compress-finished: %v\n", ev.Err)
 			done += ev.BytesIn
+			segs++
 		case archive.StepDone:
 			done += ev.BytesIn
+			segs++
 		default:
 			return
 		}
-		prog.Update(done, total)
+		prog.UpdateItems(segs, totalSegs, done, total)
 	}
 	res, runErr := archive.Run(ctx, dir, opts)
 	prog.Done()

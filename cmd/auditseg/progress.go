@@ -34,7 +34,11 @@ func newProgress(w io.Writer, label string) *progress {
 }
 
 // Update reports that done of total bytes are processed.
-func (p *progress) Update(done, total int64) {
+func (p *progress) Update(done, total int64) { p.UpdateItems(-1, 0, done, total) }
+
+// UpdateItems is Update with a count of whole items (segments) done;
+// items < 0 leaves the count out.
+func (p *progress) UpdateItems(items, totalItems int, done, total int64) {
 	if p == nil || !p.on {
 		return
 	}
@@ -45,7 +49,11 @@ func (p *progress) Update(done, total int64) {
 		return
 	}
 	p.last = now
-	line := p.label + " " + progressText(done, total, now.Sub(p.start))
+	line := p.label + " "
+	if items >= 0 {
+		line += fmt.Sprintf("%d/%d segments ", items, totalItems)
+	}
+	line += progressText(done, total, now.Sub(p.start))
 	pad := max(0, p.width-len(line))
 	fmt.Fprintf(p.w, "\r%s%*s", line, pad, "")
 	p.width = len(line)
@@ -64,17 +72,21 @@ func (p *progress) Done() {
 	}
 }
 
-// progressText renders "37% 1.2 GiB/3.3 GiB 410 MiB/s".
+// progressText renders "37% 1.2 GiB/3.3 GiB 410 MiB/s ETA 5s".
 func progressText(done, total int64, elapsed time.Duration) string {
 	pct := ""
 	if total > 0 {
 		pct = fmt.Sprintf("%3d%% ", min(100, done*100/total))
 	}
-	rate := ""
+	rate, eta := "", ""
 	if s := elapsed.Seconds(); s > 0 {
 		rate = " " + humanBytes(int64(float64(done)/s)) + "/s"
 	}
-	return fmt.Sprintf("%s%s/%s%s", pct, humanBytes(done), humanBytes(total), rate)
+	if done > 0 && total > done {
+		left := time.Duration(float64(elapsed) * float64(total-done) / float64(done))
+		eta = " ETA " + left.Round(time.Second).String()
+	}
+	return fmt.Sprintf("%s%s/%s%s%s", pct, humanBytes(done), humanBytes(total), rate, eta)
 }
 
 // humanBytes renders n with a binary unit: "512 B", "1.5 KiB", "3.2 GiB".

@@ -19,7 +19,7 @@ func TestHumanBytes(t *testing.T) {
 
 func TestProgressText(t *testing.T) {
 	got := progressText(1<<30, 4<<30, 2*time.Second)
-	if want := " 25% 1.0 GiB/4.0 GiB 512.0 MiB/s"; got != want {
+	if want := " 25% 1.0 GiB/4.0 GiB 512.0 MiB/s ETA 6s"; got != want {
 		t.Errorf("progressText = %q, want %q", got, want)
 	}
 }
