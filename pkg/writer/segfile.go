@@ -36,6 +36,9 @@ type seg struct {
 	mapMu    sync.Mutex
 	unmapped bool
 	synced   int64 // bytes from 0 known durable (under mapMu)
+	// durable follows the commit words up to the first frame that was not
+	// committed when the last msync began (under mapMu).
+	durable segment.Tally
 
 	tally segment.Tally // sealer-owned
 }
@@ -108,7 +111,7 @@ func mapSegment(f *os.File, path string, seq uint64, size int64) (*seg, error) {
 		f.Close()
 		return nil, fmt.Errorf("map %s: file is %d bytes, want %d", path, len(m), size)
 	}
-	return &seg{seq: seq, seed: segment.FrameSeed(seq), path: path, data: m, f: f, dataLimit: segment.DataLimit(size), tally: segment.NewTally()}, nil
+	return &seg{seq: seq, seed: segment.FrameSeed(seq), path: path, data: m, f: f, dataLimit: segment.DataLimit(size), tally: segment.NewTally(), durable: segment.NewTally()}, nil
 }
 
 // prefault makes every page of the mapping present, writable and warm, so
@@ -129,19 +132,30 @@ func prefault(m []byte) {
 
 // flush makes the mapped bytes [0, upto) durable, skipping what an earlier
 // flush covered. It is safe against a concurrent unmap by the sealer.
+//
+// What an earlier flush covered is the frames that were committed when its
+// msync began, not the range it wrote: a frame still reserved then (or a
+// later record in the same page) is committed afterwards by a store that
+// dirties the page again, so the next flush starts at that frame's page.
 func (w *Writer) flush(s *seg, upto int64) error {
 	s.mapMu.Lock()
 	defer s.mapMu.Unlock()
 	if s.unmapped || upto <= s.synced {
 		return nil
 	}
+	size := int64(len(s.data))
+	s.durable.Advance(s.data) // before the msync: every frame it passes is written whole
+	covered := min(s.durable.Off, upto)
+	if upto >= size {
+		covered = size // a finished segment (recovery): nothing is in flight
+	}
 	page := int64(os.Getpagesize())
 	from := s.synced &^ (page - 1)
-	upto = min((upto+page-1)&^(page-1), int64(len(s.data)))
-	if err := w.opts.FS.Msync(s.data[from:upto]); err != nil {
-		return fmt.Errorf("msync %s [%d, %d): %w", s.path, from, upto, err)
+	end := min((upto+page-1)&^(page-1), size)
+	if err := w.opts.FS.Msync(s.data[from:end]); err != nil {
+		return fmt.Errorf("msync %s [%d, %d): %w", s.path, from, end, err)
 	}
-	s.synced = upto
+	s.synced = max(s.synced, covered)
 	return nil
 }
 
