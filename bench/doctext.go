@@ -8,15 +8,15 @@ const defaultMethodology = `
 
 **One command.** ` + "`make bench`" + ` (= ` + "`cd bench && go run .`" + `) runs every case in at most
 about 10 minutes and rewrites this file and ` + "`docs/bench-append.png`" + `. ` + "`make bench-quick`" + `
-(` + "`-quick`" + `, under a minute) only proves the harness works; its figures mean
-nothing. ` + "`go run . -h`" + ` lists the options (` + "`-out`" + ` writes elsewhere, ` + "`-cases`" + ` picks
+(` + "`-quick`" + `, under a minute, written under /tmp unless ` + "`OUT=path`" + `) only proves the
+harness works; its figures mean nothing. ` + "`go run . -h`" + ` lists the options (` + "`-out`" + ` writes elsewhere, ` + "`-cases`" + ` picks
 cases, ` + "`-cold`" + ` drops the page cache before every command-line run). The harness
 is its own Go module (` + "`bench/go.mod`" + `), so the peers' dependencies never enter
 auditseg's ` + "`go.mod`" + `.
 
 **Side by side.** Every comparison is ours against its peer in the same run.
 Runs alternate (the order rotates every round) after one discarded warm-up
-run of each side; each side gets at least 5 measured runs. Tables give each
+run of each side; each side gets 5 measured runs (` + "`-runs`" + `; 3 with ` + "`-quick`" + `). Tables give each
 side's median and spread (± half the range of the runs, relative to the
 median) and the ratio as the median of the per-round ratios, with their range
 in brackets. A bar is judged on that median ratio.

@@ -192,38 +192,37 @@ func stopChild(cmd *exec.Cmd) {
 	}
 }
 
-// followPeakRSS starts `tail -n +1 -f` on a finished log with its output
-// discarded, waits until it has caught up (its CPU time stops growing for
-// a second) and returns its peak resident set.
-func followPeakRSS(bin, dir string) (int64, error) {
+// followPeakRSS starts `tail -n +1 -f` on a finished log, reads its output
+// until it has printed want bytes (the log's input: it has caught up) and
+// returns its peak resident set while it still follows.
+func followPeakRSS(bin, dir string, want int64, timeout time.Duration) (int64, error) {
 	cmd := exec.Command(bin, "tail", "-f", "-n", "+1", dir)
-	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return 0, err
 	}
-	defer devnull.Close()
-	cmd.Stdout = devnull
 	if err := cmd.Start(); err != nil {
 		return 0, err
 	}
 	defer stopChild(cmd)
-	var last time.Duration = -1
-	still := 0
-	for deadline := time.Now().Add(3 * time.Minute); time.Now().Before(deadline); {
-		time.Sleep(100 * time.Millisecond)
-		c, err := cpuTime(cmd.Process.Pid)
-		if err != nil {
-			return 0, fmt.Errorf("tail -f exited early: %w", err)
+	var got atomic.Int64
+	go func() {
+		buf := make([]byte, 1<<20)
+		for {
+			n, err := out.Read(buf)
+			got.Add(int64(n))
+			if err != nil {
+				return
+			}
 		}
-		if c == last {
-			still++
-		} else {
-			still = 0
+	}()
+	deadline := time.Now().Add(timeout)
+	for got.Load() < want {
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("tail -f printed %d of %d bytes within %s", got.Load(), want, timeout)
 		}
-		last = c
-		if still >= 10 {
-			return vmHWM(cmd.Process.Pid)
-		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return 0, errors.New("tail -f did not go idle within 3 minutes")
+	time.Sleep(300 * time.Millisecond) // a few idle polls, in case they allocate
+	return vmHWM(cmd.Process.Pid)
 }

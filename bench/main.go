@@ -59,6 +59,7 @@ func run() error {
 		cold     = flag.Bool("cold", false, "drop the page cache before every CLI run (needs root)")
 		profile  = flag.Bool("profile", true, "profile the package benchmark behind each missed bar and include the top (skipped with -quick)")
 		binFlag  = flag.String("bin", "", "auditseg binary to measure instead of building ./cmd/auditseg from the checkout")
+		skeleton = flag.Bool("skeleton", false, "write the doc's hand-written blocks and no figures, then exit")
 		workFlag = flag.String("work", "", "scratch directory (default <repo>/bench/.work, on the repository's file system)")
 	)
 	flag.Parse()
@@ -69,6 +70,13 @@ func run() error {
 	}
 	if *out == "" {
 		*out = filepath.Join(repo, "docs", "BENCHMARKS.md")
+	}
+	if *skeleton {
+		if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+			return err
+		}
+		blocks := handBlocks(*out, filepath.Join(repo, "docs", "BENCHMARKS.md"))
+		return os.WriteFile(*out, []byte(renderSkeleton(blocks)), 0o644)
 	}
 	if *libTime == 0 {
 		*libTime = 600 * time.Millisecond
@@ -153,6 +161,7 @@ func run() error {
 	}
 	if want["cli"] && res.buildErr == nil {
 		runCLI(res, bin, work, *sizeFlag, logf)
+		res.cold = res.cold && !dropWarned
 	}
 	if want["follow"] && res.buildErr == nil {
 		_, haveTail := hasCommand(bin, "tail", "--follow")

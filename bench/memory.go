@@ -1,9 +1,10 @@
 package main
 
 import (
-	"fmt"
+	"errors"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // memCase compares one command's peak resident set on a small and a large
@@ -53,12 +54,14 @@ func runMemoryCases(cfg cliConfig, smallInput, smallLog, largeLog string, write,
 		if tail.err != nil {
 			tm.err = tail.err
 		}
-		s, err1 := followPeakRSS(cfg.bin, smallLog)
-		l, err2 := followPeakRSS(cfg.bin, largeLog)
-		fm.small, fm.large = float64(s), float64(l)
-		if err1 != nil || err2 != nil {
-			fm.err = fmt.Errorf("%v %v", err1, err2)
+		timeout := 2 * time.Minute
+		if cfg.size < 1<<30 {
+			timeout = 20 * time.Second
 		}
+		s, err1 := followPeakRSS(cfg.bin, smallLog, fileSize(smallInput), timeout)
+		l, err2 := followPeakRSS(cfg.bin, largeLog, write.bytes, timeout)
+		fm.small, fm.large = float64(s), float64(l)
+		fm.err = errors.Join(err1, err2)
 	}
 	return []*memCase{wm, tm, fm}
 }

@@ -151,6 +151,11 @@ func hasCommand(bin, sub string, flags ...string) (bool, string) {
 func settle(cold bool) {
 	syscall.Sync()
 	if cold {
-		_ = os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0)
+		if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("3\n"), 0); err != nil && !dropWarned {
+			dropWarned = true
+			fmt.Fprintf(os.Stderr, "bench: -cold: cannot drop the page cache (%v); the runs are warm\n", err)
+		}
 	}
 }
+
+var dropWarned bool
