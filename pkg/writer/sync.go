@@ -59,6 +59,10 @@ func (w *Writer) Sync() error {
 // flushAll flushes the committed part of every segment not yet sealed
 // (sealing flushes the whole file itself).
 func (w *Writer) flushAll() error {
+	// Queue the segments rotated in since the sealer last looked: records
+	// committed in them before this Sync must be flushed now, not when the
+	// sealer gets round to it.
+	w.sealer.backlog(w.cur.Load())
 	for _, s := range w.sealer.snapshot() {
 		upto := min(s.tail.Load(), segment.RecordLimit(int64(len(s.data))))
 		if err := w.flush(s, upto); err != nil {
