@@ -246,7 +246,15 @@ func runProfiles(repo, work string, bars []bar, limit int, logf func(string, ...
 			out[key] = "(pprof failed: " + firstLine(string(top)) + ")"
 			continue
 		}
-		out[key] = strings.TrimSpace(string(top))
+		// Keep the totals line and the table; the file and build id lines
+		// say nothing to a reader.
+		var keep []string
+		for _, line := range strings.Split(strings.TrimSpace(string(top)), "\n") {
+			if !strings.HasPrefix(line, "File:") && !strings.HasPrefix(line, "Build ID:") && !strings.HasPrefix(line, "Time:") {
+				keep = append(keep, line)
+			}
+		}
+		out[key] = strings.Join(keep, "\n")
 	}
 	return out
 }

@@ -181,7 +181,10 @@ func renderLatency(b *strings.Builder, res *results) {
 	segs := "–"
 	if len(l.ours.segments) > 0 {
 		lo, hi := minMax(toFloats(l.ours.segments))
-		segs = fmt.Sprintf("%.0f–%.0f", lo, hi)
+		segs = fmt.Sprintf("%.0f", lo)
+		if hi != lo {
+			segs = fmt.Sprintf("%.0f–%.0f", lo, hi)
+		}
 	}
 	fmt.Fprintf(b, "One goroutine, %d B records paced at %s (achieved %s), %d records per run (%s segment files of %s per auditseg run, so ≥ %d rotations), %d runs per side merged, after one discarded warm-up run each. Back-to-back clock reads cost p50 %s / p99.9 %s: that is the floor of these figures.\n\n",
 		l.cfg.size, fmtRate(l.cfg.rate, "rec/s"), fmtRate(median(l.achievedHz), "rec/s"), l.records, segs, fmtBytes(float64(l.cfg.segSize)), l.cfg.rotations, res.runs,
