@@ -38,8 +38,10 @@ type segBuilder struct {
 	off int64
 }
 
-func newSeg(seq uint64) *segBuilder {
-	return &segBuilder{img: segment.NewImage(seq, segSize, baseTS), seq: seq, off: segment.HeaderSize}
+func newSeg(seq uint64) *segBuilder { return newSegSize(seq, segSize) }
+
+func newSegSize(seq uint64, size int64) *segBuilder {
+	return &segBuilder{img: segment.NewImage(seq, size, baseTS), seq: seq, off: segment.HeaderSize}
 }
 
 func (b *segBuilder) fits(n int) bool {

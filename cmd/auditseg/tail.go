@@ -1,0 +1,245 @@
+package main
+
+// auditseg tail DIR: the last records of a log, a replay from a position or
+// a time, or a live follow across segment rotations.
+//
+// Exit codes:
+//
+//	0  the records asked for were printed (none is fine). Also when a
+//	   follow, or a long replay, is stopped by SIGINT or SIGTERM: output is
+//	   flushed and the cursor file written first.
+//	1  the log is damaged: torn frames, unusable or missing segments were
+//	   reported on stderr (file and offset) and skipped, and every readable
+//	   record was printed. What a dead writer left unfinished (reserved
+//	   frames, zero gaps, an unfinished segment) is printed as a warning
+//	   and does not change the exit code: no committed record is lost.
+//	2  bad flags or arguments, or an I/O error: the log cannot be read, the
+//	   cursor file cannot be read or written, or writing the output failed.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/reader"
+	"github.com/auditseg/auditseg/pkg/segment"
+	"github.com/spf13/cobra"
+)
+
+func init() { subcommands = append(subcommands, newTailCmd) }
+
+type tailFlags struct {
+	lines, from, since   string
+	follow               bool
+	cursorFile           string
+	output, delim, frame string
+}
+
+func newTailCmd() *cobra.Command {
+	var f tailFlags
+	c := &cobra.Command{
+		Use:   "tail DIR",
+		Short: "Print the last records of a log, replay it, or follow it live",
+		Long: `Prints records of the log in DIR (or of one segment file) in position order:
+by default the last 10, one per line.
+
+  -n N          the last N records; -n +K from the K-th record (-n +1 replays
+                everything, byte for byte what 'auditseg write' read)
+  --from POS    from the first record at or after position SEQ:OFFSET
+  --since TIME  records stamped at or after TIME: RFC 3339
+                (2024-05-01T12:00:00Z) or a duration back from now (15m)
+  -f            keep printing records as they are committed, across segment
+                rotations, until interrupted (SIGINT/SIGTERM)
+  --cursor-file F
+                if F holds a position, print the records after it (instead of
+                -n/--from/--since); on exit store the last position printed in
+                F, atomically, so that runs resume one after another
+
+Output (-o raw, the default): each payload followed by a newline (--delim nul:
+a NUL byte), or with --framing u32be prefixed by its length as a 4-byte
+big-endian integer, the inverse of the same 'auditseg write' flags. -o json:
+one object per line with position, segment, offset, time (RFC 3339 with
+nanoseconds, UTC) and payload when it is valid UTF-8, else payload_base64.
+Output is buffered and flushed whenever tail waits for records.
+
+Damage is reported on stderr with its file and offset, skipped, and reading
+goes on.
+
+Exit codes: 0 success (also when interrupted); 1 damage was reported and
+skipped (a dead writer's unfinished frames are warnings only); 2 bad usage or
+an I/O error.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runTail(cmd, args[0], f)
+		},
+	}
+	fl := c.Flags()
+	fl.StringVarP(&f.lines, "lines", "n", "10", "last N records, or +K to start at the K-th")
+	fl.StringVar(&f.from, "from", "", "start at position SEQ:OFFSET")
+	fl.StringVar(&f.since, "since", "", "records at or after TIME (RFC 3339, or a duration back from now)")
+	fl.BoolVarP(&f.follow, "follow", "f", false, "wait for new records")
+	fl.StringVar(&f.cursorFile, "cursor-file", "", "resume after the position in this file and store the last one printed")
+	fl.StringVarP(&f.output, "output", "o", "raw", "output format: raw or json")
+	fl.StringVar(&f.delim, "delim", "newline", "raw record delimiter: newline or nul")
+	fl.StringVar(&f.frame, "framing", "", "raw binary framing instead of a delimiter: u32be")
+	return c
+}
+
+// start turns -n/--from/--since (or the cursor) into reader options.
+func (f tailFlags) start(cmd *cobra.Command, now time.Time) (reader.Options, error) {
+	var opts reader.Options
+	if f.cursorFile != "" {
+		pos, ok, err := readCursor(f.cursorFile)
+		if err != nil {
+			return opts, err
+		}
+		if ok {
+			opts.Start = reader.After(pos)
+			return opts, nil
+		}
+	}
+	set := 0
+	for _, name := range []string{"lines", "from", "since"} {
+		if cmd.Flags().Changed(name) {
+			set++
+		}
+	}
+	if set > 1 {
+		return opts, errors.New("-n, --from and --since choose where to start: give one")
+	}
+	switch {
+	case f.from != "":
+		pos, err := segment.ParsePosition(f.from)
+		if err != nil {
+			return opts, fmt.Errorf("--from: %w", err)
+		}
+		opts.Start = reader.At(pos)
+	case f.since != "":
+		t, err := parseSince(f.since, now)
+		if err != nil {
+			return opts, err
+		}
+		opts.Since = t
+	default:
+		st, err := parseLines(f.lines)
+		if err != nil {
+			return opts, err
+		}
+		opts.Start = st
+	}
+	return opts, nil
+}
+
+// parseLines parses -n: N for the last N, +K to start at the K-th record.
+func parseLines(s string) (reader.Start, error) {
+	k, plus := strings.CutPrefix(s, "+")
+	n, err := strconv.ParseUint(k, 10, 64)
+	if err != nil {
+		return reader.Start{}, fmt.Errorf("-n %q: want a number of records N, or +K to start at the K-th", s)
+	}
+	if plus {
+		return reader.Skip(max(n, 1) - 1), nil // +0 means +1, as in tail(1)
+	}
+	return reader.Last(n), nil
+}
+
+// parseSince parses --since: an RFC 3339 time or a duration before now.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return time.Time{}, fmt.Errorf("--since %q: want an RFC 3339 time (2024-05-01T12:00:00Z) or a duration back from now (15m)", s)
+	}
+	return now.Add(-d), nil
+}
+
+func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
+	opts, err := f.start(cmd, time.Now())
+	if err != nil {
+		return withCode(exitUsage, err)
+	}
+	out := bufio.NewWriterSize(cmd.OutOrStdout(), 256<<10)
+	pr, err := newPrinter(out, f)
+	if err != nil {
+		return withCode(exitUsage, err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	stderr := cmd.ErrOrStderr()
+	damaged := 0
+	opts.Follow = f.follow
+	opts.OnDamage = func(d reader.Damage) {
+		out.Flush() // stdout before the report, as a terminal shows them
+		if d.Kind.CrashLeftover() {
+			fmt.Fprintf(stderr, "auditseg tail: warning: %v\n", &d)
+			return
+		}
+		damaged++
+		fmt.Fprintf(stderr, "auditseg tail: %v\n", &d)
+	}
+	r, err := reader.Open(dir, opts)
+	if err != nil {
+		return withCode(exitUsage, err)
+	}
+	defer r.Close()
+
+	var last segment.Position
+	printed := false
+	werr := func() error {
+		n := 0
+		for {
+			for r.Next() {
+				rec := r.Record()
+				if err := pr.print(rec); err != nil {
+					return err
+				}
+				last, printed = rec.Position, true
+				// A replay of millions of records still stops on a signal.
+				if n++; n&4095 == 0 && ctx.Err() != nil {
+					return nil
+				}
+			}
+			if r.Err() != nil {
+				return nil
+			}
+			if err := out.Flush(); err != nil {
+				return err
+			}
+			if err := r.Wait(ctx); err != nil {
+				if err == io.EOF || ctx.Err() != nil {
+					return nil
+				}
+				return nil // r.Err() holds it
+			}
+		}
+	}()
+	if err := out.Flush(); werr == nil {
+		werr = err
+	}
+	if werr != nil {
+		return withCode(exitUsage, fmt.Errorf("write output: %w", werr))
+	}
+	if printed && f.cursorFile != "" {
+		if err := writeCursor(f.cursorFile, last); err != nil {
+			return withCode(exitUsage, err)
+		}
+	}
+	if err := r.Err(); err != nil {
+		return withCode(exitUsage, err)
+	}
+	if damaged > 0 {
+		return withCode(exitFailure, fmt.Errorf("%s: %s skipped; run 'auditseg verify %s' for a full report", dir, plural(damaged, "damaged place"), dir))
+	}
+	return nil
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// tailProc is `auditseg tail -f` running in its own process.
+type tailProc struct {
+	cmd    *exec.Cmd
+	lines  chan string
+	stderr bytes.Buffer
+}
+
+func startTail(t *testing.T, bin string, args ...string) *tailProc {
+	t.Helper()
+	tp := &tailProc{cmd: exec.Command(bin, append([]string{"tail"}, args...)...), lines: make(chan string, 1<<16)}
+	tp.cmd.Stderr = &tp.stderr
+	out, err := tp.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tp.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			tp.lines <- sc.Text()
+		}
+		close(tp.lines)
+	}()
+	t.Cleanup(func() { tp.cmd.Process.Kill(); tp.cmd.Wait() })
+	return tp
+}
+
+// expect reads the next len(want) lines and compares them.
+func (tp *tailProc) expect(t *testing.T, want []string) {
+	t.Helper()
+	timeout := time.After(30 * time.Second)
+	for i, w := range want {
+		select {
+		case got, ok := <-tp.lines:
+			if !ok {
+				t.Fatalf("tail exited after %d of %d lines: %s", i, len(want), tp.stderr.String())
+			}
+			if got != w {
+				t.Fatalf("line %d: got %q, want %q", i, got, w)
+			}
+		case <-timeout:
+			t.Fatalf("only %d of %d lines after 30s", i, len(want))
+		}
+	}
+}
+
+// stop interrupts tail with sig; it must flush, exit 0 and print nothing
+// more.
+func (tp *tailProc) stop(t *testing.T, sig os.Signal) {
+	t.Helper()
+	if err := tp.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	for extra := range tp.lines {
+		t.Errorf("unexpected line %q", extra)
+	}
+	if err := tp.cmd.Wait(); err != nil {
+		t.Fatalf("tail after %v: %v: %s", sig, err, tp.stderr.String())
+	}
+}
+
+// writeProc runs `auditseg write` on dir feeding it lines slowly (so that
+// tail sees them arrive, not a finished log) and waits for it.
+func writeProc(t *testing.T, bin, dir string, lines []string) {
+	t.Helper()
+	cmd := exec.Command(bin, "write", "-q", "--segment-size", "64KiB", dir)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriter(in)
+	for i, l := range lines {
+		w.WriteString(l + "\n")
+		if i%500 == 0 {
+			w.Flush()
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	w.Flush()
+	in.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("write: %v: %s", err, stderr.String())
+	}
+}
+
+func followLines(from, to int) []string {
+	var out []string
+	for i := from; i < to; i++ {
+		out = append(out, fmt.Sprintf("event %d %s", i, strings.Repeat("y", i%200)))
+	}
+	return out
+}
+
+// TestTailFollowOtherProcess: tail -f in one process, auditseg write in
+// others (the log starts empty, and a second writer continues it later):
+// every record arrives exactly once and in order across rotations; SIGINT
+// and SIGTERM flush, store the cursor and exit 0; a second follow resumes
+// from the cursor.
+func TestTailFollowOtherProcess(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	cursor := filepath.Join(t.TempDir(), "cursor")
+	tp := startTail(t, bin, "-f", "--cursor-file", cursor, dir)
+	time.Sleep(50 * time.Millisecond) // tail waits for a log that has no segment yet
+
+	first := followLines(0, 6000)
+	writeProc(t, bin, dir, first)
+	tp.expect(t, first)
+	second := followLines(6000, 9000)
+	writeProc(t, bin, dir, second) // a new writer reuses the prepared segment
+	tp.expect(t, second)
+	tp.stop(t, syscall.SIGINT)
+	if l, _ := segment.List(dir); len(l.Segments) < 10 {
+		t.Fatalf("only %d segments", len(l.Segments))
+	}
+	checkCursorIsLast(t, cursor, dir)
+
+	third := followLines(9000, 12000)
+	tp = startTail(t, bin, "-f", "--cursor-file", cursor, dir)
+	writeProc(t, bin, dir, third)
+	tp.expect(t, third) // not one line of the earlier runs
+	tp.stop(t, syscall.SIGTERM)
+	checkCursorIsLast(t, cursor, dir)
+}
+
+func checkCursorIsLast(t *testing.T, cursor, dir string) {
+	t.Helper()
+	b, err := os.ReadFile(cursor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, _ := execute(t, nil, "tail", "-n", "1", "-o", "json", dir)
+	var last struct{ Position string }
+	if err := json.Unmarshal([]byte(out), &last); err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(string(b)) != last.Position {
+		t.Fatalf("cursor %q, last record at %s", b, last.Position)
+	}
+}
+
+// TestTailFollowFlushesPromptly: with a pipe on stdout, a record committed
+// while tail -f waits shows up without waiting for the buffer to fill.
+func TestTailFollowFlushesPromptly(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	writeProc(t, bin, dir, []string{"before"})
+	tp := startTail(t, bin, "-f", "-n", "1", dir)
+	tp.expect(t, []string{"before"})
+	cmd := exec.Command(bin, "write", "-q", dir)
+	in, _ := cmd.StdinPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { in.Close(); cmd.Wait() }()
+	for i := range 5 {
+		line := fmt.Sprintf("live %d", i)
+		start := time.Now()
+		io.WriteString(in, line+"\n")
+		tp.expect(t, []string{line})
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("line %d took %v", i, d)
+		}
+	}
+	tp.stop(t, syscall.SIGTERM)
+}
