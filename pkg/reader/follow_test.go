@@ -218,6 +218,16 @@ func TestNoLeakOverManySegments(t *testing.T) {
 			t.Fatalf("%d records, damage %v", len(got), dmg)
 		}
 	}
+	// Stop early, with the next segment being opened in the background.
+	for range 20 {
+		r, err := reader.Open(dir, reader.Options{Start: reader.Skip(100)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 20 && r.Next(); i++ {
+		}
+		r.Close()
+	}
 	r, err := reader.Open(dir, reader.Options{Follow: true})
 	if err != nil {
 		t.Fatal(err)

@@ -152,6 +152,7 @@ type Reader struct {
 	skip    uint64 // records still to skip before the first one returned
 
 	cur *seg
+	pre *prefetch // the next segment, being opened
 	evs []segment.Event
 	ei  int
 
@@ -296,6 +297,7 @@ func (r *Reader) All(ctx context.Context) iter.Seq2[Record, error] {
 // are invalid after it.
 func (r *Reader) Close() error {
 	r.closed, r.done, r.have = true, true, false
+	r.dropPrefetch()
 	return r.closeCur()
 }
 

@@ -322,6 +322,10 @@ func (r *Reader) openNext() bool {
 		r.nextSeq, r.expect = e.Seq+1, true
 		if c := r.openSeg(e); c != nil {
 			r.cur = c
+			if c.quiet {
+				// It will be read to its END: the next one is needed soon.
+				r.startPrefetch(c.seq)
+			}
 			return true
 		}
 		if r.err != nil {
@@ -354,7 +358,10 @@ func (r *Reader) waitListing() bool {
 // openSeg opens segment e for reading, or returns nil (after reporting
 // why, if it is damaged) when it is to be skipped.
 func (r *Reader) openSeg(e segment.Entry) *seg {
-	im, err := segment.OpenImage(e.Path)
+	im, err, ok := r.takePrefetch(e)
+	if !ok {
+		im, err = segment.OpenImage(e.Path)
+	}
 	if errors.Is(err, fs.ErrNotExist) && r.single == "" && r.relist() == nil {
 		// Archived (or removed) since the listing: read what is there now.
 		if j := r.entryAtLeast(e.Seq); j < len(r.list) && r.list[j].Seq == e.Seq {
