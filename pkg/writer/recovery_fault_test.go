@@ -111,3 +111,54 @@ func TestRecoveryKeepsRecordsAcrossPages(t *testing.T) {
 		}
 	}
 }
+
+// TestRecoveryOfAnEndClaim is a writer killed inside PutEnd, after it
+// claimed the END frame (negative length up to the record limit) and
+// before it committed it. Recovery must finish the segment (END there,
+// sealed) and keep every record, like any other claim never committed.
+func TestRecoveryOfAnEndClaim(t *testing.T) {
+	dir := t.TempDir()
+	const size = 64 << 10
+	img := segment.NewImage(1, size, 1)
+	off := int64(segment.HeaderSize)
+	var offs []int64
+	for i := 0; off < segment.DataLimit(size)-600; i++ {
+		offs = append(offs, off)
+		off = segment.PutFrame(img, 1, off, segment.TypeData, int64(10+i), bytes.Repeat([]byte{byte(i)}, 500))
+	}
+	segment.StoreLength(img, off, -int32(segment.RecordLimit(size)-off)) // the END claim
+	if err := os.WriteFile(filepath.Join(dir, segment.FileName(1)), img, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if f := segment.DecodeFrame(img, 1, off); f.State != segment.Reserved {
+		t.Errorf("an END frame claimed and not yet committed decodes as %v (%v), want reserved", f.State, f.Err)
+	}
+	w, err := writer.Open(dir, writer.Options{SegmentSize: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := w.Recovered()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st.RecoveredSegments != 1 || st.DamagedSegments != 0 {
+		t.Fatalf("recovery stats %+v, want the segment recovered, not damaged", st)
+	}
+	got, bad := payloads(t, dir)
+	for _, s := range bad {
+		t.Error(s)
+	}
+	for i, o := range offs {
+		if p := got[segment.Position{Seq: 1, Offset: o}]; len(p) != 500 || p[0] != byte(i) {
+			t.Fatalf("record %d at %d lost by recovery", i, o)
+		}
+	}
+	im, err := segment.OpenImage(filepath.Join(dir, segment.FileName(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	if f, err := im.Footer(); err != nil || f.EndOffset != off {
+		t.Fatalf("footer %+v, %v; want sealed with END at %d", f, err, off)
+	}
+}
