@@ -190,3 +190,67 @@ func TestTailFollowFlushesPromptly(t *testing.T) {
 	}
 	tp.stop(t, syscall.SIGTERM)
 }
+
+// TestTailFollowWriterKilled: the writer is killed (SIGKILL) in the middle
+// of a stream, then a new writer recovers the log and continues it. What
+// tail -f printed is exactly what a replay of the final log prints: every
+// committed record once, in order, whatever the crash left unfinished.
+func TestTailFollowWriterKilled(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	writeProc(t, bin, dir, followLines(0, 100))
+	tp := startTail(t, bin, "-f", "-n", "+1", dir)
+
+	cmd := exec.Command(bin, "write", "-q", "--segment-size", "64KiB", dir)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopFeed := make(chan struct{})
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		w := bufio.NewWriter(in)
+		for i := 100; ; i++ {
+			select {
+			case <-stopFeed:
+				return
+			default:
+			}
+			w.WriteString(followLines(i, i+1)[0] + "\n")
+			if i%200 == 0 {
+				if w.Flush() != nil {
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if l, _ := segment.List(dir); len(l.Segments) >= 6 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	close(stopFeed)
+	<-fed
+	in.Close()
+
+	writeProc(t, bin, dir, followLines(1_000_000, 1_003_000))
+	out, stderr, code := execute(t, nil, "tail", "-n", "+1", dir)
+	if code != exitOK {
+		t.Fatalf("replay: exit %d: %s", code, stderr)
+	}
+	want := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(want) < 3000+100+1000 {
+		t.Fatalf("only %d records in the log", len(want))
+	}
+	tp.expect(t, want)
+	tp.stop(t, syscall.SIGTERM)
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -327,5 +328,34 @@ func TestTailCursorResume(t *testing.T) {
 	}
 	if m, _ := filepath.Glob(filepath.Join(filepath.Dir(cursor), "*.tmp")); len(m) != 0 {
 		t.Fatalf("temporary files left: %v", m)
+	}
+}
+
+// TestTailSegmentFile: tail reads one segment file, or its archive, given
+// as the path.
+func TestTailSegmentFile(t *testing.T) {
+	dir := t.TempDir()
+	pos := timedLog(t, dir, 3000, time.Unix(1_700_000_000, 0))
+	seg2 := filepath.Join(dir, segment.FileName(2))
+	first, last := -1, -1
+	for i, p := range pos {
+		if p.Seq == 2 {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	out, stderr, code := execute(t, nil, "tail", "-n", "+1", seg2)
+	if code != exitOK || out != recLines(first, last+1) {
+		t.Fatalf("exit %d (%s), %d bytes", code, stderr, len(out))
+	}
+	z := filepath.Join(t.TempDir(), segment.ArchiveName(2))
+	if b, err := exec.Command("zstd", "-q", "-o", z, seg2).CombinedOutput(); err != nil {
+		t.Skipf("zstd CLI unavailable (%v: %s); archive path not tested", err, b)
+	}
+	out, stderr, code = execute(t, nil, "tail", "-n", "2", z)
+	if code != exitOK || out != recLines(last-1, last+1) {
+		t.Fatalf("archive: exit %d (%s), %q", code, stderr, out)
 	}
 }

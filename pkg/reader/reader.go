@@ -4,9 +4,11 @@
 //
 // Segments are read through segment.OpenImage (a read-only mapping of a
 // .seg file, or the decompressed bytes of a .seg.zst archive) and decoded
-// with segment.Walk; this package never parses bytes itself. One segment is
-// open at a time: its image is closed as soon as the reader moves past it,
-// so reading thousands of segments holds one mapping and no descriptor.
+// with segment.Walk; this package never parses bytes itself. A reader
+// holds at most two images, the segment it reads and the next one, opened
+// ahead on another goroutine while a replay reads sealed segments; each is
+// closed as soon as the reader moves past it, so reading thousands of
+// segments holds no more mappings than that and no file descriptor.
 //
 // # Following
 //
