@@ -69,8 +69,11 @@ temp file, fsync, decompress-and-compare, rename, directory fsync, for every
 segment) runs on a fresh directory of hard links to those segments each time,
 against ` + "`zstd -3 -T2`" + ` of exactly the files it archived (no fsync).
 
-**Memory** is the peak resident set: rusage maxrss of the finished child, and
-for ` + "`tail -f`" + ` the VmHWM of the live process once it has caught up. File-backed
+**Memory** is the peak resident set: the VmHWM of the child's own address
+space, sampled every 10 ms until it exits (rusage maxrss cannot be used: Go
+starts children with vfork, and execve carries the parent's high-water mark
+into the child, so every child would report the harness's own peak), and for
+` + "`tail -f`" + ` the VmHWM once it has printed the whole log. File-backed
 pages of mapped segments count. Each command runs on a log of a quarter of the
 input and on the whole input; the figure must not grow with the log.
 

@@ -14,7 +14,7 @@ import (
 )
 
 // procResult is one child process run: wall time from start to exit, peak
-// resident set (rusage maxrss) and CPU time.
+// resident set (VmHWM, sampled every 10 ms) and CPU time.
 type procResult struct {
 	wall, user, sys time.Duration
 	maxRSS          int64 // bytes
@@ -56,13 +56,37 @@ func runProc(pio procIO, name string, args ...string) (procResult, error) {
 	var stderr bytes.Buffer
 	cmd.Stderr = &limitedBuffer{buf: &stderr, max: 4096}
 	t0 := time.Now()
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return procResult{}, err
+	}
+	// rusage maxrss cannot be used: Go starts children with vfork, and
+	// execve records the parent's high-water RSS as the child's, so every
+	// child would report at least this harness's peak. VmHWM of the
+	// child's own address space is sampled instead until it exits.
+	stopPoll := make(chan struct{})
+	polled := make(chan int64, 1)
+	go func() {
+		var peak int64
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if v, err := vmHWM(cmd.Process.Pid); err == nil {
+				peak = max(peak, v)
+			}
+			select {
+			case <-stopPoll:
+				polled <- peak
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	err := cmd.Wait()
 	res := procResult{wall: time.Since(t0), stderr: strings.TrimSpace(stderr.String())}
+	close(stopPoll)
+	res.maxRSS = <-polled
 	if ps := cmd.ProcessState; ps != nil {
 		res.user, res.sys = ps.UserTime(), ps.SystemTime()
-		if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
-			res.maxRSS = ru.Maxrss << 10 // KiB on Linux
-		}
 	}
 	if err != nil {
 		return res, fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, res.stderr)
