@@ -37,6 +37,7 @@ var (
 	syncInterval = flag.Duration("sync-interval", 5*time.Millisecond, "flush period for -sync interval")
 	records      = flag.Int("records", 0, "records per goroutine; 0 appends until killed")
 	seed         = flag.Uint64("seed", 1, "random seed")
+	pace         = flag.Duration("pace", 0, "sleep this long after every 16 records of a goroutine (a slower writer)")
 )
 
 var outMu sync.Mutex
@@ -149,6 +150,9 @@ func main() {
 				}
 				seen(pos)
 				send(crashtest.Msg{Kind: crashtest.MsgAck, G: id.G, I: id.I, Pos: pos})
+				if *pace > 0 && i%16 == 15 {
+					time.Sleep(*pace)
+				}
 			}
 		}()
 	}
