@@ -158,10 +158,14 @@ func decodeFrame(img []byte, seed uint32, off int64) Frame {
 	case f.Length < 0:
 		f.State = Reserved
 		ext := Align(-int64(f.Length))
-		// A claim that does not fit below DataLimit is never stored (its
-		// writer writes END instead), so a longer one is damage; trusting
-		// it would make recovery write a PAD that cannot decode.
-		if f.Length == -1<<31 || ext < FrameHeaderSize || off+ext > DataLimit(size) {
+		// A data claim that does not fit below DataLimit is never stored
+		// (its writer writes END instead). The one longer claim that is
+		// stored is END's own, which runs exactly to the record limit: the
+		// writer claims it before writing it, like every frame. Anything
+		// else is damage; trusting it would make recovery write a PAD that
+		// cannot decode.
+		endClaim := off+ext == limit && off <= DataLimit(size)
+		if f.Length == -1<<31 || ext < FrameHeaderSize || (off+ext > DataLimit(size) && !endClaim) {
 			f.State = Torn
 			f.Err = corrupt(off, "reserved frame length %d out of bounds", f.Length)
 			return f

@@ -139,6 +139,10 @@ func (w *Writer) recoverSegment(path string, seq uint64, last bool, prev *[segme
 		case segment.EvFrame:
 			frames++
 		case segment.EvReserved, segment.EvGap:
+			if ev.Offset+ev.Len == segment.RecordLimit(h.Size) {
+				end = ev.Offset // END claimed but not written: finish it
+				break
+			}
 			pads = append(pads, [2]int64{ev.Offset, ev.Len})
 		case segment.EvTorn:
 			damaged = true
