@@ -219,7 +219,7 @@ func TestNoLeakOverManySegments(t *testing.T) {
 		}
 	}
 	// Stop early, with the next segment being opened in the background.
-	for range 20 {
+	for range 50 {
 		r, err := reader.Open(dir, reader.Options{Start: reader.Skip(100)})
 		if err != nil {
 			t.Fatal(err)
@@ -245,11 +245,14 @@ func TestNoLeakOverManySegments(t *testing.T) {
 	if n != len(all) {
 		t.Fatalf("followed %d records of %d", n, len(all))
 	}
-	if maxMaps > maps0+8 {
+	// The Go runtime (more so under -race) maps memory of its own now and
+	// then: allow some slack, far below one mapping per segment.
+	const slack = 16
+	if maxMaps > maps0+slack {
 		t.Errorf("mappings grew from %d to %d while reading %d segments", maps0, maxMaps, segs)
 	}
 	r.Close()
-	if m, f := countMaps(t), countFDs(t); m > maps0+2 || f > fds0 {
+	if m, f := countMaps(t), countFDs(t); m > maps0+slack || f > fds0 {
 		t.Errorf("after reading %d segments: mappings %d -> %d, descriptors %d -> %d", segs, maps0, m, fds0, f)
 	}
 }

@@ -31,7 +31,7 @@ func (r *Reader) locate() error {
 			r.locateSince()
 		}
 	case startAt, startAfter:
-		r.nextSeq, r.seek = st.pos.Seq, &st
+		r.startSeq, r.seek = st.pos.Seq, &st
 	case startSkip:
 		r.skip = st.n
 	case startLast:
@@ -54,7 +54,7 @@ func (r *Reader) locateSince() {
 		f, ferr := im.Footer()
 		im.Close()
 		if ferr == nil && f.Records > 0 && f.MaxTime < r.since {
-			r.nextSeq = e.Seq + 1
+			r.lastSeq, r.passed = e.Seq, true
 			return
 		}
 	}
@@ -70,7 +70,7 @@ func (r *Reader) locateLast(n uint64) error {
 		e := r.list[i]
 		total += r.count(e)
 		if total >= n {
-			r.nextSeq, r.skip = e.Seq, total-n
+			r.startSeq, r.skip = e.Seq, total-n
 			return nil
 		}
 	}
@@ -105,6 +105,15 @@ func (r *Reader) count(e segment.Entry) uint64 {
 		})
 	})
 	return n
+}
+
+// nextIndex returns the index in r.list of the next segment to open, or
+// len(r.list).
+func (r *Reader) nextIndex() int {
+	if r.passed {
+		return r.entryAfter(r.lastSeq)
+	}
+	return r.entryAtLeast(r.startSeq)
 }
 
 // relist reads the directory again.

@@ -148,8 +148,10 @@ type Reader struct {
 
 	list    []segment.Entry // the last directory listing
 	listAt  time.Time
-	nextSeq uint64 // the next segment to open has Seq >= nextSeq
-	expect  bool   // nextSeq is the successor of a segment read: a gap is damage
+	// The next segment to open is the first listed after lastSeq once a
+	// segment was passed (passed), else the first at or after startSeq.
+	startSeq, lastSeq uint64
+	passed            bool
 	seek    *Start // At/After, applied to the first segment opened
 	skip    uint64 // records still to skip before the first one returned
 

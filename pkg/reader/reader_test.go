@@ -2,6 +2,8 @@ package reader_test
 
 import (
 	"errors"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -328,4 +330,26 @@ func TestRecordClone(t *testing.T) {
 	if string(c.Payload) != string(payload(0)) {
 		t.Fatalf("clone = %q", c.Payload)
 	}
+}
+
+// TestHighestSequenceNumbers: the reader ends after the segment numbered
+// MaxUint64 instead of wrapping around to the first one.
+func TestHighestSequenceNumbers(t *testing.T) {
+	dir := t.TempDir()
+	var want []rec
+	for _, seq := range []uint64{math.MaxUint64 - 1, math.MaxUint64} {
+		b := newSeg(seq)
+		want = append(want, b.add(baseTS, []byte(fmt.Sprint(seq))))
+		b.seal(t, [segment.DigestSize]byte{})
+		b.write(t, dir)
+	}
+	got, dmg := readAll(t, dir, reader.Options{})
+	sameRecs(t, got, want)
+	if len(dmg) != 0 {
+		t.Fatalf("damage: %v", dmg)
+	}
+	got, _ = readAll(t, dir, reader.Options{Since: time.Unix(0, baseTS+1)})
+	sameRecs(t, got, nil)
+	got, _ = readAll(t, dir, reader.Options{Start: reader.After(want[1].pos)})
+	sameRecs(t, got, nil)
 }

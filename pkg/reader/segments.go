@@ -302,7 +302,7 @@ func (r *Reader) finish() { _ = r.closeCur() }
 // read or hold nothing wanted. It returns false if there is none now.
 func (r *Reader) openNext() bool {
 	for {
-		i := r.entryAtLeast(r.nextSeq)
+		i := r.nextIndex()
 		if i == len(r.list) {
 			if r.single != "" {
 				r.done = true // its END, or the segment could not be read
@@ -314,12 +314,12 @@ func (r *Reader) openNext() bool {
 			continue
 		}
 		e := r.list[i]
-		if r.expect && e.Seq > r.nextSeq {
-			if !r.report(Damage{Kind: DamageMissing, Path: r.dir, Seq: r.nextSeq, Len: int64(e.Seq - r.nextSeq)}) {
+		if r.passed && e.Seq-r.lastSeq > 1 {
+			if !r.report(Damage{Kind: DamageMissing, Path: r.dir, Seq: r.lastSeq + 1, Len: int64(e.Seq - r.lastSeq - 1)}) {
 				return false
 			}
 		}
-		r.nextSeq, r.expect = e.Seq+1, true
+		r.lastSeq, r.passed = e.Seq, true
 		if c := r.openSeg(e); c != nil {
 			r.cur = c
 			if c.quiet {
@@ -339,14 +339,18 @@ func (r *Reader) openNext() bool {
 // In follow mode a poll costs two lstat calls for the next segment's
 // names, with a full listing every second in case of a gap in the numbers.
 func (r *Reader) waitListing() bool {
-	if r.opts.Follow && time.Since(r.listAt) < time.Second && !r.exists(max(r.nextSeq, 1)) {
+	next := max(r.startSeq, 1)
+	if r.passed {
+		next = r.lastSeq + 1
+	}
+	if r.opts.Follow && time.Since(r.listAt) < time.Second && !r.exists(next) {
 		return false
 	}
 	if err := r.relist(); err != nil {
 		r.err = err
 		return false
 	}
-	if r.entryAtLeast(r.nextSeq) < len(r.list) {
+	if r.nextIndex() < len(r.list) {
 		return true
 	}
 	if !r.opts.Follow {
