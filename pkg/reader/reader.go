@@ -146,14 +146,14 @@ type Reader struct {
 	opts   Options
 	since  int64
 
-	list    []segment.Entry // the last directory listing
-	listAt  time.Time
+	list   []segment.Entry // the last directory listing
+	listAt time.Time
 	// The next segment to open is the first listed after lastSeq once a
 	// segment was passed (passed), else the first at or after startSeq.
 	startSeq, lastSeq uint64
 	passed            bool
-	seek    *Start // At/After, applied to the first segment opened
-	skip    uint64 // records still to skip before the first one returned
+	seek              *Start // At/After, applied to the first segment opened
+	skip              uint64 // records still to skip before the first one returned
 
 	cur *seg
 	pre *prefetch // the next segment, being opened
