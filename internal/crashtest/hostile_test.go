@@ -1,0 +1,402 @@
+package crashtest
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/reader"
+	"github.com/auditseg/auditseg/pkg/segment"
+	"github.com/auditseg/auditseg/pkg/verify"
+	"github.com/auditseg/auditseg/pkg/writer"
+)
+
+// writeLog creates a closed log of n records in dir and returns them.
+func writeLog(t *testing.T, dir string, run uint32, n int) []RecordID {
+	t.Helper()
+	w, err := writer.Open(dir, writer.Options{SegmentSize: testSegment})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []RecordID
+	for i := range n {
+		id := RecordID{Run: run, I: uint64(i)}
+		if _, err := w.Append(AppendRecord(nil, id)); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// readIDs returns the records of dir and the damage the reader reported.
+func readIDs(t *testing.T, dir string) ([]RecordID, []reader.Damage) {
+	t.Helper()
+	var dmg []reader.Damage
+	r, err := reader.Open(dir, reader.Options{OnDamage: func(d reader.Damage) { dmg = append(dmg, d) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var ids []RecordID
+	for r.Next() {
+		id, err := ParseRecord(r.Record().Payload)
+		if err != nil {
+			t.Fatalf("record at %v: %v", r.Record().Position, err)
+		}
+		ids = append(ids, id)
+	}
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return ids, dmg
+}
+
+// TestPermissions: the writer creates the log directory 0750 and every
+// file 0640 (segments, the lock file), and compress-finished its archives
+// 0640, whatever the umask allows.
+func TestPermissions(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	dir := filepath.Join(t.TempDir(), "a", "log")
+	writeLog(t, dir, 1, 2000)
+	out, err := exec.Command(buildBinary(t, "cmd/auditseg"), "compress-finished", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("compress-finished: %v\n%s", err, out)
+	}
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		st, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Mode().Perm() != 0o750 {
+			t.Errorf("%s: mode %v, want 0750", d, st.Mode().Perm())
+		}
+	}
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	archives := 0
+	for _, de := range des {
+		info, err := de.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Mode().Perm() != 0o640 {
+			t.Errorf("%s: mode %v, want 0640", de.Name(), info.Mode().Perm())
+		}
+		if strings.HasSuffix(de.Name(), segment.ArchiveExt) {
+			archives++
+		}
+	}
+	if archives == 0 {
+		t.Fatal("compress-finished archived nothing")
+	}
+}
+
+// TestPlantedSymlinks plants symbolic links where the writer, the reader
+// and verify look for files: in place of a sealed segment, of the newest
+// segment, of the temporary file of the next segment, and of the lock
+// file. Nothing follows them: the files they point to are unchanged,
+// their records are never read, and every error names the link.
+func TestPlantedSymlinks(t *testing.T) {
+	victimDir := t.TempDir()
+	// A valid segment full of records the log must never show.
+	foreign := filepath.Join(t.TempDir(), "foreign")
+	writeLog(t, foreign, 99, 300)
+	plant := func(t *testing.T, link string) (victim string, orig []byte) {
+		t.Helper()
+		victim = filepath.Join(victimDir, filepath.Base(link)+".victim")
+		orig, err := os.ReadFile(filepath.Join(foreign, segment.FileName(1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(victim, orig, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(link)
+		if err := os.Symlink(victim, link); err != nil {
+			t.Fatal(err)
+		}
+		return victim, orig
+	}
+	unchanged := func(t *testing.T, victim string, orig []byte) {
+		t.Helper()
+		if b, err := os.ReadFile(victim); err != nil || !bytes.Equal(b, orig) {
+			t.Fatalf("%s, the target of a planted link, was changed (%v)", victim, err)
+		}
+	}
+	noForeign := func(t *testing.T, dir string, want int) {
+		t.Helper()
+		ids, _ := readIDs(t, dir)
+		for _, id := range ids {
+			if id.Run == 99 {
+				t.Fatalf("the reader followed a link: %v", id)
+			}
+		}
+		if len(ids) != want {
+			t.Fatalf("%d records read, want %d", len(ids), want)
+		}
+	}
+
+	t.Run("sealed segment", func(t *testing.T) {
+		dir := t.TempDir()
+		n := len(writeLog(t, dir, 1, 1500))
+		lost := countRecords(t, filepath.Join(dir, segment.FileName(1)))
+		link := filepath.Join(dir, segment.FileName(1))
+		victim, orig := plant(t, link)
+		noForeign(t, dir, n-lost)
+		rep, err := verify.Dir(dir, verify.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reportsPath(rep, link) {
+			t.Errorf("verify does not report the link %s: %+v", link, rep.Findings)
+		}
+		if _, err := segment.OpenImage(link); err == nil || !strings.Contains(err.Error(), "symbolic link") || !strings.Contains(err.Error(), link) {
+			t.Errorf("opening the link as a segment: %v", err)
+		}
+		w, err := writer.Open(dir, writer.Options{SegmentSize: testSegment})
+		if err == nil {
+			w.Close()
+		}
+		unchanged(t, victim, orig)
+	})
+	t.Run("newest segment", func(t *testing.T) {
+		dir := t.TempDir()
+		writeLog(t, dir, 1, 1500)
+		l, _ := segment.List(dir)
+		last, _ := l.Last()
+		victim, orig := plant(t, last.Path)
+		_, err := writer.Open(dir, writer.Options{SegmentSize: testSegment})
+		if err == nil || !strings.Contains(err.Error(), last.Path) {
+			t.Fatalf("Open with a link as the newest segment: %v; want an error naming %s", err, last.Path)
+		}
+		unchanged(t, victim, orig)
+	})
+	t.Run("next temporary file", func(t *testing.T) {
+		dir := t.TempDir()
+		n := len(writeLog(t, dir, 1, 1500))
+		l, _ := segment.List(dir)
+		last, _ := l.Last()
+		tmp := filepath.Join(dir, segment.FileName(last.Seq+1)+segment.TempExt)
+		victim, orig := plant(t, tmp)
+		w, err := writer.Open(dir, writer.Options{SegmentSize: testSegment})
+		if err != nil {
+			t.Fatal(err) // it continues in the prepared segment
+		}
+		var appendErr error
+		for i := 0; i < 2000 && appendErr == nil; i++ { // until it needs the next segment
+			_, appendErr = w.Append(AppendRecord(nil, RecordID{Run: 2, I: uint64(i)}))
+		}
+		w.Close()
+		if appendErr == nil || !strings.Contains(appendErr.Error(), tmp) {
+			t.Fatalf("append needing a segment whose temporary name is a link: %v; want an error naming %s", appendErr, tmp)
+		}
+		unchanged(t, victim, orig)
+		ids, _ := readIDs(t, dir)
+		if len(ids) < n {
+			t.Fatalf("%d records after the failure, had %d", len(ids), n)
+		}
+	})
+	t.Run("lock file", func(t *testing.T) {
+		dir := t.TempDir()
+		writeLog(t, dir, 1, 10)
+		victim, orig := plant(t, filepath.Join(dir, segment.LockName))
+		if w, err := writer.Open(dir, writer.Options{SegmentSize: testSegment}); err == nil {
+			w.Close()
+			t.Fatal("Open took a lock through a link")
+		}
+		if alive, _, err := segment.WriterAlive(dir); alive || err == nil {
+			t.Errorf("WriterAlive through a link: alive %v, err %v", alive, err)
+		}
+		unchanged(t, victim, orig)
+	})
+}
+
+func countRecords(t *testing.T, path string) int {
+	t.Helper()
+	im, err := segment.OpenImage(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	n := 0
+	im.Walk(segment.HeaderSize, segment.Quiescent, func(ev segment.Event) bool {
+		if ev.Kind == segment.EvFrame && ev.Frame.Type == segment.TypeData {
+			n++
+		}
+		return true
+	})
+	return n
+}
+
+func reportsPath(rep *verify.Report, p string) bool {
+	for _, f := range rep.Findings {
+		if f.Path == p {
+			return true
+		}
+	}
+	return false
+}
+
+// heapDuring returns the bytes allocated on the heap while fn runs.
+func heapDuring(fn func()) uint64 {
+	runtime.GC()
+	var a, b runtime.MemStats
+	runtime.ReadMemStats(&a)
+	fn()
+	runtime.ReadMemStats(&b)
+	return b.TotalAlloc - a.TotalAlloc
+}
+
+// TestHugeLengths: files whose length fields claim gigabytes — a segment
+// header claiming a 1 GiB segment in a 64 KiB file, frames whose lengths
+// are the extremes of int32, an archive whose zstd header claims 1 GiB
+// from a few bytes — make the reader, verify and the writer's recovery
+// allocate nothing in proportion: each run allocates under 8 MiB of heap.
+func TestHugeLengths(t *testing.T) {
+	const limit = 8 << 20
+	dir := t.TempDir()
+	ids := writeLog(t, dir, 1, 100)
+	_ = ids
+	// Segment 2: a header claiming 1 GiB, with a frame in it.
+	big := segment.NewImage(2, testSegment, 1)
+	segment.PutFrame(big, 2, segment.HeaderSize, segment.TypeData, 1, AppendRecord(nil, RecordID{Run: 2}))
+	segment.Header{Seq: 2, Size: segment.MaxSegmentSize, Created: 1}.Encode(big)
+	// Segment 3: frames whose length words are extreme.
+	ext := segment.NewImage(3, testSegment, 1)
+	off := int64(segment.HeaderSize)
+	for _, l := range []int32{0x7fffffff, -0x7fffffff, -1 << 31, 0x7ffffff8, -0x7ffffff8, 1 << 30} {
+		segment.StoreLength(ext, off, l)
+		binary.LittleEndian.PutUint32(ext[off+12:], uint32(l))
+		ext[off+8] = segment.TypeData
+		off += 64
+	}
+	// Segment 4: an archive whose frame header claims 1 GiB.
+	zst := []byte{0x28, 0xb5, 0x2f, 0xfd, 0xa4, 0x00, 0x00, 0x00, 0x40, 0x00, 0x00, 0x00, 0x00}
+	for name, b := range map[string][]byte{segment.FileName(2): big, segment.FileName(3): ext, segment.ArchiveName(4): zst} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var readErr error
+	start := time.Now()
+	if n := heapDuring(func() {
+		r, err := reader.Open(dir, reader.Options{OnDamage: func(reader.Damage) {}})
+		if err != nil {
+			readErr = err
+			return
+		}
+		for r.Next() {
+		}
+		readErr = r.Err()
+		r.Close()
+	}); n > limit || readErr != nil {
+		t.Errorf("reader: %d bytes allocated, error %v", n, readErr)
+	}
+	t.Logf("reader: %v", time.Since(start))
+	start = time.Now()
+	var rep *verify.Report
+	if n := heapDuring(func() { rep, readErr = verify.Dir(dir, verify.Options{}) }); n > limit || readErr != nil {
+		t.Errorf("verify: %d bytes allocated, error %v", n, readErr)
+	}
+	t.Logf("verify: %v", time.Since(start))
+	for _, seq := range []uint64{2, 3, 4} {
+		found := false
+		for _, f := range rep.Findings {
+			found = found || f.Seq == seq && f.Fatal()
+		}
+		if !found {
+			t.Errorf("verify reports nothing fatal about hostile segment %d: %+v", seq, rep.Findings)
+		}
+	}
+	// The writer refuses a log whose newest sealed segment (the archive)
+	// cannot be read, since it cannot chain the next digest to it; it
+	// must say which file, and allocate nothing large either way.
+	var w *writer.Writer
+	if n := heapDuring(func() { w, readErr = writer.Open(dir, writer.Options{SegmentSize: testSegment}) }); n > limit {
+		t.Errorf("writer.Open (recovery): %d bytes allocated", n)
+	}
+	if w != nil {
+		if st := w.Recovered(); st.DamagedSegments == 0 {
+			t.Errorf("recovery did not report the hostile segments as damaged: %+v", st)
+		}
+		w.Close()
+	} else if !strings.Contains(readErr.Error(), segment.ArchiveName(4)) {
+		t.Errorf("writer.Open: %v; want an error naming the archive", readErr)
+	}
+}
+
+// TestForeignFiles: a log directory also holding files that are not part
+// of the log — other names, a directory and a FIFO named like segments, an
+// empty file named like one, a backup copy — still opens, appends, reads
+// and verifies. Nothing blocks on the FIFO, foreign names are reported as
+// unexpected (not fatal), and the empty "segment" is reported as damaged.
+func TestForeignFiles(t *testing.T) {
+	dir := t.TempDir()
+	first := writeLog(t, dir, 1, 800)
+	os.WriteFile(filepath.Join(dir, "README.txt"), []byte("notes"), 0o640)
+	b, _ := os.ReadFile(filepath.Join(dir, segment.FileName(1)))
+	os.WriteFile(filepath.Join(dir, segment.FileName(1)+".bak"), b, 0o640)
+	os.WriteFile(filepath.Join(dir, "1.seg"), b, 0o640)
+	os.Mkdir(filepath.Join(dir, segment.FileName(7000)), 0o750)
+	if err := syscall.Mkfifo(filepath.Join(dir, segment.FileName(7001)), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := segment.List(dir)
+	last, _ := l.Last()
+	empty := filepath.Join(dir, segment.FileName(last.Seq+1))
+	os.WriteFile(empty, nil, 0o640)
+
+	w, err := writer.Open(dir, writer.Options{SegmentSize: testSegment})
+	if err != nil {
+		t.Fatalf("Open among foreign files: %v", err)
+	}
+	if st := w.Recovered(); st.DamagedSegments != 1 {
+		t.Errorf("recovery: %+v, want the empty segment reported as damaged", st)
+	}
+	for i := range 50 {
+		if _, err := w.Append(AppendRecord(nil, RecordID{Run: 2, I: uint64(i)})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ids, dmg := readIDs(t, dir)
+	if len(ids) != len(first)+50 {
+		t.Fatalf("%d records read, want %d", len(ids), len(first)+50)
+	}
+	if len(dmg) != 1 || dmg[0].Path != empty {
+		t.Errorf("reader damage %v, want one report about %s", dmg, empty)
+	}
+	rep, err := verify.Dir(dir, verify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unexpected := 0
+	for _, f := range rep.Findings {
+		switch {
+		case f.Class == verify.Unexpected:
+			unexpected++
+		case f.Path == empty:
+		default:
+			t.Errorf("verify finding about a foreign file or an intact segment: %+v", f)
+		}
+	}
+	if unexpected != 5 {
+		t.Errorf("%d unexpected files reported, want 5: %+v", unexpected, rep.Findings)
+	}
+}
