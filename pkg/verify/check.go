@@ -322,6 +322,12 @@ func (c *checker) checkSealed(d [segment.DigestSize]byte) {
 	switch {
 	case r.hasEnd && r.endAt != ft.EndOffset:
 		c.addFound(c.finding(Footer, at, 0, fmt.Sprintf("footer end offset %d, but the END frame is at %d", ft.EndOffset, r.endAt)), false)
+	case !r.hasEnd && r.dataEnd >= segment.HeaderSize && r.dataEnd < ft.EndOffset:
+		// The frames stop early: the bytes up to END were committed (the
+		// footer vouches for them) and are now zero.
+		n := ft.EndOffset + segment.FrameHeaderSize - r.dataEnd
+		c.addFound(c.finding(Torn, r.dataEnd, n,
+			fmt.Sprintf("%d bytes of committed frames up to the END frame at %d (per the footer) read as zeros", n, ft.EndOffset)), true)
 	case !r.hasEnd && !c.tornCovers(ft.EndOffset):
 		c.addFound(c.finding(MissingEnd, ft.EndOffset, 0,
 			fmt.Sprintf("sealed segment has no END frame at the footer's end offset %d", ft.EndOffset)), true)

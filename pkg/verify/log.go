@@ -360,7 +360,13 @@ func unsealedFinding(r *result, class Class, reason string) Finding {
 	if off < 0 {
 		off = segment.RecordLimit(r.rep.Bytes)
 	}
-	return Finding{Class: class, Path: r.rep.Path, Seq: r.rep.Seq, Offset: off, Reason: reason}
+	f := Finding{Class: class, Path: r.rep.Path, Seq: r.rep.Seq, Offset: off, Reason: reason}
+	if !r.hasEnd && class == MissingEnd {
+		// Without END nothing says where the records stopped: every byte
+		// from the end of the readable frames may have held some.
+		f.Bytes = max(0, segment.RecordLimit(r.rep.Bytes)-off)
+	}
+	return f
 }
 
 func residue(f Finding) Finding { f.Residue = true; return f }
