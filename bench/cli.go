@@ -69,29 +69,49 @@ func alternate(cfg cliConfig, sides []func(round int) (procResult, error), into 
 	return nil
 }
 
-// runWriteCase: `auditseg write` of the input against `cat in > file`.
-// It leaves the last written log in logDir for the read cases.
-func runWriteCase(cfg cliConfig, input, logDir string) *cliCase {
-	c := &cliCase{title: "`auditseg write DIR < in` vs `cat in > file`", ours: timing{name: "auditseg write"}, peer: timing{name: "cat > file"}}
-	c.bytes = fileSize(input)
+// runWriteCases: `auditseg write DIR < in` against `cat in > file` (the
+// bar), and the same two reading a pipe (`cat in | ...`). GNU cat 9 copies
+// a regular file to a regular file with copy_file_range(2), inside the
+// kernel; through a pipe it must read and write like auditseg does. The
+// last `write DIR < in` run leaves its log in logDir for the read cases.
+func runWriteCases(cfg cliConfig, input, logDir string) (file, pipe *cliCase) {
+	file = &cliCase{title: "`auditseg write DIR < in` vs `cat in > file`", ours: timing{name: "auditseg write"}, peer: timing{name: "cat > file"}}
+	pipe = &cliCase{title: "`cat in | auditseg write DIR` vs `cat in | cat > file`", ours: timing{name: "cat | auditseg write"}, peer: timing{name: "cat | cat > file"}}
+	file.bytes, pipe.bytes = fileSize(input), fileSize(input)
 	out := filepath.Join(cfg.work, "out")
+	pipeLog := filepath.Join(cfg.work, "log-pipe")
+	fresh := func() error {
+		os.RemoveAll(out)
+		return os.MkdirAll(out, 0o755)
+	}
 	sides := []func(int) (procResult, error){
 		func(int) (procResult, error) {
-			os.RemoveAll(out)
-			if err := os.MkdirAll(out, 0o755); err != nil {
+			if err := fresh(); err != nil {
 				return procResult{}, err
 			}
-			r, err := runProc(procIO{stdin: input, stdout: filepath.Join(out, "cat.out")}, "cat")
-			os.RemoveAll(out)
-			return r, err
+			defer os.RemoveAll(out)
+			return runProc(procIO{stdin: input, stdout: filepath.Join(out, "cat.out")}, "cat")
 		},
 		func(int) (procResult, error) {
 			os.RemoveAll(logDir)
 			return runProc(procIO{stdin: input}, cfg.bin, "write", "--quiet", logDir)
 		},
+		func(int) (procResult, error) {
+			if err := fresh(); err != nil {
+				return procResult{}, err
+			}
+			defer os.RemoveAll(out)
+			return runProc(procIO{}, "sh", "-c", `cat "$1" | cat > "$2"`, "sh", input, filepath.Join(out, "cat.out"))
+		},
+		func(int) (procResult, error) {
+			os.RemoveAll(pipeLog)
+			defer os.RemoveAll(pipeLog)
+			return runProc(procIO{}, "sh", "-c", `cat "$1" | "$2" write --quiet "$3"`, "sh", input, cfg.bin, pipeLog)
+		},
 	}
-	c.err = alternate(cfg, sides, []*timing{&c.peer, &c.ours})
-	return c
+	err := alternate(cfg, sides, []*timing{&file.peer, &file.ours, &pipe.peer, &pipe.ours})
+	file.err, pipe.err = err, err
+	return file, pipe
 }
 
 // runReadCases: `tail -n +1 > /dev/null`, `verify` and `verify --quick`

@@ -60,7 +60,11 @@ repository). The input is generated deterministically: audit lines of exactly
 100 bytes (timestamp, host, user, action, source address, result, object,
 request id), 2 GiB by default (` + "`-quick`" + `: 64 MiB). ` + "`auditseg write`" + ` runs with its
 default flags (64 MiB segments, ` + "`--sync interval`" + `; every finished segment is
-msynced when sealed) against ` + "`cat in > file`" + ` (no fsync). ` + "`tail -n +1`" + ` (its
+msynced when sealed) against ` + "`cat in > file`" + ` (no fsync). GNU cat 9 copies a
+regular file to a regular file with copy_file_range(2), inside the kernel,
+so that peer never moves the bytes through user space; the same pair reading
+a pipe (` + "`cat in | auditseg write DIR`" + ` against ` + "`cat in | cat > file`" + `) is listed
+too, where both sides must read and write every byte. ` + "`tail -n +1`" + ` (its
 output checked once against the input, byte for byte), ` + "`verify`" + ` and
 ` + "`verify --quick`" + ` read the log the last ` + "`write`" + ` run left, against ` + "`cat`" + ` of the same
 segment files to /dev/null; throughput is segment-file bytes over wall time.

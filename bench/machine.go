@@ -15,12 +15,12 @@ import (
 // machine describes where the figures were measured; the doc prints it
 // above every table because the ratios depend on it.
 type machine struct {
-	CPU, Kernel, Go, Filesystem, ClockSource, Commit string
-	Cores                                            int
-	RAM                                              int64
-	NowCost                                          time.Duration
-	Date                                             time.Time
-	Load                                             string
+	CPU, Kernel, Go, Filesystem, ClockSource, Commit, Tools string
+	Cores                                                   int
+	RAM                                                     int64
+	NowCost                                                 time.Duration
+	Date                                                    time.Time
+	Load                                                    string
 }
 
 func describeMachine(repo, workDir string) machine {
@@ -38,6 +38,14 @@ func describeMachine(repo, workDir string) machine {
 	if kb, err := strconv.ParseInt(strings.Fields(firstField("/proc/meminfo", "MemTotal") + " 0")[0], 10, 64); err == nil {
 		m.RAM = kb << 10
 	}
+	var tools []string
+	for _, t := range [][]string{{"cat", "--version"}, {"zstd", "--version"}} {
+		if out, err := exec.Command(t[0], t[1:]...).Output(); err == nil {
+			line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+			tools = append(tools, strings.Trim(line, "* "))
+		}
+	}
+	m.Tools = strings.Join(tools, "; ")
 	if out, err := exec.Command("git", "-C", repo, "describe", "--always", "--dirty", "--abbrev=12").Output(); err == nil {
 		m.Commit = strings.TrimSpace(string(out))
 	}
@@ -126,6 +134,7 @@ func (m machine) markdown() string {
 	fmt.Fprintf(&b, "| kernel | Linux %s, clock source %s (time.Now ≈ %d ns) |\n", m.Kernel, m.ClockSource, m.NowCost.Nanoseconds())
 	fmt.Fprintf(&b, "| file system of the runs | %s |\n", m.Filesystem)
 	fmt.Fprintf(&b, "| Go | %s |\n", m.Go)
+	fmt.Fprintf(&b, "| peers' tools | %s |\n", m.Tools)
 	fmt.Fprintf(&b, "| load average at start | %s |\n", m.Load)
 	return b.String()
 }

@@ -68,7 +68,7 @@ func renderReport(res *results, blocks map[string]string, plotName string) strin
 		if br.status == statusNA {
 			st = "n/a: " + br.why
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", br.issue, br.text, br.measured, st)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", br.issue, cellEsc(br.text), br.measured, cellEsc(st))
 	}
 	b.WriteString("\n")
 
@@ -198,6 +198,10 @@ func renderLatency(b *strings.Builder, res *results) {
 	fmt.Fprintf(b, "\nWorst lag behind the schedule: auditseg %s, bufio %s.\n\n", fmtNs(float64(l.ours.behind)), fmtNs(float64(l.peer.behind)))
 }
 
+// cellEsc escapes the pipes of a table cell; GitHub's tables split on them
+// even inside code spans.
+func cellEsc(s string) string { return strings.ReplaceAll(s, "|", "\\|") }
+
 func toFloats(xs []int) []float64 {
 	out := make([]float64, len(xs))
 	for i, x := range xs {
@@ -224,11 +228,11 @@ func renderCLI(b *strings.Builder, res *results) {
 	b.WriteString("| case | ours: wall | peer: wall | ours | peer | ratio (time ours ÷ peer) | CPU user+sys ours / peer |\n|---|---|---|---|---|---|---|\n")
 	for _, c := range res.cli {
 		if c.unavailable != "" {
-			fmt.Fprintf(b, "| %s | %s | | | | | |\n", c.title, c.unavailable)
+			fmt.Fprintf(b, "| %s | %s | | | | | |\n", cellEsc(c.title), cellEsc(c.unavailable))
 			continue
 		}
 		if c.err != nil {
-			fmt.Fprintf(b, "| %s | error: `%s` | | | | | |\n", c.title, firstLine(c.err.Error()))
+			fmt.Fprintf(b, "| %s | error: `%s` | | | | | |\n", cellEsc(c.title), cellEsc(firstLine(c.err.Error())))
 			continue
 		}
 		side := func(t timing) string {
@@ -236,7 +240,7 @@ func renderCLI(b *strings.Builder, res *results) {
 				return "–"
 			}
 			m := median(t.secs)
-			return fmt.Sprintf("%s: %.3f s ±%.0f%%", t.name, m, spread(t.secs)/2)
+			return cellEsc(fmt.Sprintf("%s: %.3f s ±%.0f%%", t.name, m, spread(t.secs)/2))
 		}
 		tput := func(t timing) string {
 			if len(t.secs) == 0 || c.bytes == 0 {
@@ -244,7 +248,7 @@ func renderCLI(b *strings.Builder, res *results) {
 			}
 			return fmtRate(float64(c.bytes)/median(t.secs), "B/s")
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %.2f s / %.2f s |\n", c.title, side(c.ours), side(c.peer), tput(c.ours), tput(c.peer),
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s | %.2f s / %.2f s |\n", cellEsc(c.title), side(c.ours), side(c.peer), tput(c.ours), tput(c.peer),
 			fmtRatioRange(pairRatios(c.ours.secs, c.peer.secs)), median(c.ours.cpu), median(c.peer.cpu))
 	}
 	b.WriteString("\n")
@@ -271,9 +275,9 @@ func renderMemory(b *strings.Builder, res *results) {
 	for _, m := range res.mem {
 		switch {
 		case m.unavailable != "":
-			fmt.Fprintf(b, "| %s | %s | | | | |\n", m.title, m.unavailable)
+			fmt.Fprintf(b, "| %s | %s | | | | |\n", cellEsc(m.title), cellEsc(m.unavailable))
 		case m.err != nil:
-			fmt.Fprintf(b, "| %s | error: `%s` | | | | |\n", m.title, firstLine(m.err.Error()))
+			fmt.Fprintf(b, "| %s | error: `%s` | | | | |\n", cellEsc(m.title), cellEsc(firstLine(m.err.Error())))
 		default:
 			fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", m.title, fmtBytes(float64(m.smallLog)), fmtBytes(m.small), fmtBytes(float64(m.largeLog)), fmtBytes(m.large), fmtRatio(m.large/m.small))
 		}
