@@ -3,6 +3,7 @@ package crashtest
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -251,23 +252,51 @@ func reportsPath(rep *verify.Report, p string) bool {
 	return false
 }
 
-// heapDuring returns the bytes allocated on the heap while fn runs.
-func heapDuring(fn func()) uint64 {
+// heapDuring returns the bytes allocated on the heap while fn runs, and
+// the growth of the process's peak resident memory (0 when the kernel
+// cannot reset the peak).
+func heapDuring(fn func()) (heap, peakRSS uint64) {
 	runtime.GC()
 	var a, b runtime.MemStats
+	before := resetPeakRSS()
 	runtime.ReadMemStats(&a)
 	fn()
 	runtime.ReadMemStats(&b)
-	return b.TotalAlloc - a.TotalAlloc
+	if before > 0 {
+		peakRSS = max(statusKiB("VmHWM:"), before) - before
+	}
+	return b.TotalAlloc - a.TotalAlloc, peakRSS << 10
+}
+
+// resetPeakRSS resets VmHWM to the current resident size and returns it
+// in KiB, or 0 if it cannot.
+func resetPeakRSS() uint64 {
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		return 0
+	}
+	return statusKiB("VmHWM:")
+}
+
+func statusKiB(field string) uint64 {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, field); ok {
+			var n uint64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &n)
+			return n
+		}
+	}
+	return 0
 }
 
 // TestHugeLengths: files whose length fields claim gigabytes — a segment
 // header claiming a 1 GiB segment in a 64 KiB file, frames whose lengths
 // are the extremes of int32, an archive whose zstd header claims 1 GiB
 // from a few bytes — make the reader, verify and the writer's recovery
-// allocate nothing in proportion: each run allocates under 8 MiB of heap.
+// allocate nothing in proportion: each run allocates under 8 MiB of heap
+// and grows the process's peak resident memory by under 64 MiB.
 func TestHugeLengths(t *testing.T) {
-	const limit = 8 << 20
+	const limit, rssLimit = 8 << 20, 64 << 20
 	dir := t.TempDir()
 	ids := writeLog(t, dir, 1, 100)
 	_ = ids
@@ -293,7 +322,7 @@ func TestHugeLengths(t *testing.T) {
 	}
 	var readErr error
 	start := time.Now()
-	if n := heapDuring(func() {
+	if n, rss := heapDuring(func() {
 		r, err := reader.Open(dir, reader.Options{OnDamage: func(reader.Damage) {}})
 		if err != nil {
 			readErr = err
@@ -303,14 +332,14 @@ func TestHugeLengths(t *testing.T) {
 		}
 		readErr = r.Err()
 		r.Close()
-	}); n > limit || readErr != nil {
-		t.Errorf("reader: %d bytes allocated, error %v", n, readErr)
+	}); n > limit || rss > rssLimit || readErr != nil {
+		t.Errorf("reader: %d bytes allocated, peak resident memory +%d MiB, error %v", n, rss>>20, readErr)
 	}
 	t.Logf("reader: %v", time.Since(start))
 	start = time.Now()
 	var rep *verify.Report
-	if n := heapDuring(func() { rep, readErr = verify.Dir(dir, verify.Options{}) }); n > limit || readErr != nil {
-		t.Errorf("verify: %d bytes allocated, error %v", n, readErr)
+	if n, rss := heapDuring(func() { rep, readErr = verify.Dir(dir, verify.Options{}) }); n > limit || rss > rssLimit || readErr != nil {
+		t.Errorf("verify: %d bytes allocated, peak resident memory +%d MiB, error %v", n, rss>>20, readErr)
 	}
 	t.Logf("verify: %v", time.Since(start))
 	for _, seq := range []uint64{2, 3, 4} {
@@ -326,8 +355,8 @@ func TestHugeLengths(t *testing.T) {
 	// cannot be read, since it cannot chain the next digest to it; it
 	// must say which file, and allocate nothing large either way.
 	var w *writer.Writer
-	if n := heapDuring(func() { w, readErr = writer.Open(dir, writer.Options{SegmentSize: testSegment}) }); n > limit {
-		t.Errorf("writer.Open (recovery): %d bytes allocated", n)
+	if n, rss := heapDuring(func() { w, readErr = writer.Open(dir, writer.Options{SegmentSize: testSegment}) }); n > limit || rss > rssLimit {
+		t.Errorf("writer.Open (recovery): %d bytes allocated, peak resident memory +%d MiB", n, rss>>20)
 	}
 	if w != nil {
 		if st := w.Recovered(); st.DamagedSegments == 0 {
@@ -398,5 +427,48 @@ func TestForeignFiles(t *testing.T) {
 	}
 	if unexpected != 5 {
 		t.Errorf("%d unexpected files reported, want 5: %+v", unexpected, rep.Findings)
+	}
+}
+
+// TestHugeLengthsCLI: `auditseg write --framing u32be` given a length
+// prefix of almost 4 GiB refuses the record without reserving memory for
+// it, and `auditseg tail` and `auditseg verify` on a segment claiming
+// 1 GiB stay small: each process peaks under 100 MiB resident.
+func TestHugeLengthsCLI(t *testing.T) {
+	bin := buildBinary(t, "cmd/auditseg")
+	const maxRSS = 100 << 10 // KiB, as getrusage reports it
+	run := func(stdin []byte, args ...string) (int, string, int64) {
+		cmd := exec.Command(bin, args...)
+		cmd.Stdin = bytes.NewReader(stdin)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return code, stderr.String(), cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
+	}
+	dir := filepath.Join(t.TempDir(), "log")
+	in := []byte{0xff, 0xff, 0xff, 0xf0, 'x', 'y'}
+	code, stderr, rss := run(in, "write", "--framing", "u32be", "--segment-size", "64KiB", dir)
+	if code != 1 || rss > maxRSS || !strings.Contains(stderr, "input offset 0") {
+		t.Errorf("write of a record claiming 4 GiB: exit %d, %d KiB resident, stderr %q", code, rss, stderr)
+	}
+	big := segment.NewImage(1, testSegment, 1)
+	segment.PutFrame(big, 1, segment.HeaderSize, segment.TypeData, 1, []byte("hello"))
+	segment.Header{Seq: 1, Size: segment.MaxSegmentSize, Created: 1}.Encode(big)
+	hostile := filepath.Join(t.TempDir(), "log")
+	os.Mkdir(hostile, 0o750)
+	if err := os.WriteFile(filepath.Join(hostile, segment.FileName(1)), big, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"tail", "-n", "+1", hostile}, {"verify", hostile}} {
+		code, stderr, rss := run(nil, args...)
+		if code == 0 || rss > maxRSS || !strings.Contains(stderr, segment.FileName(1)) {
+			t.Errorf("%v on a 64 KiB segment claiming 1 GiB: exit %d, %d KiB resident, stderr %q", args, code, rss, stderr)
+		}
 	}
 }
