@@ -70,16 +70,15 @@ func alternate(cfg cliConfig, sides []func(round int) (procResult, error), into 
 }
 
 // runWriteCases: `auditseg write DIR < in` against `cat in > file` (the
-// bar), and the same two reading a pipe (`cat in | ...`). GNU cat 9 copies
-// a regular file to a regular file with copy_file_range(2), inside the
-// kernel; through a pipe it must read and write like auditseg does. The
-// last `write DIR < in` run leaves its log in logDir for the read cases.
+// bar) and against `cat in | cat > file`. GNU cat 9 copies a regular file
+// to a regular file with copy_file_range(2), inside the kernel; reading a
+// pipe it must read and write every byte through user space, as auditseg
+// does. The last `write` run leaves its log in logDir for the read cases.
 func runWriteCases(cfg cliConfig, input, logDir string) (file, pipe *cliCase) {
 	file = &cliCase{title: "`auditseg write DIR < in` vs `cat in > file`", ours: timing{name: "auditseg write"}, peer: timing{name: "cat > file"}}
-	pipe = &cliCase{title: "`cat in | auditseg write DIR` vs `cat in | cat > file`", ours: timing{name: "cat | auditseg write"}, peer: timing{name: "cat | cat > file"}}
+	pipe = &cliCase{title: "`auditseg write DIR < in` vs `cat in | cat > file`", peer: timing{name: "cat | cat > file"}}
 	file.bytes, pipe.bytes = fileSize(input), fileSize(input)
 	out := filepath.Join(cfg.work, "out")
-	pipeLog := filepath.Join(cfg.work, "log-pipe")
 	fresh := func() error {
 		os.RemoveAll(out)
 		return os.MkdirAll(out, 0o755)
@@ -103,15 +102,34 @@ func runWriteCases(cfg cliConfig, input, logDir string) (file, pipe *cliCase) {
 			defer os.RemoveAll(out)
 			return runProc(procIO{}, "sh", "-c", `cat "$1" | cat > "$2"`, "sh", input, filepath.Join(out, "cat.out"))
 		},
-		func(int) (procResult, error) {
-			os.RemoveAll(pipeLog)
-			defer os.RemoveAll(pipeLog)
-			return runProc(procIO{}, "sh", "-c", `cat "$1" | "$2" write --quiet "$3"`, "sh", input, cfg.bin, pipeLog)
-		},
 	}
-	err := alternate(cfg, sides, []*timing{&file.peer, &file.ours, &pipe.peer, &pipe.ours})
+	err := alternate(cfg, sides, []*timing{&file.peer, &file.ours, &pipe.peer})
+	pipe.ours = file.ours
+	pipe.ours.name = "auditseg write (same runs)"
 	file.err, pipe.err = err, err
 	return file, pipe
+}
+
+// subsetLog makes a log of hard links to the first segments of logDir
+// that hold at least want bytes, plus one more (compress-finished never
+// touches the newest segment), so the read and archive cases measure the
+// size the issues name rather than all the write case produced.
+func subsetLog(logDir, dir string, want int64) (string, error) {
+	segs, _, err := segmentFiles(logDir)
+	if err != nil {
+		return "", err
+	}
+	var n int64
+	k := 0
+	for k < len(segs) && n < want {
+		n += fileSize(segs[k])
+		k++
+	}
+	if k < len(segs) {
+		k++
+	}
+	os.RemoveAll(dir)
+	return dir, linkAll(segs[:k], dir)
 }
 
 // runReadCases: `tail -n +1 > /dev/null`, `verify` and `verify --quick`
@@ -156,7 +174,8 @@ func runReadCases(cfg cliConfig, logDir, input string, haveTail, haveVerify stri
 }
 
 // checkReplay runs `tail -n +1` once with its output hashed, and notes on
-// the case whether it reproduced the input byte for byte.
+// the case whether it reproduced the input (a prefix of it, for a log of
+// the first segments) byte for byte.
 func checkReplay(bin, logDir, input string, c *cliCase) (procResult, error) {
 	h := sha256.New()
 	cw := &countWriter{w: h}
@@ -164,14 +183,17 @@ func checkReplay(bin, logDir, input string, c *cliCase) (procResult, error) {
 	if err != nil {
 		return r, err
 	}
-	want, err := hashFile(input)
+	want, err := hashPrefix(input, cw.n)
 	if err != nil {
 		return r, err
 	}
-	if string(h.Sum(nil)) == string(want) {
+	switch {
+	case string(h.Sum(nil)) == string(want) && cw.n == fileSize(input):
 		c.note = fmt.Sprintf("Checked once: the replay is the input byte for byte (%s).", fmtBytes(float64(cw.n)))
-	} else {
-		c.note = fmt.Sprintf("**The replay differs from the input** (%d bytes out, %d in).", cw.n, fileSize(input))
+	case string(h.Sum(nil)) == string(want) && cw.n > 0:
+		c.note = fmt.Sprintf("Checked once: the replay is the first %s of the input byte for byte.", fmtBytes(float64(cw.n)))
+	default:
+		c.note = fmt.Sprintf("**The replay differs from the input** (%d bytes out, input %d).", cw.n, fileSize(input))
 	}
 	return r, nil
 }
@@ -302,14 +324,14 @@ func fileSize(p string) int64 {
 	return st.Size()
 }
 
-func hashFile(p string) ([]byte, error) {
+func hashPrefix(p string, n int64) ([]byte, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	if _, err := io.CopyN(h, f, n); err != nil {
 		return nil, err
 	}
 	return h.Sum(nil), nil

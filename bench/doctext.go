@@ -58,20 +58,25 @@ of the clock reads is listed: figures near it are clock-bound.
 **Command line.** The binary is built once (` + "`go build ./cmd/auditseg`" + ` from the
 repository). The input is generated deterministically: audit lines of exactly
 100 bytes (timestamp, host, user, action, source address, result, object,
-request id), 2 GiB by default (` + "`-quick`" + `: 64 MiB). ` + "`auditseg write`" + ` runs with its
-default flags (64 MiB segments, ` + "`--sync interval`" + `; every finished segment is
-msynced when sealed) against ` + "`cat in > file`" + ` (no fsync). GNU cat 9 copies a
-regular file to a regular file with copy_file_range(2), inside the kernel,
-so that peer never moves the bytes through user space; the same pair reading
-a pipe (` + "`cat in | auditseg write DIR`" + ` against ` + "`cat in | cat > file`" + `) is listed
-too, where both sides must read and write every byte. ` + "`tail -n +1`" + ` (its
+request id), 2 GiB by default (` + "`-quick`" + `: 64 MiB). ` + "`auditseg write DIR < in`" + ` runs
+with its default flags (64 MiB segments, ` + "`--sync interval`" + `; every finished
+segment is msynced when sealed) against ` + "`cat in > file`" + ` (no fsync). GNU cat 9
+copies a regular file to a regular file with copy_file_range(2), inside the
+kernel, so that peer never moves the bytes through user space; the same
+` + "`write`" + ` runs are therefore also compared with ` + "`cat in | cat > file`" + `, which
+reads and writes every byte as ` + "`write`" + ` does (no bar: a reference point).
+
+The read and archive cases use the first segments of the log the last
+` + "`write`" + ` run left, a little over 1 GiB of segment files as the issues' bars
+say (hard links in a directory of their own). ` + "`tail -n +1 > /dev/null`" + ` (its
 output checked once against the input, byte for byte), ` + "`verify`" + ` and
-` + "`verify --quick`" + ` read the log the last ` + "`write`" + ` run left, against ` + "`cat`" + ` of the same
-segment files to /dev/null; throughput is segment-file bytes over wall time.
-` + "`compress-finished --jobs 2`" + ` (its default level, which is zstd's level 3;
-temp file, fsync, decompress-and-compare, rename, directory fsync, for every
-segment) runs on a fresh directory of hard links to those segments each time,
-against ` + "`zstd -3 -T2`" + ` of exactly the files it archived (no fsync).
+` + "`verify --quick`" + ` run against ` + "`cat`" + ` of the same segment files to /dev/null;
+throughput is segment-file bytes over wall time. ` + "`compress-finished --jobs 2`" + `
+(its default level, which is zstd's level 3; temp file, fsync,
+decompress-and-compare, rename, directory fsync, for every segment) runs on a
+fresh directory of hard links to those segments each time, against
+` + "`zstd -3 -T2`" + ` of exactly the files it archived (no fsync; it skips the
+newest segment, as compress-finished does).
 
 **Memory** is the peak resident set: the VmHWM of the child's own address
 space, sampled every 10 ms until it exits (rusage maxrss cannot be used: Go
@@ -79,7 +84,8 @@ starts children with vfork, and execve carries the parent's high-water mark
 into the child, so every child would report the harness's own peak), and for
 ` + "`tail -f`" + ` the VmHWM once it has printed the whole log. File-backed
 pages of mapped segments count. Each command runs on a log of a quarter of the
-input and on the whole input; the figure must not grow with the log.
+input and on the whole log (` + "`tail`" + `: twice each, the median kept); the figure
+must not grow with the log.
 
 **Follow latency**: the harness appends records through the library while a
 child ` + "`auditseg tail -f`" + ` prints them into a pipe the harness reads; latency is

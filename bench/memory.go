@@ -18,12 +18,12 @@ type memCase struct {
 }
 
 // runMemoryCases measures peak RSS of `write`, `tail -n +1` and
-// `tail -n +1 -f` at two input sizes. The large figures for write and
-// tail -n +1 come from the timed runs; the small ones are runs of their own.
-func runMemoryCases(cfg cliConfig, smallInput, smallLog, largeLog string, write, tail *cliCase, haveTail string) []*memCase {
+// `tail -n +1 -f` on a log of a quarter of the input and on the whole
+// input. The large figure for write comes from its timed runs.
+func runMemoryCases(cfg cliConfig, smallInput, smallLog, largeLog string, write *cliCase, haveTail string) []*memCase {
 	wm := &memCase{title: "`auditseg write` (peak RSS)"}
 	var rs []float64
-	for range max(3, cfg.runs/2) {
+	for range 2 {
 		os.RemoveAll(smallLog)
 		r, err := runProc(procIO{stdin: smallInput}, cfg.bin, "write", "--quiet", smallLog)
 		if err != nil {
@@ -41,19 +41,19 @@ func runMemoryCases(cfg cliConfig, smallInput, smallLog, largeLog string, write,
 	tm := &memCase{title: "`auditseg tail -n +1` (peak RSS)", smallLog: logBytes(smallLog), largeLog: logBytes(largeLog), unavailable: haveTail}
 	fm := &memCase{title: "`auditseg tail -n +1 -f`, caught up (VmHWM)", smallLog: tm.smallLog, largeLog: tm.largeLog, unavailable: haveTail}
 	if haveTail == "" {
-		rs = rs[:0]
-		for range max(3, cfg.runs/2) {
-			r, err := runProc(procIO{}, cfg.bin, "tail", "-n", "+1", smallLog)
-			if err != nil {
-				tm.err = err
-				break
+		peak := func(dir string) float64 {
+			var rs []float64
+			for range 2 {
+				r, err := runProc(procIO{}, cfg.bin, "tail", "-n", "+1", dir)
+				if err != nil {
+					tm.err = err
+					break
+				}
+				rs = append(rs, float64(r.maxRSS))
 			}
-			rs = append(rs, float64(r.maxRSS))
+			return median(rs)
 		}
-		tm.small, tm.large = median(rs), median(tail.ours.rss)
-		if tail.err != nil {
-			tm.err = tail.err
-		}
+		tm.small, tm.large = peak(smallLog), peak(largeLog)
 		timeout := 2 * time.Minute
 		if cfg.size < 1<<30 {
 			timeout = 20 * time.Second
