@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/edsrzf/mmap-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -85,11 +84,11 @@ func (im *Image) mapFile() error {
 		im.Data, im.release = []byte{}, func() error { return nil }
 		return nil
 	}
-	m, err := mmap.Map(f, mmap.RDONLY, 0)
+	m, err := MapFile(f, im.FileSize, false)
 	if err != nil {
-		return fmt.Errorf("map %s: %w", im.Path, err)
+		return err
 	}
-	im.Data, im.release = m, m.Unmap
+	im.Data, im.release = m, func() error { return Unmap(m) }
 	return nil
 }
 

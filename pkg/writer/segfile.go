@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/auditseg/auditseg/pkg/segment"
-	"github.com/edsrzf/mmap-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -101,15 +100,17 @@ func (w *Writer) prepare(seq uint64) (*seg, error) {
 // prefault stores into every page, which is only harmless on a segment
 // known to be all zeros (recovery maps segments full of records).
 func mapSegment(f *os.File, path string, seq uint64, size int64) (*seg, error) {
-	m, err := mmap.Map(f, mmap.RDWR, 0)
-	if err != nil {
+	if st, err := f.Stat(); err != nil || st.Size() != size {
 		f.Close()
+		if err == nil {
+			err = fmt.Errorf("file is %d bytes, want %d", st.Size(), size)
+		}
 		return nil, fmt.Errorf("map %s: %w", path, err)
 	}
-	if len(m) != int(size) {
-		m.Unmap()
+	m, err := segment.MapFile(f, size, true)
+	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("map %s: file is %d bytes, want %d", path, len(m), size)
+		return nil, err
 	}
 	return &seg{seq: seq, seed: segment.FrameSeed(seq), path: path, data: m, f: f, dataLimit: segment.DataLimit(size), tally: segment.NewTally(), durable: segment.NewTally()}, nil
 }
@@ -187,8 +188,7 @@ func (s *seg) release() error {
 		return nil
 	}
 	s.unmapped = true
-	m := mmap.MMap(s.data)
-	err := m.Unmap()
+	err := segment.Unmap(s.data)
 	if cerr := s.f.Close(); err == nil {
 		err = cerr
 	}
