@@ -35,7 +35,7 @@ one run's write-back does not land in the next run's time.
 **Library append** runs in the harness process: g goroutines start together
 and split a fixed record count; only the append loop is timed (open and close
 are not). The count is fixed per implementation and cell from its warm-up run
-so a run takes about 0.6 s (` + "`-libtime`" + `; ` + "`-quick`" + `: 0.05 s). Every run uses a fresh directory on
+so a run takes about 0.5 s (` + "`-libtime`" + `; ` + "`-quick`" + `: 0.05 s). Every run uses a fresh directory on
 the repository's file system (see Machine), never tmpfs. auditseg runs with
 ` + "`Sync: SyncNone`" + ` and default 64 MiB segments (sealing still flushes each
 finished segment); no peer ever fsyncs. Peers: a sync.Mutex-guarded 64 KiB
