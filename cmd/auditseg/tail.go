@@ -21,7 +21,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strconv"
@@ -216,11 +215,8 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 			if err := out.Flush(); err != nil {
 				return err
 			}
-			if err := r.Wait(ctx); err != nil {
-				if err == io.EOF || ctx.Err() != nil {
-					return nil
-				}
-				return nil // r.Err() holds it
+			if r.Wait(ctx) != nil {
+				return nil // the end (io.EOF), a signal, or r.Err()
 			}
 		}
 	}()
