@@ -33,9 +33,19 @@
 //
 // Damage is reported through Options.OnDamage and skipped: a torn frame
 // (CRC mismatch or impossible header) up to the next frame whose CRC
-// matches, a segment whose header is unusable entirely. Options.Strict
-// stops at the first report instead. The reader never panics on any file
-// content and never allocates by a length read from a file.
+// matches; a segment whose header is unusable, whole. Options.Strict stops
+// at the first report instead. The reader never panics on any file content
+// and never allocates by a length read from a file. A mapped file that
+// shrinks while the reader decodes it is reported too (the fault is caught);
+// a caller touching a Payload of such a file is not protected.
+//
+// # Costs
+//
+// Polls shorter than 2ms sleep in nanosleep(2), blocking the calling
+// goroutine's thread, because the Go runtime's timers wake about a
+// millisecond late. When the lock file cannot be queried (no permission to
+// open it), a writer is assumed, so unfinished frames are waited for rather
+// than skipped.
 package reader
 
 import (
