@@ -75,7 +75,7 @@ func (d *Damage) Error() string {
 	case DamageGap:
 		return fmt.Sprintf("%s: offset %d: %d zero bytes claimed by a writer that died before writing them; skipped", d.Path, d.Offset, d.Len)
 	case DamageUnfinished:
-		return fmt.Sprintf("%s: offset %d: segment ends without an END frame (its writer died); continuing with the next segment", d.Path, d.Offset)
+		return fmt.Sprintf("%s: offset %d: segment ends without an END frame (its writer died, or %d bytes up to the record limit were lost); continuing with the next segment", d.Path, d.Offset, d.Len)
 	case DamageMissing:
 		if d.Len == 1 {
 			return fmt.Sprintf("%s: segment %d is missing", d.Path, d.Seq)

@@ -261,7 +261,10 @@ func (r *Reader) atTail(c *seg) bool {
 			return false
 		}
 		if r.entryAfter(c.seq) < len(r.list) {
-			if c.off > segment.HeaderSize && !r.report(Damage{Kind: DamageUnfinished, Path: c.path, Seq: c.seq, Offset: c.off}) {
+			// Nothing tells where records stopped: the rest of the record
+			// area may have held some.
+			rest := segment.RecordLimit(int64(len(c.img.Data))) - c.off
+			if c.off > segment.HeaderSize && !r.report(Damage{Kind: DamageUnfinished, Path: c.path, Seq: c.seq, Offset: c.off, Len: rest}) {
 				return false
 			}
 			r.finish()
