@@ -32,7 +32,7 @@ var (
 	dir          = flag.String("dir", "", "log directory")
 	run          = flag.Uint("run", 1, "run number stamped in every record")
 	goroutines   = flag.Int("goroutines", 8, "appending goroutines")
-	segmentSize  = flag.Int64("segment-size", 64<<10, "segment size")
+	segmentSize  = flag.Int64("segment-size", 64<<10, "segment size (the seal kill point assumes every msync ending in a footer is one)")
 	syncMode     = flag.String("sync", "none", "none, interval or always")
 	syncInterval = flag.Duration("sync-interval", 5*time.Millisecond, "flush period for -sync interval")
 	records      = flag.Int("records", 0, "records per goroutine; 0 appends until killed")
@@ -192,16 +192,13 @@ func reserveOne(w *writer.Writer, rng *rand.Rand, id crashtest.RecordID) segment
 	return r.Position()
 }
 
-// sealing reports whether an msync covers a whole segment whose footer is
-// written: the sealer's (or recovery's) flush.
+// sealing reports whether an msync flushes a written footer: the range
+// ends at the end of a segment mapping (the writer flushes the footer's
+// page after the records) and its last FooterSize bytes are a footer.
 func sealing(b []byte, size int64) bool {
-	if int64(len(b)) != size {
+	n := len(b)
+	if int64(n) > size || n < segment.FooterSize {
 		return false
 	}
-	for _, c := range b[size-segment.FooterSize:] {
-		if c != 0 {
-			return true
-		}
-	}
-	return false
+	return string(b[n-segment.FooterSize:n-segment.FooterSize+len(segment.FooterMagic)]) == segment.FooterMagic
 }
