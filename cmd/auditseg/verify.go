@@ -31,7 +31,7 @@ func newVerifyCmd() *cobra.Command {
 		Short: "Check logs and segment files: every frame, footer and the digest chain",
 		Long: `Verifies each PATH: a log directory as a whole, or individual segment files
 (.seg or .seg.zst). Every frame's CRC, every sealed footer (record count, end
-offset, time range, SHA-256 digest), the chain of digests between segments,
+offset, time range, BLAKE3 digest), the chain of digests between segments,
 missing sequence numbers, and files that do not belong are checked. Damage is
 reported with its file, offset (SEQ:OFFSET) and class, and verification goes on
 past it.

@@ -46,7 +46,7 @@ const (
 	FrameHeaderSize = 24  // frame header; also the room kept for the END frame
 	Alignment       = 8   // every frame starts at a multiple of this
 	FooterSize      = 128 // footer, in the last FooterSize bytes of the file
-	DigestSize      = 32  // SHA-256
+	DigestSize      = 32  // BLAKE3-256
 
 	TypeData byte = 0x01 // a record
 	TypePad  byte = 0x02 // an aborted or recovered reservation; skipped
@@ -222,7 +222,7 @@ func DecodeHeader(b []byte) (Header, error) {
 //	 48  i64  sealing time, unix nanoseconds
 //	 56  u32  flags (FlagRecovered)
 //	 60  [32] digest of the previous segment (zeros for the first)
-//	 92  [32] digest: SHA-256(previous digest | file bytes 0..end+24)
+//	 92  [32] digest: BLAKE3-256(previous digest | file bytes 0..end+24)
 //	124  u32  CRC32C of bytes 0..124
 type Footer struct {
 	Seq        uint64

@@ -1,10 +1,11 @@
 package segment
 
 import (
-	"crypto/sha256"
 	"hash/crc32"
 	"sync/atomic"
 	"unsafe"
+
+	"lukechampine.com/blake3"
 )
 
 // FrameState says what the commit word of a frame slot holds.
@@ -221,12 +222,14 @@ func decodeFrame(img []byte, seed uint32, off int64) Frame {
 }
 
 // Digest computes the sealing digest of a segment whose END frame starts at
-// end: SHA-256 over the previous segment's digest, then file bytes
+// end: BLAKE3-256 over the previous segment's digest, then file bytes
 // [0, end+FrameHeaderSize): the header, every frame, and the END frame's
-// header. SHA-256 is hardware-accelerated (SHA-NI) on the machines we run
-// on and needs no dependency.
+// header. BLAKE3 (lukechampine.com/blake3, AVX-512/AVX2) hashes a 64 MiB
+// segment at ~3.5 GB/s on one core here against ~1.6 GB/s for SHA-256
+// with SHA-NI; sealing runs beside the appenders on the same cores, so the
+// faster hash is what keeps it from becoming the bottleneck.
 func Digest(prev [DigestSize]byte, img []byte, end int64) [DigestSize]byte {
-	h := sha256.New()
+	h := blake3.New(DigestSize, nil)
 	h.Write(prev[:])
 	h.Write(img[:end+FrameHeaderSize])
 	var d [DigestSize]byte

@@ -192,7 +192,7 @@ func checkImage(im *segment.Image, r *result, o *Options) {
 
 	var digest chan [segment.DigestSize]byte
 	if r.sealed && !o.Quick && len(im.Data) >= parallelDigest {
-		// SHA-256 and the frame CRCs cost about the same: hash on another
+		// BLAKE3 and the frame CRCs cost about the same: hash on another
 		// core while walking, so one large segment takes half the time.
 		digest = make(chan [segment.DigestSize]byte, 1)
 		go func() { digest <- segment.Digest(r.footer.PrevDigest, im.Data, r.footer.EndOffset) }()

@@ -18,7 +18,7 @@
 // record's timestamp against the segment's creation and sealing times
 // (Options.TimeTolerance); the bytes after the END frame; and for a sealed
 // segment, that END is at the footer's end offset and that the record
-// count, time range and SHA-256 digest in the footer match the contents.
+// count, time range and BLAKE3 digest in the footer match the contents.
 // After damage the walk resumes at the next frame whose CRC matches (or
 // after a reserved frame's claimed extent) and the finding says how many
 // bytes could not be attributed, so one damaged frame hides nothing else.
