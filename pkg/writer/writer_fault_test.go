@@ -172,9 +172,7 @@ func ioFault(t *testing.T, op crashtest.Op, n int, persist bool, fig *faultFigur
 			unexpected = err
 			t.Errorf("msync failure not sticky: %v", err)
 		}
-		if !persist {
-			time.Sleep(2 * time.Millisecond) // let the preparer retry
-		}
+		time.Sleep(2 * time.Millisecond) // let the preparer retry (every 20 ms)
 	}
 	const records = 900 // three segments and more: three creations
 	for i := range records {
@@ -187,7 +185,7 @@ func ioFault(t *testing.T, op crashtest.Op, n int, persist bool, fig *faultFigur
 		if i%20 == 19 {
 			note(w.Sync())
 		}
-		if errs > 30 && (persist || op == crashtest.OpMsync) || errs > 200 {
+		if errs > 40 && (persist || op == crashtest.OpMsync) || errs > 200 {
 			break // it keeps failing (as it should, but for once-only faults)
 		}
 	}
@@ -205,6 +203,12 @@ func ioFault(t *testing.T, op crashtest.Op, n int, persist bool, fig *faultFigur
 		}
 		if err := w.Close(); !errors.Is(err, writer.ErrFailed) {
 			t.Fatalf("Close after a failed msync: %v, want ErrFailed", err)
+		}
+	case persist && !openFailed:
+		// The preparer retried (every 20 ms) and failed again each time;
+		// appends that needed a segment kept returning the error.
+		if fs.Injected() < 2 || firstErr == nil {
+			t.Fatalf("a persistent %v failure: %d injected, first error %v", op, fs.Injected(), firstErr)
 		}
 	case !persist:
 		if firstErr != nil && okAfterErr == 0 {
