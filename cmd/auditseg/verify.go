@@ -97,7 +97,15 @@ func runVerify(cmd *cobra.Command, paths []string, f verifyFlags) error {
 		if t.Fatal == 0 {
 			return withCode(code, fmt.Errorf("verification failed: %s of crash residue (--strict)", plural(t.Residue, "finding")))
 		}
-		return withCode(code, fmt.Errorf("verification failed: %s", plural(t.Fatal, "fatal finding")))
+		first := ""
+		for _, fd := range rep.Findings {
+			if fd.Fatal() {
+				// Name the first one on stderr too: CI logs often show only it.
+				first = fmt.Sprintf(" (first: %s offset %d: %s: %s)", fd.Path, fd.Offset, fd.Class, fd.Reason)
+				break
+			}
+		}
+		return withCode(code, fmt.Errorf("verification failed: %s%s", plural(t.Fatal, "fatal finding"), first))
 	case verify.ExitError:
 		return withCode(code, fmt.Errorf("%s could not be read", plural(t.Errors, "segment file")))
 	case verify.ExitUnfinished:

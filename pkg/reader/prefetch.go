@@ -37,7 +37,7 @@ func (r *Reader) startPrefetch(seq uint64) {
 		if p.err == nil && !p.im.Archived && p.im.HeaderErr == nil {
 			// A fault here (the file shrank) just ends the populate call
 			// with an error: MADV_POPULATE_READ reports, never signals.
-			_ = unix.Madvise(p.im.Data, unix.MADV_POPULATE_READ)
+			_ = unix.Madvise(p.im.Data[:p.im.Valid()], unix.MADV_POPULATE_READ) // never the padding of a short file
 		}
 	}()
 }

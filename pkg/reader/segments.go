@@ -410,6 +410,9 @@ func (r *Reader) openSeg(e segment.Entry) *seg {
 			return nil
 		}
 	case errors.Is(ferr, segment.ErrNoFooter):
+	case r.alive:
+		// A live writer (or its recovery) may be writing the footer right
+		// now: read the segment as unsealed; its END frame still ends it.
 	default:
 		// A footer is written only after every frame is committed, so a
 		// damaged one still means the segment is finished.

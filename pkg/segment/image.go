@@ -143,8 +143,12 @@ func (im *Image) Walk(from int64, mode WalkMode, fn func(Event) bool) int64 {
 	if im.HeaderErr != nil {
 		return from
 	}
-	return Walk(im.Data, im.Header.Seq, from, mode, fn)
+	return WalkValid(im.Data, im.Header.Seq, from, mode, im.Valid(), fn)
 }
+
+// Valid is how many bytes of Data came from the file: past it, Data is
+// padding (a truncated file) that must not be read — see WalkValid.
+func (im *Image) Valid() int64 { return min(im.FileSize, int64(len(im.Data))) }
 
 // Close releases the image's memory. Slices of Data must not be used after.
 func (im *Image) Close() error {

@@ -71,14 +71,49 @@ const (
 // offset where a frame's CRC matches. Walk never panics and allocates
 // nothing itself.
 func Walk(img []byte, seq uint64, from int64, mode WalkMode, fn func(Event) bool) int64 {
+	return WalkValid(img, seq, from, mode, int64(len(img)), fn)
+}
+
+// WalkValid is Walk over an image whose bytes from offset valid on are
+// known to be zero and are never read: a truncated file padded to the size
+// its header states (Image does this). Reading the padding would cost
+// memory — on some kernels even untouched anonymous pages are allocated
+// when read — so a file claiming a gigabyte it does not have costs nothing.
+// A DATA frame reaching past valid is torn (the file ends inside it); PAD
+// and END frames are checked by their headers alone, so they may.
+func WalkValid(img []byte, seq uint64, from int64, mode WalkMode, valid int64, fn func(Event) bool) int64 {
 	size := int64(len(img))
 	if size < MinSegmentSize || size%Alignment != 0 {
 		return from
 	}
 	limit := RecordLimit(size)
+	valid = min(max(valid, 0), limit)
 	seed := FrameSeed(seq)
 	off := from
 	for off <= limit-FrameHeaderSize { // from may be near MaxInt64: no off+n
+		aligned := off >= HeaderSize && off%Alignment == 0
+		if aligned && off <= valid-FrameHeaderSize && valid < limit {
+			// Only a committed DATA frame's check reads past its header.
+			if l := int64(LoadLength(img, off)); l > 0 && img[off+8] == TypeData && off+Align(l) > valid {
+				f := Frame{Offset: off, Length: int32(l), State: Torn,
+					Err: corrupt(off, "frame length %d reaches past the end of the file at %d", l, valid)}
+				if !fn(Event{Kind: EvTorn, Offset: off, Len: limit - off, Frame: f}) {
+					return off
+				}
+				return limit
+			}
+		} else if aligned && off > valid-FrameHeaderSize && valid < limit {
+			ev := Event{Kind: EvTail, Offset: off, Len: limit - off, Frame: Frame{Offset: off}}
+			if off < valid && ZeroFrom(img, off, valid) < valid {
+				ev.Kind = EvTorn // the file ends inside this frame's header
+				ev.Frame.State = Torn
+				ev.Frame.Err = corrupt(off, "the file ends at %d inside a frame header", valid)
+			} else if mode == Live {
+				ev.Kind, ev.Len = EvPending, 0
+			}
+			fn(ev)
+			return off
+		}
 		f := decodeFrame(img, seed, off)
 		ev := Event{Offset: off, Frame: f}
 		switch f.State {
@@ -102,8 +137,8 @@ func Walk(img []byte, seq uint64, from int64, mode WalkMode, fn func(Event) bool
 				fn(ev)
 				return off
 			}
-			next := nextNonZero(img, off, limit)
-			if next >= limit {
+			next := nextNonZero(img, off, valid)
+			if next >= valid {
 				ev.Kind, ev.Len = EvTail, limit-off
 				fn(ev)
 				return off
@@ -120,9 +155,9 @@ func Walk(img []byte, seq uint64, from int64, mode WalkMode, fn func(Event) bool
 				break
 			}
 			// Non-zero bytes that are not a frame: damage, not a gap.
-			ev.Kind, ev.Len = EvTorn, Resync(img, seq, next)-off
+			ev.Kind, ev.Len = EvTorn, resync(img, seed, next, valid)-off
 		case Torn:
-			ev.Kind, ev.Len = EvTorn, Resync(img, seq, off)-off
+			ev.Kind, ev.Len = EvTorn, resync(img, seed, off, valid)-off
 		}
 		if !fn(ev) {
 			return off
@@ -138,15 +173,21 @@ func Walk(img []byte, seq uint64, from int64, mode WalkMode, fn func(Event) bool
 // offset, a match is a frame written there, with odds of a false match of
 // about 2^-32 per candidate that passes the cheap header checks first.
 func Resync(img []byte, seq uint64, off int64) int64 {
+	return resync(img, FrameSeed(seq), off, int64(len(img)))
+}
+
+// resync is Resync reading no byte at or after valid (see WalkValid).
+func resync(img []byte, seed uint32, off, valid int64) int64 {
 	limit := RecordLimit(int64(len(img)))
-	seed := FrameSeed(seq)
 	if off >= limit {
 		return limit
 	}
+	valid = min(valid, limit)
 	// off may be unaligned or outside the record area (a caller's bad
 	// start): candidates are always aligned and inside it.
-	for p := max(Align(off+1), HeaderSize); p <= limit-FrameHeaderSize; p += Alignment {
-		if l := int32(le.Uint32(img[p:])); l < FrameHeaderSize {
+	for p := max(Align(off+1), HeaderSize); p <= valid-FrameHeaderSize; p += Alignment {
+		l := int32(le.Uint32(img[p:]))
+		if l < FrameHeaderSize || img[p+8] == TypeData && p+Align(int64(l)) > valid {
 			continue
 		}
 		if t := img[p+8]; t != TypeData && t != TypePad && t != TypeEnd {

@@ -74,6 +74,9 @@ type checker struct {
 	r   *result
 	seq uint64
 	img []byte
+	// valid is how many bytes of img the file holds; past it img is
+	// padding that must not be read (segment.WalkValid).
+	valid int64
 	// created is the header's creation time; known is false when the
 	// header is unusable and the frames are checked with the file name's
 	// sequence number instead.
@@ -132,7 +135,7 @@ func newResult(path string, o *Options) *result {
 func checkImage(im *segment.Image, r *result, o *Options) {
 	r.rep.Archived = r.rep.Archived || im.Archived
 	r.rep.FileBytes, r.rep.Bytes = im.FileSize, int64(len(im.Data))
-	c := &checker{o: o, r: r, img: im.Data}
+	c := &checker{o: o, r: r, img: im.Data, valid: im.Valid()}
 	hdr := im.Header
 	if im.HeaderErr != nil {
 		f := findingFromErr(Torn, im.Path, r.rep.Seq, im.HeaderErr)
@@ -217,7 +220,7 @@ func (c *checker) walk() {
 	r.walked = true
 	frames := 0
 	limit := segment.RecordLimit(int64(len(c.img)))
-	segment.Walk(c.img, c.seq, segment.HeaderSize, segment.Quiescent, func(ev segment.Event) bool {
+	segment.WalkValid(c.img, c.seq, segment.HeaderSize, segment.Quiescent, c.valid, func(ev segment.Event) bool {
 		switch ev.Kind {
 		case segment.EvFrame:
 			frames++
@@ -245,7 +248,7 @@ func (c *checker) walk() {
 	r.empty = frames == 0 && r.dataEnd == segment.HeaderSize
 	if r.hasEnd {
 		from := r.endAt + segment.FrameHeaderSize
-		if p := segment.ZeroFrom(c.img, from, limit); p < limit {
+		if p := segment.ZeroFrom(c.img, from, min(limit, c.valid)); p < min(limit, c.valid) {
 			c.addFound(c.finding(GarbageAfterEnd, p, limit-p,
 				fmt.Sprintf("non-zero bytes after the END frame at %d (first at offset %d, %d bytes to the record limit)", r.endAt, p, limit-p)), false)
 		}

@@ -118,7 +118,7 @@ func (in *Inspection) Slots(fn func(Slot) bool) {
 	img := in.im.Data
 	limit := segment.RecordLimit(int64(len(img)))
 	endAt, stopped := int64(-1), false
-	segment.Walk(img, in.Seq, segment.HeaderSize, segment.Quiescent, func(ev segment.Event) bool {
+	segment.WalkValid(img, in.Seq, segment.HeaderSize, segment.Quiescent, in.im.Valid(), func(ev segment.Event) bool {
 		s := Slot{Offset: ev.Offset, Len: ev.Len, Frame: ev.Frame, CRC: "-"}
 		if ev.Kind != segment.EvTail {
 			s.Bytes = img[ev.Offset : ev.Offset+ev.Len]
@@ -160,7 +160,7 @@ func (in *Inspection) Slots(fn func(Slot) bool) {
 	if stopped || endAt < 0 {
 		return
 	}
-	if p := segment.ZeroFrom(img, endAt+segment.FrameHeaderSize, limit); p < limit {
+	if p := segment.ZeroFrom(img, endAt+segment.FrameHeaderSize, min(limit, in.im.Valid())); p < min(limit, in.im.Valid()) {
 		fn(Slot{Kind: SlotGarbage, Offset: p, Len: limit - p, CRC: "-", Bytes: img[p:limit],
 			Reason: "non-zero bytes after the END frame"})
 	}

@@ -1,0 +1,65 @@
+package segment
+
+import "testing"
+
+// WalkValid never looks past valid: bytes there are padding of a truncated
+// file. Filling them with garbage proves they are not read.
+func TestWalkValidReadsNothingPastValid(t *testing.T) {
+	const size = 1 << 20
+	build := func() ([]byte, []int64) {
+		img := NewImage(testSeq, size, 0)
+		var offs []int64
+		off := int64(HeaderSize)
+		for i := 0; i < 20; i++ {
+			offs = append(offs, off)
+			off = PutFrame(img, testSeq, off, TypeData, int64(i), make([]byte, 100+i))
+		}
+		return img, append(offs, off)
+	}
+	kinds := func(img []byte, valid int64) (evs []Event) {
+		WalkValid(img, testSeq, HeaderSize, Quiescent, valid, func(ev Event) bool { evs = append(evs, ev); return true })
+		return evs
+	}
+
+	// The file ends exactly after frame 9: ten frames, then the tail.
+	img, offs := build()
+	valid := offs[10]
+	for i := valid; i < int64(len(img)); i++ {
+		img[i] = 0xA5
+	}
+	evs := kinds(img, valid)
+	if len(evs) != 11 || evs[10].Kind != EvTail || evs[10].Offset != valid || evs[10].Len != RecordLimit(size)-valid {
+		t.Fatalf("cut at a frame boundary: %d events, last %+v", len(evs), evs[len(evs)-1])
+	}
+
+	// The file ends inside frame 10: it is torn, to the record limit.
+	img, offs = build()
+	valid = offs[10] + 50
+	for i := valid; i < int64(len(img)); i++ {
+		img[i] = 0xA5
+	}
+	evs = kinds(img, valid)
+	last := evs[len(evs)-1]
+	if len(evs) != 11 || last.Kind != EvTorn || last.Offset != offs[10] || last.Offset+last.Len != RecordLimit(size) {
+		t.Fatalf("cut inside a frame: %d events, last %+v", len(evs), last)
+	}
+
+	// The file ends inside frame 10's header.
+	img, offs = build()
+	valid = offs[10] + 8
+	for i := valid; i < int64(len(img)); i++ {
+		img[i] = 0xA5
+	}
+	evs = kinds(img, valid)
+	if last := evs[len(evs)-1]; len(evs) != 11 || last.Kind != EvTorn || last.Offset != offs[10] {
+		t.Fatalf("cut inside a header: %d events, last %+v", len(evs), last)
+	}
+
+	// A full image walks as Walk does.
+	img, offs = build()
+	a, b := kinds(img, int64(len(img))), []Event(nil)
+	Walk(img, testSeq, HeaderSize, Quiescent, func(ev Event) bool { b = append(b, ev); return true })
+	if len(a) != len(b) || a[len(a)-1].Kind != EvTail || a[len(a)-1].Offset != offs[20] {
+		t.Fatalf("WalkValid over the whole image differs from Walk: %d vs %d events", len(a), len(b))
+	}
+}
