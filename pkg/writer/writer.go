@@ -299,6 +299,12 @@ func (r *Reservation) Commit() error {
 		return ErrReservationDone
 	}
 	r.done = true
+	if e := r.w.failed.Load(); e != nil {
+		// After Close (which may have given up on this reservation and
+		// released the directory) or a sticky failure, the mapping must not
+		// be written: the frame stays reserved and recovery pads it.
+		return *e
+	}
 	img, length := r.s.data, int32(segment.FrameHeaderSize+r.n)
 	ts := r.w.clock.now()
 	segment.PutFrameHeader(img[r.off:], segment.TypeData, length, ts)
@@ -353,11 +359,14 @@ func (w *Writer) Close() error {
 	if e := w.failed.Load(); e != nil && err == nil {
 		err = *e
 	}
+	// Poison the writer before the directory is released: a reservation
+	// Close gave up on must not write into a segment another writer may
+	// now be recovering.
+	closedErr := w.closedErr()
+	w.failed.CompareAndSwap(nil, &closedErr)
 	if lerr := w.lock.Release(); err == nil {
 		err = lerr
 	}
-	closedErr := w.closedErr()
-	w.failed.CompareAndSwap(nil, &closedErr)
 	w.closeErr = err
 	return err
 }

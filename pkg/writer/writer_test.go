@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/auditseg/auditseg/pkg/segment"
 	"go.uber.org/goleak"
@@ -329,4 +330,40 @@ type countingFS struct {
 func (c *countingFS) Msync(b []byte) error {
 	c.msyncs.Add(1)
 	return c.osFS.Msync(b)
+}
+
+// A reservation left open past Close's timeout is not committed afterwards:
+// the directory is released and another writer may recover that segment.
+func TestCommitAfterCloseTimeout(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Open(dir, Options{SegmentSize: 64 << 10, CloseTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := w.Reserve(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(r.Bytes(), "abc")
+	if err := w.Close(); !errors.Is(err, ErrReservationsOpen) {
+		t.Fatalf("close with an open reservation: %v", err)
+	}
+	if err := r.Commit(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("commit after close: %v", err)
+	}
+	if f := segment.DecodeFrame(r.s.data, r.s.seq, r.off); f.State != segment.Reserved {
+		t.Fatalf("frame after a refused commit: %v", f.State)
+	}
+	// The next writer recovers the segment: the reservation becomes PAD.
+	w2, err := Open(dir, Options{SegmentSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := w2.Recovered(); st.RecoveredSegments != 1 || st.RecoveredFrames != 1 {
+		t.Fatalf("recovery %+v", st)
+	}
+	w2.Close()
+	if got := readAll(t, dir); len(got) != 0 {
+		t.Fatalf("records %q", got)
+	}
 }
