@@ -1,53 +1,14 @@
 package crashtest
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
+	"github.com/auditseg/auditseg/internal/testfs"
 	"github.com/auditseg/auditseg/pkg/verify"
-	"golang.org/x/sys/unix"
 )
-
-// smallFS mounts a tmpfs of the given size on a fresh directory and
-// unmounts it at the end of the test. Mounting needs root; CI runs as
-// root, elsewhere the test is skipped with the reason.
-func smallFS(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size="+size+",mode=0700"); err != nil {
-		t.Skipf("cannot mount a size-limited tmpfs on %s (%v): the disk-full tests need root", dir, err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
-// fillFS writes a file in dir until the file system is full.
-func fillFS(t *testing.T, dir string) string {
-	t.Helper()
-	p := filepath.Join(dir, "filler")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 4096)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("filling %s: %v", dir, err)
-			}
-			return p
-		}
-	}
-}
 
 // TestCLIDiskFull runs `auditseg write` on a file system that fills up:
 // it exits 1 with an error naming the segment it could not create and
@@ -55,7 +16,7 @@ func fillFS(t *testing.T, dir string) string {
 // it clean (the command sealed what it had); and after space is freed the
 // next run appends after it.
 func TestCLIDiskFull(t *testing.T) {
-	mnt := smallFS(t, "1m")
+	mnt := testfs.Small(t, "1m")
 	bin := buildBinary(t, "cmd/auditseg")
 	dir := filepath.Join(mnt, "log")
 
@@ -63,7 +24,7 @@ func TestCLIDiskFull(t *testing.T) {
 	if code, sig := c.end(); code != 0 || sig != 0 {
 		t.Fatalf("run 1: exit %d signal %v\n%s", code, sig, c.stderr.String())
 	}
-	filler := fillFS(t, mnt)
+	filler := testfs.Fill(t, mnt)
 	c = startWrite(t, bin, dir, 2, "interval", 30000)
 	code, sig := c.end()
 	stderr := c.stderr.String()

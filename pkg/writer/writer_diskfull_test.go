@@ -9,47 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditseg/auditseg/internal/testfs"
 	"github.com/auditseg/auditseg/pkg/segment"
 	"github.com/auditseg/auditseg/pkg/writer"
-	"golang.org/x/sys/unix"
 )
-
-// smallFS mounts a tmpfs of size bytes on a fresh directory and unmounts
-// it when the test ends. Mounting needs root (CI runs as root); elsewhere
-// the test is skipped with the reason.
-func smallFS(t *testing.T, size string) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size="+size+",mode=0700"); err != nil {
-		t.Skipf("cannot mount a size-limited tmpfs on %s (%v): the disk-full tests need root", dir, err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
-// fill writes a file in dir until the file system is full and returns it.
-func fill(t *testing.T, dir string) string {
-	t.Helper()
-	p := filepath.Join(dir, "filler")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 4096)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("filling %s: %v", dir, err)
-			}
-			return p
-		}
-	}
-}
 
 // TestDiskFull: the file system fills up while records are appended. Append
 // returns an error wrapping ENOSPC that names the segment it could not
@@ -57,13 +20,13 @@ func fill(t *testing.T, dir string) string {
 // mapped); every record acknowledged before stays readable; and once space
 // is freed, appending resumes without reopening.
 func TestDiskFull(t *testing.T) {
-	mnt := smallFS(t, "1m")
+	mnt := testfs.Small(t, "1m")
 	dir := filepath.Join(mnt, "log")
 	w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncInterval, SyncInterval: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	filler := fill(t, mnt)
+	filler := testfs.Fill(t, mnt)
 	acked := map[segment.Position][]byte{}
 	var full error
 	for i := 0; i < 20000 && full == nil; i++ {
@@ -132,12 +95,12 @@ func TestDiskFull(t *testing.T) {
 // cannot create the first segment) and leave no half-made segment; after
 // space is freed Open succeeds and recovers nothing.
 func TestDiskFullAtOpen(t *testing.T) {
-	mnt := smallFS(t, "256k")
+	mnt := testfs.Small(t, "256k")
 	dir := filepath.Join(mnt, "log")
 	if err := os.Mkdir(dir, 0o750); err != nil {
 		t.Fatal(err)
 	}
-	filler := fill(t, mnt)
+	filler := testfs.Fill(t, mnt)
 	_, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10})
 	if !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("Open on a full disk: %v, want ENOSPC", err)
