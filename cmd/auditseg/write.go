@@ -136,7 +136,7 @@ func splitU32BE(buf []byte, eof bool) ([]byte, int, bool, error) {
 	return buf[4 : 4+n], 4 + n, true, nil
 }
 
-// maxNeed is the largest prefix length a splitter may need to see a whole
+// recordNeed is the largest prefix length a splitter may need to see a whole
 // record, so the read buffer never has to grow past it.
 func recordNeed(f writeFlags, maxRecord int64) int64 {
 	if f.framing != "" {

@@ -75,10 +75,13 @@ type Options struct {
 	// the refresh can lag by a scheduler quantum; timestamps are not
 	// guaranteed to be monotonic across goroutines.
 	TimePrecision time.Duration
-	// CloseTimeout bounds how long Close waits for reservations still
-	// open (Reserve without Commit or Abort); default 10 s. After it,
-	// Close returns ErrReservationsOpen and leaves that segment unsealed
-	// and mapped (recovery seals it on the next Open).
+	// CloseTimeout bounds how long Close waits without progress for
+	// reservations still open (Reserve without Commit or Abort); default
+	// 10 s. Close waits as long as frames keep being committed (a long
+	// backlog on a slow disk); once none has been for CloseTimeout, it
+	// returns ErrReservationsOpen and leaves that segment unsealed and
+	// mapped (recovery seals it on the next Open). A Commit after that is
+	// refused, so it cannot write into a segment another writer recovers.
 	CloseTimeout time.Duration
 	// Logger receives recovery reports and background errors; nil
 	// discards them. The writer never prints.

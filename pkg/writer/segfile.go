@@ -1,7 +1,6 @@
 package writer
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -196,14 +195,4 @@ func (s *seg) release() error {
 		return fmt.Errorf("release %s: %w", s.path, err)
 	}
 	return nil
-}
-
-// discard releases a prepared segment that never became active. Its file
-// stays: it is empty, and the next Open reuses it.
-func (s *seg) discard() error {
-	err := s.release()
-	if errors.Is(err, os.ErrClosed) {
-		return nil
-	}
-	return err
 }

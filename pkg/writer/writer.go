@@ -327,8 +327,9 @@ func (r *Reservation) Abort() error {
 }
 
 // Close seals the active segment, stops the background goroutines and
-// releases the directory. It waits up to Options.CloseTimeout for open
-// reservations. Calling it again returns the first call's result.
+// releases the directory. It waits for open reservations while frames
+// keep being committed, giving up after Options.CloseTimeout without any.
+// Calling it again returns the first call's result.
 func (w *Writer) Close() error {
 	w.closeMu.Lock()
 	defer w.closeMu.Unlock()
@@ -352,7 +353,9 @@ func (w *Writer) Close() error {
 	close(w.done)
 	w.wg.Wait()
 	if nx := s.next.Load(); nx != nil {
-		if derr := nx.discard(); err == nil {
+		// Prepared but never used: its file stays, empty, and the next
+		// Open continues in it.
+		if derr := nx.release(); err == nil {
 			err = derr
 		}
 	}
