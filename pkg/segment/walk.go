@@ -79,8 +79,10 @@ func Walk(img []byte, seq uint64, from int64, mode WalkMode, fn func(Event) bool
 // its header states (Image does this). Reading the padding would cost
 // memory — on some kernels even untouched anonymous pages are allocated
 // when read — so a file claiming a gigabyte it does not have costs nothing.
-// A DATA frame reaching past valid is torn (the file ends inside it); PAD
-// and END frames are checked by their headers alone, so they may.
+// A DATA frame whose checked bytes reach past valid is torn (the file ends
+// inside it); a cut inside the alignment padding after a frame loses no
+// record, since the CRC does not cover the padding. PAD and END frames are
+// checked by their headers alone, so they may reach past valid.
 func WalkValid(img []byte, seq uint64, from int64, mode WalkMode, valid int64, fn func(Event) bool) int64 {
 	size := int64(len(img))
 	if size < MinSegmentSize || size%Alignment != 0 {
@@ -94,7 +96,7 @@ func WalkValid(img []byte, seq uint64, from int64, mode WalkMode, valid int64, f
 		aligned := off >= HeaderSize && off%Alignment == 0
 		if aligned && off <= valid-FrameHeaderSize && valid < limit {
 			// Only a committed DATA frame's check reads past its header.
-			if l := int64(LoadLength(img, off)); l > 0 && img[off+8] == TypeData && off+Align(l) > valid {
+			if l := int64(LoadLength(img, off)); l > 0 && img[off+8] == TypeData && off+l > valid {
 				f := Frame{Offset: off, Length: int32(l), State: Torn,
 					Err: corrupt(off, "frame length %d reaches past the end of the file at %d", l, valid)}
 				if !fn(Event{Kind: EvTorn, Offset: off, Len: limit - off, Frame: f}) {

@@ -44,6 +44,22 @@ func TestWalkValidReadsNothingPastValid(t *testing.T) {
 		t.Fatalf("cut inside a frame: %d events, last %+v", len(evs), last)
 	}
 
+	// The file ends inside frame 10's alignment padding: its checked
+	// bytes are all there, so it is intact and the tail follows it.
+	img, offs = build()
+	end := offs[10] + FrameHeaderSize + 110
+	if end == offs[11] {
+		t.Fatal("frame 10 has no padding; change its payload length")
+	}
+	for i := end; i < int64(len(img)); i++ {
+		img[i] = 0xA5
+	}
+	evs = kinds(img, end)
+	if len(evs) != 12 || evs[10].Kind != EvFrame || evs[10].Frame.State != Committed ||
+		evs[11].Kind != EvTail || evs[11].Offset != offs[11] {
+		t.Fatalf("cut inside padding: %d events, frame 10 %+v, last %+v", len(evs), evs[10], evs[len(evs)-1])
+	}
+
 	// The file ends inside frame 10's header.
 	img, offs = build()
 	valid = offs[10] + 8
