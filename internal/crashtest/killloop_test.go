@@ -82,8 +82,8 @@ func TestKillLoop(t *testing.T) {
 			fromStart = true
 			point = KillPoints[kp%len(KillPoints)]
 			kp++
-			// SyncNone never msyncs after Open (sealing starts the
-			// writeback without waiting): take the next point.
+			// SyncNone never flushes after Open (sealing leaves the
+			// writeback to the kernel): take the next point.
 			for mode == "none" && (strings.HasPrefix(point, "msync") || strings.HasPrefix(point, "seal")) {
 				point = KillPoints[kp%len(KillPoints)]
 				kp++

@@ -15,8 +15,9 @@ const KillEnv = "AUDITSEG_CRASH_KILL"
 //
 //	WHAT   an Op name (create, open, fallocate, msync, fsync, rename,
 //	       syncdir): the Nth call of that operation; "seal": the Nth
-//	       msync of a whole sealed segment (the footer is in the mapping,
-//	       not yet flushed); "rotate": the Nth time an appender is handed a
+//	       flush of a written footer (the sealer's fsync after writing it,
+//	       or recovery's msync of it: the records are durable, the footer
+//	       is written, not yet flushed); "rotate": the Nth time an appender is handed a
 //	       position in a newer segment than any before.
 //	open-  count only calls made inside writer.Open (recovery); without
 //	       it, only calls made after Open returned.

@@ -51,11 +51,19 @@ func (t *Tally) Advance(img []byte) bool {
 
 // SealTallied writes the footer of a segment whose tally reached END.
 func SealTallied(img []byte, seq uint64, t Tally, prev [DigestSize]byte, flags uint32, sealedAt int64) Footer {
+	f := TalliedFooter(img, seq, t, prev, flags, sealedAt)
+	f.Encode(img[int64(len(img))-FooterSize:])
+	return f
+}
+
+// TalliedFooter is SealTallied without the write: the footer of a segment
+// whose tally reached END, for a writer that must make the records durable
+// before the footer reaches the file.
+func TalliedFooter(img []byte, seq uint64, t Tally, prev [DigestSize]byte, flags uint32, sealedAt int64) Footer {
 	f := Footer{
 		Seq: seq, Records: t.Records, EndOffset: t.Off, MinTime: t.MinTime, MaxTime: t.MaxTime,
 		SealedAt: sealedAt, Flags: flags, PrevDigest: prev,
 	}
 	f.Digest = Digest(prev, img, t.Off)
-	f.Encode(img[int64(len(img))-FooterSize:])
 	return f
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/auditseg/auditseg/pkg/segment"
-	"golang.org/x/sys/unix"
 )
 
 // prepareLoop keeps the segment after the active one ready, so that a
@@ -134,30 +133,15 @@ func (w *Writer) sealPass() (pending bool, err error) {
 		if !done {
 			return s.full(), nil
 		}
-		durable := w.opts.Sync != SyncNone
-		if durable {
-			// Records (and the END frame) first, the footer after.
-			if err := w.flush(s, s.tally.Off+segment.FrameHeaderSize); err != nil {
-				return false, fmt.Errorf("seal: %w", err)
-			}
-		}
-		f := segment.SealTallied(s.data, s.seq, s.tally, sl.prev, 0, now())
-		if durable {
-			if err := w.flushFooter(s); err != nil {
-				return false, fmt.Errorf("seal: %w", err)
-			}
-		} else if err := unix.SyncFileRange(int(s.f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE); err != nil {
-			// SyncNone promises no durability: start the writeback, do not wait.
-			w.opts.Logger.Warn("start writeback of sealed segment", "file", s.path, "err", err)
+		f := segment.TalliedFooter(s.data, s.seq, s.tally, sl.prev, 0, now())
+		if err := w.finish(s, f); err != nil {
+			return false, fmt.Errorf("seal: %w", err)
 		}
 		sl.prev = f.Digest
 		sl.mu.Lock()
 		sl.queue = sl.queue[1:]
 		sl.mu.Unlock()
 		sl.progress.Store(now())
-		if err := s.release(); err != nil {
-			w.opts.Logger.Warn("release sealed segment", "err", err)
-		}
 		kick(w.kickPrep) // the backlog shrank
 	}
 }

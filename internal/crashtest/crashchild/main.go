@@ -18,6 +18,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -89,7 +90,7 @@ func main() {
 				return
 			}
 			if kp.Seal {
-				if c.Op != crashtest.OpMsync || !sealing(c.Msync, *segmentSize) {
+				if !sealing(c, *segmentSize) {
 					return
 				}
 			} else if c.Op != kp.Op {
@@ -192,13 +193,36 @@ func reserveOne(w *writer.Writer, rng *rand.Rand, id crashtest.RecordID) segment
 	return r.Position()
 }
 
-// sealing reports whether an msync flushes a written footer: the range
-// ends at the end of a segment mapping (the writer flushes the footer's
-// page after the records) and its last FooterSize bytes are a footer.
-func sealing(b []byte, size int64) bool {
-	n := len(b)
-	if int64(n) > size || n < segment.FooterSize {
-		return false
+// sealing reports whether a call flushes a written footer: the running
+// writer's sealer fsyncs a segment (renamed from the temporary name the
+// file was opened under) once more after writing its footer; recovery
+// msyncs a range that ends at the end of a segment mapping whose last
+// FooterSize bytes are a footer.
+func sealing(c crashtest.Call, size int64) bool {
+	hasFooter := func(b []byte) bool {
+		n := len(b)
+		return n >= segment.FooterSize &&
+			string(b[n-segment.FooterSize:n-segment.FooterSize+len(segment.FooterMagic)]) == segment.FooterMagic
 	}
-	return string(b[n-segment.FooterSize:n-segment.FooterSize+len(segment.FooterMagic)]) == segment.FooterMagic
+	switch c.Op {
+	case crashtest.OpMsync:
+		return int64(len(c.Msync)) <= size && hasFooter(c.Msync)
+	case crashtest.OpFsync:
+		final := strings.TrimSuffix(c.Path, segment.TempExt)
+		if final == c.Path {
+			return false
+		}
+		if _, err := os.Lstat(c.Path); err == nil {
+			return false // still the temporary file: the header's fsync
+		}
+		f, err := os.Open(final)
+		if err != nil {
+			return false
+		}
+		defer f.Close()
+		b := make([]byte, segment.FooterSize)
+		_, err = f.ReadAt(b, size-segment.FooterSize)
+		return err == nil && hasFooter(b)
+	}
+	return false
 }

@@ -1,0 +1,161 @@
+package writer_test
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"unsafe"
+
+	"github.com/auditseg/auditseg/internal/crashtest"
+	"github.com/auditseg/auditseg/pkg/segment"
+	"github.com/auditseg/auditseg/pkg/writer"
+	"golang.org/x/sys/unix"
+)
+
+// TestSealMakesRecordsDurableBeforeTheFooter: with a durable sync mode the
+// sealer fsyncs a finished segment while its footer is still zero, and
+// again after writing it, so a power loss between the two leaves a segment
+// that reads as unsealed, never a footer vouching for records the disk
+// does not have.
+func TestSealMakesRecordsDurableBeforeTheFooter(t *testing.T) {
+	for _, mode := range []writer.SyncMode{writer.SyncInterval, writer.SyncAlways} {
+		t.Run(mode.String(), func(t *testing.T) {
+			fs := &crashtest.FaultFS{}
+			var mu sync.Mutex
+			seen := map[string][]bool{} // segment file -> footer present at each fsync
+			fs.Before = func(c crashtest.Call) {
+				// The file keeps the name it was created under; once it is
+				// renamed, an fsync of it is the sealer's.
+				path := strings.TrimSuffix(c.Path, segment.TempExt)
+				if c.Op != crashtest.OpFsync || path == c.Path || fileExists(c.Path) {
+					return
+				}
+				img, err := os.ReadFile(path)
+				if err != nil {
+					t.Errorf("read %s at its fsync: %v", path, err)
+					return
+				}
+				h, err := segment.DecodeHeader(img)
+				if err != nil {
+					t.Errorf("%s at its fsync: %v", path, err)
+					return
+				}
+				_, ferr := segment.DecodeFooter(img, h)
+				mu.Lock()
+				seen[path] = append(seen[path], ferr == nil)
+				mu.Unlock()
+			}
+			dir := t.TempDir()
+			w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: mode, FS: fs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 2000 {
+				if _, err := w.Append(faultPayload(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			sealed := 0
+			for _, s := range listSegments(t, dir) {
+				got := seen[s]
+				if img, err := os.ReadFile(s); err == nil && segment.LoadLength(img, segment.HeaderSize) == 0 {
+					continue // prepared, never written: Close leaves it for the next Open
+				}
+				if len(got) < 2 || got[0] || !got[len(got)-1] {
+					t.Errorf("%s: footer present at each fsync %v; want absent at the first, present at the last", filepath.Base(s), got)
+				}
+				sealed++
+			}
+			if sealed < 4 {
+				t.Fatalf("only %d segments: rotation not exercised", sealed)
+			}
+		})
+	}
+}
+
+// TestSealDropsCleanPages: a durable sync mode leaves a sealed segment's
+// pages out of the page cache (their memory is reused for the next
+// segment) unless KeepCache; SyncNone never drops pages it did not write
+// back.
+func TestSealDropsCleanPages(t *testing.T) {
+	for _, c := range []struct {
+		mode     writer.SyncMode
+		keep     bool
+		resident bool
+	}{
+		{writer.SyncInterval, false, false},
+		{writer.SyncInterval, true, true},
+		{writer.SyncNone, false, true},
+	} {
+		dir := t.TempDir()
+		w, err := writer.Open(dir, writer.Options{SegmentSize: 1 << 20, Sync: c.mode, KeepCache: c.keep})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := bytes.Repeat([]byte("x"), 1000)
+		for range 3000 { // about three segments
+			if _, err := w.Append(rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		segs := listSegments(t, dir)
+		first := residentFraction(t, segs[0])
+		if got := first > 0.5; got != c.resident {
+			t.Errorf("sync %v, KeepCache %v: %.0f%% of the first sealed segment is in the page cache; want resident=%v",
+				c.mode, c.keep, 100*first, c.resident)
+		}
+	}
+}
+
+func listSegments(t *testing.T, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, "*"+segment.SegmentExt))
+	if err != nil || len(m) == 0 {
+		t.Fatalf("no segments in %s: %v", dir, err)
+	}
+	return m
+}
+
+// residentFraction maps the file (which faults nothing in) and asks the
+// kernel which of its pages are in the page cache.
+func residentFraction(t *testing.T, path string) float64 {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, _ := f.Stat()
+	m, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	page := os.Getpagesize()
+	vec := make([]byte, (len(m)+page-1)/page)
+	// x/sys/unix has no Mincore wrapper on Linux.
+	if _, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(unsafe.SliceData(m))), uintptr(len(m)), uintptr(unsafe.Pointer(unsafe.SliceData(vec)))); e != 0 {
+		t.Fatal(e)
+	}
+	n := 0
+	for _, v := range vec {
+		n += int(v & 1)
+	}
+	return float64(n) / float64(len(vec))
+}
+
+func fileExists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
+}
