@@ -44,6 +44,10 @@ func (w *Writer) prepareLoop() {
 			continue
 		}
 		nx, err := w.prepare(c.seq + 1)
+		if fe := (flushError{}); errors.As(err, &fe) {
+			w.fail(err)
+			continue
+		}
 		if err != nil {
 			lastFail = time.Now()
 			w.prepErr.Store(&err)

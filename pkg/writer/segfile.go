@@ -74,7 +74,7 @@ func (w *Writer) prepare(seq uint64) (*seg, error) {
 		return fail("write header of", err)
 	}
 	if err := fs.Fsync(f); err != nil {
-		return fail("fsync", err)
+		return fail("fsync", flushError{err})
 	}
 	// The header's write left a small folio at offset 0, and around it the
 	// kernel cannot place a 2 MiB folio, so the first 2 MiB of the mapping
@@ -91,7 +91,7 @@ func (w *Writer) prepare(seq uint64) (*seg, error) {
 		// its header: remove it, or every retry would find it in the way.
 		f.Close()
 		os.Remove(final)
-		return nil, fmt.Errorf("prepare segment: fsync directory %s: %w", w.dir, err)
+		return nil, fmt.Errorf("prepare segment: fsync directory %s: %w", w.dir, flushError{err})
 	}
 	s, err := mapSegment(f, final, seq, size)
 	if err != nil {
@@ -101,6 +101,16 @@ func (w *Writer) prepare(seq uint64) (*seg, error) {
 	s.tail.Store(segment.HeaderSize)
 	return s, nil
 }
+
+// flushError marks a failed fsync. Like a failed msync it is sticky (the
+// writer fails for good): after one, the kernel may report later flushes
+// of the same pages as successful without having written them, so no
+// durability could be claimed again. The file it concerned holds no record,
+// but a device that fails an fsync is not trusted with the next one.
+type flushError struct{ err error }
+
+func (e flushError) Error() string { return e.err.Error() }
+func (e flushError) Unwrap() error { return e.err }
 
 // mapSegment maps an open segment file read-write. It does not pre-fault:
 // prefault stores into every page, which is only harmless on a segment

@@ -109,9 +109,10 @@ type faultFigures struct {
 // writer makes, once or from then on, while one goroutine appends across
 // several rotations and syncs every 20 records. In every case the failure
 // is reported (returned, or logged by the background preparer when it
-// recovered before an appender needed it); a failed msync is sticky:
-// every later Append and Sync returns ErrFailed, even though the device
-// recovered; other failures stop appends only while they last; no
+// recovered before an appender needed it); a failed msync, fsync or
+// directory fsync is sticky: every later Append and Sync returns
+// ErrFailed, even though the device recovered; other failures (create,
+// fallocate, rename) stop appends only while they last; no
 // acknowledged record is lost; and a reopen with a working file system
 // recovers to a log verify finds clean.
 func TestIOFaults(t *testing.T) {
@@ -131,6 +132,13 @@ func TestIOFaults(t *testing.T) {
 	}
 	t.Logf("SUMMARY TestIOFaults: cases=%d injected_failures=%d returned_by_append_or_sync=%d only_logged=%d open_failed=%d acknowledged=%d lost=0",
 		fig.cases, fig.injected, fig.returned, fig.logged, fig.openFail, fig.acked)
+}
+
+// sticky reports whether a failure of op fails the writer for good: every
+// flush (msync, fsync, directory fsync), as the kernel may drop the pages
+// that failed to write and report the next flush clean.
+func sticky(op crashtest.Op) bool {
+	return op == crashtest.OpMsync || op == crashtest.OpFsync || op == crashtest.OpSyncDir
 }
 
 func ioFault(t *testing.T, op crashtest.Op, n int, persist bool, fig *faultFigures) {
@@ -168,9 +176,9 @@ func ioFault(t *testing.T, op crashtest.Op, n int, persist bool, fig *faultFigur
 			unexpected = err
 			t.Errorf("error neither wraps the injected EIO nor ErrFailed (%d errors before it): %v", errs-1, err)
 		}
-		if op == crashtest.OpMsync && !errors.Is(err, writer.ErrFailed) && unexpected == nil {
+		if sticky(op) && !openFailed && !errors.Is(err, writer.ErrFailed) && unexpected == nil {
 			unexpected = err
-			t.Errorf("msync failure not sticky: %v", err)
+			t.Errorf("%v failure not sticky: %v", op, err)
 		}
 		time.Sleep(2 * time.Millisecond) // let the preparer retry (every 20 ms)
 	}
@@ -185,7 +193,7 @@ func ioFault(t *testing.T, op crashtest.Op, n int, persist bool, fig *faultFigur
 		if i%20 == 19 {
 			note(w.Sync())
 		}
-		if errs > 40 && (persist || op == crashtest.OpMsync) || errs > 200 {
+		if errs > 40 && (persist || sticky(op)) || errs > 200 {
 			break // it keeps failing (as it should, but for once-only faults)
 		}
 	}
@@ -197,12 +205,12 @@ func ioFault(t *testing.T, op crashtest.Op, n int, persist bool, fig *faultFigur
 		t.Fatalf("the injected failure was neither returned nor logged")
 	}
 	switch {
-	case op == crashtest.OpMsync:
+	case sticky(op) && !openFailed:
 		if firstErr == nil || okAfterErr > 0 {
-			t.Fatalf("msync failure: first error %v, %d calls succeeded after it (want sticky ErrFailed)", firstErr, okAfterErr)
+			t.Fatalf("%v failure: first error %v, %d calls succeeded after it (want sticky ErrFailed)", op, firstErr, okAfterErr)
 		}
 		if err := w.Close(); !errors.Is(err, writer.ErrFailed) {
-			t.Fatalf("Close after a failed msync: %v, want ErrFailed", err)
+			t.Fatalf("Close after a failed %v: %v, want ErrFailed", op, err)
 		}
 	case persist && !openFailed:
 		// The preparer retried (every 20 ms) and failed again each time;
@@ -218,7 +226,7 @@ func ioFault(t *testing.T, op crashtest.Op, n int, persist bool, fig *faultFigur
 			t.Fatalf("%d records acknowledged, %d errors", len(acked), errs)
 		}
 	}
-	if op != crashtest.OpMsync {
+	if !sticky(op) || openFailed {
 		if err := w.Close(); err != nil && !errors.Is(err, syscall.EIO) {
 			t.Fatalf("Close: %v", err)
 		}
