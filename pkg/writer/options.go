@@ -22,9 +22,10 @@ import (
 // are in the kernel's page cache as soon as they execute. After power loss
 // a record that was being written can be torn; readers and verify detect it
 // by its CRC. With interval and always, sealing flushes the whole segment
-// before the writer moves on, so sealed segments are durable; with none the
-// kernel writes pages back on its own schedule (vm.dirty_expire_centisecs,
-// 30 s by default), as it does for any write(2).
+// before the writer moves on, so sealed segments are durable; with none a
+// background goroutine writes sealed segments back (no appender waits for
+// it) and the kernel writes the active one back on its own schedule
+// (vm.dirty_expire_centisecs, 30 s by default).
 type SyncMode uint8
 
 const (
@@ -84,11 +85,12 @@ type Options struct {
 	// mapped (recovery seals it on the next Open). A Commit after that is
 	// refused, so it cannot write into a segment another writer recovers.
 	CloseTimeout time.Duration
-	// KeepCache keeps sealed segments in the page cache. By default, with
-	// SyncInterval and SyncAlways (whose seal leaves every page clean),
-	// the writer drops a sealed segment's pages so the memory is reused
+	// KeepCache keeps sealed segments in the page cache. By default the
+	// writer drops a sealed segment's pages once they are written back
+	// (at once with SyncInterval and SyncAlways, whose seal flushes them;
+	// after a background writeback with SyncNone), so the memory is reused
 	// for the next segment; a reader of recent history then reads from
-	// disk. SyncNone never drops: its pages may still be dirty.
+	// disk. Pages a reader has mapped stay.
 	KeepCache bool
 	// Logger receives recovery reports and background errors; nil
 	// discards them. The writer never prints.

@@ -234,10 +234,54 @@ func (w *Writer) finish(s *seg, f segment.Footer) error {
 	if err == nil && durable && !w.opts.KeepCache {
 		_ = unix.Fadvise(int(s.f.Fd()), 0, 0, unix.FADV_DONTNEED) // advice only
 	}
+	if err == nil && w.drops != nil {
+		select {
+		case w.drops <- s.f: // the dropper closes it
+			return nil
+		default: // it lags behind the disk: keep the pages
+		}
+	}
 	if cerr := s.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close %s: %w", s.path, cerr)
 	}
 	return err
+}
+
+// maxDropBacklog bounds the sealed segments (open files) waiting for the
+// dropper; beyond it, sealed segments simply stay in the page cache.
+const maxDropBacklog = 4
+
+// dropLoop recycles the memory of sealed segments under SyncNone, whose
+// pages are dirty when sealed: it writes each back, waits, and drops the
+// pages, so the preparer populates new segments from memory freed a moment
+// ago (see finish for why that matters). It runs on its own goroutine
+// because starting the writeback blocks while the disk queue is full:
+// here that delays only the recycling, never an appender. It gives no
+// durability promise and SyncNone makes none; a writeback error is logged.
+// Close stops it after the file in hand; files still queued are closed.
+func (w *Writer) dropLoop() {
+	defer w.wg.Done()
+	for {
+		select {
+		case f := <-w.drops:
+			const all = unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER
+			if err := unix.SyncFileRange(int(f.Fd()), 0, 0, all); err != nil {
+				w.opts.Logger.Warn("writeback of a sealed segment failed", "file", f.Name(), "err", err)
+			} else {
+				_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED) // advice only
+			}
+			f.Close()
+		case <-w.done:
+			for {
+				select {
+				case f := <-w.drops:
+					f.Close()
+				default:
+					return
+				}
+			}
+		}
+	}
 }
 
 func (w *Writer) sealDurably(s *seg, f segment.Footer, size int64) error {

@@ -52,6 +52,7 @@ type Writer struct {
 
 	kickPrep chan struct{}
 	kickSeal chan struct{}
+	drops    chan *os.File // sealed segments to write back and drop (SyncNone)
 	done     chan struct{} // closed by Close to stop the goroutines
 	wg       sync.WaitGroup
 
@@ -113,6 +114,11 @@ func Open(dir string, opts Options) (*Writer, error) {
 	if opts.Sync == SyncInterval {
 		w.wg.Add(1)
 		go w.intervalLoop()
+	}
+	if opts.Sync == SyncNone && !opts.KeepCache {
+		w.drops = make(chan *os.File, maxDropBacklog)
+		w.wg.Add(1)
+		go w.dropLoop()
 	}
 	return w, nil
 }
