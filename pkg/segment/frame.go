@@ -131,21 +131,25 @@ func StoreLength(img []byte, off int64, length int32) {
 // img is the whole segment file (len(img) is the segment size). It never
 // panics on any content and never allocates; a Torn frame's Err says why.
 func DecodeFrame(img []byte, seq uint64, off int64) Frame {
-	return decodeFrame(img, FrameSeed(seq), off)
+	var f Frame
+	decodeFrame(&f, img, FrameSeed(seq), off)
+	return f
 }
 
 // decodeFrame is DecodeFrame with the segment's seed computed once by the
-// caller (Walk, Resync) rather than per frame.
-func decodeFrame(img []byte, seed uint32, off int64) Frame {
+// caller (Walk, Resync) rather than per frame, decoding into *f in place:
+// a walk decodes straight into the event it hands on, instead of copying
+// an 80-byte Frame out of every call (the copy of a struct just stored
+// field by field stalls on store forwarding, which cost more than the CRC).
+func decodeFrame(f *Frame, img []byte, seed uint32, off int64) {
+	*f = Frame{Offset: off}
 	size := int64(len(img))
 	limit := RecordLimit(size)
-	f := Frame{Offset: off}
 	// off > limit-FrameHeaderSize, not off+FrameHeaderSize > limit: off
 	// comes from callers and may be near MaxInt64.
 	if off < HeaderSize || off%Alignment != 0 || off > limit-FrameHeaderSize {
-		f.State = Torn
-		f.Err = corrupt(off, "frame offset out of the record area")
-		return f
+		f.torn(off, "frame offset out of the record area")
+		return
 	}
 	f.Length = LoadLength(img, off)
 	h := img[off : off+FrameHeaderSize]
@@ -155,7 +159,7 @@ func decodeFrame(img []byte, seed uint32, off int64) Frame {
 	switch {
 	case f.Length == 0:
 		f.State = Unwritten
-		return f
+		return
 	case f.Length < 0:
 		f.State = Reserved
 		ext := Align(-int64(f.Length))
@@ -167,58 +171,68 @@ func decodeFrame(img []byte, seed uint32, off int64) Frame {
 		// cannot decode.
 		endClaim := off+ext == limit && off <= DataLimit(size)
 		if f.Length == -1<<31 || ext < FrameHeaderSize || (off+ext > DataLimit(size) && !endClaim) {
-			f.State = Torn
-			f.Err = corrupt(off, "reserved frame length %d out of bounds", f.Length)
-			return f
+			f.torn(off, "reserved frame length %d out of bounds", f.Length)
+			return
 		}
 		f.Extent = ext
-		return f
+		return
 	}
 	f.Type = h[8]
 	f.Time = int64(le.Uint64(h[16:]))
 	f.CRC = le.Uint32(h[4:])
 	ext := Align(int64(f.Length))
-	tornf := func(format string, a ...any) Frame {
-		f.State = Torn
-		f.Err = corrupt(off, format, a...)
-		return f
-	}
 	if int64(f.Length) < FrameHeaderSize || off+ext > limit {
-		return tornf("frame length %d out of bounds", f.Length)
+		f.torn(off, "frame length %d out of bounds", f.Length)
+		return
 	}
 	if h[9] != 0 || h[10] != 0 || h[11] != 0 {
-		return tornf("reserved header bytes are not zero")
+		f.torn(off, "reserved header bytes are not zero")
+		return
 	}
 	if c := int32(le.Uint32(h[12:])); c != f.Length {
-		return tornf("commit length %d does not match the length field %d", f.Length, c)
+		f.torn(off, "commit length %d does not match the length field %d", f.Length, c)
+		return
 	}
 	var payload []byte
 	covered := h[8:]
 	switch f.Type {
 	case TypeData:
 		if off+ext > DataLimit(size) {
-			return tornf("data frame crosses the data limit")
+			f.torn(off, "data frame crosses the data limit")
+			return
 		}
 		payload = img[off+FrameHeaderSize : off+int64(f.Length)]
 		covered = img[off+8 : off+int64(f.Length)]
 	case TypePad:
 		if off+ext > DataLimit(size) || ext != int64(f.Length) {
-			return tornf("pad frame length %d invalid", f.Length)
+			f.torn(off, "pad frame length %d invalid", f.Length)
+			return
 		}
 	case TypeEnd:
 		if off+int64(f.Length) != limit || off > DataLimit(size) {
-			return tornf("end frame length %d does not reach the record limit", f.Length)
+			f.torn(off, "end frame length %d does not reach the record limit", f.Length)
+			return
 		}
 	default:
-		return tornf("invalid frame type 0x%02x", f.Type)
+		f.torn(off, "invalid frame type 0x%02x", f.Type)
+		return
 	}
 	if c := FrameCRC(seed, off, covered); c != f.CRC {
-		return tornf("frame checksum mismatch (stored %08x, computed %08x)", f.CRC, c)
+		f.torn(off, "frame checksum mismatch (stored %08x, computed %08x)", f.CRC, c)
+		return
 	}
 	f.State = Committed
 	f.Extent = ext
 	f.Payload = payload
-	return f
+}
+
+// torn marks f torn at off. Out of line: the error path must not make
+// decodeFrame's fast path bigger.
+//
+//go:noinline
+func (f *Frame) torn(off int64, format string, a ...any) {
+	f.State = Torn
+	f.Err = corrupt(off, format, a...)
 }
 
 // Digest computes the sealing digest of a segment whose END frame starts at

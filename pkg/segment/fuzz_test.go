@@ -258,6 +258,9 @@ func FuzzWalk(f *testing.F) {
 			break
 		}
 		checkSeal(t, img, got, from)
+		// The batched walk is the same walk, whole file or cut short.
+		sameWalk(t, img, from, mode, int64(len(img)))
+		sameWalk(t, img, from, mode, int64(len(img))-int64(skip%4096)*7)
 	})
 }
 

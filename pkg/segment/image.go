@@ -146,6 +146,15 @@ func (im *Image) Walk(from int64, mode WalkMode, fn func(Event) bool) int64 {
 	return WalkValid(im.Data, im.Header.Seq, from, mode, im.Valid(), fn)
 }
 
+// WalkBatch walks the image's record area into evs; see the package
+// function WalkBatch.
+func (im *Image) WalkBatch(from int64, mode WalkMode, evs []Event) ([]Event, int64) {
+	if im.HeaderErr != nil {
+		return evs, from
+	}
+	return WalkBatch(im.Data, im.Header.Seq, from, mode, im.Valid(), evs)
+}
+
 // Valid is how many bytes of Data came from the file: past it, Data is
 // padding (a truncated file) that must not be read — see WalkValid.
 func (im *Image) Valid() int64 { return min(im.FileSize, int64(len(im.Data))) }

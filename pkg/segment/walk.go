@@ -84,89 +84,135 @@ func Walk(img []byte, seq uint64, from int64, mode WalkMode, fn func(Event) bool
 // record, since the CRC does not cover the padding. PAD and END frames are
 // checked by their headers alone, so they may reach past valid.
 func WalkValid(img []byte, seq uint64, from int64, mode WalkMode, valid int64, fn func(Event) bool) int64 {
+	var ev Event
+	return walk(img, FrameSeed(seq), from, mode, valid, &ev, func(e *Event) *Event {
+		if !fn(*e) {
+			return nil
+		}
+		return e
+	})
+}
+
+// WalkBatch is WalkValid appending the events to evs, up to its capacity,
+// instead of calling a function for each: events are decoded in place, so
+// a walk that buffers them (the reader) copies nothing. An event that ends
+// the walk (END, the tail, a pending slot) is appended last. It returns
+// evs and the offset at which the walk stopped: the start of the last
+// event appended when evs is full or the walk ended, else the record
+// limit. evs must have room for at least one event.
+func WalkBatch(img []byte, seq uint64, from int64, mode WalkMode, valid int64, evs []Event) ([]Event, int64) {
+	n := len(evs)
+	if n == cap(evs) {
+		return evs, from
+	}
+	evs = evs[:cap(evs)]
+	off := walk(img, FrameSeed(seq), from, mode, valid, &evs[n], func(*Event) *Event {
+		if n++; n == len(evs) {
+			return nil
+		}
+		return &evs[n]
+	})
+	return evs[:n], off
+}
+
+// walk is the walker behind WalkValid and WalkBatch. It decodes each event
+// into *ev and passes it to next, which returns where to decode the next
+// one, or nil to stop the walk.
+func walk(img []byte, seed uint32, from int64, mode WalkMode, valid int64, ev *Event, next func(*Event) *Event) int64 {
 	size := int64(len(img))
 	if size < MinSegmentSize || size%Alignment != 0 {
 		return from
 	}
 	limit := RecordLimit(size)
 	valid = min(max(valid, 0), limit)
-	seed := FrameSeed(seq)
 	off := from
+	// emit hands on a stop event; the walk ends whatever next returns.
+	emit := func(kind EventKind, n int64) {
+		ev.Kind, ev.Offset, ev.Len = kind, off, n
+		next(ev)
+	}
 	for off <= limit-FrameHeaderSize { // from may be near MaxInt64: no off+n
 		aligned := off >= HeaderSize && off%Alignment == 0
 		if aligned && off <= valid-FrameHeaderSize && valid < limit {
 			// Only a committed DATA frame's check reads past its header.
 			if l := int64(LoadLength(img, off)); l > 0 && img[off+8] == TypeData && off+l > valid {
-				f := Frame{Offset: off, Length: int32(l), State: Torn,
+				ev.Frame = Frame{Offset: off, Length: int32(l), State: Torn,
 					Err: corrupt(off, "frame length %d reaches past the end of the file at %d", l, valid)}
-				if !fn(Event{Kind: EvTorn, Offset: off, Len: limit - off, Frame: f}) {
+				ev.Kind, ev.Offset, ev.Len = EvTorn, off, limit-off
+				if next(ev) == nil {
 					return off
 				}
 				return limit
 			}
 		} else if aligned && off > valid-FrameHeaderSize && valid < limit {
-			ev := Event{Kind: EvTail, Offset: off, Len: limit - off, Frame: Frame{Offset: off}}
+			ev.Frame = Frame{Offset: off}
 			if off < valid && ZeroFrom(img, off, valid) < valid {
-				ev.Kind = EvTorn // the file ends inside this frame's header
-				ev.Frame.State = Torn
+				ev.Frame.State = Torn // the file ends inside this frame's header
 				ev.Frame.Err = corrupt(off, "the file ends at %d inside a frame header", valid)
+				emit(EvTorn, limit-off)
 			} else if mode == Live {
-				ev.Kind, ev.Len = EvPending, 0
+				emit(EvPending, 0)
+			} else {
+				emit(EvTail, limit-off)
 			}
-			fn(ev)
 			return off
 		}
-		f := decodeFrame(img, seed, off)
-		ev := Event{Offset: off, Frame: f}
+		f := &ev.Frame
+		decodeFrame(f, img, seed, off)
+		ev.Offset = off
 		switch f.State {
 		case Committed:
-			ev.Len = f.Extent
+			ev.Kind, ev.Len = EvFrame, f.Extent
 			if f.Type == TypeEnd {
-				ev.Kind = EvEnd
-				fn(ev)
+				emit(EvEnd, f.Extent)
 				return off
 			}
 		case Reserved:
 			if mode == Live {
-				ev.Kind = EvPending
-				fn(ev)
+				emit(EvPending, 0)
 				return off
 			}
 			ev.Kind, ev.Len = EvReserved, f.Extent
 		case Unwritten:
 			if mode == Live {
-				ev.Kind = EvPending
-				fn(ev)
+				emit(EvPending, 0)
 				return off
 			}
-			next := nextNonZero(img, off, valid)
-			if next >= valid {
-				ev.Kind, ev.Len = EvTail, limit-off
-				fn(ev)
+			nz := nextNonZero(img, off, valid)
+			if nz >= valid {
+				emit(EvTail, limit-off)
 				return off
 			}
-			if g := decodeFrame(img, seed, next); g.State == Committed || g.State == Reserved {
-				ev.Kind, ev.Len = EvGap, next-off
+			if st := probeFrame(img, seed, nz); st == Committed || st == Reserved {
+				ev.Kind, ev.Len = EvGap, nz-off
 				if ev.Len < FrameHeaderSize {
 					// No claim is shorter than a frame header, so these
 					// zeros are damage, not a claim never stored; a
 					// recovery must not write a PAD header over the frame
-					// at next. That frame is still reported, next.
+					// at nz. That frame is still reported, next.
 					ev.Kind = EvTorn
 				}
 				break
 			}
 			// Non-zero bytes that are not a frame: damage, not a gap.
-			ev.Kind, ev.Len = EvTorn, resync(img, seed, next, valid)-off
+			ev.Kind, ev.Len = EvTorn, resync(img, seed, nz, valid)-off
 		case Torn:
 			ev.Kind, ev.Len = EvTorn, resync(img, seed, off, valid)-off
 		}
-		if !fn(ev) {
+		n := ev.Len
+		if ev = next(ev); ev == nil {
 			return off
 		}
-		off += ev.Len
+		off += n
 	}
 	return off
+}
+
+// probeFrame decodes the frame at off for its state alone.
+func probeFrame(img []byte, seed uint32, off int64) FrameState {
+	var f Frame
+	decodeFrame(&f, img, seed, off)
+	return f.State
 }
 
 // Resync returns the first aligned offset after off where a committed frame
@@ -195,7 +241,7 @@ func resync(img []byte, seed uint32, off, valid int64) int64 {
 		if t := img[p+8]; t != TypeData && t != TypePad && t != TypeEnd {
 			continue
 		}
-		if decodeFrame(img, seed, p).State == Committed {
+		if probeFrame(img, seed, p) == Committed {
 			return p
 		}
 	}

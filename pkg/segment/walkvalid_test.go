@@ -6,16 +6,7 @@ import "testing"
 // file. Filling them with garbage proves they are not read.
 func TestWalkValidReadsNothingPastValid(t *testing.T) {
 	const size = 1 << 20
-	build := func() ([]byte, []int64) {
-		img := NewImage(testSeq, size, 0)
-		var offs []int64
-		off := int64(HeaderSize)
-		for i := 0; i < 20; i++ {
-			offs = append(offs, off)
-			off = PutFrame(img, testSeq, off, TypeData, int64(i), make([]byte, 100+i))
-		}
-		return img, append(offs, off)
-	}
+	build := func() ([]byte, []int64) { return dataRun(size, 20) }
 	kinds := func(img []byte, valid int64) (evs []Event) {
 		WalkValid(img, testSeq, HeaderSize, Quiescent, valid, func(ev Event) bool { evs = append(evs, ev); return true })
 		return evs
