@@ -200,7 +200,7 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 		for {
 			for r.Next() {
 				rec := r.Record()
-				if err := pr.print(rec); err != nil {
+				if err := pr.print(&rec); err != nil {
 					return err
 				}
 				last, printed = rec.Position, true

@@ -72,7 +72,11 @@ func (r *Reader) consume(ev *segment.Event) bool {
 			r.skip--
 			return false
 		}
-		r.rec = Record{Position: Position{Seq: c.seq, Offset: ev.Offset}, Time: time.Unix(0, f.Time), Payload: f.Payload}
+		// Field by field: a composite literal is built on the stack and
+		// then copied, and that copy stalls on store forwarding.
+		r.rec.Position.Seq, r.rec.Position.Offset = c.seq, ev.Offset
+		r.rec.Time = time.Unix(0, f.Time)
+		r.rec.Payload = f.Payload
 		return true
 	case segment.EvReserved:
 		kind = DamageReserved
@@ -132,6 +136,18 @@ func (r *Reader) refill() bool {
 // which is reported and finishes the segment.
 func (r *Reader) walk(c *seg, mode segment.WalkMode, probe bool) (stop segment.Event, ok bool) {
 	stop.Kind = noStop
+	if !probe {
+		err := guard(func() { r.evs, _ = c.img.WalkBatch(c.off, mode, r.evs[:0]) })
+		if n := len(r.evs); err == nil && n > 0 && stops(r.evs[n-1].Kind) {
+			stop, r.evs = r.evs[n-1], r.evs[:n-1]
+		}
+		if err == nil {
+			return stop, true
+		}
+		r.evs = r.evs[:0]
+		r.faulted(c, err)
+		return stop, false
+	}
 	err := guard(func() {
 		c.img.Walk(c.off, mode, func(ev segment.Event) bool {
 			switch ev.Kind {
@@ -150,11 +166,17 @@ func (r *Reader) walk(c *seg, mode segment.WalkMode, probe bool) (stop segment.E
 		return stop, true
 	}
 	r.evs = r.evs[:0]
+	r.faulted(c, err)
+	return stop, false
+}
+
+// faulted reports a walk that faulted at or after c.off and finishes the
+// segment.
+func (r *Reader) faulted(c *seg, err error) {
 	if r.report(Damage{Kind: DamageSegment, Path: c.path, Seq: c.seq, Offset: c.off,
 		Err: fmt.Errorf("%s: offset %d: file changed while it was read (truncated?): %w", c.path, c.off, err)}) {
 		r.finish()
 	}
-	return stop, false
 }
 
 // guard runs f turning a memory fault on a mapping (SIGBUS when a mapped
@@ -460,4 +482,9 @@ func errOffset(err error) int64 {
 		return ce.Offset
 	}
 	return 0
+}
+
+// stops reports whether an event of kind k ends a walk.
+func stops(k segment.EventKind) bool {
+	return k == segment.EvEnd || k == segment.EvPending || k == segment.EvTail
 }

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -220,31 +219,23 @@ func (c *checker) walk() {
 	r.walked = true
 	frames := 0
 	limit := segment.RecordLimit(int64(len(c.img)))
-	segment.WalkValid(c.img, c.seq, segment.HeaderSize, segment.Quiescent, c.valid, func(ev segment.Event) bool {
-		switch ev.Kind {
-		case segment.EvFrame:
-			frames++
-			if ev.Frame.Type == segment.TypeData {
-				c.data(ev.Frame)
-			}
-		case segment.EvEnd:
-			frames++
-			r.hasEnd, r.endAt = true, ev.Offset
-		case segment.EvReserved:
-			r.unfinished.add(c.finding(Unfinished, ev.Offset, ev.Len,
-				fmt.Sprintf("frame reserved (length %d) and never committed; %d bytes skipped", ev.Frame.Length, ev.Len)))
-			c.damage = true
-		case segment.EvGap:
-			r.unfinished.add(c.finding(Unfinished, ev.Offset, ev.Len,
-				fmt.Sprintf("%d zero bytes before the next frame: space claimed by writers that never stored their claim", ev.Len)))
-			c.damage = true
-		case segment.EvTorn:
-			c.torn(ev, limit)
-		case segment.EvTail:
-			r.dataEnd = ev.Offset
+	// WalkBatch decodes the events in place; a callback would be handed a
+	// copy of each, which costs more than the frame's CRC.
+	evs := make([]segment.Event, 0, 256)
+	for off := int64(segment.HeaderSize); ; {
+		evs, _ = segment.WalkBatch(c.img, c.seq, off, segment.Quiescent, c.valid, evs[:0])
+		if len(evs) == 0 {
+			break // the record limit
 		}
-		return true
-	})
+		for i := range evs {
+			c.event(&evs[i], limit, &frames)
+		}
+		last := &evs[len(evs)-1]
+		if k := last.Kind; k == segment.EvEnd || k == segment.EvTail || k == segment.EvPending {
+			break
+		}
+		off = last.Offset + last.Len
+	}
 	r.empty = frames == 0 && r.dataEnd == segment.HeaderSize
 	if r.hasEnd {
 		from := r.endAt + segment.FrameHeaderSize
@@ -257,7 +248,34 @@ func (c *checker) walk() {
 	r.rep.EndOffset = r.endAt
 }
 
-func (c *checker) torn(ev segment.Event, limit int64) {
+// event takes one walk event.
+func (c *checker) event(ev *segment.Event, limit int64, frames *int) {
+	r := c.r
+	switch ev.Kind {
+	case segment.EvFrame:
+		*frames++
+		if ev.Frame.Type == segment.TypeData {
+			c.data(&ev.Frame)
+		}
+	case segment.EvEnd:
+		*frames++
+		r.hasEnd, r.endAt = true, ev.Offset
+	case segment.EvReserved:
+		r.unfinished.add(c.finding(Unfinished, ev.Offset, ev.Len,
+			fmt.Sprintf("frame reserved (length %d) and never committed; %d bytes skipped", ev.Frame.Length, ev.Len)))
+		c.damage = true
+	case segment.EvGap:
+		r.unfinished.add(c.finding(Unfinished, ev.Offset, ev.Len,
+			fmt.Sprintf("%d zero bytes before the next frame: space claimed by writers that never stored their claim", ev.Len)))
+		c.damage = true
+	case segment.EvTorn:
+		c.torn(ev, limit)
+	case segment.EvTail:
+		r.dataEnd = ev.Offset
+	}
+}
+
+func (c *checker) torn(ev *segment.Event, limit int64) {
 	reason := "damaged frame"
 	var ce *segment.CorruptError
 	if errors.As(ev.Frame.Err, &ce) {
@@ -277,7 +295,7 @@ func (c *checker) torn(ev segment.Event, limit int64) {
 
 // data checks what the CRC cannot: the record's alignment padding and its
 // timestamp, and tallies the footer's fields.
-func (c *checker) data(f segment.Frame) {
+func (c *checker) data(f *segment.Frame) {
 	if c.records == 0 || f.Time < c.minTime {
 		c.minTime = f.Time
 	}
@@ -288,8 +306,7 @@ func (c *checker) data(f segment.Frame) {
 	end, ext := f.Offset+int64(f.Length), f.Offset+f.Extent
 	// The CRC stops at the record's end; the padding up to the next frame
 	// is zero when written and is covered only by the digest.
-	if i := slices.IndexFunc(c.img[end:ext], func(b byte) bool { return b != 0 }); i >= 0 {
-		p := end + int64(i)
+	if p := segment.ZeroFrom(c.img, end, ext); p < ext {
 		c.addFound(c.finding(Torn, p, ext-p,
 			fmt.Sprintf("non-zero byte in the alignment padding of the record at %d (the record itself is intact)", f.Offset)), true)
 	}
