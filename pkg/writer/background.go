@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/auditseg/auditseg/pkg/segment"
+	"golang.org/x/sys/unix"
 )
 
 // prepareLoop keeps the segment after the active one ready, so that a
@@ -193,6 +194,43 @@ func (sl *sealer) drain(w *Writer, timeout time.Duration) error {
 					w.dir, ErrReservationsOpen, timeout)
 			}
 		}
+	}
+}
+
+// writeAheadLoop starts the writeback of the filled part of the active
+// segment while writers are still filling it (SyncInterval, SyncAlways).
+// Sealing must fsync the whole segment before the next-but-one segment can
+// be prepared; started only then, the writeback left the disk idle while
+// the segment filled and then made writers wait for it at the rotation
+// after. It writes whole 2 MiB folios below the tail, which writers no
+// longer touch, so the write-protection writeback needs costs no fault. It
+// promises nothing: durability still comes from msync and fsync.
+func (w *Writer) writeAheadLoop() {
+	defer w.wg.Done()
+	const every, chunk = 10 * time.Millisecond, 8 << 20
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var s *seg
+	var from int64
+	for {
+		select {
+		case <-w.done:
+			return
+		case <-t.C:
+		}
+		if c := w.cur.Load(); c != s {
+			s, from = c, 0
+		}
+		upto := min(s.tail.Load(), s.dataLimit) &^ (2<<20 - 1)
+		if upto-from < chunk {
+			continue
+		}
+		s.mapMu.Lock()
+		if !s.unmapped {
+			_ = unix.SyncFileRange(int(s.f.Fd()), from, upto-from, unix.SYNC_FILE_RANGE_WRITE) // advice only
+		}
+		s.mapMu.Unlock()
+		from = upto
 	}
 }
 

@@ -115,6 +115,10 @@ func Open(dir string, opts Options) (*Writer, error) {
 		w.wg.Add(1)
 		go w.intervalLoop()
 	}
+	if opts.Sync != SyncNone {
+		w.wg.Add(1)
+		go w.writeAheadLoop()
+	}
 	if opts.Sync == SyncNone && !opts.KeepCache {
 		w.drops = make(chan *os.File, maxDropBacklog)
 		w.wg.Add(1)
