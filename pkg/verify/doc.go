@@ -29,7 +29,8 @@
 // Across a log directory: missing sequence numbers (gap; the chain is not
 // checked across a gap), each sealed footer's previous-digest against the
 // previous segment's digest (the first segment present starts the chain,
-// so deleting the oldest segments is fine), and files that do not belong.
+// so deleting the oldest segments is fine; segment 1, the first a writer
+// made, must chain from zeros), and files that do not belong.
 //
 // # The unsealed tail
 //

@@ -336,6 +336,16 @@ func place(u *unit, rep *Report) {
 		if prev != nil && u.whole && r.order > prev.order+1 {
 			rep.addExtra(gapFinding(u.dir, prev.order, r.order))
 		}
+		if r.order == 1 && r.sealed {
+			// Segment 1 is the first a writer ever made in this log: it
+			// chains from zeros. A later first segment (older ones
+			// deleted) starts the chain with whatever it stores.
+			r.rep.ChainChecked = true
+		}
+		if r.order == 1 && r.sealed && r.footer.PrevDigest != ([segment.DigestSize]byte{}) {
+			add(Finding{Class: Chain, Path: r.rep.Path, Seq: r.rep.Seq, Offset: r.rep.Bytes - segment.FooterSize,
+				Reason: fmt.Sprintf("previous-digest %x… is not zero, but segment 1 is the first of its log", r.footer.PrevDigest[:8])})
+		}
 		if prev != nil && r.order == prev.order+1 && r.sealed && prev.sealed {
 			r.rep.ChainChecked = true
 			if r.footer.PrevDigest != prev.footer.Digest {

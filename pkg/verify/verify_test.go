@@ -129,6 +129,16 @@ func TestFindingClasses(t *testing.T) {
 			exit: 1,
 		},
 		{
+			name: "first segment chains from non-zero",
+			corrupt: func(t *testing.T, l *testLog, s []*seg) {
+				s[0].reseal(t, [segment.DigestSize]byte{1})
+			},
+			// Segment 1 is the first of its log: it chains from zeros.
+			// Resealing it also changed its digest, so segment 2 breaks.
+			want: []want{fmt.Sprintf("chain 1:%d", fa), fmt.Sprintf("chain 2:%d", fa)},
+			exit: 1,
+		},
+		{
 			name: "gap",
 			corrupt: func(t *testing.T, l *testLog, s []*seg) {
 				rm(t, s[1].path)
