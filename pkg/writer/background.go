@@ -29,7 +29,7 @@ func (w *Writer) prepareLoop() {
 		case <-retry.C:
 		}
 		c := w.cur.Load()
-		if c.next.Load() != nil || w.closingNow() {
+		if c.next.Load() != nil || w.closingNow() || w.failed.Load() != nil {
 			continue
 		}
 		// Backpressure: at most three segments live — one finished and
