@@ -155,6 +155,8 @@ func cliBars(c *cliCase, res *results) []bar {
 	switch c.ours.name {
 	case "auditseg write":
 		specs = []spec{{"#2", "`write` wall time ≤ 1.4× `cat > file`", 0, 1.4, false, profAppend(64, 1), "auditseg write /tmp/perf-log < input.txt"}}
+	case "auditseg write --sync none":
+		specs = []spec{{"#2", "`write --sync none` wall time ≤ 1.4× `cat > file` (neither flushes)", 0, 1.4, false, profAppend(64, 1), "auditseg write --sync none /tmp/perf-log < input.txt"}}
 	case "tail -n +1":
 		specs = []spec{{"#3", "`tail -n +1` replay ≥ 0.5× `cat` throughput", 0.5, 0, true, profReader, "auditseg tail -n +1 LOG > /dev/null"}}
 	case "verify":

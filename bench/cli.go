@@ -74,10 +74,17 @@ func alternate(cfg cliConfig, sides []func(round int) (procResult, error), into 
 // to a regular file with copy_file_range(2), inside the kernel; reading a
 // pipe it must read and write every byte through user space, as auditseg
 // does. The last `write` run leaves its log in logDir for the read cases.
-func runWriteCases(cfg cliConfig, input, logDir string) (file, pipe *cliCase) {
+//
+// The default `write` (--sync interval) fsyncs every segment it seals and
+// so waits for the disk; `cat > file` never flushes. The same input is
+// also written with --sync none, which like cat leaves the data to the
+// kernel's writeback: the like-for-like comparison.
+func runWriteCases(cfg cliConfig, input, logDir string) (file, pipe, nosync *cliCase) {
 	file = &cliCase{title: "`auditseg write DIR < in` vs `cat in > file`", ours: timing{name: "auditseg write"}, peer: timing{name: "cat > file"}}
 	pipe = &cliCase{title: "`auditseg write DIR < in` vs `cat in | cat > file`", peer: timing{name: "cat | cat > file"}}
-	file.bytes, pipe.bytes = fileSize(input), fileSize(input)
+	nosync = &cliCase{title: "`auditseg write --sync none DIR < in` vs `cat in > file`", ours: timing{name: "auditseg write --sync none"}}
+	file.bytes, pipe.bytes, nosync.bytes = fileSize(input), fileSize(input), fileSize(input)
+	noSyncDir := logDir + "-nosync"
 	out := filepath.Join(cfg.work, "out")
 	fresh := func() error {
 		os.RemoveAll(out)
@@ -102,12 +109,19 @@ func runWriteCases(cfg cliConfig, input, logDir string) (file, pipe *cliCase) {
 			defer os.RemoveAll(out)
 			return runProc(procIO{}, "sh", "-c", `cat "$1" | cat > "$2"`, "sh", input, filepath.Join(out, "cat.out"))
 		},
+		func(int) (procResult, error) {
+			os.RemoveAll(noSyncDir)
+			defer os.RemoveAll(noSyncDir)
+			return runProc(procIO{stdin: input}, cfg.bin, "write", "--quiet", "--sync", "none", noSyncDir)
+		},
 	}
-	err := alternate(cfg, sides, []*timing{&file.peer, &file.ours, &pipe.peer})
+	err := alternate(cfg, sides, []*timing{&file.peer, &file.ours, &pipe.peer, &nosync.ours})
 	pipe.ours = file.ours
 	pipe.ours.name = "auditseg write (same runs)"
-	file.err, pipe.err = err, err
-	return file, pipe
+	nosync.peer = file.peer
+	nosync.peer.name = "cat > file (same runs)"
+	file.err, pipe.err, nosync.err = err, err, err
+	return file, pipe, nosync
 }
 
 // subsetLog makes a log of hard links to the first segments of logDir

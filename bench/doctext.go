@@ -60,7 +60,9 @@ repository). The input is generated deterministically: audit lines of exactly
 100 bytes (timestamp, host, user, action, source address, result, object,
 request id), 2 GiB by default (` + "`-quick`" + `: 64 MiB). ` + "`auditseg write DIR < in`" + ` runs
 with its default flags (64 MiB segments, ` + "`--sync interval`" + `; every finished
-segment is msynced when sealed) against ` + "`cat in > file`" + ` (no fsync). GNU cat 9
+segment is fsynced when sealed) against ` + "`cat in > file`" + ` (no fsync), and,
+alternating with them, ` + "`auditseg write --sync none`" + ` (which, like cat, leaves
+the data to the kernel's writeback: the like-for-like run). GNU cat 9
 copies a regular file to a regular file with copy_file_range(2), inside the
 kernel, so that peer never moves the bytes through user space; the same
 ` + "`write`" + ` runs are therefore also compared with ` + "`cat in | cat > file`" + `, which

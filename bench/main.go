@@ -223,9 +223,9 @@ func runCLI(res *results, bin, work string, size int64, logf func(string, ...any
 	}
 	logf("generated %s of input", fmtBytes(float64(fileSize(input))))
 	logDir := filepath.Join(work, "log")
-	w, wp := runWriteCases(cfg, input, logDir)
-	res.cli = append(res.cli, w, wp)
-	logf("write: %v; through a pipe: %v", caseLine(w), caseLine(wp))
+	w, wp, wn := runWriteCases(cfg, input, logDir)
+	res.cli = append(res.cli, w, wp, wn)
+	logf("write: %v; through a pipe: %v; --sync none: %v", caseLine(w), caseLine(wp), caseLine(wn))
 	_, haveTail := hasCommand(bin, "tail", "-n")
 	_, haveVerify := hasCommand(bin, "verify", "--quick")
 	_, haveCompress := hasCommand(bin, "compress-finished", "--jobs")
