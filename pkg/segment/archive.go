@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -9,7 +10,6 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/edsrzf/mmap-go"
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 )
@@ -63,17 +63,128 @@ func archiveDecoder() (*zstd.Decoder, error) {
 // file; an archive that is damaged (bad frame, checksum mismatch, wrong
 // size) gives an error wrapping ErrCorrupt, an I/O failure one that does
 // not. The result is not checked as a segment: OpenImage does that.
-//
-// pkg/archive uses it to verify an archive before it may replace the
-// original, so what is verified is exactly what readers will read.
-func ReadArchive(path string) ([]byte, error) { return ReadArchiveInto(path, nil) }
+func ReadArchive(path string) (data []byte, err error) {
+	a, err := openArchiveFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer a.close()
+	dec, err := archiveDecoder()
+	if err != nil {
+		return nil, fmt.Errorf("%s: zstd decoder: %w", path, err)
+	}
+	err = a.guard(func() error {
+		out, err := dec.DecodeAll(a.m, make([]byte, 0, a.size))
+		if err != nil {
+			return a.corrupt("cannot decompress: %v", err)
+		}
+		if int64(len(out)) != a.size {
+			return a.corrupt("decompressed %d bytes, frame header says %d", len(out), a.size)
+		}
+		data = out
+		return nil
+	})
+	return data, err
+}
 
-// ReadArchiveInto is ReadArchive decompressing into buf when its capacity
-// is at least the segment's size, else into a new buffer of exactly that
-// size. Callers that read many archives (compress-finished verifying each
-// one it writes) reuse one buffer instead of faulting in a fresh one each
-// time.
-func ReadArchiveInto(path string, buf []byte) (data []byte, err error) {
+// ArchiveComparer checks archives against the segment files they were
+// made from, for compress-finished, which must not remove an original
+// before its archive is known to reproduce it. It decompresses as a
+// stream, comparing each block with the original while both are in cache,
+// so it holds no decompressed copy: its memory is the decoder's window and
+// block buffers, reused from one archive to the next. The checks of the
+// archive file and its frame header are ReadArchive's, the decoder is the
+// same library with the same limits, so what it accepts readers can read.
+// One comparer serves one goroutine at a time.
+type ArchiveComparer struct{ dec *zstd.Decoder }
+
+// NewArchiveComparer returns a comparer; Close releases it.
+func NewArchiveComparer() (*ArchiveComparer, error) {
+	// Concurrency 1: the stream is decoded on the caller's goroutine, the
+	// one that turns a fault on the mapped archive into an error.
+	dec, err := zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderMaxMemory(MaxSegmentSize),
+		zstd.WithDecoderMaxWindow(MaxSegmentSize))
+	if err != nil {
+		return nil, fmt.Errorf("zstd decoder: %w", err)
+	}
+	return &ArchiveComparer{dec: dec}, nil
+}
+
+// Close releases the decoder.
+func (c *ArchiveComparer) Close() { c.dec.Close() }
+
+// Compare decompresses the archive at path and compares it byte for byte
+// with want, the segment file it should hold. nil means the archive
+// decompresses to exactly want. A damaged archive, or one holding
+// anything else, gives an error wrapping ErrCorrupt that names the file
+// (and the first differing offset); an I/O failure gives one that does not.
+func (c *ArchiveComparer) Compare(path string, want []byte) error {
+	a, err := openArchiveFile(path)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	if a.size != int64(len(want)) {
+		return a.corrupt("frame header says %d bytes, the original has %d", a.size, len(want))
+	}
+	return a.guard(func() error {
+		defer c.dec.Reset(nil) // drop the mapping
+		if err := c.dec.Reset(bytes.NewReader(a.m)); err != nil {
+			return a.corrupt("cannot decompress: %v", err)
+		}
+		w := compareWriter{want: want, diff: -1}
+		_, err := c.dec.WriteTo(&w)
+		switch {
+		case w.diff >= 0:
+			return a.corrupt("differs from the original at offset %d", w.diff)
+		case err != nil:
+			return a.corrupt("cannot decompress: %v", err)
+		case w.off != len(want):
+			return a.corrupt("decompressed %d bytes, frame header says %d", w.off, a.size)
+		}
+		return nil
+	})
+}
+
+// compareWriter compares what is written to it with want, stopping at the
+// first difference (diff, else -1) or at anything past want's end.
+type compareWriter struct {
+	want []byte
+	off  int
+	diff int
+}
+
+var errDiffers = errors.New("differs")
+
+func (w *compareWriter) Write(p []byte) (int, error) {
+	rest := w.want[w.off:]
+	n := min(len(p), len(rest))
+	if !bytes.Equal(p[:n], rest[:n]) || n < len(p) {
+		i := 0
+		for i < n && p[i] == rest[i] {
+			i++
+		}
+		w.diff = w.off + i
+		return 0, errDiffers
+	}
+	w.off += n
+	return n, nil
+}
+
+// archiveFile is an archive file mapped for decoding, its size and frame
+// header checked.
+type archiveFile struct {
+	path string
+	m    []byte
+	size int64 // the content size the frame header states
+}
+
+// openArchiveFile opens and maps the archive at path (never through a
+// symbolic link) and checks its size and frame header, so that nothing is
+// allocated from a claim the file cannot back.
+func openArchiveFile(path string) (*archiveFile, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, syscall.ELOOP) {
@@ -81,7 +192,7 @@ func ReadArchiveInto(path string, buf []byte) (data []byte, err error) {
 		}
 		return nil, err
 	}
-	defer f.Close()
+	defer f.Close() // the mapping outlives the descriptor
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
@@ -89,25 +200,60 @@ func ReadArchiveInto(path string, buf []byte) (data []byte, err error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
-	badf := func(format string, a ...any) error {
-		return fmt.Errorf("%s: %s: %w", path, fmt.Sprintf(format, a...), ErrCorrupt)
-	}
+	a := &archiveFile{path: path}
 	if st.Size() == 0 {
-		return nil, badf("empty archive")
+		return nil, a.corrupt("empty archive")
 	}
 	if st.Size() > maxArchiveSize(MaxSegmentSize) {
-		return nil, badf("archive is %d bytes, larger than any segment archive", st.Size())
+		return nil, a.corrupt("archive is %d bytes, larger than any segment archive", st.Size())
 	}
-	m, err := mmap.Map(f, mmap.RDONLY, 0)
+	// MapFile: huge-page mapped where the page cache allows, which spares
+	// a fault per 4 KiB page (see MapFile).
+	if a.m, err = MapFile(f, st.Size(), false); err != nil {
+		return nil, err
+	}
+	err = a.guard(func() error {
+		var zh zstd.Header
+		if err := zh.Decode(a.m); err != nil {
+			return a.corrupt("not a zstd frame: %v", err)
+		}
+		switch {
+		case zh.Skippable:
+			return a.corrupt("archive starts with a skippable frame, not a segment")
+		case zh.DictionaryID != 0:
+			return a.corrupt("archive needs zstd dictionary %d; segment archives use none", zh.DictionaryID)
+		case !zh.HasFCS:
+			return a.corrupt("zstd frame header does not state the decompressed size")
+		case zh.FrameContentSize == 0 || zh.FrameContentSize > MaxSegmentSize:
+			return a.corrupt("decompressed size %d is not a segment size (at most %d)", zh.FrameContentSize, MaxSegmentSize)
+		}
+		a.size = int64(zh.FrameContentSize)
+		if a.size/maxBlockExpansion > st.Size() {
+			return a.corrupt("frame header claims %d bytes from only %d compressed bytes", a.size, st.Size())
+		}
+		if st.Size() > maxArchiveSize(a.size) {
+			return a.corrupt("archive is %d bytes, too large for %d bytes of content", st.Size(), a.size)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("map %s: %w", path, err)
+		a.close()
+		return nil, err
 	}
-	defer m.Unmap()
+	return a, nil
+}
 
-	// The file is mapped: if it is truncated while being read, touching the
-	// missing pages raises SIGBUS, which would kill the process. Turn it
-	// into an error for this goroutine (DecodeAll decodes on the caller's
-	// goroutine).
+func (a *archiveFile) close() { _ = Unmap(a.m) }
+
+func (a *archiveFile) corrupt(format string, args ...any) error {
+	return fmt.Errorf("%s: %s: %w", a.path, fmt.Sprintf(format, args...), ErrCorrupt)
+}
+
+// guard runs fn, which reads the mapping on this goroutine. The file is
+// mapped: if it is truncated while being read, touching the missing pages
+// raises SIGBUS, which would kill the process; guard turns it into an
+// error (not ErrCorrupt: the archive changed, nothing says it was bad).
+func (a *archiveFile) guard(fn func() error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
@@ -115,48 +261,10 @@ func ReadArchiveInto(path string, buf []byte) (data []byte, err error) {
 			if !ok || !isFault(re) {
 				panic(r)
 			}
-			data, err = nil, fmt.Errorf("%s: archive changed while it was read: %v", path, re)
+			err = fmt.Errorf("%s: archive changed while it was read: %v", a.path, re)
 		}
 	}()
-
-	var zh zstd.Header
-	if err := zh.Decode(m); err != nil {
-		return nil, badf("not a zstd frame: %v", err)
-	}
-	switch {
-	case zh.Skippable:
-		return nil, badf("archive starts with a skippable frame, not a segment")
-	case zh.DictionaryID != 0:
-		return nil, badf("archive needs zstd dictionary %d; segment archives use none", zh.DictionaryID)
-	case !zh.HasFCS:
-		return nil, badf("zstd frame header does not state the decompressed size")
-	case zh.FrameContentSize == 0 || zh.FrameContentSize > MaxSegmentSize:
-		return nil, badf("decompressed size %d is not a segment size (at most %d)", zh.FrameContentSize, MaxSegmentSize)
-	}
-	size := int64(zh.FrameContentSize)
-	if size/maxBlockExpansion > st.Size() {
-		return nil, badf("frame header claims %d bytes from only %d compressed bytes", size, st.Size())
-	}
-	if st.Size() > maxArchiveSize(size) {
-		return nil, badf("archive is %d bytes, too large for %d bytes of content", st.Size(), size)
-	}
-	dec, err := archiveDecoder()
-	if err != nil {
-		return nil, fmt.Errorf("%s: zstd decoder: %w", path, err)
-	}
-	if int64(cap(buf)) >= size {
-		buf = buf[:0:size]
-	} else {
-		buf = make([]byte, 0, size)
-	}
-	out, err := dec.DecodeAll(m, buf)
-	if err != nil {
-		return nil, badf("cannot decompress: %v", err)
-	}
-	if int64(len(out)) != size {
-		return nil, badf("decompressed %d bytes, frame header says %d", len(out), size)
-	}
-	return out, nil
+	return fn()
 }
 
 // isFault reports whether a runtime panic is a memory fault raised because

@@ -127,6 +127,7 @@ func TestReadArchiveRefuses(t *testing.T) {
 
 	twoFrames := append(append([]byte{}, good...), compress(t, []byte("more"))...)
 	garbage := append(append([]byte{}, good...), 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4)
+	c := newComparer(t)
 
 	for _, tc := range []struct {
 		name string
@@ -144,6 +145,7 @@ func TestReadArchiveRefuses(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeFile(t, filepath.Join(t.TempDir(), segment.ArchiveName(1)), tc.data)
+			compareAgrees(t, c, p, orig)
 			_, err := segment.OpenImage(p)
 			if err == nil {
 				t.Fatal("opened a bad archive")
@@ -169,7 +171,8 @@ func fakeHeader(t *testing.T, size uint64) []byte {
 	return append(b, 0x01, 0x00, 0x00) // last raw block of 0 bytes
 }
 
-// No single flipped byte makes an archive read back as different data: it
+// No single flipped byte makes an archive read back as different data (nor
+// pass the comparer compress-finished verifies with): it
 // fails with ErrCorrupt (the frame checksum or the structure catches it) or,
 // for a bit the format ignores, reads back identical.
 func TestReadArchiveFlippedBytes(t *testing.T) {
@@ -177,11 +180,13 @@ func TestReadArchiveFlippedBytes(t *testing.T) {
 	orig := sealedSegment(t, 3, 50)
 	good := compress(t, orig)
 	p := filepath.Join(dir, segment.ArchiveName(3))
+	c := newComparer(t)
 	failed := 0
 	for i := range good {
 		bad := append([]byte{}, good...)
 		bad[i] ^= 0x5a
 		writeFile(t, p, bad)
+		compareAgrees(t, c, p, orig)
 		b, err := segment.ReadArchive(p)
 		if err != nil {
 			if !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), p) {
@@ -284,9 +289,11 @@ func FuzzReadArchive(f *testing.F) {
 	bad[len(bad)/2] ^= 1
 	f.Add(bad)
 	dir := f.TempDir()
+	c := newComparer(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p := filepath.Join(dir, segment.ArchiveName(1))
 		writeFile(t, p, data)
+		compareAgrees(t, c, p, orig)
 		b, err := segment.ReadArchive(p)
 		if err != nil {
 			if !strings.Contains(err.Error(), p) {
@@ -307,21 +314,64 @@ func FuzzReadArchive(f *testing.F) {
 	})
 }
 
-func TestReadArchiveIntoReusesBuffer(t *testing.T) {
+// The comparer accepts exactly the archive of the original: a different
+// original (one byte, shorter, longer) is ErrCorrupt naming the file and,
+// where the content differs, the first differing offset. It is reusable.
+func TestArchiveComparer(t *testing.T) {
 	dir := t.TempDir()
-	orig := sealedSegment(t, 1, 10)
+	orig := sealedSegment(t, 1, 500)
 	p := writeFile(t, filepath.Join(dir, segment.ArchiveName(1)), compress(t, orig))
-	buf := make([]byte, 3, 2*len(orig))
-	b, err := segment.ReadArchiveInto(p, buf)
-	if err != nil || !bytes.Equal(b, orig) {
+	c := newComparer(t)
+	for range 2 {
+		if err := c.Compare(p, orig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := append([]byte{}, orig...)
+	other[40000] ^= 1
+	for _, tc := range []struct {
+		name string
+		want []byte
+		says string
+	}{
+		{"one byte differs", other, "differs from the original at offset 40000"},
+		{"shorter original", orig[:len(orig)-1], fmt.Sprintf("the original has %d", len(orig)-1)},
+		{"longer original", append(append([]byte{}, orig...), 0), fmt.Sprintf("the original has %d", len(orig)+1)},
+	} {
+		err := c.Compare(p, tc.want)
+		if !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("%s: got %v, want ErrCorrupt naming %s and saying %q", tc.name, err, p, tc.says)
+		}
+	}
+	if err := c.Compare(p, orig); err != nil {
+		t.Errorf("after failures: %v", err)
+	}
+	if err := c.Compare(filepath.Join(dir, segment.ArchiveName(2)), orig); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing archive: got %v, want ErrNotExist", err)
+	}
+}
+
+func newComparer(t testing.TB) *segment.ArchiveComparer {
+	t.Helper()
+	c, err := segment.NewArchiveComparer()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if &b[0] != &buf[:1][0] || cap(b) != len(orig) {
-		t.Error("a large enough buffer was not used, or the result's capacity is not exact")
+	t.Cleanup(c.Close)
+	return c
+}
+
+// compareAgrees checks the comparer's verdict on the archive at p against
+// ReadArchive's: it accepts exactly when ReadArchive returns orig.
+func compareAgrees(t *testing.T, c *segment.ArchiveComparer, p string, orig []byte) {
+	t.Helper()
+	b, rerr := segment.ReadArchive(p)
+	same := rerr == nil && bytes.Equal(b, orig)
+	cerr := c.Compare(p, orig)
+	if same != (cerr == nil) {
+		t.Fatalf("ReadArchive: %v (same content %v), but Compare: %v", rerr, same, cerr)
 	}
-	small := make([]byte, 0, len(orig)-8)
-	b, err = segment.ReadArchiveInto(p, small)
-	if err != nil || !bytes.Equal(b, orig) || cap(b) != len(orig) || &b[0] == &small[:1][0] {
-		t.Errorf("small buffer: %v, cap %d", err, cap(b))
+	if cerr != nil && (!errors.Is(cerr, segment.ErrCorrupt) || !strings.Contains(cerr.Error(), p)) {
+		t.Fatalf("Compare error %v should wrap ErrCorrupt and name the file", cerr)
 	}
 }
