@@ -187,14 +187,36 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 		damaged++
 		fmt.Fprintf(stderr, "auditseg tail: %v\n", &d)
 	}
+	var last segment.Position
+	printed := false
+	// Sealed segments are formatted on every core and written a few MiB
+	// at a time, straight to the output: bufio would copy each buffer once
+	// more for nothing.
+	var bulkErr error
+	opts.Bulk = &reader.Bulk{
+		Append: pr.appendRecord,
+		Write: func(p []byte, pos segment.Position) error {
+			if err := out.Flush(); err != nil {
+				bulkErr = err
+				return err
+			}
+			if _, err := cmd.OutOrStdout().Write(p); err != nil {
+				bulkErr = err
+				return err
+			}
+			last, printed = pos, true
+			if err := ctx.Err(); err != nil {
+				return err // a signal: stop as a sequential replay does
+			}
+			return nil
+		},
+	}
 	r, err := reader.Open(dir, opts)
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
 	defer r.Close()
 
-	var last segment.Position
-	printed := false
 	werr := func() error {
 		n := 0
 		for {
@@ -223,6 +245,9 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	if err := out.Flush(); werr == nil {
 		werr = err
 	}
+	if werr == nil {
+		werr = bulkErr
+	}
 	if werr != nil {
 		return withCode(exitUsage, fmt.Errorf("write output: %w", werr))
 	}
@@ -231,7 +256,7 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 			return withCode(exitUsage, err)
 		}
 	}
-	if err := r.Err(); err != nil {
+	if err := r.Err(); err != nil && !(errors.Is(err, ctx.Err()) && ctx.Err() != nil) {
 		return withCode(exitUsage, err)
 	}
 	if damaged > 0 {

@@ -73,6 +73,20 @@ func (p *printer) print(rec *reader.Record) error {
 	return p.w.WriteByte(p.delim)
 }
 
+// appendRecord appends what print writes for rec. Tail's bulk replay
+// calls it from several goroutines: it only reads the printer's settings.
+func (p *printer) appendRecord(b []byte, rec *reader.Record) []byte {
+	switch {
+	case p.json:
+		return appendJSONRecord(b, *rec)
+	case p.u32be:
+		b = binary.BigEndian.AppendUint32(b, uint32(len(rec.Payload)))
+		return append(b, rec.Payload...)
+	}
+	b = append(b, rec.Payload...)
+	return append(b, p.delim)
+}
+
 // jsonTime is RFC 3339 with all nine digits of nanoseconds, so that times
 // sort as strings and keep their full precision.
 const jsonTime = "2006-01-02T15:04:05.000000000Z07:00"

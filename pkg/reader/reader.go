@@ -101,6 +101,10 @@ type Options struct {
 	// Strict stops the reader at the first damage: Next returns false and
 	// Err returns the *Damage.
 	Strict bool
+	// Bulk, if set, has the records of sealed segments formatted on
+	// several goroutines and handed to Bulk.Write instead of returned by
+	// Next: see Bulk.
+	Bulk *Bulk
 	// PollMin and PollMax bound the follow backoff; defaults 50µs and
 	// 100ms. Right after a record the reader polls every PollMin; the
 	// interval then grows with the time since that record (an eighth of

@@ -78,14 +78,11 @@ func (r *Reader) consume(ev *segment.Event) bool {
 		r.rec.Time = time.Unix(0, f.Time)
 		r.rec.Payload = f.Payload
 		return true
-	case segment.EvReserved:
-		kind = DamageReserved
-	case segment.EvGap:
-		kind = DamageGap
-	case segment.EvTorn:
-		kind = DamageTorn
 	default:
-		return false
+		var ok bool
+		if kind, ok = damageOf(ev.Kind); !ok {
+			return false
+		}
 	}
 	// Damage before the requested start belongs to records not asked for.
 	if c.off <= c.min || r.skip > 0 {
@@ -328,6 +325,19 @@ func (r *Reader) finish() { _ = r.closeCur() }
 func (r *Reader) openNext() bool {
 	for {
 		i := r.nextIndex()
+		if r.bulkReady(i) {
+			r.bulk(i)
+			if r.cur != nil {
+				r.startPrefetch(r.cur.seq) // it is sealed
+				return true
+			}
+			if r.err != nil {
+				return false
+			}
+			// What is left, if anything, is read in order: openSeg finds
+			// the next segment's image, already opened, in r.pre.
+			i = r.nextIndex()
+		}
 		if i == len(r.list) {
 			if r.single != "" {
 				r.done = true // its END, or the segment could not be read
@@ -482,6 +492,19 @@ func errOffset(err error) int64 {
 		return ce.Offset
 	}
 	return 0
+}
+
+// damageOf returns the damage a walk event of kind k reports, if any.
+func damageOf(k segment.EventKind) (DamageKind, bool) {
+	switch k {
+	case segment.EvReserved:
+		return DamageReserved, true
+	case segment.EvGap:
+		return DamageGap, true
+	case segment.EvTorn:
+		return DamageTorn, true
+	}
+	return 0, false
 }
 
 // stops reports whether an event of kind k ends a walk.

@@ -1,0 +1,332 @@
+package reader
+
+import (
+	"runtime"
+	"sync"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// Bulk (Options.Bulk) has the records of sealed segments formatted on
+// several goroutines while a reader catches up, instead of returned one by
+// one by Next. A replay of a long log is then bound by how fast the cores
+// together check CRCs and copy payloads, not by one of them.
+//
+// The reader splits each sealed segment it comes to into ranges of a few
+// MiB; Workers goroutines walk them with the segment decoder and call
+// Append for each record, and the goroutine calling Next hands the results
+// to Write in position order, with the damage reports (OnDamage) between
+// them exactly where a record-by-record read puts them. Output is the same
+// byte for byte as calling Append on each record Next returns: records in
+// position order, each once. Only sealed segments (a footer that decodes,
+// a header that agrees with the file) read from the start of the segment
+// are formatted in bulk; the first segment of a read that starts at a
+// position or after skipping records, unsealed or damaged segments, the
+// live segment and everything a follower waits for are read by Next as
+// without Bulk. A range whose start cannot be told without reading the one
+// before (damage across the boundary) is read again in order, so damage
+// costs speed, never correctness. Memory stays bounded: a few ranges are
+// in flight at a time.
+type Bulk struct {
+	// Workers is how many goroutines decode and format; 0 means
+	// GOMAXPROCS.
+	Workers int
+	// Append appends the output for rec to dst and returns it. It is called
+	// from several goroutines at once, so it must not change shared state.
+	// rec and its Payload are valid only during the call.
+	Append func(dst []byte, rec *Record) []byte
+	// Range is how many bytes of a segment each work item covers, rounded
+	// up to a multiple of 8; 0 means 4 MiB. The output of about three
+	// ranges per worker is held at a time.
+	Range int64
+	// Write is handed the output in position order, from the goroutine
+	// calling Next, with the position of the last record in p. p is reused
+	// after Write returns. An error stops the reader: Next returns false and
+	// Err returns the error.
+	Write func(p []byte, last Position) error
+}
+
+const (
+	// bulkChunk is the default Bulk.Range: large enough that each range
+	// costs one write and a handful of channel operations, small enough
+	// that a few in flight per worker stay a few MiB of output.
+	bulkChunk = 4 << 20
+	// bulkAhead is how many ranges per worker may be in flight (being
+	// decoded, or decoded and waiting for their turn to be written).
+	bulkAhead = 2
+)
+
+// Stop reasons of a range walk.
+type bulkStop uint8
+
+const (
+	stopNext  bulkStop = iota // reached the next range: it starts at end
+	stopEnd                   // the END frame: the segment is finished
+	stopLimit                 // the record limit: the segment is finished
+	stopTail                  // zeros up to the limit at end: Next decides
+)
+
+// bulkSeg is one segment of a bulk run.
+type bulkSeg struct {
+	e  segment.Entry
+	im *segment.Image
+	// Only for the last item of a run: the segment Next must open itself
+	// (not sealed, or not usable), with what opening it gave.
+	handBack bool
+	err      error
+	skip     bool // every record is older than Since (by its footer)
+	closed   bool // im was closed (by the consumer)
+}
+
+// bulkItem is one range of a segment, or a whole segment skipped or handed
+// back. Items reach the consumer in position order.
+type bulkItem struct {
+	seg          *bulkSeg
+	first, final bool  // first and last range of seg
+	from, to     int64 // the range: frames starting in [from, to)
+	done         chan struct{}
+
+	// Results, set by the worker before done is closed.
+	start int64 // where the first event found starts
+	end   int64 // where the walk stopped
+	stop  bulkStop
+	fault error  // the mapping faulted: read the range again in order
+	buf   []byte // the run's buffer out started in
+	out   []byte
+	marks []bulkMark
+	last  Position // of the last record in out
+}
+
+// bulkMark is a damage report due after out[:at].
+type bulkMark struct {
+	at   int
+	last Position
+	d    Damage
+}
+
+// bulkRun is one bulk read over consecutive listed segments.
+type bulkRun struct {
+	b       *Bulk
+	since   int64
+	entries []segment.Entry
+	first   *prefetch // the reader's prefetch of entries[0], if any
+	order   chan *bulkItem
+	work    chan *bulkItem
+	free    chan []byte // output buffers not in use
+	mu      sync.Mutex
+	bufs    [][]byte // every output buffer allocated, for Unmap
+	quit    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// bulkReady reports whether the next segment may be read in bulk: the read
+// starts at a segment's first record, with nothing left to skip.
+func (r *Reader) bulkReady(i int) bool {
+	return r.opts.Bulk != nil && r.single == "" && r.seek == nil && r.skip == 0 && i < len(r.list)
+}
+
+// bulk reads listed segments from index i in bulk for as long as they are
+// sealed. It returns how many it read (or skipped). When it stops at a
+// segment it did not read, that segment is left for openSeg (its image as
+// a finished prefetch); when a range must be read in order, r.cur is set
+// to its segment at that offset.
+func (r *Reader) bulk(i int) int {
+	b := *r.opts.Bulk
+	if b.Workers <= 0 {
+		b.Workers = runtime.GOMAXPROCS(0)
+	}
+	if b.Range <= 0 {
+		b.Range = bulkChunk
+	}
+	b.Range = segment.Align(min(b.Range, segment.MaxSegmentSize))
+	run := &bulkRun{
+		b:       &b,
+		since:   r.since,
+		entries: append([]segment.Entry(nil), r.list[i:]...),
+		order:   make(chan *bulkItem, bulkAhead*b.Workers),
+		work:    make(chan *bulkItem, bulkAhead*b.Workers),
+		free:    make(chan []byte, bulkAhead*b.Workers+2),
+		quit:    make(chan struct{}),
+	}
+	if p := r.pre; p != nil {
+		r.pre = nil
+		if p.seq == run.entries[0].Seq && p.path == run.entries[0].Path {
+			run.first = p
+		} else {
+			<-p.done
+			if p.err == nil {
+				p.im.Close()
+			}
+		}
+	}
+	run.wg.Add(1 + b.Workers)
+	go run.plan()
+	for range b.Workers {
+		go run.worker()
+	}
+	n := r.collect(run)
+	for _, b := range run.bufs {
+		_ = segment.Unmap(b)
+	}
+	return n
+}
+
+// collect takes the items of run in order, writes their output and reports
+// their damage, until the run ends or must stop. It returns how many
+// segments it finished.
+func (r *Reader) collect(run *bulkRun) int {
+	var (
+		seg      *bulkSeg
+		expect   int64 // where the next range of seg must start
+		finished bool  // seg's END (or limit) was met
+		n        int
+	)
+	// stop ends the run: the planner and workers finish what they hold,
+	// and every image the run opened is closed but keep's (r.cur's now).
+	stop := func(keep *bulkSeg) {
+		close(run.quit)
+		var held []*bulkSeg
+		if seg != nil {
+			held = append(held, seg)
+		}
+		for it := range run.order {
+			<-it.done
+			if len(held) == 0 || held[len(held)-1] != it.seg {
+				held = append(held, it.seg)
+			}
+		}
+		run.wg.Wait()
+		for _, s := range held {
+			if s != keep && !s.closed && s.im != nil {
+				s.closed = true
+				s.im.Close()
+			}
+		}
+	}
+	for it := range run.order {
+		<-it.done
+		s := it.seg
+		if s.handBack {
+			// The reader opens it as usual, with the image opened here.
+			done := make(chan struct{})
+			close(done)
+			r.pre = &prefetch{seq: s.e.Seq, path: s.e.Path, done: done, im: s.im, err: s.err}
+			seg = nil
+			stop(nil)
+			return n
+		}
+		if it.first {
+			seg, expect, finished = s, segment.HeaderSize, false
+			if r.passed && s.e.Seq-r.lastSeq > 1 {
+				if !r.report(Damage{Kind: DamageMissing, Path: r.dir, Seq: r.lastSeq + 1, Len: int64(s.e.Seq - r.lastSeq - 1)}) {
+					stop(nil)
+					return n
+				}
+			}
+			r.lastSeq, r.passed = s.e.Seq, true
+			if s.skip {
+				n++
+				continue
+			}
+		}
+		if !finished {
+			if it.fault != nil || it.start != expect {
+				r.resume(s, expect)
+				stop(s)
+				return n
+			}
+			if !r.emit(it) {
+				stop(nil)
+				return n
+			}
+			switch it.stop {
+			case stopNext:
+				expect = it.end
+			case stopTail:
+				r.resume(s, it.end)
+				stop(s)
+				return n
+			default:
+				finished = true
+			}
+		}
+		run.recycle(it) // written, or not to be
+		if it.final {
+			if !finished {
+				r.resume(s, expect) // a footer that disagrees with the frames
+				stop(s)
+				return n
+			}
+			s.closed = true
+			s.im.Close()
+			n++
+		}
+	}
+	run.wg.Wait()
+	return n
+}
+
+// buffer returns an output buffer for a worker: one in huge pages, since
+// touching a fresh 4 KiB page for the first time costs microseconds on the
+// VMs we run on, and buffers are few and reused for the whole run.
+func (run *bulkRun) buffer() []byte {
+	select {
+	case b := <-run.free:
+		return b
+	default:
+	}
+	b, err := segment.AllocHuge(int(run.b.Range))
+	if err != nil {
+		return make([]byte, 0, run.b.Range)
+	}
+	run.mu.Lock()
+	run.bufs = append(run.bufs, b)
+	run.mu.Unlock()
+	return b[:0]
+}
+
+// recycle makes it's buffer available again; it must no longer be used.
+// The consumer calls it as soon as it has written the output, which it
+// copies nothing from afterwards (out may be a larger copy of buf grown by
+// Append: that one is left to the garbage collector).
+func (run *bulkRun) recycle(it *bulkItem) {
+	if it.buf == nil {
+		return
+	}
+	select {
+	case run.free <- it.buf[:0]:
+	default:
+	}
+}
+
+// emit writes an item's output and reports its damage in order. It
+// returns false when the reader must stop.
+func (r *Reader) emit(it *bulkItem) bool {
+	at := 0
+	for _, m := range it.marks {
+		if m.at > at {
+			if err := r.opts.Bulk.Write(it.out[at:m.at], m.last); err != nil {
+				r.err = err
+				return false
+			}
+			at = m.at
+		}
+		if !r.report(m.d) {
+			return false
+		}
+	}
+	if at < len(it.out) {
+		if err := r.opts.Bulk.Write(it.out[at:], it.last); err != nil {
+			r.err = err
+			return false
+		}
+	}
+	return true
+}
+
+// resume makes the reader go on in order in s at offset off, as if it had
+// read s up to there itself.
+func (r *Reader) resume(s *bulkSeg, off int64) {
+	r.cur = &seg{path: s.e.Path, img: s.im, seq: s.e.Seq, off: off, quiet: true}
+	s.closed = true // r.cur owns the image now
+}

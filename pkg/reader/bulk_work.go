@@ -1,0 +1,186 @@
+package reader
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// plan opens the run's segments in order and splits each sealed one into
+// ranges, queued for the workers and, in the same order, for the consumer.
+// It stops at the first segment that is not sealed or not usable (handed
+// back to the reader), at the end of the listing, or when the run quits.
+func (run *bulkRun) plan() {
+	defer run.wg.Done()
+	defer close(run.work)
+	defer close(run.order)
+	for k, e := range run.entries {
+		s := &bulkSeg{e: e}
+		if k == 0 && run.first != nil {
+			<-run.first.done
+			s.im, s.err = run.first.im, run.first.err
+		} else {
+			s.im, s.err = segment.OpenImage(e.Path)
+		}
+		f, ok := bulkSealed(s)
+		if !ok {
+			s.handBack = true
+			if !run.send(&bulkItem{seg: s, first: true, final: true, done: closedChan}) && s.err == nil {
+				s.im.Close()
+			}
+			return
+		}
+		if run.since > minTime && (f.Records == 0 || f.MaxTime < run.since) {
+			s.im.Close()
+			s.im, s.skip = nil, true
+			if !run.send(&bulkItem{seg: s, first: true, final: true, done: closedChan}) {
+				return
+			}
+			continue
+		}
+		if !run.split(s, f) {
+			return
+		}
+	}
+}
+
+// closedChan is the done channel of items that need no work.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// bulkSealed reports whether s can be read in bulk: it opened, its header
+// agrees with the file, and its footer decodes.
+func bulkSealed(s *bulkSeg) (segment.Footer, bool) {
+	if s.err != nil || s.im.HeaderErr != nil || s.im.Check() != nil {
+		return segment.Footer{}, false
+	}
+	f, err := s.im.Footer()
+	return f, err == nil
+}
+
+// split queues the ranges of sealed segment s: chunk-aligned up to the
+// one where the footer says END starts; that last one reaches the record
+// limit, so the walk meets END wherever it really is.
+func (run *bulkRun) split(s *bulkSeg, f segment.Footer) bool {
+	limit := segment.RecordLimit(int64(len(s.im.Data)))
+	endAt := min(max(f.EndOffset, segment.HeaderSize), limit)
+	for from := int64(segment.HeaderSize); ; {
+		to := (from/run.b.Range + 1) * run.b.Range
+		last := to > endAt
+		if last {
+			to = limit
+		}
+		it := &bulkItem{seg: s, first: from == segment.HeaderSize, final: last, from: from, to: to, done: make(chan struct{})}
+		if !run.send(it) {
+			if it.first {
+				s.im.Close() // the consumer never saw s
+			}
+			return false
+		}
+		// Never blocks: work has room for every item the consumer has not
+		// finished with, and it was queued for the consumer first.
+		run.work <- it
+		if last {
+			return true
+		}
+		from = to
+	}
+}
+
+// send queues it for the consumer, or reports false if the run quits.
+func (run *bulkRun) send(it *bulkItem) bool {
+	select {
+	case <-run.quit:
+		return false
+	default:
+	}
+	select {
+	case run.order <- it:
+		return true
+	case <-run.quit:
+		return false
+	}
+}
+
+// worker walks the ranges it is given until the planner is done.
+func (run *bulkRun) worker() {
+	defer run.wg.Done()
+	evs := make([]segment.Event, 0, batch)
+	for it := range run.work {
+		select {
+		case <-run.quit:
+		default:
+			it.buf = run.buffer()
+			it.out = it.buf
+			evs = run.walk(it, evs)
+		}
+		close(it.done)
+	}
+}
+
+// walk decodes the frames that start in it's range, formatting records
+// and noting damage as the reader's consume does. A range other than a
+// segment's first starts at the first offset where a committed frame's
+// CRC matches (segment.Resync); the consumer checks that it is where the
+// previous range ended, which is what makes the split exact.
+func (run *bulkRun) walk(it *bulkItem, evs []segment.Event) []segment.Event {
+	s := it.seg
+	im, seq := s.im, s.e.Seq
+	var rec Record
+	rec.Position.Seq = seq
+	if !im.Archived {
+		// One call maps the range's pages (2 MiB folios, mostly) instead
+		// of a fault for each, and a file that shrank only makes it fail.
+		lo, hi := it.from&^(hugePage-1), min((it.to+hugePage-1)&^(hugePage-1), int64(len(im.Data)))
+		_ = unix.Madvise(im.Data[lo:hi], unix.MADV_POPULATE_READ)
+	}
+	it.fault = guard(func() {
+		off := it.from
+		if !it.first {
+			off = segment.Resync(im.Data, im.Header.Seq, it.from-1)
+		}
+		it.start = off
+		for {
+			evs, _ = im.WalkBatch(off, segment.Quiescent, evs[:0])
+			if len(evs) == 0 {
+				it.stop, it.end = stopLimit, off
+				return
+			}
+			for i := range evs {
+				ev := &evs[i]
+				if ev.Offset >= it.to {
+					it.stop, it.end = stopNext, ev.Offset
+					return
+				}
+				switch ev.Kind {
+				case segment.EvFrame:
+					if f := &ev.Frame; f.Type == segment.TypeData && f.Time >= run.since {
+						rec.Position.Offset = ev.Offset
+						rec.Time = time.Unix(0, f.Time)
+						rec.Payload = f.Payload
+						it.out = run.b.Append(it.out, &rec)
+						it.last = rec.Position
+					}
+					off = ev.Offset + ev.Len
+					continue
+				case segment.EvEnd:
+					it.stop, it.end = stopEnd, ev.Offset
+					return
+				}
+				kind, ok := damageOf(ev.Kind)
+				if !ok { // the tail: what follows is for Next to decide
+					it.stop, it.end = stopTail, ev.Offset
+					return
+				}
+				it.marks = append(it.marks, bulkMark{at: len(it.out), last: it.last,
+					d: Damage{Kind: kind, Path: s.e.Path, Seq: seq, Offset: ev.Offset, Len: ev.Len, Err: ev.Frame.Err}})
+				off = ev.Offset + ev.Len
+			}
+		}
+	})
+	return evs
+}
+
+// hugePage is the x86-64 PMD size: populate whole folios.
+const hugePage = 2 << 20
