@@ -18,7 +18,7 @@ func TestAppendRecordSameAsPrint(t *testing.T) {
 		{Position: segment.Position{Seq: 1, Offset: 64}, Time: time.Unix(0, 1_700_000_000_123_456_789), Payload: []byte("plain")},
 		{Position: segment.Position{Seq: 2, Offset: 4096}, Time: time.Unix(0, 5), Payload: []byte("quote\" tab\t nl\n \u2028")},
 		{Position: segment.Position{Seq: 3, Offset: 72}, Time: time.Unix(-1, 0), Payload: []byte{0, 0xff, 0xfe}},
-		{Position: segment.Position{Seq: 4, Offset: 80}, Payload: nil},
+		{Position: segment.Position{Seq: 4, Offset: 80}, Time: time.Unix(0, 0), Payload: nil},
 	}
 	for _, f := range []tailFlags{
 		{output: "raw", delim: "newline"},
@@ -37,7 +37,7 @@ func TestAppendRecordSameAsPrint(t *testing.T) {
 			if err := p.print(&recs[i]); err != nil {
 				t.Fatal(err)
 			}
-			appended = p.appendRecord(appended, &recs[i])
+			appended = p.appendRecord(appended, recs[i].Position, recs[i].Time.UnixNano(), recs[i].Payload)
 		}
 		w.Flush()
 		if !bytes.Equal(appended, printed.Bytes()) {

@@ -17,7 +17,8 @@ import (
 // Append for each record, and the goroutine calling Next hands the results
 // to Write in position order, with the damage reports (OnDamage) between
 // them exactly where a record-by-record read puts them. Output is the same
-// byte for byte as calling Append on each record Next returns: records in
+// byte for byte as calling Append on the fields of each record Next
+// returns (Time.UnixNano() for the time): records in
 // position order, each once. Only sealed segments (a footer that decodes,
 // a header that agrees with the file) read from the start of the segment
 // are formatted in bulk; the first segment of a read that starts at a
@@ -31,12 +32,15 @@ type Bulk struct {
 	// Workers is how many goroutines decode and format; 0 means
 	// GOMAXPROCS.
 	Workers int
-	// Append appends the output for rec to dst and returns it. It is called
+	// Append appends the output for one record to dst and returns it: the
+	// record's position, time (Unix nanoseconds) and payload, its fields
+	// passed in registers rather than a Record built in memory, and no
+	// time.Time computed for outputs that have no use for it. It is called
 	// from several goroutines at once, so it must not change shared state.
-	// rec and its Payload are valid only during the call.
-	Append func(dst []byte, rec *Record) []byte
+	// payload is valid only during the call and must not be written to.
+	Append func(dst []byte, pos Position, unixNano int64, payload []byte) []byte
 	// Range is how many bytes of a segment each work item covers, rounded
-	// up to a multiple of 8; 0 means 4 MiB. The output of about three
+	// up to a multiple of 8; 0 means 2 MiB. The output of about three
 	// ranges per worker is held at a time.
 	Range int64
 	// Write is handed the output in position order, from the goroutine
@@ -50,7 +54,7 @@ const (
 	// bulkChunk is the default Bulk.Range: large enough that each range
 	// costs one write and a handful of channel operations, small enough
 	// that a few in flight per worker stay a few MiB of output.
-	bulkChunk = 4 << 20
+	bulkChunk = 2 << 20
 	// bulkAhead is how many ranges per worker may be in flight (being
 	// decoded, or decoded and waiting for their turn to be written).
 	bulkAhead = 2

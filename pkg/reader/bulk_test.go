@@ -19,8 +19,13 @@ import (
 
 // lineOf formats a record for the equivalence tests: everything a printer
 // could use, so that any difference shows.
-func lineOf(dst []byte, rec *reader.Record) []byte {
-	return fmt.Appendf(dst, "%v %d %q\n", rec.Position, rec.Time.UnixNano(), rec.Payload)
+func lineOf(dst []byte, pos reader.Position, ts int64, payload []byte) []byte {
+	return fmt.Appendf(dst, "%v %d %q\n", pos, ts, payload)
+}
+
+// recLine is lineOf for a record Next returned.
+func recLine(rec *reader.Record) []byte {
+	return lineOf(nil, rec.Position, rec.Time.UnixNano(), rec.Payload)
 }
 
 // readStream reads dir to the end and returns one text: each record's
@@ -51,7 +56,7 @@ func readStream(t testing.TB, dir string, opts reader.Options, bulk bool, worker
 	defer r.Close()
 	for r.Next() {
 		rec := r.Record()
-		out.Write(lineOf(nil, &rec))
+		out.Write(recLine(&rec))
 	}
 	fmt.Fprintf(&out, "err: %v\n", r.Err())
 	return out.String(), writes
@@ -267,7 +272,7 @@ func TestBulkFollowLiveWriter(t *testing.T) {
 	var want bytes.Buffer
 	add := func(i int) {
 		r := l.append(mixedPayload(i))
-		want.Write(lineOf(nil, &reader.Record{Position: r.pos, Time: time.Unix(0, r.ts), Payload: r.payload}))
+		want.Write(lineOf(nil, r.pos, r.ts, r.payload))
 	}
 	for i := range 2000 {
 		add(i)
@@ -296,7 +301,7 @@ func TestBulkFollowLiveWriter(t *testing.T) {
 				done <- err
 				return
 			}
-			put(lineOf(nil, &x))
+			put(recLine(&x))
 		}
 		done <- nil
 	}()

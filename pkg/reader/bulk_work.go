@@ -1,8 +1,6 @@
 package reader
 
 import (
-	"time"
-
 	"golang.org/x/sys/unix"
 
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -127,8 +125,11 @@ func (run *bulkRun) worker() {
 func (run *bulkRun) walk(it *bulkItem, evs []segment.Event) []segment.Event {
 	s := it.seg
 	im, seq := s.im, s.e.Seq
-	var rec Record
-	rec.Position.Seq = seq
+	pos := Position{Seq: seq}
+	// Kept in locals while walking: it is shared with the consumer, so the
+	// compiler would store through it for every record.
+	out, last, since, appendRec := it.out, it.last, run.since, run.b.Append
+	defer func() { it.out, it.last = out, last }()
 	if !im.Archived {
 		// One call maps the range's pages (2 MiB folios, mostly) instead
 		// of a fault for each, and a file that shrank only makes it fail.
@@ -155,12 +156,10 @@ func (run *bulkRun) walk(it *bulkItem, evs []segment.Event) []segment.Event {
 				}
 				switch ev.Kind {
 				case segment.EvFrame:
-					if f := &ev.Frame; f.Type == segment.TypeData && f.Time >= run.since {
-						rec.Position.Offset = ev.Offset
-						rec.Time = time.Unix(0, f.Time)
-						rec.Payload = f.Payload
-						it.out = run.b.Append(it.out, &rec)
-						it.last = rec.Position
+					if f := &ev.Frame; f.Type == segment.TypeData && f.Time >= since {
+						pos.Offset = ev.Offset
+						out = appendRec(out, pos, f.Time, f.Payload)
+						last = pos
 					}
 					off = ev.Offset + ev.Len
 					continue
@@ -173,7 +172,7 @@ func (run *bulkRun) walk(it *bulkItem, evs []segment.Event) []segment.Event {
 					it.stop, it.end = stopTail, ev.Offset
 					return
 				}
-				it.marks = append(it.marks, bulkMark{at: len(it.out), last: it.last,
+				it.marks = append(it.marks, bulkMark{at: len(out), last: last,
 					d: Damage{Kind: kind, Path: s.e.Path, Seq: seq, Offset: ev.Offset, Len: ev.Len, Err: ev.Frame.Err}})
 				off = ev.Offset + ev.Len
 			}
