@@ -8,7 +8,9 @@
 // holds at most two images, the segment it reads and the next one, opened
 // ahead on another goroutine while a replay reads sealed segments; each is
 // closed as soon as the reader moves past it, so reading thousands of
-// segments holds no more mappings than that and no file descriptor.
+// segments holds no more mappings than that and no file descriptor. With
+// Options.Bulk, the sealed segments whose ranges are in flight are open
+// too: two or three at a time.
 //
 // # Following
 //
