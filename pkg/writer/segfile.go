@@ -247,6 +247,27 @@ func (w *Writer) finish(s *seg, f segment.Footer) error {
 	return err
 }
 
+// writeBack writes the file's dirty pages back and waits, a few MiB at a
+// time: a whole segment submitted at once queues ~64 ms of writes at the
+// disk, and the header fsync of the segment being prepared waits behind
+// them (we measured 25–140 ms fsync-to-mapped in prepare with whole-file
+// writeback, 25–100 ms with 4 MiB chunks: a small gain, noisy).
+func writeBack(f *os.File) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	size := st.Size()
+	const chunk = 4 << 20
+	const all = unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER
+	for off := int64(0); off < size; off += chunk {
+		if err := unix.SyncFileRange(int(f.Fd()), off, min(chunk, size-off), all); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // maxDropBacklog bounds the sealed segments (open files) waiting for the
 // dropper; beyond it, sealed segments simply stay in the page cache.
 const maxDropBacklog = 4
@@ -264,8 +285,7 @@ func (w *Writer) dropLoop() {
 	for {
 		select {
 		case f := <-w.drops:
-			const all = unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER
-			if err := unix.SyncFileRange(int(f.Fd()), 0, 0, all); err != nil {
+			if err := writeBack(f); err != nil {
 				w.opts.Logger.Warn("writeback of a sealed segment failed", "file", f.Name(), "err", err)
 			} else {
 				_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED) // advice only
