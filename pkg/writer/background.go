@@ -3,6 +3,7 @@ package writer
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,14 @@ import (
 // prepareLoop keeps the segment after the active one ready, so that a
 // rotation is a pointer swap. After a failure (a full disk) it retries when
 // an appender needs the segment, at most every prepRetry.
+//
+// It also creates the file of the segment after that one ahead of time
+// (create: reserved, header, fsyncs, final name) without mapping it, so
+// the slow part of preparing overlaps a whole segment's filling and only
+// the mapping is left for when that segment becomes next. A created file
+// is not live: it holds no memory. At Close it is removed if a prepared
+// segment before it went unused (it would otherwise stay as a second
+// empty segment); else it stays, and the next Open continues in it.
 func (w *Writer) prepareLoop() {
 	defer w.wg.Done()
 	const prepRetry = 20 * time.Millisecond
@@ -21,6 +30,8 @@ func (w *Writer) prepareLoop() {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
+	var ahead *created
+	defer func() { w.dropAhead(ahead) }()
 	for {
 		select {
 		case <-w.done:
@@ -44,7 +55,14 @@ func (w *Writer) prepareLoop() {
 			retry.Reset(wait)
 			continue
 		}
-		nx, err := w.prepare(c.seq + 1)
+		var nx *seg
+		var err error
+		if ahead != nil && ahead.seq == c.seq+1 {
+			nx, err = w.mapNew(ahead.f, ahead.path, ahead.seq)
+			ahead = nil
+		} else {
+			nx, err = w.prepare(c.seq + 1)
+		}
 		if fe := (flushError{}); errors.As(err, &fe) {
 			w.fail(err)
 			continue
@@ -61,6 +79,42 @@ func (w *Writer) prepareLoop() {
 		c.next.Store(nx)
 		if c.full() {
 			_ = w.rotate(c) // appenders are waiting for it
+		}
+		if ahead == nil && !w.closingNow() {
+			f, path, err := w.create(nx.seq + 1)
+			if fe := (flushError{}); errors.As(err, &fe) {
+				w.fail(err)
+				continue
+			}
+			if err != nil {
+				// prepare will try again, and report, when it is needed.
+				w.opts.Logger.Warn("cannot create a segment ahead", "dir", w.dir, "err", err)
+				continue
+			}
+			ahead = &created{seq: nx.seq + 1, f: f, path: path}
+		}
+	}
+}
+
+// created is a segment file create made and nobody has mapped yet.
+type created struct {
+	seq  uint64
+	f    *os.File
+	path string
+}
+
+// dropAhead disposes of the file created ahead when the preparer stops.
+func (w *Writer) dropAhead(a *created) {
+	if a == nil {
+		return
+	}
+	a.f.Close()
+	if c := w.cur.Load(); c.next.Load() == nil || c.next.Load().seq >= a.seq {
+		return // nothing unused before it: the next Open continues in it
+	}
+	if err := os.Remove(a.path); err == nil {
+		if err := w.opts.FS.SyncDir(w.dir); err != nil {
+			w.opts.Logger.Warn("fsync directory after removing an unused segment", "dir", w.dir, "err", err)
 		}
 	}
 }

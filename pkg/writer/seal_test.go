@@ -7,10 +7,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/auditseg/auditseg/internal/crashtest"
 	"github.com/auditseg/auditseg/pkg/segment"
+	"github.com/auditseg/auditseg/pkg/verify"
 	"github.com/auditseg/auditseg/pkg/writer"
 	"golang.org/x/sys/unix"
 )
@@ -159,4 +161,47 @@ func residentFraction(t *testing.T, path string) float64 {
 func fileExists(path string) bool {
 	_, err := os.Lstat(path)
 	return err == nil
+}
+
+// TestCloseLeavesOneEmptySegment: the preparer creates the file after the
+// next segment ahead of time. After Close the log holds at most one
+// segment without records (the prepared one the next Open continues in),
+// verify finds it clean, and reopening it twice adds no empty segment.
+func TestCloseLeavesOneEmptySegment(t *testing.T) {
+	dir := t.TempDir()
+	for round := range 3 {
+		w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncNone})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 1000 { // several rotations
+			if _, err := w.Append(faultPayload(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // let the preparer create ahead
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		empty := 0
+		for _, s := range listSegments(t, dir) {
+			img, err := os.ReadFile(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if segment.LoadLength(img, segment.HeaderSize) == 0 {
+				empty++
+			}
+		}
+		if empty > 1 {
+			t.Fatalf("round %d: %d segments without records after Close, want at most 1", round, empty)
+		}
+		rep, err := verify.Dir(dir, verify.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := rep.ExitCode(false); code != 0 {
+			t.Fatalf("round %d: verify exit %d after a clean Close: %+v", round, code, rep.Findings)
+		}
+	}
 }

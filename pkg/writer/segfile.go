@@ -50,20 +50,34 @@ func (s *seg) full() bool { return s.tail.Load() > s.dataLimit }
 // then renamed and the directory fsynced, so a crash never leaves a
 // half-made .seg file.
 func (w *Writer) prepare(seq uint64) (*seg, error) {
+	f, final, err := w.create(seq)
+	if err != nil {
+		return nil, err
+	}
+	return w.mapNew(f, final, seq)
+}
+
+// create makes the file of segment seq, reserved, with its header, under
+// its final name, durably; it does not map it. The preparer creates the
+// file after the next segment ahead of time (see prepareLoop): its header
+// fsync waits for a journal commit that queues behind the writeback of
+// earlier segments (15–60 ms here), about as long as a writer takes to
+// fill a segment.
+func (w *Writer) create(seq uint64) (*os.File, string, error) {
 	fs, size := w.opts.FS, w.opts.SegmentSize
 	final := filepath.Join(w.dir, segment.FileName(seq))
 	tmp := final + segment.TempExt
 	if _, err := os.Lstat(final); err == nil {
-		return nil, fmt.Errorf("prepare %s: already exists", final)
+		return nil, "", fmt.Errorf("prepare %s: already exists", final)
 	}
 	f, err := fs.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o640)
 	if err != nil {
-		return nil, fmt.Errorf("prepare segment: create %s: %w", tmp, err)
+		return nil, "", fmt.Errorf("prepare segment: create %s: %w", tmp, err)
 	}
-	fail := func(step string, err error) (*seg, error) {
+	fail := func(step string, err error) (*os.File, string, error) {
 		f.Close()
 		os.Remove(tmp)
-		return nil, fmt.Errorf("prepare segment: %s %s: %w", step, tmp, err)
+		return nil, "", fmt.Errorf("prepare segment: %s %s: %w", step, tmp, err)
 	}
 	if err := fs.Fallocate(f, size); err != nil {
 		return fail("fallocate", err)
@@ -91,12 +105,18 @@ func (w *Writer) prepare(seq uint64) (*seg, error) {
 		// its header: remove it, or every retry would find it in the way.
 		f.Close()
 		os.Remove(final)
-		return nil, fmt.Errorf("prepare segment: fsync directory %s: %w", w.dir, flushError{err})
+		return nil, "", fmt.Errorf("prepare segment: fsync directory %s: %w", w.dir, flushError{err})
 	}
-	s, err := mapSegment(f, final, seq, size)
+	return f, final, nil
+}
+
+// mapNew maps and pre-faults a segment file that create made.
+func (w *Writer) mapNew(f *os.File, final string, seq uint64) (*seg, error) {
+	s, err := mapSegment(f, final, seq, w.opts.SegmentSize)
 	if err != nil {
 		return nil, err
 	}
+	w.freeForNext()
 	prefault(s.data)
 	s.tail.Store(segment.HeaderSize)
 	return s, nil
@@ -204,12 +224,9 @@ func (w *Writer) flushFooter(s *seg) error {
 // first matters: writing back pages that are still mapped makes the kernel
 // write-protect each one again (page_mkclean, a TLB shootdown per page),
 // which cost ~20% of `auditseg write`'s CPU on the VMs we measured; msync
-// of the mapping did exactly that. The file's pages are then clean, and
-// unless KeepCache they leave the page cache, so the next segment is
-// populated from memory the kernel just freed: on those VMs memory that
-// has sat free is returned to the host, and populating a 64 MiB segment
-// from it costs ~150 ms (~10 µs per 4 KiB page) against ~9 ms for memory
-// freed a moment ago. Pages a reader has mapped stay.
+// of the mapping did exactly that. Unless KeepCache the file then goes to
+// the recycler (recycle.go), which drops its pages just before the next
+// segment is populated.
 //
 // SyncNone writes the footer through the mapping and leaves the writeback
 // to the kernel: starting it here (sync_file_range) blocks while the disk
@@ -231,77 +248,13 @@ func (w *Writer) finish(s *seg, f segment.Footer) error {
 	if err == nil && durable {
 		err = w.sealDurably(s, f, size)
 	}
-	if err == nil && durable && !w.opts.KeepCache {
-		_ = unix.Fadvise(int(s.f.Fd()), 0, 0, unix.FADV_DONTNEED) // advice only
-	}
-	if err == nil && w.drops != nil {
-		select {
-		case w.drops <- s.f: // the dropper closes it
-			return nil
-		default: // it lags behind the disk: keep the pages
-		}
+	if err == nil && w.recycle(s.f, durable) {
+		return nil // the recycler closes it
 	}
 	if cerr := s.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("close %s: %w", s.path, cerr)
 	}
 	return err
-}
-
-// writeBack writes the file's dirty pages back and waits, a few MiB at a
-// time: a whole segment submitted at once queues ~64 ms of writes at the
-// disk, and the header fsync of the segment being prepared waits behind
-// them (we measured 25–140 ms fsync-to-mapped in prepare with whole-file
-// writeback, 25–100 ms with 4 MiB chunks: a small gain, noisy).
-func writeBack(f *os.File) error {
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	size := st.Size()
-	const chunk = 4 << 20
-	const all = unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER
-	for off := int64(0); off < size; off += chunk {
-		if err := unix.SyncFileRange(int(f.Fd()), off, min(chunk, size-off), all); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// maxDropBacklog bounds the sealed segments (open files) waiting for the
-// dropper; beyond it, sealed segments simply stay in the page cache.
-const maxDropBacklog = 4
-
-// dropLoop recycles the memory of sealed segments under SyncNone, whose
-// pages are dirty when sealed: it writes each back, waits, and drops the
-// pages, so the preparer populates new segments from memory freed a moment
-// ago (see finish for why that matters). It runs on its own goroutine
-// because starting the writeback blocks while the disk queue is full:
-// here that delays only the recycling, never an appender. It gives no
-// durability promise and SyncNone makes none; a writeback error is logged.
-// Close stops it after the file in hand; files still queued are closed.
-func (w *Writer) dropLoop() {
-	defer w.wg.Done()
-	for {
-		select {
-		case f := <-w.drops:
-			if err := writeBack(f); err != nil {
-				w.opts.Logger.Warn("writeback of a sealed segment failed", "file", f.Name(), "err", err)
-			} else {
-				_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED) // advice only
-			}
-			f.Close()
-		case <-w.done:
-			for {
-				select {
-				case f := <-w.drops:
-					f.Close()
-				default:
-					return
-				}
-			}
-		}
-	}
 }
 
 func (w *Writer) sealDurably(s *seg, f segment.Footer, size int64) error {

@@ -52,7 +52,8 @@ type Writer struct {
 
 	kickPrep chan struct{}
 	kickSeal chan struct{}
-	drops    chan *os.File // sealed segments to write back and drop (SyncNone)
+	drops    chan *os.File // sealed segments to write back (SyncNone), then recycle
+	clean    chan *os.File // sealed, written-back segments whose memory is reused (recycle.go)
 	done     chan struct{} // closed by Close to stop the goroutines
 	wg       sync.WaitGroup
 
@@ -119,8 +120,11 @@ func Open(dir string, opts Options) (*Writer, error) {
 		w.wg.Add(1)
 		go w.writeAheadLoop()
 	}
+	if !opts.KeepCache {
+		w.clean = make(chan *os.File, maxRecycle)
+	}
 	if opts.Sync == SyncNone && !opts.KeepCache {
-		w.drops = make(chan *os.File, maxDropBacklog)
+		w.drops = make(chan *os.File, maxRecycle)
 		w.wg.Add(1)
 		go w.dropLoop()
 	}
@@ -362,6 +366,7 @@ func (w *Writer) Close() error {
 	err := w.sealer.drain(w, w.opts.CloseTimeout)
 	close(w.done)
 	w.wg.Wait()
+	w.drainRecycler()
 	if nx := s.next.Load(); nx != nil {
 		// Prepared but never used: its file stays, empty, and the next
 		// Open continues in it.
