@@ -86,11 +86,11 @@ type Options struct {
 	// refused, so it cannot write into a segment another writer recovers.
 	CloseTimeout time.Duration
 	// KeepCache keeps sealed segments in the page cache. By default the
-	// writer drops a sealed segment's pages once they are written back
-	// (at once with SyncInterval and SyncAlways, whose seal flushes them;
-	// after a background writeback with SyncNone), so the memory is reused
-	// for the next segment; a reader of recent history then reads from
-	// disk. Pages a reader has mapped stay.
+	// writer drops a sealed segment's pages once they are written back (by
+	// the seal with SyncInterval and SyncAlways; by a background writeback
+	// with SyncNone), just before it populates a new segment, which reuses
+	// the memory (recycle.go says why that matters); a reader of recent
+	// history then reads from disk. Pages a reader has mapped stay.
 	KeepCache bool
 	// Logger receives recovery reports and background errors; nil
 	// discards them. The writer never prints.
