@@ -13,8 +13,10 @@ package main
 //	   record was printed. What a dead writer left unfinished (reserved
 //	   frames, zero gaps, an unfinished segment) is printed as a warning
 //	   and does not change the exit code: no committed record is lost.
-//	2  bad flags or arguments, or an I/O error: the log cannot be read, the
-//	   cursor file cannot be read or written, or writing the output failed.
+//	2  bad flags or arguments, or an I/O error: the log cannot be read (a
+//	   segment that cannot be opened or read is reported, skipped, and
+//	   every readable record still printed), the cursor file cannot be read
+//	   or written, or writing the output failed.
 
 import (
 	"bufio"
@@ -74,7 +76,7 @@ goes on.
 
 Exit codes: 0 success (also when interrupted); 1 damage was reported and
 skipped (a dead writer's unfinished frames are warnings only); 2 bad usage or
-an I/O error.`,
+an I/O error (an unreadable segment is named and skipped).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runTail(cmd, args[0], f)
@@ -176,7 +178,7 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	defer stop()
 
 	stderr := cmd.ErrOrStderr()
-	damaged := 0
+	damaged, unreadable := 0, 0
 	opts.Follow = f.follow
 	opts.OnDamage = func(d reader.Damage) {
 		out.Flush() // stdout before the report, as a terminal shows them
@@ -184,7 +186,11 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 			fmt.Fprintf(stderr, "auditseg tail: warning: %v\n", &d)
 			return
 		}
-		damaged++
+		if unreadableSegment(d) {
+			unreadable++
+		} else {
+			damaged++
+		}
 		fmt.Fprintf(stderr, "auditseg tail: %v\n", &d)
 	}
 	var last segment.Position
@@ -259,8 +265,19 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	if err := r.Err(); err != nil && !(errors.Is(err, ctx.Err()) && ctx.Err() != nil) {
 		return withCode(exitUsage, err)
 	}
+	if unreadable > 0 {
+		return withCode(exitUsage, fmt.Errorf("%s: %s could not be read (see above); every readable record was printed", dir, plural(unreadable, "segment")))
+	}
 	if damaged > 0 {
 		return withCode(exitFailure, fmt.Errorf("%s: %s skipped; run 'auditseg verify %s' for a full report", dir, plural(damaged, "damaged place"), dir))
 	}
 	return nil
+}
+
+// unreadableSegment reports whether d says a segment could not be read at
+// all (it could not be opened, or failed while mapped), which is an I/O
+// error, as opposed to damage the decoder found in its bytes.
+func unreadableSegment(d reader.Damage) bool {
+	var ce *segment.CorruptError
+	return d.Kind == reader.DamageSegment && d.Err != nil && !errors.As(d.Err, &ce)
 }

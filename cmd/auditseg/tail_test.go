@@ -5,11 +5,14 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"github.com/auditseg/auditseg/pkg/reader"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -232,6 +235,28 @@ func TestTailDamageExitCodes(t *testing.T) {
 	out, stderr, code = execute(t, nil, "tail", dir2)
 	if code != exitOK || out != "one\ntwo\n" || !strings.Contains(stderr, "warning:") || !strings.Contains(stderr, fmt.Sprintf("offset %d: frame reserved", off)) {
 		t.Fatalf("exit %d, out %q, stderr %q", code, out, stderr)
+	}
+}
+
+// A segment that cannot be opened is an I/O error (exit 2), not damage
+// (exit 1). The tests run as root, which opens any file, so the
+// classification is checked on the reports the reader makes.
+func TestTailUnreadableSegmentIsAnIOError(t *testing.T) {
+	open := &os.PathError{Op: "open", Path: "/log/00000000000000000002.seg", Err: syscall.EACCES}
+	cases := []struct {
+		d    reader.Damage
+		want bool
+	}{
+		{reader.Damage{Kind: reader.DamageSegment, Err: fmt.Errorf("%s: cannot open segment: %w", open.Path, open)}, true},
+		{reader.Damage{Kind: reader.DamageSegment, Err: fmt.Errorf("file changed while it was read: %w", errors.New("fault"))}, true},
+		{reader.Damage{Kind: reader.DamageSegment, Err: &segment.CorruptError{Path: open.Path, Offset: 8, Reason: "bad version"}}, false},
+		{reader.Damage{Kind: reader.DamageTorn, Err: &segment.CorruptError{Path: open.Path, Offset: 64, Reason: "frame checksum mismatch"}}, false},
+		{reader.Damage{Kind: reader.DamageMissing}, false},
+	}
+	for _, c := range cases {
+		if got := unreadableSegment(c.d); got != c.want {
+			t.Errorf("unreadableSegment(%v) = %v, want %v", &c.d, got, c.want)
+		}
 	}
 }
 
