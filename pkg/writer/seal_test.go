@@ -2,10 +2,13 @@ package writer_test
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -267,4 +270,64 @@ func TestRecoveryOfTwoEmptySegments(t *testing.T) {
 	if code := rep.ExitCode(false); code != 0 || rep.Totals.Records != n+1 {
 		t.Fatalf("verify exit %d, %d records (want 0, %d): %+v", code, rep.Totals.Records, n+1, rep.Findings)
 	}
+}
+
+// sealFsyncFails fails every fsync of a segment file that has already
+// been renamed from its temporary name: the sealer's, never the header's.
+type sealFsyncFails struct {
+	crashtest.FaultFS
+	failed atomic.Int32
+}
+
+func (f *sealFsyncFails) Fsync(fh *os.File) error {
+	if _, err := os.Lstat(fh.Name()); err != nil {
+		f.failed.Add(1)
+		return syscall.EIO
+	}
+	return f.FaultFS.Fsync(fh)
+}
+
+// TestSealFsyncFailureIsSticky: when the seal's fsync fails (SyncInterval),
+// the writer fails for good: Append, Sync and Close return ErrFailed from
+// then on, and a reopen with a working disk recovers every acknowledged
+// record.
+func TestSealFsyncFailureIsSticky(t *testing.T) {
+	dir := t.TempDir()
+	fs := &sealFsyncFails{}
+	w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncInterval, FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acked := map[segment.Position][]byte{}
+	var firstErr error
+	for i := 0; i < 5000 && firstErr == nil; i++ {
+		p := faultPayload(i)
+		pos, err := w.Append(p)
+		if err != nil {
+			firstErr = err
+			break
+		}
+		acked[pos] = p
+		if i%100 == 99 {
+			time.Sleep(time.Millisecond) // let the sealer run
+		}
+	}
+	if firstErr == nil {
+		// The sealer may not have failed yet: give it time, then ask.
+		time.Sleep(100 * time.Millisecond)
+		firstErr = w.Sync()
+	}
+	if fs.failed.Load() == 0 || !errors.Is(firstErr, writer.ErrFailed) || !errors.Is(firstErr, syscall.EIO) {
+		t.Fatalf("%d seal fsyncs failed; first error %v, want ErrFailed wrapping EIO", fs.failed.Load(), firstErr)
+	}
+	if _, err := w.Append([]byte("later")); !errors.Is(err, writer.ErrFailed) {
+		t.Fatalf("Append after the failure: %v, want ErrFailed", err)
+	}
+	if err := w.Sync(); !errors.Is(err, writer.ErrFailed) {
+		t.Fatalf("Sync after the failure: %v, want ErrFailed", err)
+	}
+	if err := w.Close(); !errors.Is(err, writer.ErrFailed) {
+		t.Fatalf("Close after the failure: %v, want ErrFailed", err)
+	}
+	checkAcked(t, dir, acked)
 }
