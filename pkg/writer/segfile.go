@@ -110,10 +110,15 @@ func (w *Writer) create(seq uint64) (*os.File, string, error) {
 	return f, final, nil
 }
 
-// mapNew maps and pre-faults a segment file that create made.
+// mapNew maps and pre-faults a segment file that create made. If it cannot
+// be mapped, the file (which holds only its header) is removed, or every
+// retry would find it in the way.
 func (w *Writer) mapNew(f *os.File, final string, seq uint64) (*seg, error) {
 	s, err := mapSegment(f, final, seq, w.opts.SegmentSize)
 	if err != nil {
+		if os.Remove(final) == nil {
+			_ = w.opts.FS.SyncDir(w.dir) // the name is gone either way
+		}
 		return nil, err
 	}
 	w.freeForNext()
