@@ -24,8 +24,8 @@ import (
 // by its CRC. With interval and always, sealing flushes the whole segment
 // before the writer moves on, so sealed segments are durable; with none a
 // background goroutine writes sealed segments back (no appender waits for
-// it) and the kernel writes the active one back on its own schedule
-// (vm.dirty_expire_centisecs, 30 s by default).
+// it; not with KeepCache) and the kernel writes the rest back on its own
+// schedule (vm.dirty_expire_centisecs, 30 s by default).
 type SyncMode uint8
 
 const (
