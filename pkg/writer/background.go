@@ -261,11 +261,14 @@ func (sl *sealer) drain(w *Writer, timeout time.Duration) error {
 // promises nothing: durability still comes from msync and fsync.
 func (w *Writer) writeAheadLoop() {
 	defer w.wg.Done()
-	const every, chunk = 10 * time.Millisecond, 8 << 20
-	t := time.NewTicker(every)
+	// While nothing is appended the period doubles up to idleEvery, so an
+	// idle writer wakes once a second instead of a hundred times.
+	const every, idleEvery, chunk = 10 * time.Millisecond, time.Second, 8 << 20
+	t := time.NewTimer(every)
 	defer t.Stop()
+	wait := every
 	var s *seg
-	var from int64
+	var from, seen int64
 	for {
 		select {
 		case <-w.done:
@@ -273,9 +276,17 @@ func (w *Writer) writeAheadLoop() {
 		case <-t.C:
 		}
 		if c := w.cur.Load(); c != s {
-			s, from = c, 0
+			s, from, seen = c, 0, 0
 		}
-		upto := min(s.tail.Load(), s.dataLimit) &^ (2<<20 - 1)
+		tail := s.tail.Load()
+		if tail == seen {
+			wait = min(2*wait, idleEvery)
+		} else {
+			wait = every
+		}
+		seen = tail
+		t.Reset(wait)
+		upto := min(tail, s.dataLimit) &^ (2<<20 - 1)
 		if upto-from < chunk {
 			continue
 		}
