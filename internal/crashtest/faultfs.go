@@ -18,8 +18,8 @@ const (
 	OpCreate    Op = iota // OpenFile with O_CREATE: a new segment's temporary file
 	OpOpen                // OpenFile without O_CREATE: recovery opening a segment
 	OpFallocate           // reserving a new segment's blocks
-	OpMsync               // flushing mapped pages (Sync, sealing, recovery)
-	OpFsync               // flushing a new segment's header
+	OpMsync               // flushing mapped pages (Sync, recovery)
+	OpFsync               // flushing a new segment's header, or a segment being sealed
 	OpRename              // giving a new segment its final name
 	OpSyncDir             // making directory entries durable
 	numOps

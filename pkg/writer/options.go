@@ -10,8 +10,8 @@ import (
 )
 
 // SyncMode says when committed records are made durable (msync MS_SYNC of
-// the mapped pages, which on Linux also writes the file metadata needed to
-// read them back, like fdatasync).
+// the mapped pages, or fsync of a sealed segment; on Linux both also write
+// the file metadata needed to read the data back).
 //
 //	mode      process crash (kill -9)      power loss / kernel crash
 //	none      every committed record       only what the kernel wrote back
