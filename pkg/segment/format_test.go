@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash/crc32"
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"lukechampine.com/blake3"
@@ -254,5 +255,35 @@ func TestDigestDefinition(t *testing.T) {
 	msg = append(msg, img[:f.EndOffset+FrameHeaderSize]...)
 	if want := blake3.Sum256(msg); !bytes.Equal(want[:], f.Digest[:]) {
 		t.Fatal("digest is not BLAKE3-256(prev | file[0:end+24])")
+	}
+}
+
+// The writer hashes the committed prefix of a segment in steps of whatever
+// size the appenders happened to commit; every split must give Digest.
+func TestDigestStreamSplits(t *testing.T) {
+	prev := [DigestSize]byte{9, 8, 7}
+	img, f := sealedFixture(t, prev)
+	want := Digest(prev, img, f.EndOffset)
+	end := f.EndOffset + FrameHeaderSize
+	rng := rand.New(rand.NewPCG(1, 2))
+	for trial := range 200 {
+		d := NewDigestStream(prev)
+		for at := int64(0); ; {
+			if d.Hashed() != at {
+				t.Fatalf("trial %d: Hashed() = %d after adding up to %d", trial, d.Hashed(), at)
+			}
+			if trial == 0 || at >= end {
+				break
+			}
+			at = min(end, at+1+rng.Int64N(max(1, end/4)))
+			d.Add(img, at)
+			d.Add(img, at-1) // going back is a no-op
+		}
+		if d.Prev() != prev {
+			t.Fatal("Prev() is not the digest the stream started from")
+		}
+		if got := d.Sum(img, f.EndOffset); got != want {
+			t.Fatalf("trial %d: streamed digest differs from Digest", trial)
+		}
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"hash/crc32"
 	"sync/atomic"
 	"unsafe"
-
-	"github.com/zeebo/blake3"
 )
 
 // FrameState says what the commit word of a frame slot holds.
@@ -233,24 +231,4 @@ func decodeFrame(f *Frame, img []byte, seed uint32, off int64) {
 func (f *Frame) torn(off int64, format string, a ...any) {
 	f.State = Torn
 	f.Err = corrupt(off, format, a...)
-}
-
-// Digest computes the sealing digest of a segment whose END frame starts at
-// end: BLAKE3-256 over the previous segment's digest, then file bytes
-// [0, end+FrameHeaderSize): the header, every frame, and the END frame's
-// header. The sealer hashes every byte the appenders write, on the same
-// two cores, so the hash's speed per core bounds sustained throughput.
-// github.com/zeebo/blake3 (single goroutine, AVX-512/AVX2) does ~2.8 GB/s
-// on one core here; lukechampine.com/blake3 does ~1.7 GB/s on one core and
-// reaches ~3 GB/s only by spreading a large input over both, taking the
-// appenders' core; SHA-256 with SHA-NI ~1.6 GB/s. BenchmarkDigest measures
-// them side by side; TestDigestDefinition checks this one against the
-// other module's one-shot BLAKE3.
-func Digest(prev [DigestSize]byte, img []byte, end int64) [DigestSize]byte {
-	h := blake3.New()
-	h.Write(prev[:])
-	h.Write(img[:end+FrameHeaderSize])
-	var d [DigestSize]byte
-	h.Sum(d[:0])
-	return d
 }

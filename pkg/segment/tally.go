@@ -51,19 +51,20 @@ func (t *Tally) Advance(img []byte) bool {
 
 // SealTallied writes the footer of a segment whose tally reached END.
 func SealTallied(img []byte, seq uint64, t Tally, prev [DigestSize]byte, flags uint32, sealedAt int64) Footer {
-	f := TalliedFooter(img, seq, t, prev, flags, sealedAt)
+	f := TalliedFooter(img, seq, t, NewDigestStream(prev), flags, sealedAt)
 	f.Encode(img[int64(len(img))-FooterSize:])
 	return f
 }
 
-// TalliedFooter is SealTallied without the write: the footer of a segment
-// whose tally reached END, for a writer that must make the records durable
-// before the footer reaches the file.
-func TalliedFooter(img []byte, seq uint64, t Tally, prev [DigestSize]byte, flags uint32, sealedAt int64) Footer {
+// TalliedFooter is SealTallied without the write, for a writer that must
+// make the records durable before the footer reaches the file: the footer
+// of a segment whose tally reached END, its digest finished from d (which
+// may already have hashed a committed prefix; it must not be used again).
+func TalliedFooter(img []byte, seq uint64, t Tally, d *DigestStream, flags uint32, sealedAt int64) Footer {
 	f := Footer{
 		Seq: seq, Records: t.Records, EndOffset: t.Off, MinTime: t.MinTime, MaxTime: t.MaxTime,
-		SealedAt: sealedAt, Flags: flags, PrevDigest: prev,
+		SealedAt: sealedAt, Flags: flags, PrevDigest: d.Prev(),
 	}
-	f.Digest = Digest(prev, img, t.Off)
+	f.Digest = d.Sum(img, t.Off)
 	return f
 }

@@ -141,27 +141,42 @@ type sealer struct {
 
 func (w *Writer) sealLoop() {
 	defer w.wg.Done()
+	// A finished segment with frames in flight is polled from minWait,
+	// backing off to maxWait. The active segment is hashed every
+	// hashEvery while it grows, backing off to idleEvery while it does not.
 	const minWait, maxWait = 20 * time.Microsecond, 5 * time.Millisecond
-	wait := minWait
+	const hashEvery, idleEvery = 2 * time.Millisecond, time.Second
+	wait, activeWait := minWait, hashEvery
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
 	for {
 		// Read closing before the pass: once it is set no rotation can
 		// happen, so a pass that starts after it sees the final segment.
 		closing := w.closingNow()
-		pending, err := w.sealPass()
+		st, err := w.sealPass()
 		if err != nil {
 			w.fail(err)
 		}
-		if closing && (w.failed.Load() != nil || !pending && len(w.sealer.snapshot()) == 0) {
+		if closing && (w.failed.Load() != nil || !st.pending && len(w.sealer.snapshot()) == 0) {
 			close(w.sealer.idle)
 			<-w.done
 			return
 		}
-		if pending && err == nil {
+		switch {
+		case err != nil:
+			wait = minWait
+		case st.pending:
 			t.Reset(wait)
 			wait = min(2*wait, maxWait)
-		} else {
+		case st.active:
+			wait = minWait
+			if st.moved {
+				activeWait = hashEvery
+			} else {
+				activeWait = min(2*activeWait, idleEvery)
+			}
+			t.Reset(activeWait)
+		default:
 			wait = minWait
 		}
 		select {
@@ -173,28 +188,44 @@ func (w *Writer) sealLoop() {
 	}
 }
 
-// sealPass seals every finished segment it can. pending is true when a
-// finished segment still has frames in flight.
-func (w *Writer) sealPass() (pending bool, err error) {
+// sealState is what a seal pass left behind.
+type sealState struct {
+	pending bool // a finished segment still has frames in flight
+	active  bool // the oldest unsealed segment is the active one
+	moved   bool // the pass got past at least one frame
+}
+
+// sealPass seals every finished segment it can, then tallies and hashes
+// the committed prefix of the active segment, so that sealing it after the
+// rotation is left with its last frames only.
+func (w *Writer) sealPass() (st sealState, err error) {
 	sl := &w.sealer
 	sl.backlog(w.cur.Load())
 	for {
 		q := sl.snapshot()
 		if len(q) == 0 || w.failed.Load() != nil {
-			return false, nil
+			return st, nil
 		}
 		s := q[0]
+		full := s.full()
 		before := s.tally.Off
-		done := s.full() && s.tally.Advance(s.data)
+		done := s.tally.Advance(s.data)
 		if s.tally.Off != before {
 			sl.progress.Store(now())
+			st.moved = true
+		}
+		if s.digest == nil {
+			s.digest = segment.NewDigestStream(sl.prev)
 		}
 		if !done {
-			return s.full(), nil
+			// Committed frames never change: hashing them now is final.
+			s.digest.Add(s.data, s.tally.Off)
+			st.pending, st.active = full, !full
+			return st, nil
 		}
-		f := segment.TalliedFooter(s.data, s.seq, s.tally, sl.prev, 0, now())
+		f := segment.TalliedFooter(s.data, s.seq, s.tally, s.digest, 0, now())
 		if err := w.finish(s, f); err != nil {
-			return false, fmt.Errorf("seal: %w", err)
+			return st, fmt.Errorf("seal: %w", err)
 		}
 		sl.prev = f.Digest
 		sl.mu.Lock()

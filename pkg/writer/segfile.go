@@ -38,7 +38,8 @@ type seg struct {
 	// committed when the last msync began (under mapMu).
 	durable segment.Tally
 
-	tally segment.Tally // sealer-owned
+	tally  segment.Tally         // sealer-owned
+	digest *segment.DigestStream // sealer-owned; started once the previous segment is sealed
 }
 
 // full reports whether a claim has crossed the data limit: no append can

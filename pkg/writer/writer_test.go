@@ -107,10 +107,19 @@ func TestConcurrentAppendAcrossRotations(t *testing.T) {
 	if len(l.Segments) < 10 {
 		t.Fatalf("only %d segments: rotation not exercised", len(l.Segments))
 	}
-	// Every segment but the prepared, unused last one is sealed and chained.
+	checkChain(t, l.Segments[:len(l.Segments)-1])
+}
+
+// checkChain checks that every segment is sealed, its digest matches its
+// contents and it chains to the one before (the first from zeros).
+func checkChain(t *testing.T, segs []segment.Entry) {
+	t.Helper()
 	var prev [segment.DigestSize]byte
-	for _, e := range l.Segments[:len(l.Segments)-1] {
-		im, _ := segment.OpenImage(e.Path)
+	for _, e := range segs {
+		im, err := segment.OpenImage(e.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
 		f, err := im.Footer()
 		if err != nil {
 			t.Fatalf("%s: %v", e.Path, err)
@@ -121,6 +130,36 @@ func TestConcurrentAppendAcrossRotations(t *testing.T) {
 		prev = f.Digest
 		im.Close()
 	}
+}
+
+// The sealer hashes the active segment while it fills. Appending slowly
+// makes it do so in many small steps, some of them mid-way through a
+// frame's neighbours; every digest must still be the one-shot Digest.
+func TestSealHashesWhileFilling(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Open(dir, Options{SegmentSize: 64 << 10, Sync: SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := make([]byte, 900)
+	for i := range 256 { // ~140 KiB: two rotations at least
+		rec[i%len(rec)] = byte(i)
+		if _, err := w.Append(rec[:200+i*37%700]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond) // the sealer runs every 2 ms while the tail moves
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := segment.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Segments) < 3 {
+		t.Fatalf("only %d segments: rotation not exercised", len(l.Segments))
+	}
+	checkChain(t, l.Segments[:len(l.Segments)-1])
 }
 
 func TestReserveCommitAbort(t *testing.T) {
