@@ -15,9 +15,9 @@ const KillEnv = "AUDITSEG_CRASH_KILL"
 //
 //	WHAT   an Op name (create, open, fallocate, msync, fsync, rename,
 //	       syncdir): the Nth call of that operation; "seal": the Nth
-//	       flush of a written footer (the sealer's fsync after writing it,
-//	       or recovery's msync of it: the records are durable, the footer
-//	       is written, not yet flushed); "rotate": the Nth time an appender is handed a
+//	       flush of a written footer (the fsync after writing it, by the
+//	       sealer or by recovery: the records are durable, the footer is
+//	       written, not yet flushed); "rotate": the Nth time an appender is handed a
 //	       position in a newer segment than any before.
 //	open-  count only calls made inside writer.Open (recovery); without
 //	       it, only calls made after Open returned.
@@ -25,7 +25,7 @@ const KillEnv = "AUDITSEG_CRASH_KILL"
 type KillPoint struct {
 	Open   bool
 	Op     Op   // when !Seal && !Rotate
-	Seal   bool // a sealing msync
+	Seal   bool // a sealing fsync
 	Rotate bool
 	After  bool
 	N      int
@@ -89,6 +89,6 @@ var KillPoints = []string{
 	"create:1", "create+:2", "fallocate:1", "fallocate+:1", "fsync:1", "fsync+:2",
 	"rename:1", "rename+:1", "rename+:3", "syncdir:1", "syncdir+:2",
 	"seal:1", "seal+:1", "seal:2", "msync:2", "msync+:5",
-	"open-open:1", "open-open+:1", "open-msync:1", "open-msync+:1", "open-syncdir:1",
+	"open-open:1", "open-open+:1", "open-fsync:1", "open-seal:1", "open-seal+:1", "open-syncdir:1",
 	"open-create:1", "open-rename+:1",
 }

@@ -49,6 +49,16 @@ func PutEnd(img []byte, seq uint64, off, ts int64) {
 // It fails, writing nothing, if the walk finds anything but committed
 // frames before END.
 func Seal(img []byte, prev [DigestSize]byte, flags uint32, sealedAt int64) (Footer, error) {
+	f, err := SealFooter(img, prev, flags, sealedAt)
+	if err == nil {
+		f.Encode(img[int64(len(img))-FooterSize:])
+	}
+	return f, err
+}
+
+// SealFooter is Seal without the write: the footer, for a caller that
+// makes the records durable before the footer reaches the file.
+func SealFooter(img []byte, prev [DigestSize]byte, flags uint32, sealedAt int64) (Footer, error) {
 	h, err := DecodeHeader(img)
 	if err != nil {
 		return Footer{}, err
@@ -87,6 +97,5 @@ func Seal(img []byte, prev [DigestSize]byte, flags uint32, sealedAt int64) (Foot
 		return Footer{}, fmt.Errorf("cannot seal segment %d: no END frame: %w", h.Seq, ErrCorrupt)
 	}
 	f.Digest = Digest(prev, img, f.EndOffset)
-	f.Encode(img[h.Size-FooterSize:])
 	return f, nil
 }

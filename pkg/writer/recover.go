@@ -21,7 +21,8 @@ import (
 //  3. Oldest first, walk each with the shared decoder: reserved frames and
 //     zero gaps followed by frames become PAD; if there is no END frame,
 //     one is written where the data ends; the segment is sealed with
-//     FlagRecovered, chained to the previous digest, and flushed. A
+//     FlagRecovered, chained to the previous digest: the file is
+//     unmapped and fsynced, then the footer written and fsynced. A
 //     segment with a damaged committed frame is left as it is for verify
 //     to report: recovery never rewrites a committed record.
 //  4. If the newest segment holds no frame at all (it was prepared but
@@ -170,23 +171,19 @@ func (w *Writer) recoverSegment(path string, seq uint64, last bool, prev *[segme
 	if end >= 0 {
 		segment.PutEnd(img, seq, end, now())
 	}
-	// Records and the repairs first, the footer after (see flushFooter).
-	if err := w.flush(s, segment.RecordLimit(h.Size)); err != nil {
-		s.release()
-		return nil, fmt.Errorf("recovery: %w", err)
-	}
-	ft, err := segment.Seal(img, *prev, segment.FlagRecovered, now())
+	ft, err := segment.SealFooter(img, *prev, segment.FlagRecovered, now())
 	if err != nil {
 		s.release()
 		return nil, fmt.Errorf("recovery: seal %s: %w", path, err)
 	}
-	if err := w.flushFooter(s); err != nil {
-		s.release()
+	// The records and the repairs reach the disk first, the footer after,
+	// as when the running writer seals (finish).
+	if err := w.seal(s, ft, true, false); err != nil {
 		return nil, fmt.Errorf("recovery: %w", err)
 	}
 	*prev = ft.Digest
 	w.stats.RecoveredSegments++
 	w.stats.RecoveredFrames += len(pads)
 	w.opts.Logger.Info("recovered segment", "file", path, "records", ft.Records, "padded", len(pads), "end", ft.EndOffset)
-	return nil, s.release()
+	return nil, nil
 }

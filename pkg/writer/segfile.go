@@ -189,9 +189,6 @@ func (w *Writer) flush(s *seg, upto int64) error {
 	size := int64(len(s.data))
 	s.durable.Advance(s.data) // before the msync: every frame it passes is written whole
 	covered := min(s.durable.Off, upto)
-	if upto >= size {
-		covered = size // a finished segment (recovery): nothing is in flight
-	}
 	page := int64(os.Getpagesize())
 	from := s.synced &^ (page - 1)
 	end := min((upto+page-1)&^(page-1), size)
@@ -199,24 +196,6 @@ func (w *Writer) flush(s *seg, upto int64) error {
 		return fmt.Errorf("msync %s [%d, %d): %w", s.path, from, end, err)
 	}
 	s.synced = max(s.synced, covered)
-	return nil
-}
-
-// flushFooter makes the page holding the footer durable. Sealing flushes
-// the records first and the footer after, so a power loss in between
-// leaves a segment that reads as unsealed (and is resealed by recovery),
-// never a footer vouching for records that did not reach the disk.
-func (w *Writer) flushFooter(s *seg) error {
-	s.mapMu.Lock()
-	defer s.mapMu.Unlock()
-	if s.unmapped {
-		return nil
-	}
-	page := int64(os.Getpagesize())
-	from := (int64(len(s.data)) - segment.FooterSize) &^ (page - 1)
-	if err := w.opts.FS.Msync(s.data[from:]); err != nil {
-		return fmt.Errorf("msync footer of %s: %w", s.path, err)
-	}
 	return nil
 }
 
@@ -242,10 +221,17 @@ func (w *Writer) flushFooter(s *seg) error {
 // mapMu is held throughout, so a concurrent flush (Sync) waits and then
 // finds the segment durable.
 func (w *Writer) finish(s *seg, f segment.Footer) error {
+	return w.seal(s, f, w.opts.Sync != SyncNone, true)
+}
+
+// seal is finish with the choices made: durable (records fsynced, then
+// the footer written and fsynced) or not (footer through the mapping), and
+// whether the file may go to the recycler. Recovery seals durably whatever
+// the sync mode, once per segment it repairs, and does not recycle.
+func (w *Writer) seal(s *seg, f segment.Footer, durable, recycle bool) error {
 	s.mapMu.Lock()
 	defer s.mapMu.Unlock()
 	size := int64(len(s.data))
-	durable := w.opts.Sync != SyncNone
 	if !durable {
 		f.Encode(s.data[size-segment.FooterSize:])
 	}
@@ -254,7 +240,7 @@ func (w *Writer) finish(s *seg, f segment.Footer) error {
 	if err == nil && durable {
 		err = w.sealDurably(s, f, size)
 	}
-	if err == nil && w.recycle(s.f, durable) {
+	if err == nil && recycle && w.recycle(s.f, durable) {
 		return nil // the recycler closes it
 	}
 	if cerr := s.f.Close(); err == nil && cerr != nil {

@@ -249,12 +249,12 @@ func ioFault(t *testing.T, op crashtest.Op, n int, persist bool, fig *faultFigur
 }
 
 // TestOpenFaults fails the operations recovery makes (opening an unsealed
-// segment, flushing it after sealing, fsyncing the directory after removing
+// segment, fsyncing it while sealing, fsyncing the directory after removing
 // temporary files): Open returns the error naming the file, holds nothing
 // (a second Open is not refused as locked), and an Open with a working file
 // system recovers every record.
 func TestOpenFaults(t *testing.T) {
-	for _, op := range []crashtest.Op{crashtest.OpOpen, crashtest.OpMsync, crashtest.OpSyncDir} {
+	for _, op := range []crashtest.Op{crashtest.OpOpen, crashtest.OpFsync, crashtest.OpSyncDir} {
 		t.Run(op.String(), func(t *testing.T) {
 			dir := t.TempDir()
 			acked := crashedLog(t, dir)

@@ -193,11 +193,9 @@ func reserveOne(w *writer.Writer, rng *rand.Rand, id crashtest.RecordID) segment
 	return r.Position()
 }
 
-// sealing reports whether a call flushes a written footer: the running
-// writer's sealer fsyncs a segment (renamed from the temporary name the
-// file was opened under) once more after writing its footer; recovery
-// msyncs a range that ends at the end of a segment mapping whose last
-// FooterSize bytes are a footer.
+// sealing reports whether a call flushes a written footer: the sealer and
+// recovery both fsync a segment once more after writing its footer with
+// pwrite (the records were fsynced before).
 func sealing(c crashtest.Call, size int64) bool {
 	hasFooter := func(b []byte) bool {
 		n := len(b)
@@ -205,15 +203,14 @@ func sealing(c crashtest.Call, size int64) bool {
 			string(b[n-segment.FooterSize:n-segment.FooterSize+len(segment.FooterMagic)]) == segment.FooterMagic
 	}
 	switch c.Op {
-	case crashtest.OpMsync:
-		return int64(len(c.Msync)) <= size && hasFooter(c.Msync)
 	case crashtest.OpFsync:
+		// The running writer fsyncs through the handle it created under
+		// the temporary name; recovery opens segments by their own name.
 		final := strings.TrimSuffix(c.Path, segment.TempExt)
-		if final == c.Path {
-			return false
-		}
-		if _, err := os.Lstat(c.Path); err == nil {
-			return false // still the temporary file: the header's fsync
+		if final != c.Path {
+			if _, err := os.Lstat(c.Path); err == nil {
+				return false // still the temporary file: the header's fsync
+			}
 		}
 		f, err := os.Open(final)
 		if err != nil {
