@@ -141,6 +141,35 @@ func (r *Reader) entryAfter(seq uint64) int {
 	return sort.Search(len(r.list), func(i int) bool { return r.list[i].Seq > seq })
 }
 
+// laterHasFrames reports whether a listed segment after seq holds a frame.
+// A writer creates segment files ahead of need (the next segment, and the
+// file of the one after it); they stay empty until it rotates into them,
+// and when it closes it removes the second one again and leaves the first
+// for the next writer to continue in. So while every later segment is
+// empty, a segment whose tail is zeros may still be written to, and a
+// follower must not move past it. A later segment whose header is damaged
+// was not made by a writer ahead of need: it counts as holding frames.
+func (r *Reader) laterHasFrames(seq uint64) bool {
+	for _, e := range r.list[r.entryAfter(seq):] {
+		if e.Archived {
+			return true // only sealed segments are archived
+		}
+		im, err := segment.OpenImage(e.Path)
+		if err != nil {
+			continue // removed since the listing: an unused file, or archived (seen next time)
+		}
+		has := true
+		if im.HeaderErr == nil {
+			_ = guard(func() { has = segment.LoadLength(im.Data, segment.HeaderSize) != 0 })
+		}
+		im.Close()
+		if has {
+			return true
+		}
+	}
+	return false
+}
+
 // exists reports whether segment seq (or its archive) is in the directory.
 func (r *Reader) exists(seq uint64) bool {
 	for _, name := range [2]string{segment.FileName(seq), segment.ArchiveName(seq)} {

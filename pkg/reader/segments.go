@@ -279,7 +279,7 @@ func (r *Reader) atTail(c *seg) bool {
 			r.err = err
 			return false
 		}
-		if r.entryAfter(c.seq) < len(r.list) {
+		if r.entryAfter(c.seq) < len(r.list) && (!r.opts.Follow || r.laterHasFrames(c.seq)) {
 			// Nothing tells where records stopped: the rest of the record
 			// area may have held some.
 			rest := segment.RecordLimit(int64(len(c.img.Data))) - c.off
@@ -354,6 +354,7 @@ func (r *Reader) openNext() bool {
 				return false
 			}
 		}
+		lastSeq, passed := r.lastSeq, r.passed
 		r.lastSeq, r.passed = e.Seq, true
 		if c := r.openSeg(e); c != nil {
 			r.cur = c
@@ -364,6 +365,15 @@ func (r *Reader) openNext() bool {
 			return true
 		}
 		if r.err != nil {
+			return false
+		}
+		if r.vanished {
+			// Not read past: a writer may create it again (see openSeg).
+			r.vanished = false
+			r.lastSeq, r.passed = lastSeq, passed
+			if !r.opts.Follow {
+				r.done = true
+			}
 			return false
 		}
 	}
@@ -403,7 +413,15 @@ func (r *Reader) openSeg(e segment.Entry) *seg {
 	}
 	if errors.Is(err, fs.ErrNotExist) && r.single == "" && r.relist() == nil {
 		// Archived (or removed) since the listing: read what is there now.
-		if j := r.entryAtLeast(e.Seq); j < len(r.list) && r.list[j].Seq == e.Seq {
+		j := r.entryAtLeast(e.Seq)
+		if j == len(r.list) {
+			// Gone, and nothing after it: a file a writer created ahead
+			// of need and removed unused when it closed. The next writer
+			// creates this name again; it is read then.
+			r.vanished = true
+			return nil
+		}
+		if r.list[j].Seq == e.Seq {
 			e = r.list[j]
 			im, err = segment.OpenImage(e.Path)
 		}

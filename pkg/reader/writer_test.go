@@ -2,6 +2,8 @@ package reader_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -93,4 +95,77 @@ func TestFollowRealWriter(t *testing.T) {
 	if len(dmg) != 0 {
 		t.Fatalf("damage: %v", dmg)
 	}
+}
+
+// TestFollowStaysOnTheSegmentTheNextWriterContinues: a writer that closes
+// leaves its prepared segment empty for the next writer to continue in, and
+// removes the file it had created after that one. A follower that looks
+// while no writer holds the log and the second file still exists must
+// wait at the empty segment, not move past it to the file that is about to
+// disappear: then the next writer's records would never be returned.
+func TestFollowStaysOnTheSegmentTheNextWriterContinues(t *testing.T) {
+	dir := t.TempDir()
+	opts := writer.Options{SegmentSize: segSize, Sync: writer.SyncNone}
+	w, err := writer.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Append([]byte("first writer")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := segment.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, _ := l.Last()
+	empty := last.Seq // the prepared segment, unless Close came before it
+	im, err := segment.OpenImage(last.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := im.Footer(); err == nil {
+		empty++
+		put(t, dir, empty)
+	}
+	im.Close()
+	// The file created ahead, as the closing writer had it a moment before
+	// it removed it.
+	aheadPath := put(t, dir, empty+1)
+	fw := follow(t, dir, reader.Options{})
+	fw.waitFor(t, 1, 5*time.Second)
+	time.Sleep(600 * time.Millisecond) // more than the follower's writer-liveness interval
+	if err := os.Remove(aheadPath); err != nil {
+		t.Fatal(err)
+	}
+	w, err = writer.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos, err := w.Append([]byte("second writer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if pos.Seq != empty {
+		t.Fatalf("the second writer appended in segment %d, want the one left empty (%d)", pos.Seq, empty)
+	}
+	got := fw.waitFor(t, 2, 5*time.Second)
+	if len(got) != 2 || string(got[1].payload) != "second writer" || got[1].pos != pos {
+		t.Fatalf("follower returned %d records (%v); the second writer's record is missing", len(got), got)
+	}
+}
+
+// put writes an empty segment file as a writer creates it.
+func put(t *testing.T, dir string, seq uint64) string {
+	t.Helper()
+	p := filepath.Join(dir, segment.FileName(seq))
+	if err := os.WriteFile(p, segment.NewImage(seq, segSize, time.Now().UnixNano()), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
