@@ -85,7 +85,44 @@ func (l *Listing) NextSeq() uint64 {
 }
 
 // List reads a log directory. It is the only directory scan in auditseg.
+//
+// A directory read is not a snapshot: a name renamed into the directory
+// while it runs may be missed although a later one is returned (POSIX
+// leaves it unspecified). A writer creating segments, or compress-finished
+// renaming a segment to its archive and removing the original, could then
+// show a sequence number missing between present ones: a reader would
+// pass it, verify would report a gap. So List looks up the names of the
+// first few missing numbers directly and reads the directory again if one
+// of them is there.
 func List(dir string) (Listing, error) {
+	var l Listing
+	var err error
+	for range 4 {
+		if l, err = list(dir); err != nil || !l.missedGap() {
+			break
+		}
+	}
+	return l, err
+}
+
+// missedGap reports whether a sequence number missing between two listed
+// ones exists now (checking at most 8 of them).
+func (l *Listing) missedGap() bool {
+	checked := 0
+	for i := 1; i < len(l.Segments) && checked < 8; i++ {
+		for seq := l.Segments[i-1].Seq + 1; seq < l.Segments[i].Seq && checked < 8; seq++ {
+			checked++
+			for _, name := range [2]string{FileName(seq), ArchiveName(seq)} {
+				if _, err := os.Lstat(filepath.Join(l.Dir, name)); err == nil {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func list(dir string) (Listing, error) {
 	des, err := os.ReadDir(dir)
 	if err != nil {
 		return Listing{}, fmt.Errorf("list log directory: %w", err)

@@ -125,3 +125,37 @@ func TestListEmptyAndMissing(t *testing.T) {
 		t.Fatalf("List of a missing dir: %v", err)
 	}
 }
+
+// A real gap stays a gap; a name that a concurrent rename hid from the
+// directory read (simulated: a listing taken before it appeared) is found.
+func TestListGapRecheck(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{FileName(1), ArchiveName(2), FileName(5)} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Segments) != 3 || l.missedGap() {
+		t.Fatalf("a real gap (3, 4): %+v, missedGap %v", l.Segments, l.missedGap())
+	}
+	for _, name := range []string{ArchiveName(4), FileName(3)} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		if !l.missedGap() {
+			t.Fatalf("%s appeared inside the gap; missedGap is false", name)
+		}
+		os.Remove(filepath.Join(dir, name))
+	}
+	// More missing numbers than are looked up: bounded, no error.
+	if err := os.WriteFile(filepath.Join(dir, FileName(1000)), nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if l, err = List(dir); err != nil || len(l.Segments) != 4 {
+		t.Fatalf("%+v %v", l.Segments, err)
+	}
+}
