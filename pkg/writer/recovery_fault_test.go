@@ -90,21 +90,10 @@ func TestRecoveryKeepsRecordsAcrossPages(t *testing.T) {
 		t.Fatalf("the copy holds %d records, want %d", len(got), len(want))
 	}
 
-	w, err = writer.Open(crashed, writer.Options{SegmentSize: 64 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := w.Recovered()
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if st.RecoveredSegments != 1 || st.DamagedSegments != 0 {
+	if st := recoverOnce(t, crashed, 64<<10); st.RecoveredSegments != 1 || st.DamagedSegments != 0 {
 		t.Errorf("recovery stats %+v, want one segment recovered, none damaged", st)
 	}
-	got, bad := payloads(t, crashed)
-	for _, s := range bad {
-		t.Error(s)
-	}
+	got := intactPayloads(t, crashed)
 	for p, b := range want {
 		if !bytes.Equal(got[p], b) {
 			t.Fatalf("record at %v changed by recovery (%d records written, %d read back intact)", p, len(want), len(got))
@@ -133,21 +122,10 @@ func TestRecoveryOfAnEndClaim(t *testing.T) {
 	if f := segment.DecodeFrame(img, 1, off); f.State != segment.Reserved {
 		t.Errorf("an END frame claimed and not yet committed decodes as %v (%v), want reserved", f.State, f.Err)
 	}
-	w, err := writer.Open(dir, writer.Options{SegmentSize: size})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := w.Recovered()
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if st.RecoveredSegments != 1 || st.DamagedSegments != 0 {
+	if st := recoverOnce(t, dir, size); st.RecoveredSegments != 1 || st.DamagedSegments != 0 {
 		t.Fatalf("recovery stats %+v, want the segment recovered, not damaged", st)
 	}
-	got, bad := payloads(t, dir)
-	for _, s := range bad {
-		t.Error(s)
-	}
+	got := intactPayloads(t, dir)
 	for i, o := range offs {
 		if p := got[segment.Position{Seq: 1, Offset: o}]; len(p) != 500 || p[0] != byte(i) {
 			t.Fatalf("record %d at %d lost by recovery", i, o)
@@ -161,4 +139,29 @@ func TestRecoveryOfAnEndClaim(t *testing.T) {
 	if f, err := im.Footer(); err != nil || f.EndOffset != off {
 		t.Fatalf("footer %+v, %v; want sealed with END at %d", f, err, off)
 	}
+}
+
+// recoverOnce opens the log in dir (recovering it) and closes it again,
+// returning what recovery did.
+func recoverOnce(t *testing.T, dir string, size int64) writer.Stats {
+	t.Helper()
+	w, err := writer.Open(dir, writer.Options{SegmentSize: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := w.Recovered()
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// intactPayloads is payloads failing the test on any damage.
+func intactPayloads(t *testing.T, dir string) map[segment.Position][]byte {
+	t.Helper()
+	got, bad := payloads(t, dir)
+	for _, s := range bad {
+		t.Error(s)
+	}
+	return got
 }
