@@ -23,9 +23,29 @@ import (
 // (allocated from the frame header's content size, never grown) plus the
 // decoder's small per-block state; the compressed file is mapped, not read
 // into memory. A frame without a content size, or one claiming more than
-// MaxSegmentSize, is refused before anything is allocated.
+// MaxSegmentSize, is refused before anything is allocated. OpenImage's
+// buffer is a mapping of its own that Image.Close unmaps at once, like a
+// mapped .seg file: a reader passing through many archives holds one
+// decompressed segment (two with its prefetch), never as many 64 MiB
+// buffers as the garbage collector lets pile up.
 
-func init() { openArchive = ReadArchive }
+func init() {
+	openArchive = func(path string) ([]byte, func() error, error) {
+		var buf []byte
+		data, err := readArchive(path, func(n int64) ([]byte, error) {
+			b, err := AllocHuge(int(n))
+			buf = b
+			return b, err
+		})
+		if err != nil {
+			if buf != nil {
+				_ = Unmap(buf)
+			}
+			return nil, nil, err
+		}
+		return data, func() error { return Unmap(buf) }, nil
+	}
+}
 
 // maxBlockExpansion bounds how much one compressed byte can decode to: a
 // zstd block (at most 128 KiB decoded) takes at least 4 bytes (an RLE
@@ -64,6 +84,12 @@ func archiveDecoder() (*zstd.Decoder, error) {
 // size) gives an error wrapping ErrCorrupt, an I/O failure one that does
 // not. The result is not checked as a segment: OpenImage does that.
 func ReadArchive(path string) (data []byte, err error) {
+	return readArchive(path, func(n int64) ([]byte, error) { return make([]byte, n), nil })
+}
+
+// readArchive is ReadArchive decompressing into a buffer of the content
+// size from alloc; the result is that buffer.
+func readArchive(path string, alloc func(n int64) ([]byte, error)) (data []byte, err error) {
 	a, err := openArchiveFile(path)
 	if err != nil {
 		return nil, err
@@ -73,8 +99,16 @@ func ReadArchive(path string) (data []byte, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: zstd decoder: %w", path, err)
 	}
+	if a.size == 0 {
+		alloc = func(int64) ([]byte, error) { return []byte{}, nil }
+	}
+	buf, err := alloc(a.size)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	err = a.guard(func() error {
-		out, err := dec.DecodeAll(a.m, make([]byte, 0, a.size))
+		// WithDecodeAllCapLimit: the output never outgrows buf.
+		out, err := dec.DecodeAll(a.m, buf[:0])
 		if err != nil {
 			return a.corrupt("cannot decompress: %v", err)
 		}

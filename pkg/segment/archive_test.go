@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/auditseg/auditseg/pkg/segment"
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 )
 
 // sealedSegment builds a sealed segment of the minimum size holding n
@@ -373,5 +375,38 @@ func compareAgrees(t *testing.T, c *segment.ArchiveComparer, p string, orig []by
 	}
 	if cerr != nil && (!errors.Is(cerr, segment.ErrCorrupt) || !strings.Contains(cerr.Error(), p)) {
 		t.Fatalf("Compare error %v should wrap ErrCorrupt and name the file", cerr)
+	}
+}
+
+// An archive's image is memory of its own that Close gives back at once
+// (mincore on it fails with ENOMEM once it is unmapped), not a buffer
+// left for the garbage collector: a reader passing through many archives
+// holds one decompressed segment at a time.
+func TestArchiveImageCloseUnmaps(t *testing.T) {
+	orig := sealedSegment(t, 1, 200)
+	p := writeFile(t, filepath.Join(t.TempDir(), segment.ArchiveName(1)), compress(t, orig))
+	im, err := segment.OpenImage(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(im.Data, orig) {
+		t.Fatal("the archive's image differs from the segment")
+	}
+	addr, n := uintptr(unsafe.Pointer(unsafe.SliceData(im.Data))), uintptr(len(im.Data))
+	vec := make([]byte, (n+uintptr(os.Getpagesize())-1)/uintptr(os.Getpagesize()))
+	mincore := func() error { // x/sys/unix has no Mincore wrapper on Linux
+		if _, _, e := unix.Syscall(unix.SYS_MINCORE, addr, n, uintptr(unsafe.Pointer(unsafe.SliceData(vec)))); e != 0 {
+			return e
+		}
+		return nil
+	}
+	if err := mincore(); err != nil {
+		t.Fatalf("mincore of the open image: %v", err)
+	}
+	if err := im.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := mincore(); !errors.Is(err, unix.ENOMEM) {
+		t.Fatalf("mincore after Close: %v, want ENOMEM (unmapped)", err)
 	}
 }

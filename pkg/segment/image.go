@@ -29,8 +29,9 @@ type Image struct {
 	release func() error
 }
 
-// openArchive decompresses an archive; set by the archive support file.
-var openArchive func(path string) ([]byte, error)
+// openArchive decompresses an archive into memory that release gives
+// back; set by the archive support file.
+var openArchive func(path string) (data []byte, release func() error, err error)
 
 // OpenImage opens a segment file or archive for reading. Symbolic links are
 // never followed. The image holds no file descriptor; Close releases its
@@ -42,11 +43,11 @@ func OpenImage(path string) (*Image, error) {
 		if openArchive == nil {
 			return nil, fmt.Errorf("%s: reading archives is not supported by this build", path)
 		}
-		b, err := openArchive(path)
+		b, release, err := openArchive(path)
 		if err != nil {
 			return nil, err
 		}
-		im.Data, im.FileSize, im.release = b, int64(len(b)), func() error { return nil }
+		im.Data, im.FileSize, im.release = b, int64(len(b)), release
 	} else if err := im.mapFile(); err != nil {
 		return nil, err
 	}
