@@ -1,5 +1,6 @@
 // Package crashtest is auditseg's reliability suite: kill loops against the
-// writer library and the `auditseg write` command, corruption matrices,
+// writer library and the `auditseg write` command, simulated power cuts
+// (page by page, from the flushes the writer makes), corruption matrices,
 // disk-full and I/O-error injection, a follower under churn, and hostile
 // input. docs/RELIABILITY.md lists what each test proves and the figures of
 // the last long run.
