@@ -142,7 +142,23 @@ func (run *bulkRun) walk(it *bulkItem, evs []segment.Event) []segment.Event {
 			off = segment.Resync(im.Data, im.Header.Seq, it.from-1)
 		}
 		it.start = off
+		whole := im.Valid() == int64(len(im.Data)) && im.HeaderErr == nil
 		for {
+			if whole {
+				// The common case without events; WalkBatch below takes
+				// over at the first slot that is not a DATA or PAD frame.
+				off = segment.ScanData(im.Data, im.Header.Seq, off, it.to, func(o, ts int64, p []byte) {
+					if ts >= since {
+						pos.Offset = o
+						out = appendRec(out, pos, ts, p)
+						last = pos
+					}
+				})
+				if off >= it.to {
+					it.stop, it.end = stopNext, off
+					return
+				}
+			}
 			evs, _ = im.WalkBatch(off, segment.Quiescent, evs[:0])
 			if len(evs) == 0 {
 				it.stop, it.end = stopLimit, off

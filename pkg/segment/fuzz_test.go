@@ -261,7 +261,43 @@ func FuzzWalk(f *testing.F) {
 		// The batched walk is the same walk, whole file or cut short.
 		sameWalk(t, img, from, mode, int64(len(img)))
 		sameWalk(t, img, from, mode, int64(len(img))-int64(skip%4096)*7)
+		if mode == Quiescent {
+			sameScan(t, img, got, stop, from, rl)
+			sameScan(t, img, got, stop, from, from+int64(skip)*8)
+		}
 	})
+}
+
+// sameScan: ScanData up to to returns the DATA frames of the walk's
+// leading run of frames that start before to, and stops where that run
+// ends.
+func sameScan(t *testing.T, img []byte, evs []Event, stop, from, to int64) {
+	t.Helper()
+	var want []Event
+	end := stop
+	for _, ev := range evs {
+		if ev.Kind != EvFrame || ev.Offset >= to {
+			end = ev.Offset
+			break
+		}
+		end = ev.Offset + ev.Len
+		if ev.Frame.Type == TypeData {
+			want = append(want, ev)
+		}
+	}
+	if len(evs) > 0 && evs[len(evs)-1].Kind == EvFrame && end < to {
+		end = stop // the walk ran out of frames at the record limit
+	}
+	i := 0
+	at := ScanData(img, testSeq, from, to, func(off, ts int64, p []byte) {
+		if i >= len(want) || want[i].Offset != off || want[i].Frame.Time != ts || !bytes.Equal(want[i].Frame.Payload, p) {
+			t.Fatalf("ScanData to %d: frame %d at %d differs from the walk's", to, i, off)
+		}
+		i++
+	})
+	if i != len(want) || at != end {
+		t.Fatalf("ScanData to %d: %d frames, stopped at %d; the walk: %d frames, next slot %d", to, i, at, len(want), end)
+	}
 }
 
 // checkSeal: Tally never panics, and from the first frame a segment seals

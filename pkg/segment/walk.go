@@ -282,3 +282,29 @@ func ZeroFrom(img []byte, from, limit int64) int64 {
 	}
 	return limit
 }
+
+// ScanData is the fast path of a quiescent walk over a whole image (a
+// sealed segment, all of whose bytes came from the file): it calls fn with
+// the offset, time and payload of every committed DATA frame from from, in
+// order, while the frames are committed DATA or PAD starting before to,
+// and returns where it stopped: the first frame at or after to, or the
+// first slot that is anything else (END, reserved, unwritten, damaged),
+// for Walk or WalkBatch to report from there. Each frame gets every check
+// Walk makes (decodeFrame); what it saves is building an event per frame,
+// which cost about a quarter of a bulk replay's CPU.
+func ScanData(img []byte, seq uint64, from, to int64, fn func(off, ts int64, payload []byte)) int64 {
+	seed := FrameSeed(seq)
+	var f Frame
+	off := from
+	for off < to {
+		decodeFrame(&f, img, seed, off)
+		if f.State != Committed || f.Type == TypeEnd {
+			return off
+		}
+		if f.Type == TypeData {
+			fn(off, f.Time, f.Payload)
+		}
+		off += f.Extent
+	}
+	return off
+}
