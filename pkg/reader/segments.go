@@ -135,7 +135,7 @@ func (r *Reader) walk(c *seg, mode segment.WalkMode, probe bool) (stop segment.E
 	stop.Kind = noStop
 	if !probe {
 		err := guard(func() { r.evs, _ = c.img.WalkBatch(c.off, mode, r.evs[:0]) })
-		if n := len(r.evs); err == nil && n > 0 && stops(r.evs[n-1].Kind) {
+		if n := len(r.evs); err == nil && n > 0 && r.evs[n-1].Kind.Ends() {
 			stop, r.evs = r.evs[n-1], r.evs[:n-1]
 		}
 		if err == nil {
@@ -523,9 +523,4 @@ func damageOf(k segment.EventKind) (DamageKind, bool) {
 		return DamageTorn, true
 	}
 	return 0, false
-}
-
-// stops reports whether an event of kind k ends a walk.
-func stops(k segment.EventKind) bool {
-	return k == segment.EvEnd || k == segment.EvPending || k == segment.EvTail
 }

@@ -99,9 +99,6 @@ func readArchive(path string, alloc func(n int64) ([]byte, error)) (data []byte,
 	if err != nil {
 		return nil, fmt.Errorf("%s: zstd decoder: %w", path, err)
 	}
-	if a.size == 0 {
-		alloc = func(int64) ([]byte, error) { return []byte{}, nil }
-	}
 	buf, err := alloc(a.size)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

@@ -327,8 +327,8 @@ func checkSeal(t *testing.T, img []byte, evs []Event, from int64) {
 	if !tl.End || tl.Off != ft.EndOffset {
 		t.Fatalf("tally %+v, Seal found END at %d", tl, ft.EndOffset)
 	}
-	if got := SealTallied(img, testSeq, tl, [DigestSize]byte{3}, 0, 9); got != ft || !bytes.Equal(img, viaSeal) {
-		t.Fatalf("SealTallied %+v, Seal %+v", got, ft)
+	if got := sealTallied(img, tl, [DigestSize]byte{3}, 9); got != ft || !bytes.Equal(img, viaSeal) {
+		t.Fatalf("TalliedFooter %+v, Seal %+v", got, ft)
 	}
 }
 

@@ -44,8 +44,9 @@ func MapFile(f *os.File, size int64, writable bool) ([]byte, error) {
 
 // AllocHuge returns size bytes of zeroed private anonymous memory, 2 MiB
 // aligned with MADV_HUGEPAGE, outside the Go heap; release it with Unmap.
-// It is for large buffers reused across many segments (compress-finished's
-// output and verification buffers): a 64 MiB heap buffer costs ~250 ms of
+// It is for segment-sized memory (compress-finished's output buffers, the
+// bulk reader's output buffers, an archive's decompressed image): a 64 MiB
+// heap buffer costs ~250 ms of
 // first-touch faults here (16384 4 KiB pages, each one also a hypervisor
 // entry), a huge-page one ~5 ms. The memory is committed only as it is
 // touched.

@@ -181,10 +181,18 @@ func TestTally(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := SealTallied(img, testSeq, tl, [DigestSize]byte{1}, 0, 77)
+	got := sealTallied(img, tl, [DigestSize]byte{1}, 77)
 	if got != want || !bytes.Equal(img, viaSeal) {
-		t.Fatalf("SealTallied %+v\nSeal       %+v", got, want)
+		t.Fatalf("TalliedFooter %+v\nSeal          %+v", got, want)
 	}
+}
+
+// sealTallied seals img the writer's way: TalliedFooter, then the footer
+// written where Seal writes it.
+func sealTallied(img []byte, tl Tally, prev [DigestSize]byte, sealedAt int64) Footer {
+	f := TalliedFooter(img, testSeq, tl, NewDigestStream(prev), 0, sealedAt)
+	f.Encode(img[int64(len(img))-FooterSize:])
+	return f
 }
 
 // The recovery procedure of docs/FORMAT.md section 8, applied with the

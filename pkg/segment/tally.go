@@ -49,17 +49,10 @@ func (t *Tally) Advance(img []byte) bool {
 	return t.End
 }
 
-// SealTallied writes the footer of a segment whose tally reached END.
-func SealTallied(img []byte, seq uint64, t Tally, prev [DigestSize]byte, flags uint32, sealedAt int64) Footer {
-	f := TalliedFooter(img, seq, t, NewDigestStream(prev), flags, sealedAt)
-	f.Encode(img[int64(len(img))-FooterSize:])
-	return f
-}
-
-// TalliedFooter is SealTallied without the write, for a writer that must
-// make the records durable before the footer reaches the file: the footer
-// of a segment whose tally reached END, its digest finished from d (which
-// may already have hashed a committed prefix; it must not be used again).
+// TalliedFooter returns the footer of a segment whose tally reached END,
+// its digest finished from d (which may already have hashed a committed
+// prefix; it must not be used again). It writes nothing: the writer makes
+// the records durable before the footer reaches the file.
 func TalliedFooter(img []byte, seq uint64, t Tally, d *DigestStream, flags uint32, sealedAt int64) Footer {
 	f := Footer{
 		Seq: seq, Records: t.Records, EndOffset: t.Off, MinTime: t.MinTime, MaxTime: t.MaxTime,

@@ -38,6 +38,10 @@ func (k EventKind) String() string {
 	return "invalid"
 }
 
+// Ends reports whether an event of kind k ends a walk (END, the tail, a
+// pending slot): the walk stops at it, and WalkBatch appends it last.
+func (k EventKind) Ends() bool { return k == EvEnd || k == EvTail || k == EvPending }
+
 // Event is one step of Walk.
 type Event struct {
 	Kind   EventKind

@@ -231,7 +231,7 @@ func (c *checker) walk() {
 			c.event(&evs[i], limit, &frames)
 		}
 		last := &evs[len(evs)-1]
-		if k := last.Kind; k == segment.EvEnd || k == segment.EvTail || k == segment.EvPending {
+		if last.Kind.Ends() {
 			break
 		}
 		off = last.Offset + last.Len
