@@ -221,13 +221,10 @@ func (r *Reader) collect(run *bulkRun) int {
 		}
 		if it.first {
 			seg, expect, finished = s, segment.HeaderSize, false
-			if r.passed && s.e.Seq-r.lastSeq > 1 {
-				if !r.report(Damage{Kind: DamageMissing, Path: r.dir, Seq: r.lastSeq + 1, Len: int64(s.e.Seq - r.lastSeq - 1)}) {
-					stop(nil)
-					return n
-				}
+			if !r.arrive(s.e.Seq) {
+				stop(nil)
+				return n
 			}
-			r.lastSeq, r.passed = s.e.Seq, true
 			if s.skip {
 				n++
 				continue

@@ -150,20 +150,35 @@ func (r *Reader) entryAfter(seq uint64) int {
 // follower must not move past it. A later segment whose header is damaged
 // was not made by a writer ahead of need: it counts as holding frames.
 func (r *Reader) laterHasFrames(seq uint64) bool {
-	for _, e := range r.list[r.entryAfter(seq):] {
-		if e.Archived {
-			return true // only sealed segments are archived
-		}
-		im, err := segment.OpenImage(e.Path)
-		if err != nil {
-			continue // removed since the listing: an unused file, or archived (seen next time)
-		}
+	return r.laterAny(seq, len(r.list), func(im *segment.Image) bool {
 		has := true
 		if im.HeaderErr == nil {
 			_ = guard(func() { has = segment.LoadLength(im.Data, segment.HeaderSize) != 0 })
 		}
+		return has
+	})
+}
+
+// laterAny reports whether an archive is listed after seq, or one of the
+// first max other segments listed after it satisfies ok (each opened for
+// the call and closed after). A segment that cannot be opened is passed
+// over: removed since the listing, or archived (seen next time).
+func (r *Reader) laterAny(seq uint64, max int, ok func(*segment.Image) bool) bool {
+	looked := 0
+	for _, e := range r.list[r.entryAfter(seq):] {
+		if e.Archived {
+			return true // only sealed segments are archived
+		}
+		if looked++; looked > max {
+			break
+		}
+		im, err := segment.OpenImage(e.Path)
+		if err != nil {
+			continue
+		}
+		yes := ok(im)
 		im.Close()
-		if has {
+		if yes {
 			return true
 		}
 	}

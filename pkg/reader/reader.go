@@ -168,7 +168,6 @@ type Reader struct {
 	// segment was passed (passed), else the first at or after startSeq.
 	startSeq, lastSeq uint64
 	passed            bool
-	vanished          bool   // openSeg: the segment is gone and none follows it
 	seek              *Start // At/After, applied to the first segment opened
 	skip              uint64 // records still to skip before the first one returned
 

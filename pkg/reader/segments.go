@@ -250,25 +250,10 @@ func (r *Reader) laterSealed(c *seg) bool {
 	if err := r.relist(); err != nil {
 		return false
 	}
-	looked := 0
-	for _, e := range r.list[r.entryAfter(c.seq):] {
-		if e.Archived {
-			return true // only sealed segments are archived
-		}
-		if looked++; looked > 4 {
-			break
-		}
-		im, err := segment.OpenImage(e.Path)
-		if err != nil {
-			continue
-		}
-		_, ferr := im.Footer()
-		im.Close()
-		if ferr == nil {
-			return true
-		}
-	}
-	return false
+	return r.laterAny(c.seq, 4, func(im *segment.Image) bool {
+		_, err := im.Footer()
+		return err == nil
+	})
 }
 
 // atTail handles a quiescent walk that found only zeros from c.off to the
@@ -349,14 +334,12 @@ func (r *Reader) openNext() bool {
 			continue
 		}
 		e := r.list[i]
-		if r.passed && e.Seq-r.lastSeq > 1 {
-			if !r.report(Damage{Kind: DamageMissing, Path: r.dir, Seq: r.lastSeq + 1, Len: int64(e.Seq - r.lastSeq - 1)}) {
-				return false
-			}
-		}
 		lastSeq, passed := r.lastSeq, r.passed
-		r.lastSeq, r.passed = e.Seq, true
-		if c := r.openSeg(e); c != nil {
+		if !r.arrive(e.Seq) {
+			return false
+		}
+		c, gone := r.openSeg(e)
+		if c != nil {
 			r.cur = c
 			if c.quiet {
 				// It will be read to its END: the next one is needed soon.
@@ -367,9 +350,8 @@ func (r *Reader) openNext() bool {
 		if r.err != nil {
 			return false
 		}
-		if r.vanished {
+		if gone {
 			// Not read past: a writer may create it again (see openSeg).
-			r.vanished = false
 			r.lastSeq, r.passed = lastSeq, passed
 			if !r.opts.Follow {
 				r.done = true
@@ -377,6 +359,19 @@ func (r *Reader) openNext() bool {
 			return false
 		}
 	}
+}
+
+// arrive reports the sequence numbers missing between the last segment
+// the reader passed and seq, then marks seq passed. It returns false when
+// the reader must stop (Strict).
+func (r *Reader) arrive(seq uint64) bool {
+	if r.passed && seq-r.lastSeq > 1 {
+		if !r.report(Damage{Kind: DamageMissing, Path: r.dir, Seq: r.lastSeq + 1, Len: int64(seq - r.lastSeq - 1)}) {
+			return false
+		}
+	}
+	r.lastSeq, r.passed = seq, true
+	return true
 }
 
 // waitListing refreshes the listing when the reader has read every
@@ -405,8 +400,9 @@ func (r *Reader) waitListing() bool {
 }
 
 // openSeg opens segment e for reading, or returns nil (after reporting
-// why, if it is damaged) when it is to be skipped.
-func (r *Reader) openSeg(e segment.Entry) *seg {
+// why, if it is damaged) when it is to be skipped. gone is true when the
+// file vanished and nothing is listed after it: not to be passed.
+func (r *Reader) openSeg(e segment.Entry) (*seg, bool) {
 	im, err, ok := r.takePrefetch(e)
 	if !ok {
 		im, err = segment.OpenImage(e.Path)
@@ -418,8 +414,7 @@ func (r *Reader) openSeg(e segment.Entry) *seg {
 			// Gone, and nothing after it: a file a writer created ahead
 			// of need and removed unused when it closed. The next writer
 			// creates this name again; it is read then.
-			r.vanished = true
-			return nil
+			return nil, true
 		}
 		if r.list[j].Seq == e.Seq {
 			e = r.list[j]
@@ -428,18 +423,18 @@ func (r *Reader) openSeg(e segment.Entry) *seg {
 	}
 	if err != nil {
 		r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Err: fmt.Errorf("%s: cannot open segment: %w", e.Path, err)})
-		return nil
+		return nil, false
 	}
 	if im.HeaderErr != nil {
 		im.Close()
 		r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(im.HeaderErr), Err: im.HeaderErr})
-		return nil
+		return nil, false
 	}
 	if err := im.Check(); err != nil {
 		// The header is usable: read what the file holds.
 		if !r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(err), Err: err}) {
 			im.Close()
-			return nil
+			return nil, false
 		}
 	}
 	c := &seg{path: e.Path, img: im, seq: e.Seq, off: segment.HeaderSize}
@@ -452,12 +447,12 @@ func (r *Reader) openSeg(e segment.Entry) *seg {
 		c.quiet = true
 		if r.since > minTime && (f.Records == 0 || f.MaxTime < r.since) {
 			im.Close()
-			return nil // every record in it is older than Since
+			return nil, false // every record in it is older than Since
 		}
 		if r.seek == nil && r.skip > 0 && r.skip >= f.Records {
 			r.skip -= f.Records
 			im.Close()
-			return nil
+			return nil, false
 		}
 	case errors.Is(ferr, segment.ErrNoFooter):
 	case r.alive:
@@ -469,14 +464,14 @@ func (r *Reader) openSeg(e segment.Entry) *seg {
 		c.quiet = true
 		if !r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(ferr), Err: ferr}) {
 			im.Close()
-			return nil
+			return nil, false
 		}
 	}
 	if r.seek != nil {
 		r.applySeek(c, *r.seek)
 		r.seek = nil
 	}
-	return c
+	return c, false
 }
 
 // applySeek places c at the position an At or After start names, when c
