@@ -63,7 +63,7 @@ func (w *Writer) prepareLoop() {
 		} else {
 			nx, err = w.prepare(c.seq + 1)
 		}
-		if fe := (flushError{}); errors.As(err, &fe) {
+		if errors.As(err, new(flushError)) {
 			w.fail(err)
 			continue
 		}
@@ -82,7 +82,7 @@ func (w *Writer) prepareLoop() {
 		}
 		if ahead == nil && !w.closingNow() {
 			f, path, err := w.create(nx.seq + 1)
-			if fe := (flushError{}); errors.As(err, &fe) {
+			if errors.As(err, new(flushError)) {
 				w.fail(err)
 				continue
 			}
@@ -162,9 +162,7 @@ func (w *Writer) sealLoop() {
 			<-w.done
 			return
 		}
-		switch {
-		case err != nil:
-			wait = minWait
+		switch { // after an error st says neither pending nor active
 		case st.pending:
 			t.Reset(wait)
 			wait = min(2*wait, maxWait)
