@@ -7,7 +7,7 @@ import "github.com/zeebo/blake3"
 // [0, end+FrameHeaderSize): the header, every frame, and the END frame's
 // header. The sealer hashes every byte the appenders write, on the same
 // two cores, so the hash's speed per core bounds sustained throughput.
-// github.com/zeebo/blake3 (single goroutine, AVX-512/AVX2) does ~2.8 GB/s
+// github.com/zeebo/blake3 (single goroutine, AVX2; it has no AVX-512 path) does ~3 GB/s
 // on one core here; lukechampine.com/blake3 does ~1.7 GB/s on one core and
 // reaches ~3 GB/s only by spreading a large input over both, taking the
 // appenders' core; SHA-256 with SHA-NI ~1.6 GB/s. BenchmarkDigest measures
