@@ -276,14 +276,23 @@ func (run *bulkRun) buffer() []byte {
 		return b
 	default:
 	}
-	b, err := segment.AllocHuge(int(run.b.Range))
+	if b := run.alloc(int(run.b.Range)); b != nil {
+		return b[:0]
+	}
+	return make([]byte, 0, run.b.Range)
+}
+
+// alloc returns size bytes in huge pages, unmapped when the run ends, or
+// nil if there is no memory for it.
+func (run *bulkRun) alloc(size int) []byte {
+	b, err := segment.AllocHuge(size)
 	if err != nil {
-		return make([]byte, 0, run.b.Range)
+		return nil
 	}
 	run.mu.Lock()
 	run.bufs = append(run.bufs, b)
 	run.mu.Unlock()
-	return b[:0]
+	return b
 }
 
 // recycle makes it's buffer available again; it must no longer be used.

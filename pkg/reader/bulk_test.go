@@ -157,6 +157,16 @@ func bulkCases() []bulkCase {
 			patch(t, dir, 5, r.pos.Offset, make([]byte, segment.RecordLimit(segSize)-r.pos.Offset))
 			return recs
 		}},
+		{"long-frames", func(t testing.TB, dir string) []rec {
+			// Frames longer than the slack a bulk worker's copy of a range
+			// has past its end: read from the mapping instead.
+			return writeLogSize(t, dir, 256<<10, 140, true, func(i int) []byte {
+				if i%5 == 2 {
+					return bytes.Repeat(fmt.Appendf(nil, "%d;", i), 17000+i*9)
+				}
+				return payload(i)
+			})
+		}},
 		{"bad-missing-archived", func(t testing.TB, dir string) []rec {
 			recs := sealed(t, dir)
 			patch(t, dir, 2, 0, []byte("NOTASEGM"))

@@ -1,6 +1,8 @@
 package reader
 
 import (
+	"os"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -105,16 +107,81 @@ func (run *bulkRun) send(it *bulkItem) bool {
 func (run *bulkRun) worker() {
 	defer run.wg.Done()
 	evs := make([]segment.Event, 0, batch)
+	var rd copier
+	defer rd.close()
 	for it := range run.work {
 		select {
 		case <-run.quit:
 		default:
 			it.buf = run.buffer()
 			it.out = it.buf
-			evs = run.walk(it, evs)
+			evs = run.walk(it, rd.window(run, it), evs)
 		}
 		close(it.done)
 	}
+}
+
+// copier reads ranges of segment files into one buffer per worker with
+// pread(2), for walking a copy rather than the mapping. On the VMs we run
+// on, the first touch of each 4 KiB page of a fresh mapping of a file costs
+// about a microsecond (a hypervisor entry, populated page tables or not),
+// which made a replay of page-cache-resident segments spend more time
+// touching pages than checking CRCs; the kernel copies the same bytes
+// faster than that, into a buffer whose pages are touched once per run.
+type copier struct {
+	seg *bulkSeg
+	f   *os.File // seg's file, or nil: read seg through its mapping
+	buf []byte
+}
+
+// copySlack is how far past its range a window reaches (at most the range
+// size again), so that a frame starting near the range's end is still
+// wholly in it. Longer frames there are read through the mapping
+// (ScanDataIn stops at them).
+const copySlack = 64 << 10
+
+// window returns it's range of its segment, read from the file: the bytes
+// from it.from on (fewer at the end of the file). nil means the range is
+// to be read through the mapping: an archive, a file that was renamed over
+// or removed since it was mapped, a read error (which the mapping then
+// reports its own way, or reads fine).
+func (c *copier) window(run *bulkRun, it *bulkItem) []byte {
+	s := it.seg
+	if s != c.seg {
+		c.close()
+		c.seg = s
+		if !s.im.Archived {
+			c.f, _ = s.im.Reopen()
+		}
+	}
+	if c.f == nil {
+		return nil
+	}
+	slack := min(copySlack, run.b.Range)
+	if c.buf == nil {
+		c.buf = run.alloc(int(run.b.Range + slack))
+		if c.buf == nil {
+			return nil
+		}
+	}
+	// The last range of a segment reaches the record limit, well past the
+	// END frame; what does not fit is read through the mapping, if at all.
+	n := min(it.to+slack, s.im.Valid(), it.from+int64(len(c.buf))) - it.from
+	if n <= 0 {
+		return nil
+	}
+	m, err := c.f.ReadAt(c.buf[:n], it.from)
+	if m == 0 && err != nil {
+		return nil
+	}
+	return c.buf[:m]
+}
+
+func (c *copier) close() {
+	if c.f != nil {
+		c.f.Close()
+	}
+	c.seg, c.f = nil, nil
 }
 
 // walk decodes the frames that start in it's range, formatting records
@@ -122,7 +189,10 @@ func (run *bulkRun) worker() {
 // segment's first starts at the first offset where a committed frame's
 // CRC matches (segment.Resync); the consumer checks that it is where the
 // previous range ended, which is what makes the split exact.
-func (run *bulkRun) walk(it *bulkItem, evs []segment.Event) []segment.Event {
+//
+// win, if not nil, holds the segment's bytes from it.from on, read from
+// the file: frames wholly in it are decoded there, the rest in the mapping.
+func (run *bulkRun) walk(it *bulkItem, win []byte, evs []segment.Event) []segment.Event {
 	s := it.seg
 	im, seq := s.im, s.e.Seq
 	pos := Position{Seq: seq}
@@ -130,7 +200,7 @@ func (run *bulkRun) walk(it *bulkItem, evs []segment.Event) []segment.Event {
 	// compiler would store through it for every record.
 	out, last, since, appendRec := it.out, it.last, run.since, run.b.Append
 	defer func() { it.out, it.last = out, last }()
-	if !im.Archived {
+	if !im.Archived && win == nil {
 		// One call maps the range's pages (2 MiB folios, mostly) instead
 		// of a fault for each, and a file that shrank only makes it fail.
 		lo, hi := it.from&^(hugePage-1), min((it.to+hugePage-1)&^(hugePage-1), int64(len(im.Data)))
@@ -139,7 +209,13 @@ func (run *bulkRun) walk(it *bulkItem, evs []segment.Event) []segment.Event {
 	it.fault = guard(func() {
 		off := it.from
 		if !it.first {
-			off = segment.Resync(im.Data, im.Header.Seq, it.from-1)
+			ok := false
+			if win != nil {
+				off, ok = segment.ResyncIn(win, it.from, int64(len(im.Data)), im.Header.Seq, it.from-1)
+			}
+			if !ok {
+				off = segment.Resync(im.Data, im.Header.Seq, max(off, it.from)-1)
+			}
 		}
 		it.start = off
 		whole := im.Valid() == int64(len(im.Data)) && im.HeaderErr == nil
@@ -147,13 +223,17 @@ func (run *bulkRun) walk(it *bulkItem, evs []segment.Event) []segment.Event {
 			if whole {
 				// The common case without events; WalkBatch below takes
 				// over at the first slot that is not a DATA or PAD frame.
-				off = segment.ScanData(im.Data, im.Header.Seq, off, it.to, func(o, ts int64, p []byte) {
+				rec := func(o, ts int64, p []byte) {
 					if ts >= since {
 						pos.Offset = o
 						out = appendRec(out, pos, ts, p)
 						last = pos
 					}
-				})
+				}
+				if win != nil {
+					off = segment.ScanDataIn(win, it.from, int64(len(im.Data)), im.Header.Seq, off, it.to, rec)
+				}
+				off = segment.ScanData(im.Data, im.Header.Seq, off, it.to, rec)
 				if off >= it.to {
 					it.stop, it.end = stopNext, off
 					return

@@ -93,15 +93,21 @@ func writeLog(t testing.TB, dir string, n int, sealLast bool) []rec {
 
 func writeLogWith(t testing.TB, dir string, n int, sealLast bool, payload func(int) []byte) []rec {
 	t.Helper()
+	return writeLogSize(t, dir, segSize, n, sealLast, payload)
+}
+
+// writeLogSize is writeLogWith for segments of size bytes.
+func writeLogSize(t testing.TB, dir string, size int64, n int, sealLast bool, payload func(int) []byte) []rec {
+	t.Helper()
 	var out []rec
 	var prev [segment.DigestSize]byte
-	b := newSeg(1)
+	b := newSegSize(1, size)
 	for i := range n {
 		p := payload(i)
 		if !b.fits(len(p)) {
 			prev = b.seal(t, prev)
 			b.write(t, dir)
-			b = newSeg(b.seq + 1)
+			b = newSegSize(b.seq+1, size)
 		}
 		out = append(out, b.add(baseTS+int64(i)*int64(time.Second), p))
 	}

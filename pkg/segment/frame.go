@@ -140,24 +140,37 @@ func DecodeFrame(img []byte, seq uint64, off int64) Frame {
 // an 80-byte Frame out of every call (the copy of a struct just stored
 // field by field stalls on store forwarding, which cost more than the CRC).
 func decodeFrame(f *Frame, img []byte, seed uint32, off int64) {
+	decodeFrameIn(f, img, 0, int64(len(img)), seed, off)
+}
+
+// decodeFrameIn is decodeFrame on a window of a segment of size bytes: win
+// holds the segment's bytes from offset base on. It reports false, having
+// judged nothing, when the slot's header or the bytes its committed length
+// covers are not all in the window; the caller reads them another way.
+// Offsets stay segment offsets throughout (the CRC mixes them in), only the
+// indexing is shifted.
+func decodeFrameIn(f *Frame, win []byte, base, size int64, seed uint32, off int64) bool {
 	*f = Frame{Offset: off}
-	size := int64(len(img))
 	limit := RecordLimit(size)
 	// off > limit-FrameHeaderSize, not off+FrameHeaderSize > limit: off
 	// comes from callers and may be near MaxInt64.
 	if off < HeaderSize || off%Alignment != 0 || off > limit-FrameHeaderSize {
 		f.torn(off, "frame offset out of the record area")
-		return
+		return true
 	}
-	f.Length = LoadLength(img, off)
-	h := img[off : off+FrameHeaderSize]
+	end := base + int64(len(win)) // the window's end, a segment offset
+	if off < base || off > end-FrameHeaderSize {
+		return false
+	}
+	f.Length = LoadLength(win, off-base)
+	h := win[off-base : off-base+FrameHeaderSize]
 	// Nothing past the commit word is read unless it is positive: in a live
 	// segment a writer may be storing those bytes right now, and only the
 	// commit store orders them before this load.
 	switch {
 	case f.Length == 0:
 		f.State = Unwritten
-		return
+		return true
 	case f.Length < 0:
 		f.State = Reserved
 		ext := Align(-int64(f.Length))
@@ -170,10 +183,10 @@ func decodeFrame(f *Frame, img []byte, seed uint32, off int64) {
 		endClaim := off+ext == limit && off <= DataLimit(size)
 		if f.Length == -1<<31 || ext < FrameHeaderSize || (off+ext > DataLimit(size) && !endClaim) {
 			f.torn(off, "reserved frame length %d out of bounds", f.Length)
-			return
+			return true
 		}
 		f.Extent = ext
-		return
+		return true
 	}
 	f.Type = h[8]
 	f.Time = int64(le.Uint64(h[16:]))
@@ -181,15 +194,15 @@ func decodeFrame(f *Frame, img []byte, seed uint32, off int64) {
 	ext := Align(int64(f.Length))
 	if int64(f.Length) < FrameHeaderSize || off+ext > limit {
 		f.torn(off, "frame length %d out of bounds", f.Length)
-		return
+		return true
 	}
 	if h[9] != 0 || h[10] != 0 || h[11] != 0 {
 		f.torn(off, "reserved header bytes are not zero")
-		return
+		return true
 	}
 	if c := int32(le.Uint32(h[12:])); c != f.Length {
 		f.torn(off, "commit length %d does not match the length field %d", f.Length, c)
-		return
+		return true
 	}
 	var payload []byte
 	covered := h[8:]
@@ -197,31 +210,36 @@ func decodeFrame(f *Frame, img []byte, seed uint32, off int64) {
 	case TypeData:
 		if off+ext > DataLimit(size) {
 			f.torn(off, "data frame crosses the data limit")
-			return
+			return true
 		}
-		payload = img[off+FrameHeaderSize : off+int64(f.Length)]
-		covered = img[off+8 : off+int64(f.Length)]
+		if off+int64(f.Length) > end {
+			*f = Frame{Offset: off}
+			return false
+		}
+		payload = win[off-base+FrameHeaderSize : off-base+int64(f.Length)]
+		covered = win[off-base+8 : off-base+int64(f.Length)]
 	case TypePad:
 		if off+ext > DataLimit(size) || ext != int64(f.Length) {
 			f.torn(off, "pad frame length %d invalid", f.Length)
-			return
+			return true
 		}
 	case TypeEnd:
 		if off+int64(f.Length) != limit || off > DataLimit(size) {
 			f.torn(off, "end frame length %d does not reach the record limit", f.Length)
-			return
+			return true
 		}
 	default:
 		f.torn(off, "invalid frame type 0x%02x", f.Type)
-		return
+		return true
 	}
 	if c := FrameCRC(seed, off, covered); c != f.CRC {
 		f.torn(off, "frame checksum mismatch (stored %08x, computed %08x)", f.CRC, c)
-		return
+		return true
 	}
 	f.State = Committed
 	f.Extent = ext
 	f.Payload = payload
+	return true
 }
 
 // torn marks f torn at off. Out of line: the error path must not make

@@ -264,6 +264,8 @@ func FuzzWalk(f *testing.F) {
 		if mode == Quiescent {
 			sameScan(t, img, got, stop, from, rl)
 			sameScan(t, img, got, stop, from, from+int64(skip)*8)
+			sameScanIn(t, img, from, rl, from+int64(skip)*24)
+			sameResyncIn(t, img, from, from+int64(skip)*24)
 		}
 	})
 }
@@ -364,4 +366,54 @@ func FuzzParseName(f *testing.F) {
 			t.Fatalf("ParseName(%q) = %d %v, which is named %q", name, seq, archived, want)
 		}
 	})
+}
+
+// sameScanIn: ScanDataIn on a window of the image that starts at from
+// and ends at wend finds what ScanData finds, up to the first frame that
+// is not wholly in the window, and stops exactly there.
+func sameScanIn(t *testing.T, img []byte, from, to, wend int64) {
+	t.Helper()
+	wend = min(max(wend, from), int64(len(img)))
+	type rec struct {
+		off, ts int64
+		p       []byte
+	}
+	var got []rec
+	win := bytes.Clone(img[from:wend]) // a copy, as read from a file
+	at := ScanDataIn(win, from, int64(len(img)), testSeq, from, to, func(off, ts int64, p []byte) { got = append(got, rec{off, ts, bytes.Clone(p)}) })
+	// ScanData up to where it stopped: the same frames, the same stop.
+	i := 0
+	if full := ScanData(img, testSeq, from, at, func(off, ts int64, p []byte) {
+		if i >= len(got) || got[i].off != off || got[i].ts != ts || !bytes.Equal(got[i].p, p) {
+			t.Fatalf("ScanDataIn to %d in [%d,%d): frame %d at %d differs from ScanData's", to, from, wend, i, off)
+		}
+		i++
+	}); full != at || i != len(got) {
+		t.Fatalf("ScanDataIn in [%d,%d) stopped at %d after %d frames; ScanData to there: %d after %d", from, wend, at, len(got), full, i)
+	}
+	if at >= to || at == ScanData(img, testSeq, at, to, func(int64, int64, []byte) {}) {
+		return // where ScanData stops too
+	}
+	// It stopped early: at a frame ScanData takes that is not in the window.
+	if n := int64(LoadLength(img, at)); at+FrameHeaderSize <= wend && at+n <= wend {
+		t.Fatalf("ScanDataIn stopped at %d (length %d) inside its window ending at %d", at, n, wend)
+	}
+}
+
+// sameResyncIn: ResyncIn on a window of the image starting at from and
+// ending at wend agrees with Resync, or stops undecided no later than
+// Resync's answer, at a candidate the window does not hold.
+func sameResyncIn(t *testing.T, img []byte, from, wend int64) {
+	t.Helper()
+	wend = min(max(wend, from), int64(len(img)))
+	want := Resync(img, testSeq, from-1)
+	got, ok := ResyncIn(bytes.Clone(img[from:wend]), from, int64(len(img)), testSeq, from-1)
+	switch {
+	case ok && got != want:
+		t.Fatalf("ResyncIn in [%d,%d): %d, Resync: %d", from, wend, got, want)
+	case !ok && got > want:
+		t.Fatalf("ResyncIn in [%d,%d) undecided at %d, past Resync's %d", from, wend, got, want)
+	case !ok && got+FrameHeaderSize <= wend && got+int64(LoadLength(img, got)) <= wend:
+		t.Fatalf("ResyncIn undecided at %d, whose frame is in the window ending at %d", got, wend)
+	}
 }

@@ -26,6 +26,7 @@ type Image struct {
 	// usable header may still disagree with the file (see Check).
 	HeaderErr error
 
+	info    os.FileInfo // of the mapped file; nil for an archive
 	release func() error
 }
 
@@ -77,7 +78,7 @@ func (im *Image) mapFile() error {
 	if !st.Mode().IsRegular() {
 		return fmt.Errorf("%s: not a regular file", im.Path)
 	}
-	im.FileSize = st.Size()
+	im.FileSize, im.info = st.Size(), st
 	if im.FileSize > MaxSegmentSize {
 		return fmt.Errorf("%s: %d bytes is larger than any segment (%d): %w", im.Path, im.FileSize, MaxSegmentSize, ErrCorrupt)
 	}
@@ -159,6 +160,26 @@ func (im *Image) WalkBatch(from int64, mode WalkMode, evs []Event) ([]Event, int
 // Valid is how many bytes of Data came from the file: past it, Data is
 // padding (a truncated file) that must not be read — see WalkValid.
 func (im *Image) Valid() int64 { return min(im.FileSize, int64(len(im.Data))) }
+
+// Reopen opens the file the image maps, for a reader that would rather
+// copy its bytes with read(2) than touch the mapping (see pkg/reader's
+// bulk replay). It fails for an archive, and when the path no longer names
+// the file that was mapped (renamed over, removed): what it returns reads
+// the very bytes Data shows.
+func (im *Image) Reopen() (*os.File, error) {
+	if im.info == nil {
+		return nil, fmt.Errorf("%s: not a mapped segment file", im.Path)
+	}
+	f, err := os.OpenFile(im.Path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := f.Stat(); err != nil || !os.SameFile(st, im.info) {
+		f.Close()
+		return nil, fmt.Errorf("%s: no longer the file that was mapped", im.Path)
+	}
+	return f, nil
+}
 
 // Close releases the image's memory. Slices of Data must not be used after.
 func (im *Image) Close() error {

@@ -231,25 +231,56 @@ func Resync(img []byte, seq uint64, off int64) int64 {
 // resync is Resync reading no byte at or after valid (see WalkValid).
 func resync(img []byte, seed uint32, off, valid int64) int64 {
 	limit := RecordLimit(int64(len(img)))
-	if off >= limit {
-		return limit
-	}
-	valid = min(valid, limit)
-	// off may be unaligned or outside the record area (a caller's bad
-	// start): candidates are always aligned and inside it.
-	for p := max(Align(off+1), HeaderSize); p <= valid-FrameHeaderSize; p += Alignment {
-		l := int32(le.Uint32(img[p:]))
-		if l < FrameHeaderSize || img[p+8] == TypeData && p+Align(int64(l)) > valid {
-			continue
-		}
-		if t := img[p+8]; t != TypeData && t != TypePad && t != TypeEnd {
-			continue
-		}
-		if probeFrame(img, seed, p) == Committed {
+	valid = max(min(valid, limit), 0)
+	for {
+		p, ok := resyncIn(img[:valid], 0, int64(len(img)), seed, off)
+		if ok {
 			return p
 		}
+		if p > valid-FrameHeaderSize {
+			return limit
+		}
+		off = p // a DATA frame reaching past valid: not a match
 	}
-	return limit
+}
+
+// ResyncIn is Resync on a window of a segment of size bytes: win holds the
+// segment's bytes from offset base on. When it reaches a candidate it
+// cannot judge (the window ends before the candidate's header or the bytes
+// its length covers) it returns that offset and false; the caller goes on
+// from there another way (Resync on the whole image, from just before it).
+func ResyncIn(win []byte, base, size int64, seq uint64, off int64) (int64, bool) {
+	return resyncIn(win, base, size, FrameSeed(seq), off)
+}
+
+func resyncIn(win []byte, base, size int64, seed uint32, off int64) (int64, bool) {
+	limit := RecordLimit(size)
+	if off >= limit {
+		return limit, true
+	}
+	end := base + int64(len(win))
+	var f Frame
+	// off may be unaligned or outside the record area (a caller's bad
+	// start): candidates are always aligned and inside it.
+	for p := max(Align(off+1), HeaderSize); p <= limit-FrameHeaderSize; p += Alignment {
+		if p < base || p > end-FrameHeaderSize {
+			return p, false
+		}
+		h := win[p-base : p-base+FrameHeaderSize]
+		if int32(le.Uint32(h)) < FrameHeaderSize {
+			continue
+		}
+		if t := h[8]; t != TypeData && t != TypePad && t != TypeEnd {
+			continue
+		}
+		if !decodeFrameIn(&f, win, base, size, seed, p) {
+			return p, false
+		}
+		if f.State == Committed {
+			return p, true
+		}
+	}
+	return limit, true
 }
 
 // nextNonZero returns the first aligned offset at or after off whose 8-byte
@@ -297,12 +328,20 @@ func ZeroFrom(img []byte, from, limit int64) int64 {
 // Walk makes (decodeFrame); what it saves is building an event per frame,
 // which cost about a quarter of a bulk replay's CPU.
 func ScanData(img []byte, seq uint64, from, to int64, fn func(off, ts int64, payload []byte)) int64 {
+	return ScanDataIn(img, 0, int64(len(img)), seq, from, to, fn)
+}
+
+// ScanDataIn is ScanData on a window of a segment of size bytes: win holds
+// the segment's bytes from offset base on (a copy read from the file, say).
+// It also stops at the first frame whose header or payload is not wholly
+// in the window, without judging it. Offsets, from, to and the result are
+// segment offsets.
+func ScanDataIn(win []byte, base, size int64, seq uint64, from, to int64, fn func(off, ts int64, payload []byte)) int64 {
 	seed := FrameSeed(seq)
 	var f Frame
 	off := from
 	for off < to {
-		decodeFrame(&f, img, seed, off)
-		if f.State != Committed || f.Type == TypeEnd {
+		if !decodeFrameIn(&f, win, base, size, seed, off) || f.State != Committed || f.Type == TypeEnd {
 			return off
 		}
 		if f.Type == TypeData {
