@@ -150,17 +150,33 @@ func decodeFrame(f *Frame, img []byte, seed uint32, off int64) {
 // Offsets stay segment offsets throughout (the CRC mixes them in), only the
 // indexing is shifted.
 func decodeFrameIn(f *Frame, win []byte, base, size int64, seed uint32, off int64) bool {
+	covered, ok := frameIn(f, win, base, size, off)
+	if covered == nil {
+		return ok
+	}
+	if c := FrameCRC(seed, off, covered); c != f.CRC {
+		f.badCRC(off, c)
+		return true
+	}
+	f.commit(covered)
+	return true
+}
+
+// frameIn is decodeFrameIn but for the CRC: for a slot that passes every
+// other check it returns the bytes the CRC covers (f.State is not set yet;
+// f.commit completes f once they match); otherwise nil, with f decoded.
+func frameIn(f *Frame, win []byte, base, size int64, off int64) (covered []byte, ok bool) {
 	*f = Frame{Offset: off}
 	limit := RecordLimit(size)
 	// off > limit-FrameHeaderSize, not off+FrameHeaderSize > limit: off
 	// comes from callers and may be near MaxInt64.
 	if off < HeaderSize || off%Alignment != 0 || off > limit-FrameHeaderSize {
 		f.torn(off, "frame offset out of the record area")
-		return true
+		return nil, true
 	}
 	end := base + int64(len(win)) // the window's end, a segment offset
 	if off < base || off > end-FrameHeaderSize {
-		return false
+		return nil, false
 	}
 	f.Length = LoadLength(win, off-base)
 	h := win[off-base : off-base+FrameHeaderSize]
@@ -170,7 +186,7 @@ func decodeFrameIn(f *Frame, win []byte, base, size int64, seed uint32, off int6
 	switch {
 	case f.Length == 0:
 		f.State = Unwritten
-		return true
+		return nil, true
 	case f.Length < 0:
 		f.State = Reserved
 		ext := Align(-int64(f.Length))
@@ -183,10 +199,10 @@ func decodeFrameIn(f *Frame, win []byte, base, size int64, seed uint32, off int6
 		endClaim := off+ext == limit && off <= DataLimit(size)
 		if f.Length == -1<<31 || ext < FrameHeaderSize || (off+ext > DataLimit(size) && !endClaim) {
 			f.torn(off, "reserved frame length %d out of bounds", f.Length)
-			return true
+			return nil, true
 		}
 		f.Extent = ext
-		return true
+		return nil, true
 	}
 	f.Type = h[8]
 	f.Time = int64(le.Uint64(h[16:]))
@@ -194,52 +210,60 @@ func decodeFrameIn(f *Frame, win []byte, base, size int64, seed uint32, off int6
 	ext := Align(int64(f.Length))
 	if int64(f.Length) < FrameHeaderSize || off+ext > limit {
 		f.torn(off, "frame length %d out of bounds", f.Length)
-		return true
+		return nil, true
 	}
 	if h[9] != 0 || h[10] != 0 || h[11] != 0 {
 		f.torn(off, "reserved header bytes are not zero")
-		return true
+		return nil, true
 	}
 	if c := int32(le.Uint32(h[12:])); c != f.Length {
 		f.torn(off, "commit length %d does not match the length field %d", f.Length, c)
-		return true
+		return nil, true
 	}
-	var payload []byte
-	covered := h[8:]
+	covered = h[8:]
 	switch f.Type {
 	case TypeData:
 		if off+ext > DataLimit(size) {
 			f.torn(off, "data frame crosses the data limit")
-			return true
+			return nil, true
 		}
 		if off+int64(f.Length) > end {
 			*f = Frame{Offset: off}
-			return false
+			return nil, false
 		}
-		payload = win[off-base+FrameHeaderSize : off-base+int64(f.Length)]
 		covered = win[off-base+8 : off-base+int64(f.Length)]
 	case TypePad:
 		if off+ext > DataLimit(size) || ext != int64(f.Length) {
 			f.torn(off, "pad frame length %d invalid", f.Length)
-			return true
+			return nil, true
 		}
 	case TypeEnd:
 		if off+int64(f.Length) != limit || off > DataLimit(size) {
 			f.torn(off, "end frame length %d does not reach the record limit", f.Length)
-			return true
+			return nil, true
 		}
 	default:
 		f.torn(off, "invalid frame type 0x%02x", f.Type)
-		return true
+		return nil, true
 	}
-	if c := FrameCRC(seed, off, covered); c != f.CRC {
-		f.torn(off, "frame checksum mismatch (stored %08x, computed %08x)", f.CRC, c)
-		return true
-	}
+	return covered, true
+}
+
+// commit completes a frame whose CRC matched covered (from frameIn).
+func (f *Frame) commit(covered []byte) {
 	f.State = Committed
-	f.Extent = ext
-	f.Payload = payload
-	return true
+	f.Extent = Align(int64(f.Length))
+	if f.Type == TypeData {
+		f.Payload = covered[FrameHeaderSize-8:]
+	}
+}
+
+// badCRC marks f torn for a checksum that does not match. Out of line, as
+// torn.
+//
+//go:noinline
+func (f *Frame) badCRC(off int64, computed uint32) {
+	f.torn(off, "frame checksum mismatch (stored %08x, computed %08x)", f.CRC, computed)
 }
 
 // torn marks f torn at off. Out of line: the error path must not make

@@ -338,16 +338,41 @@ func ScanData(img []byte, seq uint64, from, to int64, fn func(off, ts int64, pay
 // segment offsets.
 func ScanDataIn(win []byte, base, size int64, seq uint64, from, to int64, fn func(off, ts int64, payload []byte)) int64 {
 	seed := FrameSeed(seq)
-	var f Frame
+	// Frames are taken three at a time so that their CRCs can be computed
+	// interleaved (frameCRCs): every check but the CRC first, in order,
+	// then the three CRCs, then the frames handed on in order up to the
+	// first mismatch, where the scan stops (and Walk reports it).
+	var (
+		fs   [3]Frame
+		offs [3]int64
+		cov  [3][]byte
+	)
 	off := from
 	for off < to {
-		if !decodeFrameIn(&f, win, base, size, seed, off) || f.State != Committed || f.Type == TypeEnd {
+		n, next := 0, off
+		for n < len(fs) && next < to {
+			c, _ := frameIn(&fs[n], win, base, size, next)
+			if c == nil || fs[n].Type == TypeEnd {
+				break
+			}
+			offs[n], cov[n] = next, c
+			next += Align(int64(fs[n].Length))
+			n++
+		}
+		if n == 0 {
 			return off
 		}
-		if f.Type == TypeData {
-			fn(off, f.Time, f.Payload)
+		sums := frameCRCs(seed, &offs, &cov, n)
+		for i := range n {
+			f := &fs[i]
+			if sums[i] != f.CRC {
+				return offs[i]
+			}
+			if f.Type == TypeData {
+				fn(offs[i], f.Time, cov[i][FrameHeaderSize-8:])
+			}
 		}
-		off += f.Extent
+		off = next
 	}
 	return off
 }
