@@ -347,11 +347,14 @@ func ScanDataIn(win []byte, base, size int64, seq uint64, from, to int64, fn fun
 		offs [3]int64
 		cov  [3][]byte
 	)
-	off := from
+	off, dataLimit := from, DataLimit(size)
 	for off < to {
 		n, next := 0, off
 		for n < len(fs) && next < to {
-			c, _ := frameIn(&fs[n], win, base, size, next)
+			c := dataFrameIn(&fs[n], win, base, dataLimit, next)
+			if c == nil {
+				c, _ = frameIn(&fs[n], win, base, size, next)
+			}
 			if c == nil || fs[n].Type == TypeEnd {
 				break
 			}
