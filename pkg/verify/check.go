@@ -93,10 +93,13 @@ type checker struct {
 
 type span struct{ off, n int64 }
 
-// checkPath opens and checks one segment file or archive.
-func checkPath(path string, o *Options) *result {
+// checkPath opens and checks one segment file or archive. With buf, a
+// sealed segment file that fits is read into it (segment.ReadImage)
+// instead of mapped; anything else is mapped, since a writer may still be
+// filling it.
+func checkPath(path string, o *Options, buf []byte) *result {
 	r := newResult(path, o)
-	im, err := segment.OpenImage(path)
+	im, err := openImage(path, buf)
 	if err != nil {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
@@ -119,6 +122,21 @@ func checkPath(path string, o *Options) *result {
 	defer im.Close()
 	checkImage(im, r, o)
 	return r
+}
+
+func openImage(path string, buf []byte) (*segment.Image, error) {
+	if buf == nil {
+		return segment.OpenImage(path)
+	}
+	im, err := segment.ReadImage(path, buf)
+	if err != nil || im.HeaderErr != nil {
+		return im, err // damaged either way: the copy shows it as well
+	}
+	if _, ferr := im.Footer(); ferr == nil && im.Check() == nil {
+		return im, nil
+	}
+	im.Close()
+	return segment.OpenImage(path)
 }
 
 func newResult(path string, o *Options) *result {
@@ -222,7 +240,18 @@ func (c *checker) walk() {
 	// WalkBatch decodes the events in place; a callback would be handed a
 	// copy of each, which costs more than the frame's CRC.
 	evs := make([]segment.Event, 0, 256)
+	// The common case first, without events: committed DATA and PAD
+	// frames (ScanData makes every check the walk does); the walk takes
+	// over at the first slot that is anything else.
+	scan := c.valid == int64(len(c.img))
+	data := func(off, ts int64, p []byte) { c.data(off, int64(segment.FrameHeaderSize+len(p)), ts) }
 	for off := int64(segment.HeaderSize); ; {
+		if scan {
+			if next := segment.ScanData(c.img, c.seq, off, limit, data); next > off {
+				frames++ // at least one (PAD frames are passed silently)
+				off = next
+			}
+		}
 		evs, _ = segment.WalkBatch(c.img, c.seq, off, segment.Quiescent, c.valid, evs[:0])
 		if len(evs) == 0 {
 			break // the record limit
@@ -255,7 +284,7 @@ func (c *checker) event(ev *segment.Event, limit int64, frames *int) {
 	case segment.EvFrame:
 		*frames++
 		if ev.Frame.Type == segment.TypeData {
-			c.data(&ev.Frame)
+			c.data(ev.Offset, int64(ev.Frame.Length), ev.Frame.Time)
 		}
 	case segment.EvEnd:
 		*frames++
@@ -295,31 +324,31 @@ func (c *checker) torn(ev *segment.Event, limit int64) {
 
 // data checks what the CRC cannot: the record's alignment padding and its
 // timestamp, and tallies the footer's fields.
-func (c *checker) data(f *segment.Frame) {
-	if c.records == 0 || f.Time < c.minTime {
-		c.minTime = f.Time
+func (c *checker) data(off, length, ts int64) {
+	if c.records == 0 || ts < c.minTime {
+		c.minTime = ts
 	}
-	if c.records == 0 || f.Time > c.maxTime {
-		c.maxTime = f.Time
+	if c.records == 0 || ts > c.maxTime {
+		c.maxTime = ts
 	}
 	c.records++
-	end, ext := f.Offset+int64(f.Length), f.Offset+f.Extent
+	end, ext := off+length, off+segment.Align(length)
 	// The CRC stops at the record's end; the padding up to the next frame
 	// is zero when written and is covered only by the digest.
 	if p := segment.ZeroFrom(c.img, end, ext); p < ext {
 		c.addFound(c.finding(Torn, p, ext-p,
-			fmt.Sprintf("non-zero byte in the alignment padding of the record at %d (the record itself is intact)", f.Offset)), true)
+			fmt.Sprintf("non-zero byte in the alignment padding of the record at %d (the record itself is intact)", off)), true)
 	}
 	tol := c.o.TimeTolerance
 	if tol < 0 || !c.known {
 		return
 	}
-	if f.Time < c.created-int64(tol) {
-		c.addFound(c.finding(Torn, f.Offset, 0, fmt.Sprintf("record timestamp %s is %v before the segment was created (%s)",
-			fmtTime(f.Time), time.Duration(c.created-f.Time), fmtTime(c.created))), false)
-	} else if c.r.sealed && f.Time > c.r.footer.SealedAt+int64(tol) {
-		c.addFound(c.finding(Torn, f.Offset, 0, fmt.Sprintf("record timestamp %s is %v after the segment was sealed (%s)",
-			fmtTime(f.Time), time.Duration(f.Time-c.r.footer.SealedAt), fmtTime(c.r.footer.SealedAt))), false)
+	if ts < c.created-int64(tol) {
+		c.addFound(c.finding(Torn, off, 0, fmt.Sprintf("record timestamp %s is %v before the segment was created (%s)",
+			fmtTime(ts), time.Duration(c.created-ts), fmtTime(c.created))), false)
+	} else if c.r.sealed && ts > c.r.footer.SealedAt+int64(tol) {
+		c.addFound(c.finding(Torn, off, 0, fmt.Sprintf("record timestamp %s is %v after the segment was sealed (%s)",
+			fmtTime(ts), time.Duration(ts-c.r.footer.SealedAt), fmtTime(c.r.footer.SealedAt))), false)
 	}
 }
 

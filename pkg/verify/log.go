@@ -169,8 +169,15 @@ func runJobs(jobs []job, o *Options) []*result {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var buf []byte // for sealed segment files (checkPath)
+			defer func() { _ = segment.Unmap(buf) }()
 			for i := range idx {
-				results[i] = checkPath(jobs[i].path, o)
+				j := jobs[i]
+				if _, archived, _ := segment.ParseName(filepath.Base(j.path)); !archived && int64(len(buf)) < j.size && j.size <= segment.MaxSegmentSize {
+					_ = segment.Unmap(buf)
+					buf, _ = segment.AllocHuge(int(j.size))
+				}
+				results[i] = checkPath(jobs[i].path, o, buf)
 				done <- i
 			}
 		}()
@@ -214,7 +221,7 @@ func recheckLive(u *unit, o *Options) {
 		time.Sleep(liveRecheck)
 		still := suspects[:0]
 		for _, i := range suspects {
-			r := checkPath(u.results[i].rep.Path, o)
+			r := checkPath(u.results[i].rep.Path, o, nil)
 			if r.vanished {
 				continue
 			}
