@@ -172,8 +172,11 @@ func runJobs(jobs []job, o *Options) []*result {
 			var buf []byte // for sealed segment files (checkPath)
 			defer func() { _ = segment.Unmap(buf) }()
 			for i := range idx {
+				// Only a full check reads every byte; --quick reads a
+				// sealed segment's header and footer, two pages of the
+				// mapping, where a copy would read the whole file.
 				j := jobs[i]
-				if _, archived, _ := segment.ParseName(filepath.Base(j.path)); !archived && int64(len(buf)) < j.size && j.size <= segment.MaxSegmentSize {
+				if _, archived, _ := segment.ParseName(filepath.Base(j.path)); !o.Quick && !archived && int64(len(buf)) < j.size && j.size <= segment.MaxSegmentSize {
 					_ = segment.Unmap(buf)
 					buf, _ = segment.AllocHuge(int(j.size))
 				}
