@@ -1,6 +1,7 @@
 package reader
 
 import (
+	"path/filepath"
 	"runtime"
 	"sync"
 
@@ -126,7 +127,16 @@ type bulkRun struct {
 // bulkReady reports whether the next segment may be read in bulk: the read
 // starts at a segment's first record, with nothing left to skip.
 func (r *Reader) bulkReady(i int) bool {
-	return r.opts.Bulk != nil && r.single == "" && r.seek == nil && r.skip == 0 && i < len(r.list)
+	return r.opts.Bulk != nil && r.seek == nil && r.skip == 0 && i < len(r.list) && (r.single == "" || singleNamed(r.single))
+}
+
+// singleNamed reports whether a single segment file is named like one: its
+// positions then use the name's sequence, which the bulk path checks the
+// header against (a file named otherwise is read by Next, which takes the
+// header's).
+func singleNamed(path string) bool {
+	_, _, ok := segment.ParseName(filepath.Base(path))
+	return ok
 }
 
 // bulk reads listed segments from index i in bulk for as long as they are

@@ -220,6 +220,18 @@ func TestBulkSameAsNext(t *testing.T) {
 					}
 				}
 			}
+			// One segment file on its own, as `tail FILE` reads it.
+			one := filepath.Join(dir, segment.FileName(2))
+			if _, err := os.Stat(one); err == nil {
+				want, _ := readStream(t, one, reader.Options{}, false, 0, 0)
+				got, writes := readStream(t, one, reader.Options{}, true, 2, 4096)
+				if got != want {
+					t.Fatalf("segment file %s: bulk output differs:\n%s", one, firstDiff(got, want))
+				}
+				if c.name == "sealed" && writes == 0 {
+					t.Fatalf("sealed segment file %s was not read in bulk", one)
+				}
+			}
 			if bulkWrites == 0 {
 				t.Fatal("no segment was read in bulk")
 			}
