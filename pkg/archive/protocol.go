@@ -172,10 +172,13 @@ func (r *runner) compress(t task, im *segment.Image, step func(Step)) (err error
 	}()
 	err = r.withCPU(func(s *slot) error {
 		// Pages are touched only as far as the output goes.
-		if err := s.ensure(r.enc.MaxEncodedSize(len(im.Data))); err != nil {
+		if err := s.ensure(r.enc.MaxEncodedSize(len(im.Data)) + segment.SummaryFrameSize); err != nil {
 			return err
 		}
 		out := r.enc.EncodeAll(im.Data, s.enc[:0])
+		// The header and footer again after the frame, in a frame zstd
+		// skips: readers looking for a time need not decompress.
+		out = segment.AppendSummary(out, im.Data)
 		var err error
 		f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o640)
 		if err != nil {

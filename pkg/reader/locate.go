@@ -47,12 +47,8 @@ func (r *Reader) locate() error {
 func (r *Reader) locateSince() {
 	for i := len(r.list) - 1; i >= 0; i-- {
 		e := r.list[i]
-		im, err := segment.OpenImage(e.Path)
-		if err != nil {
-			continue
-		}
-		f, ferr := im.Footer()
-		im.Close()
+		// ReadFooter: an archive's summary, not the whole archive.
+		f, ferr := segment.ReadFooter(e.Path)
 		if ferr == nil && f.Records > 0 && f.MaxTime < r.since {
 			r.lastSeq, r.passed = e.Seq, true
 			return
@@ -79,6 +75,9 @@ func (r *Reader) locateLast(n uint64) error {
 
 // count returns how many records reading segment e would return now.
 func (r *Reader) count(e segment.Entry) uint64 {
+	if f, err := segment.ReadFooter(e.Path); err == nil {
+		return f.Records
+	}
 	im, err := segment.OpenImage(e.Path)
 	if err != nil {
 		return 0

@@ -290,12 +290,21 @@ func FuzzReadArchive(f *testing.F) {
 	bad := append([]byte{}, good...)
 	bad[len(bad)/2] ^= 1
 	f.Add(bad)
+	withSummary := segment.AppendSummary(append([]byte{}, good...), orig)
+	f.Add(withSummary)
+	f.Add(withSummary[len(good)-3:])
 	dir := f.TempDir()
 	c := newComparer(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p := filepath.Join(dir, segment.ArchiveName(1))
 		writeFile(t, p, data)
 		compareAgrees(t, c, p, orig)
+		// The footer from the summary alone, if any, else decompressed:
+		// never a panic, errors name the file.
+		ft, ferr := segment.ReadFooter(p)
+		if ferr != nil && !errors.Is(ferr, segment.ErrNoFooter) && !strings.Contains(ferr.Error(), p) {
+			t.Fatalf("ReadFooter error does not name the file: %v", ferr)
+		}
 		b, err := segment.ReadArchive(p)
 		if err != nil {
 			if !strings.Contains(err.Error(), p) {
@@ -312,6 +321,13 @@ func FuzzReadArchive(f *testing.F) {
 		}
 		_ = im.Check()
 		im.Walk(segment.HeaderSize, segment.Quiescent, func(segment.Event) bool { return true })
+		// A summary that matches the segment says what its footer says.
+		if im.CheckSummary() == nil && im.HeaderErr == nil {
+			want, werr := im.Footer()
+			if (werr == nil) != (ferr == nil) || ft != want {
+				t.Fatalf("ReadFooter %+v, %v; the segment's footer %+v, %v", ft, ferr, want, werr)
+			}
+		}
 		im.Close()
 	})
 }

@@ -267,8 +267,14 @@ func DecodeFooter(img []byte, h Header) (Footer, error) {
 	if int64(len(img)) != h.Size {
 		return Footer{}, corrupt(int64(len(img)), "file is %d bytes, header says %d", len(img), h.Size)
 	}
+	return decodeFooterAt(img[h.Size-FooterSize:], h)
+}
+
+// decodeFooterAt parses footer bytes b of the segment whose header is h
+// (the last FooterSize bytes of its file, or a copy of them).
+func decodeFooterAt(b []byte, h Header) (Footer, error) {
 	at := h.Size - FooterSize
-	b := img[at:]
+	b = b[:FooterSize]
 	if isZero(b) {
 		return Footer{}, ErrNoFooter
 	}

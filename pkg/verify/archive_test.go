@@ -18,7 +18,7 @@ func archive(t *testing.T, l *testLog, s *seg, keep bool) string {
 	}
 	defer enc.Close()
 	p := l.dir + "/" + segment.ArchiveName(s.seq)
-	if err := os.WriteFile(p, enc.EncodeAll(s.img, nil), 0o640); err != nil {
+	if err := os.WriteFile(p, segment.AppendSummary(enc.EncodeAll(s.img, nil), s.img), 0o640); err != nil {
 		t.Fatal(err)
 	}
 	if !keep {
@@ -63,5 +63,30 @@ func TestArchives(t *testing.T) {
 	}
 	if rep.Segments[2].ChainChecked {
 		t.Error("chain checked against a segment whose digest is unknown")
+	}
+}
+
+// An archive whose summary (the header and footer copy after the
+// compressed frame) does not match the segment is a footer finding.
+func TestArchiveSummaryMismatch(t *testing.T) {
+	l := newTestLog(t)
+	s1, s2 := l.sealed(4), l.sealed(4)
+	archive(t, l, s1, false)
+	p := archive(t, l, s2, false)
+	if rep := mustDir(t, l.dir, Options{}); rep.ExitCode(false) != ExitClean {
+		t.Fatalf("exit %d\n%s", rep.ExitCode(false), summary(rep))
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-segment.SummaryFrameSize+20] ^= 1 // inside the copied header
+	if err := os.WriteFile(p, b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	rep := mustDir(t, l.dir, Options{})
+	if rep.ExitCode(false) != ExitFindings || len(rep.Findings) != 1 || rep.Findings[0].Class != Footer ||
+		rep.Findings[0].Path != p || !strings.Contains(rep.Findings[0].Reason, "summary") {
+		t.Fatalf("exit %d\n%s", rep.ExitCode(false), summary(rep))
 	}
 }

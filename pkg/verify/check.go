@@ -204,6 +204,9 @@ func checkImage(im *segment.Image, r *result, o *Options) {
 	default:
 		c.addFound(findingFromErr(Footer, im.Path, hdr.Seq, ferr), false)
 	}
+	if err := im.CheckSummary(); err != nil {
+		c.addFound(findingFromErr(Footer, im.Path, hdr.Seq, err), false)
+	}
 	if im.HeaderErr != nil {
 		r.rep.State = StateDamaged
 	} else if !r.sealed && !r.footerAbsent {

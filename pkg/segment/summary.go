@@ -1,0 +1,171 @@
+package segment
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"path/filepath"
+)
+
+// An archive's summary is a copy of its segment's header and footer kept
+// after the compressed frame, in a zstd skippable frame (RFC 8878 section
+// 3.1.2, which every zstd decoder, `zstd -d` included, passes over), so
+// that a reader looking for a time or counting records from the end reads
+// a few hundred bytes instead of decompressing 64 MiB (ReadFooter). It is
+// a convenience, never the truth: the compressed segment is. Archives
+// without one (older ones) are read by decompressing; verify checks that a
+// summary present matches the segment (Image.CheckSummary).
+//
+//	offset  size  field
+//	0       4     skippable frame magic 0x184D2A5A, little-endian
+//	4       4     frame size: 204, little-endian
+//	8       8     "ASEGSUMM"
+//	16      64    the segment's header, as in the file
+//	80      128   the segment's footer, as in the file
+//	208     4     CRC32C (Castagnoli) of bytes 8..208
+//
+// These constants are part of the on-disk format and must never change.
+const (
+	summaryMagic uint32 = 0x184D2A5A
+	summaryTag          = "ASEGSUMM"
+	// SummaryFrameSize is how many bytes AppendSummary appends.
+	SummaryFrameSize = 8 + 8 + HeaderSize + FooterSize + 4
+)
+
+// errNoSummary: the archive ends without a summary frame.
+var errNoSummary = errors.New("archive has no summary")
+
+// AppendSummary appends the summary frame of segment image img (a sealed
+// segment file's bytes) to dst, the compressed archive.
+func AppendSummary(dst, img []byte) []byte {
+	var b [SummaryFrameSize]byte
+	binary.LittleEndian.PutUint32(b[0:], summaryMagic)
+	binary.LittleEndian.PutUint32(b[4:], SummaryFrameSize-8)
+	copy(b[8:], summaryTag)
+	copy(b[16:], img[:HeaderSize])
+	copy(b[16+HeaderSize:], img[len(img)-FooterSize:])
+	le.PutUint32(b[SummaryFrameSize-4:], crc32.Checksum(b[8:SummaryFrameSize-4], castagnoli))
+	return append(dst, b[:]...)
+}
+
+// readArchiveSummary returns the footer an archive's summary holds,
+// reading only the archive's last SummaryFrameSize bytes. errNoSummary means it
+// has none; a summary that is there but damaged gives an error wrapping
+// ErrCorrupt (its footer all zeros: ErrNoFooter).
+func readArchiveSummary(path string) (Footer, error) {
+	b, at, err := readSummaryFrame(path)
+	if err != nil {
+		return Footer{}, err
+	}
+	_, ft, err := decodeSummary(b[:])
+	if err != nil && !errors.Is(err, errNoSummary) {
+		err = fmt.Errorf("%s: summary at %d: %w", path, at, err)
+	}
+	return ft, err
+}
+
+// readSummaryFrame reads the last SummaryFrameSize bytes of the archive at path
+// and where they start; errNoSummary if it is shorter.
+func readSummaryFrame(path string) (b [SummaryFrameSize]byte, at int64, err error) {
+	f, st, err := openSegmentFile(path)
+	if err != nil {
+		return b, 0, err
+	}
+	defer f.Close()
+	at = st.Size() - SummaryFrameSize
+	if at < 0 {
+		return b, 0, errNoSummary
+	}
+	if _, err := f.ReadAt(b[:], at); err != nil {
+		return b, 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	return b, at, nil
+}
+
+// decodeSummary parses a summary frame.
+func decodeSummary(b []byte) (Header, Footer, error) {
+	if le.Uint32(b[0:]) != summaryMagic || le.Uint32(b[4:]) != SummaryFrameSize-8 || string(b[8:16]) != summaryTag {
+		return Header{}, Footer{}, errNoSummary
+	}
+	if got, want := le.Uint32(b[SummaryFrameSize-4:]), crc32.Checksum(b[8:SummaryFrameSize-4], castagnoli); got != want {
+		return Header{}, Footer{}, fmt.Errorf("checksum mismatch (stored %08x, computed %08x): %w", got, want, ErrCorrupt)
+	}
+	h, err := DecodeHeader(b[16 : 16+HeaderSize])
+	if err != nil {
+		return Header{}, Footer{}, err
+	}
+	ft, err := decodeFooterAt(b[16+HeaderSize:], h)
+	return h, ft, err
+}
+
+// CheckSummary reports whether an archived image's summary, if it has
+// one, is a copy of its header and footer. nil for a mapped segment file
+// and for an archive without a summary.
+func (im *Image) CheckSummary() error {
+	if !im.Archived || len(im.Data) < HeaderSize+FooterSize {
+		return nil
+	}
+	b, at, err := readSummaryFrame(im.Path)
+	if errors.Is(err, errNoSummary) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	_, _, err = decodeSummary(b[:])
+	switch {
+	case errors.Is(err, errNoSummary):
+		return nil
+	case err != nil && !errors.Is(err, ErrNoFooter):
+		return &CorruptError{Path: im.Path, Offset: at, Reason: "archive summary: " + err.Error()}
+	case !bytes.Equal(b[16:16+HeaderSize], im.Data[:HeaderSize]) || !bytes.Equal(b[16+HeaderSize:SummaryFrameSize-4], im.Data[len(im.Data)-FooterSize:]):
+		return &CorruptError{Path: im.Path, Offset: at, Reason: "archive summary does not match the segment's header and footer"}
+	}
+	return nil
+}
+
+// ReadFooter returns the footer of the sealed segment file or archive at
+// path, as cheaply as it can: a .seg file's header and footer are read (no
+// mapping), an archive's summary, else the archive is decompressed.
+// ErrNoFooter means the segment is not sealed; any other error, that it
+// cannot be read or is damaged (read it whole to know more).
+func ReadFooter(path string) (Footer, error) {
+	if _, archived, _ := ParseName(filepath.Base(path)); archived {
+		ft, err := readArchiveSummary(path)
+		if !errors.Is(err, errNoSummary) {
+			return ft, err
+		}
+		im, err := OpenImage(path)
+		if err != nil {
+			return Footer{}, err
+		}
+		defer im.Close()
+		return im.Footer()
+	}
+	f, st, err := openSegmentFile(path)
+	if err != nil {
+		return Footer{}, err
+	}
+	defer f.Close()
+	var hb [HeaderSize]byte
+	if _, err := f.ReadAt(hb[:], 0); err != nil && !errors.Is(err, io.EOF) {
+		return Footer{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	h, err := DecodeHeader(hb[:])
+	if err != nil {
+		return Footer{}, WithPath(err, path)
+	}
+	if st.Size() != h.Size {
+		return Footer{}, &CorruptError{Path: path, Offset: min(st.Size(), h.Size),
+			Reason: fmt.Sprintf("file is %d bytes, header says %d", st.Size(), h.Size)}
+	}
+	var fb [FooterSize]byte
+	if _, err := f.ReadAt(fb[:], h.Size-FooterSize); err != nil {
+		return Footer{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	ft, err := decodeFooterAt(fb[:], h)
+	return ft, WithPath(err, path)
+}

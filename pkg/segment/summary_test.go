@@ -1,0 +1,113 @@
+package segment_test
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// TestArchiveSummary: an archive with a summary decompresses to the
+// segment (zstd skips the summary's frame), ReadFooter answers from the
+// summary alone (it still does with the compressed frame destroyed) and
+// from the two ends of a .seg file, falls back to decompressing an archive
+// without one, and CheckSummary tells a summary that matches from one that
+// does not.
+func TestArchiveSummary(t *testing.T) {
+	dir := t.TempDir()
+	orig := sealedSegment(t, 3, 20)
+	im0 := imageOf(t, writeFile(t, filepath.Join(dir, segment.FileName(3)), orig))
+	want, err := im0.Footer()
+	im0.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := segment.ReadFooter(filepath.Join(dir, segment.FileName(3))); err != nil || got != want {
+		t.Fatalf(".seg file: ReadFooter %+v, %v; want %+v", got, err, want)
+	}
+
+	arch := segment.AppendSummary(compress(t, orig), orig)
+	p := writeFile(t, filepath.Join(dir, segment.ArchiveName(3)), arch)
+	if b, err := segment.ReadArchive(p); err != nil || string(b) != string(orig) {
+		t.Fatalf("ReadArchive with a summary: %v", err)
+	}
+	if got, err := segment.ReadFooter(p); err != nil || got != want {
+		t.Fatalf("ReadFooter %+v, %v; want %+v", got, err, want)
+	}
+	im := imageOf(t, p)
+	if err := im.CheckSummary(); err != nil {
+		t.Fatalf("CheckSummary of a good archive: %v", err)
+	}
+	im.Close()
+
+	// The compressed frame destroyed: the summary alone still answers.
+	broken := append([]byte{}, arch...)
+	for i := 8; i < len(broken)-segment.SummaryFrameSize; i++ {
+		broken[i] = 0xAA
+	}
+	writeFile(t, p, broken)
+	if got, err := segment.ReadFooter(p); err != nil || got != want {
+		t.Fatalf("ReadFooter read more than the summary: %+v, %v", got, err)
+	}
+
+	// No summary (an older archive): decompressed instead.
+	writeFile(t, p, compress(t, orig))
+	if got, err := segment.ReadFooter(p); err != nil || got != want {
+		t.Fatalf("no summary: ReadFooter %+v, %v", got, err)
+	}
+
+	// A summary whose footer differs (its own CRC recomputed, so only the
+	// comparison with the segment can tell), and one with a bad CRC.
+	other := append([]byte{}, arch...)
+	s := other[len(other)-segment.SummaryFrameSize:]
+	s[16+segment.HeaderSize+16]++ // the footer's record count
+	foot := s[16+segment.HeaderSize : 16+segment.HeaderSize+segment.FooterSize]
+	binary.LittleEndian.PutUint32(foot[124:], crc32.Checksum(foot[:124], crc32.MakeTable(crc32.Castagnoli)))
+	binary.LittleEndian.PutUint32(s[len(s)-4:], crc32.Checksum(s[8:len(s)-4], crc32.MakeTable(crc32.Castagnoli)))
+	writeFile(t, p, other)
+	if got, err := segment.ReadFooter(p); err != nil || got.Records != want.Records+1 {
+		t.Fatalf("altered summary: ReadFooter %+v, %v", got, err)
+	}
+	im = imageOf(t, p)
+	if err := im.CheckSummary(); !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), "does not match") {
+		t.Fatalf("CheckSummary of an altered summary: %v", err)
+	}
+	im.Close()
+	s[20] ^= 1
+	writeFile(t, p, other)
+	if _, err := segment.ReadFooter(p); !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), p) {
+		t.Fatalf("damaged summary: ReadFooter %v", err)
+	}
+	im = imageOf(t, p)
+	if err := im.CheckSummary(); !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), "checksum") {
+		t.Fatalf("CheckSummary of a damaged summary: %v", err)
+	}
+	im.Close()
+
+	// An unsealed .seg file, and a truncated one.
+	unsealed := segment.NewImage(4, segment.MinSegmentSize, 1)
+	u := writeFile(t, filepath.Join(dir, segment.FileName(4)), unsealed)
+	if _, err := segment.ReadFooter(u); !errors.Is(err, segment.ErrNoFooter) {
+		t.Fatalf("unsealed: %v", err)
+	}
+	if err := os.Truncate(u, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := segment.ReadFooter(u); !errors.Is(err, segment.ErrCorrupt) {
+		t.Fatalf("truncated: %v", err)
+	}
+}
+
+func imageOf(t *testing.T, p string) *segment.Image {
+	t.Helper()
+	im, err := segment.OpenImage(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return im
+}
