@@ -134,6 +134,9 @@ func writeInspect(out io.Writer, in *verify.Inspection, f inspectFlags) error {
 	default:
 		w.printf("footer   DAMAGED: %v\n", in.FooterErr)
 	}
+	if in.SummaryErr != nil {
+		w.printf("summary  DAMAGED: %v\n", in.SummaryErr)
+	}
 	if f.hex && in.FooterBytes() != nil {
 		w.hexdump(in.FooterBytes(), in.FileSize-int64(len(in.FooterBytes())), f.hexMax)
 	}

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -76,6 +77,17 @@ func TestArchiveSummaryMismatch(t *testing.T) {
 	if rep := mustDir(t, l.dir, Options{}); rep.ExitCode(false) != ExitClean {
 		t.Fatalf("exit %d\n%s", rep.ExitCode(false), summary(rep))
 	}
+	inspectSummary := func() error {
+		in, err := Inspect(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.Close()
+		return in.SummaryErr
+	}
+	if err := inspectSummary(); err != nil {
+		t.Fatalf("inspect of a good archive: %v", err)
+	}
 	b, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
@@ -88,5 +100,8 @@ func TestArchiveSummaryMismatch(t *testing.T) {
 	if rep.ExitCode(false) != ExitFindings || len(rep.Findings) != 1 || rep.Findings[0].Class != Footer ||
 		rep.Findings[0].Path != p || !strings.Contains(rep.Findings[0].Reason, "summary") {
 		t.Fatalf("exit %d\n%s", rep.ExitCode(false), summary(rep))
+	}
+	if err := inspectSummary(); !errors.Is(err, segment.ErrCorrupt) {
+		t.Fatalf("inspect of a damaged summary: %v", err)
 	}
 }

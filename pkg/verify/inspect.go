@@ -28,6 +28,9 @@ type Inspection struct {
 	// unsealed.
 	Footer    segment.Footer
 	FooterErr error
+	// SummaryErr: an archive's summary (the copy of its header and footer
+	// after the compressed frame) is damaged or does not match.
+	SummaryErr error
 
 	im       *segment.Image
 	walkable bool
@@ -69,7 +72,7 @@ func Inspect(path string) (*Inspection, error) {
 		return nil, err
 	}
 	in := &Inspection{Path: path, Archived: im.Archived, FileSize: im.FileSize, Header: im.Header,
-		HeaderErr: im.HeaderErr, Seq: im.Header.Seq, im: im}
+		HeaderErr: im.HeaderErr, Seq: im.Header.Seq, SummaryErr: im.CheckSummary(), im: im}
 	hdr := im.Header
 	if im.HeaderErr == nil {
 		in.CheckErr = im.Check()
