@@ -87,8 +87,12 @@ func readSummaryFrame(path string) (b [SummaryFrameSize]byte, at int64, err erro
 
 // decodeSummary parses a summary frame.
 func decodeSummary(b []byte) (Header, Footer, error) {
-	if le.Uint32(b[0:]) != summaryMagic || le.Uint32(b[4:]) != SummaryFrameSize-8 || string(b[8:16]) != summaryTag {
+	if le.Uint32(b[0:]) != summaryMagic || le.Uint32(b[4:]) != SummaryFrameSize-8 {
 		return Header{}, Footer{}, errNoSummary
+	}
+	if string(b[8:16]) != summaryTag {
+		// Our frame's magic and size: a damaged tag, not someone else's.
+		return Header{}, Footer{}, fmt.Errorf("bad summary tag %q: %w", b[8:16], ErrCorrupt)
 	}
 	if got, want := le.Uint32(b[SummaryFrameSize-4:]), crc32.Checksum(b[8:SummaryFrameSize-4], castagnoli); got != want {
 		return Header{}, Footer{}, fmt.Errorf("checksum mismatch (stored %08x, computed %08x): %w", got, want, ErrCorrupt)

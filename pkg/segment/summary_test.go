@@ -111,3 +111,45 @@ func imageOf(t *testing.T, p string) *segment.Image {
 	}
 	return im
 }
+
+// TestArchiveSummaryByteFlips: whatever single byte of the summary frame
+// is damaged, ReadFooter returns the segment's true footer (the damage
+// hid the summary, so the archive was decompressed) or an error, never a
+// wrong footer; CheckSummary reports every flip inside the copy, and one in
+// the frame's own header makes the archive undecodable (corrupt).
+func TestArchiveSummaryByteFlips(t *testing.T) {
+	dir := t.TempDir()
+	orig := sealedSegment(t, 5, 30)
+	im := imageOf(t, writeFile(t, filepath.Join(dir, segment.FileName(5)), orig))
+	want, err := im.Footer()
+	im.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := segment.AppendSummary(compress(t, orig), orig)
+	p := filepath.Join(dir, segment.ArchiveName(5))
+	at := len(good) - segment.SummaryFrameSize
+	for i := at; i < len(good); i++ {
+		bad := append([]byte{}, good...)
+		bad[i] ^= 0x40
+		writeFile(t, p, bad)
+		got, err := segment.ReadFooter(p)
+		if err == nil && got != want {
+			t.Fatalf("byte %d of the summary flipped: ReadFooter returned a wrong footer %+v", i-at, got)
+		}
+		im, err := segment.OpenImage(p)
+		if err != nil {
+			// The frame's own header damaged: the archive no longer
+			// decodes at all, which every reader and verify report.
+			if i-at >= 8 || !errors.Is(err, segment.ErrCorrupt) {
+				t.Fatalf("byte %d of the summary flipped: %v", i-at, err)
+			}
+			continue
+		}
+		cerr := im.CheckSummary()
+		im.Close()
+		if i-at >= 8 && cerr == nil {
+			t.Fatalf("byte %d of the summary flipped: CheckSummary found nothing", i-at)
+		}
+	}
+}
