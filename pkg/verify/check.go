@@ -125,20 +125,18 @@ func checkPath(path string, o *Options, buf []byte) *result {
 }
 
 func openImage(path string, buf []byte) (*segment.Image, error) {
-	if buf == nil {
+	if _, archived, _ := segment.ParseName(filepath.Base(path)); buf == nil || archived {
 		return segment.OpenImage(path)
 	}
-	im, err := segment.ReadImage(path, buf)
-	if err != nil || im.HeaderErr != nil {
-		return im, err // damaged either way: the copy shows it as well
+	// The footer is read before the bytes are copied, as the mapped check
+	// reads it before walking: a segment sealed by then never changes, so
+	// the copy is consistent; one a writer seals while it is being copied
+	// would not be.
+	if _, err := segment.ReadFooter(path); err != nil {
+		return segment.OpenImage(path)
 	}
-	if _, ferr := im.Footer(); ferr == nil && im.Check() == nil {
-		return im, nil
-	}
-	im.Close()
-	return segment.OpenImage(path)
+	return segment.ReadImage(path, buf)
 }
-
 func newResult(path string, o *Options) *result {
 	r := &result{endAt: -1, dataEnd: -1}
 	r.rep.Path, r.rep.EndOffset = path, -1
