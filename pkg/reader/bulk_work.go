@@ -230,10 +230,22 @@ func (run *bulkRun) walk(it *bulkItem, win []byte, evs []segment.Event) []segmen
 						last = pos
 					}
 				}
-				if win != nil {
-					off = segment.ScanDataIn(win, it.from, int64(len(im.Data)), im.Header.Seq, off, it.to, rec)
+				if win == nil {
+					off = segment.ScanData(im.Data, im.Header.Seq, off, it.to, rec)
 				}
-				off = segment.ScanData(im.Data, im.Header.Seq, off, it.to, rec)
+				for win != nil && off < it.to {
+					off = segment.ScanDataIn(win, it.from, int64(len(im.Data)), im.Header.Seq, off, it.to, rec)
+					if off >= it.to {
+						break
+					}
+					// A frame the copy does not wholly hold: that one from
+					// the mapping, then back to the copy.
+					next := segment.ScanData(im.Data, im.Header.Seq, off, off+1, rec)
+					if next == off {
+						break // not a DATA or PAD frame: the events below
+					}
+					off = next
+				}
 				if off >= it.to {
 					it.stop, it.end = stopNext, off
 					return
