@@ -2,7 +2,6 @@ package segment
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -27,7 +26,8 @@ import (
 //	80      128   the segment's footer, as in the file
 //	208     4     CRC32C (Castagnoli) of bytes 8..208
 //
-// These constants are part of the on-disk format and must never change.
+// The same table is in docs/FORMAT.md, section 10. These constants are
+// part of the on-disk format and must never change.
 const (
 	summaryMagic uint32 = 0x184D2A5A
 	summaryTag          = "ASEGSUMM"
@@ -42,8 +42,8 @@ var errNoSummary = errors.New("archive has no summary")
 // segment file's bytes) to dst, the compressed archive.
 func AppendSummary(dst, img []byte) []byte {
 	var b [SummaryFrameSize]byte
-	binary.LittleEndian.PutUint32(b[0:], summaryMagic)
-	binary.LittleEndian.PutUint32(b[4:], SummaryFrameSize-8)
+	le.PutUint32(b[0:], summaryMagic)
+	le.PutUint32(b[4:], SummaryFrameSize-8)
 	copy(b[8:], summaryTag)
 	copy(b[16:], img[:HeaderSize])
 	copy(b[16+HeaderSize:], img[len(img)-FooterSize:])
@@ -52,9 +52,9 @@ func AppendSummary(dst, img []byte) []byte {
 }
 
 // readArchiveSummary returns the footer an archive's summary holds,
-// reading only the archive's last SummaryFrameSize bytes. errNoSummary means it
-// has none; a summary that is there but damaged gives an error wrapping
-// ErrCorrupt (its footer all zeros: ErrNoFooter).
+// reading only the archive's last SummaryFrameSize bytes. errNoSummary
+// means it has none; a summary that is there but damaged gives an error
+// wrapping ErrCorrupt (its footer all zeros: ErrNoFooter).
 func readArchiveSummary(path string) (Footer, error) {
 	b, at, err := readSummaryFrame(path)
 	if err != nil {
@@ -67,8 +67,8 @@ func readArchiveSummary(path string) (Footer, error) {
 	return ft, err
 }
 
-// readSummaryFrame reads the last SummaryFrameSize bytes of the archive at path
-// and where they start; errNoSummary if it is shorter.
+// readSummaryFrame reads the last SummaryFrameSize bytes of the archive at
+// path and where they start; errNoSummary if it is shorter.
 func readSummaryFrame(path string) (b [SummaryFrameSize]byte, at int64, err error) {
 	f, st, err := openSegmentFile(path)
 	if err != nil {
