@@ -236,7 +236,7 @@ func checkImage(im *segment.Image, r *result, o *Options) {
 func (c *checker) walk() {
 	r := c.r
 	r.walked = true
-	frames := 0
+	frames := 0 // frames met, counted loosely: only whether any were matters
 	limit := segment.RecordLimit(int64(len(c.img)))
 	// WalkBatch decodes the events in place; a callback would be handed a
 	// copy of each, which costs more than the frame's CRC.
