@@ -155,6 +155,10 @@ func writerAlive(dir string, o *Options) (bool, int) {
 	return alive, pid
 }
 
+// copyMax is the largest segment file a verify worker copies into memory
+// to check it (checkPath); larger ones are mapped.
+const copyMax = 256 << 20
+
 // runJobs checks every segment, o.Workers at a time.
 func runJobs(jobs []job, o *Options) []*result {
 	results := make([]*result, len(jobs))
@@ -174,9 +178,12 @@ func runJobs(jobs []job, o *Options) []*result {
 			for i := range idx {
 				// Only a full check reads every byte; --quick reads a
 				// sealed segment's header and footer, two pages of the
-				// mapping, where a copy would read the whole file.
+				// mapping, where a copy would read the whole file. Larger
+				// segments than copyMax are mapped: the copy is anonymous
+				// memory, which unlike the page cache cannot be reclaimed,
+				// and Workers of 1 GiB copies could exhaust a small machine.
 				j := jobs[i]
-				if _, archived, _ := segment.ParseName(filepath.Base(j.path)); !o.Quick && !archived && int64(len(buf)) < j.size && j.size <= segment.MaxSegmentSize {
+				if _, archived, _ := segment.ParseName(filepath.Base(j.path)); !o.Quick && !archived && int64(len(buf)) < j.size && j.size <= copyMax {
 					_ = segment.Unmap(buf)
 					buf, _ = segment.AllocHuge(int(j.size))
 				}
