@@ -20,13 +20,7 @@ import (
 // does not.
 func TestArchiveSummary(t *testing.T) {
 	dir := t.TempDir()
-	orig := sealedSegment(t, 3, 20)
-	im0 := imageOf(t, writeFile(t, filepath.Join(dir, segment.FileName(3)), orig))
-	want, err := im0.Footer()
-	im0.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	orig, want := sealedFile(t, dir, 3, 20)
 	if got, err := segment.ReadFooter(filepath.Join(dir, segment.FileName(3))); err != nil || got != want {
 		t.Fatalf(".seg file: ReadFooter %+v, %v; want %+v", got, err, want)
 	}
@@ -103,6 +97,20 @@ func TestArchiveSummary(t *testing.T) {
 	}
 }
 
+// sealedFile writes a sealed segment of n records as segment seq's file in
+// dir and returns its bytes and its footer.
+func sealedFile(t *testing.T, dir string, seq uint64, n int) ([]byte, segment.Footer) {
+	t.Helper()
+	img := sealedSegment(t, seq, n)
+	im := imageOf(t, writeFile(t, filepath.Join(dir, segment.FileName(seq)), img))
+	defer im.Close()
+	ft, err := im.Footer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img, ft
+}
+
 func imageOf(t *testing.T, p string) *segment.Image {
 	t.Helper()
 	im, err := segment.OpenImage(p)
@@ -119,13 +127,7 @@ func imageOf(t *testing.T, p string) *segment.Image {
 // the frame's own header makes the archive undecodable (corrupt).
 func TestArchiveSummaryByteFlips(t *testing.T) {
 	dir := t.TempDir()
-	orig := sealedSegment(t, 5, 30)
-	im := imageOf(t, writeFile(t, filepath.Join(dir, segment.FileName(5)), orig))
-	want, err := im.Footer()
-	im.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	orig, want := sealedFile(t, dir, 5, 30)
 	good := segment.AppendSummary(compress(t, orig), orig)
 	p := filepath.Join(dir, segment.ArchiveName(5))
 	at := len(good) - segment.SummaryFrameSize
