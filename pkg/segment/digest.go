@@ -1,18 +1,24 @@
 package segment
 
-import "github.com/zeebo/blake3"
+import (
+	"hash"
+
+	"github.com/auditseg/auditseg/internal/blake3"
+	zeebo "github.com/zeebo/blake3"
+)
 
 // Digest computes the sealing digest of a segment whose END frame starts at
 // end: BLAKE3-256 over the previous segment's digest, then file bytes
 // [0, end+FrameHeaderSize): the header, every frame, and the END frame's
 // header. The sealer hashes every byte the appenders write, on the same
-// two cores, so the hash's speed per core bounds sustained throughput.
-// github.com/zeebo/blake3 (single goroutine, AVX2; it has no AVX-512 path) does ~3 GB/s
-// on one core here; lukechampine.com/blake3 does ~1.7 GB/s on one core and
-// reaches ~3 GB/s only by spreading a large input over both, taking the
-// appenders' core; SHA-256 with SHA-NI ~1.6 GB/s. BenchmarkDigest measures
-// them side by side; TestDigestDefinition checks this one against the
-// other module's one-shot BLAKE3.
+// two cores, and full verify hashes every byte of the log, so the hash's
+// speed per core bounds both. Measured on one core here (BenchmarkDigest):
+// internal/blake3, sixteen chunks at a time in AVX-512 registers, ~6-7 GB/s;
+// github.com/zeebo/blake3 (AVX2, no AVX-512 path) ~3 GB/s;
+// lukechampine.com/blake3 ~1.7 GB/s (its AVX-512 code gathers); SHA-256
+// with SHA-NI ~1.6 GB/s. Machines without AVX-512 use zeebo's.
+// TestDigestDefinition checks the result against lukechampine's one-shot
+// BLAKE3.
 func Digest(prev [DigestSize]byte, img []byte, end int64) [DigestSize]byte {
 	return NewDigestStream(prev).Sum(img, end)
 }
@@ -24,14 +30,14 @@ func Digest(prev [DigestSize]byte, img []byte, end int64) [DigestSize]byte {
 // while the next segment waits to be prepared.
 type DigestStream struct {
 	prev [DigestSize]byte
-	h    *blake3.Hasher
+	h    hash.Hash
 	n    int64 // bytes of the image hashed
 }
 
 // NewDigestStream starts the digest of the segment that follows the one
 // whose digest is prev (zeros for the first segment).
 func NewDigestStream(prev [DigestSize]byte) *DigestStream {
-	d := &DigestStream{prev: prev, h: blake3.New()}
+	d := &DigestStream{prev: prev, h: newBLAKE3()}
 	d.h.Write(prev[:])
 	return d
 }
@@ -58,4 +64,12 @@ func (d *DigestStream) Sum(img []byte, end int64) [DigestSize]byte {
 	var out [DigestSize]byte
 	d.h.Sum(out[:0])
 	return out
+}
+
+// newBLAKE3 returns the fastest BLAKE3 this machine has (see Digest).
+func newBLAKE3() hash.Hash {
+	if blake3.Accelerated() {
+		return blake3.New()
+	}
+	return zeebo.New()
 }
