@@ -239,3 +239,35 @@ func TestZeroFrom(t *testing.T) {
 		t.Fatal("bounds")
 	}
 }
+
+// TestZeroFromLong covers the block-at-a-time path: one non-zero byte at
+// every kind of place in a long zero run (block boundaries, inside a
+// block, in the last partial block), from aligned and unaligned starts.
+func TestZeroFromLong(t *testing.T) {
+	const n = 5*4096 + 100 // zeroBlock is 4 KiB
+	img := make([]byte, n)
+	for _, at := range []int{0, 7, 8, 4095, 4096, 4097, 3*4096 - 1, 3 * 4096, 5 * 4096, n - 9, n - 1} {
+		img[at] = 0x80
+		for _, from := range []int{0, 1, 8, 4096, at / 2, at} {
+			if from > at {
+				continue
+			}
+			if got := ZeroFrom(img, int64(from), n); got != int64(at) {
+				t.Fatalf("byte at %d: ZeroFrom(%d) = %d", at, from, got)
+			}
+			want := int64(at) &^ (Alignment - 1)
+			if want+Alignment > n {
+				want = n // only whole words are nextNonZero's; ZeroFrom reads the rest
+			}
+			if from%Alignment == 0 {
+				if got := nextNonZero(img, int64(from), n); got != max(want, int64(from)) {
+					t.Fatalf("byte at %d: nextNonZero(%d) = %d, want %d", at, from, got, want)
+				}
+			}
+		}
+		if got := ZeroFrom(img, int64(at)+1, n); got != n {
+			t.Fatalf("after the byte at %d: ZeroFrom = %d, want %d", at, got, n)
+		}
+		img[at] = 0
+	}
+}
