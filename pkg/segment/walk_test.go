@@ -238,6 +238,19 @@ func TestZeroFrom(t *testing.T) {
 	if ZeroFrom(img, 520, 1024) != 1024 || ZeroFrom(img, 64, 512) != 512 {
 		t.Fatal("bounds")
 	}
+	// A record's padding: up to 7 bytes before an aligned limit.
+	for from := int64(512); from <= 520; from++ {
+		want := int64(520)
+		if from <= 517 {
+			want = 517
+		}
+		if got := ZeroFrom(img, from, 520); got != want {
+			t.Fatalf("ZeroFrom(%d, 520) = %d, want %d", from, got, want)
+		}
+	}
+	if got := ZeroFrom(img[:4], 0, 8); got != 4 {
+		t.Fatalf("limit past the image: %d", got)
+	}
 }
 
 // TestZeroFromLong covers the block-at-a-time path: one non-zero byte at
