@@ -49,9 +49,9 @@
 // compression bound, touched only as far as the output goes), an encoder
 // and a decoder with their windows (256 KiB at the default level), so
 // memory is at most about Jobs × (compressed size + 10 MiB). Originals and
-// archives are mapped (page cache, not heap). Two runs on one directory exclude each
-// other with a flock(2) on the directory itself, so no lock file is added
-// to the log directory.
+// archives are mapped (page cache, not heap). Two runs on one directory
+// exclude each other with a flock(2) on the directory itself, so no lock
+// file is added to the log directory.
 package archive
 
 import (
