@@ -213,13 +213,35 @@ func runJobs(jobs []job, o *Options) []*result {
 // recheckLive looks again at a live writer's segments that looked wrong:
 // the writer may have been storing that very frame or footer, or sealed a
 // segment between the check of an older one (still unsealed then) and its
-// own.
+// own. The suspects are chosen again after every round: a segment read
+// while its footer was being stored looks damaged, not sealed, so the
+// unsealed one before it is a suspect only once the recheck has found
+// the footer whole.
 func recheckLive(u *unit, o *Options) {
+	for try := 0; try < liveRechecks; try++ {
+		suspects := liveSuspects(u.results)
+		if len(suspects) == 0 {
+			return
+		}
+		time.Sleep(liveRecheck)
+		for _, i := range suspects {
+			if r := checkPath(u.results[i].rep.Path, o, nil); !r.vanished {
+				u.results[i] = r
+			}
+		}
+	}
+}
+
+// liveSuspects returns the segments of a live log whose findings may be
+// work in progress: those with findings in the newest run of segments
+// that are not sealed and clean, and any unsealed one older than a sealed
+// one.
+func liveSuspects(results []*result) []int {
 	var suspects []int
 	tail := true // still in the newest run of segments that are not sealed and clean
 	sealedAfter := false
-	for i := len(u.results) - 1; i >= 0; i-- {
-		r := u.results[i]
+	for i := len(results) - 1; i >= 0; i-- {
+		r := results[i]
 		clean := r.sealed && r.found.total() == 0
 		tail = tail && !clean
 		if tail && r.found.total() > 0 || r.footerAbsent && sealedAfter {
@@ -227,21 +249,7 @@ func recheckLive(u *unit, o *Options) {
 		}
 		sealedAfter = sealedAfter || r.sealed
 	}
-	for try := 0; try < liveRechecks && len(suspects) > 0; try++ {
-		time.Sleep(liveRecheck)
-		still := suspects[:0]
-		for _, i := range suspects {
-			r := checkPath(u.results[i].rep.Path, o, nil)
-			if r.vanished {
-				continue
-			}
-			u.results[i] = r
-			if r.found.total() > 0 || r.footerAbsent && i+1 < len(u.results) && u.results[i+1].sealed {
-				still = append(still, i)
-			}
-		}
-		suspects = still
-	}
+	return suspects
 }
 
 // openTail returns the index of the first segment of the unit's unsealed
