@@ -229,9 +229,12 @@ func TestTailFollowWriterKilled(t *testing.T) {
 			}
 		}
 	}()
+	// Seven files: the writer is in segment 5 (6 and 7 are prepared and
+	// created ahead), so it has filled 2 to 4, ~480 records each. At six
+	// it may have filled only two, fewer than the 1000 checked below.
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		if l, _ := segment.List(dir); len(l.Segments) >= 6 {
+		if l, _ := segment.List(dir); len(l.Segments) >= 7 {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
