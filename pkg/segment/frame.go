@@ -117,10 +117,11 @@ func LoadLength(img []byte, off int64) int32 { return atomic.LoadInt32(lengthWor
 // StoreLength stores the commit word with release ordering. The writer
 // calls it twice: with the negative length right after claiming (so the
 // slot reads as reserved, not unwritten) and with the positive length last
-// (commit). What the protocol needs is that neither the compiler nor the
-// CPU moves the header and payload stores that precede the commit store
-// after it, nor the claim store after the payload stores that follow it:
-// release ordering, which LoadLength's acquire load pairs with.
+// (commit). The commit needs release ordering, which LoadLength's acquire
+// load pairs with: neither the compiler nor the CPU may let the header and
+// payload stores before it become visible after it. The claim needs only
+// to stay first in program order, so that a process that dies leaves a
+// reserved slot rather than bytes behind a zero word (FORMAT.md section 5).
 //
 // Off amd64, and under the race detector (which must see the
 // synchronisation), it is sync/atomic's store, sequentially consistent and
