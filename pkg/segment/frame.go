@@ -110,8 +110,9 @@ func lengthWord(img []byte, off int64) *int32 {
 
 // LoadLength reads the commit word with an atomic (acquire) load. A reader
 // that sees a positive length through this load also sees every byte the
-// writer stored before StoreLength, by the Go memory model's
-// synchronized-before rule for sync/atomic.
+// writer stored before StoreLength: by the Go memory model's
+// synchronized-before rule where StoreLength is sync/atomic's store, by
+// x86-TSO where it is a plain MOV (see StoreLength).
 func LoadLength(img []byte, off int64) int32 { return atomic.LoadInt32(lengthWord(img, off)) }
 
 // StoreLength stores the commit word with release ordering. The writer

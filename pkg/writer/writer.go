@@ -3,7 +3,8 @@
 //
 // An append is one atomic add on the active segment's tail, which hands the
 // caller a frame in the memory-mapped file; the caller copies its record in
-// and commits it with an atomic store of the frame's length. There is no
+// and commits it with a release store of the frame's length
+// (segment.StoreLength; on amd64 a plain MOV, no fence). There is no
 // mutex and no spin lock on that path, no allocation, and no second shared
 // counter. A background goroutine keeps the next segment created, reserved
 // on disk (fallocate), mapped and pre-faulted before it is needed, and
