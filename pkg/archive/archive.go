@@ -47,7 +47,7 @@
 // while another uses the CPU. Each slot keeps, for the whole run, a buffer
 // for the compressed output (a huge-page mapping the size of the
 // compression bound, touched only as far as the output goes), an encoder
-// and a decoder with their windows (256 KiB at the default level), so
+// and a decoder with their windows (128 KiB at the default level), so
 // memory is at most about Jobs × (compressed size + 10 MiB). Originals and
 // archives are mapped (page cache, not heap). Two runs on one directory
 // exclude each other with a flock(2) on the directory itself, so no lock
@@ -307,15 +307,18 @@ dispatch:
 }
 
 // encoderOptions: the level asked for, the frame checksum, one encoder per
-// job. At the default level and below, the window is 256 KiB instead of
+// job. At the default level and below, the window is 128 KiB instead of
 // the library's 8 MiB (`zstd -3` uses 2 MiB). Audit records repeat what
-// records shortly before them said, not what was said megabytes earlier:
-// on 64 MiB segments of the benchmark's text records, 256 KiB against
-// 2 MiB encodes 10-15 % faster, decodes ~15 % faster (matches copy from
-// cache) and the output is 0.7 % smaller (it was smaller still at 128 KiB
-// and 64 KiB, within 0.4 %; 256 KiB keeps some reach for larger records).
-// Higher levels keep the library's window: whoever asks for them asks for
-// ratio over speed.
+// records shortly before them said, not what was said megabytes earlier.
+// On 64 MiB segments of the benchmark's text records, one core, medians
+// of 4 runs on each of two segments: 2 MiB -> 256 KiB encoded 10-15 %
+// faster and decoded ~15 % faster (matches copy from cache), 256 KiB ->
+// 128 KiB another ~10 % faster (266/284 ms against 320/318 ms a
+// segment), and each step made the output smaller (128 KiB: 13.77 MB,
+// 0.4 % below 256 KiB and 0.6 % below `zstd -3`). 64 and 32 KiB were no
+// faster (64 KiB 0.1 % smaller, 32 KiB larger). 128 KiB still reaches
+// back over 30 records of 4 KiB. Higher levels keep the library's window: whoever asks for them
+// asks for ratio over speed.
 func encoderOptions(opts Options) []zstd.EOption {
 	o := []zstd.EOption{zstd.WithEncoderLevel(opts.Level),
 		zstd.WithEncoderCRC(true), zstd.WithEncoderConcurrency(opts.Jobs)}
@@ -326,7 +329,7 @@ func encoderOptions(opts Options) []zstd.EOption {
 }
 
 // defaultWindow is the window at the default level and below.
-const defaultWindow = 256 << 10
+const defaultWindow = 128 << 10
 
 func cmpSeq(a, b uint64) int {
 	switch {
