@@ -157,26 +157,42 @@ func (c *ArchiveComparer) Compare(path string, want []byte) error {
 		return err
 	}
 	defer a.close()
+	return a.guard(func() error { return c.compare(a, want) })
+}
+
+// CompareBytes is Compare on the archive file's content read into memory
+// (compress-finished reads it back from the disk itself); path names it in
+// errors.
+func (c *ArchiveComparer) CompareBytes(path string, archive, want []byte) error {
+	a := &archiveFile{path: path, m: archive}
+	if err := a.checkSize(int64(len(archive))); err != nil {
+		return err
+	}
+	if err := a.checkFrame(); err != nil {
+		return err
+	}
+	return c.compare(a, want)
+}
+
+func (c *ArchiveComparer) compare(a *archiveFile, want []byte) error {
 	if a.size != int64(len(want)) {
 		return a.corrupt("frame header says %d bytes, the original has %d", a.size, len(want))
 	}
-	return a.guard(func() error {
-		defer c.dec.Reset(nil) // drop the mapping
-		if err := c.dec.Reset(bytes.NewReader(a.m)); err != nil {
-			return a.corrupt("cannot decompress: %v", err)
-		}
-		w := compareWriter{want: want, diff: -1}
-		_, err := c.dec.WriteTo(&w)
-		switch {
-		case w.diff >= 0:
-			return a.corrupt("differs from the original at offset %d", w.diff)
-		case err != nil:
-			return a.corrupt("cannot decompress: %v", err)
-		case w.off != len(want):
-			return a.corrupt("decompressed %d bytes, frame header says %d", w.off, a.size)
-		}
-		return nil
-	})
+	defer c.dec.Reset(nil) // drop the archive's bytes
+	if err := c.dec.Reset(bytes.NewReader(a.m)); err != nil {
+		return a.corrupt("cannot decompress: %v", err)
+	}
+	w := compareWriter{want: want, diff: -1}
+	_, err := c.dec.WriteTo(&w)
+	switch {
+	case w.diff >= 0:
+		return a.corrupt("differs from the original at offset %d", w.diff)
+	case err != nil:
+		return a.corrupt("cannot decompress: %v", err)
+	case w.off != len(want):
+		return a.corrupt("decompressed %d bytes, frame header says %d", w.off, a.size)
+	}
+	return nil
 }
 
 // compareWriter compares what is written to it with want, stopping at the
@@ -232,46 +248,59 @@ func openArchiveFile(path string) (*archiveFile, error) {
 		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
 	a := &archiveFile{path: path}
-	if st.Size() == 0 {
-		return nil, a.corrupt("empty archive")
-	}
-	if st.Size() > maxArchiveSize(MaxSegmentSize) {
-		return nil, a.corrupt("archive is %d bytes, larger than any segment archive", st.Size())
+	if err := a.checkSize(st.Size()); err != nil {
+		return nil, err
 	}
 	// MapFile: huge-page mapped where the page cache allows, which spares
 	// a fault per 4 KiB page (see MapFile).
 	if a.m, err = MapFile(f, st.Size(), false); err != nil {
 		return nil, err
 	}
-	err = a.guard(func() error {
-		var zh zstd.Header
-		if err := zh.Decode(a.m); err != nil {
-			return a.corrupt("not a zstd frame: %v", err)
-		}
-		switch {
-		case zh.Skippable:
-			return a.corrupt("archive starts with a skippable frame, not a segment")
-		case zh.DictionaryID != 0:
-			return a.corrupt("archive needs zstd dictionary %d; segment archives use none", zh.DictionaryID)
-		case !zh.HasFCS:
-			return a.corrupt("zstd frame header does not state the decompressed size")
-		case zh.FrameContentSize == 0 || zh.FrameContentSize > MaxSegmentSize:
-			return a.corrupt("decompressed size %d is not a segment size (at most %d)", zh.FrameContentSize, MaxSegmentSize)
-		}
-		a.size = int64(zh.FrameContentSize)
-		if a.size/maxBlockExpansion > st.Size() {
-			return a.corrupt("frame header claims %d bytes from only %d compressed bytes", a.size, st.Size())
-		}
-		if st.Size() > maxArchiveSize(a.size) {
-			return a.corrupt("archive is %d bytes, too large for %d bytes of content", st.Size(), a.size)
-		}
-		return nil
-	})
-	if err != nil {
+	if err := a.guard(a.checkFrame); err != nil {
 		a.close()
 		return nil, err
 	}
 	return a, nil
+}
+
+// checkSize refuses an archive file of n bytes that no segment archive
+// can be, before anything is read.
+func (a *archiveFile) checkSize(n int64) error {
+	if n == 0 {
+		return a.corrupt("empty archive")
+	}
+	if n > maxArchiveSize(MaxSegmentSize) {
+		return a.corrupt("archive is %d bytes, larger than any segment archive", n)
+	}
+	return nil
+}
+
+// checkFrame checks the frame header at the start of a.m (the whole
+// file) and sets a.size from it.
+func (a *archiveFile) checkFrame() error {
+	var zh zstd.Header
+	if err := zh.Decode(a.m); err != nil {
+		return a.corrupt("not a zstd frame: %v", err)
+	}
+	switch {
+	case zh.Skippable:
+		return a.corrupt("archive starts with a skippable frame, not a segment")
+	case zh.DictionaryID != 0:
+		return a.corrupt("archive needs zstd dictionary %d; segment archives use none", zh.DictionaryID)
+	case !zh.HasFCS:
+		return a.corrupt("zstd frame header does not state the decompressed size")
+	case zh.FrameContentSize == 0 || zh.FrameContentSize > MaxSegmentSize:
+		return a.corrupt("decompressed size %d is not a segment size (at most %d)", zh.FrameContentSize, MaxSegmentSize)
+	}
+	a.size = int64(zh.FrameContentSize)
+	n := int64(len(a.m))
+	if a.size/maxBlockExpansion > n {
+		return a.corrupt("frame header claims %d bytes from only %d compressed bytes", a.size, n)
+	}
+	if n > maxArchiveSize(a.size) {
+		return a.corrupt("archive is %d bytes, too large for %d bytes of content", n, a.size)
+	}
+	return nil
 }
 
 func (a *archiveFile) close() { _ = Unmap(a.m) }

@@ -341,9 +341,7 @@ func TestArchiveComparer(t *testing.T) {
 	p := writeFile(t, filepath.Join(dir, segment.ArchiveName(1)), compress(t, orig))
 	c := newComparer(t)
 	for range 2 {
-		if err := c.Compare(p, orig); err != nil {
-			t.Fatal(err)
-		}
+		compareAgrees(t, c, p, orig)
 	}
 	other := append([]byte{}, orig...)
 	other[40000] ^= 1
@@ -356,9 +354,14 @@ func TestArchiveComparer(t *testing.T) {
 		{"shorter original", orig[:len(orig)-1], fmt.Sprintf("the original has %d", len(orig)-1)},
 		{"longer original", append(append([]byte{}, orig...), 0), fmt.Sprintf("the original has %d", len(orig)+1)},
 	} {
-		err := c.Compare(p, tc.want)
-		if !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), tc.says) {
-			t.Errorf("%s: got %v, want ErrCorrupt naming %s and saying %q", tc.name, err, p, tc.says)
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, err := range []error{c.Compare(p, tc.want), c.CompareBytes(p, data, tc.want)} {
+			if !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), tc.says) {
+				t.Errorf("%s: got %v, want ErrCorrupt naming %s and saying %q", tc.name, err, p, tc.says)
+			}
 		}
 	}
 	if err := c.Compare(p, orig); err != nil {
@@ -391,6 +394,18 @@ func compareAgrees(t *testing.T, c *segment.ArchiveComparer, p string, orig []by
 	}
 	if cerr != nil && (!errors.Is(cerr, segment.ErrCorrupt) || !strings.Contains(cerr.Error(), p)) {
 		t.Fatalf("Compare error %v should wrap ErrCorrupt and name the file", cerr)
+	}
+	// The same verdict on the file's bytes in memory.
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	berr := c.CompareBytes(p, data, orig)
+	if (berr == nil) != (cerr == nil) {
+		t.Fatalf("Compare: %v, but CompareBytes: %v", cerr, berr)
+	}
+	if berr != nil && (!errors.Is(berr, segment.ErrCorrupt) || !strings.Contains(berr.Error(), p)) {
+		t.Fatalf("CompareBytes error %v should wrap ErrCorrupt and name the file", berr)
 	}
 }
 

@@ -1,0 +1,113 @@
+package archive
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Archives are written and read back with direct I/O (O_DIRECT) where the
+// file system supports it, for two reasons:
+//
+//   - The comparison that allows an original to be removed then reads
+//     what the device returns, not the page cache's copy of what was
+//     written: a write the device lost or mangled is caught before the
+//     only other copy goes.
+//   - An archive is cold data. Through the page cache it would take
+//     memory the kernel must first find and fill (on the VMs we measured,
+//     copying 220 MB of archives into fresh page-cache pages cost ~8 % of
+//     compress-finished's CPU), and then push out hotter pages.
+//
+// Direct I/O needs the buffer, offset and length aligned to the device's
+// logical block: the slot buffers are 2 MiB aligned, and only the
+// directAlign-aligned prefix of an archive is written directly; its last
+// partial block goes through the page cache, then the file is fsynced as
+// before. Where the file system refuses O_DIRECT (tmpfs on older kernels,
+// some network file systems), everything goes through the page cache.
+
+// directAlign is the alignment direct I/O is done at: a multiple of every
+// common logical block size (512 B, 4 KiB).
+const directAlign = 4096
+
+// setDirect turns O_DIRECT on or off for f.
+func setDirect(f *os.File, on bool) error {
+	fl, err := unix.FcntlInt(f.Fd(), unix.F_GETFL, 0)
+	if err != nil {
+		return err
+	}
+	if on {
+		fl |= unix.O_DIRECT
+	} else {
+		fl &^= unix.O_DIRECT
+	}
+	_, err = unix.FcntlInt(f.Fd(), unix.F_SETFL, fl)
+	return err
+}
+
+// writeArchive writes b, which starts directAlign-aligned in memory, to
+// the start of the new file f: the aligned prefix directly where possible,
+// the rest through the page cache. It does not fsync.
+func writeArchive(f *os.File, b []byte) error {
+	n := len(b) &^ (directAlign - 1)
+	if n > 0 && setDirect(f, true) == nil {
+		_, err := f.WriteAt(b[:n], 0)
+		if derr := setDirect(f, false); err == nil {
+			err = derr
+		}
+		if errors.Is(err, unix.EINVAL) {
+			n = 0 // the file system takes O_DIRECT but not this alignment
+		} else if err != nil {
+			return err
+		}
+	} else {
+		n = 0
+	}
+	_, err := f.WriteAt(b[n:], int64(n))
+	return err
+}
+
+// readBack reads the archive at path into buf, directly where possible,
+// and returns its content. buf must start directAlign-aligned and hold the
+// file's size rounded up to directAlign. Symbolic links are never
+// followed.
+func readBack(path string, buf []byte) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := st.Size()
+	if !st.Mode().IsRegular() || size+directAlign > int64(len(buf)) {
+		return nil, fmt.Errorf("%s: %d bytes, not an archive this run wrote", path, size)
+	}
+	direct := setDirect(f, true) == nil
+	var off int64
+	for off < size {
+		end := size
+		if direct {
+			end = (size + directAlign - 1) &^ (directAlign - 1)
+		}
+		n, err := f.ReadAt(buf[off:end], off)
+		off += int64(n)
+		if direct && errors.Is(err, unix.EINVAL) {
+			// Not at this alignment after all: read the rest buffered.
+			if err = setDirect(f, false); err == nil {
+				direct = false
+				continue
+			}
+		}
+		if err != nil && off < size {
+			return nil, fmt.Errorf("read back %s at %d: %w", path, off, err)
+		}
+	}
+	if off != size {
+		return nil, fmt.Errorf("read back %s: %d bytes, the file has %d", path, off, size)
+	}
+	return buf[:size], nil
+}
