@@ -54,9 +54,11 @@ into NAME.seg.zst, a standard zstd frame (zstd -d gives back the segment
 file byte for byte). Readers, tail, verify and inspect read archives like
 segments. The newest segment and unsealed ones are never touched.
 
-Each archive is written to a temporary file, fsynced, decompressed again
-and compared with the original, renamed into place and the directory
-fsynced; only then is the original removed. A crash at any point leaves the
+Each archive is written to a temporary file, fsynced, read back from the
+disk (direct I/O where the file system allows, so the page cache's copy
+cannot stand in for the disk's), decompressed and compared with the
+original, renamed into place and the directory fsynced; only then is the
+original removed. A crash at any point leaves the
 original or a verified archive, and the next run finishes the work.
 
 Exit codes: 0 all done; 1 a segment failed (the others are still done; its

@@ -43,10 +43,9 @@ its newline; a last line without a newline is a record too, and empty lines
 are empty records. --delim nul splits on NUL bytes. --framing u32be reads
 binary records, each prefixed by its length as a 4-byte big-endian integer.
 
-SIGINT or SIGTERM stops reading; every complete record read is committed (an
-incomplete last one, a line without its newline yet, is reported and not
-committed) and the segment
-sealed, and the command exits 0.`,
+SIGINT or SIGTERM stops reading: every complete record read is committed,
+the segment sealed, and the command exits 0. An incomplete last record (a
+line without its newline yet) is reported and not committed.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runWrite(cmd, args[0], f)
