@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -89,6 +90,12 @@ func runVerify(cmd *cobra.Command, paths []string, f verifyFlags) error {
 	if err != nil {
 		return withCode(exitUsage, fmt.Errorf("write output: %w", err))
 	}
+	// A directory without a single segment is an empty log, which is
+	// clean; but a CI job pointed at the wrong directory would pass
+	// without a word.
+	for _, d := range emptyLogs(rep) {
+		fmt.Fprintf(stderr, "auditseg verify: warning: %s holds no segment files\n", d)
+	}
 	t := rep.Totals
 	switch code := rep.ExitCode(f.strict); code {
 	case verify.ExitClean:
@@ -113,6 +120,21 @@ func runVerify(cmd *cobra.Command, paths []string, f verifyFlags) error {
 	default:
 		return withCode(code, errors.New("verification failed"))
 	}
+}
+
+// emptyLogs lists the log directories of rep with no segment in it.
+func emptyLogs(rep *verify.Report) []string {
+	has := map[string]bool{}
+	for _, s := range rep.Segments {
+		has[filepath.Dir(s.Path)] = true
+	}
+	var empty []string
+	for _, l := range rep.Logs {
+		if !has[filepath.Clean(l.Dir)] {
+			empty = append(empty, l.Dir)
+		}
+	}
+	return empty
 }
 
 func writeVerifyJSON(w io.Writer, rep *verify.Report) error {

@@ -255,6 +255,28 @@ func TestVerifyUsage(t *testing.T) {
 	}
 }
 
+// An empty log is clean (exit 0), but verify says on stderr that the
+// directory holds no segment, in both output formats; a log with segments
+// gets no such warning.
+func TestVerifyWarnsOfEmptyDirectory(t *testing.T) {
+	dir := t.TempDir()
+	empty := filepath.Join(dir, "empty")
+	if err := os.Mkdir(empty, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	vLog(t, dir, "sealed", "prepared")
+	for _, format := range []string{"text", "json"} {
+		_, errOut, code := execute(t, nil, "verify", "-o", format, empty)
+		if code != 0 || !strings.Contains(errOut, empty+" holds no segment files") {
+			t.Errorf("%s: exit %d, stderr %q; want 0 and a warning naming %s", format, code, errOut, empty)
+		}
+		_, errOut, code = execute(t, nil, "verify", "-o", format, filepath.Join(dir, "log"), empty)
+		if code != 0 || strings.Count(errOut, "holds no segment files") != 1 {
+			t.Errorf("%s, a log and an empty directory: exit %d, stderr %q; want one warning", format, code, errOut)
+		}
+	}
+}
+
 func TestPreview(t *testing.T) {
 	for in, want := range map[string]string{
 		"hello":                 `"hello"`,
