@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/auditseg/auditseg/pkg/segment"
 	"golang.org/x/sys/unix"
 )
 
@@ -70,7 +71,9 @@ func writeArchive(f *os.File, b []byte) error {
 
 // readBack reads the archive at path into buf, directly where possible,
 // and returns its content. buf must start directAlign-aligned and hold the
-// file's size rounded up to directAlign. Symbolic links are never
+// file's size rounded up to directAlign; a file too large for buf (sized
+// by the caller from the compression bound) is ErrCorrupt, so that a bad
+// leftover archive is replaced like any other. Symbolic links are never
 // followed.
 func readBack(path string, buf []byte) ([]byte, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -83,8 +86,13 @@ func readBack(path string, buf []byte) ([]byte, error) {
 		return nil, err
 	}
 	size := st.Size()
-	if !st.Mode().IsRegular() || size+directAlign > int64(len(buf)) {
-		return nil, fmt.Errorf("%s: %d bytes, not an archive this run wrote", path, size)
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	if size+directAlign > int64(len(buf)) {
+		// Larger than the compression bound of its segment: whatever
+		// made it, it is not that segment's archive.
+		return nil, fmt.Errorf("%s: %d bytes, more than an archive of its segment can be: %w", path, size, segment.ErrCorrupt)
 	}
 	direct := setDirect(f, true) == nil
 	var off int64

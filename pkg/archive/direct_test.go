@@ -2,10 +2,12 @@ package archive
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -62,8 +64,8 @@ func TestWriteArchiveReadBack(t *testing.T) {
 						t.Fatalf("readBack returned %d bytes that differ from the file's %d", len(got), n)
 					}
 				}
-				if _, err := readBack(path, back[:n]); err == nil {
-					t.Fatal("readBack into a buffer without room for the aligned read: no error")
+				if _, err := readBack(path, back[:n]); !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), path) {
+					t.Fatalf("readBack of a file larger than the buffer allows: %v, want ErrCorrupt naming the file", err)
 				}
 			})
 		}
