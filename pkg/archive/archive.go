@@ -49,9 +49,10 @@
 // mappings the size of the compression bound, touched only as far as an
 // archive goes), an encoder and a decoder with their windows (128 KiB at
 // the default level), so memory is at most about Jobs × (2 × compressed
-// size + 10 MiB). Originals are mapped (page cache, not heap); archives
-// are written and read back with direct I/O where the file system allows
-// (direct.go), bypassing the page cache. Two runs on one directory
+// size + 10 MiB). Originals are read with pread, 256 KiB at a time, to be
+// compressed and compared (their header and footer through a mapping);
+// archives are written and read back with direct I/O where the file
+// system allows (direct.go), bypassing the page cache. Two runs on one directory
 // exclude each other with a flock(2) on the directory itself, so no lock
 // file is added to the log directory.
 package archive
@@ -232,12 +233,14 @@ func Run(ctx context.Context, dir string, opts Options) (*Result, error) {
 		res.Elapsed = time.Since(start)
 		return res, err
 	}
-	enc, err := zstd.NewWriter(nil, encoderOptions(opts)...)
+	// Every CPU slot encodes with a stream encoder of its own (slot.go);
+	// this one, never used to encode, sizes the buffers.
+	bound, err := zstd.NewWriter(nil, encoderOptions(opts)...)
 	if err != nil {
 		return res, fmt.Errorf("zstd encoder: %w", err)
 	}
-	defer enc.Close()
-	r.enc = enc
+	defer bound.Close()
+	r.bound = bound
 
 	var tasks []task
 	for _, e := range plan.Resolve {
@@ -309,7 +312,7 @@ dispatch:
 }
 
 // encoderOptions: the level asked for, the frame checksum, one encoder per
-// job. At the default level and below, the window is 128 KiB instead of
+// job (slot.go makes a stream encoder per CPU slot). At the default level and below, the window is 128 KiB instead of
 // the library's 8 MiB (`zstd -3` uses 2 MiB). Audit records repeat what
 // records shortly before them said, not what was said megabytes earlier.
 // On 64 MiB segments of the benchmark's text records, one core, medians
@@ -361,12 +364,12 @@ func (o Options) withDefaults() Options {
 
 // runner is the state shared by the jobs of one run.
 type runner struct {
-	dir  string
-	opts Options
-	ctx  context.Context
-	enc  *zstd.Encoder
-	cpu  chan *slot // the Jobs CPU slots
-	obMu sync.Mutex
+	dir   string
+	opts  Options
+	ctx   context.Context
+	bound *zstd.Encoder // MaxEncodedSize only
+	cpu   chan *slot    // the Jobs CPU slots
+	obMu  sync.Mutex
 }
 
 func (r *runner) observe(ev Event) {

@@ -448,3 +448,27 @@ func TestChangedOriginalIsKept(t *testing.T) {
 	}
 	fx.checkSafe(t)
 }
+
+// An original truncated while it is being archived (after the checks that
+// made it eligible) fails that segment with an error naming the file: no
+// archive and no temporary file are left for it, and the other segments
+// are archived.
+func TestTruncatedOriginalFails(t *testing.T) {
+	fx := newFixture(t, 3, segSize)
+	res, err := archive.Run(context.Background(), fx.dir, archive.Options{Jobs: 1, Observer: func(ev archive.Event) {
+		if ev.Seq == 1 && ev.Step == archive.StepStart {
+			if err := os.Truncate(ev.Original, segSize/2); err != nil {
+				t.Error(err)
+			}
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Failed != 1 || res.Done != 1 || res.Segments[0].Err == nil || !strings.Contains(res.Segments[0].Err.Error(), fx.seg(1)) {
+		t.Fatalf("failed %d done %d: %+v", res.Failed, res.Done, res.Segments)
+	}
+	if !exists(fx.seg(1)) || exists(fx.zst(1)) || exists(fx.zst(1)+segment.TempExt) || !exists(fx.zst(2)) {
+		t.Error("want segment 1 as its (truncated) original only, segment 2 archived")
+	}
+}

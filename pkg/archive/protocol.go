@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
+	"runtime/debug"
 
 	"github.com/auditseg/auditseg/pkg/segment"
 	"golang.org/x/sys/unix"
@@ -17,81 +19,8 @@ type task struct {
 	resolve           bool
 }
 
-// slot is the reusable state of one CPU slot: the buffer compressed
-// output goes to, the buffer archives are read back into, and the
-// comparer that verifies them. The buffers are huge-page mappings
-// (segment.AllocHuge) outside the Go heap, released by free: a fresh
-// 64 MiB heap buffer costs ~250 ms of page faults on our VMs, as much as
-// compressing a quarter of a segment. Each is touched only as far as the
-// archives it holds go, so a slot costs about two archives of memory.
-type slot struct {
-	enc, back []byte
-	cmp       *segment.ArchiveComparer
-}
-
-// ensure makes *b a mapping of at least n bytes, replacing a smaller one.
-func ensure(b *[]byte, n int) error {
-	if len(*b) >= n {
-		return nil
-	}
-	_ = segment.Unmap(*b)
-	*b = nil
-	m, err := segment.AllocHuge(n)
-	if err != nil {
-		return err
-	}
-	*b = m
-	return nil
-}
-
-func (s *slot) free() {
-	_ = segment.Unmap(s.enc)
-	_ = segment.Unmap(s.back)
-	s.enc, s.back = nil, nil
-	if s.cmp != nil {
-		s.cmp.Close()
-	}
-}
-
-// withCPU runs fn holding one of the Jobs CPU slots. Only compression and
-// verification hold one: the fsyncs and directory operations of a segment
-// wait without it, so the CPUs stay busy with other segments meanwhile.
-func (r *runner) withCPU(fn func(*slot) error) error {
-	b := <-r.cpu
-	defer func() { r.cpu <- b }()
-	return fn(b)
-}
-
-// maxArchive bounds the size of the archive of an n-byte segment that
-// this run writes.
-func (r *runner) maxArchive(n int) int {
-	return r.enc.MaxEncodedSize(n) + segment.SummaryFrameSize
-}
-
-// verify reads the archive at path back from the disk (direct.go) and
-// decompresses it, comparing it byte for byte with the original image.
-func (r *runner) verify(path string, im *segment.Image) error {
-	return r.withCPU(func(s *slot) error {
-		if s.cmp == nil {
-			c, err := segment.NewArchiveComparer()
-			if err != nil {
-				return err
-			}
-			s.cmp = c
-		}
-		if err := ensure(&s.back, r.maxArchive(len(im.Data))+2*directAlign); err != nil {
-			return err
-		}
-		b, err := readBack(path, s.back)
-		if err != nil {
-			return err
-		}
-		return s.cmp.CompareBytes(path, b, im.Data)
-	})
-}
-
 // do runs the protocol on one segment.
-func (r *runner) do(t task) SegmentResult {
+func (r *runner) do(t task) (out SegmentResult) {
 	res := SegmentResult{Seq: t.seq, Original: t.original, Archive: t.archive}
 	ev := Event{Seq: t.seq, Original: t.original, Archive: t.archive}
 	fail := func(err error) SegmentResult {
@@ -100,6 +29,20 @@ func (r *runner) do(t task) SegmentResult {
 		r.observe(ev)
 		return res
 	}
+	// The original's header and footer are read through a mapping (its
+	// bytes with pread, slot.go): if the file is truncated meanwhile,
+	// touching the missing pages raises SIGBUS, which would kill the whole
+	// run. It fails this segment instead, before any archive of it exists
+	// (the mapped reads come before the temporary file is created).
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			if re, ok := p.(runtime.Error); !ok || !isFault(re) {
+				panic(p)
+			}
+			out = fail(fmt.Errorf("%s: changed while it was being archived: %v", t.original, p))
+		}
+	}()
 	step := func(s Step) {
 		ev.Step = s
 		r.observe(ev)
@@ -122,13 +65,19 @@ func (r *runner) do(t task) SegmentResult {
 	if err != nil {
 		return fail(fmt.Errorf("%s: not compressed: %w", t.original, err))
 	}
-	res.BytesIn, ev.BytesIn = int64(len(im.Data)), int64(len(im.Data))
+	src, err := openOriginal(t.original, before, int64(len(im.Data)))
+	if err != nil {
+		return fail(err)
+	}
+	defer src.Close()
+	o := &original{im: im, src: src, size: int64(len(im.Data))}
+	res.BytesIn, ev.BytesIn = o.size, o.size
 	step(StepStart)
 
 	res.Outcome = Compressed
 	verified := false
 	if t.resolve {
-		if verified, err = r.resolve(t, im, f, step); err != nil {
+		if verified, err = r.resolve(t, o, f, step); err != nil {
 			return fail(err)
 		}
 		res.Outcome = Resolved
@@ -137,7 +86,7 @@ func (r *runner) do(t task) SegmentResult {
 		}
 	}
 	if !verified {
-		if err = r.compress(t, im, step); err != nil {
+		if err = r.compress(t, o, step); err != nil {
 			return fail(err)
 		}
 	}
@@ -171,7 +120,7 @@ func (r *runner) do(t task) SegmentResult {
 // compress runs steps 1 to 5 of the protocol: temp file, fsync, verify,
 // rename, directory fsync. On an error before the rename the temp file is
 // removed; the original is never touched.
-func (r *runner) compress(t task, im *segment.Image, step func(Step)) (err error) {
+func (r *runner) compress(t task, o *original, step func(Step)) (err error) {
 	tmp := t.archive + segment.TempExt
 	if err := r.ctx.Err(); err != nil {
 		return err
@@ -187,15 +136,13 @@ func (r *runner) compress(t task, im *segment.Image, step func(Step)) (err error
 		}
 	}()
 	err = r.withCPU(func(s *slot) error {
-		// Pages are touched only as far as the output goes.
-		if err := ensure(&s.enc, r.maxArchive(len(im.Data))); err != nil {
+		out, err := s.encode(r, o)
+		if err != nil {
 			return err
 		}
-		out := r.enc.EncodeAll(im.Data, s.enc[:0])
 		// The header and footer again after the frame, in a frame zstd
 		// skips: readers looking for a time need not decompress.
-		out = segment.AppendSummary(out, im.Data)
-		var err error
+		out = segment.AppendSummary(out, o.im.Data)
 		f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o640)
 		if err != nil {
 			return fmt.Errorf("create archive: %w", err)
@@ -224,7 +171,7 @@ func (r *runner) compress(t task, im *segment.Image, step func(Step)) (err error
 	if err := r.ctx.Err(); err != nil {
 		return err
 	}
-	if err := r.verify(tmp, im); err != nil {
+	if err := r.verify(tmp, o); err != nil {
 		return fmt.Errorf("verify archive: %w", err)
 	}
 	step(StepVerified)
@@ -249,8 +196,8 @@ func (r *runner) compress(t task, im *segment.Image, step func(Step)) (err error
 // archive was bad and has been removed, so the segment must be compressed
 // again. It removes an archive only when the original is intact (its
 // digest verifies); otherwise nobody can tell which copy is right.
-func (r *runner) resolve(t task, im *segment.Image, f segment.Footer, step func(Step)) (bool, error) {
-	aerr := r.verify(t.archive, im)
+func (r *runner) resolve(t task, o *original, f segment.Footer, step func(Step)) (bool, error) {
+	aerr := r.verify(t.archive, o)
 	if aerr == nil {
 		step(StepVerified)
 		// The interrupted run may have died before the rename was durable.
@@ -263,7 +210,7 @@ func (r *runner) resolve(t task, im *segment.Image, f segment.Footer, step func(
 	if !errors.Is(aerr, segment.ErrCorrupt) {
 		return false, aerr // cannot read it now; that says nothing about its content
 	}
-	if segment.Digest(f.PrevDigest, im.Data, f.EndOffset) != f.Digest {
+	if segment.Digest(f.PrevDigest, o.im.Data, f.EndOffset) != f.Digest {
 		return false, fmt.Errorf("%s: %v, and the original %s fails its digest: both left for inspection (run auditseg verify)",
 			t.archive, aerr, t.original)
 	}
@@ -277,6 +224,13 @@ func (r *runner) resolve(t task, im *segment.Image, f segment.Footer, step func(
 	}
 	step(StepArchiveRemoved)
 	return false, nil
+}
+
+// isFault reports whether a runtime panic is a memory fault raised because
+// of SetPanicOnFault (they carry the faulting address).
+func isFault(e runtime.Error) bool {
+	_, ok := e.(interface{ Addr() uintptr })
+	return ok
 }
 
 // renameNoReplace renames oldp to newp, failing if newp exists: an archive

@@ -343,6 +343,10 @@ func TestArchiveComparer(t *testing.T) {
 	for range 2 {
 		compareAgrees(t, c, p, orig)
 	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
 	other := append([]byte{}, orig...)
 	other[40000] ^= 1
 	for _, tc := range []struct {
@@ -354,15 +358,17 @@ func TestArchiveComparer(t *testing.T) {
 		{"shorter original", orig[:len(orig)-1], fmt.Sprintf("the original has %d", len(orig)-1)},
 		{"longer original", append(append([]byte{}, orig...), 0), fmt.Sprintf("the original has %d", len(orig)+1)},
 	} {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, err := range []error{c.Compare(p, tc.want), c.CompareBytes(p, data, tc.want)} {
+		for _, err := range []error{c.Compare(p, tc.want), c.CompareReader(p, data, bytes.NewReader(tc.want), int64(len(tc.want)))} {
 			if !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), tc.says) {
 				t.Errorf("%s: got %v, want ErrCorrupt naming %s and saying %q", tc.name, err, p, tc.says)
 			}
 		}
+	}
+	// An original that cannot be read whole is an I/O failure, not damage
+	// of the archive: the caller must not replace the archive for it.
+	if err := c.CompareReader(p, data, bytes.NewReader(orig[:len(orig)/2]), int64(len(orig))); err == nil ||
+		errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), p) {
+		t.Errorf("original unreadable past its middle: got %v, want a non-ErrCorrupt error naming %s", err, p)
 	}
 	if err := c.Compare(p, orig); err != nil {
 		t.Errorf("after failures: %v", err)
@@ -400,12 +406,12 @@ func compareAgrees(t *testing.T, c *segment.ArchiveComparer, p string, orig []by
 	if err != nil {
 		t.Fatal(err)
 	}
-	berr := c.CompareBytes(p, data, orig)
+	berr := c.CompareReader(p, data, bytes.NewReader(orig), int64(len(orig)))
 	if (berr == nil) != (cerr == nil) {
-		t.Fatalf("Compare: %v, but CompareBytes: %v", cerr, berr)
+		t.Fatalf("Compare: %v, but CompareReader: %v", cerr, berr)
 	}
 	if berr != nil && (!errors.Is(berr, segment.ErrCorrupt) || !strings.Contains(berr.Error(), p)) {
-		t.Fatalf("CompareBytes error %v should wrap ErrCorrupt and name the file", berr)
+		t.Fatalf("CompareReader error %v should wrap ErrCorrupt and name the file", berr)
 	}
 }
 

@@ -1,0 +1,171 @@
+package archive
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
+)
+
+// original is the segment being archived: its mapped image, whose header
+// and footer decide that it may be archived, and the file again, from
+// which its bytes are read with pread to be compressed and compared. On
+// the VMs we measured, the first pass over a fresh mapping of a 64 MiB
+// segment cost ~45 ms more than reading it into a small buffer (the
+// hypervisor builds an entry for every 4 KiB page first touched); here
+// that was ~7 % of compress-finished's CPU.
+type original struct {
+	im   *segment.Image
+	src  *os.File
+	size int64
+}
+
+// openOriginal opens the segment file at path for reading and checks that
+// it is the file Lstat described as before, of the size its image has.
+func openOriginal(path string, before os.FileInfo, size int64) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err == nil && (!os.SameFile(before, st) || st.Size() != size) {
+		err = fmt.Errorf("%s: changed while it was being archived", path)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// chunkSize is how much of the original is read at a time: small enough
+// to stay in cache between the read and the encoder's copy of it.
+const chunkSize = 256 << 10
+
+// slot is the reusable state of one CPU slot: a stream encoder of its own,
+// the buffer the original is read through, the buffer compressed output
+// goes to, the buffer archives are read back into, and the comparer that
+// verifies them. The output and read-back buffers are huge-page mappings
+// (segment.AllocHuge) outside the Go heap, released by free: a fresh
+// 64 MiB heap buffer costs ~250 ms of page faults on our VMs, as much as
+// compressing a quarter of a segment. Each is touched only as far as the
+// archives it holds go, so a slot costs about two archives of memory.
+type slot struct {
+	zw        *zstd.Encoder
+	chunk     []byte
+	enc, back []byte
+	cmp       *segment.ArchiveComparer
+}
+
+// ensure makes *b a mapping of at least n bytes, replacing a smaller one.
+func ensure(b *[]byte, n int) error {
+	if len(*b) >= n {
+		return nil
+	}
+	_ = segment.Unmap(*b)
+	*b = nil
+	m, err := segment.AllocHuge(n)
+	if err != nil {
+		return err
+	}
+	*b = m
+	return nil
+}
+
+func (s *slot) free() {
+	_ = segment.Unmap(s.enc)
+	_ = segment.Unmap(s.back)
+	s.enc, s.back = nil, nil
+	if s.cmp != nil {
+		s.cmp.Close()
+	}
+	if s.zw != nil {
+		s.zw.Close()
+	}
+}
+
+// withCPU runs fn holding one of the Jobs CPU slots. Only compression and
+// verification hold one: the fsyncs and directory operations of a segment
+// wait without it, so the CPUs stay busy with other segments meanwhile.
+func (r *runner) withCPU(fn func(*slot) error) error {
+	b := <-r.cpu
+	defer func() { r.cpu <- b }()
+	return fn(b)
+}
+
+// maxArchive bounds the size of the archive of an n-byte segment that
+// this run writes.
+func (r *runner) maxArchive(n int64) int {
+	return r.bound.MaxEncodedSize(int(n)) + segment.SummaryFrameSize
+}
+
+// encode compresses the original into s.enc as one zstd frame stating the
+// original's size, and returns the frame.
+func (s *slot) encode(r *runner, o *original) ([]byte, error) {
+	if s.zw == nil {
+		zw, err := zstd.NewWriter(nil, append(encoderOptions(r.opts), zstd.WithEncoderConcurrency(1))...)
+		if err != nil {
+			return nil, fmt.Errorf("zstd encoder: %w", err)
+		}
+		s.zw, s.chunk = zw, make([]byte, chunkSize)
+	}
+	if err := ensure(&s.enc, r.maxArchive(o.size)); err != nil {
+		return nil, err
+	}
+	w := &boundedWriter{b: s.enc[:0]}
+	s.zw.ResetContentSize(w, o.size)
+	defer s.zw.Reset(nil) // keep no reference to the buffer
+	for off := int64(0); off < o.size; {
+		b := s.chunk[:min(int64(len(s.chunk)), o.size-off)]
+		if n, err := o.src.ReadAt(b, off); n < len(b) {
+			return nil, fmt.Errorf("read %s at %d: %w", o.src.Name(), off+int64(n), err)
+		}
+		if _, err := s.zw.Write(b); err != nil {
+			return nil, fmt.Errorf("compress %s: %w", o.src.Name(), err)
+		}
+		off += int64(len(b))
+	}
+	if err := s.zw.Close(); err != nil {
+		return nil, fmt.Errorf("compress %s: %w", o.src.Name(), err)
+	}
+	return w.b, nil
+}
+
+// boundedWriter appends to b within its capacity, the compression bound:
+// output beyond it would be a bug, reported rather than reallocated.
+type boundedWriter struct{ b []byte }
+
+var errOverBound = errors.New("compressed output exceeds the compression bound")
+
+func (w *boundedWriter) Write(p []byte) (int, error) {
+	if len(p) > cap(w.b)-len(w.b) {
+		return 0, errOverBound
+	}
+	w.b = append(w.b, p...)
+	return len(p), nil
+}
+
+// verify reads the archive at path back from the disk (direct.go) and
+// decompresses it, comparing it byte for byte with the original.
+func (r *runner) verify(path string, o *original) error {
+	return r.withCPU(func(s *slot) error {
+		if s.cmp == nil {
+			c, err := segment.NewArchiveComparer()
+			if err != nil {
+				return err
+			}
+			s.cmp = c
+		}
+		if err := ensure(&s.back, r.maxArchive(o.size)+2*directAlign); err != nil {
+			return err
+		}
+		b, err := readBack(path, s.back)
+		if err != nil {
+			return err
+		}
+		return s.cmp.CompareReader(path, b, o.src, o.size)
+	})
+}
