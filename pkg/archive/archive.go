@@ -45,11 +45,11 @@
 // Jobs segments are compressed or verified at once (one CPU slot each),
 // and up to twice as many are in flight, so that one segment's fsyncs wait
 // while another uses the CPU. Each slot keeps, for the whole run, a buffer
-// for the compressed output and one archives are read back into (huge-page
-// mappings the size of the compression bound, touched only as far as an
-// archive goes), an encoder and a decoder with their windows (128 KiB at
-// the default level), so memory is at most about Jobs × (2 × compressed
-// size + 10 MiB). Originals are read with pread, 256 KiB at a time, to be
+// for the compressed output, which archives are also read back into (a
+// huge-page mapping the size of the compression bound, touched only as far
+// as an archive goes), an encoder and a decoder with their windows
+// (128 KiB at the default level), so memory is at most about Jobs ×
+// (compressed size + 10 MiB). Originals are read with pread, 256 KiB at a time, to be
 // compressed and compared (their header and footer through a mapping);
 // archives are written and read back with direct I/O where the file
 // system allows (direct.go), bypassing the page cache. Two runs on one directory

@@ -47,17 +47,19 @@ const chunkSize = 256 << 10
 
 // slot is the reusable state of one CPU slot: a stream encoder of its own,
 // the buffer the original is read through, the buffer compressed output
-// goes to, the buffer archives are read back into, and the comparer that
-// verifies them. The output and read-back buffers are huge-page mappings
-// (segment.AllocHuge) outside the Go heap, released by free: a fresh
-// 64 MiB heap buffer costs ~250 ms of page faults on our VMs, as much as
-// compressing a quarter of a segment. Each is touched only as far as the
-// archives it holds go, so a slot costs about two archives of memory.
+// goes to and archives are read back into, and the comparer that verifies
+// them. The output buffer is a huge-page mapping (segment.AllocHuge)
+// outside the Go heap, released by free: a fresh 64 MiB heap buffer costs
+// ~250 ms of page faults on our VMs, as much as compressing a quarter of a
+// segment. It is touched only as far as the archives it holds go. The
+// read-back overwrites it: the encoder's output has been written by then,
+// and readBack fails unless it read the whole file, so none of that output
+// can pass for what the disk returned.
 type slot struct {
-	zw        *zstd.Encoder
-	chunk     []byte
-	enc, back []byte
-	cmp       *segment.ArchiveComparer
+	zw    *zstd.Encoder
+	chunk []byte
+	buf   []byte
+	cmp   *segment.ArchiveComparer
 }
 
 // ensure makes *b a mapping of at least n bytes, replacing a smaller one.
@@ -76,9 +78,8 @@ func ensure(b *[]byte, n int) error {
 }
 
 func (s *slot) free() {
-	_ = segment.Unmap(s.enc)
-	_ = segment.Unmap(s.back)
-	s.enc, s.back = nil, nil
+	_ = segment.Unmap(s.buf)
+	s.buf = nil
 	if s.cmp != nil {
 		s.cmp.Close()
 	}
@@ -102,7 +103,7 @@ func (r *runner) maxArchive(n int64) int {
 	return r.bound.MaxEncodedSize(int(n)) + segment.SummaryFrameSize
 }
 
-// encode compresses the original into s.enc as one zstd frame stating the
+// encode compresses the original into s.buf as one zstd frame stating the
 // original's size, and returns the frame.
 func (s *slot) encode(r *runner, o *original) ([]byte, error) {
 	if s.zw == nil {
@@ -112,10 +113,10 @@ func (s *slot) encode(r *runner, o *original) ([]byte, error) {
 		}
 		s.zw, s.chunk = zw, make([]byte, chunkSize)
 	}
-	if err := ensure(&s.enc, r.maxArchive(o.size)); err != nil {
+	if err := ensure(&s.buf, r.maxArchive(o.size)+2*directAlign); err != nil {
 		return nil, err
 	}
-	w := &boundedWriter{b: s.enc[:0]}
+	w := &boundedWriter{b: s.buf[:0]}
 	s.zw.ResetContentSize(w, o.size)
 	defer s.zw.Reset(nil) // keep no reference to the buffer
 	for off := int64(0); off < o.size; {
@@ -159,10 +160,10 @@ func (r *runner) verify(path string, o *original) error {
 			}
 			s.cmp = c
 		}
-		if err := ensure(&s.back, r.maxArchive(o.size)+2*directAlign); err != nil {
+		if err := ensure(&s.buf, r.maxArchive(o.size)+2*directAlign); err != nil {
 			return err
 		}
-		b, err := readBack(path, s.back)
+		b, err := readBack(path, s.buf)
 		if err != nil {
 			return err
 		}
