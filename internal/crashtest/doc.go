@@ -1,9 +1,9 @@
 // Package crashtest is auditseg's reliability suite: kill loops against the
 // writer library and the `auditseg write` command, simulated power cuts
-// (page by page, from the flushes the writer makes), corruption matrices,
-// disk-full and I/O-error injection, a follower under churn, and hostile
-// input. docs/RELIABILITY.md lists what each test proves and the figures of
-// the last long run.
+// (page by page or sector by sector, from the flushes the writer makes),
+// corruption matrices, disk-full and I/O-error injection, a follower under
+// churn, and hostile input. docs/RELIABILITY.md lists what each test
+// proves and the figures of the last long run.
 //
 // The tests build two child programs with `go build` (crashchild, in this
 // directory, and cmd/auditseg) and kill them with SIGKILL at random instants

@@ -43,9 +43,15 @@ import (
 //     under SyncAlways and SyncInterval no sealed segment's footer or chain
 //     is wrong.
 //
+// The choice is made per 4 KiB page in some images and per 512-byte
+// sector in others: a device whose atomic write unit is a sector may tear
+// a page, leaving part of it old and part new. Committed frames never
+// change once written, so only what no flush had yet made durable can be
+// torn; the frame CRCs must catch it.
+//
 // It fails if SyncAlways returns before flushing, or if msync or fsync
 // coverage goes missing (checked by breaking each once). Not modelled:
-// torn writes inside a page; directory entries (every segment name the
+// tears inside a sector; directory entries (every segment name the
 // writer uses was fsynced into the directory before any record went into
 // it); the order of pages inside one flush beyond the in-progress case, so
 // the seal's records-then-footer order is left to
@@ -163,12 +169,11 @@ func (pc *powerCut) freeze() (map[string][]byte, []flush) {
 
 // cut writes into dst what a power cut may leave of the log in src, given
 // what was durable, the flushes in progress and what the files held at the
-// instant of the cut: for each page, at random, its durable contents (zeros
-// if no flush covered it), or what a flush in progress was writing, or its
-// contents at the cut.
-func cut(t *testing.T, rng *rand.Rand, src, dst string, durable map[string][]byte, inFlight []flush, current map[string][]byte) {
+// instant of the cut: for each unit of bytes (a page, or a sector), at
+// random, its durable contents (zeros if no flush covered it), or what a
+// flush in progress was writing, or its contents at the cut.
+func cut(t *testing.T, rng *rand.Rand, src, dst string, durable map[string][]byte, inFlight []flush, current map[string][]byte, page int) {
 	t.Helper()
-	page := os.Getpagesize()
 	for path, cur := range current {
 		img := make([]byte, len(cur))
 		copy(img, durable[path])
@@ -288,11 +293,15 @@ func powerCutTrial(t *testing.T, mode writer.SyncMode, seed uint64) (int, int) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	const images = 3
+	const images = 4
 	for k := range images {
 		dst := t.TempDir()
-		cut(t, rng, src, dst, frozen, inFlight, current)
-		checkPowerCut(t, fmt.Sprintf("%v trial %d image %d", mode, seed, k), dst, mode, promised, written)
+		unit := 4096 // a page; every other image tears pages at sectors
+		if k%2 == 1 {
+			unit = 512
+		}
+		cut(t, rng, src, dst, frozen, inFlight, current, unit)
+		checkPowerCut(t, fmt.Sprintf("%v trial %d image %d (%d-byte units)", mode, seed, k, unit), dst, mode, promised, written)
 	}
 	return len(promised), images
 }
