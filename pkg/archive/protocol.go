@@ -40,7 +40,8 @@ func (r *runner) do(t task) (out SegmentResult) {
 			if re, ok := p.(runtime.Error); !ok || !isFault(re) {
 				panic(p)
 			}
-			out = fail(fmt.Errorf("%s: changed while it was being archived: %v", t.original, p))
+			// Not the runtime's error: it says "nil pointer dereference".
+			out = fail(fmt.Errorf("%s: changed while it was being archived (truncated?)", t.original))
 		}
 	}()
 	step := func(s Step) {

@@ -7,8 +7,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/auditseg/auditseg/pkg/segment"
 )
@@ -120,8 +124,39 @@ func checkPath(path string, o *Options, buf []byte) *result {
 		return r
 	}
 	defer im.Close()
-	checkImage(im, r, o)
+	checkGuarded(im, r, o)
 	return r
+}
+
+// checkGuarded is checkImage turning a memory fault into an I/O error of
+// the segment. A mapped file that shrinks while it is read (an operator's
+// truncate, a damaged file system) raises SIGBUS on the missing pages,
+// which would kill verify; its report says the file changed while it was
+// read, at which offset, and the exit code is 2, as for any file that
+// cannot be read.
+func checkGuarded(im *segment.Image, r *result, o *Options) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		_, ok := p.(runtime.Error)
+		fault, isFault := p.(interface{ Addr() uintptr })
+		if !ok || !isFault {
+			panic(p)
+		}
+		at := "?"
+		if len(im.Data) > 0 {
+			if off := int64(fault.Addr()) - int64(uintptr(unsafe.Pointer(&im.Data[0]))); off >= 0 && off < int64(len(im.Data)) {
+				at = strconv.FormatInt(off, 10)
+			}
+		}
+		// Not the runtime's error: it says "nil pointer dereference".
+		err := fmt.Errorf("%s: changed while it was read (truncated?): no data at offset %s", im.Path, at)
+		r.rep.State, r.rep.Error, r.ioErr = StateUnreadable, err.Error(), err
+	}()
+	checkImage(im, r, o)
 }
 
 func openImage(path string, buf []byte) (*segment.Image, error) {

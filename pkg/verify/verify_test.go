@@ -533,3 +533,33 @@ func TestLargeSegmentDigest(t *testing.T) {
 		}
 	}
 }
+
+// A mapped segment file that shrinks while it is checked raises SIGBUS on
+// the pages that went away; verify reports the file as unreadable, naming
+// it and the offset, instead of dying.
+func TestFileTruncatedWhileChecked(t *testing.T) {
+	l := newTestLog(t)
+	s := l.sealed(300)
+	im, err := segment.OpenImage(s.path) // mapped, as an unsealed or --quick check would be
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	if err := os.Truncate(s.path, 4096); err != nil {
+		t.Fatal(err)
+	}
+	o := Options{}.withDefaults()
+	r := newResult(s.path, &o)
+	checkGuarded(im, r, &o)
+	if r.rep.State != StateUnreadable || r.ioErr == nil {
+		t.Fatalf("state %q, error %v; want unreadable with an error", r.rep.State, r.ioErr)
+	}
+	msg := r.ioErr.Error()
+	var off int64
+	if _, rest, ok := strings.Cut(msg, "no data at offset "); ok {
+		fmt.Sscan(rest, &off)
+	}
+	if !strings.Contains(msg, s.path) || !strings.Contains(msg, "changed while it was read") || off < 4096 || off >= testSize {
+		t.Fatalf("error %q should name the file and an offset past the new end, 4096", msg)
+	}
+}
