@@ -262,6 +262,13 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 			return withCode(exitUsage, err)
 		}
 	}
+	// An empty log prints nothing, rightly; but so does a mistyped
+	// directory. (A follower waits for a writer to start: no warning.)
+	if !printed && !f.follow {
+		if l, err := segment.List(dir); err == nil && len(l.Segments) == 0 {
+			fmt.Fprintf(stderr, "auditseg tail: warning: %s holds no segment files\n", dir)
+		}
+	}
 	if err := r.Err(); err != nil && !(errors.Is(err, ctx.Err()) && ctx.Err() != nil) {
 		return withCode(exitUsage, err)
 	}

@@ -358,6 +358,25 @@ func TestTailCursorResume(t *testing.T) {
 
 // TestTailSegmentFile: tail reads one segment file, or its archive, given
 // as the path.
+// tail of a directory without segment files prints nothing and exits 0,
+// as for an empty log, and says on stderr that the directory holds no
+// segment files; a log with records gets no such warning.
+func TestTailWarnsOfEmptyDirectory(t *testing.T) {
+	empty := t.TempDir()
+	out, errOut, code := execute(t, nil, "tail", "-n", "+1", empty)
+	if code != 0 || out != "" || !strings.Contains(errOut, empty+" holds no segment files") {
+		t.Errorf("empty directory: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	dir := filepath.Join(t.TempDir(), "log")
+	if _, errOut, code := execute(t, []byte("a\nb\n"), "write", "-q", dir); code != 0 {
+		t.Fatalf("write: exit %d: %s", code, errOut)
+	}
+	out, errOut, code = execute(t, nil, "tail", dir)
+	if code != 0 || out != "a\nb\n" || errOut != "" {
+		t.Errorf("a log: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
 func TestTailSegmentFile(t *testing.T) {
 	dir := t.TempDir()
 	pos := timedLog(t, dir, 3000, time.Unix(1_700_000_000, 0))
