@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -44,6 +45,10 @@ Exit codes: 0 the file was dumped (damaged or not; use verify to judge it);
 			}
 			defer in.Close()
 			if err := writeInspect(cmd.OutOrStdout(), in, f); err != nil {
+				var re readError
+				if errors.As(err, &re) {
+					return withCode(exitUsage, re.err)
+				}
 				return withCode(exitUsage, fmt.Errorf("write output: %w", err))
 			}
 			return nil
@@ -55,6 +60,12 @@ Exit codes: 0 the file was dumped (damaged or not; use verify to judge it);
 	fl.IntVar(&f.hexMax, "hex-max", 4096, "bytes of each slot shown by --hex (the rest is counted)")
 	return c
 }
+
+// readError is a failure to read the segment while it was being dumped,
+// as opposed to a failure to write the output.
+type readError struct{ err error }
+
+func (e readError) Error() string { return e.err.Error() }
 
 func writeInspect(out io.Writer, in *verify.Inspection, f inspectFlags) error {
 	w := &errWriter{w: out}
@@ -80,7 +91,7 @@ func writeInspect(out io.Writer, in *verify.Inspection, f inspectFlags) error {
 	}
 	w.printf("\n%-8s %-9s %-5s %10s %10s  %-9s %-3s  %-30s  %s\n", "OFFSET", "SLOT", "TYPE", "LENGTH", "BYTES", "STATE", "CRC", "TIME", "PAYLOAD / REASON")
 	counts := map[string]int{}
-	in.Slots(func(s verify.Slot) bool {
+	serr := in.Slots(func(s verify.Slot) bool {
 		counts[s.Kind]++
 		typ, length, state, ts, detail := "-", "-", "-", "-", ""
 		switch s.Kind {
@@ -107,6 +118,9 @@ func writeInspect(out io.Writer, in *verify.Inspection, f inspectFlags) error {
 		}
 		return w.err == nil
 	})
+	if serr != nil && w.err == nil {
+		return readError{serr} // the file shrank: what follows is gone too
+	}
 	var parts []string
 	for _, k := range []string{verify.SlotData, verify.SlotPad, verify.SlotEnd, verify.SlotReserved, verify.SlotGap, verify.SlotTorn, verify.SlotGarbage} {
 		if counts[k] > 0 {

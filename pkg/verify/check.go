@@ -129,12 +129,20 @@ func checkPath(path string, o *Options, buf []byte) *result {
 }
 
 // checkGuarded is checkImage turning a memory fault into an I/O error of
-// the segment. A mapped file that shrinks while it is read (an operator's
-// truncate, a damaged file system) raises SIGBUS on the missing pages,
-// which would kill verify; its report says the file changed while it was
-// read, at which offset, and the exit code is 2, as for any file that
-// cannot be read.
+// the segment (see guardMapped): the report says the file changed while it
+// was read, and the exit code is 2, as for any file that cannot be read.
 func checkGuarded(im *segment.Image, r *result, o *Options) {
+	if err := guardMapped(im, func() { checkImage(im, r, o) }); err != nil {
+		r.rep.State, r.rep.Error, r.ioErr = StateUnreadable, err.Error(), err
+	}
+}
+
+// guardMapped runs fn, which reads im.Data, turning a memory fault into an
+// error naming the file and the offset that had no data. A mapped file
+// that shrinks while it is read (an operator's truncate, a damaged file
+// system) raises SIGBUS on the missing pages, which would kill the
+// process.
+func guardMapped(im *segment.Image, fn func()) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		p := recover()
@@ -153,10 +161,10 @@ func checkGuarded(im *segment.Image, r *result, o *Options) {
 			}
 		}
 		// Not the runtime's error: it says "nil pointer dereference".
-		err := fmt.Errorf("%s: changed while it was read (truncated?): no data at offset %s", im.Path, at)
-		r.rep.State, r.rep.Error, r.ioErr = StateUnreadable, err.Error(), err
+		err = fmt.Errorf("%s: changed while it was read (truncated?): no data at offset %s", im.Path, at)
 	}()
-	checkImage(im, r, o)
+	fn()
+	return nil
 }
 
 func openImage(path string, buf []byte) (*segment.Image, error) {

@@ -48,7 +48,9 @@ func FuzzVerify(f *testing.F) {
 			t.Fatal(err)
 		}
 		slots := 0
-		in.Slots(func(Slot) bool { slots++; return true })
+		if err := in.Slots(func(Slot) bool { slots++; return true }); err != nil {
+			t.Fatal(err)
+		}
 		in.Close()
 		runtime.ReadMemStats(&after)
 		if grown := after.TotalAlloc - before.TotalAlloc; grown > 8<<20 {

@@ -113,11 +113,17 @@ func (in *Inspection) Unsealed() bool { return errors.Is(in.FooterErr, segment.E
 
 // Slots calls fn for every slot of the record area until fn returns false.
 // It does nothing when the header is unusable and the file name gives no
-// sequence to check frames with.
-func (in *Inspection) Slots(fn func(Slot) bool) {
+// sequence to check frames with. The error says the file shrank while it
+// was read, through Slots or through the slots' Bytes in fn (the file is
+// mapped).
+func (in *Inspection) Slots(fn func(Slot) bool) error {
 	if !in.walkable {
-		return
+		return nil
 	}
+	return guardMapped(in.im, func() { in.slots(fn) })
+}
+
+func (in *Inspection) slots(fn func(Slot) bool) {
 	img := in.im.Data
 	limit := segment.RecordLimit(int64(len(img)))
 	endAt, stopped := int64(-1), false
