@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"errors"
 	"path/filepath"
 	"strings"
@@ -32,8 +33,9 @@ type Inspection struct {
 	// after the compressed frame) is damaged or does not match.
 	SummaryErr error
 
-	im       *segment.Image
-	walkable bool
+	im             *segment.Image
+	walkable       bool
+	header, footer []byte // copies
 }
 
 // Slot kinds, in the order a segment holds them.
@@ -72,38 +74,45 @@ func Inspect(path string) (*Inspection, error) {
 		return nil, err
 	}
 	in := &Inspection{Path: path, Archived: im.Archived, FileSize: im.FileSize, Header: im.Header,
-		HeaderErr: im.HeaderErr, Seq: im.Header.Seq, SummaryErr: im.CheckSummary(), im: im}
-	hdr := im.Header
-	if im.HeaderErr == nil {
-		in.CheckErr = im.Check()
-		in.walkable = true
-		in.Footer, in.FooterErr = im.Footer()
-	} else if seq, _, ok := segment.ParseName(filepath.Base(path)); ok && segment.ValidSize(int64(len(im.Data))) == nil {
-		in.Seq, in.SeqFromName, in.walkable = seq, true, true
-		hdr = segment.Header{Seq: seq, Size: int64(len(im.Data))}
-		in.Footer, in.FooterErr = segment.DecodeFooter(im.Data, hdr)
-		in.FooterErr = segment.WithPath(in.FooterErr, path)
-	} else {
-		in.FooterErr = im.HeaderErr
+		HeaderErr: im.HeaderErr, Seq: im.Header.Seq, im: im}
+	if err := guardMapped(im, in.decode); err != nil {
+		im.Close()
+		return nil, err
 	}
 	return in, nil
 }
 
-// HeaderBytes and FooterBytes return the raw header and footer (nil when
-// the file is too short to hold them).
-func (in *Inspection) HeaderBytes() []byte {
-	if len(in.im.Data) < segment.HeaderSize {
-		return nil
+// decode reads the footer, the summary and the checks from the image, and
+// keeps copies of the raw header and footer, so that nothing but Slots
+// reads the mapping afterwards.
+func (in *Inspection) decode() {
+	im := in.im
+	in.SummaryErr = im.CheckSummary()
+	if im.HeaderErr == nil {
+		in.CheckErr = im.Check()
+		in.walkable = true
+		in.Footer, in.FooterErr = im.Footer()
+	} else if seq, _, ok := segment.ParseName(filepath.Base(in.Path)); ok && segment.ValidSize(int64(len(im.Data))) == nil {
+		in.Seq, in.SeqFromName, in.walkable = seq, true, true
+		hdr := segment.Header{Seq: seq, Size: int64(len(im.Data))}
+		in.Footer, in.FooterErr = segment.DecodeFooter(im.Data, hdr)
+		in.FooterErr = segment.WithPath(in.FooterErr, in.Path)
+	} else {
+		in.FooterErr = im.HeaderErr
 	}
-	return in.im.Data[:segment.HeaderSize]
+	if len(im.Data) >= segment.HeaderSize {
+		in.header = bytes.Clone(im.Data[:segment.HeaderSize])
+	}
+	if in.walkable {
+		in.footer = bytes.Clone(im.Data[len(im.Data)-segment.FooterSize:])
+	}
 }
 
-func (in *Inspection) FooterBytes() []byte {
-	if !in.walkable {
-		return nil
-	}
-	return in.im.Data[len(in.im.Data)-segment.FooterSize:]
-}
+// HeaderBytes and FooterBytes return the raw header and footer (nil when
+// the file is too short to hold them).
+func (in *Inspection) HeaderBytes() []byte { return in.header }
+
+func (in *Inspection) FooterBytes() []byte { return in.footer }
 
 // Sealed reports whether the footer decodes.
 func (in *Inspection) Sealed() bool { return in.FooterErr == nil }
