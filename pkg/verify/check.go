@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -254,24 +255,42 @@ func checkImage(im *segment.Image, r *result, o *Options) {
 		r.rep.State = StateDamaged
 	}
 
-	var digest chan [segment.DigestSize]byte
+	type digested struct {
+		d   [segment.DigestSize]byte
+		err error
+	}
+	var digest chan digested
 	if r.sealed && !o.Quick && len(im.Data) >= parallelDigest {
 		// BLAKE3 and the frame CRCs cost about the same: hash on another
 		// core while walking, so one large segment takes half the time.
-		digest = make(chan [segment.DigestSize]byte, 1)
-		go func() { digest <- segment.Digest(r.footer.PrevDigest, im.Data, r.footer.EndOffset) }()
+		// That goroutine needs its own fault guard (a mapped file may
+		// shrink): checkGuarded's covers only this one. And it must be
+		// done before the image is unmapped, even when a fault here ends
+		// the walk early: hence the Wait, deferred.
+		digest = make(chan digested, 1)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Go(func() {
+			var d digested
+			d.err = guardMapped(im, func() { d.d = segment.Digest(r.footer.PrevDigest, im.Data, r.footer.EndOffset) })
+			digest <- d
+		})
 	}
 	if !o.Quick || !r.sealed {
 		c.walk()
 	}
 	if r.sealed {
-		var d [segment.DigestSize]byte
+		var d digested
 		if digest != nil {
 			d = <-digest
 		} else if !o.Quick {
-			d = segment.Digest(r.footer.PrevDigest, im.Data, r.footer.EndOffset)
+			d.d = segment.Digest(r.footer.PrevDigest, im.Data, r.footer.EndOffset)
 		}
-		c.checkSealed(d)
+		if d.err != nil {
+			r.rep.State, r.rep.Error, r.ioErr = StateUnreadable, d.err.Error(), d.err
+			return
+		}
+		c.checkSealed(d.d)
 	}
 }
 
