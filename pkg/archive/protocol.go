@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"unsafe"
 
 	"github.com/auditseg/auditseg/pkg/segment"
 	"golang.org/x/sys/unix"
@@ -34,11 +35,12 @@ func (r *runner) do(t task) (out SegmentResult) {
 	// touching the missing pages raises SIGBUS, which would kill the whole
 	// run. It fails this segment instead, before any archive of it exists
 	// (the mapped reads come before the temporary file is created).
+	var mapped []byte // the original's image, once open
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if p := recover(); p != nil {
-			if re, ok := p.(runtime.Error); !ok || !isFault(re) {
-				panic(p)
+			if re, ok := p.(runtime.Error); !ok || !faultIn(re, mapped) {
+				panic(p) // not the mapping: a bug, not a file that shrank
 			}
 			// Not the runtime's error: it says "nil pointer dereference".
 			out = fail(fmt.Errorf("%s: changed while it was being archived (truncated?)", t.original))
@@ -58,6 +60,7 @@ func (r *runner) do(t task) (out SegmentResult) {
 		return fail(err)
 	}
 	defer im.Close()
+	mapped = im.Data
 	// The plan is a snapshot: check again what made the segment eligible.
 	if err := im.Check(); err != nil {
 		return fail(err)
@@ -227,11 +230,15 @@ func (r *runner) resolve(t task, o *original, f segment.Footer, step func(Step))
 	return false, nil
 }
 
-// isFault reports whether a runtime panic is a memory fault raised because
-// of SetPanicOnFault (they carry the faulting address).
-func isFault(e runtime.Error) bool {
-	_, ok := e.(interface{ Addr() uintptr })
-	return ok
+// faultIn reports whether a runtime panic is a memory fault (raised
+// because of SetPanicOnFault; it carries the faulting address) inside m.
+func faultIn(e runtime.Error, m []byte) bool {
+	f, ok := e.(interface{ Addr() uintptr })
+	if !ok || len(m) == 0 {
+		return false
+	}
+	base := uintptr(unsafe.Pointer(&m[0]))
+	return f.Addr() >= base && f.Addr()-base < uintptr(len(m))
 }
 
 // renameNoReplace renames oldp to newp, failing if newp exists: an archive

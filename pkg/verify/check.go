@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -152,17 +151,15 @@ func guardMapped(im *segment.Image, fn func()) (err error) {
 		}
 		_, ok := p.(runtime.Error)
 		fault, isFault := p.(interface{ Addr() uintptr })
-		if !ok || !isFault {
-			panic(p)
+		off := int64(-1)
+		if isFault && len(im.Data) > 0 {
+			off = int64(fault.Addr()) - int64(uintptr(unsafe.Pointer(&im.Data[0])))
 		}
-		at := "?"
-		if len(im.Data) > 0 {
-			if off := int64(fault.Addr()) - int64(uintptr(unsafe.Pointer(&im.Data[0]))); off >= 0 && off < int64(len(im.Data)) {
-				at = strconv.FormatInt(off, 10)
-			}
+		if !ok || off < 0 || off >= int64(len(im.Data)) {
+			panic(p) // not the mapping: a bug, not a file that shrank
 		}
 		// Not the runtime's error: it says "nil pointer dereference".
-		err = fmt.Errorf("%s: changed while it was read (truncated?): no data at offset %s", im.Path, at)
+		err = fmt.Errorf("%s: changed while it was read (truncated?): no data at offset %d", im.Path, off)
 	}()
 	fn()
 	return nil
