@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"runtime/debug"
-	"unsafe"
 
 	"github.com/auditseg/auditseg/pkg/segment"
 	"golang.org/x/sys/unix"
@@ -39,7 +37,7 @@ func (r *runner) do(t task) (out SegmentResult) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if p := recover(); p != nil {
-			if re, ok := p.(runtime.Error); !ok || !faultIn(re, mapped) {
+			if _, ok := segment.FaultOffset(p, mapped); !ok {
 				panic(p) // not the mapping: a bug, not a file that shrank
 			}
 			// Not the runtime's error: it says "nil pointer dereference".
@@ -228,17 +226,6 @@ func (r *runner) resolve(t task, o *original, f segment.Footer, step func(Step))
 	}
 	step(StepArchiveRemoved)
 	return false, nil
-}
-
-// faultIn reports whether a runtime panic is a memory fault (raised
-// because of SetPanicOnFault; it carries the faulting address) inside m.
-func faultIn(e runtime.Error, m []byte) bool {
-	f, ok := e.(interface{ Addr() uintptr })
-	if !ok || len(m) == 0 {
-		return false
-	}
-	base := uintptr(unsafe.Pointer(&m[0]))
-	return f.Addr() >= base && f.Addr()-base < uintptr(len(m))
 }
 
 // renameNoReplace renames oldp to newp, failing if newp exists: an archive

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -134,7 +133,7 @@ func (r *Reader) refill() bool {
 func (r *Reader) walk(c *seg, mode segment.WalkMode, probe bool) (stop segment.Event, ok bool) {
 	stop.Kind = noStop
 	if !probe {
-		err := guard(func() { r.evs, _ = c.img.WalkBatch(c.off, mode, r.evs[:0]) })
+		err := guard(c.img.Data, func() { r.evs, _ = c.img.WalkBatch(c.off, mode, r.evs[:0]) })
 		if n := len(r.evs); err == nil && n > 0 && r.evs[n-1].Kind.Ends() {
 			stop, r.evs = r.evs[n-1], r.evs[:n-1]
 		}
@@ -145,7 +144,7 @@ func (r *Reader) walk(c *seg, mode segment.WalkMode, probe bool) (stop segment.E
 		r.faulted(c, err)
 		return stop, false
 	}
-	err := guard(func() {
+	err := guard(c.img.Data, func() {
 		c.img.Walk(c.off, mode, func(ev segment.Event) bool {
 			switch ev.Kind {
 			case segment.EvEnd, segment.EvPending, segment.EvTail:
@@ -176,17 +175,17 @@ func (r *Reader) faulted(c *seg, err error) {
 	}
 }
 
-// guard runs f turning a memory fault on a mapping (SIGBUS when a mapped
-// file shrinks) into an error instead of a crash.
-func guard(f func()) (err error) {
+// guard runs f, which reads the mapping m, turning a memory fault in m
+// (SIGBUS when a mapped file shrinks) into an error instead of a crash.
+// Any other fault, a nil pointer included, is a bug and still panics.
+func guard(m []byte, f func()) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if p := recover(); p != nil {
-			re, isRuntime := p.(runtime.Error)
-			if _, isFault := p.(interface{ Addr() uintptr }); !isRuntime || !isFault {
-				panic(p)
+			if _, ok := segment.FaultOffset(p, m); !ok {
+				panic(p) // not the mapping: a bug, not a file that shrank
 			}
-			err = re
+			err = p.(error)
 		}
 	}()
 	f()
@@ -288,7 +287,7 @@ func (r *Reader) atTail(c *seg) bool {
 // later segment appeared.
 func (r *Reader) unpark(c *seg) bool {
 	var l int32
-	if err := guard(func() { l = segment.LoadLength(c.img.Data, c.off) }); err != nil || l != 0 {
+	if err := guard(c.img.Data, func() { l = segment.LoadLength(c.img.Data, c.off) }); err != nil || l != 0 {
 		c.parked = false
 		return true
 	}
@@ -485,7 +484,7 @@ func (r *Reader) applySeek(c *seg, st Start) {
 	off := st.pos.Offset
 	if off >= segment.HeaderSize && off < segment.RecordLimit(int64(len(c.img.Data))) {
 		var f segment.Frame
-		if guard(func() { f = segment.DecodeFrame(c.img.Data, c.img.Header.Seq, off) }) == nil && f.State == segment.Committed {
+		if guard(c.img.Data, func() { f = segment.DecodeFrame(c.img.Data, c.img.Header.Seq, off) }) == nil && f.State == segment.Committed {
 			if st.kind == startAfter {
 				off += f.Extent
 			}

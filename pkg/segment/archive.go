@@ -344,19 +344,11 @@ func (a *archiveFile) guard(fn func() error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			re, ok := r.(runtime.Error)
-			if !ok || !isFault(re) {
-				panic(r)
+			if _, ok := FaultOffset(r, a.m); !ok {
+				panic(r) // not the mapping: a bug, not a file that shrank
 			}
-			err = fmt.Errorf("%s: archive changed while it was read: %v", a.path, re)
+			err = fmt.Errorf("%s: archive changed while it was read (truncated?)", a.path)
 		}
 	}()
 	return fn()
-}
-
-// isFault reports whether a runtime panic is a memory fault raised because
-// of SetPanicOnFault (they carry the faulting address).
-func isFault(e runtime.Error) bool {
-	_, ok := e.(interface{ Addr() uintptr })
-	return ok
 }

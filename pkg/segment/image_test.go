@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -287,5 +288,47 @@ func TestReadImage(t *testing.T) {
 	if f, err := again.Reopen(); err == nil {
 		f.Close()
 		t.Fatal("Reopen opened a file that replaced the one read")
+	}
+}
+
+var faultSink byte // a load the compiler cannot drop
+
+// FaultOffset tells a fault inside a mapping whose file shrank (with its
+// offset) from any other fault, such as a nil pointer dereference.
+func TestFaultOffset(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, make([]byte, 64<<10), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := MapFile(f, 64<<10, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Unmap(m)
+	if err := os.Truncate(path, 4096); err != nil {
+		t.Fatal(err)
+	}
+	recovered := func(fn func()) (p any) {
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer func() { p = recover() }()
+		fn()
+		return nil
+	}
+	p := recovered(func() { faultSink = m[40000] })
+	if off, ok := FaultOffset(p, m); !ok || off != 40000 {
+		t.Errorf("fault past the new end: FaultOffset = %d, %v; want 40000, true (panic %v)", off, ok, p)
+	}
+	var nilp *int
+	p = recovered(func() { _ = *nilp })
+	if _, ok := FaultOffset(p, m); ok || p == nil {
+		t.Errorf("nil pointer dereference counted as a fault in the mapping (panic %v)", p)
+	}
+	if _, ok := FaultOffset("not a fault", m); ok {
+		t.Error("a plain panic value counted as a fault")
 	}
 }

@@ -3,6 +3,7 @@ package segment
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -92,4 +93,24 @@ func Unmap(m []byte) error {
 		return nil
 	}
 	return unix.MunmapPtr(unsafe.Pointer(unsafe.SliceData(m)), uintptr(len(m)))
+}
+
+// FaultOffset reports whether r, a value recovered from a panic under
+// debug.SetPanicOnFault, is a memory fault inside m, and at which offset.
+// Such a fault is what a mapped file that shrank raises (SIGBUS on the
+// pages that went away); any other fault, a nil pointer included, is a
+// bug that the caller must panic with again.
+func FaultOffset(r any, m []byte) (int64, bool) {
+	if _, ok := r.(runtime.Error); !ok || len(m) == 0 {
+		return 0, false
+	}
+	f, ok := r.(interface{ Addr() uintptr })
+	if !ok {
+		return 0, false
+	}
+	base := uintptr(unsafe.Pointer(&m[0]))
+	if f.Addr() < base || f.Addr()-base >= uintptr(len(m)) {
+		return 0, false
+	}
+	return int64(f.Addr() - base), true
 }

@@ -7,12 +7,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/auditseg/auditseg/pkg/segment"
 )
@@ -149,13 +147,8 @@ func guardMapped(im *segment.Image, fn func()) (err error) {
 		if p == nil {
 			return
 		}
-		_, ok := p.(runtime.Error)
-		fault, isFault := p.(interface{ Addr() uintptr })
-		off := int64(-1)
-		if isFault && len(im.Data) > 0 {
-			off = int64(fault.Addr()) - int64(uintptr(unsafe.Pointer(&im.Data[0])))
-		}
-		if !ok || off < 0 || off >= int64(len(im.Data)) {
+		off, ok := segment.FaultOffset(p, im.Data)
+		if !ok {
 			panic(p) // not the mapping: a bug, not a file that shrank
 		}
 		// Not the runtime's error: it says "nil pointer dereference".
