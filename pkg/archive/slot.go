@@ -62,18 +62,21 @@ type slot struct {
 	cmp   *segment.ArchiveComparer
 }
 
-// ensure makes *b a mapping of at least n bytes, replacing a smaller one.
-func ensure(b *[]byte, n int) error {
-	if len(*b) >= n {
+// ensureBuf makes s.buf a mapping large enough for the archive of an
+// n-byte segment, read back with direct I/O (rounded up to directAlign),
+// replacing a smaller one.
+func (s *slot) ensureBuf(r *runner, n int64) error {
+	size := r.maxArchive(n) + 2*directAlign
+	if len(s.buf) >= size {
 		return nil
 	}
-	_ = segment.Unmap(*b)
-	*b = nil
-	m, err := segment.AllocHuge(n)
+	_ = segment.Unmap(s.buf)
+	s.buf = nil
+	m, err := segment.AllocHuge(size)
 	if err != nil {
 		return err
 	}
-	*b = m
+	s.buf = m
 	return nil
 }
 
@@ -113,7 +116,7 @@ func (s *slot) encode(r *runner, o *original) ([]byte, error) {
 		}
 		s.zw, s.chunk = zw, make([]byte, chunkSize)
 	}
-	if err := ensure(&s.buf, r.maxArchive(o.size)+2*directAlign); err != nil {
+	if err := s.ensureBuf(r, o.size); err != nil {
 		return nil, err
 	}
 	w := &boundedWriter{b: s.buf[:0]}
@@ -160,7 +163,7 @@ func (r *runner) verify(path string, o *original) error {
 			}
 			s.cmp = c
 		}
-		if err := ensure(&s.buf, r.maxArchive(o.size)+2*directAlign); err != nil {
+		if err := s.ensureBuf(r, o.size); err != nil {
 			return err
 		}
 		b, err := readBack(path, s.buf)
