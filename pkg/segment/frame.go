@@ -263,29 +263,6 @@ func frameIn(f *Frame, win []byte, base, size int64, off int64) (covered []byte,
 	return covered, true
 }
 
-// dataFrameIn is frameIn's path for the slot ScanDataIn meets nearly
-// always, a DATA frame wholly in the window, with the same checks in a
-// form the compiler keeps small: it sets only the fields ScanDataIn uses
-// (Length, Type, Time, CRC) and returns the covered bytes, or returns nil
-// for anything else, which frameIn then judges. dataLimit is
-// DataLimit(size).
-func dataFrameIn(f *Frame, win []byte, base, dataLimit int64, off int64) []byte {
-	i := off - base
-	if i < 0 || i > int64(len(win))-FrameHeaderSize || off < HeaderSize || off%Alignment != 0 {
-		return nil
-	}
-	l := int64(LoadLength(win, i)) // as frameIn: the commit word first
-	h := win[i : i+FrameHeaderSize]
-	// Type DATA, flags and reserved bytes zero: one 32-bit compare.
-	if le.Uint32(h[8:]) != uint32(TypeData) || int64(int32(le.Uint32(h[12:]))) != l ||
-		l < FrameHeaderSize || off+Align(l) > dataLimit || i+l > int64(len(win)) {
-		return nil
-	}
-	f.Offset, f.Length, f.Type = off, int32(l), TypeData
-	f.Time, f.CRC = int64(le.Uint64(h[16:])), le.Uint32(h[4:])
-	return win[i+8 : i+l]
-}
-
 // commit completes a frame whose CRC matched covered (from frameIn).
 func (f *Frame) commit(covered []byte) {
 	f.State = Committed

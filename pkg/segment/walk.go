@@ -306,6 +306,16 @@ func nextNonZero(img []byte, off, limit int64) int64 {
 
 var zeroBlock [4096]byte
 
+// PaddingZero reports whether the alignment padding after a record ending
+// at end (the bytes up to the next multiple of Alignment, all in the word
+// before it) is zero. It is false, never a panic, when that word is not
+// in img; ZeroFrom then says where. Small enough to inline: verify calls
+// it for every record.
+func PaddingZero(img []byte, end int64) bool {
+	w := end &^ (Alignment - 1)
+	return end == w || w >= 0 && w <= int64(len(img))-8 && le.Uint64(img[w:w+8])>>(8*(end-w)) == 0
+}
+
 // ZeroFrom reports the first offset in [from, limit) holding a non-zero
 // byte, or limit. verify uses it to find bytes after the END frame and in
 // the padding after a payload. from and limit need not be aligned.
@@ -366,23 +376,38 @@ func ScanDataIn(win []byte, base, size int64, seq uint64, from, to int64, fn fun
 	// then the three CRCs, then the frames handed on in order up to the
 	// first mismatch, where the scan stops (and Walk reports it).
 	var (
-		fs   [3]Frame
 		offs [3]int64
 		cov  [3][]byte
+		crcs [3]uint32
+		ts   [3]int64
+		data [3]bool
+		f    Frame // a frame off the DATA path (dataFrameIn)
 	)
 	off, dataLimit := from, DataLimit(size)
 	for off < to {
 		n, next := 0, off
-		for n < len(fs) && next < to {
-			c := dataFrameIn(&fs[n], win, base, dataLimit, next)
-			if c == nil {
-				c, _ = frameIn(&fs[n], win, base, size, next)
+		for n < len(offs) && next < to {
+			// The slot met nearly always, a DATA frame wholly in the
+			// window, is checked here, in line, as frameIn would check
+			// it; anything else goes to frameIn.
+			if i := next - base; i >= 0 && i <= int64(len(win))-FrameHeaderSize && next >= HeaderSize && next%Alignment == 0 {
+				l := int64(LoadLength(win, i)) // as frameIn: the commit word first
+				h := win[i : i+FrameHeaderSize]
+				// Type DATA, flags and reserved bytes zero: one 32-bit compare.
+				if le.Uint32(h[8:]) == uint32(TypeData) && int64(int32(le.Uint32(h[12:]))) == l &&
+					l >= FrameHeaderSize && next+Align(l) <= dataLimit && i+l <= int64(len(win)) {
+					offs[n], cov[n], crcs[n], ts[n], data[n] = next, win[i+8:i+l], le.Uint32(h[4:]), int64(le.Uint64(h[16:])), true
+					next += Align(l)
+					n++
+					continue
+				}
 			}
-			if c == nil || fs[n].Type == TypeEnd {
+			c, _ := frameIn(&f, win, base, size, next)
+			if c == nil || f.Type == TypeEnd {
 				break
 			}
-			offs[n], cov[n] = next, c
-			next += Align(int64(fs[n].Length))
+			offs[n], cov[n], crcs[n], ts[n], data[n] = next, c, f.CRC, f.Time, f.Type == TypeData
+			next += Align(int64(f.Length))
 			n++
 		}
 		if n == 0 {
@@ -390,12 +415,11 @@ func ScanDataIn(win []byte, base, size int64, seq uint64, from, to int64, fn fun
 		}
 		sums := frameCRCs(seed, &offs, &cov, n)
 		for i := range n {
-			f := &fs[i]
-			if sums[i] != f.CRC {
+			if sums[i] != crcs[i] {
 				return offs[i]
 			}
-			if f.Type == TypeData {
-				fn(offs[i], f.Time, cov[i][FrameHeaderSize-8:])
+			if data[i] {
+				fn(offs[i], ts[i], cov[i][FrameHeaderSize-8:])
 			}
 		}
 		off = next

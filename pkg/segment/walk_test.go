@@ -284,3 +284,34 @@ func TestZeroFromLong(t *testing.T) {
 		img[at] = 0
 	}
 }
+
+// TestPaddingZero: PaddingZero agrees with ZeroFrom over the padding of a
+// record ending at every offset of a few words, with a non-zero byte at
+// every place, and is false (not a panic) when the word is not in img.
+func TestPaddingZero(t *testing.T) {
+	img := make([]byte, 64)
+	for at := -1; at < len(img); at++ {
+		if at >= 0 {
+			img[at] = 1
+		}
+		for end := int64(0); end <= int64(len(img)); end++ {
+			ext := Align(end)
+			want := ZeroFrom(img, end, ext) == ext
+			if got := PaddingZero(img, end); got != want {
+				t.Fatalf("byte at %d, end %d: PaddingZero = %v, ZeroFrom says %v", at, end, got, want)
+			}
+		}
+		if at >= 0 {
+			img[at] = 0
+		}
+	}
+	for _, end := range []int64{-9, -1, 65, 1<<62 + 3, 1<<63 - 1} {
+		if PaddingZero(img, end) {
+			t.Fatalf("PaddingZero(%d) outside a 64-byte image = true", end)
+		}
+	}
+	// An aligned end has no padding, wherever it is.
+	if !PaddingZero(nil, 0) || !PaddingZero(img, 1<<62) {
+		t.Fatal("PaddingZero of an aligned end = false")
+	}
+}

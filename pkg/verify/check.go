@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -89,8 +90,12 @@ type checker struct {
 	// torn regions seen by the walk, to tell "END is torn" from "no END".
 	tornAt []span
 
-	records          uint64
+	records uint64
+	// minTime and maxTime are the records' extremes, once records > 0.
 	minTime, maxTime int64
+	// tsLo and tsHi bound the timestamps data passes without a closer
+	// look (timeBounds).
+	tsLo, tsHi int64
 }
 
 type span struct{ off, n int64 }
@@ -184,7 +189,7 @@ func newResult(path string, o *Options) *result {
 func checkImage(im *segment.Image, r *result, o *Options) {
 	r.rep.Archived = r.rep.Archived || im.Archived
 	r.rep.FileBytes, r.rep.Bytes = im.FileSize, int64(len(im.Data))
-	c := &checker{o: o, r: r, img: im.Data, valid: im.Valid()}
+	c := &checker{o: o, r: r, img: im.Data, valid: im.Valid(), minTime: math.MaxInt64, maxTime: math.MinInt64}
 	hdr := im.Header
 	if im.HeaderErr != nil {
 		f := findingFromErr(Torn, im.Path, r.rep.Seq, im.HeaderErr)
@@ -288,6 +293,7 @@ func checkImage(im *segment.Image, r *result, o *Options) {
 func (c *checker) walk() {
 	r := c.r
 	r.walked = true
+	c.timeBounds()
 	frames := 0 // frames met, counted loosely: only whether any were matters
 	limit := segment.RecordLimit(int64(len(c.img)))
 	// WalkBatch decodes the events in place; a callback would be handed a
@@ -376,18 +382,35 @@ func (c *checker) torn(ev *segment.Event, limit int64) {
 }
 
 // data checks what the CRC cannot: the record's alignment padding and its
-// timestamp, and tallies the footer's fields.
+// timestamp, and tallies the footer's fields. It runs for every record, so
+// it is kept small enough to be inlined into the scan's callback: the
+// findings are made out of line, in dataFindings.
 func (c *checker) data(off, length, ts int64) {
-	if c.records == 0 || ts < c.minTime {
-		c.minTime = ts
-	}
-	if c.records == 0 || ts > c.maxTime {
-		c.maxTime = ts
-	}
 	c.records++
-	end, ext := off+length, off+segment.Align(length)
+	c.minTime, c.maxTime = min(c.minTime, ts), max(c.maxTime, ts)
 	// The CRC stops at the record's end; the padding up to the next frame
 	// is zero when written and is covered only by the digest.
+	if ts < c.tsLo || ts > c.tsHi || !segment.PaddingZero(c.img, off+length) {
+		c.dataFindings(off, length, ts)
+	}
+}
+
+// timeBounds sets the range of record timestamps that data accepts
+// without a look at dataFindings: all of them unless Options.TimeTolerance
+// and the header say otherwise.
+func (c *checker) timeBounds() {
+	c.tsLo, c.tsHi = math.MinInt64, math.MaxInt64
+	if tol := c.o.TimeTolerance; tol >= 0 && c.known {
+		c.tsLo = c.created - int64(tol)
+		if c.r.sealed {
+			c.tsHi = c.r.footer.SealedAt + int64(tol)
+		}
+	}
+}
+
+//go:noinline
+func (c *checker) dataFindings(off, length, ts int64) {
+	end, ext := off+length, off+segment.Align(length)
 	if p := segment.ZeroFrom(c.img, end, ext); p < ext {
 		c.addFound(c.finding(Torn, p, ext-p,
 			fmt.Sprintf("non-zero byte in the alignment padding of the record at %d (the record itself is intact)", off)), true)
