@@ -303,7 +303,11 @@ func (c *checker) walk() {
 	// frames (ScanData makes every check the walk does); the walk takes
 	// over at the first slot that is anything else.
 	scan := c.valid == int64(len(c.img))
-	data := func(off, ts int64, p []byte) { c.data(off, int64(segment.FrameHeaderSize+len(p)), ts) }
+	data := func(off, ts int64, p []byte) {
+		if n := int64(segment.FrameHeaderSize + len(p)); !c.tally(off+n, ts) {
+			c.dataFindings(off, n, ts)
+		}
+	}
 	for off := int64(segment.HeaderSize); ; {
 		if scan {
 			if next := segment.ScanData(c.img, c.seq, off, limit, data); next > off {
@@ -386,13 +390,19 @@ func (c *checker) torn(ev *segment.Event, limit int64) {
 // it is kept small enough to be inlined into the scan's callback: the
 // findings are made out of line, in dataFindings.
 func (c *checker) data(off, length, ts int64) {
+	if !c.tally(off+length, ts) {
+		c.dataFindings(off, length, ts)
+	}
+}
+
+// tally is data's part for a sound record, which inlines: it counts the
+// record ending at end and reports whether its padding and time pass.
+func (c *checker) tally(end, ts int64) bool {
 	c.records++
 	c.minTime, c.maxTime = min(c.minTime, ts), max(c.maxTime, ts)
 	// The CRC stops at the record's end; the padding up to the next frame
 	// is zero when written and is covered only by the digest.
-	if ts < c.tsLo || ts > c.tsHi || !segment.PaddingZero(c.img, off+length) {
-		c.dataFindings(off, length, ts)
-	}
+	return ts >= c.tsLo && ts <= c.tsHi && segment.PaddingZero(c.img, end)
 }
 
 // timeBounds sets the range of record timestamps that data accepts
