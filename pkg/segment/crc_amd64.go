@@ -2,10 +2,11 @@ package segment
 
 import "golang.org/x/sys/cpu"
 
-// crc3 runs three raw (not inverted) CRC32C states over n0 bytes at p0,
-// n1 at p1 and n2 at p2.
+// crc3 updates the three CRC32Cs in r with the three byte slices in p, as
+// crc32.Update would each (the inversions included). Two pointer arguments
+// keep the call cheap enough for frameCRCs3 to inline.
 //
 //go:noescape
-func crc3(r *[3]uint32, p0 *byte, n0 int, p1 *byte, n1 int, p2 *byte, n2 int)
+func crc3(r *[3]uint32, p *[3][]byte)
 
 var haveCRC3 = cpu.X86.HasSSE42

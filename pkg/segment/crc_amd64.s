@@ -19,23 +19,27 @@ lbl1: \
 	JMP  lbl1 \
 lbldone:
 
-// func crc3(r *[3]uint32, p0 *byte, n0 int, p1 *byte, n1 int, p2 *byte, n2 int)
+// func crc3(r *[3]uint32, p *[3][]byte)
 //
-// Runs three raw CRC32C (Castagnoli) states over three buffers. CRC32Q has
+// Updates three CRC32C (Castagnoli) checksums with three buffers. CRC32Q has
 // a latency of three cycles and a throughput of one per cycle: one stream
 // leaves the unit idle two cycles in three, so the bytes the three have in
 // common (whole words) are done interleaved, each one's rest after.
-TEXT ·crc3(SB), NOSPLIT, $0-56
+TEXT ·crc3(SB), NOSPLIT, $0-16
 	MOVQ r+0(FP), R11
-	MOVQ p0+8(FP), SI
-	MOVQ n0+16(FP), DX
-	MOVQ p1+24(FP), DI
-	MOVQ n1+32(FP), R14
-	MOVQ p2+40(FP), R8
-	MOVQ n2+48(FP), R15
+	MOVQ p+8(FP), AX
+	MOVQ 0(AX), SI
+	MOVQ 8(AX), DX
+	MOVQ 24(AX), DI
+	MOVQ 32(AX), R14
+	MOVQ 48(AX), R8
+	MOVQ 56(AX), R15
 	MOVL 0(R11), AX
 	MOVL 4(R11), BX
 	MOVL 8(R11), CX
+	NOTL AX
+	NOTL BX
+	NOTL CX
 
 	// R9 = min(n0, n1, n2) rounded down to a multiple of 8.
 	MOVQ DX, R9
@@ -59,6 +63,9 @@ tails:
 	TAIL(AX, SI, DX, t0w, t0b, t0done)
 	TAIL(BX, DI, R14, t1w, t1b, t1done)
 	TAIL(CX, R8, R15, t2w, t2b, t2done)
+	NOTL AX
+	NOTL BX
+	NOTL CX
 	MOVL AX, 0(R11)
 	MOVL BX, 4(R11)
 	MOVL CX, 8(R11)

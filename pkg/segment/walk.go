@@ -413,7 +413,15 @@ func ScanDataIn(win []byte, base, size int64, seq uint64, from, to int64, fn fun
 		if n == 0 {
 			return off
 		}
-		sums := frameCRCs(seed, &offs, &cov, n)
+		var sums [3]uint32
+		if n == 3 && haveCRC3 {
+			// frameCRCs' usual case, without its call: ~8 % of a scan of
+			// 100-byte records (BenchmarkScanData).
+			sums = [3]uint32{seed ^ uint32(offs[0]), seed ^ uint32(offs[1]), seed ^ uint32(offs[2])}
+			crc3(&sums, &cov)
+		} else {
+			sums = frameCRCs(seed, &offs, &cov, n)
+		}
 		for i := range n {
 			if sums[i] != crcs[i] {
 				return offs[i]
