@@ -381,7 +381,7 @@ func ScanDataIn(win []byte, base, size int64, seq uint64, from, to int64, fn fun
 		crcs [3]uint32
 		ts   [3]int64
 		data [3]bool
-		f    Frame // a frame off the DATA path (dataFrameIn)
+		f    Frame // a slot off the DATA path, judged by frameIn
 	)
 	off, dataLimit := from, DataLimit(size)
 	for off < to {

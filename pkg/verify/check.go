@@ -386,8 +386,9 @@ func (c *checker) torn(ev *segment.Event, limit int64) {
 }
 
 // data checks what the CRC cannot: the record's alignment padding and its
-// timestamp, and tallies the footer's fields. It runs for every record, so
-// it is kept small enough to be inlined into the scan's callback: the
+// timestamp, and tallies the footer's fields. It runs for every record:
+// tally, the part for a sound record, is small enough to inline (walk's
+// callback for ScanData calls it and dataFindings itself), and the
 // findings are made out of line, in dataFindings.
 func (c *checker) data(off, length, ts int64) {
 	if !c.tally(off+length, ts) {
@@ -418,6 +419,10 @@ func (c *checker) timeBounds() {
 	}
 }
 
+// dataFindings makes the findings for a record tally did not pass: its
+// padding, its time, or both. Never inlined, so that the per-record path
+// stays small.
+//
 //go:noinline
 func (c *checker) dataFindings(off, length, ts int64) {
 	end, ext := off+length, off+segment.Align(length)
