@@ -356,11 +356,10 @@ func TestTailCursorResume(t *testing.T) {
 	}
 }
 
-// TestTailSegmentFile: tail reads one segment file, or its archive, given
-// as the path.
-// tail of a directory without segment files prints nothing and exits 0,
-// as for an empty log, and says on stderr that the directory holds no
-// segment files; a log with records gets no such warning.
+// TestTailWarnsOfEmptyDirectory: tail of a directory without segment
+// files prints nothing and exits 0, as for an empty log, and says on
+// stderr that the directory holds no segment files; a log with records
+// gets no such warning.
 func TestTailWarnsOfEmptyDirectory(t *testing.T) {
 	empty := t.TempDir()
 	out, errOut, code := execute(t, nil, "tail", "-n", "+1", empty)
@@ -377,6 +376,8 @@ func TestTailWarnsOfEmptyDirectory(t *testing.T) {
 	}
 }
 
+// TestTailSegmentFile: tail reads one segment file, or its archive, given
+// as the path.
 func TestTailSegmentFile(t *testing.T) {
 	dir := t.TempDir()
 	pos := timedLog(t, dir, 3000, time.Unix(1_700_000_000, 0))
