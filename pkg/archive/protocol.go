@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime/debug"
 
 	"github.com/auditseg/auditseg/pkg/segment"
 	"golang.org/x/sys/unix"
@@ -18,47 +17,56 @@ type task struct {
 	resolve           bool
 }
 
+// progress is one segment's result and the event reported as its
+// protocol goes.
+type progress struct {
+	r   *runner
+	res SegmentResult
+	ev  Event
+}
+
+func (p *progress) fail(err error) SegmentResult {
+	p.res.Outcome, p.res.Err = Failed, err
+	p.ev.Step, p.ev.Err = StepFailed, err
+	p.r.observe(p.ev)
+	return p.res
+}
+
+func (p *progress) step(s Step) {
+	p.ev.Step = s
+	p.r.observe(p.ev)
+}
+
 // do runs the protocol on one segment.
-func (r *runner) do(t task) (out SegmentResult) {
-	res := SegmentResult{Seq: t.seq, Original: t.original, Archive: t.archive}
-	ev := Event{Seq: t.seq, Original: t.original, Archive: t.archive}
-	fail := func(err error) SegmentResult {
-		res.Outcome, res.Err = Failed, err
-		ev.Step, ev.Err = StepFailed, err
-		r.observe(ev)
-		return res
+func (r *runner) do(t task) SegmentResult {
+	p := &progress{r: r, res: SegmentResult{Seq: t.seq, Original: t.original, Archive: t.archive},
+		ev: Event{Seq: t.seq, Original: t.original, Archive: t.archive}}
+	before, err := os.Lstat(t.original)
+	if err != nil {
+		return p.fail(err)
 	}
+	im, err := segment.OpenImage(t.original)
+	if err != nil {
+		return p.fail(err)
+	}
+	defer im.Close()
 	// The original's header and footer are read through a mapping (its
 	// bytes with pread, slot.go): if the file is truncated meanwhile,
 	// touching the missing pages raises SIGBUS, which would kill the whole
 	// run. It fails this segment instead, before any archive of it exists
 	// (the mapped reads come before the temporary file is created).
-	var mapped []byte // the original's image, once open
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if p := recover(); p != nil {
-			if _, ok := segment.FaultOffset(p, mapped); !ok {
-				panic(p) // not the mapping: a bug, not a file that shrank
-			}
-			// Not the runtime's error: it says "nil pointer dereference".
-			out = fail(fmt.Errorf("%s: changed while it was being archived (truncated?)", t.original))
-		}
-	}()
-	step := func(s Step) {
-		ev.Step = s
-		r.observe(ev)
+	var res SegmentResult
+	if segment.Guard(im.Data, func() { res = r.archive(t, p, before, im) }) != nil {
+		return p.fail(fmt.Errorf("%s: changed while it was being archived (truncated?)", t.original))
 	}
+	return res
+}
 
-	before, err := os.Lstat(t.original)
-	if err != nil {
-		return fail(err)
-	}
-	im, err := segment.OpenImage(t.original)
-	if err != nil {
-		return fail(err)
-	}
-	defer im.Close()
-	mapped = im.Data
+// archive runs the protocol on the segment do opened: im is its image,
+// before what Lstat said of it first.
+func (r *runner) archive(t task, p *progress, before os.FileInfo, im *segment.Image) SegmentResult {
+	fail, step := p.fail, p.step
+	res, ev := &p.res, &p.ev
 	// The plan is a snapshot: check again what made the segment eligible.
 	if err := im.Check(); err != nil {
 		return fail(err)
@@ -116,7 +124,7 @@ func (r *runner) do(t task) (out SegmentResult) {
 		res.OriginalRemoved = true
 	}
 	step(StepDone)
-	return res
+	return *res
 }
 
 // compress runs steps 1 to 5 of the protocol: temp file, fsync, verify,

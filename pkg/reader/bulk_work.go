@@ -206,7 +206,7 @@ func (run *bulkRun) walk(it *bulkItem, win []byte, evs []segment.Event) []segmen
 		lo, hi := it.from&^(hugePage-1), min((it.to+hugePage-1)&^(hugePage-1), int64(len(im.Data)))
 		_ = unix.Madvise(im.Data[lo:hi], unix.MADV_POPULATE_READ)
 	}
-	it.fault = guard(im.Data, func() {
+	it.fault = segment.Guard(im.Data, func() {
 		off := it.from
 		if !it.first {
 			ok := false

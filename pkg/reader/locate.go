@@ -95,7 +95,7 @@ func (r *Reader) count(e segment.Entry) uint64 {
 		mode = segment.Live
 	}
 	var n uint64
-	_ = guard(im.Data, func() {
+	_ = segment.Guard(im.Data, func() {
 		im.Walk(segment.HeaderSize, mode, func(ev segment.Event) bool {
 			if ev.Kind == segment.EvFrame && ev.Frame.Type == segment.TypeData {
 				n++
@@ -152,7 +152,7 @@ func (r *Reader) laterHasFrames(seq uint64) bool {
 	return r.laterAny(seq, len(r.list), func(im *segment.Image) bool {
 		has := true
 		if im.HeaderErr == nil {
-			_ = guard(im.Data, func() { has = segment.LoadLength(im.Data, segment.HeaderSize) != 0 })
+			_ = segment.Guard(im.Data, func() { has = segment.LoadLength(im.Data, segment.HeaderSize) != 0 })
 		}
 		return has
 	})

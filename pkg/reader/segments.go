@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"runtime/debug"
 	"time"
 
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -133,7 +132,7 @@ func (r *Reader) refill() bool {
 func (r *Reader) walk(c *seg, mode segment.WalkMode, probe bool) (stop segment.Event, ok bool) {
 	stop.Kind = noStop
 	if !probe {
-		err := guard(c.img.Data, func() { r.evs, _ = c.img.WalkBatch(c.off, mode, r.evs[:0]) })
+		err := segment.Guard(c.img.Data, func() { r.evs, _ = c.img.WalkBatch(c.off, mode, r.evs[:0]) })
 		if n := len(r.evs); err == nil && n > 0 && r.evs[n-1].Kind.Ends() {
 			stop, r.evs = r.evs[n-1], r.evs[:n-1]
 		}
@@ -144,7 +143,7 @@ func (r *Reader) walk(c *seg, mode segment.WalkMode, probe bool) (stop segment.E
 		r.faulted(c, err)
 		return stop, false
 	}
-	err := guard(c.img.Data, func() {
+	err := segment.Guard(c.img.Data, func() {
 		c.img.Walk(c.off, mode, func(ev segment.Event) bool {
 			switch ev.Kind {
 			case segment.EvEnd, segment.EvPending, segment.EvTail:
@@ -173,23 +172,6 @@ func (r *Reader) faulted(c *seg, err error) {
 		Err: fmt.Errorf("%s: offset %d: file changed while it was read (truncated?): %w", c.path, c.off, err)}) {
 		r.finish()
 	}
-}
-
-// guard runs f, which reads the mapping m, turning a memory fault in m
-// (SIGBUS when a mapped file shrinks) into an error instead of a crash.
-// Any other fault, a nil pointer included, is a bug and still panics.
-func guard(m []byte, f func()) (err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if p := recover(); p != nil {
-			if _, ok := segment.FaultOffset(p, m); !ok {
-				panic(p) // not the mapping: a bug, not a file that shrank
-			}
-			err = p.(error)
-		}
-	}()
-	f()
-	return nil
 }
 
 // pending handles a live walk that stopped at an unwritten or reserved
@@ -287,7 +269,7 @@ func (r *Reader) atTail(c *seg) bool {
 // later segment appeared.
 func (r *Reader) unpark(c *seg) bool {
 	var l int32
-	if err := guard(c.img.Data, func() { l = segment.LoadLength(c.img.Data, c.off) }); err != nil || l != 0 {
+	if err := segment.Guard(c.img.Data, func() { l = segment.LoadLength(c.img.Data, c.off) }); err != nil || l != 0 {
 		c.parked = false
 		return true
 	}
@@ -484,7 +466,7 @@ func (r *Reader) applySeek(c *seg, st Start) {
 	off := st.pos.Offset
 	if off >= segment.HeaderSize && off < segment.RecordLimit(int64(len(c.img.Data))) {
 		var f segment.Frame
-		if guard(c.img.Data, func() { f = segment.DecodeFrame(c.img.Data, c.img.Header.Seq, off) }) == nil && f.State == segment.Committed {
+		if segment.Guard(c.img.Data, func() { f = segment.DecodeFrame(c.img.Data, c.img.Header.Seq, off) }) == nil && f.State == segment.Committed {
 			if st.kind == startAfter {
 				off += f.Extent
 			}

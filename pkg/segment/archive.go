@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"sync"
 	"syscall"
 
@@ -340,15 +339,10 @@ func (a *archiveFile) corrupt(format string, args ...any) error {
 // mapped: if it is truncated while being read, touching the missing pages
 // raises SIGBUS, which would kill the process; guard turns it into an
 // error (not ErrCorrupt: the archive changed, nothing says it was bad).
-func (a *archiveFile) guard(fn func() error) (err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			if _, ok := FaultOffset(r, a.m); !ok {
-				panic(r) // not the mapping: a bug, not a file that shrank
-			}
-			err = fmt.Errorf("%s: archive changed while it was read (truncated?)", a.path)
-		}
-	}()
-	return fn()
+func (a *archiveFile) guard(fn func() error) error {
+	var err error
+	if Guard(a.m, func() { err = fn() }) != nil {
+		return fmt.Errorf("%s: archive changed while it was read (truncated?)", a.path)
+	}
+	return err
 }

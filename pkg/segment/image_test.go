@@ -293,7 +293,7 @@ func TestReadImage(t *testing.T) {
 
 var faultSink byte // a load the compiler cannot drop
 
-// FaultOffset tells a fault inside a mapping whose file shrank (with its
+// faultOffset tells a fault inside a mapping whose file shrank (with its
 // offset) from any other fault, such as a nil pointer dereference.
 func TestFaultOffset(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "f")
@@ -320,15 +320,28 @@ func TestFaultOffset(t *testing.T) {
 		return nil
 	}
 	p := recovered(func() { faultSink = m[40000] })
-	if off, ok := FaultOffset(p, m); !ok || off != 40000 {
-		t.Errorf("fault past the new end: FaultOffset = %d, %v; want 40000, true (panic %v)", off, ok, p)
+	if off, ok := faultOffset(p, m); !ok || off != 40000 {
+		t.Errorf("fault past the new end: faultOffset = %d, %v; want 40000, true (panic %v)", off, ok, p)
 	}
 	var nilp *int
 	p = recovered(func() { _ = *nilp })
-	if _, ok := FaultOffset(p, m); ok || p == nil {
+	if _, ok := faultOffset(p, m); ok || p == nil {
 		t.Errorf("nil pointer dereference counted as a fault in the mapping (panic %v)", p)
 	}
-	if _, ok := FaultOffset("not a fault", m); ok {
+	if _, ok := faultOffset("not a fault", m); ok {
 		t.Error("a plain panic value counted as a fault")
+	}
+
+	// Guard: the fault in the mapping comes back as a *MappingFault at its
+	// offset; a nil pointer dereference still panics.
+	var mf *MappingFault
+	if err := Guard(m, func() { faultSink = m[40000] }); !errors.As(err, &mf) || mf.Off != 40000 {
+		t.Errorf("Guard of a read past the new end = %v; want a *MappingFault at 40000", err)
+	}
+	if err := Guard(m, func() { faultSink = m[100] }); err != nil {
+		t.Errorf("Guard of a read inside the file = %v", err)
+	}
+	if p := recovered(func() { _ = Guard(m, func() { _ = *nilp }) }); p == nil {
+		t.Error("Guard swallowed a nil pointer dereference")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -95,12 +96,41 @@ func Unmap(m []byte) error {
 	return unix.MunmapPtr(unsafe.Pointer(unsafe.SliceData(m)), uintptr(len(m)))
 }
 
-// FaultOffset reports whether r, a value recovered from a panic under
+// A MappingFault is a memory fault inside a mapping, which is what
+// touching the pages of a mapped file that shrank raises (SIGBUS). Its
+// message is the runtime's, which says "nil pointer dereference": callers
+// say what happened in their own words, with Off.
+type MappingFault struct {
+	Off int64 // the faulting address's offset in the mapping
+	Err error // the runtime's error
+}
+
+func (e *MappingFault) Error() string { return e.Err.Error() }
+func (e *MappingFault) Unwrap() error { return e.Err }
+
+// Guard runs fn, which reads the mapping m, and returns a *MappingFault
+// instead of crashing when a read faults inside m: a file truncated by
+// someone else while it is mapped must cost its reader an error, not the
+// process. Any other fault, a nil pointer included, is a bug: Guard
+// panics again with it.
+func Guard(m []byte, fn func()) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			off, ok := faultOffset(p, m)
+			if !ok {
+				panic(p)
+			}
+			err = &MappingFault{Off: off, Err: p.(error)}
+		}
+	}()
+	fn()
+	return nil
+}
+
+// faultOffset reports whether r, a value recovered from a panic under
 // debug.SetPanicOnFault, is a memory fault inside m, and at which offset.
-// Such a fault is what a mapped file that shrank raises (SIGBUS on the
-// pages that went away); any other fault, a nil pointer included, is a
-// bug that the caller must panic with again.
-func FaultOffset(r any, m []byte) (int64, bool) {
+func faultOffset(r any, m []byte) (int64, bool) {
 	if _, ok := r.(runtime.Error); !ok || len(m) == 0 {
 		return 0, false
 	}

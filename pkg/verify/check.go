@@ -8,7 +8,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -145,21 +144,11 @@ func checkGuarded(im *segment.Image, r *result, o *Options) {
 // that shrinks while it is read (an operator's truncate, a damaged file
 // system) raises SIGBUS on the missing pages, which would kill the
 // process.
-func guardMapped(im *segment.Image, fn func()) (err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		p := recover()
-		if p == nil {
-			return
-		}
-		off, ok := segment.FaultOffset(p, im.Data)
-		if !ok {
-			panic(p) // not the mapping: a bug, not a file that shrank
-		}
-		// Not the runtime's error: it says "nil pointer dereference".
-		err = fmt.Errorf("%s: changed while it was read (truncated?): no data at offset %d", im.Path, off)
-	}()
-	fn()
+func guardMapped(im *segment.Image, fn func()) error {
+	var mf *segment.MappingFault
+	if errors.As(segment.Guard(im.Data, fn), &mf) {
+		return fmt.Errorf("%s: changed while it was read (truncated?): no data at offset %d", im.Path, mf.Off)
+	}
 	return nil
 }
 
