@@ -12,7 +12,9 @@ type DamageKind uint8
 const (
 	// DamageTorn: a committed frame whose CRC fails or whose header is
 	// impossible. The reader skipped Len bytes, up to the next frame whose
-	// CRC matches (or the end of the segment's record area).
+	// CRC matches (or the end of the segment's record area). Zeros where a
+	// sealed segment's footer says its END frame is, or committed frames
+	// before it, are torn too: Offset is where the zeros start.
 	DamageTorn DamageKind = iota + 1
 	// DamageReserved: a frame reserved and never committed, found while no
 	// writer holds the log (its writer died). Len bytes skipped.

@@ -224,6 +224,56 @@ func TestDeadWriterGapAndUnfinishedSegment(t *testing.T) {
 	}
 }
 
+// TestSealedSegmentEndZeroed zeroes the end of the newest segment, which
+// is sealed: from a record to the footer, and only the END frame. With no
+// later segment, nothing but the footer says records were lost there; the
+// reader must report them (and the lost END frame) as torn, as verify
+// does, not take the zeros for the end of the log.
+func TestSealedSegmentEndZeroed(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		keep int // records left intact in the last segment
+	}{{"records and END", 5}, {"END only", -1}} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			all := writeLog(t, dir, 3000, true)
+			seq := all[len(all)-1].pos.Seq
+			lastSeg := firstOfSeg(all, seq)
+			if seq < 2 || len(lastSeg) < 10 {
+				t.Fatalf("fixture: want two segments or more, with records in the last, got records up to %v", all[len(all)-1].pos)
+			}
+			path := filepath.Join(dir, segment.FileName(seq))
+			img, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, _ := segment.DecodeHeader(img)
+			f, err := segment.DecodeFooter(img, h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			from, want := f.EndOffset, all
+			if c.keep >= 0 {
+				from = lastSeg[c.keep].pos.Offset
+				want = all[:len(all)-len(lastSeg)+c.keep]
+			}
+			clear(img[from : int64(len(img))-segment.FooterSize])
+			if err := os.WriteFile(path, img, 0o640); err != nil {
+				t.Fatal(err)
+			}
+			got, dmg := readAll(t, dir, reader.Options{})
+			sameRecs(t, got, want)
+			limit := segment.RecordLimit(int64(len(img)))
+			if len(dmg) != 1 || dmg[0].Kind != reader.DamageTorn || dmg[0].Seq != seq || dmg[0].Offset != from || dmg[0].Len != limit-from {
+				t.Fatalf("damage = %+v, want one torn report at %d:%d for %d bytes", dmg, seq, from, limit-from)
+			}
+			if msg := dmg[0].Error(); !errors.Is(&dmg[0], segment.ErrCorrupt) || !strings.Contains(msg, path) || !strings.Contains(msg, fmt.Sprint(f.EndOffset)) {
+				t.Fatalf("damage text %q does not name the file and the footer's end offset", msg)
+			}
+		})
+	}
+}
+
 func TestBadSegmentsReportedAndSkipped(t *testing.T) {
 	dir := t.TempDir()
 	all := writeLog(t, dir, 6000, false)

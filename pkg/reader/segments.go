@@ -238,8 +238,16 @@ func (r *Reader) laterSealed(c *seg) bool {
 }
 
 // atTail handles a quiescent walk that found only zeros from c.off to the
-// record limit: the end of the log, unless a later segment exists.
+// record limit: the end of the log, unless a later segment exists or the
+// segment is sealed.
 func (r *Reader) atTail(c *seg) bool {
+	if c.quiet {
+		var f segment.Footer
+		var ferr error
+		if segment.Guard(c.img.Data, func() { f, ferr = c.img.Footer() }) == nil && ferr == nil {
+			return r.sealedTail(c, f)
+		}
+	}
 	if r.single == "" {
 		if err := r.relist(); err != nil {
 			r.err = err
@@ -262,6 +270,27 @@ func (r *Reader) atTail(c *seg) bool {
 	}
 	c.parked, c.parkAlive = true, r.alive
 	return false
+}
+
+// sealedTail handles zeros from c.off to the record limit in a sealed
+// segment: its END frame is gone. The footer is written only after every
+// frame up to END is committed, so zeros before END are committed frames
+// lost (torn, as verify reports them), whether or not a later segment
+// exists. Only the END frame lost costs no record, but the segment is
+// still not what its writer sealed. The segment is finished either way.
+func (r *Reader) sealedTail(c *seg, f segment.Footer) bool {
+	reason := fmt.Sprintf("sealed segment has no END frame at the footer's end offset %d", f.EndOffset)
+	if c.off < f.EndOffset {
+		reason = fmt.Sprintf("%d bytes of committed frames up to the END frame at %d (per the footer) read as zeros",
+			f.EndOffset+segment.FrameHeaderSize-c.off, f.EndOffset)
+	}
+	rest := segment.RecordLimit(int64(len(c.img.Data))) - c.off
+	if !r.report(Damage{Kind: DamageTorn, Path: c.path, Seq: c.seq, Offset: c.off, Len: rest,
+		Err: &segment.CorruptError{Path: c.path, Offset: c.off, Reason: reason}}) {
+		return false
+	}
+	r.finish()
+	return true
 }
 
 // unpark reports whether a parked segment may have changed: the commit
