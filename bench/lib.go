@@ -233,6 +233,9 @@ type libConfig struct {
 	runs              int
 	work              string
 	only              map[string]bool // implementation keys to run (nil: all)
+	// sustain, if set, makes every run time-bounded, this long (the
+	// warm-up a fifth of it), instead of a fixed count taking target.
+	sustain time.Duration
 }
 
 // runLibrary measures every cell. For each implementation a discarded
@@ -253,7 +256,11 @@ func runLibrary(cfg libConfig, logf func(string, ...any)) ([]libCell, error) {
 					continue
 				}
 				active = append(active, im)
-				n, el, err := libRun(im, cfg.work, size, g, 0, cfg.target/2)
+				warm := cfg.target / 2
+				if cfg.sustain > 0 {
+					warm = cfg.sustain / 5
+				}
+				n, el, err := libRun(im, cfg.work, size, g, 0, warm)
 				if err != nil {
 					return nil, err
 				}
@@ -263,14 +270,22 @@ func runLibrary(cfg libConfig, logf func(string, ...any)) ([]libCell, error) {
 			for r := range cfg.runs {
 				for i := range active {
 					im := active[(i+r)%len(active)]
-					n, el, err := libRun(im, cfg.work, size, g, c.counts[im.key], 0)
+					count, d := c.counts[im.key], time.Duration(0)
+					if cfg.sustain > 0 {
+						count, d = 0, cfg.sustain
+					}
+					n, el, err := libRun(im, cfg.work, size, g, count, d)
 					if err != nil {
 						return nil, err
 					}
 					c.rates[im.key] = append(c.rates[im.key], float64(n)/el.Seconds())
 				}
 			}
-			logf("library %4d B g%d: %s", size, g, cellSummary(c, active))
+			kind := "library"
+			if cfg.sustain > 0 {
+				kind = "sustained"
+			}
+			logf("%s %4d B g%d: %s", kind, size, g, cellSummary(c, active))
 			cells = append(cells, c)
 		}
 	}

@@ -73,6 +73,7 @@ func renderReport(res *results, blocks map[string]string, plotName string) strin
 	b.WriteString("\n")
 
 	renderLibrary(&b, res, plotName)
+	renderSustained(&b, res)
 	renderLatency(&b, res)
 	renderCLI(&b, res)
 	renderMemory(&b, res)
@@ -161,6 +162,38 @@ func renderLibrary(b *strings.Builder, res *results, plotName string) {
 			m := median(c.rates[im.key])
 			fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", sizeName(c.size), im.name, fmtRate(f, "rec/s"), fmtRate(m, "rec/s"), fmtRatio(f/m))
 		}
+	}
+	b.WriteString("\n")
+}
+
+// renderSustained writes the time-bounded 64 B runs against the bufio
+// peer (see the methodology: runs long enough to pass the kernel's
+// dirty-page thresholds).
+func renderSustained(b *strings.Builder, res *results) {
+	b.WriteString("## Sustained append\n\n")
+	switch {
+	case res.skipped["sustained"]:
+		b.WriteString("Not run (excluded by -cases).\n\n")
+		return
+	case res.sustainErr != nil:
+		fmt.Fprintf(b, "Failed: `%s`\n\n", firstLine(res.sustainErr.Error()))
+	}
+	if len(res.sustained) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "64 B records, each run appending for %s (after a discarded warm-up of %s), %d alternating runs per side: records/s, median (spread); ratio: median of per-round ratios (range). Data written per run is the rate times %s (auditseg's frames add 24 bytes of header and padding to each 64 B record).\n\n",
+		res.sustainTime, res.sustainTime/5, len(res.sustained[0].rates["append"]), res.sustainTime)
+	b.WriteString("| g | auditseg Append | bufio peer | Append ÷ bufio | first (warm-up) run, Append / bufio |\n|---|---|---|---|---|\n")
+	for _, c := range res.sustained {
+		cell := func(k string) string {
+			rs := c.rates[k]
+			if len(rs) == 0 {
+				return "–"
+			}
+			return fmt.Sprintf("%s ±%.0f%%", fmtRate(median(rs), "rec/s"), spread(rs)/2)
+		}
+		fmt.Fprintf(b, "| %d | %s | %s | %s | %s / %s |\n", c.g, cell("append"), cell("bufio"),
+			fmtRatioRange(pairRatios(c.rates["append"], c.rates["bufio"])), fmtRate(c.first["append"], "rec/s"), fmtRate(c.first["bufio"], "rec/s"))
 	}
 	b.WriteString("\n")
 }
