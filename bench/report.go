@@ -97,15 +97,7 @@ func renderSkeleton(blocks map[string]string) string {
 }
 
 func renderLibrary(b *strings.Builder, res *results, plotName string) {
-	b.WriteString("## Library append\n\n")
-	switch {
-	case res.skipped["lib"]:
-		b.WriteString("Not run (excluded by -cases).\n\n")
-		return
-	case res.libErr != nil:
-		fmt.Fprintf(b, "Failed: `%s`\n\n", firstLine(res.libErr.Error()))
-	}
-	if len(res.lib) == 0 {
+	if !section(b, "Library append", res.skipped["lib"], res.libErr, len(res.lib)) {
 		return
 	}
 	fmt.Fprintf(b, "Records/s, median of %d runs (spread: range of the runs / median). Ratios: median of per-round ratios (range). Each run ≈ %s; counts fixed per implementation from its warm-up run.\n\n", res.runs, res.libTarget)
@@ -166,19 +158,25 @@ func renderLibrary(b *strings.Builder, res *results, plotName string) {
 	b.WriteString("\n")
 }
 
+// section starts a section of a case that may have been skipped or have
+// failed, and reports whether there are figures (n cells) to render.
+func section(b *strings.Builder, title string, skipped bool, err error, n int) bool {
+	fmt.Fprintf(b, "## %s\n\n", title)
+	switch {
+	case skipped:
+		b.WriteString("Not run (excluded by -cases).\n\n")
+		return false
+	case err != nil:
+		fmt.Fprintf(b, "Failed: `%s`\n\n", firstLine(err.Error()))
+	}
+	return n > 0
+}
+
 // renderSustained writes the time-bounded 64 B runs against the bufio
 // peer (see the methodology: runs long enough to pass the kernel's
 // dirty-page thresholds).
 func renderSustained(b *strings.Builder, res *results) {
-	b.WriteString("## Sustained append\n\n")
-	switch {
-	case res.skipped["sustained"]:
-		b.WriteString("Not run (excluded by -cases).\n\n")
-		return
-	case res.sustainErr != nil:
-		fmt.Fprintf(b, "Failed: `%s`\n\n", firstLine(res.sustainErr.Error()))
-	}
-	if len(res.sustained) == 0 {
+	if !section(b, "Sustained append", res.skipped["sustained"], res.sustainErr, len(res.sustained)) {
 		return
 	}
 	fmt.Fprintf(b, "64 B records, each run appending for %s (after a discarded warm-up of %s), %d alternating runs per side: records/s, median (spread); ratio: median of per-round ratios (range). Data written per run is the rate times %s (auditseg's frames add 24 bytes of header and padding to each 64 B record).\n\n",
