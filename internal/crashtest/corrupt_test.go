@@ -221,12 +221,33 @@ func runTrial(t *testing.T, p *pristine, d damage, img []byte, changed [][2]int6
 
 // TestCorruptionAtTheEnd zeroes the end of a sealed segment — the records
 // before END, the END frame, the footer — in a middle segment and in the
-// newest sealed one. With END (and maybe the footer) gone, the walk meets
-// zeros up to the record limit: verify and the reader must still locate
-// the records lost there, not just say where the data stops.
+// newest sealed one, the latter both with the empty segment the writer
+// prepared after it and as the newest file of the log (whether Close
+// leaves a prepared segment depends on timing). With END (and maybe the
+// footer) gone, the walk meets zeros up to the record limit: verify and
+// the reader must still locate the records lost there, not just say where
+// the data stops.
 func TestCorruptionAtTheEnd(t *testing.T) {
-	p := buildPristine(t)
-	for _, seq := range []uint64{p.sealed[len(p.sealed)/2], p.sealed[len(p.sealed)-1]} {
+	full := buildPristine(t)
+	newest := full.sealed[len(full.sealed)-1]
+	alone := *full // the log without any file after its newest sealed segment
+	alone.files = map[uint64][]byte{}
+	for seq, b := range full.files {
+		if seq <= newest {
+			alone.files[seq] = b
+		}
+	}
+	type trialLog struct {
+		p     *pristine
+		seq   uint64
+		label string
+	}
+	logs := []trialLog{{full, full.sealed[len(full.sealed)/2], ""}, {&alone, newest, ", the newest file"}}
+	if len(alone.files) < len(full.files) {
+		logs = append(logs, trialLog{full, newest, ", an empty segment after it"})
+	}
+	for _, tc := range logs {
+		p, seq := tc.p, tc.seq
 		b := p.files[seq]
 		size := int64(len(b))
 		h, _ := segment.DecodeHeader(b)
@@ -244,7 +265,7 @@ func TestCorruptionAtTheEnd(t *testing.T) {
 			{"last record to the end of the file", last, size},
 			{"footer", size - segment.FooterSize, size},
 		} {
-			t.Run(fmt.Sprintf("segment %d/%s", seq, c.name), func(t *testing.T) {
+			t.Run(fmt.Sprintf("segment %d%s/%s", seq, tc.label, c.name), func(t *testing.T) {
 				img := append([]byte(nil), b...)
 				clear(img[c.from:c.to])
 				d := damage{kind: "zero", seq: seq, off: c.from, n: c.to - c.from}
