@@ -279,14 +279,9 @@ func (r *Reader) atTail(c *seg) bool {
 // exists. Only the END frame lost costs no record, but the segment is
 // still not what its writer sealed. The segment is finished either way.
 func (r *Reader) sealedTail(c *seg, f segment.Footer) bool {
-	reason := fmt.Sprintf("sealed segment has no END frame at the footer's end offset %d", f.EndOffset)
-	if c.off < f.EndOffset {
-		reason = fmt.Sprintf("%d bytes of committed frames up to the END frame at %d (per the footer) read as zeros",
-			f.EndOffset+segment.FrameHeaderSize-c.off, f.EndOffset)
-	}
 	rest := segment.RecordLimit(int64(len(c.img.Data))) - c.off
 	if !r.report(Damage{Kind: DamageTorn, Path: c.path, Seq: c.seq, Offset: c.off, Len: rest,
-		Err: &segment.CorruptError{Path: c.path, Offset: c.off, Reason: reason}}) {
+		Err: &segment.CorruptError{Path: c.path, Offset: c.off, Reason: segment.LostEnd(c.off, f.EndOffset)}}) {
 		return false
 	}
 	r.finish()

@@ -96,6 +96,16 @@ func (e *CorruptError) Error() string {
 
 func (e *CorruptError) Unwrap() error { return ErrCorrupt }
 
+// LostEnd is the reason verify and the reader give for a sealed segment
+// whose frames stop, in zeros, at off: before the END frame its footer
+// places at end (committed frames lost), or at it (only END lost).
+func LostEnd(off, end int64) string {
+	if off < end {
+		return fmt.Sprintf("%d bytes of committed frames up to the END frame at %d (per the footer) read as zeros", end+FrameHeaderSize-off, end)
+	}
+	return fmt.Sprintf("sealed segment has no END frame at the footer's end offset %d", end)
+}
+
 func corrupt(off int64, format string, a ...any) error {
 	return &CorruptError{Offset: off, Reason: fmt.Sprintf(format, a...)}
 }

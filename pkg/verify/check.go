@@ -455,11 +455,9 @@ func (c *checker) checkSealed(d [segment.DigestSize]byte) {
 		// The frames stop early: the bytes up to END were committed (the
 		// footer vouches for them) and are now zero.
 		n := ft.EndOffset + segment.FrameHeaderSize - r.dataEnd
-		c.addFound(c.finding(Torn, r.dataEnd, n,
-			fmt.Sprintf("%d bytes of committed frames up to the END frame at %d (per the footer) read as zeros", n, ft.EndOffset)), true)
+		c.addFound(c.finding(Torn, r.dataEnd, n, segment.LostEnd(r.dataEnd, ft.EndOffset)), true)
 	case !r.hasEnd && !c.tornCovers(ft.EndOffset):
-		c.addFound(c.finding(MissingEnd, ft.EndOffset, 0,
-			fmt.Sprintf("sealed segment has no END frame at the footer's end offset %d", ft.EndOffset)), true)
+		c.addFound(c.finding(MissingEnd, ft.EndOffset, 0, segment.LostEnd(ft.EndOffset, ft.EndOffset)), true)
 	}
 	if ft.Flags&^segment.FlagRecovered != 0 {
 		c.addFound(c.finding(Footer, at, 0, fmt.Sprintf("unknown footer flags 0x%x", ft.Flags&^segment.FlagRecovered)), false)
