@@ -99,8 +99,8 @@ func evalBars(res *results) []bar {
 			bars = append(bars, b)
 		}
 	}
-	// The same 64 B bars on the sustained runs (runs past the page
-	// cache's dirty limits): the same targets, measured the other way.
+	// The same 64 B bars on the sustained runs (long enough that the
+	// peer's page cache outgrows the memory freed just before it).
 	if len(res.sustained) > 0 || res.sustainErr != nil {
 		why := whyMissing(res.sustainErr, false, "")
 		if res.sustainErr == nil {

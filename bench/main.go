@@ -156,8 +156,8 @@ func run() error {
 		res.lib, res.libErr = runLibrary(cfg, logf)
 	}
 	if want["sustained"] {
-		// The short runs above fit in the page cache's dirty budget; these
-		// run past it (see the methodology), 64 B only, the hardest size.
+		// The short runs above fit in memory freed just before them; these
+		// do not (see the methodology). 64 B only, the hardest size.
 		cfg := libConfig{sizes: []int{64}, goroutines: []int{1, 2, 4, 8}, runs: 3, work: work, sustain: *sustain,
 			only: map[string]bool{"append": true, "bufio": true}}
 		if *quick {
