@@ -35,7 +35,9 @@
 //
 // Damage is reported through Options.OnDamage and skipped: a torn frame
 // (CRC mismatch or impossible header) up to the next frame whose CRC
-// matches; a segment whose header is unusable, whole. Options.Strict stops
+// matches; zeros where a sealed segment's footer says frames or its END
+// frame are, to the end of its record area; a segment whose header is
+// unusable, whole. Options.Strict stops
 // at the first report instead. The reader never panics on any file content
 // and never allocates by a length read from a file. A mapped file that
 // shrinks while the reader decodes it is reported too (the fault is caught);
