@@ -16,10 +16,10 @@ type Op uint8
 
 const (
 	OpCreate    Op = iota // OpenFile with O_CREATE: a new segment's temporary file
-	OpOpen                // OpenFile without O_CREATE: recovery opening a segment
+	OpOpen                // OpenFile without O_CREATE: recovery opening a segment, Sync one sealed unflushed
 	OpFallocate           // reserving a new segment's blocks
 	OpMsync               // flushing mapped pages (Sync, recovery)
-	OpFsync               // flushing a new segment's header, or a segment being sealed
+	OpFsync               // flushing a new segment's header, a segment being sealed, or (SyncNone) one sealed unflushed
 	OpRename              // giving a new segment its final name
 	OpSyncDir             // making directory entries durable
 	numOps

@@ -253,7 +253,9 @@ func powerCutTrial(t *testing.T, mode writer.SyncMode, seed uint64) (int, int) {
 				}
 				mu.Unlock()
 				pending = append(pending, pos)
-				if mode == writer.SyncInterval && i%16 == 15 {
+				// With SyncNone only a Sync promises anything: half the
+				// goroutines call it, so unflushed pages are cut too.
+				if (mode == writer.SyncInterval || mode == writer.SyncNone && g < 2) && i%16 == 15 {
 					if err := w.Sync(); err != nil {
 						t.Error(err)
 						return

@@ -14,7 +14,8 @@ import (
 // the file metadata needed to read the data back).
 //
 //	mode      process crash (kill -9)      power loss / kernel crash
-//	none      every committed record       only what the kernel wrote back
+//	none      every committed record       records a Sync covered, and what
+//	                                       the kernel happened to write back
 //	interval  every committed record       all but the last SyncInterval
 //	always    every committed record       every record Append returned for
 //
@@ -30,7 +31,7 @@ type SyncMode uint8
 
 const (
 	SyncInterval SyncMode = iota // default: flush every SyncInterval
-	SyncNone                     // never flush, except when sealing
+	SyncNone                     // flush only when Sync is called
 	SyncAlways                   // Append returns after its record is durable
 )
 

@@ -33,6 +33,7 @@ type seg struct {
 	// mapMu orders the flusher's msync against the sealer's unmap.
 	mapMu    sync.Mutex
 	unmapped bool
+	sealErr  error // why sealing failed, if it did (under mapMu)
 	synced   int64 // bytes from 0 known durable (under mapMu)
 	// durable follows the commit words up to the first frame that was not
 	// committed when the last msync began (under mapMu).
@@ -183,7 +184,10 @@ func prefault(m []byte) {
 func (w *Writer) flush(s *seg, upto int64) error {
 	s.mapMu.Lock()
 	defer s.mapMu.Unlock()
-	if s.unmapped || upto <= s.synced {
+	if s.unmapped {
+		return s.sealErr
+	}
+	if upto <= s.synced {
 		return nil
 	}
 	size := int64(len(s.data))
@@ -228,15 +232,23 @@ func (w *Writer) finish(s *seg, f segment.Footer) error {
 // the footer written and fsynced) or not (footer through the mapping), and
 // whether the file may go to the recycler. Recovery seals durably whatever
 // the sync mode, once per segment it repairs, and does not recycle.
-func (w *Writer) seal(s *seg, f segment.Footer, durable, recycle bool) error {
+//
+// A flush (Sync) that finds the segment unmapped relies on what seal did:
+// a failed seal leaves its error in sealErr for that flush to return (the
+// sticky failure is only set once the sealer gets the error back), and a
+// segment sealed without a flush is listed in w.lazy, before it is marked
+// unmapped, for Sync to fsync.
+func (w *Writer) seal(s *seg, f segment.Footer, durable, recycle bool) (err error) {
 	s.mapMu.Lock()
 	defer s.mapMu.Unlock()
+	defer func() { s.sealErr = err }()
 	size := int64(len(s.data))
 	if !durable {
 		f.Encode(s.data[size-segment.FooterSize:])
+		w.lazy.add(s.path)
 	}
 	s.unmapped = true
-	err := segment.Unmap(s.data)
+	err = segment.Unmap(s.data)
 	if err == nil && durable {
 		err = w.sealDurably(s, f, size)
 	}

@@ -1,6 +1,9 @@
 package writer
 
 import (
+	"errors"
+	"fmt"
+	"os"
 	"sync"
 
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -21,7 +24,8 @@ type syncer struct {
 func (sy *syncer) init(w *Writer) { sy.cond = sync.NewCond(&sy.mu) }
 
 // Sync returns once every record committed before the call is durable on
-// disk. A flush failure is sticky: this and every later call (Append
+// disk, in every sync mode: with SyncNone it is the only flush there is,
+// and it covers the segments sealed since the last Sync too. A flush failure is sticky: this and every later call (Append
 // included) return it, because the kernel may have dropped the pages that
 // failed to write and retrying would claim durability falsely.
 func (w *Writer) Sync() error {
@@ -57,7 +61,9 @@ func (w *Writer) Sync() error {
 }
 
 // flushAll flushes the committed part of every segment not yet sealed
-// (sealing flushes the whole file itself).
+// (with SyncInterval and SyncAlways sealing flushes the whole file
+// itself), then fsyncs the segments sealed without a flush (SyncNone)
+// since the last call.
 func (w *Writer) flushAll() error {
 	// Queue the segments rotated in since the sealer last looked: records
 	// committed in them before this Sync must be flushed now, not when the
@@ -67,6 +73,47 @@ func (w *Writer) flushAll() error {
 		upto := min(s.tail.Load(), segment.RecordLimit(int64(len(s.data))))
 		if err := w.flush(s, upto); err != nil {
 			return err
+		}
+	}
+	// After the queue: a segment sealed while it was being flushed is
+	// listed by then (seal lists it before marking it unmapped).
+	return w.lazy.fsyncAll(w.opts.FS)
+}
+
+// lazySealed lists the segment files sealed without a flush (SyncNone),
+// which only Sync makes durable. A path is a few dozen bytes per segment,
+// so a writer that never calls Sync keeps a list it can afford.
+type lazySealed struct {
+	mu    sync.Mutex
+	paths []string
+}
+
+func (l *lazySealed) add(path string) {
+	l.mu.Lock()
+	l.paths = append(l.paths, path)
+	l.mu.Unlock()
+}
+
+// fsyncAll fsyncs every listed file and empties the list. A file that is
+// gone was removed after it was sealed: by compress-finished, which makes
+// its archive durable first, or by the operator.
+func (l *lazySealed) fsyncAll(fs FS) error {
+	l.mu.Lock()
+	paths := l.paths
+	l.paths = nil
+	l.mu.Unlock()
+	for _, p := range paths {
+		f, err := fs.OpenFile(p, os.O_RDONLY, 0)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("open %s to flush it: %w", p, err)
+		}
+		err = fs.Fsync(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("fsync %s: %w", p, err)
 		}
 	}
 	return nil

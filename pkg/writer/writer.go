@@ -61,6 +61,7 @@ type Writer struct {
 
 	sealer   sealer
 	syncer   syncer
+	lazy     lazySealed // sealed without a flush (SyncNone), for Sync
 	closeMu  sync.Mutex
 	closed   bool
 	closeErr error
