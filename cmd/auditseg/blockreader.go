@@ -3,16 +3,20 @@ package main
 import (
 	"errors"
 	"io"
+	"sync"
+	"time"
 )
 
 // blockReader reads its input in large blocks on its own goroutine, so that
 // reading stdin and appending overlap; blocks are recycled, so a long run
 // allocates nothing per block.
 type blockReader struct {
-	out  chan block
-	free chan []byte
-	quit chan struct{}
-	need int64 // longest record the splitter may need to see whole
+	out      chan block
+	free     chan []byte
+	quit     chan struct{} // closed: start no new read
+	gone     chan struct{} // closed: nobody takes blocks any more
+	quitOnce sync.Once
+	need     int64 // longest record the splitter may need to see whole
 }
 
 type block struct {
@@ -25,7 +29,8 @@ type block struct {
 const blockSize = 1 << 20
 
 func newBlockReader(r io.Reader, need int64) *blockReader {
-	br := &blockReader{out: make(chan block, 2), free: make(chan []byte, 3), quit: make(chan struct{}), need: need}
+	br := &blockReader{out: make(chan block, 2), free: make(chan []byte, 3),
+		quit: make(chan struct{}), gone: make(chan struct{}), need: need}
 	for range 3 {
 		br.free <- make([]byte, blockSize)
 	}
@@ -33,9 +38,16 @@ func newBlockReader(r io.Reader, need int64) *blockReader {
 	return br
 }
 
+// run reads blocks until EOF, an error or stopReading. out is closed when
+// it returns, so the consumer can tell the last block was delivered.
 func (br *blockReader) run(r io.Reader) {
 	defer close(br.out)
 	for {
+		select {
+		case <-br.quit: // checked alone first: a select picks at random
+			return
+		default:
+		}
 		var buf []byte
 		select {
 		case buf = <-br.free:
@@ -49,9 +61,11 @@ func (br *blockReader) run(r io.Reader) {
 		} else if err != nil {
 			b.err = err
 		}
+		// A block read is delivered even after stopReading: its bytes have
+		// left stdin, and the consumer commits every record read.
 		select {
 		case br.out <- b:
-		case <-br.quit:
+		case <-br.gone:
 			return
 		}
 		if b.eof || b.err != nil {
@@ -66,6 +80,36 @@ func (br *blockReader) recycle(b block) {
 	}
 }
 
-// stop ends the reading goroutine; a read blocked on stdin stays blocked
-// until the process exits, which is what a signal-driven stop wants.
-func (br *blockReader) stop() { close(br.quit) }
+// stopReading asks the reading goroutine to start no new read; the block
+// of a read already under way still comes, then out is closed. A read
+// blocked on stdin stays blocked until input comes or the process exits.
+func (br *blockReader) stopReading() { br.quitOnce.Do(func() { close(br.quit) }) }
+
+// discard drops the blocks read and not yet taken, and returns how many
+// bytes they held. It waits for the block of a read under way, once
+// stopReading was called, for at most wait: the reading goroutine closes
+// out after it, and a read blocked longer than that has taken nothing.
+func (br *blockReader) discard(wait time.Duration) int64 {
+	var n int64
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		select {
+		case b, ok := <-br.out:
+			if !ok {
+				return n
+			}
+			n += int64(len(b.data))
+			br.recycle(b)
+		case <-t.C:
+			return n
+		}
+	}
+}
+
+// stop ends the reading goroutine for good: the consumer takes no more
+// blocks.
+func (br *blockReader) stop() {
+	br.stopReading()
+	close(br.gone)
+}

@@ -4,7 +4,8 @@ package main
 //
 // Exit codes: 0 all input committed (also after SIGINT/SIGTERM, which stop
 // reading and commit every complete record read); 1 an error while writing (records
-// committed before it stay readable); 2 bad flags, or the log could not be
+// committed before it stay readable), or a second signal left records read
+// and not committed; 2 bad flags, or the log could not be
 // opened (locked by another writer, missing permissions).
 
 import (
@@ -45,7 +46,9 @@ binary records, each prefixed by its length as a 4-byte big-endian integer.
 
 SIGINT or SIGTERM stops reading: every complete record read is committed,
 the segment sealed, and the command exits 0. An incomplete last record (a
-line without its newline yet) is reported and not committed.`,
+line without its newline yet) is reported and not committed. A second
+signal stops committing: the bytes read and not committed are reported
+with the input offset up to which everything was, and the exit code is 1.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runWrite(cmd, args[0], f)
@@ -180,11 +183,19 @@ func runWrite(cmd *cobra.Command, dir string, f writeFlags) error {
 		fmt.Fprintf(cmd.ErrOrStderr(), "auditseg write: %d records, %s, %d segments, %s, %.0f records/s\n",
 			st.records, humanBytes(st.bytes), st.segments(), el.Round(time.Millisecond), float64(st.records)/max(el.Seconds(), 1e-9))
 	}
-	if st.dropped > 0 {
-		fmt.Fprintf(cmd.ErrOrStderr(), "auditseg write: interrupted: %d bytes of an incomplete record at input offset %d were not committed\n", st.dropped, st.inOff)
+	switch {
+	case st.aborted:
+		fmt.Fprintf(cmd.ErrOrStderr(), "auditseg write: interrupted twice: input committed up to offset %d; %d bytes read after it were not committed\n", st.inOff, st.dropped)
+	case st.interrupted && st.dropped > 0:
+		fmt.Fprintf(cmd.ErrOrStderr(), "auditseg write: interrupted: input committed up to offset %d; the %d bytes after it, an incomplete record, were not\n", st.inOff, st.dropped)
+	case st.interrupted && !f.quiet:
+		fmt.Fprintf(cmd.ErrOrStderr(), "auditseg write: interrupted: input committed up to offset %d, every complete record read\n", st.inOff)
 	}
 	if werr != nil {
 		return withCode(exitFailure, werr)
+	}
+	if st.aborted && st.dropped > 0 {
+		return withCode(exitFailure, fmt.Errorf("%d bytes read from stdin were not committed", st.dropped))
 	}
 	return nil
 }
@@ -192,7 +203,9 @@ func runWrite(cmd *cobra.Command, dir string, f writeFlags) error {
 type writeStats struct {
 	records, bytes    int64
 	inOff             int64 // input bytes consumed by committed records
-	dropped           int64 // bytes of an incomplete record left when a signal stopped reading
+	dropped           int64 // bytes read but not committed when a signal stopped the run
+	interrupted       bool  // a signal stopped reading
+	aborted           bool  // a second signal stopped committing what was read
 	firstSeq, lastSeq uint64
 }
 
@@ -201,93 +214,4 @@ func (s *writeStats) segments() uint64 {
 		return 0
 	}
 	return s.lastSeq - s.firstSeq + 1
-}
-
-// pump splits blocks from in into records and appends them until EOF, an
-// error, or a signal (after which an incomplete record in hand is counted
-// in st.dropped, not committed).
-// Records are appended straight from the read blocks; only a record that
-// spans two blocks is assembled in carry.
-func pump(in *blockReader, split splitter, w *writer.Writer, st *writeStats, sigs <-chan os.Signal) error {
-	var carry []byte
-	appendRec := func(rec []byte) error {
-		pos, err := w.Append(rec)
-		if err != nil {
-			return fmt.Errorf("record %d (input offset %d): %w", st.records+1, st.inOff, err)
-		}
-		if st.records == 0 {
-			st.firstSeq = pos.Seq
-		}
-		st.records++
-		st.bytes += int64(len(rec))
-		st.lastSeq = pos.Seq
-		return nil
-	}
-	for {
-		var blk block
-		var ok bool
-		select {
-		case blk, ok = <-in.out:
-		case <-sigs:
-			// Stop reading. Bytes in carry are an incomplete record (no
-			// delimiter, or fewer bytes than its prefix says): committing
-			// them would invent a record the input never held, and the
-			// rest of it, fed to the next run, a second one.
-			st.dropped = int64(len(carry))
-			return nil
-		}
-		if !ok {
-			return nil
-		}
-		if blk.err != nil {
-			return fmt.Errorf("read stdin at offset %d: %w", st.inOff+int64(len(carry)), blk.err)
-		}
-		data := blk.data
-		// Complete a record begun in an earlier block, growing carry a
-		// piece at a time so a long record is not copied over and over.
-		for len(carry) > 0 && (len(data) > 0 || blk.eof) {
-			take := min(len(data), 64<<10)
-			had := len(carry)
-			carry = append(carry, data[:take]...)
-			rec, n, found, err := split(carry, blk.eof && take == len(data))
-			if err != nil {
-				return fmt.Errorf("input offset %d: %w", st.inOff, err)
-			}
-			if found {
-				if err := appendRec(rec); err != nil {
-					return err
-				}
-				st.inOff += int64(n)
-				data = data[max(n-had, 0):]
-				carry = carry[:0]
-				break
-			}
-			if int64(len(carry)) > in.need {
-				return fmt.Errorf("input offset %d: record longer than the limit of %d bytes (--max-record)", st.inOff, in.need-1)
-			}
-			data = data[take:]
-			if len(data) == 0 {
-				break
-			}
-		}
-		for len(carry) == 0 {
-			rec, n, found, err := split(data, blk.eof)
-			if err != nil {
-				return fmt.Errorf("input offset %d: %w", st.inOff, err)
-			}
-			if !found {
-				carry = append(carry, data...)
-				break
-			}
-			if err := appendRec(rec); err != nil {
-				return err
-			}
-			st.inOff += int64(n)
-			data = data[n:]
-		}
-		in.recycle(blk)
-		if blk.eof {
-			return nil
-		}
-	}
 }

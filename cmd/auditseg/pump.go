@@ -1,0 +1,186 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/writer"
+)
+
+// readGrace is how long a stop waits for a read already under way. A read
+// that returns later would take input from the pipe that is then never
+// committed; one blocked that long is waiting for input that has not come.
+const readGrace = 200 * time.Millisecond
+
+// errAborted ends a pump stopped by a second signal.
+var errAborted = errors.New("interrupted twice")
+
+// pumper splits blocks from stdin into records and appends them.
+type pumper struct {
+	in    *blockReader
+	split splitter
+	w     *writer.Writer
+	st    *writeStats
+	carry []byte // an incomplete record begun in an earlier block
+	read  int64  // bytes received from in
+	// stop is closed by the first signal, abort set by the second: it is
+	// checked before every record, which a channel could not be cheaply.
+	stop  chan struct{}
+	abort atomic.Bool
+}
+
+// pump splits blocks from in into records and appends them until EOF, an
+// error, or a signal. After a first signal it reads no more, but commits
+// every complete record of the blocks already read; an incomplete record
+// left at the end is counted in st.dropped. A second signal stops before
+// the next record, counting in st.dropped what was read and not committed.
+// Records are appended straight from the read blocks; only a record that
+// spans two blocks is assembled in carry.
+func pump(in *blockReader, split splitter, w *writer.Writer, st *writeStats, sigs <-chan os.Signal) error {
+	p := &pumper{in: in, split: split, w: w, st: st, stop: make(chan struct{})}
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case <-sigs:
+		case <-done:
+			return
+		}
+		// Stop reading at once; the pump may be busy with a block for a
+		// while (--sync always), and would let the reader go on.
+		in.stopReading()
+		close(p.stop)
+		select {
+		case <-sigs:
+			p.abort.Store(true)
+		case <-done:
+		}
+	}()
+	err := p.run()
+	select {
+	case <-p.stop:
+		st.interrupted = true
+	default:
+	}
+	if errors.Is(err, errAborted) {
+		st.aborted = true
+		st.dropped = p.read + in.discard(readGrace) - st.inOff
+		return nil
+	}
+	return err
+}
+
+func (p *pumper) run() error {
+	stop, grace, graceOver := p.stop, (<-chan time.Time)(nil), false
+	for {
+		var blk block
+		var ok bool
+		if graceOver {
+			// Only blocks already read: a read still blocked gets nothing.
+			select {
+			case blk, ok = <-p.in.out:
+			default:
+			}
+		} else {
+			select {
+			case blk, ok = <-p.in.out:
+			case <-stop:
+				// Reading has stopped. The blocks already read are still
+				// committed: their bytes have left stdin.
+				stop, grace = nil, time.After(readGrace)
+				continue
+			case <-grace:
+				graceOver = true
+				continue
+			}
+		}
+		if !ok {
+			// Bytes in carry are an incomplete record (no delimiter, or
+			// fewer bytes than its prefix says): committing them would
+			// invent a record the input never held, and the rest of it,
+			// fed to the next run, a second one.
+			p.st.dropped = int64(len(p.carry))
+			return nil
+		}
+		p.read += int64(len(blk.data))
+		if blk.err != nil {
+			return fmt.Errorf("read stdin at offset %d: %w", p.st.inOff+int64(len(p.carry)), blk.err)
+		}
+		if err := p.block(blk.data, blk.eof); err != nil {
+			return err
+		}
+		p.in.recycle(blk)
+		if blk.eof {
+			return nil
+		}
+	}
+}
+
+// block appends the records of one block read.
+func (p *pumper) block(data []byte, eof bool) error {
+	st := p.st
+	// Complete a record begun in an earlier block, growing carry a piece
+	// at a time so a long record is not copied over and over.
+	for len(p.carry) > 0 && (len(data) > 0 || eof) {
+		take := min(len(data), 64<<10)
+		had := len(p.carry)
+		p.carry = append(p.carry, data[:take]...)
+		rec, n, found, err := p.split(p.carry, eof && take == len(data))
+		if err != nil {
+			return fmt.Errorf("input offset %d: %w", st.inOff, err)
+		}
+		if found {
+			if err := p.append(rec, n); err != nil {
+				return err
+			}
+			data = data[max(n-had, 0):]
+			p.carry = p.carry[:0]
+			break
+		}
+		if int64(len(p.carry)) > p.in.need {
+			return fmt.Errorf("input offset %d: record longer than the limit of %d bytes (--max-record)", st.inOff, p.in.need-1)
+		}
+		data = data[take:]
+		if len(data) == 0 {
+			break
+		}
+	}
+	for len(p.carry) == 0 {
+		rec, n, found, err := p.split(data, eof)
+		if err != nil {
+			return fmt.Errorf("input offset %d: %w", st.inOff, err)
+		}
+		if !found {
+			p.carry = append(p.carry, data...)
+			break
+		}
+		if err := p.append(rec, n); err != nil {
+			return err
+		}
+		data = data[n:]
+	}
+	return nil
+}
+
+// append commits rec, which took n bytes of input.
+func (p *pumper) append(rec []byte, n int) error {
+	st := p.st
+	if p.abort.Load() {
+		return errAborted
+	}
+	pos, err := p.w.Append(rec)
+	if err != nil {
+		return fmt.Errorf("record %d (input offset %d): %w", st.records+1, st.inOff, err)
+	}
+	if st.records == 0 {
+		st.firstSeq = pos.Seq
+	}
+	st.records++
+	st.bytes += int64(len(rec))
+	st.lastSeq = pos.Seq
+	st.inOff += int64(n)
+	return nil
+}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestWriteSignalCommitsWhatWasRead: after SIGTERM every byte fed to
+// `write` is accounted for exactly: committed, still in the pipe (never
+// read), or reported as an incomplete record. With --sync always the
+// appends are slower than the input, so blocks read from stdin queue up
+// behind them when the signal comes; they were once dropped.
+func TestWriteSignalCommitsWhatWasRead(t *testing.T) {
+	dir, cmd, pr, pw, stderr := startSlowWrite(t)
+	var fed bytes.Buffer
+	for i := range 400 {
+		line := fmt.Sprintf("record %04d %s\n", i, strings.Repeat("x", i%50))
+		if i == 399 {
+			line = strings.TrimSuffix(line, "\n") // an incomplete record at the end
+		}
+		if _, err := pw.WriteString(line); err != nil {
+			t.Fatal(err)
+		}
+		fed.WriteString(line)
+		time.Sleep(50 * time.Microsecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%v: %s", err, stderr.String())
+	}
+	pw.Close()
+	left, err := io.ReadAll(pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed := committedInput(t, dir)
+	// committed + [incomplete record read] + left in the pipe = fed.
+	in := fed.Bytes()
+	if !bytes.HasPrefix(in, committed.Bytes()) {
+		t.Fatalf("the log is not a prefix of the input: %d bytes committed", committed.Len())
+	}
+	rest := in[committed.Len():]
+	dropped := len(rest) - len(left)
+	if !bytes.HasSuffix(rest, left) || dropped < 0 {
+		t.Fatalf("%d bytes committed and %d left in the pipe do not add up to the %d fed", committed.Len(), len(left), len(in))
+	}
+	if bytes.IndexByte(rest[:dropped], '\n') >= 0 {
+		t.Fatalf("%d bytes were read and not committed, complete records among them (%d committed, %d left in the pipe); stderr: %s",
+			dropped, committed.Len(), len(left), stderr.String())
+	}
+	want := fmt.Sprintf("input committed up to offset %d", committed.Len())
+	if !strings.Contains(stderr.String(), want) {
+		t.Fatalf("stderr %q does not say %q", stderr.String(), want)
+	}
+	if dropped > 0 && !strings.Contains(stderr.String(), fmt.Sprintf("the %d bytes after it", dropped)) {
+		t.Fatalf("stderr %q does not report the %d bytes of the incomplete record", stderr.String(), dropped)
+	}
+}
+
+// TestWriteSecondSignal: a second signal stops committing what was read
+// (with --sync always that can take long), reports exactly how many bytes
+// were read and not committed, and exits 1.
+func TestWriteSecondSignal(t *testing.T) {
+	dir, cmd, pr, pw, stderr := startSlowWrite(t)
+	// Feed faster than records are made durable one by one, until told.
+	var fed bytes.Buffer
+	var stop atomic.Bool
+	fedDone := make(chan struct{})
+	go func() {
+		defer close(fedDone)
+		for i := 0; !stop.Load(); i++ {
+			line := fmt.Sprintf("record %06d %s\n", i, strings.Repeat("y", i%40))
+			if _, err := pw.WriteString(line); err != nil {
+				return
+			}
+			fed.WriteString(line)
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(100 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit: %v, want 1 (stderr: %s)", err, stderr.String())
+	}
+	stop.Store(true)
+	var left []byte
+	drained := make(chan struct{})
+	go func() { left, _ = io.ReadAll(pr); close(drained) }()
+	<-fedDone
+	pw.Close()
+	<-drained
+	committed := committedInput(t, dir)
+	in := fed.Bytes()
+	if !bytes.HasPrefix(in, committed.Bytes()) {
+		t.Fatalf("the log is not a prefix of the input: %d bytes committed", committed.Len())
+	}
+	dropped := len(in) - committed.Len() - len(left)
+	if dropped <= 0 {
+		t.Fatalf("nothing read was left uncommitted (%d fed, %d committed, %d in the pipe): the test did not interrupt a backlog", len(in), committed.Len(), len(left))
+	}
+	want := fmt.Sprintf("interrupted twice: input committed up to offset %d; %d bytes read after it were not committed", committed.Len(), dropped)
+	if !strings.Contains(stderr.String(), want) {
+		t.Fatalf("stderr %q does not say %q", stderr.String(), want)
+	}
+}
+
+// startSlowWrite starts `write --sync always` (every record waits for the
+// disk, so input queues up behind the appends) on a pipe whose read end
+// the test keeps too, to see what was left in it.
+func startSlowWrite(t *testing.T) (dir string, cmd *exec.Cmd, pr, pw *os.File, stderr *bytes.Buffer) {
+	t.Helper()
+	bin := buildBinary(t)
+	dir = t.TempDir()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pr.Close(); pw.Close() })
+	cmd = exec.Command(bin, "write", "--sync", "always", dir)
+	cmd.Stdin = pr
+	stderr = &bytes.Buffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return dir, cmd, pr, pw, stderr
+}
+
+// committedInput is the input the log's records were made from, one per
+// line.
+func committedInput(t *testing.T, dir string) *bytes.Buffer {
+	t.Helper()
+	var b bytes.Buffer
+	for _, p := range payloads(t, dir) {
+		b.Write(p)
+		b.WriteByte('\n')
+	}
+	return &b
+}
