@@ -33,8 +33,11 @@ type seg struct {
 	// mapMu orders the flusher's msync against the sealer's unmap.
 	mapMu    sync.Mutex
 	unmapped bool
-	sealErr  error // why sealing failed, if it did (under mapMu)
-	synced   int64 // bytes from 0 known durable (under mapMu)
+	// gone is unmapped for Reservation.Commit and Abort, which cannot
+	// take mapMu: set, under mapMu, before the unmap.
+	gone    atomic.Bool
+	sealErr error // why sealing failed, if it did (under mapMu)
+	synced  int64 // bytes from 0 known durable (under mapMu)
 	// durable follows the commit words up to the first frame that was not
 	// committed when the last msync began (under mapMu).
 	durable segment.Tally
@@ -248,6 +251,7 @@ func (w *Writer) seal(s *seg, f segment.Footer, durable, recycle bool) (err erro
 		w.lazy.add(s.path)
 	}
 	s.unmapped = true
+	s.gone.Store(true)
 	err = segment.Unmap(s.data)
 	if err == nil && durable {
 		err = w.sealDurably(s, f, size)
@@ -289,6 +293,7 @@ func (s *seg) release() error {
 		return nil
 	}
 	s.unmapped = true
+	s.gone.Store(true)
 	err := segment.Unmap(s.data)
 	if cerr := s.f.Close(); err == nil {
 		err = cerr

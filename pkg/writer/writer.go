@@ -285,8 +285,18 @@ func kick(c chan struct{}) {
 // Reservation is space for one record of a fixed size in the mapped file,
 // obtained by Reserve. Fill Bytes, then Commit, or Abort to turn the space
 // into padding. A Reservation must be committed or aborted exactly once,
-// and Bytes must not be used after that.
+// and Bytes must not be used after that. Hold it briefly: its segment
+// cannot be sealed while it is open, and once the two segments after it
+// fill, every Append waits for it (Close gives up after
+// Options.CloseTimeout).
+//
+// A Reservation must not be copied (go vet's copylocks check reports a
+// copy): pass a *Reservation. Committing or aborting a copy after the
+// original was finished returns ErrReservationDone rather than writing
+// over the record, but only while the segment is still mapped is that
+// check certain to run before the write.
 type Reservation struct {
+	_    noCopy
 	w    *Writer
 	s    *seg
 	off  int64
@@ -294,13 +304,23 @@ type Reservation struct {
 	done bool
 }
 
+// noCopy makes go vet's copylocks check report copies of the struct that
+// holds it (see sync.noCopy).
+type noCopy struct{}
+
+func (*noCopy) Lock()   {}
+func (*noCopy) Unlock() {}
+
 // Reserve claims space for a record of exactly n bytes and returns it for
 // the caller to fill in place, saving the copy Append makes.
 func (w *Writer) Reserve(n int) (Reservation, error) {
 	if e := w.failed.Load(); e != nil {
 		return Reservation{}, *e
 	}
-	if n < 0 || n > w.maxRecord {
+	if n < 0 {
+		return Reservation{}, fmt.Errorf("%s: reserve %d bytes: the size cannot be negative", w.dir, n)
+	}
+	if n > w.maxRecord {
 		return Reservation{}, w.tooLarge(n)
 	}
 	size := segment.FrameSize(n)
@@ -330,15 +350,8 @@ func (r *Reservation) Position() Position { return Position{Seq: r.s.seq, Offset
 // Commit checksums and commits the record. With SyncAlways it returns once
 // the record is durable.
 func (r *Reservation) Commit() error {
-	if r.done || r.s == nil {
-		return ErrReservationDone
-	}
-	r.done = true
-	if e := r.w.failed.Load(); e != nil {
-		// After Close (which may have given up on this reservation and
-		// released the directory) or a sticky failure, the mapping must not
-		// be written: the frame stays reserved and recovery pads it.
-		return *e
+	if err := r.finishing(); err != nil {
+		return err
 	}
 	img, length := r.s.data, int32(segment.FrameHeaderSize+r.n)
 	ts := r.w.clock.now()
@@ -354,12 +367,46 @@ func (r *Reservation) Commit() error {
 
 // Abort gives the space back as a PAD frame, which readers skip.
 func (r *Reservation) Abort() error {
-	if r.done || r.s == nil {
-		return ErrReservationDone
+	if err := r.finishing(); err != nil {
+		return err
 	}
-	r.done = true
 	segment.PutPad(r.s.data, r.s.seq, r.off, segment.FrameSize(r.n))
 	return nil
+}
+
+// finishing marks r done and says whether its frame may still be written.
+func (r *Reservation) finishing() error {
+	if r.done || r.s == nil {
+		return r.doneErr()
+	}
+	r.done = true
+	if e := r.w.failed.Load(); e != nil {
+		// After Close (which may have given up on this reservation and
+		// released the directory) or a sticky failure, the mapping must not
+		// be written: the frame stays reserved and recovery pads it.
+		return *e
+	}
+	// A copy finished already: the claim is gone from the commit word, and
+	// the segment may be sealed and unmapped. gone is set before the unmap
+	// and read on both sides of the word: false after it, the word was
+	// read from this segment's mapping, and while it still holds the claim
+	// the sealer cannot unmap the segment.
+	s := r.s
+	if s.gone.Load() {
+		return r.doneErr()
+	}
+	claimed := segment.LoadLength(s.data, r.off) == -int32(segment.FrameHeaderSize+r.n)
+	if !claimed || s.gone.Load() {
+		return r.doneErr()
+	}
+	return nil
+}
+
+func (r *Reservation) doneErr() error {
+	if r.s == nil {
+		return ErrReservationDone
+	}
+	return fmt.Errorf("%w: the record at %v (a copy of this Reservation was finished?)", ErrReservationDone, r.Position())
 }
 
 // Close seals the active segment, stops the background goroutines and
