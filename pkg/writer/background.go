@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -109,14 +110,27 @@ func (w *Writer) dropAhead(a *created) {
 		return
 	}
 	a.f.Close()
-	if c := w.cur.Load(); c.next.Load() == nil || c.next.Load().seq >= a.seq {
+	if c := w.cur.Load(); !c.unused.Load() && (c.next.Load() == nil || c.next.Load().seq >= a.seq) {
 		return // nothing unused before it: the next Open continues in it
 	}
-	if err := os.Remove(a.path); err == nil {
-		if err := w.opts.FS.SyncDir(w.dir); err != nil {
-			w.opts.Logger.Warn("fsync directory after removing an unused segment", "dir", w.dir, "err", err)
-		}
+	if err := w.removeUnused(a.path); err != nil {
+		w.opts.Logger.Warn("remove an unused segment", "dir", w.dir, "err", err)
 	}
+}
+
+// removeUnused removes a segment file that never held a frame, after the
+// writer stopped using it: the next Open continues in an earlier one.
+func (w *Writer) removeUnused(path string) error {
+	if err := os.Remove(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("remove unused segment: %w", err)
+	}
+	if err := w.opts.FS.SyncDir(w.dir); err != nil {
+		return fmt.Errorf("fsync directory %s after removing unused %s: %w", w.dir, filepath.Base(path), err)
+	}
+	return nil
 }
 
 func (w *Writer) closingNow() bool {
@@ -205,6 +219,14 @@ func (w *Writer) sealPass() (st sealState, err error) {
 			return st, nil
 		}
 		s := q[0]
+		if s.unused.Load() {
+			// Close left it empty for the next Open: released, not sealed.
+			if err := s.release(); err != nil {
+				return st, err
+			}
+			sl.pop()
+			continue
+		}
 		full := s.full()
 		before := s.tally.Off
 		done := s.tally.Advance(s.data)
@@ -226,10 +248,7 @@ func (w *Writer) sealPass() (st sealState, err error) {
 			return st, fmt.Errorf("seal: %w", err)
 		}
 		sl.prev = f.Digest
-		sl.mu.Lock()
-		sl.queue = sl.queue[1:]
-		sl.mu.Unlock()
-		sl.progress.Store(now())
+		sl.pop()
 		kick(w.kickPrep) // the backlog shrank
 	}
 }
@@ -251,6 +270,14 @@ func (sl *sealer) backlog(c *seg) int {
 		n--
 	}
 	return n
+}
+
+// pop drops the oldest segment from the queue, done with.
+func (sl *sealer) pop() {
+	sl.mu.Lock()
+	sl.queue = sl.queue[1:]
+	sl.mu.Unlock()
+	sl.progress.Store(now())
 }
 
 func (sl *sealer) snapshot() []*seg {

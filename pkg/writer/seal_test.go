@@ -170,14 +170,20 @@ func fileExists(path string) bool {
 // next segment ahead of time. After Close the log holds at most one
 // segment without records (the prepared one the next Open continues in),
 // verify finds it clean, and reopening it twice adds no empty segment.
+//
+// A writer that appended nothing adds no segment: its active segment is
+// left empty and unsealed (it was sealed, one more empty file per Open and
+// Close), and the next Open continues in it. Two rounds without records
+// come first and after each round with them.
 func TestCloseLeavesOneEmptySegment(t *testing.T) {
 	dir := t.TempDir()
-	for round := range 3 {
+	before := 0
+	for round, records := range []int{0, 0, 1000, 0, 0, 1000, 0} { // 1000: several rotations
 		w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncNone})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i := range 1000 { // several rotations
+		for i := range records {
 			if _, err := w.Append(faultPayload(i)); err != nil {
 				t.Fatal(err)
 			}
@@ -186,6 +192,11 @@ func TestCloseLeavesOneEmptySegment(t *testing.T) {
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
+		after := len(listSegments(t, dir))
+		if records == 0 && round > 0 && after != before {
+			t.Fatalf("round %d appended nothing, and the log went from %d to %d segment files", round, before, after)
+		}
+		before = after
 		empty := 0
 		for _, s := range listSegments(t, dir) {
 			img, err := os.ReadFile(s)

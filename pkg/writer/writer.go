@@ -412,7 +412,9 @@ func (r *Reservation) doneErr() error {
 // Close seals the active segment, stops the background goroutines and
 // releases the directory. It waits for open reservations while frames
 // keep being committed, giving up after Options.CloseTimeout without any.
-// Calling it again returns the first call's result.
+// An active segment nothing was appended to is not sealed: it stays,
+// empty, for the next Open to continue in. Calling Close again returns the
+// first call's result.
 func (w *Writer) Close() error {
 	w.closeMu.Lock()
 	defer w.closeMu.Unlock()
@@ -426,8 +428,14 @@ func (w *Writer) Close() error {
 	s := w.cur.Load()
 	w.rotMu.Unlock()
 	// Claim everything left in the active segment, as a crossing writer
-	// would: later claims overflow and get ErrClosed.
-	if off := s.tail.Add(s.dataLimit + 1); off-(s.dataLimit+1) <= s.dataLimit {
+	// would: later claims overflow and get ErrClosed. A segment nothing
+	// was ever claimed in is left unsealed and empty instead, for the next
+	// Open to continue in: sealing it would leave a segment file of no
+	// records behind every Open and Close that appended nothing.
+	unused := s.tail.CompareAndSwap(segment.HeaderSize, s.dataLimit+1)
+	if unused {
+		s.unused.Store(true)
+	} else if off := s.tail.Add(s.dataLimit + 1); off-(s.dataLimit+1) <= s.dataLimit {
 		segment.PutEnd(s.data, s.seq, off-(s.dataLimit+1), w.clock.now())
 	}
 	w.broadcast()
@@ -438,8 +446,13 @@ func (w *Writer) Close() error {
 	w.drainRecycler()
 	if nx := s.next.Load(); nx != nil {
 		// Prepared but never used: its file stays, empty, and the next
-		// Open continues in it.
-		if derr := nx.release(); err == nil {
+		// Open continues in it; unless the active segment is left empty
+		// too, which the next Open continues in instead.
+		derr := nx.release()
+		if derr == nil && unused {
+			derr = w.removeUnused(nx.path)
+		}
+		if err == nil {
 			err = derr
 		}
 	}
