@@ -44,11 +44,13 @@
 //     Reserved frames, zero gaps and missing END frames or footers there
 //     are not findings; damage is, after a recheck that rules out a frame
 //     or footer that was being stored while it was read.
-//   - Writer gone: the tail is what a crash left. Each of its segments that
-//     holds anything gets one "unfinished" finding (not sealed), plus one
-//     per reserved frame or zero gap, all marked as crash residue:
-//     writer.Open repairs them without losing a committed record. A newest
-//     segment with no frame at all is "prepared" and is not a finding.
+//   - Writer gone: the tail is what a crash left. Each of its segments but
+//     the newest gets one "unfinished" finding (not sealed), even one with
+//     no frame (a prepared segment the crashed writer had rotated into),
+//     plus one per reserved frame or zero gap, all marked as crash
+//     residue: writer.Open repairs them (seals them) without losing a
+//     committed record. The newest segment gets the "unfinished" finding
+//     only if it holds a frame; with none it is "prepared", not a finding.
 //
 // # Exit codes
 //
