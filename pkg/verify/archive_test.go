@@ -105,3 +105,22 @@ func TestArchiveSummaryMismatch(t *testing.T) {
 		t.Fatalf("inspect of a damaged summary: %v", err)
 	}
 }
+
+// TestSegmentArchivedWhileVerified: a segment file listed, then replaced
+// by its archive before it is opened (compress-finished running beside
+// verify), is verified as the archive: it once vanished from the report,
+// leaving a gap finding in a log that lacked nothing.
+func TestSegmentArchivedWhileVerified(t *testing.T) {
+	l := newTestLog(t)
+	s := l.sealed(4)
+	a := archive(t, l, s, false)
+	o := Options{}.withDefaults()
+	r := checkPath(s.path, &o, nil)
+	if r.vanished || r.rep.Path != a || !r.rep.Archived || r.rep.State != StateSealed || r.rep.Records != 4 {
+		t.Fatalf("vanished %v, report %+v", r.vanished, r.rep)
+	}
+	rm(t, a)
+	if r := checkPath(s.path, &o, nil); !r.vanished {
+		t.Fatalf("a segment removed with no archive: %+v", r.rep)
+	}
+}

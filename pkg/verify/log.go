@@ -489,7 +489,7 @@ func (rep *Report) addUnexpected(u *unit) {
 		for _, p := range u.listing.Temps {
 			reason := "leftover of an interrupted segment creation; writer.Open removes it"
 			if strings.HasSuffix(p, segment.ArchiveExt+segment.TempExt) {
-				reason = "leftover of an interrupted compress-finished run; safe to delete"
+				reason = "leftover of an interrupted compress-finished run, or of one running now; safe to delete when none runs"
 			}
 			fs = append(fs, Finding{Class: Unexpected, Path: p, Reason: reason})
 		}
@@ -497,7 +497,7 @@ func (rep *Report) addUnexpected(u *unit) {
 	for _, e := range u.listing.Segments {
 		if e.Duplicate != "" {
 			fs = append(fs, Finding{Class: Unexpected, Path: e.Duplicate, Seq: e.Seq,
-				Reason: "archive of a segment whose original is still present (an interrupted compress-finished run); the original was verified"})
+				Reason: "archive of a segment whose original is still present (compress-finished --keep-original, or a run interrupted or still running); the original was verified"})
 		}
 	}
 	sort.Slice(fs, func(a, b int) bool { return fs[a].Path < fs[b].Path })
