@@ -217,8 +217,8 @@ func Open(dir string, opts Options) (*Reader, error) {
 	}
 	if st.Mode().IsRegular() {
 		r.single, r.dir = dir, filepath.Dir(dir)
-		seq, archived, _ := segment.ParseName(filepath.Base(dir))
-		r.list = []segment.Entry{{Seq: seq, Path: dir, Archived: archived}}
+		seq, _, _ := segment.ParseName(filepath.Base(dir))
+		r.list = []segment.Entry{{Seq: seq, Path: dir, Archived: segment.IsArchiveName(filepath.Base(dir))}}
 	} else if err := r.relist(); err != nil {
 		return nil, err
 	}

@@ -24,6 +24,11 @@ func FileName(seq uint64) string { return fmt.Sprintf("%020d%s", seq, SegmentExt
 // ArchiveName returns the base name of the archive of segment seq.
 func ArchiveName(seq uint64) string { return fmt.Sprintf("%020d%s", seq, ArchiveExt) }
 
+// IsArchiveName reports whether a file name is an archive's: it ends in
+// ArchiveExt. An archive copied or renamed out of its log keeps that
+// suffix, not necessarily the 20-digit stem ParseName requires.
+func IsArchiveName(name string) bool { return strings.HasSuffix(name, ArchiveExt) }
+
 // ParseName parses a segment or archive base name. ok is false for any
 // other name, including temporary files.
 func ParseName(name string) (seq uint64, archived bool, ok bool) {

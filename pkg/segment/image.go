@@ -39,7 +39,7 @@ var openArchive func(path string) (data []byte, release func() error, err error)
 // never followed. The image holds no file descriptor; Close releases its
 // memory.
 func OpenImage(path string) (*Image, error) {
-	_, archived, _ := ParseName(filepath.Base(path))
+	archived := IsArchiveName(filepath.Base(path))
 	im := &Image{Path: path, Archived: archived}
 	if archived {
 		if openArchive == nil {
@@ -75,8 +75,7 @@ func (im *Image) decodeHeader() {
 // copy is a snapshot: a segment a writer is still filling may read torn
 // where the mapping would not (see Reopen), so use it for sealed segments.
 func ReadImage(path string, buf []byte) (*Image, error) {
-	_, archived, _ := ParseName(filepath.Base(path))
-	if archived {
+	if IsArchiveName(filepath.Base(path)) {
 		return OpenImage(path)
 	}
 	f, st, err := openSegmentFile(path)

@@ -137,7 +137,7 @@ func (im *Image) CheckSummary() error {
 // ErrNoFooter means the segment is not sealed; any other error, that it
 // cannot be read or is damaged (read it whole to know more).
 func ReadFooter(path string) (Footer, error) {
-	if _, archived, _ := ParseName(filepath.Base(path)); archived {
+	if IsArchiveName(filepath.Base(path)) {
 		ft, err := readArchiveSummary(path)
 		if !errors.Is(err, errNoSummary) {
 			return ft, err

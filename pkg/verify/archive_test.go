@@ -124,3 +124,22 @@ func TestSegmentArchivedWhileVerified(t *testing.T) {
 		t.Fatalf("a segment removed with no archive: %+v", r.rep)
 	}
 }
+
+// TestRenamedArchive: an archive copied out of its log under another name
+// is still read as an archive (it was read as a segment file: its zstd
+// magic reported as a damaged header).
+func TestRenamedArchive(t *testing.T) {
+	l := newTestLog(t)
+	s := l.sealed(4)
+	p := t.TempDir() + "/evidence.seg.zst"
+	if err := os.Rename(archive(t, l, s, false), p); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Files([]string{p}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.ExitCode(false) != ExitClean || len(rep.Segments) != 1 || !rep.Segments[0].Archived || rep.Segments[0].Records != 4 {
+		t.Fatalf("exit %d, segments %+v, findings %+v", rep.ExitCode(false), rep.Segments, rep.Findings)
+	}
+}

@@ -170,7 +170,7 @@ func guardMapped(im *segment.Image, fn func()) error {
 }
 
 func openImage(path string, buf []byte) (*segment.Image, error) {
-	if _, archived, _ := segment.ParseName(filepath.Base(path)); buf == nil || archived {
+	if buf == nil || segment.IsArchiveName(filepath.Base(path)) {
 		return segment.OpenImage(path)
 	}
 	// The footer is read before the bytes are copied, as the mapped check

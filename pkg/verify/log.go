@@ -183,7 +183,7 @@ func runJobs(jobs []job, o *Options) []*result {
 				// memory, which unlike the page cache cannot be reclaimed,
 				// and Workers of 1 GiB copies could exhaust a small machine.
 				j := jobs[i]
-				if _, archived, _ := segment.ParseName(filepath.Base(j.path)); !o.Quick && !archived && int64(len(buf)) < j.size && j.size <= copyMax {
+				if archived := segment.IsArchiveName(filepath.Base(j.path)); !o.Quick && !archived && int64(len(buf)) < j.size && j.size <= copyMax {
 					_ = segment.Unmap(buf)
 					buf, _ = segment.AllocHuge(int(j.size))
 				}
