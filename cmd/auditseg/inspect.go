@@ -39,6 +39,9 @@ Exit codes: 0 the file was dumped (damaged or not; use verify to judge it);
 2 bad usage or the file cannot be read.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if f.preview < 0 || f.hexMax < 0 {
+				return withCode(exitUsage, fmt.Errorf("--preview %d, --hex-max %d: byte counts cannot be negative", f.preview, f.hexMax))
+			}
 			in, err := verify.Inspect(args[0])
 			if err != nil {
 				return withCode(exitUsage, err)

@@ -24,6 +24,7 @@ type pumper struct {
 	split splitter
 	w     *writer.Writer
 	st    *writeStats
+	max   int64  // the largest record the writer takes
 	carry []byte // an incomplete record begun in an earlier block
 	read  int64  // bytes received from in
 	// stop is closed by the first signal, abort set by the second: it is
@@ -39,8 +40,8 @@ type pumper struct {
 // the next record, counting in st.dropped what was read and not committed.
 // Records are appended straight from the read blocks; only a record that
 // spans two blocks is assembled in carry.
-func pump(in *blockReader, split splitter, w *writer.Writer, st *writeStats, sigs <-chan os.Signal) error {
-	p := &pumper{in: in, split: split, w: w, st: st, stop: make(chan struct{})}
+func pump(in *blockReader, split splitter, maxRecord int64, w *writer.Writer, st *writeStats, sigs <-chan os.Signal) error {
+	p := &pumper{in: in, split: split, max: maxRecord, w: w, st: st, stop: make(chan struct{})}
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -141,7 +142,7 @@ func (p *pumper) block(data []byte, eof bool) error {
 			break
 		}
 		if int64(len(p.carry)) > p.in.need {
-			return fmt.Errorf("input offset %d: record longer than the limit of %d bytes (--max-record)", st.inOff, p.in.need-1)
+			return fmt.Errorf("input offset %d: record longer than the limit of %d bytes (--max-record)", st.inOff, p.max)
 		}
 		data = data[take:]
 		if len(data) == 0 {

@@ -117,13 +117,13 @@ func (f tailFlags) start(cmd *cobra.Command, now time.Time) (reader.Options, err
 		return opts, errors.New("-n, --from and --since choose where to start: give one")
 	}
 	switch {
-	case f.from != "":
+	case cmd.Flags().Changed("from"):
 		pos, err := segment.ParsePosition(f.from)
 		if err != nil {
 			return opts, fmt.Errorf("--from: %w", err)
 		}
 		opts.Start = reader.At(pos)
-	case f.since != "":
+	case cmd.Flags().Changed("since"):
 		t, err := parseSince(f.since, now)
 		if err != nil {
 			return opts, err
@@ -285,6 +285,5 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 // all (it could not be opened, or failed while mapped), which is an I/O
 // error, as opposed to damage the decoder found in its bytes.
 func unreadableSegment(d reader.Damage) bool {
-	var ce *segment.CorruptError
-	return d.Kind == reader.DamageSegment && d.Err != nil && !errors.As(d.Err, &ce)
+	return d.Kind == reader.DamageSegment && d.Err != nil && !errors.Is(d.Err, segment.ErrCorrupt)
 }

@@ -274,6 +274,9 @@ func TestTailUsageErrors(t *testing.T) {
 		{[]string{"--since", "yesterday"}, "--since"},
 		{[]string{"--since", "-5m"}, "--since"},
 		{[]string{"--from", "12"}, "--from"},
+		{[]string{"--from", ":64"}, "not a number"},
+		{[]string{"--from", ""}, "SEQ:OFFSET"},
+		{[]string{"--since", ""}, "--since"},
 		{[]string{"-n", "3", "--from", "1:64"}, "give one"},
 		{[]string{"--since", "1h", "--from", "1:64"}, "give one"},
 		{[]string{"-o", "xml"}, "raw or json"},
@@ -402,5 +405,32 @@ func TestTailSegmentFile(t *testing.T) {
 	out, stderr, code = execute(t, nil, "tail", "-n", "2", z)
 	if code != exitOK || out != recLines(last-1, last+1) {
 		t.Fatalf("archive: exit %d (%s), %q", code, stderr, out)
+	}
+}
+
+// TestTailDamagedArchive: an archive that does not decompress is damage of
+// the log (exit 1, as verify says), not an I/O error (exit 2), and the
+// records of the other segments are still printed.
+func TestTailDamagedArchive(t *testing.T) {
+	dir := t.TempDir()
+	for _, in := range []string{"a\nb\n", "c\n"} {
+		if _, stderr, code := execute(t, []byte(in), "write", "-q", "--segment-size", "64KiB", dir); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
+	if _, stderr, code := execute(t, nil, "compress-finished", dir); code != 0 {
+		t.Fatal(stderr)
+	}
+	p := filepath.Join(dir, segment.ArchiveName(1))
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b[:len(b)/2], 0o640); err != nil { // cut in half
+		t.Fatal(err)
+	}
+	out, stderr, code := execute(t, nil, "tail", "-n", "+1", dir)
+	if code != exitFailure || out != "c\n" || !strings.Contains(stderr, p) {
+		t.Fatalf("exit %d (want %d), out %q, stderr %q", code, exitFailure, out, stderr)
 	}
 }

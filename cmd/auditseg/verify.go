@@ -69,6 +69,12 @@ func runVerify(cmd *cobra.Command, paths []string, f verifyFlags) error {
 	if f.output != "text" && f.output != "json" {
 		return withCode(exitUsage, fmt.Errorf("--output %q: want text or json", f.output))
 	}
+	if f.jobs < 0 {
+		return withCode(exitUsage, fmt.Errorf("--jobs %d: want a positive number (or 0: one per CPU)", f.jobs))
+	}
+	if f.maxFindings < 1 {
+		return withCode(exitUsage, fmt.Errorf("--max-findings %d: want at least 1", f.maxFindings))
+	}
 	if f.timeTolerance <= 0 {
 		f.timeTolerance = -1 // the library reads 0 as "default"
 	}

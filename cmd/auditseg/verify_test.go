@@ -241,6 +241,10 @@ func TestVerifyUsage(t *testing.T) {
 		{"verify", "-o", "yaml", dir},
 		{"verify", filepath.Join(dir, "missing")},
 		{"verify", "--bogus", dir},
+		{"verify", "-j", "-3", dir},
+		{"verify", "--max-findings", "0", dir},
+		{"inspect", "--preview", "-1", dir},
+		{"inspect", "--hex-max", "-5", dir},
 	} {
 		if _, errOut, code := execute(t, nil, args...); code != exitUsage || errOut == "" {
 			t.Errorf("%q: exit %d, stderr %q", args, code, errOut)

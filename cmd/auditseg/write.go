@@ -94,12 +94,22 @@ func (f writeFlags) options() (writer.Options, error) {
 // the rest of a delimited input is a record).
 type splitter func(buf []byte, eof bool) (rec []byte, n int, ok bool, err error)
 
-func newSplitter(f writeFlags) (splitter, error) {
+// newSplitter returns the splitter the flags ask for. maxRecord is the
+// largest record the writer takes: a length prefix above it is refused as
+// soon as it is read, not after that many bytes.
+func newSplitter(f writeFlags, maxRecord int64) (splitter, error) {
 	if f.framing != "" {
 		if f.framing != "u32be" {
 			return nil, fmt.Errorf("--framing: unknown framing %q (want u32be)", f.framing)
 		}
-		return splitU32BE, nil
+		return func(buf []byte, eof bool) ([]byte, int, bool, error) {
+			if len(buf) >= 4 {
+				if n := int64(binary.BigEndian.Uint32(buf)); n > maxRecord {
+					return nil, 0, false, fmt.Errorf("length prefix of %d bytes: larger than the limit of %d bytes (--max-record)", n, maxRecord)
+				}
+			}
+			return splitU32BE(buf, eof)
+		}, nil
 	}
 	var d byte
 	switch f.delim {
@@ -152,7 +162,14 @@ func runWrite(cmd *cobra.Command, dir string, f writeFlags) error {
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
-	split, err := newSplitter(f)
+	if f.framing != "" && cmd.Flags().Changed("delim") {
+		return withCode(exitUsage, errors.New("--delim and --framing: give one (a framed record has no delimiter)"))
+	}
+	maxRec := opts.MaxRecordSize
+	if maxRec == 0 {
+		maxRec = segment.DefaultMaxRecord(opts.SegmentSize)
+	}
+	split, err := newSplitter(f, maxRec)
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
@@ -165,14 +182,10 @@ func runWrite(cmd *cobra.Command, dir string, f writeFlags) error {
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
-	maxRec := opts.MaxRecordSize
-	if maxRec == 0 {
-		maxRec = segment.DefaultMaxRecord(opts.SegmentSize)
-	}
 	start := time.Now()
 	st := writeStats{}
 	in := newBlockReader(cmd.InOrStdin(), recordNeed(f, maxRec))
-	werr := pump(in, split, w, &st, sigs)
+	werr := pump(in, split, maxRec, w, &st, sigs)
 	in.stop()
 	cerr := w.Close()
 	if werr == nil {

@@ -169,6 +169,10 @@ func TestWriteErrors(t *testing.T) {
 		{"bad delim", "", []string{"--delim", "tab"}, exitUsage, "delim"},
 		{"record too large", strings.Repeat("x", 10000) + "\n", []string{"--max-record", "1000"}, exitFailure, "too large"},
 		{"truncated frame", "\x00\x00\x00\x09abc", []string{"--framing", "u32be"}, exitFailure, "truncated record"},
+		// A huge prefix is refused as soon as it is read, with the limit.
+		{"prefix too large", "\x7f\xff\xff\xffabc", []string{"--framing", "u32be", "--max-record", "1000"}, exitFailure, "larger than the limit of 1000 bytes"},
+		{"line longer than a block", strings.Repeat("y", 2<<20), []string{"--max-record", "1000"}, exitFailure, "longer than the limit of 1000 bytes"},
+		{"delim and framing", "", []string{"--framing", "u32be", "--delim", "nul"}, exitUsage, "give one"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			args := append([]string{"write", "-q", "--segment-size", "64KiB", filepath.Join(dir, c.name)}, c.args...)

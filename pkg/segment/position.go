@@ -40,7 +40,7 @@ func ParsePosition(s string) (Position, error) {
 	}
 	seq, err := strconv.ParseUint(a, 10, 64)
 	if err != nil {
-		return Position{}, fmt.Errorf("position %q: bad segment sequence: %w", s, err)
+		return Position{}, fmt.Errorf("position %q: the segment sequence %q is not a number", s, a)
 	}
 	off, err := strconv.ParseInt(b, 10, 64)
 	if err != nil || off < 0 {
