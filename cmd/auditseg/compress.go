@@ -11,7 +11,8 @@ package main
 //	   is untouched and the others were still processed), another
 //	   compress-finished run holds DIR, or the run was interrupted by
 //	   SIGINT/SIGTERM (finished segments stay archived; run it again)
-//	2  bad flags or arguments, or DIR cannot be read
+//	2  bad flags or arguments, DIR cannot be read, or the output cannot be
+//	   written
 
 import (
 	"context"
@@ -60,10 +61,12 @@ cannot stand in for the disk's), decompressed and compared with the
 original, renamed into place and the directory fsynced; only then is the
 original removed. A crash at any point leaves the
 original or a verified archive, and the next run finishes the work.
+A segment that cannot be read, or whose header or footer is damaged, is
+left as it is with a warning (auditseg verify says what is wrong).
 
 Exit codes: 0 all done; 1 a segment failed (the others are still done; its
-original stays), another run holds DIR, or interrupted; 2 bad usage or DIR
-unreadable.`,
+original stays), another run holds DIR, or interrupted; 2 bad usage, DIR
+unreadable, or the output could not be written.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCompress(cmd, args[0], f)
@@ -133,8 +136,12 @@ func runCompress(cmd *cobra.Command, dir string, f compressFlags) error {
 		case archive.StepPlanned:
 			total, totalSegs = ev.Plan.Bytes(), len(ev.Plan.Resolve)+len(ev.Plan.Compress)
 		case archive.StepFailed:
-			prog.Done()
-			fmt.Fprintf(stderr, "auditseg compress-finished: %v\n", ev.Err)
+			// A segment cut short by the signal is no failure: the summary
+			// says the run was interrupted.
+			if ctx.Err() == nil || !errors.Is(ev.Err, ctx.Err()) {
+				prog.Done()
+				fmt.Fprintf(stderr, "auditseg compress-finished: %v\n", ev.Err)
+			}
 			done += ev.BytesIn
 			segs++
 		case archive.StepDone:
@@ -154,13 +161,22 @@ func runCompress(cmd *cobra.Command, dir string, f compressFlags) error {
 		return withCode(exitUsage, runErr)
 	}
 
+	if !res.DryRun {
+		// A damaged segment is left as it is, and said so: --dry-run lists
+		// every skip, a real run only these.
+		for _, s := range res.Plan.Skipped {
+			if s.Damaged {
+				fmt.Fprintf(stderr, "auditseg compress-finished: warning: skipped %s: %s\n", s.Path, s.Reason)
+			}
+		}
+	}
 	if f.output == "json" {
 		err = writeCompressJSON(stdout, res, runErr)
 	} else {
 		err = writeCompressText(stdout, res, runErr)
 	}
 	if err != nil {
-		return withCode(exitFailure, err)
+		return withCode(exitUsage, fmt.Errorf("write output: %w", err))
 	}
 	switch {
 	case runErr != nil && ctx.Err() != nil:
@@ -212,6 +228,9 @@ func writeCompressText(w io.Writer, res *archive.Result, runErr error) error {
 	}
 	if runErr != nil {
 		b.WriteString(", interrupted")
+		if res.Interrupted > 0 {
+			fmt.Fprintf(&b, " (%d left as they were)", res.Interrupted)
+		}
 	}
 	b.WriteString("\n")
 	_, err := io.WriteString(w, b.String())
@@ -255,9 +274,10 @@ type compressJSONPlan struct {
 }
 
 type compressJSONSkip struct {
-	Seq    uint64 `json:"seq"`
-	Path   string `json:"path"`
-	Reason string `json:"reason"`
+	Seq     uint64 `json:"seq"`
+	Path    string `json:"path"`
+	Reason  string `json:"reason"`
+	Damaged bool   `json:"damaged"`
 }
 
 func writeCompressJSON(w io.Writer, res *archive.Result, runErr error) error {
@@ -287,7 +307,7 @@ func writeCompressJSON(w io.Writer, res *archive.Result, runErr error) error {
 		j.Planned = append(j.Planned, compressJSONPlan{c.Seq, c.Path, c.Archive, "compress", c.Size})
 	}
 	for _, s := range p.Skipped {
-		j.Skipped = append(j.Skipped, compressJSONSkip{s.Seq, s.Path, s.Reason})
+		j.Skipped = append(j.Skipped, compressJSONSkip{s.Seq, s.Path, s.Reason, s.Damaged})
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -278,3 +278,29 @@ func TestCompressFinishedBusy(t *testing.T) {
 		}
 	}
 }
+
+// TestCompressFinishedWarnsDamaged: a sealed segment whose footer is
+// damaged is left alone, and a real run says so on stderr (it was said by
+// --dry-run only); the exit code stays 0 (verify is the judge).
+func TestCompressFinishedWarnsDamaged(t *testing.T) {
+	dir, _ := compressLog(t, 8000)
+	p := filepath.Join(dir, segment.FileName(1))
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-20] ^= 0xff // in the footer
+	if err := os.WriteFile(p, b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code := execute(t, nil, "compress-finished", dir)
+	if code != exitOK || !strings.Contains(stderr, "warning: skipped "+p) || !strings.Contains(stderr, "footer") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	if _, err := os.Stat(p); err != nil {
+		t.Fatal("the damaged segment is gone")
+	}
+	if _, err := os.Stat(filepath.Join(dir, segment.ArchiveName(2))); err != nil {
+		t.Error("segment 2 was not archived")
+	}
+}

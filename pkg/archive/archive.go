@@ -155,6 +155,7 @@ const (
 	Resolved     Outcome = "resolved"     // a leftover archive verified; the original removed (or kept)
 	Recompressed Outcome = "recompressed" // a leftover archive did not verify; replaced
 	Failed       Outcome = "failed"       // Err says why; the original is untouched
+	Interrupted  Outcome = "interrupted"  // Run was cancelled while on it; the original is untouched
 )
 
 // SegmentResult is what happened to one segment.
@@ -178,8 +179,10 @@ type Result struct {
 	TempsRemoved []string
 	// Segments are the segments worked on, in sequence order.
 	Segments []SegmentResult
-	// Totals over the segments that succeeded.
+	// Totals over the segments that succeeded. Interrupted segments were
+	// being worked on when ctx was cancelled; they are not failures.
 	Done, Failed      int
+	Interrupted       int
 	BytesIn, BytesOut int64
 	Elapsed           time.Duration
 }
@@ -294,6 +297,9 @@ dispatch:
 		switch {
 		case s.Outcome == "": // never started
 			continue
+		case s.Err != nil && ctx.Err() != nil && errors.Is(s.Err, ctx.Err()):
+			s.Outcome = Interrupted
+			res.Interrupted++
 		case s.Err != nil:
 			res.Failed++
 		default:

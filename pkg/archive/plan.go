@@ -44,6 +44,10 @@ type Skip struct {
 	Seq    uint64
 	Path   string
 	Reason string
+	// Damaged: the file cannot be read, or its header or footer is
+	// damaged. Anything else skipped is by design (the newest segment,
+	// --keep, --min-age, not sealed yet).
+	Damaged bool
 }
 
 // Bytes is the size of the originals the run will read.
@@ -80,7 +84,7 @@ func PlanDir(dir string, opts Options) (*Plan, error) {
 		e := l.Segments[i]
 		if i == len(l.Segments)-1 {
 			if !e.Archived {
-				p.Skipped = append(p.Skipped, Skip{e.Seq, e.Path, "newest segment (a writer appends to it, or will)"})
+				p.Skipped = append(p.Skipped, Skip{Seq: e.Seq, Path: e.Path, Reason: "newest segment (a writer appends to it, or will)"})
 			}
 			continue
 		}
@@ -90,9 +94,9 @@ func PlanDir(dir string, opts Options) (*Plan, error) {
 			continue
 		}
 		c := Candidate{Seq: e.Seq, Path: e.Path, Archive: archivePath(e)}
-		f, size, why := inspect(e.Path)
+		f, size, why, damaged := inspect(e.Path)
 		if why != "" {
-			p.Skipped = append(p.Skipped, Skip{e.Seq, e.Path, why})
+			p.Skipped = append(p.Skipped, Skip{e.Seq, e.Path, why, damaged})
 			continue
 		}
 		c.Size, c.SealedAt = size, time.Unix(0, f.SealedAt)
@@ -102,11 +106,11 @@ func PlanDir(dir string, opts Options) (*Plan, error) {
 			p.Resolve = append(p.Resolve, c)
 		case keep > 0:
 			keep--
-			p.Skipped = append(p.Skipped, Skip{e.Seq, e.Path, fmt.Sprintf("one of the newest %d sealed segments (--keep)", opts.Keep)})
+			p.Skipped = append(p.Skipped, Skip{Seq: e.Seq, Path: e.Path, Reason: fmt.Sprintf("one of the newest %d sealed segments (--keep)", opts.Keep)})
 		case opts.MinAge > 0 && age < opts.MinAge:
 			keep--
-			p.Skipped = append(p.Skipped, Skip{e.Seq, e.Path,
-				fmt.Sprintf("sealed %s ago, less than --min-age %s", age.Round(time.Second), opts.MinAge)})
+			p.Skipped = append(p.Skipped, Skip{Seq: e.Seq, Path: e.Path,
+				Reason: fmt.Sprintf("sealed %s ago, less than --min-age %s", age.Round(time.Second), opts.MinAge)})
 		default:
 			keep--
 			p.Compress = append(p.Compress, c)
@@ -126,22 +130,22 @@ func archivePath(e segment.Entry) string {
 }
 
 // inspect returns the footer and size of a sealed, well-formed segment
-// file, or why it is not one.
-func inspect(path string) (segment.Footer, int64, string) {
+// file, or why it is not one and whether that is damage.
+func inspect(path string) (f segment.Footer, size int64, why string, damaged bool) {
 	im, err := segment.OpenImage(path)
 	if err != nil {
-		return segment.Footer{}, 0, fmt.Sprintf("cannot open: %v", err)
+		return f, 0, fmt.Sprintf("cannot open: %v", err), true
 	}
 	defer im.Close()
 	if err := im.Check(); err != nil {
-		return segment.Footer{}, 0, fmt.Sprintf("damaged (run auditseg verify): %v", err)
+		return f, 0, fmt.Sprintf("damaged (run auditseg verify): %v", err), true
 	}
-	f, err := im.Footer()
+	f, err = im.Footer()
 	switch {
 	case errors.Is(err, segment.ErrNoFooter):
-		return f, 0, "not sealed"
+		return f, 0, "not sealed", false
 	case err != nil:
-		return f, 0, fmt.Sprintf("footer damaged (run auditseg verify): %v", err)
+		return f, 0, fmt.Sprintf("footer damaged (run auditseg verify): %v", err), true
 	}
-	return f, im.FileSize, ""
+	return f, im.FileSize, "", false
 }
