@@ -26,13 +26,15 @@ type block struct {
 	buf  []byte
 }
 
+// blockSize is the default size of a read. Three blocks are in hand at
+// most: one being appended, two queued.
 const blockSize = 1 << 20
 
-func newBlockReader(r io.Reader, need int64) *blockReader {
+func newBlockReader(r io.Reader, need int64, size int) *blockReader {
 	br := &blockReader{out: make(chan block, 2), free: make(chan []byte, 3),
 		quit: make(chan struct{}), gone: make(chan struct{}), need: need}
 	for range 3 {
-		br.free <- make([]byte, blockSize)
+		br.free <- make([]byte, size)
 	}
 	go br.run(r)
 	return br

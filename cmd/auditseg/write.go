@@ -184,7 +184,14 @@ func runWrite(cmd *cobra.Command, dir string, f writeFlags) error {
 	}
 	start := time.Now()
 	st := writeStats{}
-	in := newBlockReader(cmd.InOrStdin(), recordNeed(f, maxRec))
+	// With --sync always every record waits for the disk, ~1000 a second:
+	// 1 MiB blocks would hold a first signal's drain for tens of seconds
+	// (and gain nothing), so reads are a page.
+	size := blockSize
+	if opts.Sync == writer.SyncAlways {
+		size = 4 << 10
+	}
+	in := newBlockReader(cmd.InOrStdin(), recordNeed(f, maxRec), size)
 	werr := pump(in, split, maxRec, w, &st, sigs)
 	in.stop()
 	cerr := w.Close()
