@@ -267,6 +267,10 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	if !printed && !f.follow {
 		if l, err := segment.List(dir); err == nil && len(l.Segments) == 0 {
 			fmt.Fprintf(stderr, "auditseg tail: warning: %s holds no segment files\n", dir)
+		} else if err == nil && cmd.Flags().Changed("from") {
+			// A position past the end prints nothing, rightly; but so
+			// does a mistyped one.
+			fmt.Fprintf(stderr, "auditseg tail: warning: no record at or after %s; %s\n", f.from, lastRecordText(dir))
 		}
 	}
 	if err := r.Err(); err != nil && !(errors.Is(err, ctx.Err()) && ctx.Err() != nil) {
@@ -279,6 +283,19 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 		return withCode(exitFailure, fmt.Errorf("%s: %s skipped; run 'auditseg verify %s' for a full report", dir, plural(damaged, "damaged place"), dir))
 	}
 	return nil
+}
+
+// lastRecordText says where the last record of the log at dir is.
+func lastRecordText(dir string) string {
+	r, err := reader.Open(dir, reader.Options{Start: reader.Last(1)})
+	if err != nil {
+		return "the log cannot be read: " + err.Error()
+	}
+	defer r.Close()
+	if r.Next() {
+		return "the last record is at " + r.Record().Position.String()
+	}
+	return "the log holds no record"
 }
 
 // unreadableSegment reports whether d says a segment could not be read at

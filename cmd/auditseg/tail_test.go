@@ -434,3 +434,20 @@ func TestTailDamagedArchive(t *testing.T) {
 		t.Fatalf("exit %d (want %d), out %q, stderr %q", code, exitFailure, out, stderr)
 	}
 }
+
+// TestTailFromPastTheEnd: a --from past the last record prints nothing and
+// exits 0, as it should, but says where the last record is: a mistyped
+// position looks the same.
+func TestTailFromPastTheEnd(t *testing.T) {
+	dir := t.TempDir()
+	if _, stderr, code := execute(t, []byte("a\nb\n"), "write", "-q", "--segment-size", "64KiB", dir); code != 0 {
+		t.Fatal(stderr)
+	}
+	out, stderr, code := execute(t, nil, "tail", "--from", "99:0", dir)
+	if code != 0 || out != "" || !strings.Contains(stderr, "no record at or after 99:0; the last record is at 1:") {
+		t.Fatalf("exit %d, out %q, stderr %q", code, out, stderr)
+	}
+	if out, stderr, _ := execute(t, nil, "tail", "--from", "1:0", dir); out != "a\nb\n" || stderr != "" {
+		t.Fatalf("out %q, stderr %q", out, stderr)
+	}
+}
