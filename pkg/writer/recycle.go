@@ -1,6 +1,7 @@
 package writer
 
 import (
+	"fmt"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -23,8 +24,8 @@ import (
 // SyncNone its pages are dirty, so the dropper goroutine first writes each
 // back, waiting, on its own goroutine: starting writeback blocks while the
 // disk queue is full, which here delays only the recycling, never an
-// appender. It promises no durability (SyncNone makes none); a writeback
-// error is logged. When the disk is slower than the appenders, the queues
+// appender. It promises no durability (Sync does that, with an fsync); a
+// writeback error fails the writer, as a failed fsync does. When the disk is slower than the appenders, the queues
 // fill and later segments simply stay in the page cache.
 
 // maxRecycle bounds each queue of sealed segments (open files).
@@ -71,7 +72,11 @@ func (w *Writer) dropLoop() {
 		select {
 		case f := <-w.drops:
 			if err := writeBack(f); err != nil {
-				w.opts.Logger.Warn("writeback of a sealed segment failed", "file", f.Name(), "err", err)
+				// Sticky, as a failed fsync is: the kernel may have marked
+				// the pages clean, and having reported the error to us, a
+				// later Sync's fsync of this file would not see it and
+				// would claim durability for records that are not there.
+				w.fail(fmt.Errorf("write back sealed %s: %w", f.Name(), err))
 				f.Close()
 			} else if !w.recycle(f, true) {
 				dropPages(f) // the queue is full: nothing will populate soon
