@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -17,7 +18,8 @@ import (
 //  1. Remove leftover *.seg.tmp files: segments whose creation was
 //     interrupted before the rename, so they never held records.
 //  2. From the newest segment back to the first sealed one (archives count
-//     as sealed), collect the unsealed segments: their writer died.
+//     as sealed), collect the unsealed segments: their writer died. The
+//     sealed one's digest comes from its footer (an archive's summary).
 //  3. Oldest first, walk each with the shared decoder: reserved frames and
 //     zero gaps followed by frames become PAD; if there is no END frame,
 //     one is written where the data ends; the segment is sealed with
@@ -55,8 +57,17 @@ func (w *Writer) recover() (*seg, [segment.DigestSize]byte, error) {
 	for ; i > 0; i-- {
 		e := l.Segments[i-1]
 		d, sealed, err := sealedDigest(e.Path)
+		if err != nil && e.Archived && errors.Is(err, segment.ErrCorrupt) {
+			// Sealed by construction, but neither its summary nor its
+			// content gives the digest: the next seal cannot chain to it.
+			// Refusing to open would stop every append for a damage
+			// verify reports anyway (a chain finding follows it).
+			w.opts.Logger.Warn("the newest sealed segment is a damaged archive; the next segment's chain starts over", "file", e.Path, "err", err)
+			w.stats.DamagedSegments++
+			d, sealed, err = [segment.DigestSize]byte{}, true, nil
+		}
 		if err != nil {
-			return nil, prev, err
+			return nil, prev, fmt.Errorf("recovery: %w", err)
 		}
 		if sealed {
 			prev = d
@@ -85,22 +96,33 @@ func (w *Writer) recover() (*seg, [segment.DigestSize]byte, error) {
 	return first, prev, nil
 }
 
-// sealedDigest reports whether the segment at path is sealed and its digest.
+// sealedDigest reports whether the segment at path is sealed and its
+// digest, from its header and footer (an archive's summary): nothing else
+// of the file is read, so an Open after many archived segments decompresses
+// none of them.
 func sealedDigest(path string) ([segment.DigestSize]byte, bool, error) {
-	im, err := segment.OpenImage(path)
-	if err != nil {
-		return [segment.DigestSize]byte{}, false, fmt.Errorf("recovery: %w", err)
+	f, err := segment.ReadFooter(path)
+	if seq, _, ok := segment.ParseName(filepath.Base(path)); err == nil && ok && seq != f.Seq {
+		err = &segment.CorruptError{Path: path, Offset: 16, Reason: fmt.Sprintf("header sequence %d does not match the file name", f.Seq)}
 	}
-	defer im.Close()
-	if im.Check() != nil {
-		return [segment.DigestSize]byte{}, false, nil // damaged: treated as unsealed
+	switch {
+	case err == nil:
+		return f.Digest, true, nil
+	case errors.Is(err, os.ErrNotExist):
+		// compress-finished, running beside us, replaced the file by its
+		// archive after we listed the directory (it removes the original
+		// only once the archive is in place).
+		if seq, archived, ok := segment.ParseName(filepath.Base(path)); ok && !archived {
+			return sealedDigest(filepath.Join(filepath.Dir(path), segment.ArchiveName(seq)))
+		}
+		return f.Digest, false, err
+	case !segment.IsArchiveName(filepath.Base(path)) && (errors.Is(err, segment.ErrNoFooter) || errors.Is(err, segment.ErrCorrupt)):
+		// No footer, a footer torn while it was written, or a damaged
+		// header: treated as unsealed (recovery reseals it, or leaves a
+		// damaged one for verify).
+		return f.Digest, false, nil
 	}
-	f, err := im.Footer()
-	if err != nil {
-		// No footer, or a footer torn while it was written: reseal.
-		return [segment.DigestSize]byte{}, false, nil
-	}
-	return f.Digest, true, nil
+	return f.Digest, false, err
 }
 
 // recoverSegment repairs and seals one unsealed segment, or returns it as

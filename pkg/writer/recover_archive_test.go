@@ -1,0 +1,123 @@
+package writer_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/auditseg/auditseg/internal/crashtest"
+	"github.com/auditseg/auditseg/pkg/archive"
+	"github.com/auditseg/auditseg/pkg/segment"
+	"github.com/auditseg/auditseg/pkg/writer"
+)
+
+// archivedLog writes a log of several sealed segments and archives all
+// but the newest; it returns the directory and the newest archive.
+func archivedLog(t *testing.T) (string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendUntil(t, w, 5)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := archive.Run(context.Background(), dir, archive.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := segment.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newest := ""
+	for _, e := range l.Segments {
+		if e.Archived {
+			newest = e.Path
+		}
+	}
+	if newest == "" {
+		t.Fatal("nothing archived")
+	}
+	return dir, newest
+}
+
+// TestOpenWithDamagedNewestArchive: the newest sealed segment is an archive
+// that does not decompress. Open read its digest by decompressing it and
+// failed, on every try: no record could be appended again. Its summary
+// still has the digest; with the summary damaged too, Open goes on and
+// counts the damage (verify reports it).
+func TestOpenWithDamagedNewestArchive(t *testing.T) {
+	for _, whole := range []bool{false, true} {
+		dir, newest := archivedLog(t)
+		b, err := os.ReadFile(newest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if whole {
+			b = b[:len(b)/2] // the summary (at the end) is gone too
+		} else {
+			b[len(b)/4] ^= 0xff // in the zstd frame
+		}
+		if err := os.WriteFile(newest, b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10})
+		if err != nil {
+			t.Fatalf("summary damaged too: %v; Open: %v", whole, err)
+		}
+		if got, want := w.Recovered().DamagedSegments, map[bool]int{false: 0, true: 1}[whole]; got != want {
+			t.Errorf("summary damaged too: %v; DamagedSegments %d, want %d", whole, got, want)
+		}
+		if _, err := w.Append([]byte("after")); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestRecoveryRacesCompressFinished: compress-finished replaces the newest
+// sealed segment file by its archive between recovery's listing and its
+// reading of that segment's footer; Open used the file name it listed and
+// failed with "no such file".
+func TestRecoveryRacesCompressFinished(t *testing.T) {
+	dir := t.TempDir()
+	w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendUntil(t, w, 4)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A leftover temporary makes recovery fsync the directory between
+	// the listing and the footers: the moment to archive everything.
+	if err := os.WriteFile(filepath.Join(dir, segment.FileName(99)+segment.TempExt), nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	archived := 0
+	fs := &crashtest.FaultFS{Before: func(c crashtest.Call) {
+		if c.Op == crashtest.OpSyncDir && archived == 0 {
+			res, err := archive.Run(context.Background(), dir, archive.Options{})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			archived = res.Done
+		}
+	}}
+	w, err = writer.Open(dir, writer.Options{SegmentSize: 64 << 10, FS: fs})
+	if err != nil {
+		t.Fatalf("Open beside compress-finished: %v", err)
+	}
+	if archived == 0 {
+		t.Fatal("nothing was archived during recovery: the race was not staged")
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
