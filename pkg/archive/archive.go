@@ -122,7 +122,7 @@ const (
 	StepArchiveRemoved              // a leftover archive that did not verify was removed
 	StepOriginalRemoved             // the original is unlinked (durable at StepDone)
 	StepDone                        // the segment is finished; Event.BytesOut is the archive size
-	StepFailed                      // the segment failed (Event.Err); its original is untouched
+	StepFailed                      // the segment failed (Event.Err); its original is untouched unless it was removed (StepOriginalRemoved came first)
 )
 
 var stepNames = [...]string{"planned", "temp-removed", "start", "written", "synced", "verified",
@@ -154,7 +154,7 @@ const (
 	Compressed   Outcome = "compressed"   // a new archive; the original removed (or kept)
 	Resolved     Outcome = "resolved"     // a leftover archive verified; the original removed (or kept)
 	Recompressed Outcome = "recompressed" // a leftover archive did not verify; replaced
-	Failed       Outcome = "failed"       // Err says why; the original is untouched
+	Failed       Outcome = "failed"       // Err says why; the original is untouched unless OriginalRemoved (the directory fsync after removing it failed)
 	Interrupted  Outcome = "interrupted"  // Run was cancelled while on it; the original is untouched
 )
 

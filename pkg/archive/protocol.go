@@ -118,10 +118,10 @@ func (r *runner) archive(t task, p *progress, before os.FileInfo, im *segment.Im
 			return fail(fmt.Errorf("remove original: %w", err))
 		}
 		step(StepOriginalRemoved)
+		res.OriginalRemoved = true // whatever the fsync says: the name is gone
 		if err := syncDir(r.dir); err != nil {
-			return fail(err)
+			return fail(fmt.Errorf("original removed, its verified archive %s in place; fsync the directory: %w", t.archive, err))
 		}
-		res.OriginalRemoved = true
 	}
 	step(StepDone)
 	return *res

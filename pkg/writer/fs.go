@@ -2,7 +2,9 @@ package writer
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -61,4 +63,27 @@ func (osFS) SyncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// mkdirDurable creates dir and any missing parents, like os.MkdirAll, and
+// fsyncs the parent of each directory it created: a new directory's own
+// entry is durable only once its parent is flushed, and a log directory
+// lost to a power cut would take every record in it, durable or not.
+func mkdirDurable(fs FS, dir string) error {
+	var missing []string
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil || !errors.Is(err, os.ErrNotExist) || d == filepath.Dir(d) {
+			break
+		}
+		missing = append(missing, d)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	for i := len(missing) - 1; i >= 0; i-- {
+		if err := fs.SyncDir(filepath.Dir(missing[i])); err != nil {
+			return fmt.Errorf("fsync %s after creating %s: %w", filepath.Dir(missing[i]), filepath.Base(missing[i]), err)
+		}
+	}
+	return nil
 }

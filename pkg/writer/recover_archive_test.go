@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/auditseg/auditseg/internal/crashtest"
@@ -119,5 +120,39 @@ func TestRecoveryRacesCompressFinished(t *testing.T) {
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestOpenMakesNewDirectoriesDurable: Open creates a missing log directory
+// and its missing parents, and fsyncs the parent of each before any record
+// can be promised: a directory entry lost to a power cut would take the
+// whole log with it.
+func TestOpenMakesNewDirectoriesDurable(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "a", "b", "log")
+	var mu sync.Mutex
+	var synced []string
+	fs := &crashtest.FaultFS{Before: func(c crashtest.Call) {
+		if c.Op == crashtest.OpSyncDir {
+			mu.Lock()
+			synced = append(synced, c.Path)
+			mu.Unlock()
+		}
+	}}
+	w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{base, filepath.Join(base, "a"), filepath.Join(base, "a", "b")}
+	if len(synced) < len(want) {
+		t.Fatalf("directories fsynced: %q, want %q first", synced, want)
+	}
+	for i, p := range want {
+		if synced[i] != p {
+			t.Fatalf("directories fsynced: %q, want %q first", synced, want)
+		}
 	}
 }

@@ -88,7 +88,7 @@ func Open(dir string, opts Options) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := mkdirDurable(opts.FS, dir); err != nil {
 		return nil, fmt.Errorf("open log directory: %w", err)
 	}
 	lock, err := segment.AcquireLock(dir)
@@ -112,6 +112,13 @@ func Open(dir string, opts Options) (*Writer, error) {
 	w.cur.Store(first)
 	w.syncer.init(w)
 	w.clock.start(w, opts.TimePrecision)
+	// The recycler's queues before the goroutines that use them start.
+	if !opts.KeepCache {
+		w.clean = make(chan *os.File, maxRecycle)
+	}
+	if opts.Sync == SyncNone && !opts.KeepCache {
+		w.drops = make(chan *os.File, maxRecycle)
+	}
 	w.wg.Add(2)
 	go w.prepareLoop()
 	go w.sealLoop()
@@ -123,11 +130,7 @@ func Open(dir string, opts Options) (*Writer, error) {
 		w.wg.Add(1)
 		go w.writeAheadLoop()
 	}
-	if !opts.KeepCache {
-		w.clean = make(chan *os.File, maxRecycle)
-	}
 	if opts.Sync == SyncNone && !opts.KeepCache {
-		w.drops = make(chan *os.File, maxRecycle)
 		w.wg.Add(1)
 		go w.dropLoop()
 	}
