@@ -59,25 +59,39 @@ func (r *Reader) locateSince() {
 // locateLast starts n records before the end: segments are counted from
 // the newest back, sealed ones by their footers, others by walking them,
 // until n records are found; the first segment needed is then read after
-// skipping its surplus records.
+// skipping its surplus records. That segment is counted again by walking
+// it: its footer also counts records damaged since, which the reader
+// passes over without counting them as skipped, and one intact record too
+// many would then be skipped for each.
 func (r *Reader) locateLast(n uint64) error {
 	var total uint64
 	for i := len(r.list) - 1; i >= 0; i-- {
 		e := r.list[i]
-		total += r.count(e)
+		k, walked := r.count(e)
+		total += k
 		if total >= n {
-			r.startSeq, r.skip = e.Seq, total-n
+			want := k - (total - n) // records wanted from e, its last ones
+			if !walked {
+				k = r.walkCount(e)
+			}
+			r.startSeq, r.skip = e.Seq, k-min(k, want)
 			return nil
 		}
 	}
 	return nil // fewer than n records: read them all
 }
 
-// count returns how many records reading segment e would return now.
-func (r *Reader) count(e segment.Entry) uint64 {
+// count returns how many records reading segment e would return now, and
+// whether it walked the segment to know (or read the footer's count).
+func (r *Reader) count(e segment.Entry) (uint64, bool) {
 	if f, err := segment.ReadFooter(e.Path); err == nil {
-		return f.Records
+		return f.Records, false
 	}
+	return r.walkCount(e), true
+}
+
+// walkCount counts the records of segment e by walking it.
+func (r *Reader) walkCount(e segment.Entry) uint64 {
 	im, err := segment.OpenImage(e.Path)
 	if err != nil {
 		return 0
@@ -86,10 +100,7 @@ func (r *Reader) count(e segment.Entry) uint64 {
 	if im.HeaderErr != nil {
 		return 0
 	}
-	f, ferr := im.Footer()
-	if ferr == nil {
-		return f.Records
-	}
+	_, ferr := im.Footer()
 	mode := segment.Quiescent
 	if r.alive && errors.Is(ferr, segment.ErrNoFooter) {
 		mode = segment.Live

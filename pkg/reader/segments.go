@@ -1,6 +1,7 @@
 package reader
 
 import (
+	"math"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -427,11 +428,13 @@ func (r *Reader) openSeg(e segment.Entry) (*seg, bool) {
 		}
 	}
 	if err != nil {
+		r.skipUnreadable(e)
 		r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Err: fmt.Errorf("%s: cannot open segment: %w", e.Path, err)})
 		return nil, false
 	}
 	if im.HeaderErr != nil {
 		im.Close()
+		r.skipUnreadable(e)
 		r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(im.HeaderErr), Err: im.HeaderErr})
 		return nil, false
 	}
@@ -479,6 +482,20 @@ func (r *Reader) openSeg(e segment.Entry) (*seg, bool) {
 	return c, false
 }
 
+// skipUnreadable counts the records of a segment that cannot be read
+// against the records still to skip, as a readable sealed one's are: the
+// start was counted with its footer (an archive's summary may be intact
+// when its content is not), and they must not be taken from the next
+// segment's instead.
+func (r *Reader) skipUnreadable(e segment.Entry) {
+	if r.seek != nil || r.skip == 0 {
+		return
+	}
+	if f, err := segment.ReadFooter(e.Path); err == nil {
+		r.skip -= min(r.skip, f.Records)
+	}
+}
+
 // applySeek places c at the position an At or After start names, when c
 // is that position's segment. A committed frame there is trusted (its CRC
 // covers the sequence and offset); otherwise the segment is walked from
@@ -499,7 +516,7 @@ func (r *Reader) applySeek(c *seg, st Start) {
 		}
 	}
 	c.min = off
-	if st.kind == startAfter {
+	if st.kind == startAfter && off < math.MaxInt64 { // a cursor file may hold anything
 		c.min = off + 1
 	}
 }
