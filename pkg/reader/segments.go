@@ -1,10 +1,10 @@
 package reader
 
 import (
-	"math"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"time"
 
 	"github.com/auditseg/auditseg/pkg/segment"
