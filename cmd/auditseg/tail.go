@@ -96,17 +96,6 @@ an I/O error (an unreadable segment is named and skipped).`,
 
 // start turns -n/--from/--since (or the cursor) into reader options.
 func (f tailFlags) start(cmd *cobra.Command, now time.Time) (reader.Options, error) {
-	var opts reader.Options
-	if f.cursorFile != "" {
-		pos, ok, err := readCursor(f.cursorFile)
-		if err != nil {
-			return opts, err
-		}
-		if ok {
-			opts.Start = reader.After(pos)
-			return opts, nil
-		}
-	}
 	set := 0
 	for _, name := range []string{"lines", "from", "since"} {
 		if cmd.Flags().Changed(name) {
@@ -114,8 +103,27 @@ func (f tailFlags) start(cmd *cobra.Command, now time.Time) (reader.Options, err
 		}
 	}
 	if set > 1 {
-		return opts, errors.New("-n, --from and --since choose where to start: give one")
+		return reader.Options{}, errors.New("-n, --from and --since choose where to start: give one")
 	}
+	// The flags are checked even when a cursor takes over: a mistake in
+	// them must show on the first run, not only once the cursor is lost.
+	opts, err := f.startFromFlags(cmd, now)
+	if err != nil || f.cursorFile == "" {
+		return opts, err
+	}
+	pos, ok, err := readCursor(f.cursorFile)
+	if err != nil {
+		return opts, err
+	}
+	if ok {
+		return reader.Options{Start: reader.After(pos)}, nil
+	}
+	return opts, nil
+}
+
+// startFromFlags turns -n/--from/--since into reader options.
+func (f tailFlags) startFromFlags(cmd *cobra.Command, now time.Time) (reader.Options, error) {
+	var opts reader.Options
 	switch {
 	case cmd.Flags().Changed("from"):
 		pos, err := segment.ParsePosition(f.from)

@@ -451,3 +451,23 @@ func TestTailFromPastTheEnd(t *testing.T) {
 		t.Fatalf("out %q, stderr %q", out, stderr)
 	}
 }
+
+// TestTailCursorStillChecksFlags: a cursor file that holds a position
+// takes over from -n/--from/--since, but bad values of those are still
+// refused (they were accepted until the cursor was lost).
+func TestTailCursorStillChecksFlags(t *testing.T) {
+	dir := t.TempDir()
+	if _, stderr, code := execute(t, []byte("a\nb\n"), "write", "-q", "--segment-size", "64KiB", dir); code != 0 {
+		t.Fatal(stderr)
+	}
+	cur := filepath.Join(t.TempDir(), "cursor")
+	if out, stderr, code := execute(t, nil, "tail", "-n", "+1", "--cursor-file", cur, dir); code != 0 || out != "a\nb\n" {
+		t.Fatalf("exit %d, out %q, stderr %q", code, out, stderr)
+	}
+	for _, args := range [][]string{{"--since", "yesterday"}, {"-n", "3", "--from", "1:64"}} {
+		a := append(append([]string{"tail", "--cursor-file", cur}, args...), dir)
+		if _, stderr, code := execute(t, nil, a...); code != exitUsage {
+			t.Errorf("%q: exit %d, stderr %q", args, code, stderr)
+		}
+	}
+}

@@ -41,7 +41,8 @@ func newWriteCmd() *cobra.Command {
 		Long: `Reads stdin to EOF and appends each record to the log in DIR (created if
 missing). With --delim newline (default) every line is a record, without
 its newline; a last line without a newline is a record too, and empty lines
-are empty records. --delim nul splits on NUL bytes. --framing u32be reads
+are empty records. --delim nul splits on NUL bytes (a last record without
+its NUL is a record too). --framing u32be reads
 binary records, each prefixed by its length as a 4-byte big-endian integer.
 
 SIGINT or SIGTERM stops reading: every complete record read is committed,
