@@ -258,7 +258,9 @@ type archiveFile struct {
 // symbolic link) and checks its size and frame header, so that nothing is
 // allocated from a claim the file cannot back.
 func openArchiveFile(path string) (*archiveFile, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	// O_NONBLOCK: a FIFO named like an archive must fail below (not a
+	// regular file), not block until something writes to it.
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		if errors.Is(err, syscall.ELOOP) {
 			return nil, fmt.Errorf("%s: is a symbolic link; segment links are never followed", path)

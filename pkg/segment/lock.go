@@ -30,9 +30,9 @@ func lockRange(typ int16) unix.Flock_t {
 // wrapping ErrLocked that names the directory and the holder's pid.
 func AcquireLock(dir string) (*Lock, error) {
 	p := filepath.Join(dir, LockName)
-	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o640)
+	f, err := openLockFile(p, os.O_RDWR|os.O_CREATE)
 	if err != nil {
-		return nil, fmt.Errorf("open lock file: %w", err)
+		return nil, err
 	}
 	lk := lockRange(unix.F_WRLCK)
 	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk); err != nil {
@@ -65,12 +65,12 @@ func (l *Lock) Release() error {
 // writer.
 func WriterAlive(dir string) (alive bool, pid int, err error) {
 	p := filepath.Join(dir, LockName)
-	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	f, err := openLockFile(p, os.O_RDONLY)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, 0, nil
 	}
 	if err != nil {
-		return false, 0, fmt.Errorf("open lock file: %w", err)
+		return false, 0, err
 	}
 	defer f.Close()
 	lk := lockRange(unix.F_WRLCK)
@@ -81,6 +81,27 @@ func WriterAlive(dir string) (alive bool, pid int, err error) {
 		return false, 0, nil
 	}
 	return true, readPID(p), nil
+}
+
+// openLockFile opens the LOCK file, which must be a regular file: with
+// O_NONBLOCK a FIFO put there fails here instead of blocking the open (and
+// every verify and tail of the log) until something writes to it.
+func openLockFile(p string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(p, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0o640)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		if err == nil {
+			err = errors.New("not a regular file")
+		}
+		return nil, fmt.Errorf("lock file %s: %w", p, err)
+	}
+	return f, nil
 }
 
 func readPID(p string) int {

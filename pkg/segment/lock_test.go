@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -112,5 +113,31 @@ func TestLockErrors(t *testing.T) {
 	}
 	if _, _, err := WriterAlive(dir); err == nil {
 		t.Fatal("WriterAlive followed a LOCK symlink")
+	}
+}
+
+// TestLockFileFIFO: a FIFO where LOCK should be is an error at once; the
+// open used to block until something wrote to it, hanging verify and tail.
+func TestLockFileFIFO(t *testing.T) {
+	dir := t.TempDir()
+	if err := unix.Mkfifo(filepath.Join(dir, LockName), 0o640); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	if err := unix.Mkfifo(filepath.Join(dir, ArchiveName(1)), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 3)
+	go func() { _, _, err := WriterAlive(dir); done <- err }()
+	go func() { _, err := AcquireLock(dir); done <- err }()
+	go func() { _, err := OpenImage(filepath.Join(dir, ArchiveName(1))); done <- err }()
+	for range 3 {
+		select {
+		case err := <-done:
+			if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+				t.Errorf("err = %v, want 'not a regular file'", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("blocked on a FIFO")
+		}
 	}
 }
