@@ -251,7 +251,7 @@ func (run *bulkRun) walk(it *bulkItem, win []byte, evs []segment.Event) []segmen
 					return
 				}
 			}
-			evs, _ = im.WalkBatch(off, segment.Quiescent, evs[:0])
+			evs, _ = im.WalkBatch(off, segment.Sealed, evs[:0])
 			if len(evs) == 0 {
 				it.stop, it.end = stopLimit, off
 				return

@@ -101,7 +101,10 @@ func (r *Reader) walkCount(e segment.Entry) uint64 {
 		return 0
 	}
 	_, ferr := im.Footer()
-	mode := segment.Quiescent
+	mode := segment.Sealed
+	if errors.Is(ferr, segment.ErrNoFooter) {
+		mode = segment.Quiescent
+	}
 	if r.alive && errors.Is(ferr, segment.ErrNoFooter) {
 		mode = segment.Live
 	}

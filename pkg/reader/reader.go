@@ -36,7 +36,10 @@
 // Damage is reported through Options.OnDamage and skipped: a torn frame
 // (CRC mismatch or impossible header) up to the next frame whose CRC
 // matches; zeros where a sealed segment's footer says frames or its END
-// frame are, to the end of its record area; a segment whose header is
+// frame are, to the end of its record area; zeros or a claim never
+// committed inside a sealed segment (a footer is written only once every
+// frame is committed), up to the next frame whose CRC matches; a segment
+// whose header is
 // unusable, whole. Options.Strict stops
 // at the first report instead. The reader never panics on any file content
 // and never allocates by a length read from a file. A mapped file that

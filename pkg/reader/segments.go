@@ -20,6 +20,10 @@ type seg struct {
 	// quiet: no writer can add frames any more (sealed, damaged footer, or
 	// a later segment is sealed), so unfinished frames are skipped.
 	quiet bool
+	// footer: the segment has a footer (valid or damaged), written only
+	// once every frame up to END was committed: the walk is Sealed, so
+	// zeros or a claim where frames should be are damage, not leftovers.
+	footer bool
 	// parked: the walk found only zeros from off to the record limit while
 	// no writer held the log; polls look at the commit word at off, the
 	// lock and the directory instead of rescanning the zeros.
@@ -101,7 +105,9 @@ func (r *Reader) refill() bool {
 		return false
 	}
 	mode := segment.Live
-	if c.quiet {
+	if c.footer {
+		mode = segment.Sealed
+	} else if c.quiet {
 		mode = segment.Quiescent
 	}
 	stop, ok := r.walk(c, mode, false)
@@ -452,7 +458,7 @@ func (r *Reader) openSeg(e segment.Entry) (*seg, bool) {
 	f, ferr := im.Footer()
 	switch {
 	case ferr == nil:
-		c.quiet = true
+		c.quiet, c.footer = true, true
 		if r.since > minTime && (f.Records == 0 || f.MaxTime < r.since) {
 			im.Close()
 			return nil, false // every record in it is older than Since
@@ -469,7 +475,7 @@ func (r *Reader) openSeg(e segment.Entry) (*seg, bool) {
 	default:
 		// A footer is written only after every frame is committed, so a
 		// damaged one still means the segment is finished.
-		c.quiet = true
+		c.quiet, c.footer = true, true
 		if !r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(ferr), Err: ferr}) {
 			im.Close()
 			return nil, false

@@ -62,6 +62,12 @@ const (
 	// Live: a writer holds the log; an unwritten or reserved slot means
 	// "not yet" and the walk stops at it with EvPending.
 	Live
+	// Sealed: Quiescent for a segment with a footer. A footer is written
+	// only once every frame up to END is committed, so a reserved frame or
+	// a zero gap there is damage, reported as EvTorn, and a reserved
+	// frame's claimed extent is not trusted: the walk resumes at the next
+	// frame whose CRC matches, as after any torn frame.
+	Sealed
 )
 
 // Walk decodes the record area of the image of segment seq from offset
@@ -179,6 +185,10 @@ func walk(img []byte, seed uint32, from int64, mode WalkMode, valid int64, ev *E
 				return off
 			}
 			ev.Kind, ev.Len = EvReserved, f.Extent
+			if mode == Sealed {
+				ev.Kind, ev.Len = EvTorn, resync(img, seed, off, valid)-off
+				f.Err = corrupt(off, "a claim of %d bytes never committed, in a sealed segment (its footer vouches that every frame was)", f.Extent)
+			}
 		case Unwritten:
 			if mode == Live {
 				emit(EvPending, 0)
@@ -191,17 +201,22 @@ func walk(img []byte, seed uint32, from int64, mode WalkMode, valid int64, ev *E
 			}
 			if st := probeFrame(img, seed, nz); st == Committed || st == Reserved {
 				ev.Kind, ev.Len = EvGap, nz-off
-				if ev.Len < FrameHeaderSize {
+				if mode == Sealed {
+					ev.Kind = EvTorn
+					ev.Frame.Err = corrupt(off, "%d zero bytes before the frame at %d, in a sealed segment (its footer vouches for frames there)", ev.Len, nz)
+				} else if ev.Len < FrameHeaderSize {
 					// No claim is shorter than a frame header, so these
 					// zeros are damage, not a claim never stored; a
 					// recovery must not write a PAD header over the frame
 					// at nz. That frame is still reported, next.
 					ev.Kind = EvTorn
+					ev.Frame.Err = corrupt(off, "%d zero bytes before the frame at %d, fewer than a frame header", ev.Len, nz)
 				}
 				break
 			}
 			// Non-zero bytes that are not a frame: damage, not a gap.
 			ev.Kind, ev.Len = EvTorn, resync(img, seed, nz, valid)-off
+			ev.Frame.Err = corrupt(nz, "non-zero bytes where no frame was written (the commit word at %d is zero)", off)
 		case Torn:
 			ev.Kind, ev.Len = EvTorn, resync(img, seed, off, valid)-off
 		}

@@ -315,3 +315,33 @@ func TestPaddingZero(t *testing.T) {
 		t.Fatal("PaddingZero of an aligned end = false")
 	}
 }
+
+// TestWalkTornErrors: every torn event carries an error naming its offset,
+// including bytes behind a zero commit word (they had none, and the reader
+// printed "<nil>" for them); in Sealed mode zeros before a frame and a
+// claim are torn too, and the walk resumes at the next frame.
+func TestWalkTornErrors(t *testing.T) {
+	fx := buildFixture(true)
+	img := fx.img
+	StoreLength(img, fx.offs[2], 0) // the rest of that header stays
+	var got []Event
+	Walk(img, testSeq, HeaderSize, Quiescent, func(ev Event) bool { got = append(got, ev); return true })
+	if len(got) < 3 || got[2].Kind != EvTorn {
+		t.Fatalf("events %+v", got)
+	}
+	wantCorrupt(t, got[2].Frame.Err, fx.offs[2], "no frame was written")
+
+	for name, corrupt := range map[string]func([]byte){
+		"gap":   func(img []byte) { clear(img[fx.offs[2]:fx.offs[3]]) },
+		"claim": func(img []byte) { StoreLength(img, fx.offs[2], -int32(RecordLimit(int64(len(img)))-fx.offs[2])) },
+	} {
+		fx := buildFixture(true)
+		corrupt(fx.img)
+		got = got[:0]
+		Walk(fx.img, testSeq, HeaderSize, Sealed, func(ev Event) bool { got = append(got, ev); return true })
+		if len(got) < 4 || got[2].Kind != EvTorn || got[2].Offset+got[2].Len != fx.offs[3] || got[3].Kind != EvFrame {
+			t.Fatalf("%s: events %+v", name, got)
+		}
+		wantCorrupt(t, got[2].Frame.Err, fx.offs[2], "sealed segment")
+	}
+}

@@ -2,9 +2,11 @@ package verify
 
 import (
 	"errors"
+	"math"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/auditseg/auditseg/pkg/segment"
 	"github.com/klauspost/compress/zstd"
@@ -141,5 +143,20 @@ func TestRenamedArchive(t *testing.T) {
 	}
 	if rep.ExitCode(false) != ExitClean || len(rep.Segments) != 1 || !rep.Segments[0].Archived || rep.Segments[0].Records != 4 {
 		t.Fatalf("exit %d, segments %+v, findings %+v", rep.ExitCode(false), rep.Segments, rep.Findings)
+	}
+}
+
+// TestHugeTimeTolerance: creation and sealing times plus or minus the
+// tolerance saturate; sealed-at + 2,100,000 h wrapped past the largest
+// int64 and every record of an intact log was reported as stamped after
+// its sealing.
+func TestHugeTimeTolerance(t *testing.T) {
+	l := newTestLog(t)
+	l.sealed(4)
+	l.sealed(4)
+	for _, tol := range []time.Duration{2_100_000 * time.Hour, time.Duration(math.MaxInt64)} {
+		if rep := mustDir(t, l.dir, Options{TimeTolerance: tol}); rep.ExitCode(false) != ExitClean {
+			t.Fatalf("tolerance %v: exit %d, findings %+v", tol, rep.ExitCode(false), rep.Findings)
+		}
 	}
 }

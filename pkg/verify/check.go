@@ -321,7 +321,7 @@ func (c *checker) walk() {
 				off = next
 			}
 		}
-		evs, _ = segment.WalkBatch(c.img, c.seq, off, segment.Quiescent, c.valid, evs[:0])
+		evs, _ = segment.WalkBatch(c.img, c.seq, off, c.mode(), c.valid, evs[:0])
 		if len(evs) == 0 {
 			break // the record limit
 		}
@@ -344,6 +344,16 @@ func (c *checker) walk() {
 	}
 	r.rep.Records = c.records
 	r.rep.EndOffset = r.endAt
+}
+
+// mode is how the walk reads the segment: Sealed when its footer is valid
+// (a claim or zeros where frames should be are then damage, torn, not a
+// dead writer's leftovers, which recovery would never have sealed).
+func (c *checker) mode() segment.WalkMode {
+	if c.r.sealed {
+		return segment.Sealed
+	}
+	return segment.Quiescent
 }
 
 // event takes one walk event.
@@ -417,10 +427,14 @@ func (c *checker) tally(end, ts int64) bool {
 // and the header say otherwise.
 func (c *checker) timeBounds() {
 	c.tsLo, c.tsHi = math.MinInt64, math.MaxInt64
-	if tol := c.o.TimeTolerance; tol >= 0 && c.known {
-		c.tsLo = c.created - int64(tol)
-		if c.r.sealed {
-			c.tsHi = c.r.footer.SealedAt + int64(tol)
+	if tol := int64(c.o.TimeTolerance); tol >= 0 && c.known {
+		// Saturating: a huge tolerance, or a forged creation or sealing
+		// time near the ends of int64, must not wrap around.
+		if c.created >= math.MinInt64+tol {
+			c.tsLo = c.created - tol
+		}
+		if c.r.sealed && c.r.footer.SealedAt <= math.MaxInt64-tol {
+			c.tsHi = c.r.footer.SealedAt + tol
 		}
 	}
 }
@@ -436,14 +450,13 @@ func (c *checker) dataFindings(off, length, ts int64) {
 		c.addFound(c.finding(Torn, p, ext-p,
 			fmt.Sprintf("non-zero byte in the alignment padding of the record at %d (the record itself is intact)", off)), true)
 	}
-	tol := c.o.TimeTolerance
-	if tol < 0 || !c.known {
+	if c.o.TimeTolerance < 0 || !c.known {
 		return
 	}
-	if ts < c.created-int64(tol) {
+	if ts < c.tsLo {
 		c.addFound(c.finding(Torn, off, 0, fmt.Sprintf("record timestamp %s is %v before the segment was created (%s)",
 			fmtTime(ts), time.Duration(c.created-ts), fmtTime(c.created))), false)
-	} else if c.r.sealed && ts > c.r.footer.SealedAt+int64(tol) {
+	} else if ts > c.tsHi {
 		c.addFound(c.finding(Torn, off, 0, fmt.Sprintf("record timestamp %s is %v after the segment was sealed (%s)",
 			fmtTime(ts), time.Duration(ts-c.r.footer.SealedAt), fmtTime(c.r.footer.SealedAt))), false)
 	}

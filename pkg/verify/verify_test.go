@@ -57,13 +57,25 @@ func TestFindingClasses(t *testing.T) {
 			exit: 1,
 		},
 		{
+			// A footer is written once every frame is committed: a claim
+			// in a sealed segment is damage (it was reported as a dead
+			// writer's leftover, and its claimed extent trusted).
 			name: "reserved frame in a sealed segment",
 			corrupt: func(t *testing.T, l *testLog, s []*seg) {
 				off := s[1].offs[1]
 				segment.StoreLength(s[1].img, off, -segment.LoadLength(s[1].img, off))
 				s[1].write(t)
 			},
-			want: []want{fmt.Sprintf("unfinished 2:%d", build(2, payloads(2, 5), true).offs[1])},
+			want: []want{fmt.Sprintf("torn 2:%d", build(2, payloads(2, 5), true).offs[1])},
+			exit: 1,
+		},
+		{
+			name: "zeroed record in a sealed segment",
+			corrupt: func(t *testing.T, l *testLog, s []*seg) {
+				clear(s[1].img[s[1].offs[1]:s[1].offs[2]])
+				s[1].write(t)
+			},
+			want: []want{fmt.Sprintf("torn 2:%d", build(2, payloads(2, 5), true).offs[1])},
 			exit: 1,
 		},
 		{
