@@ -160,3 +160,24 @@ func TestHugeTimeTolerance(t *testing.T) {
 		}
 	}
 }
+
+// TestUnsealedArchive: compress-finished archives only sealed segments,
+// and recovery takes archives for sealed: an unsealed one is damage (exit
+// 1), not crash residue writer.Open would repair (it was exit 3).
+func TestUnsealedArchive(t *testing.T) {
+	l := newTestLog(t)
+	l.sealed(4)
+	s := l.sealed(4) // the newest: the log's tail
+	clear(s.img[len(s.img)-segment.FooterSize:])
+	s.write(t)
+	archive(t, l, s, false)
+	rep := mustDir(t, l.dir, Options{})
+	if rep.ExitCode(false) != ExitFindings {
+		t.Fatalf("exit %d, findings %+v", rep.ExitCode(false), rep.Findings)
+	}
+	for _, f := range rep.Findings {
+		if f.Residue {
+			t.Errorf("finding marked crash residue: %+v", f)
+		}
+	}
+}

@@ -331,6 +331,16 @@ func place(u *unit, rep *Report) {
 			if !r.sealed && r.walked && !r.hasEnd {
 				add(unsealedFinding(r, MissingEnd, "no END frame, and the footer is damaged"))
 			}
+		case r.rep.Archived:
+			// compress-finished archives sealed segments only: an
+			// unsealed archive is damage, and no writer recovers it
+			// (recovery takes archives for sealed).
+			setState(StateUnsealed)
+			if r.hasEnd {
+				add(unsealedFinding(r, MissingEnd, "an archive of a segment that was never sealed (END frame, no footer): compress-finished archives only sealed segments"))
+			} else {
+				add(unsealedFinding(r, MissingEnd, "an archive of a segment that was never sealed (no END frame, no footer): compress-finished archives only sealed segments"))
+			}
 		case i < tail:
 			setState(StateUnsealed)
 			if r.hasEnd {
