@@ -184,6 +184,12 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if o, ok := cmd.OutOrStdout().(*os.File); ok && f.follow {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		watchReaderGone(ctx, cancel, o)
+	}
 
 	stderr := cmd.ErrOrStderr()
 	damaged, unreadable := 0, 0

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/binary"
@@ -469,5 +470,47 @@ func TestTailCursorStillChecksFlags(t *testing.T) {
 		if _, stderr, code := execute(t, nil, a...); code != exitUsage {
 			t.Errorf("%q: exit %d, stderr %q", args, code, stderr)
 		}
+	}
+}
+
+// TestTailFollowEndsWhenReaderGone: `tail -f DIR | head -1` on an idle log
+// ends once head has gone (it waited for the next record, maybe forever),
+// by SIGPIPE as when a record is written, without storing the cursor.
+func TestTailFollowEndsWhenReaderGone(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	if _, stderr, code := execute(t, []byte("a\nb\n"), "write", "-q", "--segment-size", "64KiB", dir); code != 0 {
+		t.Fatal(stderr)
+	}
+	cur := filepath.Join(t.TempDir(), "cursor")
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "tail", "-f", "-n", "+1", "--cursor-file", cur, dir)
+	cmd.Stdout = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if err != nil || line != "a\n" {
+		t.Fatalf("read %q, %v", line, err)
+	}
+	pr.Close() // the reader goes, as head -1 does
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGPIPE {
+			t.Fatalf("exit: %v, want death by SIGPIPE", err)
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("tail -f still running 10 s after its reader went")
+	}
+	if _, err := os.Stat(cur); !os.IsNotExist(err) {
+		t.Fatalf("cursor stored (%v) although the reader may not have read what was printed", err)
 	}
 }
