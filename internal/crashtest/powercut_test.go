@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -222,7 +223,10 @@ func powerCutTrial(t *testing.T, mode writer.SyncMode, seed uint64) (int, int) {
 	pc := &powerCut{durable: map[string][]byte{}, pending: map[flushID]flush{}}
 	fs := &FaultFS{Before: pc.before, After: pc.after}
 	const size = 64 << 10
-	w, err := writer.Open(src, writer.Options{SegmentSize: size, Sync: mode, SyncInterval: time.Millisecond, FS: fs})
+	// CloseTimeout: under the full CI load (every package's tests at once,
+	// the disk saturated) Close once gave up after the default 10 s
+	// without the sealer's progress; the dump below is for that case.
+	w, err := writer.Open(src, writer.Options{SegmentSize: size, Sync: mode, SyncInterval: time.Millisecond, FS: fs, CloseTimeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,6 +297,7 @@ func powerCutTrial(t *testing.T, mode writer.SyncMode, seed uint64) (int, int) {
 	close(stop)
 	wg.Wait()
 	if err := w.Close(); err != nil {
+		pprof.Lookup("goroutine").WriteTo(os.Stderr, 1) // where the sealer is stuck
 		t.Fatal(err)
 	}
 	const images = 4
