@@ -24,6 +24,18 @@ func FileName(seq uint64) string { return fmt.Sprintf("%020d%s", seq, SegmentExt
 // ArchiveName returns the base name of the archive of segment seq.
 func ArchiveName(seq uint64) string { return fmt.Sprintf("%020d%s", seq, ArchiveExt) }
 
+// ArchiveOf returns the path of the archive of the segment file at path
+// (same directory, ArchiveName of its sequence), or "" when path is not a
+// segment file's: where to look for a segment compress-finished replaced
+// after a directory listing named it.
+func ArchiveOf(path string) string {
+	seq, archived, ok := ParseName(filepath.Base(path))
+	if !ok || archived {
+		return ""
+	}
+	return filepath.Join(filepath.Dir(path), ArchiveName(seq))
+}
+
 // IsArchiveName reports whether a file name is an archive's: it ends in
 // ArchiveExt. An archive copied or renamed out of its log keeps that
 // suffix, not necessarily the 20-digit stem ParseName requires.

@@ -111,7 +111,7 @@ func checkPath(path string, o *Options, buf []byte) *result {
 		case errors.Is(err, fs.ErrNotExist):
 			// compress-finished replaces a segment file by its archive,
 			// and removes the original only once the archive is in place.
-			if alt := archiveOf(path); alt != "" {
+			if alt := segment.ArchiveOf(path); alt != "" {
 				if _, serr := os.Lstat(alt); serr == nil {
 					return checkPath(alt, o, nil)
 				}
@@ -135,16 +135,6 @@ func checkPath(path string, o *Options, buf []byte) *result {
 	defer im.Close()
 	checkGuarded(im, r, o)
 	return r
-}
-
-// archiveOf is the archive's path for a segment file's path, or "" for
-// anything else.
-func archiveOf(path string) string {
-	seq, archived, ok := segment.ParseName(filepath.Base(path))
-	if !ok || archived {
-		return ""
-	}
-	return filepath.Join(filepath.Dir(path), segment.ArchiveName(seq))
 }
 
 // checkGuarded is checkImage turning a memory fault into an I/O error of

@@ -112,8 +112,8 @@ func sealedDigest(path string) ([segment.DigestSize]byte, bool, error) {
 		// compress-finished, running beside us, replaced the file by its
 		// archive after we listed the directory (it removes the original
 		// only once the archive is in place).
-		if seq, archived, ok := segment.ParseName(filepath.Base(path)); ok && !archived {
-			return sealedDigest(filepath.Join(filepath.Dir(path), segment.ArchiveName(seq)))
+		if alt := segment.ArchiveOf(path); alt != "" {
+			return sealedDigest(alt)
 		}
 		return f.Digest, false, err
 	case !segment.IsArchiveName(filepath.Base(path)) && (errors.Is(err, segment.ErrNoFooter) || errors.Is(err, segment.ErrCorrupt)):
