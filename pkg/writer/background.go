@@ -151,6 +151,11 @@ type sealer struct {
 	// progress is when the sealer last moved (a frame or a segment), so
 	// Close can tell a slow disk from a reservation nobody commits.
 	progress atomic.Int64
+	// inIO is set while the sealer seals or releases a segment: a flush
+	// that takes longer than Close's timeout on a saturated disk is slow,
+	// not a reservation nobody commits, and giving up on it would leave
+	// the segment unsealed for nothing (Close waits for the sealer anyway).
+	inIO atomic.Bool
 }
 
 func (w *Writer) sealLoop() {
@@ -221,7 +226,7 @@ func (w *Writer) sealPass() (st sealState, err error) {
 		s := q[0]
 		if s.unused.Load() {
 			// Close left it empty for the next Open: released, not sealed.
-			if err := s.release(); err != nil {
+			if err := sl.doIO(s.release); err != nil {
 				return st, err
 			}
 			sl.pop()
@@ -244,7 +249,7 @@ func (w *Writer) sealPass() (st sealState, err error) {
 			return st, nil
 		}
 		f := segment.TalliedFooter(s.data, s.seq, s.tally, s.digest, 0, now())
-		if err := w.finish(s, f); err != nil {
+		if err := sl.doIO(func() error { return w.finish(s, f) }); err != nil {
 			return st, fmt.Errorf("seal: %w", err)
 		}
 		sl.prev = f.Digest
@@ -272,6 +277,17 @@ func (sl *sealer) backlog(c *seg) int {
 	return n
 }
 
+// doIO runs a seal or release, marked as I/O for drain. Progress is
+// stamped before the mark is cleared, so drain never sees the mark gone
+// and the stamp from before a long flush.
+func (sl *sealer) doIO(f func() error) error {
+	sl.inIO.Store(true)
+	err := f()
+	sl.progress.Store(now())
+	sl.inIO.Store(false)
+	return err
+}
+
 // pop drops the oldest segment from the queue, done with.
 func (sl *sealer) pop() {
 	sl.mu.Lock()
@@ -287,8 +303,9 @@ func (sl *sealer) snapshot() []*seg {
 }
 
 // drain waits for the sealer to seal everything after Close made the
-// active segment full. It waits as long as the sealer makes progress, and
-// gives up after timeout without any: a reservation nobody commits.
+// active segment full. It waits as long as the sealer makes progress or
+// is flushing, and gives up after timeout without either: a reservation
+// nobody commits.
 func (sl *sealer) drain(w *Writer, timeout time.Duration) error {
 	kick(w.kickSeal)
 	sl.progress.Store(now())
@@ -299,7 +316,9 @@ func (sl *sealer) drain(w *Writer, timeout time.Duration) error {
 		case <-sl.idle:
 			return nil
 		case <-t.C:
-			if time.Duration(now()-sl.progress.Load()) > timeout {
+			if sl.inIO.Load() {
+				sl.progress.Store(now())
+			} else if time.Duration(now()-sl.progress.Load()) > timeout {
 				return fmt.Errorf("%s: %w: no frame committed for %v; the segment stays unsealed until the next Open recovers it",
 					w.dir, ErrReservationsOpen, timeout)
 			}

@@ -81,8 +81,9 @@ type Options struct {
 	TimePrecision time.Duration
 	// CloseTimeout bounds how long Close waits without progress for
 	// reservations still open (Reserve without Commit or Abort); default
-	// 10 s. Close waits as long as frames keep being committed (a long
-	// backlog on a slow disk); once none has been for CloseTimeout, it
+	// 10 s. Close waits as long as frames keep being committed or a seal
+	// is flushing (a long backlog, or one slow fsync, on a saturated
+	// disk); once neither has happened for CloseTimeout, it
 	// returns ErrReservationsOpen and leaves that segment unsealed and
 	// mapped (recovery seals it on the next Open). A Commit after that is
 	// refused, so it cannot write into a segment another writer recovers.

@@ -406,3 +406,44 @@ func TestCommitAfterCloseTimeout(t *testing.T) {
 		t.Fatalf("records %q", got)
 	}
 }
+
+// slowFsyncFS makes every fsync take delay once armed: a saturated disk.
+type slowFsyncFS struct {
+	osFS
+	armed atomic.Bool
+	delay time.Duration
+}
+
+func (s *slowFsyncFS) Fsync(f *os.File) error {
+	if s.armed.Load() {
+		time.Sleep(s.delay)
+	}
+	return s.osFS.Fsync(f)
+}
+
+// A seal whose flush takes longer than CloseTimeout is a slow disk, not a
+// reservation nobody commits: Close waits for it and seals the segment.
+func TestCloseWaitsForSlowSeal(t *testing.T) {
+	dir := t.TempDir()
+	fs := &slowFsyncFS{delay: 400 * time.Millisecond}
+	w, err := Open(dir, Options{SegmentSize: 64 << 10, CloseTimeout: 50 * time.Millisecond, FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos, err := w.Append([]byte("slow disk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.armed.Store(true)
+	if err := w.Close(); err != nil {
+		t.Fatalf("close over a slow flush: %v", err)
+	}
+	l, err := segment.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkChain(t, l.Segments[:1])
+	if got := readAll(t, dir); len(got) != 1 || string(got[pos]) != "slow disk" {
+		t.Fatalf("records %q", got)
+	}
+}
