@@ -20,13 +20,11 @@ var errAborted = errors.New("interrupted twice")
 
 // pumper splits blocks from stdin into records and appends them.
 type pumper struct {
-	in    *blockReader
-	split splitter
-	w     *writer.Writer
-	st    *writeStats
-	max   int64  // the largest record the writer takes
-	carry []byte // an incomplete record begun in an earlier block
-	read  int64  // bytes received from in
+	in   *blockReader
+	fr   *framer
+	w    *writer.Writer
+	st   *writeStats
+	read int64 // bytes received from in
 	// stop is closed by the first signal, abort set by the second: it is
 	// checked before every record, which a channel could not be cheaply.
 	stop  chan struct{}
@@ -38,10 +36,8 @@ type pumper struct {
 // every complete record of the blocks already read; an incomplete record
 // left at the end is counted in st.dropped. A second signal stops before
 // the next record, counting in st.dropped what was read and not committed.
-// Records are appended straight from the read blocks; only a record that
-// spans two blocks is assembled in carry.
-func pump(in *blockReader, split splitter, maxRecord int64, w *writer.Writer, st *writeStats, sigs <-chan os.Signal) error {
-	p := &pumper{in: in, split: split, max: maxRecord, w: w, st: st, stop: make(chan struct{})}
+func pump(in *blockReader, fr *framer, w *writer.Writer, st *writeStats, sigs <-chan os.Signal) error {
+	p := &pumper{in: in, fr: fr, w: w, st: st, stop: make(chan struct{})}
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -99,16 +95,16 @@ func (p *pumper) run() error {
 			}
 		}
 		if !ok {
-			// Bytes in carry are an incomplete record (no delimiter, or
+			// Bytes pending are an incomplete record (no delimiter, or
 			// fewer bytes than its prefix says): committing them would
 			// invent a record the input never held, and the rest of it,
 			// fed to the next run, a second one.
-			p.st.dropped = int64(len(p.carry))
+			p.st.dropped = int64(p.fr.pending())
 			return nil
 		}
 		p.read += int64(len(blk.data))
 		if blk.err != nil {
-			return fmt.Errorf("read stdin at offset %d: %w", p.st.inOff+int64(len(p.carry)), blk.err)
+			return fmt.Errorf("read stdin at offset %d: %w", p.st.inOff+int64(p.fr.pending()), blk.err)
 		}
 		if err := p.block(blk.data, blk.eof); err != nil {
 			return err
@@ -122,48 +118,7 @@ func (p *pumper) run() error {
 
 // block appends the records of one block read.
 func (p *pumper) block(data []byte, eof bool) error {
-	st := p.st
-	// Complete a record begun in an earlier block, growing carry a piece
-	// at a time so a long record is not copied over and over.
-	for len(p.carry) > 0 && (len(data) > 0 || eof) {
-		take := min(len(data), 64<<10)
-		had := len(p.carry)
-		p.carry = append(p.carry, data[:take]...)
-		rec, n, found, err := p.split(p.carry, eof && take == len(data))
-		if err != nil {
-			return fmt.Errorf("input offset %d: %w", st.inOff, err)
-		}
-		if found {
-			if err := p.append(rec, n); err != nil {
-				return err
-			}
-			data = data[max(n-had, 0):]
-			p.carry = p.carry[:0]
-			break
-		}
-		if int64(len(p.carry)) > p.in.need {
-			return fmt.Errorf("input offset %d: record longer than the limit of %d bytes (--max-record)", st.inOff, p.max)
-		}
-		data = data[take:]
-		if len(data) == 0 {
-			break
-		}
-	}
-	for len(p.carry) == 0 {
-		rec, n, found, err := p.split(data, eof)
-		if err != nil {
-			return fmt.Errorf("input offset %d: %w", st.inOff, err)
-		}
-		if !found {
-			p.carry = append(p.carry, data...)
-			break
-		}
-		if err := p.append(rec, n); err != nil {
-			return err
-		}
-		data = data[n:]
-	}
-	return nil
+	return p.fr.feed(data, eof, p.append)
 }
 
 // append commits rec, which took n bytes of input.

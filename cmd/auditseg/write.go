@@ -9,8 +9,6 @@ package main
 // opened (locked by another writer, missing permissions).
 
 import (
-	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -90,74 +88,6 @@ func (f writeFlags) options() (writer.Options, error) {
 	return o, nil
 }
 
-// splitter finds records in a buffer of input. It returns the record, the
-// bytes consumed, and ok=false when buf holds no complete record (at EOF
-// the rest of a delimited input is a record).
-type splitter func(buf []byte, eof bool) (rec []byte, n int, ok bool, err error)
-
-// newSplitter returns the splitter the flags ask for. maxRecord is the
-// largest record the writer takes: a length prefix above it is refused as
-// soon as it is read, not after that many bytes.
-func newSplitter(f writeFlags, maxRecord int64) (splitter, error) {
-	if f.framing != "" {
-		if f.framing != "u32be" {
-			return nil, fmt.Errorf("--framing: unknown framing %q (want u32be)", f.framing)
-		}
-		return func(buf []byte, eof bool) ([]byte, int, bool, error) {
-			if len(buf) >= 4 {
-				if n := int64(binary.BigEndian.Uint32(buf)); n > maxRecord {
-					return nil, 0, false, fmt.Errorf("length prefix of %d bytes: larger than the limit of %d bytes (--max-record)", n, maxRecord)
-				}
-			}
-			return splitU32BE(buf, eof)
-		}, nil
-	}
-	var d byte
-	switch f.delim {
-	case "newline":
-		d = '\n'
-	case "nul":
-		d = 0
-	default:
-		return nil, fmt.Errorf("--delim: unknown delimiter %q (want newline or nul)", f.delim)
-	}
-	return func(buf []byte, eof bool) ([]byte, int, bool, error) {
-		if i := bytes.IndexByte(buf, d); i >= 0 {
-			return buf[:i], i + 1, true, nil
-		}
-		if eof && len(buf) > 0 {
-			return buf, len(buf), true, nil
-		}
-		return nil, 0, false, nil
-	}, nil
-}
-
-func splitU32BE(buf []byte, eof bool) ([]byte, int, bool, error) {
-	if len(buf) < 4 {
-		if eof && len(buf) > 0 {
-			return nil, 0, false, fmt.Errorf("truncated length prefix at end of input (%d bytes)", len(buf))
-		}
-		return nil, 0, false, nil
-	}
-	n := int(binary.BigEndian.Uint32(buf))
-	if len(buf)-4 < n {
-		if eof {
-			return nil, 0, false, fmt.Errorf("truncated record at end of input: prefix says %d bytes, %d remain", n, len(buf)-4)
-		}
-		return nil, 0, false, nil
-	}
-	return buf[4 : 4+n], 4 + n, true, nil
-}
-
-// recordNeed is the largest prefix length a splitter may need to see a whole
-// record, so the read buffer never has to grow past it.
-func recordNeed(f writeFlags, maxRecord int64) int64 {
-	if f.framing != "" {
-		return maxRecord + 4
-	}
-	return maxRecord + 1
-}
-
 func runWrite(cmd *cobra.Command, dir string, f writeFlags) error {
 	opts, err := f.options()
 	if err != nil {
@@ -192,8 +122,9 @@ func runWrite(cmd *cobra.Command, dir string, f writeFlags) error {
 	if opts.Sync == writer.SyncAlways {
 		size = 4 << 10
 	}
-	in := newBlockReader(cmd.InOrStdin(), recordNeed(f, maxRec), size)
-	werr := pump(in, split, maxRec, w, &st, sigs)
+	need := recordNeed(f, maxRec)
+	in := newBlockReader(cmd.InOrStdin(), need, size)
+	werr := pump(in, newFramer(split, maxRec, need), w, &st, sigs)
 	in.stop()
 	cerr := w.Close()
 	if werr == nil {
