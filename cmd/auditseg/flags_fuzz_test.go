@@ -83,3 +83,19 @@ func FuzzParseSince(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseCursor(f *testing.F) {
+	for _, s := range []string{"3:64\n", "3:64 2026-11-26T16:22:28.104425797Z\n", "", "  \n", "3:64 x", "1:2 3 4", "3:64 1970-01-01T00:00:00Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := parseCursor(s)
+		if err != nil {
+			return
+		}
+		// What is accepted is written back as it was read.
+		if back, err := parseCursor(c.String() + "\n"); err != nil || back != c {
+			t.Fatalf("%q -> %+v -> %q -> %+v, %v", s, c, c.String(), back, err)
+		}
+	})
+}

@@ -16,7 +16,7 @@ package main
 //	2  bad flags or arguments, or an I/O error: the log cannot be read (a
 //	   segment that cannot be opened or read is reported, skipped, and
 //	   every readable record still printed), the cursor file cannot be read
-//	   or written, or writing the output failed.
+//	   or written or belongs to another log, or writing the output failed.
 
 import (
 	"bufio"
@@ -95,7 +95,7 @@ an I/O error (an unreadable segment is named and skipped).`,
 }
 
 // start turns -n/--from/--since (or the cursor) into reader options.
-func (f tailFlags) start(cmd *cobra.Command, now time.Time) (reader.Options, error) {
+func (f tailFlags) start(cmd *cobra.Command, dir string, now time.Time) (reader.Options, error) {
 	set := 0
 	for _, name := range []string{"lines", "from", "since"} {
 		if cmd.Flags().Changed(name) {
@@ -111,14 +111,14 @@ func (f tailFlags) start(cmd *cobra.Command, now time.Time) (reader.Options, err
 	if err != nil || f.cursorFile == "" {
 		return opts, err
 	}
-	pos, ok, err := readCursor(f.cursorFile)
-	if err != nil {
+	c, ok, err := readCursor(f.cursorFile)
+	if err != nil || !ok {
 		return opts, err
 	}
-	if ok {
-		return reader.Options{Start: reader.After(pos)}, nil
+	if err := checkCursor(dir, f.cursorFile, c); err != nil {
+		return opts, err
 	}
-	return opts, nil
+	return reader.Options{Start: reader.After(c.pos)}, nil
 }
 
 // startFromFlags turns -n/--from/--since into reader options.
@@ -173,7 +173,7 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 }
 
 func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
-	opts, err := f.start(cmd, time.Now())
+	opts, err := f.start(cmd, dir, time.Now())
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
@@ -272,7 +272,7 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 		return withCode(exitUsage, fmt.Errorf("write output: %w", werr))
 	}
 	if printed && f.cursorFile != "" {
-		if err := writeCursor(f.cursorFile, last); err != nil {
+		if err := writeCursor(f.cursorFile, cursorAt(dir, last)); err != nil {
 			return withCode(exitUsage, err)
 		}
 	}

@@ -1,43 +1,141 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/auditseg/auditseg/pkg/segment"
 )
 
-// Cursor files (tail --cursor-file) hold one position, "SEQ:OFFSET\n": the
-// last record printed. They are replaced atomically, so a crash leaves the
-// old cursor or the new one, never a torn one.
+// Cursor files (tail --cursor-file) hold the last record printed,
+// "SEQ:OFFSET CREATED\n": its position, and the creation time of its
+// segment (RFC 3339, from the segment's header) so that a cursor meeting
+// another log, or this log deleted and begun again, is refused instead of
+// silently skipping that log's records up to the old position. Files
+// without CREATED (older ones) are still read. They are replaced
+// atomically, so a crash leaves the old cursor or the new one, never a
+// torn one.
 
-// readCursor returns the position stored in path; ok is false when the
+type cursor struct {
+	pos     segment.Position
+	created int64 // unix ns of segment pos.Seq's creation; 0 if unknown
+}
+
+// readCursor returns the cursor stored in path; ok is false when the
 // file does not exist or is empty (no run has printed anything yet).
-func readCursor(path string) (pos segment.Position, ok bool, err error) {
+func readCursor(path string) (c cursor, ok bool, err error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return pos, false, nil
+		return c, false, nil
 	}
 	if err != nil {
-		return pos, false, fmt.Errorf("cursor file: %w", err)
+		return c, false, fmt.Errorf("cursor file: %w", err)
 	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return pos, false, nil
+	if strings.TrimSpace(string(b)) == "" {
+		return c, false, nil
 	}
-	pos, err = segment.ParsePosition(s)
+	c, err = parseCursor(string(b))
 	if err != nil {
-		return pos, false, fmt.Errorf("cursor file %s: %w", path, err)
+		return c, false, fmt.Errorf("cursor file %s: %w", path, err)
 	}
-	return pos, true, nil
+	return c, true, nil
+}
+
+// parseCursor parses a cursor file's content.
+func parseCursor(s string) (c cursor, err error) {
+	fields := strings.Fields(s)
+	if len(fields) == 0 || len(fields) > 2 {
+		return c, fmt.Errorf("want \"SEQ:OFFSET CREATED\", got %q", strings.TrimSpace(s))
+	}
+	if c.pos, err = segment.ParsePosition(fields[0]); err != nil {
+		return cursor{}, err
+	}
+	if len(fields) == 2 {
+		t, err := time.Parse(time.RFC3339Nano, fields[1])
+		if err != nil || t.UnixNano() == 0 {
+			return cursor{}, fmt.Errorf("segment creation time %q: want RFC 3339", fields[1])
+		}
+		c.created = t.UnixNano()
+	}
+	return c, nil
+}
+
+func (c cursor) String() string {
+	if c.created == 0 {
+		return c.pos.String()
+	}
+	return c.pos.String() + " " + time.Unix(0, c.created).UTC().Format(time.RFC3339Nano)
+}
+
+// checkCursor refuses a cursor that cannot belong to the log in dir: its
+// segment is past the log's newest, or is there but was created at
+// another time. A cursor whose segment was deleted (retention) passes. A
+// directory that cannot be listed, or a segment whose header cannot be
+// read, is left to the reader to report.
+func checkCursor(dir, path string, c cursor) error {
+	l, err := segment.List(dir)
+	if err != nil {
+		return nil
+	}
+	fix := fmt.Sprintf("another log, or this one begun again? Remove %s to read %s from its start", path, dir)
+	last, ok := l.Last()
+	if !ok {
+		return fmt.Errorf("cursor file %s is at %s, but %s holds no segment: %s", path, c.pos, dir, fix)
+	}
+	if c.pos.Seq > last.Seq {
+		return fmt.Errorf("cursor file %s is at %s, past the newest segment of %s (%d): %s", path, c.pos, dir, last.Seq, fix)
+	}
+	if c.created == 0 {
+		return nil
+	}
+	h, err := segmentHeader(l, c.pos.Seq)
+	if err != nil || h.Created == c.created {
+		return nil
+	}
+	return fmt.Errorf("cursor file %s is at %s, in a segment created %s, but segment %d of %s was created %s: %s",
+		path, c.pos, time.Unix(0, c.created).UTC().Format(time.RFC3339Nano), c.pos.Seq, dir,
+		time.Unix(0, h.Created).UTC().Format(time.RFC3339Nano), fix)
+}
+
+// segmentHeader reads the header of segment seq of the listing, from its
+// archive if compress-finished replaced it since the listing.
+func segmentHeader(l segment.Listing, seq uint64) (segment.Header, error) {
+	i, found := slices.BinarySearchFunc(l.Segments, seq, func(e segment.Entry, s uint64) int { return cmp.Compare(e.Seq, s) })
+	if !found {
+		return segment.Header{}, os.ErrNotExist
+	}
+	e := l.Segments[i]
+	h, err := segment.ReadHeader(e.Path)
+	if err != nil && !e.Archived && errors.Is(err, os.ErrNotExist) {
+		h, err = segment.ReadHeader(segment.ArchiveOf(e.Path))
+	}
+	if err == nil && h.Seq != seq {
+		err = fmt.Errorf("%s: header says segment %d", e.Path, h.Seq)
+	}
+	return h, err
+}
+
+// cursorAt is the cursor for the record at pos of the log in dir: with
+// its segment's creation time when the header can be read.
+func cursorAt(dir string, pos segment.Position) cursor {
+	c := cursor{pos: pos}
+	if l, err := segment.List(dir); err == nil {
+		if h, err := segmentHeader(l, pos.Seq); err == nil {
+			c.created = h.Created
+		}
+	}
+	return c
 }
 
 // writeCursor replaces path with pos: a temporary file in the same
 // directory, fsynced, renamed over path, and the directory fsynced.
-func writeCursor(path string, pos segment.Position) error {
+func writeCursor(path string, c cursor) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
@@ -48,7 +146,7 @@ func writeCursor(path string, pos segment.Position) error {
 		os.Remove(tmp.Name())
 		return fmt.Errorf("write cursor file %s: %w", path, err)
 	}
-	if _, err := tmp.WriteString(pos.String() + "\n"); err != nil {
+	if _, err := tmp.WriteString(c.String() + "\n"); err != nil {
 		return fail(err)
 	}
 	if err := tmp.Sync(); err != nil {

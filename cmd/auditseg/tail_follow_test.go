@@ -160,8 +160,9 @@ func checkCursorIsLast(t *testing.T, cursor, dir string) {
 	if err := json.Unmarshal([]byte(out), &last); err != nil {
 		t.Fatal(err)
 	}
-	if strings.TrimSpace(string(b)) != last.Position {
-		t.Fatalf("cursor %q, last record at %s", b, last.Position)
+	c, err := parseCursor(string(b))
+	if err != nil || c.pos.String() != last.Position || c.created == 0 {
+		t.Fatalf("cursor %q (%v), last record at %s", b, err, last.Position)
 	}
 }
 

@@ -339,8 +339,12 @@ func TestTailCursorResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := segment.ParsePosition(string(b)); err != nil || !strings.HasSuffix(string(b), "\n") {
+	c, err := parseCursor(string(b))
+	if err != nil || !strings.HasSuffix(string(b), "\n") {
 		t.Fatalf("cursor file %q: %v", b, err)
+	}
+	if h, err := segment.ReadHeader(filepath.Join(dir, segment.FileName(c.pos.Seq))); err != nil || h.Created != c.created {
+		t.Fatalf("cursor file %q: segment created %d (%v)", b, h.Created, err)
 	}
 	run() // nothing new: the cursor stays
 	appendRecs(1000)
@@ -512,5 +516,90 @@ func TestTailFollowEndsWhenReaderGone(t *testing.T) {
 	}
 	if _, err := os.Stat(cur); !os.IsNotExist(err) {
 		t.Fatalf("cursor stored (%v) although the reader may not have read what was printed", err)
+	}
+}
+
+// TestTailCursorOtherLog: a cursor meeting another log, or its own log
+// deleted and begun again, is refused (exit 2) instead of skipping that
+// log's records up to the old position; one whose segment retention
+// removed, or one written without a creation time, still resumes.
+func TestTailCursorOtherLog(t *testing.T) {
+	write := func(dir string, recs ...string) {
+		t.Helper()
+		w, err := writer.Open(dir, writer.Options{SegmentSize: segment.MinSegmentSize})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if _, err := w.Append([]byte(r)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bigs := func(n int, last string) []string {
+		r := make([]string, n, n+1)
+		for i := range r {
+			r[i] = strings.Repeat("x", 8000)
+		}
+		return append(r, last)
+	}
+	a, b := t.TempDir(), t.TempDir()
+	write(a, bigs(30, "a-last")...) // four segments
+	write(b, "b1", "b2")
+	cur := filepath.Join(t.TempDir(), "cursor")
+	if _, stderr, code := execute(t, nil, "tail", "-n", "+1", "--cursor-file", cur, a); code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	// Past b's newest segment.
+	out, stderr, code := execute(t, nil, "tail", "--cursor-file", cur, b)
+	if code != exitUsage || out != "" || !strings.Contains(stderr, "past the newest segment") || !strings.Contains(stderr, "Remove "+cur) {
+		t.Fatalf("cursor of a longer log: exit %d, out %q, %q", code, out, stderr)
+	}
+	// Same sequence number, another segment: log a begun again.
+	pa, err := os.ReadFile(cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(a); err != nil {
+		t.Fatal(err)
+	}
+	write(a, bigs(40, "new")...)
+	out, stderr, code = execute(t, nil, "tail", "--cursor-file", cur, a)
+	if code != exitUsage || out != "" || !strings.Contains(stderr, "was created") {
+		t.Fatalf("cursor of a log begun again: exit %d, out %q, %q", code, out, stderr)
+	}
+	// Without the creation time (an older cursor file) it resumes.
+	c, err := parseCursor(string(pa))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cur, []byte(c.pos.String()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, stderr, code := execute(t, nil, "tail", "--cursor-file", cur, a); code != exitOK || out == "" {
+		t.Fatalf("cursor without creation time: exit %d, out %q, %q", code, out, stderr)
+	}
+	// Its own log, the cursor's segment since removed: it resumes after it.
+	if err := os.Remove(cur); err != nil {
+		t.Fatal(err)
+	}
+	write(b, bigs(40, "b-last")...)
+	if out, stderr, code := execute(t, nil, "tail", "-n", "1", "--cursor-file", cur, b); code != exitOK || out != "b-last\n" {
+		t.Fatalf("exit %d, out %q: %s", code, out, stderr)
+	}
+	write(b, "after")
+	pb, _ := os.ReadFile(cur)
+	cb, err := parseCursor(string(pb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(b, segment.FileName(cb.pos.Seq))); err != nil {
+		t.Fatal(err)
+	}
+	if out, stderr, code := execute(t, nil, "tail", "--cursor-file", cur, b); code != exitOK || out != "after\n" {
+		t.Fatalf("cursor in a removed segment: exit %d, out %q, %q", code, out, stderr)
 	}
 }

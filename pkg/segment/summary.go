@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"os"
 	"path/filepath"
 )
 
@@ -154,13 +155,9 @@ func ReadFooter(path string) (Footer, error) {
 		return Footer{}, err
 	}
 	defer f.Close()
-	var hb [HeaderSize]byte
-	if _, err := f.ReadAt(hb[:], 0); err != nil && !errors.Is(err, io.EOF) {
-		return Footer{}, fmt.Errorf("read %s: %w", path, err)
-	}
-	h, err := DecodeHeader(hb[:])
+	h, err := readFileHeader(f, path)
 	if err != nil {
-		return Footer{}, WithPath(err, path)
+		return Footer{}, err
 	}
 	if st.Size() != h.Size {
 		return Footer{}, &CorruptError{Path: path, Offset: min(st.Size(), h.Size),
@@ -172,4 +169,47 @@ func ReadFooter(path string) (Footer, error) {
 	}
 	ft, err := decodeFooterAt(fb[:], h)
 	return ft, WithPath(err, path)
+}
+
+// ReadHeader returns the header of the segment file or archive at path,
+// as cheaply as it can: a .seg file's first HeaderSize bytes, an archive's
+// summary, else the archive decompressed. Errors name the file; a damaged
+// header wraps ErrCorrupt.
+func ReadHeader(path string) (Header, error) {
+	if IsArchiveName(filepath.Base(path)) {
+		b, at, err := readSummaryFrame(path)
+		if err == nil {
+			h, _, serr := decodeSummary(b[:])
+			if serr == nil || errors.Is(serr, ErrNoFooter) {
+				return h, nil
+			}
+			if !errors.Is(serr, errNoSummary) {
+				return Header{}, fmt.Errorf("%s: summary at %d: %w", path, at, serr)
+			}
+		} else if !errors.Is(err, errNoSummary) {
+			return Header{}, err
+		}
+		im, err := OpenImage(path)
+		if err != nil {
+			return Header{}, err
+		}
+		defer im.Close()
+		return im.Header, WithPath(im.HeaderErr, path)
+	}
+	f, _, err := openSegmentFile(path)
+	if err != nil {
+		return Header{}, err
+	}
+	defer f.Close()
+	return readFileHeader(f, path)
+}
+
+// readFileHeader reads and decodes the header of the segment file f.
+func readFileHeader(f *os.File, path string) (Header, error) {
+	var hb [HeaderSize]byte
+	if _, err := f.ReadAt(hb[:], 0); err != nil && !errors.Is(err, io.EOF) {
+		return Header{}, fmt.Errorf("read %s: %w", path, err)
+	}
+	h, err := DecodeHeader(hb[:])
+	return h, WithPath(err, path)
 }

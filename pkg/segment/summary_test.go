@@ -155,3 +155,39 @@ func TestArchiveSummaryByteFlips(t *testing.T) {
 		}
 	}
 }
+
+// TestReadHeader: the header of a .seg file, of an archive from its
+// summary (even with the compressed frame destroyed), of an older archive
+// without one by decompressing, and errors naming the file otherwise.
+func TestReadHeader(t *testing.T) {
+	dir := t.TempDir()
+	orig, _ := sealedFile(t, dir, 7, 10)
+	want, err := segment.DecodeHeader(orig[:segment.HeaderSize])
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg := filepath.Join(dir, segment.FileName(7))
+	if h, err := segment.ReadHeader(seg); err != nil || h != want {
+		t.Fatalf(".seg: %+v, %v; want %+v", h, err, want)
+	}
+	arch := segment.AppendSummary(compress(t, orig), orig)
+	for i := 8; i < len(arch)-segment.SummaryFrameSize; i++ {
+		arch[i] = 0xAA
+	}
+	p := writeFile(t, filepath.Join(dir, segment.ArchiveName(7)), arch)
+	if h, err := segment.ReadHeader(p); err != nil || h != want {
+		t.Fatalf("archive with a summary: %+v, %v", h, err)
+	}
+	writeFile(t, p, compress(t, orig))
+	if h, err := segment.ReadHeader(p); err != nil || h != want {
+		t.Fatalf("archive without a summary: %+v, %v", h, err)
+	}
+	orig[17] ^= 1 // the sequence number: the header's CRC fails
+	writeFile(t, seg, orig)
+	if _, err := segment.ReadHeader(seg); !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), seg) {
+		t.Fatalf("damaged header: %v", err)
+	}
+	if _, err := segment.ReadHeader(filepath.Join(dir, segment.FileName(8))); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing file: %v", err)
+	}
+}
