@@ -8,12 +8,43 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
+// version is set at build time with -ldflags "-X main.version=...";
+// versionString adds what the Go toolchain recorded in the binary.
 var version = "dev"
+
+// versionString is version, or the module version `go install` recorded,
+// with the commit the binary was built from (and "+dirty" for a tree with
+// uncommitted changes) and the Go release: which build wrote a log matters
+// when a log is audited.
+func versionString() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version
+	}
+	v := version
+	if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch {
+		case s.Key == "vcs.revision":
+			rev = s.Value[:min(12, len(s.Value))]
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "+dirty"
+		}
+	}
+	if rev != "" && !strings.Contains(v, rev) { // a pseudo-version holds it
+		return fmt.Sprintf("%s (commit %s%s, %s)", v, rev, dirty, bi.GoVersion)
+	}
+	return fmt.Sprintf("%s (%s)", v, bi.GoVersion)
+}
 
 // Exit codes shared by every command (documented in README.md). A command
 // may define more of its own (verify: 1 findings, 3 unfinished tail).
@@ -47,7 +78,7 @@ func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "auditseg",
 		Short:         "High-rate audit logs in memory-mapped segment files",
-		Version:       version,
+		Version:       versionString(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -246,4 +247,17 @@ func buildBinary(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return bin
+}
+
+// TestVersionAndCompletion: `auditseg --version` names the build (the Go
+// release at least) and `auditseg completion bash` prints a script.
+func TestVersionAndCompletion(t *testing.T) {
+	out, stderr, code := execute(t, nil, "--version")
+	if code != exitOK || !strings.HasPrefix(out, "auditseg version ") || !strings.Contains(out, runtime.Version()) {
+		t.Fatalf("--version: exit %d, %q, %q", code, out, stderr)
+	}
+	out, stderr, code = execute(t, nil, "completion", "bash")
+	if code != exitOK || !strings.Contains(out, "complete -o default -F __start_auditseg auditseg") {
+		t.Fatalf("completion bash: exit %d, %d bytes, %q", code, len(out), stderr)
+	}
 }
