@@ -226,7 +226,26 @@ func run() error {
 		return err
 	}
 	logf("wrote %s (%d bars: %s)", *out, len(res.bars), barCounts(res.bars))
+	// A case that failed is reported as n/a like one not asked for; the
+	// exit status tells them apart, so that CI's -quick run proves the
+	// harness works rather than that it writes a file.
+	if n := unmeasured(res.bars); n > 0 {
+		return fmt.Errorf("%d of %d bars could not be measured (see %s)", n, len(res.bars), *out)
+	}
 	return nil
+}
+
+// unmeasured counts the bars of cases that ran and measured nothing: an
+// error, or no runs. Cases excluded by -cases, and commands the checkout
+// does not have yet, do not count.
+func unmeasured(bars []bar) int {
+	n := 0
+	for _, b := range bars {
+		if b.status == statusNA && (strings.HasPrefix(b.why, "error: ") || b.why == "no runs" || b.why == "not measured") {
+			n++
+		}
+	}
+	return n
 }
 
 func runCLI(res *results, bin, work string, size int64, logf func(string, ...any)) {

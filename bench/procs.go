@@ -155,6 +155,11 @@ func vmHWM(pid int) (int64, error) {
 func hasCommand(bin, sub string, flags ...string) (bool, string) {
 	out, err := exec.Command(bin, "help", sub).CombinedOutput()
 	s := string(out)
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		// The binary did not run at all: a broken run, not an older build.
+		return false, "error: " + err.Error()
+	}
 	if err != nil || strings.Contains(s, "Unknown help topic") || !strings.Contains(s, "Usage:") {
 		return false, fmt.Sprintf("not available yet: this build has no `auditseg %s`", sub)
 	}

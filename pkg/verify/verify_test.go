@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/auditseg/auditseg/pkg/segment"
+	"golang.org/x/sys/unix"
 )
 
 // want is one expected finding: "class seq:offset", plus " residue" for
@@ -458,18 +459,31 @@ func TestFiles(t *testing.T) {
 	}
 }
 
-// A file that cannot be read is an I/O error (exit 2), not damage.
+// A file that cannot be read is an I/O error (exit 2), not damage: one
+// named on the command line that is not a regular file (whoever runs the
+// test), and, unless root, whose permissions deny reading, in a directory.
 func TestUnreadable(t *testing.T) {
-	if os.Geteuid() == 0 {
-		t.Skip("running as root: permissions do not deny reading")
-	}
 	l := newTestLog(t)
 	l.sealed(2)
 	s := l.sealed(2)
+	fifo := filepath.Join(t.TempDir(), segment.FileName(7))
+	if err := unix.Mkfifo(fifo, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := Paths([]string{fifo}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.ExitCode(false) != ExitError || len(rep.Segments) != 1 || rep.Segments[0].State != StateUnreadable || rep.Segments[0].Status != Fail {
+		t.Fatalf("a FIFO named as a segment: exit %d %+v", rep.ExitCode(false), rep.Segments)
+	}
+	if os.Geteuid() == 0 {
+		return // permissions do not deny root
+	}
 	if err := os.Chmod(s.path, 0); err != nil {
 		t.Fatal(err)
 	}
-	rep := mustDir(t, l.dir, Options{})
+	rep = mustDir(t, l.dir, Options{})
 	if rep.ExitCode(false) != ExitError || rep.Segments[1].State != StateUnreadable || rep.Segments[1].Status != Fail {
 		t.Fatalf("unreadable: exit %d %+v", rep.ExitCode(false), rep.Segments[1])
 	}
