@@ -126,8 +126,11 @@ func TestTailFollowOtherProcess(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	cursor := filepath.Join(t.TempDir(), "cursor")
-	tp := startTail(t, bin, "-f", "--cursor-file", cursor, dir)
-	time.Sleep(50 * time.Millisecond) // tail waits for a log that has no segment yet
+	// -n +1: started before the writer, tail waits for a log that has no
+	// segment yet; started late on a loaded machine, it still prints
+	// everything (with the default -n 10 it would begin at the end).
+	tp := startTail(t, bin, "-f", "-n", "+1", "--cursor-file", cursor, dir)
+	time.Sleep(50 * time.Millisecond)
 
 	first := followLines(0, 6000)
 	writeProc(t, bin, dir, first)

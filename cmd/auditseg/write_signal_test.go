@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/auditseg/auditseg/pkg/reader"
 	"io"
 	"os"
 	"os/exec"
@@ -87,7 +88,10 @@ func TestWriteSecondSignal(t *testing.T) {
 			fed.WriteString(line)
 		}
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// Signal once records are being committed: a fixed sleep signalled a
+	// child that had not started yet on a loaded machine.
+	waitForRecord(t, dir)
+	time.Sleep(100 * time.Millisecond) // a backlog builds behind --sync always
 	cmd.Process.Signal(syscall.SIGTERM)
 	time.Sleep(100 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGTERM)
@@ -142,6 +146,23 @@ func startSlowWrite(t *testing.T) (dir string, cmd *exec.Cmd, pr, pw *os.File, s
 
 // committedInput is the input the log's records were made from, one per
 // line.
+// waitForRecord waits until the log at dir holds a committed record.
+func waitForRecord(t *testing.T, dir string) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		r, err := reader.Open(dir, reader.Options{Start: reader.Skip(0)})
+		if err != nil {
+			continue // not created yet
+		}
+		ok := r.Next()
+		r.Close()
+		if ok {
+			return
+		}
+	}
+	t.Fatalf("no record committed in %s within a minute", dir)
+}
+
 func committedInput(t *testing.T, dir string) *bytes.Buffer {
 	t.Helper()
 	var b bytes.Buffer
