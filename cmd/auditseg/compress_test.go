@@ -173,6 +173,20 @@ func TestCompressFinishedDryRun(t *testing.T) {
 	}
 }
 
+// --min-age reaches the planner: every segment of a log just written is
+// too young for an hour, none for a nanosecond.
+func TestCompressFinishedMinAge(t *testing.T) {
+	dir, _ := compressLog(t, 6000)
+	stdout, stderr, code := execute(t, nil, "compress-finished", "--dry-run", "--min-age", "1h", dir)
+	if code != exitOK || strings.Contains(stdout, "would compress ") || !strings.Contains(stdout, "less than --min-age 1h") {
+		t.Fatalf("--min-age 1h: exit %d, %q, %q", code, stdout, stderr)
+	}
+	stdout, stderr, code = execute(t, nil, "compress-finished", "--dry-run", "--min-age", "1ns", dir)
+	if code != exitOK || !strings.Contains(stdout, "would compress ") || strings.Contains(stdout, "--min-age") {
+		t.Fatalf("--min-age 1ns: exit %d, %q, %q", code, stdout, stderr)
+	}
+}
+
 func TestCompressFinishedKeepOriginal(t *testing.T) {
 	dir, _ := compressLog(t, 6000)
 	if _, stderr, code := execute(t, nil, "compress-finished", "--keep-original", dir); code != exitOK {

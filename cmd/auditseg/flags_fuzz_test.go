@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/auditseg/auditseg/pkg/reader"
+	"github.com/klauspost/compress/zstd"
 )
 
 // The flag parsers take what users type: no input may panic, and what they
@@ -96,6 +97,47 @@ func FuzzParseCursor(f *testing.F) {
 		// What is accepted is written back as it was read.
 		if back, err := parseCursor(c.String() + "\n"); err != nil || back != c {
 			t.Fatalf("%q -> %+v -> %q -> %+v, %v", s, c, c.String(), back, err)
+		}
+	})
+}
+
+// TestParseSize: every suffix means what the help says.
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{
+		"0": 0, "4096": 4096, "7B": 7, "7b": 7,
+		"64KiB": 64 << 10, "64K": 64 << 10, "64k": 64 << 10, "3 KB": 3000,
+		"2MiB": 2 << 20, "2M": 2 << 20, "2MB": 2000000, " 1 GiB ": 1 << 30, "1G": 1 << 30, "5GB": 5000000000,
+	} {
+		if n, err := parseSize(in); err != nil || n != want {
+			t.Errorf("%q -> %d, %v; want %d", in, n, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1", "1.5MiB", "MiB", "12 TiB", "1e6", "4611686018427387905", "4194304 TiB"} {
+		if n, err := parseSize(in); err == nil {
+			t.Errorf("%q accepted as %d", in, n)
+		}
+	}
+}
+
+// FuzzParseLevel: a level is refused, or is the library's level for that
+// number or name.
+func FuzzParseLevel(f *testing.F) {
+	for _, s := range []string{"1", "3", "22", "23", "0", "best", "default", "Fastest", "-1", "+3", "03"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		l, err := parseLevel(s)
+		if err != nil {
+			return
+		}
+		if n, aerr := strconv.Atoi(s); aerr == nil {
+			if n < 1 || n > 22 || l != zstd.EncoderLevelFromZstd(n) {
+				t.Fatalf("%q -> %v", s, l)
+			}
+			return
+		}
+		if ok, want := zstd.EncoderLevelFromString(s); !ok || l != want {
+			t.Fatalf("%q -> %v", s, l)
 		}
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/auditseg/auditseg/pkg/segment"
 	"github.com/auditseg/auditseg/pkg/verify"
@@ -192,6 +193,34 @@ func TestVerifyGolden(t *testing.T) {
 				golden(t, "verify-"+tc.name+ext, normalise(out))
 			})
 		}
+	}
+}
+
+// --time-tolerance reaches verify: records (and the seal) two hours before
+// their segment's creation are findings with the default hour, and not
+// with three hours.
+func TestVerifyTimeTolerance(t *testing.T) {
+	dir := t.TempDir()
+	s := vLog(t, dir, "sealed")[1]
+	h, err := segment.DecodeHeader(s.img[:segment.HeaderSize])
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Created += int64(2 * time.Hour)
+	h.Encode(s.img[:segment.HeaderSize])
+	// Sealed again: the digest covers the header.
+	if _, err := segment.Seal(s.img, [segment.DigestSize]byte{}, 0, h.Created-int64(90*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	vWrite(t, dir, s)
+	log := filepath.Join(dir, "log")
+	out, stderr, code := execute(t, nil, "verify", log)
+	if code != 1 || !strings.Contains(out, "before the segment was created") {
+		t.Fatalf("default tolerance: exit %d, %q, %q", code, out, stderr)
+	}
+	out, stderr, code = execute(t, nil, "verify", "--time-tolerance", "3h", log)
+	if code != exitOK {
+		t.Fatalf("--time-tolerance 3h: exit %d, %q, %q", code, out, stderr)
 	}
 }
 

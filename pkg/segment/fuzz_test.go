@@ -422,3 +422,45 @@ func sameResyncIn(t *testing.T, img []byte, from, wend int64) {
 		t.Fatalf("ResyncIn undecided at %d, whose frame is in the window ending at %d", got, wend)
 	}
 }
+
+// FuzzDecodeSummary: an archive's summary frame, read from the last bytes
+// of a file anyone may have written. Never a panic; an error is "no
+// summary", an unsealed segment's (ErrNoFooter) or damage (ErrCorrupt); what decodes is what AppendSummary of
+// that header and footer would have written.
+func FuzzDecodeSummary(f *testing.F) {
+	img := NewImage(3, MinSegmentSize, 1e18)
+	off := PutFrame(img, 3, HeaderSize, TypeData, 1e18+1, []byte("user=alice action=login"))
+	PutEnd(img, 3, off, 1e18+2)
+	if _, err := Seal(img, [DigestSize]byte{1}, 0, 2e18); err != nil {
+		f.Fatal(err)
+	}
+	good := AppendSummary(nil, img)
+	f.Add(good)
+	f.Add(AppendSummary(nil, NewImage(4, MinSegmentSize, 5))) // footer all zeros: unsealed
+	f.Add(good[:SummaryFrameSize-1])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) < SummaryFrameSize {
+			b = append(b, make([]byte, SummaryFrameSize-len(b))...)
+		}
+		b = b[:SummaryFrameSize]
+		h, ft, err := decodeSummary(b)
+		switch {
+		case err == nil:
+			if !bytes.Equal(b[16:16+HeaderSize], encodedHeader(h)) {
+				t.Fatalf("header %+v decoded from bytes it does not encode to", h)
+			}
+			if ft.Seq != h.Seq {
+				t.Fatalf("footer of segment %d in the summary of segment %d", ft.Seq, h.Seq)
+			}
+		case errors.Is(err, errNoSummary), errors.Is(err, ErrCorrupt), errors.Is(err, ErrNoFooter):
+		default:
+			t.Fatalf("error of no known kind: %v", err)
+		}
+	})
+}
+
+func encodedHeader(h Header) []byte {
+	b := make([]byte, HeaderSize)
+	h.Encode(b)
+	return b
+}

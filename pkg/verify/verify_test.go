@@ -513,8 +513,8 @@ func TestEmptyDir(t *testing.T) {
 	}
 }
 
-// Every finding's reason names what is wrong in words, and the text form of
-// the error offsets is the position.
+// A finding's position is its segment and offset; which classes are fatal;
+// times are formatted as dates.
 func TestFindingPosition(t *testing.T) {
 	f := Finding{Class: Torn, Seq: 3, Offset: 4096}
 	if f.Position().String() != "3:4096" || !f.Fatal() {

@@ -322,8 +322,10 @@ func TestReopenReusesPreparedSegment(t *testing.T) {
 	}
 }
 
-// TestSyncConcurrent: concurrent Sync calls all return, share flushes, and
-// cover every record committed before they were called.
+// TestSyncConcurrent: concurrent Sync calls all return without error and
+// share flushes (fewer msyncs than Syncs), and every record is read back.
+// That each Sync covers the records committed before it is
+// TestPowerCut's and the sync fault tests' to show.
 func TestSyncConcurrent(t *testing.T) {
 	dir := t.TempDir()
 	fs := &countingFS{}
