@@ -138,3 +138,26 @@ func TestReserveNegative(t *testing.T) {
 		t.Fatalf("Reserve(-1): %v", err)
 	}
 }
+
+// The zero Reservation a failed Reserve returns answers every method
+// without a panic: no space, no position, and Commit and Abort refused.
+func TestFailedReserveReservation(t *testing.T) {
+	w, err := Open(t.TempDir(), Options{SegmentSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	r, err := w.Reserve(1 << 20)
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Reserve(1 MiB): %v", err)
+	}
+	if r.Bytes() != nil || r.Position() != (Position{}) {
+		t.Fatalf("failed reservation: %d bytes at %v", len(r.Bytes()), r.Position())
+	}
+	if err := r.Commit(); !errors.Is(err, ErrReservationDone) {
+		t.Fatalf("Commit: %v", err)
+	}
+	if err := r.Abort(); !errors.Is(err, ErrReservationDone) {
+		t.Fatalf("Abort: %v", err)
+	}
+}

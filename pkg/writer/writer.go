@@ -65,6 +65,7 @@ type Writer struct {
 	closeMu  sync.Mutex
 	closed   bool
 	closeErr error
+	closeEnd chan struct{} // closed when Close has set closeErr
 	stats    Stats
 }
 
@@ -98,6 +99,7 @@ func Open(dir string, opts Options) (*Writer, error) {
 	w := &Writer{
 		dir: dir, opts: opts, lock: lock, maxRecord: int(opts.MaxRecordSize),
 		kickPrep: make(chan struct{}, 1), kickSeal: make(chan struct{}, 1), done: make(chan struct{}),
+		closeEnd: make(chan struct{}),
 	}
 	ch := make(chan struct{})
 	w.wake.Store(&ch)
@@ -145,7 +147,9 @@ func (w *Writer) Dir() string { return w.dir }
 
 // Append copies p into the log as one record and commits it. With
 // SyncAlways it returns once the record is durable. The returned Position
-// orders the record among all others.
+// orders the record among all others. An error with a non-zero Position
+// (SyncAlways: the flush failed, or Close gave up) means the record was
+// committed but is not known to be durable: it may be in the log.
 func (w *Writer) Append(p []byte) (Position, error) {
 	if e := w.failed.Load(); e != nil {
 		return Position{}, *e
@@ -174,7 +178,7 @@ func (w *Writer) Append(p []byte) (Position, error) {
 		yieldEvery(off, n)
 		pos := Position{Seq: s.seq, Offset: off}
 		if w.opts.Sync == SyncAlways {
-			if err := w.Sync(); err != nil {
+			if err := w.syncCommitted(); err != nil {
 				return pos, err
 			}
 		}
@@ -341,14 +345,24 @@ func (w *Writer) Reserve(n int) (Reservation, error) {
 	}
 }
 
-// Bytes is the record's space in the mapped file, n bytes long.
+// Bytes is the record's space in the mapped file, n bytes long; nil for
+// the zero Reservation a failed Reserve returns.
 func (r *Reservation) Bytes() []byte {
+	if r.s == nil {
+		return nil
+	}
 	start := r.off + segment.FrameHeaderSize
 	return r.s.data[start : start+int64(r.n) : start+int64(r.n)]
 }
 
-// Position is where the record is (valid before Commit).
-func (r *Reservation) Position() Position { return Position{Seq: r.s.seq, Offset: r.off} }
+// Position is where the record is (valid before Commit); the zero
+// Position for the zero Reservation a failed Reserve returns.
+func (r *Reservation) Position() Position {
+	if r.s == nil {
+		return Position{}
+	}
+	return Position{Seq: r.s.seq, Offset: r.off}
+}
 
 // Commit checksums and commits the record. With SyncAlways it returns once
 // the record is durable.
@@ -363,9 +377,23 @@ func (r *Reservation) Commit() error {
 	segment.StoreLength(img, r.off, length)
 	yieldEvery(r.off, segment.FrameSize(r.n))
 	if r.w.opts.Sync == SyncAlways {
-		return r.w.Sync()
+		return r.w.syncCommitted()
 	}
 	return nil
+}
+
+// syncCommitted makes a record just committed durable (SyncAlways). A
+// Close that began after the commit fails the Sync with ErrClosed, yet
+// seals that record's segment durably: the record's fate is then Close's
+// result. Reporting ErrClosed for a record that is in the log, durable,
+// would make a caller that retries write it twice.
+func (w *Writer) syncCommitted() error {
+	err := w.Sync()
+	if !errors.Is(err, ErrClosed) {
+		return err
+	}
+	<-w.closeEnd
+	return w.closeErr
 }
 
 // Abort gives the space back as a PAD frame, which readers skip.
@@ -471,6 +499,7 @@ func (w *Writer) Close() error {
 		err = lerr
 	}
 	w.closeErr = err
+	close(w.closeEnd)
 	return err
 }
 
