@@ -188,7 +188,7 @@ func TestCorruption(t *testing.T) {
 	var all corruptFigures
 	for _, k := range damageKinds {
 		f := figs[k]
-		summary(t, "kind=%s trials=%d no_change=%d detected_by_verify=%d/%d records_damaged=%d flagged_by_verify=%d lost_by_reader=%d reported_as_crash_residue=%d header_hits=%d (records the reader skipped with the header: %d) false_positives=0",
+		summary(t, "kind=%s trials=%d no_change=%d detected_by_verify=%d/%d records_damaged=%d flagged_by_verify=%d lost_by_reader=%d reported_as_crash_residue=%d header_hits=%d (records the reader skipped with the header: %d); checked: no finding on an undamaged segment",
 			k, f.trials, f.noop, f.detected, f.trials-f.noop, f.damagedRecords, f.flagged, f.lostR, f.asResidue, f.headerHits, f.headerRecords)
 		all.trials += f.trials
 		all.noop += f.noop

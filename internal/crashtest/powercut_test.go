@@ -208,7 +208,7 @@ func TestPowerCut(t *testing.T) {
 			a, n := powerCutTrial(t, mode, uint64(trial))
 			acked, images = acked+a, images+n
 		}
-		figs = append(figs, fmt.Sprintf("%v: images=%d durable_records_checked=%d lost=0", mode, images, acked))
+		figs = append(figs, fmt.Sprintf("%v: images=%d durable_records_checked=%d (none lost)", mode, images, acked))
 	}
 	t.Logf("SUMMARY TestPowerCut: trials_per_mode=%d %s", trials, strings.Join(figs, " "))
 }
