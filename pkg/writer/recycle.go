@@ -71,12 +71,17 @@ func (w *Writer) dropLoop() {
 	for {
 		select {
 		case f := <-w.drops:
-			if err := writeBack(f); err != nil {
+			w.lazy.wb.Lock()
+			err := writeBack(f)
+			if err != nil {
 				// Sticky, as a failed fsync is: the kernel may have marked
 				// the pages clean, and having reported the error to us, a
 				// later Sync's fsync of this file would not see it and
 				// would claim durability for records that are not there.
 				w.fail(fmt.Errorf("write back sealed %s: %w", f.Name(), err))
+			}
+			w.lazy.wb.Unlock()
+			if err != nil {
 				f.Close()
 			} else if !w.recycle(f, true) {
 				dropPages(f) // the queue is full: nothing will populate soon

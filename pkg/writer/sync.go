@@ -86,6 +86,14 @@ func (w *Writer) flushAll() error {
 type lazySealed struct {
 	mu    sync.Mutex
 	paths []string
+	// wb is held by the dropper across a writeback and the failure it
+	// records, and by fsyncAll across its fsyncs. A writeback that fails
+	// has consumed the error: an fsync of the same file on a descriptor
+	// opened after that does not see it. Without wb, a Sync could fsync a
+	// file between the failed writeback and w.fail and report its records
+	// durable; with it, Sync either fsyncs first (and sees the error
+	// itself) or finds the writer failed when it returns.
+	wb sync.Mutex
 }
 
 func (l *lazySealed) add(path string) {
@@ -98,6 +106,8 @@ func (l *lazySealed) add(path string) {
 // gone was removed after it was sealed: by compress-finished, which makes
 // its archive durable first, or by the operator.
 func (l *lazySealed) fsyncAll(fs FS) error {
+	l.wb.Lock()
+	defer l.wb.Unlock()
 	l.mu.Lock()
 	paths := l.paths
 	l.paths = nil
