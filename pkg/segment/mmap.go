@@ -88,6 +88,20 @@ func reserveAligned(size int64, prot int) (unsafe.Pointer, uintptr, error) {
 	return at, span, nil
 }
 
+// Detach replaces the mapping m with private anonymous memory at the same
+// address, in one step: the addresses stay valid, so code still holding a
+// slice of m cannot fault, but its writes no longer reach the file. The
+// memory stays allocated (release it with Unmap, once nothing can touch
+// it).
+func Detach(m []byte) error {
+	if len(m) == 0 {
+		return nil
+	}
+	_, err := unix.MmapPtr(-1, 0, unsafe.Pointer(unsafe.SliceData(m)), uintptr(len(m)),
+		unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED|unix.MAP_NORESERVE)
+	return err
+}
+
 // Unmap releases a mapping made by MapFile or AllocHuge.
 func Unmap(m []byte) error {
 	if len(m) == 0 {

@@ -84,9 +84,11 @@ type Options struct {
 	// 10 s. Close waits as long as frames keep being committed or a seal
 	// is flushing (a long backlog, or one slow fsync, on a saturated
 	// disk); once neither has happened for CloseTimeout, it
-	// returns ErrReservationsOpen and leaves that segment unsealed and
-	// mapped (recovery seals it on the next Open). A Commit after that is
-	// refused, so it cannot write into a segment another writer recovers.
+	// returns ErrReservationsOpen and leaves that segment unsealed
+	// (recovery seals it on the next Open). A Commit or Abort after that
+	// is refused, and the Reservation's Bytes are cut off from the file
+	// (they stay writable, in memory of their own), so nothing written
+	// late reaches a segment another writer recovers.
 	CloseTimeout time.Duration
 	// KeepCache keeps sealed segments in the page cache. By default the
 	// writer drops a sealed segment's pages once they are written back (by

@@ -2,6 +2,7 @@ package writer
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -123,7 +124,7 @@ func TestAbortAfterCloseTimeout(t *testing.T) {
 	if err := r.Abort(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("abort after close: %v", err)
 	}
-	if f := segment.DecodeFrame(r.s.data, r.s.seq, r.off); f.State != segment.Reserved {
+	if f := frameInFile(t, &r); f.State != segment.Reserved {
 		t.Fatalf("frame after a refused abort: %v", f.State)
 	}
 }
@@ -160,4 +161,14 @@ func TestFailedReserveReservation(t *testing.T) {
 	if err := r.Abort(); !errors.Is(err, ErrReservationDone) {
 		t.Fatalf("Abort: %v", err)
 	}
+}
+
+// frameInFile decodes r's frame from its segment file, not the mapping.
+func frameInFile(t *testing.T, r *Reservation) segment.Frame {
+	t.Helper()
+	b, err := os.ReadFile(r.s.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return segment.DecodeFrame(b, r.s.seq, r.off)
 }

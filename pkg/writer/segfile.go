@@ -289,7 +289,17 @@ func (w *Writer) sealDurably(s *seg, f segment.Footer, size int64) error {
 // release unmaps and closes a segment. Only the sealer calls it, and only
 // once every frame of the segment is committed, so no appender can still
 // write to the mapping.
-func (s *seg) release() error {
+func (s *seg) release() error { return s.letGo(segment.Unmap, "release") }
+
+// detach cuts a segment Close gave up on off its file before the
+// directory is released: a goroutine still filling a Reservation's Bytes
+// writes into anonymous memory from then on, never into the file that
+// the next writer recovers and seals (which would break its digest). Its
+// memory stays allocated: such a slice may be written at any time.
+func (s *seg) detach() error { return s.letGo(segment.Detach, "detach") }
+
+// letGo ends the segment's mapping with unmap (once) and closes its file.
+func (s *seg) letGo(unmap func([]byte) error, what string) error {
 	s.mapMu.Lock()
 	defer s.mapMu.Unlock()
 	if s.unmapped {
@@ -297,12 +307,12 @@ func (s *seg) release() error {
 	}
 	s.unmapped = true
 	s.gone.Store(true)
-	err := segment.Unmap(s.data)
+	err := unmap(s.data)
 	if cerr := s.f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("release %s: %w", s.path, err)
+		return fmt.Errorf("%s %s: %w", what, s.path, err)
 	}
 	return nil
 }

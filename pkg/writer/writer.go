@@ -495,6 +495,14 @@ func (w *Writer) Close() error {
 	// now be recovering.
 	closedErr := w.closedErr()
 	w.failed.CompareAndSwap(nil, &closedErr)
+	// What is still queued was not sealed: Close gave up on a reservation,
+	// or sealing failed. Late writes through a Reservation's Bytes must
+	// not reach those files either.
+	for _, s := range w.sealer.snapshot() {
+		if derr := s.detach(); err == nil {
+			err = derr
+		}
+	}
 	if lerr := w.lock.Release(); err == nil {
 		err = lerr
 	}

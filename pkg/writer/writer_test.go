@@ -375,6 +375,8 @@ func (c *countingFS) Msync(b []byte) error {
 
 // A reservation left open past Close's timeout is not committed afterwards:
 // the directory is released and another writer may recover that segment.
+// Nor do late writes into its Bytes reach the file: the next writer
+// recovers and seals it, and a write after that would break its digest.
 func TestCommitAfterCloseTimeout(t *testing.T) {
 	dir := t.TempDir()
 	w, err := Open(dir, Options{SegmentSize: 64 << 10, CloseTimeout: 50 * time.Millisecond})
@@ -389,10 +391,11 @@ func TestCommitAfterCloseTimeout(t *testing.T) {
 	if err := w.Close(); !errors.Is(err, ErrReservationsOpen) {
 		t.Fatalf("close with an open reservation: %v", err)
 	}
+	copy(r.Bytes(), "XYZ") // a slow filler, after Close gave up
 	if err := r.Commit(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("commit after close: %v", err)
 	}
-	if f := segment.DecodeFrame(r.s.data, r.s.seq, r.off); f.State != segment.Reserved {
+	if f := frameInFile(t, &r); f.State != segment.Reserved {
 		t.Fatalf("frame after a refused commit: %v", f.State)
 	}
 	// The next writer recovers the segment: the reservation becomes PAD.
@@ -403,9 +406,18 @@ func TestCommitAfterCloseTimeout(t *testing.T) {
 	if st := w2.Recovered(); st.RecoveredSegments != 1 || st.RecoveredFrames != 1 {
 		t.Fatalf("recovery %+v", st)
 	}
+	copy(r.Bytes(), "late") // into the segment w2 has sealed
 	w2.Close()
 	if got := readAll(t, dir); len(got) != 0 {
 		t.Fatalf("records %q", got)
+	}
+	l, err := segment.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkChain(t, l.Segments[:1])
+	if b, _ := os.ReadFile(r.s.path); bytes.Contains(b, []byte("XYZ")) || bytes.Contains(b, []byte("late")) {
+		t.Fatal("writes after Close gave up reached the segment file")
 	}
 }
 
