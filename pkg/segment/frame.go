@@ -139,6 +139,15 @@ func StoreLength(img []byte, off int64, length int32) {
 	storeRelease32(lengthWord(img, off), length)
 }
 
+// StoreLengthFenced is StoreLength as a sequentially consistent store
+// (XCHG on amd64), for a commit that must be ordered before a load that
+// follows it: the writer's Reservation.Commit then checks whether Close
+// cut the segment off its file meanwhile (a release store may still sit
+// in the store buffer when that load runs).
+func StoreLengthFenced(img []byte, off int64, length int32) {
+	atomic.StoreInt32(lengthWord(img, off), length)
+}
+
 // DecodeFrame decodes the frame slot at off in the image of segment seq.
 // img is the whole segment file (len(img) is the segment size). It never
 // panics on any content and never allocates; a Torn frame's Err says why.

@@ -38,9 +38,12 @@ type seg struct {
 	unmapped bool
 	// gone is unmapped for Reservation.Commit and Abort, which cannot
 	// take mapMu: set, under mapMu, before the unmap.
-	gone    atomic.Bool
-	sealErr error // why sealing failed, if it did (under mapMu)
-	synced  int64 // bytes from 0 known durable (under mapMu)
+	gone atomic.Bool
+	// detached is set by Close, before it cuts the mapping off the file
+	// (detach), for Reservation.Commit to check after its commit store.
+	detached atomic.Bool
+	sealErr  error // why sealing failed, if it did (under mapMu)
+	synced   int64 // bytes from 0 known durable (under mapMu)
 	// durable follows the commit words up to the first frame that was not
 	// committed when the last msync began (under mapMu).
 	durable segment.Tally
@@ -296,7 +299,10 @@ func (s *seg) release() error { return s.letGo(segment.Unmap, "release") }
 // writes into anonymous memory from then on, never into the file that
 // the next writer recovers and seals (which would break its digest). Its
 // memory stays allocated: such a slice may be written at any time.
-func (s *seg) detach() error { return s.letGo(segment.Detach, "detach") }
+func (s *seg) detach() error {
+	s.detached.Store(true)
+	return s.letGo(segment.Detach, "detach")
+}
 
 // letGo ends the segment's mapping with unmap (once) and closes its file.
 func (s *seg) letGo(unmap func([]byte) error, what string) error {

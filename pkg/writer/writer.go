@@ -374,7 +374,16 @@ func (r *Reservation) Commit() error {
 	ts := r.w.clock.now()
 	segment.PutFrameHeader(img[r.off:], segment.TypeData, length, ts)
 	segment.PutFrameCRC(img[r.off:], r.s.seed, r.off)
-	segment.StoreLength(img, r.off, length)
+	// Fenced, then detached read: if Close gave up on this reservation
+	// after finishing's check (the CRC of a large record takes a while),
+	// either this store reached the file before Close set detached and cut
+	// the mapping off it, or the load sees detached and the record may not
+	// be in the log. A release store could still be in the store buffer
+	// when the load runs, and the record lost with nil returned.
+	segment.StoreLengthFenced(img, r.off, length)
+	if r.s.detached.Load() {
+		return fmt.Errorf("%w: the record at %v was committed as Close gave up on it: it may not be in the log", ErrClosed, r.Position())
+	}
 	yieldEvery(r.off, segment.FrameSize(r.n))
 	if r.w.opts.Sync == SyncAlways {
 		return r.w.syncCommitted()
