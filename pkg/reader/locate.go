@@ -49,6 +49,9 @@ func (r *Reader) locateSince() {
 		e := r.list[i]
 		// ReadFooter: an archive's summary, not the whole archive.
 		f, ferr := segment.ReadFooter(e.Path)
+		if a, ok := archivedSince(e, ferr); ok {
+			f, ferr = segment.ReadFooter(a.Path)
+		}
 		if ferr == nil && f.Records > 0 && f.MaxTime < r.since {
 			r.lastSeq, r.passed = e.Seq, true
 			return
@@ -84,15 +87,41 @@ func (r *Reader) locateLast(n uint64) error {
 // count returns how many records reading segment e would return now, and
 // whether it walked the segment to know (or read the footer's count).
 func (r *Reader) count(e segment.Entry) (uint64, bool) {
-	if f, err := segment.ReadFooter(e.Path); err == nil {
+	f, err := segment.ReadFooter(e.Path)
+	if a, ok := archivedSince(e, err); ok {
+		e = a
+		f, err = segment.ReadFooter(e.Path)
+	}
+	if err == nil {
 		return f.Records, false
 	}
 	return r.walkCount(e), true
 }
 
+// archivedSince returns e as its archive when err says e's segment file
+// is gone and the archive is there: compress-finished replaced it since
+// the listing. A segment counted as absent would move where -n N starts.
+func archivedSince(e segment.Entry, err error) (segment.Entry, bool) {
+	if e.Archived || !errors.Is(err, os.ErrNotExist) {
+		return e, false
+	}
+	a := segment.ArchiveOf(e.Path)
+	if a == "" {
+		return e, false
+	}
+	if _, serr := os.Lstat(a); serr != nil {
+		return e, false
+	}
+	e.Path, e.Archived = a, true
+	return e, true
+}
+
 // walkCount counts the records of segment e by walking it.
 func (r *Reader) walkCount(e segment.Entry) uint64 {
 	im, err := segment.OpenImage(e.Path)
+	if a, ok := archivedSince(e, err); ok {
+		im, err = segment.OpenImage(a.Path)
+	}
 	if err != nil {
 		return 0
 	}
