@@ -77,7 +77,7 @@
 //	quick              true for --quick (no frame CRCs, no digests)
 //	logs[]             one per log directory involved
 //	  dir              the directory
-//	  writer_alive     a writer held the log's lock
+//	  writer_alive     a writer held the log's lock when the check began or ended
 //	  writer_pid       its pid as recorded in LOCK (omitted when none)
 //	segments[]         one per segment file, in log order
 //	  path             the file

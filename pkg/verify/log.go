@@ -76,6 +76,13 @@ func Paths(paths []string, opts Options) (*Report, error) {
 			}
 		}
 		sort.SliceStable(u.results, func(a, b int) bool { return u.results[a].order < u.results[b].order })
+		if !u.alive {
+			// A writer that started while the segments were read may have
+			// been writing into one of them (the empty segment the last
+			// writer left, or one it recovered): what looked like a dead
+			// writer's leftovers may be its work in progress.
+			u.alive, u.pid = writerAlive(u.dir, &o)
+		}
 		if u.alive {
 			recheckLive(u, &o)
 		}
