@@ -107,33 +107,47 @@ func (l *Listing) NextSeq() uint64 {
 // while it runs may be missed although a later one is returned (POSIX
 // leaves it unspecified). A writer creating segments, or compress-finished
 // renaming a segment to its archive and removing the original, could then
-// show a sequence number missing between present ones: a reader would
-// pass it, verify would report a gap. So List looks up the names of the
-// first few missing numbers directly and reads the directory again if one
-// of them is there.
+// show a sequence number missing between present ones (a reader would
+// pass it, verify would report a gap), or the oldest segment missing (a
+// replay from the start would silently begin after it). So List looks up
+// the names of the first few missing numbers, and of the one before the
+// oldest listed, directly and reads the directory again if one of them is
+// there.
 func List(dir string) (Listing, error) {
 	var l Listing
 	var err error
 	for range 4 {
-		if l, err = list(dir); err != nil || !l.missedGap() {
+		if l, err = list(dir); err != nil || !l.missed() {
 			break
 		}
 	}
 	return l, err
 }
 
-// missedGap reports whether a sequence number missing between two listed
-// ones exists now (checking at most 8 of them).
-func (l *Listing) missedGap() bool {
+// missed reports whether the number before the oldest listed segment, or
+// one missing between two listed ones, exists now (checking at most 8 of
+// the latter).
+func (l *Listing) missed() bool {
+	if len(l.Segments) > 0 && l.Segments[0].Seq > 1 && l.present(l.Segments[0].Seq-1) {
+		return true
+	}
 	checked := 0
 	for i := 1; i < len(l.Segments) && checked < 8; i++ {
 		for seq := l.Segments[i-1].Seq + 1; seq < l.Segments[i].Seq && checked < 8; seq++ {
 			checked++
-			for _, name := range [2]string{FileName(seq), ArchiveName(seq)} {
-				if _, err := os.Lstat(filepath.Join(l.Dir, name)); err == nil {
-					return true
-				}
+			if l.present(seq) {
+				return true
 			}
+		}
+	}
+	return false
+}
+
+// present reports whether segment seq's file or archive exists now.
+func (l *Listing) present(seq uint64) bool {
+	for _, name := range [2]string{FileName(seq), ArchiveName(seq)} {
+		if _, err := os.Lstat(filepath.Join(l.Dir, name)); err == nil {
+			return true
 		}
 	}
 	return false

@@ -139,15 +139,15 @@ func TestListGapRecheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(l.Segments) != 3 || l.missedGap() {
-		t.Fatalf("a real gap (3, 4): %+v, missedGap %v", l.Segments, l.missedGap())
+	if len(l.Segments) != 3 || l.missed() {
+		t.Fatalf("a real gap (3, 4): %+v, missed %v", l.Segments, l.missed())
 	}
 	for _, name := range []string{ArchiveName(4), FileName(3)} {
 		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o640); err != nil {
 			t.Fatal(err)
 		}
-		if !l.missedGap() {
-			t.Fatalf("%s appeared inside the gap; missedGap is false", name)
+		if !l.missed() {
+			t.Fatalf("%s appeared inside the gap; missed is false", name)
 		}
 		os.Remove(filepath.Join(dir, name))
 	}
@@ -156,6 +156,31 @@ func TestListGapRecheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	if l, err = List(dir); err != nil || len(l.Segments) != 4 {
+		t.Fatalf("%+v %v", l.Segments, err)
+	}
+}
+
+// The oldest segment hidden from the directory read (compress-finished
+// renamed it to its archive and removed the original meanwhile) is found
+// the same way; older ones deleted by retention are not looked for.
+func TestListOldestRecheck(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{FileName(7), FileName(8)} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := List(dir)
+	if err != nil || len(l.Segments) != 2 || l.missed() {
+		t.Fatalf("segments 7, 8 (1 to 6 deleted): %+v, %v, missed %v", l.Segments, err, l.missed())
+	}
+	if err := os.WriteFile(filepath.Join(dir, ArchiveName(6)), nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if !l.missed() {
+		t.Fatal("segment 6 appeared before the oldest listed; missed is false")
+	}
+	if l, err = List(dir); err != nil || len(l.Segments) != 3 || l.Segments[0].Seq != 6 {
 		t.Fatalf("%+v %v", l.Segments, err)
 	}
 }
