@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/auditseg/auditseg/pkg/segment"
+	"golang.org/x/sys/unix"
 )
 
 // unit is one log directory, verified whole (a directory argument) or
@@ -22,6 +23,7 @@ type unit struct {
 	listed  bool // listing is valid
 	alive   bool
 	pid     int
+	lock    lockStamp // of the LOCK file when alive was asked
 	jobs    []int
 	results []*result // in sequence order, vanished files dropped
 }
@@ -80,11 +82,15 @@ func Paths(paths []string, opts Options) (*Report, error) {
 			// A writer that started while the segments were read may have
 			// been writing into one of them (the empty segment the last
 			// writer left, or one it recovered): what looked like a dead
-			// writer's leftovers may be its work in progress.
+			// writer's leftovers may be its work in progress. One that
+			// started and closed meanwhile (a short `auditseg write`)
+			// rewrote the LOCK file: what was read may be stale.
 			u.alive, u.pid = writerAlive(u.dir, &o)
 		}
 		if u.alive {
 			recheckLive(u, &o)
+		} else if stampLock(u.dir) != u.lock {
+			recheckStale(u, &o)
 		}
 		rep.Logs = append(rep.Logs, LogReport{Dir: u.dir, WriterAlive: u.alive, WriterPID: u.pid})
 		place(u, rep)
@@ -131,6 +137,7 @@ func plan(paths []string, o *Options) ([]*unit, []job, error) {
 				return nil, nil, fmt.Errorf("verify %s: %w", p, err)
 			}
 			u := &unit{dir: p, whole: true, listing: l, listed: true}
+			u.lock = stampLock(p)
 			u.alive, u.pid = writerAlive(p, o)
 			for _, e := range l.Segments {
 				addJob(u, e.Path)
@@ -145,6 +152,7 @@ func plan(paths []string, o *Options) ([]*unit, []job, error) {
 			if l, err := segment.List(dir); err == nil {
 				u.listing, u.listed = l, true
 			}
+			u.lock = stampLock(dir)
 			u.alive, u.pid = writerAlive(dir, o)
 			fileUnits[dir] = u
 			units = append(units, u)
@@ -152,6 +160,22 @@ func plan(paths []string, o *Options) ([]*unit, []job, error) {
 		addJob(u, p)
 	}
 	return units, jobs, nil
+}
+
+// lockStamp identifies a version of the LOCK file: every writer that
+// takes the lock rewrites it (its pid), which changes its ctime (on this
+// kernel a fine-grained one once it has been read with stat).
+type lockStamp struct {
+	ino, size int64
+	ctime     unix.Timespec
+}
+
+func stampLock(dir string) lockStamp {
+	var st unix.Stat_t
+	if unix.Lstat(filepath.Join(dir, segment.LockName), &st) != nil {
+		return lockStamp{}
+	}
+	return lockStamp{ino: int64(st.Ino), size: st.Size, ctime: st.Ctim}
 }
 
 func writerAlive(dir string, o *Options) (bool, int) {
@@ -235,6 +259,20 @@ func recheckLive(u *unit, o *Options) {
 			if r := checkPath(u.results[i].rep.Path, o, nil); !r.vanished {
 				u.results[i] = r
 			}
+		}
+	}
+}
+
+// recheckStale reads again every segment that was not sealed and clean,
+// once a writer is known to have come and gone while they were read: it
+// may have recovered, appended to and sealed them since.
+func recheckStale(u *unit, o *Options) {
+	for i, r := range u.results {
+		if r.sealed && r.found.total() == 0 {
+			continue
+		}
+		if nr := checkPath(r.rep.Path, o, nil); !nr.vanished {
+			u.results[i] = nr
 		}
 	}
 }
