@@ -77,6 +77,9 @@ var (
 	ErrCorrupt  = errors.New("corrupt segment")
 	ErrNotFound = errors.New("segment not found")
 	ErrLocked   = errors.New("log directory is locked by another writer")
+	// ErrLockLost: the writer's lock no longer holds the directory at
+	// its path (Lock.Check).
+	ErrLockLost = errors.New("writer lost its lock on the log directory")
 )
 
 // CorruptError names the file and offset of damage found while decoding.

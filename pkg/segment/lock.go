@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,8 +19,22 @@ import (
 // as between processes, are released by the kernel when the holder dies, and
 // can be queried with F_OFD_GETLK without taking them, so a reader asking
 // "is a writer alive?" never blocks a writer that starts at that moment.
+//
+// A lock on a file a user can delete is not enough on its own: with LOCK
+// removed (or replaced), a second writer would lock a new LOCK file and
+// recover the first writer's active segment under it. So the writer also
+// holds an OFD read lock on the directory itself, which no file operation
+// inside it can undo, and a writer starting (or a reader asking) looks for
+// one. A read lock because a directory cannot be opened for writing; it
+// excludes nothing by itself: F_OFD_GETLK finds it. (compress-finished
+// takes flock(2) on the directory, which is independent of these locks.)
+// Check repairs a removed LOCK file and detects a directory moved away
+// from its path.
 type Lock struct {
-	f *os.File
+	mu  sync.Mutex // Check and Release may run on different goroutines
+	f   *os.File   // LOCK, OFD write-locked
+	d   *os.File   // the directory, OFD read-locked
+	dir string
 }
 
 func lockRange(typ int16) unix.Flock_t {
@@ -29,6 +44,48 @@ func lockRange(typ int16) unix.Flock_t {
 // AcquireLock takes the writer lock of dir, or fails at once with an error
 // wrapping ErrLocked that names the directory and the holder's pid.
 func AcquireLock(dir string) (*Lock, error) {
+	d, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	f, err := lockFile(dir)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	// Holding LOCK, look for a writer that holds the directory: one whose
+	// LOCK file was removed or replaced.
+	held, err := dirLocked(d)
+	if err == nil && held {
+		err = fmt.Errorf("%s: %w (held by a writer whose LOCK file was removed or replaced)", dir, ErrLocked)
+	}
+	if err == nil {
+		lk := lockRange(unix.F_RDLCK)
+		if lerr := unix.FcntlFlock(d.Fd(), unix.F_OFD_SETLK, &lk); lerr != nil {
+			err = fmt.Errorf("lock %s: %w", dir, lerr)
+		}
+	}
+	if err != nil {
+		f.Close()
+		d.Close()
+		return nil, err
+	}
+	return &Lock{f: f, d: d, dir: dir}, nil
+}
+
+// dirLocked reports whether another open file description holds a lock
+// on the directory open as d (a writer's read lock).
+func dirLocked(d *os.File) (bool, error) {
+	lk := lockRange(unix.F_WRLCK)
+	if err := unix.FcntlFlock(d.Fd(), unix.F_OFD_GETLK, &lk); err != nil {
+		return false, fmt.Errorf("query lock of %s: %w", d.Name(), err)
+	}
+	return lk.Type != unix.F_UNLCK, nil
+}
+
+// lockFile opens (or creates) dir's LOCK file, takes its OFD lock and
+// writes the pid into it.
+func lockFile(dir string) (*os.File, error) {
 	p := filepath.Join(dir, LockName)
 	f, err := openLockFile(p, os.O_RDWR|os.O_CREATE)
 	if err != nil {
@@ -46,41 +103,94 @@ func AcquireLock(dir string) (*Lock, error) {
 	if err := f.Truncate(0); err == nil {
 		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
-	return &Lock{f: f}, nil
+	return f, nil
+}
+
+// Check reports whether the lock still holds dir as AcquireLock took it.
+// A LOCK file removed or replaced since is locked again (repaired is
+// true): readers ask it whether a writer is alive, and the directory lock
+// kept other writers out meanwhile. A directory moved away from its path
+// (or replaced by another) is an error wrapping ErrLockLost: files the
+// writer creates under the path would land in another directory, which a
+// second writer may hold.
+func (l *Lock) Check() (repaired bool, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return false, nil // released
+	}
+	var held, now unix.Stat_t
+	if err := unix.Fstat(int(l.d.Fd()), &held); err != nil {
+		return false, fmt.Errorf("check lock of %s: %w", l.dir, err)
+	}
+	if err := unix.Stat(l.dir, &now); err != nil || now.Dev != held.Dev || now.Ino != held.Ino {
+		return false, fmt.Errorf("%s: %w: the log directory was moved or replaced while this writer held it (its segments are where it was moved)", l.dir, ErrLockLost)
+	}
+	if err := unix.Fstat(int(l.f.Fd()), &held); err != nil {
+		return false, fmt.Errorf("check lock of %s: %w", l.dir, err)
+	}
+	if err := unix.Lstat(filepath.Join(l.dir, LockName), &now); err == nil && now.Dev == held.Dev && now.Ino == held.Ino {
+		return false, nil
+	}
+	f, err := lockFile(l.dir)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w: its LOCK file was removed or replaced and cannot be locked again: %w", l.dir, ErrLockLost, err)
+	}
+	l.f.Close()
+	l.f = f
+	return true, nil
 }
 
 // Release drops the lock. The LOCK file stays: removing it would race with
 // a writer opening it.
 func (l *Lock) Release() error {
-	if l == nil || l.f == nil {
+	if l == nil {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
 		return nil
 	}
 	err := l.f.Close() // closing the description releases the OFD lock
-	l.f = nil
+	if derr := l.d.Close(); err == nil {
+		err = derr // and the directory's
+	}
+	l.f, l.d = nil, nil
 	return err
 }
 
 // WriterAlive reports whether a writer holds the lock of dir, and its pid
-// as recorded in the lock file. A directory without a LOCK file has no
-// writer.
+// as recorded in the lock file (0 when its LOCK file was removed). A
+// directory that does not exist has no writer.
 func WriterAlive(dir string) (alive bool, pid int, err error) {
 	p := filepath.Join(dir, LockName)
 	f, err := openLockFile(p, os.O_RDONLY)
-	if errors.Is(err, os.ErrNotExist) {
-		return false, 0, nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return false, 0, err
 	}
-	defer f.Close()
-	lk := lockRange(unix.F_WRLCK)
-	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk); err != nil {
-		return false, 0, fmt.Errorf("query lock %s: %w", p, err)
+	if err == nil {
+		defer f.Close()
+		lk := lockRange(unix.F_WRLCK)
+		if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk); err != nil {
+			return false, 0, fmt.Errorf("query lock %s: %w", p, err)
+		}
+		if lk.Type != unix.F_UNLCK {
+			return true, readPID(p), nil
+		}
 	}
-	if lk.Type == unix.F_UNLCK {
-		return false, 0, nil
+	// LOCK missing or unlocked: a writer whose LOCK file was removed still
+	// holds the directory.
+	d, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return false, 0, nil
+		}
+		return false, 0, fmt.Errorf("query lock of %s: %w", dir, err)
 	}
-	return true, readPID(p), nil
+	defer d.Close()
+	held, err := dirLocked(d)
+	return held, 0, err
 }
 
 // openLockFile opens the LOCK file, which must be a regular file: with

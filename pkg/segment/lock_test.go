@@ -141,3 +141,85 @@ func TestLockFileFIFO(t *testing.T) {
 		}
 	}
 }
+
+// A LOCK file removed or replaced under a running writer does not let a
+// second writer in (the directory's flock holds), and Check locks a new
+// one so that readers still see the writer; a directory moved away from
+// its path is reported, and its path is free for another writer.
+func TestLockSurvivesRemovedLockFile(t *testing.T) {
+	dir := t.TempDir()
+	lk, err := AcquireLock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Release()
+	p := filepath.Join(dir, LockName)
+	for _, replace := range []func() error{
+		func() error { return os.Remove(p) },
+		func() error {
+			tmp := p + ".new"
+			if err := os.WriteFile(tmp, []byte("1\n"), 0o640); err != nil {
+				return err
+			}
+			return os.Rename(tmp, p)
+		},
+	} {
+		if err := replace(); err != nil {
+			t.Fatal(err)
+		}
+		if lk2, err := AcquireLock(dir); !errors.Is(err, ErrLocked) {
+			if err == nil {
+				lk2.Release()
+			}
+			t.Fatalf("second writer after the LOCK file was replaced: %v", err)
+		}
+		if repaired, err := lk.Check(); !repaired || err != nil {
+			t.Fatalf("Check: repaired %v, %v", repaired, err)
+		}
+		if alive, pid, err := WriterAlive(dir); !alive || pid != os.Getpid() || err != nil {
+			t.Fatalf("after the repair: alive %v pid %d err %v", alive, pid, err)
+		}
+		if repaired, err := lk.Check(); repaired || err != nil {
+			t.Fatalf("second Check: repaired %v, %v", repaired, err)
+		}
+	}
+	moved := dir + ".moved"
+	if err := os.Rename(dir, moved); err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(moved)
+	if err := os.Mkdir(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lk.Check(); !errors.Is(err, ErrLockLost) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("Check after the directory moved: %v", err)
+	}
+	lk3, err := AcquireLock(dir)
+	if err != nil {
+		t.Fatalf("a new directory at the path: %v", err)
+	}
+	lk3.Release()
+}
+
+// With its LOCK file removed, a writer is still seen alive (by its lock on
+// the directory), before Check puts a new LOCK file in place.
+func TestWriterAliveWithoutLockFile(t *testing.T) {
+	dir := t.TempDir()
+	lk, err := AcquireLock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, LockName)); err != nil {
+		t.Fatal(err)
+	}
+	if alive, _, err := WriterAlive(dir); !alive || err != nil {
+		t.Fatalf("LOCK removed: alive %v, %v", alive, err)
+	}
+	lk.Release()
+	if alive, _, err := WriterAlive(dir); alive || err != nil {
+		t.Fatalf("released: alive %v, %v", alive, err)
+	}
+	if alive, _, err := WriterAlive(filepath.Join(dir, "missing")); alive || err != nil {
+		t.Fatalf("no directory: alive %v, %v", alive, err)
+	}
+}

@@ -168,7 +168,12 @@ func (w *Writer) sealLoop() {
 	wait, activeWait := minWait, hashEvery
 	t := time.NewTimer(time.Hour)
 	defer t.Stop()
+	lockChecked := time.Now()
 	for {
+		if time.Since(lockChecked) >= lockCheckEvery {
+			lockChecked = time.Now()
+			_ = w.checkLock() // fails the writer itself
+		}
 		// Read closing before the pass: once it is set no rotation can
 		// happen, so a pass that starts after it sees the final segment.
 		closing := w.closingNow()

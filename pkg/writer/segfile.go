@@ -68,6 +68,24 @@ func (w *Writer) prepare(seq uint64) (*seg, error) {
 	return w.mapNew(f, final, seq)
 }
 
+// checkLock makes sure the lock still holds the directory at its path
+// before a file is created there or, every lockCheckEvery, while the
+// writer runs: a LOCK file removed is locked again (with a warning), a
+// directory moved away fails the writer (segment.Lock.Check).
+func (w *Writer) checkLock() error {
+	repaired, err := w.lock.Check()
+	if repaired {
+		w.opts.Logger.Warn("the LOCK file of the log was removed or replaced; locked a new one", "dir", w.dir)
+	}
+	if err != nil {
+		w.fail(err)
+	}
+	return err
+}
+
+// lockCheckEvery is how often the sealer checks the lock (checkLock).
+const lockCheckEvery = time.Second
+
 // create makes the file of segment seq, reserved, with its header, under
 // its final name, durably; it does not map it. The preparer creates the
 // file after the next segment ahead of time (see prepareLoop): its header
@@ -75,6 +93,9 @@ func (w *Writer) prepare(seq uint64) (*seg, error) {
 // earlier segments (15–60 ms here), about as long as a writer takes to
 // fill a segment.
 func (w *Writer) create(seq uint64) (*os.File, string, error) {
+	if err := w.checkLock(); err != nil {
+		return nil, "", err
+	}
 	fs, size := w.opts.FS, w.opts.SegmentSize
 	final := filepath.Join(w.dir, segment.FileName(seq))
 	tmp := final + segment.TempExt
