@@ -237,8 +237,13 @@ func checkImage(im *segment.Image, r *result, o *Options) {
 	default:
 		c.addFound(findingFromErr(Footer, im.Path, hdr.Seq, ferr), false)
 	}
-	if err := im.CheckSummary(); err != nil {
+	if err := im.CheckSummary(); errors.Is(err, segment.ErrCorrupt) {
 		c.addFound(findingFromErr(Footer, im.Path, hdr.Seq, err), false)
+	} else if err != nil {
+		// The summary could not be read (too many open files, an I/O
+		// error): that is not damage, and the archive's content is.
+		r.rep.State, r.rep.Error, r.ioErr = StateUnreadable, err.Error(), err
+		return
 	}
 	if im.HeaderErr != nil {
 		r.rep.State = StateDamaged
