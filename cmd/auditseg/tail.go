@@ -271,7 +271,14 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	if werr != nil {
 		return withCode(exitUsage, fmt.Errorf("write output: %w", werr))
 	}
-	if printed && f.cursorFile != "" {
+	switch {
+	case printed && f.cursorFile != "" && unreadable > 0:
+		// The cursor would pass the segments that could not be read, and
+		// the next run would never deliver their records: better that it
+		// delivers again what this one printed.
+		fmt.Fprintf(stderr, "auditseg tail: cursor file %s not updated: %s could not be read; the next run starts from the stored position again\n",
+			f.cursorFile, plural(unreadable, "segment"))
+	case printed && f.cursorFile != "":
 		if err := writeCursor(f.cursorFile, cursorAt(dir, last)); err != nil {
 			return withCode(exitUsage, err)
 		}

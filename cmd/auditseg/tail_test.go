@@ -603,3 +603,73 @@ func TestTailCursorOtherLog(t *testing.T) {
 		t.Fatalf("cursor in a removed segment: exit %d, out %q, %q", code, out, stderr)
 	}
 }
+
+// A run that could not read a segment does not store its cursor past it:
+// the next run would never deliver that segment's records (found by a
+// hostile-environment review: 2,041 records lost to a chmod 000). The
+// unreadable segment is made so by permissions, for a child running as
+// nobody when the test runs as root.
+func TestTailCursorNotPastUnreadable(t *testing.T) {
+	base, err := os.MkdirTemp("", "cursor-unreadable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	dir, cur := filepath.Join(base, "log"), filepath.Join(base, "cursor")
+	w, err := writer.Open(dir, writer.Options{SegmentSize: segment.MinSegmentSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40 {
+		if _, err := w.Append([]byte(fmt.Sprintf("%d %s", i, strings.Repeat("x", 8000)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := segment.List(dir)
+	if err != nil || len(l.Segments) < 4 {
+		t.Fatalf("%d segments, %v", len(l.Segments), err)
+	}
+	for _, p := range []string{base, dir, filepath.Join(dir, segment.LockName)} {
+		if err := os.Chmod(p, 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, e := range l.Segments {
+		mode := os.FileMode(0o644)
+		if i == 1 {
+			mode = 0
+		}
+		if err := os.Chmod(e.Path, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var code int
+	var stderr string
+	if os.Geteuid() == 0 {
+		bin := filepath.Join(base, "auditseg")
+		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+			t.Fatalf("go build: %v\n%s", err, out)
+		}
+		cmd := exec.Command(bin, "tail", "-n", "+1", "--cursor-file", cur, dir)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		var eb strings.Builder
+		cmd.Stderr = &eb
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		code, stderr = cmd.ProcessState.ExitCode(), eb.String()
+	} else {
+		_, stderr, code = execute(t, nil, "tail", "-n", "+1", "--cursor-file", cur, dir)
+	}
+	if code != exitUsage || !strings.Contains(stderr, "not updated") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+	if _, err := os.Stat(cur); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("cursor file stored past an unreadable segment: %v", err)
+	}
+}
