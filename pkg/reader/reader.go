@@ -61,6 +61,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -212,7 +213,7 @@ func Open(dir string, opts Options) (*Reader, error) {
 		if k := opts.Start.kind; k == startLast || k == startSkip {
 			return nil, errors.New("reader: Since cannot be combined with Last or Skip")
 		}
-		r.since = opts.Since.UnixNano()
+		r.since = sinceNanos(opts.Since)
 	}
 	st, err := os.Stat(dir)
 	if err != nil {
@@ -333,4 +334,17 @@ func (r *Reader) closeCur() error {
 		return nil
 	}
 	return c.img.Close()
+}
+
+// sinceNanos is t in Unix nanoseconds, saturated: UnixNano is undefined
+// outside about 1678-2262 (it wraps), and a Since of year 1000 would then
+// keep nothing and one of year 3000 everything.
+func sinceNanos(t time.Time) int64 {
+	switch {
+	case t.Before(time.Unix(0, math.MinInt64)):
+		return math.MinInt64
+	case t.After(time.Unix(0, math.MaxInt64)):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
 }

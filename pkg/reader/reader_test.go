@@ -69,6 +69,9 @@ func TestStartPositions(t *testing.T) {
 		{"since between", reader.Options{Since: time.Unix(0, all[2000].ts-1)}, all[2000:]},
 		{"since before all", reader.Options{Since: time.Unix(0, 0)}, all},
 		{"since after all", reader.Options{Since: time.Unix(0, all[len(all)-1].ts+1)}, nil},
+		// Outside the range of UnixNano (about 1678-2262), which wraps.
+		{"since year 1000", reader.Options{Since: time.Date(1000, 1, 1, 0, 0, 0, 0, time.UTC)}, all},
+		{"since year 3000", reader.Options{Since: time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)}, nil},
 		{"since with at", reader.Options{Start: reader.At(mid.pos), Since: time.Unix(0, all[2000].ts)}, all[2000:]},
 	}
 	for _, tc := range cases {
