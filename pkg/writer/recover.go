@@ -3,6 +3,7 @@ package writer
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,11 +31,21 @@ import (
 //  4. If the newest segment holds no frame at all (it was prepared but
 //     never used), it becomes the active segment; otherwise a new one is
 //     created after the newest sequence number present.
+//
+// maxSeq is the newest segment number Open continues after: 2^32
+// rotations below the point where numbers wrap.
+const maxSeq = math.MaxUint64 - 1<<32
+
 func (w *Writer) recover() (*seg, [segment.DigestSize]byte, error) {
 	var prev [segment.DigestSize]byte
 	l, err := segment.List(w.dir)
 	if err != nil {
 		return nil, prev, err
+	}
+	if last, ok := l.Last(); ok && last.Seq > maxSeq {
+		// Numbers wrap at 2^64: new segments would sort before the
+		// oldest. Only a forged or damaged name comes near.
+		return nil, prev, fmt.Errorf("%s: segment number %d is too close to the end of the numbering (2^64) to continue after it: a damaged or foreign file name?", last.Path, last.Seq)
 	}
 	removed := false
 	for _, t := range l.Temps {

@@ -3,8 +3,10 @@ package writer_test
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -164,4 +166,29 @@ func intactPayloads(t *testing.T, dir string) map[segment.Position][]byte {
 		t.Error(s)
 	}
 	return got
+}
+
+// A segment named near the end of the numbering (2^64) stops Open, naming
+// the file, instead of letting the next segment wrap to 0 and sort first
+// (found by a format review: after 18446744073709551615.seg, write created
+// 00000000000000000000.seg).
+func TestOpenRefusesWrappingSequence(t *testing.T) {
+	dir := t.TempDir()
+	const seq = math.MaxUint64
+	img := segment.NewImage(seq, segment.MinSegmentSize, 1)
+	name := filepath.Join(dir, segment.FileName(seq))
+	if err := os.WriteFile(name, img, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	w, err := writer.Open(dir, writer.Options{SegmentSize: segment.MinSegmentSize})
+	if err == nil {
+		w.Close()
+		t.Fatal("Open continued after segment 2^64-1")
+	}
+	if !strings.Contains(err.Error(), name) {
+		t.Fatalf("error does not name the file: %v", err)
+	}
+	if l, _ := segment.List(dir); len(l.Segments) != 1 {
+		t.Fatalf("%d segments after the refused Open", len(l.Segments))
+	}
 }
