@@ -12,6 +12,7 @@ import (
 
 	"github.com/auditseg/auditseg/pkg/reader"
 	"github.com/auditseg/auditseg/pkg/segment"
+	"github.com/auditseg/auditseg/pkg/writer"
 )
 
 func TestReadAllAcrossSegments(t *testing.T) {
@@ -405,4 +406,50 @@ func TestHighestSequenceNumbers(t *testing.T) {
 	sameRecs(t, got, nil)
 	got, _ = readAll(t, dir, reader.Options{Start: reader.After(want[1].pos)})
 	sameRecs(t, got, nil)
+}
+
+// A position inside a record's payload never yields a frame forged inside
+// that payload (found by a CLI review: tail --from at the forged offset
+// printed "FORGED: user=root action=grant", and verify passed the log):
+// At and After start at the first real record at or after the position.
+func TestSeekIgnoresFrameForgedInPayload(t *testing.T) {
+	dir := t.TempDir()
+	w, err := writer.Open(dir, writer.Options{SegmentSize: segment.MinSegmentSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := []byte("one")
+	p1, err := w.Append(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The second record's payload starts at F; it holds a complete DATA
+	// frame built for offset F of this segment, with its CRC.
+	r2 := p1.Offset + segment.FrameSize(len(first))
+	f := r2 + segment.FrameHeaderSize
+	scratch := make([]byte, segment.MinSegmentSize)
+	forged := []byte("FORGED: user=root action=grant")
+	end := segment.PutFrame(scratch, p1.Seq, f, segment.TypeData, 1, forged)
+	p2, err := w.Append(scratch[f:end])
+	if err != nil || p2.Offset != r2 {
+		t.Fatalf("second record at %v (want offset %d): %v", p2, r2, err)
+	}
+	p3, err := w.Append([]byte("two"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	at := segment.Position{Seq: p1.Seq, Offset: f}
+	for _, st := range []reader.Start{reader.At(at), reader.After(at)} {
+		r, err := reader.Open(dir, reader.Options{Start: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.Next() || r.Record().Position != p3 || string(r.Record().Payload) != "two" {
+			t.Fatalf("start %+v: first record %v %q, want %v \"two\"", st, r.Record().Position, r.Record().Payload, p3)
+		}
+		r.Close()
+	}
 }

@@ -510,19 +510,14 @@ func (r *Reader) applySeek(c *seg, st Start) {
 	if c.seq != st.pos.Seq {
 		return
 	}
+	// The walk starts at the segment's first frame and passes records
+	// before the position: jumping to the position instead would trust
+	// whatever decodes there, and a position inside a record's payload
+	// (a mistyped --from, a cursor file that "may hold anything") could
+	// land on a frame forged inside that payload, CRC and all.
 	off := st.pos.Offset
-	if off >= segment.HeaderSize && off < segment.RecordLimit(int64(len(c.img.Data))) {
-		var f segment.Frame
-		if segment.Guard(c.img.Data, func() { f = segment.DecodeFrame(c.img.Data, c.img.Header.Seq, off) }) == nil && f.State == segment.Committed {
-			if st.kind == startAfter {
-				off += f.Extent
-			}
-			c.off, c.min = off, off
-			return
-		}
-	}
 	c.min = off
-	if st.kind == startAfter && off < math.MaxInt64 { // a cursor file may hold anything
+	if st.kind == startAfter && off < math.MaxInt64 {
 		c.min = off + 1
 	}
 }
