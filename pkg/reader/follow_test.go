@@ -2,7 +2,7 @@ package reader_test
 
 import (
 	"context"
-
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/auditseg/auditseg/pkg/reader"
 	"github.com/auditseg/auditseg/pkg/segment"
+	"github.com/auditseg/auditseg/pkg/writer"
 )
 
 // TestFollowAcrossRotationsSealAndArchive: a follower sees every record
@@ -294,5 +295,51 @@ func TestFollowSingleFileEnds(t *testing.T) {
 	}
 	if n == 0 || all[n-1].pos.Seq != 1 || all[n].pos.Seq != 2 {
 		t.Fatalf("read %d records", n)
+	}
+}
+
+// A follower whose log directory is removed, or removed and begun again,
+// stops with ErrLogReplaced (found by a hostile-environment review: tail -f
+// waited forever on a removed directory, and after the log was begun again
+// went on at the old sequence number, skipping the new log's first 12,246
+// records without a word).
+func TestFollowStopsWhenLogReplaced(t *testing.T) {
+	for _, again := range []bool{false, true} {
+		dir := filepath.Join(t.TempDir(), "log")
+		write := func(recs ...string) {
+			w, err := writer.Open(dir, writer.Options{SegmentSize: segment.MinSegmentSize})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range recs {
+				if _, err := w.Append([]byte(p)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		write("old")
+		r, err := reader.Open(dir, reader.Options{Follow: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.Next() || string(r.Record().Payload) != "old" {
+			t.Fatal("first record")
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		if again {
+			write("new")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = r.Wait(ctx)
+		cancel()
+		if !errors.Is(err, reader.ErrLogReplaced) || !strings.Contains(err.Error(), dir) {
+			t.Fatalf("begun again %v: Wait: %v", again, err)
+		}
+		r.Close()
 	}
 }

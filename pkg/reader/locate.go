@@ -3,6 +3,7 @@ package reader
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -162,6 +163,19 @@ func (r *Reader) nextIndex() int {
 func (r *Reader) relist() error {
 	if r.single != "" {
 		return nil
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(r.dir, &st); err != nil {
+		if r.dirID != ([2]uint64{}) && errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("%s: %w", r.dir, ErrLogReplaced)
+		}
+		return fmt.Errorf("list log directory: %w", &os.PathError{Op: "stat", Path: r.dir, Err: err})
+	}
+	switch id := [2]uint64{uint64(st.Dev), st.Ino}; {
+	case r.dirID == [2]uint64{}:
+		r.dirID = id
+	case id != r.dirID:
+		return fmt.Errorf("%s: %w", r.dir, ErrLogReplaced)
 	}
 	l, err := segment.List(r.dir)
 	if err != nil {

@@ -160,6 +160,11 @@ func Skip(n uint64) Start { return Start{kind: startSkip, n: n} }
 // ErrClosed is returned by Wait after Close.
 var ErrClosed = errors.New("reader is closed")
 
+// ErrLogReplaced: the log directory was removed, or replaced by another
+// (a log begun again), while it was read. A follower stops rather than
+// read on by sequence number into another log's segments.
+var ErrLogReplaced = errors.New("log directory removed or replaced while it was read")
+
 // Reader iterates over the records of a log. It is not safe for concurrent
 // use.
 type Reader struct {
@@ -170,6 +175,7 @@ type Reader struct {
 
 	list   []segment.Entry // the last directory listing
 	listAt time.Time
+	dirID  [2]uint64 // device and inode of dir when first listed
 	// The next segment to open is the first listed after lastSeq once a
 	// segment was passed (passed), else the first at or after startSeq.
 	startSeq, lastSeq uint64
