@@ -239,21 +239,33 @@ func (w *Writer) sealPass() (st sealState, err error) {
 		}
 		full := s.full()
 		before := s.tally.Off
-		done := s.tally.Advance(s.data)
+		var done bool
+		var f segment.Footer
+		// Guarded: a segment file truncated under the writer faults
+		// (SIGBUS) where its pages are gone; that fails the writer, naming
+		// the file, instead of crashing the process.
+		if err := segment.Guard(s.data, func() {
+			done = s.tally.Advance(s.data)
+			if s.digest == nil {
+				s.digest = segment.NewDigestStream(sl.prev)
+			}
+			if !done {
+				// Committed frames never change: hashing them now is final.
+				s.digest.Add(s.data, s.tally.Off)
+				return
+			}
+			f = segment.TalliedFooter(s.data, s.seq, s.tally, s.digest, 0, now())
+		}); err != nil {
+			return st, fmt.Errorf("seal %s: the mapped file faulted at offset %d (truncated or replaced while mapped?): %w", s.path, faultOff(err), err)
+		}
 		if s.tally.Off != before {
 			sl.progress.Store(now())
 			st.moved = true
 		}
-		if s.digest == nil {
-			s.digest = segment.NewDigestStream(sl.prev)
-		}
 		if !done {
-			// Committed frames never change: hashing them now is final.
-			s.digest.Add(s.data, s.tally.Off)
 			st.pending, st.active = full, !full
 			return st, nil
 		}
-		f := segment.TalliedFooter(s.data, s.seq, s.tally, s.digest, 0, now())
 		if err := sl.doIO(func() error { return w.finish(s, f) }); err != nil {
 			return st, fmt.Errorf("seal: %w", err)
 		}
@@ -280,6 +292,15 @@ func (sl *sealer) backlog(c *seg) int {
 		n--
 	}
 	return n
+}
+
+// faultOff is the offset of a segment.MappingFault.
+func faultOff(err error) int64 {
+	var mf *segment.MappingFault
+	if errors.As(err, &mf) {
+		return mf.Off
+	}
+	return -1
 }
 
 // doIO runs a seal or release, marked as I/O for drain. Progress is

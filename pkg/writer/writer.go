@@ -475,7 +475,10 @@ func (w *Writer) Close() error {
 	unused := s.tail.CompareAndSwap(segment.HeaderSize, s.dataLimit+1)
 	if unused {
 		s.unused.Store(true)
-	} else if off := s.tail.Add(s.dataLimit + 1); off-(s.dataLimit+1) <= s.dataLimit {
+	} else if off := s.tail.Add(s.dataLimit + 1); off-(s.dataLimit+1) <= s.dataLimit && w.failed.Load() == nil {
+		// A failed writer seals nothing more: the next Open recovers the
+		// segment, END included. Its mapping may be what failed (a file
+		// truncated under it), where writing END would fault.
 		segment.PutEnd(s.data, s.seq, off-(s.dataLimit+1), w.clock.now())
 	}
 	w.broadcast()

@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -520,5 +522,39 @@ func TestSyncAlwaysCommitRacingClose(t *testing.T) {
 	}
 	if wrong > 0 {
 		t.Fatalf("%d records committed and sealed were reported as failed (ErrClosed)", wrong)
+	}
+}
+
+// A segment file truncated under the writer fails it (sticky, naming the
+// file) when the sealer meets the missing pages, instead of killing the
+// process with SIGBUS (found by a hostile-environment review); Close then
+// returns that failure. Only the sealer reads beyond the cut here: an
+// appender writing there would still fault.
+func TestSegmentTruncatedUnderWriter(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Open(dir, Options{SegmentSize: 64 << 10, Sync: SyncNone, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if _, err := w.Append(fmt.Appendf(nil, "record %d %s", i, bytes.Repeat([]byte("x"), 500))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := w.cur.Load().path
+	if err := os.Truncate(path, 4096); err != nil {
+		t.Fatal(err)
+	}
+	kick(w.kickSeal)
+	deadline := time.Now().Add(10 * time.Second)
+	for w.failed.Load() == nil && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	e := w.failed.Load()
+	if e == nil || !errors.Is(*e, ErrFailed) || !strings.Contains((*e).Error(), path) {
+		t.Fatalf("writer after its segment was truncated: %v", e)
+	}
+	if err := w.Close(); !errors.Is(err, ErrFailed) {
+		t.Fatalf("Close: %v", err)
 	}
 }
