@@ -286,9 +286,10 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	// An empty log prints nothing, rightly; but so does a mistyped
 	// directory. (A follower waits for a writer to start: no warning.)
 	if !printed && !f.follow {
-		if l, err := segment.List(dir); err == nil && len(l.Segments) == 0 {
+		l, err := segment.List(dir)
+		if err == nil && len(l.Segments) == 0 {
 			fmt.Fprintf(stderr, "auditseg tail: warning: %s holds no segment files\n", dir)
-		} else if err == nil && cmd.Flags().Changed("from") {
+		} else if (err == nil || isFile(dir)) && cmd.Flags().Changed("from") {
 			// A position past the end prints nothing, rightly; but so
 			// does a mistyped one.
 			fmt.Fprintf(stderr, "auditseg tail: warning: no record at or after %s; %s\n", f.from, lastRecordText(dir))
@@ -306,7 +307,13 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	return nil
 }
 
-// lastRecordText says where the last record of the log at dir is.
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// lastRecordText says where the last record of the log (or segment file)
+// at dir is.
 func lastRecordText(dir string) string {
 	r, err := reader.Open(dir, reader.Options{Start: reader.Last(1)})
 	if err != nil {
