@@ -173,8 +173,16 @@ func (w *Writer) recoverSegment(path string, seq uint64, last bool, prev *[segme
 		case segment.EvFrame:
 			frames++
 		case segment.EvReserved, segment.EvGap:
-			if ev.Offset+ev.Len == segment.RecordLimit(h.Size) {
-				end = ev.Offset // END claimed but not written: finish it
+			if limit := segment.RecordLimit(h.Size); ev.Offset+ev.Len == limit {
+				// END claimed but not written: finish it. Nothing is ever
+				// written behind an END claim's header; bytes there mean
+				// the claim word is damage over committed frames, which
+				// an END would hide.
+				if segment.ZeroFrom(img, min(ev.Offset+segment.FrameHeaderSize, limit), limit) < limit {
+					damaged = true
+					return false
+				}
+				end = ev.Offset
 				break
 			}
 			pads = append(pads, [2]int64{ev.Offset, ev.Len})

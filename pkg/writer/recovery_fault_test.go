@@ -143,6 +143,40 @@ func TestRecoveryOfAnEndClaim(t *testing.T) {
 	}
 }
 
+// A damaged commit word that reads as an END claim over committed frames
+// (a reserved extent up to the record limit, with frames behind it) is
+// damage, not an END to finish: recovery leaves the segment for verify
+// instead of ending it there and hiding the frames (found by a format
+// review: 915 intact records hidden under a recovered END).
+func TestRecoveryOfAForgedEndClaim(t *testing.T) {
+	dir := t.TempDir()
+	const size = 64 << 10
+	img := segment.NewImage(1, size, 1)
+	off := int64(segment.HeaderSize)
+	var offs []int64
+	for i := 0; off < segment.DataLimit(size)-600; i++ {
+		offs = append(offs, off)
+		off = segment.PutFrame(img, 1, off, segment.TypeData, int64(10+i), bytes.Repeat([]byte{byte(i)}, 500))
+	}
+	bad := offs[3]
+	segment.StoreLength(img, bad, -int32(segment.RecordLimit(size)-bad))
+	if err := os.WriteFile(filepath.Join(dir, segment.FileName(1)), img, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if st := recoverOnce(t, dir, size); st.DamagedSegments != 1 {
+		t.Fatalf("recovery stats %+v, want the segment left as damaged", st)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, segment.FileName(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range offs[4:] {
+		if f := segment.DecodeFrame(b, 1, o); f.State != segment.Committed || f.Payload[0] != byte(i+4) {
+			t.Fatalf("record %d at %d: %v after recovery", i+4, o, f.State)
+		}
+	}
+}
+
 // recoverOnce opens the log in dir (recovering it) and closes it again,
 // returning what recovery did.
 func recoverOnce(t *testing.T, dir string, size int64) writer.Stats {
