@@ -136,7 +136,13 @@ func (in *Inspection) slots(fn func(Slot) bool) {
 	img := in.im.Data
 	limit := segment.RecordLimit(int64(len(img)))
 	endAt, stopped := int64(-1), false
-	segment.WalkValid(img, in.Seq, segment.HeaderSize, segment.Quiescent, in.im.Valid(), func(ev segment.Event) bool {
+	// As verify and the reader walk it: in a sealed segment a claim or a
+	// zero gap is damage (FORMAT.md section 7), not a writer's leftover.
+	mode := segment.Quiescent
+	if in.Sealed() {
+		mode = segment.Sealed
+	}
+	segment.WalkValid(img, in.Seq, segment.HeaderSize, mode, in.im.Valid(), func(ev segment.Event) bool {
 		s := Slot{Offset: ev.Offset, Len: ev.Len, Frame: ev.Frame, CRC: "-"}
 		if ev.Kind != segment.EvTail {
 			s.Bytes = img[ev.Offset : ev.Offset+ev.Len]

@@ -25,7 +25,7 @@ func TestInspect(t *testing.T) {
 	m := buildMatrix(t)
 	img := append([]byte(nil), m.img...)
 	img[m.offs[0]+26] ^= 1                                                   // torn payload
-	segment.StoreLength(img, m.offs[2], -segment.LoadLength(img, m.offs[2])) // reserved
+	segment.StoreLength(img, m.offs[2], -segment.LoadLength(img, m.offs[2])) // a claim: torn in a sealed segment
 	img[m.end+segment.FrameHeaderSize+8] = 7                                 // garbage
 	if err := os.WriteFile(m.path, img, 0o640); err != nil {
 		t.Fatal(err)
@@ -38,7 +38,7 @@ func TestInspect(t *testing.T) {
 	if in.HeaderErr != nil || in.CheckErr != nil || !in.Sealed() || in.Seq != m.seq || in.Footer.Records != 4 {
 		t.Fatalf("inspection %+v", in)
 	}
-	want := fmt.Sprintf("torn@64+%d/bad data@%d+%d/ok reserved@%d+%d/- pad@%d+48/ok data@%d+%d/ok end@%d+%d/ok garbage@%d+%d/-",
+	want := fmt.Sprintf("torn@64+%d/bad data@%d+%d/ok torn@%d+%d/- pad@%d+48/ok data@%d+%d/ok end@%d+%d/ok garbage@%d+%d/-",
 		m.offs[1]-64, m.offs[1], m.offs[2]-m.offs[1], m.offs[2], m.pad-m.offs[2], m.pad, m.offs[3], m.end-m.offs[3],
 		m.end, segment.RecordLimit(testSize)-m.end, m.end+32, segment.RecordLimit(testSize)-m.end-32)
 	if got := slotsOf(in); got != want {
