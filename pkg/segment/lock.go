@@ -53,17 +53,18 @@ func AcquireLock(dir string) (*Lock, error) {
 		d.Close()
 		return nil, err
 	}
-	// Holding LOCK, look for a writer that holds the directory: one whose
-	// LOCK file was removed or replaced.
-	held, err := dirLocked(d)
-	if err == nil && held {
+	// Take the directory's read lock first, then look for another: a look
+	// before taking it would let two writers starting at once (each with
+	// a LOCK file of its own, LOCK having been removed) both pass. Our own
+	// lock is not reported to us; two such writers see each other and
+	// both refuse.
+	lk := lockRange(unix.F_RDLCK)
+	if lerr := unix.FcntlFlock(d.Fd(), unix.F_OFD_SETLK, &lk); lerr != nil {
+		err = fmt.Errorf("lock %s: %w", dir, lerr)
+	} else if held, lerr := dirLocked(d); lerr != nil {
+		err = lerr
+	} else if held {
 		err = fmt.Errorf("%s: %w (held by a writer whose LOCK file was removed or replaced)", dir, ErrLocked)
-	}
-	if err == nil {
-		lk := lockRange(unix.F_RDLCK)
-		if lerr := unix.FcntlFlock(d.Fd(), unix.F_OFD_SETLK, &lk); lerr != nil {
-			err = fmt.Errorf("lock %s: %w", dir, lerr)
-		}
 	}
 	if err != nil {
 		f.Close()
@@ -107,38 +108,44 @@ func lockFile(dir string) (*os.File, error) {
 }
 
 // Check reports whether the lock still holds dir as AcquireLock took it.
-// A LOCK file removed or replaced since is locked again (repaired is
-// true): readers ask it whether a writer is alive, and the directory lock
-// kept other writers out meanwhile. A directory moved away from its path
-// (or replaced by another) is an error wrapping ErrLockLost: files the
-// writer creates under the path would land in another directory, which a
-// second writer may hold.
-func (l *Lock) Check() (repaired bool, err error) {
+// The error (wrapping ErrLockLost) is for a directory no longer at its
+// path (moved, or removed): files the writer creates under the path would
+// land in another directory, which a second writer may hold. A LOCK file
+// removed or replaced is locked again and note says so; if that fails (a
+// writer starting at that moment holds the new one and will be refused by
+// the directory lock, or the name is not a regular file), note says so
+// and the next Check tries again: the directory lock keeps other writers
+// out meanwhile, and only readers' view of the writer (WriterAlive reads
+// the directory lock too) and the pid in LOCK are affected.
+func (l *Lock) Check() (note string, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil {
-		return false, nil // released
+		return "", nil // released
 	}
 	var held, now unix.Stat_t
 	if err := unix.Fstat(int(l.d.Fd()), &held); err != nil {
-		return false, fmt.Errorf("check lock of %s: %w", l.dir, err)
+		return "", fmt.Errorf("check lock of %s: %w", l.dir, err)
 	}
-	if err := unix.Stat(l.dir, &now); err != nil || now.Dev != held.Dev || now.Ino != held.Ino {
-		return false, fmt.Errorf("%s: %w: the log directory was moved or replaced while this writer held it (its segments are where it was moved)", l.dir, ErrLockLost)
+	switch err := unix.Stat(l.dir, &now); {
+	case errors.Is(err, unix.ENOENT) || err == nil && (now.Dev != held.Dev || now.Ino != held.Ino):
+		return "", fmt.Errorf("%s: %w: the log directory was moved, replaced or removed while this writer held it (its segments are where it went)", l.dir, ErrLockLost)
+	case err != nil:
+		return fmt.Sprintf("cannot check the log directory (will retry): %v", err), nil
 	}
 	if err := unix.Fstat(int(l.f.Fd()), &held); err != nil {
-		return false, fmt.Errorf("check lock of %s: %w", l.dir, err)
+		return "", fmt.Errorf("check lock of %s: %w", l.dir, err)
 	}
 	if err := unix.Lstat(filepath.Join(l.dir, LockName), &now); err == nil && now.Dev == held.Dev && now.Ino == held.Ino {
-		return false, nil
+		return "", nil
 	}
 	f, err := lockFile(l.dir)
 	if err != nil {
-		return false, fmt.Errorf("%s: %w: its LOCK file was removed or replaced and cannot be locked again: %w", l.dir, ErrLockLost, err)
+		return fmt.Sprintf("the LOCK file was removed or replaced and cannot be locked again now (will retry): %v", err), nil
 	}
 	l.f.Close()
 	l.f = f
-	return true, nil
+	return "the LOCK file was removed or replaced; locked a new one", nil
 }
 
 // Release drops the lock. The LOCK file stays: removing it would race with
@@ -152,9 +159,11 @@ func (l *Lock) Release() error {
 	if l.f == nil {
 		return nil
 	}
-	err := l.f.Close() // closing the description releases the OFD lock
-	if derr := l.d.Close(); err == nil {
-		err = derr // and the directory's
+	// The directory first: a writer starting in between then finds LOCK
+	// held and says so, instead of blaming a removed LOCK file.
+	err := l.d.Close()
+	if ferr := l.f.Close(); err == nil {
+		err = ferr // closing the description releases the OFD lock
 	}
 	l.f, l.d = nil, nil
 	return err

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -173,14 +174,14 @@ func TestLockSurvivesRemovedLockFile(t *testing.T) {
 			}
 			t.Fatalf("second writer after the LOCK file was replaced: %v", err)
 		}
-		if repaired, err := lk.Check(); !repaired || err != nil {
-			t.Fatalf("Check: repaired %v, %v", repaired, err)
+		if note, err := lk.Check(); !strings.Contains(note, "locked a new one") || err != nil {
+			t.Fatalf("Check: %q, %v", note, err)
 		}
 		if alive, pid, err := WriterAlive(dir); !alive || pid != os.Getpid() || err != nil {
 			t.Fatalf("after the repair: alive %v pid %d err %v", alive, pid, err)
 		}
-		if repaired, err := lk.Check(); repaired || err != nil {
-			t.Fatalf("second Check: repaired %v, %v", repaired, err)
+		if note, err := lk.Check(); note != "" || err != nil {
+			t.Fatalf("second Check: %q, %v", note, err)
 		}
 	}
 	moved := dir + ".moved"
@@ -221,5 +222,59 @@ func TestWriterAliveWithoutLockFile(t *testing.T) {
 	}
 	if alive, _, err := WriterAlive(filepath.Join(dir, "missing")); alive || err != nil {
 		t.Fatalf("no directory: alive %v, %v", alive, err)
+	}
+}
+
+// Two writers starting at once, each having made a LOCK file of its own
+// (LOCK removed between them), never both get in (found by a review of
+// the directory lock: checked, then taken, both passed in 5 of 5 of its
+// runs; this loop does not reproduce that narrow window reliably: the
+// order, taken then checked, is what closes it).
+// A Check meeting a LOCK file it cannot lock (a starting writer holds it,
+// or it is not a regular file) keeps the writer and tries again later.
+func TestLockStartRaces(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, LockName)
+	for i := range 300 {
+		var wg sync.WaitGroup
+		locks := make([]*Lock, 2)
+		for k := range locks {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				os.Remove(p)
+				locks[k], _ = AcquireLock(dir)
+			}()
+		}
+		wg.Wait()
+		if locks[0] != nil && locks[1] != nil {
+			t.Fatalf("iteration %d: two writers hold %s", i, dir)
+		}
+		for _, l := range locks {
+			l.Release()
+		}
+	}
+	lk, err := AcquireLock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Release()
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(p, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if note, err := lk.Check(); err != nil || !strings.Contains(note, "will retry") {
+		t.Fatalf("Check with a FIFO as LOCK: %q, %v", note, err)
+	}
+	if alive, _, err := WriterAlive(dir); err == nil && !alive {
+		t.Fatal("writer not seen alive with a FIFO as LOCK")
+	}
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if note, err := lk.Check(); err != nil || !strings.Contains(note, "locked a new one") {
+		t.Fatalf("Check after the FIFO went: %q, %v", note, err)
 	}
 }

@@ -88,3 +88,52 @@ func TestLogDirectoryMovedUnderWriter(t *testing.T) {
 		t.Fatalf("the writer created %v in the new directory at its path", fmt.Sprint(names))
 	}
 }
+
+// Writers started again and again beside a running one whose LOCK file was
+// removed are all refused, and the running one never fails for it (found
+// by a review: Check met the new LOCK file held by a starting writer and
+// failed the running writer, after 289 appends).
+func TestRefusedWritersLeaveTheRunningOne(t *testing.T) {
+	dir := t.TempDir()
+	w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Logger: slog.New(&logCapture{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, segment.LockName)); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	starts := make(chan error, 1)
+	go func() {
+		var bad error
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				starts <- bad
+				return
+			default:
+			}
+			w2, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10})
+			if err == nil {
+				w2.Close()
+				bad = fmt.Errorf("start %d: a second writer opened the log", n)
+			} else if !errors.Is(err, segment.ErrLocked) && bad == nil {
+				bad = fmt.Errorf("start %d: %w", n, err)
+			}
+		}
+	}()
+	for i := range 3000 { // about 25 rotations, each checking the lock
+		if _, err := w.Append(faultPayload(i)); err != nil {
+			close(stop)
+			<-starts
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+	close(stop)
+	if err := <-starts; err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

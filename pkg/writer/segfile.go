@@ -70,13 +70,17 @@ func (w *Writer) prepare(seq uint64) (*seg, error) {
 
 // checkLock makes sure the lock still holds the directory at its path
 // before a file is created there or, every lockCheckEvery, while the
-// writer runs: a LOCK file removed is locked again (with a warning), a
-// directory moved away fails the writer (segment.Lock.Check).
+// writer runs: a directory moved away fails the writer; a LOCK file
+// removed or replaced is locked again, with a warning (segment.Lock.Check).
+// The same warning is not repeated while the same note stands.
 func (w *Writer) checkLock() error {
-	repaired, err := w.lock.Check()
-	if repaired {
-		w.opts.Logger.Warn("the LOCK file of the log was removed or replaced; locked a new one", "dir", w.dir)
+	w.lockMu.Lock()
+	defer w.lockMu.Unlock()
+	note, err := w.lock.Check()
+	if note != "" && note != w.lockNote {
+		w.opts.Logger.Warn(note, "dir", w.dir)
 	}
+	w.lockNote = note
 	if err != nil {
 		w.fail(err)
 	}

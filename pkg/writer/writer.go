@@ -66,6 +66,8 @@ type Writer struct {
 	closed   bool
 	closeErr error
 	closeEnd chan struct{} // closed when Close has set closeErr
+	lockMu   sync.Mutex    // serialises checkLock (preparer, sealer)
+	lockNote string        // its last note, under lockMu
 	stats    Stats
 }
 
@@ -175,8 +177,11 @@ func (w *Writer) Append(p []byte) (Position, error) {
 		segment.PutFrameHeader(img[off:], segment.TypeData, length, ts)
 		segment.PutFrameCRC(img[off:], s.seed, off) // reads the payload back from L1
 		segment.StoreLength(img, off, length)       // commit
-		yieldEvery(off, n)
 		pos := Position{Seq: s.seq, Offset: off}
+		if s.detached.Load() {
+			return pos, w.committedAsClosed(pos)
+		}
+		yieldEvery(off, n)
 		if w.opts.Sync == SyncAlways {
 			if err := w.syncCommitted(); err != nil {
 				return pos, err
@@ -382,13 +387,28 @@ func (r *Reservation) Commit() error {
 	// when the load runs, and the record lost with nil returned.
 	segment.StoreLengthFenced(img, r.off, length)
 	if r.s.detached.Load() {
-		return fmt.Errorf("%w: the record at %v was committed as Close gave up on it: it may not be in the log", ErrClosed, r.Position())
+		return r.w.committedAsClosed(r.Position())
 	}
 	yieldEvery(r.off, segment.FrameSize(r.n))
 	if r.w.opts.Sync == SyncAlways {
 		return r.w.syncCommitted()
 	}
 	return nil
+}
+
+// committedAsClosed is the error for a record whose commit met a segment
+// Close had given up on and cut off its file (seg.detach). Append's commit
+// is a plain release store, not fenced; on amd64 the load of detached
+// after it still cannot read false for a store that missed the file.
+// Close stores detached before it remaps the segment. A load that returns
+// false has retired before that store reached this core (a later
+// invalidation of the line replays a load not yet retired); stores retire
+// in order, so the commit store retired before it, translated to the
+// file's page, which the remap does not free: the record is in the file.
+// A load reading true reports the record as possibly lost. Elsewhere the
+// store is sync/atomic's, sequentially consistent.
+func (w *Writer) committedAsClosed(pos Position) error {
+	return fmt.Errorf("%s: %w: the record at %v was committed as Close gave up on its segment: it may not be in the log", w.dir, ErrClosed, pos)
 }
 
 // syncCommitted makes a record just committed durable (SyncAlways). A
