@@ -125,7 +125,11 @@ func segmentHeader(l segment.Listing, seq uint64) (segment.Header, error) {
 // its segment's creation time when the header can be read.
 func cursorAt(dir string, pos segment.Position) cursor {
 	c := cursor{pos: pos}
-	if l, err := segment.List(dir); err == nil {
+	if isFile(dir) { // one segment file was read
+		if h, err := segment.ReadHeader(dir); err == nil && h.Seq == pos.Seq {
+			c.created = h.Created
+		}
+	} else if l, err := segment.List(dir); err == nil {
 		if h, err := segmentHeader(l, pos.Seq); err == nil {
 			c.created = h.Created
 		}

@@ -160,22 +160,39 @@ func (r *Reader) nextIndex() int {
 }
 
 // relist reads the directory again.
+// SameLog reports whether the log directory is still the one the reader
+// first listed: false once it was removed or replaced (ErrLogReplaced),
+// which a caller storing a position for a later run must know. Always
+// true when reading one segment file.
+func (r *Reader) SameLog() bool {
+	if r.single != "" || r.dirF == nil {
+		return true
+	}
+	var held, now unix.Stat_t
+	if unix.Fstat(int(r.dirF.Fd()), &held) != nil {
+		return true // cannot tell
+	}
+	if err := unix.Stat(r.dir, &now); err != nil {
+		return !errors.Is(err, unix.ENOENT) // gone; other errors cannot tell
+	}
+	return held.Dev == now.Dev && held.Ino == now.Ino
+}
+
 func (r *Reader) relist() error {
 	if r.single != "" {
 		return nil
 	}
-	var st unix.Stat_t
-	if err := unix.Stat(r.dir, &st); err != nil {
-		if r.dirID != ([2]uint64{}) && errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("%s: %w", r.dir, ErrLogReplaced)
+	if r.dirF == nil {
+		d, err := os.OpenFile(r.dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("list log directory: %w", err)
 		}
-		return fmt.Errorf("list log directory: %w", &os.PathError{Op: "stat", Path: r.dir, Err: err})
-	}
-	switch id := [2]uint64{uint64(st.Dev), st.Ino}; {
-	case r.dirID == [2]uint64{}:
-		r.dirID = id
-	case id != r.dirID:
-		return fmt.Errorf("%s: %w", r.dir, ErrLogReplaced)
+		r.dirF = d
+	} else if !r.SameLog() {
+		// Sticky, whichever caller met it first (some only look for
+		// later segments and would otherwise go on waiting).
+		r.err = fmt.Errorf("%s: %w", r.dir, ErrLogReplaced)
+		return r.err
 	}
 	l, err := segment.List(r.dir)
 	if err != nil {

@@ -175,7 +175,10 @@ type Reader struct {
 
 	list   []segment.Entry // the last directory listing
 	listAt time.Time
-	dirID  [2]uint64 // device and inode of dir when first listed
+	// dirF is dir, held open from the first listing: its inode cannot be
+	// reused while it is open, so a directory made again at the path has
+	// another (SameLog compares them).
+	dirF *os.File
 	// The next segment to open is the first listed after lastSeq once a
 	// segment was passed (passed), else the first at or after startSeq.
 	startSeq, lastSeq uint64
@@ -230,10 +233,12 @@ func Open(dir string, opts Options) (*Reader, error) {
 		seq, _, _ := segment.ParseName(filepath.Base(dir))
 		r.list = []segment.Entry{{Seq: seq, Path: dir, Archived: segment.IsArchiveName(filepath.Base(dir))}}
 	} else if err := r.relist(); err != nil {
+		r.Close()
 		return nil, err
 	}
 	r.refreshAlive()
 	if err := r.locate(); err != nil {
+		r.Close()
 		return nil, err
 	}
 	return r, nil
@@ -279,7 +284,7 @@ func (r *Reader) Wait(ctx context.Context) error {
 	case r.done || !r.opts.Follow:
 		return io.EOF
 	}
-	idleSince := time.Now()
+	idleSince, checked := time.Now(), time.Now()
 	for {
 		if r.fill() {
 			r.have = true
@@ -290,6 +295,15 @@ func (r *Reader) Wait(ctx context.Context) error {
 			return r.err
 		case r.done:
 			return io.EOF
+		}
+		// Waiting in a segment may never list the directory again (a
+		// live writer's tail): look at the directory itself now and then.
+		if time.Since(checked) >= time.Second {
+			checked = time.Now()
+			if !r.SameLog() {
+				r.err = fmt.Errorf("%s: %w", r.dir, ErrLogReplaced)
+				return r.err
+			}
 		}
 		if err := sleep(ctx, r.backoff(time.Since(idleSince))); err != nil {
 			return err
@@ -330,6 +344,10 @@ func (r *Reader) All(ctx context.Context) iter.Seq2[Record, error] {
 func (r *Reader) Close() error {
 	r.closed, r.done, r.have = true, true, false
 	r.dropPrefetch()
+	if r.dirF != nil {
+		r.dirF.Close()
+		r.dirF = nil
+	}
 	return r.closeCur()
 }
 

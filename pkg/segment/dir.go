@@ -143,10 +143,12 @@ func (l *Listing) missed() bool {
 	return false
 }
 
-// present reports whether segment seq's file or archive exists now.
+// present reports whether segment seq's file or archive exists now, as a
+// regular file: what list keeps (a symbolic link named like a segment is
+// not one, and looking again would never find it).
 func (l *Listing) present(seq uint64) bool {
 	for _, name := range [2]string{FileName(seq), ArchiveName(seq)} {
-		if _, err := os.Lstat(filepath.Join(l.Dir, name)); err == nil {
+		if st, err := os.Lstat(filepath.Join(l.Dir, name)); err == nil && st.Mode().IsRegular() {
 			return true
 		}
 	}

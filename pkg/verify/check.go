@@ -239,6 +239,11 @@ func checkImage(im *segment.Image, r *result, o *Options) {
 	}
 	if err := im.CheckSummary(); errors.Is(err, segment.ErrCorrupt) {
 		c.addFound(findingFromErr(Footer, im.Path, hdr.Seq, err), false)
+	} else if errors.Is(err, fs.ErrNotExist) {
+		// Removed since it was read (retention), as when it is gone
+		// before it is opened: not part of the log any more.
+		r.vanished = true
+		return
 	} else if err != nil {
 		// The summary could not be read (too many open files, an I/O
 		// error): that is not damage, and the archive's content is.
