@@ -52,8 +52,18 @@ func writeZeros(f *os.File, size int64) error {
 	return nil
 }
 
-func (osFS) Msync(b []byte) error           { return unix.Msync(b, unix.MS_SYNC) }
-func (osFS) Fsync(f *os.File) error         { return f.Sync() }
+func (osFS) Msync(b []byte) error { return unix.Msync(b, unix.MS_SYNC) }
+
+// Fsync drops the file name from the error: os.File keeps the name it was
+// opened under, a segment's .tmp name, and callers name the file as it is.
+func (osFS) Fsync(f *os.File) error {
+	err := f.Sync()
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
 func (osFS) Rename(oldp, newp string) error { return os.Rename(oldp, newp) }
 
 func (osFS) SyncDir(dir string) error {
