@@ -110,13 +110,7 @@ func TestRecoveryKeepsRecordsAcrossPages(t *testing.T) {
 func TestRecoveryOfAnEndClaim(t *testing.T) {
 	dir := t.TempDir()
 	const size = 64 << 10
-	img := segment.NewImage(1, size, 1)
-	off := int64(segment.HeaderSize)
-	var offs []int64
-	for i := 0; off < segment.DataLimit(size)-600; i++ {
-		offs = append(offs, off)
-		off = segment.PutFrame(img, 1, off, segment.TypeData, int64(10+i), bytes.Repeat([]byte{byte(i)}, 500))
-	}
+	img, offs, off := fullOfRecords(size)
 	segment.StoreLength(img, off, -int32(segment.RecordLimit(size)-off)) // the END claim
 	if err := os.WriteFile(filepath.Join(dir, segment.FileName(1)), img, 0o640); err != nil {
 		t.Fatal(err)
@@ -151,13 +145,7 @@ func TestRecoveryOfAnEndClaim(t *testing.T) {
 func TestRecoveryOfAForgedEndClaim(t *testing.T) {
 	dir := t.TempDir()
 	const size = 64 << 10
-	img := segment.NewImage(1, size, 1)
-	off := int64(segment.HeaderSize)
-	var offs []int64
-	for i := 0; off < segment.DataLimit(size)-600; i++ {
-		offs = append(offs, off)
-		off = segment.PutFrame(img, 1, off, segment.TypeData, int64(10+i), bytes.Repeat([]byte{byte(i)}, 500))
-	}
+	img, offs, _ := fullOfRecords(size)
 	bad := offs[3]
 	segment.StoreLength(img, bad, -int32(segment.RecordLimit(size)-bad))
 	if err := os.WriteFile(filepath.Join(dir, segment.FileName(1)), img, 0o640); err != nil {
@@ -175,6 +163,20 @@ func TestRecoveryOfAForgedEndClaim(t *testing.T) {
 			t.Fatalf("record %d at %d: %v after recovery", i+4, o, f.State)
 		}
 	}
+}
+
+// fullOfRecords is segment 1 of size bytes, filled with 500-byte records
+// (record i all byte i) to within 600 bytes of DataLimit: their offsets,
+// and the offset after the last.
+func fullOfRecords(size int64) ([]byte, []int64, int64) {
+	img := segment.NewImage(1, size, 1)
+	off := int64(segment.HeaderSize)
+	var offs []int64
+	for i := 0; off < segment.DataLimit(size)-600; i++ {
+		offs = append(offs, off)
+		off = segment.PutFrame(img, 1, off, segment.TypeData, int64(10+i), bytes.Repeat([]byte{byte(i)}, 500))
+	}
+	return img, offs, off
 }
 
 // recoverOnce opens the log in dir (recovering it) and closes it again,

@@ -383,8 +383,9 @@ func (r *Reservation) Commit() error {
 	// after finishing's check (the CRC of a large record takes a while),
 	// either this store reached the file before Close set detached and cut
 	// the mapping off it, or the load sees detached and the record may not
-	// be in the log. A release store could still be in the store buffer
-	// when the load runs, and the record lost with nil returned.
+	// be in the log. Append does the same with its plain release store
+	// (why that suffices on amd64: committedAsClosed); Commit, off the
+	// hot path, takes the fence rather than rely on that argument too.
 	segment.StoreLengthFenced(img, r.off, length)
 	if r.s.detached.Load() {
 		return r.w.committedAsClosed(r.Position())
