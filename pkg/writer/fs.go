@@ -54,8 +54,9 @@ func writeZeros(f *os.File, size int64) error {
 
 func (osFS) Msync(b []byte) error { return unix.Msync(b, unix.MS_SYNC) }
 
-// Fsync drops the file name from the error: os.File keeps the name it was
-// opened under, a segment's .tmp name, and callers name the file as it is.
+// Fsync drops the file name from the error: callers name the file
+// themselves, as it is at that step (before its rename a segment's file is
+// its .tmp name).
 func (osFS) Fsync(f *os.File) error {
 	err := f.Sync()
 	var pe *os.PathError

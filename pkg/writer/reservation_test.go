@@ -172,3 +172,28 @@ func frameInFile(t *testing.T, r *Reservation) segment.Frame {
 	}
 	return segment.DecodeFrame(b, r.s.seq, r.off)
 }
+
+// TestSegmentFilesCarryTheirNames: the file the writer keeps for each
+// segment it created is called by the segment's name, not by the .tmp
+// name it was created under: that is the name errors about it (mapping,
+// footer write, writeback) give.
+func TestSegmentFilesCarryTheirNames(t *testing.T) {
+	w, err := Open(t.TempDir(), Options{SegmentSize: 64 << 10, Sync: SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	rec := make([]byte, 1000)
+	for seen := 0; seen < 3; {
+		s := w.cur.Load()
+		if s.f.Name() != s.path {
+			t.Fatalf("segment %d: file named %s, want %s", s.seq, s.f.Name(), s.path)
+		}
+		for w.cur.Load() == s {
+			if _, err := w.Append(rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+		seen++
+	}
+}

@@ -32,10 +32,10 @@ func TestSealMakesRecordsDurableBeforeTheFooter(t *testing.T) {
 			var mu sync.Mutex
 			seen := map[string][]bool{} // segment file -> footer present at each fsync
 			fs.Before = func(c crashtest.Call) {
-				// The file keeps the name it was created under; once it is
-				// renamed, an fsync of it is the sealer's.
-				path := strings.TrimSuffix(c.Path, segment.TempExt)
-				if c.Op != crashtest.OpFsync || path == c.Path || fileExists(c.Path) {
+				// The file is called by its .tmp name until it is renamed;
+				// an fsync of it after that is the sealer's.
+				path := c.Path
+				if c.Op != crashtest.OpFsync || strings.HasSuffix(path, segment.TempExt) {
 					return
 				}
 				img, err := os.ReadFile(path)
@@ -159,11 +159,6 @@ func residentFraction(t *testing.T, path string) float64 {
 		n += int(v & 1)
 	}
 	return float64(n) / float64(len(vec))
-}
-
-func fileExists(path string) bool {
-	_, err := os.Lstat(path)
-	return err == nil
 }
 
 // TestCloseLeavesOneEmptySegment: the preparer creates the file after the
@@ -291,7 +286,7 @@ type sealFsyncFails struct {
 }
 
 func (f *sealFsyncFails) Fsync(fh *os.File) error {
-	if _, err := os.Lstat(fh.Name()); err != nil {
+	if !strings.HasSuffix(fh.Name(), segment.TempExt) {
 		f.failed.Add(1)
 		return syscall.EIO
 	}

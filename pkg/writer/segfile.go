@@ -143,7 +143,22 @@ func (w *Writer) create(seq uint64) (*os.File, string, error) {
 		os.Remove(final)
 		return nil, "", fmt.Errorf("prepare segment: fsync directory %s: %w", w.dir, flushError{err})
 	}
-	return f, final, nil
+	return named(f, final), final, nil
+}
+
+// named returns f as a file called name. An os.File keeps the name it was
+// opened under, and errors about it (its mapping, its footer's write, the
+// writeback of it sealed) say that name: after the rename that would be a
+// .tmp file that no longer exists. The descriptor is duplicated, since two
+// os.Files must not own one. If it cannot be, f is kept: the name is only
+// what errors say.
+func named(f *os.File, name string) *os.File {
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return f
+	}
+	f.Close()
+	return os.NewFile(uintptr(fd), name)
 }
 
 // mapNew maps and pre-faults a segment file that create made. If it cannot
