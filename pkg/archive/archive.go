@@ -18,7 +18,8 @@
 //  2. fsync it;
 //  3. decompress it again and compare it byte for byte with the original
 //     (segment.ArchiveComparer: the checks and decoder readers use, as a
-//     stream compared block by block, without a decompressed copy);
+//     stream compared block by block, without a decompressed copy), and
+//     the summary after the frame with the original's header and footer;
 //  4. rename it to NAME.seg.zst (never replacing an existing file);
 //  5. fsync the directory;
 //  6. remove NAME.seg (unless Options.KeepOriginal), then fsync the

@@ -125,7 +125,8 @@ func (fx *fixture) zst(seq uint64) string { return filepath.Join(fx.dir, segment
 
 // checkSafe asserts the invariant that must hold at every instant: for
 // every segment, the original is there and intact, or a complete archive
-// decompressing to exactly the original is.
+// decompressing to exactly the original is, its summary (if any) a copy of
+// the original's header and footer.
 func (fx *fixture) checkSafe(t testing.TB) {
 	t.Helper()
 	for seq, want := range fx.files {
@@ -143,6 +144,15 @@ func (fx *fixture) checkSafe(t testing.TB) {
 		}
 		if !bytes.Equal(b, want) {
 			t.Fatalf("segment %d: original gone and archive differs", seq)
+		}
+		im, err := segment.OpenImage(fx.zst(seq))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = im.CheckSummary()
+		im.Close()
+		if err != nil {
+			t.Fatalf("segment %d: original gone and the archive's summary is wrong: %v", seq, err)
 		}
 	}
 }

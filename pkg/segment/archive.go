@@ -152,7 +152,8 @@ func (c *ArchiveComparer) Close() { c.dec.Close() }
 
 // Compare decompresses the archive at path and compares it byte for byte
 // with want, the segment file it should hold. nil means the archive
-// decompresses to exactly want. A damaged archive, or one holding
+// decompresses to exactly want and its summary, if it has one, is a copy
+// of want's header and footer. A damaged archive, or one holding
 // anything else, gives an error wrapping ErrCorrupt that names the file
 // (and the first differing offset); an I/O failure gives one that does not.
 func (c *ArchiveComparer) Compare(path string, want []byte) error {
@@ -203,7 +204,26 @@ func (c *ArchiveComparer) compare(a *archiveFile, orig io.ReaderAt, size int64) 
 	case w.off != size:
 		return a.corrupt("decompressed %d bytes, frame header says %d", w.off, a.size)
 	}
-	return nil
+	return a.checkSummary(orig, size)
+}
+
+// checkSummary checks the archive's summary frame, if it has one, against
+// the original's header and footer: compress-finished removes the original
+// once the archive verifies, and a summary that is wrong then stays wrong
+// (readers take times and counts from it; verify reports it as damage).
+func (a *archiveFile) checkSummary(orig io.ReaderAt, size int64) error {
+	n := int64(len(a.m))
+	if n < SummaryFrameSize || size < HeaderSize+FooterSize {
+		return nil
+	}
+	var want [HeaderSize + FooterSize]byte
+	if _, err := orig.ReadAt(want[:HeaderSize], 0); err != nil {
+		return fmt.Errorf("%s: read the original's header to compare: %w", a.path, err)
+	}
+	if _, err := orig.ReadAt(want[HeaderSize:], size-FooterSize); err != nil {
+		return fmt.Errorf("%s: read the original's footer to compare: %w", a.path, err)
+	}
+	return matchSummary(a.path, n-SummaryFrameSize, a.m[n-SummaryFrameSize:], want[:HeaderSize], want[HeaderSize:])
 }
 
 // compareWriter compares what is written to it with the original, read

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unsafe"
@@ -373,6 +374,28 @@ func TestArchiveComparer(t *testing.T) {
 	if err := c.Compare(p, orig); err != nil {
 		t.Errorf("after failures: %v", err)
 	}
+	// The summary after the frame is compared too: compress-finished
+	// removes the original once the archive verifies, and a wrong summary
+	// would then stay (verify reports it as damage).
+	packed := compress(t, orig)
+	other = sealedSegment(t, 2, 500)
+	for _, tc := range []struct {
+		name string
+		data []byte
+		says string
+	}{
+		{"summary flipped", flipLast(segment.AppendSummary(slices.Clone(packed), orig), 100), "archive summary: checksum mismatch"},
+		{"another segment's summary", segment.AppendSummary(slices.Clone(packed), other), "does not match the segment's header and footer"},
+	} {
+		writeFile(t, p, tc.data)
+		for _, err := range []error{c.Compare(p, orig), c.CompareReader(p, tc.data, bytes.NewReader(orig), int64(len(orig)))} {
+			if !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), tc.says) {
+				t.Errorf("%s: got %v, want ErrCorrupt naming %s and saying %q", tc.name, err, p, tc.says)
+			}
+		}
+	}
+	writeFile(t, p, segment.AppendSummary(slices.Clone(packed), orig))
+	compareAgrees(t, c, p, orig)
 	if err := c.Compare(filepath.Join(dir, segment.ArchiveName(2)), orig); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing archive: got %v, want ErrNotExist", err)
 	}
@@ -389,11 +412,22 @@ func newComparer(t testing.TB) *segment.ArchiveComparer {
 }
 
 // compareAgrees checks the comparer's verdict on the archive at p against
-// ReadArchive's: it accepts exactly when ReadArchive returns orig.
+// ReadArchive's and the summary check's: it accepts exactly when
+// ReadArchive returns orig and the summary, if any, is orig's.
 func compareAgrees(t *testing.T, c *segment.ArchiveComparer, p string, orig []byte) {
 	t.Helper()
 	b, rerr := segment.ReadArchive(p)
 	same := rerr == nil && bytes.Equal(b, orig)
+	if same {
+		im, err := segment.OpenImage(p)
+		if err != nil {
+			t.Fatalf("ReadArchive read %s, OpenImage: %v", p, err)
+		}
+		if rerr = im.CheckSummary(); rerr != nil {
+			same = false
+		}
+		im.Close()
+	}
 	cerr := c.Compare(p, orig)
 	if same != (cerr == nil) {
 		t.Fatalf("ReadArchive: %v (same content %v), but Compare: %v", rerr, same, cerr)
@@ -446,4 +480,10 @@ func TestArchiveImageCloseUnmaps(t *testing.T) {
 	if err := mincore(); !errors.Is(err, unix.ENOMEM) {
 		t.Fatalf("mincore after Close: %v, want ENOMEM (unmapped)", err)
 	}
+}
+
+// flipLast returns b with the byte back bytes before its end inverted.
+func flipLast(b []byte, back int) []byte {
+	b[len(b)-back] ^= 0xff
+	return b
 }

@@ -120,14 +120,23 @@ func (im *Image) CheckSummary() error {
 	if err != nil {
 		return err
 	}
-	_, _, err = decodeSummary(b[:])
+	return matchSummary(im.Path, at, b[:], im.Data[:HeaderSize], im.Data[len(im.Data)-FooterSize:])
+}
+
+// matchSummary checks b, the last SummaryFrameSize bytes of the archive at
+// path (from offset at), against the segment's header and footer: nil if
+// b is a summary frame holding a copy of them, or no summary frame at all
+// (older archives have none). One that is damaged or belongs to another
+// segment is a *CorruptError.
+func matchSummary(path string, at int64, b, hdr, foot []byte) error {
+	_, _, err := decodeSummary(b)
 	switch {
 	case errors.Is(err, errNoSummary):
 		return nil
 	case err != nil && !errors.Is(err, ErrNoFooter):
-		return &CorruptError{Path: im.Path, Offset: at, Reason: "archive summary: " + err.Error()}
-	case !bytes.Equal(b[16:16+HeaderSize], im.Data[:HeaderSize]) || !bytes.Equal(b[16+HeaderSize:SummaryFrameSize-4], im.Data[len(im.Data)-FooterSize:]):
-		return &CorruptError{Path: im.Path, Offset: at, Reason: "archive summary does not match the segment's header and footer"}
+		return &CorruptError{Path: path, Offset: at, Reason: "archive summary: " + err.Error()}
+	case !bytes.Equal(b[16:16+HeaderSize], hdr) || !bytes.Equal(b[16+HeaderSize:SummaryFrameSize-4], foot):
+		return &CorruptError{Path: path, Offset: at, Reason: "archive summary does not match the segment's header and footer"}
 	}
 	return nil
 }
