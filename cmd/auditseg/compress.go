@@ -61,11 +61,13 @@ cannot stand in for the disk's), decompressed and compared with the
 original, renamed into place and the directory fsynced; only then is the
 original removed. A crash at any point leaves the
 original or a verified archive, and the next run finishes the work.
-A segment that cannot be read, or whose header or footer is damaged, is
-left as it is with a warning (auditseg verify says what is wrong).
+A segment whose header or footer is damaged is left as it is with a
+warning (auditseg verify says what is wrong); one that cannot be read at
+all (permissions, an I/O error) is left as it is and counts as failed.
 
-Exit codes: 0 all done; 1 a segment failed (the others are still done; its
-original stays), another run holds DIR, or interrupted; 2 bad usage, DIR
+Exit codes: 0 all done; 1 a segment failed or could not be read (the
+others are still done; its original stays), another run holds DIR, or
+interrupted; 2 bad usage, DIR
 unreadable, or the output could not be written.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -135,6 +137,11 @@ func runCompress(cmd *cobra.Command, dir string, f compressFlags) error {
 		switch ev.Step {
 		case archive.StepPlanned:
 			total, totalSegs = ev.Plan.Bytes(), len(ev.Plan.Resolve)+len(ev.Plan.Compress)
+			for _, s := range ev.Plan.Skipped {
+				if s.Err != nil {
+					totalSegs++ // reported as failed
+				}
+			}
 		case archive.StepFailed:
 			// A segment cut short by the signal is no failure: the summary
 			// says the run was interrupted.

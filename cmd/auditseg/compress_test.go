@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -316,5 +319,93 @@ func TestCompressFinishedWarnsDamaged(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, segment.ArchiveName(2))); err != nil {
 		t.Error("segment 2 was not archived")
+	}
+}
+
+// TestCompressUnreadableSegmentFails: a sealed segment the run cannot read
+// (no permission) is a failure, exit 1, named on stderr, not a warning
+// with exit 0: a cron job must notice. The others are still archived, the
+// unreadable one is left as it is. As root, whom file modes do not stop,
+// the binary runs as nobody on a log nobody owns but that one segment.
+func TestCompressUnreadableSegmentFails(t *testing.T) {
+	dir, _ := compressLog(t, 8000)
+	l := listing(t, dir)
+	if len(l.Segments) < 4 {
+		t.Fatalf("only %d segments", len(l.Segments))
+	}
+	bad := l.Segments[1].Path
+	bin := buildBinary(t)
+	cmd := exec.Command(bin, "compress-finished", "-o", "json", dir)
+	if os.Geteuid() == 0 {
+		const nobody = 65534
+		letThrough(t, filepath.Dir(bin))
+		letThrough(t, dir)
+		des, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, de := range append(des, nil) {
+			p := dir
+			if de != nil {
+				p = filepath.Join(dir, de.Name())
+			}
+			if p != bad {
+				if err := os.Chown(p, nobody, nobody); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	}
+	if err := os.Chmod(bad, 0); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitFailure {
+		t.Fatalf("exit: %v (want %d)\nstdout %s\nstderr %s", err, exitFailure, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stderr.String(), bad) || !strings.Contains(stderr.String(), "permission denied") {
+		t.Errorf("stderr does not name %s and the error: %s", bad, stderr.String())
+	}
+	var j struct {
+		Segments, Failed int
+		Interrupted      bool
+		Results          []struct {
+			Original, Outcome string
+		}
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &j); err != nil {
+		t.Fatalf("%v: %s", err, stdout.String())
+	}
+	if j.Failed != 1 || j.Interrupted || j.Segments != len(l.Segments)-2 {
+		t.Errorf("summary %+v; want 1 failed, %d archived, not interrupted", j, len(l.Segments)-2)
+	}
+	if _, err := os.Lstat(bad); err != nil {
+		t.Errorf("the unreadable segment: %v", err)
+	}
+	if _, err := os.Lstat(segment.ArchiveOf(bad)); err == nil {
+		t.Error("the unreadable segment has an archive")
+	}
+}
+
+// letThrough lets others search the directories from os.TempDir() down to
+// dir (the test's own, made 0700), so that another user can reach dir.
+func letThrough(t *testing.T, dir string) {
+	t.Helper()
+	top := filepath.Clean(os.TempDir())
+	if st, err := os.Stat(top); err != nil || st.Mode().Perm()&0o001 == 0 {
+		t.Skipf("%s cannot be searched by other users: this test needs to run the binary as nobody", top)
+	}
+	for p := dir; p != top && p != "/" && strings.HasPrefix(p, top); p = filepath.Dir(p) {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, st.Mode().Perm()|0o005); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

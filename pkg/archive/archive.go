@@ -178,7 +178,8 @@ type Result struct {
 	Plan   *Plan
 	// TempsRemoved are leftover temp files removed at the start.
 	TempsRemoved []string
-	// Segments are the segments worked on, in sequence order.
+	// Segments are the segments worked on, and those that could not be
+	// read (Plan.Skipped with Err; Failed), in sequence order.
 	Segments []SegmentResult
 	// Totals over the segments that succeeded. Interrupted segments were
 	// being worked on when ctx was cancelled; they are not failures.
@@ -255,6 +256,12 @@ func Run(ctx context.Context, dir string, opts Options) (*Result, error) {
 	}
 	slices.SortFunc(tasks, func(a, b task) int { return cmpSeq(a.seq, b.seq) })
 	res.Segments = make([]SegmentResult, len(tasks))
+	for _, s := range plan.Skipped {
+		if s.Err != nil {
+			r.observe(Event{Step: StepFailed, Seq: s.Seq, Original: s.Path, Err: s.Err})
+			res.Segments = append(res.Segments, SegmentResult{Seq: s.Seq, Original: s.Path, Outcome: Failed, Err: s.Err})
+		}
+	}
 
 	// Jobs CPU slots, twice as many segments in flight: while one waits
 	// for an fsync, another uses the CPU.
@@ -310,6 +317,7 @@ dispatch:
 		}
 		kept = append(kept, s)
 	}
+	slices.SortFunc(kept, func(a, b SegmentResult) int { return cmpSeq(a.Seq, b.Seq) })
 	res.Segments = kept
 	res.Elapsed = time.Since(start)
 	if cancelled || ctx.Err() != nil {

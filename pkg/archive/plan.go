@@ -3,9 +3,11 @@ package archive
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -44,10 +46,15 @@ type Skip struct {
 	Seq    uint64
 	Path   string
 	Reason string
-	// Damaged: the file cannot be read, or its header or footer is
-	// damaged. Anything else skipped is by design (the newest segment,
-	// --keep, --min-age, not sealed yet).
+	// Damaged: the file is not a well-formed segment file (its header or
+	// footer is damaged, it is not a regular file). Anything else skipped
+	// is by design (the newest segment, --keep, --min-age, not sealed
+	// yet), or Err is set.
 	Damaged bool
+	// Err: the file could not be read (permissions, an I/O error). Nobody
+	// can tell whether it should have been archived, so Run reports the
+	// segment as failed.
+	Err error
 }
 
 // Bytes is the size of the originals the run will read.
@@ -94,9 +101,10 @@ func PlanDir(dir string, opts Options) (*Plan, error) {
 			continue
 		}
 		c := Candidate{Seq: e.Seq, Path: e.Path, Archive: archivePath(e)}
-		f, size, why, damaged := inspect(e.Path)
-		if why != "" {
-			p.Skipped = append(p.Skipped, Skip{e.Seq, e.Path, why, damaged})
+		f, size, skip := inspect(e.Path)
+		if skip.Reason != "" {
+			skip.Seq, skip.Path = e.Seq, e.Path
+			p.Skipped = append(p.Skipped, skip)
 			continue
 		}
 		c.Size, c.SealedAt = size, time.Unix(0, f.SealedAt)
@@ -130,22 +138,29 @@ func archivePath(e segment.Entry) string {
 }
 
 // inspect returns the footer and size of a sealed, well-formed segment
-// file, or why it is not one and whether that is damage.
-func inspect(path string) (f segment.Footer, size int64, why string, damaged bool) {
+// file, or why it is to be skipped (Skip's Reason, Damaged and Err).
+func inspect(path string) (f segment.Footer, size int64, skip Skip) {
 	im, err := segment.OpenImage(path)
-	if err != nil {
-		return f, 0, fmt.Sprintf("cannot open: %v", err), true
+	var errno syscall.Errno
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		// Removed since the listing: retention, or another tool.
+		return f, 0, Skip{Reason: "removed since the directory was listed"}
+	case errors.As(err, &errno) && !errors.Is(err, segment.ErrCorrupt):
+		return f, 0, Skip{Reason: fmt.Sprintf("cannot read: %v", err), Err: err}
+	case err != nil:
+		return f, 0, Skip{Reason: fmt.Sprintf("cannot open: %v", err), Damaged: true}
 	}
 	defer im.Close()
 	if err := im.Check(); err != nil {
-		return f, 0, fmt.Sprintf("damaged (run auditseg verify): %v", err), true
+		return f, 0, Skip{Reason: fmt.Sprintf("damaged (run auditseg verify): %v", err), Damaged: true}
 	}
 	f, err = im.Footer()
 	switch {
 	case errors.Is(err, segment.ErrNoFooter):
-		return f, 0, "not sealed", false
+		return f, 0, Skip{Reason: "not sealed"}
 	case err != nil:
-		return f, 0, fmt.Sprintf("footer damaged (run auditseg verify): %v", err), true
+		return f, 0, Skip{Reason: fmt.Sprintf("footer damaged (run auditseg verify): %v", err), Damaged: true}
 	}
-	return f, im.FileSize, "", false
+	return f, im.FileSize, Skip{}
 }
