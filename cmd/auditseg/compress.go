@@ -161,7 +161,15 @@ func runCompress(cmd *cobra.Command, dir string, f compressFlags) error {
 	}
 	res, runErr := archive.Run(ctx, dir, opts)
 	prog.Done()
+	interrupted := runErr != nil && ctx.Err() != nil
 	if res == nil || res.Plan == nil {
+		// Nothing was planned: DIR is missing or unreadable, or another
+		// run holds it. JSON output still says so, for scripts.
+		if f.output == "json" {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(compressJSONError{Dir: dir, Error: runErr.Error(), Interrupted: interrupted})
+		}
 		if errors.Is(runErr, archive.ErrBusy) {
 			return withCode(exitFailure, runErr)
 		}
@@ -178,15 +186,15 @@ func runCompress(cmd *cobra.Command, dir string, f compressFlags) error {
 		}
 	}
 	if f.output == "json" {
-		err = writeCompressJSON(stdout, res, runErr)
+		err = writeCompressJSON(stdout, res, runErr, interrupted)
 	} else {
-		err = writeCompressText(stdout, res, runErr)
+		err = writeCompressText(stdout, res, interrupted)
 	}
 	if err != nil {
 		return withCode(exitUsage, fmt.Errorf("write output: %w", err))
 	}
 	switch {
-	case runErr != nil && ctx.Err() != nil:
+	case interrupted:
 		return withCode(exitFailure, fmt.Errorf("interrupted: %w; segments finished so far stay archived, run again to finish", runErr))
 	case runErr != nil:
 		return withCode(exitFailure, runErr)
@@ -203,7 +211,7 @@ func ratio(in, out int64) float64 {
 	return float64(in) / float64(out)
 }
 
-func writeCompressText(w io.Writer, res *archive.Result, runErr error) error {
+func writeCompressText(w io.Writer, res *archive.Result, interrupted bool) error {
 	var b strings.Builder
 	p := res.Plan
 	if res.DryRun {
@@ -233,7 +241,7 @@ func writeCompressText(w io.Writer, res *archive.Result, runErr error) error {
 	if res.Failed > 0 {
 		fmt.Fprintf(&b, ", %d FAILED", res.Failed)
 	}
-	if runErr != nil {
+	if interrupted {
 		b.WriteString(", interrupted")
 		if res.Interrupted > 0 {
 			fmt.Fprintf(&b, " (%d left as they were)", res.Interrupted)
@@ -254,11 +262,19 @@ type compressJSON struct {
 	Ratio          float64            `json:"ratio"`
 	ElapsedSeconds float64            `json:"elapsed_seconds"`
 	Interrupted    bool               `json:"interrupted"`
+	Error          string             `json:"error,omitempty"` // the run stopped for this (not a segment's failure)
 	TempsRemoved   []string           `json:"temps_removed"`
 	Results        []compressJSONItem `json:"results"`
 	Planned        []compressJSONPlan `json:"planned"`
 	Skipped        []compressJSONSkip `json:"skipped"`
 	Archived       int                `json:"already_archived"`
+}
+
+// compressJSONError is the JSON output of a run that could not start.
+type compressJSONError struct {
+	Dir         string `json:"dir"`
+	Error       string `json:"error"`
+	Interrupted bool   `json:"interrupted"`
 }
 
 type compressJSONItem struct {
@@ -287,14 +303,17 @@ type compressJSONSkip struct {
 	Damaged bool   `json:"damaged"`
 }
 
-func writeCompressJSON(w io.Writer, res *archive.Result, runErr error) error {
+func writeCompressJSON(w io.Writer, res *archive.Result, runErr error, interrupted bool) error {
 	p := res.Plan
 	j := compressJSON{
 		Dir: res.Dir, DryRun: res.DryRun, Segments: res.Done, Failed: res.Failed,
 		BytesIn: res.BytesIn, BytesOut: res.BytesOut, Ratio: ratio(res.BytesIn, res.BytesOut),
-		ElapsedSeconds: res.Elapsed.Seconds(), Interrupted: runErr != nil, Archived: p.Archived,
+		ElapsedSeconds: res.Elapsed.Seconds(), Interrupted: interrupted, Archived: p.Archived,
 		TempsRemoved: append([]string{}, res.TempsRemoved...),
 		Results:      []compressJSONItem{}, Planned: []compressJSONPlan{}, Skipped: []compressJSONSkip{},
+	}
+	if runErr != nil && !interrupted {
+		j.Error = runErr.Error()
 	}
 	if res.DryRun {
 		j.TempsRemoved = append(j.TempsRemoved[:0], p.Temps...) // would be removed

@@ -255,6 +255,15 @@ func TestCompressFinishedUsage(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q", args, code, stderr)
 		}
 	}
+	stdout, _, code := execute(t, nil, "compress-finished", "-o", "json", filepath.Join(dir, "missing"))
+	if code != exitUsage || !strings.Contains(stdout, `"error": "open log directory `) {
+		t.Errorf("missing directory, -o json: exit %d, %q", code, stdout)
+	}
+	// A huge --jobs is no more slots than segments (it ran the process
+	// out of memory: a channel of a billion slots).
+	if _, stderr, code := execute(t, nil, "compress-finished", "-j", "1000000000", dir); code != exitOK {
+		t.Errorf("-j 1000000000: exit %d, %s", code, stderr)
+	}
 }
 
 func TestParseLevel(t *testing.T) {
@@ -288,6 +297,17 @@ func TestCompressFinishedBusy(t *testing.T) {
 	_, stderr, code := execute(t, nil, "compress-finished", dir)
 	if code != exitFailure || !strings.Contains(stderr, "another compress-finished run") {
 		t.Errorf("exit %d: %s", code, stderr)
+	}
+	// With -o json the refusal is JSON on stdout too, for scripts; and a
+	// run that never started was not interrupted.
+	stdout, _, code := execute(t, nil, "compress-finished", "-o", "json", dir)
+	var j struct {
+		Dir, Error  string
+		Interrupted bool
+	}
+	if err := json.Unmarshal([]byte(stdout), &j); err != nil || code != exitFailure ||
+		j.Dir != dir || !strings.Contains(j.Error, "another compress-finished run") || j.Interrupted {
+		t.Errorf("-o json: exit %d, %v, %q", code, err, stdout)
 	}
 	for _, e := range listing(t, dir).Segments {
 		if e.Archived {

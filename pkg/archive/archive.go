@@ -64,11 +64,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/auditseg/auditseg/pkg/segment"
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
 )
@@ -178,8 +181,9 @@ type Result struct {
 	Plan   *Plan
 	// TempsRemoved are leftover temp files removed at the start.
 	TempsRemoved []string
-	// Segments are the segments worked on, and those that could not be
-	// read (Plan.Skipped with Err; Failed), in sequence order.
+	// Segments are the segments worked on, and failed ones not worked on
+	// (Plan.Skipped with Err; a leftover temp file that could not be
+	// removed), in sequence order.
 	Segments []SegmentResult
 	// Totals over the segments that succeeded. Interrupted segments were
 	// being worked on when ctx was cancelled; they are not failures.
@@ -234,7 +238,8 @@ func Run(ctx context.Context, dir string, opts Options) (*Result, error) {
 		return res, nil
 	}
 
-	if err := r.removeTemps(plan.Temps, res); err != nil {
+	stuck, err := r.removeTemps(plan.Temps, res)
+	if err != nil {
 		res.Elapsed = time.Since(start)
 		return res, err
 	}
@@ -248,23 +253,43 @@ func Run(ctx context.Context, dir string, opts Options) (*Result, error) {
 	r.bound = bound
 
 	var tasks []task
+	var failed []SegmentResult
+	for _, s := range plan.Skipped {
+		if s.Err != nil {
+			failed = append(failed, SegmentResult{Seq: s.Seq, Original: s.Path, Outcome: Failed, Err: s.Err})
+		}
+	}
 	for _, e := range plan.Resolve {
 		tasks = append(tasks, task{seq: e.Seq, original: e.Path, archive: e.Archive, resolve: true})
 	}
 	for _, c := range plan.Compress {
 		tasks = append(tasks, task{seq: c.Seq, original: c.Path, archive: c.Archive})
 	}
+	// A segment whose leftover temp file is still there cannot get a new
+	// one (it is created exclusively): it fails, with the reason.
+	tasks = slices.DeleteFunc(tasks, func(t task) bool {
+		err, ok := stuck[t.seq]
+		if ok {
+			failed = append(failed, SegmentResult{Seq: t.seq, Original: t.original, Archive: t.archive, Outcome: Failed, Err: err})
+			delete(stuck, t.seq)
+		}
+		return ok
+	})
+	for seq, err := range stuck { // no segment to archive, but the directory is not clean
+		failed = append(failed, SegmentResult{Seq: seq, Outcome: Failed, Err: err})
+	}
 	slices.SortFunc(tasks, func(a, b task) int { return cmpSeq(a.seq, b.seq) })
 	res.Segments = make([]SegmentResult, len(tasks))
-	for _, s := range plan.Skipped {
-		if s.Err != nil {
-			r.observe(Event{Step: StepFailed, Seq: s.Seq, Original: s.Path, Err: s.Err})
-			res.Segments = append(res.Segments, SegmentResult{Seq: s.Seq, Original: s.Path, Outcome: Failed, Err: s.Err})
-		}
+	for _, f := range failed {
+		r.observe(Event{Step: StepFailed, Seq: f.Seq, Original: f.Original, Archive: f.Archive, Err: f.Err})
+		res.Segments = append(res.Segments, f)
 	}
 
 	// Jobs CPU slots, twice as many segments in flight: while one waits
-	// for an fsync, another uses the CPU.
+	// for an fsync, another uses the CPU. No more slots than segments:
+	// --jobs is a user's number, and each slot is a channel entry and
+	// goroutines.
+	opts.Jobs = max(1, min(opts.Jobs, len(tasks)))
 	r.cpu = make(chan *slot, opts.Jobs)
 	for range opts.Jobs {
 		r.cpu <- &slot{}
@@ -326,8 +351,8 @@ dispatch:
 	return res, nil
 }
 
-// encoderOptions: the level asked for, the frame checksum, one encoder per
-// job (slot.go makes a stream encoder per CPU slot). At the default level and below, the window is 128 KiB instead of
+// encoderOptions: the level asked for, the frame checksum, one encoder
+// goroutine (slot.go makes a stream encoder per CPU slot). At the default level and below, the window is 128 KiB instead of
 // the library's 8 MiB (`zstd -3` uses 2 MiB). Audit records repeat what
 // records shortly before them said, not what was said megabytes earlier.
 // On 64 MiB segments of the benchmark's text records, one core, medians
@@ -341,7 +366,7 @@ dispatch:
 // asks for ratio over speed.
 func encoderOptions(opts Options) []zstd.EOption {
 	o := []zstd.EOption{zstd.WithEncoderLevel(opts.Level),
-		zstd.WithEncoderCRC(true), zstd.WithEncoderConcurrency(opts.Jobs)}
+		zstd.WithEncoderCRC(true), zstd.WithEncoderConcurrency(1)}
 	if opts.Level <= zstd.SpeedDefault {
 		o = append(o, zstd.WithWindowSize(defaultWindow))
 	}
@@ -401,22 +426,28 @@ func (r *runner) observe(ev Event) {
 	r.opts.Observer(ev)
 }
 
-func (r *runner) removeTemps(temps []string, res *Result) error {
+// removeTemps removes the leftover temp files of interrupted runs. One
+// that cannot be removed fails its segment only: stuck maps its sequence
+// to the error. A failed directory fsync ends the run.
+func (r *runner) removeTemps(temps []string, res *Result) (stuck map[uint64]error, err error) {
+	stuck = map[uint64]error{}
 	for _, t := range temps {
 		if err := os.Remove(t); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("remove leftover %s: %w", t, err)
+			seq, _, _ := segment.ParseName(strings.TrimSuffix(filepath.Base(t), segment.TempExt))
+			stuck[seq] = fmt.Errorf("remove leftover %s: %w", t, err)
+			continue
 		}
 		res.TempsRemoved = append(res.TempsRemoved, t)
 	}
-	if len(temps) > 0 {
+	if len(res.TempsRemoved) > 0 {
 		if err := syncDir(r.dir); err != nil {
-			return err
+			return nil, err
 		}
-		for _, t := range temps {
+		for _, t := range res.TempsRemoved {
 			r.observe(Event{Step: StepTempRemoved, Archive: t})
 		}
 	}
-	return nil
+	return stuck, nil
 }
 
 // lockDir takes an exclusive flock on the directory itself, failing at once

@@ -475,3 +475,31 @@ func TestTruncatedOriginalFails(t *testing.T) {
 		t.Error("want segment 1 as its (truncated) original only, segment 2 archived")
 	}
 }
+
+// A leftover temp file that cannot be removed (immutable here) fails its
+// own segment, which cannot get a new temp file, and no other: the run
+// goes on and is not an error of the run as a whole.
+func TestStuckTempFailsOnlyItsSegment(t *testing.T) {
+	fx := newFixture(t, 4, segSize)
+	tmp := fx.zst(2) + segment.TempExt
+	writeFile(t, tmp, []byte("half an archive"))
+	if out, err := exec.Command("chattr", "+i", tmp).CombinedOutput(); err != nil {
+		t.Skipf("cannot make %s immutable on this file system (chattr: %v: %s)", tmp, err, out)
+	}
+	defer exec.Command("chattr", "-i", tmp).Run()
+	res, err := archive.Run(context.Background(), fx.dir, archive.Options{})
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if res.Done != 2 || res.Failed != 1 || len(res.Segments) != 3 {
+		t.Fatalf("done %d, failed %d: %+v", res.Done, res.Failed, res.Segments)
+	}
+	s := res.Segments[1]
+	if s.Seq != 2 || s.Outcome != archive.Failed || !strings.Contains(s.Err.Error(), "remove leftover "+tmp) {
+		t.Errorf("segment 2: %+v", s)
+	}
+	if !exists(fx.seg(2)) || exists(fx.zst(2)) || !exists(fx.zst(1)) || !exists(fx.zst(3)) {
+		t.Error("wrong files archived")
+	}
+	fx.checkSafe(t)
+}

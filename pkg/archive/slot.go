@@ -110,7 +110,7 @@ func (r *runner) maxArchive(n int64) int {
 // original's size, and returns the frame.
 func (s *slot) encode(r *runner, o *original) ([]byte, error) {
 	if s.zw == nil {
-		zw, err := zstd.NewWriter(nil, append(encoderOptions(r.opts), zstd.WithEncoderConcurrency(1))...)
+		zw, err := zstd.NewWriter(nil, encoderOptions(r.opts)...)
 		if err != nil {
 			return nil, fmt.Errorf("zstd encoder: %w", err)
 		}
