@@ -468,6 +468,20 @@ func lockDir(dir string) (func(), error) {
 	return func() { unix.Close(fd) }, nil
 }
 
+// syncFile makes the content of the regular file at path durable (never
+// through a symbolic link).
+func syncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return fmt.Errorf("fsync %s: %w", path, err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", path, err)
+	}
+	return nil
+}
+
 // syncDir makes the directory's entries (creations, renames, removals)
 // durable.
 func syncDir(dir string) error {

@@ -210,6 +210,12 @@ func (r *runner) resolve(t task, o *original, f segment.Footer, step func(Step))
 	aerr := r.verify(t.archive, o)
 	if aerr == nil {
 		step(StepVerified)
+		// The interrupted run fsynced the archive before its rename, but
+		// an archive put there by something else (zstd by hand, a copy)
+		// may not be durable: it must be before the original goes.
+		if err := syncFile(t.archive); err != nil {
+			return false, err
+		}
 		// The interrupted run may have died before the rename was durable.
 		if err := syncDir(r.dir); err != nil {
 			return false, err
