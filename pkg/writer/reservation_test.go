@@ -197,3 +197,37 @@ func TestSegmentFilesCarryTheirNames(t *testing.T) {
 		seen++
 	}
 }
+
+// TestNextSegmentPreparedBeforeFirstRotation: after Open, the segment
+// after the active one is prepared once appends are under way, before the
+// active one fills: the first rotation is a pointer swap like the others,
+// not a wait for a whole creation (the preparer used to be woken only by
+// rotations).
+func TestNextSegmentPreparedBeforeFirstRotation(t *testing.T) {
+	for _, size := range []int64{64 << 10, 4 << 20} {
+		w, err := Open(t.TempDir(), Options{SegmentSize: size, Sync: SyncNone})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := w.cur.Load()
+		rec := make([]byte, 1000)
+		for s.tail.Load() < size/2 {
+			if _, err := w.Append(rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for s.next.Load() == nil && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if w.cur.Load() != s {
+			t.Fatalf("%d-byte segments: rotated already", size)
+		}
+		if s.next.Load() == nil {
+			t.Errorf("%d-byte segments: half of segment %d written, no next segment prepared after 10 s", size, s.seq)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -73,7 +73,11 @@ func (w *Writer) prepare(seq uint64) (*seg, error) {
 // writer runs: a directory moved away fails the writer; a LOCK file
 // removed or replaced is locked again, with a warning (segment.Lock.Check).
 // The same warning is not repeated while the same note stands.
-func (w *Writer) checkLock() error {
+func (w *Writer) checkLock() error { return w.checkLockUndo(nil) }
+
+// checkLockUndo is checkLock calling undo, if the lock is lost, before the
+// writer fails: appenders see the failure only once undo is done.
+func (w *Writer) checkLockUndo(undo func()) error {
 	w.lockMu.Lock()
 	defer w.lockMu.Unlock()
 	note, err := w.lock.Check()
@@ -82,6 +86,9 @@ func (w *Writer) checkLock() error {
 	}
 	w.lockNote = note
 	if err != nil {
+		if undo != nil {
+			undo()
+		}
 		w.fail(err)
 	}
 	return err
@@ -100,6 +107,34 @@ func (w *Writer) create(seq uint64) (*os.File, string, error) {
 	if err := w.checkLock(); err != nil {
 		return nil, "", err
 	}
+	f, final, err := w.createFile(seq)
+	// The directory may have been moved or removed since the check above:
+	// the file then went to whatever directory has the path now (or a step
+	// found no file). That is the writer's sticky failure, not a creation
+	// to retry, and the file is taken back out of the stranger directory.
+	if lerr := w.checkLockUndo(func() { w.uncreate(f, final) }); lerr != nil {
+		return nil, "", lerr
+	}
+	return f, final, err
+}
+
+// uncreate removes the segment file create made at final, if final is
+// still that file, and closes f. f may be nil.
+func (w *Writer) uncreate(f *os.File, final string) {
+	if f == nil {
+		return
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return
+	}
+	if now, err := os.Lstat(final); err == nil && os.SameFile(st, now) && os.Remove(final) == nil {
+		_ = w.opts.FS.SyncDir(filepath.Dir(final))
+	}
+}
+
+func (w *Writer) createFile(seq uint64) (*os.File, string, error) {
 	fs, size := w.opts.FS, w.opts.SegmentSize
 	final := filepath.Join(w.dir, segment.FileName(seq))
 	tmp := final + segment.TempExt

@@ -138,6 +138,9 @@ func Open(dir string, opts Options) (*Writer, error) {
 		w.wg.Add(1)
 		go w.dropLoop()
 	}
+	if opts.SegmentSize < 2*yieldStride {
+		kick(w.kickPrep) // it may fill before yieldEvery would ask: see there
+	}
 	return w, nil
 }
 
@@ -181,7 +184,7 @@ func (w *Writer) Append(p []byte) (Position, error) {
 		if s.detached.Load() {
 			return pos, w.committedAsClosed(pos)
 		}
-		yieldEvery(off, n)
+		w.yieldEvery(s, off, n)
 		if w.opts.Sync == SyncAlways {
 			if err := w.syncCommitted(); err != nil {
 				return pos, err
@@ -202,11 +205,24 @@ func (w *Writer) Append(p []byte) (Position, error) {
 // About once per 3000 small records, and only after the commit: a
 // goroutine never yields holding a reservation, which would hold back
 // readers and the seal.
-func yieldEvery(off, n int64) {
-	if (off^(off+n))>>18 != 0 {
+//
+// It is also where the preparer learns that the segment after s is needed
+// when nothing else told it: after Open, before the first rotation (which
+// would otherwise wait for a whole creation, ~230 ms with its fsyncs and
+// first-touch faults). Not at Open itself: a writer that appends a few
+// records would pay for a 64 MiB segment it never uses. (Segments too
+// small to cross a boundary before they fill are prepared at Open.)
+func (w *Writer) yieldEvery(s *seg, off, n int64) {
+	if (off^(off+n))&^(yieldStride-1) != 0 {
+		if s.next.Load() == nil {
+			kick(w.kickPrep)
+		}
 		runtime.Gosched()
 	}
 }
+
+// yieldStride is yieldEvery's boundary: a power of two.
+const yieldStride = 256 << 10
 
 func (w *Writer) tooLarge(n int) error {
 	return fmt.Errorf("%w: %d bytes, the limit is %d (Options.MaxRecordSize / --max-record; at most %d for %d-byte segments, raise --segment-size beyond that)",
@@ -390,7 +406,7 @@ func (r *Reservation) Commit() error {
 	if r.s.detached.Load() {
 		return r.w.committedAsClosed(r.Position())
 	}
-	yieldEvery(r.off, segment.FrameSize(r.n))
+	r.w.yieldEvery(r.s, r.off, segment.FrameSize(r.n))
 	if r.w.opts.Sync == SyncAlways {
 		return r.w.syncCommitted()
 	}
