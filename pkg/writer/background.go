@@ -113,7 +113,9 @@ func (w *Writer) dropAhead(a *created) {
 	if c := w.cur.Load(); !c.unused.Load() && (c.next.Load() == nil || c.next.Load().seq >= a.seq) {
 		return // nothing unused before it: the next Open continues in it
 	}
-	if err := w.removeUnused(a.path); err != nil {
+	if err := w.removeUnused(a.path); errors.As(err, new(flushError)) {
+		w.fail(err) // a failed directory fsync is sticky, as any flush: Close returns it
+	} else if err != nil {
 		w.opts.Logger.Warn("remove an unused segment", "dir", w.dir, "err", err)
 	}
 }
@@ -128,7 +130,7 @@ func (w *Writer) removeUnused(path string) error {
 		return fmt.Errorf("remove unused segment: %w", err)
 	}
 	if err := w.opts.FS.SyncDir(w.dir); err != nil {
-		return fmt.Errorf("fsync directory %s after removing unused %s: %w", w.dir, filepath.Base(path), err)
+		return fmt.Errorf("fsync directory %s after removing unused %s: %w", w.dir, filepath.Base(path), flushError{err})
 	}
 	return nil
 }

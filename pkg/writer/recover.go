@@ -47,7 +47,6 @@ func (w *Writer) recover() (*seg, [segment.DigestSize]byte, error) {
 		// oldest. Only a forged or damaged name comes near.
 		return nil, prev, fmt.Errorf("%s: segment number %d is too close to the end of the numbering (2^64) to continue after it: a damaged or foreign file name?", last.Path, last.Seq)
 	}
-	removed := false
 	for _, t := range l.Temps {
 		// Only the writer's own temporaries: compress-finished cleans up
 		// its .seg.zst.tmp files itself and may be running now.
@@ -56,13 +55,13 @@ func (w *Writer) recover() (*seg, [segment.DigestSize]byte, error) {
 				return nil, prev, fmt.Errorf("remove leftover %s: %w", t, err)
 			}
 			w.stats.RemovedTemps++
-			removed = true
 		}
 	}
-	if removed {
-		if err := w.opts.FS.SyncDir(w.dir); err != nil {
-			return nil, prev, fmt.Errorf("fsync directory %s: %w", w.dir, err)
-		}
+	// Always, not only after removals: a writer killed between a
+	// segment's rename and the directory fsync that follows left a name
+	// that is not durable, and step 4 may continue in that very file.
+	if err := w.opts.FS.SyncDir(w.dir); err != nil {
+		return nil, prev, fmt.Errorf("fsync directory %s: %w", w.dir, flushError{err})
 	}
 	i := len(l.Segments)
 	for ; i > 0; i-- {
@@ -83,6 +82,15 @@ func (w *Writer) recover() (*seg, [segment.DigestSize]byte, error) {
 		if sealed {
 			prev = d
 			break
+		}
+	}
+	// The sealed segment files may hold records no flush has covered: a
+	// SyncNone writer seals without one, and its list of such segments
+	// for Sync died with it. The first Sync of this writer fsyncs them
+	// (most are clean by then, and cost an open and an fsync each).
+	for _, e := range l.Segments[:i] {
+		if !e.Archived { // compress-finished made archives durable
+			w.lazy.add(e.Path)
 		}
 	}
 	var first *seg

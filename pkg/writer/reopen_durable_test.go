@@ -1,0 +1,156 @@
+package writer_test
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/auditseg/auditseg/internal/crashtest"
+	"github.com/auditseg/auditseg/pkg/segment"
+	"github.com/auditseg/auditseg/pkg/writer"
+)
+
+// TestOpenFsyncsTheDirectoryItContinuesIn: Open continues in the newest
+// segment file when it holds no record. That file may have been created
+// by a writer killed between its rename and the directory fsync after it,
+// so its name may not be durable: Open fsyncs the directory before any
+// record goes in (before, it did only after removing temporary files, and
+// a SyncAlways Append could return for a record in a file a power cut
+// would drop whole).
+func TestOpenFsyncsTheDirectoryItContinuesIn(t *testing.T) {
+	dir := t.TempDir()
+	w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendUntil(t, w, 2)
+	waitFor(t, filepath.Join(dir, segment.FileName(3))) // prepared: Close leaves it for the next Open
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := segment.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, _ := l.Last()
+	fs := &crashtest.FaultFS{}
+	var dirSyncs atomic.Int32
+	fs.Before = func(c crashtest.Call) {
+		if c.Op == crashtest.OpSyncDir {
+			dirSyncs.Add(1)
+		}
+	}
+	w, err = writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncAlways, FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	before := dirSyncs.Load()
+	pos, err := w.Append([]byte("acknowledged durable"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pos.Seq != last.Seq {
+		t.Fatalf("appended to segment %d, want the empty newest one, %d: the test no longer covers reuse", pos.Seq, last.Seq)
+	}
+	if before == 0 {
+		t.Errorf("Open continued in %s without fsyncing the directory: its name may not be durable", filepath.Base(last.Path))
+	}
+}
+
+// TestSyncAfterReopenCoversSegmentsSealedBefore: a SyncNone writer seals
+// without flushing and keeps the list of such segments for its Sync in
+// memory. After it dies (or closes) the next writer's Sync must still make
+// those records durable: they were committed before that call.
+func TestSyncAfterReopenCoversSegmentsSealedBefore(t *testing.T) {
+	for _, how := range []string{"crashed", "closed"} {
+		t.Run(how, func(t *testing.T) {
+			dir := t.TempDir()
+			var acked map[segment.Position][]byte
+			if how == "crashed" {
+				acked = crashedLog(t, dir)
+			} else {
+				acked = map[segment.Position][]byte{}
+				w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncNone})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range 700 {
+					pos, err := w.Append(faultPayload(i))
+					if err != nil {
+						t.Fatal(err)
+					}
+					acked[pos] = faultPayload(i)
+				}
+				if err := w.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fs := &crashtest.FaultFS{}
+			fl := newFsyncLog(fs)
+			w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncNone, FS: fs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			if err := w.Sync(); err != nil {
+				t.Fatal(err)
+			}
+			flushed := fl.since(0)
+			segs := map[uint64]bool{}
+			for p := range acked {
+				segs[p.Seq] = true
+			}
+			if len(segs) < 3 {
+				t.Fatalf("records in %d segments only", len(segs))
+			}
+			for seq := range segs {
+				p := filepath.Join(dir, segment.FileName(seq))
+				if !slices.Contains(flushed, p) {
+					t.Errorf("%s holds records committed before Sync returned nil, and was not fsynced (fsynced: %v)", filepath.Base(p), flushed)
+				}
+			}
+		})
+	}
+}
+
+// TestCloseReportsFailedDirectoryFsync: at Close the preparer removes the
+// segment file it created ahead and fsyncs the directory. A failure of
+// that fsync is a flush failure like any other: sticky, and Close returns
+// it (it was only logged).
+func TestCloseReportsFailedDirectoryFsync(t *testing.T) {
+	fs := &crashtest.FaultFS{}
+	w, err := writer.Open(t.TempDir(), writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncInterval, FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendUntil(t, w, 2) // a rotation: segment 3 prepared, 4 created ahead
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, filepath.Join(w.Dir(), segment.FileName(4)))
+	fs.Inject(crashtest.Fault{Op: crashtest.OpSyncDir, N: fs.Calls(crashtest.OpSyncDir) + 1, Persist: true})
+	err = w.Close()
+	if fs.Injected() == 0 {
+		t.Fatal("no directory fsync at Close: the test no longer covers it")
+	}
+	if err == nil {
+		t.Fatal("Close returned nil although a directory fsync failed")
+	}
+}
+
+// waitFor waits until the file at path exists.
+func waitFor(t *testing.T, path string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if _, err := os.Lstat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not there after 10 s", path)
+		}
+	}
+}
