@@ -67,11 +67,19 @@ func (r *Reader) locateSince() {
 // it: its footer also counts records damaged since, which the reader
 // passes over without counting them as skipped, and one intact record too
 // many would then be skipped for each.
+//
+// A live log ends in empty segments (the prepared next one, the one
+// created ahead): for n = 0 reading starts after the last record, in the
+// segment that holds it, not in the newest file, or the records appended
+// after Open to the segments in between would be passed over.
 func (r *Reader) locateLast(n uint64) error {
 	var total uint64
 	for i := len(r.list) - 1; i >= 0; i-- {
 		e := r.list[i]
 		k, walked := r.count(e)
+		if n == 0 && k == 0 && i > 0 {
+			continue
+		}
 		total += k
 		if total >= n {
 			want := k - (total - n) // records wanted from e, its last ones
@@ -159,7 +167,6 @@ func (r *Reader) nextIndex() int {
 	return r.entryAtLeast(r.startSeq)
 }
 
-// relist reads the directory again.
 // SameLog reports whether the log directory is still the one the reader
 // first listed: false once it was removed or replaced (ErrLogReplaced),
 // which a caller storing a position for a later run must know. Always
@@ -178,6 +185,7 @@ func (r *Reader) SameLog() bool {
 	return held.Dev == now.Dev && held.Ino == now.Ino
 }
 
+// relist reads the directory again.
 func (r *Reader) relist() error {
 	if r.single != "" {
 		return nil
