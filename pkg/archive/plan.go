@@ -92,8 +92,11 @@ func PlanDir(dir string, opts Options) (*Plan, error) {
 		if i == len(l.Segments)-1 {
 			if !e.Archived {
 				p.Skipped = append(p.Skipped, Skip{Seq: e.Seq, Path: e.Path, Reason: "newest segment (a writer appends to it, or will)"})
+				if _, _, skip := inspect(e.Path); skip.Reason == "" {
+					keep-- // sealed (every writer closed): one of the newest Keep
+				}
+				continue
 			}
-			continue
 		}
 		if e.Archived {
 			p.Archived++

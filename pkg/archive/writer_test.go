@@ -182,3 +182,36 @@ func TestCorruptArchiveReported(t *testing.T) {
 		t.Errorf("run over a damaged archive: %v, %+v", err, res.Segments)
 	}
 }
+
+// Keep counts the newest segment when it is sealed (every writer closed
+// and none prepared a next one): --keep 1 then leaves only that one, which
+// is never compressed anyway, and archives the rest. It kept one too many.
+func TestKeepCountsSealedNewest(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 3 {
+		w, err := writer.Open(dir, writer.Options{SegmentSize: 4 << 20, Sync: writer.SyncNone})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Append([]byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := segment.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Segments) != 3 {
+		t.Fatalf("%d segment files, want 3 sealed ones", len(l.Segments))
+	}
+	p, err := archive.PlanDir(dir, archive.Options{Keep: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Compress) != 2 || p.Compress[0].Seq != 1 || p.Compress[1].Seq != 2 {
+		t.Errorf("--keep 1 compresses %+v; want segments 1 and 2 (skipped: %+v)", p.Compress, p.Skipped)
+	}
+}
