@@ -203,8 +203,8 @@ func TestTooLargeAndSecondWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	if _, err := w.Append(make([]byte, 64<<10/8)); !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("want ErrTooLarge, got %v", err)
+	if _, err := w.Append(make([]byte, 64<<10/8)); !errors.Is(err, ErrTooLarge) || !strings.HasPrefix(err.Error(), dir+": ") {
+		t.Fatalf("want ErrTooLarge naming the log %s, got %v", dir, err)
 	}
 	_, err = Open(dir, Options{})
 	if !errors.Is(err, segment.ErrLocked) || !bytes.Contains([]byte(err.Error()), []byte(fmt.Sprint(os.Getpid()))) {
