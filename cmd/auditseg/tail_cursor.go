@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/auditseg/auditseg/pkg/segment"
+	"golang.org/x/sys/unix"
 )
 
 // Cursor files (tail --cursor-file) hold the last record printed,
@@ -30,7 +32,7 @@ type cursor struct {
 // readCursor returns the cursor stored in path; ok is false when the
 // file does not exist or is empty (no run has printed anything yet).
 func readCursor(path string) (c cursor, ok bool, err error) {
-	b, err := os.ReadFile(path)
+	b, err := readSmallFile(path, maxCursorFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return c, false, nil
 	}
@@ -45,6 +47,35 @@ func readCursor(path string) (c cursor, ok bool, err error) {
 		return c, false, fmt.Errorf("cursor file %s: %w", path, err)
 	}
 	return c, true, nil
+}
+
+// maxCursorFile bounds what is read of a cursor file: one line.
+const maxCursorFile = 4 << 10
+
+// readSmallFile reads the regular file at path, of at most max bytes: a
+// FIFO there must not block the read (O_NONBLOCK, then the type check),
+// nor a link to /dev/zero fill memory.
+func readSmallFile(path string, max int64) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s: larger than %d bytes: not a cursor file", path, max)
+	}
+	return b, nil
 }
 
 // parseCursor parses a cursor file's content.

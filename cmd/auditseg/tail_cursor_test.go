@@ -168,3 +168,24 @@ func TestTailCursorNotPastUnreadable(t *testing.T) {
 		t.Fatalf("cursor file stored past an unreadable segment: %v", err)
 	}
 }
+
+// TestTailCursorNotARegularFile: a cursor file that is a FIFO blocked tail
+// until something wrote to it, and one linked to /dev/zero filled memory;
+// both are refused at once with exit 2, as segments are.
+func TestTailCursorNotARegularFile(t *testing.T) {
+	dir, _ := compressLog(t, 100)
+	fifo := filepath.Join(t.TempDir(), "cursor.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	zero := filepath.Join(t.TempDir(), "cursor.zero")
+	if err := os.Symlink("/dev/zero", zero); err != nil {
+		t.Fatal(err)
+	}
+	for _, cur := range []string{fifo, zero} {
+		_, stderr, code := execute(t, nil, "tail", "-n", "1", "--cursor-file", cur, dir)
+		if code != exitUsage || !strings.Contains(stderr, "not a regular file") {
+			t.Errorf("%s: exit %d, %q; want %d and 'not a regular file'", cur, code, stderr, exitUsage)
+		}
+	}
+}

@@ -70,6 +70,11 @@ func (f writeFlags) options() (writer.Options, error) {
 	if o.SegmentSize, err = parseSize(f.segmentSize); err != nil {
 		return o, fmt.Errorf("--segment-size: %w", err)
 	}
+	if o.SegmentSize == 0 {
+		// The library reads 0 as its default; a user who typed 0 did not
+		// mean 64 MiB.
+		return o, fmt.Errorf("--segment-size must be positive (at least %s)", humanBytes(segment.MinSegmentSize))
+	}
 	if f.maxRecord != "" {
 		if o.MaxRecordSize, err = parseSize(f.maxRecord); err != nil {
 			return o, fmt.Errorf("--max-record: %w", err)

@@ -166,6 +166,7 @@ func TestWriteErrors(t *testing.T) {
 	}{
 		{"bad size", "", []string{"--segment-size", "12xyz"}, exitUsage, "segment-size"},
 		{"size too small", "", []string{"--segment-size", "4KiB"}, exitUsage, "out of range"},
+		{"size zero", "", []string{"--segment-size", "0"}, exitUsage, "must be positive"},
 		{"bad sync", "", []string{"--sync", "sometimes"}, exitUsage, "sync"},
 		{"bad delim", "", []string{"--delim", "tab"}, exitUsage, "delim"},
 		{"record too large", strings.Repeat("x", 10000) + "\n", []string{"--max-record", "1000"}, exitFailure, "too large"},

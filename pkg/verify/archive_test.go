@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -157,6 +158,25 @@ func TestHugeTimeTolerance(t *testing.T) {
 	for _, tol := range []time.Duration{2_100_000 * time.Hour, time.Duration(math.MaxInt64)} {
 		if rep := mustDir(t, l.dir, Options{TimeTolerance: tol}); rep.ExitCode(false) != ExitClean {
 			t.Fatalf("tolerance %v: exit %d, findings %+v", tol, rep.ExitCode(false), rep.Findings)
+		}
+	}
+	// The same at the bottom of int64: a segment created, stamped and
+	// sealed at one instant near it. created - tolerance wrapped to the
+	// top, and the segment was reported sealed before it was created.
+	dir := t.TempDir()
+	const at = math.MinInt64 + 1000
+	img := segment.NewImage(1, testSize, at)
+	off := segment.PutFrame(img, 1, segment.HeaderSize, segment.TypeData, at, []byte("early"))
+	segment.PutEnd(img, 1, off, at)
+	if _, err := segment.Seal(img, [segment.DigestSize]byte{}, 0, at); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, segment.FileName(1)), img, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	for _, tol := range []time.Duration{time.Second, 2_562_047 * time.Hour} {
+		if rep := mustDir(t, dir, Options{TimeTolerance: tol}); rep.ExitCode(false) != ExitClean {
+			t.Errorf("created and sealed at %d, tolerance %v: exit %d, findings %+v", int64(at), tol, rep.ExitCode(false), rep.Findings)
 		}
 	}
 }

@@ -492,7 +492,9 @@ func (c *checker) checkSealed(d [segment.DigestSize]byte) {
 	if ft.Flags&^segment.FlagRecovered != 0 {
 		c.addFound(c.finding(Footer, at, 0, fmt.Sprintf("unknown footer flags 0x%x", ft.Flags&^segment.FlagRecovered)), false)
 	}
-	if tol := c.o.TimeTolerance; tol >= 0 && c.known && ft.SealedAt < c.created-int64(tol) {
+	// c.created-tol saturates, as in timeBounds: near the bottom of int64
+	// (a damaged or forged creation time) it must not wrap around.
+	if tol := int64(c.o.TimeTolerance); tol >= 0 && c.known && c.created >= math.MinInt64+tol && ft.SealedAt < c.created-tol {
 		c.addFound(c.finding(Footer, at, 0, fmt.Sprintf("sealed at %s, %v before the segment was created (%s)",
 			fmtTime(ft.SealedAt), time.Duration(c.created-ft.SealedAt), fmtTime(c.created))), false)
 	}
