@@ -203,17 +203,21 @@ func checkImage(im *segment.Image, r *result, o *Options) {
 	} else {
 		c.known, c.created = true, hdr.Created
 		if err := im.Check(); err != nil {
-			f := findingFromErr(Torn, im.Path, hdr.Seq, err)
+			f := findingFromErr(Torn, im.Path, r.rep.Seq, err)
 			if im.FileSize != hdr.Size {
 				f.Bytes = max(im.FileSize, hdr.Size) - min(im.FileSize, hdr.Size)
 			}
 			c.addFound(f, true)
 		}
 	}
+	// Frames are checked with the header's number (their CRC seeds came
+	// from it); the segment and its findings are placed by the file
+	// name's, as readers place its records (FORMAT.md, section 3). They
+	// differ only in a copy renamed to another number, which im.Check
+	// reports.
 	c.seq = hdr.Seq
-	r.rep.Seq = hdr.Seq
 	if !r.named {
-		r.order = hdr.Seq
+		r.rep.Seq, r.order = hdr.Seq, hdr.Seq
 	}
 
 	var ferr error
@@ -544,7 +548,7 @@ func (c *checker) addFound(f Finding, damage bool) {
 }
 
 func (c *checker) finding(class Class, off, n int64, reason string) Finding {
-	return Finding{Class: class, Path: c.r.rep.Path, Seq: c.seq, Offset: off, Bytes: n, Reason: reason}
+	return Finding{Class: class, Path: c.r.rep.Path, Seq: c.r.rep.Seq, Offset: off, Bytes: n, Reason: reason}
 }
 
 // findingFromErr turns a decoding error into a finding at its offset.
