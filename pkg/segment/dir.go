@@ -42,7 +42,9 @@ func ArchiveOf(path string) string {
 func IsArchiveName(name string) bool { return strings.HasSuffix(name, ArchiveExt) }
 
 // ParseName parses a segment or archive base name. ok is false for any
-// other name, including temporary files.
+// other name, including temporary files and number 0: sequence numbers
+// start at 1, and a log continued after a foreign segment 0 would chain
+// segment 1 to it, which verify takes for the first of its log.
 func ParseName(name string) (seq uint64, archived bool, ok bool) {
 	stem, found := strings.CutSuffix(name, ArchiveExt)
 	if found {
@@ -59,7 +61,7 @@ func ParseName(name string) (seq uint64, archived bool, ok bool) {
 		}
 	}
 	seq, err := strconv.ParseUint(stem, 10, 64)
-	return seq, archived, err == nil
+	return seq, archived, err == nil && seq != 0
 }
 
 // Entry is one segment present in a directory.

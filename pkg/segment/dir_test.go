@@ -16,7 +16,7 @@ func TestFileNames(t *testing.T) {
 	if FileName(42) != "00000000000000000042.seg" || ArchiveName(42) != "00000000000000000042.seg.zst" {
 		t.Fatal(FileName(42), ArchiveName(42))
 	}
-	for _, seq := range []uint64{0, 1, 9, 10, 1 << 40, math.MaxUint64} {
+	for _, seq := range []uint64{1, 9, 10, 1 << 40, math.MaxUint64} {
 		if got, arch, ok := ParseName(FileName(seq)); !ok || arch || got != seq {
 			t.Errorf("ParseName(FileName(%d)) = %d %v %v", seq, got, arch, ok)
 		}
@@ -37,6 +37,7 @@ func TestFileNames(t *testing.T) {
 		"00000000000000000042.seg.tmp", "00000000000000000042.seg.zst.tmp", "00000000000000000042.SEG",
 		"00000000000000000042.seg.gz", "00000000000000000042.zst", "99999999999999999999.seg", // > MaxUint64
 		"00000000000000000042.seg/", "LOCK", " 0000000000000000042.seg",
+		FileName(0), ArchiveName(0), // numbers start at 1
 	} {
 		if _, _, ok := ParseName(bad); ok {
 			t.Errorf("ParseName(%q) accepted", bad)

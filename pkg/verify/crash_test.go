@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditseg/auditseg/pkg/segment"
 	"github.com/auditseg/auditseg/pkg/writer"
 	"go.uber.org/goleak"
 )
@@ -206,5 +207,48 @@ func verifyWhileRecovered(t *testing.T, dir string, closed bool) {
 	if rep.Logs[0].WriterAlive == closed || rep.ExitCode(true) != ExitClean {
 		t.Fatalf("a writer recovered the log while verify read it: writer alive %v, exit %d (strict)\n%s",
 			rep.Logs[0].WriterAlive, rep.ExitCode(true), summary(rep))
+	}
+}
+
+// TestForeignSegmentZero: no writer makes segment 0, so a file named with
+// it is not part of the log. A writer continuing such a directory starts
+// at 1 with a fresh chain, and verify finds the log clean, the file
+// reported as unexpected. (Segment 0 was read as the first segment: the
+// writer chained 1 to it, and verify then failed 1 for good, taking it for
+// the first of its log with a non-zero previous digest.)
+func TestForeignSegmentZero(t *testing.T) {
+	dir := t.TempDir()
+	img := segment.NewImage(0, testSize, baseCreated)
+	off := segment.PutFrame(img, 0, segment.HeaderSize, segment.TypeData, baseCreated+1, []byte("foreign"))
+	segment.PutEnd(img, 0, off, baseCreated+2)
+	if _, err := segment.Seal(img, [segment.DigestSize]byte{}, 0, baseCreated+3); err != nil {
+		t.Fatal(err)
+	}
+	zero := filepath.Join(dir, segment.FileName(0))
+	if err := os.WriteFile(zero, img, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	w, err := writer.Open(dir, writer.Options{SegmentSize: testSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pos, err := w.Append([]byte("ours"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if pos.Seq != 1 {
+		t.Errorf("first record at %v, want segment 1", pos)
+	}
+	rep := mustDir(t, dir, Options{})
+	if rep.ExitCode(false) != ExitClean || !has(rep, Unexpected, 0, 0) {
+		t.Fatalf("exit %d, findings %+v", rep.ExitCode(false), rep.Findings)
+	}
+	for _, f := range rep.Findings {
+		if f.Class == Unexpected && f.Path != zero {
+			t.Errorf("unexpected %s", f.Path)
+		}
 	}
 }
