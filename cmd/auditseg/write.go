@@ -11,6 +11,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -114,6 +116,14 @@ func runWrite(cmd *cobra.Command, dir string, f writeFlags) error {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	// What the writer reports on its own (a segment recovery left as it
+	// was, a full disk it retries on) reaches the operator, not only a
+	// later verify. --quiet keeps errors only.
+	lvl := slog.LevelInfo
+	if f.quiet {
+		lvl = slog.LevelError
+	}
+	opts.Logger = newCLILogger(cmd.ErrOrStderr(), "auditseg write: ", lvl)
 	w, err := writer.Open(dir, opts)
 	if err != nil {
 		return withCode(exitUsage, err)
@@ -171,4 +181,32 @@ func (s *writeStats) segments() uint64 {
 		return 0
 	}
 	return s.lastSeq - s.firstSeq + 1
+}
+
+// newCLILogger logs to w as lines "PREFIX level=... msg=... key=value",
+// without the time (the terminal or journal adds its own).
+func newCLILogger(w io.Writer, prefix string, lvl slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(prefixWriter{w, prefix}, &slog.HandlerOptions{
+		Level: lvl,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		},
+	}))
+}
+
+// prefixWriter writes prefix before every Write: slog's text handler
+// writes each record in one call.
+type prefixWriter struct {
+	w      io.Writer
+	prefix string
+}
+
+func (p prefixWriter) Write(b []byte) (int, error) {
+	if _, err := io.WriteString(p.w, p.prefix); err != nil {
+		return 0, err
+	}
+	return p.w.Write(b)
 }

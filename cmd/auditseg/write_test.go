@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -260,5 +261,38 @@ func TestVersionAndCompletion(t *testing.T) {
 	out, stderr, code = execute(t, nil, "completion", "bash")
 	if code != exitOK || !strings.Contains(out, "complete -o default -F __start_auditseg auditseg") {
 		t.Fatalf("completion bash: exit %d, %d bytes, %q", code, len(out), stderr)
+	}
+}
+
+// TestWriteReportsRecoveryDamage: a segment recovery leaves as it is (a
+// damaged committed frame in a dead writer's segment) is said on stderr
+// when write opens the log, not only by a later verify. --quiet still
+// says it: it is an error of the log.
+func TestWriteReportsRecoveryDamage(t *testing.T) {
+	for _, quiet := range []bool{false, true} {
+		dir := t.TempDir()
+		const size = 64 << 10
+		img := segment.NewImage(1, size, time.Now().UnixNano())
+		off := int64(segment.HeaderSize)
+		for i := range 3 {
+			off = segment.PutFrame(img, 1, off, segment.TypeData, time.Now().UnixNano(), fmt.Appendf(nil, "record %d", i))
+		}
+		img[segment.HeaderSize+segment.FrameHeaderSize+2] ^= 0xff // the first record's payload
+		p := filepath.Join(dir, segment.FileName(1))
+		if err := os.WriteFile(p, img, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"write", "--segment-size", "64KiB", dir}
+		if quiet {
+			args = append(args, "-q")
+		}
+		_, stderr, code := execute(t, []byte("new\n"), args...)
+		if code != exitOK || !strings.Contains(stderr, "auditseg write: level=ERROR") ||
+			!strings.Contains(stderr, p) || !strings.Contains(stderr, "run auditseg verify") {
+			t.Errorf("quiet %v: exit %d, stderr %q: want exit 0 and the damaged segment named", quiet, code, stderr)
+		}
+		if b, err := os.ReadFile(p); err != nil || !bytes.Equal(b, img) {
+			t.Errorf("the damaged segment was changed (%v)", err)
+		}
 	}
 }
