@@ -123,6 +123,11 @@ func (w *Writer) dropAhead(a *created) {
 // removeUnused removes a segment file that never held a frame, after the
 // writer stopped using it: the next Open continues in an earlier one.
 func (w *Writer) removeUnused(path string) error {
+	// By path: if the log directory was moved away, the path may now be
+	// another log's, whose segment of that number must not go.
+	if err := w.checkLock(); err != nil {
+		return nil // the writer has failed with ErrLockLost; Close returns it
+	}
 	if err := os.Remove(path); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil

@@ -137,3 +137,45 @@ func TestRefusedWritersLeaveTheRunningOne(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A writer whose log directory was moved away, and a new log started at
+// its path, must not remove the new log's files when it closes: it removed
+// the segments numbered like its unused next and created-ahead ones, by
+// path, one of them holding the new writer's acknowledged records (found
+// by a review).
+func TestCloseAfterMoveLeavesTheNewLog(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "log")
+	w1, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(2); ; time.Sleep(time.Millisecond) { // prepared at Open
+		if _, err := os.Lstat(filepath.Join(dir, segment.FileName(seq))); err == nil {
+			break
+		}
+	}
+	if err := os.Rename(dir, dir+".old"); err != nil {
+		t.Fatal(err)
+	}
+	w2, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncAlways})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		if _, err := w2.Append(faultPayload(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadDir(dir)
+	if err := w1.Close(); !errors.Is(err, segment.ErrLockLost) {
+		t.Errorf("Close of the moved writer: %v, want ErrLockLost", err)
+	}
+	after, _ := os.ReadDir(dir)
+	if len(after) != len(before) {
+		t.Fatalf("the new log held %d files before the old writer closed, %d after", len(before), len(after))
+	}
+}

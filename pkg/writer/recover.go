@@ -90,7 +90,7 @@ func (w *Writer) recover() (*seg, [segment.DigestSize]byte, error) {
 	// (most are clean by then, and cost an open and an fsync each).
 	for _, e := range l.Segments[:i] {
 		if !e.Archived { // compress-finished made archives durable
-			w.lazy.add(e.Path)
+			w.lazy.inherited = append(w.lazy.inherited, e.Path)
 		}
 	}
 	var first *seg
