@@ -150,11 +150,7 @@ func TestCloseAfterMoveLeavesTheNewLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for seq := uint64(2); ; time.Sleep(time.Millisecond) { // prepared at Open
-		if _, err := os.Lstat(filepath.Join(dir, segment.FileName(seq))); err == nil {
-			break
-		}
-	}
+	waitFor(t, filepath.Join(dir, segment.FileName(2))) // prepared at Open
 	if err := os.Rename(dir, dir+".old"); err != nil {
 		t.Fatal(err)
 	}
