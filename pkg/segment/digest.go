@@ -50,9 +50,13 @@ func (d *DigestStream) Hashed() int64 { return d.n }
 
 // Add hashes img[Hashed():upto]. The caller promises that those bytes
 // never change again: they are the header and committed frames.
-func (d *DigestStream) Add(img []byte, upto int64) {
+func (d *DigestStream) Add(img []byte, upto int64) { d.AddIn(img, 0, upto) }
+
+// AddIn is Add on a window of the image: win holds its bytes from offset
+// base on, and must hold [Hashed(), upto).
+func (d *DigestStream) AddIn(win []byte, base, upto int64) {
 	if upto > d.n {
-		d.h.Write(img[d.n:upto])
+		d.h.Write(win[d.n-base : upto-base])
 		d.n = upto
 	}
 }

@@ -75,6 +75,8 @@ type checker struct {
 	r   *result
 	seq uint64
 	img []byte
+	// win, if not nil, is the window sealed bytes are read through.
+	win *window
 	// valid is how many bytes of img the file holds; past it img is
 	// padding that must not be read (segment.WalkValid).
 	valid int64
@@ -100,12 +102,10 @@ type checker struct {
 type span struct{ off, n int64 }
 
 // checkPath opens and checks one segment file or archive. With buf, a
-// sealed segment file that fits is read into it (segment.ReadImage)
-// instead of mapped; anything else is mapped, since a writer may still be
-// filling it.
+// sealed segment file is read through it (window.go).
 func checkPath(path string, o *Options, buf []byte) *result {
 	r := newResult(path, o)
-	im, err := openImage(path, buf)
+	im, err := segment.OpenImage(path)
 	if err != nil {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
@@ -133,15 +133,22 @@ func checkPath(path string, o *Options, buf []byte) *result {
 		return r
 	}
 	defer im.Close()
-	checkGuarded(im, r, o)
+	var w *window
+	if buf != nil && !im.Archived && !o.Quick {
+		if f, err := im.Reopen(); err == nil {
+			defer f.Close()
+			w = &window{src: f, buf: buf}
+		}
+	}
+	checkGuarded(im, r, o, w)
 	return r
 }
 
 // checkGuarded is checkImage turning a memory fault into an I/O error of
 // the segment (see guardMapped): the report says the file changed while it
 // was read, and the exit code is 2, as for any file that cannot be read.
-func checkGuarded(im *segment.Image, r *result, o *Options) {
-	if err := guardMapped(im, func() { checkImage(im, r, o) }); err != nil {
+func checkGuarded(im *segment.Image, r *result, o *Options, w *window) {
+	if err := guardMapped(im, func() { checkImage(im, r, o, w) }); err != nil {
 		r.rep.State, r.rep.Error, r.ioErr = StateUnreadable, err.Error(), err
 	}
 }
@@ -159,19 +166,6 @@ func guardMapped(im *segment.Image, fn func()) error {
 	return nil
 }
 
-func openImage(path string, buf []byte) (*segment.Image, error) {
-	if buf == nil || segment.IsArchiveName(filepath.Base(path)) {
-		return segment.OpenImage(path)
-	}
-	// The footer is read before the bytes are copied, as the mapped check
-	// reads it before walking: a segment sealed by then never changes, so
-	// the copy is consistent; one a writer seals while it is being copied
-	// would not be.
-	if _, err := segment.ReadFooter(path); err != nil {
-		return segment.OpenImage(path)
-	}
-	return segment.ReadImage(path, buf)
-}
 func newResult(path string, o *Options) *result {
 	r := &result{endAt: -1, dataEnd: -1}
 	r.rep.Path, r.rep.EndOffset = path, -1
@@ -182,7 +176,12 @@ func newResult(path string, o *Options) *result {
 	return r
 }
 
-func checkImage(im *segment.Image, r *result, o *Options) {
+// checkImage checks one segment image. w, if not nil, is the window a
+// sealed segment's bytes are read through on a full check; the check reads the rest, and everything else, through
+// im.Data. It is read only once the footer says the segment is sealed: a
+// sealed segment never changes, so what the window reads is what the
+// mapping holds.
+func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 	r.rep.Archived = r.rep.Archived || im.Archived
 	r.rep.FileBytes, r.rep.Bytes = im.FileSize, int64(len(im.Data))
 	c := &checker{o: o, r: r, img: im.Data, valid: im.Valid(), minTime: math.MaxInt64, maxTime: math.MinInt64}
@@ -264,8 +263,14 @@ func checkImage(im *segment.Image, r *result, o *Options) {
 		d   [segment.DigestSize]byte
 		err error
 	}
+	if w != nil && r.sealed && !o.Quick {
+		w.valid = im.Valid()
+		w.digest = segment.NewDigestStream(r.footer.PrevDigest)
+		w.digestEnd = r.footer.EndOffset + segment.FrameHeaderSize
+		c.win = w
+	}
 	var digest chan digested
-	if r.sealed && !o.Quick && len(im.Data) >= parallelDigest {
+	if r.sealed && !o.Quick && c.win == nil && len(im.Data) >= parallelDigest {
 		// BLAKE3 and the frame CRCs cost about the same: hash on another
 		// core while walking, so one large segment takes half the time.
 		// That goroutine needs its own fault guard (a mapped file may
@@ -288,6 +293,8 @@ func checkImage(im *segment.Image, r *result, o *Options) {
 		var d digested
 		if digest != nil {
 			d = <-digest
+		} else if c.win != nil {
+			d.d = c.win.sum(im.Data, r.footer.EndOffset)
 		} else if !o.Quick {
 			d.d = segment.Digest(r.footer.PrevDigest, im.Data, r.footer.EndOffset)
 		}
@@ -314,13 +321,25 @@ func (c *checker) walk() {
 	// over at the first slot that is anything else.
 	scan := c.valid == int64(len(c.img))
 	data := func(off, ts int64, p []byte) {
-		if n := int64(segment.FrameHeaderSize + len(p)); !c.tally(off+n, ts) {
+		if n := int64(segment.FrameHeaderSize + len(p)); !c.tally(c.img, 0, off+n, ts) {
+			c.dataFindings(off, n, ts)
+		}
+	}
+	w := c.win
+	dataIn := func(off, ts int64, p []byte) {
+		if n := int64(segment.FrameHeaderSize + len(p)); !c.tally(w.bytes(), w.base, off+n, ts) {
 			c.dataFindings(off, n, ts)
 		}
 	}
 	for off := int64(segment.HeaderSize); ; {
 		if scan {
-			if next := segment.ScanData(c.img, c.seq, off, limit, data); next > off {
+			var next int64
+			if w != nil {
+				next = w.scan(c.seq, int64(len(c.img)), off, limit, c.img, dataIn)
+			} else {
+				next = segment.ScanData(c.img, c.seq, off, limit, data)
+			}
+			if next > off {
 				frames++ // at least one (PAD frames are passed silently)
 				off = next
 			}
@@ -341,7 +360,14 @@ func (c *checker) walk() {
 	r.empty = frames == 0 && r.dataEnd == segment.HeaderSize
 	if r.hasEnd {
 		from := r.endAt + segment.FrameHeaderSize
-		if p := segment.ZeroFrom(c.img, from, min(limit, c.valid)); p < min(limit, c.valid) {
+		to := min(limit, c.valid)
+		var p int64
+		if w != nil {
+			p = w.zeroFrom(c.img, from, to)
+		} else {
+			p = segment.ZeroFrom(c.img, from, to)
+		}
+		if p < to {
 			c.addFound(c.finding(GarbageAfterEnd, p, limit-p,
 				fmt.Sprintf("non-zero bytes after the END frame at %d (first at offset %d, %d bytes to the record limit)", r.endAt, p, limit-p)), false)
 		}
@@ -367,7 +393,9 @@ func (c *checker) event(ev *segment.Event, limit int64, frames *int) {
 	case segment.EvFrame:
 		*frames++
 		if ev.Frame.Type == segment.TypeData {
-			c.data(ev.Offset, int64(ev.Frame.Length), ev.Frame.Time)
+			if n := int64(ev.Frame.Length); !c.tally(c.img, 0, ev.Offset+n, ev.Frame.Time) {
+				c.dataFindings(ev.Offset, n, ev.Frame.Time)
+			}
 		}
 	case segment.EvEnd:
 		*frames++
@@ -405,25 +433,17 @@ func (c *checker) torn(ev *segment.Event, limit int64) {
 	c.addFound(c.finding(Torn, ev.Offset, ev.Len, reason), true)
 }
 
-// data checks what the CRC cannot: the record's alignment padding and its
-// timestamp, and tallies the footer's fields. It runs for every record:
-// tally, the part for a sound record, is small enough to inline (walk's
-// callback for ScanData calls it and dataFindings itself), and the
-// findings are made out of line, in dataFindings.
-func (c *checker) data(off, length, ts int64) {
-	if !c.tally(off+length, ts) {
-		c.dataFindings(off, length, ts)
-	}
-}
-
-// tally is data's part for a sound record, which inlines: it counts the
-// record ending at end and reports whether its padding and time pass.
-func (c *checker) tally(end, ts int64) bool {
+// tally checks what the CRC cannot, the record's alignment padding and its
+// timestamp, and tallies the footer's fields, for every record: it counts
+// the record ending at end and reports whether its padding and time pass;
+// dataFindings, out of line, makes the findings when they do not. win
+// holds the segment's bytes from base on. Small enough to inline.
+func (c *checker) tally(win []byte, base, end, ts int64) bool {
 	c.records++
 	c.minTime, c.maxTime = min(c.minTime, ts), max(c.maxTime, ts)
 	// The CRC stops at the record's end; the padding up to the next frame
 	// is zero when written and is covered only by the digest.
-	return ts >= c.tsLo && ts <= c.tsHi && segment.PaddingZero(c.img, end)
+	return ts >= c.tsLo && ts <= c.tsHi && segment.PaddingZero(win, end-base)
 }
 
 // timeBounds sets the range of record timestamps that data accepts

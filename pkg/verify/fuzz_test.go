@@ -1,8 +1,10 @@
 package verify
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"testing"
 
@@ -68,6 +70,34 @@ func FuzzVerify(f *testing.F) {
 			if fd.Offset < 0 || fd.Bytes < 0 || fd.Reason == "" {
 				t.Fatalf("bad finding %+v", fd)
 			}
+		}
+	})
+}
+
+// FuzzWindow damages the record area of a sealed segment, whose header
+// and footer stay intact so that the check reads it through a window
+// (window.go), and checks that windows of any size find exactly what the
+// mapping does.
+func FuzzWindow(f *testing.F) {
+	m := buildMatrix(f)
+	f.Add(uint16(0), []byte{}, uint16(64))
+	f.Add(uint16(segment.HeaderSize+3), []byte{0xFF}, uint16(100))
+	f.Add(uint16(m.end), []byte{0, 0, 0, 0x19}, uint16(24))
+	f.Add(uint16(m.end+40), []byte{1}, uint16(4096))
+	f.Add(uint16(m.pad), []byte{0x30, 0, 0, 0x80}, uint16(33))
+	img := make([]byte, len(m.img))
+	f.Fuzz(func(t *testing.T, at uint16, x []byte, win uint16) {
+		copy(img, m.img)
+		lo, hi := int64(segment.HeaderSize), segment.RecordLimit(int64(len(img)))
+		for i, b := range x {
+			if p := lo + (int64(at)+int64(i))%(hi-lo); p < hi {
+				img[p] ^= b
+			}
+		}
+		want := checkThrough(m.path, img, Options{}, nil)
+		w := &window{src: bytes.NewReader(img), buf: make([]byte, max(1, int(win)))}
+		if got := checkThrough(m.path, img, Options{}, w); !reflect.DeepEqual(got, want) {
+			t.Fatalf("through a window of %d bytes:\n%s\nthrough the mapping:\n%s", win, summary(got), summary(want))
 		}
 	})
 }

@@ -186,10 +186,6 @@ func writerAlive(dir string, o *Options) (bool, int) {
 	return alive, pid
 }
 
-// copyMax is the largest segment file a verify worker copies into memory
-// to check it (checkPath); larger ones are mapped.
-const copyMax = 256 << 20
-
 // runJobs checks every segment, o.Workers at a time.
 func runJobs(jobs []job, o *Options) []*result {
 	results := make([]*result, len(jobs))
@@ -204,20 +200,14 @@ func runJobs(jobs []job, o *Options) []*result {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var buf []byte // for sealed segment files (checkPath)
+			// The window sealed segments are read through (window.go);
+			// --quick reads only their headers and footers.
+			var buf []byte
+			if !o.Quick {
+				buf, _ = segment.AllocHuge(windowSize) // nil: through the mappings
+			}
 			defer func() { _ = segment.Unmap(buf) }()
 			for i := range idx {
-				// Only a full check reads every byte; --quick reads a
-				// sealed segment's header and footer, two pages of the
-				// mapping, where a copy would read the whole file. Larger
-				// segments than copyMax are mapped: the copy is anonymous
-				// memory, which unlike the page cache cannot be reclaimed,
-				// and Workers of 1 GiB copies could exhaust a small machine.
-				j := jobs[i]
-				if archived := segment.IsArchiveName(filepath.Base(j.path)); !o.Quick && !archived && int64(len(buf)) < j.size && j.size <= copyMax {
-					_ = segment.Unmap(buf)
-					buf, _ = segment.AllocHuge(int(j.size))
-				}
 				results[i] = checkPath(jobs[i].path, o, buf)
 				done <- i
 			}

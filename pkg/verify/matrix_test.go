@@ -3,8 +3,10 @@ package verify
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/auditseg/auditseg/pkg/reader"
@@ -12,14 +14,40 @@ import (
 )
 
 // checkBytes verifies an in-memory image as the only segment of a log
-// whose writer is gone, through the same code as Dir minus the file I/O.
-func checkBytes(path string, img []byte, o Options) *Report {
+// whose writer is gone, through the same code as Dir minus the file I/O,
+// and fails t unless reading it through windows of every size
+// (window.go) finds exactly the same.
+func checkBytes(t testing.TB, path string, img []byte, o Options) *Report {
+	t.Helper()
+	want := checkThrough(path, img, o, nil)
+	for _, w := range testWindows(img) {
+		if got := checkThrough(path, img, o, w); !reflect.DeepEqual(got, want) {
+			t.Fatalf("through a window of %d bytes of %d (%T):\n%s\nthrough the mapping:\n%s",
+				len(w.buf), len(img), w.src, summary(got), summary(want))
+		}
+	}
+	return want
+}
+
+// testWindows are windows over img: smaller than a frame header, than a
+// frame, than a page, and larger than the image; and one whose source
+// ends early, as a file truncated after its footer was read would.
+func testWindows(img []byte) []*window {
+	var ws []*window
+	for _, n := range []int{8, 40, 100, 4096, windowSize} {
+		ws = append(ws, &window{src: bytes.NewReader(img), buf: make([]byte, n)})
+	}
+	short := io.NewSectionReader(bytes.NewReader(img), 0, int64(len(img))/3)
+	return append(ws, &window{src: short, buf: make([]byte, 4096)})
+}
+
+func checkThrough(path string, img []byte, o Options, w *window) *Report {
 	o = o.withDefaults()
 	im := &segment.Image{Path: path, Data: img, FileSize: int64(len(img))}
 	im.Header, im.HeaderErr = segment.DecodeHeader(img)
 	im.HeaderErr = segment.WithPath(im.HeaderErr, path)
 	r := newResult(path, &o)
-	checkImage(im, r, &o)
+	checkImage(im, r, &o, w)
 	u := &unit{dir: filepath.Dir(path), whole: true, results: []*result{r}}
 	rep := newReport(&o)
 	place(u, rep)
@@ -113,7 +141,7 @@ func (m *matrixSegment) damagedRecord(b int64) int {
 // offset, and a reader's walk still yields every record it did not touch.
 func TestBitFlipMatrix(t *testing.T) {
 	m := buildMatrix(t)
-	if rep := checkBytes(m.path, m.img, Options{}); len(rep.Findings) != 0 {
+	if rep := checkBytes(t, m.path, m.img, Options{}); len(rep.Findings) != 0 {
 		t.Fatalf("clean matrix segment:\n%s", summary(rep))
 	}
 	var bytesToFlip []int64
@@ -137,7 +165,7 @@ func TestBitFlipMatrix(t *testing.T) {
 			copy(img, m.img)
 			img[b] ^= 1 << bit
 			flips++
-			rep := checkBytes(m.path, img, Options{})
+			rep := checkBytes(t, m.path, img, Options{})
 			class, off := m.expectFlip(b)
 			if len(rep.Findings) != 1 || rep.Findings[0].Class != class || rep.Findings[0].Offset != off {
 				t.Fatalf("bit %d of byte %d: want exactly %s at %d, got\n%s", bit, b, class, off, summary(rep))

@@ -596,7 +596,7 @@ func TestFileTruncatedWhileChecked(t *testing.T) {
 			}
 			o := Options{}.withDefaults()
 			r := newResult(path, &o)
-			checkGuarded(im, r, &o)
+			checkGuarded(im, r, &o, nil)
 			if r.rep.State != StateUnreadable || r.ioErr == nil {
 				t.Fatalf("state %q, error %v; want unreadable with an error", r.rep.State, r.ioErr)
 			}
