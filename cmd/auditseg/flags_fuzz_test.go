@@ -86,13 +86,19 @@ func FuzzParseSince(f *testing.F) {
 }
 
 func FuzzParseCursor(f *testing.F) {
-	for _, s := range []string{"3:64\n", "3:64 2026-11-26T16:22:28.104425797Z\n", "", "  \n", "3:64 x", "1:2 3 4", "3:64 1970-01-01T00:00:00Z"} {
+	for _, s := range []string{"3:64\n", "3:64 2026-11-26T16:22:28.104425797Z\n", "", "  \n", "3:64 x", "1:2 3 4", "3:64 1970-01-01T00:00:00Z", "3:64 0001-01-01T00:00:00Z", "3:64 2263-01-01T00:00:00Z"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		c, err := parseCursor(s)
 		if err != nil {
 			return
+		}
+		// The time accepted is the time written, not a wrapped one.
+		if fields := strings.Fields(s); len(fields) == 2 {
+			if want, _ := time.Parse(time.RFC3339Nano, fields[1]); !time.Unix(0, c.created).Equal(want) {
+				t.Fatalf("%q: creation time read as %v", s, time.Unix(0, c.created).UTC())
+			}
 		}
 		// What is accepted is written back as it was read.
 		if back, err := parseCursor(c.String() + "\n"); err != nil || back != c {

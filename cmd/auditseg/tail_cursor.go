@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -91,6 +92,10 @@ func parseCursor(s string) (c cursor, err error) {
 		t, err := time.Parse(time.RFC3339Nano, fields[1])
 		if err != nil || t.UnixNano() == 0 {
 			return cursor{}, fmt.Errorf("segment creation time %q: want RFC 3339", fields[1])
+		}
+		// UnixNano wraps outside these years; no segment is created there.
+		if t.Before(time.Unix(0, math.MinInt64)) || t.After(time.Unix(0, math.MaxInt64)) {
+			return cursor{}, fmt.Errorf("segment creation time %q: not between 1678 and 2262", fields[1])
 		}
 		c.created = t.UnixNano()
 	}
