@@ -4,7 +4,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -153,4 +155,71 @@ func waitFor(t *testing.T, path string) {
 			t.Fatalf("%s not there after 10 s", path)
 		}
 	}
+}
+
+// TestSyncPassesOverInheritedFileItCannotOpen: the first Sync after Open
+// flushes the sealed segment files recovery found. One it cannot open
+// (its mode changed since) was never this writer's: Sync passes over it
+// and still flushes the others, instead of failing the writer for good.
+// A segment this writer sealed itself that it cannot open again still
+// fails Sync: its records were acknowledged by this writer.
+func TestSyncPassesOverInheritedFileItCannotOpen(t *testing.T) {
+	dir := t.TempDir()
+	w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendUntil(t, w, 4)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	denied := filepath.Join(dir, segment.FileName(2))
+	fs := &denyFS{FaultFS: &crashtest.FaultFS{}}
+	fs.deny.Store(&denied)
+	fl := newFsyncLog(fs.FaultFS)
+	w, err = writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncNone, FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Sync(); err != nil {
+		t.Fatalf("Sync with an inherited segment it cannot open: %v", err)
+	}
+	for _, seq := range []uint64{1, 3} {
+		if p := filepath.Join(dir, segment.FileName(seq)); !slices.Contains(fl.since(0), p) {
+			t.Errorf("%s was not fsynced (fsynced: %v)", filepath.Base(p), fl.since(0))
+		}
+	}
+	if _, err := w.Append([]byte("after")); err != nil {
+		t.Fatalf("Append after that Sync: %v", err)
+	}
+
+	// Now a segment this writer seals, then cannot open to flush.
+	appendUntil(t, w, 8)
+	own := filepath.Join(dir, segment.FileName(6))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if _, err := segment.ReadFooter(own); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("%s not sealed after 10 s: %v", own, err)
+		}
+	}
+	fs.deny.Store(&own)
+	if err := w.Sync(); err == nil || !strings.Contains(err.Error(), own) {
+		t.Fatalf("Sync with a segment of its own it cannot open: %v", err)
+	}
+}
+
+// denyFS refuses to open one file, as the operating system refuses a
+// file whose mode no longer lets the writer read it.
+type denyFS struct {
+	*crashtest.FaultFS
+	deny atomic.Pointer[string]
+}
+
+func (d *denyFS) OpenFile(name string, flag int, perm os.FileMode) (*os.File, error) {
+	if p := d.deny.Load(); p != nil && name == *p {
+		return nil, &os.PathError{Op: "open", Path: name, Err: syscall.EACCES}
+	}
+	return d.FaultFS.OpenFile(name, flag, perm)
 }
