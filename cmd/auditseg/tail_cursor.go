@@ -148,8 +148,8 @@ func segmentHeader(l segment.Listing, seq uint64) (segment.Header, error) {
 	}
 	e := l.Segments[i]
 	h, err := segment.ReadHeader(e.Path)
-	if err != nil && !e.Archived && errors.Is(err, os.ErrNotExist) {
-		h, err = segment.ReadHeader(segment.ArchiveOf(e.Path))
+	if a, ok := segment.ArchivedInstead(e.Path, err); ok {
+		h, err = segment.ReadHeader(a)
 	}
 	if err == nil && h.Seq != seq {
 		err = fmt.Errorf("%s: header says segment %d", e.Path, h.Seq)

@@ -111,18 +111,11 @@ func (r *Reader) count(e segment.Entry) (uint64, bool) {
 // is gone and the archive is there: compress-finished replaced it since
 // the listing. A segment counted as absent would move where -n N starts.
 func archivedSince(e segment.Entry, err error) (segment.Entry, bool) {
-	if e.Archived || !errors.Is(err, os.ErrNotExist) {
-		return e, false
+	a, ok := segment.ArchivedInstead(e.Path, err)
+	if ok {
+		e.Path, e.Archived = a, true
 	}
-	a := segment.ArchiveOf(e.Path)
-	if a == "" {
-		return e, false
-	}
-	if _, serr := os.Lstat(a); serr != nil {
-		return e, false
-	}
-	e.Path, e.Archived = a, true
-	return e, true
+	return e, ok
 }
 
 // walkCount counts the records of segment e by walking it.

@@ -1,7 +1,9 @@
 package segment
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -34,6 +36,26 @@ func ArchiveOf(path string) string {
 		return ""
 	}
 	return filepath.Join(filepath.Dir(path), ArchiveName(seq))
+}
+
+// ArchivedInstead returns the archive of the segment file at path when err
+// (from opening or reading that file) says it is gone and its archive is
+// there: compress-finished replaced it after the directory listing that
+// named it, and removes an original only once its archive is durable, so
+// the segment is still part of the log. Every reader of a listing (the
+// reader, verify, the writer's recovery, tail's cursor check) follows it.
+func ArchivedInstead(path string, err error) (string, bool) {
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", false
+	}
+	a := ArchiveOf(path)
+	if a == "" {
+		return "", false
+	}
+	if _, serr := os.Lstat(a); serr != nil {
+		return "", false
+	}
+	return a, true
 }
 
 // IsArchiveName reports whether a file name is an archive's: it ends in

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -183,5 +184,33 @@ func TestListOldestRecheck(t *testing.T) {
 	}
 	if l, err = List(dir); err != nil || len(l.Segments) != 3 || l.Segments[0].Seq != 6 {
 		t.Fatalf("%+v %v", l.Segments, err)
+	}
+}
+
+// TestArchivedInstead: a segment file gone since a listing is read from
+// its archive only when the file is gone and the archive is there.
+func TestArchivedInstead(t *testing.T) {
+	dir := t.TempDir()
+	seg := filepath.Join(dir, FileName(7))
+	gone := &os.PathError{Op: "open", Path: seg, Err: syscall.ENOENT}
+	if a, ok := ArchivedInstead(seg, gone); ok {
+		t.Fatalf("no archive yet, got %q", a)
+	}
+	arch := filepath.Join(dir, ArchiveName(7))
+	if err := os.WriteFile(arch, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := ArchivedInstead(seg, gone); !ok || a != arch {
+		t.Fatalf("got %q, %v; want %q", a, ok, arch)
+	}
+	for _, err := range []error{nil, &os.PathError{Op: "open", Path: seg, Err: syscall.EACCES}} {
+		if a, ok := ArchivedInstead(seg, err); ok {
+			t.Errorf("error %v: got %q", err, a)
+		}
+	}
+	for _, p := range []string{arch, filepath.Join(dir, "notes.txt")} {
+		if a, ok := ArchivedInstead(p, gone); ok {
+			t.Errorf("%s: got %q", p, a)
+		}
 	}
 }

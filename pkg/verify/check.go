@@ -109,12 +109,8 @@ func checkPath(path string, o *Options, buf []byte) *result {
 	if err != nil {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			// compress-finished replaces a segment file by its archive,
-			// and removes the original only once the archive is in place.
-			if alt := segment.ArchiveOf(path); alt != "" {
-				if _, serr := os.Lstat(alt); serr == nil {
-					return checkPath(alt, o, nil)
-				}
+			if alt, ok := segment.ArchivedInstead(path, err); ok {
+				return checkPath(alt, o, nil)
 			}
 			r.vanished = true
 		case errors.Is(err, segment.ErrCorrupt):

@@ -129,9 +129,8 @@ func sealedDigest(path string) ([segment.DigestSize]byte, bool, error) {
 		return f.Digest, true, nil
 	case errors.Is(err, os.ErrNotExist):
 		// compress-finished, running beside us, replaced the file by its
-		// archive after we listed the directory (it removes the original
-		// only once the archive is in place).
-		if alt := segment.ArchiveOf(path); alt != "" {
+		// archive after we listed the directory.
+		if alt, ok := segment.ArchivedInstead(path, err); ok {
 			return sealedDigest(alt)
 		}
 		return f.Digest, false, err
