@@ -133,18 +133,22 @@ func evalBars(res *results) []bar {
 	}
 	for _, m := range res.mem {
 		text := m.title + " does not grow with the log (large ≤ 1.25× small)"
+		issue := m.issue
+		if issue == "" {
+			issue = "#3/#2"
+		}
 		switch {
 		case m.unavailable != "" || m.err != nil || m.small == 0 || math.IsNaN(m.small) || math.IsNaN(m.large):
-			bars = append(bars, naBar("#3/#2", text, whyMissing(m.err, false, m.unavailable)))
+			bars = append(bars, naBar(issue, text, whyMissing(m.err, false, m.unavailable)))
 		case m.smallLog < 4*64<<20:
 			// Below a few segments the figure still grows with the log
 			// (one more segment mapped or prefaulted), so no verdict.
-			b := naBar("#3/#2", text, "the small log is under 4 segments (a full run's is 8+)")
+			b := naBar(issue, text, "the small log is under 4 segments (a full run's is 8+)")
 			b.measured = fmt.Sprintf("%s → %s", fmtBytes(m.small), fmtBytes(m.large))
 			bars = append(bars, b)
 		default:
 			r := m.large / m.small
-			bars = append(bars, bar{issue: "#3/#2", text: text, measured: fmt.Sprintf("%s → %s (%.2f×)", fmtBytes(m.small), fmtBytes(m.large), r), status: judge(r <= 1.25)})
+			bars = append(bars, bar{issue: issue, text: text, measured: fmt.Sprintf("%s → %s (%.2f×)", fmtBytes(m.small), fmtBytes(m.large), r), status: judge(r <= 1.25)})
 		}
 	}
 	f := res.follow

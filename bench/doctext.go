@@ -109,7 +109,7 @@ starts children with vfork, and execve carries the parent's high-water mark
 into the child, so every child would report the harness's own peak), and for
 ` + "`tail -f`" + ` the VmHWM once it has printed the whole log. File-backed
 pages of mapped segments count. Each command runs on a log of a quarter of the
-input and on the whole log (` + "`tail`" + `: twice each, the median kept); the figure
+input and on the whole log (` + "`tail`" + ` and full ` + "`verify`" + `: twice each, the median kept); the figure
 must not grow with the log.
 
 **Follow latency**: the harness appends records through the library while a

@@ -285,7 +285,7 @@ func runCLI(res *results, bin, work string, size int64, logf func(string, ...any
 	comp := runCompressCase(cfg, sub, haveCompress)
 	logf("compress: %v", caseLine(comp))
 	res.cli = append(res.cli, comp)
-	res.mem = runMemoryCases(cfg, smallInput, filepath.Join(work, "log-small"), logDir, w, haveTail)
+	res.mem = runMemoryCases(cfg, smallInput, filepath.Join(work, "log-small"), logDir, w, haveTail, haveVerify)
 	for _, m := range res.mem {
 		logf("memory %s: small %s large %s %v %s", m.title, fmtBytes(m.small), fmtBytes(m.large), m.err, m.unavailable)
 	}

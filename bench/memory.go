@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -10,6 +11,7 @@ import (
 // memCase compares one command's peak resident set on a small and a large
 // log: it must not grow with the size of the log.
 type memCase struct {
+	issue              string // the issue whose bar it is; "#3/#2" if empty
 	title              string
 	small, large       float64 // median peak RSS, bytes
 	smallLog, largeLog int64
@@ -17,10 +19,11 @@ type memCase struct {
 	err                error
 }
 
-// runMemoryCases measures peak RSS of `write`, `tail -n +1` and
-// `tail -n +1 -f` on a log of a quarter of the input and on the whole
-// input. The large figure for write comes from its timed runs.
-func runMemoryCases(cfg cliConfig, smallInput, smallLog, largeLog string, write *cliCase, haveTail string) []*memCase {
+// runMemoryCases measures peak RSS of `write`, `tail -n +1`,
+// `tail -n +1 -f` and a full `verify` on a log of a quarter of the input
+// and on the whole input. The large figure for write comes from its timed
+// runs.
+func runMemoryCases(cfg cliConfig, smallInput, smallLog, largeLog string, write *cliCase, haveTail, haveVerify string) []*memCase {
 	wm := &memCase{title: "`auditseg write` (peak RSS)"}
 	var rs []float64
 	for range 2 {
@@ -63,7 +66,25 @@ func runMemoryCases(cfg cliConfig, smallInput, smallLog, largeLog string, write 
 		fm.small, fm.large = float64(s), float64(l)
 		fm.err = errors.Join(err1, err2)
 	}
-	return []*memCase{wm, tm, fm}
+	vm := &memCase{issue: "#4", title: "full `auditseg verify` (peak RSS)", smallLog: tm.smallLog, largeLog: tm.largeLog, unavailable: haveVerify}
+	if haveVerify == "" {
+		vm.small, vm.large, vm.err = peakRSS(cfg.bin, smallLog, "verify"), peakRSS(cfg.bin, largeLog, "verify"), nil
+	}
+	return []*memCase{wm, tm, fm, vm}
+}
+
+// peakRSS is the median peak RSS of two runs of `auditseg CMD dir`, NaN if
+// a run fails (the case then reports no verdict).
+func peakRSS(bin, dir, cmd string) float64 {
+	var rs []float64
+	for range 2 {
+		r, err := runProc(procIO{}, bin, cmd, dir)
+		if err != nil {
+			return math.NaN()
+		}
+		rs = append(rs, float64(r.maxRSS))
+	}
+	return median(rs)
 }
 
 func logBytes(dir string) int64 {
