@@ -173,10 +173,10 @@ func newResult(path string, o *Options) *result {
 }
 
 // checkImage checks one segment image. w, if not nil, is the window a
-// sealed segment's bytes are read through on a full check; the check reads the rest, and everything else, through
-// im.Data. It is read only once the footer says the segment is sealed: a
-// sealed segment never changes, so what the window reads is what the
-// mapping holds.
+// sealed segment's bytes are read through on a full check (window.go);
+// everything else is read through im.Data. The window is used only once
+// the footer says the segment is sealed: a sealed segment never changes,
+// so what the window reads is what the mapping holds.
 func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 	r.rep.Archived = r.rep.Archived || im.Archived
 	r.rep.FileBytes, r.rep.Bytes = im.FileSize, int64(len(im.Data))
