@@ -95,8 +95,9 @@ func (w *window) scan(seq uint64, size, off, limit int64, img []byte, fn func(of
 		if next == off {
 			// Either the frame at off runs past the window, which is
 			// then moved to start at it, or it is not for the fast path
-			// (END, damage, larger than the window): the walker's.
-			if w.base == off || !w.fill(off) {
+			// (END, damage, larger than the window): the walker's,
+			// without another read of the window.
+			if !w.cut(off) || !w.fill(off) {
 				break
 			}
 			continue
@@ -104,6 +105,20 @@ func (w *window) scan(seq uint64, size, off, limit int64, img []byte, fn func(of
 		off = next
 	}
 	return off
+}
+
+// cut reports whether the window ends inside the slot at off, which a
+// window starting at off would hold whole: a frame header cut by the
+// window's end, or a committed frame running past it.
+func (w *window) cut(off int64) bool {
+	if off == w.base {
+		return false // a window starting at off does not hold it either
+	}
+	if off+segment.FrameHeaderSize > w.end() {
+		return true
+	}
+	l := int64(segment.LoadLength(w.bytes(), off-w.base))
+	return l > 0 && off+l > w.end() && l <= int64(len(w.buf)) && off+l <= w.valid
 }
 
 // zeroFrom is segment.ZeroFrom through the window.
