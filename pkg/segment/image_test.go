@@ -228,17 +228,52 @@ func TestOpenImageNotAFile(t *testing.T) {
 	}
 }
 
-// TestReopen: Reopen opens the file an image maps, and refuses a file
-// that replaced it since.
-func TestReopen(t *testing.T) {
+// TestReadImage: a segment read into a buffer is the image OpenImage maps,
+// header checks and all; a truncated file reads as truncated; a buffer too
+// small falls back to the mapping; Reopen refuses a file replaced since.
+func TestReadImage(t *testing.T) {
 	dir := t.TempDir()
-	img, _ := sealedFixture(t, [DigestSize]byte{})
+	img, foot := sealedFixture(t, [DigestSize]byte{})
 	p := writeSegment(t, dir, testSeq, img)
-	again, err := OpenImage(p)
+	buf := make([]byte, 2*testSize)
+	im, err := ReadImage(p, buf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer again.Close()
+	if err := im.Check(); err != nil || !bytes.Equal(im.Data, img) || &im.Data[0] != &buf[0] {
+		t.Fatalf("Check %v; data equal %v; in buf %v", err, bytes.Equal(im.Data, img), &im.Data[0] == &buf[0])
+	}
+	if f, err := im.Footer(); err != nil || f != foot {
+		t.Fatalf("footer %+v, %v", f, err)
+	}
+	im.Close()
+
+	small, err := ReadImage(p, make([]byte, 100))
+	if err != nil || !bytes.Equal(small.Data, img) {
+		t.Fatalf("small buffer: %v", err)
+	}
+	small.Close()
+
+	short := filepath.Join(t.TempDir(), FileName(testSeq))
+	if err := os.WriteFile(short, img[:testSize/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	im, err = ReadImage(short, buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	if im.FileSize != testSize/2 || int64(len(im.Data)) != testSize || im.Check() == nil {
+		t.Fatalf("truncated: file %d bytes, data %d, Check %v", im.FileSize, len(im.Data), im.Check())
+	}
+
+	if err := os.Rename(short, p); err != nil {
+		t.Fatal(err)
+	}
+	again, err := ReadImage(filepath.Join(dir, FileName(testSeq)), buf)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if f, err := again.Reopen(); err != nil {
 		t.Fatalf("Reopen of an unchanged file: %v", err)
 	} else {

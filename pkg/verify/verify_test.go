@@ -531,16 +531,25 @@ func TestFindingPosition(t *testing.T) {
 	}
 }
 
-// Segments from parallelDigest up are hashed on their own goroutine: the
-// result is the same.
+// TestLargeSegmentDigest: the digest and records of a sealed segment file
+// are checked the same whichever way verify reads it: copied whole into a
+// job's buffer (up to windowSize, hashed on its own goroutine from
+// parallelDigest up) or through the window (larger files).
 func TestLargeSegmentDigest(t *testing.T) {
+	for _, size := range []int64{parallelDigest, 16 * windowSize} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) { checkLargeDigest(t, size) })
+	}
+}
+
+func checkLargeDigest(t *testing.T, size int64) {
 	dir := t.TempDir()
-	const size = parallelDigest
 	img := segment.NewImage(1, size, baseCreated)
 	off := int64(segment.HeaderSize)
 	for i := 0; i < 1000; i++ {
 		off = segment.PutFrame(img, 1, off, segment.TypeData, baseCreated+int64(i), []byte(fmt.Sprint("record ", i)))
 	}
+	// A record larger than the window: read through the mapping.
+	off = segment.PutFrame(img, 1, off, segment.TypeData, baseCreated+1000, bytes.Repeat([]byte{'L'}, int(min(size/8, windowSize+100))))
 	segment.PutEnd(img, 1, off, baseCreated+second)
 	f, err := segment.Seal(img, [segment.DigestSize]byte{}, 0, baseCreated+second)
 	if err != nil {
@@ -558,7 +567,7 @@ func TestLargeSegmentDigest(t *testing.T) {
 		}
 		rep := mustDir(t, dir, Options{})
 		s := rep.Segments[0]
-		if s.Records != 1000 || !s.DigestChecked || s.DigestOK == bad || has(rep, Footer, 1, size-segment.FooterSize) != bad {
+		if s.Records != 1001 || !s.DigestChecked || s.DigestOK == bad || has(rep, Footer, 1, size-segment.FooterSize) != bad || len(rep.Findings) != map[bool]int{false: 0, true: 1}[bad] {
 			t.Fatalf("bad digest %v: %+v\n%s", bad, s, summary(rep))
 		}
 	}
