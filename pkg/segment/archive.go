@@ -36,6 +36,9 @@ func init() {
 			b, err := AllocHuge(int(n))
 			buf = b
 			return b, err
+		}, func(b []byte) {
+			_ = Unmap(b)
+			buf = nil
 		})
 		if err != nil {
 			if buf != nil {
@@ -84,12 +87,15 @@ func archiveDecoder() (*zstd.Decoder, error) {
 // size) gives an error wrapping ErrCorrupt, an I/O failure one that does
 // not. The result is not checked as a segment: OpenImage does that.
 func ReadArchive(path string) (data []byte, err error) {
-	return readArchive(path, func(n int64) ([]byte, error) { return make([]byte, n), nil })
+	return readArchive(path, func(n int64) ([]byte, error) { return make([]byte, n), nil }, nil)
 }
 
 // readArchive is ReadArchive decompressing into a buffer of the content
-// size from alloc; the result is that buffer.
-func readArchive(path string, alloc func(n int64) ([]byte, error)) (data []byte, err error) {
+// size from alloc; the result is that buffer. If the archive does not
+// decode, the buffer is handed to free (nil: left to the collector) before
+// locateDamage decodes it again, so that placing the damage never costs
+// two segments' worth of memory.
+func readArchive(path string, alloc func(n int64) ([]byte, error), free func([]byte)) (data []byte, err error) {
 	a, err := openArchiveFile(path)
 	if err != nil {
 		return nil, err
@@ -107,7 +113,10 @@ func readArchive(path string, alloc func(n int64) ([]byte, error)) (data []byte,
 		// WithDecodeAllCapLimit: the output never outgrows buf.
 		out, err := dec.DecodeAll(a.m, buf[:0])
 		if err != nil {
-			return a.corrupt("cannot decompress: %v", err)
+			if free != nil {
+				free(buf)
+			}
+			return a.locateDamage(err)
 		}
 		if int64(len(out)) != a.size {
 			return a.corrupt("decompressed %d bytes, frame header says %d", len(out), a.size)
@@ -188,10 +197,11 @@ func (c *ArchiveComparer) compare(a *archiveFile, orig io.ReaderAt, size int64) 
 		return a.corrupt("frame header says %d bytes, the original has %d", a.size, size)
 	}
 	defer c.dec.Reset(nil) // drop the archive's bytes
-	if err := c.dec.Reset(bytes.NewReader(a.m)); err != nil {
+	t := newBlockTrace(a)
+	if err := c.dec.Reset(t); err != nil {
 		return a.corrupt("cannot decompress: %v", err)
 	}
-	w := compareWriter{orig: orig, size: size, buf: c.orig, diff: -1}
+	w := compareWriter{orig: orig, size: size, buf: c.orig, diff: -1, trace: t}
 	_, err := c.dec.WriteTo(&w)
 	c.orig = w.buf
 	switch {
@@ -200,7 +210,7 @@ func (c *ArchiveComparer) compare(a *archiveFile, orig io.ReaderAt, size int64) 
 	case w.diff >= 0:
 		return a.corrupt("differs from the original at offset %d", w.diff)
 	case err != nil:
-		return a.corrupt("cannot decompress: %v", err)
+		return a.damage(t, err)
 	case w.off != size:
 		return a.corrupt("decompressed %d bytes, frame header says %d", w.off, a.size)
 	}
@@ -237,6 +247,7 @@ type compareWriter struct {
 	off     int64
 	diff    int64
 	readErr error
+	trace   *blockTrace
 }
 
 var errDiffers = errors.New("differs")
@@ -263,6 +274,7 @@ func (w *compareWriter) Write(p []byte) (int, error) {
 		return 0, errDiffers
 	}
 	w.off += int64(n)
+	w.trace.delivered(n)
 	return len(p), nil
 }
 
@@ -272,6 +284,8 @@ type archiveFile struct {
 	path string
 	m    []byte
 	size int64 // the content size the frame header states
+	// headerSize is the frame header's length: where the first block starts.
+	headerSize int64
 }
 
 // openArchiveFile opens and maps the archive at path (never through a
@@ -340,7 +354,7 @@ func (a *archiveFile) checkFrame() error {
 	case zh.FrameContentSize == 0 || zh.FrameContentSize > MaxSegmentSize:
 		return a.corrupt("decompressed size %d is not a segment size (at most %d)", zh.FrameContentSize, MaxSegmentSize)
 	}
-	a.size = int64(zh.FrameContentSize)
+	a.size, a.headerSize = int64(zh.FrameContentSize), int64(zh.HeaderSize)
 	n := int64(len(a.m))
 	if a.size/maxBlockExpansion > n {
 		return a.corrupt("frame header claims %d bytes from only %d compressed bytes", a.size, n)

@@ -1,0 +1,150 @@
+package segment
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// The zstd decoder's errors carry no position, and DecodeAll (the fast
+// path readers take) cannot say how far it got. A damaged archive is
+// therefore decoded a second time as a stream, on the caller's goroutine
+// (concurrency 1), where the decoder reads exactly one block's bytes from
+// its input (io.ReadFull of the 3-byte block header, then of the block)
+// and hands that block's whole output to one Write. Counting what it has
+// read when each block's output arrives gives where the next block
+// starts; counting what it wrote gives the segment offset from which
+// nothing decodes. No block header is parsed here: the decoder's own
+// reads are the only source of positions.
+
+// ArchiveDamage is an archive whose compressed frame does not decode. It
+// wraps ErrCorrupt.
+type ArchiveDamage struct {
+	Path string
+	// Block is the offset in the archive file of the zstd block the
+	// decoder failed in: where its 3-byte block header starts. Strictly,
+	// it is where the block after the last one that produced output
+	// starts: an empty block (an encoder ends a frame with one when its
+	// input ended on a block boundary) between that one and the failure
+	// is not seen. -1 when the failure has no block (a content checksum
+	// mismatch: some block decoded to the wrong bytes, the format cannot
+	// say which), 0 when it is the frame header.
+	Block int64
+	// Lost is the segment offset from which the content is lost: how many
+	// bytes of the segment decoded before the failing block. Size when
+	// the whole segment decoded and the damage lies after it.
+	Lost int64
+	Size int64 // the segment's size, as the frame header states it
+	Err  error // the decoder's error
+}
+
+func (e *ArchiveDamage) Error() string { return e.Path + ": " + e.Reason() }
+
+func (e *ArchiveDamage) Unwrap() error { return ErrCorrupt }
+
+// Reason is Error without the file name.
+func (e *ArchiveDamage) Reason() string {
+	switch {
+	case e.Block < 0:
+		return fmt.Sprintf("cannot decompress: %v: the archive decodes to %d bytes that are not the ones compressed, at offsets the format cannot tell; the whole segment is suspect", e.Err, e.Size)
+	case e.Block == 0:
+		return fmt.Sprintf("cannot decompress the zstd frame header: %v; nothing of the segment's %d bytes decodes", e.Err, e.Size)
+	case e.Lost >= e.Size:
+		return fmt.Sprintf("cannot decompress: %v after archive offset %d, where all %d bytes of the segment had decoded", e.Err, e.Block, e.Size)
+	}
+	return fmt.Sprintf("cannot decompress the zstd block at archive offset %d: %v; the segment decodes up to offset %d, its bytes from %d to %d are lost",
+		e.Block, e.Err, e.Lost, e.Lost, e.Size)
+}
+
+// blockTrace is the archive's bytes as the streaming decoder reads them,
+// counted. The writer the decoder writes to calls delivered once it has
+// taken a block's output.
+type blockTrace struct {
+	src     io.Reader
+	read    int64 // archive bytes the decoder has read
+	blockAt int64 // where the block being decoded starts
+	out     int64 // segment bytes delivered
+}
+
+func newBlockTrace(a *archiveFile) *blockTrace {
+	return &blockTrace{src: bytes.NewReader(a.m), blockAt: a.headerSize}
+}
+
+func (t *blockTrace) Read(p []byte) (int, error) {
+	n, err := t.src.Read(p)
+	t.read += int64(n)
+	return n, err
+}
+
+func (t *blockTrace) delivered(n int) {
+	t.out += int64(n)
+	t.blockAt = t.read
+}
+
+// damage is the decoder's error err, met while t was being read, placed.
+func (a *archiveFile) damage(t *blockTrace, err error) *ArchiveDamage {
+	d := &ArchiveDamage{Path: a.path, Block: t.blockAt, Lost: t.out, Size: a.size, Err: err}
+	switch {
+	case errors.Is(err, zstd.ErrCRCMismatch):
+		d.Block, d.Lost = -1, 0
+	case t.read <= a.headerSize && t.out == 0:
+		// Nothing past the frame header was read: the decoder refused
+		// the header itself (a window it will not allocate, say).
+		d.Block = 0
+	}
+	return d
+}
+
+// errPastSize: the archive decodes to more than its frame header states
+// (a second data frame after the first).
+var errPastSize = errors.New("more data than the frame header states")
+
+// traceWriter takes the decoded segment and forgets it, counting.
+type traceWriter struct {
+	t    *blockTrace
+	size int64
+}
+
+func (w traceWriter) Write(p []byte) (int, error) {
+	if w.t.out+int64(len(p)) > w.size {
+		// All of p "written": the decoder hands over the output of a
+		// block it has found too large along with its error, and a
+		// short write would replace that error with io.ErrShortWrite.
+		return len(p), errPastSize
+	}
+	w.t.delivered(len(p))
+	return len(p), nil
+}
+
+// locateDamage decodes the archive again, as a stream, to place the
+// failure DecodeAll reported as decErr. The stream decoder is made for
+// this call: it is needed only for damaged archives, and one shared
+// decoder would serialise verify's workers on its stream. Its window
+// (up to the segment's size) is the memory this costs, which is why
+// readArchive gives its own buffer back first.
+func (a *archiveFile) locateDamage(decErr error) error {
+	dec, err := zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderMaxMemory(MaxSegmentSize),
+		zstd.WithDecoderMaxWindow(MaxSegmentSize))
+	if err != nil {
+		return a.corrupt("cannot decompress: %v", decErr)
+	}
+	defer dec.Close()
+	t := newBlockTrace(a)
+	if err := dec.Reset(t); err != nil {
+		return a.corrupt("cannot decompress: %v", decErr)
+	}
+	if _, err := dec.WriteTo(traceWriter{t: t, size: a.size}); err != nil {
+		return a.damage(t, err)
+	}
+	if t.out != a.size {
+		return a.damage(t, io.ErrUnexpectedEOF)
+	}
+	// The stream decodes where DecodeAll did not: keep DecodeAll's word,
+	// with no position rather than a made-up one.
+	return a.corrupt("cannot decompress: %v", decErr)
+}
