@@ -17,9 +17,9 @@ import (
 
 // realArchive writes a sealed segment of size bytes, full of records
 // varied enough that its archive has many compressed blocks, and archives
-// it with pkg/archive as compress-finished does. It returns the original
-// and the archive's path.
-func realArchive(t testing.TB, size int64) ([]byte, string) {
+// it with pkg/archive as compress-finished does. It returns the original,
+// the archive's path and its bytes.
+func realArchive(t testing.TB, size int64) (orig []byte, path string, archived []byte) {
 	t.Helper()
 	dir := t.TempDir()
 	img := segment.NewImage(1, size, 1_700_000_000_000_000_000)
@@ -44,10 +44,11 @@ func realArchive(t testing.TB, size int64) ([]byte, string) {
 		t.Fatalf("archive.Run: %v %v", err, res.Err())
 	}
 	p := filepath.Join(dir, segment.ArchiveName(1))
-	if _, err := os.Stat(p); err != nil {
+	b, err := os.ReadFile(p)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return img, p
+	return img, p, b
 }
 
 // block is one zstd block of a frame as the test sees it: an oracle
@@ -101,11 +102,7 @@ func decodedBefore(t *testing.T, good []byte, at int64) int64 {
 // words alone ("cannot decompress: ..."), and verify reported the
 // segment torn from 0.
 func TestArchiveDamagePlaced(t *testing.T) {
-	orig, p := realArchive(t, 1<<20)
-	good, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	orig, p, good := realArchive(t, 1<<20)
 	blocks := frameBlocks(t, good)
 	if len(blocks) < 4 {
 		t.Fatalf("%d blocks; the test needs several", len(blocks))
@@ -169,11 +166,7 @@ func TestArchiveDamagePlaced(t *testing.T) {
 // checksum mismatch has no block, a damaged frame header no content, and
 // bytes after the frame lose nothing of the segment.
 func TestArchiveDamageKinds(t *testing.T) {
-	orig, p := realArchive(t, 256<<10)
-	good, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	orig, p, good := realArchive(t, 256<<10)
 	blocks := frameBlocks(t, good)
 	last := blocks[len(blocks)-1]
 	if last.end-last.at != 3 {
@@ -209,7 +202,7 @@ func TestArchiveDamageKinds(t *testing.T) {
 	hdr := []byte{0x28, 0xb5, 0x2f, 0xfd, 0xc0, (31 - 10) << 3}
 	hdr = append(hdr, 0, 0, 1, 0, 0, 0, 0, 0) // content size 64 KiB
 	writeFile(t, p, append(hdr, 0x01, 0x00, 0x00))
-	_, err = segment.ReadArchive(p)
+	_, err := segment.ReadArchive(p)
 	var ad *segment.ArchiveDamage
 	if !errors.As(err, &ad) || ad.Block != 0 || ad.Lost != 0 {
 		t.Fatalf("huge window: %v (%+v), want the frame header", err, ad)
