@@ -1,7 +1,10 @@
 package verify
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -9,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	compress "github.com/auditseg/auditseg/pkg/archive"
 	"github.com/auditseg/auditseg/pkg/segment"
 	"github.com/klauspost/compress/zstd"
 )
@@ -199,5 +203,66 @@ func TestUnsealedArchive(t *testing.T) {
 		if f.Residue {
 			t.Errorf("finding marked crash residue: %+v", f)
 		}
+	}
+}
+
+// TestDamagedArchivePlaced: a byte flipped in the compressed data of an
+// archive compress-finished made is a torn finding from the segment
+// offset where decoding stops (not 0: the blocks before the damage decode)
+// to the segment's end, with a reason naming the damaged block's offset in
+// the archive file; the archive never passes.
+func TestDamagedArchivePlaced(t *testing.T) {
+	l := newTestLog(t)
+	const size = 1 << 20
+	s := l.seal(buildSize(l.next, size, payloads(l.next, 12000), true))
+	l.sealed(4) // the newest segment, which compress-finished leaves alone
+	res, err := compress.Run(context.Background(), l.dir, compress.Options{Jobs: 1})
+	if err != nil || res.Err() != nil {
+		t.Fatalf("archive.Run: %v %v", err, res.Err())
+	}
+	p := filepath.Join(l.dir, segment.ArchiveName(s.seq))
+	good, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := len(good) - segment.SummaryFrameSize
+	placed := 0
+	for _, at := range []int{frame / 10, frame / 3, frame / 2, frame * 4 / 5} {
+		// A run of bytes, not one: a single flip in Huffman-coded
+		// literals mostly decodes, to other bytes, and only the content
+		// checksum at the end of the frame, which places nothing, sees it.
+		bad := bytes.Clone(good)
+		for i := at; i < at+32; i++ {
+			bad[i] ^= 0x5a
+		}
+		if err := os.WriteFile(p, bad, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		_, derr := segment.ReadArchive(p)
+		var ad *segment.ArchiveDamage
+		if !errors.As(derr, &ad) {
+			t.Fatalf("byte %d flipped: %v, not an *ArchiveDamage", at, derr)
+		}
+		rep := mustDir(t, l.dir, Options{})
+		if rep.ExitCode(false) != ExitFindings || rep.Segments[0].State != StateDamaged || len(rep.Findings) != 1 {
+			t.Fatalf("byte %d flipped: exit %d %+v\n%s", at, rep.ExitCode(false), rep.Segments[0], summary(rep))
+		}
+		f := rep.Findings[0]
+		if f.Class != Torn || f.Path != p || f.Offset != ad.Lost || f.Bytes != size-ad.Lost || !strings.HasPrefix(f.Reason, "cannot open: ") {
+			t.Fatalf("byte %d flipped (%v): finding %+v", at, derr, f)
+		}
+		if ad.Block < 0 {
+			continue // a checksum mismatch: no block to name
+		}
+		if !strings.Contains(f.Reason, fmt.Sprintf("archive offset %d", ad.Block)) || ad.Block > int64(at) {
+			t.Fatalf("byte %d flipped: reason %q, block at %d", at, f.Reason, ad.Block)
+		}
+		if at > frame/5 && ad.Lost == 0 {
+			t.Errorf("byte %d flipped, well past the first block: segment lost from 0 (%s)", at, f.Reason)
+		}
+		placed++
+	}
+	if placed < 2 {
+		t.Errorf("%d flips placed in a block", placed)
 	}
 }

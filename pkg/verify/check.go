@@ -123,6 +123,13 @@ func checkPath(path string, o *Options, buf []byte) *result {
 			if st, serr := os.Lstat(path); serr == nil {
 				r.rep.FileBytes, f.Bytes = st.Size(), st.Size()
 			}
+			var ad *segment.ArchiveDamage
+			if errors.As(err, &ad) {
+				// What decoded before the damaged block is the segment's
+				// (from offset Lost on it is not); the reason names the
+				// block's offset in the archive.
+				f.Offset, f.Bytes = ad.Lost, ad.Size-ad.Lost
+			}
 			r.found.add(f)
 		default:
 			r.rep.State, r.rep.Error, r.ioErr = StateUnreadable, err.Error(), err

@@ -56,8 +56,13 @@ func payloads(seq uint64, n int) [][]byte {
 
 // build makes segment seq with records and, if withEnd, an END frame.
 func build(seq uint64, records [][]byte, withEnd bool) *seg {
+	return buildSize(seq, testSize, records, withEnd)
+}
+
+// buildSize is build for a segment of size bytes.
+func buildSize(seq uint64, size int64, records [][]byte, withEnd bool) *seg {
 	created := baseCreated + int64(seq)*second
-	s := &seg{seq: seq, img: segment.NewImage(seq, testSize, created), payload: records}
+	s := &seg{seq: seq, img: segment.NewImage(seq, size, created), payload: records}
 	off := int64(segment.HeaderSize)
 	for i, p := range records {
 		s.offs = append(s.offs, off)
@@ -73,7 +78,13 @@ func build(seq uint64, records [][]byte, withEnd bool) *seg {
 // sealed adds a sealed segment of n records to the log.
 func (l *testLog) sealed(n int) *seg {
 	l.t.Helper()
-	s := build(l.next, payloads(l.next, n), true)
+	return l.seal(build(l.next, payloads(l.next, n), true))
+}
+
+// seal seals s, built with an END frame as the log's next segment, and
+// adds it to the log.
+func (l *testLog) seal(s *seg) *seg {
+	l.t.Helper()
 	f, err := segment.Seal(s.img, l.prev, 0, baseCreated+int64(l.next)*second+second/2)
 	if err != nil {
 		l.t.Fatal(err)
