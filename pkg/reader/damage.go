@@ -29,7 +29,11 @@ const (
 	// DamageSegment: the segment file cannot be used as it is: its header
 	// is unusable (the segment is skipped), the file disagrees with its
 	// header, its footer is damaged, or it could not be opened or changed
-	// while it was read. Err says which, with the file and offset.
+	// while it was read. Err says which, with the file and offset. For
+	// an archive that does not decompress, Offset is the segment offset
+	// from which nothing decodes (Err, a *segment.ArchiveDamage, also
+	// names the damaged block's offset in the archive file); the segment
+	// is skipped whole.
 	DamageSegment
 	// DamageMissing: segment numbers Seq to Seq+Len-1 are absent from the
 	// directory between two segments that are present.

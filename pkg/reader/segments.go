@@ -435,7 +435,7 @@ func (r *Reader) openSeg(e segment.Entry) (*seg, bool) {
 	}
 	if err != nil {
 		r.skipUnreadable(e)
-		r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Err: fmt.Errorf("%s: cannot open segment: %w", e.Path, err)})
+		r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(err), Err: fmt.Errorf("%s: cannot open segment: %w", e.Path, err)})
 		return nil, false
 	}
 	if im.HeaderErr != nil {
@@ -524,8 +524,12 @@ func (r *Reader) applySeek(c *seg, st Start) {
 
 func errOffset(err error) int64 {
 	var ce *segment.CorruptError
-	if errors.As(err, &ce) {
+	var ad *segment.ArchiveDamage
+	switch {
+	case errors.As(err, &ce):
 		return ce.Offset
+	case errors.As(err, &ad):
+		return ad.Lost
 	}
 	return 0
 }
