@@ -125,9 +125,8 @@ func checkPath(path string, o *Options, buf []byte) *result {
 			}
 			var ad *segment.ArchiveDamage
 			if errors.As(err, &ad) {
-				// What decoded before the damaged block is the segment's
-				// (from offset Lost on it is not); the reason names the
-				// block's offset in the archive.
+				// Nothing of the segment decodes from Lost on; the blocks
+				// before decode, and what they hold is not counted as lost.
 				f.Offset, f.Bytes = ad.Lost, ad.Size-ad.Lost
 			}
 			r.found.add(f)
