@@ -200,8 +200,8 @@ func runJobs(jobs []job, o *Options) []*result {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			// The window sealed segments are read through (window.go);
-			// --quick reads only their headers and footers.
+			// The buffer sealed segment files are read into, or through
+			// (checkPath); --quick reads only their headers and footers.
 			var buf []byte
 			if !o.Quick {
 				buf, _ = segment.AllocHuge(windowSize) // nil: through the mappings
