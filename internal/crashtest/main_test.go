@@ -37,6 +37,9 @@ var binDir string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	if spec := os.Getenv(soakChildEnv); spec != "" {
+		os.Exit(soakChild(spec))
+	}
 	d, err := os.MkdirTemp("", "auditseg-crashtest-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
