@@ -166,6 +166,7 @@ func soakSession(c *soakChecker, rng *rand.Rand, b *soakBook, o soakOpts, crash 
 		}
 		return
 	}
+	defer f.stop()
 	var arch *soakArchiver
 	if rng.IntN(3) != 0 {
 		arch = startSoakArchiver(dir, rng)

@@ -53,6 +53,7 @@ type soakFollower struct {
 	err    error
 	cancel context.CancelFunc
 	done   chan struct{}
+	once   sync.Once
 }
 
 func (f *soakFollower) run(dir string) error {
@@ -109,9 +110,12 @@ func (f *soakFollower) waitFor(pos segment.Position, d time.Duration) bool {
 	return false
 }
 
+// stop ends the follower; a session stops it on every path, once.
 func (f *soakFollower) stop() {
-	f.cancel()
-	<-f.done
+	f.once.Do(func() {
+		f.cancel()
+		<-f.done
+	})
 }
 
 // soakArchiver runs archive.Run (compress-finished) in a loop under the
