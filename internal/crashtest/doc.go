@@ -17,4 +17,15 @@
 //
 // or from a test flag: go test ./internal/crashtest/ -args -crash.iterations=1000.
 // Every test logs one "SUMMARY" line with its figures (run with -v).
+//
+// TestSoak is a randomized soak: per seed, sessions of random writer
+// options and workloads with a follower and compress-finished running
+// underneath, each ending with Close or with SIGKILL of a child (the test
+// binary re-executed as the writer). By default it runs 3 short seeds; a
+// campaign runs new seeds for a duration, and a failure names its seed:
+//
+//	AUDITSEG_SOAK=20m go test -count=1 -v -timeout 30m -run 'TestSoak$' ./internal/crashtest/
+//	AUDITSEG_SOAK_SEED=<seed> go test -count=1 -v -run 'TestSoak$' ./internal/crashtest/
+//
+// (or -args -soak.duration=20m).
 package crashtest
