@@ -87,11 +87,33 @@ func dirLocked(d *os.File) (bool, error) {
 // lockFile opens (or creates) dir's LOCK file, takes its OFD lock and
 // writes the pid into it.
 func lockFile(dir string) (*os.File, error) {
-	p := filepath.Join(dir, LockName)
-	f, err := openLockFile(p, os.O_RDWR|os.O_CREATE)
+	f, err := openLockFile(filepath.Join(dir, LockName), os.O_RDWR|os.O_CREATE)
 	if err != nil {
 		return nil, err
 	}
+	return lockOpened(f, dir)
+}
+
+// lockFileIn is lockFile in the directory open as d, wherever it is now:
+// Check repairs the LOCK file of the directory it holds, never of another
+// one that took its path meanwhile (a new log's, whose writer would then
+// find its own LOCK locked by us).
+func lockFileIn(d *os.File, dir string) (*os.File, error) {
+	fd, err := unix.Openat(int(d.Fd()), LockName, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	f, err := regularLockFile(os.NewFile(uintptr(fd), filepath.Join(dir, LockName)))
+	if err != nil {
+		return nil, err
+	}
+	return lockOpened(f, dir)
+}
+
+// lockOpened takes the OFD lock of the LOCK file f of dir and writes the
+// pid into it.
+func lockOpened(f *os.File, dir string) (*os.File, error) {
+	p := f.Name()
 	lk := lockRange(unix.F_WRLCK)
 	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk); err != nil {
 		f.Close()
@@ -136,10 +158,12 @@ func (l *Lock) Check() (note string, err error) {
 	if err := unix.Fstat(int(l.f.Fd()), &held); err != nil {
 		return "", fmt.Errorf("check lock of %s: %w", l.dir, err)
 	}
-	if err := unix.Lstat(filepath.Join(l.dir, LockName), &now); err == nil && now.Dev == held.Dev && now.Ino == held.Ino {
+	// Through the directory held, not its path: it may have been moved
+	// since the check above, and another log created at the path.
+	if err := unix.Fstatat(int(l.d.Fd()), LockName, &now, unix.AT_SYMLINK_NOFOLLOW); err == nil && now.Dev == held.Dev && now.Ino == held.Ino {
 		return "", nil
 	}
-	f, err := lockFile(l.dir)
+	f, err := lockFileIn(l.d, l.dir)
 	if err != nil {
 		return fmt.Sprintf("the LOCK file was removed or replaced and cannot be locked again now (will retry): %v", err), nil
 	}
@@ -213,12 +237,18 @@ func openLockFile(p string, flag int) (*os.File, error) {
 		}
 		return nil, fmt.Errorf("open lock file: %w", err)
 	}
+	return regularLockFile(f)
+}
+
+// regularLockFile returns f, or closes it and fails if it is not a
+// regular file (O_NONBLOCK opened a FIFO planted as LOCK without waiting).
+func regularLockFile(f *os.File) (*os.File, error) {
 	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
 		f.Close()
 		if err == nil {
 			err = errors.New("not a regular file")
 		}
-		return nil, fmt.Errorf("lock file %s: %w", p, err)
+		return nil, fmt.Errorf("lock file %s: %w", f.Name(), err)
 	}
 	return f, nil
 }
