@@ -433,9 +433,23 @@ func (r *Reader) openSeg(e segment.Entry) (*seg, bool) {
 			im, err = segment.OpenImage(e.Path)
 		}
 	}
+	// An archive whose content checksum fails is read frame by frame
+	// (segment.OpenSalvaged): each record's CRC vouches for it, and the
+	// damage is reported once, here.
+	var salvaged error
+	if ad := (*segment.ArchiveDamage)(nil); errors.As(err, &ad) && ad.Block < 0 {
+		if sim, serr := segment.OpenSalvaged(e.Path); serr == nil {
+			im, salvaged, err = sim, err, nil
+		}
+	}
 	if err != nil {
 		r.skipUnreadable(e)
 		r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(err), Err: fmt.Errorf("%s: cannot open segment: %w", e.Path, err)})
+		return nil, false
+	}
+	if salvaged != nil && !r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq,
+		Err: fmt.Errorf("%w; its records are read one by one, each checked by its CRC", salvaged)}) {
+		im.Close()
 		return nil, false
 	}
 	if im.HeaderErr != nil {

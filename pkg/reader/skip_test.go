@@ -68,7 +68,10 @@ func TestStartPastUnreadableArchive(t *testing.T) {
 	}
 	z := enc.EncodeAll(img, nil)
 	enc.Close()
-	z[len(z)/2] ^= 0xff // the frame; the summary appended below is intact
+	// Cut inside the frame, so that it cannot decode (a flipped byte
+	// mostly fails only the content checksum, and such an archive is
+	// read frame by frame); the summary appended below is intact.
+	z = z[:len(z)/2]
 	if err := os.WriteFile(filepath.Join(dir, segment.ArchiveName(2)), segment.AppendSummary(z, img), 0o640); err != nil {
 		t.Fatal(err)
 	}

@@ -30,24 +30,46 @@ import (
 // buffers as the garbage collector lets pile up.
 
 func init() {
-	openArchive = func(path string) ([]byte, func() error, error) {
-		var buf []byte
-		data, err := readArchive(path, func(n int64) ([]byte, error) {
-			b, err := AllocHuge(int(n))
-			buf = b
-			return b, err
-		}, func(b []byte) {
-			_ = Unmap(b)
-			buf = nil
-		})
-		if err != nil {
-			if buf != nil {
-				_ = Unmap(buf)
-			}
-			return nil, nil, err
+	openArchive = func(path string) ([]byte, func() error, error) { return mapArchive(path, archiveDecoder) }
+}
+
+// mapArchive decompresses the archive at path, with the decoder dec
+// returns, into a mapping of its own, released by the function returned.
+func mapArchive(path string, dec func() (*zstd.Decoder, error)) ([]byte, func() error, error) {
+	var buf []byte
+	data, err := readArchive(path, dec, func(n int64) ([]byte, error) {
+		b, err := AllocHuge(int(n))
+		buf = b
+		return b, err
+	}, func(b []byte) {
+		_ = Unmap(b)
+		buf = nil
+	})
+	if err != nil {
+		if buf != nil {
+			_ = Unmap(buf)
 		}
-		return data, func() error { return Unmap(buf) }, nil
+		return nil, nil, err
 	}
+	return data, func() error { return Unmap(buf) }, nil
+}
+
+// OpenSalvaged is OpenImage for an archive whose content checksum does not
+// match (OpenImage returned an *ArchiveDamage with Block < 0): it decodes
+// the archive again without that check. Some bytes of the result differ
+// from the ones compressed, and the format cannot say which: use it only
+// through checks that vouch for every part they use, as each frame's CRC
+// does for its record. Most single flipped bytes damage an archive this
+// way, and without it a reader would lose the whole segment for one bad
+// record. Any other damage is an error, as from OpenImage.
+func OpenSalvaged(path string) (*Image, error) {
+	data, release, err := mapArchive(path, salvageDecoder)
+	if err != nil {
+		return nil, err
+	}
+	im := &Image{Path: path, Archived: true, Data: data, FileSize: int64(len(data)), release: release}
+	im.decodeHeader()
+	return im, nil
 }
 
 // maxBlockExpansion bounds how much one compressed byte can decode to: a
@@ -63,22 +85,31 @@ const maxBlockExpansion = (128 << 10) / 4
 func maxArchiveSize(content int64) int64 { return content + content/1024 + 4096 }
 
 var (
-	decoderOnce sync.Once
-	decoder     *zstd.Decoder
-	decoderErr  error
+	decoderOnce, salvageOnce sync.Once
+	decoder, salvager        *zstd.Decoder
+	decoderErr, salvageErr   error
 )
 
 // archiveDecoder is shared: DecodeAll is safe for concurrent use and, with
 // no stream attached, the decoder starts no goroutines.
 func archiveDecoder() (*zstd.Decoder, error) {
-	decoderOnce.Do(func() {
-		decoder, decoderErr = zstd.NewReader(nil,
-			zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)),
-			zstd.WithDecoderMaxMemory(MaxSegmentSize),
-			zstd.WithDecoderMaxWindow(MaxSegmentSize),
-			zstd.WithDecodeAllCapLimit(true))
-	})
+	decoderOnce.Do(func() { decoder, decoderErr = newArchiveDecoder() })
 	return decoder, decoderErr
+}
+
+// salvageDecoder is archiveDecoder ignoring the content checksum, for
+// OpenSalvaged only.
+func salvageDecoder() (*zstd.Decoder, error) {
+	salvageOnce.Do(func() { salvager, salvageErr = newArchiveDecoder(zstd.IgnoreChecksum(true)) })
+	return salvager, salvageErr
+}
+
+func newArchiveDecoder(extra ...zstd.DOption) (*zstd.Decoder, error) {
+	return zstd.NewReader(nil, append([]zstd.DOption{
+		zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)),
+		zstd.WithDecoderMaxMemory(MaxSegmentSize),
+		zstd.WithDecoderMaxWindow(MaxSegmentSize),
+		zstd.WithDecodeAllCapLimit(true)}, extra...)...)
 }
 
 // ReadArchive decompresses the segment archive at path and returns the
@@ -87,21 +118,22 @@ func archiveDecoder() (*zstd.Decoder, error) {
 // size) gives an error wrapping ErrCorrupt, an I/O failure one that does
 // not. The result is not checked as a segment: OpenImage does that.
 func ReadArchive(path string) (data []byte, err error) {
-	return readArchive(path, func(n int64) ([]byte, error) { return make([]byte, n), nil }, nil)
+	return readArchive(path, archiveDecoder, func(n int64) ([]byte, error) { return make([]byte, n), nil }, nil)
 }
 
-// readArchive is ReadArchive decompressing into a buffer of the content
-// size from alloc; the result is that buffer. If the archive does not
+// readArchive is ReadArchive decompressing, with the decoder getDec
+// returns, into a buffer of the content size from alloc; the result is
+// that buffer. If the archive does not
 // decode, the buffer is handed to free (nil: left to the collector) before
 // locateDamage decodes it again, so that placing the damage never costs
 // two segments' worth of memory.
-func readArchive(path string, alloc func(n int64) ([]byte, error), free func([]byte)) (data []byte, err error) {
+func readArchive(path string, getDec func() (*zstd.Decoder, error), alloc func(n int64) ([]byte, error), free func([]byte)) (data []byte, err error) {
 	a, err := openArchiveFile(path)
 	if err != nil {
 		return nil, err
 	}
 	defer a.close()
-	dec, err := archiveDecoder()
+	dec, err := getDec()
 	if err != nil {
 		return nil, fmt.Errorf("%s: zstd decoder: %w", path, err)
 	}

@@ -193,6 +193,18 @@ func TestArchiveDamageKinds(t *testing.T) {
 			if !errors.As(err, &ad) || ad.Block != tc.block || ad.Lost != tc.lost {
 				t.Fatalf("%v (%+v), want block %d, lost from %d", err, ad, tc.block, tc.lost)
 			}
+			// Only a checksum mismatch is salvaged; here the damaged
+			// bytes are the checksum's, so what decodes is the original.
+			im, serr := segment.OpenSalvaged(p)
+			if (serr == nil) != (tc.block < 0) {
+				t.Fatalf("OpenSalvaged: %v", serr)
+			}
+			if serr == nil {
+				defer im.Close()
+				if !bytes.Equal(im.Data, orig) || im.HeaderErr != nil || !im.Archived {
+					t.Fatalf("salvaged image: %d bytes, equal %v, header %v", len(im.Data), bytes.Equal(im.Data, orig), im.HeaderErr)
+				}
+			}
 		})
 	}
 
