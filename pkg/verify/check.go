@@ -157,29 +157,6 @@ func checkPath(path string, o *Options, buf []byte) *result {
 	return r
 }
 
-// openImage opens path for checkPath: a sealed segment file that fits in
-// buf is read into it (segment.ReadImage), which for small segments costs
-// less than mapping the file and reading it again through a window (half
-// the time, for a log of 256 KiB segments); anything else is mapped.
-// copied says which (it decides only how the bytes are read, never what
-// is checked).
-func openImage(path string, o *Options, buf []byte) (im *segment.Image, copied bool, err error) {
-	if buf == nil || o.Quick || segment.IsArchiveName(filepath.Base(path)) {
-		im, err = segment.OpenImage(path)
-		return im, false, err
-	}
-	// The footer is read before the bytes are copied, as the mapped check
-	// reads it before walking: a segment sealed by then never changes, so
-	// the copy is consistent; one a writer seals while it is being copied
-	// would not be.
-	if _, err := segment.ReadFooter(path); err != nil {
-		im, err = segment.OpenImage(path)
-		return im, false, err
-	}
-	im, err = segment.ReadImage(path, buf) // maps a file larger than buf
-	return im, err == nil && im.FileSize <= int64(len(buf)), err
-}
-
 // checkGuarded is checkImage turning a memory fault into an I/O error of
 // the segment (see guardMapped): the report says the file changed while it
 // was read, and the exit code is 2, as for any file that cannot be read.
