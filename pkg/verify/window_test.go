@@ -2,6 +2,8 @@ package verify
 
 import (
 	"bytes"
+	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -54,4 +56,46 @@ func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	c.reads++
 	c.bytes += int64(n)
 	return n, err
+}
+
+// TestLargeSegmentDigest: the digest and records of a sealed segment file
+// are checked the same whichever way verify reads it: copied whole into a
+// job's buffer (up to windowSize, hashed on its own goroutine from
+// parallelDigest up) or through the window (larger files).
+func TestLargeSegmentDigest(t *testing.T) {
+	for _, size := range []int64{parallelDigest, 16 * windowSize} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) { checkLargeDigest(t, size) })
+	}
+}
+
+func checkLargeDigest(t *testing.T, size int64) {
+	dir := t.TempDir()
+	img := segment.NewImage(1, size, baseCreated)
+	off := int64(segment.HeaderSize)
+	for i := 0; i < 1000; i++ {
+		off = segment.PutFrame(img, 1, off, segment.TypeData, baseCreated+int64(i), []byte(fmt.Sprint("record ", i)))
+	}
+	// A record larger than the window: read through the mapping.
+	off = segment.PutFrame(img, 1, off, segment.TypeData, baseCreated+1000, bytes.Repeat([]byte{'L'}, int(min(size/8, windowSize+100))))
+	segment.PutEnd(img, 1, off, baseCreated+second)
+	f, err := segment.Seal(img, [segment.DigestSize]byte{}, 0, baseCreated+second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, segment.FileName(1))
+	for _, bad := range []bool{false, true} {
+		g := f
+		if bad {
+			g.Digest[31] ^= 1
+		}
+		g.Encode(img[size-segment.FooterSize:])
+		if err := os.WriteFile(p, img, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		rep := mustDir(t, dir, Options{})
+		s := rep.Segments[0]
+		if s.Records != 1001 || !s.DigestChecked || s.DigestOK == bad || has(rep, Footer, 1, size-segment.FooterSize) != bad || len(rep.Findings) != map[bool]int{false: 0, true: 1}[bad] {
+			t.Fatalf("bad digest %v: %+v\n%s", bad, s, summary(rep))
+		}
+	}
 }
