@@ -123,10 +123,9 @@ func ReadArchive(path string) (data []byte, err error) {
 
 // readArchive is ReadArchive decompressing, with the decoder getDec
 // returns, into a buffer of the content size from alloc; the result is
-// that buffer. If the archive does not
-// decode, the buffer is handed to free (nil: left to the collector) before
-// locateDamage decodes it again, so that placing the damage never costs
-// two segments' worth of memory.
+// that buffer. If the archive does not decode, the buffer is handed to
+// free (nil: left to the collector) before locateDamage decodes it again,
+// so that placing the damage never costs two segments' worth of memory.
 func readArchive(path string, getDec func() (*zstd.Decoder, error), alloc func(n int64) ([]byte, error), free func([]byte)) (data []byte, err error) {
 	a, err := openArchiveFile(path)
 	if err != nil {
