@@ -2,6 +2,7 @@ package verify
 
 import (
 	"io"
+	"os"
 	"path/filepath"
 
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -9,7 +10,7 @@ import (
 
 // A full check reads every byte of every sealed segment once. It reads
 // them with pread(2) into a small buffer per worker, whole if they fit
-// (checkPath), else a window at a time slid along the segment, rather
+// (openImage), else a window at a time slid along the segment, rather
 // than through the mapping or into a segment-sized copy. On the VMs we run on, the first touch of each 4 KiB page costs
 // ~1 µs for a fresh mapping of a page-cache page, and ~3-10 µs for fresh
 // anonymous memory (the hypervisor backs it on first touch: two 64 MiB
@@ -32,7 +33,15 @@ import (
 // copied says which (it decides only how the bytes are read, never what
 // is checked).
 func openImage(path string, o *Options, buf []byte) (im *segment.Image, copied bool, err error) {
-	if buf == nil || o.Quick || segment.IsArchiveName(filepath.Base(path)) {
+	mapped := buf == nil || o.Quick || segment.IsArchiveName(filepath.Base(path))
+	if !mapped {
+		// A file larger than buf is read through the window: mapped at
+		// once, without the footer read and the open of ReadImage below,
+		// which would only map it too.
+		st, serr := os.Lstat(path)
+		mapped = serr == nil && st.Size() > int64(len(buf))
+	}
+	if mapped {
 		im, err = segment.OpenImage(path)
 		return im, false, err
 	}
