@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -44,19 +43,10 @@ func runMemoryCases(cfg cliConfig, smallInput, smallLog, largeLog string, write 
 	tm := &memCase{title: "`auditseg tail -n +1` (peak RSS)", smallLog: logBytes(smallLog), largeLog: logBytes(largeLog), unavailable: haveTail}
 	fm := &memCase{title: "`auditseg tail -n +1 -f`, caught up (VmHWM)", smallLog: tm.smallLog, largeLog: tm.largeLog, unavailable: haveTail}
 	if haveTail == "" {
-		peak := func(dir string) float64 {
-			var rs []float64
-			for range 2 {
-				r, err := runProc(procIO{}, cfg.bin, "tail", "-n", "+1", dir)
-				if err != nil {
-					tm.err = err
-					break
-				}
-				rs = append(rs, float64(r.maxRSS))
-			}
-			return median(rs)
-		}
-		tm.small, tm.large = peak(smallLog), peak(largeLog)
+		var e1, e2 error
+		tm.small, e1 = peakRSS(cfg.bin, "tail", "-n", "+1", smallLog)
+		tm.large, e2 = peakRSS(cfg.bin, "tail", "-n", "+1", largeLog)
+		tm.err = errors.Join(e1, e2)
 		timeout := 2 * time.Minute
 		if cfg.size < 1<<30 {
 			timeout = 20 * time.Second
@@ -68,23 +58,26 @@ func runMemoryCases(cfg cliConfig, smallInput, smallLog, largeLog string, write 
 	}
 	vm := &memCase{issue: "#4", title: "full `auditseg verify` (peak RSS)", smallLog: tm.smallLog, largeLog: tm.largeLog, unavailable: haveVerify}
 	if haveVerify == "" {
-		vm.small, vm.large, vm.err = peakRSS(cfg.bin, smallLog, "verify"), peakRSS(cfg.bin, largeLog, "verify"), nil
+		var e1, e2 error
+		vm.small, e1 = peakRSS(cfg.bin, "verify", smallLog)
+		vm.large, e2 = peakRSS(cfg.bin, "verify", largeLog)
+		vm.err = errors.Join(e1, e2)
 	}
 	return []*memCase{wm, tm, fm, vm}
 }
 
-// peakRSS is the median peak RSS of two runs of `auditseg CMD dir`, NaN if
-// a run fails (the case then reports no verdict).
-func peakRSS(bin, dir, cmd string) float64 {
+// peakRSS is the median peak RSS of two runs of `auditseg ARGS...`; the
+// error is a failed run's (the case then reports it and no verdict).
+func peakRSS(bin string, args ...string) (float64, error) {
 	var rs []float64
 	for range 2 {
-		r, err := runProc(procIO{}, bin, cmd, dir)
+		r, err := runProc(procIO{}, bin, args...)
 		if err != nil {
-			return math.NaN()
+			return median(rs), err
 		}
 		rs = append(rs, float64(r.maxRSS))
 	}
-	return median(rs)
+	return median(rs), nil
 }
 
 func logBytes(dir string) int64 {
