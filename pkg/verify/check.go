@@ -77,6 +77,9 @@ type checker struct {
 	img []byte
 	// win, if not nil, is the window sealed bytes are read through.
 	win *window
+	// zeros, if not nil, is a window the zeros after the last frame of a
+	// segment not sealed are read through (zeroTail).
+	zeros *window
 	// valid is how many bytes of img the file holds; past it img is
 	// padding that must not be read (segment.WalkValid).
 	valid int64
@@ -147,7 +150,7 @@ func checkPath(path string, o *Options, buf []byte) *result {
 	}
 	defer im.Close()
 	var w *window
-	if buf != nil && !copied && !im.Archived && !o.Quick {
+	if buf != nil && !copied && !im.Archived {
 		if f, err := im.Reopen(); err == nil {
 			defer f.Close()
 			w = &window{src: f, buf: buf}
@@ -191,9 +194,10 @@ func newResult(path string, o *Options) *result {
 
 // checkImage checks one segment image. w, if not nil, is the window a
 // sealed segment's bytes are read through on a full check (window.go);
-// everything else is read through im.Data. The window is used only once
-// the footer says the segment is sealed: a sealed segment never changes,
-// so what the window reads is what the mapping holds.
+// everything else is read through im.Data but the zeros after the last
+// frame of a segment not sealed (zeroTail). The window reads a segment's
+// frames only once the footer says it is sealed: a sealed segment never
+// changes, so what the window reads is what the mapping holds.
 func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 	r.rep.Archived = r.rep.Archived || im.Archived
 	r.rep.FileBytes, r.rep.Bytes = im.FileSize, int64(len(im.Data))
@@ -276,8 +280,11 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 		d   [segment.DigestSize]byte
 		err error
 	}
-	if w != nil && r.sealed && !o.Quick {
+	if w != nil {
 		w.valid = im.Valid()
+		c.zeros = w
+	}
+	if w != nil && r.sealed && !o.Quick {
 		w.digest = segment.NewDigestStream(r.footer.PrevDigest)
 		w.digestEnd = r.footer.EndOffset + segment.FrameHeaderSize
 		c.win = w
@@ -357,6 +364,9 @@ func (c *checker) walk() {
 				off = next
 			}
 		}
+		if c.zeroTail(off, limit) {
+			break
+		}
 		evs, _ = segment.WalkBatch(c.img, c.seq, off, c.mode(), c.valid, evs[:0])
 		if len(evs) == 0 {
 			break // the record limit
@@ -387,6 +397,26 @@ func (c *checker) walk() {
 	}
 	r.rep.Records = c.records
 	r.rep.EndOffset = r.endAt
+}
+
+// zeroTail reports whether everything from off to the record limit is
+// zero, read through c.zeros, and if so records it as the walker would
+// (EvTail). The walker would read it through the mapping: for the segment
+// a writer prepares ahead, 64 MiB of zeros, which mapped would stay
+// resident until the check ends, so verify's memory would grow with the
+// segment size rather than with its window.
+func (c *checker) zeroTail(off, limit int64) bool {
+	w := c.zeros
+	if w == nil || c.valid != int64(len(c.img)) || off < segment.HeaderSize || off%segment.Alignment != 0 ||
+		off > limit-segment.FrameHeaderSize || segment.LoadLength(c.img, off) != 0 {
+		return false
+	}
+	if w.zeroFrom(c.img, off, limit) < limit {
+		return false // the walker judges what is there
+	}
+	c.event(&segment.Event{Kind: segment.EvTail, Offset: off, Len: limit - off,
+		Frame: segment.Frame{Offset: off, State: segment.Unwritten}}, limit, new(int))
+	return true
 }
 
 // mode is how the walk reads the segment: Sealed when its footer is valid

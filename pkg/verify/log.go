@@ -201,11 +201,9 @@ func runJobs(jobs []job, o *Options) []*result {
 		go func() {
 			defer wg.Done()
 			// The buffer sealed segment files are read into, or through
-			// (checkPath); --quick reads only their headers and footers.
-			var buf []byte
-			if !o.Quick {
-				buf, _ = segment.AllocHuge(windowSize) // nil: through the mappings
-			}
+			// (checkPath); --quick reads only their headers and footers,
+			// and through it the zeros of segments not sealed.
+			buf, _ := segment.AllocHuge(windowSize) // nil: through the mappings
 			defer func() { _ = segment.Unmap(buf) }()
 			for i := range idx {
 				results[i] = checkPath(jobs[i].path, o, buf)

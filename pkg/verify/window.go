@@ -24,7 +24,9 @@ import (
 // common path (END, damage, a reserved frame), is read through it by the
 // same walker as without a window. So the window changes how bytes are
 // read, never what is checked; checkBytes in the tests checks every case
-// both ways.
+// both ways. One more read goes through the window, sealed or not: the
+// zeros after the last frame (checker.zeroTail), all of a segment a
+// writer prepared ahead, which through the mapping would stay resident.
 
 // openImage opens path for checkPath: a sealed segment file that fits in
 // buf is read into it (segment.ReadImage), which for small segments costs

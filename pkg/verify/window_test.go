@@ -99,3 +99,39 @@ func checkLargeDigest(t *testing.T, size int64) {
 		}
 	}
 }
+
+// TestZeroTailThroughWindow: the zeros after the last frame of a segment
+// not sealed (all of the segment a writer prepares ahead) are read
+// through the window, not the mapping, which would keep them resident:
+// verify's peak memory grew by a segment for every such file. The test's
+// mapping holds a byte the file does not, far into the tail: judged
+// through the window, the segment is what the file holds.
+func TestZeroTailThroughWindow(t *testing.T) {
+	const seq, size = 1, 4 << 20
+	img := segment.NewImage(seq, size, baseCreated)
+	off := int64(segment.HeaderSize)
+	for i := range 10 {
+		off = segment.PutFrame(img, seq, off, segment.TypeData, baseCreated+int64(i), []byte("record"))
+	}
+	path := filepath.Join(t.TempDir(), segment.FileName(seq))
+	want := checkThrough(path, img, Options{}, nil)
+	if want.Totals.Records != 10 {
+		t.Fatalf("through the mapping:\n%s", summary(want))
+	}
+	mapped := bytes.Clone(img)
+	mapped[size/2] = 1
+	if bad := checkThrough(path, mapped, Options{}, nil); reflect.DeepEqual(bad, want) {
+		t.Fatalf("a non-zero byte in the tail went unnoticed through the mapping:\n%s", summary(bad))
+	}
+	for _, quick := range []bool{false, true} {
+		src := &countingReaderAt{r: bytes.NewReader(img)}
+		w := &window{src: src, buf: make([]byte, 256<<10)}
+		got := checkThrough(path, mapped, Options{Quick: quick}, w)
+		if want := checkThrough(path, img, Options{Quick: quick}, nil); !reflect.DeepEqual(got, want) {
+			t.Fatalf("quick %v: through the window:\n%s\nthrough the mapping of the file:\n%s", quick, summary(got), summary(want))
+		}
+		if tail := size - off; src.bytes < tail {
+			t.Fatalf("quick %v: read %d bytes through the window, the zero tail is %d", quick, src.bytes, tail)
+		}
+	}
+}
