@@ -162,9 +162,16 @@ func checkPath(path string, o *Options, buf []byte) *result {
 
 // checkGuarded is checkImage turning a memory fault into an I/O error of
 // the segment (see guardMapped): the report says the file changed while it
-// was read, and the exit code is 2, as for any file that cannot be read.
+// was read, or the window's read error, and the exit code is 2, as for any
+// file that cannot be read.
 func checkGuarded(im *segment.Image, r *result, o *Options, w *window) {
-	if err := guardMapped(im, func() { checkImage(im, r, o, w) }); err != nil {
+	err := guardMapped(im, func() { checkImage(im, r, o, w) })
+	if w != nil && w.err != nil {
+		// A read error says why the mapping faulted, if it did; if it did
+		// not, the file still could not be read.
+		err = fmt.Errorf("%s: %w", im.Path, w.err)
+	}
+	if err != nil {
 		r.rep.State, r.rep.Error, r.ioErr = StateUnreadable, err.Error(), err
 	}
 }

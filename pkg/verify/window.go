@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -74,6 +75,11 @@ type window struct {
 
 	digest    *segment.DigestStream
 	digestEnd int64 // where the digest stops: the END frame's header end
+
+	// err is the first read error other than the end of the file. What
+	// the window could not read is then read through the mapping, which
+	// faults on the same error; err is what the check reports.
+	err error
 }
 
 func (w *window) end() int64 { return w.base + w.n }
@@ -82,15 +88,19 @@ func (w *window) end() int64 { return w.base + w.n }
 func (w *window) bytes() []byte { return w.buf[:w.n] }
 
 // fill reads the window from off on and reports whether it holds any of
-// it. A short read (a file truncated under us) leaves a short window: what
-// it does not hold is read through the mapping, which reports the damage.
+// it. A short read (a file truncated under us, or an I/O error, kept in
+// err) leaves a short window: what it does not hold is read through the
+// mapping, which reports the damage.
 func (w *window) fill(off int64) bool {
 	n := min(int64(len(w.buf)), w.valid-off)
 	if off < 0 || n <= 0 {
 		w.base, w.n = off, 0
 		return false
 	}
-	m, _ := w.src.ReadAt(w.buf[:n], off)
+	m, err := w.src.ReadAt(w.buf[:n], off)
+	if err != nil && err != io.EOF && w.err == nil {
+		w.err = fmt.Errorf("reading %d bytes at offset %d: %w", n, off, err)
+	}
 	w.base, w.n = off, int64(m)
 	return m > 0
 }

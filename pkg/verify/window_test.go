@@ -2,10 +2,12 @@ package verify
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -134,4 +136,48 @@ func TestZeroTailThroughWindow(t *testing.T) {
 			t.Fatalf("quick %v: read %d bytes through the window, the zero tail is %d", quick, src.bytes, tail)
 		}
 	}
+}
+
+// TestWindowReadError: an I/O error under the window is the segment's
+// error (exit 2), named with its offset, not dropped: the mapping read
+// after it may fault ("changed while it was read") or, if the error was
+// passing, succeed and hide it.
+func TestWindowReadError(t *testing.T) {
+	m := buildMatrix(t)
+	// Not sealed, the window reads only the zeros after the last frame.
+	open := segment.NewImage(m.seq, testSize, baseCreated)
+	end := segment.PutFrame(open, m.seq, segment.HeaderSize, segment.TypeData, baseCreated, []byte("record"))
+	eio := errors.New("input/output error")
+	for _, sealed := range []bool{true, false} {
+		img, from := m.img, int64(segment.HeaderSize+100)
+		if !sealed {
+			img, from = open, end+4096
+		}
+		im := &segment.Image{Path: m.path, Data: img, FileSize: int64(len(img))}
+		im.Header, im.HeaderErr = segment.DecodeHeader(img)
+		o := Options{}.withDefaults()
+		r := newResult(m.path, &o)
+		src := &failingReaderAt{r: bytes.NewReader(img), from: from, err: eio}
+		checkGuarded(im, r, &o, &window{src: src, buf: make([]byte, 256)})
+		if !errors.Is(r.ioErr, eio) || r.rep.State != StateUnreadable ||
+			!strings.Contains(r.rep.Error, m.path) || !strings.Contains(r.rep.Error, "at offset ") {
+			t.Fatalf("sealed %v: state %v, error %q (%v); want the read error, with the file and offset", sealed, r.rep.State, r.rep.Error, r.ioErr)
+		}
+	}
+}
+
+// failingReaderAt fails every read that reaches from or beyond.
+type failingReaderAt struct {
+	r    *bytes.Reader
+	from int64
+	err  error
+}
+
+func (f *failingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off+int64(len(p)) > f.from {
+		n := max(f.from-off, 0)
+		m, _ := f.r.ReadAt(p[:n], off)
+		return m, f.err
+	}
+	return f.r.ReadAt(p, off)
 }
