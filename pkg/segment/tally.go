@@ -1,5 +1,7 @@
 package segment
 
+import "math"
+
 // Tally follows the commit words of frames a writer wrote itself, without
 // checking CRCs, to find when every frame up to END is committed and to
 // collect what the footer needs. It is how the writer seals at the speed of
@@ -19,9 +21,14 @@ func NewTally() Tally { return Tally{Off: HeaderSize} }
 // Advance moves over committed frames from t.Off and reports whether the
 // END frame has been reached. It stops at the first frame that is not
 // committed yet (or not plausible, which the writer treats as not yet).
-func (t *Tally) Advance(img []byte) bool {
+func (t *Tally) Advance(img []byte) bool { return t.AdvanceTo(img, math.MaxInt64) }
+
+// AdvanceTo is Advance stopping also at the first frame that starts at or
+// after stop, so that a caller can hash each stretch it passed while the
+// stretch is still in the CPU's cache.
+func (t *Tally) AdvanceTo(img []byte, stop int64) bool {
 	limit := RecordLimit(int64(len(img)))
-	for !t.End && t.Off+FrameHeaderSize <= limit {
+	for !t.End && t.Off+FrameHeaderSize <= limit && t.Off < stop {
 		l := LoadLength(img, t.Off)
 		if l <= 0 {
 			return false

@@ -217,6 +217,10 @@ func (w *Writer) sealLoop() {
 	}
 }
 
+// sealStretch is how much the sealer tallies before it hashes what it
+// tallied: well inside a core's L2 cache.
+const sealStretch = 128 << 10
+
 // sealState is what a seal pass left behind.
 type sealState struct {
 	pending bool // a finished segment still has frames in flight
@@ -252,14 +256,23 @@ func (w *Writer) sealPass() (st sealState, err error) {
 		// (SIGBUS) where its pages are gone; that fails the writer, naming
 		// the file, instead of crashing the process.
 		if err := segment.Guard(s.data, func() {
-			done = s.tally.Advance(s.data)
 			if s.digest == nil {
 				s.digest = segment.NewDigestStream(sl.prev)
 			}
-			if !done {
+			// A stretch at a time, hashed just after the tally read it:
+			// one pass over memory instead of two (the tally's pass alone
+			// cost ~10 % of `auditseg write`'s CPU, most of it waiting on
+			// memory).
+			for {
+				stop := s.tally.Off + sealStretch
+				if done = s.tally.AdvanceTo(s.data, stop); done {
+					break
+				}
 				// Committed frames never change: hashing them now is final.
 				s.digest.Add(s.data, s.tally.Off)
-				return
+				if s.tally.Off < stop {
+					return // a frame not committed yet
+				}
 			}
 			f = segment.TalliedFooter(s.data, s.seq, s.tally, s.digest, 0, now())
 		}); err != nil {
