@@ -111,6 +111,11 @@ var (
 	ErrTooLarge         = errors.New("record too large")
 	ErrReservationDone  = errors.New("reservation already committed or aborted")
 	ErrReservationsOpen = errors.New("reservations still open at close")
+	// ErrMaybeLost is a record committed as Close gave up on its segment
+	// (Options.CloseTimeout): it may or may not be in the log, where a
+	// refused commit (ErrClosed alone) is certainly not. It comes wrapped
+	// together with ErrClosed.
+	ErrMaybeLost = errors.New("record may not be in the log")
 	// ErrFailed wraps a flush or seal failure. It is sticky: after it,
 	// every call returns it and no durability is claimed again, because
 	// the kernel may have dropped the pages that failed to write.

@@ -386,7 +386,9 @@ func (r *Reservation) Position() Position {
 }
 
 // Commit checksums and commits the record. With SyncAlways it returns once
-// the record is durable.
+// the record is durable. After Close it fails with ErrClosed: the record is
+// not in the log, unless the error also wraps ErrMaybeLost (Close gave up
+// on the reservation as it was committed).
 func (r *Reservation) Commit() error {
 	if err := r.finishing(); err != nil {
 		return err
@@ -422,10 +424,10 @@ func (r *Reservation) Commit() error {
 // invalidation of the line replays a load not yet retired); stores retire
 // in order, so the commit store retired before it, translated to the
 // file's page, which the remap does not free: the record is in the file.
-// A load reading true reports the record as possibly lost. Elsewhere the
-// store is sync/atomic's, sequentially consistent.
+// A load reading true reports the record as possibly lost (ErrMaybeLost).
+// Elsewhere the store is sync/atomic's, sequentially consistent.
 func (w *Writer) committedAsClosed(pos Position) error {
-	return fmt.Errorf("%s: %w: the record at %v was committed as Close gave up on its segment: it may not be in the log", w.dir, ErrClosed, pos)
+	return fmt.Errorf("%s: %w: the record at %v was committed as Close gave up on its segment: %w", w.dir, ErrClosed, pos, ErrMaybeLost)
 }
 
 // syncCommitted makes a record just committed durable (SyncAlways). A

@@ -612,3 +612,22 @@ func reopened(t *testing.T, dir string) string {
 	}
 	return dir
 }
+
+// TestMaybeLostIsDistinct: a commit that met a segment Close gave up on
+// may be in the log; a refused one is not. Both wrap ErrClosed (the
+// writer is closed either way); only the first wraps ErrMaybeLost, which
+// is how a caller (and TestSoak) tells them apart.
+func TestMaybeLostIsDistinct(t *testing.T) {
+	w, err := Open(t.TempDir(), Options{SegmentSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	maybe := w.committedAsClosed(Position{Seq: 1, Offset: 64})
+	if !errors.Is(maybe, ErrClosed) || !errors.Is(maybe, ErrMaybeLost) || !strings.Contains(maybe.Error(), w.Dir()) {
+		t.Fatalf("committed as Close gave up: %v", maybe)
+	}
+	if refused := w.closedErr(); !errors.Is(refused, ErrClosed) || errors.Is(refused, ErrMaybeLost) {
+		t.Fatalf("refused: %v", refused)
+	}
+}
