@@ -1,0 +1,221 @@
+package verify
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// The frame walk of one segment: every frame checked with the shared
+// walker (segment.Walk), its fast path (segment.ScanData) and the window
+// (window.go), and the findings the frames make.
+
+// walk checks every frame with the shared walker and collects findings.
+func (c *checker) walk() {
+	r := c.r
+	r.walked = true
+	c.timeBounds()
+	frames := 0 // frames met, counted loosely: only whether any were matters
+	limit := segment.RecordLimit(int64(len(c.img)))
+	// WalkBatch decodes the events in place; a callback would be handed a
+	// copy of each, which costs more than the frame's CRC.
+	evs := make([]segment.Event, 0, 256)
+	// The common case first, without events: committed DATA and PAD
+	// frames (ScanData makes every check the walk does); the walk takes
+	// over at the first slot that is anything else.
+	scan := c.valid == int64(len(c.img))
+	data := func(off, ts int64, p []byte) {
+		if n := int64(segment.FrameHeaderSize + len(p)); !c.tally(c.img, 0, off+n, ts) {
+			c.dataFindings(off, n, ts)
+		}
+	}
+	w := c.win
+	dataIn := func(off, ts int64, p []byte) {
+		if n := int64(segment.FrameHeaderSize + len(p)); !c.tally(w.bytes(), w.base, off+n, ts) {
+			c.dataFindings(off, n, ts)
+		}
+	}
+	for off := int64(segment.HeaderSize); ; {
+		if scan {
+			var next int64
+			if w != nil {
+				next = w.scan(c.seq, int64(len(c.img)), off, limit, c.img, dataIn)
+			} else {
+				next = segment.ScanData(c.img, c.seq, off, limit, data)
+			}
+			if next > off {
+				frames++ // at least one (PAD frames are passed silently)
+				off = next
+			}
+		}
+		if c.zeroTail(off, limit) {
+			break
+		}
+		evs, _ = segment.WalkBatch(c.img, c.seq, off, c.mode(), c.valid, evs[:0])
+		if len(evs) == 0 {
+			break // the record limit
+		}
+		for i := range evs {
+			c.event(&evs[i], limit, &frames)
+		}
+		last := &evs[len(evs)-1]
+		if last.Kind.Ends() {
+			break
+		}
+		off = last.Offset + last.Len
+	}
+	r.empty = frames == 0 && r.dataEnd == segment.HeaderSize
+	if r.hasEnd {
+		from := r.endAt + segment.FrameHeaderSize
+		to := min(limit, c.valid)
+		var p int64
+		if w != nil {
+			p = w.zeroFrom(c.img, from, to)
+		} else {
+			p = segment.ZeroFrom(c.img, from, to)
+		}
+		if p < to {
+			c.addFound(c.finding(GarbageAfterEnd, p, limit-p,
+				fmt.Sprintf("non-zero bytes after the END frame at %d (first at offset %d, %d bytes to the record limit)", r.endAt, p, limit-p)), false)
+		}
+	}
+	r.rep.Records = c.records
+	r.rep.EndOffset = r.endAt
+}
+
+// zeroTail reports whether everything from off to the record limit is
+// zero, read through c.zeros, and if so records it as the walker would
+// (EvTail). The walker would read it through the mapping: for the segment
+// a writer prepares ahead, 64 MiB of zeros, which mapped would stay
+// resident until the check ends, so verify's memory would grow with the
+// segment size rather than with its window.
+func (c *checker) zeroTail(off, limit int64) bool {
+	w := c.zeros
+	if w == nil || c.valid != int64(len(c.img)) || off < segment.HeaderSize || off%segment.Alignment != 0 ||
+		off > limit-segment.FrameHeaderSize || segment.LoadLength(c.img, off) != 0 {
+		return false
+	}
+	if w.zeroFrom(c.img, off, limit) < limit {
+		return false // the walker judges what is there
+	}
+	c.event(&segment.Event{Kind: segment.EvTail, Offset: off, Len: limit - off,
+		Frame: segment.Frame{Offset: off, State: segment.Unwritten}}, limit, new(int))
+	return true
+}
+
+// mode is how the walk reads the segment: Sealed when its footer is valid
+// (a claim or zeros where frames should be are then damage, torn, not a
+// dead writer's leftovers, which recovery would never have sealed).
+func (c *checker) mode() segment.WalkMode {
+	if c.r.sealed {
+		return segment.Sealed
+	}
+	return segment.Quiescent
+}
+
+// event takes one walk event.
+func (c *checker) event(ev *segment.Event, limit int64, frames *int) {
+	r := c.r
+	switch ev.Kind {
+	case segment.EvFrame:
+		*frames++
+		if ev.Frame.Type == segment.TypeData {
+			if n := int64(ev.Frame.Length); !c.tally(c.img, 0, ev.Offset+n, ev.Frame.Time) {
+				c.dataFindings(ev.Offset, n, ev.Frame.Time)
+			}
+		}
+	case segment.EvEnd:
+		*frames++
+		r.hasEnd, r.endAt = true, ev.Offset
+	case segment.EvReserved:
+		r.unfinished.add(c.finding(Unfinished, ev.Offset, ev.Len,
+			fmt.Sprintf("frame reserved (length %d) and never committed; %d bytes skipped", ev.Frame.Length, ev.Len)))
+		c.damage = true
+	case segment.EvGap:
+		r.unfinished.add(c.finding(Unfinished, ev.Offset, ev.Len,
+			fmt.Sprintf("%d zero bytes before the next frame: space claimed by writers that never stored their claim", ev.Len)))
+		c.damage = true
+	case segment.EvTorn:
+		c.torn(ev, limit)
+	case segment.EvTail:
+		r.dataEnd = ev.Offset
+	}
+}
+
+func (c *checker) torn(ev *segment.Event, limit int64) {
+	reason := "damaged frame"
+	var ce *segment.CorruptError
+	if errors.As(ev.Frame.Err, &ce) {
+		reason = ce.Reason
+	} else if ev.Frame.State == segment.Unwritten {
+		reason = "zero length word followed by bytes that are not a frame"
+	}
+	next := ev.Offset + ev.Len
+	if next >= limit {
+		reason += fmt.Sprintf("; %d bytes unattributed up to the record limit", ev.Len)
+	} else {
+		reason += fmt.Sprintf("; %d bytes unattributed, resumed at the frame at %d", ev.Len, next)
+	}
+	c.tornAt = append(c.tornAt, span{ev.Offset, ev.Len})
+	c.addFound(c.finding(Torn, ev.Offset, ev.Len, reason), true)
+}
+
+// tally checks what the CRC cannot, the record's alignment padding and its
+// timestamp, and tallies the footer's fields, for every record: it counts
+// the record ending at end and reports whether its padding and time pass;
+// dataFindings, out of line, makes the findings when they do not. win
+// holds the segment's bytes from base on. Small enough to inline.
+func (c *checker) tally(win []byte, base, end, ts int64) bool {
+	c.records++
+	c.minTime, c.maxTime = min(c.minTime, ts), max(c.maxTime, ts)
+	// The CRC stops at the record's end; the padding up to the next frame
+	// is zero when written and is covered only by the digest.
+	return ts >= c.tsLo && ts <= c.tsHi && segment.PaddingZero(win, end-base)
+}
+
+// timeBounds sets the range of record timestamps that data accepts
+// without a look at dataFindings: all of them unless Options.TimeTolerance
+// and the header say otherwise.
+func (c *checker) timeBounds() {
+	c.tsLo, c.tsHi = math.MinInt64, math.MaxInt64
+	if tol := int64(c.o.TimeTolerance); tol >= 0 && c.known {
+		// Saturating: a huge tolerance, or a forged creation or sealing
+		// time near the ends of int64, must not wrap around.
+		if c.created >= math.MinInt64+tol {
+			c.tsLo = c.created - tol
+		}
+		if c.r.sealed && c.r.footer.SealedAt <= math.MaxInt64-tol {
+			c.tsHi = c.r.footer.SealedAt + tol
+		}
+	}
+}
+
+// dataFindings makes the findings for a record tally did not pass: its
+// padding, its time, or both. Never inlined, so that the per-record path
+// stays small.
+//
+//go:noinline
+func (c *checker) dataFindings(off, length, ts int64) {
+	end, ext := off+length, off+segment.Align(length)
+	if p := segment.ZeroFrom(c.img, end, ext); p < ext {
+		c.addFound(c.finding(Torn, p, ext-p,
+			fmt.Sprintf("non-zero byte in the alignment padding of the record at %d (the record itself is intact)", off)), true)
+	}
+	if c.o.TimeTolerance < 0 || !c.known {
+		return
+	}
+	if ts < c.tsLo {
+		c.addFound(c.finding(Torn, off, 0, fmt.Sprintf("record timestamp %s is %v before the segment was created (%s)",
+			fmtTime(ts), time.Duration(c.created-ts), fmtTime(c.created))), false)
+	} else if ts > c.tsHi {
+		c.addFound(c.finding(Torn, off, 0, fmt.Sprintf("record timestamp %s is %v after the segment was sealed (%s)",
+			fmtTime(ts), time.Duration(ts-c.r.footer.SealedAt), fmtTime(c.r.footer.SealedAt))), false)
+	}
+}
+
+// parallelDigest is the segment size from which the digest is computed
+// on its own goroutine; below it, the goroutine costs more than it saves.
+const parallelDigest = 1 << 20
