@@ -86,3 +86,21 @@ func BenchmarkCheckImage(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkVerifyOneSegment is a full verification of a log of a single
+// 64 MiB segment with one job and with two: with a core to spare, the
+// digest is hashed on it (digestAhead) while the job walks the frames.
+func BenchmarkVerifyOneSegment(b *testing.B) {
+	dir, total := benchLog(b, 1, 64<<20)
+	for _, jobs := range []int{1, 2} {
+		b.Run(fmt.Sprintf("jobs=%d", jobs), func(b *testing.B) {
+			b.SetBytes(total)
+			for b.Loop() {
+				rep, err := Dir(dir, Options{Workers: jobs})
+				if err != nil || rep.ExitCode(true) != ExitClean {
+					b.Fatalf("%v %+v", err, rep.Totals)
+				}
+			}
+		})
+	}
+}

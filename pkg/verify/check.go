@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -297,7 +298,11 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 		c.win = w
 	}
 	var digest chan digested
-	if r.sealed && !o.Quick && c.win == nil && len(im.Data) >= parallelDigest {
+	// With a window, the digest is hashed on the way, on this goroutine,
+	// unless a core would idle: fewer segments than jobs, and a segment
+	// large enough (window.go, digestAhead).
+	ahead := c.win != nil && o.spareCore && len(im.Data) >= 2*windowSize
+	if r.sealed && !o.Quick && (c.win == nil || ahead) && len(im.Data) >= parallelDigest {
 		// BLAKE3 and the frame CRCs cost about the same: hash on another
 		// core while walking, so one large segment takes half the time.
 		// That goroutine needs its own fault guard (a mapped file may
@@ -307,9 +312,18 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 		digest = make(chan digested, 1)
 		var wg sync.WaitGroup
 		defer wg.Wait()
+		var src io.ReaderAt
+		if ahead {
+			src = w.src
+			w.digest = nil
+		}
 		wg.Go(func() {
 			var d digested
-			d.err = guardMapped(im, func() { d.d = segment.Digest(r.footer.PrevDigest, im.Data, r.footer.EndOffset) })
+			var rerr error
+			d.err = guardMapped(im, func() { d.d, rerr = digestAhead(src, im.Data, r.footer) })
+			if rerr != nil {
+				d.err = fmt.Errorf("%s: %w", im.Path, rerr) // the cause of a fault after it
+			}
 			digest <- d
 		})
 	}

@@ -193,6 +193,11 @@ func runJobs(jobs []job, o *Options) []*result {
 	for _, j := range jobs {
 		total += j.size
 	}
+	if len(jobs) < o.Workers {
+		jo := *o
+		jo.spareCore = true
+		o = &jo
+	}
 	idx := make(chan int)
 	done := make(chan int)
 	var wg sync.WaitGroup

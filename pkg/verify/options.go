@@ -33,6 +33,10 @@ type Options struct {
 	// Logger receives diagnostics that are not findings (a lock file that
 	// cannot be queried). nil discards them.
 	Logger *slog.Logger
+
+	// spareCore is set for the jobs of a run with fewer segments than
+	// Workers: a job may then use a second goroutine (digestAhead).
+	spareCore bool
 }
 
 const (

@@ -63,7 +63,9 @@ func (c *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
 // TestLargeSegmentDigest: the digest and records of a sealed segment file
 // are checked the same whichever way verify reads it: copied whole into a
 // job's buffer (up to windowSize, hashed on its own goroutine from
-// parallelDigest up) or through the window (larger files).
+// parallelDigest up) or through the window (larger files), the digest
+// hashed on the way or, with a core to spare (one segment, two jobs), by
+// digestAhead.
 func TestLargeSegmentDigest(t *testing.T) {
 	for _, size := range []int64{parallelDigest, 16 * windowSize} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) { checkLargeDigest(t, size) })
@@ -94,11 +96,22 @@ func checkLargeDigest(t *testing.T, size int64) {
 		if err := os.WriteFile(p, img, 0o640); err != nil {
 			t.Fatal(err)
 		}
-		rep := mustDir(t, dir, Options{})
-		s := rep.Segments[0]
-		if s.Records != 1001 || !s.DigestChecked || s.DigestOK == bad || has(rep, Footer, 1, size-segment.FooterSize) != bad || len(rep.Findings) != map[bool]int{false: 0, true: 1}[bad] {
-			t.Fatalf("bad digest %v: %+v\n%s", bad, s, summary(rep))
+		for _, jobs := range []int{1, 2} {
+			rep := mustDir(t, dir, Options{Workers: jobs})
+			s := rep.Segments[0]
+			if s.Records != 1001 || !s.DigestChecked || s.DigestOK == bad || has(rep, Footer, 1, size-segment.FooterSize) != bad || len(rep.Findings) != map[bool]int{false: 0, true: 1}[bad] {
+				t.Fatalf("bad digest %v, %d jobs: %+v\n%s", bad, jobs, s, summary(rep))
+			}
 		}
+	}
+	// digestAhead's reads failing part way: the digest is still the
+	// segment's (the rest read through the mapping), and the error names
+	// where the read failed.
+	eio := errors.New("input/output error")
+	from := f.EndOffset / 2
+	d, err := digestAhead(&failingReaderAt{r: bytes.NewReader(img), from: from, err: eio}, img, f)
+	if want := segment.Digest(f.PrevDigest, img, f.EndOffset); d != want || !errors.Is(err, eio) || !strings.Contains(err.Error(), "offset ") {
+		t.Fatalf("digestAhead with a read error at %d: digest ok %v, error %v", from, d == want, err)
 	}
 }
 
