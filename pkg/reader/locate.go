@@ -41,22 +41,33 @@ func (r *Reader) locate() error {
 	return nil
 }
 
-// locateSince starts after the newest sealed segment whose records are all
-// older than Since, found from the end by footers alone. Unsealed segments
-// (at most the active one and its prepared successor, normally) have no
-// bound on their timestamps, so the search passes over them.
+// locateSince starts after the first sealed segments whose records are
+// all older than Since (or that hold none), found by footers alone. Not
+// after the newest such segment: times are not in position order (a
+// record's time is its commit's, and a reservation held while the next
+// segment fills leaves the newer record in the older segment), so a
+// record at or after Since may sit in a segment before one whose records
+// are all older. A segment without a footer (the active one, its
+// prepared successor, a damaged one) has no bound on its times: reading
+// starts there at the latest. Sealed segments further on whose records
+// are all older are passed over by their footers as they come
+// (segments.go, bulk_work.go).
 func (r *Reader) locateSince() {
-	for i := len(r.list) - 1; i >= 0; i-- {
-		e := r.list[i]
+	for i, e := range r.list {
 		// ReadFooter: an archive's summary, not the whole archive.
 		f, ferr := segment.ReadFooter(e.Path)
 		if a, ok := archivedSince(e, ferr); ok {
 			f, ferr = segment.ReadFooter(a.Path)
 		}
-		if ferr == nil && f.Records > 0 && f.MaxTime < r.since {
-			r.lastSeq, r.passed = e.Seq, true
+		if ferr != nil || (f.Records > 0 && f.MaxTime >= r.since) {
+			if i > 0 {
+				r.lastSeq, r.passed = r.list[i-1].Seq, true
+			}
 			return
 		}
+	}
+	if n := len(r.list); n > 0 {
+		r.lastSeq, r.passed = r.list[n-1].Seq, true
 	}
 }
 

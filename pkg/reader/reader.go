@@ -95,7 +95,9 @@ type Options struct {
 	// Start is where reading begins; the zero value is First().
 	Start Start
 	// Since, if not zero, keeps only records whose timestamp is at or after
-	// it. Sealed segments whose newest record is older are skipped by their
+	// it, whatever order the timestamps are in (a record's time is its
+	// commit's, so a record committed late may follow newer ones).
+	// Sealed segments whose newest record is older are skipped by their
 	// footer without being decoded. It cannot be combined with Last or
 	// Skip. Timestamps come from each writer's clock: records stamped
 	// before a clock step back are dropped like older ones.
