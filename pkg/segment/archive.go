@@ -54,24 +54,6 @@ func mapArchive(path string, dec func() (*zstd.Decoder, error)) ([]byte, func() 
 	return data, func() error { return Unmap(buf) }, nil
 }
 
-// OpenSalvaged is OpenImage for an archive whose content checksum does not
-// match (OpenImage returned an *ArchiveDamage with Block < 0): it decodes
-// the archive again without that check. Some bytes of the result differ
-// from the ones compressed, and the format cannot say which: use it only
-// through checks that vouch for every part they use, as each frame's CRC
-// does for its record. Most single flipped bytes damage an archive this
-// way, and without it a reader would lose the whole segment for one bad
-// record. Any other damage is an error, as from OpenImage.
-func OpenSalvaged(path string) (*Image, error) {
-	data, release, err := mapArchive(path, salvageDecoder)
-	if err != nil {
-		return nil, err
-	}
-	im := &Image{Path: path, Archived: true, Data: data, FileSize: int64(len(data)), release: release}
-	im.decodeHeader()
-	return im, nil
-}
-
 // maxBlockExpansion bounds how much one compressed byte can decode to: a
 // zstd block (at most 128 KiB decoded) takes at least 4 bytes (an RLE
 // block). A frame header claiming more than this is refused as impossible
@@ -85,9 +67,9 @@ const maxBlockExpansion = (128 << 10) / 4
 func maxArchiveSize(content int64) int64 { return content + content/1024 + 4096 }
 
 var (
-	decoderOnce, salvageOnce sync.Once
-	decoder, salvager        *zstd.Decoder
-	decoderErr, salvageErr   error
+	decoderOnce sync.Once
+	decoder     *zstd.Decoder
+	decoderErr  error
 )
 
 // archiveDecoder is shared: DecodeAll is safe for concurrent use and, with
@@ -97,19 +79,23 @@ func archiveDecoder() (*zstd.Decoder, error) {
 	return decoder, decoderErr
 }
 
-// salvageDecoder is archiveDecoder ignoring the content checksum, for
-// OpenSalvaged only.
-func salvageDecoder() (*zstd.Decoder, error) {
-	salvageOnce.Do(func() { salvager, salvageErr = newArchiveDecoder(zstd.IgnoreChecksum(true)) })
-	return salvager, salvageErr
-}
-
-func newArchiveDecoder(extra ...zstd.DOption) (*zstd.Decoder, error) {
-	return zstd.NewReader(nil, append([]zstd.DOption{
+func newArchiveDecoder() (*zstd.Decoder, error) {
+	return zstd.NewReader(nil,
 		zstd.WithDecoderConcurrency(runtime.GOMAXPROCS(0)),
 		zstd.WithDecoderMaxMemory(MaxSegmentSize),
 		zstd.WithDecoderMaxWindow(MaxSegmentSize),
-		zstd.WithDecodeAllCapLimit(true)}, extra...)...)
+		zstd.WithDecodeAllCapLimit(true))
+}
+
+// newStreamDecoder is a decoder for one stream at a time, decoded on the
+// caller's goroutine (concurrency 1): the one that turns a fault on the
+// mapped archive into an error, and the one whose reads blockTrace
+// counts. Its memory is the frame's window, not the segment.
+func newStreamDecoder(extra ...zstd.DOption) (*zstd.Decoder, error) {
+	return zstd.NewReader(nil, append([]zstd.DOption{
+		zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderMaxMemory(MaxSegmentSize),
+		zstd.WithDecoderMaxWindow(MaxSegmentSize)}, extra...)...)
 }
 
 // ReadArchive decompresses the segment archive at path and returns the
@@ -175,12 +161,7 @@ type ArchiveComparer struct {
 
 // NewArchiveComparer returns a comparer; Close releases it.
 func NewArchiveComparer() (*ArchiveComparer, error) {
-	// Concurrency 1: the stream is decoded on the caller's goroutine, the
-	// one that turns a fault on the mapped archive into an error.
-	dec, err := zstd.NewReader(nil,
-		zstd.WithDecoderConcurrency(1),
-		zstd.WithDecoderMaxMemory(MaxSegmentSize),
-		zstd.WithDecoderMaxWindow(MaxSegmentSize))
+	dec, err := newStreamDecoder()
 	if err != nil {
 		return nil, fmt.Errorf("zstd decoder: %w", err)
 	}

@@ -102,10 +102,12 @@ func (a *archiveFile) damage(t *blockTrace, err error) *ArchiveDamage {
 // (a second data frame after the first).
 var errPastSize = errors.New("more data than the frame header states")
 
-// traceWriter takes the decoded segment and forgets it, counting.
+// traceWriter takes the decoded segment, counting, and copies it into dst
+// (which has room for size bytes) or, when dst is nil, forgets it.
 type traceWriter struct {
 	t    *blockTrace
 	size int64
+	dst  []byte
 }
 
 func (w traceWriter) Write(p []byte) (int, error) {
@@ -115,6 +117,7 @@ func (w traceWriter) Write(p []byte) (int, error) {
 		// short write would replace that error with io.ErrShortWrite.
 		return len(p), errPastSize
 	}
+	copy(w.dst[min(w.t.out, int64(len(w.dst))):], p)
 	w.t.delivered(len(p))
 	return len(p), nil
 }
@@ -126,10 +129,7 @@ func (w traceWriter) Write(p []byte) (int, error) {
 // (up to the segment's size) is the memory this costs, which is why
 // readArchive gives its own buffer back first.
 func (a *archiveFile) locateDamage(decErr error) error {
-	dec, err := zstd.NewReader(nil,
-		zstd.WithDecoderConcurrency(1),
-		zstd.WithDecoderMaxMemory(MaxSegmentSize),
-		zstd.WithDecoderMaxWindow(MaxSegmentSize))
+	dec, err := newStreamDecoder()
 	if err != nil {
 		return a.corrupt("cannot decompress: %v", decErr)
 	}
@@ -147,4 +147,87 @@ func (a *archiveFile) locateDamage(decErr error) error {
 	// The stream decodes where DecodeAll did not: keep DecodeAll's word,
 	// with no position rather than a made-up one.
 	return a.corrupt("cannot decompress: %v", decErr)
+}
+
+// OpenSalvaged is OpenImage for a damaged archive (OpenImage returned an
+// *ArchiveDamage): it decodes what it can, ignoring the content checksum,
+// and returns an error only when no record can be read (the damage starts
+// in the frame header or the segment header).
+//
+// When only the checksum failed, Data is the whole segment, but some of
+// its bytes differ from the ones compressed and the format cannot say
+// which. When a block fails to decode, Data is still the segment's size,
+// decoded up to Lost (the ArchiveDamage's, or the footer's offset when
+// Lost falls inside the footer) and zero from there, and Valid and Lost
+// return that offset: the bytes after it are handled as a truncated
+// file's padding (see WalkValid), so a frame the loss cuts short is torn,
+// never read on into the zeros. Either way, use the image only through
+// checks that vouch for every part they use, as each frame's CRC does
+// for its record: without it a reader would lose the whole segment for
+// one bad record or block.
+//
+// Memory: one buffer of the segment's size, like OpenImage, plus the
+// stream decoder's window (128 KiB for archives pkg/archive writes at the
+// default level). One decode does it: the stream decode that places the
+// damage (locateDamage) writes into the buffer instead of forgetting.
+func OpenSalvaged(path string) (*Image, error) {
+	a, err := openArchiveFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer a.close()
+	buf, err := AllocHuge(int(a.size))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var decoded int64
+	err = a.guard(func() (err error) {
+		decoded, err = a.salvage(buf)
+		return err
+	})
+	if err != nil {
+		_ = Unmap(buf)
+		return nil, err
+	}
+	im := &Image{Path: path, Archived: true, Data: buf, FileSize: a.size, release: func() error { return Unmap(buf) }}
+	if decoded < a.size {
+		im.lost = decoded
+	}
+	im.decodeHeader()
+	return im, nil
+}
+
+// salvage decodes the archive into buf, its content size long and zero,
+// ignoring the content checksum, and returns how many bytes of it hold
+// content: a.size, or where the content is lost.
+func (a *archiveFile) salvage(buf []byte) (int64, error) {
+	dec, err := newStreamDecoder(zstd.IgnoreChecksum(true))
+	if err != nil {
+		return 0, fmt.Errorf("%s: zstd decoder: %w", a.path, err)
+	}
+	defer dec.Close()
+	t := newBlockTrace(a)
+	if err := dec.Reset(t); err != nil {
+		return 0, a.corrupt("cannot decompress: %v", err)
+	}
+	_, err = dec.WriteTo(traceWriter{t: t, size: a.size, dst: buf})
+	if err == nil && t.out == a.size {
+		return a.size, nil
+	}
+	if err == nil {
+		err = io.ErrUnexpectedEOF
+	}
+	d := a.damage(t, err)
+	switch {
+	case d.Lost >= a.size:
+		return a.size, nil // the damage lies after the segment
+	case d.Lost <= HeaderSize:
+		return 0, d // no frame decodes
+	case d.Lost > a.size-FooterSize:
+		// A footer is one checksummed unit: part of one is none, and
+		// read as one it would be damage found a second time.
+		clear(buf[a.size-FooterSize : d.Lost])
+		return a.size - FooterSize, nil
+	}
+	return d.Lost, nil
 }

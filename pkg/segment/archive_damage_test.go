@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/auditseg/auditseg/pkg/archive"
@@ -130,6 +132,7 @@ func TestArchiveDamagePlaced(t *testing.T) {
 			if !errors.Is(rerr, segment.ErrCorrupt) || ad.Path != p || ad.Size != int64(len(orig)) {
 				t.Fatalf("block %d, byte %d: %v (%+v)", i, at, rerr, ad)
 			}
+			salvageAgrees(t, p, ad)
 			if ad.Block < 0 {
 				// The block decoded to other bytes: only the content
 				// checksum saw it, and it does not say where.
@@ -193,17 +196,16 @@ func TestArchiveDamageKinds(t *testing.T) {
 			if !errors.As(err, &ad) || ad.Block != tc.block || ad.Lost != tc.lost {
 				t.Fatalf("%v (%+v), want block %d, lost from %d", err, ad, tc.block, tc.lost)
 			}
-			// Only a checksum mismatch is salvaged; here the damaged
-			// bytes are the checksum's, so what decodes is the original.
+			// Both salvage the whole segment: the damaged bytes are the
+			// checksum's or after the frame, so what decodes is the
+			// original.
 			im, serr := segment.OpenSalvaged(p)
-			if (serr == nil) != (tc.block < 0) {
+			if serr != nil {
 				t.Fatalf("OpenSalvaged: %v", serr)
 			}
-			if serr == nil {
-				defer im.Close()
-				if !bytes.Equal(im.Data, orig) || im.HeaderErr != nil || !im.Archived {
-					t.Fatalf("salvaged image: %d bytes, equal %v, header %v", len(im.Data), bytes.Equal(im.Data, orig), im.HeaderErr)
-				}
+			defer im.Close()
+			if !bytes.Equal(im.Data, orig) || im.HeaderErr != nil || !im.Archived || im.Lost() != 0 {
+				t.Fatalf("salvaged image: %d bytes, equal %v, header %v, lost from %d", len(im.Data), bytes.Equal(im.Data, orig), im.HeaderErr, im.Lost())
 			}
 		})
 	}
@@ -218,5 +220,111 @@ func TestArchiveDamageKinds(t *testing.T) {
 	var ad *segment.ArchiveDamage
 	if !errors.As(err, &ad) || ad.Block != 0 || ad.Lost != 0 {
 		t.Fatalf("huge window: %v (%+v), want the frame header", err, ad)
+	}
+}
+
+// salvageAgrees checks what OpenSalvaged makes of the archive at p, which
+// OpenImage refused with ad: nothing from where the content is lost on is
+// read, and no record the walk yields reaches it.
+func salvageAgrees(t *testing.T, p string, ad *segment.ArchiveDamage) {
+	t.Helper()
+	im, err := segment.OpenSalvaged(p)
+	if err != nil {
+		if !strings.Contains(err.Error(), p) {
+			t.Fatalf("OpenSalvaged error does not name the file: %v", err)
+		}
+		if ad.Block < 0 || ad.Lost > segment.HeaderSize {
+			t.Fatalf("OpenSalvaged refused damage %+v: %v", ad, err)
+		}
+		return
+	}
+	defer im.Close()
+	lost := im.Lost()
+	switch {
+	case ad.Block < 0 || ad.Lost >= ad.Size:
+		if lost != 0 {
+			t.Fatalf("damage %+v: lost from %d", ad, lost)
+		}
+	case lost != min(ad.Lost, ad.Size-segment.FooterSize) || im.Valid() != lost:
+		t.Fatalf("damage %+v: lost from %d, valid %d", ad, lost, im.Valid())
+	case segment.ZeroFrom(im.Data, lost, int64(len(im.Data))) != int64(len(im.Data)):
+		t.Fatalf("damage %+v: non-zero bytes after %d", ad, lost)
+	}
+	im.Walk(segment.HeaderSize, segment.Sealed, func(ev segment.Event) bool {
+		if ev.Kind == segment.EvFrame && ev.Frame.Type == segment.TypeData && ev.Offset+int64(ev.Frame.Length) > im.Valid() {
+			t.Fatalf("record at %d (%d bytes) reaches past %d", ev.Offset, ev.Frame.Length, im.Valid())
+		}
+		return true
+	})
+}
+
+// recordsBefore returns the offsets and payloads of the records of img
+// whose frames end at or before lost: what a reader can take from an
+// archive whose content is lost from there (each frame's CRC covers its
+// header and payload, not its alignment padding).
+func recordsBefore(t *testing.T, img []byte, lost int64) map[int64]string {
+	t.Helper()
+	want := map[int64]string{}
+	segment.Walk(img, 1, segment.HeaderSize, segment.Sealed, func(ev segment.Event) bool {
+		if ev.Kind == segment.EvFrame && ev.Frame.Type == segment.TypeData && ev.Offset+int64(ev.Frame.Length) <= lost {
+			want[ev.Offset] = string(ev.Frame.Payload)
+		}
+		return true
+	})
+	return want
+}
+
+// TestArchiveBlockDamageSalvaged: a block header damaged in the middle of
+// an archive stops the decoder there; OpenSalvaged gives the segment as
+// far as its earlier blocks decode, zero after, and the walk of it yields
+// exactly the records whose frames end before the loss. Before, it
+// refused anything but a checksum mismatch, and readers lost the whole
+// segment.
+func TestArchiveBlockDamageSalvaged(t *testing.T) {
+	orig, p, good := realArchive(t, 1<<20)
+	blocks := frameBlocks(t, good)
+	blk := blocks[len(blocks)/2]
+	bad := bytes.Clone(good)
+	bad[blk.at+2] ^= 0xff // the block size's high bits: past the frame's end
+	writeFile(t, p, bad)
+	_, err := segment.OpenImage(p)
+	var ad *segment.ArchiveDamage
+	if !errors.As(err, &ad) || ad.Block != blk.at || ad.Lost <= segment.HeaderSize || ad.Lost >= ad.Size {
+		t.Fatalf("OpenImage: %v (%+v), want a block error at %d", err, ad, blk.at)
+	}
+	salvageAgrees(t, p, ad)
+	im, err := segment.OpenSalvaged(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	if im.Lost() != ad.Lost || int64(len(im.Data)) != ad.Size || !bytes.Equal(im.Data[:ad.Lost], orig[:ad.Lost]) {
+		t.Fatalf("lost from %d (want %d), %d bytes, prefix equal %v", im.Lost(), ad.Lost, len(im.Data), bytes.Equal(im.Data[:ad.Lost], orig[:ad.Lost]))
+	}
+	if err := im.Check(); err != nil || im.HeaderErr != nil {
+		t.Fatalf("Check %v, header %v", err, im.HeaderErr)
+	}
+	// The summary's header still matches; its footer has nothing to match.
+	if err := im.CheckSummary(); err != nil {
+		t.Fatalf("CheckSummary: %v", err)
+	}
+	if _, err := im.Footer(); !errors.Is(err, segment.ErrNoFooter) {
+		t.Fatalf("Footer: %v, want ErrNoFooter (the footer is lost)", err)
+	}
+	want := recordsBefore(t, orig, ad.Lost)
+	got := map[int64]string{}
+	var last segment.Event
+	im.Walk(segment.HeaderSize, segment.Sealed, func(ev segment.Event) bool {
+		if ev.Kind == segment.EvFrame && ev.Frame.Type == segment.TypeData {
+			got[ev.Offset] = string(ev.Frame.Payload)
+		}
+		last = ev
+		return true
+	})
+	if len(want) < 10 || !maps.Equal(got, want) {
+		t.Fatalf("salvaged %d records, want the %d ending before %d", len(got), len(want), ad.Lost)
+	}
+	if last.Kind == segment.EvFrame || last.Offset > ad.Lost {
+		t.Fatalf("walk ended with %v at %d, past the loss at %d", last.Kind, last.Offset, ad.Lost)
 	}
 }

@@ -311,6 +311,9 @@ func FuzzReadArchive(f *testing.F) {
 			if !strings.Contains(err.Error(), p) {
 				t.Fatalf("error does not name the file: %v", err)
 			}
+			if ad := (*segment.ArchiveDamage)(nil); errors.As(err, &ad) {
+				salvageAgrees(t, p, ad)
+			}
 			return
 		}
 		if len(b) == 0 || len(b) > segment.MaxSegmentSize || cap(b) != len(b) {

@@ -29,6 +29,9 @@ type Image struct {
 
 	info    os.FileInfo // of the mapped file; nil for an archive
 	release func() error
+	// lost is where an archive opened by OpenSalvaged stops decoding
+	// (Data is zero from there on); 0 when all of it decoded.
+	lost int64
 }
 
 // openArchive decompresses an archive into memory that release gives
@@ -210,8 +213,22 @@ func (im *Image) WalkBatch(from int64, mode WalkMode, evs []Event) ([]Event, int
 }
 
 // Valid is how many bytes of Data came from the file: past it, Data is
-// padding (a truncated file) that must not be read — see WalkValid.
-func (im *Image) Valid() int64 { return min(im.FileSize, int64(len(im.Data))) }
+// padding (a truncated file, or the part of a damaged archive that does
+// not decode; see Lost) that must not be read — see WalkValid.
+func (im *Image) Valid() int64 {
+	v := min(im.FileSize, int64(len(im.Data)))
+	if im.lost > 0 {
+		v = min(v, im.lost)
+	}
+	return v
+}
+
+// Lost is, for an archive opened by OpenSalvaged, the segment offset from
+// which its content did not decode; 0 when all of it did (and for every
+// image from OpenImage or ReadImage). The damage from there on is the
+// ArchiveDamage's to report: a reader that has reported it stops at the
+// first frame that reaches Lost.
+func (im *Image) Lost() int64 { return im.lost }
 
 // Reopen opens the file the image maps, for a reader that would rather
 // copy its bytes with read(2) than touch the mapping (see pkg/reader's

@@ -120,14 +120,20 @@ func (im *Image) CheckSummary() error {
 	if err != nil {
 		return err
 	}
-	return matchSummary(im.Path, at, b[:], im.Data[:HeaderSize], im.Data[len(im.Data)-FooterSize:])
+	var foot []byte
+	if im.lost == 0 {
+		// A salvaged archive's footer was lost with its last blocks: the
+		// summary holds the only copy, there is nothing to compare it with.
+		foot = im.Data[len(im.Data)-FooterSize:]
+	}
+	return matchSummary(im.Path, at, b[:], im.Data[:HeaderSize], foot)
 }
 
 // matchSummary checks b, the last SummaryFrameSize bytes of the archive at
 // path (from offset at), against the segment's header and footer: nil if
 // b is a summary frame holding a copy of them, or no summary frame at all
-// (older archives have none). One that is damaged or belongs to another
-// segment is a *CorruptError.
+// (older archives have none); a nil foot is not compared. One that is
+// damaged or belongs to another segment is a *CorruptError.
 func matchSummary(path string, at int64, b, hdr, foot []byte) error {
 	_, _, err := decodeSummary(b)
 	switch {
@@ -135,7 +141,7 @@ func matchSummary(path string, at int64, b, hdr, foot []byte) error {
 		return nil
 	case err != nil && !errors.Is(err, ErrNoFooter):
 		return &CorruptError{Path: path, Offset: at, Reason: "archive summary: " + err.Error()}
-	case !bytes.Equal(b[16:16+HeaderSize], hdr) || !bytes.Equal(b[16+HeaderSize:SummaryFrameSize-4], foot):
+	case !bytes.Equal(b[16:16+HeaderSize], hdr) || foot != nil && !bytes.Equal(b[16+HeaderSize:SummaryFrameSize-4], foot):
 		return &CorruptError{Path: path, Offset: at, Reason: "archive summary does not match the segment's header and footer"}
 	}
 	return nil
