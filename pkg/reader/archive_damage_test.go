@@ -12,51 +12,85 @@ import (
 	"github.com/auditseg/auditseg/pkg/segment"
 )
 
-// TestDamagedArchiveOffset: an archive that does not decompress is
-// reported with the segment offset from which its content is lost (it
-// was reported at 0, and its error named no offset), and its error names
-// the damaged block's offset in the archive; the other segments' records
-// all come back.
+// TestDamagedArchiveOffset: an archive whose block fails to decode is
+// reported once, with the segment offset from which its content is lost
+// and the damaged block's offset in the archive, and every record whose
+// frame ends before that offset is read, in order, with all of the other
+// segments' records: nothing after it, and the frame the loss cuts short
+// is not reported again. Before, the whole segment was skipped.
 func TestDamagedArchiveOffset(t *testing.T) {
 	dir, recs, p, z := archivedLog(t)
-	// Flips from the middle of the frame on until one breaks its
-	// structure: most decode, to other bytes, caught only by the content
-	// checksum, which places nothing.
-	good := z
+	ad, aerr := blockDamage(t, p, z)
+	got, dmg := readAll(t, dir, reader.Options{})
+	want := salvageable(recs, ad.Lost)
+	if len(want) == len(recs) || len(want) < 10 {
+		t.Fatalf("%d of %d records before the loss at %d; the test needs some on each side", len(want), len(recs), ad.Lost)
+	}
+	sameRecs(t, got, want)
+	if len(dmg) != 1 || dmg[0].Kind != reader.DamageSegment || dmg[0].Seq != 1 || dmg[0].Offset != ad.Lost ||
+		!errors.Is(&dmg[0], segment.ErrCorrupt) || !strings.Contains(dmg[0].Error(), fmt.Sprintf("archive offset %d", ad.Block)) ||
+		!strings.Contains(dmg[0].Error(), fmt.Sprintf("records before offset %d are read", ad.Lost)) {
+		t.Fatalf("damage %+v, want segment 1 lost from %d (%v)", dmg, ad.Lost, aerr)
+	}
+
+	// -n N counts the damaged segment's records as it then reads them,
+	// not as its footer (the archive's summary) counts them: the last N of
+	// those above come back (all when N reaches into the lost ones, which
+	// count towards N as the footer counts them). Before, the segment
+	// counted 0 when it was the first needed, and all it salvaged came
+	// back.
+	others := 0 // records of the intact segments
+	for _, r := range recs {
+		if r.pos.Seq != 1 {
+			others++
+		}
+	}
+	for _, n := range []int{others - 3, others + 5, len(want), len(want) + 20} {
+		got, _ := readAll(t, dir, reader.Options{Start: reader.Last(uint64(n))})
+		sameRecs(t, got, want[max(0, len(want)-n):])
+	}
+}
+
+// blockDamage flips bytes of the archive z at p from the middle of its
+// frame on until one breaks its structure (most decode, to other bytes,
+// caught only by the content checksum, which places nothing), and returns
+// the damage OpenImage reports.
+func blockDamage(t *testing.T, p string, good []byte) (*segment.ArchiveDamage, error) {
+	t.Helper()
 	var ad *segment.ArchiveDamage
-	var aerr error
 	for at := len(good) / 2; ; at += 101 {
 		if at >= len(good)-segment.SummaryFrameSize {
 			t.Fatal("no flip placed")
 		}
-		z = append([]byte(nil), good...)
+		z := append([]byte(nil), good...)
 		z[at] ^= 0x5a
 		if err := os.WriteFile(p, z, 0o640); err != nil {
 			t.Fatal(err)
 		}
-		_, aerr = segment.ReadArchive(p)
-		if !errors.As(aerr, &ad) {
-			t.Fatalf("byte %d flipped: %v, not an *ArchiveDamage", at, aerr)
+		_, err := segment.ReadArchive(p)
+		if !errors.As(err, &ad) {
+			t.Fatalf("byte %d flipped: %v, not an *ArchiveDamage", at, err)
 		}
 		if ad.Block > 0 {
-			break
+			if ad.Lost <= segment.HeaderSize || ad.Lost >= ad.Size {
+				t.Fatalf("%v: damage past the first block lost from %d", err, ad.Lost)
+			}
+			return ad, err
 		}
 	}
-	if ad.Lost <= 0 {
-		t.Fatalf("%v: damage past the first block lost from %d", aerr, ad.Lost)
-	}
-	got, dmg := readAll(t, dir, reader.Options{})
+}
+
+// salvageable is recs less the records of segment 1 whose frames reach
+// past lost: what can be read of the log when segment 1's archive decodes
+// only up to lost (a frame's CRC covers its header and payload).
+func salvageable(recs []rec, lost int64) []rec {
 	var want []rec
 	for _, r := range recs {
-		if r.pos.Seq != 1 {
+		if r.pos.Seq != 1 || r.pos.Offset+segment.FrameHeaderSize+int64(len(r.payload)) <= lost {
 			want = append(want, r)
 		}
 	}
-	sameRecs(t, got, want)
-	if len(dmg) != 1 || dmg[0].Kind != reader.DamageSegment || dmg[0].Seq != 1 || dmg[0].Offset != ad.Lost ||
-		!errors.Is(&dmg[0], segment.ErrCorrupt) || !strings.Contains(dmg[0].Error(), fmt.Sprintf("archive offset %d", ad.Block)) {
-		t.Fatalf("damage %+v, want segment 1 lost from %d (%v)", dmg, ad.Lost, aerr)
-	}
+	return want
 }
 
 // TestChecksumDamagedArchiveSalvaged: an archive that decodes, but to

@@ -77,7 +77,9 @@ func (r *Reader) locateSince() {
 // skipping its surplus records. That segment is counted again by walking
 // it: its footer also counts records damaged since, which the reader
 // passes over without counting them as skipped, and one intact record too
-// many would then be skipped for each.
+// many would then be skipped for each (a damaged archive counts the
+// records it is read for, those before its loss). Records lost to damage
+// still count towards n, as the footers count them.
 //
 // A live log ends in empty segments (the prepared next one, the one
 // created ahead): for n = 0 reading starts after the last record, in the
@@ -133,8 +135,12 @@ func archivedSince(e segment.Entry, err error) (segment.Entry, bool) {
 func (r *Reader) walkCount(e segment.Entry) uint64 {
 	im, err := segment.OpenImage(e.Path)
 	if a, ok := archivedSince(e, err); ok {
-		im, err = segment.OpenImage(a.Path)
+		e = a
+		im, err = segment.OpenImage(e.Path)
 	}
+	// A damaged archive is read as far as it decodes (openSeg): its
+	// records are counted alike.
+	im, _, err = openSalvaging(e.Path, im, err)
 	if err != nil {
 		return 0
 	}
@@ -144,15 +150,16 @@ func (r *Reader) walkCount(e segment.Entry) uint64 {
 	}
 	_, ferr := im.Footer()
 	mode := segment.Sealed
-	if errors.Is(ferr, segment.ErrNoFooter) {
+	if errors.Is(ferr, segment.ErrNoFooter) && im.Lost() == 0 {
 		mode = segment.Quiescent
-	}
-	if r.alive && errors.Is(ferr, segment.ErrNoFooter) {
-		mode = segment.Live
+		if r.alive {
+			mode = segment.Live
+		}
 	}
 	var n uint64
 	_ = segment.Guard(im.Data, func() {
 		im.Walk(segment.HeaderSize, mode, func(ev segment.Event) bool {
+			// A record the loss cuts short is torn, never a frame.
 			if ev.Kind == segment.EvFrame && ev.Frame.Type == segment.TypeData {
 				n++
 			}

@@ -30,6 +30,9 @@ type seg struct {
 	parked    bool
 	parkAlive bool
 	laterAt   time.Time // last look for a later sealed segment
+	// lost: for an archive read as far as it decodes, the offset from
+	// which it does not (segment.Image.Lost); 0 otherwise.
+	lost int64
 }
 
 // noStop marks a walk that stopped for no event: a full batch, or the
@@ -144,7 +147,7 @@ func (r *Reader) walk(c *seg, mode segment.WalkMode, probe bool) (stop segment.E
 			stop, r.evs = r.evs[n-1], r.evs[:n-1]
 		}
 		if err == nil {
-			return stop, true
+			return r.cutAtLoss(c, stop), true
 		}
 		r.evs = r.evs[:0]
 		r.faulted(c, err)
@@ -165,7 +168,7 @@ func (r *Reader) walk(c *seg, mode segment.WalkMode, probe bool) (stop segment.E
 		})
 	})
 	if err == nil {
-		return stop, true
+		return r.cutAtLoss(c, stop), true
 	}
 	r.evs = r.evs[:0]
 	r.faulted(c, err)
@@ -433,22 +436,14 @@ func (r *Reader) openSeg(e segment.Entry) (*seg, bool) {
 			im, err = segment.OpenImage(e.Path)
 		}
 	}
-	// An archive whose content checksum fails is read frame by frame
-	// (segment.OpenSalvaged): each record's CRC vouches for it, and the
-	// damage is reported once, here.
-	var salvaged error
-	if ad := (*segment.ArchiveDamage)(nil); errors.As(err, &ad) && ad.Block < 0 {
-		if sim, serr := segment.OpenSalvaged(e.Path); serr == nil {
-			im, salvaged, err = sim, err, nil
-		}
-	}
+	im, salvaged, err := openSalvaging(e.Path, im, err)
 	if err != nil {
 		r.skipUnreadable(e)
 		r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(err), Err: fmt.Errorf("%s: cannot open segment: %w", e.Path, err)})
 		return nil, false
 	}
-	if salvaged != nil && !r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq,
-		Err: fmt.Errorf("%w; its records are read one by one, each checked by its CRC", salvaged)}) {
+	if salvaged != nil && !r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(salvaged),
+		Err: fmt.Errorf("%w; %s", salvaged, salvagedRecords(im))}) {
 		im.Close()
 		return nil, false
 	}
@@ -494,6 +489,11 @@ func (r *Reader) openSeg(e segment.Entry) (*seg, bool) {
 			im.Close()
 			return nil, false
 		}
+	}
+	if c.lost = im.Lost(); c.lost > 0 {
+		// Only sealed segments are archived; the footer was lost with
+		// the blocks after c.lost.
+		c.quiet, c.footer = true, true
 	}
 	if r.seek != nil {
 		r.applySeek(c, *r.seek)

@@ -68,10 +68,15 @@ func TestStartPastUnreadableArchive(t *testing.T) {
 	}
 	z := enc.EncodeAll(img, nil)
 	enc.Close()
-	// Cut inside the frame, so that it cannot decode (a flipped byte
-	// mostly fails only the content checksum, and such an archive is
-	// read frame by frame); the summary appended below is intact.
-	z = z[:len(z)/2]
+	// Cut inside the first block, so that nothing of it decodes (an
+	// archive cut further on is read as far as it decodes, and a flipped
+	// byte mostly fails only the content checksum, after which it is read
+	// frame by frame); the summary appended below is intact.
+	var zh zstd.Header
+	if err := zh.Decode(z); err != nil {
+		t.Fatal(err)
+	}
+	z = z[:zh.HeaderSize+8]
 	if err := os.WriteFile(filepath.Join(dir, segment.ArchiveName(2)), segment.AppendSummary(z, img), 0o640); err != nil {
 		t.Fatal(err)
 	}

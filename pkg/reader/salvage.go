@@ -1,0 +1,55 @@
+package reader
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// openSalvaging takes what segment.OpenImage returned for path, and when
+// that is an archive's damage, reads what segment.OpenSalvaged can of it
+// instead: each record's CRC vouches for it. damage is then the archive's
+// damage, for the caller to report once.
+func openSalvaging(path string, im *segment.Image, err error) (_ *segment.Image, damage, _ error) {
+	var ad *segment.ArchiveDamage
+	if !errors.As(err, &ad) {
+		return im, nil, err
+	}
+	sim, serr := segment.OpenSalvaged(path)
+	if serr != nil {
+		return nil, nil, err
+	}
+	return sim, err, nil
+}
+
+// salvagedRecords says which records of a salvaged archive are read.
+func salvagedRecords(im *segment.Image) string {
+	if im.Lost() > 0 {
+		return fmt.Sprintf("its records before offset %d are read one by one, each checked by its CRC", im.Lost())
+	}
+	return "its records are read one by one, each checked by its CRC"
+}
+
+// cutAtLoss ends the walk of an archive read as far as it decodes (c.lost
+// > 0) before the first event the loss cuts short: a frame whose bytes
+// reach past c.lost (torn, to the walk), or zeros that run into it (the
+// tail). What lies there was reported with the archive's damage when the
+// segment was opened; reported again it would be counted twice. The
+// segment ends there, as at its END (noStop with nothing buffered
+// finishes it).
+func (r *Reader) cutAtLoss(c *seg, stop segment.Event) segment.Event {
+	if c.lost == 0 {
+		return stop
+	}
+	for i := range r.evs {
+		if ev := &r.evs[i]; ev.Kind != segment.EvFrame && ev.Offset+ev.Len > c.lost {
+			r.evs = r.evs[:i]
+			return segment.Event{Kind: noStop}
+		}
+	}
+	if stop.Kind != segment.EvEnd {
+		stop.Kind = noStop
+	}
+	return stop
+}
