@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -228,25 +227,12 @@ func TestDamagedArchivePlaced(t *testing.T) {
 	frame := len(good) - segment.SummaryFrameSize
 	placed, checksumOnly := 0, 0
 	for _, at := range []int{frame / 10, frame / 3, frame / 2, frame * 4 / 5} {
-		// A run of bytes, not one: a single flip in Huffman-coded
-		// literals mostly decodes, to other bytes, and only the content
-		// checksum at the end of the frame, which places nothing, sees it.
-		bad := bytes.Clone(good)
-		for i := at; i < at+32; i++ {
-			bad[i] ^= 0x5a
-		}
-		if err := os.WriteFile(p, bad, 0o640); err != nil {
-			t.Fatal(err)
-		}
-		_, derr := segment.ReadArchive(p)
-		var ad *segment.ArchiveDamage
-		if !errors.As(derr, &ad) {
-			t.Fatalf("byte %d flipped: %v, not an *ArchiveDamage", at, derr)
-		}
+		ad, derr := flipRun(t, p, good, at)
 		rep := mustDir(t, l.dir, Options{})
 		// A checksum mismatch has no block to name; what the archive
 		// decodes to is then checked frame by frame, which names the
-		// damaged frames.
+		// damaged frames. A damaged block leaves the frames before it as
+		// they were written: the archive's finding is the only one.
 		wantOne := ad.Block >= 0
 		if rep.ExitCode(false) != ExitFindings || rep.Segments[0].State != StateDamaged || (len(rep.Findings) == 1) != wantOne || len(rep.Findings) == 0 {
 			t.Fatalf("byte %d flipped: exit %d %+v\n%s", at, rep.ExitCode(false), rep.Segments[0], summary(rep))

@@ -134,15 +134,8 @@ func checkPath(path string, o *Options, buf []byte) *result {
 				f.Offset, f.Bytes = ad.Lost, ad.Size-ad.Lost
 			}
 			r.found.add(f)
-			if ad != nil && ad.Block < 0 {
-				// Only the content checksum failed: check what it decodes
-				// to frame by frame, as readers read it, so the findings
-				// say which records are damaged.
-				if sim, serr := segment.OpenSalvaged(path); serr == nil {
-					defer sim.Close()
-					checkGuarded(sim, r, o, nil)
-					r.rep.State = StateDamaged
-				}
+			if ad != nil {
+				checkSalvaged(path, r, o)
 			}
 		default:
 			r.rep.State, r.rep.Error, r.ioErr = StateUnreadable, err.Error(), err

@@ -1,0 +1,89 @@
+package verify
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"testing"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// TestBlockDamagedArchiveSalvaged: an archive whose block fails to decode
+// is checked, after the archive's finding, frame by frame up to where its
+// content is lost: a frame damaged there is its own finding, the records
+// count is the records read before the loss, and the frame the loss cuts
+// short is no second finding overlapping the archive's. Before, the
+// archive's finding was the only one and the segment counted 0 records.
+func TestBlockDamagedArchiveSalvaged(t *testing.T) {
+	l := newTestLog(t)
+	const size = 1 << 20
+	s := l.seal(buildSize(l.next, size, payloads(l.next, 12000), true))
+	l.sealed(4)
+	// A record damaged before it was archived: the archive holds it as
+	// it was, and only its CRC tells.
+	torn := s.offs[10]
+	s.img[torn+segment.FrameHeaderSize] ^= 0xff
+	p := archive(t, l, s, false)
+	good, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := len(good) - segment.SummaryFrameSize
+	var ad *segment.ArchiveDamage
+	for at := frame / 2; ; at += 997 {
+		if at+32 > frame {
+			t.Fatal("no run of flipped bytes breaks a block")
+		}
+		ad, _ = flipRun(t, p, good, at)
+		if ad.Block > 0 && ad.Lost > s.offs[20] && ad.Lost < size-segment.FooterSize {
+			break
+		}
+	}
+	want, straddles := uint64(0), false
+	for i, off := range s.offs {
+		end := off + segment.FrameHeaderSize + int64(len(s.payload[i]))
+		switch {
+		case end <= ad.Lost && off != torn:
+			want++
+		case off < ad.Lost && end > ad.Lost:
+			straddles = true
+		}
+	}
+	if !straddles {
+		t.Fatalf("no frame straddles the loss at %d; the test needs one", ad.Lost)
+	}
+	rep := mustDir(t, l.dir, Options{})
+	sr := rep.Segments[0]
+	if rep.ExitCode(false) != ExitFindings || sr.State != StateDamaged || sr.Records != want || len(rep.Findings) != 2 {
+		t.Fatalf("exit %d, %+v, want %d records and 2 findings\n%s", rep.ExitCode(false), sr, want, summary(rep))
+	}
+	// In the order of their offsets.
+	if f := rep.Findings[0]; f.Class != Torn || f.Path != p || f.Offset != torn || f.Offset+f.Bytes > ad.Lost {
+		t.Fatalf("frame finding %+v, want the frame at %d", f, torn)
+	}
+	if f := rep.Findings[1]; f.Class != Torn || f.Path != p || f.Offset != ad.Lost || f.Bytes != size-ad.Lost {
+		t.Fatalf("archive finding %+v, want torn from %d", f, ad.Lost)
+	}
+}
+
+// flipRun writes good to p with the 32 bytes from at flipped, and returns
+// the damage reading it meets. A run of bytes, not one: a single flip in
+// Huffman-coded literals mostly decodes, to other bytes, and only the
+// content checksum at the end of the frame, which places nothing, sees it.
+func flipRun(t *testing.T, p string, good []byte, at int) (*segment.ArchiveDamage, error) {
+	t.Helper()
+	bad := bytes.Clone(good)
+	for i := at; i < at+32; i++ {
+		bad[i] ^= 0x5a
+	}
+	if err := os.WriteFile(p, bad, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	_, err := segment.ReadArchive(p)
+	var ad *segment.ArchiveDamage
+	if !errors.As(err, &ad) {
+		t.Fatalf("bytes %d..%d flipped: %v, not an *ArchiveDamage", at, at+32, err)
+	}
+	return ad, err
+}
