@@ -32,8 +32,9 @@ const (
 	// while it was read. Err says which, with the file and offset. For
 	// an archive that does not decompress, Offset is the segment offset
 	// from which nothing decodes (Err, a *segment.ArchiveDamage, also
-	// names the damaged block's offset in the archive file); the segment
-	// is skipped whole.
+	// names the damaged block's offset in the archive file); the records
+	// before it that pass their CRC are read, unless nothing of the
+	// segment's frames decodes, when it is skipped whole.
 	DamageSegment
 	// DamageMissing: segment numbers Seq to Seq+Len-1 are absent from the
 	// directory between two segments that are present.
