@@ -167,9 +167,13 @@ func (a *archiveFile) locateDamage(decErr error) error {
 // one bad record or block.
 //
 // Memory: one buffer of the segment's size, like OpenImage, plus the
-// stream decoder's window (128 KiB for archives pkg/archive writes at the
-// default level). One decode does it: the stream decode that places the
-// damage (locateDamage) writes into the buffer instead of forgetting.
+// stream decoder's window: 128 KiB for archives pkg/archive writes at the
+// default level, the library's 8 MiB above it, but as much as the
+// content decoded for a frame whose window is its whole content (a
+// single-segment frame, as EncodeAll writes): the buffer cannot be given
+// back first as locateDamage does, it is the result. One decode does it:
+// the counted stream decode that places the damage (locateDamage) writes
+// into the buffer instead of forgetting.
 func OpenSalvaged(path string) (*Image, error) {
 	a, err := openArchiveFile(path)
 	if err != nil {
