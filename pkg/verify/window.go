@@ -187,6 +187,11 @@ func (w *window) zeroFrom(img []byte, from, limit int64) int64 {
 	return limit
 }
 
+// aheadSize is digestAhead's buffer: from the Go heap, whose pages are
+// likely backed already (a fresh 2 MiB huge page cost more than it saved
+// on a 64 MiB segment), and small enough to stay in the L2 cache.
+const aheadSize = 256 << 10
+
 // digestAhead computes a sealed segment's digest on a goroutine of its
 // own while the walk reads the segment through the job's window: the
 // digest costs about as much as the walk, so on an otherwise idle core
@@ -195,11 +200,6 @@ func (w *window) zeroFrom(img []byte, from, limit int64) int64 {
 // same reasons (window.go's top); without src, or for what src does not
 // give, through the mapping img. A read error is returned with its
 // offset, as the window's.
-// aheadSize is digestAhead's buffer: from the Go heap, whose pages are
-// likely backed already (a fresh 2 MiB huge page cost more than it saved
-// on a 64 MiB segment), and small enough to stay in the L2 cache.
-const aheadSize = 256 << 10
-
 func digestAhead(src io.ReaderAt, img []byte, ft segment.Footer) ([segment.DigestSize]byte, error) {
 	d := segment.NewDigestStream(ft.PrevDigest)
 	end := ft.EndOffset + segment.FrameHeaderSize
