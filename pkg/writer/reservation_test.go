@@ -135,7 +135,7 @@ func TestReserveNegative(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	if _, err := w.Reserve(-1); err == nil || !strings.Contains(err.Error(), "negative") || errors.Is(err, ErrTooLarge) {
+	if _, err := w.Reserve(-1); err == nil || !strings.Contains(err.Error(), "negative") || !errors.Is(err, os.ErrInvalid) || errors.Is(err, ErrTooLarge) {
 		t.Fatalf("Reserve(-1): %v", err)
 	}
 }

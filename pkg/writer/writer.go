@@ -350,13 +350,15 @@ func (*noCopy) Lock()   {}
 func (*noCopy) Unlock() {}
 
 // Reserve claims space for a record of exactly n bytes and returns it for
-// the caller to fill in place, saving the copy Append makes.
+// the caller to fill in place, saving the copy Append makes. A negative n
+// is refused with an error wrapping os.ErrInvalid; one above the record
+// limit with ErrTooLarge.
 func (w *Writer) Reserve(n int) (Reservation, error) {
 	if e := w.failed.Load(); e != nil {
 		return Reservation{}, *e
 	}
 	if n < 0 {
-		return Reservation{}, fmt.Errorf("%s: reserve %d bytes: the size cannot be negative", w.dir, n)
+		return Reservation{}, fmt.Errorf("%s: reserve %d bytes: %w: the size cannot be negative", w.dir, n, os.ErrInvalid)
 	}
 	if n > w.maxRecord {
 		return Reservation{}, w.tooLarge(n)
