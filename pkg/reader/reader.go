@@ -152,7 +152,10 @@ func After(p Position) Start { return Start{kind: startAfter, pos: p} }
 
 // Last starts n records before the end of what is committed, so that the
 // last n records are read. Sealed segments are counted by their footers,
-// not decoded. Last(0) reads only records committed after Open.
+// not decoded, so where a sealed segment after the start is damaged (a
+// torn frame, an archive that decodes only in part) its lost records
+// still count: fewer than n are read, and the damage is reported as
+// usual. Last(0) reads only records committed after Open.
 func Last(n uint64) Start { return Start{kind: startLast, n: n} }
 
 // Skip starts after the first n records (Skip(0) is First). Sealed

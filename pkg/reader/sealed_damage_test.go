@@ -52,3 +52,38 @@ func TestSealedSegmentGapAndClaim(t *testing.T) {
 		})
 	}
 }
+
+// TestLastCountsDamagedByFooter: Last(n) counts sealed segments by their
+// footers, as documented, so a torn record after the start still counts:
+// the n-1 records that survive of the last n come back, and the damage is
+// reported. The start itself is where it would be without the damage.
+func TestLastCountsDamagedByFooter(t *testing.T) {
+	dir := t.TempDir()
+	recs := writeLog(t, dir, 3000, true)
+	s2 := inSeg(recs, 2)
+	if len(s2) < 5 || inSeg(recs, 3) == nil {
+		t.Fatalf("fixture: want a third segment after a second of 5+ records")
+	}
+	p := filepath.Join(dir, segment.FileName(2))
+	img, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	torn := s2[3].pos
+	img[torn.Offset+segment.FrameHeaderSize] ^= 0xff // the CRC no longer matches
+	if err := os.WriteFile(p, img, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	n := len(recs) - len(inSeg(recs, 1)) + 2 // from the second-last record of segment 1
+	var want []rec
+	for _, r := range recs[len(recs)-n:] {
+		if r.pos != torn {
+			want = append(want, r)
+		}
+	}
+	got, dmg := readAll(t, dir, reader.Options{Start: reader.Last(uint64(n))})
+	sameRecs(t, got, want)
+	if len(dmg) != 1 || dmg[0].Kind != reader.DamageTorn || dmg[0].Offset != torn.Offset {
+		t.Fatalf("damage %+v, want one torn at %d", dmg, torn.Offset)
+	}
+}
