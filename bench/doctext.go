@@ -32,6 +32,17 @@ at one goroutine as a hint of the cold cost. Command-line runs use a warm page
 cache unless ` + "`-cold`" + ` is given; before every one the harness calls sync(2) so
 one run's write-back does not land in the next run's time.
 
+**Page costs** (the Machine table) are probed at the start of every run,
+in the work directory, per 4 KiB page, the median of 3 rounds of 64 MiB:
+write(2) of zeros into a new file (how the peers and ` + "`cat`" + ` fill the page
+cache, through the kernel's own mapping of memory), then a fallocated file
+mapped as the writer maps a segment, MADV_POPULATE_WRITE, and one store to
+each page, twice. The writer's background goroutine pays the populate and
+the first store for every page of every segment (its prefault), so where a
+new mapping is dear (on this PVM guest the hypervisor builds a shadow page
+table entry at each page's first access) those two figures, not the append
+path, bound how fast Append can go for long.
+
 **Library append** runs in the harness process: g goroutines start together
 and split a fixed record count; only the append loop is timed (open and close
 are not). The count is fixed per implementation and cell from its warm-up run

@@ -5,6 +5,7 @@ go 1.26.8
 require (
 	github.com/auditseg/auditseg v0.0.0
 	github.com/tidwall/wal v1.2.1
+	golang.org/x/sys v0.50.0
 	gonum.org/v1/plot v0.17.0
 )
 
@@ -23,7 +24,6 @@ require (
 	github.com/tidwall/tinylru v1.1.0 // indirect
 	github.com/zeebo/blake3 v0.2.4 // indirect
 	golang.org/x/image v0.30.0 // indirect
-	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/text v0.28.0 // indirect
 )
 

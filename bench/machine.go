@@ -21,6 +21,7 @@ type machine struct {
 	NowCost                                                 time.Duration
 	Date                                                    time.Time
 	Load                                                    string
+	Pages                                                   pageCosts
 }
 
 func describeMachine(repo, workDir string) machine {
@@ -34,6 +35,8 @@ func describeMachine(repo, workDir string) machine {
 		Load:        loadAvg(),
 		Filesystem:  mountOf(workDir),
 		NowCost:     timeNowCost(),
+		// The default segment size, three times: about a second.
+		Pages: probePages(workDir, 64<<20, 3),
 	}
 	if kb, err := strconv.ParseInt(strings.Fields(firstField("/proc/meminfo", "MemTotal") + " 0")[0], 10, 64); err == nil {
 		m.RAM = kb << 10
@@ -133,6 +136,7 @@ func (m machine) markdown() string {
 	fmt.Fprintf(&b, "| RAM | %s |\n", fmtBytes(float64(m.RAM)))
 	fmt.Fprintf(&b, "| kernel | Linux %s, clock source %s (time.Now ≈ %d ns) |\n", m.Kernel, m.ClockSource, m.NowCost.Nanoseconds())
 	fmt.Fprintf(&b, "| file system of the runs | %s |\n", m.Filesystem)
+	b.WriteString(m.Pages.markdown())
 	fmt.Fprintf(&b, "| Go | %s |\n", m.Go)
 	fmt.Fprintf(&b, "| peers' tools | %s |\n", m.Tools)
 	fmt.Fprintf(&b, "| load average at start | %s |\n", m.Load)

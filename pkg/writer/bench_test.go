@@ -7,6 +7,9 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/segment"
 )
 
 // The peer: the same records through a sync.Mutex-guarded 64 KiB
@@ -100,4 +103,53 @@ func BenchmarkAppend(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkAppendInSegment is the append path alone: one goroutine appends
+// 64-byte records into a 256 MiB segment that was populated and touched,
+// with the next one prepared too, before the timer starts, so no rotation,
+// populate or seal runs while it is timed (a fresh writer, untimed, every
+// segment's worth). BenchmarkAppend's auditseg/64B/g1 against this shows
+// what the segments' page costs take from the rate on the machine at hand
+// (docs/BENCHMARKS.md, "Page costs").
+func BenchmarkAppendInSegment(b *testing.B) {
+	const size, segSize = 64, 256 << 20
+	p := make([]byte, size)
+	perSeg := int((segment.DataLimit(segSize)-segment.HeaderSize)/segment.FrameSize(size)) - 1
+	b.SetBytes(size)
+	b.ReportAllocs()
+	b.StopTimer()
+	for done := 0; done < b.N; {
+		w, err := Open(b.TempDir(), Options{Sync: SyncNone, SegmentSize: segSize})
+		if err != nil {
+			b.Fatal(err)
+		}
+		used := 0
+		for ; w.cur.Load().tail.Load() <= yieldStride; used++ { // the first boundary asks for the next segment
+			if _, err := w.Append(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for deadline := time.Now().Add(time.Minute); w.cur.Load().next.Load() == nil; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				b.Fatal("the next segment was not prepared within a minute")
+			}
+		}
+		n := min(b.N-done, perSeg-used)
+		b.StartTimer()
+		for range n {
+			if _, err := w.Append(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		if got := w.cur.Load().seq; got != 1 {
+			b.Fatalf("rotated to segment %d while timed", got)
+		}
+		done += n
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
