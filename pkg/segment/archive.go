@@ -327,7 +327,7 @@ func openArchiveFile(path string) (*archiveFile, error) {
 	}
 	// MapFile: huge-page mapped where the page cache allows, which spares
 	// a fault per 4 KiB page (see MapFile).
-	if a.m, err = MapFile(f, st.Size(), false); err != nil {
+	if a.m, err = MapFile(f, st.Size(), false, true); err != nil {
 		return nil, err
 	}
 	if err := a.guard(a.checkFrame); err != nil {

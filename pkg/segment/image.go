@@ -141,7 +141,7 @@ func (im *Image) mapFile() error {
 		im.Data, im.release = []byte{}, func() error { return nil }
 		return nil
 	}
-	m, err := MapFile(f, im.FileSize, false)
+	m, err := MapFile(f, im.FileSize, false, true)
 	if err != nil {
 		return err
 	}

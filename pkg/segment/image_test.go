@@ -305,7 +305,7 @@ func TestFaultOffset(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	m, err := MapFile(f, 64<<10, false)
+	m, err := MapFile(f, 64<<10, false, true)
 	if err != nil {
 		t.Fatal(err)
 	}

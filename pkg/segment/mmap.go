@@ -15,14 +15,19 @@ import (
 const hugeAlign = 2 << 20
 
 // MapFile maps the first size bytes of f, shared, at a 2 MiB-aligned
-// address with MADV_HUGEPAGE. On the VMs we run on, the first user access
+// address, with MADV_HUGEPAGE if huge. On the VMs we run on, the first user access
 // to each 4 KiB page of a fresh mapping costs ~5 µs (the hypervisor builds
 // its own entry for every guest page-table entry; measured: 66 ms to touch a
 // pre-populated 64 MiB mapping, 1 ms when it is huge-page mapped). ext4 and
 // tmpfs back such a mapping with 2 MiB folios, so a segment costs 32 entries
 // instead of 16384. Where the kernel or file system declines, the mapping
 // simply uses 4 KiB pages. mmap-go cannot place a mapping, hence x/sys.
-func MapFile(f *os.File, size int64, writable bool) ([]byte, error) {
+//
+// The price of 2 MiB folios is paid by whoever flushes a writable mapping:
+// the kernel keeps a folio's dirtiness as a whole, so a flush after a store
+// writes all 2 MiB of the folio it hit. A writer that flushes after every
+// few records maps with huge false (pkg/writer/pages.go).
+func MapFile(f *os.File, size int64, writable, huge bool) ([]byte, error) {
 	if size <= 0 {
 		return nil, fmt.Errorf("map %s: size %d", f.Name(), size)
 	}
@@ -40,7 +45,9 @@ func MapFile(f *os.File, size int64, writable bool) ([]byte, error) {
 		return nil, fmt.Errorf("map %s: %w", f.Name(), err)
 	}
 	m := unsafe.Slice((*byte)(p), size)
-	_ = unix.Madvise(m, unix.MADV_HUGEPAGE) // an optimisation only
+	if huge {
+		_ = unix.Madvise(m, unix.MADV_HUGEPAGE) // an optimisation only
+	}
 	return m, nil
 }
 

@@ -377,7 +377,8 @@ func (sl *sealer) drain(w *Writer, timeout time.Duration) error {
 // Sealing must fsync the whole segment before the next-but-one segment can
 // be prepared; started only then, the writeback left the disk idle while
 // the segment filled and then made writers wait for it at the rotation
-// after. It writes whole 2 MiB folios below the tail, which writers no
+// after. It writes whole 2 MiB stretches below the tail (whole folios where
+// the segment is mapped in 2 MiB pages, pages.go), which writers no
 // longer touch, so the write-protection writeback needs costs no fault. It
 // promises nothing: durability still comes from msync and fsync.
 func (w *Writer) writeAheadLoop() {

@@ -27,6 +27,10 @@ import (
 // background goroutine writes sealed segments back (no appender waits for
 // it; not with KeepCache) and the kernel writes the rest back on its own
 // schedule (vm.dirty_expire_centisecs, 30 s by default).
+//
+// The mode also decides the page size segments are mapped in: a flush
+// writes whole pages, and 2 MiB pages are used only where flushes find a
+// 2 MiB page or more of new records each (never with always; pages.go).
 type SyncMode uint8
 
 const (

@@ -44,6 +44,8 @@ type seg struct {
 	detached atomic.Bool
 	sealErr  error // why sealing failed, if it did (under mapMu)
 	synced   int64 // bytes from 0 known durable (under mapMu)
+	// flushes counts the msyncs that wrote some of it (pages.go).
+	flushes atomic.Int64
 	// durable follows the commit words up to the first frame that was not
 	// committed when the last msync began (under mapMu).
 	durable segment.Tally
@@ -200,7 +202,7 @@ func named(f *os.File, name string) *os.File {
 // be mapped, the file (which holds only its header) is removed, or every
 // retry would find it in the way.
 func (w *Writer) mapNew(f *os.File, final string, seq uint64) (*seg, error) {
-	s, err := mapSegment(f, final, seq, w.opts.SegmentSize)
+	s, err := mapSegment(f, final, seq, w.opts.SegmentSize, w.pages.huge(w.opts.Sync, w.opts.SegmentSize))
 	if err != nil {
 		if os.Remove(final) == nil {
 			_ = w.opts.FS.SyncDir(w.dir) // the name is gone either way
@@ -223,10 +225,11 @@ type flushError struct{ err error }
 func (e flushError) Error() string { return e.err.Error() }
 func (e flushError) Unwrap() error { return e.err }
 
-// mapSegment maps an open segment file read-write. It does not pre-fault:
-// prefault stores into every page, which is only harmless on a segment
-// known to be all zeros (recovery maps segments full of records).
-func mapSegment(f *os.File, path string, seq uint64, size int64) (*seg, error) {
+// mapSegment maps an open segment file read-write, in 2 MiB pages if huge
+// (pages.go). It does not pre-fault: prefault stores into every page, which
+// is only harmless on a segment known to be all zeros (recovery maps
+// segments full of records).
+func mapSegment(f *os.File, path string, seq uint64, size int64, huge bool) (*seg, error) {
 	if st, err := f.Stat(); err != nil || st.Size() != size {
 		f.Close()
 		if err == nil {
@@ -234,7 +237,7 @@ func mapSegment(f *os.File, path string, seq uint64, size int64) (*seg, error) {
 		}
 		return nil, fmt.Errorf("map %s: %w", path, err)
 	}
-	m, err := segment.MapFile(f, size, true)
+	m, err := segment.MapFile(f, size, true, huge)
 	if err != nil {
 		f.Close()
 		return nil, err
@@ -283,6 +286,7 @@ func (w *Writer) flush(s *seg, upto int64) error {
 	if err := w.opts.FS.Msync(s.data[from:end]); err != nil {
 		return fmt.Errorf("msync %s [%d, %d): %w", s.path, from, end, err)
 	}
+	s.flushes.Add(1)
 	s.synced = max(s.synced, covered)
 	return nil
 }

@@ -61,6 +61,7 @@ type Writer struct {
 
 	sealer   sealer
 	syncer   syncer
+	pages    pagePolicy // which page size to map segments in
 	lazy     lazySealed // sealed without a flush (SyncNone), for Sync
 	closeMu  sync.Mutex
 	closed   bool
@@ -290,6 +291,7 @@ func (w *Writer) rotate(s *seg) error {
 		return errNotReady
 	}
 	w.cur.Store(nx)
+	w.pages.rotated(s)
 	w.broadcast()
 	kick(w.kickPrep)
 	kick(w.kickSeal)

@@ -1,0 +1,185 @@
+package writer
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+func TestPagePolicy(t *testing.T) {
+	const size = 64 << 20 // 32 huge pages
+	for _, c := range []struct {
+		mode    SyncMode
+		known   bool
+		flushes int64
+		want    bool
+	}{
+		{SyncAlways, false, 0, false},
+		{SyncAlways, true, 0, false},
+		{SyncNone, false, 0, true},
+		{SyncInterval, false, 0, false},
+		{SyncNone, true, 0, true},
+		{SyncInterval, true, 32, true},
+		{SyncInterval, true, 33, false},
+		{SyncNone, true, 1000, false},
+	} {
+		var p pagePolicy
+		if c.known {
+			s := &seg{}
+			s.flushes.Store(c.flushes)
+			p.rotated(s)
+		}
+		if got := p.huge(c.mode, size); got != c.want {
+			t.Errorf("%v, known %v, %d flushes: huge %v, want %v", c.mode, c.known, c.flushes, got, c.want)
+		}
+	}
+}
+
+// hugeAdvised reports whether the mapping of path in this process was
+// given MADV_HUGEPAGE (VmFlags "hg" in /proc/self/smaps).
+func hugeAdvised(t *testing.T, path string) bool {
+	t.Helper()
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		t.Skipf("no /proc/self/smaps: %v", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	in := false
+	for sc.Scan() {
+		line := sc.Text()
+		if fields := strings.Fields(line); len(fields) >= 6 && strings.Contains(fields[0], "-") {
+			in = fields[len(fields)-1] == path
+			continue
+		}
+		if in && strings.HasPrefix(line, "VmFlags:") {
+			return strings.Contains(line, " hg")
+		}
+	}
+	t.Fatalf("%s is not mapped", path)
+	return false
+}
+
+// TestSegmentPageSize: a flush writes every 2 MiB page a store touched, so
+// SyncAlways maps its segments in 4 KiB pages, SyncNone in 2 MiB pages,
+// SyncInterval in 4 KiB pages until a segment has filled in few enough
+// flushes, and a writer whose Sync calls grow frequent goes back to 4 KiB
+// pages for the segments it maps after the one that showed it.
+func TestSegmentPageSize(t *testing.T) {
+	const size = 4 << 20
+	p := make([]byte, 1000)
+	open := func(mode SyncMode) (*Writer, string) {
+		dir := t.TempDir()
+		w, err := Open(dir, Options{Sync: mode, SegmentSize: size, SyncInterval: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { w.Close() })
+		return w, dir
+	}
+	path := func(dir string, seq uint64) string { return filepath.Join(dir, segment.FileName(seq)) }
+	// fill appends until segment seq is active and past the first yield
+	// boundary (which asks for the next segment), then waits for the next
+	// one to be mapped, calling Sync every syncEvery records (0: never).
+	fill := func(w *Writer, seq uint64, syncEvery int) {
+		for i := 1; w.cur.Load().seq < seq || w.cur.Load().tail.Load() <= yieldStride; i++ {
+			if _, err := w.Append(p); err != nil {
+				t.Fatal(err)
+			}
+			if syncEvery > 0 && i%syncEvery == 0 {
+				if err := w.Sync(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for deadline := time.Now().Add(time.Minute); w.cur.Load().next.Load() == nil; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("segment %d: the next one was not prepared", seq)
+			}
+		}
+	}
+
+	w, dir := open(SyncAlways)
+	fill(w, 1, 0)
+	if hugeAdvised(t, path(dir, 1)) || hugeAdvised(t, path(dir, 2)) {
+		t.Error("SyncAlways: a segment mapped in 2 MiB pages")
+	}
+
+	w, dir = open(SyncNone)
+	fill(w, 1, 0)
+	if !hugeAdvised(t, path(dir, 1)) {
+		t.Error("SyncNone: the first segment is not mapped in 2 MiB pages")
+	}
+	// Sync after every 20 records (~20 KB): segment 2 fills in ~200
+	// flushes, so segment 4, mapped once it has, uses 4 KiB pages.
+	fill(w, 2, 0)
+	fill(w, 3, 20)
+	if !hugeAdvised(t, path(dir, 3)) {
+		t.Error("SyncNone: segment 3, mapped after a segment filled without a flush, is not in 2 MiB pages")
+	}
+	if hugeAdvised(t, path(dir, 4)) {
+		t.Error("SyncNone: segment 4, mapped after one that took a flush per 20 KB, is in 2 MiB pages")
+	}
+
+	w, dir = open(SyncInterval)
+	fill(w, 1, 0)
+	if hugeAdvised(t, path(dir, 1)) {
+		t.Error("SyncInterval: the first segment is mapped in 2 MiB pages")
+	}
+	fill(w, 2, 0) // segment 1 filled with no flush at all (the interval is an hour)
+	if !hugeAdvised(t, path(dir, 3)) {
+		t.Error("SyncInterval: segment 3, mapped after one that filled without a flush, is not in 2 MiB pages")
+	}
+}
+
+// processWriteBytes is what this process has caused to be written to
+// storage (/proc/self/io), or -1.
+func processWriteBytes() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "write_bytes:"); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				return -1
+			}
+			return n
+		}
+	}
+	return -1
+}
+
+// TestSyncAlwaysWritesLittle: under SyncAlways each append's flush writes
+// about the page that changed, not a 2 MiB page (which it did when
+// segments were mapped in 2 MiB pages whatever the mode: 2 MiB an append).
+func TestSyncAlwaysWritesLittle(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Open(dir, Options{Sync: SyncAlways})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	p := make([]byte, 100)
+	const n = 200
+	before := processWriteBytes()
+	for range n {
+		if _, err := w.Append(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := processWriteBytes()
+	if before < 0 || after <= before {
+		t.Skipf("no write accounting for %s here (/proc/self/io write_bytes %d -> %d: tmpfs?)", dir, before, after)
+	}
+	if per := (after - before) / n; per > 32<<10 {
+		t.Fatalf("%d appends under SyncAlways wrote %d bytes, %d per append (want a few KiB)", n, after-before, per)
+	}
+}
