@@ -1,6 +1,10 @@
 package writer
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+)
 
 // Page size of the segment mappings.
 //
@@ -15,12 +19,15 @@ import "sync/atomic"
 // second, against 8.2 MB and 2357-2566 a second in 4 KiB pages; a slow
 // log under SyncInterval would rewrite 2 MiB every interval. So a segment
 // is mapped in 2 MiB pages only where its flushes can be expected to find
-// a 2 MiB page or more of new records each:
+// a 2 MiB page or more of new records each, judged by the records and
+// flushes (of the interval, or Sync calls) seen last:
 //
 //   - never under SyncAlways (a flush per group commit);
-//   - otherwise if the last segment to fill took at most one flush (of
-//     the interval, or a Sync call) per 2 MiB while it was active;
-//   - before any segment has filled (the first two of a writer): under
+//   - by the last segment to fill, once one has: at most one flush per
+//     2 MiB of it while it was active;
+//   - before that, by the active segment so far (the preparer maps the
+//     second segment once the first holds 256 KiB, see yieldEvery);
+//   - with nothing appended yet (the first segment, at Open): under
 //     SyncNone, which flushes only when Sync is called, yes; under
 //     SyncInterval no, since it flushes whatever the rate.
 //
@@ -31,26 +38,33 @@ import "sync/atomic"
 // hugePage is the size of the huge pages segment.MapFile asks for.
 const hugePage = 2 << 20
 
-// pagePolicy remembers the flushes of the last segment that filled.
+// pagePolicy remembers the last segment that filled.
 type pagePolicy struct {
 	known   atomic.Bool  // a segment has filled (rotated out) in this writer
+	bytes   atomic.Int64 // its bytes of frames
 	flushes atomic.Int64 // the flushes it took while it was active
 }
 
-// rotated records s's flushes as it stops being the active segment.
+// rotated records s as it stops being the active segment.
 func (p *pagePolicy) rotated(s *seg) {
+	p.bytes.Store(min(s.tail.Load(), s.dataLimit) - segment.HeaderSize)
 	p.flushes.Store(s.flushes.Load())
 	p.known.Store(true)
 }
 
-// huge reports whether the next segment to be mapped, of size bytes,
-// should use 2 MiB pages under mode.
-func (p *pagePolicy) huge(mode SyncMode, size int64) bool {
-	switch {
-	case mode == SyncAlways:
+// huge reports whether the next segment to be mapped should use 2 MiB
+// pages under mode, active being the segment now filling (nil at Open).
+func (p *pagePolicy) huge(mode SyncMode, active *seg) bool {
+	if mode == SyncAlways {
 		return false
-	case !p.known.Load():
-		return mode == SyncNone
 	}
-	return p.flushes.Load() <= max(size/hugePage, 1)
+	if p.known.Load() {
+		return p.flushes.Load()*hugePage <= p.bytes.Load()
+	}
+	if active != nil {
+		if n := active.tail.Load() - segment.HeaderSize; n > 0 {
+			return active.flushes.Load()*hugePage <= n
+		}
+	}
+	return mode == SyncNone
 }

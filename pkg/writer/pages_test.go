@@ -13,30 +13,42 @@ import (
 )
 
 func TestPagePolicy(t *testing.T) {
-	const size = 64 << 20 // 32 huge pages
+	const filled = 64 << 20 // 32 huge pages of frames
 	for _, c := range []struct {
-		mode    SyncMode
-		known   bool
-		flushes int64
-		want    bool
+		name   string
+		mode   SyncMode
+		last   *[2]int64 // bytes, flushes of the last segment to fill
+		active *[2]int64 // bytes, flushes of the active segment so far
+		want   bool
 	}{
-		{SyncAlways, false, 0, false},
-		{SyncAlways, true, 0, false},
-		{SyncNone, false, 0, true},
-		{SyncInterval, false, 0, false},
-		{SyncNone, true, 0, true},
-		{SyncInterval, true, 32, true},
-		{SyncInterval, true, 33, false},
-		{SyncNone, true, 1000, false},
+		{"always, at Open", SyncAlways, nil, nil, false},
+		{"always, after a segment filled unflushed", SyncAlways, &[2]int64{filled, 0}, nil, false},
+		{"none, at Open", SyncNone, nil, nil, true},
+		{"interval, at Open", SyncInterval, nil, nil, false},
+		{"interval, active empty", SyncInterval, nil, &[2]int64{0, 0}, false},
+		{"interval, 256 KiB unflushed", SyncInterval, nil, &[2]int64{256 << 10, 0}, true},
+		{"interval, 256 KiB after a flush", SyncInterval, nil, &[2]int64{256 << 10, 1}, false},
+		{"interval, 4 MiB after 2 flushes", SyncInterval, nil, &[2]int64{4 << 20, 2}, true},
+		{"none, one flush per 2 MiB", SyncNone, &[2]int64{filled, 32}, nil, true},
+		{"interval, one more", SyncInterval, &[2]int64{filled, 33}, nil, false},
+		{"history over the active segment", SyncNone, &[2]int64{filled, 1000}, &[2]int64{256 << 10, 0}, false},
 	} {
 		var p pagePolicy
-		if c.known {
-			s := &seg{}
-			s.flushes.Store(c.flushes)
-			p.rotated(s)
+		mk := func(v [2]int64) *seg {
+			s := &seg{dataLimit: 1 << 40}
+			s.tail.Store(segment.HeaderSize + v[0])
+			s.flushes.Store(v[1])
+			return s
 		}
-		if got := p.huge(c.mode, size); got != c.want {
-			t.Errorf("%v, known %v, %d flushes: huge %v, want %v", c.mode, c.known, c.flushes, got, c.want)
+		if c.last != nil {
+			p.rotated(mk(*c.last))
+		}
+		var active *seg
+		if c.active != nil {
+			active = mk(*c.active)
+		}
+		if got := p.huge(c.mode, active); got != c.want {
+			t.Errorf("%s: huge %v, want %v", c.name, got, c.want)
 		}
 	}
 }
@@ -128,13 +140,35 @@ func TestSegmentPageSize(t *testing.T) {
 	}
 
 	w, dir = open(SyncInterval)
-	fill(w, 1, 0)
+	fill(w, 1, 0) // no flush at all: the interval is an hour
 	if hugeAdvised(t, path(dir, 1)) {
 		t.Error("SyncInterval: the first segment is mapped in 2 MiB pages")
 	}
-	fill(w, 2, 0) // segment 1 filled with no flush at all (the interval is an hour)
-	if !hugeAdvised(t, path(dir, 3)) {
-		t.Error("SyncInterval: segment 3, mapped after one that filled without a flush, is not in 2 MiB pages")
+	if !hugeAdvised(t, path(dir, 2)) {
+		t.Error("SyncInterval: segment 2, mapped after 256 KiB without a flush, is not in 2 MiB pages")
+	}
+
+	// A slow log: 1 KB every 2 ms against a 1 ms interval, a flush or two
+	// per record, when segment 2 is mapped.
+	dir = t.TempDir()
+	w, err := Open(dir, Options{Sync: SyncInterval, SegmentSize: size, SyncInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for w.cur.Load().tail.Load() <= yieldStride {
+		if _, err := w.Append(p); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	for deadline := time.Now().Add(time.Minute); w.cur.Load().next.Load() == nil; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("slow log: segment 2 was not prepared")
+		}
+	}
+	if n := w.cur.Load().flushes.Load(); n < 2 || hugeAdvised(t, path(dir, 2)) {
+		t.Errorf("SyncInterval, a slow log (%d flushes): segment 2 is mapped in 2 MiB pages", n)
 	}
 }
 

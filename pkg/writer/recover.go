@@ -168,7 +168,7 @@ func (w *Writer) recoverSegment(path string, seq uint64, last bool, prev *[segme
 		w.opts.Logger.Error("recovery: segment left as it is; run auditseg verify", "file", path, "err", segment.WithPath(herr, path))
 		return nil, nil
 	}
-	s, err := mapSegment(f, path, seq, h.Size, w.pages.huge(w.opts.Sync, h.Size))
+	s, err := mapSegment(f, path, seq, h.Size, w.pages.huge(w.opts.Sync, nil))
 	if err != nil {
 		return nil, fmt.Errorf("recovery: %w", err)
 	}

@@ -202,7 +202,7 @@ func named(f *os.File, name string) *os.File {
 // be mapped, the file (which holds only its header) is removed, or every
 // retry would find it in the way.
 func (w *Writer) mapNew(f *os.File, final string, seq uint64) (*seg, error) {
-	s, err := mapSegment(f, final, seq, w.opts.SegmentSize, w.pages.huge(w.opts.Sync, w.opts.SegmentSize))
+	s, err := mapSegment(f, final, seq, w.opts.SegmentSize, w.pages.huge(w.opts.Sync, w.cur.Load()))
 	if err != nil {
 		if os.Remove(final) == nil {
 			_ = w.opts.FS.SyncDir(w.dir) // the name is gone either way
