@@ -37,11 +37,14 @@ in the work directory, per 4 KiB page, the median of 3 rounds of 64 MiB:
 write(2) of zeros into a new file (how the peers and ` + "`cat`" + ` fill the page
 cache, through the kernel's own mapping of memory), then a fallocated file
 mapped as the writer maps a segment, MADV_POPULATE_WRITE, and one store to
-each page, twice. The writer's background goroutine pays the populate and
-the first store for every page of every segment (its prefault), so where a
-new mapping is dear (on this PVM guest the hypervisor builds a shadow page
-table entry at each page's first access) those two figures, not the append
-path, bound how fast Append can go for long.
+each page, twice; then the same in 2 MiB pages (MADV_HUGEPAGE). The
+writer's background goroutine pays the populate and the first store for
+every page of every segment (its prefault). It maps in 2 MiB pages where
+its flushes allow (` + "`pkg/writer/pages.go`" + `: a flush writes whole pages, so
+never under SyncAlways): the library runs here (SyncNone) and a fast
+` + "`write`" + ` after its first segment. Where a new 4 KiB mapping is dear (on
+this PVM guest the hypervisor builds a shadow page-table entry at each
+page's first access) the two figures differ by an order of magnitude.
 
 **Library append** runs in the harness process: g goroutines start together
 and split a fixed record count; only the append loop is timed (open and close

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/auditseg/auditseg/pkg/segment"
 	"golang.org/x/sys/unix"
 )
 
@@ -27,9 +28,14 @@ type pageCosts struct {
 	// FirstStore is one store to each page after the populate (the
 	// writer's prefault does it, in the background); Again is a second.
 	FirstStore, Again time.Duration
-	Size              int64 // bytes per probe file
-	Rounds            int
-	Err               error
+	// HugePopulate and HugeFirstStore are the same for a mapping advised
+	// MADV_HUGEPAGE, as the writer maps a segment where its flushes allow
+	// (pkg/writer/pages.go): the page cache then holds 2 MiB folios, each
+	// mapped by one entry. Still per 4 KiB.
+	HugePopulate, HugeFirstStore time.Duration
+	Size                         int64 // bytes per probe file
+	Rounds                       int
+	Err                          error
 }
 
 // probePages measures pageCosts on size-byte files in dir, the median of
@@ -38,7 +44,7 @@ type pageCosts struct {
 // every figure in the doc is.
 func probePages(dir string, size int64, rounds int) pageCosts {
 	pc := pageCosts{Size: size, Rounds: rounds}
-	var w, p, f, a []time.Duration
+	var w, p, f, a, hp, hf []time.Duration
 	for range rounds {
 		r, err := probePagesOnce(dir, size)
 		if err != nil {
@@ -46,8 +52,10 @@ func probePages(dir string, size int64, rounds int) pageCosts {
 			return pc
 		}
 		w, p, f, a = append(w, r.Write), append(p, r.Populate), append(f, r.FirstStore), append(a, r.Again)
+		hp, hf = append(hp, r.HugePopulate), append(hf, r.HugeFirstStore)
 	}
 	pc.Write, pc.Populate, pc.FirstStore, pc.Again = medianDur(w), medianDur(p), medianDur(f), medianDur(a)
+	pc.HugePopulate, pc.HugeFirstStore = medianDur(hp), medianDur(hf)
 	return pc
 }
 
@@ -79,34 +87,55 @@ func probePagesOnce(dir string, size int64) (pageCosts, error) {
 	wf.Close()
 	os.Remove(wpath) // its pages are what the mapping below gets
 
-	mpath := filepath.Join(dir, "probe-map")
-	mf, err := os.Create(mpath)
+	for _, huge := range []bool{false, true} {
+		populate, stores, err := probeMapping(dir, size, huge)
+		if err != nil {
+			return pc, err
+		}
+		if huge {
+			pc.HugePopulate, pc.HugeFirstStore = populate/pages, stores[0]/pages
+		} else {
+			pc.Populate, pc.FirstStore, pc.Again = populate/pages, stores[0]/pages, stores[1]/pages
+		}
+	}
+	return pc, nil
+}
+
+// probeMapping maps a new fallocated file of size bytes in dir as the
+// writer maps a segment (advised MADV_HUGEPAGE if huge) and returns how
+// long MADV_POPULATE_WRITE took and two passes of one store per page.
+func probeMapping(dir string, size int64, huge bool) (populate time.Duration, stores [2]time.Duration, err error) {
+	const page = 4096
+	path := filepath.Join(dir, "probe-map")
+	f, err := os.Create(path)
 	if err != nil {
-		return pc, err
+		return 0, stores, err
 	}
-	defer os.Remove(mpath)
-	defer mf.Close()
-	if err := unix.Fallocate(int(mf.Fd()), 0, 0, size); err != nil {
-		return pc, fmt.Errorf("page probe: fallocate: %w", err)
+	defer os.Remove(path)
+	defer f.Close()
+	if err := unix.Fallocate(int(f.Fd()), 0, 0, size); err != nil {
+		return 0, stores, fmt.Errorf("page probe: fallocate: %w", err)
 	}
-	m, err := unix.Mmap(int(mf.Fd()), 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	// Mapped where the writer's segments are, 2 MiB-aligned (huge pages
+	// need it): through segment.MapFile itself.
+	m, err := segment.MapFile(f, size, true, huge)
 	if err != nil {
-		return pc, fmt.Errorf("page probe: mmap: %w", err)
+		return 0, stores, fmt.Errorf("page probe: %w", err)
 	}
-	defer unix.Munmap(m)
-	t0 = time.Now()
+	defer segment.Unmap(m)
+	t0 := time.Now()
 	if err := unix.Madvise(m, unix.MADV_POPULATE_WRITE); err != nil {
-		return pc, fmt.Errorf("page probe: MADV_POPULATE_WRITE: %w", err)
+		return 0, stores, fmt.Errorf("page probe: MADV_POPULATE_WRITE: %w", err)
 	}
-	pc.Populate = time.Since(t0) / pages
-	for pass, d := range []*time.Duration{&pc.FirstStore, &pc.Again} {
+	populate = time.Since(t0)
+	for pass := range stores {
 		t0 = time.Now()
 		for i := 0; i < len(m); i += page {
 			m[i] = byte(pass)
 		}
-		*d = time.Since(t0) / pages
+		stores[pass] = time.Since(t0)
 	}
-	return pc, nil
+	return populate, stores, nil
 }
 
 // markdown is the Machine table's row for the probe.
@@ -114,8 +143,9 @@ func (pc pageCosts) markdown() string {
 	if pc.Err != nil {
 		return fmt.Sprintf("| page costs | not measured: %v |\n", pc.Err)
 	}
-	return fmt.Sprintf("| page costs (per 4 KiB; median of %d rounds of %s, warm) | write(2) into new page-cache pages %s; a new mapping of a fallocated file: MADV_POPULATE_WRITE %s, then the first store to each page %s, a second store %s |\n",
-		pc.Rounds, fmtBytes(float64(pc.Size)), fmtDurShort(pc.Write), fmtDurShort(pc.Populate), fmtDurShort(pc.FirstStore), fmtDurShort(pc.Again))
+	return fmt.Sprintf("| page costs (per 4 KiB; median of %d rounds of %s, warm) | write(2) into new page-cache pages %s; a new mapping of a fallocated file in 4 KiB pages: MADV_POPULATE_WRITE %s, then the first store to each page %s, a second store %s; in 2 MiB pages (MADV_HUGEPAGE): populate %s, first store %s |\n",
+		pc.Rounds, fmtBytes(float64(pc.Size)), fmtDurShort(pc.Write), fmtDurShort(pc.Populate), fmtDurShort(pc.FirstStore), fmtDurShort(pc.Again),
+		fmtDurShort(pc.HugePopulate), fmtDurShort(pc.HugeFirstStore))
 }
 
 // fmtDurShort prints a per-page cost: nanoseconds below a microsecond.

@@ -15,14 +15,14 @@ func TestProbePages(t *testing.T) {
 	if pc.Err != nil {
 		t.Skipf("this file system cannot be probed (fallocate or mmap refused): %v", pc.Err)
 	}
-	if pc.Write <= 0 || pc.Populate <= 0 || pc.FirstStore <= 0 || pc.Again <= 0 {
+	if pc.Write <= 0 || pc.Populate <= 0 || pc.FirstStore <= 0 || pc.Again <= 0 || pc.HugePopulate <= 0 || pc.HugeFirstStore <= 0 {
 		t.Fatalf("costs %+v: each must be positive", pc)
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Fatalf("the probe left %d files in %s", len(ents), dir)
 	}
 	row := pc.markdown()
-	for _, want := range []string{"median of 3 rounds of 4.0 MiB", "write(2)", "MADV_POPULATE_WRITE", "first store", "second store"} {
+	for _, want := range []string{"median of 3 rounds of 4.0 MiB", "write(2)", "MADV_POPULATE_WRITE", "first store", "second store", "in 2 MiB pages"} {
 		if !strings.Contains(row, want) {
 			t.Errorf("row %q lacks %q", row, want)
 		}
