@@ -217,3 +217,59 @@ func TestSyncAlwaysWritesLittle(t *testing.T) {
 		t.Fatalf("%d appends under SyncAlways wrote %d bytes, %d per append (want a few KiB)", n, after-before, per)
 	}
 }
+
+// TestReaderOfCreatedFileDoesNotSetPageSize: the file of the segment after
+// next is created ahead and visible before the writer maps it, and a
+// reader (a follower looking for frames in it) maps it in 2 MiB pages,
+// which reads its start into a 2 MiB page. The writer must still flush
+// that segment by 4 KiB under SyncAlways.
+func TestReaderOfCreatedFileDoesNotSetPageSize(t *testing.T) {
+	const size = 4 << 20
+	dir := t.TempDir()
+	w, err := Open(dir, Options{Sync: SyncAlways, SegmentSize: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	big := make([]byte, 64<<10)
+	ahead := filepath.Join(dir, segment.FileName(3))
+	for {
+		if _, err := os.Stat(ahead); err == nil {
+			break
+		}
+		if w.cur.Load().seq >= 2 {
+			t.Fatal("segment 2 is active and segment 3's file was not created ahead")
+		}
+		if _, err := w.Append(big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	im, err := segment.OpenImage(ahead) // maps it in 2 MiB pages, reads its header
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := im.Check(); err != nil {
+		t.Fatal(err)
+	}
+	im.Close()
+	for w.cur.Load().seq < 3 {
+		if _, err := w.Append(big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := make([]byte, 100)
+	const n = 50
+	before := processWriteBytes()
+	for range n {
+		if _, err := w.Append(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := processWriteBytes()
+	if before < 0 || after <= before {
+		t.Skipf("no write accounting for %s here (/proc/self/io write_bytes %d -> %d: tmpfs?)", dir, before, after)
+	}
+	if per := (after - before) / n; per > 32<<10 {
+		t.Fatalf("%d appends at the start of segment 3 wrote %d bytes, %d per append (want a few KiB)", n, after-before, per)
+	}
+}

@@ -163,13 +163,6 @@ func (w *Writer) createFile(seq uint64) (*os.File, string, error) {
 	if err := fs.Fsync(f); err != nil {
 		return fail("fsync", flushError{err})
 	}
-	// The header's write left a small folio at offset 0, and around it the
-	// kernel cannot place a 2 MiB folio, so the first 2 MiB of the mapping
-	// would take 4 KiB entries: on the VMs we measured that made touching
-	// the segment 8 ms instead of 1 ms (MapFile says why entries cost).
-	// The page is clean now; dropping it lets MapFile's mapping be huge
-	// throughout, for the price of reading one block back.
-	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED) // advice only
 	if err := fs.Rename(tmp, final); err != nil {
 		return fail("rename", err)
 	}
@@ -202,6 +195,18 @@ func named(f *os.File, name string) *os.File {
 // be mapped, the file (which holds only its header) is removed, or every
 // retry would find it in the way.
 func (w *Writer) mapNew(f *os.File, final string, seq uint64) (*seg, error) {
+	// The page cache of the file may hold folios of another size than
+	// this mapping's: the small one the header's write left at offset 0,
+	// around which the kernel cannot place a 2 MiB folio (touching the
+	// segment then cost 8 ms instead of 1 ms on the VMs we measured), or
+	// whatever a reader's reads asked for since create made the file
+	// visible (a follower looks for frames in the segment after the
+	// active one): a 2 MiB folio there made every flush near the start
+	// of a segment mapped in 4 KiB pages write 2 MiB. Only the header was
+	// written, and fsynced, so the pages are clean: dropping them lets
+	// this mapping's page size decide, for the price of reading one block
+	// back. (A reader still holding a mapping of the file keeps its pages.)
+	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED) // advice only
 	s, err := mapSegment(f, final, seq, w.opts.SegmentSize, w.pages.huge(w.opts.Sync, w.cur.Load()))
 	if err != nil {
 		if os.Remove(final) == nil {
