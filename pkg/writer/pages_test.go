@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/auditseg/auditseg/pkg/segment"
+	"golang.org/x/sys/unix"
 )
 
 func TestPagePolicy(t *testing.T) {
@@ -250,6 +251,13 @@ func TestReaderOfCreatedFileDoesNotSetPageSize(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Its page cache holds the clean header page, which the kernel may
+	// evict at any time; evicted, nothing keeps the reader's read below
+	// from making a 2 MiB folio of the file's start.
+	if f, err := os.Open(ahead); err == nil {
+		_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+		f.Close()
+	}
 	im, err := segment.OpenImage(ahead) // maps it in 2 MiB pages, reads its header
 	if err != nil {
 		t.Fatal(err)
@@ -263,5 +271,17 @@ func TestReaderOfCreatedFileDoesNotSetPageSize(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	appendsWriteLittle(t, w, dir, 50) // at the start of segment 3
+	// What the rotation set off writes too (segment 2's seal, segment 4's
+	// preparation): not the appends' doing, so it is let finish first.
+	sealed2 := filepath.Join(dir, segment.FileName(2))
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+		if _, err := segment.ReadFooter(sealed2); err == nil && w.cur.Load().next.Load() != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("segment 2 was not sealed, or segment 4 not prepared, within a minute")
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // and the file of segment 5 created ahead
+	appendsWriteLittle(t, w, dir, 50)  // at the start of segment 3
 }
