@@ -285,3 +285,47 @@ func TestReaderOfCreatedFileDoesNotSetPageSize(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // and the file of segment 5 created ahead
 	appendsWriteLittle(t, w, dir, 50)  // at the start of segment 3
 }
+
+// TestUnusedSegmentTakesTheNewPageSize: Close leaves the prepared segment
+// for the next Open to continue in, populated in the page size of the
+// writer that prepared it. A SyncAlways writer continuing in one that a
+// SyncNone writer populated in 2 MiB pages wrote 2 MiB an append; the
+// segment's pages are now given back first, and it stays reserved in full.
+func TestUnusedSegmentTakesTheNewPageSize(t *testing.T) {
+	const size = 8 << 20
+	dir := t.TempDir()
+	a, err := Open(dir, Options{Sync: SyncNone, SegmentSize: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 64<<10)
+	for a.cur.Load().tail.Load() <= yieldStride {
+		if _, err := a.Append(big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(time.Minute); a.cur.Load().next.Load() == nil; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("segment 2 was not prepared")
+		}
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(dir, Options{Sync: SyncAlways, SegmentSize: size})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if seq := b.cur.Load().seq; seq != 2 {
+		t.Fatalf("the second writer appends to segment %d, want the unused segment 2", seq)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(filepath.Join(dir, segment.FileName(2)), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Blocks*512 < size {
+		t.Fatalf("segment 2 has %d bytes of disk reserved, want all %d", st.Blocks*512, size)
+	}
+	appendsWriteLittle(t, b, dir, 50)
+}

@@ -29,8 +29,9 @@ import (
 //     segment with a damaged committed frame is left as it is for verify
 //     to report: recovery never rewrites a committed record.
 //  4. If the newest segment holds no frame at all (it was prepared but
-//     never used), it becomes the active segment; otherwise a new one is
-//     created after the newest sequence number present.
+//     never used), it becomes the active segment, its page cache given
+//     back first (remapUnused); otherwise a new one is created after the
+//     newest sequence number present.
 //
 // maxSeq is the newest segment number Open continues after: 2^32
 // rotations below the point where numbers wrap.
@@ -209,6 +210,10 @@ func (w *Writer) recoverSegment(path string, seq uint64, last bool, prev *[segme
 		return nil, s.release()
 	}
 	if last && frames == 0 && len(pads) == 0 && end == segment.HeaderSize && h.Size == w.opts.SegmentSize {
+		if err := w.remapUnused(s); err != nil {
+			s.release()
+			return nil, fmt.Errorf("recovery: %w", err)
+		}
 		prefault(s.data) // the record area is all zeros (EvTail at HeaderSize)
 		s.tail.Store(segment.HeaderSize)
 		return s, nil // prepared but never used: continue in it
@@ -234,4 +239,37 @@ func (w *Writer) recoverSegment(path string, seq uint64, last bool, prev *[segme
 	w.stats.RecoveredFrames += len(pads)
 	w.opts.Logger.Info("recovered segment", "file", path, "records", ft.Records, "padded", len(pads), "end", ft.EndOffset)
 	return nil, nil
+}
+
+// remapUnused maps again the segment s, prepared by an earlier writer and
+// never used, after giving back its page cache. That writer populated it
+// in the page size its own flushes called for; 2 MiB folios left for a
+// writer that maps in 4 KiB pages (pages.go) would make each of its
+// flushes write 2 MiB: SyncAlways after a SyncNone writer wrote 2 MiB an
+// append. The record area holds only zeros, so it is punched out (the
+// pages go, dirty or not, with nothing written) and reserved again: the
+// segment stays reserved in full, never sparse. The header's page is
+// written back if it is dirty, then dropped. Where the file system cannot
+// punch holes, the zeros are written back and dropped instead.
+func (w *Writer) remapUnused(s *seg) error {
+	if err := segment.Unmap(s.data); err != nil {
+		return fmt.Errorf("unmap %s: %w", s.path, err)
+	}
+	s.data = nil
+	fd, size := int(s.f.Fd()), w.opts.SegmentSize
+	page := int64(os.Getpagesize())
+	if unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, page, size-page) == nil {
+		if err := w.opts.FS.Fallocate(s.f, size); err != nil {
+			return fmt.Errorf("reserve %s again after giving its pages back: %w", s.path, err)
+		}
+	}
+	const all = unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER
+	_ = unix.SyncFileRange(fd, 0, size, all)       // advice only: the pages are zeros and the header
+	_ = unix.Fadvise(fd, 0, 0, unix.FADV_DONTNEED) // advice only
+	m, err := segment.MapFile(s.f, size, true, w.pages.huge(w.opts.Sync, nil))
+	if err != nil {
+		return err
+	}
+	s.data = m
+	return nil
 }
