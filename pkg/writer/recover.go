@@ -258,7 +258,8 @@ func (w *Writer) remapUnused(s *seg) error {
 	s.data = nil
 	fd, size := int(s.f.Fd()), w.opts.SegmentSize
 	page := int64(os.Getpagesize())
-	if unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, page, size-page) == nil {
+	from := (segment.HeaderSize + page - 1) &^ (page - 1) // the pages after the header's
+	if unix.Fallocate(fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, from, size-from) == nil {
 		if err := w.opts.FS.Fallocate(s.f, size); err != nil {
 			return fmt.Errorf("reserve %s again after giving its pages back: %w", s.path, err)
 		}
