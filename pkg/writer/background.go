@@ -17,13 +17,9 @@ import (
 // rotation is a pointer swap. After a failure (a full disk) it retries when
 // an appender needs the segment, at most every prepRetry.
 //
-// It also creates the file of the segment after that one ahead of time
-// (create: reserved, header, fsyncs, final name) without mapping it, so
-// the slow part of preparing overlaps a whole segment's filling and only
-// the mapping is left for when that segment becomes next. A created file
-// is not live: it holds no memory. At Close it is removed if a prepared
-// segment before it went unused (it would otherwise stay as a second
-// empty segment); else it stays, and the next Open continues in it.
+// Segment files are created ahead by a creator goroutine (creator.go),
+// so the slow part of preparing (the fsyncs) overlaps the filling of
+// segments and only the mapping is left for when a segment becomes next.
 func (w *Writer) prepareLoop() {
 	defer w.wg.Done()
 	const prepRetry = 20 * time.Millisecond
@@ -31,8 +27,8 @@ func (w *Writer) prepareLoop() {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
-	var ahead *created
-	defer func() { w.dropAhead(ahead) }()
+	var cr *creator // started after the first preparation, so a writer that appends a little makes no files ahead
+	defer func() { w.dropAhead(cr.stopAndCollect()) }()
 	for {
 		select {
 		case <-w.done:
@@ -58,9 +54,20 @@ func (w *Writer) prepareLoop() {
 		}
 		var nx *seg
 		var err error
-		if ahead != nil && ahead.seq == c.seq+1 {
-			nx, err = w.mapNew(ahead.f, ahead.path, ahead.seq)
-			ahead = nil
+		a := cr.take(c.seq+1, w.done)
+		if a == nil && cr != nil {
+			select {
+			case <-w.done:
+				return // Close: the deferred dropAhead disposes of its files
+			default:
+			}
+			// It stopped (a failed creation, which prepare below retries
+			// and reports): start again from the next segment.
+			w.removeAhead(cr.stopAndCollect())
+			cr = nil
+		}
+		if a != nil {
+			nx, err = w.mapNew(a.f, a.path, a.seq)
 		} else {
 			nx, err = w.prepare(c.seq + 1)
 		}
@@ -81,42 +88,9 @@ func (w *Writer) prepareLoop() {
 		if c.full() {
 			_ = w.rotate(c) // appenders are waiting for it
 		}
-		if ahead == nil && !w.closingNow() {
-			f, path, err := w.create(nx.seq + 1)
-			if errors.As(err, new(flushError)) {
-				w.fail(err)
-				continue
-			}
-			if err != nil {
-				// prepare will try again, and report, when it is needed.
-				w.opts.Logger.Warn("cannot create a segment ahead", "dir", w.dir, "err", err)
-				continue
-			}
-			ahead = &created{seq: nx.seq + 1, f: f, path: path}
+		if cr == nil && !w.closingNow() {
+			cr = w.startCreator(nx.seq + 1)
 		}
-	}
-}
-
-// created is a segment file create made and nobody has mapped yet.
-type created struct {
-	seq  uint64
-	f    *os.File
-	path string
-}
-
-// dropAhead disposes of the file created ahead when the preparer stops.
-func (w *Writer) dropAhead(a *created) {
-	if a == nil {
-		return
-	}
-	a.f.Close()
-	if c := w.cur.Load(); !c.unused.Load() && (c.next.Load() == nil || c.next.Load().seq >= a.seq) {
-		return // nothing unused before it: the next Open continues in it
-	}
-	if err := w.removeUnused(a.path); errors.As(err, new(flushError)) {
-		w.fail(err) // a failed directory fsync is sticky, as any flush: Close returns it
-	} else if err != nil {
-		w.opts.Logger.Warn("remove an unused segment", "dir", w.dir, "err", err)
 	}
 }
 
