@@ -235,9 +235,9 @@ func (r *Reader) entryAfter(seq uint64) int {
 
 // laterHasFrames reports whether a listed segment after seq holds a frame.
 // A writer creates segment files ahead of need (the next segment, and the
-// file of the one after it); they stay empty until it rotates into them,
-// and when it closes it removes the second one again and leaves the first
-// for the next writer to continue in. So while every later segment is
+// files of the two after it); they stay empty until it rotates into them,
+// and when it closes it removes all but the first again and leaves that
+// one for the next writer to continue in. So while every later segment is
 // empty, a segment whose tail is zeros may still be written to, and a
 // follower must not move past it. A later segment whose header is damaged
 // was not made by a writer ahead of need: it counts as holding frames.

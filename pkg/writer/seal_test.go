@@ -216,7 +216,7 @@ func TestCloseLeavesOneEmptySegment(t *testing.T) {
 }
 
 // TestRecoveryOfTwoEmptySegments: a writer killed while idle leaves the
-// next segment (prepared, empty) and the file after it (created ahead,
+// next segment (prepared, empty) and the files after it (created ahead,
 // empty). Recovery seals the older as a segment without records and
 // continues in the newer; nothing is lost and verify finds the log clean.
 func TestRecoveryOfTwoEmptySegments(t *testing.T) {
