@@ -93,9 +93,23 @@ func TestWriteSecondSignal(t *testing.T) {
 	waitForRecord(t, dir)
 	time.Sleep(100 * time.Millisecond) // a backlog builds behind --sync always
 	cmd.Process.Signal(syscall.SIGTERM)
-	time.Sleep(100 * time.Millisecond)
-	cmd.Process.Signal(syscall.SIGTERM)
-	err := cmd.Wait()
+	// The second soon after, and again until it exits: committing the
+	// blocks already read takes a 4 KiB page's flush per record, ~0.3-0.5
+	// ms here, so 100 ms could see it done, and a second signal sent
+	// before the first was taken from the command's channel is dropped.
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	var err error
+	for again := time.NewTicker(5 * time.Millisecond); ; {
+		select {
+		case err = <-waited:
+			again.Stop()
+		case <-again.C:
+			cmd.Process.Signal(syscall.SIGTERM)
+			continue
+		}
+		break
+	}
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Fatalf("exit: %v, want 1 (stderr: %s)", err, stderr.String())
