@@ -31,19 +31,20 @@ func salvagedRecords(im *segment.Image) string {
 	return "its records are read one by one, each checked by its CRC"
 }
 
-// cutAtLoss ends the walk of an archive read as far as it decodes (c.lost
-// > 0) before the first event the loss cuts short: a frame whose bytes
-// reach past c.lost (torn, to the walk), or zeros that run into it (the
+// cutAtLoss ends the walk of an archive read as far as it decodes (its
+// image's Lost > 0) before the first event the loss cuts short: a frame
+// whose bytes reach past Lost (torn, to the walk), or zeros that run into it (the
 // tail). What lies there was reported with the archive's damage when the
 // segment was opened; reported again it would be counted twice. The
 // segment ends there, as at its END (noStop with nothing buffered
 // finishes it).
 func (r *Reader) cutAtLoss(c *seg, stop segment.Event) segment.Event {
-	if c.lost == 0 {
+	lost := c.img.Lost()
+	if lost == 0 {
 		return stop
 	}
 	for i := range r.evs {
-		if ev := &r.evs[i]; ev.Kind != segment.EvFrame && ev.Offset+ev.Len > c.lost {
+		if ev := &r.evs[i]; ev.Kind != segment.EvFrame && ev.Offset+ev.Len > lost {
 			r.evs = r.evs[:i]
 			return segment.Event{Kind: noStop}
 		}

@@ -30,9 +30,6 @@ type seg struct {
 	parked    bool
 	parkAlive bool
 	laterAt   time.Time // last look for a later sealed segment
-	// lost: for an archive read as far as it decodes, the offset from
-	// which it does not (segment.Image.Lost); 0 otherwise.
-	lost int64
 }
 
 // noStop marks a walk that stopped for no event: a full batch, or the
@@ -490,9 +487,9 @@ func (r *Reader) openSeg(e segment.Entry) (*seg, bool) {
 			return nil, false
 		}
 	}
-	if c.lost = im.Lost(); c.lost > 0 {
+	if im.Lost() > 0 {
 		// Only sealed segments are archived; the footer was lost with
-		// the blocks after c.lost.
+		// the blocks after im.Lost().
 		c.quiet, c.footer = true, true
 	}
 	if r.seek != nil {

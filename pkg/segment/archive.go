@@ -30,14 +30,14 @@ import (
 // buffers as the garbage collector lets pile up.
 
 func init() {
-	openArchive = func(path string) ([]byte, func() error, error) { return mapArchive(path, archiveDecoder) }
+	openArchive = mapArchive
 }
 
-// mapArchive decompresses the archive at path, with the decoder dec
-// returns, into a mapping of its own, released by the function returned.
-func mapArchive(path string, dec func() (*zstd.Decoder, error)) ([]byte, func() error, error) {
+// mapArchive decompresses the archive at path into a mapping of its own,
+// released by the function returned.
+func mapArchive(path string) ([]byte, func() error, error) {
 	var buf []byte
-	data, err := readArchive(path, dec, func(n int64) ([]byte, error) {
+	data, err := readArchive(path, func(n int64) ([]byte, error) {
 		b, err := AllocHuge(int(n))
 		buf = b
 		return b, err
@@ -104,21 +104,21 @@ func newStreamDecoder(extra ...zstd.DOption) (*zstd.Decoder, error) {
 // size) gives an error wrapping ErrCorrupt, an I/O failure one that does
 // not. The result is not checked as a segment: OpenImage does that.
 func ReadArchive(path string) (data []byte, err error) {
-	return readArchive(path, archiveDecoder, func(n int64) ([]byte, error) { return make([]byte, n), nil }, nil)
+	return readArchive(path, func(n int64) ([]byte, error) { return make([]byte, n), nil }, nil)
 }
 
-// readArchive is ReadArchive decompressing, with the decoder getDec
-// returns, into a buffer of the content size from alloc; the result is
+// readArchive is ReadArchive decompressing, with the shared decoder
+// (archiveDecoder), into a buffer of the content size from alloc; the result is
 // that buffer. If the archive does not decode, the buffer is handed to
 // free (nil: left to the collector) before locateDamage decodes it again,
 // so that placing the damage never costs two segments' worth of memory.
-func readArchive(path string, getDec func() (*zstd.Decoder, error), alloc func(n int64) ([]byte, error), free func([]byte)) (data []byte, err error) {
+func readArchive(path string, alloc func(n int64) ([]byte, error), free func([]byte)) (data []byte, err error) {
 	a, err := openArchiveFile(path)
 	if err != nil {
 		return nil, err
 	}
 	defer a.close()
-	dec, err := getDec()
+	dec, err := archiveDecoder()
 	if err != nil {
 		return nil, fmt.Errorf("%s: zstd decoder: %w", path, err)
 	}
