@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sync/atomic"
 	"time"
@@ -36,7 +37,10 @@ type pumper struct {
 // every complete record of the blocks already read; an incomplete record
 // left at the end is counted in st.dropped. A second signal stops before
 // the next record, counting in st.dropped what was read and not committed.
-func pump(in *blockReader, fr *framer, w *writer.Writer, st *writeStats, sigs <-chan os.Signal) error {
+// The first signal is acknowledged on notice (nil: not at all), before the
+// second is listened for: the drain can take seconds under --sync always,
+// and the operator should know a second signal is wanted to cut it short.
+func pump(in *blockReader, fr *framer, w *writer.Writer, st *writeStats, sigs <-chan os.Signal, notice io.Writer) error {
 	p := &pumper{in: in, fr: fr, w: w, st: st, stop: make(chan struct{})}
 	done := make(chan struct{})
 	defer close(done)
@@ -50,6 +54,9 @@ func pump(in *blockReader, fr *framer, w *writer.Writer, st *writeStats, sigs <-
 		// while (--sync always), and would let the reader go on.
 		in.stopReading()
 		close(p.stop)
+		if notice != nil {
+			fmt.Fprintln(notice, "auditseg write: interrupted: committing the input already read; interrupt again to stop now")
+		}
 		select {
 		case <-sigs:
 			p.abort.Store(true)

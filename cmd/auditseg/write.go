@@ -139,7 +139,11 @@ func runWrite(cmd *cobra.Command, dir string, f writeFlags) error {
 	}
 	need := recordNeed(f, maxRec)
 	in := newBlockReader(cmd.InOrStdin(), need, size)
-	werr := pump(in, newFramer(split, maxRec, need), w, &st, sigs)
+	var notice io.Writer
+	if !f.quiet {
+		notice = cmd.ErrOrStderr()
+	}
+	werr := pump(in, newFramer(split, maxRec, need), w, &st, sigs, notice)
 	in.stop()
 	cerr := w.Close()
 	if werr == nil {
@@ -198,15 +202,18 @@ func newCLILogger(w io.Writer, prefix string, lvl slog.Level) *slog.Logger {
 }
 
 // prefixWriter writes prefix before every Write: slog's text handler
-// writes each record in one call.
+// writes each record in one call. Prefix and record go in one write, so a
+// line the command prints meanwhile (a signal's notice) cannot land
+// between them.
 type prefixWriter struct {
 	w      io.Writer
 	prefix string
 }
 
 func (p prefixWriter) Write(b []byte) (int, error) {
-	if _, err := io.WriteString(p.w, p.prefix); err != nil {
+	line := make([]byte, 0, len(p.prefix)+len(b))
+	if _, err := p.w.Write(append(append(line, p.prefix...), b...)); err != nil {
 		return 0, err
 	}
-	return p.w.Write(b)
+	return len(b), nil
 }

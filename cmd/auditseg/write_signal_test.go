@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -64,6 +65,9 @@ func TestWriteSignalCommitsWhatWasRead(t *testing.T) {
 	if !strings.Contains(stderr.String(), want) {
 		t.Fatalf("stderr %q does not say %q", stderr.String(), want)
 	}
+	if !strings.Contains(stderr.String(), "interrupted: committing the input already read; interrupt again to stop now\n") {
+		t.Fatalf("stderr %q does not acknowledge the signal", stderr.String())
+	}
 	if dropped > 0 && !strings.Contains(stderr.String(), fmt.Sprintf("the %d bytes after it", dropped)) {
 		t.Fatalf("stderr %q does not report the %d bytes of the incomplete record", stderr.String(), dropped)
 	}
@@ -93,23 +97,17 @@ func TestWriteSecondSignal(t *testing.T) {
 	waitForRecord(t, dir)
 	time.Sleep(100 * time.Millisecond) // a backlog builds behind --sync always
 	cmd.Process.Signal(syscall.SIGTERM)
-	// The second soon after, and again until it exits: committing the
-	// blocks already read takes a 4 KiB page's flush per record, ~0.3-0.5
-	// ms here, so 100 ms could see it done, and a second signal sent
-	// before the first was taken from the command's channel is dropped.
-	waited := make(chan error, 1)
-	go func() { waited <- cmd.Wait() }()
-	var err error
-	for again := time.NewTicker(5 * time.Millisecond); ; {
-		select {
-		case err = <-waited:
-			again.Stop()
-		case <-again.C:
-			cmd.Process.Signal(syscall.SIGTERM)
-			continue
+	// The second once the first has been taken (the command says so): one
+	// sent before that lands in the same pending signal and is lost. The
+	// backlog of blocks read, a 4 KiB page's flush per record, takes ~0.1
+	// s to commit, far longer than this wait for the notice.
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(stderr.String(), "interrupt again"); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no notice of the first signal: %s", stderr.String())
 		}
-		break
 	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 		t.Fatalf("exit: %v, want 1 (stderr: %s)", err, stderr.String())
@@ -139,7 +137,7 @@ func TestWriteSecondSignal(t *testing.T) {
 // startSlowWrite starts `write --sync always` (every record waits for the
 // disk, so input queues up behind the appends) on a pipe whose read end
 // the test keeps too, to see what was left in it.
-func startSlowWrite(t *testing.T) (dir string, cmd *exec.Cmd, pr, pw *os.File, stderr *bytes.Buffer) {
+func startSlowWrite(t *testing.T) (dir string, cmd *exec.Cmd, pr, pw *os.File, stderr *lockedBuffer) {
 	t.Helper()
 	bin := buildBinary(t)
 	dir = t.TempDir()
@@ -150,12 +148,30 @@ func startSlowWrite(t *testing.T) (dir string, cmd *exec.Cmd, pr, pw *os.File, s
 	t.Cleanup(func() { pr.Close(); pw.Close() })
 	cmd = exec.Command(bin, "write", "--sync", "always", dir)
 	cmd.Stdin = pr
-	stderr = &bytes.Buffer{}
+	stderr = &lockedBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	return dir, cmd, pr, pw, stderr
+}
+
+// lockedBuffer is a child's stderr read while the child runs.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // committedInput is the input the log's records were made from, one per
