@@ -52,6 +52,7 @@ func (w *Writer) prepareLoop() {
 			retry.Reset(wait)
 			continue
 		}
+		w.settle(c)
 		var nx *seg
 		var err error
 		a := cr.take(c.seq+1, w.done)

@@ -33,11 +33,19 @@ func TestPagePolicy(t *testing.T) {
 		{"none, one flush per 2 MiB", SyncNone, &[2]int64{filled, 32}, nil, true},
 		{"interval, one more", SyncInterval, &[2]int64{filled, 33}, nil, false},
 		{"history over the active segment", SyncNone, &[2]int64{filled, 1000}, &[2]int64{256 << 10, 0}, false},
+		// Opened two intervals ago: two flushes to come, or done.
+		{"interval, 256 KiB in two intervals", SyncInterval, nil, &[2]int64{256 << 10, -2}, false},
+		{"interval, 8 MiB in two intervals", SyncInterval, nil, &[2]int64{8 << 20, -2}, true},
+		{"none, 256 KiB in two intervals", SyncNone, nil, &[2]int64{256 << 10, -2}, true},
 	} {
-		var p pagePolicy
+		p := pagePolicy{interval: time.Hour, opened: time.Now()}
 		mk := func(v [2]int64) *seg {
 			s := &seg{dataLimit: 1 << 40}
 			s.tail.Store(segment.HeaderSize + v[0])
+			if v[1] < 0 { // no flush yet, -v[1] intervals since Open
+				p.opened = p.opened.Add(time.Duration(v[1]) * p.interval)
+				v[1] = 0
+			}
 			s.flushes.Store(v[1])
 			return s
 		}
@@ -55,28 +63,128 @@ func TestPagePolicy(t *testing.T) {
 }
 
 // hugeAdvised reports whether the mapping of path in this process was
-// given MADV_HUGEPAGE (VmFlags "hg" in /proc/self/smaps).
+// given MADV_HUGEPAGE (VmFlags "hg" in /proc/self/smaps), at its start.
 func hugeAdvised(t *testing.T, path string) bool {
+	t.Helper()
+	return fileVMAs(t, path)[0].hg
+}
+
+// vma is one mapping of a file in /proc/self/smaps.
+type vma struct {
+	off, size int64 // the file range it maps
+	hg        bool  // MADV_HUGEPAGE
+	rss       int64 // resident bytes
+}
+
+// fileVMAs lists this process's mappings of path.
+func fileVMAs(t *testing.T, path string) []vma {
 	t.Helper()
 	f, err := os.Open("/proc/self/smaps")
 	if err != nil {
 		t.Skipf("no /proc/self/smaps: %v", err)
 	}
 	defer f.Close()
+	var out []vma
+	var cur *vma
 	sc := bufio.NewScanner(f)
-	in := false
 	for sc.Scan() {
 		line := sc.Text()
-		if fields := strings.Fields(line); len(fields) >= 6 && strings.Contains(fields[0], "-") {
-			in = fields[len(fields)-1] == path
+		fields := strings.Fields(line)
+		if len(fields) >= 5 && !strings.HasSuffix(fields[0], ":") { // a mapping's first line; anonymous ones name no file
+			cur = nil
+			if len(fields) < 6 || fields[len(fields)-1] != path {
+				continue
+			}
+			lo, hi, _ := strings.Cut(fields[0], "-")
+			a, err1 := strconv.ParseUint(lo, 16, 64)
+			b, err2 := strconv.ParseUint(hi, 16, 64)
+			off, err3 := strconv.ParseInt(fields[2], 16, 64)
+			if err1 != nil || err2 != nil || err3 != nil {
+				t.Fatalf("smaps line %q", line)
+			}
+			out = append(out, vma{off: off, size: int64(b - a)})
+			cur = &out[len(out)-1]
 			continue
 		}
-		if in && strings.HasPrefix(line, "VmFlags:") {
-			return strings.Contains(line, " hg")
+		if cur == nil {
+			continue
+		}
+		if v, ok := strings.CutPrefix(line, "Rss:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				t.Fatalf("smaps line %q", line)
+			}
+			cur.rss = kb << 10
+		}
+		if strings.HasPrefix(line, "VmFlags:") {
+			cur.hg = strings.Contains(line, " hg")
 		}
 	}
-	t.Fatalf("%s is not mapped", path)
-	return false
+	if len(out) == 0 {
+		t.Fatalf("%s is not mapped", path)
+	}
+	return out
+}
+
+// TestFirstSegmentSettles: the first segment of a SyncInterval writer is
+// populated for 2 MiB in 4 KiB pages at Open, the rest advised 2 MiB pages;
+// the rest is populated once the segment shows its rate, in 2 MiB pages
+// for a fast writer and in 4 KiB pages for a slow one, whose interval
+// flushes would otherwise write 2 MiB each.
+func TestFirstSegmentSettles(t *testing.T) {
+	const size = 16 << 20
+	p := make([]byte, 1000)
+	for _, c := range []struct {
+		name     string
+		interval time.Duration
+		pause    time.Duration // between appends
+		huge     bool
+	}{
+		{"fast", time.Hour, 0, true},
+		{"slow", 5 * time.Millisecond, 2 * time.Millisecond, false}, // ~500 KB/s: 2.5 KB an interval
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			w, err := Open(dir, Options{Sync: SyncInterval, SegmentSize: size, SyncInterval: c.interval})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			path := filepath.Join(dir, segment.FileName(1))
+			vs := fileVMAs(t, path)
+			var rss int64
+			for _, v := range vs {
+				rss += v.rss
+				if v.hg != (v.off >= hugePage) {
+					t.Errorf("at Open: file range [%d, %d): 2 MiB pages advised %v", v.off, v.off+v.size, v.hg)
+				}
+			}
+			if rss < hugePage || rss > hugePage+64<<10 {
+				t.Fatalf("at Open: %d bytes resident, want the first 2 MiB", rss)
+			}
+			for w.cur.Load().tail.Load() <= yieldStride {
+				if _, err := w.Append(p); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(c.pause)
+			}
+			for deadline := time.Now().Add(time.Minute); w.cur.Load().next.Load() == nil; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the next segment was not prepared")
+				}
+			}
+			rss = 0
+			for _, v := range fileVMAs(t, path) {
+				rss += v.rss
+				if want := c.huge && v.off >= hugePage; v.hg != want {
+					t.Errorf("file range [%d, %d): 2 MiB pages advised %v, want %v", v.off, v.off+v.size, v.hg, want)
+				}
+			}
+			if rss < size-hugePage {
+				t.Errorf("%d bytes of the first segment resident, want it populated (%d)", rss, size)
+			}
+		})
+	}
 }
 
 // TestSegmentPageSize: a flush writes every 2 MiB page a store touched, so

@@ -214,7 +214,7 @@ func (w *Writer) recoverSegment(path string, seq uint64, last bool, prev *[segme
 			s.release()
 			return nil, fmt.Errorf("recovery: %w", err)
 		}
-		prefault(s.data) // the record area is all zeros (EvTail at HeaderSize)
+		w.populate(s, true) // the record area is all zeros (EvTail at HeaderSize)
 		s.tail.Store(segment.HeaderSize)
 		return s, nil // prepared but never used: continue in it
 	}

@@ -52,6 +52,10 @@ type seg struct {
 
 	tally  segment.Tally         // sealer-owned
 	digest *segment.DigestStream // sealer-owned; started once the previous segment is sealed
+
+	// lazyFrom is where populate stopped, for settle to go on from (0:
+	// populated whole). Preparer-owned once the writer is open.
+	lazyFrom int64
 }
 
 // full reports whether a claim has crossed the data limit: no append can
@@ -207,7 +211,9 @@ func (w *Writer) mapNew(f *os.File, final string, seq uint64) (*seg, error) {
 	// this mapping's page size decide, for the price of reading one block
 	// back. (A reader still holding a mapping of the file keeps its pages.)
 	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED) // advice only
-	s, err := mapSegment(f, final, seq, w.opts.SegmentSize, w.pages.huge(w.opts.Sync, w.cur.Load()))
+	// The active segment, nil at Open.
+	active := w.cur.Load()
+	s, err := mapSegment(f, final, seq, w.opts.SegmentSize, w.pages.huge(w.opts.Sync, active))
 	if err != nil {
 		if os.Remove(final) == nil {
 			_ = w.opts.FS.SyncDir(w.dir) // the name is gone either way
@@ -215,7 +221,7 @@ func (w *Writer) mapNew(f *os.File, final string, seq uint64) (*seg, error) {
 		return nil, err
 	}
 	w.freeForNext()
-	prefault(s.data)
+	w.populate(s, active == nil)
 	s.tail.Store(segment.HeaderSize)
 	return s, nil
 }

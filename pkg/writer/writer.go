@@ -106,6 +106,7 @@ func Open(dir string, opts Options) (*Writer, error) {
 	}
 	ch := make(chan struct{})
 	w.wake.Store(&ch)
+	w.pages.interval, w.pages.opened = opts.SyncInterval, time.Now()
 	first, prev, err := w.recover()
 	if err != nil {
 		lock.Release()
