@@ -85,10 +85,18 @@ func (w *Writer) prepareLoop() {
 		}
 		lastFail = time.Time{}
 		w.prepErr.Store(nil)
+		// Populate the rest before publishing, unless appenders are
+		// waiting for it: then publish it at once and go on ahead of
+		// them, so that two CPUs fault its memory in instead of one while
+		// the other waits (from memory the host has to back anew, ~150 ms
+		// for 64 MiB on the VMs we measured, more than appenders take to
+		// fill a segment).
+		w.fill(nx, true, c.full)
 		c.next.Store(nx)
 		if c.full() {
 			_ = w.rotate(c) // appenders are waiting for it
 		}
+		w.fill(nx, false, nil)
 		if cr == nil && !w.closingNow() {
 			cr = w.startCreator(nx.seq + 1)
 		}

@@ -91,42 +91,74 @@ func (p *pagePolicy) huge(mode SyncMode, active *seg) bool {
 	return mode == SyncNone
 }
 
-// populate pre-faults a new segment, or for the first segment of a
-// SyncInterval writer with no history, its first 2 MiB only (see above).
+// populate pre-faults a new segment: the whole of it in 4 KiB pages and
+// at Open, the first 2 MiB otherwise, for fill to go on with (the first
+// segment of a SyncInterval writer with no history: see above).
 func (w *Writer) populate(s *seg, first bool) {
-	if first && w.opts.Sync == SyncInterval && !w.pages.known.Load() && int64(len(s.data)) >= 4*hugePage {
+	size := int64(len(s.data))
+	switch {
+	case first && w.opts.Sync == SyncInterval && !w.pages.known.Load() && size >= 4*hugePage:
 		prefault(s.data[:hugePage])
 		_ = unix.Madvise(s.data[hugePage:], unix.MADV_HUGEPAGE) // an optimisation only
-		s.lazyFrom = hugePage
-		return
+		s.populated, s.undecided = hugePage, true
+	case first || !s.huge || size <= hugePage:
+		prefault(s.data)
+		s.populated = size
+	default:
+		prefault(s.data[:hugePage])
+		s.populated = hugePage
 	}
-	prefault(s.data)
 }
 
-// settle populates what populate left of s, in 4 KiB pages instead of the
-// 2 MiB advised if the rate of s so far is low. Appenders may be storing
-// there already, so it only asks the kernel to populate (contents
-// unchanged), 2 MiB at a time under mapMu, which keeps the sealer from
-// unmapping s meanwhile and lets flushes in between.
+// settle decides the page size of the first segment of a SyncInterval
+// writer, back to 4 KiB pages if its rate so far is low, and populates
+// whatever is left of s.
 func (w *Writer) settle(s *seg) {
-	from := s.lazyFrom
-	if from == 0 {
-		return
+	if s.undecided {
+		s.undecided = false
+		if !w.pages.huge(w.opts.Sync, s) {
+			s.mapMu.Lock()
+			if !s.unmapped {
+				_ = unix.Madvise(s.data[s.populated:], unix.MADV_NOHUGEPAGE) // an optimisation only
+			}
+			s.mapMu.Unlock()
+		}
 	}
-	s.lazyFrom = 0
-	huge := w.pages.huge(w.opts.Sync, s)
-	for off := from; off < int64(len(s.data)); off += hugePage {
+	w.fill(s, false, nil)
+}
+
+// fill populates s from where populate stopped, 2 MiB at a time, until it
+// is done, the writer closes, or stop (if not nil) says so. A private
+// segment (not yet published to appenders) is pre-faulted as populate
+// does; in a published one appenders may be storing already, so fill only
+// asks the kernel to populate (contents unchanged), under mapMu, which
+// keeps the sealer from unmapping s meanwhile and lets flushes in between,
+// and skips what appenders have reached.
+func (w *Writer) fill(s *seg, private bool, stop func() bool) {
+	size := int64(len(s.data))
+	for s.populated < size {
+		select {
+		case <-w.done:
+			return
+		default:
+		}
+		if stop != nil && stop() {
+			return
+		}
+		off := s.populated
+		end := min(off+hugePage, size)
 		s.mapMu.Lock()
 		if s.unmapped {
 			s.mapMu.Unlock()
 			return
 		}
-		if !huge && off == from {
-			_ = unix.Madvise(s.data[from:], unix.MADV_NOHUGEPAGE) // an optimisation only
-		}
-		if off+hugePage > s.tail.Load() { // appenders have not been there yet
-			_ = unix.Madvise(s.data[off:min(off+hugePage, int64(len(s.data)))], unix.MADV_POPULATE_WRITE)
+		switch {
+		case private:
+			prefault(s.data[off:end])
+		case end > s.tail.Load():
+			_ = unix.Madvise(s.data[off:end], unix.MADV_POPULATE_WRITE)
 		}
 		s.mapMu.Unlock()
+		s.populated = end
 	}
 }

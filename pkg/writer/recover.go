@@ -267,10 +267,11 @@ func (w *Writer) remapUnused(s *seg) error {
 	const all = unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER
 	_ = unix.SyncFileRange(fd, 0, size, all)       // advice only: the pages are zeros and the header
 	_ = unix.Fadvise(fd, 0, 0, unix.FADV_DONTNEED) // advice only
-	m, err := segment.MapFile(s.f, size, true, w.pages.huge(w.opts.Sync, nil))
+	huge := w.pages.huge(w.opts.Sync, nil)
+	m, err := segment.MapFile(s.f, size, true, huge)
 	if err != nil {
 		return err
 	}
-	s.data = m
+	s.data, s.huge = m, huge
 	return nil
 }

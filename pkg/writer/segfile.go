@@ -53,9 +53,12 @@ type seg struct {
 	tally  segment.Tally         // sealer-owned
 	digest *segment.DigestStream // sealer-owned; started once the previous segment is sealed
 
-	// lazyFrom is where populate stopped, for settle to go on from (0:
-	// populated whole). Preparer-owned once the writer is open.
-	lazyFrom int64
+	// How far populate and fill have gone (pages.go); whether it is mapped
+	// in 2 MiB pages, or may be (undecided: the page size of the rest
+	// waits for settle). Preparer-owned once the writer is open.
+	populated int64
+	huge      bool
+	undecided bool
 }
 
 // full reports whether a claim has crossed the data limit: no append can
@@ -253,7 +256,7 @@ func mapSegment(f *os.File, path string, seq uint64, size int64, huge bool) (*se
 		f.Close()
 		return nil, err
 	}
-	return &seg{seq: seq, seed: segment.FrameSeed(seq), path: path, data: m, f: f, dataLimit: segment.DataLimit(size), tally: segment.NewTally(), durable: segment.NewTally()}, nil
+	return &seg{seq: seq, seed: segment.FrameSeed(seq), path: path, data: m, f: f, dataLimit: segment.DataLimit(size), tally: segment.NewTally(), durable: segment.NewTally(), huge: huge}, nil
 }
 
 // prefault makes every page of the mapping present, writable and warm, so

@@ -7,8 +7,10 @@
 // (segment.StoreLength; on amd64 a plain MOV, no fence). There is no
 // mutex and no spin lock on that path, no allocation, and no second shared
 // counter. A background goroutine keeps the next segment created, reserved
-// on disk (fallocate), mapped and pre-faulted before it is needed, and
-// another seals each finished segment once its last frame is committed.
+// on disk (fallocate), mapped and pre-faulted before it is needed (or, when
+// appenders catch up with the pre-fault, lets them in and faults the rest
+// in ahead of them), and another seals each finished segment once its last
+// frame is committed.
 // The format is specified in docs/FORMAT.md.
 package writer
 
