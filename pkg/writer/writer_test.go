@@ -65,51 +65,7 @@ func record(g, i int) []byte {
 }
 
 func TestConcurrentAppendAcrossRotations(t *testing.T) {
-	dir := t.TempDir()
-	w, err := Open(dir, Options{SegmentSize: 64 << 10, Sync: SyncNone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const G, N = 16, 3000
-	pos := make([][]segment.Position, G)
-	var wg sync.WaitGroup
-	for g := range G {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range N {
-				p, err := w.Append(record(g, i))
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				pos[g] = append(pos[g], p)
-			}
-		}()
-	}
-	wg.Wait()
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	got := readAll(t, dir)
-	if len(got) != G*N {
-		t.Fatalf("found %d records, want %d", len(got), G*N)
-	}
-	for g := range G {
-		for i, p := range pos[g] {
-			if !bytes.Equal(got[p], record(g, i)) {
-				t.Fatalf("record %d/%d at %v differs", g, i, p)
-			}
-			if i > 0 && p.Compare(pos[g][i-1]) <= 0 {
-				t.Fatalf("positions not increasing for goroutine %d", g)
-			}
-		}
-	}
-	l, _ := segment.List(dir)
-	if len(l.Segments) < 10 {
-		t.Fatalf("only %d segments: rotation not exercised", len(l.Segments))
-	}
-	checkChain(t, l.Segments[:len(l.Segments)-1])
+	appendAcrossRotations(t, 64<<10, 16, 3000, 10, record)
 }
 
 // TestAppendIntoSegmentsBeingPopulated: segments in 2 MiB pages are
@@ -117,17 +73,24 @@ func TestConcurrentAppendAcrossRotations(t *testing.T) {
 // before they are whole, the rest populated ahead of the appenders. Every
 // record must land intact whichever of them faults a page in first.
 func TestAppendIntoSegmentsBeingPopulated(t *testing.T) {
-	dir := t.TempDir()
-	w, err := Open(dir, Options{SegmentSize: 8 << 20, Sync: SyncNone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	const G, N = 4, 10000
-	rec := func(g, i int) []byte {
+	appendAcrossRotations(t, 8<<20, 4, 10000, 8, func(g, i int) []byte {
 		b := bytes.Repeat([]byte{byte(g*31 + i)}, 1000+(i*13+g)%3000)
 		binary.BigEndian.PutUint32(b, uint32(g))
 		binary.BigEndian.PutUint32(b[4:], uint32(i))
 		return b
+	})
+}
+
+// appendAcrossRotations has G goroutines append rec(g, 0..N-1) to a new
+// SyncNone log of segSize segments, then checks that every record is found
+// once, intact, at its position, positions increase per goroutine, there
+// are at least minSegs segments, and the sealed ones chain.
+func appendAcrossRotations(t *testing.T, segSize int64, G, N, minSegs int, rec func(g, i int) []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	w, err := Open(dir, Options{SegmentSize: segSize, Sync: SyncNone})
+	if err != nil {
+		t.Fatal(err)
 	}
 	pos := make([][]segment.Position, G)
 	var wg sync.WaitGroup
@@ -158,10 +121,13 @@ func TestAppendIntoSegmentsBeingPopulated(t *testing.T) {
 			if !bytes.Equal(got[p], rec(g, i)) {
 				t.Fatalf("record %d/%d at %v differs", g, i, p)
 			}
+			if i > 0 && p.Compare(pos[g][i-1]) <= 0 {
+				t.Fatalf("positions not increasing for goroutine %d", g)
+			}
 		}
 	}
 	l, _ := segment.List(dir)
-	if len(l.Segments) < 8 {
+	if len(l.Segments) < minSegs {
 		t.Fatalf("only %d segments: rotation not exercised", len(l.Segments))
 	}
 	checkChain(t, l.Segments[:len(l.Segments)-1])
