@@ -162,11 +162,17 @@ func (o soakOpts) writerOpts() writer.Options {
 
 func randSoakOpts(rng *rand.Rand, seed uint64, dir string, long bool) soakOpts {
 	o := soakOpts{Seed: seed, Dir: dir}
-	switch rng.IntN(4) {
+	kinds := 4
+	if long {
+		kinds = 5 // and segments in 2 MiB pages populated in pieces (pkg/writer/pages.go)
+	}
+	switch rng.IntN(kinds) {
 	case 0:
 		o.SegmentSize = 64 << 10
 	case 1:
 		o.SegmentSize = 1 << 20
+	case 4:
+		o.SegmentSize = 8 << 20
 	default:
 		o.SegmentSize = (64<<10 + rng.Int64N((1<<20)-(64<<10)+1)) &^ 7
 	}
