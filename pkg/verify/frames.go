@@ -68,22 +68,35 @@ func (c *checker) walk() {
 		off = last.Offset + last.Len
 	}
 	r.empty = frames == 0 && r.dataEnd == segment.HeaderSize
-	if r.hasEnd {
-		from := r.endAt + segment.FrameHeaderSize
-		to := min(limit, c.valid)
-		var p int64
-		if w != nil {
-			p = w.zeroFrom(c.img, from, to)
-		} else {
-			p = segment.ZeroFrom(c.img, from, to)
-		}
-		if p < to {
-			c.addFound(c.finding(GarbageAfterEnd, p, limit-p,
-				fmt.Sprintf("non-zero bytes after the END frame at %d (first at offset %d, %d bytes to the record limit)", r.endAt, p, limit-p)), false)
-		}
-	}
+	c.afterEnd(limit, w)
 	r.rep.Records = c.records
 	r.rep.EndOffset = r.endAt
+}
+
+// afterEnd reports non-zero bytes after the END frame, if one was met, up
+// to the record limit or the end of what could be read (c.valid), read
+// through w if not nil.
+func (c *checker) afterEnd(limit int64, w *window) {
+	r := c.r
+	if !r.hasEnd {
+		return
+	}
+	from := r.endAt + segment.FrameHeaderSize
+	to := min(limit, c.valid)
+	var p int64
+	if w != nil {
+		p = w.zeroFrom(c.img, from, to)
+	} else {
+		p = segment.ZeroFrom(c.img, from, to)
+	}
+	if p < to {
+		upto := "the record limit"
+		if to < limit {
+			upto = "where the content is lost" // which the archive's finding reports
+		}
+		c.addFound(c.finding(GarbageAfterEnd, p, to-p,
+			fmt.Sprintf("non-zero bytes after the END frame at %d (first at offset %d, %d bytes to %s)", r.endAt, p, to-p, upto)), false)
+	}
 }
 
 // zeroTail reports whether everything from off to the record limit is

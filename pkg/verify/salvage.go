@@ -83,5 +83,6 @@ walk:
 		}
 		off = last.Offset + last.Len
 	}
+	c.afterEnd(limit, nil)
 	r.rep.Records, r.rep.EndOffset = c.records, r.endAt
 }

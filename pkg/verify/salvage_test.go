@@ -24,12 +24,7 @@ func TestBlockDamagedArchiveSalvaged(t *testing.T) {
 	// it was, and only its CRC tells.
 	torn := s.offs[10]
 	s.img[torn+segment.FrameHeaderSize] ^= 0xff
-	p := archive(t, l, s, false)
-	good, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	frame := len(good) - segment.SummaryFrameSize
+	p, good, frame := archiveBytes(t, l, s)
 	var ad *segment.ArchiveDamage
 	for at := frame / 2; ; at += 997 {
 		if at+32 > frame {
@@ -67,6 +62,19 @@ func TestBlockDamagedArchiveSalvaged(t *testing.T) {
 	}
 }
 
+// archiveBytes archives s (removing the original) and returns the
+// archive's path, its bytes and the length of its zstd frame (what
+// precedes the summary frame).
+func archiveBytes(t *testing.T, l *testLog, s *seg) (string, []byte, int) {
+	t.Helper()
+	p := archive(t, l, s, false)
+	good, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, good, len(good) - segment.SummaryFrameSize
+}
+
 // flipRun writes good to p with the 32 bytes from at flipped, and returns
 // the damage reading it meets. A run of bytes, not one: a single flip in
 // Huffman-coded literals mostly decodes, to other bytes, and only the
@@ -86,4 +94,40 @@ func flipRun(t *testing.T, p string, good []byte, at int) (*segment.ArchiveDamag
 		t.Fatalf("bytes %d..%d flipped: %v, not an *ArchiveDamage", at, at+32, err)
 	}
 	return ad, err
+}
+
+// TestSalvagedArchiveGarbageAfterEnd: in a damaged archive whose content
+// is lost after the END frame, bytes after END up to the loss are still
+// checked: garbage there is its own finding, ending where the archive's
+// begins. The frame-by-frame check of salvaged archives once stopped at
+// END and never looked.
+func TestSalvagedArchiveGarbageAfterEnd(t *testing.T) {
+	l := newTestLog(t)
+	const size = 1 << 20
+	s := l.seal(buildSize(l.next, size, payloads(l.next, 200), true))
+	l.sealed(4)
+	junk := s.end + segment.FrameHeaderSize + 40
+	s.img[junk] = 0x7f // after END: not covered by the footer's digest
+	p, good, frame := archiveBytes(t, l, s)
+	var ad *segment.ArchiveDamage
+	// From the end: the blocks after the records' are the zeros'.
+	for at := frame - 32; ; at-- {
+		if at < frame/2 {
+			t.Fatal("no run of flipped bytes loses the content between the garbage and the footer")
+		}
+		ad, _ = flipRun(t, p, good, at)
+		if ad.Lost > junk+4096 && ad.Lost < size-segment.FooterSize {
+			break
+		}
+	}
+	rep := mustDir(t, l.dir, Options{})
+	if len(rep.Findings) != 2 {
+		t.Fatalf("%d findings, want 2 (the garbage, the archive)\n%s", len(rep.Findings), summary(rep))
+	}
+	if f := rep.Findings[0]; f.Class != GarbageAfterEnd || f.Path != p || f.Offset != junk || f.Offset+f.Bytes != ad.Lost {
+		t.Fatalf("first finding %+v, want garbage from %d to the loss at %d", f, junk, ad.Lost)
+	}
+	if f := rep.Findings[1]; f.Class != Torn || f.Offset != ad.Lost {
+		t.Fatalf("second finding %+v, want the archive's from %d", f, ad.Lost)
+	}
 }
