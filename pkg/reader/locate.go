@@ -241,21 +241,23 @@ func (r *Reader) entryAfter(seq uint64) int {
 // empty, a segment whose tail is zeros may still be written to, and a
 // follower must not move past it. A later segment whose header is damaged
 // was not made by a writer ahead of need: it counts as holding frames.
+//
+// The files are read, not mapped (segment.ReadFirstWord says why).
 func (r *Reader) laterHasFrames(seq uint64) bool {
-	return r.laterAny(seq, len(r.list), func(im *segment.Image) bool {
-		has := true
-		if im.HeaderErr == nil {
-			_ = segment.Guard(im.Data, func() { has = segment.LoadLength(im.Data, segment.HeaderSize) != 0 })
+	return r.laterAny(seq, len(r.list), func(path string) (bool, error) {
+		_, word, err := segment.ReadFirstWord(path)
+		if errors.Is(err, segment.ErrCorrupt) {
+			return true, nil
 		}
-		return has
+		return word != 0, err
 	})
 }
 
 // laterAny reports whether an archive is listed after seq, or one of the
-// first max other segments listed after it satisfies ok (each opened for
-// the call and closed after). A segment that cannot be opened is passed
-// over: removed since the listing, or archived (seen next time).
-func (r *Reader) laterAny(seq uint64, max int, ok func(*segment.Image) bool) bool {
+// first max other segment files listed after it satisfies ok. A file ok
+// fails on is passed over: removed since the listing, or archived (seen
+// next time).
+func (r *Reader) laterAny(seq uint64, max int, ok func(path string) (bool, error)) bool {
 	looked := 0
 	for _, e := range r.list[r.entryAfter(seq):] {
 		if e.Archived {
@@ -264,13 +266,7 @@ func (r *Reader) laterAny(seq uint64, max int, ok func(*segment.Image) bool) boo
 		if looked++; looked > max {
 			break
 		}
-		im, err := segment.OpenImage(e.Path)
-		if err != nil {
-			continue
-		}
-		yes := ok(im)
-		im.Close()
-		if yes {
+		if yes, err := ok(e.Path); err == nil && yes {
 			return true
 		}
 	}

@@ -238,9 +238,9 @@ func (r *Reader) laterSealed(c *seg) bool {
 	if err := r.relist(); err != nil {
 		return false
 	}
-	return r.laterAny(c.seq, 4, func(im *segment.Image) bool {
-		_, err := im.Footer()
-		return err == nil
+	return r.laterAny(c.seq, 4, func(path string) (bool, error) {
+		_, err := segment.ReadFooter(path) // read, not mapped: see segment.ReadFirstWord
+		return err == nil, nil
 	})
 }
 

@@ -219,6 +219,31 @@ func ReadHeader(path string) (Header, error) {
 	return readFileHeader(f, path)
 }
 
+// ReadFirstWord returns the header of the segment file at path and the
+// commit word of its first frame slot (0: nothing was ever claimed there),
+// with one pread and no mapping: a follower probes the files a writer
+// creates ahead this way, because a mapping of one, held while the writer
+// drops the file's page cache before mapping it, would keep a page of the
+// reader's size (2 MiB) for the writer, whose flushes then write all of
+// it. Bytes past the end of a short file read as zero. Errors name the
+// file; a damaged header wraps ErrCorrupt.
+func ReadFirstWord(path string) (Header, int32, error) {
+	f, _, err := openSegmentFile(path)
+	if err != nil {
+		return Header{}, 0, err
+	}
+	defer f.Close()
+	var b [HeaderSize + 4]byte
+	if _, err := f.ReadAt(b[:], 0); err != nil && !errors.Is(err, io.EOF) {
+		return Header{}, 0, fmt.Errorf("read %s: %w", path, err)
+	}
+	h, err := DecodeHeader(b[:HeaderSize])
+	if err != nil {
+		return Header{}, 0, WithPath(err, path)
+	}
+	return h, int32(le.Uint32(b[HeaderSize:])), nil
+}
+
 // readFileHeader reads and decodes the header of the segment file f.
 func readFileHeader(f *os.File, path string) (Header, error) {
 	var hb [HeaderSize]byte

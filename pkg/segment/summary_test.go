@@ -191,3 +191,45 @@ func TestReadHeader(t *testing.T) {
 		t.Fatalf("missing file: %v", err)
 	}
 }
+
+// TestReadFirstWord: the header and the first slot's commit word of a
+// segment file, read without mapping it: 0 for a segment nothing was
+// claimed in, negative for a claim, positive for a commit; a damaged
+// header is ErrCorrupt naming the file; a file cut inside the word reads
+// the missing bytes as zero.
+func TestReadFirstWord(t *testing.T) {
+	dir := t.TempDir()
+	img := segment.NewImage(3, 64<<10, 1)
+	p := filepath.Join(dir, segment.FileName(3))
+	check := func(what string, wantWord int32) {
+		t.Helper()
+		writeFile(t, p, img)
+		h, word, err := segment.ReadFirstWord(p)
+		if err != nil || h.Seq != 3 || word != wantWord {
+			t.Fatalf("%s: %+v, word %d, %v; want word %d", what, h, word, err, wantWord)
+		}
+	}
+	check("empty", 0)
+	segment.PutFrame(img, 3, segment.HeaderSize, segment.TypeData, 2, []byte("record"))
+	check("committed", segment.LoadLength(img, segment.HeaderSize))
+	segment.StoreLength(img, segment.HeaderSize, -segment.LoadLength(img, segment.HeaderSize))
+	check("claimed", segment.LoadLength(img, segment.HeaderSize))
+	if segment.LoadLength(img, segment.HeaderSize) >= 0 {
+		t.Fatal("the claim is not negative")
+	}
+	writeFile(t, p, img[:segment.HeaderSize+2])
+	if _, word, err := segment.ReadFirstWord(p); err != nil || word != int32(le16(img[segment.HeaderSize:])) {
+		t.Fatalf("cut inside the word: word %d, %v", word, err)
+	}
+	img[17] ^= 1
+	writeFile(t, p, img)
+	if _, _, err := segment.ReadFirstWord(p); !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), p) {
+		t.Fatalf("damaged header: %v", err)
+	}
+	if _, _, err := segment.ReadFirstWord(filepath.Join(dir, segment.FileName(4))); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing file: %v", err)
+	}
+}
+
+// le16 is the little-endian value of the first two bytes of b.
+func le16(b []byte) uint16 { return uint16(b[0]) | uint16(b[1])<<8 }

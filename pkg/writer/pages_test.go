@@ -2,13 +2,16 @@ package writer
 
 import (
 	"bufio"
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/auditseg/auditseg/pkg/reader"
 	"github.com/auditseg/auditseg/pkg/segment"
 	"golang.org/x/sys/unix"
 )
@@ -318,18 +321,29 @@ func TestSyncAlwaysWritesLittle(t *testing.T) {
 func appendsWriteLittle(t *testing.T, w *Writer, dir string, n int64) {
 	t.Helper()
 	p := make([]byte, 100)
-	before := processWriteBytes()
-	for range n {
-		if _, err := w.Append(p); err != nil {
-			t.Fatal(err)
+	writesPerAppend(t, dir, len(p), 32<<10, func() int64 {
+		for range n {
+			if _, err := w.Append(p); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
+		return n
+	})
+}
+
+// writesPerAppend runs appends, which returns how many appends of size
+// bytes it made, and fails if they wrote more than limit bytes each to
+// the disk on average (skipping where writes are not accounted).
+func writesPerAppend(t *testing.T, dir string, size int, limit int64, appends func() int64) {
+	t.Helper()
+	before := processWriteBytes()
+	n := appends()
 	after := processWriteBytes()
 	if before < 0 || after <= before {
 		t.Skipf("no write accounting for %s here (/proc/self/io write_bytes %d -> %d: tmpfs?)", dir, before, after)
 	}
-	if per := (after - before) / n; per > 32<<10 {
-		t.Fatalf("%d appends under SyncAlways wrote %d bytes, %d per append (want a few KiB)", n, after-before, per)
+	if per := (after - before) / n; per > limit {
+		t.Fatalf("%d appends of %d bytes under SyncAlways wrote %d bytes, %d per append (want at most %d)", n, size, after-before, per, limit)
 	}
 }
 
@@ -436,4 +450,54 @@ func TestUnusedSegmentTakesTheNewPageSize(t *testing.T) {
 		t.Fatalf("segment 2 has %d bytes of disk reserved, want all %d", st.Blocks*512, size)
 	}
 	appendsWriteLittle(t, b, dir, 50)
+}
+
+// TestFollowersDoNotSetPageSize: followers at the end of the log look at
+// the files the writer created ahead for a first frame. They used to map
+// them (in 2 MiB pages) to do so, and one still mapped while the writer
+// dropped the file's page cache before mapping it left the writer a 2 MiB
+// page, so that under SyncAlways each append's flush wrote 2 MiB: with
+// three followers, 1.3 MB an append of 4 KB, 15 GB in 20 seconds. They
+// now read those files instead of mapping them.
+func TestFollowersDoNotSetPageSize(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Open(dir, Options{Sync: SyncAlways, SegmentSize: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for range 3 {
+		r, err := reader.Open(dir, reader.Options{Follow: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer r.Close()
+			for range r.All(ctx) {
+			}
+		}()
+	}
+	p := make([]byte, 16<<10)
+	for w.cur.Load().seq < 2 { // past segment 1, which nobody probed ahead
+		if _, err := w.Append(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Each append's pages and the file system's journal, and the seals:
+	// tens of KiB. A 2 MiB page at the start of a segment makes ~1 MiB.
+	writesPerAppend(t, dir, len(p), 256<<10, func() int64 {
+		n := int64(0)
+		for ; w.cur.Load().seq < 7; n++ {
+			if _, err := w.Append(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return n
+	})
 }
