@@ -42,9 +42,12 @@ type pumper struct {
 // and the operator should know a second signal is wanted to cut it short.
 func pump(in *blockReader, fr *framer, w *writer.Writer, st *writeStats, sigs <-chan os.Signal, notice io.Writer) error {
 	p := &pumper{in: in, fr: fr, w: w, st: st, stop: make(chan struct{})}
-	done := make(chan struct{})
-	defer close(done)
+	done, exited := make(chan struct{}), make(chan struct{})
+	// The goroutine may be printing the notice when the pump ends: it ends
+	// first, so that the command's own lines come after it.
+	defer func() { close(done); <-exited }()
 	go func() {
+		defer close(exited)
 		select {
 		case <-sigs:
 		case <-done:

@@ -92,7 +92,7 @@ func (c *checker) afterEnd(limit int64, w *window) {
 	if p < to {
 		upto := "the record limit"
 		if to < limit {
-			upto = "where the content is lost" // which the archive's finding reports
+			upto = "the end of what could be read" // a cut file's end, or a damaged archive's loss: reported on its own
 		}
 		c.addFound(c.finding(GarbageAfterEnd, p, to-p,
 			fmt.Sprintf("non-zero bytes after the END frame at %d (first at offset %d, %d bytes to %s)", r.endAt, p, to-p, upto)), false)
