@@ -453,12 +453,12 @@ func TestUnusedSegmentTakesTheNewPageSize(t *testing.T) {
 }
 
 // TestFollowersDoNotSetPageSize: followers at the end of the log look at
-// the files the writer created ahead for a first frame. They used to map
-// them (in 2 MiB pages) to do so, and one still mapped while the writer
-// dropped the file's page cache before mapping it left the writer a 2 MiB
-// page, so that under SyncAlways each append's flush wrote 2 MiB: with
-// three followers, 1.3 MB an append of 4 KB, 15 GB in 20 seconds. They
-// now read those files instead of mapping them.
+// the files the writer created ahead for a first frame or a footer. They
+// used to map them (in 2 MiB pages) to do so, and a mapping around the
+// time the writer drops such a file's page cache and maps it can leave
+// the writer 2 MiB pages, so that under SyncAlways each append's flush
+// wrote up to 2 MiB: with three followers, 1.3 MB an append of 4 KB, 15 GB
+// in 20 seconds. They now read those files instead of mapping them.
 func TestFollowersDoNotSetPageSize(t *testing.T) {
 	dir := t.TempDir()
 	w, err := Open(dir, Options{Sync: SyncAlways, SegmentSize: 4 << 20})
