@@ -141,12 +141,29 @@ func (im *Image) mapFile() error {
 		im.Data, im.release = []byte{}, func() error { return nil }
 		return nil
 	}
-	m, err := MapFile(f, im.FileSize, false, true)
+	m, err := MapFile(f, im.FileSize, false, looksSealed(f, im.FileSize))
 	if err != nil {
 		return err
 	}
 	im.Data, im.release = m, func() error { return Unmap(m) }
 	return nil
+}
+
+// looksSealed reports whether the file of size bytes ends with a footer's
+// magic, read with pread. Only such files are mapped in 2 MiB pages: a
+// reader's 2 MiB mapping of a file a writer is preparing or filling can
+// leave the writer pages of that size, which its flushes write whole.
+// Measured with a SyncAlways writer of 16 KiB records and 4 MiB segments
+// and a goroutine mapping the three files after the active one and
+// reading a word at each end: 861 KB written an append with 2 MiB
+// mappings, 20.6 KB with 4 KiB ones, as without the goroutine.
+func looksSealed(f *os.File, size int64) bool {
+	if size < FooterSize {
+		return false
+	}
+	var b [len(FooterMagic)]byte
+	_, err := f.ReadAt(b[:], size-FooterSize)
+	return err == nil && string(b[:]) == FooterMagic
 }
 
 // fitToHeader makes Data exactly Header.Size bytes. A longer file is cut (the

@@ -26,7 +26,9 @@ const hugeAlign = 2 << 20
 // The price of 2 MiB folios is paid by whoever flushes a writable mapping:
 // the kernel keeps a folio's dirtiness as a whole, so a flush after a store
 // writes all 2 MiB of the folio it hit. A writer that flushes after every
-// few records maps with huge false (pkg/writer/pages.go).
+// few records maps with huge false (pkg/writer/pages.go), and readers map
+// only sealed files with huge true (looksSealed), since theirs can set the
+// page size of a file a writer is about to fill.
 func MapFile(f *os.File, size int64, writable, huge bool) ([]byte, error) {
 	if size <= 0 {
 		return nil, fmt.Errorf("map %s: size %d", f.Name(), size)
