@@ -239,7 +239,7 @@ func (r *Reader) laterSealed(c *seg) bool {
 		return false
 	}
 	return r.laterAny(c.seq, 4, func(path string) (bool, error) {
-		_, err := segment.ReadFooter(path) // read, not mapped: see segment.ReadFirstWord
+		_, err := segment.ReadFooter(path) // read, not mapped, as laterHasFrames does
 		return err == nil, nil
 	})
 }

@@ -222,12 +222,10 @@ func ReadHeader(path string) (Header, error) {
 // ReadFirstWord returns the header of the segment file at path and the
 // commit word of its first frame slot (0: nothing was ever claimed there),
 // with one pread and no mapping: a follower probes the files a writer
-// creates ahead this way, because a mapping of one around the time the
-// writer drops the file's page cache and maps it can leave the writer
-// pages of the reader's size (2 MiB), which its flushes then write whole
-// (docs/FORMAT.md section 7 has the measurement). Bytes past the end of a
-// short file read as zero. Errors name the file; a damaged header wraps
-// ErrCorrupt.
+// creates ahead this way, at every poll at the end of the log, and 68
+// bytes are not worth mapping a segment for (docs/FORMAT.md section 7).
+// Bytes past the end of a short file read as zero. Errors name the file;
+// a damaged header wraps ErrCorrupt.
 func ReadFirstWord(path string) (Header, int32, error) {
 	f, _, err := openSegmentFile(path)
 	if err != nil {

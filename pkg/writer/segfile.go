@@ -207,12 +207,13 @@ func (w *Writer) mapNew(f *os.File, final string, seq uint64) (*seg, error) {
 	// around which the kernel cannot place a 2 MiB folio (touching the
 	// segment then cost 8 ms instead of 1 ms on the VMs we measured), or
 	// whatever a reader's reads asked for since create made the file
-	// visible (a follower looks for frames in the segment after the
-	// active one): a 2 MiB folio there made every flush near the start
-	// of a segment mapped in 4 KiB pages write 2 MiB. Only the header was
-	// written, and fsynced, so the pages are clean: dropping them lets
-	// this mapping's page size decide, for the price of reading one block
-	// back. (A reader still holding a mapping of the file keeps its pages.)
+	// visible (this package's readers read it, or map it in 4 KiB pages,
+	// but another program may map it in 2 MiB pages): a 2 MiB folio there
+	// made every flush near the start of a segment mapped in 4 KiB pages
+	// write 2 MiB. Only the header was written, and fsynced, so the pages
+	// are clean: dropping them lets this mapping's page size decide, for
+	// the price of reading one block back. (A reader still holding a
+	// mapping of the file keeps its pages.)
 	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED) // advice only
 	// The active segment, nil at Open.
 	active := w.cur.Load()
