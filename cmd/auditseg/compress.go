@@ -227,16 +227,16 @@ func writeCompressText(w io.Writer, res *archive.Result, interrupted bool) error
 		for _, s := range p.Skipped {
 			fmt.Fprintf(&b, "skip %s: %s\n", s.Path, s.Reason)
 		}
-		fmt.Fprintf(&b, "dry run: %d segments, %d bytes (%s) would be compressed; %d already archived, %d skipped\n",
-			p.Segments(), p.Bytes(), humanBytes(p.Bytes()), p.Archived, len(p.Skipped))
+		fmt.Fprintf(&b, "dry run: %s, %d bytes (%s) would be compressed; %d already archived, %d skipped\n",
+			plural(p.Segments(), "segment"), p.Bytes(), humanBytes(p.Bytes()), p.Archived, len(p.Skipped))
 		_, err := io.WriteString(w, b.String())
 		return err
 	}
 	if n := len(res.TempsRemoved); n > 0 {
 		fmt.Fprintf(&b, "removed %d leftover temporary file(s) of an interrupted run\n", n)
 	}
-	fmt.Fprintf(&b, "compress-finished: %d segments, %d -> %d bytes (%s -> %s), ratio %.2f, elapsed %s",
-		res.Done, res.BytesIn, res.BytesOut, humanBytes(res.BytesIn), humanBytes(res.BytesOut),
+	fmt.Fprintf(&b, "compress-finished: %s, %d -> %d bytes (%s -> %s), ratio %.2f, elapsed %s",
+		plural(res.Done, "segment"), res.BytesIn, res.BytesOut, humanBytes(res.BytesIn), humanBytes(res.BytesOut),
 		ratio(res.BytesIn, res.BytesOut), res.Elapsed.Round(time.Millisecond))
 	if res.Failed > 0 {
 		fmt.Fprintf(&b, ", %d FAILED", res.Failed)

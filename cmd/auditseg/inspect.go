@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -42,6 +44,9 @@ Exit codes: 0 the file was dumped (damaged or not; use verify to judge it);
 			if f.preview < 0 || f.hexMax < 0 {
 				return withCode(exitUsage, fmt.Errorf("--preview %d, --hex-max %d: byte counts cannot be negative", f.preview, f.hexMax))
 			}
+			if st, err := os.Stat(args[0]); err == nil && st.IsDir() {
+				return withCode(exitUsage, inspectDirError(args[0]))
+			}
 			in, err := verify.Inspect(args[0])
 			if err != nil {
 				return withCode(exitUsage, err)
@@ -62,6 +67,16 @@ Exit codes: 0 the file was dumped (damaged or not; use verify to judge it);
 	fl.IntVar(&f.preview, "preview", 32, "payload bytes shown on each frame line")
 	fl.IntVar(&f.hexMax, "hex-max", 4096, "bytes of each slot shown by --hex (the rest is counted)")
 	return c
+}
+
+// inspectDirError explains that inspect takes a file, naming one of the
+// directory's segments if it has any.
+func inspectDirError(dir string) error {
+	example := filepath.Join(dir, segment.FileName(1))
+	if l, err := segment.List(dir); err == nil && len(l.Segments) > 0 {
+		example = l.Segments[0].Path
+	}
+	return fmt.Errorf("%s is a directory: inspect dumps one segment file, such as %s; 'auditseg verify %s' checks a whole log", dir, example, dir)
 }
 
 // readError is a failure to read the segment while it was being dumped,

@@ -268,7 +268,7 @@ func writeVerifySummary(b *strings.Builder, rep *verify.Report, strict bool, p p
 }
 
 // plural renders "1 record", "2 records".
-func plural(n int, what string) string {
+func plural[N ~int | ~int64 | ~uint64](n N, what string) string {
 	if n == 1 {
 		return "1 " + what
 	}

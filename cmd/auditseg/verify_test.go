@@ -344,6 +344,10 @@ func TestInspectGolden(t *testing.T) {
 	if _, _, code := execute(t, nil, "inspect", "log/nope.seg"); code != exitUsage {
 		t.Errorf("missing file: exit %d", code)
 	}
+	// A directory is a usage error that names one of its segments.
+	if _, errOut, code := execute(t, nil, "inspect", "log"); code != exitUsage || !strings.Contains(errOut, "log/"+segment.FileName(1)) || !strings.Contains(errOut, "verify log") {
+		t.Errorf("directory: exit %d, stderr %q", code, errOut)
+	}
 	// A damaged header is described, not refused.
 	b, _ := os.ReadFile("log/" + segment.FileName(1))
 	b[20] ^= 1

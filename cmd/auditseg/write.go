@@ -151,8 +151,8 @@ func runWrite(cmd *cobra.Command, dir string, f writeFlags) error {
 	}
 	if !f.quiet {
 		el := time.Since(start)
-		fmt.Fprintf(cmd.ErrOrStderr(), "auditseg write: %d records, %s, %d segments, %s, %.0f records/s\n",
-			st.records, humanBytes(st.bytes), st.segments(), el.Round(time.Millisecond), float64(st.records)/max(el.Seconds(), 1e-9))
+		fmt.Fprintf(cmd.ErrOrStderr(), "auditseg write: %s, %s, %s, %s, %.0f records/s\n",
+			plural(st.records, "record"), humanBytes(st.bytes), plural(st.segments(), "segment"), el.Round(time.Millisecond), float64(st.records)/max(el.Seconds(), 1e-9))
 	}
 	switch {
 	case st.aborted:
