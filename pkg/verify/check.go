@@ -47,6 +47,7 @@ type collector struct {
 	max     int
 	list    []Finding
 	count   map[Class]int
+	listed  map[Class]int
 	omitted int
 }
 
@@ -55,7 +56,11 @@ func (c *collector) add(f Finding) {
 		c.count = make(map[Class]int)
 	}
 	c.count[f.Class]++
-	if len(c.list) < c.max {
+	if c.listed == nil {
+		c.listed = make(map[Class]int)
+	}
+	if c.listed[f.Class] < c.max {
+		c.listed[f.Class]++
 		c.list = append(c.list, f)
 	} else {
 		c.omitted++
@@ -384,6 +389,10 @@ func (c *checker) checkSealed(d [segment.DigestSize]byte) {
 	}
 	if c.records != ft.Records {
 		c.addFound(c.finding(Footer, at, 0, fmt.Sprintf("footer counts %d records, the segment holds %d", ft.Records, c.records)), false)
+	}
+	if c.records == 0 && (ft.MinTime != 0 || ft.MaxTime != 0) {
+		c.addFound(c.finding(Footer, at, 0, fmt.Sprintf("footer time range [%s, %s], but the segment holds no records",
+			fmtTime(ft.MinTime), fmtTime(ft.MaxTime))), false)
 	}
 	if c.records > 0 && (c.minTime != ft.MinTime || c.maxTime != ft.MaxTime && !sealQuirk(ft, c.maxTime)) {
 		c.addFound(c.finding(Footer, at, 0, fmt.Sprintf("footer time range [%s, %s], the records span [%s, %s]",

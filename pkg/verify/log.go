@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -291,7 +290,7 @@ func liveSuspects(results []*result) []int {
 }
 
 // openTail returns the index of the first segment of the unit's unsealed
-// tail: the run of newest segments without a footer. A writer keeps a few
+// tail: the run of newest segments without a valid footer. A writer keeps a few
 // there (being sealed, active, prepared); after a crash they are what
 // recovery repairs.
 func openTail(u *unit) int {
@@ -306,24 +305,28 @@ func openTail(u *unit) int {
 		segs := u.listing.Segments
 		for k := len(segs) - 1; k >= 0; k-- {
 			r, ok := asked[segs[k].Seq]
-			if ok && !r.footerAbsent || !ok && !unsealedOnDisk(segs[k]) {
+			if ok && (r.sealed || r.rep.Archived) || !ok && sealedOnDisk(segs[k]) {
 				from = segs[k].Seq + 1
 				break
 			}
 		}
 	}
 	i := len(u.results)
-	for i > 0 && u.results[i-1].footerAbsent && u.results[i-1].order >= from {
+	// The tail runs back to the newest segment known to be sealed (a valid
+	// footer, or an archive): a damaged or unreadable one is not (recovery
+	// reseals after the newest valid footer, FORMAT.md section 8).
+	for i > 0 && !u.results[i-1].sealed && !u.results[i-1].rep.Archived && u.results[i-1].order >= from {
 		i--
 	}
 	return i
 }
 
-// unsealedOnDisk peeks at one segment's footer. Archives are sealed by
-// construction and are not decompressed for this.
-func unsealedOnDisk(e segment.Entry) bool {
+// sealedOnDisk peeks at one segment's footer: only a valid one counts,
+// as for the segments asked for. Archives are sealed by construction and
+// are not decompressed for this.
+func sealedOnDisk(e segment.Entry) bool {
 	if e.Archived {
-		return false
+		return true
 	}
 	im, err := segment.OpenImage(e.Path)
 	if err != nil {
@@ -331,7 +334,7 @@ func unsealedOnDisk(e segment.Entry) bool {
 	}
 	defer im.Close()
 	_, err = im.Footer()
-	return errors.Is(err, segment.ErrNoFooter)
+	return err == nil
 }
 
 // newest is the highest sequence number in the unit's directory.

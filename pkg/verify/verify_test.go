@@ -492,7 +492,9 @@ func TestUnreadable(t *testing.T) {
 	}
 }
 
-// Findings beyond MaxFindings are counted, not listed.
+// Findings beyond MaxFindings are counted, not listed; the limit is per
+// segment and class, so more torn frames than the limit do not hide the
+// segment's garbage-after-end finding.
 func TestMaxFindings(t *testing.T) {
 	l := newTestLog(t)
 	s := l.sealed(40)
@@ -501,10 +503,16 @@ func TestMaxFindings(t *testing.T) {
 			s.img[off+10] = 1 // reserved header bytes: torn
 		}
 	}
+	s.img[s.end+40] = 0xEE // after the END frame's header
 	s.write(t)
 	rep := mustDir(t, l.dir, Options{MaxFindings: 5})
-	if len(rep.Findings) != 5 || rep.Totals.Findings[Torn] != 20 || rep.Totals.Omitted != 15 || rep.Segments[0].Findings != 20 {
-		t.Fatalf("listed %d, totals %+v, segment %+v", len(rep.Findings), rep.Totals, rep.Segments[0])
+	listed := map[Class]int{}
+	for _, f := range rep.Findings {
+		listed[f.Class]++
+	}
+	if listed[Torn] != 5 || listed[GarbageAfterEnd] != 1 || len(rep.Findings) != 6 ||
+		rep.Totals.Findings[Torn] != 20 || rep.Totals.Omitted != 15 || rep.Segments[0].Findings != 21 {
+		t.Fatalf("listed %v, totals %+v, segment %+v", listed, rep.Totals, rep.Segments[0])
 	}
 }
 
