@@ -97,8 +97,10 @@ type checker struct {
 	// damage: bytes inside the digested range are known bad, which
 	// explains a digest or record-count mismatch without another finding.
 	damage bool
-	// torn regions seen by the walk, to tell "END is torn" from "no END".
-	tornAt []span
+	// endTorn: a torn region the walk found covers the footer's END
+	// offset ("END is torn", not "no END"). A flag, not a list of the
+	// regions: a hostile segment can hold millions of them.
+	endTorn bool
 
 	records uint64
 	// minTime and maxTime are the records' extremes, once records > 0.
@@ -107,8 +109,6 @@ type checker struct {
 	// look (timeBounds).
 	tsLo, tsHi int64
 }
-
-type span struct{ off, n int64 }
 
 // checkPath opens and checks one segment file or archive. With buf, a
 // sealed segment file is read into it whole if it fits, else through it
@@ -365,7 +365,7 @@ func (c *checker) checkSealed(d [segment.DigestSize]byte) {
 		// footer vouches for them) and are now zero.
 		n := ft.EndOffset + segment.FrameHeaderSize - r.dataEnd
 		c.addFound(c.finding(Torn, r.dataEnd, n, segment.LostEnd(r.dataEnd, ft.EndOffset)), true)
-	case !r.hasEnd && !c.tornCovers(ft.EndOffset):
+	case !r.hasEnd && !c.endTorn:
 		c.addFound(c.finding(MissingEnd, ft.EndOffset, 0, segment.LostEnd(ft.EndOffset, ft.EndOffset)), true)
 	}
 	if ft.Flags&^segment.FlagRecovered != 0 {
@@ -408,15 +408,6 @@ func (c *checker) checkSealed(d [segment.DigestSize]byte) {
 // segment whose records all have negative timestamps gets MaxTime 0.
 func sealQuirk(ft segment.Footer, maxTime int64) bool {
 	return ft.Flags&segment.FlagRecovered != 0 && maxTime < 0 && ft.MaxTime == 0
-}
-
-func (c *checker) tornCovers(off int64) bool {
-	for _, s := range c.tornAt {
-		if off >= s.off && off < s.off+s.n {
-			return true
-		}
-	}
-	return false
 }
 
 // addFound records a finding; damage says it covers bytes in the digested

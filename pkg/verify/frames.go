@@ -172,7 +172,9 @@ func (c *checker) torn(ev *segment.Event, limit int64) {
 	} else {
 		reason += fmt.Sprintf("; %d bytes unattributed, resumed at the frame at %d", ev.Len, next)
 	}
-	c.tornAt = append(c.tornAt, span{ev.Offset, ev.Len})
+	if end := c.r.footer.EndOffset; c.r.sealed && end >= ev.Offset && end < next {
+		c.endTorn = true
+	}
 	c.addFound(c.finding(Torn, ev.Offset, ev.Len, reason), true)
 }
 
