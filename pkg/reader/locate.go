@@ -32,7 +32,12 @@ func (r *Reader) locate() error {
 			r.locateSince()
 		}
 	case startAt, startAfter:
-		r.startSeq, r.seek = st.pos.Seq, &st
+		r.seek = &st
+		if r.single == "" {
+			// A single file is placed by its header's sequence, which
+			// its name need not carry (a copy): applySeek decides.
+			r.startSeq = st.pos.Seq
+		}
 	case startSkip:
 		r.skip = st.n
 	case startLast:

@@ -347,6 +347,31 @@ func TestSingleSegmentFile(t *testing.T) {
 	sameRecs(t, got, want)
 	got, _ = readAll(t, filepath.Join(dir, segment.FileName(2)), reader.Options{Start: reader.Last(3)})
 	sameRecs(t, got, want[len(want)-3:])
+
+	// A copy under another name is placed by its header's sequence, as
+	// its records' positions are: At and After one of them resume there,
+	// a position in a later segment gives nothing, an earlier one all.
+	data, err := os.ReadFile(filepath.Join(dir, segment.FileName(2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := filepath.Join(t.TempDir(), "copy.seg")
+	if err := os.WriteFile(cp, data, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		start reader.Start
+		want  []rec
+	}{
+		{reader.First(), want},
+		{reader.At(want[5].pos), want[5:]},
+		{reader.After(want[5].pos), want[6:]},
+		{reader.At(segment.Position{Seq: 3, Offset: 64}), nil},
+		{reader.After(segment.Position{Seq: 1, Offset: 1 << 20}), want},
+	} {
+		got, _ := readAll(t, cp, reader.Options{Start: tc.start})
+		sameRecs(t, got, tc.want)
+	}
 }
 
 func TestArchivedSegmentsRead(t *testing.T) {

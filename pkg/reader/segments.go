@@ -519,6 +519,9 @@ func (r *Reader) skipUnreadable(e segment.Entry) {
 // its start and records before the position are passed over.
 func (r *Reader) applySeek(c *seg, st Start) {
 	if c.seq != st.pos.Seq {
+		if r.single != "" && c.seq < st.pos.Seq {
+			c.min = math.MaxInt64 // the whole file is before the position
+		}
 		return
 	}
 	// The walk starts at the segment's first frame and passes records
