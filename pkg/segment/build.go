@@ -28,6 +28,10 @@ func PutFrame(img []byte, seq uint64, off int64, typ byte, ts int64, payload []b
 // PutPad turns the extent [off, off+ext) into a committed PAD frame. The
 // bytes after its header are left as they are: readers skip them.
 func PutPad(img []byte, seq uint64, off, ext int64) {
+	// Claim first, as PutEnd does: recovery pads zero gaps, and one
+	// killed before the commit store must leave a reserved slot for the
+	// next recovery, not header bytes behind a zero word (torn).
+	StoreLength(img, off, -int32(ext))
 	PutFrameHeader(img[off:], TypePad, int32(ext), 0)
 	PutFrameCRC(img[off:], FrameSeed(seq), off)
 	StoreLength(img, off, int32(ext))

@@ -283,7 +283,10 @@ func (w *Writer) sealPass() (st sealState, err error) {
 func (sl *sealer) backlog(c *seg) int {
 	sl.mu.Lock()
 	defer sl.mu.Unlock()
-	for x := sl.last; x != c; {
+	// c may be stale: loaded before a rotation that another caller has
+	// queued already. Never walk past it into a segment not active yet,
+	// which the sealer would wait on until Close gave up.
+	for x := sl.last; x != c && x.seq < c.seq; {
 		if x = x.next.Load(); x == nil {
 			break
 		}

@@ -239,3 +239,48 @@ func TestMaybeLostIsDistinct(t *testing.T) {
 		t.Fatalf("refused: %v", refused)
 	}
 }
+
+// A Sync (flushAll) or seal pass brings the sealer's queue up to the
+// active segment it loaded before taking the sealer's lock. If a rotation
+// came in between, and another caller has queued the new active segment
+// C and the preparer has mapped C's successor, the stale call must not
+// queue that successor: the sealer would wait on it as if it were
+// finished, and Close would give up with ErrReservationsOpen though no
+// reservation was ever made (found by a review).
+func TestStaleBacklogStopsAtTheActiveSegment(t *testing.T) {
+	dir := t.TempDir()
+	w, err := Open(dir, Options{SegmentSize: 64 << 10, Sync: SyncNone, CloseTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := w.cur.Load() // what flushAll's w.cur.Load() returned
+	for {
+		pos, err := w.Append(make([]byte, 1000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pos.Seq != stale.seq {
+			break
+		}
+	}
+	c := w.cur.Load()
+	deadline := time.Now().Add(5 * time.Second)
+	for c.next.Load() == nil { // the preparer maps C's successor
+		if time.Now().After(deadline) {
+			t.Fatal("next segment never prepared")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	w.sealer.backlog(c)     // the sealer (or another Sync) catches up with the rotation
+	w.sealer.backlog(stale) // the Sync that loaded cur before it gets the lock
+	w.sealer.mu.Lock()
+	last := w.sealer.last
+	w.sealer.mu.Unlock()
+	if last.seq > w.cur.Load().seq {
+		t.Errorf("sealer queued segment %d, but the active segment is %d", last.seq, w.cur.Load().seq)
+	}
+	start := time.Now()
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close after %v: %v (no reservation was ever made)", time.Since(start).Round(time.Millisecond), err)
+	}
+}

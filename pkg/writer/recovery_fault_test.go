@@ -137,6 +137,39 @@ func TestRecoveryOfAnEndClaim(t *testing.T) {
 	}
 }
 
+// TestRecoveryKilledWhilePaddingAGap: recovery turns a zero gap (a claim
+// whose writer died before storing it) into a PAD, claiming it first
+// (segment.PutPad). Killed after any of its stores, it leaves a slot the
+// next recovery pads again: the segment is sealed with every record.
+func TestRecoveryKilledWhilePaddingAGap(t *testing.T) {
+	const size = 64 << 10
+	gapLen := segment.FrameSize(16)
+	for stores := 1; stores <= 3; stores++ {
+		dir := t.TempDir()
+		img := segment.NewImage(1, size, 1)
+		gap := segment.PutFrame(img, 1, segment.HeaderSize, segment.TypeData, 10, []byte("one"))
+		after := gap + gapLen
+		segment.PutFrame(img, 1, after, segment.TypeData, 12, []byte("three"))
+		segment.StoreLength(img, gap, -int32(gapLen)) // PutPad's stores, in order
+		if stores >= 2 {
+			segment.PutFrameHeader(img[gap:], segment.TypePad, int32(gapLen), 0)
+		}
+		if stores >= 3 {
+			segment.PutFrameCRC(img[gap:], segment.FrameSeed(1), gap)
+		}
+		if err := os.WriteFile(filepath.Join(dir, segment.FileName(1)), img, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		if st := recoverOnce(t, dir, size); st.RecoveredSegments != 1 || st.DamagedSegments != 0 {
+			t.Fatalf("killed after %d stores: recovery stats %+v, want the segment recovered", stores, st)
+		}
+		got := intactPayloads(t, dir)
+		if string(got[segment.Position{Seq: 1, Offset: segment.HeaderSize}]) != "one" || string(got[segment.Position{Seq: 1, Offset: after}]) != "three" {
+			t.Fatalf("killed after %d stores: records %q", stores, got)
+		}
+	}
+}
+
 // A damaged commit word that reads as an END claim over committed frames
 // (a reserved extent up to the record limit, with frames behind it) is
 // damage, not an END to finish: recovery leaves the segment for verify
