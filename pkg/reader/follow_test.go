@@ -101,6 +101,34 @@ func TestFollowDeadWriter(t *testing.T) {
 	sameRecs(t, fw.waitFor(t, 3, 5*time.Second), []rec{a, c, e})
 }
 
+// TestFollowDeadWriterGapFirst: the writer died after its appenders had
+// moved to segment 2 but before the one whose claim crossed the end of
+// segment 1 stored END, and segment 2's first claim was never stored
+// either, with a committed record behind it. Its first commit word is
+// zero, like a file created ahead; the follower waits at segment 1 while
+// segment 2 is all zeros, and moves on once it holds anything.
+func TestFollowDeadWriterGapFirst(t *testing.T) {
+	dir := t.TempDir()
+	b1 := newSeg(1)
+	want := []rec{b1.add(baseTS, []byte("in segment 1"))}
+	b1.write(t, dir)        // no END, no footer
+	newSeg(2).write(t, dir) // created ahead, nothing in it yet
+	fw := follow(t, dir, reader.Options{})
+	sameRecs(t, fw.waitFor(t, 1, 5*time.Second), want)
+	time.Sleep(600 * time.Millisecond) // a few polls: it must stay at segment 1
+	sameRecs(t, fw.waitFor(t, 1, 0), want)
+
+	b2 := newSeg(2)
+	b2.off += segment.FrameSize(8) // a claim never stored: zeros
+	want = append(want, b2.add(baseTS+1, []byte("in segment 2, after a gap")))
+	b2.write(t, dir)
+	newSeg(3).write(t, dir)
+	sameRecs(t, fw.waitFor(t, 2, 5*time.Second), want)
+	if d := fw.damage(); len(d) == 0 || d[0].Kind != reader.DamageUnfinished || d[0].Seq != 1 {
+		t.Fatalf("damage = %+v, want segment 1 reported unfinished first", d)
+	}
+}
+
 // TestFollowEmptyDirectory: a follower started before the writer picks up
 // the first segment when it appears.
 func TestFollowEmptyDirectory(t *testing.T) {

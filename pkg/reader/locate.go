@@ -258,6 +258,43 @@ func (r *Reader) laterHasFrames(seq uint64) bool {
 	})
 }
 
+// laterHoldsBytes reports whether one of the next three segment files
+// after seq holds anything in its record area. For a follower whose
+// writer is gone: the appender whose claim crossed the end of segment seq
+// may have died before storing END while the others had moved on, and
+// the next segment's first claim may never have been stored either, with
+// committed frames behind it (FORMAT.md section 5: the switch does not
+// wait for the crossing appender). Its first commit word is then zero,
+// and laterHasFrames alone would keep the follower at seq until a writer
+// came back. With no writer the files do not change, so one found empty
+// is not read again while its size and mtime stay the same.
+func (r *Reader) laterHoldsBytes(seq uint64) bool {
+	return r.laterAny(seq, 3, func(path string) (bool, error) {
+		st, err := os.Lstat(path)
+		if err != nil {
+			return false, err
+		}
+		k := fileStamp{path, st.Size(), st.ModTime().UnixNano()}
+		if r.empty[k] {
+			return false, nil
+		}
+		yes, err := segment.HasRecordBytes(path)
+		if err == nil && !yes {
+			if r.empty == nil || len(r.empty) >= 64 {
+				r.empty = map[fileStamp]bool{}
+			}
+			r.empty[k] = true
+		}
+		return yes, err
+	})
+}
+
+// fileStamp identifies a file's content while no writer holds the log.
+type fileStamp struct {
+	path        string
+	size, mtime int64
+}
+
 // laterAny reports whether an archive is listed after seq, or one of the
 // first max other segment files listed after it satisfies ok. A file ok
 // fails on is passed over: removed since the listing, or archived (seen

@@ -198,6 +198,9 @@ type Reader struct {
 
 	alive   bool // last known writer state
 	aliveAt time.Time
+	// empty: later segment files found to hold nothing at all while no
+	// writer held the log (laterHoldsBytes), by path, size and mtime.
+	empty map[fileStamp]bool
 
 	rec     Record
 	have    bool // rec was found by Wait and not yet returned by Next

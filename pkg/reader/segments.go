@@ -260,7 +260,7 @@ func (r *Reader) atTail(c *seg) bool {
 			r.err = err
 			return false
 		}
-		if r.entryAfter(c.seq) < len(r.list) && (!r.opts.Follow || r.laterHasFrames(c.seq)) {
+		if r.entryAfter(c.seq) < len(r.list) && (!r.opts.Follow || r.laterHasFrames(c.seq) || !r.alive && r.laterHoldsBytes(c.seq)) {
 			// Nothing tells where records stopped: the rest of the record
 			// area may have held some.
 			rest := segment.RecordLimit(int64(len(c.img.Data))) - c.off

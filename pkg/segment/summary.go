@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/unix"
 )
 
 // An archive's summary is a copy of its segment's header and footer kept
@@ -241,6 +243,38 @@ func ReadFirstWord(path string) (Header, int32, error) {
 		return Header{}, 0, WithPath(err, path)
 	}
 	return h, int32(le.Uint32(b[HeaderSize:])), nil
+}
+
+// HasRecordBytes reports whether the record area of the segment file at
+// path holds any non-zero byte, reading it with pread a chunk at a time
+// (a mapping could set the page size of a file a writer may yet fill:
+// FORMAT.md section 7) and dropping the clean pages it read. A follower
+// whose writer is gone asks this of the files after an unfinished
+// segment: their first commit word can be zero (a claim never stored)
+// with committed frames behind it. Errors name the file.
+func HasRecordBytes(path string) (bool, error) {
+	f, st, err := openSegmentFile(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	end := RecordLimit(st.Size())
+	buf := make([]byte, min(1<<20, max(end-HeaderSize, 0)))
+	zeros := make([]byte, len(buf)) // compared at memcmp speed
+	found := false
+	for off := int64(HeaderSize); off < end && !found; off += int64(len(buf)) {
+		b := buf[:min(int64(len(buf)), end-off)]
+		n, err := f.ReadAt(b, off)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return false, fmt.Errorf("read %s at %d: %w", path, off+int64(n), err)
+		}
+		found = !bytes.Equal(b[:n], zeros[:n])
+		if n < len(b) {
+			break
+		}
+	}
+	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED) // only a hint
+	return found, nil
 }
 
 // readFileHeader reads and decodes the header of the segment file f.

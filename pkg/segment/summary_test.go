@@ -233,3 +233,39 @@ func TestReadFirstWord(t *testing.T) {
 
 // le16 is the little-endian value of the first two bytes of b.
 func le16(b []byte) uint16 { return uint16(b[0]) | uint16(b[1])<<8 }
+
+// HasRecordBytes looks at the record area only: the header and a footer
+// are not records; a byte anywhere between them is found, in any chunk.
+func TestHasRecordBytes(t *testing.T) {
+	dir := t.TempDir()
+	const size = 3 << 20 // several of its chunks
+	p := filepath.Join(dir, segment.FileName(3))
+	for _, tc := range []struct {
+		what string
+		at   int64 // a non-zero byte there, or -1
+		want bool
+	}{
+		{"created ahead", -1, false},
+		{"in the footer", size - 1, false},
+		{"first slot", segment.HeaderSize + 9, true},
+		{"after a 2 MiB gap", 2<<20 + 5, true},
+		{"last record byte", segment.RecordLimit(size) - 1, true},
+	} {
+		img := segment.NewImage(3, size, 1)
+		if tc.at >= 0 {
+			img[tc.at] = 1
+		}
+		writeFile(t, p, img)
+		if got, err := segment.HasRecordBytes(p); err != nil || got != tc.want {
+			t.Errorf("%s: %v, %v; want %v", tc.what, got, err, tc.want)
+		}
+	}
+	writeFile(t, p, segment.NewImage(3, size, 1)[:segment.HeaderSize+100])
+	if got, err := segment.HasRecordBytes(p); err != nil || got {
+		t.Errorf("short file of zeros: %v, %v", got, err)
+	}
+	missing := filepath.Join(dir, segment.FileName(4))
+	if _, err := segment.HasRecordBytes(missing); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("missing file: %v", err)
+	}
+}
