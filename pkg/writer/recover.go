@@ -165,7 +165,7 @@ func (w *Writer) recoverSegment(path string, seq uint64, last bool, prev *[segme
 	}
 	if herr != nil {
 		f.Close()
-		w.stats.DamagedSegments++
+		w.damaged(path)
 		w.opts.Logger.Error("recovery: segment left as it is; run auditseg verify", "file", path, "err", segment.WithPath(herr, path))
 		return nil, nil
 	}
@@ -205,7 +205,7 @@ func (w *Writer) recoverSegment(path string, seq uint64, last bool, prev *[segme
 		return true
 	})
 	if damaged {
-		w.stats.DamagedSegments++
+		w.damaged(path)
 		w.opts.Logger.Error("recovery: damaged committed frame; segment left unsealed, run auditseg verify", "file", path)
 		return nil, s.release()
 	}
@@ -239,6 +239,14 @@ func (w *Writer) recoverSegment(path string, seq uint64, last bool, prev *[segme
 	w.stats.RecoveredFrames += len(pads)
 	w.opts.Logger.Info("recovered segment", "file", path, "records", ft.Records, "padded", len(pads), "end", ft.EndOffset)
 	return nil, nil
+}
+
+// damaged counts a segment recovery leaves as it is. Its intact records
+// may not be durable (an earlier SyncNone writer): the first Sync fsyncs
+// it with the inherited sealed segments.
+func (w *Writer) damaged(path string) {
+	w.stats.DamagedSegments++
+	w.lazy.inherited = append(w.lazy.inherited, path)
 }
 
 // remapUnused maps again the segment s, prepared by an earlier writer and

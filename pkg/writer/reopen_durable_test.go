@@ -66,14 +66,18 @@ func TestOpenFsyncsTheDirectoryItContinuesIn(t *testing.T) {
 // TestSyncAfterReopenCoversSegmentsSealedBefore: a SyncNone writer seals
 // without flushing and keeps the list of such segments for its Sync in
 // memory. After it dies (or closes) the next writer's Sync must still make
-// those records durable: they were committed before that call.
+// those records durable: they were committed before that call. So too
+// the intact records of a segment recovery leaves unsealed as damaged.
 func TestSyncAfterReopenCoversSegmentsSealedBefore(t *testing.T) {
-	for _, how := range []string{"crashed", "closed"} {
+	for _, how := range []string{"crashed", "closed", "damaged"} {
 		t.Run(how, func(t *testing.T) {
 			dir := t.TempDir()
 			var acked map[segment.Position][]byte
-			if how == "crashed" {
+			if how != "closed" {
 				acked = crashedLog(t, dir)
+				if how == "damaged" {
+					tearNewest(t, dir, acked)
+				}
 			} else {
 				acked = map[segment.Position][]byte{}
 				w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncNone})
@@ -222,4 +226,26 @@ func (d *denyFS) OpenFile(name string, flag int, perm os.FileMode) (*os.File, er
 		return nil, &os.PathError{Op: "open", Path: name, Err: syscall.EACCES}
 	}
 	return d.FaultFS.OpenFile(name, flag, perm)
+}
+
+// tearNewest flips a payload byte of a record in the newest segment
+// holding one: a torn frame, for which recovery leaves the segment as it
+// is.
+func tearNewest(t *testing.T, dir string, acked map[segment.Position][]byte) {
+	t.Helper()
+	var last segment.Position
+	for p := range acked {
+		if p.Seq > last.Seq {
+			last = p
+		}
+	}
+	path := filepath.Join(dir, segment.FileName(last.Seq))
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[last.Offset+segment.FrameHeaderSize] ^= 0xff
+	if err := os.WriteFile(path, b, 0o640); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -26,11 +26,13 @@ func (sy *syncer) init(w *Writer) { sy.cond = sync.NewCond(&sy.mu) }
 // Sync returns once every record committed before the call is durable on
 // disk, in every sync mode: with SyncNone it is the only flush there is,
 // and it covers the segments sealed since the last Sync too. The first
-// Sync after Open also fsyncs every sealed segment file recovery found (an
-// earlier writer may have sealed them without a flush): an open and an
-// fsync each, ~0.1 ms for a clean file; one it cannot open is passed over. A flush failure is sticky: this and every later call (Append
-// included) return it, because the kernel may have dropped the pages that
-// failed to write and retrying would claim durability falsely.
+// Sync after Open also fsyncs every sealed segment file recovery found,
+// and every one it left unsealed as damaged (an earlier writer may have
+// written them without a flush): an open and an fsync each, ~0.1 ms for
+// a clean file; one it cannot open is passed over. A flush failure is
+// sticky: this and every later call (Append included) return it, because
+// the kernel may have dropped the pages that failed to write and
+// retrying would claim durability falsely.
 func (w *Writer) Sync() error {
 	if e := w.failed.Load(); e != nil {
 		return *e
@@ -90,7 +92,8 @@ type lazySealed struct {
 	mu    sync.Mutex
 	paths []string
 	// inherited are the sealed segment files recovery found (sealed by
-	// an earlier writer, perhaps without a flush). One that cannot be
+	// an earlier writer, perhaps without a flush), and those it left
+	// unsealed as damaged. One that cannot be
 	// opened (its mode changed, say) is passed over: this writer never
 	// had it, and a file it cannot open must not stop it for good.
 	inherited []string
