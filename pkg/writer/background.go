@@ -68,7 +68,13 @@ func (w *Writer) prepareLoop() {
 			cr = nil
 		}
 		if a != nil {
-			nx, err = w.mapNew(a.f, a.path, a.seq)
+			if nx, err = w.mapNew(a.f, a.path, a.seq); err != nil {
+				// The creator's files after it go first (and it
+				// stops: the retry prepares from this number).
+				w.removeAhead(cr.stopAndCollect())
+				cr = nil
+				w.dropUnmappable(a.path)
+			}
 		} else {
 			nx, err = w.prepare(c.seq + 1)
 		}

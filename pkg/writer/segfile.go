@@ -74,7 +74,11 @@ func (w *Writer) prepare(seq uint64) (*seg, error) {
 	if err != nil {
 		return nil, err
 	}
-	return w.mapNew(f, final, seq)
+	s, err := w.mapNew(f, final, seq)
+	if err != nil {
+		w.dropUnmappable(final)
+	}
+	return s, err
 }
 
 // checkLock makes sure the lock still holds the directory at its path
@@ -198,9 +202,8 @@ func named(f *os.File, name string) *os.File {
 	return os.NewFile(uintptr(fd), name)
 }
 
-// mapNew maps and pre-faults a segment file that create made. If it cannot
-// be mapped, the file (which holds only its header) is removed, or every
-// retry would find it in the way.
+// mapNew maps and pre-faults a segment file that create made. If it
+// cannot be mapped, the caller removes it (dropUnmappable).
 func (w *Writer) mapNew(f *os.File, final string, seq uint64) (*seg, error) {
 	// The page cache of the file may hold folios of another size than
 	// this mapping's: the small one the header's write left at offset 0,
@@ -219,15 +222,22 @@ func (w *Writer) mapNew(f *os.File, final string, seq uint64) (*seg, error) {
 	active := w.cur.Load()
 	s, err := mapSegment(f, final, seq, w.opts.SegmentSize, w.pages.huge(w.opts.Sync, active))
 	if err != nil {
-		if os.Remove(final) == nil {
-			_ = w.opts.FS.SyncDir(w.dir) // the name is gone either way
-		}
 		return nil, err
 	}
 	w.freeForNext()
 	w.populate(s, active == nil)
 	s.tail.Store(segment.HeaderSize)
 	return s, nil
+}
+
+// dropUnmappable removes a new segment file that could not be mapped (it
+// holds only its header), or every retry would find it in the way. Any
+// file created after it must be gone first: a crash in between would
+// leave a hole in the numbering.
+func (w *Writer) dropUnmappable(path string) {
+	if os.Remove(path) == nil {
+		_ = w.opts.FS.SyncDir(w.dir) // the name is gone either way
+	}
 }
 
 // flushError marks a failed fsync. Like a failed msync it is sticky (the

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -329,5 +330,59 @@ func copyDir(t *testing.T, src, dst string) {
 	tmp := filepath.Join(dst, segment.FileName(last+1)+segment.TempExt)
 	if err := os.WriteFile(tmp, make([]byte, 4096), 0o640); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFailedMappingLeavesNoGap: when a file created ahead cannot be
+// mapped (here it was cut short), the preparer removes it; the files
+// created after it go first, so that no crash can leave the log with a
+// hole in its numbering (a gap verify reports, readers cannot fill).
+func TestFailedMappingLeavesNoGap(t *testing.T) {
+	dir := t.TempDir()
+	w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncNone, Logger: slog.New(&logCapture{})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, filepath.Join(dir, segment.FileName(4))) // 3 and 4 created ahead
+	if err := os.Truncate(filepath.Join(dir, segment.FileName(3)), 100); err != nil {
+		t.Fatal(err)
+	}
+	appendUntil(t, w, 2) // the preparer now maps 3, and fails
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Microsecond) {
+		l, err := segment.List(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last, _ := l.Last(); !slices.ContainsFunc(l.Segments, func(e segment.Entry) bool { return e.Seq == 3 }) {
+			if last.Seq > 3 {
+				t.Fatalf("segment 3 removed while %s is still there: a crash now leaves a gap", filepath.Base(last.Path))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the short segment 3 was never removed")
+		}
+	}
+	// Prepared again, and used. Appends that waited for it meanwhile got
+	// the preparation's error.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if p, err := w.Append([]byte("after")); err == nil && p.Seq >= 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no append reached segment 4")
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err := segment.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range l.Segments {
+		if e.Seq != uint64(i+1) {
+			t.Fatalf("segments after Close: %d at %d", e.Seq, i)
+		}
 	}
 }
