@@ -138,6 +138,9 @@ func readArchive(path string, alloc func(n int64) ([]byte, error), free func([]b
 		if int64(len(out)) != a.size {
 			return a.corrupt("decompressed %d bytes, frame header says %d", len(out), a.size)
 		}
+		if err := a.checkOneFrame(); err != nil {
+			return err
+		}
 		data = out
 		return nil
 	})
@@ -368,7 +371,7 @@ func (a *archiveFile) checkFrame() error {
 	}
 	a.size, a.headerSize = int64(zh.FrameContentSize), int64(zh.HeaderSize)
 	n := int64(len(a.m))
-	if a.size/maxBlockExpansion > n {
+	if a.size > maxBlockExpansion*n { // n <= maxArchiveSize(1 GiB): no overflow
 		return a.corrupt("frame header claims %d bytes from only %d compressed bytes", a.size, n)
 	}
 	if n > maxArchiveSize(a.size) {
@@ -393,4 +396,41 @@ func (a *archiveFile) guard(fn func() error) error {
 		return fmt.Errorf("%s: archive changed while it was read (truncated?)", a.path)
 	}
 	return err
+}
+
+// checkOneFrame checks that the data frame at the start of a.m (which
+// decoded) is followed by skippable frames only: DecodeAll decodes
+// concatenated frames, and a second data frame that decodes to nothing
+// adds no bytes to notice it by.
+func (a *archiveFile) checkOneFrame() error {
+	var zh zstd.Header
+	if err := zh.Decode(a.m); err != nil {
+		return a.corrupt("not a zstd frame: %v", err)
+	}
+	p := int64(zh.HeaderSize)
+	for {
+		if p+3 > int64(len(a.m)) {
+			return a.corrupt("zstd frame truncated at %d", p)
+		}
+		bh := uint32(a.m[p]) | uint32(a.m[p+1])<<8 | uint32(a.m[p+2])<<16
+		size := int64(bh >> 3)
+		if (bh>>1)&3 == 1 { // RLE: one byte
+			size = 1
+		}
+		p += 3 + size
+		if bh&1 != 0 {
+			break
+		}
+	}
+	if zh.HasCheckSum {
+		p += 4
+	}
+	for p < int64(len(a.m)) {
+		var sh zstd.Header
+		if err := sh.Decode(a.m[p:]); err != nil || !sh.Skippable {
+			return a.corrupt("a second zstd data frame at %d; an archive holds one", p)
+		}
+		p += 8 + int64(sh.SkippableSize)
+	}
+	return nil
 }

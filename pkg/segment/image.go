@@ -105,6 +105,12 @@ func ReadImage(path string, buf []byte) (*Image, error) {
 // a regular file (never followed through a symbolic link) no larger than
 // any segment.
 func openSegmentFile(path string) (*os.File, os.FileInfo, error) {
+	return openRegularFile(path, MaxSegmentSize)
+}
+
+// openRegularFile is openSegmentFile with the size bound given: an
+// archive may be a little larger than the segment it holds.
+func openRegularFile(path string, maxSize int64) (*os.File, os.FileInfo, error) {
 	// O_NONBLOCK: opening a FIFO named like a segment must fail below (not a
 	// regular file), not block until something writes to it.
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
@@ -123,9 +129,9 @@ func openSegmentFile(path string) (*os.File, os.FileInfo, error) {
 		f.Close()
 		return nil, nil, fmt.Errorf("%s: not a regular file", path)
 	}
-	if st.Size() > MaxSegmentSize {
+	if st.Size() > maxSize {
 		f.Close()
-		return nil, nil, fmt.Errorf("%s: %d bytes is larger than any segment (%d): %w", path, st.Size(), MaxSegmentSize, ErrCorrupt)
+		return nil, nil, fmt.Errorf("%s: %d bytes is larger than any segment (%d): %w", path, st.Size(), maxSize, ErrCorrupt)
 	}
 	return f, st, nil
 }

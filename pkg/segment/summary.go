@@ -73,7 +73,7 @@ func readArchiveSummary(path string) (Footer, error) {
 // readSummaryFrame reads the last SummaryFrameSize bytes of the archive at
 // path and where they start; errNoSummary if it is shorter.
 func readSummaryFrame(path string) (b [SummaryFrameSize]byte, at int64, err error) {
-	f, st, err := openSegmentFile(path)
+	f, st, err := openRegularFile(path, maxArchiveSize(MaxSegmentSize))
 	if err != nil {
 		return b, 0, err
 	}

@@ -150,11 +150,16 @@ func walk(img []byte, seed uint32, from int64, mode WalkMode, valid int64, ev *E
 			if l := int64(LoadLength(img, off)); l > 0 && img[off+8] == TypeData && off+l > valid {
 				ev.Frame = Frame{Offset: off, Length: int32(l), State: Torn,
 					Err: corrupt(off, "frame length %d reaches past the end of the file at %d", l, valid)}
-				ev.Kind, ev.Offset, ev.Len = EvTorn, off, limit-off
-				if next(ev) == nil {
+				// Torn as in the zero-padded image: up to the resync point,
+				// not to the limit. The length may be damage, with intact
+				// frames after it inside the file.
+				ev.Kind, ev.Offset, ev.Len = EvTorn, off, resync(img, seed, off, valid)-off
+				n := ev.Len
+				if ev = next(ev); ev == nil {
 					return off
 				}
-				return limit
+				off += n
+				continue
 			}
 		} else if aligned && off > valid-FrameHeaderSize && valid < limit {
 			ev.Frame = Frame{Offset: off}
@@ -347,6 +352,9 @@ func ZeroFrom(img []byte, from, limit int64) int64 {
 
 func zeroFrom(img []byte, from, limit int64) int64 {
 	from, limit = max(from, 0), min(limit, int64(len(img)))
+	if from >= limit {
+		return limit // an empty range
+	}
 	for ; from < limit && from%Alignment != 0; from++ {
 		if img[from] != 0 {
 			return from
