@@ -195,8 +195,15 @@ func preview(p []byte, n int) string {
 	cut := len(p) > n
 	if cut {
 		p = p[:n]
-		for len(p) > 0 && !utf8.Valid(p) { // do not split a character
-			p = p[:len(p)-1]
+		// Do not split a character: drop the bytes of one cut at the end
+		// (at most utf8.UTFMax-1); invalid bytes before them stay, escaped.
+		for i := 1; i < utf8.UTFMax && i <= len(p); i++ {
+			if c := p[len(p)-i]; utf8.RuneStart(c) {
+				if c >= utf8.RuneSelf && !utf8.FullRune(p[len(p)-i:]) {
+					p = p[:len(p)-i]
+				}
+				break
+			}
 		}
 	}
 	s := strconv.Quote(string(p))

@@ -115,11 +115,26 @@ func (c cursor) String() string {
 // directory that cannot be listed, or a segment whose header cannot be
 // read, is left to the reader to report.
 func checkCursor(dir, path string, c cursor) error {
+	fix := fmt.Sprintf("another log, or this one begun again? Remove %s to read %s from its start", path, dir)
+	if isFile(dir) {
+		// One segment file: its creation time must agree too, or the
+		// cursor of another log's segment of that number would skip this
+		// one's records up to the old offset.
+		if c.created == 0 {
+			return nil
+		}
+		h, err := segment.ReadHeader(dir)
+		if err != nil || h.Seq != c.pos.Seq || h.Created == c.created {
+			return nil
+		}
+		return fmt.Errorf("cursor file %s is at %s, in a segment created %s, but %s (segment %d) was created %s: %s",
+			path, c.pos, time.Unix(0, c.created).UTC().Format(time.RFC3339Nano), dir, h.Seq,
+			time.Unix(0, h.Created).UTC().Format(time.RFC3339Nano), fix)
+	}
 	l, err := segment.List(dir)
 	if err != nil {
 		return nil
 	}
-	fix := fmt.Sprintf("another log, or this one begun again? Remove %s to read %s from its start", path, dir)
 	last, ok := l.Last()
 	if !ok {
 		return fmt.Errorf("cursor file %s is at %s, but %s holds no segment: %s", path, c.pos, dir, fix)

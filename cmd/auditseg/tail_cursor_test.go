@@ -189,3 +189,28 @@ func TestTailCursorNotARegularFile(t *testing.T) {
 		}
 	}
 }
+
+// TestTailSegmentFileCursorOtherLog: a cursor file written while tailing a
+// segment file of one log is refused (exit 2) when it meets the segment
+// file of the same number in another log, as it is for a directory: it
+// would skip that file's records up to the old offset.
+func TestTailSegmentFileCursorOtherLog(t *testing.T) {
+	a, b := t.TempDir(), t.TempDir()
+	if _, stderr, code := execute(t, []byte("a-first-record\na-second-record\na-third-record\n"), "write", "-q", "--segment-size", "64KiB", a); code != 0 {
+		t.Fatal(stderr)
+	}
+	if _, stderr, code := execute(t, []byte("b1\nb2\n"), "write", "-q", "--segment-size", "64KiB", b); code != 0 {
+		t.Fatal(stderr)
+	}
+	cur := filepath.Join(t.TempDir(), "cursor")
+	segA, segB := filepath.Join(a, segment.FileName(1)), filepath.Join(b, segment.FileName(1))
+	if out, stderr, code := execute(t, nil, "tail", "-n", "+1", "--cursor-file", cur, segA); code != exitOK || !strings.HasSuffix(out, "a-third-record\n") {
+		t.Fatalf("exit %d, out %q: %s", code, out, stderr)
+	}
+	c, _ := os.ReadFile(cur)
+	out, stderr, code := execute(t, nil, "tail", "-n", "+1", "--cursor-file", cur, segB)
+	if code != exitUsage {
+		t.Fatalf("cursor %q of %s used on %s: exit %d, out %q, stderr %q; want exit 2 (another log), not b's records skipped",
+			strings.TrimSpace(string(c)), segA, segB, code, out, stderr)
+	}
+}

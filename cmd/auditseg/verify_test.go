@@ -317,6 +317,9 @@ func TestPreview(t *testing.T) {
 		"\x00\x01":              `"\x00\x01"`,
 		strings.Repeat("a", 40): `"` + strings.Repeat("a", 32) + `"…`,
 		"ééééééééééééééééé":     `"` + strings.Repeat("é", 16) + `"…`,
+		// A cut character is dropped; invalid bytes before it are shown.
+		"\xff" + strings.Repeat("a", 40):       `"\xff` + strings.Repeat("a", 31) + `"…`,
+		"\xff" + strings.Repeat("a", 30) + "é": `"\xff` + strings.Repeat("a", 30) + `"…`,
 	} {
 		if got := preview([]byte(in), 32); got != want {
 			t.Errorf("preview(%q) = %s, want %s", in, got, want)
