@@ -36,6 +36,7 @@ func (w *Writer) prepareLoop() {
 		case <-w.kickPrep:
 		case <-retry.C:
 		}
+		w.bgSteps.Add(1)
 		c := w.cur.Load()
 		if c.next.Load() != nil || w.closingNow() || w.failed.Load() != nil {
 			continue
@@ -173,6 +174,7 @@ func (w *Writer) sealLoop() {
 		// Read closing before the pass: once it is set no rotation can
 		// happen, so a pass that starts after it sees the final segment.
 		closing := w.closingNow()
+		w.bgSteps.Add(1)
 		st, err := w.sealPass()
 		if err != nil {
 			w.fail(err)

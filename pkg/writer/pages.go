@@ -145,6 +145,7 @@ func (w *Writer) fill(s *seg, private bool, stop func() bool) {
 		if stop != nil && stop() {
 			return
 		}
+		w.bgSteps.Add(1)
 		off := s.populated
 		end := min(off+hugePage, size)
 		s.mapMu.Lock()

@@ -56,6 +56,11 @@ type Writer struct {
 
 	kickPrep chan struct{}
 	kickSeal chan struct{}
+	// bgSteps counts the background goroutines' steps (a preparer or
+	// sealer pass, a populated 2 MiB): appenders read it at yieldEvery's
+	// boundaries, never on the append path, to see whether the background
+	// gets CPU time.
+	bgSteps atomic.Uint64
 	drops    chan *os.File // sealed segments to write back (SyncNone), then recycle
 	clean    chan *os.File // sealed, written-back segments whose memory is reused (recycle.go)
 	done     chan struct{} // closed by Close to stop the goroutines
@@ -199,26 +204,27 @@ func (w *Writer) Append(p []byte) (Position, error) {
 }
 
 // yieldEvery lets other goroutines run after a committed frame [off,
-// off+n) that crosses a 256 KiB boundary of its segment. With more
-// appending goroutines than CPUs, the preparer and the sealer would
-// otherwise wait behind them in the Go scheduler's run queues for whole
-// time slices (10 ms each) and fall behind, and the appenders then wait
-// at every rotation: 64-byte appends at 8 goroutines ran at 0.67× of one
-// goroutine's rate, 0.9× with this (BenchmarkAppend, 4 alternating runs,
-// g1/g2/g4/g8 medians 11.3/9.8/8.7/7.6 -> 11.7/10.4/11.0/10.4 Mrec/s).
-// About once per 3000 small records, and only after the commit: a
-// goroutine never yields holding a reservation, which would hold back
-// readers and the seal.
+// off+n) that crosses a 256 KiB boundary of its segment, while the next
+// segment is not ready and the background goroutines made no step since
+// the segment's last boundary. With more appending goroutines than CPUs,
+// the preparer and the sealer would otherwise wait behind them in the Go
+// scheduler's run queues for whole time slices (10 ms each) and fall
+// behind, and the appenders then wait at every rotation: 64-byte appends
+// at 8 goroutines ran at 0.67× of one goroutine's rate, 0.9× with a yield
+// (BenchmarkAppend, 4 alternating runs, g1/g2/g4/g8 medians
+// 11.3/9.8/8.7/7.6 -> 11.7/10.4/11.0/10.4 Mrec/s). A goroutine never
+// yields holding a reservation, which would hold back readers and the
+// seal.
 //
-// Only while the next segment is not ready: a yield costs the appender
-// its CPU until the goroutine it let in blocks or is preempted, up to a
-// 10 ms time slice, which with a core to spare for the background bought
-// nothing (one appender in a 1 s run of 64-byte records stalled ~350-750
-// ms in all, in 1-20 ms pieces). The background falling behind shows
-// there: the preparer waits for the sealer's backlog before it prepares
-// (BenchmarkAppend 64 B, 3 alternating rounds, Mrec/s, always yielding
-// against this: g1 10.7-11.6 / 11.9-12.8, g2 9.9-13.8 / 11.6-12.5, g8
-// 9.7-11.5 / 10.5-13.4).
+// A yield costs the appender its CPU until the goroutine it let in blocks
+// or is preempted: the kick just before it readies the preparer on this
+// very CPU, and Gosched leaves the appender in the global run queue with
+// no idle CPU woken for it. With a core to spare that bought nothing: one
+// appender paced at a record a microsecond stalled 0.9-1.4 ms at the
+// first boundary of every 4 MiB segment (from each record's scheduled
+// start, p99.9 1.46 ms). So the first boundary of a segment only kicks,
+// and a later one yields only if no background step was made since the
+// one before: the background is starved, not merely busy on another core.
 //
 // It is also where the preparer learns that the segment after s is needed
 // when nothing else told it: after Open, before the first rotation (which
@@ -227,11 +233,13 @@ func (w *Writer) Append(p []byte) (Position, error) {
 // records would pay for a 64 MiB segment it never uses. (Segments too
 // small to cross a boundary before they fill are prepared at Open.)
 func (w *Writer) yieldEvery(s *seg, off, n int64) {
-	if (off^(off+n))&^(yieldStride-1) != 0 {
-		if s.next.Load() == nil {
-			kick(w.kickPrep)
-			runtime.Gosched()
-		}
+	if (off^(off+n))&^(yieldStride-1) == 0 || s.next.Load() != nil {
+		return
+	}
+	kick(w.kickPrep)
+	steps := w.bgSteps.Load() + 1 // 0 in yieldSeen: no boundary yet
+	if s.yieldSeen.Swap(steps) == steps {
+		runtime.Gosched()
 	}
 }
 
