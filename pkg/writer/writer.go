@@ -61,10 +61,10 @@ type Writer struct {
 	// boundaries, never on the append path, to see whether the background
 	// gets CPU time.
 	bgSteps atomic.Uint64
-	drops    chan *os.File // sealed segments to write back (SyncNone), then recycle
-	clean    chan *os.File // sealed, written-back segments whose memory is reused (recycle.go)
-	done     chan struct{} // closed by Close to stop the goroutines
-	wg       sync.WaitGroup
+	drops   chan *os.File // sealed segments to write back (SyncNone), then recycle
+	clean   chan *os.File // sealed, written-back segments whose memory is reused (recycle.go)
+	done    chan struct{} // closed by Close to stop the goroutines
+	wg      sync.WaitGroup
 
 	sealer   sealer
 	syncer   syncer
