@@ -53,6 +53,17 @@ func naBar(issue, text, why string) bar {
 	return bar{issue: issue, text: text, measured: "–", status: statusNA, why: why}
 }
 
+// medianRatioBar judges the ratio of the medians of two cells against a
+// lower bound: cells measured minutes apart, with no rounds in common, so
+// per-round ratios would pair runs that have nothing to do with each other.
+func medianRatioBar(issue, text string, num, den []float64, lo float64, prof *profileSpec) bar {
+	if len(num) == 0 || len(den) == 0 || median(den) == 0 {
+		return naBar(issue, text, "no runs")
+	}
+	r := median(num) / median(den)
+	return bar{issue: issue, text: text, measured: fmtRatio(r) + " (ratio of medians)", status: judge(r >= lo), profile: prof}
+}
+
 // ratioBar judges a median ratio against a bound: at least lo (lo > 0) or
 // at most hi (hi > 0).
 func ratioBar(issue, text string, rs []float64, lo, hi float64, prof *profileSpec) bar {
@@ -91,9 +102,9 @@ func evalBars(res *results) []bar {
 		}
 		lib(4096, 1, 0.8, "Append 4 KiB g1 ≥ 0.8× bufio peer")
 		for _, size := range []int{64, 256, 4096} {
-			rs := pairRatios(libRates(res.lib, size, 8, "append"), libRates(res.lib, size, 1, "append"))
-			b := ratioBar("#2", fmt.Sprintf("Append %s: g8 ≥ 0.7× g1 (no collapse)", sizeName(size)), rs, 0.7, 0, profAppend(size, 8))
-			if len(rs) == 0 {
+			b := medianRatioBar("#2", fmt.Sprintf("Append %s: g8 ≥ 0.7× g1 (no collapse)", sizeName(size)),
+				libRates(res.lib, size, 8, "append"), libRates(res.lib, size, 1, "append"), 0.7, profAppend(size, 8))
+			if b.status == statusNA {
 				b.why = libWhy(res)
 			}
 			bars = append(bars, b)
@@ -118,13 +129,23 @@ func evalBars(res *results) []bar {
 		for _, g := range []int{2, 4, 8} {
 			sus(fmt.Sprintf("Append 64 B g%d ≥ 1.0× bufio peer", g), pairRatios(rates(g, "append"), rates(g, "bufio")), 1.0)
 		}
-		sus("Append 64 B: g8 ≥ 0.7× g1 (no collapse)", pairRatios(rates(8, "append"), rates(1, "append")), 0.7)
+		b := medianRatioBar("#2", fmt.Sprintf("Append 64 B: g8 ≥ 0.7× g1 (no collapse), sustained (%s runs)", res.sustainTime),
+			rates(8, "append"), rates(1, "append"), 0.7, nil)
+		if b.status == statusNA {
+			b.why = why
+		}
+		bars = append(bars, b)
 	}
-	const latText = "Append p99.9 at 64 B, paced, across rotations < 10 µs"
+	const latText = "Append p99.9 at 64 B, paced, across rotations < 10 µs (from each record's scheduled start)"
 	switch {
 	case res.lat != nil:
-		p := res.lat.ours.service.Quantile(0.999)
-		bars = append(bars, bar{issue: "#2", text: latText, measured: fmtNs(float64(p)), status: judge(p < 10_000), profile: profAppend(64, 1)})
+		// Judged on the corrected latency: time in the call alone hides
+		// a stall at a rotation behind the few calls it lands on, while
+		// every record scheduled during it waits too.
+		p := res.lat.ours.corrected.Quantile(0.999)
+		measured := fmt.Sprintf("%s (in the call: %s, max %s)", fmtNs(float64(p)),
+			fmtNs(float64(res.lat.ours.service.Quantile(0.999))), fmtNs(float64(res.lat.ours.service.Max())))
+		bars = append(bars, bar{issue: "#2", text: latText, measured: measured, status: judge(p < 10_000), profile: profAppend(64, 1)})
 	default:
 		bars = append(bars, naBar("#2", latText, whyMissing(res.latErr, res.skipped["latency"], "")))
 	}

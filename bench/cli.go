@@ -46,18 +46,18 @@ type cliCase struct {
 	sizePeer    []float64
 }
 
-// alternate runs the sides in turn for cfg.runs rounds, flipping which
-// goes first every round, after one discarded warm-up of each. settle
-// runs before every timed run.
-func alternate(cfg cliConfig, sides []func(round int) (procResult, error), into []*timing) error {
+// side is one command of a case. run removes what its previous run left,
+// then calls ready (which syncs, with nothing of any side left to remove
+// or write back), then starts the timed command.
+type side func(round int, ready func()) (procResult, error)
+
+// alternate runs the sides in turn for cfg.runs rounds in a balanced
+// order (balancedOrder), after one discarded warm-up of each.
+func alternate(cfg cliConfig, sides []side, into []*timing) error {
+	ready := func() { settle(cfg.cold) }
 	for round := -1; round < cfg.runs; round++ {
-		for i := range sides {
-			k := i
-			if round%2 == 1 {
-				k = len(sides) - 1 - i
-			}
-			settle(cfg.cold)
-			r, err := sides[k](round)
+		for _, k := range balancedOrder(len(sides), round+1) {
+			r, err := sides[k](round, ready)
 			if err != nil {
 				return err
 			}
@@ -90,28 +90,32 @@ func runWriteCases(cfg cliConfig, input, logDir string) (file, pipe, nosync *cli
 		os.RemoveAll(out)
 		return os.MkdirAll(out, 0o755)
 	}
-	sides := []func(int) (procResult, error){
-		func(int) (procResult, error) {
+	sides := []side{
+		func(_ int, ready func()) (procResult, error) {
 			if err := fresh(); err != nil {
 				return procResult{}, err
 			}
 			defer os.RemoveAll(out)
+			ready()
 			return runProc(procIO{stdin: input, stdout: filepath.Join(out, "cat.out")}, "cat")
 		},
-		func(int) (procResult, error) {
-			os.RemoveAll(logDir)
+		func(_ int, ready func()) (procResult, error) {
+			os.RemoveAll(logDir) // the last run's log stays for the read cases
+			ready()
 			return runProc(procIO{stdin: input}, cfg.bin, "write", "--quiet", logDir)
 		},
-		func(int) (procResult, error) {
+		func(_ int, ready func()) (procResult, error) {
 			if err := fresh(); err != nil {
 				return procResult{}, err
 			}
 			defer os.RemoveAll(out)
+			ready()
 			return runProc(procIO{}, "sh", "-c", `cat "$1" | cat > "$2"`, "sh", input, filepath.Join(out, "cat.out"))
 		},
-		func(int) (procResult, error) {
+		func(_ int, ready func()) (procResult, error) {
 			os.RemoveAll(noSyncDir)
 			defer os.RemoveAll(noSyncDir)
+			ready()
 			return runProc(procIO{stdin: input}, cfg.bin, "write", "--quiet", "--sync", "none", noSyncDir)
 		},
 	}
@@ -161,12 +165,13 @@ func runReadCases(cfg cliConfig, logDir, input string, haveTail, haveVerify stri
 		}
 		return cases
 	}
-	sides := []func(int) (procResult, error){
-		func(int) (procResult, error) { return runProc(procIO{}, "cat", segs...) },
+	sides := []side{
+		func(_ int, ready func()) (procResult, error) { ready(); return runProc(procIO{}, "cat", segs...) },
 	}
 	into := []*timing{&catT}
 	if haveTail == "" {
-		sides = append(sides, func(round int) (procResult, error) {
+		sides = append(sides, func(round int, ready func()) (procResult, error) {
+			ready()
 			if round < 0 { // the warm-up run also checks the replay is the input
 				return checkReplay(cfg.bin, logDir, input, tail)
 			}
@@ -176,8 +181,14 @@ func runReadCases(cfg cliConfig, logDir, input string, haveTail, haveVerify stri
 	}
 	if haveVerify == "" {
 		sides = append(sides,
-			func(int) (procResult, error) { return runProc(procIO{}, cfg.bin, "verify", logDir) },
-			func(int) (procResult, error) { return runProc(procIO{}, cfg.bin, "verify", "--quick", logDir) })
+			func(_ int, ready func()) (procResult, error) {
+				ready()
+				return runProc(procIO{}, cfg.bin, "verify", logDir)
+			},
+			func(_ int, ready func()) (procResult, error) {
+				ready()
+				return runProc(procIO{}, cfg.bin, "verify", "--quick", logDir)
+			})
 		into = append(into, &ver.ours, &quick.ours)
 	}
 	err = alternate(cfg, sides, into)
@@ -234,12 +245,13 @@ func runCompressCase(cfg cliConfig, logDir, have string) *cliCase {
 	var chosen []string
 	dir := filepath.Join(cfg.work, "cz")
 	outDir := filepath.Join(cfg.work, "zstd-out")
-	sides := []func(int) (procResult, error){
-		func(round int) (procResult, error) {
+	sides := []side{
+		func(round int, ready func()) (procResult, error) {
 			os.RemoveAll(dir)
 			if err := linkAll(segs, dir); err != nil {
 				return procResult{}, err
 			}
+			ready()
 			r, err := runProc(procIO{}, cfg.bin, "compress-finished", "--jobs", "2", dir)
 			if err != nil {
 				return r, err
@@ -255,7 +267,7 @@ func runCompressCase(cfg cliConfig, logDir, have string) *cliCase {
 			}
 			return r, nil
 		},
-		func(round int) (procResult, error) {
+		func(round int, ready func()) (procResult, error) {
 			if len(chosen) == 0 {
 				return procResult{}, errors.New("compress-finished archived no segment in its warm-up run")
 			}
@@ -263,6 +275,7 @@ func runCompressCase(cfg cliConfig, logDir, have string) *cliCase {
 			if err := os.MkdirAll(outDir, 0o755); err != nil {
 				return procResult{}, err
 			}
+			ready()
 			args := append([]string{"-3", "-T2", "-q", "-f", "--output-dir-flat", outDir}, chosen...)
 			r, err := runProc(procIO{}, "zstd", args...)
 			if err == nil && round >= 0 {

@@ -15,7 +15,11 @@ is its own Go module (` + "`bench/go.mod`" + `), so the peers' dependencies neve
 auditseg's ` + "`go.mod`" + `.
 
 **Side by side.** Every comparison is ours against its peer in the same run.
-Runs alternate (the order rotates every round) after one discarded warm-up
+Runs alternate in a balanced order (the rows of a Williams design: over as
+many rounds as there are sides, every side runs right after every other
+once, since a run inherits memory and write-back from the one before it;
+every side removes what its last run left before the sync that precedes
+each run) after one discarded warm-up
 run of each side; each side gets 5 measured runs (` + "`-runs`" + `; 3 with ` + "`-quick`" + `). Tables give each
 side's median and spread (± half the range of the runs, relative to the
 median) and the ratio as the median of the per-round ratios, with their range
@@ -48,8 +52,16 @@ page's first access) the two figures differ by an order of magnitude.
 
 **Library append** runs in the harness process: g goroutines start together
 and split a fixed record count; only the append loop is timed (open and close
-are not). The count is fixed per implementation and cell from its warm-up run
-so a run takes about 0.5 s (` + "`-libtime`" + `; ` + "`-quick`" + `: 0.05 s). Every run uses a fresh directory on
+are not). auditseg Append and the bufio peer, the pair the bars judge, run
+the same record count in a cell: the one that takes 0.5 s at the geometric
+mean of their warm-up rates, so both write the same bytes (this VM slows
+down as a run takes more fresh memory; a count per implementation let one
+side run a shorter, faster run than the other); the reference rows take
+their own rate's count. A sync(2) precedes every run; the order is
+balanced as above. 0.5 s is ` + "`-libtime`" + ` (` + "`-quick`" + `: 0.05 s). Open is not timed,
+and auditseg's Open creates and pre-faults the first segment: a head start
+of one segment's memory, about a fifth of what a half-second 64 B run
+fills (nothing in the sustained runs). Every run uses a fresh directory on
 the repository's file system (see Machine), never tmpfs. auditseg runs with
 ` + "`Sync: SyncNone`" + ` and default 64 MiB segments (sealing still flushes each
 finished segment); no peer ever fsyncs. Peers: a sync.Mutex-guarded 64 KiB
@@ -86,7 +98,9 @@ to its short-run one.
 spinning on the clock, into 4 MiB segments, for enough records to rotate at
 least 10 times; the bufio peer the same way. "Time in the call" is the
 Append alone; "from scheduled start" charges a stall to every record queued
-behind it (HdrHistogram's coordinated-omission correction). The histogram is
+behind it (HdrHistogram's coordinated-omission correction), and the bar is
+judged on it: at 1 record a µs a stall of S µs at a rotation delays about S
+records, and time in the call alone sees only the one call it lands on. The histogram is
 log-linear (HdrHistogram style: 64 sub-buckets per power of two, ≤ 1.6 %
 error, the bucket's upper bound is reported, the maximum is exact). The cost
 of the clock reads is listed: figures near it are clock-bound.

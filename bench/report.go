@@ -100,7 +100,7 @@ func renderLibrary(b *strings.Builder, res *results, plotName string) {
 	if !section(b, "Library append", res.skipped["lib"], res.libErr, len(res.lib)) {
 		return
 	}
-	fmt.Fprintf(b, "Records/s, median of %d runs (spread: range of the runs / median). Ratios: median of per-round ratios (range). Each run ≈ %s; counts fixed per implementation from its warm-up run.\n\n", res.runs, res.libTarget)
+	fmt.Fprintf(b, "Records/s, median of %d runs (spread: range of the runs / median). Ratios: median of per-round ratios (range); g8 against g1, cells run minutes apart, the ratio of their medians. auditseg Append and the bufio peer run the same record count per cell, the one that takes %s at the geometric mean of their warm-up rates (the other rows: their own rate's), in a balanced order, each run after a sync(2).\n\n", res.runs, res.libTarget)
 	impls := libImpls()
 	b.WriteString("| implementation | what a crash loses |\n|---|---|\n")
 	for _, im := range impls {
