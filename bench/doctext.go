@@ -131,11 +131,16 @@ fresh directory of hard links to those segments each time, against
 ` + "`zstd -3 -T2`" + ` of exactly the files it archived (no fsync; it skips the
 newest segment, as compress-finished does).
 
-**Memory** is the peak resident set: the VmHWM of the child's own address
-space, sampled every 10 ms until it exits (rusage maxrss cannot be used: Go
-starts children with vfork, and execve carries the parent's high-water mark
-into the child, so every child would report the harness's own peak), and for
-` + "`tail -f`" + ` the VmHWM once it has printed the whole log. File-backed
+**Memory** is the peak resident set. For ` + "`tail -n +1`" + ` and full ` + "`verify`" + `
+it is the child's rusage maxrss as GNU time (` + "`/usr/bin/time -f %M`" + `)
+reports it: time(1) forks, so the figure is the command's own (the
+harness cannot read it itself: Go starts children with vfork, and execve
+carries the parent's high-water mark into the child). Without GNU time,
+and for ` + "`write`" + `, it is the VmHWM of the child's address space sampled
+every 10 ms until it exits, which misses a peak reached in the last
+moments of a short run (a 0.1 s ` + "`tail`" + ` of the small log: sampled 49 MiB,
+71 MiB by time(1)); for ` + "`tail -f`" + ` it is the VmHWM once it has printed the
+whole log. File-backed
 pages of mapped segments count. Each command runs on a log of a quarter of the
 input and on the whole log (` + "`tail`" + ` and full ` + "`verify`" + `: twice each, the median kept); the figure
 must not grow with the log.
