@@ -229,6 +229,11 @@ func (c *ArchiveComparer) compare(a *archiveFile, orig io.ReaderAt, size int64) 
 	case w.off != size:
 		return a.corrupt("decompressed %d bytes, frame header says %d", w.off, a.size)
 	}
+	// As readArchive: the stream decoder, too, decodes a second data
+	// frame that adds no bytes.
+	if err := a.checkOneFrame(); err != nil {
+		return err
+	}
 	return a.checkSummary(orig, size)
 }
 
@@ -428,7 +433,11 @@ func (a *archiveFile) checkOneFrame() error {
 	for p < int64(len(a.m)) {
 		var sh zstd.Header
 		if err := sh.Decode(a.m[p:]); err != nil || !sh.Skippable {
-			return a.corrupt("a second zstd data frame at %d; an archive holds one", p)
+			// Damage after the segment, which decoded whole: an
+			// *ArchiveDamage, so that readers salvage every record
+			// (each vouched for by its CRC) as for garbage there.
+			return &ArchiveDamage{Path: a.path, Block: p, Lost: a.size, Size: a.size,
+				Err: errors.New("a second zstd data frame; an archive holds one")}
 		}
 		p += 8 + int64(sh.SkippableSize)
 	}

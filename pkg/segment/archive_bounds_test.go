@@ -2,6 +2,7 @@ package segment_test
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,4 +88,47 @@ func TestSecondEmptyDataFrameIsDamage(t *testing.T) {
 		im.Close()
 		t.Fatalf("archive with a second zstd data frame (% x) read as valid", second)
 	}
+}
+
+// ArchiveComparer promises that what it accepts readers can read ("the
+// checks of the archive file and its frame header are ReadArchive's"):
+// compress-finished removes the original once Compare passes, including
+// when it resolves an archive an interrupted run left beside its
+// original. An archive with a second (empty) zstd data frame after the
+// segment's is damage to readers (FORMAT.md section 10); the comparer
+// refuses it too, or the original would go and only a damaged archive
+// would be left.
+func TestComparerRefusesSecondDataFrame(t *testing.T) {
+	orig := sealedSegment(t, 1, 20)
+	b := append(append([]byte{}, compress(t, orig)...), compress(t, nil)...)
+	b = segment.AppendSummary(b, orig)
+	p := writeFile(t, filepath.Join(t.TempDir(), segment.ArchiveName(1)), b)
+	_, rerr := segment.OpenImage(p)
+	if rerr == nil {
+		t.Fatal("OpenImage accepted the archive; nothing to compare with")
+	}
+	c, err := segment.NewArchiveComparer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Compare(p, orig); err == nil {
+		t.Errorf("Compare accepted an archive OpenImage refuses (%v): compress-finished would remove the original", rerr)
+	}
+	if err := c.CompareReader(p, b, bytesReaderAt(orig), int64(len(orig))); err == nil {
+		t.Errorf("CompareReader accepted an archive OpenImage refuses (%v)", rerr)
+	}
+}
+
+type bytesReaderAt []byte
+
+func (b bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(len(b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
 }
