@@ -27,9 +27,6 @@ type seg struct {
 
 	// next is the segment prepared to follow this one; set once.
 	next atomic.Pointer[seg]
-	// yieldSeen is Writer.bgSteps + 1 when an appender last crossed one
-	// of yieldEvery's boundaries in this segment (0: none yet).
-	yieldSeen atomic.Uint64
 	// unused is set by Close on an active segment nothing was claimed in:
 	// it is released, not sealed, and the next Open continues in it.
 	unused atomic.Bool

@@ -61,10 +61,13 @@ type Writer struct {
 	// boundaries, never on the append path, to see whether the background
 	// gets CPU time.
 	bgSteps atomic.Uint64
-	drops   chan *os.File // sealed segments to write back (SyncNone), then recycle
-	clean   chan *os.File // sealed, written-back segments whose memory is reused (recycle.go)
-	done    chan struct{} // closed by Close to stop the goroutines
-	wg      sync.WaitGroup
+	// yieldSeen is bgSteps when an appender last crossed one of
+	// yieldEvery's boundaries: written once per 256 KiB, not per append.
+	yieldSeen atomic.Uint64
+	drops     chan *os.File // sealed segments to write back (SyncNone), then recycle
+	clean     chan *os.File // sealed, written-back segments whose memory is reused (recycle.go)
+	done      chan struct{} // closed by Close to stop the goroutines
+	wg        sync.WaitGroup
 
 	sealer   sealer
 	syncer   syncer
@@ -222,9 +225,12 @@ func (w *Writer) Append(p []byte) (Position, error) {
 // no idle CPU woken for it. With a core to spare that bought nothing: one
 // appender paced at a record a microsecond stalled 0.9-1.4 ms at the
 // first boundary of every 4 MiB segment (from each record's scheduled
-// start, p99.9 1.46 ms). So the first boundary of a segment only kicks,
-// and a later one yields only if no background step was made since the
-// one before: the background is starved, not merely busy on another core.
+// start, p99.9 1.46 ms). So a boundary yields only if no background step
+// was made since the boundary before (in this segment or the last): the
+// background is starved, not merely busy on another core. After a
+// rotation the preparer, kicked by it, has made one by the first boundary
+// unless it is starved; a segment too small to cross more than one
+// boundary can still yield at it.
 //
 // It is also where the preparer learns that the segment after s is needed
 // when nothing else told it: after Open, before the first rotation (which
@@ -237,8 +243,8 @@ func (w *Writer) yieldEvery(s *seg, off, n int64) {
 		return
 	}
 	kick(w.kickPrep)
-	steps := w.bgSteps.Load() + 1 // 0 in yieldSeen: no boundary yet
-	if s.yieldSeen.Swap(steps) == steps {
+	steps := w.bgSteps.Load()
+	if w.yieldSeen.Swap(steps) == steps {
 		runtime.Gosched()
 	}
 }
