@@ -260,7 +260,6 @@ func HasRecordBytes(path string) (bool, error) {
 	defer f.Close()
 	end := RecordLimit(st.Size())
 	buf := make([]byte, min(1<<20, max(end-HeaderSize, 0)))
-	zeros := make([]byte, len(buf)) // compared at memcmp speed
 	found := false
 	for off := int64(HeaderSize); off < end && !found; off += int64(len(buf)) {
 		b := buf[:min(int64(len(buf)), end-off)]
@@ -268,7 +267,7 @@ func HasRecordBytes(path string) (bool, error) {
 		if err != nil && !errors.Is(err, io.EOF) {
 			return false, fmt.Errorf("read %s at %d: %w", path, off+int64(n), err)
 		}
-		found = !bytes.Equal(b[:n], zeros[:n])
+		found = ZeroFrom(b[:n], 0, int64(n)) < int64(n)
 		if n < len(b) {
 			break
 		}
