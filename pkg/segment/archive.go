@@ -306,6 +306,7 @@ type archiveFile struct {
 	size int64 // the content size the frame header states
 	// headerSize is the frame header's length: where the first block starts.
 	headerSize int64
+	checksum   bool // the frame ends with a 4-byte content checksum
 }
 
 // openArchiveFile opens and maps the archive at path (never through a
@@ -374,7 +375,7 @@ func (a *archiveFile) checkFrame() error {
 	case zh.FrameContentSize == 0 || zh.FrameContentSize > MaxSegmentSize:
 		return a.corrupt("decompressed size %d is not a segment size (at most %d)", zh.FrameContentSize, MaxSegmentSize)
 	}
-	a.size, a.headerSize = int64(zh.FrameContentSize), int64(zh.HeaderSize)
+	a.size, a.headerSize, a.checksum = int64(zh.FrameContentSize), int64(zh.HeaderSize), zh.HasCheckSum
 	n := int64(len(a.m))
 	if a.size > maxBlockExpansion*n { // n <= maxArchiveSize(1 GiB): no overflow
 		return a.corrupt("frame header claims %d bytes from only %d compressed bytes", a.size, n)
@@ -404,15 +405,11 @@ func (a *archiveFile) guard(fn func() error) error {
 }
 
 // checkOneFrame checks that the data frame at the start of a.m (which
-// decoded) is followed by skippable frames only: DecodeAll decodes
-// concatenated frames, and a second data frame that decodes to nothing
-// adds no bytes to notice it by.
+// checkFrame checked and the decoder decoded) is followed by skippable
+// frames only: DecodeAll decodes concatenated frames, and a second data
+// frame that decodes to nothing adds no bytes to notice it by.
 func (a *archiveFile) checkOneFrame() error {
-	var zh zstd.Header
-	if err := zh.Decode(a.m); err != nil {
-		return a.corrupt("not a zstd frame: %v", err)
-	}
-	p := int64(zh.HeaderSize)
+	p := a.headerSize
 	for {
 		if p+3 > int64(len(a.m)) {
 			return a.corrupt("zstd frame truncated at %d", p)
@@ -427,7 +424,7 @@ func (a *archiveFile) checkOneFrame() error {
 			break
 		}
 	}
-	if zh.HasCheckSum {
+	if a.checksum {
 		p += 4
 	}
 	for p < int64(len(a.m)) {
