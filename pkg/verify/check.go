@@ -47,7 +47,6 @@ type collector struct {
 	max     int
 	list    []Finding
 	count   map[Class]int
-	listed  map[Class]int
 	omitted int
 }
 
@@ -56,11 +55,7 @@ func (c *collector) add(f Finding) {
 		c.count = make(map[Class]int)
 	}
 	c.count[f.Class]++
-	if c.listed == nil {
-		c.listed = make(map[Class]int)
-	}
-	if c.listed[f.Class] < c.max {
-		c.listed[f.Class]++
+	if c.count[f.Class] <= c.max { // the first max of each class
 		c.list = append(c.list, f)
 	} else {
 		c.omitted++
