@@ -209,7 +209,7 @@ func (w *Writer) Append(p []byte) (Position, error) {
 // yieldEvery lets other goroutines run after a committed frame [off,
 // off+n) that crosses a 256 KiB boundary of its segment, while the next
 // segment is not ready and the background goroutines made no step since
-// the segment's last boundary. With more appending goroutines than CPUs,
+// the last boundary an appender crossed. With more appending goroutines than CPUs,
 // the preparer and the sealer would otherwise wait behind them in the Go
 // scheduler's run queues for whole time slices (10 ms each) and fall
 // behind, and the appenders then wait at every rotation: 64-byte appends
