@@ -267,7 +267,7 @@ func (w *Writer) sealPass() (st sealState, err error) {
 			}
 			f = segment.TalliedFooter(s.data, s.seq, s.tally, s.digest, 0, now())
 		}); err != nil {
-			return st, fmt.Errorf("seal %s: the mapped file faulted at offset %d (truncated or replaced while mapped?): %w", s.path, faultOff(err), err)
+			return st, faultErr(s, err)
 		}
 		if s.tally.Off != before {
 			sl.progress.Store(now())
@@ -306,6 +306,12 @@ func (sl *sealer) backlog(c *seg) int {
 		n--
 	}
 	return n
+}
+
+// faultErr is the error for a fault (from segment.Guard) in any of the
+// sealer's reads of s, so that each read names it alike.
+func faultErr(s *seg, err error) error {
+	return fmt.Errorf("seal %s: the mapped file faulted at offset %d (truncated or replaced while mapped?): %w", s.path, faultOff(err), err)
 }
 
 // faultOff is the offset of a segment.MappingFault.
