@@ -145,8 +145,11 @@ type sealer struct {
 	last  *seg       // the newest segment ever queued
 	prev  [segment.DigestSize]byte
 	idle  chan struct{} // closed when, closing, every segment is sealed
-	// progress is when the sealer last moved (a frame or a segment), so
-	// Close can tell a slow disk from a reservation nobody commits.
+	// progress is when the sealer last moved: a frame committed anywhere
+	// in a finished segment (the tally's or its lookahead's), or a
+	// segment sealed or released. Close (drain) tells by it a slow disk,
+	// or work still landing behind a reservation held open, from a
+	// reservation nobody commits.
 	progress atomic.Int64
 	// inIO is set while the sealer seals or releases a segment: a flush
 	// that takes longer than Close's timeout on a saturated disk is slow,
@@ -275,6 +278,18 @@ func (w *Writer) sealPass() (st sealState, err error) {
 		}
 		if !done {
 			st.pending, st.active = full, !full
+			if full {
+				// The frame the tally waits at may be a reservation held
+				// open while frames behind it, or in the finished
+				// segments after it, are still being committed.
+				ahead, err := committedAhead(q)
+				if err != nil {
+					return st, err
+				}
+				if ahead {
+					sl.progress.Store(now())
+				}
+			}
 			return st, nil
 		}
 		if err := sl.doIO(func() error { return w.finish(s, f) }); err != nil {
@@ -349,9 +364,10 @@ func (sl *sealer) snapshot() []*seg {
 }
 
 // drain waits for the sealer to seal everything after Close made the
-// active segment full. It waits as long as the sealer makes progress or
-// is flushing, and gives up after timeout without either: a reservation
-// nobody commits.
+// active segment full. It waits as long as the sealer makes progress
+// (see sealer.progress) or is flushing, and gives up after timeout
+// without either: a reservation nobody commits, and nothing committed
+// behind it either.
 func (sl *sealer) drain(w *Writer, timeout time.Duration) error {
 	kick(w.kickSeal)
 	sl.progress.Store(now())

@@ -284,3 +284,116 @@ func TestStaleBacklogStopsAtTheActiveSegment(t *testing.T) {
 		t.Fatalf("Close after %v: %v (no reservation was ever made)", time.Since(start).Round(time.Millisecond), err)
 	}
 }
+
+// Frames committed behind a reservation held open are progress: Close
+// keeps waiting while they land, longer than CloseTimeout in all, and
+// seals once the held one is committed; whether they are in its segment
+// or in the one after it, which Close waits to seal too. Only the first
+// frame not committed used to count, so Close gave up after CloseTimeout
+// with commits still landing behind it.
+func TestCloseWaitsWhileFramesCommitBehindOpenReservation(t *testing.T) {
+	for _, later := range []bool{false, true} {
+		t.Run(map[bool]string{false: "same segment", true: "next segment"}[later], func(t *testing.T) {
+			closeWhileCommittingBehind(t, later)
+		})
+	}
+}
+
+func closeWhileCommittingBehind(t *testing.T, nextSegment bool) {
+	// The steps between commits are ~1/100 of the timeout, and the commits
+	// go on for twice the timeout: Close without the fix gives up midway.
+	const timeout, step = time.Second, 10 * time.Millisecond
+	dir := t.TempDir()
+	w, err := Open(dir, Options{SegmentSize: 64 << 10, CloseTimeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := w.Reserve(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(held.Bytes(), "held")
+	records := 1
+	for nextSegment && w.cur.Load() == held.s {
+		if _, err := w.Append(make([]byte, 1000)); err != nil {
+			t.Fatal(err)
+		}
+		records++
+	}
+	// More than the steps that fit in twice the timeout.
+	behind := make([]Reservation, 2*int(timeout/step)+10)
+	for i := range behind {
+		if behind[i], err = w.Reserve(8); err != nil {
+			t.Fatal(err)
+		}
+		copy(behind[i].Bytes(), fmt.Sprintf("r%07d", i))
+	}
+	if (behind[len(behind)-1].s != held.s) != nextSegment {
+		t.Fatalf("the reservations behind are in segment %d, the held one in %d", behind[len(behind)-1].s.seq, held.s.seq)
+	}
+	records += len(behind)
+	closed := make(chan error, 1)
+	go func() { closed <- w.Close() }()
+	for !w.closingNow() {
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	for i := range behind {
+		if time.Since(start) < 2*timeout {
+			time.Sleep(step)
+		}
+		if err := behind[i].Commit(); err != nil {
+			t.Fatalf("commit %d of %d, %v after Close began: %v; Close: %v",
+				i, len(behind), time.Since(start).Round(time.Millisecond), err, <-closed)
+		}
+	}
+	if err := held.Commit(); err != nil {
+		t.Fatalf("held reservation: %v; Close: %v", err, <-closed)
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	l, err := segment.List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkChain(t, l.Segments[:int(behind[0].s.seq)])
+	if got := readAll(t, dir); len(got) != records || string(got[held.Position()]) != "held" {
+		t.Fatalf("%d records (want %d), held %q", len(got), records, got[held.Position()])
+	}
+}
+
+// Frames committed behind a held reservation before Close are not
+// progress for Close: with nothing committed after it began, Close gives
+// up after CloseTimeout, however many such frames there are. (A timeout
+// far longer than the sealer's polls, which a loaded machine can delay by
+// tens of milliseconds: a shorter one would also pass with every poll
+// counting those frames again.)
+func TestCloseGivesUpWithFramesCommittedBeforeIt(t *testing.T) {
+	w, err := Open(t.TempDir(), Options{SegmentSize: 64 << 10, CloseTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := w.Reserve(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 100 {
+		if _, err := w.Append([]byte("before close")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- w.Close() }()
+	select {
+	case err := <-closed:
+		if !errors.Is(err, ErrReservationsOpen) {
+			t.Fatalf("Close with a reservation nobody commits: %v", err)
+		}
+	case <-time.After(time.Minute): // a hang, not a measurement
+		t.Fatal("Close still waiting a minute later, though nothing was committed after it began")
+	}
+	if err := held.Abort(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("abort after Close gave up: %v", err)
+	}
+}

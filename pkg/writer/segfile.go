@@ -52,6 +52,7 @@ type seg struct {
 
 	tally  segment.Tally         // sealer-owned
 	digest *segment.DigestStream // sealer-owned; started once the previous segment is sealed
+	ahead  lookahead             // sealer-owned; past the tally, once the segment is full
 
 	// How far populate and fill have gone (pages.go); whether it is mapped
 	// in 2 MiB pages, or may be (undecided: the page size of the rest

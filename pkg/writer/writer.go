@@ -521,7 +521,8 @@ func (r *Reservation) doneErr() error {
 
 // Close seals the active segment, stops the background goroutines and
 // releases the directory. It waits for open reservations while frames
-// keep being committed, giving up after Options.CloseTimeout without any.
+// keep being committed anywhere in the segments it seals (behind an open
+// reservation too), giving up after Options.CloseTimeout without any.
 // An active segment nothing was appended to is not sealed: it stays,
 // empty, for the next Open to continue in. Calling Close again returns the
 // first call's result.
