@@ -40,7 +40,7 @@ var openArchive func(path string) (data []byte, release func() error, err error)
 
 // OpenImage opens a segment file or archive for reading. Symbolic links are
 // never followed. The image holds no file descriptor; Close releases its
-// memory.
+// memory. A file truncated while it is opened is an error, not a SIGBUS.
 func OpenImage(path string) (*Image, error) {
 	archived := IsArchiveName(filepath.Base(path))
 	im := &Image{Path: path, Archived: archived}
@@ -53,11 +53,31 @@ func OpenImage(path string) (*Image, error) {
 			return nil, err
 		}
 		im.Data, im.FileSize, im.release = b, int64(len(b)), release
-	} else if err := im.mapFile(); err != nil {
+		im.decodeHeader()
+		return im, nil
+	}
+	if err := im.mapFile(); err != nil {
 		return nil, err
 	}
-	im.decodeHeader()
+	if err := im.decodeMapped(); err != nil {
+		return nil, err
+	}
 	return im, nil
+}
+
+// decodeMapped is decodeHeader for an image that maps its file. Its reads
+// (the header, and fitToHeader's copy of a short file) are the first of
+// the mapping, and the file may have been truncated since mapFile's
+// fstat: touching a page past its new end raises SIGBUS, which would
+// kill the process. A fault releases the image and is returned as an
+// error naming the file and the offset that had no data.
+func (im *Image) decodeMapped() error {
+	var mf *MappingFault
+	if !errors.As(Guard(im.Data, im.decodeHeader), &mf) {
+		return nil
+	}
+	_ = im.Close()
+	return fmt.Errorf("%s: changed while it was read (truncated?): no data at offset %d", im.Path, mf.Off)
 }
 
 // decodeHeader decodes the header of Data and fits Data to it.
@@ -185,7 +205,16 @@ func (im *Image) fitToHeader() {
 	if err != nil {
 		return // keep the short view; Check reports the size mismatch
 	}
+	copied := false
+	defer func() {
+		if !copied {
+			// The copy faulted (the mapped file shrank; see
+			// decodeMapped): buf is nobody's to release.
+			_ = unix.Munmap(buf)
+		}
+	}()
 	copy(buf, im.Data)
+	copied = true
 	old := im.release
 	_ = old()
 	im.Data, im.release = buf, func() error { return unix.Munmap(buf) }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -343,5 +344,48 @@ func TestFaultOffset(t *testing.T) {
 	}
 	if p := recovered(func() { _ = Guard(m, func() { _ = *nilp }) }); p == nil {
 		t.Error("Guard swallowed a nil pointer dereference")
+	}
+}
+
+// A segment file truncated after OpenImage's fstat and mapping, before
+// its header is read or a short file copied, costs an error naming the
+// file and the offset that had no data, not the process. The test cuts
+// the file at that point of OpenImage's steps: mapFile, then
+// decodeMapped.
+func TestOpenImageTruncatedWhileMapped(t *testing.T) {
+	dir := t.TempDir()
+	short := NewImage(testSeq, 2*testSize, 1)[:testSize] // header says 128 KiB
+	for _, tc := range []struct {
+		what string
+		img  []byte
+		cut  int64
+		// The fault's offset lies in [from, to): copy may load the end
+		// of its source first (memmove does), so any missing page.
+		from, to int64
+	}{
+		{"header", NewImage(testSeq, testSize, 1), 0, 0, HeaderSize},
+		{"short file's copy", short, 4096, 4096, testSize},
+	} {
+		p := writeSegment(t, dir, testSeq, tc.img)
+		im := &Image{Path: p}
+		if err := im.mapFile(); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Truncate(p, tc.cut); err != nil {
+			t.Fatal(err)
+		}
+		err := im.decodeMapped()
+		if err == nil {
+			im.Close()
+			t.Fatalf("%s: no error", tc.what)
+		}
+		_, at, _ := strings.Cut(err.Error(), "no data at offset ")
+		off, perr := strconv.ParseInt(at, 10, 64)
+		if !strings.HasPrefix(err.Error(), p+": ") || perr != nil || off < tc.from || off >= tc.to {
+			t.Errorf("%s: %v; want the file named, and an offset in [%d, %d)", tc.what, err, tc.from, tc.to)
+		}
+		if im.Data != nil || im.release != nil {
+			t.Errorf("%s: the image was not released", tc.what)
+		}
 	}
 }
