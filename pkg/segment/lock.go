@@ -48,7 +48,9 @@ func AcquireLock(dir string) (*Lock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}
-	f, err := lockFile(dir)
+	// LOCK through the directory just opened, not its path: a directory
+	// renamed and replaced in between would have us lock another log's.
+	f, err := lockFileIn(d, dir)
 	if err != nil {
 		d.Close()
 		return nil, err
@@ -84,26 +86,20 @@ func dirLocked(d *os.File) (bool, error) {
 	return lk.Type != unix.F_UNLCK, nil
 }
 
-// lockFile opens (or creates) dir's LOCK file, takes its OFD lock and
-// writes the pid into it.
-func lockFile(dir string) (*os.File, error) {
-	f, err := openLockFile(filepath.Join(dir, LockName), os.O_RDWR|os.O_CREATE)
-	if err != nil {
-		return nil, err
-	}
-	return lockOpened(f, dir)
-}
-
-// lockFileIn is lockFile in the directory open as d, wherever it is now:
-// Check repairs the LOCK file of the directory it holds, never of another
-// one that took its path meanwhile (a new log's, whose writer would then
-// find its own LOCK locked by us).
+// lockFileIn opens (or creates) the LOCK file of the directory open as d
+// (dir is its path, for messages), takes its OFD lock and writes the pid
+// into it. Relative to d, never through dir: the LOCK locked is the held
+// directory's wherever that directory is now, for AcquireLock and for
+// Check's repair alike, never that of another directory that took the
+// path meanwhile (a new log's, whose writer would then find its own LOCK
+// locked by us).
 func lockFileIn(d *os.File, dir string) (*os.File, error) {
+	p := filepath.Join(dir, LockName)
 	fd, err := unix.Openat(int(d.Fd()), LockName, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0o640)
 	if err != nil {
-		return nil, fmt.Errorf("open lock file: %w", err)
+		return nil, lockOpenError(&os.PathError{Op: "open", Path: p, Err: err})
 	}
-	f, err := regularLockFile(os.NewFile(uintptr(fd), filepath.Join(dir, LockName)))
+	f, err := regularLockFile(os.NewFile(uintptr(fd), p))
 	if err != nil {
 		return nil, err
 	}
@@ -235,9 +231,21 @@ func openLockFile(p string, flag int) (*os.File, error) {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("open lock file: %w", err)
+		return nil, lockOpenError(err)
 	}
 	return regularLockFile(f)
+}
+
+// lockOpenError is err, a *PathError from opening LOCK, in words. A
+// symbolic link is refused (O_NOFOLLOW), neither followed nor replaced:
+// followed, it would have the writer truncate and lock whatever file it
+// names; replaced, a link someone put there on purpose would be lost.
+func lockOpenError(err error) error {
+	var pe *os.PathError
+	if errors.Is(err, unix.ELOOP) && errors.As(err, &pe) {
+		return fmt.Errorf("lock file %s: is a symbolic link, which is never followed (remove it): %w", pe.Path, unix.ELOOP)
+	}
+	return fmt.Errorf("open lock file: %w", err)
 }
 
 // regularLockFile returns f, or closes it and fails if it is not a
