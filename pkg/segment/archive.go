@@ -147,6 +147,43 @@ func readArchive(path string, alloc func(n int64) ([]byte, error), free func([]b
 	return data, err
 }
 
+// readArchiveHeader decodes the header of the segment the archive at path
+// holds from its first bytes, for ReadHeader when the summary cannot
+// answer. A stream decoder stops once it has them: this costs the first
+// block and the decoder's window, not the segment. Damage after that
+// block is not seen, and the content checksum is not checked (the
+// decoder checks it after the last block, which in a one-block archive
+// is the first): the header's CRC vouches for the header. Errors name
+// the file; one from the decoder or the header wraps ErrCorrupt.
+func readArchiveHeader(path string) (Header, error) {
+	a, err := openArchiveFile(path)
+	if err != nil {
+		return Header{}, err
+	}
+	defer a.close()
+	dec, err := newStreamDecoder(zstd.IgnoreChecksum(true))
+	if err != nil {
+		return Header{}, fmt.Errorf("%s: zstd decoder: %w", path, err)
+	}
+	defer dec.Close()
+	var b [HeaderSize]byte
+	n := 0
+	err = a.guard(func() (err error) {
+		if err = dec.Reset(bytes.NewReader(a.m)); err != nil {
+			return a.corrupt("cannot decompress: %v", err)
+		}
+		if n, err = io.ReadFull(dec, b[:min(a.size, HeaderSize)]); err != nil {
+			return a.corrupt("cannot decompress the segment's header: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return Header{}, err
+	}
+	h, err := DecodeHeader(b[:n])
+	return h, WithPath(err, path)
+}
+
 // ArchiveComparer checks archives against the segment files they were
 // made from, for compress-finished, which must not remove an original
 // before its archive is known to reproduce it. It decompresses as a

@@ -190,28 +190,29 @@ func ReadFooter(path string) (Footer, error) {
 
 // ReadHeader returns the header of the segment file or archive at path,
 // as cheaply as it can: a .seg file's first HeaderSize bytes, an archive's
-// summary, else the archive decompressed. Errors name the file; a damaged
-// header wraps ErrCorrupt.
+// summary, else (no summary, or a damaged one) the start of the archive
+// decompressed. Errors name the file; a damaged header wraps ErrCorrupt,
+// as does an archive whose summary and content both fail.
 func ReadHeader(path string) (Header, error) {
 	if IsArchiveName(filepath.Base(path)) {
 		b, at, err := readSummaryFrame(path)
+		if err != nil && !errors.Is(err, errNoSummary) {
+			return Header{}, err
+		}
+		serr := errNoSummary
 		if err == nil {
-			h, _, serr := decodeSummary(b[:])
-			if serr == nil || errors.Is(serr, ErrNoFooter) {
+			var h Header
+			if h, _, serr = decodeSummary(b[:]); serr == nil || errors.Is(serr, ErrNoFooter) {
 				return h, nil
 			}
-			if !errors.Is(serr, errNoSummary) {
-				return Header{}, fmt.Errorf("%s: summary at %d: %w", path, at, serr)
-			}
-		} else if !errors.Is(err, errNoSummary) {
-			return Header{}, err
 		}
-		im, err := OpenImage(path)
-		if err != nil {
-			return Header{}, err
+		// The summary is a copy, never the truth: a damaged one costs
+		// a decompression, not the header.
+		h, err := readArchiveHeader(path)
+		if err != nil && !errors.Is(serr, errNoSummary) {
+			return Header{}, fmt.Errorf("%w (and its summary at %d: %w)", err, at, serr)
 		}
-		defer im.Close()
-		return im.Header, WithPath(im.HeaderErr, path)
+		return h, err
 	}
 	f, _, err := openSegmentFile(path)
 	if err != nil {

@@ -182,6 +182,7 @@ func TestReadHeader(t *testing.T) {
 	if h, err := segment.ReadHeader(p); err != nil || h != want {
 		t.Fatalf("archive without a summary: %+v, %v", h, err)
 	}
+	readHeaderDamagedSummary(t, p, orig, want)
 	orig[17] ^= 1 // the sequence number: the header's CRC fails
 	writeFile(t, seg, orig)
 	if _, err := segment.ReadHeader(seg); !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), seg) {
@@ -189,6 +190,60 @@ func TestReadHeader(t *testing.T) {
 	}
 	if _, err := segment.ReadHeader(filepath.Join(dir, segment.FileName(8))); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+// readHeaderDamagedSummary: an archive whose summary is damaged gives its
+// header from its content; so does one without a summary whose content
+// checksum fails (the header's CRC vouches for the header); one
+// whose summary and content header are both damaged is ErrCorrupt naming
+// the file.
+func readHeaderDamagedSummary(t *testing.T, p string, orig []byte, want segment.Header) {
+	t.Helper()
+	good := segment.AppendSummary(compress(t, orig), orig)
+	at := len(good) - segment.SummaryFrameSize
+	for _, tc := range []struct {
+		what   string
+		damage func(s []byte)
+	}{
+		{"tag", func(s []byte) { s[8] ^= 1 }},
+		{"header copy", func(s []byte) { s[16+10] ^= 1 }},
+		{"footer copy", func(s []byte) { s[16+segment.HeaderSize+3] ^= 1 }},
+		{"checksum", func(s []byte) { s[len(s)-1] ^= 1 }},
+		{"header copy, checksum recomputed", func(s []byte) {
+			s[16+10] ^= 1
+			binary.LittleEndian.PutUint32(s[len(s)-4:], crc32.Checksum(s[8:len(s)-4], crc32.MakeTable(crc32.Castagnoli)))
+		}},
+	} {
+		bad := append([]byte{}, good...)
+		tc.damage(bad[at:])
+		writeFile(t, p, bad)
+		if _, err := segment.ReadFooter(p); err == nil {
+			t.Fatalf("summary's %s damaged: ReadFooter trusted it", tc.what)
+		}
+		if h, err := segment.ReadHeader(p); err != nil || h != want {
+			t.Errorf("summary's %s damaged: ReadHeader %+v, %v; want %+v", tc.what, h, err, want)
+		}
+	}
+
+	noSum := compress(t, orig)
+	noSum[len(noSum)-1] ^= 1 // the content checksum, read last
+	writeFile(t, p, noSum)
+	if _, err := segment.ReadArchive(p); !errors.Is(err, segment.ErrCorrupt) {
+		t.Fatalf("content checksum damaged: ReadArchive %v", err)
+	}
+	if h, err := segment.ReadHeader(p); err != nil || h != want {
+		t.Errorf("content checksum damaged, no summary: ReadHeader %+v, %v", h, err)
+	}
+
+	badHeader := append([]byte{}, orig...)
+	badHeader[17] ^= 1 // the sequence number: the header's CRC fails
+	both := segment.AppendSummary(compress(t, badHeader), orig)
+	both[len(both)-1] ^= 1
+	writeFile(t, p, both)
+	if _, err := segment.ReadHeader(p); !errors.Is(err, segment.ErrCorrupt) ||
+		!strings.HasPrefix(err.Error(), p+":") || strings.Count(err.Error(), p) != 1 || !strings.Contains(err.Error(), "summary") {
+		t.Errorf("summary and content header damaged: %v; want ErrCorrupt naming the file once, and the summary", err)
 	}
 }
 
