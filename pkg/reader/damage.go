@@ -39,9 +39,17 @@ const (
 	// DamageMissing: segment numbers Seq to Seq+Len-1 are absent from the
 	// directory between two segments that are present.
 	DamageMissing
+	// DamageRemoved is not damage of the log: segment Seq was listed, but
+	// when the reader came to open it neither its file (Path, as listed)
+	// nor its archive was in the directory any more, and later segments
+	// were: removed by retention (or by hand) while the log was read. Its
+	// records were not read; the reader continues with the next segment.
+	// Only a file not found counts so: one that is there and cannot be
+	// opened is DamageSegment.
+	DamageRemoved
 )
 
-var damageNames = [...]string{"", "torn", "reserved", "gap", "unfinished", "segment", "missing"}
+var damageNames = [...]string{"", "torn", "reserved", "gap", "unfinished", "segment", "missing", "removed"}
 
 func (k DamageKind) String() string {
 	if int(k) < len(damageNames) && k != 0 {
@@ -88,6 +96,8 @@ func (d *Damage) Error() string {
 			return fmt.Sprintf("%s: segment %d is missing", d.Path, d.Seq)
 		}
 		return fmt.Sprintf("%s: segments %d to %d are missing", d.Path, d.Seq, d.Seq+uint64(d.Len)-1)
+	case DamageRemoved:
+		return fmt.Sprintf("%s: segment removed (retention?) after it was listed and before it was read: its records were not read; continuing with the next segment", d.Path)
 	}
 	if d.Err != nil {
 		return d.Err.Error()

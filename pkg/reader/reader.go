@@ -31,6 +31,24 @@
 // the lock before and after deciding so, so a writer that starts meanwhile
 // is never mistaken for a dead one.
 //
+// # Segments removed or archived while the log is read
+//
+// Old segments may be removed (a retention job) or replaced by their
+// archives (compress-finished) at any time. A segment the reader has
+// opened is read whole whatever happens to its file. One whose file is not
+// found (ENOENT) when the reader comes to it is looked up in a fresh
+// listing: its archive, if there, is read instead; if later segments are
+// listed and it is not, it was removed: it is reported as DamageRemoved
+// (through OnDamage, and under Strict it stops the reader, since its
+// records were not read) and the reader goes on with the next segment. If
+// nothing is listed from its number on, it is neither: a writer made it
+// ahead of need and removed it unused when it closed, and the reader waits
+// for the next writer to make it again. Any other error opening a segment
+// is DamageSegment. A segment removed before the reader listed the
+// directory is simply not there (a missing number between two present
+// ones is DamageMissing). Skip counts the records of the segments it
+// comes to, so one removed before then is not counted.
+//
 // # Damage
 //
 // Damage is reported through Options.OnDamage and skipped: a torn frame

@@ -412,25 +412,18 @@ func (r *Reader) waitListing() bool {
 }
 
 // openSeg opens segment e for reading, or returns nil (after reporting
-// why, if it is damaged) when it is to be skipped. gone is true when the
-// file vanished and nothing is listed after it: not to be passed.
+// why, if it is damaged or removed) when it is to be skipped. gone is true
+// when the file vanished and nothing is listed after it: not to be passed.
 func (r *Reader) openSeg(e segment.Entry) (*seg, bool) {
 	im, err, ok := r.takePrefetch(e)
 	if !ok {
 		im, err = segment.OpenImage(e.Path)
 	}
-	if errors.Is(err, fs.ErrNotExist) && r.single == "" && r.relist() == nil {
-		// Archived (or removed) since the listing: read what is there now.
-		j := r.entryAtLeast(e.Seq)
-		if j == len(r.list) {
-			// Gone, and nothing after it: a file a writer created ahead
-			// of need and removed unused when it closed. The next writer
-			// creates this name again; it is read then.
-			return nil, true
-		}
-		if r.list[j].Seq == e.Seq {
-			e = r.list[j]
-			im, err = segment.OpenImage(e.Path)
+	if errors.Is(err, fs.ErrNotExist) && r.single == "" {
+		// Archived or removed since the listing: see what is there now.
+		var was absence
+		if e, im, was, err = r.notFound(e, err); was != found {
+			return nil, was == notYet
 		}
 	}
 	im, salvaged, err := openSalvaging(e.Path, im, err)
