@@ -7,7 +7,10 @@ package main
 //
 //	0  the records asked for were printed (none is fine). Also when a
 //	   follow, or a long replay, is stopped by SIGINT or SIGTERM: output is
-//	   flushed and the cursor file written first.
+//	   flushed and the cursor file written first. Also when segments were
+//	   removed (retention) after tail listed them and before it read them:
+//	   each is named in a warning, its records were not printed, and the
+//	   cursor file moves past it, as no later run can read them either.
 //	1  the log is damaged: torn frames, unusable or missing segments were
 //	   reported on stderr (file and offset) and skipped, and every readable
 //	   record was printed. What a dead writer left unfinished (reserved
@@ -72,11 +75,14 @@ nanoseconds, UTC) and payload when it is valid UTF-8, else payload_base64.
 Output is buffered and flushed whenever tail waits for records.
 
 Damage is reported on stderr with its file and offset, skipped, and reading
-goes on.
+goes on. A segment removed (retention) after tail listed the directory and
+before it read it is named in a warning (its records were not printed), and
+reading goes on with the next one.
 
-Exit codes: 0 success (also when interrupted); 1 damage was reported and
-skipped (a dead writer's unfinished frames are warnings only); 2 bad usage or
-an I/O error (an unreadable segment is named and skipped).`,
+Exit codes: 0 success (also when interrupted, or when segments were removed
+while they were read); 1 damage was reported and skipped (a dead writer's
+unfinished frames are warnings only); 2 bad usage or an I/O error (an
+unreadable segment is named and skipped).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runTail(cmd, args[0], f)
@@ -196,7 +202,10 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	opts.Follow = f.follow
 	opts.OnDamage = func(d reader.Damage) {
 		out.Flush() // stdout before the report, as a terminal shows them
-		if d.Kind.CrashLeftover() {
+		// A segment removed while the log was read (retention) is
+		// neither damage nor a read that failed: the log is as its owner
+		// made it, as verify sees it too. A warning, as crash leftovers.
+		if d.Kind.CrashLeftover() || d.Kind == reader.DamageRemoved {
 			fmt.Fprintf(stderr, "auditseg tail: warning: %v\n", &d)
 			return
 		}

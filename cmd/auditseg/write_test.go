@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,11 +20,19 @@ import (
 // execute runs the auditseg command tree in-process.
 func execute(t *testing.T, stdin []byte, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	var out bytes.Buffer
+	stderr, code = executeTo(t, &out, stdin, args...)
+	return out.String(), stderr, code
+}
+
+// executeTo is execute with stdout going to out.
+func executeTo(t *testing.T, out io.Writer, stdin []byte, args ...string) (stderr string, code int) {
+	t.Helper()
 	root := newRoot()
-	var out, errb bytes.Buffer
+	var errb bytes.Buffer
 	root.SetArgs(args)
 	root.SetIn(bytes.NewReader(stdin))
-	root.SetOut(&out)
+	root.SetOut(out)
 	root.SetErr(&errb)
 	err := root.Execute()
 	code = exitOK
@@ -31,7 +40,7 @@ func execute(t *testing.T, stdin []byte, args ...string) (stdout, stderr string,
 		code = exitCode(err)
 		errb.WriteString(err.Error())
 	}
-	return out.String(), errb.String(), code
+	return errb.String(), code
 }
 
 // payloads decodes every DATA record of the log in position order with
