@@ -30,7 +30,12 @@
 // checked across a gap), each sealed footer's previous-digest against the
 // previous segment's digest (the first segment present starts the chain,
 // so deleting the oldest segments is fine; segment 1, the first a writer
-// made, must chain from zeros), and files that do not belong.
+// made, must chain from zeros), and files that do not belong. Segments
+// removed while the log is read, oldest first as retention removes them,
+// are not a gap: a segment listed and gone when it was to be opened is
+// left out of the report, and the hole it leaves is a gap only if a
+// segment older than it is still there (or the hole also holds a number
+// that was already missing when the directory was listed).
 //
 // # The unsealed tail
 //

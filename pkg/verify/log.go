@@ -1,7 +1,9 @@
 package verify
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -25,6 +27,9 @@ type unit struct {
 	lock    lockStamp // of the LOCK file when alive was asked
 	jobs    []int
 	results []*result // in sequence order, vanished files dropped
+	// gone holds the numbers of segments listed and then removed before
+	// they could be opened (retention), to tell their holes from gaps.
+	gone map[uint64]bool
 }
 
 type job struct {
@@ -74,6 +79,11 @@ func Paths(paths []string, opts Options) (*Report, error) {
 		for _, j := range u.jobs {
 			if r := results[j]; !r.vanished {
 				u.results = append(u.results, r)
+			} else if r.named {
+				if u.gone == nil {
+					u.gone = map[uint64]bool{}
+				}
+				u.gone[r.order] = true
 			}
 		}
 		sort.SliceStable(u.results, func(a, b int) bool { return u.results[a].order < u.results[b].order })
@@ -409,7 +419,7 @@ func place(u *unit, rep *Report) {
 				r.unfinished.list[k].Residue = true
 			}
 		}
-		if prev != nil && u.whole && r.order > prev.order+1 {
+		if prev != nil && u.whole && r.order > prev.order+1 && !removedWhileRead(u, prev, r) {
 			rep.addExtra(gapFinding(u.dir, prev.order, r.order))
 		}
 		if r.order == 1 && r.sealed {
@@ -555,4 +565,24 @@ func (rep *Report) addUnexpected(u *unit) {
 	for _, f := range fs {
 		rep.addExtra(f)
 	}
+}
+
+// removedWhileRead reports whether the hole between prev and r was made by
+// retention while the log was read, not a gap: every segment in it was
+// listed and then gone when it was opened, and prev, read before that, is
+// gone now too. Retention removes the oldest segments first, so a
+// segment removed while an older one stays is a gap, as is a number that
+// was missing when the directory was listed.
+func removedWhileRead(u *unit, prev, r *result) bool {
+	for s := prev.order + 1; s < r.order; s++ {
+		if !u.gone[s] {
+			return false
+		}
+	}
+	for _, name := range []string{segment.FileName(prev.order), segment.ArchiveName(prev.order)} {
+		if _, err := os.Lstat(filepath.Join(u.dir, name)); !errors.Is(err, fs.ErrNotExist) {
+			return false
+		}
+	}
+	return true
 }
