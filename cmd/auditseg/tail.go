@@ -8,9 +8,10 @@ package main
 //	0  the records asked for were printed (none is fine). Also when a
 //	   follow, or a long replay, is stopped by SIGINT or SIGTERM: output is
 //	   flushed and the cursor file written first. Also when segments were
-//	   removed (retention) after tail listed them and before it read them:
-//	   each is named in a warning, its records were not printed, and the
-//	   cursor file moves past it, as no later run can read them either.
+//	   removed (retention) while tail read the log, before it read them:
+//	   each run of them is named in a warning, their records were not
+//	   printed, and the cursor file moves past them, as no later run can
+//	   read them either.
 //	1  the log is damaged: torn frames, unusable or missing segments were
 //	   reported on stderr (file and offset) and skipped, and every readable
 //	   record was printed. What a dead writer left unfinished (reserved
@@ -75,9 +76,9 @@ nanoseconds, UTC) and payload when it is valid UTF-8, else payload_base64.
 Output is buffered and flushed whenever tail waits for records.
 
 Damage is reported on stderr with its file and offset, skipped, and reading
-goes on. A segment removed (retention) after tail listed the directory and
-before it read it is named in a warning (its records were not printed), and
-reading goes on with the next one.
+goes on. Segments removed (retention) while tail reads the log, before it
+read them, are named in a warning, one line for each run of them (their
+records were not printed), and reading goes on with the next segment.
 
 Exit codes: 0 success (also when interrupted, or when segments were removed
 while they were read); 1 damage was reported and skipped (a dead writer's

@@ -2,6 +2,7 @@ package reader
 
 import (
 	"fmt"
+	"path/filepath"
 
 	"github.com/auditseg/auditseg/pkg/segment"
 )
@@ -39,13 +40,16 @@ const (
 	// DamageMissing: segment numbers Seq to Seq+Len-1 are absent from the
 	// directory between two segments that are present.
 	DamageMissing
-	// DamageRemoved is not damage of the log: segment Seq was listed, but
-	// when the reader came to open it neither its file (Path, as listed)
-	// nor its archive was in the directory any more, and later segments
-	// were: removed by retention (or by hand) while the log was read. Its
-	// records were not read; the reader continues with the next segment.
-	// Only a file not found counts so: one that is there and cannot be
-	// opened is DamageSegment.
+	// DamageRemoved is not damage of the log: segments Seq to Seq+Len-1
+	// were removed by retention (or by hand) while the log was read, so
+	// their records were not read; the reader continues with the next
+	// segment. Segment Seq was listed, but when the reader came to open
+	// it neither its file (Path, as listed) nor its archive was in the
+	// directory any more, and later segments were; the numbers after it
+	// up to the first segment listed then are gone too, whether the
+	// reader had listed them or not (see the package doc). Only a file not
+	// found counts so: one that is there and cannot be opened is
+	// DamageSegment.
 	DamageRemoved
 )
 
@@ -75,7 +79,7 @@ type Damage struct {
 	Path   string // the segment file (the directory for DamageMissing)
 	Seq    uint64 // the segment sequence number
 	Offset int64  // file offset where the damage starts
-	Len    int64  // bytes skipped (segments missing for DamageMissing)
+	Len    int64  // bytes skipped (segments, for DamageMissing and DamageRemoved)
 	// Err is the decoder's finding (a *segment.CorruptError naming the
 	// file and offset) for DamageTorn and DamageSegment, else nil.
 	Err error
@@ -97,7 +101,10 @@ func (d *Damage) Error() string {
 		}
 		return fmt.Sprintf("%s: segments %d to %d are missing", d.Path, d.Seq, d.Seq+uint64(d.Len)-1)
 	case DamageRemoved:
-		return fmt.Sprintf("%s: segment removed (retention?) after it was listed and before it was read: its records were not read; continuing with the next segment", d.Path)
+		if d.Len > 1 {
+			return fmt.Sprintf("%s: segments %d to %d removed (retention?) before they were read: their records were not read; continuing with the next segment", filepath.Dir(d.Path), d.Seq, d.Seq+uint64(d.Len)-1)
+		}
+		return fmt.Sprintf("%s: segment removed (retention?) before it was read: its records were not read; continuing with the next segment", d.Path)
 	}
 	if d.Err != nil {
 		return d.Err.Error()

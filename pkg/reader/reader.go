@@ -41,16 +41,21 @@
 // opened is read whole whatever happens to its file. One whose file is not
 // found (ENOENT) when the reader comes to it is looked up in a fresh
 // listing: its archive, if there, is read instead; if later segments are
-// listed and it is not, it was removed: it is reported as DamageRemoved
-// (through OnDamage, and under Strict it stops the reader, since its
-// records were not read) and the reader goes on with the next segment. If
-// nothing is listed from its number on, it is neither: a writer made it
-// ahead of need and removed it unused when it closed, and the reader waits
-// for the next writer to make it again. Any other error opening a segment
-// is DamageSegment. A segment removed before the reader listed the
-// directory is simply not there (a missing number between two present
-// ones is DamageMissing). Skip counts the records of the segments it
-// comes to, so one removed before then is not counted.
+// listed and it is not, it was removed, and so was every number after it
+// up to the first segment listed now, whether the reader's listing held
+// them or not (the writer made them since, or the listing was read while
+// retention deleted: a directory read is not a snapshot). Retention
+// removes the oldest segments first, so a hole that reaches down to a
+// removed segment is removal, not damage: the run is reported as one
+// DamageRemoved (through OnDamage, and under Strict it stops the reader,
+// since its records were not read) and the reader goes on with the first
+// segment there. If nothing is listed from its number on, it is neither:
+// a writer made it ahead of need and removed it unused when it closed,
+// and the reader waits for the next writer to make it again. Any other
+// error opening a segment is DamageSegment. A segment removed before the
+// reader listed the directory is simply not there (a missing number
+// between two present ones is DamageMissing). Skip counts the records of
+// the segments it comes to, so one removed before then is not counted.
 //
 // # Damage
 //

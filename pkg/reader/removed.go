@@ -36,13 +36,14 @@ const (
 //     ahead newest first, so it never leaves a later one behind), such as
 //     retention deleting the oldest segments while they are read. Its
 //     records cannot be read by anyone any more: reported as
-//     DamageRemoved and passed, as verify drops a segment that vanishes.
+//     DamageRemoved and passed, as verify drops a segment that vanishes,
+//     together with every number up to the first one listed now (see
+//     passRemoved).
 //
 // An archive not found either (retention right after compress-finished)
 // is looked for again, a few times at most: after that the error stands.
 func (r *Reader) notFound(e segment.Entry, err error) (segment.Entry, *segment.Image, absence, error) {
 	for range 3 {
-		old := r.list
 		if r.relist() != nil {
 			break
 		}
@@ -51,7 +52,7 @@ func (r *Reader) notFound(e segment.Entry, err error) (segment.Entry, *segment.I
 			return e, nil, notYet, err
 		}
 		if r.list[j].Seq != e.Seq {
-			r.passRemoved(old, e.Seq, r.list[j].Seq)
+			r.passRemoved(e, r.list[j].Seq)
 			return e, nil, removed, err
 		}
 		e = r.list[j]
@@ -63,25 +64,23 @@ func (r *Reader) notFound(e segment.Entry, err error) (segment.Entry, *segment.I
 	return e, nil, found, err
 }
 
-// passRemoved reports the segments old listed from seq (the one the
-// reader arrived at) up to next (the first listed now) as removed, and
-// passes them: a retention job removes several at once, and the ones
-// after seq are no gap in the log (DamageMissing) but removed alike.
-func (r *Reader) passRemoved(old []segment.Entry, seq, next uint64) {
+// passRemoved reports segment e and every number after it up to next
+// (the first listed now) as one DamageRemoved, and passes them. None of
+// them is in the directory now, and e, the lowest, was removed: retention
+// removes the oldest segments first, so the numbers above e up to next
+// went the same way, whether the reader's listing held them (taken before
+// the writer made them, or while retention was deleting: a directory read
+// is not a snapshot) or not. No number in between is a gap in the log
+// (DamageMissing): that is a hole strictly between two segments that are
+// there, and here nothing below next is.
+func (r *Reader) passRemoved(e segment.Entry, next uint64) {
 	if r.opts.Start.kind == startLast {
 		// Records still to skip are the start segment's surplus: none
 		// of them is in the next segment.
 		r.skip = 0
 	}
-	for _, o := range old {
-		if o.Seq < seq || o.Seq >= next {
-			continue
-		}
-		if o.Seq != seq && !r.arrive(o.Seq) {
-			return
-		}
-		if !r.report(Damage{Kind: DamageRemoved, Path: o.Path, Seq: o.Seq}) {
-			return
-		}
+	if r.report(Damage{Kind: DamageRemoved, Path: e.Path, Seq: e.Seq, Len: int64(next - e.Seq)}) {
+		// Arriving at next is then no gap.
+		r.lastSeq, r.passed = next-1, true
 	}
 }
