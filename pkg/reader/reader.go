@@ -52,10 +52,15 @@
 // segment there. If nothing is listed from its number on, it is neither:
 // a writer made it ahead of need and removed it unused when it closed,
 // and the reader waits for the next writer to make it again. Any other
-// error opening a segment is DamageSegment. A segment removed before the
-// reader listed the directory is simply not there (a missing number
-// between two present ones is DamageMissing). Skip counts the records of
-// the segments it comes to, so one removed before then is not counted.
+// error opening a segment is DamageSegment. The same rule holds for
+// numbers the reader comes to that no listing of it held: a hole the
+// reader finds after the last segment it passed is damage (DamageMissing)
+// only while that segment is still there, strictly between two segments;
+// if it is gone too (read, then removed with the numbers after it), the
+// hole is DamageRemoved. A segment removed before the reader listed the
+// directory, below the first one listed, is simply not there. Skip counts
+// the records of the segments it comes to, so one removed before then is
+// not counted.
 //
 // # Damage
 //

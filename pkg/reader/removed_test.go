@@ -23,6 +23,29 @@ func removeSegs(t *testing.T, dir string, seqs ...uint64) {
 	}
 }
 
+// moveSegs moves the segment files seqs from directory from to dir, as a
+// writer making them in dir would.
+func moveSegs(t *testing.T, from, dir string, seqs ...uint64) {
+	t.Helper()
+	for _, s := range seqs {
+		n := segment.FileName(s)
+		if err := os.Rename(filepath.Join(from, n), filepath.Join(dir, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitMore waits for the follower r to have a record; got of want were
+// read. The bound is only for a broken reader: every record is there.
+func waitMore(t *testing.T, r *reader.Reader, got, want int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := r.Wait(ctx); err != nil {
+		t.Fatalf("follow: %v after %d of %d records", err, got, want)
+	}
+}
+
 // archiveSeg replaces segment seq by its archive, as compress-finished does.
 func archiveSeg(t *testing.T, dir string, seq uint64) {
 	t.Helper()
@@ -106,13 +129,7 @@ func TestSegmentRemovedBeforeRead(t *testing.T) {
 			if len(got) >= len(want) || r.Err() != nil || !follow {
 				break
 			}
-			// Only a bound for a broken reader: every record is there.
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			err := r.Wait(ctx)
-			cancel()
-			if err != nil {
-				t.Fatalf("follow: %v after %d of %d records", err, len(got), len(want))
-			}
+			waitMore(t, r, len(got), len(want))
 		}
 		if err := r.Err(); err != nil {
 			t.Fatalf("follow %v: reader error %v", follow, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"path/filepath"
 	"time"
 
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -400,12 +401,21 @@ func (r *Reader) openNext() bool {
 	}
 }
 
-// arrive reports the sequence numbers missing between the last segment
+// arrive reports the sequence numbers absent between the last segment
 // the reader passed and seq, then marks seq passed. It returns false when
-// the reader must stop (Strict).
+// the reader must stop (Strict). The hole is a gap in the log
+// (DamageMissing) only while the segment below it is still there: one
+// the reader read, or opened ahead, may have been removed since, and the
+// numbers after it with it (retention removes the oldest first) while the
+// reader's listing, taken before the writer made them, never held them.
+// A hole that reaches down to a removed segment is removal.
 func (r *Reader) arrive(seq uint64) bool {
 	if r.passed && seq-r.lastSeq > 1 {
-		if !r.report(Damage{Kind: DamageMissing, Path: r.dir, Seq: r.lastSeq + 1, Len: int64(seq - r.lastSeq - 1)}) {
+		d := Damage{Kind: DamageMissing, Path: r.dir, Seq: r.lastSeq + 1, Len: int64(seq - r.lastSeq - 1)}
+		if !r.exists(r.lastSeq) {
+			d.Kind, d.Path = DamageRemoved, filepath.Join(r.dir, segment.FileName(d.Seq))
+		}
+		if !r.report(d) {
 			return false
 		}
 	}
