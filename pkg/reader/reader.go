@@ -30,9 +30,10 @@
 // followed by frames are skipped and reported as Damage. The reader checks
 // the lock before and after deciding so, so a writer that starts meanwhile
 // is never mistaken for a dead one. A segment that ends in zeros is passed
-// only once a later segment holds frames (or, with no writer, any bytes),
-// and only if it still ends in zeros when looked at after that: a writer
-// that started meanwhile may have continued in it.
+// only once a later segment holds frames (or, with no writer, any bytes;
+// without Follow, once one is listed), and only if it still ends in zeros
+// when looked at after that: a writer that started meanwhile may have
+// continued in it, and its records there are read, by a replay too.
 //
 // # Segments removed or archived while the log is read
 //

@@ -262,7 +262,7 @@ func (r *Reader) atTail(c *seg) bool {
 			return false
 		}
 		if r.entryAfter(c.seq) < len(r.list) && (!r.opts.Follow || r.laterHasFrames(c.seq) || !r.alive && r.laterHoldsBytes(c.seq)) {
-			if r.opts.Follow && !c.quiet && !r.stillZero(c) {
+			if !c.quiet && !r.stillZero(c) {
 				return r.err == nil // written since: read it as usual
 			}
 			// Nothing tells where records stopped: the rest of the record
@@ -285,18 +285,22 @@ func (r *Reader) atTail(c *seg) bool {
 
 // stillZero reports whether c still holds only zeros from c.off to the
 // record limit, as the walk that led to atTail found, now that a later
-// segment was found to hold frames or bytes. That look came after the
-// walk and the check that no writer held the lock: a writer that took
-// the lock in between may have continued in c (recovery continues in the
-// newest segment when it holds nothing, such as the one a closing writer
-// leaves), filled it and gone on into the next, and passing c would skip
-// every record it wrote there; whether it still holds the lock does not
-// tell, it may have closed again. Looking at c after the later segments
-// does: a writer that continued in c wrote there before it wrote after
-// it, and once a later segment holds bytes no writer continues in c.
-// Only where c is not quiet: a later sealed segment, or a footer, already
-// rules a writer out. Events found are dropped, not reported: a writer
-// may hold the lock now, and the usual walk reads c again.
+// segment is listed (and, following, found to hold frames or bytes). That
+// look came after the walk and the check that no writer held the lock: a
+// writer that took the lock in between may have continued in c (recovery
+// continues in the newest segment when it holds nothing, such as the one a
+// closing writer leaves), filled it and gone on into the next, and passing
+// c would skip every record it wrote there; whether it still holds the
+// lock does not tell, it may have closed again. Looking at c after the
+// later segments does: a writer that continued in c wrote there before it
+// wrote after it, and once a later segment holds bytes no writer continues
+// in c. A replay (no Follow) needs it as much as a follower: one that
+// passed c would skip those records, and a cursor stored after them would
+// make every later run skip them too. Only where c is not quiet: a later
+// sealed segment, or a footer, already rules a writer out. Events found
+// are dropped, not reported: a writer may hold the lock now, and the usual
+// walk reads c again, then ends at the first slot still pending if a
+// writer holds the log, as a replay does at the tail of a live log.
 func (r *Reader) stillZero(c *seg) bool {
 	stop, ok := r.walk(c, segment.Quiescent, true)
 	if !ok {
