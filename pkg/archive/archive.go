@@ -33,6 +33,14 @@
 // the original is itself damaged, both are left for a human (verify reports
 // them).
 //
+// # Segments removed meanwhile
+//
+// A retention job may remove old segments while a run works on them; it
+// shares no lock with this package. A segment found gone entirely after
+// the plan was made (no original, no archive) is reported as Skipped, not
+// Failed: it was removed on purpose. Any other error, an original gone
+// while its archive is still there included, fails the segment.
+//
 // # What is compressed
 //
 // A segment is compressed when its original is a well-formed sealed segment
@@ -111,8 +119,9 @@ type Options struct {
 type Step uint8
 
 // Steps, in the order a segment goes through them. For each segment, the
-// Observer sees StepStart, then the protocol steps, then StepDone or
-// StepFailed. StepDirSynced is reported after the rename is durable;
+// Observer sees StepStart, then the protocol steps, then StepDone,
+// StepFailed or StepSkipped (StepSkipped may also come without StepStart:
+// the segment was gone when the run came to it). StepDirSynced is reported after the rename is durable;
 // StepDone after the removal of the original is durable.
 const (
 	StepPlanned         Step = iota // the plan is made; Event.Plan is set
@@ -127,10 +136,11 @@ const (
 	StepOriginalRemoved             // the original is unlinked (durable at StepDone)
 	StepDone                        // the segment is finished; Event.BytesOut is the archive size
 	StepFailed                      // the segment failed (Event.Err); its original is untouched unless it was removed (StepOriginalRemoved came first)
+	StepSkipped                     // something else removed the segment meanwhile (Event.Reason); nothing of it is left
 )
 
 var stepNames = [...]string{"planned", "temp-removed", "start", "written", "synced", "verified",
-	"renamed", "dir-synced", "archive-removed", "original-removed", "done", "failed"}
+	"renamed", "dir-synced", "archive-removed", "original-removed", "done", "failed", "skipped"}
 
 func (s Step) String() string {
 	if int(s) < len(stepNames) {
@@ -148,6 +158,7 @@ type Event struct {
 	BytesIn  int64  // segment size
 	BytesOut int64  // archive size (StepDone)
 	Err      error  // StepFailed
+	Reason   string // StepSkipped
 	Plan     *Plan  // StepPlanned
 }
 
@@ -160,6 +171,7 @@ const (
 	Recompressed Outcome = "recompressed" // a leftover archive did not verify; replaced
 	Failed       Outcome = "failed"       // Err says why; the original is untouched unless OriginalRemoved (the directory fsync after removing it failed)
 	Interrupted  Outcome = "interrupted"  // Run was cancelled while on it; the original is untouched
+	Skipped      Outcome = "skipped"      // removed by something else (retention) after the plan was made; Reason says so; not a failure
 )
 
 // SegmentResult is what happened to one segment.
@@ -172,6 +184,7 @@ type SegmentResult struct {
 	BytesOut        int64 // archive size
 	OriginalRemoved bool
 	Err             error
+	Reason          string // Skipped: why
 }
 
 // Result is the report of a run.
@@ -186,9 +199,11 @@ type Result struct {
 	// removed), in sequence order.
 	Segments []SegmentResult
 	// Totals over the segments that succeeded. Interrupted segments were
-	// being worked on when ctx was cancelled; they are not failures.
+	// being worked on when ctx was cancelled; Skipped ones were removed by
+	// something else meanwhile (Outcome Skipped). Neither is a failure.
 	Done, Failed      int
 	Interrupted       int
+	Skipped           int
 	BytesIn, BytesOut int64
 	Elapsed           time.Duration
 }
@@ -335,6 +350,8 @@ dispatch:
 			res.Interrupted++
 		case s.Err != nil:
 			res.Failed++
+		case s.Outcome == Skipped:
+			res.Skipped++
 		default:
 			res.Done++
 			res.BytesIn += s.BytesIn
@@ -413,9 +430,12 @@ type runner struct {
 }
 
 func (r *runner) observe(ev Event) {
-	if ev.Step == StepFailed {
+	switch ev.Step {
+	case StepFailed:
 		r.opts.Logger.Error("compress-finished: segment failed", "seq", ev.Seq, "file", ev.Original, "err", ev.Err)
-	} else {
+	case StepSkipped:
+		r.opts.Logger.Info("compress-finished: segment skipped", "seq", ev.Seq, "file", ev.Original, "reason", ev.Reason)
+	default:
 		r.opts.Logger.Debug("compress-finished", "step", ev.Step.String(), "seq", ev.Seq, "file", ev.Original)
 	}
 	if r.opts.Observer == nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -26,8 +27,9 @@ var baseTime = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // bytes of every segment file in it, to compare with after any run.
 type fixture struct {
 	dir     string
-	files   map[uint64][]byte // segment seq -> file bytes
-	records []string          // every DATA payload, in log order
+	files   map[uint64][]byte   // segment seq -> file bytes
+	records []string            // every DATA payload, in log order
+	segRecs map[uint64][]string // segment seq -> its DATA payloads
 	last    uint64
 }
 
@@ -71,7 +73,7 @@ func buildSegment(t testing.TB, rng *rand.Rand, seq uint64, size int64, fill flo
 // sealed but the last, which is half full and unsealed like a live one.
 func newFixture(t testing.TB, n int, size int64) *fixture {
 	t.Helper()
-	fx := &fixture{dir: t.TempDir(), files: map[uint64][]byte{}, last: uint64(n)}
+	fx := &fixture{dir: t.TempDir(), files: map[uint64][]byte{}, segRecs: map[uint64][]string{}, last: uint64(n)}
 	rng := rand.New(rand.NewPCG(uint64(n), uint64(size)))
 	var prev [segment.DigestSize]byte
 	for seq := uint64(1); seq <= uint64(n); seq++ {
@@ -84,6 +86,7 @@ func newFixture(t testing.TB, n int, size int64) *fixture {
 		prev = d
 		fx.files[seq] = img
 		fx.records = append(fx.records, recs...)
+		fx.segRecs[seq] = recs
 		writeFile(t, filepath.Join(fx.dir, segment.FileName(seq)), img)
 	}
 	return fx
@@ -106,6 +109,36 @@ func (fx *fixture) clone(t testing.TB) *fixture {
 		writeFile(t, filepath.Join(c.dir, de.Name()), b)
 	}
 	return &c
+}
+
+// forget removes segments from what the fixture expects, as a retention
+// job removing them means: the checks then want them gone, original and
+// archive, and their records not read. The map is copied first: a clone
+// shares it with the fixture it was made from.
+func (fx *fixture) forget(seqs ...uint64) {
+	fx.files = maps.Clone(fx.files)
+	for _, seq := range seqs {
+		delete(fx.files, seq)
+	}
+	fx.records = nil
+	for seq := uint64(1); seq <= fx.last; seq++ {
+		if _, ok := fx.files[seq]; ok {
+			fx.records = append(fx.records, fx.segRecs[seq]...)
+		}
+	}
+}
+
+// checkGone asserts that nothing of the segments seqs is left in the
+// directory: no original, no archive, no temp file.
+func (fx *fixture) checkGone(t testing.TB, seqs ...uint64) {
+	t.Helper()
+	for _, seq := range seqs {
+		for _, p := range []string{fx.seg(seq), fx.zst(seq), fx.zst(seq) + segment.TempExt} {
+			if exists(p) {
+				t.Errorf("segment %d: %s is there, want it gone", seq, p)
+			}
+		}
+	}
 }
 
 func writeFile(t testing.TB, path string, b []byte) {

@@ -43,11 +43,11 @@ func (r *runner) do(t task) SegmentResult {
 		ev: Event{Seq: t.seq, Original: t.original, Archive: t.archive}}
 	before, err := os.Lstat(t.original)
 	if err != nil {
-		return p.fail(err)
+		return p.failUnlessGone(t, err)
 	}
 	im, err := segment.OpenImage(t.original)
 	if err != nil {
-		return p.fail(err)
+		return p.failUnlessGone(t, err)
 	}
 	defer im.Close()
 	// The original's header and footer are read through a mapping (its
@@ -77,7 +77,7 @@ func (r *runner) archive(t task, p *progress, before os.FileInfo, im *segment.Im
 	}
 	src, err := openOriginal(t.original, before, int64(len(im.Data)))
 	if err != nil {
-		return fail(err)
+		return p.failUnlessGone(t, err)
 	}
 	defer src.Close()
 	o := &original{im: im, src: src, size: int64(len(im.Data))}
@@ -88,7 +88,7 @@ func (r *runner) archive(t task, p *progress, before os.FileInfo, im *segment.Im
 	verified := false
 	if t.resolve {
 		if verified, err = r.resolve(t, o, f, step); err != nil {
-			return fail(err)
+			return p.failUnlessGone(t, err)
 		}
 		res.Outcome = Resolved
 		if !verified {
