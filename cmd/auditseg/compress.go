@@ -6,7 +6,8 @@ package main
 // Exit codes:
 //
 //	0  every eligible segment is archived (or there was nothing to do; a
-//	   dry run only plans)
+//	   dry run only plans; segments a retention job removed meanwhile are
+//	   skipped)
 //	1  at least one segment failed (each is named on stderr; its original
 //	   is untouched and the others were still processed), another
 //	   compress-finished run holds DIR, or the run was interrupted by
@@ -64,6 +65,8 @@ original or a verified archive, and the next run finishes the work.
 A segment whose header or footer is damaged is left as it is with a
 warning (auditseg verify says what is wrong); one that cannot be read at
 all (permissions, an I/O error) is left as it is and counts as failed.
+A segment removed by something else (a retention job) after the run
+planned it is skipped, not failed.
 
 Exit codes: 0 all done; 1 a segment failed or could not be read (the
 others are still done; its original stays), another run holds DIR, or
@@ -125,47 +128,71 @@ func runCompress(cmd *cobra.Command, dir string, f compressFlags) error {
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
-	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-
-	prog := newProgress(stderr, "compress-finished")
-	var total, done int64
-	var segs, totalSegs int
-	// Observer calls are serialized by pkg/archive.
-	opts.Observer = func(ev archive.Event) {
-		switch ev.Step {
-		case archive.StepPlanned:
-			total, totalSegs = ev.Plan.Bytes(), len(ev.Plan.Resolve)+len(ev.Plan.Compress)
-			for _, s := range ev.Plan.Skipped {
-				if s.Err != nil {
-					totalSegs++ // reported as failed
-				}
-			}
-		case archive.StepFailed:
-			// A segment cut short by the signal is no failure: the summary
-			// says the run was interrupted.
-			if ctx.Err() == nil || !errors.Is(ev.Err, ctx.Err()) {
-				prog.Done()
-				fmt.Fprintf(stderr, "auditseg compress-finished: %v\n", ev.Err)
-			}
-			done += ev.BytesIn
-			segs++
-		case archive.StepDone:
-			done += ev.BytesIn
-			segs++
-		default:
-			return
-		}
-		prog.UpdateItems(segs, totalSegs, done, total)
-	}
+	c := newCompressReport(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), f.output)
+	opts.Observer = c.observe
 	res, runErr := archive.Run(ctx, dir, opts)
-	prog.Done()
-	interrupted := runErr != nil && ctx.Err() != nil
+	return c.finish(dir, res, runErr)
+}
+
+// compressReport is what compress-finished shows of a run: the progress
+// line and each failure on stderr as the run goes (observe), then the
+// summary and the exit code (finish). It is apart from runCompress so that
+// tests can run pkg/archive with an Observer of their own around observe.
+type compressReport struct {
+	ctx            context.Context // cancelled by SIGINT/SIGTERM
+	stdout, stderr io.Writer
+	output         string // text or json
+	prog           *progress
+
+	total, done     int64
+	segs, totalSegs int
+}
+
+func newCompressReport(ctx context.Context, stdout, stderr io.Writer, output string) *compressReport {
+	return &compressReport{ctx: ctx, stdout: stdout, stderr: stderr, output: output,
+		prog: newProgress(stderr, "compress-finished")}
+}
+
+// observe is the run's Observer; pkg/archive serializes its calls.
+func (c *compressReport) observe(ev archive.Event) {
+	switch ev.Step {
+	case archive.StepPlanned:
+		c.total, c.totalSegs = ev.Plan.Bytes(), len(ev.Plan.Resolve)+len(ev.Plan.Compress)
+		for _, s := range ev.Plan.Skipped {
+			if s.Err != nil {
+				c.totalSegs++ // reported as failed
+			}
+		}
+	case archive.StepFailed:
+		// A segment cut short by the signal is no failure: the summary
+		// says the run was interrupted.
+		if c.ctx.Err() == nil || !errors.Is(ev.Err, c.ctx.Err()) {
+			c.prog.Done()
+			fmt.Fprintf(c.stderr, "auditseg compress-finished: %v\n", ev.Err)
+		}
+		c.done += ev.BytesIn
+		c.segs++
+	case archive.StepDone, archive.StepSkipped:
+		c.done += ev.BytesIn
+		c.segs++
+	default:
+		return
+	}
+	c.prog.UpdateItems(c.segs, c.totalSegs, c.done, c.total)
+}
+
+// finish writes the summary of the run archive.Run returned and gives the
+// command's error, carrying the exit code.
+func (c *compressReport) finish(dir string, res *archive.Result, runErr error) error {
+	c.prog.Done()
+	stdout, stderr := c.stdout, c.stderr
+	interrupted := runErr != nil && c.ctx.Err() != nil
 	if res == nil || res.Plan == nil {
 		// Nothing was planned: DIR is missing or unreadable, or another
 		// run holds it. JSON output still says so, for scripts.
-		if f.output == "json" {
+		if c.output == "json" {
 			enc := json.NewEncoder(stdout)
 			enc.SetIndent("", "  ")
 			_ = enc.Encode(compressJSONError{Dir: dir, Error: runErr.Error(), Interrupted: interrupted})
@@ -185,7 +212,8 @@ func runCompress(cmd *cobra.Command, dir string, f compressFlags) error {
 			}
 		}
 	}
-	if f.output == "json" {
+	var err error
+	if c.output == "json" {
 		err = writeCompressJSON(stdout, res, runErr, interrupted)
 	} else {
 		err = writeCompressText(stdout, res, interrupted)
@@ -241,6 +269,11 @@ func writeCompressText(w io.Writer, res *archive.Result, interrupted bool) error
 	if res.Failed > 0 {
 		fmt.Fprintf(&b, ", %d FAILED", res.Failed)
 	}
+	if res.Skipped > 0 {
+		// Removed by something else (retention) while the run was on
+		// them: nothing to archive, nothing wrong. -o json names them.
+		fmt.Fprintf(&b, ", %d skipped (removed while compress-finished ran)", res.Skipped)
+	}
 	if interrupted {
 		b.WriteString(", interrupted")
 		if res.Interrupted > 0 {
@@ -286,6 +319,7 @@ type compressJSONItem struct {
 	BytesOut        int64  `json:"bytes_out"`
 	OriginalRemoved bool   `json:"original_removed"`
 	Error           string `json:"error,omitempty"`
+	Reason          string `json:"reason,omitempty"` // outcome "skipped": why, as in "skipped"
 }
 
 type compressJSONPlan struct {
@@ -320,7 +354,7 @@ func writeCompressJSON(w io.Writer, res *archive.Result, runErr error, interrupt
 	}
 	for _, s := range res.Segments {
 		it := compressJSONItem{Seq: s.Seq, Original: s.Original, Archive: s.Archive, Outcome: string(s.Outcome),
-			BytesIn: s.BytesIn, BytesOut: s.BytesOut, OriginalRemoved: s.OriginalRemoved}
+			BytesIn: s.BytesIn, BytesOut: s.BytesOut, OriginalRemoved: s.OriginalRemoved, Reason: s.Reason}
 		if s.Err != nil {
 			it.Error = s.Err.Error()
 		}
