@@ -66,7 +66,8 @@ A segment whose header or footer is damaged is left as it is with a
 warning (auditseg verify says what is wrong); one that cannot be read at
 all (permissions, an I/O error) is left as it is and counts as failed.
 A segment removed by something else (a retention job) after the run
-planned it is skipped, not failed.
+planned it is skipped, not failed, and its archive is not left behind
+(see README.md for running retention beside compress-finished).
 
 Exit codes: 0 all done; 1 a segment failed or could not be read (the
 others are still done; its original stays), another run holds DIR, or

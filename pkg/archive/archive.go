@@ -41,6 +41,20 @@
 // Failed: it was removed on purpose. Any other error, an original gone
 // while its archive is still there included, fails the segment.
 //
+// An original removed while it is being compressed still reads (the run
+// holds it open), so the run checks before the rename that it still has
+// a name (removedMeanwhile): if not, the temp file is removed and the
+// segment skipped. Renaming the archive in would bring back a segment the
+// job deleted, and if the job also deleted the segments after it, leave a
+// hole after it that readers and verify report as a gap. After the rename
+// it checks again, and takes back the archive it just put in place
+// (dropArchive) if the original went meanwhile. Only an archive this run
+// wrote is ever removed so, never an original, and only once the original
+// has no name left: the invariant above holds for every segment that
+// something else did not remove.
+// Without a lock shared with the job this narrows the race but cannot
+// close it (removed.go says what is left).
+//
 // # What is compressed
 //
 // A segment is compressed when its original is a well-formed sealed segment
@@ -132,7 +146,7 @@ const (
 	StepVerified                    // the archive decompresses to the original, byte for byte
 	StepRenamed                     // the archive has its final name
 	StepDirSynced                   // the directory is fsynced: the archive is durable
-	StepArchiveRemoved              // a leftover archive that did not verify was removed
+	StepArchiveRemoved              // a leftover archive that did not verify was removed, or the one just put in place for an original removed meanwhile (then StepSkipped)
 	StepOriginalRemoved             // the original is unlinked (durable at StepDone)
 	StepDone                        // the segment is finished; Event.BytesOut is the archive size
 	StepFailed                      // the segment failed (Event.Err); its original is untouched unless it was removed (StepOriginalRemoved came first)

@@ -95,26 +95,48 @@ func (r *runner) archive(t task, p *progress, before os.FileInfo, im *segment.Im
 			res.Outcome = Recompressed
 		}
 	}
+	// written is the archive this run renamed into place, if it did: the
+	// one to take back if the original turns out removed meanwhile
+	// (removed.go). A leftover archive that verified was not put there by
+	// this run, and stays.
+	var written os.FileInfo
 	if !verified {
-		if err = r.compress(t, o, step); err != nil {
-			return fail(err)
+		written, err = r.compress(t, o, step)
+		if errors.Is(err, errRemoved) {
+			return p.skip(reasonRemovedBeforeRename)
+		}
+		if err != nil {
+			return p.failUnlessGone(t, err)
 		}
 	}
 	st, err := os.Lstat(t.archive)
 	if err != nil {
-		return fail(err)
+		return p.failUnlessGone(t, err)
 	}
 	res.BytesOut, ev.BytesOut = st.Size(), st.Size()
 
+	// Checked again after the rename (the check before it can be
+	// overtaken): by removedMeanwhile itself with KeepOriginal, otherwise
+	// wherever the original is found missing on the way to removing it.
+	gone := func() bool { return written != nil && removedMeanwhile(t.original, src) }
+	if r.opts.KeepOriginal && gone() {
+		return r.dropArchive(t, written, p)
+	}
 	if !r.opts.KeepOriginal {
 		now, err := os.Lstat(t.original)
 		if err != nil {
+			if gone() {
+				return r.dropArchive(t, written, p)
+			}
 			return fail(err)
 		}
 		if !os.SameFile(before, now) || before.Size() != now.Size() || !before.ModTime().Equal(now.ModTime()) {
 			return fail(fmt.Errorf("%s: changed while it was being archived; original kept beside %s", t.original, t.archive))
 		}
 		if err := os.Remove(t.original); err != nil {
+			if gone() {
+				return r.dropArchive(t, written, p)
+			}
 			return fail(fmt.Errorf("remove original: %w", err))
 		}
 		step(StepOriginalRemoved)
@@ -128,12 +150,14 @@ func (r *runner) archive(t task, p *progress, before os.FileInfo, im *segment.Im
 }
 
 // compress runs steps 1 to 5 of the protocol: temp file, fsync, verify,
-// rename, directory fsync. On an error before the rename the temp file is
-// removed; the original is never touched.
-func (r *runner) compress(t task, o *original, step func(Step)) (err error) {
+// rename, directory fsync, and returns what Stat said of the file it
+// wrote. On an error before the rename the temp file is removed; the
+// original is never touched. errRemoved: the original was removed by
+// something else meanwhile, and the archive was not put in place.
+func (r *runner) compress(t task, o *original, step func(Step)) (written os.FileInfo, err error) {
 	tmp := t.archive + segment.TempExt
 	if err := r.ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	var f *os.File
 	renamed := false
@@ -165,40 +189,52 @@ func (r *runner) compress(t task, o *original, step func(Step)) (err error) {
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	step(StepWritten)
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsync archive: %w", err)
+		return nil, fmt.Errorf("fsync archive: %w", err)
+	}
+	// The file as written, to know it again after the rename: only that
+	// file is ever taken back (dropArchive).
+	if written, err = f.Stat(); err != nil {
+		return nil, fmt.Errorf("stat archive: %w", err)
 	}
 	err = f.Close()
 	f = nil
 	if err != nil {
-		return fmt.Errorf("close archive: %w", err)
+		return nil, fmt.Errorf("close archive: %w", err)
 	}
 	step(StepSynced)
 
 	if err := r.ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	if err := r.verify(tmp, o); err != nil {
-		return fmt.Errorf("verify archive: %w", err)
+		return nil, fmt.Errorf("verify archive: %w", err)
 	}
 	step(StepVerified)
 
 	if err := r.ctx.Err(); err != nil {
-		return err
+		return nil, err
+	}
+	// A retention job may have removed the original while it was being
+	// compressed (the open file reads on): the archive put in place would
+	// bring back a segment it deleted, and if it deleted the next ones too,
+	// leave a hole after it, a gap to readers and verify.
+	if removedMeanwhile(t.original, o.src) {
+		return nil, errRemoved
 	}
 	if err := renameNoReplace(tmp, t.archive); err != nil {
-		return err
+		return nil, err
 	}
 	renamed = true
 	step(StepRenamed)
 	if err := syncDir(r.dir); err != nil {
-		return err
+		return nil, err
 	}
 	step(StepDirSynced)
-	return nil
+	return written, nil
 }
 
 // resolve deals with an original found beside its archive. It returns true
