@@ -34,6 +34,16 @@ func run(t *testing.T, dir string, opts archive.Options) *archive.Result {
 
 func TestRunCompressesSealedSegments(t *testing.T) {
 	fx := newFixture(t, 5, segSize)
+	// Archives keep their originals' modification times (an age-based
+	// retention job then takes segments in order, archived or not).
+	mtime := func(seq uint64) time.Time {
+		return time.Date(2026, 1, 2, 3, 4, 5, int(seq)*1000, time.UTC).Add(time.Duration(seq) * time.Hour)
+	}
+	for seq := uint64(1); seq <= 5; seq++ {
+		if err := os.Chtimes(fx.seg(seq), time.Time{}, mtime(seq)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var steps []string
 	res := run(t, fx.dir, archive.Options{Jobs: 1, Observer: func(ev archive.Event) {
 		if ev.Seq == 2 {
@@ -56,8 +66,8 @@ func TestRunCompressesSealedSegments(t *testing.T) {
 			t.Errorf("segment result %+v", s)
 		}
 		st, err := os.Stat(s.Archive)
-		if err != nil || st.Size() != s.BytesOut || st.Mode().Perm() != 0o640 {
-			t.Errorf("%s: %v, size %d mode %v", s.Archive, err, s.BytesOut, st.Mode())
+		if err != nil || st.Size() != s.BytesOut || st.Mode().Perm() != 0o640 || !st.ModTime().Equal(mtime(s.Seq)) {
+			t.Errorf("%s: %v, size %d mode %v mtime %v (original's %v)", s.Archive, err, s.BytesOut, st.Mode(), st.ModTime(), mtime(s.Seq))
 		}
 	}
 	// The frame states the original size and carries a checksum.

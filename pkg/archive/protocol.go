@@ -80,7 +80,7 @@ func (r *runner) archive(t task, p *progress, before os.FileInfo, im *segment.Im
 		return p.failUnlessGone(t, err)
 	}
 	defer src.Close()
-	o := &original{im: im, src: src, size: int64(len(im.Data))}
+	o := &original{im: im, src: src, size: int64(len(im.Data)), mtime: before.ModTime()}
 	res.BytesIn, ev.BytesIn = o.size, o.size
 	step(StepStart)
 
@@ -192,6 +192,15 @@ func (r *runner) compress(t task, o *original, step func(Step)) (written os.File
 		return nil, err
 	}
 	step(StepWritten)
+	// The archive keeps its original's modification time, so that archives
+	// and originals stay in sequence order by mtime: a retention job that
+	// deletes by age (find -mtime) would otherwise take newer originals
+	// before an older archive, leaving a gap after it. Set before the
+	// fsync, which makes it durable with the data; never through a link.
+	ts := []unix.Timespec{{Nsec: unix.UTIME_OMIT}, unix.NsecToTimespec(o.mtime.UnixNano())}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, tmp, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil, fmt.Errorf("set the archive's mtime: %w", err)
+	}
 	if err := f.Sync(); err != nil {
 		return nil, fmt.Errorf("fsync archive: %w", err)
 	}

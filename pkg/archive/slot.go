@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/auditseg/auditseg/pkg/segment"
 	"github.com/klauspost/compress/zstd"
@@ -18,9 +19,10 @@ import (
 // hypervisor builds an entry for every 4 KiB page first touched); here
 // that was ~7 % of compress-finished's CPU.
 type original struct {
-	im   *segment.Image
-	src  *os.File
-	size int64
+	im    *segment.Image
+	src   *os.File
+	size  int64
+	mtime time.Time // given to its archive
 }
 
 // openOriginal opens the segment file at path for reading and checks that
