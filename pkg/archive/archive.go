@@ -233,8 +233,9 @@ func (r *Result) Err() error {
 	return errors.Join(errs...)
 }
 
-// ErrBusy is returned by Run when another run holds the directory.
-var ErrBusy = errors.New("another compress-finished run is working on this directory")
+// ErrBusy is returned by Run when another process holds the directory's
+// flock: another run, or a retention job run under `flock DIR` (README).
+var ErrBusy = errors.New("another process holds this directory's lock (another compress-finished run, or a job run under flock on it)")
 
 // Run cleans up leftovers of interrupted runs, then compresses every
 // eligible segment of dir. A segment that fails is reported in the Result
