@@ -72,13 +72,39 @@ func OpenImage(path string) (*Image, error) {
 // kill the process. A fault releases the image and is returned as an
 // error naming the file and the offset that had no data.
 func (im *Image) decodeMapped() error {
+	err := im.Guard(im.decodeHeader)
+	if err != nil {
+		_ = im.Close()
+	}
+	return err
+}
+
+// Guard runs fn, which reads im.Data, under Guard. A fault in the mapping,
+// which is what touching a page of a mapped file that shrank raises, comes
+// back as the one error every reader of segments (OpenImage, the reader,
+// verify, inspect) reports it with: the file changed while it was read,
+// and the offset that had no data. It unwraps to the *MappingFault.
+func (im *Image) Guard(fn func()) error {
 	var mf *MappingFault
-	if !errors.As(Guard(im.Data, im.decodeHeader), &mf) {
+	if !errors.As(Guard(im.Data, fn), &mf) {
 		return nil
 	}
-	_ = im.Close()
-	return fmt.Errorf("%s: changed while it was read (truncated?): no data at offset %d", im.Path, mf.Off)
+	return &changedError{path: im.Path, fault: mf}
 }
+
+// changedError is Image.Guard's error. Its message ends with the offset,
+// without the fault's own message, which is the runtime's ("nil pointer
+// dereference") and would mislead.
+type changedError struct {
+	path  string
+	fault *MappingFault
+}
+
+func (e *changedError) Error() string {
+	return fmt.Sprintf("%s: changed while it was read (truncated?): no data at offset %d", e.path, e.fault.Off)
+}
+
+func (e *changedError) Unwrap() error { return e.fault }
 
 // decodeHeader decodes the header of Data and fits Data to it.
 func (im *Image) decodeHeader() {

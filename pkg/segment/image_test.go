@@ -3,6 +3,7 @@ package segment
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -388,4 +389,37 @@ func TestOpenImageTruncatedWhileMapped(t *testing.T) {
 			t.Errorf("%s: the image was not released", tc.what)
 		}
 	}
+}
+
+// Image.Guard turns a fault in the image's mapping into the error every
+// reader of segments reports (the file, the offset that had no data),
+// still a *MappingFault to errors.As; any other fault still panics, so a
+// bug cannot pass for a file that shrank.
+func TestImageGuard(t *testing.T) {
+	p := writeSegment(t, t.TempDir(), testSeq, NewImage(testSeq, testSize, 1))
+	im, err := OpenImage(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	if err := os.Truncate(p, 4096); err != nil {
+		t.Fatal(err)
+	}
+	at := int64(testSize - FooterSize)
+	err = im.Guard(func() { faultSink = im.Data[at] })
+	var mf *MappingFault
+	want := fmt.Sprintf("%s: changed while it was read (truncated?): no data at offset %d", p, at)
+	if err == nil || err.Error() != want || !errors.As(err, &mf) || mf.Off != at {
+		t.Errorf("Guard of a read past the new end = %v; want %q, a *MappingFault", err, want)
+	}
+	if err := im.Guard(func() { faultSink = im.Data[100] }); err != nil {
+		t.Errorf("Guard of a read inside the file = %v", err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("a nil pointer dereference inside Guard did not panic")
+		}
+	}()
+	var nilp *int
+	_ = im.Guard(func() { _ = *nilp })
 }

@@ -155,11 +155,13 @@ func checkPath(path string, o *Options, buf []byte) *result {
 }
 
 // checkGuarded is checkImage turning a memory fault into an I/O error of
-// the segment (see guardMapped): the report says the file changed while it
-// was read, or the window's read error, and the exit code is 2, as for any
-// file that cannot be read.
+// the segment: a mapped file that shrinks while it is read (an operator's
+// truncate, a damaged file system) raises SIGBUS on the missing pages,
+// which would kill the process. The report says the file changed while it
+// was read (segment.Image.Guard), or the window's read error, and the exit
+// code is 2, as for any file that cannot be read.
 func checkGuarded(im *segment.Image, r *result, o *Options, w *window) {
-	err := guardMapped(im, func() { checkImage(im, r, o, w) })
+	err := im.Guard(func() { checkImage(im, r, o, w) })
 	if w != nil && w.err != nil {
 		// A read error says why the mapping faulted, if it did; if it did
 		// not, the file still could not be read.
@@ -168,19 +170,6 @@ func checkGuarded(im *segment.Image, r *result, o *Options, w *window) {
 	if err != nil {
 		r.rep.State, r.rep.Error, r.ioErr = StateUnreadable, err.Error(), err
 	}
-}
-
-// guardMapped runs fn, which reads im.Data, turning a memory fault into an
-// error naming the file and the offset that had no data. A mapped file
-// that shrinks while it is read (an operator's truncate, a damaged file
-// system) raises SIGBUS on the missing pages, which would kill the
-// process.
-func guardMapped(im *segment.Image, fn func()) error {
-	var mf *segment.MappingFault
-	if errors.As(segment.Guard(im.Data, fn), &mf) {
-		return fmt.Errorf("%s: changed while it was read (truncated?): no data at offset %d", im.Path, mf.Off)
-	}
-	return nil
 }
 
 func newResult(path string, o *Options) *result {
@@ -313,7 +302,7 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 		wg.Go(func() {
 			var d digested
 			var rerr error
-			d.err = guardMapped(im, func() { d.d, rerr = digestAhead(src, im.Data, r.footer) })
+			d.err = im.Guard(func() { d.d, rerr = digestAhead(src, im.Data, r.footer) })
 			if rerr != nil {
 				d.err = fmt.Errorf("%s: %w", im.Path, rerr) // the cause of a fault after it
 			}

@@ -75,7 +75,7 @@ func Inspect(path string) (*Inspection, error) {
 	}
 	in := &Inspection{Path: path, Archived: im.Archived, FileSize: im.FileSize, Header: im.Header,
 		HeaderErr: im.HeaderErr, Seq: im.Header.Seq, im: im}
-	if err := guardMapped(im, in.decode); err != nil {
+	if err := im.Guard(in.decode); err != nil {
 		im.Close()
 		return nil, err
 	}
@@ -129,7 +129,7 @@ func (in *Inspection) Slots(fn func(Slot) bool) error {
 	if !in.walkable {
 		return nil
 	}
-	return guardMapped(in.im, func() { in.slots(fn) })
+	return in.im.Guard(func() { in.slots(fn) })
 }
 
 func (in *Inspection) slots(fn func(Slot) bool) {

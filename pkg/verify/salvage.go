@@ -27,7 +27,7 @@ func checkSalvaged(path string, r *result, o *Options) {
 		r.rep.State = StateDamaged
 		return
 	}
-	if err := guardMapped(im, func() { checkPrefix(im, r, o) }); err != nil {
+	if err := im.Guard(func() { checkPrefix(im, r, o) }); err != nil {
 		r.rep.State, r.rep.Error, r.ioErr = StateUnreadable, err.Error(), err
 	}
 }
