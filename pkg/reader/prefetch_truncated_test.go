@@ -1,6 +1,8 @@
 package reader
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,38 +13,41 @@ import (
 	"github.com/auditseg/auditseg/pkg/segment"
 )
 
-// TestPrefetchedSegmentTruncated (review): 52256a3 reads the header of a
-// mapped file under Guard in OpenImage, so that a file truncated after it
-// was mapped costs an error, not the process. The reader's prefetch opens
-// the next segment while the current one is read; a retention job (or
-// anyone) truncating that file in the meantime makes openSeg's first read
-// of the mapping, im.Footer() (segments.go, not under Guard), raise SIGBUS
-// and kill the process: the window the commit closed inside OpenImage is
-// open, far wider, right after it. The reader is run in a child process so
-// that the crash fails this test instead of the whole binary.
-func TestPrefetchedSegmentTruncated(t *testing.T) {
-	if os.Getenv("REVIEW_PREFETCH_CHILD") == "" {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestPrefetchedSegmentTruncated$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "REVIEW_PREFETCH_CHILD=1")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			s := string(out)
-			if i := strings.Index(s, "\ngoroutine "); i > 0 {
-				s = s[:i]
-			}
-			t.Fatalf("the reader process died: %v\n%s", err, s)
-		}
-		return
+// inChild reports whether the test is running in the child process
+// runChild started; otherwise it runs the test there, failing if that
+// process fails or dies. A mapped file truncated under a read that is not
+// guarded raises SIGBUS, which kills the process: in a child, the crash
+// fails the one test instead of the whole binary.
+func inChild(t *testing.T) bool {
+	t.Helper()
+	if os.Getenv("AUDITSEG_READER_CHILD") == t.Name() {
+		return true
 	}
-	dir := t.TempDir()
-	const size = segment.MinSegmentSize
+	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "AUDITSEG_READER_CHILD="+t.Name())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		s := string(out)
+		if i := strings.Index(s, "\ngoroutine "); i > 0 {
+			s = s[:i]
+		}
+		t.Fatalf("the reader process died: %v\n%s", err, s)
+	}
+	return false
+}
+
+// sealedLog writes segments 1 to n of MinSegmentSize into dir, sealed and
+// chained, each holding recs records.
+func sealedLog(t *testing.T, dir string, n, recs int) {
+	t.Helper()
+	payload := []byte("some record")
 	now := time.Now().UnixNano()
 	var prev [segment.DigestSize]byte
-	for seq := uint64(1); seq <= 3; seq++ {
-		img := segment.NewImage(seq, size, now)
+	for seq := uint64(1); seq <= uint64(n); seq++ {
+		img := segment.NewImage(seq, segment.MinSegmentSize, now)
 		off := int64(segment.HeaderSize)
-		for range 100 {
-			off = segment.PutFrame(img, seq, off, segment.TypeData, now, []byte("some record"))
+		for range recs {
+			off = segment.PutFrame(img, seq, off, segment.TypeData, now, payload)
 		}
 		segment.PutEnd(img, seq, off, now)
 		f, err := segment.Seal(img, prev, 0, now)
@@ -54,6 +59,68 @@ func TestPrefetchedSegmentTruncated(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// wantChanged checks that d reports the file at path as changed while it
+// was read, naming an offset at or after cut, where the file now ends.
+func wantChanged(t *testing.T, d Damage, path string, cut int64) {
+	t.Helper()
+	var mf *segment.MappingFault
+	if d.Kind != DamageSegment || d.Path != path || !errors.As(d.Err, &mf) {
+		t.Fatalf("damage %v (%+v); want a DamageSegment of %s with a fault", &d, d, path)
+	}
+	want := fmt.Sprintf("%s: changed while it was read (truncated?): no data at offset %d", path, mf.Off)
+	if d.Error() != want || mf.Off < cut || mf.Off >= segment.MinSegmentSize {
+		t.Fatalf("damage %q; want %q, at an offset in [%d, %d)", d.Error(), want, cut, segment.MinSegmentSize)
+	}
+}
+
+// The segment being read is truncated under the reader: the walk of the
+// missing pages is reported as the file changed while it was read, with
+// the offset that had no data (as verify reports it), the segment is
+// finished, and the next one is read.
+func TestCurrentSegmentTruncated(t *testing.T) {
+	dir := t.TempDir()
+	const recs, cut = 1000, 16384
+	sealedLog(t, dir, 2, recs)
+	var dmg []Damage
+	r, err := Open(dir, Options{OnDamage: func(d Damage) { dmg = append(dmg, d) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if !r.Next() {
+		t.Fatal(r.Err())
+	}
+	p := filepath.Join(dir, segment.FileName(1))
+	if err := os.Truncate(p, cut); err != nil {
+		t.Fatal(err)
+	}
+	got := map[uint64]int{1: 1}
+	for r.Next() {
+		got[r.Record().Position.Seq]++ // not the payload: it may be gone
+	}
+	if r.Err() != nil || len(dmg) != 1 || got[1] >= recs || got[2] != recs {
+		t.Fatalf("records per segment %v, damage %v, err %v; want one report, segment 2 whole", got, dmg, r.Err())
+	}
+	wantChanged(t, dmg[0], p, cut)
+}
+
+// TestPrefetchedSegmentTruncated (review): 52256a3 reads the header of a
+// mapped file under Guard in OpenImage, so that a file truncated after it
+// was mapped costs an error, not the process. The reader's prefetch opens
+// the next segment while the current one is read; a retention job (or
+// anyone) truncating that file in the meantime makes openSeg's first read
+// of the mapping, im.Footer() (segments.go, not under Guard), raise SIGBUS
+// and kill the process: the window the commit closed inside OpenImage is
+// open, far wider, right after it. The reader is run in a child process so
+// that the crash fails this test instead of the whole binary.
+func TestPrefetchedSegmentTruncated(t *testing.T) {
+	if !inChild(t) {
+		return
+	}
+	dir := t.TempDir()
+	sealedLog(t, dir, 3, 100)
 	r, err := Open(dir, Options{OnDamage: func(d Damage) { t.Logf("damage: %v", &d) }})
 	if err != nil {
 		t.Fatal(err)

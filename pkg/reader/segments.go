@@ -140,7 +140,7 @@ func (r *Reader) refill() bool {
 func (r *Reader) walk(c *seg, mode segment.WalkMode, probe bool) (stop segment.Event, ok bool) {
 	stop.Kind = noStop
 	if !probe {
-		err := segment.Guard(c.img.Data, func() { r.evs, _ = c.img.WalkBatch(c.off, mode, r.evs[:0]) })
+		err := c.img.Guard(func() { r.evs, _ = c.img.WalkBatch(c.off, mode, r.evs[:0]) })
 		if n := len(r.evs); err == nil && n > 0 && r.evs[n-1].Kind.Ends() {
 			stop, r.evs = r.evs[n-1], r.evs[:n-1]
 		}
@@ -151,7 +151,7 @@ func (r *Reader) walk(c *seg, mode segment.WalkMode, probe bool) (stop segment.E
 		r.faulted(c, err)
 		return stop, false
 	}
-	err := segment.Guard(c.img.Data, func() {
+	err := c.img.Guard(func() {
 		c.img.Walk(c.off, mode, func(ev segment.Event) bool {
 			switch ev.Kind {
 			case segment.EvEnd, segment.EvPending, segment.EvTail:
@@ -174,10 +174,11 @@ func (r *Reader) walk(c *seg, mode segment.WalkMode, probe bool) (stop segment.E
 }
 
 // faulted reports a walk that faulted at or after c.off and finishes the
-// segment.
+// segment. err is c.img.Guard's: it names the offset that had no data, as
+// verify and inspect do for the same file; Offset says where the records
+// not read start.
 func (r *Reader) faulted(c *seg, err error) {
-	if r.report(Damage{Kind: DamageSegment, Path: c.path, Seq: c.seq, Offset: c.off,
-		Err: fmt.Errorf("%s: offset %d: file changed while it was read (truncated?): %w", c.path, c.off, err)}) {
+	if r.report(Damage{Kind: DamageSegment, Path: c.path, Seq: c.seq, Offset: c.off, Err: err}) {
 		r.finish()
 	}
 }
