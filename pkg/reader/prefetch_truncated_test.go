@@ -31,7 +31,7 @@ func inChild(t *testing.T) bool {
 		if i := strings.Index(s, "\ngoroutine "); i > 0 {
 			s = s[:i]
 		}
-		t.Fatalf("the reader process died: %v\n%s", err, s)
+		t.Fatalf("the child process failed: %v\n%s", err, s)
 	}
 	return false
 }
@@ -110,18 +110,20 @@ func TestCurrentSegmentTruncated(t *testing.T) {
 // mapped file under Guard in OpenImage, so that a file truncated after it
 // was mapped costs an error, not the process. The reader's prefetch opens
 // the next segment while the current one is read; a retention job (or
-// anyone) truncating that file in the meantime makes openSeg's first read
+// anyone) truncating that file in the meantime made openSeg's first read
 // of the mapping, im.Footer() (segments.go, not under Guard), raise SIGBUS
-// and kill the process: the window the commit closed inside OpenImage is
+// and kill the process: the window the commit closed inside OpenImage was
 // open, far wider, right after it. The reader is run in a child process so
-// that the crash fails this test instead of the whole binary.
+// that a crash fails this test instead of the whole binary. The segment
+// is reported as changed while it was read and passed.
 func TestPrefetchedSegmentTruncated(t *testing.T) {
 	if !inChild(t) {
 		return
 	}
 	dir := t.TempDir()
 	sealedLog(t, dir, 3, 100)
-	r, err := Open(dir, Options{OnDamage: func(d Damage) { t.Logf("damage: %v", &d) }})
+	var dmg []Damage
+	r, err := Open(dir, Options{OnDamage: func(d Damage) { dmg = append(dmg, d) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,12 +135,16 @@ func TestPrefetchedSegmentTruncated(t *testing.T) {
 		t.Fatalf("no prefetch of segment 2: %+v", r.pre)
 	}
 	<-r.pre.done
-	if err := os.Truncate(filepath.Join(dir, segment.FileName(2)), 4096); err != nil {
+	p := filepath.Join(dir, segment.FileName(2))
+	if err := os.Truncate(p, 4096); err != nil {
 		t.Fatal(err)
 	}
 	n := 1
 	for r.Next() {
 		n++
 	}
-	t.Logf("%d records, %d damage reports, err %v", n, r.Damaged(), r.Err())
+	if n != 200 || len(dmg) != 1 || r.Err() != nil {
+		t.Fatalf("%d records, damage %v, err %v; want segments 1 and 3, one report", n, dmg, r.Err())
+	}
+	wantChanged(t, dmg[0], p, 4096)
 }

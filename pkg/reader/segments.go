@@ -178,9 +178,16 @@ func (r *Reader) walk(c *seg, mode segment.WalkMode, probe bool) (stop segment.E
 // verify and inspect do for the same file; Offset says where the records
 // not read start.
 func (r *Reader) faulted(c *seg, err error) {
-	if r.report(Damage{Kind: DamageSegment, Path: c.path, Seq: c.seq, Offset: c.off, Err: err}) {
+	if r.report(changed(c, err)) {
 		r.finish()
 	}
+}
+
+// changed is the report of a read of c's mapping that faulted: err, from
+// c.img.Guard, says where the file ended; the records from c.off on are
+// not read.
+func changed(c *seg, err error) Damage {
+	return Damage{Kind: DamageSegment, Path: c.path, Seq: c.seq, Offset: c.off, Err: err}
 }
 
 // pending handles a live walk that stopped at an unwritten or reserved
@@ -496,7 +503,17 @@ func (r *Reader) openSeg(e segment.Entry) (*seg, bool) {
 	if r.single != "" {
 		c.seq = im.Header.Seq
 	}
-	f, ferr := im.Footer()
+	// The first read of the mapping since OpenImage's: a prefetched image
+	// was opened while the segment before was read, time enough for the
+	// file to be truncated. Then nothing of it is read.
+	var f segment.Footer
+	var ferr error
+	if err := im.Guard(func() { f, ferr = im.Footer() }); err != nil {
+		im.Close()
+		r.skipUnreadable(e)
+		r.report(changed(c, err))
+		return nil, false
+	}
 	switch {
 	case ferr == nil:
 		c.quiet, c.footer = true, true
