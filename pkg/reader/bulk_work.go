@@ -50,12 +50,20 @@ func (run *bulkRun) plan() {
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // bulkSealed reports whether s can be read in bulk: it opened, its header
-// agrees with the file, and its footer decodes.
+// agrees with the file, and its footer decodes. The footer is the first
+// read of the mapping since OpenImage's, and the image may be the
+// reader's prefetch, opened while the segment before was read: if the
+// file shrank since, the read faults, and s is handed back for openSeg to
+// report.
 func bulkSealed(s *bulkSeg) (segment.Footer, bool) {
 	if s.err != nil || s.im.HeaderErr != nil || s.im.Check() != nil {
 		return segment.Footer{}, false
 	}
-	f, err := s.im.Footer()
+	var f segment.Footer
+	var err error
+	if s.im.Guard(func() { f, err = s.im.Footer() }) != nil {
+		return f, false
+	}
 	return f, err == nil
 }
 

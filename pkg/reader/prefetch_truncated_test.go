@@ -120,10 +120,48 @@ func TestPrefetchedSegmentTruncated(t *testing.T) {
 	if !inChild(t) {
 		return
 	}
+	n, dmg, p := readPrefetchTruncated(t, Options{})
+	if n != 200 || len(dmg) != 1 {
+		t.Fatalf("%d records, damage %v; want segments 1 and 3, one report", n, dmg)
+	}
+	wantChanged(t, dmg[0], p, 4096)
+}
+
+// The bulk path takes over a prefetched image too: a read that starts at
+// a position reads segment 1 in order and prefetches segment 2, which the
+// bulk run then starts with (run.first). Truncated meanwhile, its footer
+// read in bulkSealed faulted in the planner goroutine and killed the
+// process. It is handed back to be read in order, reported as openSeg
+// reports it, and segment 3 is read in bulk.
+func TestBulkPrefetchedSegmentTruncated(t *testing.T) {
+	if !inChild(t) {
+		return
+	}
+	var bulk int
+	n, dmg, p := readPrefetchTruncated(t, Options{
+		Start: At(Position{Seq: 1, Offset: segment.HeaderSize}),
+		Bulk: &Bulk{
+			Append: func(dst []byte, _ Position, _ int64, _ []byte) []byte { return append(dst, 'r') },
+			Write:  func(p []byte, _ Position) error { bulk += len(p); return nil },
+		},
+	})
+	if n != 100 || bulk != 100 || len(dmg) != 1 {
+		t.Fatalf("%d records in order, %d in bulk, damage %v; want segment 1 in order, 3 in bulk, one report", n, bulk, dmg)
+	}
+	wantChanged(t, dmg[0], p, 4096)
+}
+
+// readPrefetchTruncated reads a log of three sealed segments of 100
+// records with opts, truncating segment 2 to 4096 bytes once the reader,
+// at its first record, has prefetched it. It returns how many records
+// Next returned, the damage reported and segment 2's path.
+func readPrefetchTruncated(t *testing.T, opts Options) (int, []Damage, string) {
+	t.Helper()
 	dir := t.TempDir()
 	sealedLog(t, dir, 3, 100)
 	var dmg []Damage
-	r, err := Open(dir, Options{OnDamage: func(d Damage) { dmg = append(dmg, d) }})
+	opts.OnDamage = func(d Damage) { dmg = append(dmg, d) }
+	r, err := Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,8 +181,8 @@ func TestPrefetchedSegmentTruncated(t *testing.T) {
 	for r.Next() {
 		n++
 	}
-	if n != 200 || len(dmg) != 1 || r.Err() != nil {
-		t.Fatalf("%d records, damage %v, err %v; want segments 1 and 3, one report", n, dmg, r.Err())
+	if r.Err() != nil {
+		t.Fatal(r.Err())
 	}
-	wantChanged(t, dmg[0], p, 4096)
+	return n, dmg, p
 }
