@@ -153,16 +153,19 @@ func (r *Reader) walkCount(e segment.Entry) uint64 {
 	if im.HeaderErr != nil {
 		return 0
 	}
-	_, ferr := im.Footer()
-	mode := segment.Sealed
-	if errors.Is(ferr, segment.ErrNoFooter) && im.Lost() == 0 {
-		mode = segment.Quiescent
-		if r.alive {
-			mode = segment.Live
-		}
-	}
+	// The footer too is read under the guard: the file may have shrunk
+	// since it was mapped. A fault stops the count; the reader reports
+	// the segment when it comes to it.
 	var n uint64
-	_ = segment.Guard(im.Data, func() {
+	_ = im.Guard(func() {
+		_, ferr := im.Footer()
+		mode := segment.Sealed
+		if errors.Is(ferr, segment.ErrNoFooter) && im.Lost() == 0 {
+			mode = segment.Quiescent
+			if r.alive {
+				mode = segment.Live
+			}
+		}
 		im.Walk(segment.HeaderSize, mode, func(ev segment.Event) bool {
 			// A record the loss cuts short is torn, never a frame.
 			if ev.Kind == segment.EvFrame && ev.Frame.Type == segment.TypeData {
