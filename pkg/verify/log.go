@@ -333,7 +333,8 @@ func openTail(u *unit) int {
 
 // sealedOnDisk peeks at one segment's footer: only a valid one counts,
 // as for the segments asked for. Archives are sealed by construction and
-// are not decompressed for this.
+// are not decompressed for this. The footer is read under the guard: a
+// file that shrank since it was mapped faults there, and is not sealed.
 func sealedOnDisk(e segment.Entry) bool {
 	if e.Archived {
 		return true
@@ -343,8 +344,8 @@ func sealedOnDisk(e segment.Entry) bool {
 		return false
 	}
 	defer im.Close()
-	_, err = im.Footer()
-	return err == nil
+	var ferr error
+	return im.Guard(func() { _, ferr = im.Footer() }) == nil && ferr == nil
 }
 
 // newest is the highest sequence number in the unit's directory.
