@@ -158,7 +158,12 @@ func inspect(path string) (f segment.Footer, size int64, skip Skip) {
 	if err := im.Check(); err != nil {
 		return f, 0, Skip{Reason: fmt.Sprintf("damaged (run auditseg verify): %v", err), Damaged: true}
 	}
-	f, err = im.Footer()
+	// Under the guard: the file may have shrunk since it was mapped (a
+	// fault would kill the run). Nobody can tell then whether it was to
+	// be archived: a read error.
+	if gerr := im.Guard(func() { f, err = im.Footer() }); gerr != nil {
+		return f, 0, Skip{Reason: fmt.Sprintf("cannot read: %v", gerr), Err: gerr}
+	}
 	switch {
 	case errors.Is(err, segment.ErrNoFooter):
 		return f, 0, Skip{Reason: "not sealed"}
