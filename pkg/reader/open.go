@@ -1,0 +1,258 @@
+package reader
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"path/filepath"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// Moving from one segment to the next: opening it, and what is found in
+// the directory on the way (segments missing, removed or unreadable).
+
+// openNext opens the next segment to read, skipping those that cannot be
+// read or hold nothing wanted. It returns false if there is none now.
+func (r *Reader) openNext() bool {
+	for {
+		i := r.nextIndex()
+		if r.bulkReady(i) {
+			r.bulk(i)
+			if r.cur != nil {
+				r.startPrefetch(r.cur.seq) // it is sealed
+				return true
+			}
+			if r.err != nil {
+				return false
+			}
+			// What is left, if anything, is read in order: openSeg finds
+			// the next segment's image, already opened, in r.pre.
+			i = r.nextIndex()
+		}
+		if i == len(r.list) {
+			if r.single != "" {
+				r.done = true // its END, or the segment could not be read
+				return false
+			}
+			if !r.waitListing() {
+				return false
+			}
+			continue
+		}
+		e := r.list[i]
+		lastSeq, passed := r.lastSeq, r.passed
+		if !r.arrive(e.Seq) {
+			return false
+		}
+		c, gone := r.openSeg(e)
+		if c != nil {
+			r.cur = c
+			if c.quiet {
+				// It will be read to its END: the next one is needed soon.
+				r.startPrefetch(c.seq)
+			}
+			return true
+		}
+		if r.err != nil {
+			return false
+		}
+		if gone {
+			// Not read past: a writer may create it again (see openSeg).
+			r.lastSeq, r.passed = lastSeq, passed
+			if !r.opts.Follow {
+				r.done = true
+			}
+			return false
+		}
+	}
+}
+
+// arrive reports the sequence numbers absent between the last segment
+// the reader passed and seq, then marks seq passed. It returns false when
+// the reader must stop (Strict). The hole is a gap in the log
+// (DamageMissing) only while the segment below it is still there: one
+// the reader read, or opened ahead, may have been removed since, and the
+// numbers after it with it (retention removes the oldest first) while the
+// reader's listing, taken before the writer made them, never held them.
+// A hole that reaches down to a removed segment is removal.
+func (r *Reader) arrive(seq uint64) bool {
+	if r.passed && seq-r.lastSeq > 1 {
+		d := Damage{Kind: DamageMissing, Path: r.dir, Seq: r.lastSeq + 1, Len: int64(seq - r.lastSeq - 1)}
+		if !r.exists(r.lastSeq) {
+			d.Kind, d.Path = DamageRemoved, filepath.Join(r.dir, segment.FileName(d.Seq))
+		}
+		if !r.report(d) {
+			return false
+		}
+	}
+	r.lastSeq, r.passed = seq, true
+	return true
+}
+
+// waitListing refreshes the listing when the reader has read every
+// segment it knows of, and reports whether a segment to read is there now.
+// In follow mode a poll costs two lstat calls for the next segment's
+// names, with a full listing every second in case of a gap in the numbers.
+func (r *Reader) waitListing() bool {
+	next := max(r.startSeq, 1)
+	if r.passed {
+		next = r.lastSeq + 1
+	}
+	if r.opts.Follow && time.Since(r.listAt) < time.Second && !r.exists(next) {
+		return false
+	}
+	if err := r.relist(); err != nil {
+		r.err = err
+		return false
+	}
+	if r.nextIndex() < len(r.list) {
+		return true
+	}
+	if !r.opts.Follow {
+		r.done = true
+	}
+	return false
+}
+
+// openSeg opens segment e for reading, or returns nil (after reporting
+// why, if it is damaged or removed) when it is to be skipped. gone is true
+// when the file vanished and nothing is listed after it: not to be passed.
+func (r *Reader) openSeg(e segment.Entry) (*seg, bool) {
+	im, err, ok := r.takePrefetch(e)
+	if !ok {
+		im, err = segment.OpenImage(e.Path)
+	}
+	if errors.Is(err, fs.ErrNotExist) && r.single == "" {
+		// Archived or removed since the listing: see what is there now.
+		var was absence
+		if e, im, was, err = r.notFound(e, err); was != found {
+			return nil, was == notYet
+		}
+	}
+	im, salvaged, err := openSalvaging(e.Path, im, err)
+	if err != nil {
+		r.skipUnreadable(e)
+		r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(err), Err: fmt.Errorf("%s: cannot open segment: %w", e.Path, err)})
+		return nil, false
+	}
+	if salvaged != nil && !r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(salvaged),
+		Err: fmt.Errorf("%w; %s", salvaged, salvagedRecords(im))}) {
+		im.Close()
+		return nil, false
+	}
+	if im.HeaderErr != nil {
+		im.Close()
+		r.skipUnreadable(e)
+		r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(im.HeaderErr), Err: im.HeaderErr})
+		return nil, false
+	}
+	if err := im.Check(); err != nil {
+		// The header is usable: read what the file holds.
+		if !r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(err), Err: err}) {
+			im.Close()
+			return nil, false
+		}
+	}
+	c := &seg{path: e.Path, img: im, seq: e.Seq, off: segment.HeaderSize}
+	if r.single != "" {
+		c.seq = im.Header.Seq
+	}
+	// The first read of the mapping since OpenImage's: a prefetched image
+	// was opened while the segment before was read, time enough for the
+	// file to be truncated. Then nothing of it is read.
+	var f segment.Footer
+	var ferr error
+	if err := im.Guard(func() { f, ferr = im.Footer() }); err != nil {
+		im.Close()
+		r.skipUnreadable(e)
+		r.report(changed(c, err))
+		return nil, false
+	}
+	switch {
+	case ferr == nil:
+		c.quiet, c.footer = true, true
+		if r.since > minTime && (f.Records == 0 || f.MaxTime < r.since) {
+			im.Close()
+			return nil, false // every record in it is older than Since
+		}
+		if r.seek == nil && r.skip > 0 && r.skip >= f.Records {
+			r.skip -= f.Records
+			im.Close()
+			return nil, false
+		}
+	case errors.Is(ferr, segment.ErrNoFooter):
+	case r.alive:
+		// A live writer (or its recovery) may be writing the footer right
+		// now: read the segment as unsealed; its END frame still ends it.
+	default:
+		// A footer is written only after every frame is committed, so a
+		// damaged one still means the segment is finished.
+		c.quiet, c.footer = true, true
+		if !r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(ferr), Err: ferr}) {
+			im.Close()
+			return nil, false
+		}
+	}
+	if im.Lost() > 0 {
+		// Only sealed segments are archived; the footer was lost with
+		// the blocks after im.Lost().
+		c.quiet, c.footer = true, true
+	}
+	if r.seek != nil {
+		r.applySeek(c, *r.seek)
+		r.seek = nil
+	}
+	return c, false
+}
+
+// skipUnreadable counts the records of a segment that cannot be read
+// against the records still to skip, as a readable sealed one's are: the
+// start was counted with its footer (an archive's summary may be intact
+// when its content is not), and they must not be taken from the next
+// segment's instead.
+func (r *Reader) skipUnreadable(e segment.Entry) {
+	if r.seek != nil || r.skip == 0 {
+		return
+	}
+	if f, err := segment.ReadFooter(e.Path); err == nil {
+		r.skip -= min(r.skip, f.Records)
+	}
+}
+
+// applySeek places c at the position an At or After start names, when c
+// is that position's segment. A committed frame there is trusted (its CRC
+// covers the sequence and offset); otherwise the segment is walked from
+// its start and records before the position are passed over.
+func (r *Reader) applySeek(c *seg, st Start) {
+	if c.seq != st.pos.Seq {
+		if r.single != "" && c.seq < st.pos.Seq {
+			c.min = math.MaxInt64 // the whole file is before the position
+		}
+		return
+	}
+	// The walk starts at the segment's first frame and passes records
+	// before the position: jumping to the position instead would trust
+	// whatever decodes there, and a position inside a record's payload
+	// (a mistyped --from, a cursor file that "may hold anything") could
+	// land on a frame forged inside that payload, CRC and all.
+	off := st.pos.Offset
+	c.min = off
+	if st.kind == startAfter && off < math.MaxInt64 {
+		c.min = off + 1
+	}
+}
+
+func errOffset(err error) int64 {
+	var ce *segment.CorruptError
+	var ad *segment.ArchiveDamage
+	switch {
+	case errors.As(err, &ce):
+		return ce.Offset
+	case errors.As(err, &ad):
+		return ad.Lost
+	}
+	return 0
+}
