@@ -249,9 +249,17 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 
 	werr := func() error {
 		n := 0
+		var payload []byte
+		var perr error
 		for {
 			for r.Next() {
 				rec := r.Record()
+				if payload, perr = payloadCopy(payload, &rec); perr != nil {
+					out.Flush()
+					unreadable++
+					fmt.Fprintf(stderr, "auditseg tail: %v\n", perr)
+					continue
+				}
 				if err := pr.print(&rec); err != nil {
 					return err
 				}
@@ -345,4 +353,22 @@ func lastRecordText(dir string) string {
 // error, as opposed to damage the decoder found in its bytes.
 func unreadableSegment(d reader.Damage) bool {
 	return d.Kind == reader.DamageSegment && d.Err != nil && !errors.Is(d.Err, segment.ErrCorrupt)
+}
+
+// payloadCopy copies rec's payload into buf, under segment.Guard, and
+// points rec at the copy. The payload is in the segment's mapping, and a
+// file truncated since the reader walked the record (an operator, a
+// damaged file system) raises SIGBUS on its missing pages, which would
+// kill tail; the copy also keeps a partly read payload out of the output.
+// The bulk replay copies under the reader's own guard.
+func payloadCopy(buf []byte, rec *reader.Record) ([]byte, error) {
+	src := rec.Payload
+	var mf *segment.MappingFault
+	if errors.As(segment.Guard(src, func() { buf = append(buf[:0], src...) }), &mf) {
+		p := rec.Position
+		return buf, fmt.Errorf("segment %d changed while it was read (truncated?): no data at offset %d; the record at %v was not printed",
+			p.Seq, p.Offset+segment.FrameHeaderSize+mf.Off, p)
+	}
+	rec.Payload = buf
+	return buf, nil
 }
