@@ -1,9 +1,7 @@
 package verify
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -420,7 +418,7 @@ func place(u *unit, rep *Report) {
 				r.unfinished.list[k].Residue = true
 			}
 		}
-		if prev != nil && u.whole && r.order > prev.order+1 && !removedWhileRead(u, prev, r) {
+		if prev != nil && u.whole && r.order > prev.order+1 && !removedWhileRead(u, i, r) {
 			rep.addExtra(gapFinding(u.dir, prev.order, r.order))
 		}
 		if r.order == 1 && r.sealed {
@@ -566,24 +564,4 @@ func (rep *Report) addUnexpected(u *unit) {
 	for _, f := range fs {
 		rep.addExtra(f)
 	}
-}
-
-// removedWhileRead reports whether the hole between prev and r was made by
-// retention while the log was read, not a gap: every segment in it was
-// listed and then gone when it was opened, and prev, read before that, is
-// gone now too. Retention removes the oldest segments first, so a
-// segment removed while an older one stays is a gap, as is a number that
-// was missing when the directory was listed.
-func removedWhileRead(u *unit, prev, r *result) bool {
-	for s := prev.order + 1; s < r.order; s++ {
-		if !u.gone[s] {
-			return false
-		}
-	}
-	for _, name := range []string{segment.FileName(prev.order), segment.ArchiveName(prev.order)} {
-		if _, err := os.Lstat(filepath.Join(u.dir, name)); !errors.Is(err, fs.ErrNotExist) {
-			return false
-		}
-	}
-	return true
 }

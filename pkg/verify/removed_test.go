@@ -72,4 +72,27 @@ func TestRemovedInTheMiddleIsAGap(t *testing.T) {
 	if rep.Totals.Findings[Gap] != 1 || rep.ExitCode(false) != 1 {
 		t.Fatalf("listing-time gap: exit %d, findings:\n%s", rep.ExitCode(false), summary(rep))
 	}
+
+	// Segments 2 to 4 removed after 2 was read, while 1 stays: a hole
+	// between 1 and 5, though every number in it was listed and the
+	// segment just before it was read (it looked only at that one).
+	l = newTestLog(t)
+	for range 6 {
+		l.sealed(5)
+	}
+	calls := 0
+	o := Options{Workers: 1, Progress: func(_, _ int64) {
+		if calls++; calls != 2 { // segment 2 has been read; 4 is opened after this
+			return
+		}
+		for _, s := range []uint64{2, 3, 4} {
+			if err := os.Remove(filepath.Join(l.dir, segment.FileName(s))); err != nil {
+				t.Error(err)
+			}
+		}
+	}}
+	rep = mustDir(t, l.dir, o)
+	if rep.Totals.Findings[Gap] != 1 || rep.ExitCode(false) != 1 {
+		t.Fatalf("segment 1 still there, 2..4 gone: exit %d, findings:\n%s", rep.ExitCode(false), summary(rep))
+	}
 }
