@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -200,6 +201,13 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 
 	stderr := cmd.ErrOrStderr()
 	damaged, unreadable := 0, 0
+	// faulted is the segment whose file was found truncated under a
+	// payload tail was printing (payloadCopy): counted once, and not again
+	// when the reader reports it.
+	var faulted struct {
+		seq uint64
+		ok  bool
+	}
 	opts.Follow = f.follow
 	opts.OnDamage = func(d reader.Damage) {
 		out.Flush() // stdout before the report, as a terminal shows them
@@ -211,7 +219,9 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 			return
 		}
 		if unreadableSegment(d) {
-			unreadable++
+			if !faulted.ok || d.Seq != faulted.seq {
+				unreadable++
+			}
 		} else {
 			damaged++
 		}
@@ -254,10 +264,14 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 		for {
 			for r.Next() {
 				rec := r.Record()
+				if faulted.ok && rec.Position.Seq == faulted.seq {
+					continue // read ahead of the fault, beyond it: gone too
+				}
 				if payload, perr = payloadCopy(payload, &rec); perr != nil {
 					out.Flush()
 					unreadable++
-					fmt.Fprintf(stderr, "auditseg tail: %v\n", perr)
+					faulted.seq, faulted.ok = rec.Position.Seq, true
+					fmt.Fprintf(stderr, "auditseg tail: %s: %v\n", segmentPath(dir, rec.Position.Seq), perr)
 					continue
 				}
 				if err := pr.print(&rec); err != nil {
@@ -360,15 +374,29 @@ func unreadableSegment(d reader.Damage) bool {
 // file truncated since the reader walked the record (an operator, a
 // damaged file system) raises SIGBUS on its missing pages, which would
 // kill tail; the copy also keeps a partly read payload out of the output.
-// The bulk replay copies under the reader's own guard.
+// The bulk replay copies under the reader's own guard. The records read
+// ahead after a faulting one are beyond it, in pages gone too: tail skips
+// them (faulted).
 func payloadCopy(buf []byte, rec *reader.Record) ([]byte, error) {
 	src := rec.Payload
-	var mf *segment.MappingFault
-	if errors.As(segment.Guard(src, func() { buf = append(buf[:0], src...) }), &mf) {
+	if err := segment.Guard(src, func() { buf = append(buf[:0], src...) }); err != nil {
+		var mf *segment.MappingFault // here, not above: errors.As moves it to the heap
+		if !errors.As(err, &mf) {
+			return buf, err
+		}
 		p := rec.Position
-		return buf, fmt.Errorf("segment %d changed while it was read (truncated?): no data at offset %d; the record at %v was not printed",
-			p.Seq, p.Offset+segment.FrameHeaderSize+mf.Off, p)
+		return buf, fmt.Errorf("changed while it was read (truncated?): no data at offset %d; the record at %v and the rest of the segment were not printed",
+			p.Offset+segment.FrameHeaderSize+mf.Off, p)
 	}
 	rec.Payload = buf
 	return buf, nil
+}
+
+// segmentPath names segment seq of the log tail reads: arg itself when it
+// is a segment file.
+func segmentPath(arg string, seq uint64) string {
+	if st, err := os.Stat(arg); err == nil && !st.IsDir() {
+		return arg
+	}
+	return filepath.Join(arg, segment.FileName(seq))
 }

@@ -85,9 +85,13 @@ func (im *Image) decodeMapped() error {
 // verify, inspect) reports it with: the file changed while it was read,
 // and the offset that had no data. It unwraps to the *MappingFault.
 func (im *Image) Guard(fn func()) error {
-	var mf *MappingFault
-	if !errors.As(Guard(im.Data, fn), &mf) {
+	err := Guard(im.Data, fn)
+	if err == nil {
 		return nil
+	}
+	var mf *MappingFault // here: errors.As moves it to the heap, once per call
+	if !errors.As(err, &mf) {
+		return err
 	}
 	return &changedError{path: im.Path, fault: mf}
 }

@@ -415,6 +415,10 @@ func TestImageGuard(t *testing.T) {
 	if err := im.Guard(func() { faultSink = im.Data[100] }); err != nil {
 		t.Errorf("Guard of a read inside the file = %v", err)
 	}
+	// The reader guards every refill and every poll of a follower.
+	if n := testing.AllocsPerRun(100, func() { _ = im.Guard(func() { faultSink = im.Data[100] }) }); n != 0 {
+		t.Errorf("Guard without a fault: %v allocations a call, want 0", n)
+	}
 	defer func() {
 		if recover() == nil {
 			t.Error("a nil pointer dereference inside Guard did not panic")
