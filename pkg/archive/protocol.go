@@ -134,9 +134,11 @@ func (r *runner) archive(t task, p *progress, before os.FileInfo, im *segment.Im
 			return fail(fmt.Errorf("%s: changed while it was being archived; original kept beside %s", t.original, t.archive))
 		}
 		if err := os.Remove(t.original); err != nil {
-			if gone() {
-				return r.dropArchive(t, written, p)
-			}
+			// Not dropArchive, even if the original is gone now: this
+			// run's own unlink may have gone through before the error
+			// (a file system that retries it), and the archive would be
+			// the last copy. At worst a segment retention removed stays
+			// as its archive, which the next retention run removes.
 			return fail(fmt.Errorf("remove original: %w", err))
 		}
 		step(StepOriginalRemoved)
