@@ -47,7 +47,13 @@ func (r *Reader) openNext() bool {
 		if !r.arrive(e.Seq) {
 			return false
 		}
-		c, gone := r.openSeg(e)
+		// The segment below e: if e turns out removed, it tells removal
+		// (gone too) from a hole in the log (still there; see passRemoved).
+		below := e.Seq - 1
+		if passed {
+			below = lastSeq
+		}
+		c, gone := r.openSeg(e, below)
 		if c != nil {
 			r.cur = c
 			if c.quiet {
@@ -120,7 +126,8 @@ func (r *Reader) waitListing() bool {
 // openSeg opens segment e for reading, or returns nil (after reporting
 // why, if it is damaged or removed) when it is to be skipped. gone is true
 // when the file vanished and nothing is listed after it: not to be passed.
-func (r *Reader) openSeg(e segment.Entry) (*seg, bool) {
+// below is the segment before e (the one passed last), 0 for none.
+func (r *Reader) openSeg(e segment.Entry, below uint64) (*seg, bool) {
 	im, err, ok := r.takePrefetch(e)
 	if !ok {
 		im, err = segment.OpenImage(e.Path)
@@ -128,7 +135,7 @@ func (r *Reader) openSeg(e segment.Entry) (*seg, bool) {
 	if errors.Is(err, fs.ErrNotExist) && r.single == "" {
 		// Archived or removed since the listing: see what is there now.
 		var was absence
-		if e, im, was, err = r.notFound(e, err); was != found {
+		if e, im, was, err = r.notFound(e, below, err); was != found {
 			return nil, was == notYet
 		}
 	}

@@ -35,14 +35,14 @@ const (
 //     something other than a writer (a writer removes the files it made
 //     ahead newest first, so it never leaves a later one behind), such as
 //     retention deleting the oldest segments while they are read. Its
-//     records cannot be read by anyone any more: reported as
-//     DamageRemoved and passed, as verify drops a segment that vanishes,
-//     together with every number up to the first one listed now (see
-//     passRemoved).
+//     records cannot be read by anyone any more: reported, together with
+//     every number up to the first one listed now, and passed. Whether as
+//     DamageRemoved or as a hole in the log depends on the segment below
+//     it (below, 0 for none; see passRemoved).
 //
 // An archive not found either (retention right after compress-finished)
 // is looked for again, a few times at most: after that the error stands.
-func (r *Reader) notFound(e segment.Entry, err error) (segment.Entry, *segment.Image, absence, error) {
+func (r *Reader) notFound(e segment.Entry, below uint64, err error) (segment.Entry, *segment.Image, absence, error) {
 	for range 3 {
 		if r.relist() != nil {
 			break
@@ -52,7 +52,7 @@ func (r *Reader) notFound(e segment.Entry, err error) (segment.Entry, *segment.I
 			return e, nil, notYet, err
 		}
 		if r.list[j].Seq != e.Seq {
-			r.passRemoved(e, r.list[j].Seq)
+			r.passRemoved(e, below, r.list[j].Seq)
 			return e, nil, removed, err
 		}
 		e = r.list[j]
@@ -65,21 +65,29 @@ func (r *Reader) notFound(e segment.Entry, err error) (segment.Entry, *segment.I
 }
 
 // passRemoved reports segment e and every number after it up to next
-// (the first listed now) as one DamageRemoved, and passes them. None of
-// them is in the directory now, and e, the lowest, was removed: retention
-// removes the oldest segments first, so the numbers above e up to next
-// went the same way, whether the reader's listing held them (taken before
-// the writer made them, or while retention was deleting: a directory read
-// is not a snapshot) or not. No number in between is a gap in the log
-// (DamageMissing): that is a hole strictly between two segments that are
-// there, and here nothing below next is.
-func (r *Reader) passRemoved(e segment.Entry, next uint64) {
+// (the first listed now), none of which is in the directory now, and
+// passes them. Retention removes the oldest segments first, so if the
+// segment below e (below, the one passed last) is gone too, or there is
+// none, e was removed that way and the numbers above it up to next with
+// it, whether the reader's listing held them (taken before the writer
+// made them, or while retention was deleting: a directory read is not a
+// snapshot) or not: one DamageRemoved. If below is still there, e was
+// taken from the middle of the log, which retention does not do: the
+// numbers are a hole between two segments that are there, damage
+// (DamageMissing), as arrive and verify judge a hole by the segment
+// below it. Below is looked at after e was found gone, so retention
+// that removed it first is seen.
+func (r *Reader) passRemoved(e segment.Entry, below, next uint64) {
 	if r.opts.Start.kind == startLast {
 		// Records still to skip are the start segment's surplus: none
 		// of them is in the next segment.
 		r.skip = 0
 	}
-	if r.report(Damage{Kind: DamageRemoved, Path: e.Path, Seq: e.Seq, Len: int64(next - e.Seq)}) {
+	d := Damage{Kind: DamageRemoved, Path: e.Path, Seq: e.Seq, Len: int64(next - e.Seq)}
+	if below > 0 && r.exists(below) {
+		d.Kind, d.Path = DamageMissing, r.dir
+	}
+	if r.report(d) {
 		// Arriving at next is then no gap.
 		r.lastSeq, r.passed = next-1, true
 	}

@@ -6,6 +6,23 @@ import (
 	"github.com/auditseg/auditseg/pkg/reader"
 )
 
+// openAtFirst opens a reader of dir that appends its damage reports to
+// dmg, and reads the first record: the reader then holds segment 1 and has
+// listed the directory.
+func openAtFirst(t *testing.T, dir string, dmg *[]reader.Damage) *reader.Reader {
+	t.Helper()
+	r, err := reader.Open(dir, reader.Options{OnDamage: func(d reader.Damage) { *dmg = append(*dmg, d) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Next() {
+		err := r.Err()
+		r.Close()
+		t.Fatal(err)
+	}
+	return r
+}
+
 // TestRemovedAfterStaleListing (review): a reader lists segments 1-5; the
 // writer then makes 6 and 7 (and 8, 9) and a retention job removes the
 // oldest, 1 to 7, before the reader reaches 3 (a slow consumer, or a
@@ -25,14 +42,8 @@ func TestRemovedAfterStaleListing(t *testing.T) {
 	move := func(seqs ...uint64) { moveSegs(t, full, dir, seqs...) }
 	move(1, 2, 3, 4, 5)
 	var dmg []reader.Damage
-	r, err := reader.Open(dir, reader.Options{OnDamage: func(d reader.Damage) { dmg = append(dmg, d) }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := openAtFirst(t, dir, &dmg)
 	defer r.Close()
-	if !r.Next() {
-		t.Fatal(r.Err())
-	}
 	// The writer goes on (6..9 appear), and retention removes 3..7.
 	move(6, 7, 8, 9)
 	removeSegs(t, dir, 1, 2, 3, 4, 5, 6, 7) // 1 is being read, 2 was opened ahead

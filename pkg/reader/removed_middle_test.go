@@ -1,0 +1,44 @@
+package reader_test
+
+import (
+	"testing"
+
+	"github.com/auditseg/auditseg/pkg/reader"
+)
+
+// TestRemovedFromTheMiddleIsDamage: a segment listed, then removed from
+// the middle of the log (3, with 1 and 2 still there, as are 4 and 5), is
+// not what retention does (it removes the oldest first): it is a hole
+// between two segments that are there, DamageMissing (tail: exit 1), as
+// verify of the same directory reports a gap. It was DamageRemoved (a tail
+// warning, exit 0), because passRemoved did not look at the segment below.
+func TestRemovedFromTheMiddleIsDamage(t *testing.T) {
+	full, dir := t.TempDir(), t.TempDir()
+	all := writeLog(t, full, 12000, true)
+	if all[len(all)-1].pos.Seq < 5 {
+		t.Fatalf("only %d segments", all[len(all)-1].pos.Seq)
+	}
+	moveSegs(t, full, dir, 1, 2, 3, 4, 5)
+	var dmg []reader.Damage
+	r := openAtFirst(t, dir, &dmg)
+	defer r.Close()
+	got := 1
+	removeSegs(t, dir, 3) // 1 and 2 stay, as do 4 and 5
+	for ; r.Next(); got++ {
+	}
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if want := len(without(all, 3)) - len(without(all, 1, 2, 3, 4, 5)); got != want {
+		t.Errorf("%d records, want %d: all of 1, 2, 4 and 5", got, want)
+	}
+	if len(dmg) != 1 || dmg[0].Kind != reader.DamageMissing || dmg[0].Seq != 3 || dmg[0].Len != 1 || dmg[0].Path != dir {
+		for _, d := range dmg {
+			t.Logf("%v: %v", d.Kind, &d)
+		}
+		t.Fatalf("segment 3 missing between 2 and 4, both still there: %d reports, want one DamageMissing", len(dmg))
+	}
+	if msg := dmg[0].Error(); msg != dir+": segment 3 is missing" {
+		t.Errorf("report %q, not worded as a hole between present segments", msg)
+	}
+}
