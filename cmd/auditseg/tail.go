@@ -8,10 +8,11 @@ package main
 //	0  the records asked for were printed (none is fine). Also when a
 //	   follow, or a long replay, is stopped by SIGINT or SIGTERM: output is
 //	   flushed and the cursor file written first. Also when segments were
-//	   removed (retention) while tail read the log, before it read them:
-//	   each run of them is named in a warning, their records were not
-//	   printed, and the cursor file moves past them, as no later run can
-//	   read them either.
+//	   removed (retention, oldest first) while tail read the log, before
+//	   it read them: each run of them is named in a warning, their
+//	   records were not printed, and the cursor file moves past them, as
+//	   no later run can read them either. One missing while the segment
+//	   before it is still there is damage (1), listed or not.
 //	1  the log is damaged: torn frames, unusable or missing segments were
 //	   reported on stderr (file and offset) and skipped, and every readable
 //	   record was printed. What a dead writer left unfinished (reserved
@@ -77,9 +78,11 @@ nanoseconds, UTC) and payload when it is valid UTF-8, else payload_base64.
 Output is buffered and flushed whenever tail waits for records.
 
 Damage is reported on stderr with its file and offset, skipped, and reading
-goes on. Segments removed (retention) while tail reads the log, before it
-read them, are named in a warning, one line for each run of them (their
-records were not printed), and reading goes on with the next segment.
+goes on. Segments removed (retention, oldest first) while tail reads the
+log, before it read them, are named in a warning, one line for each run of
+them (their records were not printed), and reading goes on with the next
+segment. A segment missing while the one before it is still there is
+damage, even if tail had listed it.
 
 Exit codes: 0 success (also when interrupted, or when segments were removed
 while they were read); 1 damage was reported and skipped (a dead writer's
@@ -211,9 +214,11 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	opts.Follow = f.follow
 	opts.OnDamage = func(d reader.Damage) {
 		out.Flush() // stdout before the report, as a terminal shows them
-		// A segment removed while the log was read (retention) is
-		// neither damage nor a read that failed: the log is as its owner
-		// made it, as verify sees it too. A warning, as crash leftovers.
+		// A segment removed while the log was read (retention: the
+		// reader found the one below it gone too) is neither damage nor
+		// a read that failed: the log is as its owner made it, and
+		// verify leaves such segments out too. A warning, as crash
+		// leftovers. One taken from the middle is DamageMissing.
 		if d.Kind.CrashLeftover() || d.Kind == reader.DamageRemoved {
 			fmt.Fprintf(stderr, "auditseg tail: warning: %v\n", &d)
 			return

@@ -47,12 +47,16 @@
 // them or not (the writer made them since, or the listing was read while
 // retention deleted: a directory read is not a snapshot). Retention
 // removes the oldest segments first, so a hole that reaches down to a
-// removed segment is removal, not damage: the run is reported as one
-// DamageRemoved (through OnDamage, and under Strict it stops the reader,
-// since its records were not read) and the reader goes on with the first
-// segment there. If nothing is listed from its number on, it is neither:
-// a writer made it ahead of need and removed it unused when it closed,
-// and the reader waits for the next writer to make it again. Any other
+// removed segment is removal, not damage: if the segment below it (the
+// one passed last) is gone too, or there is none, the run is reported as
+// one DamageRemoved (through OnDamage, and under Strict it stops the
+// reader, since its records were not read) and the reader goes on with
+// the first segment there. If the segment below is still there, the run
+// was taken from the middle of the log, a hole strictly between two
+// segments: DamageMissing, listed or not. If nothing is listed from its
+// number on, it is neither: a writer made it ahead of need and removed it
+// unused when it closed, and the reader waits for the next writer to make
+// it again. Any other
 // error opening a segment is DamageSegment. The same rule holds for
 // numbers the reader comes to that no listing of it held: a hole the
 // reader finds after the last segment it passed is damage (DamageMissing)
