@@ -83,11 +83,12 @@ func (r *Reader) openNext() bool {
 // the reader read, or opened ahead, may have been removed since, and the
 // numbers after it with it (retention removes the oldest first) while the
 // reader's listing, taken before the writer made them, never held them.
-// A hole that reaches down to a removed segment is removal.
+// A hole that reaches down to a removed segment, with no older segment
+// still there, is removal.
 func (r *Reader) arrive(seq uint64) bool {
 	if r.passed && seq-r.lastSeq > 1 {
 		d := Damage{Kind: DamageMissing, Path: r.dir, Seq: r.lastSeq + 1, Len: int64(seq - r.lastSeq - 1)}
-		if !r.exists(r.lastSeq) {
+		if !r.exists(r.lastSeq) && !r.olderPresent(r.lastSeq) {
 			d.Kind, d.Path = DamageRemoved, filepath.Join(r.dir, segment.FileName(d.Seq))
 		}
 		if !r.report(d) {

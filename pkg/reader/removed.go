@@ -75,8 +75,9 @@ func (r *Reader) notFound(e segment.Entry, below uint64, err error) (segment.Ent
 // taken from the middle of the log, which retention does not do: the
 // numbers are a hole between two segments that are there, damage
 // (DamageMissing), as arrive and verify judge a hole by the segment
-// below it. Below is looked at after e was found gone, so retention
-// that removed it first is seen.
+// below it, or any older one still there (olderPresent), as verify
+// does. Below is looked at after e was found gone, so retention that
+// removed it first is seen.
 func (r *Reader) passRemoved(e segment.Entry, below, next uint64) {
 	if r.opts.Start.kind == startLast {
 		// Records still to skip are the start segment's surplus: none
@@ -84,11 +85,26 @@ func (r *Reader) passRemoved(e segment.Entry, below, next uint64) {
 		r.skip = 0
 	}
 	d := Damage{Kind: DamageRemoved, Path: e.Path, Seq: e.Seq, Len: int64(next - e.Seq)}
-	if below > 0 && r.exists(below) {
+	if below > 0 && r.exists(below) || r.olderPresent(e.Seq) {
 		d.Kind, d.Path = DamageMissing, r.dir
 	}
 	if r.report(d) {
 		// Arriving at next is then no gap.
 		r.lastSeq, r.passed = next-1, true
 	}
+}
+
+// olderPresent reports whether a segment the listing holds below seq is
+// still in the directory. Retention removes the oldest segments first: a
+// hole above a segment that stays was not made by it, however the
+// segments right below the hole went. The newest are looked at first,
+// where one that stays is likeliest; a stale listing's entries that
+// retention removed since are found gone.
+func (r *Reader) olderPresent(seq uint64) bool {
+	for i := r.entryAtLeast(seq) - 1; i >= 0; i-- {
+		if r.exists(r.list[i].Seq) {
+			return true
+		}
+	}
+	return false
 }

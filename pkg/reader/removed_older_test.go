@@ -6,15 +6,13 @@ import (
 	"github.com/auditseg/auditseg/pkg/reader"
 )
 
-// TestReviewRemovedWhileAnOlderStaysIsDamage (review): segments 2 to 4
-// removed while the reader reads 2, with 1 (older, already read) still
-// there. Retention removes the oldest first, so this is not retention:
-// README says a segment missing between two others that are both still
-// there (1 and 5) is damage, and verify reports exactly this case as a gap
-// (pkg/verify/removed_test.go, "Segments 2 to 4 removed after 2 was read,
-// while 1 stays"). passRemoved/arrive look only at the segment passed
-// last (2, gone), so the reader reports DamageRemoved and tail exits 0.
-func TestReviewRemovedWhileAnOlderStaysIsDamage(t *testing.T) {
+// Segments 2 to 4 removed while the reader reads 2, with 1 (older,
+// already read) still there. Retention removes the oldest first, so this
+// is not retention: a hole between 1 and 5, both still there, is damage,
+// as verify reports the same case (TestRemovedInTheMiddleIsAGap). The
+// reader looked only at the segment passed last (2, gone) and reported
+// DamageRemoved, so tail exited 0.
+func TestRemovedWhileAnOlderStaysIsDamage(t *testing.T) {
 	full, dir := t.TempDir(), t.TempDir()
 	all := writeLog(t, full, 16000, true)
 	if all[len(all)-1].pos.Seq < 6 {
