@@ -62,7 +62,8 @@ func vanished(t task, err error) bool {
 // meant to delete, and if the job removed later segments, there is a hole
 // after it (a gap) until a retention run removes the archive too. Only a
 // lock both take makes the two exclusive: the flock Run holds on the
-// directory (`flock DIR find ...`), or not running them at the same time.
+// directory (`flock DIR RETENTION-COMMAND`), or not running them at the
+// same time.
 func removedMeanwhile(path string, src *os.File) bool {
 	st, err := src.Stat()
 	if err != nil {

@@ -48,21 +48,23 @@
 // retention deleted: a directory read is not a snapshot). Retention
 // removes the oldest segments first, so a hole that reaches down to a
 // removed segment is removal, not damage: if the segment below it (the
-// one passed last) is gone too, or there is none, the run is reported as
-// one DamageRemoved (through OnDamage, and under Strict it stops the
-// reader, since its records were not read) and the reader goes on with
-// the first segment there. If the segment below is still there, the run
-// was taken from the middle of the log, a hole strictly between two
-// segments: DamageMissing, listed or not. If nothing is listed from its
+// one passed last, or the number below when none was) is gone too, and so
+// is every older segment listed, the run is reported as one DamageRemoved
+// (through OnDamage, and under Strict it stops the reader, since its
+// records were not read) and the reader goes on with the first segment
+// there. If an older segment is still there, the run was taken from the
+// middle of the log, a hole between two segments that are there:
+// DamageMissing, listed or not, as verify reports it (a gap). If nothing is listed from its
 // number on, it is neither: a writer made it ahead of need and removed it
 // unused when it closed, and the reader waits for the next writer to make
 // it again. Any other
 // error opening a segment is DamageSegment. The same rule holds for
 // numbers the reader comes to that no listing of it held: a hole the
 // reader finds after the last segment it passed is damage (DamageMissing)
-// only while that segment is still there, strictly between two segments;
-// if it is gone too (read, then removed with the numbers after it), the
-// hole is DamageRemoved. A segment removed before the reader listed the
+// while that segment, or an older one, is still there; if they are all
+// gone (read, then removed with the numbers after them), the hole is
+// DamageRemoved. (verify, which judges from one listing, also calls a
+// gap a number that was already missing when it listed the directory.) A segment removed before the reader listed the
 // directory, below the first one listed, is simply not there. Skip counts
 // the records of the segments it comes to, so one removed before then is
 // not counted.
