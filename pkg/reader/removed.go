@@ -67,17 +67,16 @@ func (r *Reader) notFound(e segment.Entry, below uint64, err error) (segment.Ent
 // passRemoved reports segment e and every number after it up to next
 // (the first listed now), none of which is in the directory now, and
 // passes them. Retention removes the oldest segments first, so if the
-// segment below e (below, the one passed last) is gone too, or there is
-// none, e was removed that way and the numbers above it up to next with
-// it, whether the reader's listing held them (taken before the writer
-// made them, or while retention was deleting: a directory read is not a
-// snapshot) or not: one DamageRemoved. If below is still there, e was
-// taken from the middle of the log, which retention does not do: the
-// numbers are a hole between two segments that are there, damage
-// (DamageMissing), as arrive and verify judge a hole by the segment
-// below it, or any older one still there (olderPresent), as verify
-// does. Below is looked at after e was found gone, so retention that
-// removed it first is seen.
+// segment below e (below, the one passed last) is gone too, and so is
+// every older one listed (olderPresent), e was removed that way and the
+// numbers above it up to next with it, whether the reader's listing held
+// them (taken before the writer made them, or while retention was
+// deleting: a directory read is not a snapshot) or not: one
+// DamageRemoved. If an older segment is still there, e was taken from
+// the middle of the log, which retention does not do: the numbers are a
+// hole between two segments that are there, damage (DamageMissing), as
+// arrive and verify judge a hole. Below is looked at after e was found
+// gone, so retention that removed it first is seen.
 func (r *Reader) passRemoved(e segment.Entry, below, next uint64) {
 	if r.opts.Start.kind == startLast {
 		// Records still to skip are the start segment's surplus: none
