@@ -127,7 +127,7 @@ func (r *Reader) waitListing() bool {
 // openSeg opens segment e for reading, or returns nil (after reporting
 // why, if it is damaged or removed) when it is to be skipped. gone is true
 // when the file vanished and nothing is listed after it: not to be passed.
-// below is the segment before e (the one passed last), 0 for none.
+// below is the segment before e: the one passed last, else e.Seq-1.
 func (r *Reader) openSeg(e segment.Entry, below uint64) (*seg, bool) {
 	im, err, ok := r.takePrefetch(e)
 	if !ok {
