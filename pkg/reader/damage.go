@@ -39,20 +39,20 @@ const (
 	DamageSegment
 	// DamageMissing: segment numbers Seq to Seq+Len-1 are absent from the
 	// directory between two segments that are present (the one before
-	// them still there when the reader came past them), whether the
-	// reader had listed them or not.
+	// them, or an older one, still there when the reader came past them),
+	// whether the reader had listed them or not.
 	DamageMissing
 	// DamageRemoved is not damage of the log: segments Seq to Seq+Len-1
 	// were removed by retention (or by hand) while the log was read, so
 	// their records were not read; the reader continues with the next
 	// segment. Either segment Seq was listed, but when the reader came to
 	// open it neither its file (Path, as listed) nor its archive was in
-	// the directory any more, nor was the segment before it (else it is
-	// DamageMissing), and later segments were (the numbers after it up to
+	// the directory any more, nor was the segment before it or any older
+	// one (else it is DamageMissing), and later segments were (the numbers after it up to
 	// the first segment listed then are gone too, whether the reader had
-	// listed them or not); or the numbers are a hole after the
-	// segment the reader passed last, which is gone as well (Path is then
-	// segment Seq's .seg name). See the package doc. Only a file not found
+	// listed them or not); or the numbers are a hole after the segment
+	// the reader passed last, which is gone as well, with every older one
+	// (Path is then segment Seq's .seg name). See the package doc. Only a file not found
 	// counts so: one that is there and cannot be opened is DamageSegment.
 	DamageRemoved
 )
