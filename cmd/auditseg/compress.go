@@ -149,6 +149,10 @@ type compressReport struct {
 
 	total, done     int64
 	segs, totalSegs int
+	// planned is each planned segment's size: what it counts for in done
+	// once finished, whatever it read (a segment failed or skipped before
+	// it started read nothing), so that done ends at total.
+	planned map[uint64]int64
 }
 
 func newCompressReport(ctx context.Context, stdout, stderr io.Writer, output string) *compressReport {
@@ -161,6 +165,12 @@ func (c *compressReport) observe(ev archive.Event) {
 	switch ev.Step {
 	case archive.StepPlanned:
 		c.total, c.totalSegs = ev.Plan.Bytes(), len(ev.Plan.Resolve)+len(ev.Plan.Compress)
+		c.planned = make(map[uint64]int64, c.totalSegs)
+		for _, cs := range [][]archive.Candidate{ev.Plan.Resolve, ev.Plan.Compress} {
+			for _, cand := range cs {
+				c.planned[cand.Seq] = cand.Size
+			}
+		}
 		for _, s := range ev.Plan.Skipped {
 			if s.Err != nil {
 				c.totalSegs++ // reported as failed
@@ -173,15 +183,25 @@ func (c *compressReport) observe(ev archive.Event) {
 			c.prog.Done()
 			fmt.Fprintf(c.stderr, "auditseg compress-finished: %v\n", ev.Err)
 		}
-		c.done += ev.BytesIn
+		c.done += c.plannedBytes(ev)
 		c.segs++
 	case archive.StepDone, archive.StepSkipped:
-		c.done += ev.BytesIn
+		c.done += c.plannedBytes(ev)
 		c.segs++
 	default:
 		return
 	}
 	c.prog.UpdateItems(c.segs, c.totalSegs, c.done, c.total)
+}
+
+// plannedBytes is what the segment of ev counts for in the progress: its
+// planned size, or what it read if it was not planned (a segment skipped
+// by the plan as unreadable is reported as failed).
+func (c *compressReport) plannedBytes(ev archive.Event) int64 {
+	if n, ok := c.planned[ev.Seq]; ok {
+		return n
+	}
+	return ev.BytesIn
 }
 
 // finish writes the summary of the run archive.Run returned and gives the

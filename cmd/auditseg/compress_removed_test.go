@@ -51,6 +51,11 @@ func TestCompressFinishedSkipsRemoved(t *testing.T) {
 				t.Fatalf("exit %d, want 0; stderr %q", code, stderr.String())
 			}
 			checkSkippedRemoved(t, output, stdout.String(), gone.Seq, len(l.Segments)-2)
+			// The progress counts the skipped segment too: it ends at
+			// the planned total (it read nothing, and ended short).
+			if c.done != c.total || c.segs != c.totalSegs {
+				t.Errorf("progress ends at %d of %d bytes, %d of %d segments", c.done, c.total, c.segs, c.totalSegs)
+			}
 			for _, p := range []string{gone.Path, segment.ArchiveOf(gone.Path)} {
 				if _, err := os.Lstat(p); err == nil {
 					t.Errorf("%s is there: the removed segment came back", p)
