@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"sort"
 	"time"
 
@@ -319,14 +318,7 @@ func (r *Reader) laterAny(seq uint64, max int, ok func(path string) (bool, error
 }
 
 // exists reports whether segment seq (or its archive) is in the directory.
-func (r *Reader) exists(seq uint64) bool {
-	for _, name := range [2]string{segment.FileName(seq), segment.ArchiveName(seq)} {
-		if _, err := os.Lstat(filepath.Join(r.dir, name)); err == nil {
-			return true
-		}
-	}
-	return false
-}
+func (r *Reader) exists(seq uint64) bool { return segment.Present(r.dir, seq) }
 
 // laterExists reports whether a segment after seq is in the directory,
 // listing it again when the next name appeared or the listing is stale.

@@ -167,12 +167,17 @@ func (l *Listing) missed() bool {
 	return false
 }
 
-// present reports whether segment seq's file or archive exists now, as a
-// regular file: what list keeps (a symbolic link named like a segment is
-// not one, and looking again would never find it).
-func (l *Listing) present(seq uint64) bool {
+// present reports whether segment seq's file or archive exists now.
+func (l *Listing) present(seq uint64) bool { return Present(l.Dir, seq) }
+
+// Present reports whether segment seq of the log in dir exists now, as its
+// file or its archive, a regular file: what List keeps (a symbolic link
+// named like a segment is not one, and looking again would never find
+// it). Readers and verify ask it to tell a segment removed (retention)
+// from one still there.
+func Present(dir string, seq uint64) bool {
 	for _, name := range [2]string{FileName(seq), ArchiveName(seq)} {
-		if st, err := os.Lstat(filepath.Join(l.Dir, name)); err == nil && st.Mode().IsRegular() {
+		if st, err := os.Lstat(filepath.Join(dir, name)); err == nil && st.Mode().IsRegular() {
 			return true
 		}
 	}

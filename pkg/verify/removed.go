@@ -1,11 +1,6 @@
 package verify
 
 import (
-	"errors"
-	"io/fs"
-	"os"
-	"path/filepath"
-
 	"github.com/auditseg/auditseg/pkg/segment"
 )
 
@@ -23,11 +18,8 @@ func removedWhileRead(u *unit, i int, r *result) bool {
 		}
 	}
 	for k := i - 1; k >= 0; k-- { // the newest first: the likeliest to stay
-		o := u.results[k].order
-		for _, name := range []string{segment.FileName(o), segment.ArchiveName(o)} {
-			if _, err := os.Lstat(filepath.Join(u.dir, name)); !errors.Is(err, fs.ErrNotExist) {
-				return false
-			}
+		if segment.Present(u.dir, u.results[k].order) {
+			return false
 		}
 	}
 	return true
