@@ -88,7 +88,7 @@ func (r *Reader) openNext() bool {
 func (r *Reader) arrive(seq uint64) bool {
 	if r.passed && seq-r.lastSeq > 1 {
 		d := Damage{Kind: DamageMissing, Path: r.dir, Seq: r.lastSeq + 1, Len: int64(seq - r.lastSeq - 1)}
-		if !r.exists(r.lastSeq) && !r.olderPresent(r.lastSeq) {
+		if r.removedBelow(r.lastSeq, d.Seq) {
 			d.Kind, d.Path = DamageRemoved, filepath.Join(r.dir, segment.FileName(d.Seq))
 		}
 		if !r.report(d) {

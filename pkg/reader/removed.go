@@ -84,13 +84,21 @@ func (r *Reader) passRemoved(e segment.Entry, below, next uint64) {
 		r.skip = 0
 	}
 	d := Damage{Kind: DamageRemoved, Path: e.Path, Seq: e.Seq, Len: int64(next - e.Seq)}
-	if below > 0 && r.exists(below) || r.olderPresent(e.Seq) {
+	if !r.removedBelow(below, e.Seq) {
 		d.Kind, d.Path = DamageMissing, r.dir
 	}
 	if r.report(d) {
 		// Arriving at next is then no gap.
 		r.lastSeq, r.passed = next-1, true
 	}
+}
+
+// removedBelow reports whether a hole starting at seq was made by
+// retention: the segment below it (0 for none) is gone, and so is every
+// older one the listing holds. One still there makes the hole damage.
+// passRemoved and arrive judge a hole by it, as verify does.
+func (r *Reader) removedBelow(below, seq uint64) bool {
+	return !(below > 0 && r.exists(below)) && !r.olderPresent(seq)
 }
 
 // olderPresent reports whether a segment the listing holds below seq is
