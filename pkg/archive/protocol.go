@@ -54,10 +54,12 @@ func (r *runner) do(t task) SegmentResult {
 	// bytes with pread, slot.go): if the file is truncated meanwhile,
 	// touching the missing pages raises SIGBUS, which would kill the whole
 	// run. It fails this segment instead, before any archive of it exists
-	// (the mapped reads come before the temporary file is created).
+	// (the mapped reads come before the temporary file is created), with
+	// Image.Guard's error: the file and the offset that had no data, as
+	// every reader of segments reports it.
 	var res SegmentResult
-	if segment.Guard(im.Data, func() { res = r.archive(t, p, before, im) }) != nil {
-		return p.fail(fmt.Errorf("%s: changed while it was being archived (truncated?)", t.original))
+	if err := im.Guard(func() { res = r.archive(t, p, before, im) }); err != nil {
+		return p.fail(err)
 	}
 	return res
 }
