@@ -169,20 +169,7 @@ func TestKilledWriter(t *testing.T) {
 // a dead writer (exit 3; seen in 8 of 20 runs of a review).
 func verifyWhileRecovered(t *testing.T, dir string, closed bool) {
 	t.Helper()
-	cp := t.TempDir()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(cp, e.Name()), b, 0o640); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cp := copyDir(t, dir)
 	var w *writer.Writer
 	defer func() {
 		if w != nil {

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -181,4 +182,31 @@ func has(rep *Report, class Class, seq uint64, off int64) bool {
 		}
 	}
 	return false
+}
+
+// copyDir copies the files of a log directory to a new one and returns
+// it. A live writer's files, copied so, are what killing it would leave:
+// every store it made to a mapping is in the page cache. A file gone
+// before it is read (a segment creation's temporary, renamed) is left
+// out, as a kill before its creation would.
+func copyDir(t *testing.T, dir string) string {
+	t.Helper()
+	cp := t.TempDir()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(cp, e.Name()), b, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cp
 }
