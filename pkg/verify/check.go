@@ -32,6 +32,7 @@ type result struct {
 	footer       segment.Footer
 	sealed       bool // the footer decodes
 	footerAbsent bool // the footer is all zeros: never sealed
+	leftAsIs     bool // footerAbsent, and recovery left it so (checker.leftAsIs)
 	hasEnd       bool
 	endAt        int64 // the END frame's offset when hasEnd
 	dataEnd      int64 // where the zero tail starts, -1 if the walk saw none
@@ -96,6 +97,10 @@ type checker struct {
 	// offset ("END is torn", not "no END"). A flag, not a list of the
 	// regions: a hostile segment can hold millions of them.
 	endTorn bool
+	// refused: damage for which recovery leaves a segment unsealed (a bad
+	// header, a torn frame); resumed: a frame intact after the last of it.
+	// For leftAsIs.
+	refused, resumed bool
 
 	records uint64
 	// minTime and maxTime are the records' extremes, once records > 0.
@@ -197,6 +202,7 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 		f := findingFromErr(Torn, im.Path, r.rep.Seq, im.HeaderErr)
 		f.Reason = "segment header: " + f.Reason
 		c.addFound(f, true)
+		c.refused = true
 		nameSeq, _, named := segment.ParseName(filepath.Base(im.Path))
 		size := int64(len(im.Data))
 		if !named || segment.ValidSize(size) != nil {
@@ -214,6 +220,7 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 				f.Bytes = max(im.FileSize, hdr.Size) - min(im.FileSize, hdr.Size)
 			}
 			c.addFound(f, true)
+			c.refused = true
 		}
 	}
 	// Frames are checked with the header's number (their CRC seeds came
@@ -312,6 +319,7 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 	if !o.Quick || !r.sealed {
 		c.walk()
 	}
+	r.leftAsIs = r.footerAbsent && c.leftAsIs()
 	if r.sealed {
 		var d digested
 		if digest != nil {

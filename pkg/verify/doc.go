@@ -31,6 +31,15 @@
 // previous segment's digest (the first segment present starts the chain,
 // so deleting the oldest segments is fine; segment 1, the first a writer
 // made, must chain from zeros), and files that do not belong. Segments
+// that recovery left unsealed (damaged) are not part of the chain: the
+// next sealed segment must chain to the last one sealed before them (from
+// zeros if none was), and is checked so when every segment between is
+// present and reads as one recovery left: its footer all zeros in the
+// file, and a bad header or torn frame with an intact frame after the
+// last such damage. A segment that was sealed and damaged afterwards (a
+// damaged footer, a file cut short, damage from its records to its end)
+// is not: the next one chains to its lost digest, and that link is not
+// checked (chain_checked false), the damage being reported. Segments
 // removed while the log is read, oldest first as retention removes them,
 // are not a gap: a segment listed and gone when it was to be opened is
 // left out of the report, and the hole it leaves is a gap only if a
@@ -100,7 +109,9 @@
 //	  prev_digest      footer previous-digest, hex (omitted when not sealed)
 //	  digest_checked   the digest was recomputed
 //	  digest_ok        and matched
-//	  chain_checked    prev_digest was compared with the previous segment
+//	  chain_checked    prev_digest was compared with the previous segment's
+//	                   digest, or, past segments recovery left unsealed,
+//	                   with the last sealed one's (or zeros)
 //	  findings         findings in this segment, listed or not
 //	  error            why the file could not be read (omitted when read)
 //	findings[]         in log order, then by offset; unexpected files last

@@ -49,6 +49,7 @@ func (c *checker) walk() {
 			if next > off {
 				frames++ // at least one (PAD frames are passed silently)
 				off = next
+				c.resumed = true
 			}
 		}
 		if c.zeroTail(off, limit) {
@@ -135,6 +136,7 @@ func (c *checker) event(ev *segment.Event, limit int64, frames *int) {
 	switch ev.Kind {
 	case segment.EvFrame:
 		*frames++
+		c.resumed = true
 		if ev.Frame.Type == segment.TypeData {
 			if n := int64(ev.Frame.Length); !c.tally(c.img, 0, ev.Offset+n, ev.Frame.Time) {
 				c.dataFindings(ev.Offset, n, ev.Frame.Time)
@@ -142,6 +144,7 @@ func (c *checker) event(ev *segment.Event, limit int64, frames *int) {
 		}
 	case segment.EvEnd:
 		*frames++
+		c.resumed = true
 		r.hasEnd, r.endAt = true, ev.Offset
 	case segment.EvReserved:
 		r.unfinished.add(c.finding(Unfinished, ev.Offset, ev.Len,
@@ -176,6 +179,7 @@ func (c *checker) torn(ev *segment.Event, limit int64) {
 		c.endTorn = true
 	}
 	c.addFound(c.finding(Torn, ev.Offset, ev.Len, reason), true)
+	c.refused, c.resumed = true, false
 }
 
 // tally checks what the CRC cannot, the record's alignment padding and its

@@ -364,6 +364,7 @@ func (u *unit) newest() uint64 {
 func place(u *unit, rep *Report) {
 	tail := openTail(u)
 	newest := u.newest()
+	links := newChain()
 	var prev *result
 	for i, r := range u.results {
 		var extra []Finding
@@ -421,23 +422,8 @@ func place(u *unit, rep *Report) {
 		if prev != nil && u.whole && r.order > prev.order+1 && !removedWhileRead(u, i, r) {
 			rep.addExtra(gapFinding(u.dir, prev.order, r.order))
 		}
-		if r.order == 1 && r.sealed {
-			// Segment 1 is the first a writer ever made in this log: it
-			// chains from zeros. A later first segment (older ones
-			// deleted) starts the chain with whatever it stores.
-			r.rep.ChainChecked = true
-		}
-		if r.order == 1 && r.sealed && r.footer.PrevDigest != ([segment.DigestSize]byte{}) {
-			add(Finding{Class: Chain, Path: r.rep.Path, Seq: r.rep.Seq, Offset: r.rep.Bytes - segment.FooterSize,
-				Reason: fmt.Sprintf("previous-digest %x… is not zero, but segment 1 is the first of its log", r.footer.PrevDigest[:8])})
-		}
-		if prev != nil && r.order == prev.order+1 && r.sealed && prev.sealed {
-			r.rep.ChainChecked = true
-			if r.footer.PrevDigest != prev.footer.Digest {
-				add(Finding{Class: Chain, Path: r.rep.Path, Seq: r.rep.Seq, Offset: r.rep.Bytes - segment.FooterSize,
-					Reason: fmt.Sprintf("previous-digest %x… is not the digest of segment %d (%x…)",
-						r.footer.PrevDigest[:8], prev.order, prev.footer.Digest[:8])})
-			}
+		if f, broken := links.link(r); broken {
+			add(f)
 		}
 		prev = r
 		rep.addSegment(r, extra, fatalUnfinished)

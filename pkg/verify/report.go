@@ -33,8 +33,10 @@ const (
 	// offset, time range, flags or digest disagree with the contents.
 	Footer Class = "footer"
 	// Chain: a footer whose previous-digest is not the digest of the
-	// previous segment present. The first segment present starts the
-	// chain, so deleting the oldest segments never trips it.
+	// previous segment present, or, past segments recovery left unsealed
+	// (damaged), of the last one sealed before them. The first segment
+	// present starts the chain, so deleting the oldest segments never
+	// trips it.
 	Chain Class = "chain"
 	// Gap: segment sequence numbers missing between present segments.
 	Gap Class = "gap"
@@ -149,8 +151,10 @@ type SegmentReport struct {
 	DigestChecked bool `json:"digest_checked"`
 	DigestOK      bool `json:"digest_ok"`
 	// ChainChecked: PrevDigest was compared with the previous segment's
-	// digest (false for the first segment present, after a gap, or after
-	// a segment whose digest is unknown).
+	// digest, or past segments recovery left unsealed with the last sealed
+	// before them (false for the first segment present, after a gap, or
+	// after a segment whose digest is unknown: one whose footer is
+	// damaged, say).
 	ChainChecked bool   `json:"chain_checked"`
 	Findings     int    `json:"findings"`
 	Error        string `json:"error,omitempty"`

@@ -234,6 +234,8 @@ func (w *Writer) recoverSegment(path string, seq uint64, last bool, prev *[segme
 	if err := w.seal(s, ft, true, false); err != nil {
 		return nil, fmt.Errorf("recovery: %w", err)
 	}
+	// Only a seal moves the chain on: a segment left as it is above is
+	// outside it, and verify checks the link past it (pkg/verify/chain.go).
 	*prev = ft.Digest
 	w.stats.RecoveredSegments++
 	w.stats.RecoveredFrames += len(pads)

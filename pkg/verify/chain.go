@@ -1,0 +1,97 @@
+package verify
+
+import (
+	"fmt"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// The digest chain across a log (FORMAT.md section 6). A sealed segment
+// stores the digest of the segment sealed before it: the previous one,
+// or, past segments that recovery left unsealed because they are damaged
+// (section 8, step 3), the last one sealed before those; zeros when none
+// was. In pkg/writer only a seal moves the digest on (sealer.prev, and
+// recover's prev, which a segment left as it is does not change).
+
+// chain follows the chain through a log's segments in order.
+type chain struct {
+	// want is the digest of segment from (0: the start of the log, whose
+	// digest is zeros). known: every segment after from up to last is
+	// present and left unsealed by recovery, so the next sealed segment
+	// must store want.
+	want  [segment.DigestSize]byte
+	from  uint64
+	last  uint64
+	known bool
+}
+
+// newChain starts at the start of the log: the first segment sealed in
+// it chains from zeros, segment 1 or one after segments recovery left
+// unsealed. A log whose oldest segments are gone starts with whatever its
+// first stores.
+func newChain() chain { return chain{known: true} }
+
+// link checks r's previous digest if the digest it must hold is known,
+// and moves the chain past r.
+func (c *chain) link(r *result) (Finding, bool) {
+	next := r.order == c.last+1
+	c.last = r.order
+	if !r.sealed {
+		c.known = c.known && next && r.ioErr == nil && r.leftAsIs
+		return Finding{}, false
+	}
+	want, from, check := c.want, c.from, c.known && next
+	c.want, c.from, c.known = r.footer.Digest, r.order, true
+	if !check {
+		return Finding{}, false
+	}
+	r.rep.ChainChecked = true
+	if r.footer.PrevDigest == want {
+		return Finding{}, false
+	}
+	f := Finding{Class: Chain, Path: r.rep.Path, Seq: r.rep.Seq, Offset: r.rep.Bytes - segment.FooterSize}
+	got := r.footer.PrevDigest[:8]
+	switch {
+	case from == 0 && r.order == 1:
+		f.Reason = fmt.Sprintf("previous-digest %x… is not zero, but segment 1 is the first of its log", got)
+	case from == 0:
+		f.Reason = fmt.Sprintf("previous-digest %x… is not zero, but no segment before it was sealed (%s)", got, leftRun(1, r.order-1))
+	case from+1 == r.order:
+		f.Reason = fmt.Sprintf("previous-digest %x… is not the digest of segment %d (%x…)", got, from, want[:8])
+	default:
+		f.Reason = fmt.Sprintf("previous-digest %x… is not the digest of segment %d (%x…), the last sealed before it (%s)",
+			got, from, want[:8], leftRun(from+1, r.order-1))
+	}
+	return f, true
+}
+
+func leftRun(first, last uint64) string {
+	if first == last {
+		return fmt.Sprintf("segment %d, left unsealed by recovery, is not part of the chain", first)
+	}
+	return fmt.Sprintf("segments %d to %d, left unsealed by recovery, are not part of the chain", first, last)
+}
+
+// leftAsIs reports whether the segment, whose footer reads as all zeros,
+// can only be one that recovery left unsealed, the next sealed segment
+// chaining past it. Recovery leaves as it is a segment whose header is
+// bad or whose walk (Quiescent, as here) meets a torn frame.
+//
+// A segment sealed and damaged afterwards can look the same, and the next
+// one chains to its lost digest: comparing with the digest before it
+// would report a link as broken that is not. So the footer must be zeros
+// in the file (a file cut short reads as zeros where it is missing; a
+// damaged footer that is not zeros was written, and is a footer finding),
+// and an intact frame must lie between the last damage and the footer:
+// then one damage running from the records to the end of the file (a
+// zeroed page or sector there, a garbled tail) cannot be what took the
+// footer. What still passes is ambiguous, and reported: a sealed segment
+// damaged in its records and, apart, in its footer, or a power loss under
+// SyncNone (which orders no writeback) that lost its footer's page and
+// one in its middle while the next footer reached the disk; the link
+// after it is then reported broken beside the segment's own findings. A
+// damaged END claim, which recovery also leaves as it is, reaches the
+// record limit, so no frame follows it: the link past it is not checked.
+func (c *checker) leftAsIs() bool {
+	return !c.r.rep.Archived && c.valid == int64(len(c.img)) && c.refused && c.resumed
+}
