@@ -217,11 +217,13 @@ func (r *Reader) openSeg(e segment.Entry, below uint64) (*seg, bool) {
 }
 
 // skipUnreadable counts the records of a segment that cannot be read
-// against the records still to skip, as a readable sealed one's are: the
-// start was counted with its footer (an archive's summary may be intact
-// when its content is not), and they must not be taken from the next
-// segment's instead.
+// against the records still to skip for a Skip start, as a readable
+// sealed one's are: the start was counted with its footer (an archive's
+// summary may be intact when its content is not), and they must not be
+// taken from the next segment's instead. A Last start's are the start
+// segment's alone (passStart).
 func (r *Reader) skipUnreadable(e segment.Entry) {
+	r.passStart()
 	if r.seek != nil || r.skip == 0 {
 		return
 	}

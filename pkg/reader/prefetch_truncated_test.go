@@ -186,3 +186,39 @@ func readPrefetchTruncated(t *testing.T, opts Options) (int, []Damage, string) {
 	}
 	return n, dmg, p
 }
+
+// A Last start skips the start segment's surplus records. When that
+// segment is truncated before it is read, its footer is gone with it and
+// the records still to skip were taken from the next segment instead:
+// records of segment 3 were silently not returned. The surplus is the
+// start segment's only; the next segment is read whole.
+func TestLastStartSegmentTruncated(t *testing.T) {
+	if !inChild(t) {
+		return
+	}
+	dir := t.TempDir()
+	const recs, cut = 1000, 16384
+	sealedLog(t, dir, 3, recs)
+	var dmg []Damage
+	r, err := Open(dir, Options{Start: Last(recs + recs/2), OnDamage: func(d Damage) { dmg = append(dmg, d) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p := filepath.Join(dir, segment.FileName(2))
+	if err := os.Truncate(p, cut); err != nil {
+		t.Fatal(err)
+	}
+	got := map[uint64]int{}
+	for r.Next() {
+		got[r.Record().Position.Seq]++
+	}
+	if r.Err() != nil || len(dmg) == 0 || got[1]+got[2] != 0 || got[3] != recs {
+		t.Fatalf("records per segment %v, damage %v, err %v; want segment 3 whole, segment 2 reported", got, dmg, r.Err())
+	}
+	for _, d := range dmg {
+		if d.Seq != 2 {
+			t.Fatalf("damage %v; want reports of segment 2 only", dmg)
+		}
+	}
+}

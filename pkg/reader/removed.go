@@ -78,11 +78,7 @@ func (r *Reader) notFound(e segment.Entry, below uint64, err error) (segment.Ent
 // arrive and verify judge a hole. Below is looked at after e was found
 // gone, so retention that removed it first is seen.
 func (r *Reader) passRemoved(e segment.Entry, below, next uint64) {
-	if r.opts.Start.kind == startLast {
-		// Records still to skip are the start segment's surplus: none
-		// of them is in the next segment.
-		r.skip = 0
-	}
+	r.passStart()
 	d := Damage{Kind: DamageRemoved, Path: e.Path, Seq: e.Seq, Len: int64(next - e.Seq)}
 	if !r.removedBelow(below, e.Seq) {
 		d.Kind, d.Path = DamageMissing, r.dir

@@ -350,7 +350,21 @@ func (r *Reader) unpark(c *seg) bool {
 }
 
 // finish closes the current segment: the reader has moved past it.
-func (r *Reader) finish() { _ = r.closeCur() }
+func (r *Reader) finish() {
+	r.passStart()
+	_ = r.closeCur()
+}
+
+// passStart is called when the reader leaves a segment, read to its end,
+// unreadable or gone. Records still to skip for a Last start are the
+// start segment's surplus (locateLast): none of them is in the next
+// segment, whatever the start segment turned out to hold (a file
+// truncated since it was counted holds fewer).
+func (r *Reader) passStart() {
+	if r.opts.Start.kind == startLast {
+		r.skip = 0
+	}
+}
 
 // damageOf returns the damage a walk event of kind k reports, if any.
 func damageOf(k segment.EventKind) (DamageKind, bool) {
