@@ -15,7 +15,10 @@ const (
 	// impossible. The reader skipped Len bytes, up to the next frame whose
 	// CRC matches (or the end of the segment's record area). Zeros where a
 	// sealed segment's footer says its END frame is, or committed frames
-	// before it, are torn too: Offset is where the zeros start.
+	// before it, are torn too: Offset is where the zeros start. So are the
+	// zeros that end a segment with neither END frame nor footer when a
+	// later segment is sealed (verify's missing-end): no writer left it
+	// unfinished, as segments are sealed in order.
 	DamageTorn DamageKind = iota + 1
 	// DamageReserved: a frame reserved and never committed, found while no
 	// writer holds the log (its writer died). Len bytes skipped.
@@ -24,7 +27,8 @@ const (
 	// writer that died before storing its claim. Skipped.
 	DamageGap
 	// DamageUnfinished: the segment ends at Offset without an END frame
-	// and a later segment exists: its writer died before finishing it.
+	// and a later segment exists, none of them sealed: its writer died
+	// before finishing it.
 	// The reader continues with the next segment.
 	DamageUnfinished
 	// DamageSegment: the segment file cannot be used as it is: its header

@@ -242,10 +242,14 @@ func (r *Reader) laterSealed(c *seg) bool {
 	if err := r.relist(); err != nil {
 		return false
 	}
-	return r.laterAny(c.seq, 4, func(path string) (bool, error) {
-		_, err := segment.ReadFooter(path) // read, not mapped, as laterHasFrames does
-		return err == nil, nil
-	})
+	return r.laterAny(c.seq, 4, hasFooter)
+}
+
+// hasFooter reports whether the segment file at path is sealed, reading
+// its footer rather than mapping it, as laterHasFrames does.
+func hasFooter(path string) (bool, error) {
+	_, err := segment.ReadFooter(path)
+	return err == nil, nil
 }
 
 // atTail handles a quiescent walk that found only zeros from c.off to the
@@ -271,7 +275,17 @@ func (r *Reader) atTail(c *seg) bool {
 			// Nothing tells where records stopped: the rest of the record
 			// area may have held some.
 			rest := segment.RecordLimit(int64(len(c.img.Data))) - c.off
-			if c.off > segment.HeaderSize && !r.report(Damage{Kind: DamageUnfinished, Path: c.path, Seq: c.seq, Offset: c.off, Len: rest}) {
+			d := Damage{Kind: DamageUnfinished, Path: c.path, Seq: c.seq, Offset: c.off, Len: rest}
+			// Segments are sealed in order, and recovery seals only those
+			// after the newest sealed one: with a later one sealed, no
+			// writer died leaving c unfinished, c lost its end (as verify's
+			// missing-end says), even if nothing is left after its header.
+			// An archive's lost blocks were reported already.
+			if c.img.Lost() == 0 && r.laterAny(c.seq, len(r.list), hasFooter) {
+				d.Kind, d.Err = DamageTorn, &segment.CorruptError{Path: c.path, Offset: c.off,
+					Reason: "neither END frame nor footer, and a later segment is sealed"}
+			}
+			if (c.off > segment.HeaderSize || d.Kind == DamageTorn) && !r.report(d) {
 				return false
 			}
 			r.finish()
