@@ -59,7 +59,8 @@ func newTailCmd() *cobra.Command {
 by default the last 10, one per line.
 
   -n N          the last N records; -n +K from the K-th record (-n +1 replays
-                everything, byte for byte what 'auditseg write' read)
+                everything, byte for byte what 'auditseg write' read, except
+                that a last line without a newline comes back with one)
   --from POS    from the first record at or after position SEQ:OFFSET
   --since TIME  records stamped at or after TIME: RFC 3339
                 (2024-05-01T12:00:00Z) or a duration back from now (15m)

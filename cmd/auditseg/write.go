@@ -56,13 +56,13 @@ with the input offset up to which everything was, and the exit code is 1.`,
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&f.segmentSize, "segment-size", "64MiB", "size of each segment file (bytes, or with KiB/MiB/GiB)")
+	fl.StringVar(&f.segmentSize, "segment-size", "64MiB", "size of each segment file (bytes, or with KiB/MiB/GiB): 64KiB to 1GiB, a multiple of 8")
 	fl.StringVar(&f.maxRecord, "max-record", "", "largest record accepted (default segment-size/8 - 24)")
 	fl.StringVar(&f.sync, "sync", "interval", "durability: none, interval or always")
 	fl.DurationVar(&f.syncInterval, "sync-interval", time.Second, "flush period for --sync interval")
 	fl.StringVar(&f.delim, "delim", "newline", "record delimiter: newline or nul")
 	fl.StringVar(&f.framing, "framing", "", "binary framing instead of a delimiter: u32be")
-	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no summary line on stderr")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "errors only on stderr: no summary, notices or warnings")
 	return c
 }
 
