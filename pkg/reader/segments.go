@@ -269,6 +269,15 @@ func (r *Reader) atTail(c *seg) bool {
 			return false
 		}
 		if r.entryAfter(c.seq) < len(r.list) && (!r.opts.Follow || r.laterHasFrames(c.seq) || !r.alive && r.laterHoldsBytes(c.seq)) {
+			// Segments are sealed in order, and recovery seals only those
+			// after the newest sealed one: with a later one sealed, no
+			// writer died leaving c unfinished, c lost its end (as verify's
+			// missing-end says), even if nothing is left after its header.
+			// An archive's lost blocks were reported already. Looked at
+			// before stillZero: a recovery that sealed c (then the empty
+			// segments after it) between stillZero and this look would
+			// make c's tail, zeros when stillZero looked, read as damage.
+			torn := c.img.Lost() == 0 && r.laterAny(c.seq, len(r.list), hasFooter)
 			if !c.quiet && !r.stillZero(c) {
 				return r.err == nil // written since: read it as usual
 			}
@@ -276,12 +285,7 @@ func (r *Reader) atTail(c *seg) bool {
 			// area may have held some.
 			rest := segment.RecordLimit(int64(len(c.img.Data))) - c.off
 			d := Damage{Kind: DamageUnfinished, Path: c.path, Seq: c.seq, Offset: c.off, Len: rest}
-			// Segments are sealed in order, and recovery seals only those
-			// after the newest sealed one: with a later one sealed, no
-			// writer died leaving c unfinished, c lost its end (as verify's
-			// missing-end says), even if nothing is left after its header.
-			// An archive's lost blocks were reported already.
-			if c.img.Lost() == 0 && r.laterAny(c.seq, len(r.list), hasFooter) {
+			if torn {
 				d.Kind, d.Err = DamageTorn, &segment.CorruptError{Path: c.path, Offset: c.off,
 					Reason: "neither END frame nor footer, and a later segment is sealed"}
 			}
