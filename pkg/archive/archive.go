@@ -115,7 +115,10 @@ type Options struct {
 	// none of them is compressed by this run.
 	Keep int
 	// KeepOriginal keeps NAME.seg beside its verified archive. Readers
-	// prefer the original and report the duplicate.
+	// prefer the original and report the duplicate. A segment found
+	// with both files is left alone (Plan.Skipped), its archive not read
+	// again; a run without KeepOriginal verifies it and removes the
+	// original.
 	KeepOriginal bool
 	// DryRun plans and returns without touching the directory.
 	DryRun bool

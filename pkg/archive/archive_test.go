@@ -151,12 +151,20 @@ func TestKeepOriginal(t *testing.T) {
 	}
 	fx.checkSafe(t)
 	fx.checkRecords(t)
-	// Again with --keep-original: the archives are verified, both kept.
+	// Again with --keep-original: both kept, the archives not read again
+	// (a run's cost must not grow with every archive kept so far), even
+	// one that would not verify.
+	writeFile(t, fx.zst(2), []byte("not an archive"))
 	res = run(t, fx.dir, archive.Options{KeepOriginal: true})
-	if res.Done != 2 || res.Segments[0].Outcome != archive.Resolved || !exists(fx.seg(1)) {
-		t.Errorf("%+v", res.Segments)
+	if res.Done != 0 || len(res.Segments) != 0 || len(res.Plan.Skipped) != 3 || !exists(fx.seg(1)) ||
+		!strings.Contains(res.Plan.Skipped[0].Reason, "--keep-original") {
+		t.Errorf("segments %+v, skipped %+v", res.Segments, res.Plan.Skipped)
 	}
-	// Without it, the originals go.
+	if b, err := os.ReadFile(fx.zst(2)); err != nil || string(b) != "not an archive" {
+		t.Errorf("the kept archive was touched: %q, %v", b, err)
+	}
+	// Without it, the archives are verified (segment 2's made again)
+	// and the originals go.
 	run(t, fx.dir, archive.Options{})
 	fx.checkFinal(t)
 }

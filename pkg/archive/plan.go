@@ -23,6 +23,7 @@ type Plan struct {
 	// interrupted run): the archive is verified against the original,
 	// then the original removed. Keep and MinAge do not apply: the
 	// decision to archive them was taken by the run that was interrupted.
+	// With KeepOriginal they are Skipped instead: both stay either way.
 	Resolve []Candidate
 	// Compress are the segments to compress, in sequence order.
 	Compress []Candidate
@@ -112,6 +113,14 @@ func PlanDir(dir string, opts Options) (*Plan, error) {
 		}
 		c.Size, c.SealedAt = size, time.Unix(0, f.SealedAt)
 		switch age := opts.Now.Sub(c.SealedAt); {
+		case e.Duplicate != "" && opts.KeepOriginal:
+			// Both are kept whatever the archive holds, and readers take
+			// the original: reading every kept archive again on each run
+			// would make a run's cost grow with the log, not with what is
+			// new. A run without KeepOriginal verifies it (Resolve).
+			keep--
+			p.Skipped = append(p.Skipped, Skip{Seq: e.Seq, Path: e.Path,
+				Reason: "archived already; --keep-original keeps both, the archive not read again"})
 		case e.Duplicate != "":
 			keep--
 			p.Resolve = append(p.Resolve, c)
