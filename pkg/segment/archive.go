@@ -431,12 +431,13 @@ func (a *archiveFile) corrupt(format string, args ...any) error {
 
 // guard runs fn, which reads the mapping on this goroutine. The file is
 // mapped: if it is truncated while being read, touching the missing pages
-// raises SIGBUS, which would kill the process; guard turns it into an
-// error (not ErrCorrupt: the archive changed, nothing says it was bad).
+// raises SIGBUS, which would kill the process; guard turns it into the
+// *ChangedError a segment file gets (Image.Guard), at the archive file's
+// offset that had no data.
 func (a *archiveFile) guard(fn func() error) error {
 	var err error
-	if Guard(a.m, func() { err = fn() }) != nil {
-		return fmt.Errorf("%s: archive changed while it was read (truncated?)", a.path)
+	if gerr := Guard(a.m, func() { err = fn() }); gerr != nil {
+		return Changed(a.path, "read", gerr)
 	}
 	return err
 }

@@ -82,33 +82,15 @@ func (im *Image) decodeMapped() error {
 // Guard runs fn, which reads im.Data, under Guard. A fault in the mapping,
 // which is what touching a page of a mapped file that shrank raises, comes
 // back as the one error every reader of segments (OpenImage, the reader,
-// verify, inspect) reports it with: the file changed while it was read,
-// and the offset that had no data. It unwraps to the *MappingFault.
+// verify, inspect) reports it with: a *ChangedError naming the file and
+// the offset that had no data. It unwraps to the *MappingFault.
 func (im *Image) Guard(fn func()) error {
 	err := Guard(im.Data, fn)
 	if err == nil {
 		return nil
 	}
-	var mf *MappingFault // here: errors.As moves it to the heap, once per call
-	if !errors.As(err, &mf) {
-		return err
-	}
-	return &changedError{path: im.Path, fault: mf}
+	return Changed(im.Path, "read", err)
 }
-
-// changedError is Image.Guard's error. Its message ends with the offset,
-// without the fault's own message, which is the runtime's ("nil pointer
-// dereference") and would mislead.
-type changedError struct {
-	path  string
-	fault *MappingFault
-}
-
-func (e *changedError) Error() string {
-	return fmt.Sprintf("%s: changed while it was read (truncated?): no data at offset %d", e.path, e.fault.Off)
-}
-
-func (e *changedError) Unwrap() error { return e.fault }
 
 // decodeHeader decodes the header of Data and fits Data to it.
 func (im *Image) decodeHeader() {

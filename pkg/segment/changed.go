@@ -1,0 +1,40 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ChangedError is the error for a file that changed under its reader:
+// bytes it had when it was opened are gone, found by a read of its
+// mapping that faulted (Guard) or by a short read. Every reader of
+// segments and archives, and compress-finished, reports it alike —
+// the file, what was being done, and the offset that had no data — so
+// that a truncated file reads the same wherever it was found. Not
+// ErrCorrupt: the file changed, nothing says it was bad.
+type ChangedError struct {
+	Path  string
+	While string // what was being done to it: "read", "being archived"
+	Off   int64  // the offset in the file that had no data
+	Err   error  // the cause: a *MappingFault, or io.ErrUnexpectedEOF
+}
+
+// Error ends with the offset, without the cause's own message: a
+// MappingFault's is the runtime's ("nil pointer dereference"), which
+// would mislead.
+func (e *ChangedError) Error() string {
+	return fmt.Sprintf("%s: changed while it was %s (truncated?): no data at offset %d", e.Path, e.While, e.Off)
+}
+
+func (e *ChangedError) Unwrap() error { return e.Err }
+
+// Changed returns err, from Guard on a mapping of the file at path, as a
+// *ChangedError at the fault's offset; any other error (nil included)
+// unchanged.
+func Changed(path, while string, err error) error {
+	var mf *MappingFault // here: errors.As moves it to the heap, once per call
+	if err == nil || !errors.As(err, &mf) {
+		return err
+	}
+	return &ChangedError{Path: path, While: while, Off: mf.Off, Err: mf}
+}
