@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -471,26 +472,50 @@ func TestChangedOriginalIsKept(t *testing.T) {
 }
 
 // An original truncated while it is being archived (after the checks that
-// made it eligible) fails that segment with an error naming the file: no
-// archive and no temporary file are left for it, and the other segments
-// are archived.
+// made it eligible) fails that segment with an error naming the file and
+// the offset that had no data, whether a read of the file (compressing)
+// or of its mapping (here the digest of a leftover archive's original
+// that does not verify) found it: no archive and no temporary file are
+// left for it, and the other segments are archived.
 func TestTruncatedOriginalFails(t *testing.T) {
-	fx := newFixture(t, 3, segSize)
-	res, err := archive.Run(context.Background(), fx.dir, archive.Options{Jobs: 1, Observer: func(ev archive.Event) {
-		if ev.Seq == 1 && ev.Step == archive.StepStart {
-			if err := os.Truncate(ev.Original, segSize/2); err != nil {
-				t.Error(err)
+	const cut = segSize / 2
+	for _, tc := range []struct {
+		name     string
+		leftover []byte // the archive beside the original, if any
+	}{
+		{"read", nil},
+		{"mapped", []byte("not an archive")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := newFixture(t, 3, segSize)
+			if tc.leftover != nil {
+				writeFile(t, fx.zst(1), tc.leftover)
 			}
-		}
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Failed != 1 || res.Done != 1 || res.Segments[0].Err == nil || !strings.Contains(res.Segments[0].Err.Error(), fx.seg(1)) {
-		t.Fatalf("failed %d done %d: %+v", res.Failed, res.Done, res.Segments)
-	}
-	if !exists(fx.seg(1)) || exists(fx.zst(1)) || exists(fx.zst(1)+segment.TempExt) || !exists(fx.zst(2)) {
-		t.Error("want segment 1 as its (truncated) original only, segment 2 archived")
+			res, err := archive.Run(context.Background(), fx.dir, archive.Options{Jobs: 1, Observer: func(ev archive.Event) {
+				if ev.Seq == 1 && ev.Step == archive.StepStart {
+					if err := os.Truncate(ev.Original, cut); err != nil {
+						t.Error(err)
+					}
+				}
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Failed != 1 || res.Done != 1 || res.Segments[0].Err == nil {
+				t.Fatalf("failed %d done %d: %+v", res.Failed, res.Done, res.Segments)
+			}
+			// The mapping faults at the first missing byte the digest
+			// reads, at or just after the cut.
+			msg := res.Segments[0].Err.Error()
+			prefix := fx.seg(1) + ": changed while it was being archived (truncated?): no data at offset "
+			off, perr := strconv.ParseInt(strings.TrimPrefix(msg, prefix), 10, 64)
+			if !strings.HasPrefix(msg, prefix) || perr != nil || off < cut || off >= cut+4096 {
+				t.Fatalf("segment 1: %q; want %q and an offset in [%d, %d)", msg, prefix, cut, cut+4096)
+			}
+			if !exists(fx.seg(1)) || exists(fx.zst(1)+segment.TempExt) || !exists(fx.zst(2)) || exists(fx.zst(1)) != (tc.leftover != nil) {
+				t.Error("want segment 1 as its (truncated) original only (and the leftover), segment 2 archived")
+			}
+		})
 	}
 }
 

@@ -55,14 +55,18 @@ func (r *runner) do(t task) SegmentResult {
 	// touching the missing pages raises SIGBUS, which would kill the whole
 	// run. It fails this segment instead, before any archive of it exists
 	// (the mapped reads come before the temporary file is created), with
-	// Image.Guard's error: the file and the offset that had no data, as
-	// every reader of segments reports it.
+	// the file and the offset that had no data, as every reader of
+	// segments reports it (segment.ChangedError).
 	var res SegmentResult
-	if err := im.Guard(func() { res = r.archive(t, p, before, im) }); err != nil {
-		return p.fail(err)
+	if err := segment.Guard(im.Data, func() { res = r.archive(t, p, before, im) }); err != nil {
+		return p.fail(segment.Changed(t.original, changedWhile, err))
 	}
 	return res
 }
+
+// changedWhile is what compress-finished says an original that shrank
+// under it was doing (segment.ChangedError).
+const changedWhile = "being archived"
 
 // archive runs the protocol on the segment do opened: im is its image,
 // before what Lstat said of it first.

@@ -126,8 +126,8 @@ func (s *slot) encode(r *runner, o *original) ([]byte, error) {
 	defer s.zw.Reset(nil) // keep no reference to the buffer
 	for off := int64(0); off < o.size; {
 		b := s.chunk[:min(int64(len(s.chunk)), o.size-off)]
-		if n, err := o.src.ReadAt(b, off); n < len(b) {
-			return nil, fmt.Errorf("read %s at %d: %w", o.src.Name(), off+int64(n), err)
+		if err := segment.ReadAt(o.src, o.src.Name(), changedWhile, b, off); err != nil {
+			return nil, err
 		}
 		if _, err := s.zw.Write(b); err != nil {
 			return nil, fmt.Errorf("compress %s: %w", o.src.Name(), err)
@@ -172,6 +172,6 @@ func (r *runner) verify(path string, o *original) error {
 		if err != nil {
 			return err
 		}
-		return s.cmp.CompareReader(path, b, o.src, o.size)
+		return s.cmp.CompareReader(path, b, o.src.Name(), o.src, o.size)
 	})
 }

@@ -223,17 +223,20 @@ func (c *ArchiveComparer) Compare(path string, want []byte) error {
 		return err
 	}
 	defer a.close()
-	return a.guard(func() error { return c.compare(a, bytes.NewReader(want), int64(len(want))) })
+	// want is read whole: the original's name is in no error.
+	o := original{r: bytes.NewReader(want), path: "the original"}
+	return a.guard(func() error { return c.compare(a, o, int64(len(want))) })
 }
 
 // CompareReader is Compare on the archive file's content already read into
 // memory (compress-finished reads it back from the disk itself; path names
-// it in errors), against the size bytes of the original read from orig
-// (compress-finished reads the segment file with pread: on the VMs we
-// measured, the first pass over a fresh mapping of a 64 MiB file cost
-// ~45 ms more than reading it). A failure to read orig is returned as it
-// is, not as ErrCorrupt.
-func (c *ArchiveComparer) CompareReader(path string, archive []byte, orig io.ReaderAt, size int64) error {
+// it in errors), against the size bytes of the original, the file at
+// origPath, read from orig (compress-finished reads the segment file with
+// pread: on the VMs we measured, the first pass over a fresh mapping of a
+// 64 MiB file cost ~45 ms more than reading it). A failure to read orig
+// names origPath and the offset, and is not ErrCorrupt; orig shorter than
+// size is a *ChangedError (see ReadAt).
+func (c *ArchiveComparer) CompareReader(path string, archive []byte, origPath string, orig io.ReaderAt, size int64) error {
 	a := &archiveFile{path: path, m: archive}
 	if err := a.checkSize(int64(len(archive))); err != nil {
 		return err
@@ -241,10 +244,23 @@ func (c *ArchiveComparer) CompareReader(path string, archive []byte, orig io.Rea
 	if err := a.checkFrame(); err != nil {
 		return err
 	}
-	return c.compare(a, orig, size)
+	return c.compare(a, original{r: orig, path: origPath}, size)
 }
 
-func (c *ArchiveComparer) compare(a *archiveFile, orig io.ReaderAt, size int64) error {
+// original is the segment file an archive is compared with: its bytes,
+// and the name its read errors give.
+type original struct {
+	r    io.ReaderAt
+	path string
+}
+
+// read reads b at off. The ArchiveComparer serves compress-finished: a
+// file that shrank was changed while it was being archived.
+func (o original) read(b []byte, off int64) error {
+	return ReadAt(o.r, o.path, "being archived", b, off)
+}
+
+func (c *ArchiveComparer) compare(a *archiveFile, orig original, size int64) error {
 	if a.size != size {
 		return a.corrupt("frame header says %d bytes, the original has %d", a.size, size)
 	}
@@ -258,7 +274,7 @@ func (c *ArchiveComparer) compare(a *archiveFile, orig io.ReaderAt, size int64) 
 	c.orig = w.buf
 	switch {
 	case w.readErr != nil:
-		return fmt.Errorf("%s: read the original at %d to compare: %w", a.path, w.off, w.readErr)
+		return w.readErr
 	case w.diff >= 0:
 		return a.corrupt("differs from the original at offset %d", w.diff)
 	case err != nil:
@@ -278,17 +294,17 @@ func (c *ArchiveComparer) compare(a *archiveFile, orig io.ReaderAt, size int64) 
 // the original's header and footer: compress-finished removes the original
 // once the archive verifies, and a summary that is wrong then stays wrong
 // (readers take times and counts from it; verify reports it as damage).
-func (a *archiveFile) checkSummary(orig io.ReaderAt, size int64) error {
+func (a *archiveFile) checkSummary(orig original, size int64) error {
 	n := int64(len(a.m))
 	if n < SummaryFrameSize || size < HeaderSize+FooterSize {
 		return nil
 	}
 	var want [HeaderSize + FooterSize]byte
-	if _, err := orig.ReadAt(want[:HeaderSize], 0); err != nil {
-		return fmt.Errorf("%s: read the original's header to compare: %w", a.path, err)
+	if err := orig.read(want[:HeaderSize], 0); err != nil {
+		return err
 	}
-	if _, err := orig.ReadAt(want[HeaderSize:], size-FooterSize); err != nil {
-		return fmt.Errorf("%s: read the original's footer to compare: %w", a.path, err)
+	if err := orig.read(want[HeaderSize:], size-FooterSize); err != nil {
+		return err
 	}
 	return matchSummary(a.path, n-SummaryFrameSize, a.m[n-SummaryFrameSize:], want[:HeaderSize], want[HeaderSize:])
 }
@@ -298,7 +314,7 @@ func (a *archiveFile) checkSummary(orig io.ReaderAt, size int64) error {
 // else -1), at anything past the original's size, or at a failure to read
 // the original (readErr).
 type compareWriter struct {
-	orig    io.ReaderAt
+	orig    original
 	size    int64
 	buf     []byte
 	off     int64
@@ -315,10 +331,7 @@ func (w *compareWriter) Write(p []byte) (int, error) {
 		w.buf = make([]byte, n)
 	}
 	want := w.buf[:n]
-	if m, err := w.orig.ReadAt(want, w.off); m < n {
-		if err == nil || errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF // the original is shorter than it was
-		}
+	if err := w.orig.read(want, w.off); err != nil {
 		w.readErr = err
 		return 0, err
 	}

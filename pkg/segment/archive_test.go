@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -362,17 +363,27 @@ func TestArchiveComparer(t *testing.T) {
 		{"shorter original", orig[:len(orig)-1], fmt.Sprintf("the original has %d", len(orig)-1)},
 		{"longer original", append(append([]byte{}, orig...), 0), fmt.Sprintf("the original has %d", len(orig)+1)},
 	} {
-		for _, err := range []error{c.Compare(p, tc.want), c.CompareReader(p, data, bytes.NewReader(tc.want), int64(len(tc.want)))} {
+		for _, err := range []error{c.Compare(p, tc.want), c.CompareReader(p, data, "orig.seg", bytes.NewReader(tc.want), int64(len(tc.want)))} {
 			if !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), tc.says) {
 				t.Errorf("%s: got %v, want ErrCorrupt naming %s and saying %q", tc.name, err, p, tc.says)
 			}
 		}
 	}
-	// An original that cannot be read whole is an I/O failure, not damage
-	// of the archive: the caller must not replace the archive for it.
-	if err := c.CompareReader(p, data, bytes.NewReader(orig[:len(orig)/2]), int64(len(orig))); err == nil ||
-		errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), p) {
-		t.Errorf("original unreadable past its middle: got %v, want a non-ErrCorrupt error naming %s", err, p)
+	// An original that cannot be read whole is not damage of the archive
+	// (the caller must not replace the archive for it): the original
+	// changed (it is shorter than it was), or could not be read. Either
+	// names the original and the offset it could not read.
+	half := int64(len(orig) / 2)
+	var ce *segment.ChangedError
+	err = c.CompareReader(p, data, "orig.seg", bytes.NewReader(orig[:half]), int64(len(orig)))
+	want := fmt.Sprintf("orig.seg: changed while it was being archived (truncated?): no data at offset %d", half)
+	if err == nil || err.Error() != want || errors.Is(err, segment.ErrCorrupt) || !errors.As(err, &ce) || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("original shorter than its size: got %v, want %q, a *ChangedError", err, want)
+	}
+	err = c.CompareReader(p, data, "orig.seg", failingReaderAt{orig, half}, int64(len(orig)))
+	want = fmt.Sprintf("orig.seg: read at offset %d: %v", half, errFailingRead)
+	if err == nil || err.Error() != want || errors.Is(err, segment.ErrCorrupt) || !errors.Is(err, errFailingRead) {
+		t.Errorf("original unreadable past its middle: got %v, want %q", err, want)
 	}
 	if err := c.Compare(p, orig); err != nil {
 		t.Errorf("after failures: %v", err)
@@ -391,7 +402,7 @@ func TestArchiveComparer(t *testing.T) {
 		{"another segment's summary", segment.AppendSummary(slices.Clone(packed), other), "does not match the segment's header and footer"},
 	} {
 		writeFile(t, p, tc.data)
-		for _, err := range []error{c.Compare(p, orig), c.CompareReader(p, tc.data, bytes.NewReader(orig), int64(len(orig)))} {
+		for _, err := range []error{c.Compare(p, orig), c.CompareReader(p, tc.data, "orig.seg", bytes.NewReader(orig), int64(len(orig)))} {
 			if !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), tc.says) {
 				t.Errorf("%s: got %v, want ErrCorrupt naming %s and saying %q", tc.name, err, p, tc.says)
 			}
@@ -443,7 +454,7 @@ func compareAgrees(t *testing.T, c *segment.ArchiveComparer, p string, orig []by
 	if err != nil {
 		t.Fatal(err)
 	}
-	berr := c.CompareReader(p, data, bytes.NewReader(orig), int64(len(orig)))
+	berr := c.CompareReader(p, data, "orig.seg", bytes.NewReader(orig), int64(len(orig)))
 	if (berr == nil) != (cerr == nil) {
 		t.Fatalf("Compare: %v, but CompareReader: %v", cerr, berr)
 	}
@@ -489,4 +500,23 @@ func TestArchiveImageCloseUnmaps(t *testing.T) {
 func flipLast(b []byte, back int) []byte {
 	b[len(b)-back] ^= 0xff
 	return b
+}
+
+var errFailingRead = errors.New("input/output error")
+
+// failingReaderAt reads b up to at, and fails there.
+type failingReaderAt struct {
+	b  []byte
+	at int64
+}
+
+func (r failingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off >= r.at {
+		return 0, errFailingRead
+	}
+	n := copy(p, r.b[off:r.at])
+	if n < len(p) {
+		return n, errFailingRead
+	}
+	return n, nil
 }

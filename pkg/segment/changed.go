@@ -3,6 +3,8 @@ package segment
 import (
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 )
 
 // ChangedError is the error for a file that changed under its reader:
@@ -37,4 +39,27 @@ func Changed(path, while string, err error) error {
 		return err
 	}
 	return &ChangedError{Path: path, While: while, Off: mf.Off, Err: mf}
+}
+
+// ReadAt reads len(b) bytes at off from r, the file at path, where the
+// caller knows the file had them when it was opened. A short read is the
+// file having shrunk since: a *ChangedError at the first offset that had
+// no data, wrapping io.ErrUnexpectedEOF. Any other failure is returned
+// naming the file and the offset too (not ErrCorrupt either way).
+func ReadAt(r io.ReaderAt, path, while string, b []byte, off int64) error {
+	n, err := r.ReadAt(b, off)
+	if n == len(b) {
+		return nil
+	}
+	at := off + int64(n)
+	if err == nil || errors.Is(err, io.EOF) {
+		return &ChangedError{Path: path, While: while, Off: at, Err: io.ErrUnexpectedEOF}
+	}
+	// An *os.File's error names the file again ("read PATH: ..."): said
+	// once, first.
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == path {
+		err = pe.Err
+	}
+	return fmt.Errorf("%s: read at offset %d: %w", path, at, err)
 }
