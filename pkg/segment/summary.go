@@ -64,10 +64,7 @@ func readArchiveSummary(path string) (Footer, error) {
 		return Footer{}, err
 	}
 	_, ft, err := decodeSummary(b[:])
-	if err != nil && !errors.Is(err, errNoSummary) {
-		err = fmt.Errorf("%s: summary at %d: %w", path, at, err)
-	}
-	return ft, err
+	return ft, summaryError(path, at, err)
 }
 
 // readSummaryFrame reads the last SummaryFrameSize bytes of the archive at
@@ -88,24 +85,51 @@ func readSummaryFrame(path string) (b [SummaryFrameSize]byte, at int64, err erro
 	return b, at, nil
 }
 
-// decodeSummary parses a summary frame.
+// decodeSummary parses a summary frame. Damage is a *CorruptError whose
+// offset is in the frame b (summaryError places it in the archive).
 func decodeSummary(b []byte) (Header, Footer, error) {
 	if le.Uint32(b[0:]) != summaryMagic || le.Uint32(b[4:]) != SummaryFrameSize-8 {
 		return Header{}, Footer{}, errNoSummary
 	}
 	if string(b[8:16]) != summaryTag {
 		// Our frame's magic and size: a damaged tag, not someone else's.
-		return Header{}, Footer{}, fmt.Errorf("bad summary tag %q: %w", b[8:16], ErrCorrupt)
+		return Header{}, Footer{}, corrupt(8, "bad summary tag %q", b[8:16])
 	}
 	if got, want := le.Uint32(b[SummaryFrameSize-4:]), crc32.Checksum(b[8:SummaryFrameSize-4], castagnoli); got != want {
-		return Header{}, Footer{}, fmt.Errorf("checksum mismatch (stored %08x, computed %08x): %w", got, want, ErrCorrupt)
+		return Header{}, Footer{}, corrupt(SummaryFrameSize-4, "checksum mismatch (stored %08x, computed %08x)", got, want)
 	}
+	// The copies' errors give offsets in the segment file: moved to
+	// where the copies are in b.
 	h, err := DecodeHeader(b[16 : 16+HeaderSize])
 	if err != nil {
-		return Header{}, Footer{}, err
+		return Header{}, Footer{}, movedBy(err, 16)
 	}
 	ft, err := decodeFooterAt(b[16+HeaderSize:], h)
-	return h, ft, err
+	return h, ft, movedBy(err, 16+HeaderSize-(h.Size-FooterSize))
+}
+
+// movedBy is err with its offset moved by d when it is a *CorruptError;
+// other errors (nil, ErrNoFooter) unchanged.
+func movedBy(err error, d int64) error {
+	var ce *CorruptError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	c := *ce
+	c.Offset += d
+	return &c
+}
+
+// summaryError is err, from decodeSummary of the summary frame at offset
+// at of the archive at path, naming the archive and the offset in it of
+// the damage, and saying it is in the summary; errNoSummary and
+// ErrNoFooter unchanged.
+func summaryError(path string, at int64, err error) error {
+	var ce *CorruptError
+	if !errors.As(err, &ce) {
+		return err
+	}
+	return &CorruptError{Path: path, Offset: at + ce.Offset, Reason: "archive summary: " + ce.Reason}
 }
 
 // CheckSummary reports whether an archived image's summary, if it has
@@ -142,7 +166,7 @@ func matchSummary(path string, at int64, b, hdr, foot []byte) error {
 	case errors.Is(err, errNoSummary):
 		return nil
 	case err != nil && !errors.Is(err, ErrNoFooter):
-		return &CorruptError{Path: path, Offset: at, Reason: "archive summary: " + err.Error()}
+		return summaryError(path, at, err)
 	case !bytes.Equal(b[16:16+HeaderSize], hdr) || foot != nil && !bytes.Equal(b[16+HeaderSize:SummaryFrameSize-4], foot):
 		return &CorruptError{Path: path, Offset: at, Reason: "archive summary does not match the segment's header and footer"}
 	}
@@ -209,8 +233,10 @@ func ReadHeader(path string) (Header, error) {
 		// The summary is a copy, never the truth: a damaged one costs
 		// a decompression, not the header.
 		h, err := readArchiveHeader(path)
-		if err != nil && !errors.Is(serr, errNoSummary) {
-			return Header{}, fmt.Errorf("%w (and its summary at %d: %w)", err, at, serr)
+		var ce *CorruptError
+		if err != nil && errors.As(summaryError(path, at, serr), &ce) {
+			// The file named once, first (err's).
+			return Header{}, fmt.Errorf("%w (and at offset %d: %s)", err, ce.Offset, ce.Reason)
 		}
 		return h, err
 	}

@@ -3,6 +3,7 @@ package segment_test
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"os"
 	"path/filepath"
@@ -153,6 +154,15 @@ func TestArchiveSummaryByteFlips(t *testing.T) {
 		if i-at >= 8 && cerr == nil {
 			t.Fatalf("byte %d of the summary flipped: CheckSummary found nothing", i-at)
 		}
+		// Named at the archive's offset of what is found damaged: the
+		// tag, checked first, else the checksum.
+		wantOff := len(good) - 4
+		if i-at < 16 {
+			wantOff = at + 8
+		}
+		if want := fmt.Sprintf("%s: offset %d: archive summary: ", p, wantOff); cerr != nil && !strings.HasPrefix(cerr.Error(), want) {
+			t.Fatalf("byte %d of the summary flipped: CheckSummary %v; want %q…", i-at, cerr, want)
+		}
 	}
 }
 
@@ -202,24 +212,33 @@ func readHeaderDamagedSummary(t *testing.T, p string, orig []byte, want segment.
 	t.Helper()
 	good := segment.AppendSummary(compress(t, orig), orig)
 	at := len(good) - segment.SummaryFrameSize
+	crc := len(good) - 4 // the summary's checksum
 	for _, tc := range []struct {
 		what   string
 		damage func(s []byte)
+		// ReadFooter's error: the archive file's offset of the damage
+		// found, and what it says.
+		off  int
+		says string
 	}{
-		{"tag", func(s []byte) { s[8] ^= 1 }},
-		{"header copy", func(s []byte) { s[16+10] ^= 1 }},
-		{"footer copy", func(s []byte) { s[16+segment.HeaderSize+3] ^= 1 }},
-		{"checksum", func(s []byte) { s[len(s)-1] ^= 1 }},
+		{"tag", func(s []byte) { s[8] ^= 1 }, at + 8, "bad summary tag"},
+		{"header copy", func(s []byte) { s[16+10] ^= 1 }, crc, "checksum mismatch"},
+		{"footer copy", func(s []byte) { s[16+segment.HeaderSize+3] ^= 1 }, crc, "checksum mismatch"},
+		{"checksum", func(s []byte) { s[len(s)-1] ^= 1 }, crc, "checksum mismatch"},
 		{"header copy, checksum recomputed", func(s []byte) {
 			s[16+10] ^= 1
 			binary.LittleEndian.PutUint32(s[len(s)-4:], crc32.Checksum(s[8:len(s)-4], crc32.MakeTable(crc32.Castagnoli)))
-		}},
+		}, at + 16 + 60, "header checksum mismatch"},
 	} {
 		bad := append([]byte{}, good...)
 		tc.damage(bad[at:])
 		writeFile(t, p, bad)
-		if _, err := segment.ReadFooter(p); err == nil {
+		_, err := segment.ReadFooter(p)
+		if err == nil {
 			t.Fatalf("summary's %s damaged: ReadFooter trusted it", tc.what)
+		}
+		if want := fmt.Sprintf("%s: offset %d: archive summary: %s", p, tc.off, tc.says); !strings.HasPrefix(err.Error(), want) || !errors.Is(err, segment.ErrCorrupt) {
+			t.Errorf("summary's %s damaged: ReadFooter %v; want %q…, ErrCorrupt", tc.what, err, want)
 		}
 		if h, err := segment.ReadHeader(p); err != nil || h != want {
 			t.Errorf("summary's %s damaged: ReadHeader %+v, %v; want %+v", tc.what, h, err, want)
@@ -241,9 +260,10 @@ func readHeaderDamagedSummary(t *testing.T, p string, orig []byte, want segment.
 	both := segment.AppendSummary(compress(t, badHeader), orig)
 	both[len(both)-1] ^= 1
 	writeFile(t, p, both)
+	summary := fmt.Sprintf(" (and at offset %d: archive summary: checksum mismatch", len(both)-4)
 	if _, err := segment.ReadHeader(p); !errors.Is(err, segment.ErrCorrupt) ||
-		!strings.HasPrefix(err.Error(), p+":") || strings.Count(err.Error(), p) != 1 || !strings.Contains(err.Error(), "summary") {
-		t.Errorf("summary and content header damaged: %v; want ErrCorrupt naming the file once, and the summary", err)
+		!strings.HasPrefix(err.Error(), p+":") || strings.Count(err.Error(), p) != 1 || !strings.Contains(err.Error(), summary) {
+		t.Errorf("summary and content header damaged: %v; want ErrCorrupt naming the file once, and the summary's offset: %q", err, summary)
 	}
 }
 
