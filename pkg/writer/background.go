@@ -324,18 +324,11 @@ func (sl *sealer) backlog(c *seg) int {
 }
 
 // faultErr is the error for a fault (from segment.Guard) in any of the
-// sealer's reads of s, so that each read names it alike.
+// sealer's reads of s, so that each read names it alike, and as every
+// reader of segments does (segment.ChangedError): the file, and the
+// offset that had no data.
 func faultErr(s *seg, err error) error {
-	return fmt.Errorf("seal %s: the mapped file faulted at offset %d (truncated or replaced while mapped?): %w", s.path, faultOff(err), err)
-}
-
-// faultOff is the offset of a segment.MappingFault.
-func faultOff(err error) int64 {
-	var mf *segment.MappingFault
-	if errors.As(err, &mf) {
-		return mf.Off
-	}
-	return -1
+	return segment.Changed(s.path, "being sealed", err)
 }
 
 // doIO runs a seal or release, marked as I/O for drain. Progress is
