@@ -273,11 +273,11 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 				if faulted.ok && rec.Position.Seq == faulted.seq {
 					continue // read ahead of the fault, beyond it: gone too
 				}
-				if payload, perr = payloadCopy(payload, &rec); perr != nil {
+				if payload, perr = payloadCopy(payload, &rec, dir); perr != nil {
 					out.Flush()
 					unreadable++
 					faulted.seq, faulted.ok = rec.Position.Seq, true
-					fmt.Fprintf(stderr, "auditseg tail: %s: %v\n", segmentPath(dir, rec.Position.Seq), perr)
+					fmt.Fprintf(stderr, "auditseg tail: %v\n", perr)
 					continue
 				}
 				if err := pr.print(&rec); err != nil {
@@ -376,23 +376,25 @@ func unreadableSegment(d reader.Damage) bool {
 }
 
 // payloadCopy copies rec's payload into buf, under segment.Guard, and
-// points rec at the copy. The payload is in the segment's mapping, and a
+// points rec at the copy; dir is the log's argument (segmentPath). The payload is in the segment's mapping, and a
 // file truncated since the reader walked the record (an operator, a
 // damaged file system) raises SIGBUS on its missing pages, which would
 // kill tail; the copy also keeps a partly read payload out of the output.
 // The bulk replay copies under the reader's own guard. The records read
 // ahead after a faulting one are beyond it, in pages gone too: tail skips
 // them (faulted).
-func payloadCopy(buf []byte, rec *reader.Record) ([]byte, error) {
+func payloadCopy(buf []byte, rec *reader.Record, dir string) ([]byte, error) {
 	src := rec.Payload
 	if err := segment.Guard(src, func() { buf = append(buf[:0], src...) }); err != nil {
 		var mf *segment.MappingFault // here, not above: errors.As moves it to the heap
 		if !errors.As(err, &mf) {
 			return buf, err
 		}
+		// The fault's offset is in the payload: the file's is past the
+		// record's frame header.
 		p := rec.Position
-		return buf, fmt.Errorf("changed while it was read (truncated?): no data at offset %d; the record at %v and the rest of the segment were not printed",
-			p.Offset+segment.FrameHeaderSize+mf.Off, p)
+		ce := &segment.ChangedError{Path: segmentPath(dir, p.Seq), While: "read", Off: p.Offset + segment.FrameHeaderSize + mf.Off, Err: mf}
+		return buf, fmt.Errorf("%w; the record at %v and the rest of the segment were not printed", ce, p)
 	}
 	rec.Payload = buf
 	return buf, nil

@@ -35,7 +35,7 @@ func TestPayloadOfTruncatedSegment(t *testing.T) {
 	frame := int64(40 << 10)
 	rec := reader.Record{Position: segment.Position{Seq: 7, Offset: frame}, Payload: m[frame+segment.FrameHeaderSize : frame+segment.FrameHeaderSize+100]}
 
-	buf, err := payloadCopy(nil, &rec)
+	buf, err := payloadCopy(nil, &rec, path)
 	if err != nil || string(rec.Payload) != strings.Repeat("x", 100) || &rec.Payload[0] != &buf[0] {
 		t.Fatalf("intact payload: %v, %q", err, rec.Payload)
 	}
@@ -44,8 +44,8 @@ func TestPayloadOfTruncatedSegment(t *testing.T) {
 	if err := os.Truncate(path, 32<<10); err != nil {
 		t.Fatal(err)
 	}
-	_, err = payloadCopy(buf, &rec)
-	want := "changed while it was read (truncated?): no data at offset 40984; the record at 7:40960 "
+	_, err = payloadCopy(buf, &rec, path)
+	want := path + ": changed while it was read (truncated?): no data at offset 40984; the record at 7:40960 "
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("truncated: %v, want %q…", err, want)
 	}
@@ -60,7 +60,7 @@ func TestPayloadCopyAllocatesNothing(t *testing.T) {
 	buf := make([]byte, 0, 4096)
 	allocs := testing.AllocsPerRun(1000, func() {
 		r := rec
-		buf, _ = payloadCopy(buf, &r)
+		buf, _ = payloadCopy(buf, &r, "")
 	})
 	if allocs != 0 {
 		t.Errorf("payloadCopy: %v allocations per record, want 0", allocs)
