@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -290,6 +291,10 @@ func TestResolvesOriginalBesideArchive(t *testing.T) {
 		!exists(fx.seg(3)) || !exists(fx.zst(3)) {
 		t.Errorf("segment 3: %+v", got[3])
 	}
+	// The archive named once, first, with the offset where it differs.
+	if msg := got[3].Err.Error(); !strings.HasPrefix(msg, fx.zst(3)+": differs from the original at offset ") || strings.Count(msg, fx.zst(3)) != 1 {
+		t.Errorf("segment 3: %q; want the archive named once, first, and the first differing offset", msg)
+	}
 	if got[4].Outcome != archive.Recompressed || exists(fx.seg(4)) || res.Failed != 1 || res.Done != 3 {
 		t.Errorf("segment 4: %+v; done %d failed %d", got[4], res.Done, res.Failed)
 	}
@@ -469,6 +474,35 @@ func TestChangedOriginalIsKept(t *testing.T) {
 		t.Error("want segment 1 as original and archive, segment 2 archived")
 	}
 	fx.checkSafe(t)
+}
+
+// An original whose footer is damaged after the plan chose it fails with
+// the damage named once: the file, the offset, what is wrong.
+func TestFooterDamagedAfterPlanFails(t *testing.T) {
+	fx := newFixture(t, 3, segSize)
+	res, err := archive.Run(context.Background(), fx.dir, archive.Options{Jobs: 1, Observer: func(ev archive.Event) {
+		if ev.Step == archive.StepPlanned {
+			f, err := os.OpenFile(fx.seg(1), os.O_WRONLY, 0)
+			if err == nil {
+				_, err = f.WriteAt([]byte("XX"), segSize-segment.FooterSize)
+				f.Close()
+			}
+			if err != nil {
+				t.Error(err)
+			}
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("%s: offset %d: bad footer magic", fx.seg(1), segSize-segment.FooterSize)
+	if res.Failed != 1 || res.Segments[0].Err == nil || !strings.HasPrefix(res.Segments[0].Err.Error(), want) ||
+		strings.Count(res.Segments[0].Err.Error(), fx.seg(1)) != 1 {
+		t.Fatalf("failed %d: %+v; want segment 1 failed with %q…", res.Failed, res.Segments, want)
+	}
+	if !exists(fx.seg(1)) || exists(fx.zst(1)) || !exists(fx.zst(2)) {
+		t.Error("want segment 1 as its original only, segment 2 archived")
+	}
 }
 
 // An original truncated while it is being archived (after the checks that

@@ -78,8 +78,11 @@ func (r *runner) archive(t task, p *progress, before os.FileInfo, im *segment.Im
 		return fail(err)
 	}
 	f, err := im.Footer()
+	if errors.Is(err, segment.ErrNoFooter) {
+		err = fmt.Errorf("%s: %w", t.original, err) // the one error without the file's name
+	}
 	if err != nil {
-		return fail(fmt.Errorf("%s: not compressed: %w", t.original, err))
+		return fail(err)
 	}
 	src, err := openOriginal(t.original, before, int64(len(im.Data)))
 	if err != nil {
@@ -280,8 +283,10 @@ func (r *runner) resolve(t task, o *original, f segment.Footer, step func(Step))
 		return false, aerr // cannot read it now; that says nothing about its content
 	}
 	if segment.Digest(f.PrevDigest, o.im.Data, f.EndOffset) != f.Digest {
-		return false, fmt.Errorf("%s: %v, and the original %s fails its digest: both left for inspection (run auditseg verify)",
-			t.archive, aerr, t.original)
+		// aerr names the archive first, and where it differs. %v: the
+		// failure is not the archive's damage alone.
+		return false, fmt.Errorf("%v, and the original %s fails its digest: both left for inspection (run auditseg verify)",
+			aerr, t.original)
 	}
 	r.opts.Logger.Warn("compress-finished: leftover archive does not verify; replacing it",
 		"archive", t.archive, "original", t.original, "reason", aerr)
