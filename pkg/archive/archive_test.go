@@ -329,8 +329,8 @@ func TestUnverifiedArchiveNeverReplacesOriginal(t *testing.T) {
 			if res.Failed != 1 || res.Done != 2 || res.Segments[1].Err == nil {
 				t.Fatalf("failed %d done %d: %+v", res.Failed, res.Done, res.Segments)
 			}
-			if e := res.Segments[1].Err; !errors.Is(e, segment.ErrCorrupt) || !strings.Contains(e.Error(), segment.ArchiveName(2)) {
-				t.Errorf("error %v", e)
+			if e := res.Segments[1].Err; !errors.Is(e, segment.ErrCorrupt) || !strings.HasPrefix(e.Error(), fx.zst(2)+segment.TempExt+": ") {
+				t.Errorf("error %v; want ErrCorrupt, the temporary archive named first", e)
 			}
 			if !exists(fx.seg(2)) || exists(fx.zst(2)) || exists(fx.zst(2)+segment.TempExt) {
 				t.Error("segment 2: want the original only")

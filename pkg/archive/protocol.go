@@ -230,8 +230,11 @@ func (r *runner) compress(t task, o *original, step func(Step)) (written os.File
 	if err := r.ctx.Err(); err != nil {
 		return nil, err
 	}
+	// Not wrapped: every error of the verification names the file it is
+	// about first (the temporary archive, or the original), and the
+	// report prints it as the line's start.
 	if err := r.verify(tmp, o); err != nil {
-		return nil, fmt.Errorf("verify archive: %w", err)
+		return nil, err
 	}
 	step(StepVerified)
 
