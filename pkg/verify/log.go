@@ -28,6 +28,9 @@ type unit struct {
 	// gone holds the numbers of segments listed and then removed before
 	// they could be opened (retention), to tell their holes from gaps.
 	gone map[uint64]bool
+	// older is which of the results removedWhileRead found gone: one
+	// listing, so they stay gone (segment.Gone).
+	older segment.Gone
 }
 
 type job struct {

@@ -1,9 +1,5 @@
 package verify
 
-import (
-	"github.com/auditseg/auditseg/pkg/segment"
-)
-
 // removedWhileRead reports whether the hole before r, the i-th result of
 // u, was made by retention while the log was read, not a gap: every
 // segment in it was listed and then gone when it was to be opened, and
@@ -17,10 +13,5 @@ func removedWhileRead(u *unit, i int, r *result) bool {
 			return false
 		}
 	}
-	for k := i - 1; k >= 0; k-- { // the newest first: the likeliest to stay
-		if segment.Present(u.dir, u.results[k].order) {
-			return false
-		}
-	}
-	return true
+	return !u.older.OlderPresent(u.dir, i, func(k int) uint64 { return u.results[k].order })
 }

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -94,5 +95,65 @@ func TestRemovedInTheMiddleIsAGap(t *testing.T) {
 	rep = mustDir(t, l.dir, o)
 	if rep.Totals.Findings[Gap] != 1 || rep.ExitCode(false) != 1 {
 		t.Fatalf("segment 1 still there, 2..4 gone: exit %d, findings:\n%s", rep.ExitCode(false), summary(rep))
+	}
+}
+
+// Retention removes 3k+1 segments while verify reads them, k of them (3,
+// 6, 9...) before verify opens them and the others after it read them: k
+// holes, each with every older segment gone. None is a gap. Each hole
+// used to look at every older segment read again (segment.Gone).
+func TestRetentionManyHoles(t *testing.T) {
+	const k = 20
+	l := newTestLog(t)
+	for range 3*k + 1 {
+		l.sealed(1)
+	}
+	rm := func(s uint64) {
+		if err := os.Remove(filepath.Join(l.dir, segment.FileName(s))); err != nil {
+			t.Error(err)
+		}
+	}
+	calls := uint64(0)
+	o := Options{Workers: 1, Quick: true, Progress: func(_, _ int64) {
+		calls++ // segment calls is done; the worker has taken calls+1 at most
+		switch calls % 3 {
+		case 1:
+			rm(calls)
+			if calls < 3*k {
+				rm(calls + 2)
+			}
+		case 2:
+			rm(calls)
+		}
+	}}
+	rep := mustDir(t, l.dir, o)
+	if len(rep.Findings) != 0 || rep.ExitCode(false) != 0 || len(rep.Segments) != 2*k+1 {
+		t.Fatalf("exit %d, %d segments, findings:\n%s", rep.ExitCode(false), len(rep.Segments), summary(rep))
+	}
+}
+
+// BenchmarkRemovedWhileRead places n results of a log whose segments are
+// all gone, a hole above every other one: each hole asks whether an older
+// segment stayed. ns/segment stays flat as n grows when each segment is
+// looked at once; it grew with n when every hole looked at every older
+// segment.
+func BenchmarkRemovedWhileRead(b *testing.B) {
+	for _, n := range []int{64, 256} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			dir := b.TempDir()
+			for b.Loop() {
+				u := &unit{dir: dir, gone: map[uint64]bool{}}
+				for i := range n {
+					u.results = append(u.results, &result{order: uint64(2*i + 1)})
+					u.gone[uint64(2*i+2)] = true
+				}
+				for i := 1; i < n; i++ {
+					if !removedWhileRead(u, i, u.results[i]) {
+						b.Fatalf("hole below result %d: a gap in an empty directory", i)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/segment")
+		})
 	}
 }
