@@ -224,7 +224,9 @@ func (r *Reader) relist() error {
 	if err != nil {
 		return err
 	}
-	r.list, r.listAt = l.Segments, time.Now()
+	// Gone is of one listing: a number the new one holds again was made
+	// again (segment.Gone).
+	r.list, r.listAt, r.older = l.Segments, time.Now(), segment.Gone{}
 	return nil
 }
 

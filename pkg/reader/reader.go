@@ -218,6 +218,7 @@ type Reader struct {
 
 	list   []segment.Entry // the last directory listing
 	listAt time.Time
+	older  segment.Gone // which of list olderPresent found gone
 	// dirF is dir, held open from the first listing: its inode cannot be
 	// reused while it is open, so a directory made again at the path has
 	// another (SameLog compares them).

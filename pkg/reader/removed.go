@@ -102,12 +102,8 @@ func (r *Reader) removedBelow(below, seq uint64) bool {
 // hole above a segment that stays was not made by it, however the
 // segments right below the hole went. The newest are looked at first,
 // where one that stays is likeliest; a stale listing's entries that
-// retention removed since are found gone.
+// retention removed since are found gone, once: the holes after it do not
+// look at them again (segment.Gone).
 func (r *Reader) olderPresent(seq uint64) bool {
-	for i := r.entryAtLeast(seq) - 1; i >= 0; i-- {
-		if r.exists(r.list[i].Seq) {
-			return true
-		}
-	}
-	return false
+	return r.older.OlderPresent(r.dir, r.entryAtLeast(seq), func(k int) uint64 { return r.list[k].Seq })
 }
