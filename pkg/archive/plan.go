@@ -52,9 +52,10 @@ type Skip struct {
 	// is by design (the newest segment, --keep, --min-age, not sealed
 	// yet), or Err is set.
 	Damaged bool
-	// Err: the file could not be read (permissions, an I/O error). Nobody
-	// can tell whether it should have been archived, so Run reports the
-	// segment as failed.
+	// Err: the file could not be read (permissions, an I/O error), or it
+	// changed while it was read (a *segment.ChangedError: truncated).
+	// Nobody can tell whether it should have been archived, so Run
+	// reports the segment as failed.
 	Err error
 }
 
@@ -151,15 +152,33 @@ func archivePath(e segment.Entry) string {
 
 // inspect returns the footer and size of a sealed, well-formed segment
 // file, or why it is to be skipped (Skip's Reason, Damaged and Err).
-func inspect(path string) (f segment.Footer, size int64, skip Skip) {
+func inspect(path string) (segment.Footer, int64, Skip) {
 	im, err := segment.OpenImage(path)
+	return inspectImage(path, im, err)
+}
+
+// inspectImage is inspect of what OpenImage(path) returned (apart so that
+// a test can truncate the file between OpenImage and the footer's read,
+// which nothing else can time).
+//
+// A file truncated under the plan is met at OpenImage's read of the header
+// or at the read of the footer here, whichever the truncation came
+// before, and is judged alike either way (segment.ChangedError): nobody
+// can tell whether it was to be archived, as for a file that cannot be
+// read, so the run fails it, as it does when the truncation comes while
+// the segment is compressed. It is not damage (what it held is gone from
+// under the read, not found bad: skipping it with a warning would let a
+// run pass over records lost meanwhile), nor retention (which removes
+// files, and is skipped).
+func inspectImage(path string, im *segment.Image, err error) (f segment.Footer, size int64, skip Skip) {
 	var errno syscall.Errno
+	var changed *segment.ChangedError
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		// Removed since the listing: retention, or another tool.
 		return f, 0, Skip{Reason: "removed since the directory was listed"}
-	case errors.As(err, &errno) && !errors.Is(err, segment.ErrCorrupt):
-		return f, 0, Skip{Reason: fmt.Sprintf("cannot read: %v", err), Err: err}
+	case errors.As(err, &changed), errors.As(err, &errno) && !errors.Is(err, segment.ErrCorrupt):
+		return f, 0, unreadable(err)
 	case err != nil:
 		return f, 0, Skip{Reason: fmt.Sprintf("cannot open: %v", err), Damaged: true}
 	}
@@ -167,11 +186,9 @@ func inspect(path string) (f segment.Footer, size int64, skip Skip) {
 	if err := im.Check(); err != nil {
 		return f, 0, Skip{Reason: fmt.Sprintf("damaged (run auditseg verify): %v", err), Damaged: true}
 	}
-	// Under the guard: the file may have shrunk since it was mapped (a
-	// fault would kill the run). Nobody can tell then whether it was to
-	// be archived: a read error.
+	// Under the guard: a fault would kill the run.
 	if gerr := im.Guard(func() { f, err = im.Footer() }); gerr != nil {
-		return f, 0, Skip{Reason: fmt.Sprintf("cannot read: %v", gerr), Err: gerr}
+		return f, 0, unreadable(gerr)
 	}
 	switch {
 	case errors.Is(err, segment.ErrNoFooter):
@@ -181,3 +198,5 @@ func inspect(path string) (f segment.Footer, size int64, skip Skip) {
 	}
 	return f, im.FileSize, Skip{}
 }
+
+func unreadable(err error) Skip { return Skip{Reason: fmt.Sprintf("cannot read: %v", err), Err: err} }
