@@ -248,7 +248,7 @@ func TestTailUnreadableSegmentIsAnIOError(t *testing.T) {
 		d    reader.Damage
 		want bool
 	}{
-		{reader.Damage{Kind: reader.DamageSegment, Err: fmt.Errorf("%s: cannot open segment: %w", open.Path, open)}, true},
+		{reader.Damage{Kind: reader.DamageSegment, Err: segment.FileError(open.Path, "cannot open segment", open)}, true},
 		{reader.Damage{Kind: reader.DamageSegment, Err: fmt.Errorf("file changed while it was read: %w", errors.New("fault"))}, true},
 		{reader.Damage{Kind: reader.DamageSegment, Err: &segment.CorruptError{Path: open.Path, Offset: 8, Reason: "bad version"}}, false},
 		{reader.Damage{Kind: reader.DamageTorn, Err: &segment.CorruptError{Path: open.Path, Offset: 64, Reason: "frame checksum mismatch"}}, false},

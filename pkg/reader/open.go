@@ -143,7 +143,7 @@ func (r *Reader) openSeg(e segment.Entry, below uint64) (*seg, bool) {
 	im, salvaged, err := openSalvaging(e.Path, im, err)
 	if err != nil {
 		r.skipUnreadable(e)
-		r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(err), Err: fmt.Errorf("%s: cannot open segment: %w", e.Path, err)})
+		r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(err), Err: segment.FileError(e.Path, "cannot open segment", err)})
 		return nil, false
 	}
 	if salvaged != nil && !r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(salvaged),

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 )
 
 // ChangedError is the error for a file that changed under its reader:
@@ -55,11 +54,5 @@ func ReadAt(r io.ReaderAt, path, while string, b []byte, off int64) error {
 	if err == nil || errors.Is(err, io.EOF) {
 		return &ChangedError{Path: path, While: while, Off: at, Err: io.ErrUnexpectedEOF}
 	}
-	// An *os.File's error names the file again ("read PATH: ..."): said
-	// once, first.
-	var pe *fs.PathError
-	if errors.As(err, &pe) && pe.Path == path {
-		err = pe.Err
-	}
-	return fmt.Errorf("%s: read at offset %d: %w", path, at, err)
+	return readError(path, at, err)
 }

@@ -124,7 +124,7 @@ func ReadImage(path string, buf []byte) (*Image, error) {
 	im := &Image{Path: path, FileSize: st.Size(), info: st, release: func() error { return nil }}
 	n, err := f.ReadAt(buf[:im.FileSize], 0)
 	if err != nil && !(errors.Is(err, io.EOF) && int64(n) < im.FileSize) {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+		return nil, readError(path, int64(n), err)
 	}
 	// A file that shrank since the stat reads as the shorter file.
 	im.FileSize = int64(n)

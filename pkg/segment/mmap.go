@@ -35,7 +35,7 @@ func MapFile(f *os.File, size int64, writable, huge bool) ([]byte, error) {
 	}
 	at, span, err := reserveAligned(size, unix.PROT_NONE)
 	if err != nil {
-		return nil, fmt.Errorf("map %s: reserve address space: %w", f.Name(), err)
+		return nil, FileError(f.Name(), "map: reserve address space", err)
 	}
 	prot := unix.PROT_READ
 	if writable {
@@ -44,7 +44,7 @@ func MapFile(f *os.File, size int64, writable, huge bool) ([]byte, error) {
 	p, err := unix.MmapPtr(int(f.Fd()), 0, at, uintptr(size), prot, unix.MAP_SHARED|unix.MAP_FIXED)
 	if err != nil {
 		_ = unix.MunmapPtr(at, span)
-		return nil, fmt.Errorf("map %s: %w", f.Name(), err)
+		return nil, FileError(f.Name(), "map", err)
 	}
 	m := unsafe.Slice((*byte)(p), size)
 	if huge {

@@ -79,8 +79,8 @@ func readSummaryFrame(path string) (b [SummaryFrameSize]byte, at int64, err erro
 	if at < 0 {
 		return b, 0, errNoSummary
 	}
-	if _, err := f.ReadAt(b[:], at); err != nil {
-		return b, 0, fmt.Errorf("read %s: %w", path, err)
+	if err := ReadAt(f, path, "read", b[:], at); err != nil {
+		return b, 0, err
 	}
 	return b, at, nil
 }
@@ -205,8 +205,8 @@ func ReadFooter(path string) (Footer, error) {
 			Reason: fmt.Sprintf("file is %d bytes, header says %d", st.Size(), h.Size)}
 	}
 	var fb [FooterSize]byte
-	if _, err := f.ReadAt(fb[:], h.Size-FooterSize); err != nil {
-		return Footer{}, fmt.Errorf("read %s: %w", path, err)
+	if err := ReadAt(f, path, "read", fb[:], h.Size-FooterSize); err != nil {
+		return Footer{}, err
 	}
 	ft, err := decodeFooterAt(fb[:], h)
 	return ft, WithPath(err, path)
@@ -262,8 +262,8 @@ func ReadFirstWord(path string) (Header, int32, error) {
 	}
 	defer f.Close()
 	var b [HeaderSize + 4]byte
-	if _, err := f.ReadAt(b[:], 0); err != nil && !errors.Is(err, io.EOF) {
-		return Header{}, 0, fmt.Errorf("read %s: %w", path, err)
+	if n, err := f.ReadAt(b[:], 0); err != nil && !errors.Is(err, io.EOF) {
+		return Header{}, 0, readError(path, int64(n), err)
 	}
 	h, err := DecodeHeader(b[:HeaderSize])
 	if err != nil {
@@ -292,7 +292,7 @@ func HasRecordBytes(path string) (bool, error) {
 		b := buf[:min(int64(len(buf)), end-off)]
 		n, err := f.ReadAt(b, off)
 		if err != nil && !errors.Is(err, io.EOF) {
-			return false, fmt.Errorf("read %s at %d: %w", path, off+int64(n), err)
+			return false, readError(path, off+int64(n), err)
 		}
 		found = ZeroFrom(b[:n], 0, int64(n)) < int64(n)
 		if n < len(b) {
@@ -306,8 +306,8 @@ func HasRecordBytes(path string) (bool, error) {
 // readFileHeader reads and decodes the header of the segment file f.
 func readFileHeader(f *os.File, path string) (Header, error) {
 	var hb [HeaderSize]byte
-	if _, err := f.ReadAt(hb[:], 0); err != nil && !errors.Is(err, io.EOF) {
-		return Header{}, fmt.Errorf("read %s: %w", path, err)
+	if n, err := f.ReadAt(hb[:], 0); err != nil && !errors.Is(err, io.EOF) {
+		return Header{}, readError(path, int64(n), err)
 	}
 	h, err := DecodeHeader(hb[:])
 	return h, WithPath(err, path)

@@ -261,7 +261,7 @@ func mapSegment(f *os.File, path string, seq uint64, size int64, huge bool) (*se
 		if err == nil {
 			err = fmt.Errorf("file is %d bytes, want %d", st.Size(), size)
 		}
-		return nil, fmt.Errorf("map %s: %w", path, err)
+		return nil, segment.FileError(path, "map", err)
 	}
 	m, err := segment.MapFile(f, size, true, huge)
 	if err != nil {

@@ -1,0 +1,58 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+)
+
+// FileError returns err as one line naming the file at path once, first:
+// "PATH: WHAT: CAUSE" ("PATH: CAUSE" when what is empty). The errors met
+// when a file is opened or read come in three shapes, and a plain
+// "PATH: WHAT: %w" around them named the file twice or not first:
+//
+//   - an *fs.PathError, which puts the path after the operation ("open
+//     PATH: permission denied"): only its cause is kept;
+//   - one of ours that already starts with "PATH: " (a CorruptError, a
+//     ChangedError, "PATH: not a regular file"): the prefix is dropped;
+//   - anything else, kept whole.
+//
+// Only the message changes: the result wraps err itself, so errors.Is and
+// errors.As find what they found in err (fs.ErrNotExist, the
+// *fs.PathError, ErrCorrupt). nil stays nil.
+func FileError(path, what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &fileError{path: path, what: what, err: err}
+}
+
+type fileError struct {
+	path, what string
+	err        error
+}
+
+func (e *fileError) Error() string {
+	cause := e.err.Error()
+	var pe *fs.PathError
+	// Only a PathError whose message is the whole of err's: anything a
+	// wrapper around it added is kept.
+	if errors.As(e.err, &pe) && pe.Path == e.path && pe.Error() == cause && pe.Err != nil {
+		cause = pe.Err.Error()
+	} else {
+		cause = strings.TrimPrefix(cause, e.path+": ")
+	}
+	if e.what == "" {
+		return fmt.Sprintf("%s: %s", e.path, cause)
+	}
+	return fmt.Sprintf("%s: %s: %s", e.path, e.what, cause)
+}
+
+func (e *fileError) Unwrap() error { return e.err }
+
+// readError is err, from a read of the file at path that failed at off,
+// naming the file once, first, and the offset.
+func readError(path string, off int64, err error) error {
+	return FileError(path, fmt.Sprintf("read at offset %d", off), err)
+}

@@ -1,0 +1,49 @@
+package segment
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FileError names the file once, first, whatever shape the cause has,
+// and leaves errors.Is and errors.As as they were. An *fs.PathError used
+// to be wrapped whole ("PATH: cannot open segment: open PATH: ...").
+func TestFileErrorNamesThePathOnce(t *testing.T) {
+	p := filepath.Join(t.TempDir(), FileName(1))
+	_, openErr := os.Open(p)
+	var pe *fs.PathError
+	if !errors.As(openErr, &pe) {
+		t.Fatalf("os.Open: %v, not a *fs.PathError", openErr)
+	}
+	corrupt := &CorruptError{Path: p, Offset: 8, Reason: "bad version"}
+	other := errors.New("zstd decoder: out of memory")
+	cases := []struct {
+		err  error
+		want string
+	}{
+		{openErr, p + ": cannot open segment: no such file or directory"},
+		{corrupt, p + ": cannot open segment: offset 8: bad version"},
+		{other, p + ": cannot open segment: zstd decoder: out of memory"},
+		// A PathError for another file keeps its own path.
+		{&fs.PathError{Op: "open", Path: "/elsewhere", Err: fs.ErrPermission}, p + ": cannot open segment: open /elsewhere: permission denied"},
+	}
+	for _, c := range cases {
+		err := FileError(p, "cannot open segment", c.err)
+		if err.Error() != c.want {
+			t.Errorf("FileError(%v):\n got %q\nwant %q", c.err, err, c.want)
+		}
+		if !errors.Is(err, c.err) {
+			t.Errorf("FileError(%v) does not wrap it", c.err)
+		}
+	}
+	err := FileError(p, "", openErr)
+	if err.Error() != p+": no such file or directory" || !errors.Is(err, fs.ErrNotExist) || !errors.As(err, &pe) {
+		t.Errorf("FileError without what: %q, or not fs.ErrNotExist / *fs.PathError", err)
+	}
+	if FileError(p, "x", nil) != nil {
+		t.Error("FileError of nil is not nil")
+	}
+}
