@@ -1,7 +1,5 @@
 package segment
 
-import "fmt"
-
 // These helpers write frames and footers into a segment image. The writer
 // uses them off the hot path (abort, END, recovery, sealing) and tests use
 // them to build segments; the hot path writes the same bytes inline.
@@ -72,7 +70,7 @@ func SealFooter(img []byte, prev [DigestSize]byte, flags uint32, sealedAt int64)
 	}
 	f := Footer{Seq: h.Seq, PrevDigest: prev, SealedAt: sealedAt, Flags: flags, EndOffset: -1}
 	var bad error
-	Walk(img, h.Seq, HeaderSize, Quiescent, func(ev Event) bool {
+	stop := Walk(img, h.Seq, HeaderSize, Quiescent, func(ev Event) bool {
 		switch ev.Kind {
 		case EvFrame:
 			if ev.Frame.Type == TypeData {
@@ -91,14 +89,17 @@ func SealFooter(img []byte, prev [DigestSize]byte, flags uint32, sealedAt int64)
 			f.EndOffset = ev.Offset
 			return false
 		}
-		bad = corrupt(ev.Offset, "cannot seal: %s at offset %d", ev.Kind, ev.Offset)
+		bad = corrupt(ev.Offset, "cannot seal: %s", ev.Kind) // the offset is the error's
 		return false
 	})
 	if bad != nil {
 		return Footer{}, bad
 	}
 	if f.EndOffset < 0 {
-		return Footer{}, fmt.Errorf("cannot seal segment %d: no END frame: %w", h.Seq, ErrCorrupt)
+		// Walk reports every other way it stops short of an END frame
+		// (the tail, damage): this is the walk ending without one all
+		// the same, and where it stopped is where the END had to be.
+		return Footer{}, corrupt(stop, "cannot seal: no END frame")
 	}
 	f.Digest = Digest(prev, img, f.EndOffset)
 	return f, nil

@@ -2,6 +2,7 @@ package segment
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 )
 
@@ -139,6 +140,11 @@ func TestSealRefuses(t *testing.T) {
 			before := bytes.Clone(img)
 			_, err := Seal(img, [DigestSize]byte{9}, 0, 1)
 			wantCorrupt(t, err, tc.off, tc.reason)
+			// The offset once: the reason used to repeat it ("offset
+			// 360: cannot seal: torn at offset 360").
+			if n := strings.Count(err.Error(), "offset"); n != 1 {
+				t.Errorf("%q names an offset %d times", err, n)
+			}
 			if !bytes.Equal(img, before) {
 				t.Fatal("a refused seal wrote to the image")
 			}

@@ -37,6 +37,17 @@ import (
 // rotations below the point where numbers wrap.
 const maxSeq = math.MaxUint64 - 1<<32
 
+// recoveryError is err, from recover, as Open returns it: after "open
+// DIR: ", unless it names a file of the log first already (a segment
+// recovery could not seal, one numbered too high): the directory put
+// before it would hide the file to look at.
+func recoveryError(dir string, err error) error {
+	if strings.HasPrefix(err.Error(), strings.TrimSuffix(filepath.Join(dir, "x"), "x")) {
+		return err
+	}
+	return fmt.Errorf("open %s: %w", dir, err)
+}
+
 func (w *Writer) recover() (*seg, [segment.DigestSize]byte, error) {
 	var prev [segment.DigestSize]byte
 	l, err := segment.List(w.dir)
@@ -227,7 +238,7 @@ func (w *Writer) recoverSegment(path string, seq uint64, last bool, prev *[segme
 	ft, err := segment.SealFooter(img, *prev, segment.FlagRecovered, now())
 	if err != nil {
 		s.release()
-		return nil, fmt.Errorf("recovery: seal %s: %w", path, err)
+		return nil, segment.FileError(path, "recovery", segment.WithPath(err, path))
 	}
 	// The records and the repairs reach the disk first, the footer after,
 	// as when the running writer seals (finish).

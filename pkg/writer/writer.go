@@ -120,7 +120,7 @@ func Open(dir string, opts Options) (*Writer, error) {
 	first, prev, err := w.recover()
 	if err != nil {
 		lock.Release()
-		return nil, fmt.Errorf("open %s: %w", dir, err)
+		return nil, recoveryError(dir, err)
 	}
 	w.sealer.prev = prev
 	w.sealer.queue, w.sealer.last = []*seg{first}, first
