@@ -3,6 +3,7 @@ package archive
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -69,6 +70,9 @@ func writeArchive(f *os.File, b []byte) error {
 	return err
 }
 
+// readBackWhile is what readBack's errors say was being done to the file.
+const readBackWhile = "read back"
+
 // readBack reads the archive at path into buf, directly where possible,
 // and returns its content. buf must start directAlign-aligned and hold the
 // file's size rounded up to directAlign; a file too large for buf (sized
@@ -78,12 +82,12 @@ func writeArchive(f *os.File, b []byte) error {
 func readBack(path string, buf []byte) ([]byte, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, segment.FileError(path, readBackWhile, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, segment.FileError(path, readBackWhile, err)
 	}
 	size := st.Size()
 	if !st.Mode().IsRegular() {
@@ -110,12 +114,18 @@ func readBack(path string, buf []byte) ([]byte, error) {
 				continue
 			}
 		}
+		if errors.Is(err, io.EOF) && off < size {
+			// Shorter than when it was opened: truncated meanwhile.
+			return nil, &segment.ChangedError{Path: path, While: readBackWhile, Off: off, Err: io.ErrUnexpectedEOF}
+		}
 		if err != nil && off < size {
-			return nil, fmt.Errorf("read back %s at %d: %w", path, off, err)
+			return nil, segment.FileError(path, fmt.Sprintf("%s at offset %d", readBackWhile, off), err)
 		}
 	}
 	if off != size {
-		return nil, fmt.Errorf("read back %s: %d bytes, the file has %d", path, off, size)
+		// A direct read goes to the next block boundary, past the size
+		// the file had when it was opened: it grew meanwhile.
+		return nil, fmt.Errorf("%s: changed while it was %s: %d bytes, %d when it was opened", path, readBackWhile, off, size)
 	}
 	return buf[:size], nil
 }

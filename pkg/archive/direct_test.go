@@ -136,3 +136,22 @@ func residentPages(t *testing.T, f *os.File, n int) int {
 	}
 	return c
 }
+
+// A file that holds fewer bytes than its size said when it was opened
+// (an archive truncated while it is read back) is the file having
+// changed, named first, at the offset that had no data. It was "read
+// back PATH at 23: EOF". A sysfs attribute stands in for the truncated
+// archive: its size is a page, its content a line.
+func TestReadBackShortReadIsAChange(t *testing.T) {
+	const path = "/sys/kernel/mm/transparent_hugepage/enabled"
+	b, err := os.ReadFile(path)
+	st, serr := os.Stat(path)
+	if err != nil || serr != nil || int64(len(b)) >= st.Size() {
+		t.Skipf("no sysfs file that reads shorter than its size here (%v, %v)", err, serr)
+	}
+	_, err = readBack(path, hugeBuffer(t, 2<<20))
+	var ce *segment.ChangedError
+	if !errors.As(err, &ce) || ce.Path != path || ce.Off != int64(len(b)) || !strings.HasPrefix(err.Error(), path+": ") || errors.Is(err, segment.ErrCorrupt) {
+		t.Fatalf("readBack of a file shorter than its size: %v; want a *segment.ChangedError at offset %d naming the file first", err, len(b))
+	}
+}
