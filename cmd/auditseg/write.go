@@ -154,9 +154,16 @@ func runWrite(cmd *cobra.Command, dir string, f writeFlags) error {
 		fmt.Fprintf(cmd.ErrOrStderr(), "auditseg write: %s, %s, %s, %s, %.0f records/s\n",
 			plural(st.records, "record"), humanBytes(st.bytes), plural(st.segments(), "segment"), el.Round(time.Millisecond), float64(st.records)/max(el.Seconds(), 1e-9))
 	}
+	// Records lost to a second signal are the exit error, said once; only
+	// a write error, which takes the exit error, has them on a line of
+	// their own.
+	var lost error
 	switch {
 	case st.aborted:
-		fmt.Fprintf(cmd.ErrOrStderr(), "auditseg write: interrupted twice: input committed up to offset %d; %d bytes read after it were not committed\n", st.inOff, st.dropped)
+		lost = fmt.Errorf("interrupted twice: input committed up to offset %d; %d bytes read after it were not committed", st.inOff, st.dropped)
+		if werr != nil || st.dropped == 0 {
+			fmt.Fprintf(cmd.ErrOrStderr(), "auditseg write: %v\n", lost)
+		}
 	case st.interrupted && st.dropped > 0:
 		fmt.Fprintf(cmd.ErrOrStderr(), "auditseg write: interrupted: input committed up to offset %d; the %d bytes after it, an incomplete record, were not\n", st.inOff, st.dropped)
 	case st.interrupted && !f.quiet:
@@ -166,7 +173,7 @@ func runWrite(cmd *cobra.Command, dir string, f writeFlags) error {
 		return withCode(exitFailure, werr)
 	}
 	if st.aborted && st.dropped > 0 {
-		return withCode(exitFailure, fmt.Errorf("%d bytes read from stdin were not committed", st.dropped))
+		return withCode(exitFailure, lost)
 	}
 	return nil
 }

@@ -132,6 +132,11 @@ func TestWriteSecondSignal(t *testing.T) {
 	if !strings.Contains(stderr.String(), want) {
 		t.Fatalf("stderr %q does not say %q", stderr.String(), want)
 	}
+	// Once: the exit error used to say it again in other words ("N bytes
+	// read from stdin were not committed").
+	if n := strings.Count(stderr.String(), fmt.Sprintf("%d bytes", dropped)); n != 1 {
+		t.Fatalf("stderr %q gives the %d bytes not committed %d times, want once", stderr.String(), dropped, n)
+	}
 }
 
 // startSlowWrite starts `write --sync always` (every record waits for the
