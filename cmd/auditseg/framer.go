@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+
+	"github.com/auditseg/auditseg/pkg/writer"
 )
 
 // The framing of `auditseg write`'s input: how a stream of blocks read
@@ -16,9 +18,10 @@ import (
 type splitter func(buf []byte, eof bool) (rec []byte, n int, ok bool, err error)
 
 // newSplitter returns the splitter the flags ask for. maxRecord is the
-// largest record the writer takes: a length prefix above it is refused as
-// soon as it is read, not after that many bytes.
-func newSplitter(f writeFlags, maxRecord int64) (splitter, error) {
+// largest record the writer takes (in segments of segSize bytes): a
+// length prefix above it is refused as soon as it is read, not after that
+// many bytes.
+func newSplitter(f writeFlags, maxRecord, segSize int64) (splitter, error) {
 	if f.framing != "" {
 		if f.framing != "u32be" {
 			return nil, fmt.Errorf("--framing: unknown framing %q (want u32be)", f.framing)
@@ -26,7 +29,7 @@ func newSplitter(f writeFlags, maxRecord int64) (splitter, error) {
 		return func(buf []byte, eof bool) ([]byte, int, bool, error) {
 			if len(buf) >= 4 {
 				if n := int64(binary.BigEndian.Uint32(buf)); n > maxRecord {
-					return nil, 0, false, fmt.Errorf("length prefix of %d bytes: larger than the limit of %d bytes (--max-record)", n, maxRecord)
+					return nil, 0, false, fmt.Errorf("length prefix: %w", &writer.TooLargeError{Size: n, Limit: maxRecord, SegmentSize: segSize})
 				}
 			}
 			return splitU32BE(buf, eof)
@@ -82,15 +85,22 @@ func recordNeed(f writeFlags, maxRecord int64) int64 {
 // on straight from the blocks; only a record that spans two blocks is
 // assembled, in carry.
 type framer struct {
-	split splitter
-	max   int64  // the largest record the writer takes
-	need  int64  // the most input one record may take (recordNeed)
-	carry []byte // an incomplete record begun in an earlier block
-	off   int64  // input consumed by the records handed on
+	split   splitter
+	max     int64  // the largest record the writer takes
+	segSize int64  // in segments of this size
+	need    int64  // the most input one record may take (recordNeed)
+	carry   []byte // an incomplete record begun in an earlier block
+	off     int64  // input consumed by the records handed on
 }
 
-func newFramer(split splitter, maxRecord, need int64) *framer {
-	return &framer{split: split, max: maxRecord, need: need}
+func newFramer(split splitter, maxRecord, segSize, need int64) *framer {
+	return &framer{split: split, max: maxRecord, segSize: segSize, need: need}
+}
+
+// tooLarge is the error for a record of n bytes (-1: only known to be
+// over the limit) at the framer's offset, worded as the writer words it.
+func (f *framer) tooLarge(n int64) error {
+	return fmt.Errorf("input offset %d: %w", f.off, &writer.TooLargeError{Size: n, Limit: f.max, SegmentSize: f.segSize})
 }
 
 // pending is how many bytes of an incomplete record the framer holds.
@@ -119,7 +129,7 @@ func (f *framer) feed(data []byte, eof bool, emit func(rec []byte, n int) error)
 			break
 		}
 		if int64(len(f.carry)) > f.need {
-			return fmt.Errorf("input offset %d: record longer than the limit of %d bytes (--max-record)", f.off, f.max)
+			return f.tooLarge(-1)
 		}
 		data = data[take:]
 		if len(data) == 0 {
@@ -144,6 +154,12 @@ func (f *framer) feed(data []byte, eof bool, emit func(rec []byte, n int) error)
 }
 
 func (f *framer) emit(emit func([]byte, int) error, rec []byte, n int) error {
+	// Here rather than in the writer, whose error names the log and a
+	// record number where every other framing error names the input
+	// offset.
+	if int64(len(rec)) > f.max {
+		return f.tooLarge(int64(len(rec)))
+	}
 	if err := emit(rec, n); err != nil {
 		return err
 	}

@@ -3,8 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"testing"
+
+	"github.com/auditseg/auditseg/pkg/segment"
 )
 
 // refFrame is the framing of a whole input at once, the plain way: the
@@ -42,8 +43,6 @@ func refFrame(in []byte, delim string, max int64) (recs [][]byte, bad bool) {
 	return recs, false
 }
 
-var errTooLong = errors.New("record too long")
-
 // FuzzFramer feeds arbitrary input to the framer in blocks of arbitrary
 // sizes, through one buffer overwritten after every block as the block
 // reader recycles its buffers, and compares the records with refFrame.
@@ -59,15 +58,15 @@ func FuzzFramer(f *testing.F) {
 		if fl.delim == "" {
 			fl.framing = "u32be"
 		}
-		split, err := newSplitter(fl, max)
+		split, err := newSplitter(fl, max, segment.MinSegmentSize)
 		if err != nil {
 			t.Fatal(err)
 		}
-		fr := newFramer(split, max, recordNeed(fl, max))
+		fr := newFramer(split, max, segment.MinSegmentSize, recordNeed(fl, max))
 		var got [][]byte
 		emit := func(rec []byte, n int) error {
 			if int64(len(rec)) > max {
-				return errTooLong // as the writer refuses it
+				t.Fatalf("the framer handed on a record of %d bytes, over the limit of %d", len(rec), max)
 			}
 			got = append(got, bytes.Clone(rec))
 			return nil
@@ -130,11 +129,11 @@ func TestFramerLongRecordAcrossBlocks(t *testing.T) {
 			}
 		}
 		const max = 1 << 20
-		split, err := newSplitter(fl, max)
+		split, err := newSplitter(fl, max, segment.MinSegmentSize)
 		if err != nil {
 			t.Fatal(err)
 		}
-		fr := newFramer(split, max, recordNeed(fl, max))
+		fr := newFramer(split, max, segment.MinSegmentSize, recordNeed(fl, max))
 		var got [][]byte
 		emit := func(rec []byte, n int) error { got = append(got, bytes.Clone(rec)); return nil }
 		for off, bs := 0, 150<<10; off < len(in); off += bs {

@@ -107,7 +107,7 @@ func runWrite(cmd *cobra.Command, dir string, f writeFlags) error {
 	if maxRec == 0 {
 		maxRec = segment.DefaultMaxRecord(opts.SegmentSize)
 	}
-	split, err := newSplitter(f, maxRec)
+	split, err := newSplitter(f, maxRec, opts.SegmentSize)
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
@@ -143,7 +143,7 @@ func runWrite(cmd *cobra.Command, dir string, f writeFlags) error {
 	if !f.quiet {
 		notice = cmd.ErrOrStderr()
 	}
-	werr := pump(in, newFramer(split, maxRec, need), w, &st, sigs, notice)
+	werr := pump(in, newFramer(split, maxRec, opts.SegmentSize, need), w, &st, sigs, notice)
 	in.stop()
 	cerr := w.Close()
 	if werr == nil {

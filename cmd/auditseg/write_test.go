@@ -179,11 +179,15 @@ func TestWriteErrors(t *testing.T) {
 		{"size zero", "", []string{"--segment-size", "0"}, exitUsage, "must be positive"},
 		{"bad sync", "", []string{"--sync", "sometimes"}, exitUsage, "sync"},
 		{"bad delim", "", []string{"--delim", "tab"}, exitUsage, "delim"},
-		{"record too large", strings.Repeat("x", 10000) + "\n", []string{"--max-record", "1000"}, exitFailure, "too large"},
+		// A record over the limit reads the same whichever layer finds it
+		// (the writer, a length prefix, a line longer than a block), and
+		// says how to raise the limit; the wordings used to differ.
+		{"record too large", strings.Repeat("x", 10000) + "\n", []string{"--max-record", "1000"}, exitFailure, "input offset 0: record too large: 10000 bytes, the limit is 1000 bytes (raise it with --max-record / Options.MaxRecordSize, up to 65296 for 65536-byte segments, further with a larger --segment-size / Options.SegmentSize)"},
 		{"truncated frame", "\x00\x00\x00\x09abc", []string{"--framing", "u32be"}, exitFailure, "truncated record"},
 		// A huge prefix is refused as soon as it is read, with the limit.
-		{"prefix too large", "\x7f\xff\xff\xffabc", []string{"--framing", "u32be", "--max-record", "1000"}, exitFailure, "larger than the limit of 1000 bytes"},
-		{"line longer than a block", strings.Repeat("y", 2<<20), []string{"--max-record", "1000"}, exitFailure, "longer than the limit of 1000 bytes"},
+		{"prefix too large", "\x7f\xff\xff\xffabc", []string{"--framing", "u32be", "--max-record", "1000"}, exitFailure, "input offset 0: length prefix: record too large: 2147483647 bytes, the limit is 1000 bytes (no segment holds a record of more than 1073741584 bytes)"},
+		{"line longer than a block", strings.Repeat("y", 2<<20), []string{"--max-record", "1000"}, exitFailure, "input offset 0: record too large: over the limit of 1000 bytes (raise it with --max-record / Options.MaxRecordSize, up to 65296"},
+		{"record over the segment's most", strings.Repeat("z", 70000) + "\n", []string{"--max-record", "65296"}, exitFailure, "record too large: 70000 bytes, the limit is 65296 bytes (the most a 65536-byte segment holds: raise --segment-size / Options.SegmentSize, and --max-record with it)"},
 		{"delim and framing", "", []string{"--framing", "u32be", "--delim", "nul"}, exitUsage, "give one"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -253,8 +253,7 @@ func (w *Writer) yieldEvery(s *seg, off, n int64) {
 const yieldStride = 256 << 10
 
 func (w *Writer) tooLarge(n int) error {
-	return fmt.Errorf("%s: %w: %d bytes, the limit is %d (Options.MaxRecordSize / --max-record; at most %d for %d-byte segments, raise --segment-size beyond that)",
-		w.dir, ErrTooLarge, n, w.maxRecord, segment.MaxPayload(w.opts.SegmentSize), w.opts.SegmentSize)
+	return &TooLargeError{Dir: w.dir, Size: int64(n), Limit: int64(w.maxRecord), SegmentSize: w.opts.SegmentSize}
 }
 
 // overflow handles a claim at off that does not fit in s. The one claim

@@ -225,8 +225,8 @@ func TestTooLargeAndSecondWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	if _, err := w.Append(make([]byte, 64<<10/8)); !errors.Is(err, ErrTooLarge) || !strings.HasPrefix(err.Error(), dir+": ") {
-		t.Fatalf("want ErrTooLarge naming the log %s, got %v", dir, err)
+	if _, err := w.Append(make([]byte, 64<<10/8)); !errors.Is(err, ErrTooLarge) || !strings.HasPrefix(err.Error(), dir+": record too large: 8192 bytes, the limit is 8168 bytes (raise it with --max-record / Options.MaxRecordSize") {
+		t.Fatalf("want ErrTooLarge naming the log %s, the limit and how to raise it, got %v", dir, err)
 	}
 	_, err = Open(dir, Options{})
 	if !errors.Is(err, segment.ErrLocked) || !bytes.Contains([]byte(err.Error()), []byte(fmt.Sprint(os.Getpid()))) {
