@@ -69,7 +69,9 @@ by default the last 10, one per line.
   --cursor-file F
                 if F holds a position, print the records after it (instead of
                 -n/--from/--since); on exit store the last position printed in
-                F, atomically, so that runs resume one after another
+                F, atomically, so that runs resume one after another (F's
+                directory must exist and be writable: checked before
+                anything is printed)
 
 Output (-o raw, the default): each payload followed by a newline (--delim nul:
 a NUL byte), or with --framing u32be prefixed by its length as a 4-byte
@@ -121,6 +123,9 @@ func (f tailFlags) start(cmd *cobra.Command, dir string, now time.Time) (reader.
 	// them must show on the first run, not only once the cursor is lost.
 	opts, err := f.startFromFlags(cmd, now)
 	if err != nil || f.cursorFile == "" {
+		return opts, err
+	}
+	if err := checkCursorDir(f.cursorFile); err != nil {
 		return opts, err
 	}
 	c, ok, err := readCursor(f.cursorFile)

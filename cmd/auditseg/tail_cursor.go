@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -38,14 +39,14 @@ func readCursor(path string) (c cursor, ok bool, err error) {
 		return c, false, nil
 	}
 	if err != nil {
-		return c, false, fmt.Errorf("cursor file: %w", err)
+		return c, false, segment.FileError(path, "cursor file", err)
 	}
 	if strings.TrimSpace(string(b)) == "" {
 		return c, false, nil
 	}
 	c, err = parseCursor(string(b))
 	if err != nil {
-		return c, false, fmt.Errorf("cursor file %s: %w", path, err)
+		return c, false, segment.FileError(path, "cursor file", err)
 	}
 	return c, true, nil
 }
@@ -194,12 +195,12 @@ func writeCursor(path string, c cursor) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
-		return fmt.Errorf("write cursor file: %w", err)
+		return storeError(path, "", err)
 	}
 	fail := func(err error) error {
 		tmp.Close()
 		os.Remove(tmp.Name())
-		return fmt.Errorf("write cursor file %s: %w", path, err)
+		return storeError(path, "", err)
 	}
 	if _, err := tmp.WriteString(c.String() + "\n"); err != nil {
 		return fail(err)
@@ -212,15 +213,52 @@ func writeCursor(path string, c cursor) error {
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		os.Remove(tmp.Name())
-		return fmt.Errorf("write cursor file %s: %w", path, err)
+		return storeError(path, "", err)
 	}
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("write cursor file %s: %w", path, err)
+		return storeError(path, "its directory", err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("write cursor file %s: fsync directory: %w", path, err)
+		return storeError(path, "fsync its directory", err)
 	}
 	return nil
+}
+
+// checkCursorDir fails unless a cursor can be stored at path: its
+// directory is there and writable. tail checks it before it prints
+// anything: found only when the cursor is stored, the records would
+// have been printed and their position lost, and the next run would
+// print them again.
+func checkCursorDir(path string) error {
+	dir := filepath.Dir(path)
+	st, err := os.Stat(dir)
+	switch {
+	case err != nil:
+	case !st.IsDir():
+		err = unix.ENOTDIR
+	default:
+		err = unix.Access(dir, unix.W_OK|unix.X_OK)
+	}
+	return storeError(path, "its directory", err)
+}
+
+// storeError is err, from storing the cursor file at path (step: what of
+// it failed, "" for the file itself), naming path alone: the temporary
+// file's name, or the directory's, would only puzzle its reader.
+func storeError(path, step string, err error) error {
+	var pe *fs.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		err = pe.Err
+	case errors.As(err, &le):
+		err = le.Err
+	}
+	what := "cannot store the cursor file"
+	if step != "" {
+		what += ": " + step
+	}
+	return segment.FileError(path, what, err)
 }

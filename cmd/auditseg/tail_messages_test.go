@@ -38,3 +38,21 @@ func TestTailUnopenableSegmentNamedOnce(t *testing.T) {
 		t.Errorf("stderr %q: want a line starting %q naming %s once", stderr, want, p)
 	}
 }
+
+// A cursor file that cannot be stored (its directory missing) is refused
+// before any record is printed, naming the cursor file. It was found
+// only after the records were printed, so the position was lost, and was
+// named by the temporary file's name: "write cursor file: open
+// DIR/.cur.NNN.tmp: no such file or directory".
+func TestTailCursorDirectoryCheckedFirst(t *testing.T) {
+	dir := t.TempDir()
+	if _, stderr, code := execute(t, []byte("a\nb\n"), "write", "-q", "--segment-size", "64KiB", dir); code != exitOK {
+		t.Fatal(stderr)
+	}
+	cur := filepath.Join(t.TempDir(), "missing", "cur")
+	out, stderr, code := execute(t, nil, "tail", "--cursor-file", cur, dir)
+	want := cur + ": cannot store the cursor file: its directory: no such file or directory"
+	if code != exitUsage || out != "" || stderr != want {
+		t.Fatalf("exit %d (want %d), stdout %q (want none), stderr %q (want %q)", code, exitUsage, out, stderr, want)
+	}
+}
