@@ -73,7 +73,7 @@ Exit codes: 0 all done; 1 a segment failed or could not be read (the
 others are still done; its original stays), another run holds DIR, or
 interrupted; 2 bad usage, DIR
 unreadable, or the output could not be written.`,
-		Args: cobra.ExactArgs(1),
+		Args: wantArgs("one log directory", 1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCompress(cmd, args[0], f)
 		},

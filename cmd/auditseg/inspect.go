@@ -39,7 +39,7 @@ of the header, each slot and the footer. Damage is shown, not refused.
 
 Exit codes: 0 the file was dumped (damaged or not; use verify to judge it);
 2 bad usage or the file cannot be read.`,
-		Args: cobra.ExactArgs(1),
+		Args: wantArgs("one segment file or archive", 1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.preview < 0 || f.hexMax < 0 {
 				return withCode(exitUsage, fmt.Errorf("--preview %d, --hex-max %d: byte counts cannot be negative", f.preview, f.hexMax))

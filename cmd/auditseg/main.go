@@ -56,8 +56,9 @@ const (
 
 // exitError carries a specific exit code up to main.
 type exitError struct {
-	code int
-	err  error
+	code  int
+	err   error
+	named bool // the message starts with the command's path: no "auditseg: " before it
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
@@ -102,8 +103,29 @@ func run(args []string) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(os.Stderr, "auditseg: %v\n", err)
+	var ee *exitError
+	if errors.As(err, &ee) && ee.named {
+		fmt.Fprintln(os.Stderr, err)
+	} else {
+		fmt.Fprintf(os.Stderr, "auditseg: %v\n", err)
+	}
 	return exitCode(err)
+}
+
+// wantArgs checks a subcommand's argument count, atLeast to atMost (-1:
+// no limit), saying what it wants (what: "one log directory") and naming the
+// subcommand, which cobra's own "accepts 1 arg(s), received 2" does not.
+func wantArgs(what string, atLeast, atMost int) cobra.PositionalArgs {
+	return func(c *cobra.Command, args []string) error {
+		if len(args) >= atLeast && (atMost < 0 || len(args) <= atMost) {
+			return nil
+		}
+		got := "none"
+		if len(args) > 0 {
+			got = plural(len(args), "argument")
+		}
+		return &exitError{code: exitUsage, named: true, err: fmt.Errorf("%s: want %s, got %s", c.CommandPath(), what, got)}
+	}
 }
 
 // exitCode maps an error from a command to the process exit code.

@@ -91,7 +91,7 @@ Exit codes: 0 success (also when interrupted, or when segments were removed
 while they were read); 1 damage was reported and skipped (a dead writer's
 unfinished frames are warnings only); 2 bad usage or an I/O error (an
 unreadable segment is named and skipped).`,
-		Args: cobra.ExactArgs(1),
+		Args: wantArgs("one log directory or segment file", 1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runTail(cmd, args[0], f)
 		},

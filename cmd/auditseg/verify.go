@@ -49,7 +49,7 @@ Exit codes: 0 clean; 1 findings (torn, footer, chain, gap, missing-end,
 garbage-after-end, or unfinished outside the crash tail); 2 bad usage or I/O
 error; 3 only crash residue in the tail of a log whose writer is gone (--strict
 makes this 1).`,
-		Args: cobra.MinimumNArgs(1),
+		Args: wantArgs("at least one log directory or segment file", 1, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runVerify(cmd, args, f)
 		},

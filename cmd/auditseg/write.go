@@ -50,7 +50,7 @@ the segment sealed, and the command exits 0. An incomplete last record (a
 line without its newline yet) is reported and not committed. A second
 signal stops committing: the bytes read and not committed are reported
 with the input offset up to which everything was, and the exit code is 1.`,
-		Args: cobra.ExactArgs(1),
+		Args: wantArgs("one log directory", 1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runWrite(cmd, args[0], f)
 		},
