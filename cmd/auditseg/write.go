@@ -69,20 +69,26 @@ with the input offset up to which everything was, and the exit code is 1.`,
 func (f writeFlags) options() (writer.Options, error) {
 	var o writer.Options
 	var err error
+	// Both sizes are checked here, not left to writer.Open, whose error
+	// names the directory and the option rather than the flag. (And the
+	// library reads 0 as its default: a user who typed 0 did not mean it.)
 	if o.SegmentSize, err = parseSize(f.segmentSize); err != nil {
 		return o, fmt.Errorf("--segment-size: %w", err)
 	}
-	if o.SegmentSize == 0 {
-		// The library reads 0 as its default; a user who typed 0 did not
-		// mean 64 MiB.
-		return o, fmt.Errorf("--segment-size must be positive (at least %s)", humanBytes(segment.MinSegmentSize))
+	if segment.ValidSize(o.SegmentSize) != nil {
+		return o, fmt.Errorf("--segment-size %s: want %dKiB to %dGiB, a multiple of %d", f.segmentSize,
+			segment.MinSegmentSize>>10, segment.MaxSegmentSize>>30, segment.Alignment)
 	}
 	if f.maxRecord != "" {
 		if o.MaxRecordSize, err = parseSize(f.maxRecord); err != nil {
 			return o, fmt.Errorf("--max-record: %w", err)
 		}
-		if o.MaxRecordSize == 0 {
-			return o, errors.New("--max-record must be positive")
+		if top := segment.MaxPayload(o.SegmentSize); o.MaxRecordSize < 1 || o.MaxRecordSize > top {
+			more := ""
+			if o.SegmentSize < segment.MaxSegmentSize {
+				more = " (a larger --segment-size allows more)"
+			}
+			return o, fmt.Errorf("--max-record %s: want 1 to %d bytes for --segment-size %s%s", f.maxRecord, top, f.segmentSize, more)
 		}
 	}
 	if o.Sync, err = writer.ParseSyncMode(f.sync); err != nil {

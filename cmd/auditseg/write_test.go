@@ -175,8 +175,14 @@ func TestWriteErrors(t *testing.T) {
 		msg   string
 	}{
 		{"bad size", "", []string{"--segment-size", "12xyz"}, exitUsage, "segment-size"},
-		{"size too small", "", []string{"--segment-size", "4KiB"}, exitUsage, "out of range"},
-		{"size zero", "", []string{"--segment-size", "0"}, exitUsage, "must be positive"},
+		// Sizes out of range name the flag and the range, not "open DIR:
+		// segment size 4096 out of range [65536, 1073741824]".
+		{"size too small", "", []string{"--segment-size", "4KiB"}, exitUsage, "--segment-size 4KiB: want 64KiB to 1GiB, a multiple of 8"},
+		{"size too large", "", []string{"--segment-size", "2GiB"}, exitUsage, "--segment-size 2GiB: want 64KiB to 1GiB, a multiple of 8"},
+		{"size unaligned", "", []string{"--segment-size", "65540"}, exitUsage, "--segment-size 65540: want 64KiB to 1GiB, a multiple of 8"},
+		{"size zero", "", []string{"--segment-size", "0"}, exitUsage, "--segment-size 0: want 64KiB to 1GiB, a multiple of 8"},
+		{"max record too large", "", []string{"--max-record", "64KiB"}, exitUsage, "--max-record 64KiB: want 1 to 65296 bytes for --segment-size 64KiB (a larger --segment-size allows more)"},
+		{"max record zero", "", []string{"--max-record", "0"}, exitUsage, "--max-record 0: want 1 to 65296 bytes"},
 		{"bad sync", "", []string{"--sync", "sometimes"}, exitUsage, "sync"},
 		{"bad delim", "", []string{"--delim", "tab"}, exitUsage, "delim"},
 		// A record over the limit reads the same whichever layer finds it
@@ -195,6 +201,9 @@ func TestWriteErrors(t *testing.T) {
 			_, stderr, code := execute(t, []byte(c.input), args...)
 			if code != c.code || !strings.Contains(stderr, c.msg) {
 				t.Fatalf("exit %d (want %d), stderr %q (want %q)", code, c.code, stderr, c.msg)
+			}
+			if _, err := os.Stat(filepath.Join(dir, c.name)); c.code == exitUsage && err == nil {
+				t.Fatalf("a usage error created %s", filepath.Join(dir, c.name))
 			}
 		})
 	}
