@@ -189,6 +189,41 @@ func (l *Lock) Release() error {
 	return err
 }
 
+// ReleaseRemoving is Release for a writer that created the directory and
+// failed before putting anything in it (a full disk): LOCK and the
+// directory are removed, an empty log directory being litter. Both go
+// while the lock is still held, so no writer starting meanwhile can take
+// the directory over and then find it gone: one that opened it is
+// refused by the directory lock, and finds nothing to open once the
+// lock is released. Nothing is removed unless LOCK is the only entry and
+// both are still those the lock holds; removed reports whether the
+// directory went.
+func (l *Lock) ReleaseRemoving() (removed bool, err error) {
+	if l == nil {
+		return false, nil
+	}
+	l.mu.Lock()
+	if l.f != nil && l.onlyLock() {
+		removed = unix.Unlinkat(int(l.d.Fd()), LockName, 0) == nil && unix.Rmdir(l.dir) == nil
+	}
+	l.mu.Unlock()
+	return removed, l.Release()
+}
+
+// onlyLock reports whether the held directory is still at its path and
+// holds nothing but the LOCK file locked.
+func (l *Lock) onlyLock() bool {
+	var held, now unix.Stat_t
+	if unix.Fstat(int(l.d.Fd()), &held) != nil || unix.Stat(l.dir, &now) != nil || held.Dev != now.Dev || held.Ino != now.Ino {
+		return false
+	}
+	if unix.Fstat(int(l.f.Fd()), &held) != nil || unix.Fstatat(int(l.d.Fd()), LockName, &now, unix.AT_SYMLINK_NOFOLLOW) != nil || held.Dev != now.Dev || held.Ino != now.Ino {
+		return false
+	}
+	names, err := l.d.Readdirnames(-1)
+	return err == nil && len(names) == 1 && names[0] == LockName
+}
+
 // WriterAlive reports whether a writer holds the lock of dir, and its pid
 // as recorded in the lock file (0 when its LOCK file was removed). A
 // directory that does not exist has no writer.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/auditseg/auditseg/pkg/segment"
 	"golang.org/x/sys/unix"
 )
 
@@ -79,8 +80,10 @@ func (osFS) SyncDir(dir string) error {
 // mkdirDurable creates dir and any missing parents, like os.MkdirAll, and
 // fsyncs the parent of each directory it created: a new directory's own
 // entry is durable only once its parent is flushed, and a log directory
-// lost to a power cut would take every record in it, durable or not.
-func mkdirDurable(fs FS, dir string) error {
+// lost to a power cut would take every record in it, durable or not. It
+// returns the directories it found missing, dir first: those a failed
+// Open removes again (abandon).
+func mkdirDurable(fs FS, dir string) (created []string, err error) {
 	var missing []string
 	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
 		if _, err := os.Stat(d); err == nil || !errors.Is(err, os.ErrNotExist) || d == filepath.Dir(d) {
@@ -89,12 +92,36 @@ func mkdirDurable(fs FS, dir string) error {
 		missing = append(missing, d)
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return err
+		return nil, err
 	}
 	for i := len(missing) - 1; i >= 0; i-- {
 		if err := fs.SyncDir(filepath.Dir(missing[i])); err != nil {
-			return fmt.Errorf("fsync %s after creating %s: %w", filepath.Dir(missing[i]), filepath.Base(missing[i]), err)
+			return nil, fmt.Errorf("fsync %s after creating %s: %w", filepath.Dir(missing[i]), filepath.Base(missing[i]), err)
 		}
 	}
-	return nil
+	return missing, nil
+}
+
+// abandon releases lock (nil: never taken) after Open failed, removing
+// the directories Open created, dir first, as long as each is empty: a
+// first run that fails (a full disk) leaves no empty log directory
+// behind, nor the parents made for it. A directory anything else was
+// put in meanwhile stays, and so do those above it.
+func abandon(lock *segment.Lock, created []string) {
+	if len(created) == 0 {
+		lock.Release()
+		return
+	}
+	if lock != nil {
+		if removed, _ := lock.ReleaseRemoving(); !removed {
+			return
+		}
+	} else if os.Remove(created[0]) != nil {
+		return
+	}
+	for _, d := range created[1:] {
+		if os.Remove(d) != nil {
+			return
+		}
+	}
 }

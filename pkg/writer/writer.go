@@ -93,8 +93,9 @@ type Stats struct {
 	RemovedTemps int
 }
 
-// Open opens (creating it if needed) the log in dir for appending. It takes
-// the directory's lock, so a second writer fails at once with an error
+// Open opens the log in dir for appending, creating it if needed (and
+// removing what it created, if still empty, when it fails). It takes the
+// directory's lock, so a second writer fails at once with an error
 // wrapping segment.ErrLocked that names the holder's pid. If the previous
 // writer died, Open first recovers: see docs/FORMAT.md, "Recovery".
 func Open(dir string, opts Options) (*Writer, error) {
@@ -102,11 +103,13 @@ func Open(dir string, opts Options) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
-	if err := mkdirDurable(opts.FS, dir); err != nil {
+	created, err := mkdirDurable(opts.FS, dir)
+	if err != nil {
 		return nil, fmt.Errorf("open log directory: %w", err)
 	}
 	lock, err := segment.AcquireLock(dir)
 	if err != nil {
+		abandon(nil, created)
 		return nil, err
 	}
 	w := &Writer{
@@ -119,7 +122,7 @@ func Open(dir string, opts Options) (*Writer, error) {
 	w.pages.interval, w.pages.opened = opts.SyncInterval, time.Now()
 	first, prev, err := w.recover()
 	if err != nil {
-		lock.Release()
+		abandon(lock, created)
 		return nil, recoveryError(dir, err)
 	}
 	w.sealer.prev = prev
