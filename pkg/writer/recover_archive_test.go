@@ -11,6 +11,7 @@ import (
 	"github.com/auditseg/auditseg/internal/crashtest"
 	"github.com/auditseg/auditseg/pkg/archive"
 	"github.com/auditseg/auditseg/pkg/segment"
+	"github.com/auditseg/auditseg/pkg/verify"
 	"github.com/auditseg/auditseg/pkg/writer"
 )
 
@@ -166,6 +167,63 @@ func TestOpenMakesNewDirectoriesDurable(t *testing.T) {
 	for i, p := range want {
 		if synced[i] != p {
 			t.Fatalf("directories fsynced: %q, want %q first", synced, want)
+		}
+	}
+}
+
+// TestOpenAfterArchiveWithDamagedSummary: the newest sealed segment is an
+// archive whose summary is damaged while its content is intact. Recovery
+// read its digest from the summary alone (segment.ReadFooter does not
+// decompress past a damaged summary) and, failing, chained the next
+// segment from zeros, which FORMAT.md (section 8, step 2) keeps for an
+// archive whose summary and content are both unreadable: verify, which
+// reads the content's footer, then reported a broken chain beside the
+// damaged summary.
+func TestOpenAfterArchiveWithDamagedSummary(t *testing.T) {
+	dir, newest := archivedLog(t)
+	b, err := os.ReadFile(newest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)-8] ^= 0xff // in the summary's copy of the footer: its CRC fails
+	if err := os.WriteFile(newest, b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	im, err := segment.OpenImage(newest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := im.Footer()
+	im.Close()
+	if err != nil {
+		t.Fatalf("the archive's content: %v", err)
+	}
+	w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := w.Append([]byte("after"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next, err := segment.ReadFooter(filepath.Join(dir, segment.FileName(p.Seq)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.PrevDigest != f.Digest {
+		t.Errorf("segment %d chains from %x…, not from the digest of the archive before it (%x…), which its content holds",
+			p.Seq, next.PrevDigest[:8], f.Digest[:8])
+	}
+	rep, err := verify.Dir(dir, verify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fd := range rep.Findings {
+		if fd.Class == verify.Chain {
+			t.Errorf("verify: %+v", fd)
 		}
 	}
 }
