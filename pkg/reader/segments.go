@@ -246,9 +246,13 @@ func (r *Reader) laterSealed(c *seg) bool {
 }
 
 // hasFooter reports whether the segment file at path is sealed, reading
-// its footer rather than mapping it, as laterHasFrames does.
+// its footer rather than mapping it, as laterHasFrames does. A file gone
+// since the listing because compress-finished archived it was sealed.
 func hasFooter(path string) (bool, error) {
 	_, err := segment.ReadFooter(path)
+	if _, archived := segment.ArchivedInstead(path, err); archived {
+		return true, nil
+	}
 	return err == nil, nil
 }
 
