@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -12,6 +13,12 @@ import (
 // The frame walk of one segment: every frame checked with the shared
 // walker (segment.Walk), its fast path (segment.ScanData) and the window
 // (window.go), and the findings the frames make.
+
+// eventBufs holds the walks' event buffers (25 KiB each), reused from one
+// segment to the next: allocated per segment, they were most of what
+// verify allocates, garbage that grew its peak memory with the number of
+// segments until the first collection.
+var eventBufs = sync.Pool{New: func() any { s := make([]segment.Event, 0, 256); return &s }}
 
 // walk checks every frame with the shared walker and collects findings.
 func (c *checker) walk() {
@@ -22,7 +29,13 @@ func (c *checker) walk() {
 	limit := segment.RecordLimit(int64(len(c.img)))
 	// WalkBatch decodes the events in place; a callback would be handed a
 	// copy of each, which costs more than the frame's CRC.
-	evs := make([]segment.Event, 0, 256)
+	bp := eventBufs.Get().(*[]segment.Event)
+	evs := (*bp)[:0]
+	defer func() {
+		clear(evs[:cap(evs)]) // no payload of this segment kept alive
+		*bp = evs[:0]
+		eventBufs.Put(bp)
+	}()
 	// The common case first, without events: committed DATA and PAD
 	// frames (ScanData makes every check the walk does); the walk takes
 	// over at the first slot that is anything else.
