@@ -318,9 +318,13 @@ func TestSealFsyncFailureIsSticky(t *testing.T) {
 			time.Sleep(time.Millisecond) // let the sealer run
 		}
 	}
-	if firstErr == nil {
-		// The sealer may not have failed yet: give it time, then ask.
-		time.Sleep(100 * time.Millisecond)
+	// The sealer may not have failed yet (on a loaded machine it may not
+	// have run at all): ask until it has. Sync succeeds until then, as it
+	// should (it msyncs, the sealer's fsync is what fails), so a fixed wait
+	// before a single Sync would fail the test whenever the sealer was
+	// slower than the wait; the deadline only bounds a sealer that never
+	// fails, which is the bug this test looks for.
+	for deadline := time.Now().Add(time.Minute); firstErr == nil && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		firstErr = w.Sync()
 	}
 	if fs.failed.Load() == 0 || !errors.Is(firstErr, writer.ErrFailed) || !errors.Is(firstErr, syscall.EIO) {
