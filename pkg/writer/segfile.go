@@ -358,7 +358,14 @@ func (w *Writer) seal(s *seg, f segment.Footer, durable, recycle bool) (err erro
 	defer func() { s.sealErr = err }()
 	size := int64(len(s.data))
 	if !durable {
-		f.Encode(s.data[size-segment.FooterSize:])
+		// Encoded aside, then copied in one move: Encode stores the magic
+		// first and the CRC last, computing it in between, and a kill
+		// inside that leaves a footer that reads as damaged, not as
+		// unsealed. The copy narrows that window to one memmove; it does
+		// not close it (a kill there still leaves a damaged footer).
+		var buf [segment.FooterSize]byte
+		f.Encode(buf[:])
+		copy(s.data[size-segment.FooterSize:], buf[:])
 		w.lazy.add(s.path)
 	}
 	s.unmapped = true
