@@ -173,6 +173,18 @@ func matchSummary(path string, at int64, b, hdr, foot []byte) error {
 	return nil
 }
 
+// ArchiveFooter decompresses the archive at path and returns the footer
+// its content holds, whatever its summary says (the summary is a copy).
+// The content is decompressed into memory, not mapped: nothing faults.
+func ArchiveFooter(path string) (Footer, error) {
+	im, err := OpenImage(path)
+	if err != nil {
+		return Footer{}, err
+	}
+	defer im.Close()
+	return im.Footer()
+}
+
 // ReadFooter returns the footer of the sealed segment file or archive at
 // path, as cheaply as it can: a .seg file's header and footer are read (no
 // mapping), an archive's summary, else the archive is decompressed.
@@ -184,12 +196,7 @@ func ReadFooter(path string) (Footer, error) {
 		if !errors.Is(err, errNoSummary) {
 			return ft, err
 		}
-		im, err := OpenImage(path)
-		if err != nil {
-			return Footer{}, err
-		}
-		defer im.Close()
-		return im.Footer()
+		return ArchiveFooter(path)
 	}
 	f, st, err := openSegmentFile(path)
 	if err != nil {

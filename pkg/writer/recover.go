@@ -138,7 +138,7 @@ func sealedDigest(path string) ([segment.DigestSize]byte, bool, error) {
 		// damaged or not. The summary is a copy: the content's footer
 		// gives the digest (FORMAT.md section 8, step 2: zeros only when
 		// both are unreadable).
-		if cf, cerr := contentFooter(path); cerr == nil {
+		if cf, cerr := segment.ArchiveFooter(path); cerr == nil {
 			f, err = cf, nil
 		}
 	}
@@ -162,21 +162,6 @@ func sealedDigest(path string) ([segment.DigestSize]byte, bool, error) {
 		return f.Digest, false, nil
 	}
 	return f.Digest, false, err
-}
-
-// contentFooter decompresses the archive at path and decodes the footer
-// its content holds, under the guard (the file may shrink while read).
-func contentFooter(path string) (segment.Footer, error) {
-	im, err := segment.OpenImage(path)
-	if err != nil {
-		return segment.Footer{}, err
-	}
-	defer im.Close()
-	var f segment.Footer
-	if gerr := im.Guard(func() { f, err = im.Footer() }); gerr != nil {
-		return segment.Footer{}, gerr
-	}
-	return f, err
 }
 
 // recoverSegment repairs and seals one unsealed segment, or returns it as
