@@ -31,6 +31,8 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"sync/atomic"
+	"unsafe"
 )
 
 // Wire constants. Changing any of them breaks every existing log.
@@ -266,9 +268,42 @@ func (f Footer) Encode(b []byte) {
 	le.PutUint32(b[124:], crc32.Checksum(b[:124], castagnoli))
 }
 
-// ErrNoFooter is returned by DecodeFooter for an all-zero footer: the
-// segment was never sealed (it is active, or its writer died).
+// ErrNoFooter is returned by DecodeFooter for a footer whose magic is
+// not there, its first 8 bytes zero: the segment was never sealed (it is
+// active, or its writer died), or its seal did not finish. Sealers store
+// the magic last (StoreFooter, or one pwrite), so a seal interrupted by
+// a crash, or read while it is being written, leaves some of the other
+// bytes and reads as not sealed rather than as damage.
 var ErrNoFooter = errors.New("segment is not sealed")
+
+// ErrSealUnfinished is the ErrNoFooter DecodeFooter returns when bytes
+// of the footer other than its magic are stored: a seal that did not
+// finish. errors.Is(err, ErrNoFooter) holds for it.
+var ErrSealUnfinished = fmt.Errorf("%w: its footer was stored without the magic (the seal did not finish)", ErrNoFooter)
+
+// StoreFooter writes f into dst, the footer bytes of a mapped segment
+// (Size-FooterSize to Size), in an order that leaves every prefix of the
+// store decoding as f or as ErrNoFooter: bytes 8 to 128 first, then the
+// magic in one aligned 8-byte atomic store. A process killed at any
+// instruction in between leaves the magic zero (the copy may store its
+// chunks in any order), and the store is sequentially consistent, so no
+// earlier byte becomes visible after the magic, to another core or in
+// the page cache a crash leaves behind. dst must be 8-byte aligned, as
+// the end of a mapping of a segment is (Size % 8 == 0).
+func StoreFooter(dst []byte, f Footer) {
+	var b [FooterSize]byte
+	f.Encode(b[:])
+	dst = dst[:FooterSize:FooterSize]
+	copy(dst[len(FooterMagic):], b[len(FooterMagic):])
+	p := unsafe.Pointer(unsafe.SliceData(dst))
+	if uintptr(p)%8 != 0 {
+		// A caller's buffer at an odd offset, never a mapping: no one
+		// reads it while it is stored.
+		copy(dst, b[:len(FooterMagic)])
+		return
+	}
+	atomic.StoreUint64((*uint64)(p), le.Uint64(b[:len(FooterMagic)]))
+}
 
 // DecodeFooter parses the footer of a segment image (the whole file).
 // The offsets in errors are file offsets.
@@ -288,8 +323,12 @@ func DecodeFooter(img []byte, h Header) (Footer, error) {
 func decodeFooterAt(b []byte, h Header) (Footer, error) {
 	at := h.Size - FooterSize
 	b = b[:FooterSize]
-	if isZero(b) {
-		return Footer{}, ErrNoFooter
+	if isZero(b[:len(FooterMagic)]) {
+		// The magic is stored last (see ErrNoFooter).
+		if isZero(b) {
+			return Footer{}, ErrNoFooter
+		}
+		return Footer{}, ErrSealUnfinished
 	}
 	if string(b[:8]) != FooterMagic {
 		return Footer{}, corrupt(at, "bad footer magic %q", b[:8])

@@ -3,6 +3,7 @@ package segment
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"math"
 	"math/rand/v2"
@@ -206,7 +207,7 @@ func TestFooterDamageDetected(t *testing.T) {
 		}, at + 24, "out of range"},
 		{"end unaligned", func(img []byte) []byte { le.PutUint64(img[at+24:], 4100); reCRC(img); return img }, at + 24, "out of range"},
 		{"end negative", func(img []byte) []byte { le.PutUint64(img[at+24:], math.MaxUint64); reCRC(img); return img }, at + 24, "out of range"},
-		{"one nonzero byte", func(img []byte) []byte { clear(img[at:]); img[at+60] = 1; return img }, at, "bad footer magic"},
+		{"one nonzero byte in the magic", func(img []byte) []byte { clear(img[at:]); img[at+7] = 1; return img }, at, "bad footer magic"},
 		{"image short", func(img []byte) []byte { return img[:testSize-8] }, testSize - 8, "header says"},
 	}
 	for _, tc := range cases {
@@ -284,6 +285,56 @@ func TestDigestStreamSplits(t *testing.T) {
 		}
 		if got := d.Sum(img, f.EndOffset); got != want {
 			t.Fatalf("trial %d: streamed digest differs from Digest", trial)
+		}
+	}
+}
+
+// TestFooterWithoutMagicIsNotSealed covers a seal stopped part way: the
+// sealer stores the magic last, so whichever of the other bytes a kill
+// (or a reader looking meanwhile) finds stored, the segment reads as not
+// sealed, which recovery seals, never as a damaged footer.
+func TestFooterWithoutMagicIsNotSealed(t *testing.T) {
+	var full [FooterSize]byte
+	testFooter().Encode(full[:])
+	h := Header{Seq: testSeq, Size: testSize}
+	at := testSize - FooterSize
+	check := func(name string, stored func(i int) bool) {
+		t.Helper()
+		img := NewImage(testSeq, testSize, 0)
+		for i := len(FooterMagic); i < FooterSize; i++ {
+			if stored(i) {
+				img[at+int64(i)] = full[i]
+			}
+		}
+		if _, err := DecodeFooter(img, h); !errors.Is(err, ErrNoFooter) {
+			t.Errorf("%s: %v, want ErrNoFooter", name, err)
+		}
+	}
+	// A copy may store its chunks in any order: every prefix, every
+	// suffix, and every 16-byte chunk alone.
+	for n := len(FooterMagic); n <= FooterSize; n++ {
+		check(fmt.Sprintf("bytes 8..%d", n), func(i int) bool { return i < n })
+		check(fmt.Sprintf("bytes %d..128", n), func(i int) bool { return i >= n })
+	}
+	for c := 0; c < FooterSize; c += 16 {
+		check(fmt.Sprintf("chunk %d", c), func(i int) bool { return i >= c && i < c+16 })
+	}
+}
+
+// TestStoreFooter checks that StoreFooter leaves the bytes Encode makes,
+// into an aligned footer (a mapping's) and a buffer at an odd offset.
+func TestStoreFooter(t *testing.T) {
+	want := make([]byte, FooterSize)
+	testFooter().Encode(want)
+	for _, shift := range []int{0, 3} {
+		buf := make([]byte, FooterSize+8)
+		dst := buf[shift : shift+FooterSize]
+		for i := range dst {
+			dst[i] = 0xee // StoreFooter overwrites every byte
+		}
+		StoreFooter(dst, testFooter())
+		if !bytes.Equal(dst, want) {
+			t.Fatalf("shift %d: stored % x\nwant % x", shift, dst, want)
 		}
 	}
 }

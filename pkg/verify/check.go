@@ -31,7 +31,8 @@ type result struct {
 
 	footer       segment.Footer
 	sealed       bool // the footer decodes
-	footerAbsent bool // the footer is all zeros: never sealed
+	footerAbsent bool // the footer's magic is zeros: never sealed, or its seal did not finish
+	sealCut      bool // footerAbsent, with the rest of the footer stored (segment.ErrSealUnfinished)
 	leftAsIs     bool // footerAbsent, and recovery left it so (checker.leftAsIs)
 	hasEnd       bool
 	endAt        int64 // the END frame's offset when hasEnd
@@ -251,6 +252,7 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 		r.rep.PrevDigest = hex.EncodeToString(r.footer.PrevDigest[:])
 	case errors.Is(ferr, segment.ErrNoFooter):
 		r.footerAbsent = true
+		r.sealCut = errors.Is(ferr, segment.ErrSealUnfinished)
 	default:
 		c.addFound(findingFromErr(Footer, im.Path, hdr.Seq, ferr), false)
 	}

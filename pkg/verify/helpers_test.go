@@ -210,3 +210,19 @@ func copyDir(t *testing.T, dir string) string {
 	}
 	return cp
 }
+
+// storeFooterButMagic leaves in s the footer a seal killed before its
+// last store leaves (segment.StoreFooter stores the magic last): every
+// byte but the magic, chained to the log's last digest.
+func (l *testLog) storeFooterButMagic(s *seg) {
+	l.t.Helper()
+	f, err := segment.SealFooter(s.img, l.prev, 0, baseCreated)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	var b [segment.FooterSize]byte
+	f.Encode(b[:])
+	m := len(segment.FooterMagic)
+	copy(s.img[len(s.img)-segment.FooterSize+m:], b[m:])
+	s.write(l.t)
+}

@@ -397,7 +397,9 @@ func place(u *unit, rep *Report) {
 			}
 		case i < tail:
 			setState(StateUnsealed)
-			if r.hasEnd {
+			if r.hasEnd && r.sealCut {
+				add(unsealedFinding(r, MissingEnd, "END frame present but its seal did not finish (footer stored without its magic), and a later segment is sealed"))
+			} else if r.hasEnd {
 				add(unsealedFinding(r, MissingEnd, "END frame present but the segment was never sealed, and a later segment is sealed"))
 			} else {
 				add(unsealedFinding(r, MissingEnd, "neither END frame nor footer, and a later segment is sealed"))
@@ -411,7 +413,9 @@ func place(u *unit, rep *Report) {
 		default:
 			setState(StateOpen)
 			fatalUnfinished = false
-			if r.hasEnd {
+			if r.hasEnd && r.sealCut {
+				add(residue(unsealedFinding(r, Unfinished, "END frame written and the footer stored without its magic: its writer died while sealing it (writer.Open seals it)")))
+			} else if r.hasEnd {
 				add(residue(unsealedFinding(r, Unfinished, "END frame written but the segment was never sealed: its writer died before sealing it (writer.Open seals it)")))
 			} else {
 				add(residue(unsealedFinding(r, Unfinished, "no END frame and no footer: the writer died while this segment was open (writer.Open finishes and seals it)")))

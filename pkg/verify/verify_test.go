@@ -98,6 +98,17 @@ func TestFindingClasses(t *testing.T) {
 			exit: 1,
 		},
 		{
+			// Segments are sealed in order: a seal that did not finish
+			// before a sealed segment is damage, as a missing footer is.
+			name: "footer stored but its magic, before a sealed segment",
+			corrupt: func(t *testing.T, l *testLog, s []*seg) {
+				clear(s[1].img[len(s[1].img)-segment.FooterSize:][:len(segment.FooterMagic)])
+				s[1].write(t)
+			},
+			want: []want{fmt.Sprintf("missing-end 2:%d", build(2, payloads(2, 5), true).end)},
+			exit: 1,
+		},
+		{
 			name: "garbage after END",
 			corrupt: func(t *testing.T, l *testLog, s []*seg) {
 				s[0].img[s[0].end+segment.FrameHeaderSize+100] = 0xEE
@@ -268,6 +279,18 @@ func TestFindingClasses(t *testing.T) {
 			name: "crash: END written, not sealed, next segment prepared",
 			corrupt: func(t *testing.T, l *testLog, s []*seg) {
 				l.open(3, true)
+				l.open(0, false)
+			},
+			want: []want{fmt.Sprintf("unfinished 4:%d residue", build(4, payloads(4, 3), true).end)},
+			exit: 3, strict: 1,
+		},
+		{
+			// A writer under `none` stores the footer through the mapping,
+			// magic last: killed in the middle, it leaves every byte but
+			// the magic, a seal that did not finish (recovery seals it).
+			name: "crash: footer stored without its magic, next segment prepared",
+			corrupt: func(t *testing.T, l *testLog, s []*seg) {
+				l.storeFooterButMagic(l.open(3, true))
 				l.open(0, false)
 			},
 			want: []want{fmt.Sprintf("unfinished 4:%d residue", build(4, payloads(4, 3), true).end)},

@@ -358,14 +358,10 @@ func (w *Writer) seal(s *seg, f segment.Footer, durable, recycle bool) (err erro
 	defer func() { s.sealErr = err }()
 	size := int64(len(s.data))
 	if !durable {
-		// Encoded aside, then copied in one move: Encode stores the magic
-		// first and the CRC last, computing it in between, and a kill
-		// inside that leaves a footer that reads as damaged, not as
-		// unsealed. The copy narrows that window to one memmove; it does
-		// not close it (a kill there still leaves a damaged footer).
-		var buf [segment.FooterSize]byte
-		f.Encode(buf[:])
-		copy(s.data[size-segment.FooterSize:], buf[:])
+		// Magic last (StoreFooter): a kill in the middle of the store
+		// leaves a segment that reads as unsealed, which recovery seals,
+		// not one whose footer reads as damaged.
+		segment.StoreFooter(s.data[size-segment.FooterSize:], f)
 		w.lazy.add(s.path)
 	}
 	s.unmapped = true
