@@ -401,53 +401,6 @@ func rm(t *testing.T, p string) {
 	}
 }
 
-// A live writer's open segments are work in progress, not findings.
-func TestLiveWriterTail(t *testing.T) {
-	l := newTestLog(t)
-	l.sealed(3)
-	a := l.open(3, true) // being sealed
-	b := l.open(4, false)
-	segment.StoreLength(b.img, b.offs[2], -segment.LoadLength(b.img, b.offs[2]))
-	b.write(t)
-	l.open(0, false) // prepared
-	lk, err := segment.AcquireLock(l.dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep := mustDir(t, l.dir, Options{})
-	if len(rep.Findings) != 0 || rep.ExitCode(true) != 0 {
-		t.Fatalf("live log has findings:\n%s", summary(rep))
-	}
-	states := []State{}
-	for _, s := range rep.Segments {
-		states = append(states, s.State)
-	}
-	if want := []State{StateSealed, StateOpen, StateOpen, StatePrepared}; !slices.Equal(states, want) {
-		t.Errorf("states %v, want %v", states, want)
-	}
-	if !rep.Logs[0].WriterAlive || !rep.Segments[1].Live {
-		t.Errorf("writer not seen as alive: %+v %+v", rep.Logs, rep.Segments[1])
-	}
-	_ = a
-	// Damage in the active segment is still reported (after the recheck).
-	b.img[b.offs[0]+25] ^= 1
-	b.write(t)
-	rep = mustDir(t, l.dir, Options{})
-	if !has(rep, Torn, 3, b.offs[0]) || rep.ExitCode(false) != 1 {
-		t.Errorf("torn frame in a live segment not reported:\n%s", summary(rep))
-	}
-	if err := lk.Release(); err != nil {
-		t.Fatal(err)
-	}
-	// The writer is gone: the same tail is crash residue.
-	b.img[b.offs[0]+25] ^= 1
-	b.write(t)
-	rep = mustDir(t, l.dir, Options{})
-	if rep.ExitCode(false) != ExitUnfinished {
-		t.Errorf("dead writer's tail: exit %d, want 3\n%s", rep.ExitCode(false), summary(rep))
-	}
-}
-
 // Verifying files picks up the log's context from their directory.
 func TestFiles(t *testing.T) {
 	l := newTestLog(t)
