@@ -16,6 +16,28 @@ import (
 // read from a time in a later segment reports no damage and returns
 // exactly the records from that time on.
 func TestSinceReadsArchiveSummaries(t *testing.T) {
+	sinceLastTwo(t, func(uint64) (bool, bool) { return true, false })
+}
+
+// TestSinceReadsPastDamagedSummary: an archive whose summary is damaged
+// (its content intact) before where Since starts is decompressed once to
+// read its footer, and the archives after it are then passed by their
+// summaries as before, not decompressed one by one: locateSince took the
+// summary's damage for a segment without a footer and started reading
+// there, so every archive after it was opened (up to 64 MiB decompressed
+// each) only to be skipped by the footer its content holds. The archives
+// after it have their compressed frames destroyed (summaries intact), as
+// in TestSinceReadsArchiveSummaries: opening one reports damage.
+func TestSinceReadsPastDamagedSummary(t *testing.T) {
+	sinceLastTwo(t, func(seq uint64) (bool, bool) { return seq > 1, seq == 1 })
+}
+
+// sinceLastTwo archives every segment of a log but the last two, damaged
+// as damage says for each (its compressed frame destroyed past its
+// header, its summary's CRC failing), reads from the first record of
+// those two on with Since, and expects exactly those records and no
+// damage.
+func sinceLastTwo(t *testing.T, damage func(seq uint64) (destroy, badSummary bool)) {
 	dir := t.TempDir()
 	all := writeLogWith(t, dir, 3000, true, mixedPayload)
 	last := all[len(all)-1].pos.Seq
@@ -34,10 +56,15 @@ func TestSinceReadsArchiveSummaries(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i := 16; i < len(z); i++ {
+		destroy, badSummary := damage(seq)
+		for i := 16; destroy && i < len(z); i++ {
 			z[i] = 0x5A // the frame destroyed past its header
 		}
-		if err := os.WriteFile(a, segment.AppendSummary(z, orig), 0o640); err != nil {
+		z = segment.AppendSummary(z, orig)
+		if badSummary {
+			z[len(z)-1] ^= 1 // the summary's CRC fails
+		}
+		if err := os.WriteFile(a, z, 0o640); err != nil {
 			t.Fatal(err)
 		}
 	}

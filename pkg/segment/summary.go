@@ -187,16 +187,29 @@ func ArchiveFooter(path string) (Footer, error) {
 
 // ReadFooter returns the footer of the sealed segment file or archive at
 // path, as cheaply as it can: a .seg file's header and footer are read (no
-// mapping), an archive's summary, else the archive is decompressed.
-// ErrNoFooter means the segment is not sealed; any other error, that it
-// cannot be read or is damaged (read it whole to know more).
+// mapping), an archive's summary, else (no summary, or a damaged one) the
+// archive is decompressed (ArchiveFooter). ErrNoFooter means the segment
+// is not sealed; any other error, that it cannot be read or is damaged
+// (read it whole to know more). An archive whose summary and content both
+// fail gives the content's error, the summary's damage added to it.
 func ReadFooter(path string) (Footer, error) {
 	if IsArchiveName(filepath.Base(path)) {
 		ft, err := readArchiveSummary(path)
-		if !errors.Is(err, errNoSummary) {
+		if err == nil || !errors.Is(err, errNoSummary) && !errors.Is(err, ErrCorrupt) {
 			return ft, err
 		}
-		return ArchiveFooter(path)
+		// The summary is a copy, never the truth: a damaged one costs a
+		// decompression, not the footer (as in ReadHeader). Callers that
+		// took its damage for the answer decided wrongly about a segment
+		// whose content says otherwise (where --since starts, the digest
+		// recovery chains from).
+		ft, cerr := ArchiveFooter(path)
+		var ce *CorruptError
+		if cerr != nil && errors.As(err, &ce) {
+			// The file named once, first (cerr's).
+			return Footer{}, fmt.Errorf("%w (and at offset %d: %s)", cerr, ce.Offset, ce.Reason)
+		}
+		return ft, cerr
 	}
 	f, st, err := openSegmentFile(path)
 	if err != nil {

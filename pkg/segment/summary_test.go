@@ -17,8 +17,8 @@ import (
 // segment (zstd skips the summary's frame), ReadFooter answers from the
 // summary alone (it still does with the compressed frame destroyed) and
 // from the two ends of a .seg file, falls back to decompressing an archive
-// without one, and CheckSummary tells a summary that matches from one that
-// does not.
+// without one or with a damaged one, and CheckSummary tells a summary that
+// matches from one that does not.
 func TestArchiveSummary(t *testing.T) {
 	dir := t.TempDir()
 	orig, want := sealedFile(t, dir, 3, 20)
@@ -75,8 +75,10 @@ func TestArchiveSummary(t *testing.T) {
 	im.Close()
 	s[20] ^= 1
 	writeFile(t, p, other)
-	if _, err := segment.ReadFooter(p); !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), p) {
-		t.Fatalf("damaged summary: ReadFooter %v", err)
+	// Its CRC fails: never trusted, the content's footer instead (the
+	// copy above says one record more).
+	if got, err := segment.ReadFooter(p); err != nil || got != want {
+		t.Fatalf("damaged summary: ReadFooter %+v, %v; want the content's %+v", got, err, want)
 	}
 	im = imageOf(t, p)
 	if err := im.CheckSummary(); !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), "checksum") {
@@ -171,7 +173,7 @@ func TestArchiveSummaryByteFlips(t *testing.T) {
 // without one by decompressing, and errors naming the file otherwise.
 func TestReadHeader(t *testing.T) {
 	dir := t.TempDir()
-	orig, _ := sealedFile(t, dir, 7, 10)
+	orig, foot := sealedFile(t, dir, 7, 10)
 	want, err := segment.DecodeHeader(orig[:segment.HeaderSize])
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +194,7 @@ func TestReadHeader(t *testing.T) {
 	if h, err := segment.ReadHeader(p); err != nil || h != want {
 		t.Fatalf("archive without a summary: %+v, %v", h, err)
 	}
-	readHeaderDamagedSummary(t, p, orig, want)
+	readHeaderDamagedSummary(t, p, orig, want, foot)
 	orig[17] ^= 1 // the sequence number: the header's CRC fails
 	writeFile(t, seg, orig)
 	if _, err := segment.ReadHeader(seg); !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), seg) {
@@ -204,11 +206,11 @@ func TestReadHeader(t *testing.T) {
 }
 
 // readHeaderDamagedSummary: an archive whose summary is damaged gives its
-// header from its content; so does one without a summary whose content
-// checksum fails (the header's CRC vouches for the header); one
-// whose summary and content header are both damaged is ErrCorrupt naming
-// the file.
-func readHeaderDamagedSummary(t *testing.T, p string, orig []byte, want segment.Header) {
+// header and footer (ReadHeader, ReadFooter) from its content; so does one
+// without a summary whose content checksum fails (the header's CRC vouches
+// for the header); one whose summary and content are both damaged is
+// ErrCorrupt naming the file once, and where the summary is damaged.
+func readHeaderDamagedSummary(t *testing.T, p string, orig []byte, want segment.Header, foot segment.Footer) {
 	t.Helper()
 	good := segment.AppendSummary(compress(t, orig), orig)
 	at := len(good) - segment.SummaryFrameSize
@@ -216,8 +218,8 @@ func readHeaderDamagedSummary(t *testing.T, p string, orig []byte, want segment.
 	for _, tc := range []struct {
 		what   string
 		damage func(s []byte)
-		// ReadFooter's error: the archive file's offset of the damage
-		// found, and what it says.
+		// The archive file's offset of the summary's damage found, and
+		// what it says: in ReadFooter's error when the content fails too.
 		off  int
 		says string
 	}{
@@ -233,15 +235,21 @@ func readHeaderDamagedSummary(t *testing.T, p string, orig []byte, want segment.
 		bad := append([]byte{}, good...)
 		tc.damage(bad[at:])
 		writeFile(t, p, bad)
-		_, err := segment.ReadFooter(p)
-		if err == nil {
-			t.Fatalf("summary's %s damaged: ReadFooter trusted it", tc.what)
-		}
-		if want := fmt.Sprintf("%s: offset %d: archive summary: %s", p, tc.off, tc.says); !strings.HasPrefix(err.Error(), want) || !errors.Is(err, segment.ErrCorrupt) {
-			t.Errorf("summary's %s damaged: ReadFooter %v; want %q…, ErrCorrupt", tc.what, err, want)
+		if f, err := segment.ReadFooter(p); err != nil || f != foot {
+			t.Errorf("summary's %s damaged: ReadFooter %+v, %v; want the content's %+v", tc.what, f, err, foot)
 		}
 		if h, err := segment.ReadHeader(p); err != nil || h != want {
 			t.Errorf("summary's %s damaged: ReadHeader %+v, %v; want %+v", tc.what, h, err, want)
+		}
+		for i := 8; i < at; i++ {
+			bad[i] = 0xAA // the compressed frame destroyed too
+		}
+		writeFile(t, p, bad)
+		_, err := segment.ReadFooter(p)
+		summary := fmt.Sprintf(" (and at offset %d: archive summary: %s", tc.off, tc.says)
+		if !errors.Is(err, segment.ErrCorrupt) || err == nil ||
+			!strings.HasPrefix(err.Error(), p+":") || strings.Count(err.Error(), p) != 1 || !strings.Contains(err.Error(), summary) {
+			t.Errorf("summary's %s and content damaged: ReadFooter %v; want ErrCorrupt naming the file once, and %q", tc.what, err, summary)
 		}
 	}
 

@@ -130,18 +130,11 @@ func (w *Writer) recover() (*seg, [segment.DigestSize]byte, error) {
 // sealedDigest reports whether the segment at path is sealed and its
 // digest, from its header and footer (an archive's summary): nothing else
 // of the file is read, so an Open after many archived segments decompresses
-// none of them (only the newest, if its summary is damaged).
+// none of them (only the newest, if its summary is damaged: ReadFooter
+// then reads the content's footer; FORMAT.md section 8, step 2: zeros
+// only when both are unreadable).
 func sealedDigest(path string) ([segment.DigestSize]byte, bool, error) {
 	f, err := segment.ReadFooter(path)
-	if errors.Is(err, segment.ErrCorrupt) && segment.IsArchiveName(filepath.Base(path)) {
-		// ReadFooter reads an archive's summary alone when there is one,
-		// damaged or not. The summary is a copy: the content's footer
-		// gives the digest (FORMAT.md section 8, step 2: zeros only when
-		// both are unreadable).
-		if cf, cerr := segment.ArchiveFooter(path); cerr == nil {
-			f, err = cf, nil
-		}
-	}
 	if seq, _, ok := segment.ParseName(filepath.Base(path)); err == nil && ok && seq != f.Seq {
 		err = &segment.CorruptError{Path: path, Offset: 16, Reason: fmt.Sprintf("header sequence %d does not match the file name", f.Seq)}
 	}

@@ -173,7 +173,7 @@ func TestOpenMakesNewDirectoriesDurable(t *testing.T) {
 
 // TestOpenAfterArchiveWithDamagedSummary: the newest sealed segment is an
 // archive whose summary is damaged while its content is intact. Recovery
-// read its digest from the summary alone (segment.ReadFooter does not
+// read its digest from the summary alone (segment.ReadFooter then did not
 // decompress past a damaged summary) and, failing, chained the next
 // segment from zeros, which FORMAT.md (section 8, step 2) keeps for an
 // archive whose summary and content are both unreadable: verify, which
