@@ -17,12 +17,21 @@ import (
 type chain struct {
 	// want is the digest of segment from (0: the start of the log, whose
 	// digest is zeros). known: every segment after from up to last is
-	// present and left unsealed by recovery, so the next sealed segment
-	// must store want.
+	// present and left unsealed by recovery, or sealed with its footer
+	// lost since (lost), so the next sealed segment must store want moved
+	// on by lost.
 	want  [segment.DigestSize]byte
 	from  uint64
 	last  uint64
 	known bool
+	// lost holds, oldest first, the segments after from whose footer is
+	// lost, every byte their digest covers intact (result.rehash): each
+	// was sealed (a later segment is) chained to the one sealed before
+	// it, so their digests are computed again, from want, once a sealed
+	// segment follows (and only then: the newest unsealed segments are
+	// open, and never hashed). fromLost: from's digest was so computed.
+	lost     []*result
+	fromLost bool
 }
 
 // newChain starts at the start of the log: the first segment sealed in
@@ -37,11 +46,26 @@ func (c *chain) link(r *result) (Finding, bool) {
 	next := r.order == c.last+1
 	c.last = r.order
 	if !r.sealed {
+		if c.known && next && r.ioErr == nil && r.rehash {
+			c.lost = append(c.lost, r)
+			return Finding{}, false
+		}
 		c.known = c.known && next && r.ioErr == nil && r.leftAsIs
 		return Finding{}, false
 	}
-	want, from, check := c.want, c.from, c.known && next
-	c.want, c.from, c.known = r.footer.Digest, r.order, true
+	check := c.known && next
+	if check && len(c.lost) > 0 {
+		for _, l := range c.lost {
+			d, err := rehash(l, c.want)
+			if err != nil {
+				check = false // changed or gone since it was checked: nothing to go on
+				break
+			}
+			c.want, c.from, c.fromLost = d, l.order, true
+		}
+	}
+	want, from, fromLost := c.want, c.from, c.fromLost
+	c.want, c.from, c.known, c.lost, c.fromLost = r.footer.Digest, r.order, true, nil, false
 	if !check {
 		return Finding{}, false
 	}
@@ -51,18 +75,51 @@ func (c *chain) link(r *result) (Finding, bool) {
 	}
 	f := Finding{Class: Chain, Path: r.rep.Path, Seq: r.rep.Seq, Offset: r.rep.Bytes - segment.FooterSize}
 	got := r.footer.PrevDigest[:8]
+	of := fmt.Sprintf("segment %d (%x…)", from, want[:8])
+	if fromLost {
+		of = fmt.Sprintf("segment %d (%x…, computed from its frames: its footer is lost)", from, want[:8])
+	}
 	switch {
 	case from == 0 && r.order == 1:
 		f.Reason = fmt.Sprintf("previous-digest %x… is not zero, but segment 1 is the first of its log", got)
 	case from == 0:
 		f.Reason = fmt.Sprintf("previous-digest %x… is not zero, but no segment before it was sealed (%s)", got, leftRun(1, r.order-1))
 	case from+1 == r.order:
-		f.Reason = fmt.Sprintf("previous-digest %x… is not the digest of segment %d (%x…)", got, from, want[:8])
+		f.Reason = fmt.Sprintf("previous-digest %x… is not the digest of %s", got, of)
 	default:
-		f.Reason = fmt.Sprintf("previous-digest %x… is not the digest of segment %d (%x…), the last sealed before it (%s)",
-			got, from, want[:8], leftRun(from+1, r.order-1))
+		f.Reason = fmt.Sprintf("previous-digest %x… is not the digest of %s, the last sealed before it (%s)",
+			got, of, leftRun(from+1, r.order-1))
 	}
 	return f, true
+}
+
+// rehash computes again the digest of r's segment, whose footer is lost
+// (result.rehash), chained from prev. An error when the file changed
+// since it was checked (its END is no longer where it was) or cannot be
+// read.
+func rehash(r *result, prev [segment.DigestSize]byte) ([segment.DigestSize]byte, error) {
+	var d [segment.DigestSize]byte
+	im, err := segment.OpenImage(r.rep.Path)
+	if err != nil {
+		return d, err
+	}
+	defer im.Close()
+	if im.HeaderErr != nil {
+		return d, im.HeaderErr
+	}
+	var changed error
+	err = im.Guard(func() {
+		f := segment.DecodeFrame(im.Data, im.Header.Seq, r.endAt)
+		if f.State != segment.Committed || f.Type != segment.TypeEnd || im.Valid() != int64(len(im.Data)) {
+			changed = fmt.Errorf("%s changed since it was checked", r.rep.Path)
+			return
+		}
+		d = segment.Digest(prev, im.Data, r.endAt)
+	})
+	if err == nil {
+		err = changed
+	}
+	return d, err
 }
 
 func leftRun(first, last uint64) string {

@@ -34,14 +34,18 @@ type result struct {
 	footerAbsent bool // the footer's magic is zeros: never sealed, or its seal did not finish
 	sealCut      bool // footerAbsent, with the rest of the footer stored (segment.ErrSealUnfinished)
 	leftAsIs     bool // footerAbsent, and recovery left it so (checker.leftAsIs)
-	hasEnd       bool
-	endAt        int64 // the END frame's offset when hasEnd
-	dataEnd      int64 // where the zero tail starts, -1 if the walk saw none
-	empty        bool  // the record area holds no frame at all
-	walked       bool
-	named        bool // order comes from the file name
-	vanished     bool // removed between listing and opening (retention)
-	ioErr        error
+	// rehash: not sealed, but every byte the digest covers is intact (a
+	// valid header, frames from it up to END): its digest, if its footer
+	// was lost, can be computed again (chain.go).
+	rehash   bool
+	hasEnd   bool
+	endAt    int64 // the END frame's offset when hasEnd
+	dataEnd  int64 // where the zero tail starts, -1 if the walk saw none
+	empty    bool  // the record area holds no frame at all
+	walked   bool
+	named    bool // order comes from the file name
+	vanished bool // removed between listing and opening (retention)
+	ioErr    error
 }
 
 // collector keeps findings up to a limit and counts them all.
@@ -322,6 +326,7 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 		c.walk()
 	}
 	r.leftAsIs = r.footerAbsent && c.leftAsIs()
+	r.rehash = !r.sealed && !r.rep.Archived && r.walked && r.hasEnd && !c.refused && !c.damage && c.valid == int64(len(c.img))
 	if r.sealed {
 		var d digested
 		if digest != nil {
