@@ -59,12 +59,21 @@ func AppendSummary(dst, img []byte) []byte {
 // means it has none; a summary that is there but damaged gives an error
 // wrapping ErrCorrupt (its footer all zeros: ErrNoFooter).
 func readArchiveSummary(path string) (Footer, error) {
+	_, ft, err := ReadSummary(path)
+	return ft, err
+}
+
+// ReadSummary returns the header and footer the summary of the archive at
+// path holds, reading only its last SummaryFrameSize bytes, whatever its
+// content holds: an error when it has no summary, or one that is damaged
+// (wrapping ErrCorrupt; its footer all zeros: ErrNoFooter).
+func ReadSummary(path string) (Header, Footer, error) {
 	b, at, err := readSummaryFrame(path)
 	if err != nil {
-		return Footer{}, err
+		return Header{}, Footer{}, err
 	}
-	_, ft, err := decodeSummary(b[:])
-	return ft, summaryError(path, at, err)
+	h, ft, err := decodeSummary(b[:])
+	return h, ft, summaryError(path, at, err)
 }
 
 // readSummaryFrame reads the last SummaryFrameSize bytes of the archive at

@@ -45,7 +45,12 @@ func newChain() chain { return chain{known: true} }
 func (c *chain) link(r *result) (Finding, bool) {
 	next := r.order == c.last+1
 	c.last = r.order
-	if !r.sealed {
+	ft, sealed, at := r.footer, r.sealed, r.rep.Bytes-segment.FooterSize
+	if !sealed && r.summary != nil && r.ioErr == nil {
+		// An archive whose content lost its footer: its summary's copy.
+		ft, sealed, at = *r.summary, true, r.summaryAt
+	}
+	if !sealed {
 		if c.known && next && r.ioErr == nil && r.rehash {
 			c.lost = append(c.lost, r)
 			return Finding{}, false
@@ -65,16 +70,16 @@ func (c *chain) link(r *result) (Finding, bool) {
 		}
 	}
 	want, from, fromLost := c.want, c.from, c.fromLost
-	c.want, c.from, c.known, c.lost, c.fromLost = r.footer.Digest, r.order, true, nil, false
+	c.want, c.from, c.known, c.lost, c.fromLost = ft.Digest, r.order, true, nil, false
 	if !check {
 		return Finding{}, false
 	}
 	r.rep.ChainChecked = true
-	if r.footer.PrevDigest == want {
+	if ft.PrevDigest == want {
 		return Finding{}, false
 	}
-	f := Finding{Class: Chain, Path: r.rep.Path, Seq: r.rep.Seq, Offset: r.rep.Bytes - segment.FooterSize}
-	got := r.footer.PrevDigest[:8]
+	f := Finding{Class: Chain, Path: r.rep.Path, Seq: r.rep.Seq, Offset: at}
+	got := ft.PrevDigest[:8]
 	of := fmt.Sprintf("segment %d (%x…)", from, want[:8])
 	if fromLost {
 		of = fmt.Sprintf("segment %d (%x…, computed from its frames: its footer is lost)", from, want[:8])

@@ -34,18 +34,24 @@ type result struct {
 	footerAbsent bool // the footer's magic is zeros: never sealed, or its seal did not finish
 	sealCut      bool // footerAbsent, with the rest of the footer stored (segment.ErrSealUnfinished)
 	leftAsIs     bool // footerAbsent, and recovery left it so (checker.leftAsIs)
+	hasEnd       bool
+	endAt        int64 // the END frame's offset when hasEnd
+	dataEnd      int64 // where the zero tail starts, -1 if the walk saw none
+	empty        bool  // the record area holds no frame at all
+	walked       bool
+	named        bool // order comes from the file name
+	vanished     bool // removed between listing and opening (retention)
+	ioErr        error
+
 	// rehash: not sealed, but every byte the digest covers is intact (a
 	// valid header, frames from it up to END): its digest, if its footer
 	// was lost, can be computed again (chain.go).
-	rehash   bool
-	hasEnd   bool
-	endAt    int64 // the END frame's offset when hasEnd
-	dataEnd  int64 // where the zero tail starts, -1 if the walk saw none
-	empty    bool  // the record area holds no frame at all
-	walked   bool
-	named    bool // order comes from the file name
-	vanished bool // removed between listing and opening (retention)
-	ioErr    error
+	rehash bool
+	// summary, if not nil, is the footer the summary of an archive not
+	// sealed (its content damaged) holds, checked by its CRC, and
+	// summaryAt its offset in the segment.
+	summary   *segment.Footer
+	summaryAt int64
 }
 
 // collector keeps findings up to a limit and counts them all.
@@ -119,13 +125,28 @@ type checker struct {
 // sealed segment file is read into it whole if it fits, else through it
 // (window.go).
 func checkPath(path string, o *Options, buf []byte) *result {
+	r := checkFile(path, o, buf)
+	if r.rep.Archived && !r.sealed && !r.vanished && r.ioErr == nil {
+		// The content's footer is lost or damaged. The summary's copy of
+		// it, if its CRC checks, is what recovery chains to when the
+		// archive is the newest sealed segment, and what the next segment
+		// was chained to when it was sealed: the chain goes on from it.
+		if h, ft, err := segment.ReadSummary(r.rep.Path); err == nil && h.Seq == r.order {
+			r.summary, r.summaryAt = &ft, h.Size-segment.FooterSize
+		}
+	}
+	return r
+}
+
+// checkFile is checkPath but for the summary of a damaged archive.
+func checkFile(path string, o *Options, buf []byte) *result {
 	r := newResult(path, o)
 	im, copied, err := openImage(path, o, buf)
 	if err != nil {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			if alt, ok := segment.ArchivedInstead(path, err); ok {
-				return checkPath(alt, o, nil)
+				return checkFile(alt, o, nil)
 			}
 			r.vanished = true
 		case errors.Is(err, segment.ErrCorrupt):
