@@ -32,6 +32,15 @@ type chain struct {
 	// open, and never hashed). fromLost: from's digest was so computed.
 	lost     []*result
 	fromLost bool
+	// past: from is a sealed segment file whose header recovery refuses
+	// (bad, or disagreeing with the file's name or size: FORMAT.md section
+	// 8, step 3.1), and past is the digest it had to chain to, if known
+	// (pastOK). Recovery, finding it the newest segment, passed over it
+	// and chained the next segment to past; a segment sealed before its
+	// header went wrong chained to its digest. The next sealed segment
+	// may store either.
+	past   [segment.DigestSize]byte
+	pastOK bool
 }
 
 // newChain starts at the start of the log: the first segment sealed in
@@ -51,7 +60,7 @@ func (c *chain) link(r *result) (Finding, bool) {
 		ft, sealed, at = *r.summary, true, r.summaryAt
 	}
 	if !sealed {
-		if c.known && next && r.ioErr == nil && r.rehash {
+		if c.known && next && r.ioErr == nil && r.rehash && !c.pastOK {
 			c.lost = append(c.lost, r)
 			return Finding{}, false
 		}
@@ -69,13 +78,14 @@ func (c *chain) link(r *result) (Finding, bool) {
 			c.want, c.from, c.fromLost = d, l.order, true
 		}
 	}
-	want, from, fromLost := c.want, c.from, c.fromLost
+	want, from, fromLost, past, pastOK := c.want, c.from, c.fromLost, c.past, c.pastOK
 	c.want, c.from, c.known, c.lost, c.fromLost = ft.Digest, r.order, true, nil, false
+	c.past, c.pastOK = want, check && r.refusedHeader
 	if !check {
 		return Finding{}, false
 	}
 	r.rep.ChainChecked = true
-	if ft.PrevDigest == want {
+	if ft.PrevDigest == want || pastOK && ft.PrevDigest == past {
 		return Finding{}, false
 	}
 	f := Finding{Class: Chain, Path: r.rep.Path, Seq: r.rep.Seq, Offset: at}
@@ -83,6 +93,9 @@ func (c *chain) link(r *result) (Finding, bool) {
 	of := fmt.Sprintf("segment %d (%x…)", from, want[:8])
 	if fromLost {
 		of = fmt.Sprintf("segment %d (%x…, computed from its frames: its footer is lost)", from, want[:8])
+	}
+	if pastOK {
+		of = fmt.Sprintf("segment %d (%x…), nor the one recovery chains to past its header (%x…)", from, want[:8], past[:8])
 	}
 	switch {
 	case from == 0 && r.order == 1:

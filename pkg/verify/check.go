@@ -52,6 +52,9 @@ type result struct {
 	// summaryAt its offset in the segment.
 	summary   *segment.Footer
 	summaryAt int64
+	// refusedHeader: a segment file whose header recovery refuses (bad,
+	// or disagreeing with the file's name or size); chain.go.
+	refusedHeader bool
 }
 
 // collector keeps findings up to a limit and counts them all.
@@ -347,6 +350,7 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 		c.walk()
 	}
 	r.leftAsIs = r.footerAbsent && c.leftAsIs()
+	r.refusedHeader = !r.rep.Archived && im.Check() != nil
 	r.rehash = !r.sealed && !r.rep.Archived && r.walked && r.hasEnd && !c.refused && !c.damage && c.valid == int64(len(c.img))
 	if r.sealed {
 		var d digested

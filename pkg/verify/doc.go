@@ -43,12 +43,15 @@
 // its footer was lost, its header and every frame up to END intact: its
 // digest is then computed again from them, and the next link checked
 // against it. An archive whose content lost its footer is chained by
-// the copy its summary holds, if that checks. Segments removed while the
-// log is read, oldest first as retention removes them, are not a gap: a
-// segment listed and gone when it was to be opened is left out of the
-// report, and the hole it leaves is a gap only if a segment older than it
-// is still there (or the hole also holds a number that was already
-// missing when the directory was listed).
+// the copy its summary holds, if that checks. Past a sealed segment file
+// whose header recovery refuses (bad, or disagreeing with its name or
+// size), which recovery chains past when it is the newest, the next
+// sealed segment may chain to its digest or to the one before it.
+// Segments removed while the log is read, oldest first as retention
+// removes them, are not a gap: a segment listed and gone when it was to
+// be opened is left out of the report, and the hole it leaves is a gap
+// only if a segment older than it is still there (or the hole also holds
+// a number that was already missing when the directory was listed).
 //
 // # The unsealed tail
 //

@@ -1,0 +1,123 @@
+package verify
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+	"github.com/auditseg/auditseg/pkg/writer"
+)
+
+// TestChainPastRefusedHeader: a sealed segment whose header recovery
+// refuses (its sequence number disagrees with the file name, or its CRC
+// fails) is not one recovery chains to (FORMAT.md section 8, step 3.1):
+// as the newest segment it is left as it is, and the next segment is
+// chained to the one sealed before it. Verify accepts that link, and
+// also the one a segment sealed before the header went wrong holds (its
+// digest, the footer being intact); any other is a chain finding, as is
+// the link of a segment sealed after one that was since replaced by a
+// copy of another (the segment it chains to is gone). (Verify
+// took such a segment for the chain's anchor: the segment recovery chained
+// past it was reported as a broken link.)
+func TestChainPastRefusedHeader(t *testing.T) {
+	cases := []struct {
+		name string
+		// spoil makes segment 3 of l, sealed, one whose header recovery
+		// refuses.
+		spoil func(t *testing.T, l *testLog, s1, s3 *seg)
+		want  want // the header's finding
+		// replaced: segment 3 is another segment now: unless recovery
+		// chained segment 4 past it, 4 chains to a segment that is gone.
+		replaced bool
+	}{
+		{"sequence disagrees with the name", func(t *testing.T, l *testLog, s1, s3 *seg) {
+			// A copy of segment 1 put in its place.
+			s3.img = slices.Clone(s1.img)
+			s3.write(t)
+		}, "torn 3:16", true},
+		{"header checksum", func(t *testing.T, l *testLog, s1, s3 *seg) {
+			s3.img[33] ^= 1 // the creation time
+			s3.write(t)
+		}, "torn 3:60", false},
+	}
+	for _, tc := range cases {
+		for _, recovered := range []bool{false, true} {
+			for _, forged := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s/recovered=%v/forged=%v", tc.name, recovered, forged), func(t *testing.T) {
+					l := newTestLog(t)
+					s1 := l.sealed(5)
+					l.sealed(5)
+					s3 := l.sealed(5)
+					if !recovered {
+						// Segment 4 sealed by the writer, chained to 3,
+						// before 3's header went wrong.
+						l.sealed(5)
+					}
+					tc.spoil(t, l, s1, s3)
+					if recovered {
+						// Segment 3 is the newest: recovery leaves it and
+						// chains segment 4 to segment 2.
+						w, err := writer.Open(l.dir, writer.Options{SegmentSize: testSize})
+						if err != nil {
+							t.Fatal(err)
+						}
+						if _, err := w.Append([]byte("after recovery")); err != nil {
+							t.Fatal(err)
+						}
+						if err := w.Close(); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if forged {
+						resealFile(t, filepath.Join(l.dir, segment.FileName(4)), [segment.DigestSize]byte{7})
+					}
+					for _, quick := range []bool{false, true} {
+						rep := mustDir(t, l.dir, Options{Quick: quick})
+						var chain4, header bool
+						for _, f := range rep.Findings {
+							switch k := key(f); {
+							case k == tc.want:
+								header = true
+							case f.Class == Chain && f.Seq == 4:
+								chain4 = true
+							case f.Seq != 3:
+								t.Errorf("quick=%v: finding %s", quick, k)
+							}
+						}
+						broken := forged || tc.replaced && !recovered
+						if !header || chain4 != broken {
+							t.Errorf("quick=%v: findings\n%swant %s, and a chain finding on segment 4: %v", quick, summary(rep), tc.want, broken)
+						}
+						i := slices.IndexFunc(rep.Segments, func(s SegmentReport) bool { return s.Seq == 4 })
+						if i < 0 || !rep.Segments[i].ChainChecked {
+							t.Errorf("quick=%v: segment 4's link not checked", quick)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// resealFile seals the segment file at path again, chained to prev.
+func resealFile(t *testing.T, path string, prev [segment.DigestSize]byte) {
+	t.Helper()
+	img, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ft, err := segment.DecodeFooter(img, segment.Header{Seq: 4, Size: int64(len(img))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clear(img[len(img)-segment.FooterSize:])
+	if _, err := segment.Seal(img, prev, ft.Flags, ft.SealedAt); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, img, 0o640); err != nil {
+		t.Fatal(err)
+	}
+}
