@@ -117,7 +117,8 @@ func (in *Inspection) FooterBytes() []byte { return in.footer }
 // Sealed reports whether the footer decodes.
 func (in *Inspection) Sealed() bool { return in.FooterErr == nil }
 
-// Unsealed reports whether the footer is all zeros.
+// Unsealed reports whether the footer's magic is zeros: never sealed, or
+// a seal that did not finish (segment.ErrSealUnfinished).
 func (in *Inspection) Unsealed() bool { return errors.Is(in.FooterErr, segment.ErrNoFooter) }
 
 // Slots calls fn for every slot of the record area until fn returns false.
