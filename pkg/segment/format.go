@@ -356,6 +356,19 @@ func decodeFooterAt(b []byte, h Header) (Footer, error) {
 	return f, nil
 }
 
+// decodeWholeFooter is decodeFooterAt for a footer written in one piece
+// from a sealed segment, never stored in place by a sealer: an archive's
+// (compressed after the seal) and its summary's copy. Only a sealer's
+// store can stop short of the magic, so one of these without it is
+// damage, a bad magic like any other, not a seal that did not finish.
+func decodeWholeFooter(b []byte, h Header) (Footer, error) {
+	f, err := decodeFooterAt(b, h)
+	if errors.Is(err, ErrSealUnfinished) {
+		return f, corrupt(h.Size-FooterSize, "bad footer magic %q", b[:len(FooterMagic)])
+	}
+	return f, err
+}
+
 var le = binary.LittleEndian
 
 func isZero(b []byte) bool {

@@ -256,6 +256,10 @@ func (im *Image) Footer() (Footer, error) {
 		return Footer{}, im.HeaderErr
 	}
 	f, err := DecodeFooter(im.Data, im.Header)
+	if im.Archived && errors.Is(err, ErrSealUnfinished) {
+		// An archive's content was written whole (decodeWholeFooter).
+		f, err = decodeWholeFooter(im.Data[im.Header.Size-FooterSize:], im.Header)
+	}
 	return f, WithPath(err, im.Path)
 }
 

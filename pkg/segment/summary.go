@@ -57,7 +57,8 @@ func AppendSummary(dst, img []byte) []byte {
 // readArchiveSummary returns the footer an archive's summary holds,
 // reading only the archive's last SummaryFrameSize bytes. errNoSummary
 // means it has none; a summary that is there but damaged gives an error
-// wrapping ErrCorrupt (its footer all zeros: ErrNoFooter).
+// wrapping ErrCorrupt (its footer all zeros: ErrNoFooter; without its
+// magic but not all zeros: ErrCorrupt, see decodeWholeFooter).
 func readArchiveSummary(path string) (Footer, error) {
 	_, ft, err := ReadSummary(path)
 	return ft, err
@@ -113,7 +114,7 @@ func decodeSummary(b []byte) (Header, Footer, error) {
 	if err != nil {
 		return Header{}, Footer{}, movedBy(err, 16)
 	}
-	ft, err := decodeFooterAt(b[16+HeaderSize:], h)
+	ft, err := decodeWholeFooter(b[16+HeaderSize:], h)
 	return h, ft, movedBy(err, 16+HeaderSize-(h.Size-FooterSize))
 }
 

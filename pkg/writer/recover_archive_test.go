@@ -2,6 +2,8 @@ package writer_test
 
 import (
 	"context"
+	"encoding/binary"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"sync"
@@ -179,13 +181,34 @@ func TestOpenMakesNewDirectoriesDurable(t *testing.T) {
 // archive whose summary and content are both unreadable: verify, which
 // reads the content's footer, then reported a broken chain beside the
 // damaged summary.
+//
+// Its copy of the footer without the magic, the summary's CRC made to
+// match, is damage too: the summary is written whole, never cut short as
+// a sealer's store can be (99072a5 read it as a seal that did not finish,
+// and writer.Open failed: "segment is not sealed").
 func TestOpenAfterArchiveWithDamagedSummary(t *testing.T) {
+	t.Run("checksum", func(t *testing.T) {
+		openAfterDamagedSummary(t, func(s []byte) { s[len(s)-8] ^= 0xff }) // in the footer's copy: its CRC fails
+	})
+	t.Run("footer without its magic", func(t *testing.T) {
+		openAfterDamagedSummary(t, func(s []byte) {
+			foot := s[16+segment.HeaderSize:][:segment.FooterSize]
+			clear(foot[:len(segment.FooterMagic)])
+			crc := crc32.Checksum(s[8:len(s)-4], crc32.MakeTable(crc32.Castagnoli))
+			binary.LittleEndian.PutUint32(s[len(s)-4:], crc)
+		})
+	})
+}
+
+// openAfterDamagedSummary damages the summary frame of the newest archive
+// of a log with damage, then opens, appends to and checks the log.
+func openAfterDamagedSummary(t *testing.T, damage func(summary []byte)) {
 	dir, newest := archivedLog(t)
 	b, err := os.ReadFile(newest)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b[len(b)-8] ^= 0xff // in the summary's copy of the footer: its CRC fails
+	damage(b[len(b)-segment.SummaryFrameSize:])
 	if err := os.WriteFile(newest, b, 0o640); err != nil {
 		t.Fatal(err)
 	}
