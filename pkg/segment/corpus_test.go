@@ -175,6 +175,10 @@ func corpusSeeds() map[string][]byte {
 	add("FuzzDecodeFooter", "wrong-seq", reCRC(wrongSeq))
 	add("FuzzDecodeFooter", "end-out-of-range", reCRC(badEnd))
 	add("FuzzDecodeFooter", "bad-crc", append(bytes.Clone(foot[:100]), 1))
+	// A sealer killed before its last store (StoreFooter): all but the
+	// magic; and the magic alone damaged into zeros.
+	add("FuzzDecodeFooter", "seal-cut", append(make([]byte, len(FooterMagic)), foot[len(FooterMagic):]...))
+	add("FuzzDecodeFooter", "magic-half-zero", append(make([]byte, 4), foot[4:]...))
 
 	for name, s := range map[string]string{"valid": "42:4096", "spaces": " 1:64\n", "negative": "1:-64", "huge": "18446744073709551615:9223372036854775807"} {
 		add("FuzzParsePosition", name, s)

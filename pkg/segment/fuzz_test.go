@@ -63,15 +63,26 @@ func FuzzDecodeFooter(f *testing.F) {
 		copy(img[at:], data)
 		h := Header{Seq: testSeq, Size: testSize}
 		ft, err := DecodeFooter(img, h)
+		noMagic := isZero(img[at : at+int64(len(FooterMagic))])
 		switch {
 		case errors.Is(err, ErrNoFooter):
-			if !isZero(img[at : at+int64(len(FooterMagic))]) {
+			if !noMagic {
 				t.Fatal("ErrNoFooter for a footer with a non-zero magic")
+			}
+			// Crash residue and a never-sealed segment are told apart in
+			// verify's reasons and inspect's output.
+			if errors.Is(err, ErrSealUnfinished) == isZero(img[at:]) {
+				t.Fatalf("%v for a footer whose bytes after the magic are zero: %v", err, isZero(img[at:]))
 			}
 		case err != nil:
 			var ce *CorruptError
 			if !errors.As(err, &ce) || ce.Offset < at || ce.Offset >= testSize {
 				t.Fatalf("error %v is not a corrupt error inside the footer", err)
+			}
+			if noMagic {
+				// The sealer stores the magic last: whatever else a kill
+				// left stored reads as not sealed, never as damage.
+				t.Fatalf("footer without its magic read as damage: %v", err)
 			}
 		default:
 			if ft.Seq != testSeq || ft.EndOffset < HeaderSize || ft.EndOffset > DataLimit(testSize) || ft.EndOffset%Alignment != 0 {
@@ -448,6 +459,9 @@ func FuzzDecodeSummary(f *testing.F) {
 	good := AppendSummary(nil, img)
 	f.Add(good)
 	f.Add(AppendSummary(nil, NewImage(4, MinSegmentSize, 5))) // footer all zeros: unsealed
+	cut := bytes.Clone(img)
+	clear(cut[len(cut)-FooterSize:][:len(FooterMagic)])
+	f.Add(AppendSummary(nil, cut)) // a summary is written whole: damage, not a seal cut short
 	f.Add(good[:SummaryFrameSize-1])
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) < SummaryFrameSize {
@@ -463,7 +477,11 @@ func FuzzDecodeSummary(f *testing.F) {
 			if ft.Seq != h.Seq {
 				t.Fatalf("footer of segment %d in the summary of segment %d", ft.Seq, h.Seq)
 			}
-		case errors.Is(err, errNoSummary), errors.Is(err, ErrCorrupt), errors.Is(err, ErrNoFooter):
+		case errors.Is(err, ErrNoFooter):
+			if !isZero(b[16+HeaderSize : 16+HeaderSize+FooterSize]) {
+				t.Fatalf("%v for a summary whose footer is not all zeros", err)
+			}
+		case errors.Is(err, errNoSummary), errors.Is(err, ErrCorrupt):
 		default:
 			t.Fatalf("error of no known kind: %v", err)
 		}
