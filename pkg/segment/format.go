@@ -270,10 +270,12 @@ func (f Footer) Encode(b []byte) {
 
 // ErrNoFooter is returned by DecodeFooter for a footer whose magic is
 // not there, its first 8 bytes zero: the segment was never sealed (it is
-// active, or its writer died), or its seal did not finish. Sealers store
-// the magic last (StoreFooter, or one pwrite), so a seal interrupted by
-// a crash, or read while it is being written, leaves some of the other
-// bytes and reads as not sealed rather than as damage.
+// active, or its writer died), or its seal did not finish. The sealer
+// that stores a footer through the mapping stores the magic last
+// (StoreFooter), so one killed in the middle leaves some of the other
+// bytes, and the segment reads as not sealed rather than as damaged. (A
+// footer written with one pwrite is never left half done by a kill; a
+// reader racing that pwrite can still see it torn.)
 var ErrNoFooter = errors.New("segment is not sealed")
 
 // ErrSealUnfinished is the ErrNoFooter DecodeFooter returns when bytes

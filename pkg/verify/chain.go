@@ -147,26 +147,29 @@ func leftRun(first, last uint64) string {
 	return fmt.Sprintf("segments %d to %d, left unsealed by recovery, are not part of the chain", first, last)
 }
 
-// leftAsIs reports whether the segment, whose footer reads as all zeros,
-// can only be one that recovery left unsealed, the next sealed segment
+// leftAsIs reports whether the segment, whose footer's magic is zero (all
+// zeros, or a seal that did not finish: recovery treats both alike), can
+// only be one that recovery left unsealed, the next sealed segment
 // chaining past it. Recovery leaves as it is a segment whose header is
 // bad or whose walk (Quiescent, as here) meets a torn frame.
 //
 // A segment sealed and damaged afterwards can look the same, and the next
 // one chains to its lost digest: comparing with the digest before it
-// would report a link as broken that is not. So the footer must be zeros
-// in the file (a file cut short reads as zeros where it is missing; a
-// damaged footer that is not zeros was written, and is a footer finding),
-// and an intact frame must lie between the last damage and the footer:
-// then one damage running from the records to the end of the file (a
-// zeroed page or sector there, a garbled tail) cannot be what took the
-// footer. What still passes is ambiguous, and reported: a sealed segment
-// damaged in its records and, apart, in its footer, or a power loss under
-// SyncNone (which orders no writeback) that lost its footer's page and
-// one in its middle while the next footer reached the disk; the link
-// after it is then reported broken beside the segment's own findings. A
-// damaged END claim, which recovery also leaves as it is, reaches the
-// record limit, so no frame follows it: the link past it is not checked.
+// would report a link as broken that is not. So the footer's magic must
+// be zeros in the file (a file cut short reads as zeros where it is
+// missing; a damaged footer with its magic was written, and is a footer
+// finding), and an intact frame must lie between the last damage and the
+// footer: then one damage running from the records to the end of the
+// file (a zeroed page or sector there, a garbled tail) cannot be what
+// took the footer. What still passes is ambiguous, and reported: a sealed
+// segment damaged in its records and, apart, in its footer (or just its
+// magic), or a power loss under SyncNone (which orders no writeback) that
+// lost its footer's page (or kept it as it was in the middle of the
+// seal's store) and one in its middle while the next footer reached the
+// disk; the link after it is then reported broken beside the segment's
+// own findings. A damaged END claim, which recovery also leaves as it is,
+// reaches the record limit, so no frame follows it: the link past it is
+// not checked.
 func (c *checker) leftAsIs() bool {
 	return !c.r.rep.Archived && c.valid == int64(len(c.img)) && c.refused && c.resumed
 }

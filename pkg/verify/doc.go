@@ -34,10 +34,11 @@
 // that recovery left unsealed (damaged) are not part of the chain: the
 // next sealed segment must chain to the last one sealed before them (from
 // zeros if none was), and is checked so when every segment between is
-// present and reads as one recovery left: its footer all zeros in the
-// file, and a bad header or torn frame with an intact frame after the
-// last such damage. A segment that was sealed and damaged afterwards (a
-// damaged footer, a file cut short, damage from its records to its end)
+// present and reads as one recovery left: its footer's magic zero in the
+// file (all zeros, or a seal that did not finish), and a bad header or
+// torn frame with an intact frame after the last such damage. A segment
+// that was sealed and damaged afterwards (a damaged footer whose magic is
+// there, a file cut short, damage from its records to its end)
 // is not: the next one chains to its lost digest, and that link is not
 // checked (chain_checked false), the damage being reported; unless only
 // its footer was lost, its header and every frame up to END intact: its
