@@ -267,3 +267,34 @@ func TestSealCutByCrash(t *testing.T) {
 		t.Fatalf("after recovery: exit %d, segment %+v\n%s", rep.ExitCode(true), rep.Segments[1], summary(rep))
 	}
 }
+
+// TestSealCutWithoutEnd: a footer stored without its magic, in a segment
+// whose END frame is gone. No kill leaves that: the sealer stores a
+// footer only after END is committed, and a killed process's stores stay
+// in the page cache. END was there and was lost (damage, or a power loss
+// under `none`), with whatever it closed, so this is a fatal missing-end,
+// not crash residue (exit 3 says nothing committed is missing).
+func TestSealCutWithoutEnd(t *testing.T) {
+	for _, later := range []bool{false, true} {
+		l := newTestLog(t)
+		l.sealed(3)
+		s := l.open(4, true)
+		l.storeFooterButMagic(s)
+		clear(s.img[s.end : s.end+segment.FrameHeaderSize])
+		s.write(t)
+		if later {
+			l.sealed(2) // then it is not at the tail
+		} else {
+			l.open(0, false)
+		}
+		rep := mustDir(t, l.dir, Options{})
+		if rep.ExitCode(false) != ExitFindings || !has(rep, MissingEnd, 2, s.end) {
+			t.Fatalf("later sealed %v: exit %d, findings:\n%s", later, rep.ExitCode(false), summary(rep))
+		}
+		for _, f := range rep.Findings {
+			if f.Residue || !strings.Contains(f.Reason, "without its magic") {
+				t.Errorf("later sealed %v: %+v", later, f)
+			}
+		}
+	}
+}

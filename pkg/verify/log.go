@@ -395,6 +395,13 @@ func place(u *unit, rep *Report) {
 			} else {
 				add(unsealedFinding(r, MissingEnd, "an archive of a segment that was never sealed (no END frame, no footer): compress-finished archives only sealed segments"))
 			}
+		case r.sealCut && !r.hasEnd:
+			// No kill leaves this: a sealer stores a footer only once END
+			// is committed, and a killed process's stores stay in the
+			// page cache. END was lost (damage, or a power loss under
+			// SyncNone), with what it closed: not crash residue.
+			setState(StateUnsealed)
+			add(unsealedFinding(r, MissingEnd, "no END frame, but a footer stored without its magic: its sealer had found the segment finished, and the END frame is lost"))
 		case i < tail:
 			setState(StateUnsealed)
 			if r.hasEnd && r.sealCut {
