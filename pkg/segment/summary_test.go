@@ -372,13 +372,24 @@ func TestArchivedFooterWithoutMagic(t *testing.T) {
 		arch []byte
 	}{
 		{"content, no summary", compress(t, cut)},
-		{"summary's copy", segment.AppendSummary(compress(t, orig), cut)},
 		{"content and summary", segment.AppendSummary(compress(t, cut), cut)},
 	} {
 		writeFile(t, p, c.arch)
 		if _, err := segment.ReadFooter(p); !errors.Is(err, segment.ErrCorrupt) || errors.Is(err, segment.ErrNoFooter) {
 			t.Errorf("%s: ReadFooter: %v, want damage", c.name, err)
 		}
+	}
+	// The summary's copy alone: damage, so ReadFooter goes on to the
+	// content, whose footer is intact ("not sealed" would have been
+	// taken for the answer).
+	writeFile(t, p, segment.AppendSummary(compress(t, orig), cut))
+	if _, _, err := segment.ReadSummary(p); !errors.Is(err, segment.ErrCorrupt) || errors.Is(err, segment.ErrNoFooter) {
+		t.Errorf("summary's copy: ReadSummary: %v, want damage", err)
+	}
+	h, _ := segment.DecodeHeader(orig)
+	want, _ := segment.DecodeFooter(orig, h)
+	if got, err := segment.ReadFooter(p); err != nil || got != want {
+		t.Errorf("summary's copy: ReadFooter: %+v, %v; want the content's footer %+v", got, err, want)
 	}
 	writeFile(t, p, compress(t, cut))
 	im := imageOf(t, p)
