@@ -230,17 +230,22 @@ func equalRecords(a, b [][]byte) bool {
 	return true
 }
 
-// TestTruncationMatrix cuts the segment file at every 8th offset through
-// the frames and at a sample of the rest: the cut is reported at its
+// TestTruncationMatrix cuts the segment file at every offset through the
+// frames and the footer (a cut inside a length word or a footer field is
+// not the same case as one on a frame boundary) and at a sample of the
+// zero area between them: the cut is reported at its
 // offset, a frame it splits is reported torn at the frame, and every record
 // before the cut is still read.
 func TestTruncationMatrix(t *testing.T) {
 	m := buildMatrix(t)
 	var cuts []int64
-	for x := int64(0); x <= m.end+segment.FrameHeaderSize+8; x += 8 {
+	for x := int64(0); x <= m.end+segment.FrameHeaderSize+8; x++ {
 		cuts = append(cuts, x)
 	}
-	cuts = append(cuts, 1, 7, 63, 65, m.offs[1]+3, 4096, 40000, testSize-segment.FooterSize, testSize-100, testSize-1)
+	cuts = append(cuts, 4096, 40000)
+	for x := testSize - segment.FooterSize - 8; x < testSize; x++ {
+		cuts = append(cuts, x)
+	}
 	for _, x := range cuts {
 		if err := os.WriteFile(m.path, m.img[:x], 0o640); err != nil {
 			t.Fatal(err)
