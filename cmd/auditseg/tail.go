@@ -238,6 +238,9 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 		}
 		fmt.Fprintf(stderr, "auditseg tail: %v\n", &d)
 	}
+	opts.OnDuplicate = func(original, archive string) {
+		fmt.Fprintf(stderr, "auditseg tail: warning: %s: archive of a segment whose original is still there (compress-finished --keep-original, or a run interrupted or still running); reading the original\n", archive)
+	}
 	var last segment.Position
 	printed := false
 	// Sealed segments are formatted on every core and written a few MiB

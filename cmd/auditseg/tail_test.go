@@ -443,6 +443,25 @@ func TestTailDamagedArchive(t *testing.T) {
 	}
 }
 
+// TestTailReportsDuplicateOnce: a segment kept beside its archive is read
+// from the original, each record once, with one warning naming the archive.
+func TestTailReportsDuplicateOnce(t *testing.T) {
+	dir := t.TempDir()
+	for _, in := range []string{"a\nb\n", "c\n"} {
+		if _, stderr, code := execute(t, []byte(in), "write", "-q", "--segment-size", "64KiB", dir); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
+	if _, stderr, code := execute(t, nil, "compress-finished", "--keep-original", dir); code != 0 {
+		t.Fatal(stderr)
+	}
+	a := filepath.Join(dir, segment.ArchiveName(1))
+	out, stderr, code := execute(t, nil, "tail", "-n", "+1", dir)
+	if code != 0 || out != "a\nb\nc\n" || strings.Count(stderr, a) != 1 {
+		t.Fatalf("exit %d, out %q, stderr %q (want %s named once)", code, out, stderr, a)
+	}
+}
+
 // TestTailFromPastTheEnd: a --from past the last record prints nothing and
 // exits 0, as it should, but says where the last record is: a mistyped
 // position looks the same.

@@ -146,6 +146,12 @@ type Options struct {
 	// OnDamage, if set, is called (from Next or Wait) with everything the
 	// reader skips. The reader itself never prints.
 	OnDamage func(Damage)
+	// OnDuplicate, if set, is called from Open once for each segment
+	// whose original and archive are both in the directory (an
+	// interrupted or running compress-finished, or --keep-original): the
+	// original is read and the archive ignored, which its owner may want
+	// to know, as a copy the reader never checks takes up space.
+	OnDuplicate func(original, archive string)
 	// Strict stops the reader at the first damage: Next returns false and
 	// Err returns the *Damage.
 	Strict bool
@@ -282,6 +288,12 @@ func Open(dir string, opts Options) (*Reader, error) {
 	} else if err := r.relist(); err != nil {
 		r.Close()
 		return nil, err
+	} else if opts.OnDuplicate != nil {
+		for _, e := range r.list {
+			if e.Duplicate != "" {
+				opts.OnDuplicate(e.Path, e.Duplicate)
+			}
+		}
 	}
 	r.refreshAlive()
 	if err := r.locate(); err != nil {

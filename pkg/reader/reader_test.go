@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -392,6 +393,31 @@ func TestArchivedSegmentsRead(t *testing.T) {
 	}
 	got, _ = readAll(t, dir, reader.Options{Start: reader.After(all[100].pos)})
 	sameRecs(t, got, all[101:])
+}
+
+// TestDuplicateReportedOnce: with both a segment and its archive present
+// the original is read, each record once, and the pair is reported once.
+func TestDuplicateReportedOnce(t *testing.T) {
+	dir := t.TempDir()
+	all := writeLog(t, dir, 6000, true)
+	orig := filepath.Join(dir, segment.FileName(2))
+	data, err := os.ReadFile(orig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	archiveSegment(t, dir, 2, data)
+	if err := os.WriteFile(orig, data, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	var dups []string
+	got, dmg := readAll(t, dir, reader.Options{OnDuplicate: func(o, a string) { dups = append(dups, o, a) }})
+	sameRecs(t, got, all)
+	if len(dmg) != 0 {
+		t.Fatalf("damage: %v", dmg)
+	}
+	if want := []string{orig, orig + ".zst"}; !slices.Equal(dups, want) {
+		t.Fatalf("duplicates reported %q, want %q", dups, want)
+	}
 }
 
 func TestRecordClone(t *testing.T) {
