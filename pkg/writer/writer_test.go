@@ -251,6 +251,36 @@ func TestCloseIdempotent(t *testing.T) {
 	}
 }
 
+// TestAppendAndReserveDoNotAllocate: the hot path allocates nothing per
+// record (issue 2); a regression would show only as a slower benchmark.
+func TestAppendAndReserveDoNotAllocate(t *testing.T) {
+	w, err := Open(t.TempDir(), Options{SegmentSize: 8 << 20, Sync: SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	p := bytes.Repeat([]byte{'a'}, 64)
+	if n := testing.AllocsPerRun(1000, func() {
+		if _, err := w.Append(p); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("Append: %v allocations per record", n)
+	}
+	if n := testing.AllocsPerRun(1000, func() {
+		r, err := w.Reserve(len(p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(r.Bytes(), p)
+		if err := r.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("Reserve+Commit: %v allocations per record", n)
+	}
+}
+
 // TestRecovery builds the state a killed writer leaves: an unsealed segment
 // with committed frames, a reserved (negative length) frame and a zero gap
 // followed by a committed frame; Open must pad, seal and continue.
