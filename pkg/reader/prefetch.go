@@ -8,9 +8,10 @@ import (
 // prefetch opens the segment after the one being read on another
 // goroutine, so that a replay does not wait for what opening costs: the
 // page tables of a fresh mapping (populating them is as slow as checking
-// every frame's CRC) or the decompression of an archive. At most one is in
-// flight; its image is handed over when the reader gets to that segment,
-// and closed otherwise.
+// every frame's CRC) or the decompression of an archive (not while the
+// current segment is an archive too). At most one is in flight; its image
+// is handed over when the reader gets to that segment, and closed
+// otherwise.
 type prefetch struct {
 	seq  uint64
 	path string
@@ -29,6 +30,11 @@ func (r *Reader) startPrefetch(seq uint64) {
 		return
 	}
 	e := r.list[i]
+	if e.Archived && r.cur != nil && r.cur.img.Archived {
+		// An archive is opened by decompressing it whole: two at once
+		// would break the promise of one decompressed segment per reader.
+		return
+	}
 	p := &prefetch{seq: e.Seq, path: e.Path, done: make(chan struct{})}
 	r.pre = p
 	go func() {

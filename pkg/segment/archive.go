@@ -26,8 +26,9 @@ import (
 // MaxSegmentSize, is refused before anything is allocated. OpenImage's
 // buffer is a mapping of its own that Image.Close unmaps at once, like a
 // mapped .seg file: a reader passing through many archives holds one
-// decompressed segment (two with its prefetch), never as many 64 MiB
-// buffers as the garbage collector lets pile up.
+// decompressed segment (its prefetch opens no archive while it holds
+// one), never as many 64 MiB buffers as the garbage collector lets pile
+// up.
 
 func init() {
 	openArchive = mapArchive
