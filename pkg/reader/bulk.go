@@ -81,6 +81,19 @@ type bulkSeg struct {
 	err      error
 	skip     bool // every record is older than Since (by its footer)
 	closed   bool // im was closed (by the consumer)
+	// released is closed with im, by release: the planner waits for it
+	// before it decompresses the next archive.
+	released chan struct{}
+}
+
+// release closes s's image, once.
+func (s *bulkSeg) release() {
+	if s.closed || s.im == nil {
+		return
+	}
+	s.closed = true
+	s.im.Close()
+	close(s.released)
 }
 
 // bulkItem is one range of a segment, or a whole segment skipped or handed
@@ -211,9 +224,8 @@ func (r *Reader) collect(run *bulkRun) int {
 		}
 		run.wg.Wait()
 		for _, s := range held {
-			if s != keep && !s.closed && s.im != nil {
-				s.closed = true
-				s.im.Close()
+			if s != keep {
+				s.release()
 			}
 		}
 	}
@@ -268,8 +280,7 @@ func (r *Reader) collect(run *bulkRun) int {
 				stop(s)
 				return n
 			}
-			s.closed = true
-			s.im.Close()
+			s.release()
 			n++
 		}
 	}

@@ -16,12 +16,22 @@ func (run *bulkRun) plan() {
 	defer run.wg.Done()
 	defer close(run.work)
 	defer close(run.order)
+	// held is the last archive handed to the consumer: a reader holds one
+	// decompressed segment at a time, so the next archive waits for it.
+	var held *bulkSeg
 	for k, e := range run.entries {
-		s := &bulkSeg{e: e}
+		s := &bulkSeg{e: e, released: make(chan struct{})}
 		if k == 0 && run.first != nil {
 			<-run.first.done
 			s.im, s.err = run.first.im, run.first.err
 		} else {
+			if held != nil && e.Archived {
+				select {
+				case <-held.released:
+				case <-run.quit:
+					return
+				}
+			}
 			s.im, s.err = segment.OpenImage(e.Path)
 		}
 		f, ok := bulkSealed(s)
@@ -40,8 +50,12 @@ func (run *bulkRun) plan() {
 			}
 			continue
 		}
+		archived := s.im.Archived // before split: the consumer may close s.im once it is queued
 		if !run.split(s, f) {
 			return
+		}
+		if archived {
+			held = s
 		}
 	}
 }
