@@ -238,9 +238,11 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 		}
 		fmt.Fprintf(stderr, "auditseg tail: %v\n", &d)
 	}
-	opts.OnDuplicate = func(original, archive string) {
-		fmt.Fprintf(stderr, "auditseg tail: warning: %s: archive of a segment whose original is still there (compress-finished --keep-original, or a run interrupted or still running); reading the original\n", archive)
-	}
+	// One line however many: after compress-finished --keep-original
+	// every sealed segment has both, and a line each would bury the
+	// output's other warnings.
+	var dups []string
+	opts.OnDuplicate = func(original, archive string) { dups = append(dups, archive) }
 	var last segment.Position
 	printed := false
 	// Sealed segments are formatted on every core and written a few MiB
@@ -270,6 +272,13 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 		return withCode(exitUsage, err)
 	}
 	defer r.Close()
+	switch len(dups) {
+	case 0:
+	case 1:
+		fmt.Fprintf(stderr, "auditseg tail: warning: %s: archive of a segment whose original is still there (compress-finished --keep-original, or a run interrupted or still running); reading the original\n", dups[0])
+	default:
+		fmt.Fprintf(stderr, "auditseg tail: warning: %d segments have an archive beside the original (%s ... %s: compress-finished --keep-original, or a run interrupted or still running); reading the originals\n", len(dups), dups[0], dups[len(dups)-1])
+	}
 
 	werr := func() error {
 		n := 0

@@ -460,6 +460,19 @@ func TestTailReportsDuplicateOnce(t *testing.T) {
 	if code != 0 || out != "a\nb\nc\n" || strings.Count(stderr, a) != 1 {
 		t.Fatalf("exit %d, out %q, stderr %q (want %s named once)", code, out, stderr, a)
 	}
+	// Many: one line, not one each.
+	for _, in := range []string{"d\n", "e\n"} {
+		if _, stderr, code := execute(t, []byte(in), "write", "-q", "--segment-size", "64KiB", dir); code != 0 {
+			t.Fatal(stderr)
+		}
+	}
+	if _, stderr, code := execute(t, nil, "compress-finished", "--keep-original", dir); code != 0 {
+		t.Fatal(stderr)
+	}
+	out, stderr, code = execute(t, nil, "tail", "-n", "+1", dir)
+	if code != 0 || out != "a\nb\nc\nd\ne\n" || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, " segments have an archive beside the original (") {
+		t.Fatalf("exit %d, out %q, stderr %q (want one line for the duplicates)", code, out, stderr)
+	}
 }
 
 // TestTailFromPastTheEnd: a --from past the last record prints nothing and
