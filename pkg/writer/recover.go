@@ -79,12 +79,13 @@ func (w *Writer) recover() (*seg, [segment.DigestSize]byte, error) {
 	for ; i > 0; i-- {
 		e := l.Segments[i-1]
 		d, sealed, err := sealedDigest(e.Path)
-		if err != nil && e.Archived && errors.Is(err, segment.ErrCorrupt) {
+		if err != nil && e.Archived && (errors.Is(err, segment.ErrCorrupt) || errors.Is(err, segment.ErrNoFooter)) {
 			// Sealed by construction, but neither its summary nor its
-			// content gives the digest: the next seal cannot chain to it.
-			// Refusing to open would stop every append for a damage
-			// verify reports anyway (a chain finding follows it).
-			w.opts.Logger.Warn("the newest sealed segment is a damaged archive; the next segment's chain starts over", "file", e.Path, "err", err)
+			// content gives the digest (damaged, or an archive made by
+			// hand of a segment never sealed): the next seal cannot chain
+			// to it. Refusing to open would stop every append for a
+			// damage verify reports anyway (a chain finding follows it).
+			w.opts.Logger.Warn("the newest sealed segment is an archive without a valid footer; the next segment's chain starts over", "file", e.Path, "err", err)
 			w.stats.DamagedSegments++
 			d, sealed, err = [segment.DigestSize]byte{}, true, nil
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/auditseg/auditseg/pkg/segment"
 	"github.com/auditseg/auditseg/pkg/verify"
 	"github.com/auditseg/auditseg/pkg/writer"
+	"github.com/klauspost/compress/zstd"
 )
 
 // archivedLog writes a log of several sealed segments and archives all
@@ -248,5 +249,55 @@ func openAfterDamagedSummary(t *testing.T, damage func(summary []byte)) {
 		if fd.Class == verify.Chain {
 			t.Errorf("verify: %+v", fd)
 		}
+	}
+}
+
+// TestOpenAfterArchiveOfUnsealedSegment: the newest archive holds a
+// segment that was never sealed (made by hand: compress-finished archives
+// only sealed segments), its summary and content without a footer. Open
+// failed with "recovery: segment is not sealed", naming no file, on every
+// try; it goes on as after a damaged archive (verify reports it).
+func TestOpenAfterArchiveOfUnsealedSegment(t *testing.T) {
+	dir, newest := archivedLog(t)
+	im, err := segment.OpenImage(newest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := append([]byte(nil), im.Data...)
+	im.Close()
+	clear(img[len(img)-segment.FooterSize:])
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arch := segment.AppendSummary(enc.EncodeAll(img, nil), img)
+	enc.Close()
+	if err := os.WriteFile(newest, arch, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if got := w.Recovered().DamagedSegments; got != 1 {
+		t.Errorf("DamagedSegments %d, want 1", got)
+	}
+	if _, err := w.Append([]byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := verify.Dir(dir, verify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seq, _, _ := segment.ParseName(filepath.Base(newest))
+	found := false
+	for _, f := range rep.Findings {
+		found = found || f.Seq == seq && f.Class == verify.MissingEnd
+	}
+	if !found || rep.ExitCode(false) != verify.ExitFindings {
+		t.Errorf("verify does not report the unsealed archive %s: %+v", newest, rep.Findings)
 	}
 }
