@@ -23,7 +23,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -80,7 +79,7 @@ unreadable, or the output could not be written.`,
 	}
 	fl := c.Flags()
 	fl.StringVar(&f.level, "level", "default", "zstd level: 1-22 (mapped to the nearest the encoder has) or fastest, default, better, best")
-	fl.IntVarP(&f.jobs, "jobs", "j", runtime.NumCPU(), "segments compressed in parallel")
+	fl.IntVarP(&f.jobs, "jobs", "j", 0, "segments compressed in parallel (default: number of CPUs)")
 	fl.DurationVar(&f.minAge, "min-age", 0, "skip segments sealed less than this long ago (e.g. 24h)")
 	fl.IntVar(&f.keep, "keep", 0, "leave the newest N sealed segments uncompressed")
 	fl.BoolVar(&f.keepOriginal, "keep-original", false, "keep each .seg beside its verified archive")
@@ -110,8 +109,9 @@ func (f compressFlags) options() (archive.Options, error) {
 		return o, err
 	}
 	switch {
-	case f.jobs < 1:
-		return o, fmt.Errorf("--jobs %d: want at least 1", f.jobs)
+	case f.jobs < 0:
+		// 0 is one per CPU, as for verify (archive.Options.Jobs).
+		return o, fmt.Errorf("--jobs %d: want a positive number (or 0: one per CPU)", f.jobs)
 	case f.keep < 0:
 		return o, fmt.Errorf("--keep %d: want 0 or more", f.keep)
 	case f.minAge < 0:

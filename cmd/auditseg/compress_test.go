@@ -275,7 +275,7 @@ func TestCompressFinishedUsage(t *testing.T) {
 		{"compress-finished", dir, dir},
 		{"compress-finished", "--level", "0", dir},
 		{"compress-finished", "--level", "fast", dir},
-		{"compress-finished", "-j", "0", dir},
+		{"compress-finished", "-j", "-1", dir},
 		{"compress-finished", "--keep", "-1", dir},
 		{"compress-finished", "--min-age", "-1h", dir},
 		{"compress-finished", "--output", "yaml", dir},
@@ -289,6 +289,10 @@ func TestCompressFinishedUsage(t *testing.T) {
 	stdout, _, code := execute(t, nil, "compress-finished", "-o", "json", filepath.Join(dir, "missing"))
 	if code != exitUsage || !strings.Contains(stdout, `"error": "open log directory `) {
 		t.Errorf("missing directory, -o json: exit %d, %q", code, stdout)
+	}
+	// 0 is one per CPU, as for verify.
+	if _, stderr, code := execute(t, nil, "compress-finished", "-j", "0", "--dry-run", dir); code != exitOK {
+		t.Errorf("-j 0: exit %d, %s", code, stderr)
 	}
 	// A huge --jobs is no more slots than segments (it ran the process
 	// out of memory: a channel of a billion slots).
