@@ -401,10 +401,10 @@ func openArchiveFile(path string) (*archiveFile, error) {
 // can be, before anything is read.
 func (a *archiveFile) checkSize(n int64) error {
 	if n == 0 {
-		return a.corrupt("empty archive")
+		return a.corruptAt(0, "empty archive")
 	}
 	if n > maxArchiveSize(MaxSegmentSize) {
-		return a.corrupt("archive is %d bytes, larger than any segment archive", n)
+		return a.corruptAt(0, "archive is %d bytes, larger than any segment archive", n)
 	}
 	return nil
 }
@@ -414,25 +414,25 @@ func (a *archiveFile) checkSize(n int64) error {
 func (a *archiveFile) checkFrame() error {
 	var zh zstd.Header
 	if err := zh.Decode(a.m); err != nil {
-		return a.corrupt("not a zstd frame: %v", err)
+		return a.corruptAt(0, "not a zstd frame: %v", err)
 	}
 	switch {
 	case zh.Skippable:
-		return a.corrupt("archive starts with a skippable frame, not a segment")
+		return a.corruptAt(0, "archive starts with a skippable frame, not a segment")
 	case zh.DictionaryID != 0:
-		return a.corrupt("archive needs zstd dictionary %d; segment archives use none", zh.DictionaryID)
+		return a.corruptAt(0, "archive needs zstd dictionary %d; segment archives use none", zh.DictionaryID)
 	case !zh.HasFCS:
-		return a.corrupt("zstd frame header does not state the decompressed size")
+		return a.corruptAt(0, "zstd frame header does not state the decompressed size")
 	case zh.FrameContentSize == 0 || zh.FrameContentSize > MaxSegmentSize:
-		return a.corrupt("decompressed size %d is not a segment size (at most %d)", zh.FrameContentSize, MaxSegmentSize)
+		return a.corruptAt(0, "decompressed size %d is not a segment size (at most %d)", zh.FrameContentSize, MaxSegmentSize)
 	}
 	a.size, a.headerSize, a.checksum = int64(zh.FrameContentSize), int64(zh.HeaderSize), zh.HasCheckSum
 	n := int64(len(a.m))
 	if a.size > maxBlockExpansion*n { // n <= maxArchiveSize(1 GiB): no overflow
-		return a.corrupt("frame header claims %d bytes from only %d compressed bytes", a.size, n)
+		return a.corruptAt(0, "frame header claims %d bytes from only %d compressed bytes", a.size, n)
 	}
 	if n > maxArchiveSize(a.size) {
-		return a.corrupt("archive is %d bytes, too large for %d bytes of content", n, a.size)
+		return a.corruptAt(0, "archive is %d bytes, too large for %d bytes of content", n, a.size)
 	}
 	return nil
 }
@@ -441,6 +441,12 @@ func (a *archiveFile) close() { _ = Unmap(a.m) }
 
 func (a *archiveFile) corrupt(format string, args ...any) error {
 	return fmt.Errorf("%s: %s: %w", a.path, fmt.Sprintf(format, args...), ErrCorrupt)
+}
+
+// corruptAt is corrupt for damage at a known offset of the archive file:
+// the zstd frame header's facts are at its start.
+func (a *archiveFile) corruptAt(off int64, format string, args ...any) error {
+	return &CorruptError{Path: a.path, Offset: off, Reason: fmt.Sprintf(format, args...)}
 }
 
 // guard runs fn, which reads the mapping on this goroutine. The file is

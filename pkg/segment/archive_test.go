@@ -138,11 +138,11 @@ func TestReadArchiveRefuses(t *testing.T) {
 		data []byte
 		want string
 	}{
-		{"empty", nil, "empty archive"},
-		{"not zstd", []byte("AUDITSEG this is a segment, not an archive"), "not a zstd frame"},
-		{"no content size", noSize.Bytes(), "does not state the decompressed size"},
-		{"claims 1 GiB", huge, "claims 1073741824 bytes"},
-		{"over the limit", tooBig, "not a segment size"},
+		{"empty", nil, "offset 0: empty archive"},
+		{"not zstd", []byte("AUDITSEG this is a segment, not an archive"), "offset 0: not a zstd frame"},
+		{"no content size", noSize.Bytes(), "offset 0: zstd frame header does not state the decompressed size"},
+		{"claims 1 GiB", huge, "offset 0: frame header claims 1073741824 bytes"},
+		{"over the limit", tooBig, "offset 0: decompressed size"},
 		{"two frames", twoFrames, "cannot decompress"},
 		{"trailing garbage", garbage, "cannot decompress"},
 		{"truncated", good[:len(good)-5], "cannot decompress"},
