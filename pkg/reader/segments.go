@@ -1,6 +1,7 @@
 package reader
 
 import (
+	"errors"
 	"time"
 
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -260,12 +261,33 @@ func hasFooter(path string) (bool, error) {
 // record limit: the end of the log, unless a later segment exists or the
 // segment is sealed.
 func (r *Reader) atTail(c *seg) bool {
-	if c.quiet {
-		var f segment.Footer
-		var ferr error
-		if segment.Guard(c.img.Data, func() { f, ferr = c.img.Footer() }) == nil && ferr == nil {
-			return r.sealedTail(c, f)
+	var f segment.Footer
+	var ferr error
+	if segment.Guard(c.img.Data, func() { f, ferr = c.img.Footer() }) != nil {
+		ferr = nil // gone with the file's end: the usual look at what follows
+	} else if c.quiet && ferr == nil {
+		return r.sealedTail(c, f)
+	}
+	if errors.Is(ferr, segment.ErrSealUnfinished) {
+		// A footer is stored only once every frame up to END is
+		// committed, and the magic last: zeros where frames or END
+		// should be, under part of a footer, were lost (a power loss
+		// under SyncNone, or damage), as verify's missing-end says,
+		// whether or not a writer is alive or a segment follows. Unless
+		// the walk ran before the frames were written and the seal began
+		// after it: the zeros are looked at again, after the footer.
+		if !c.quiet && !r.stillZero(c) {
+			return r.err == nil // written since: read it as usual
 		}
+		d := Damage{Kind: DamageTorn, Path: c.path, Seq: c.seq, Offset: c.off,
+			Len: segment.RecordLimit(int64(len(c.img.Data))) - c.off,
+			Err: &segment.CorruptError{Path: c.path, Offset: c.off,
+				Reason: "no END frame, though the segment's footer was being stored (it is stored once END is committed): frames lost from here"}}
+		if !r.report(d) {
+			return false
+		}
+		r.finish()
+		return true
 	}
 	if r.single == "" {
 		if err := r.relist(); err != nil {
