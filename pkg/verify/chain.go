@@ -38,9 +38,14 @@ type chain struct {
 	// (pastOK). Recovery, finding it the newest segment, passed over it
 	// and chained the next segment to past; a segment sealed before its
 	// header went wrong chained to its digest. The next sealed segment
-	// may store either.
+	// may store either. Recovery passes over a run of such segments
+	// whole: past is then the digest before the run, and run holds the
+	// digests of the run's segments before from, which a segment sealed
+	// while only some of their headers were wrong chained to. A set, as a
+	// crafted log may hold any number of them in a row.
 	past   [segment.DigestSize]byte
 	pastOK bool
+	run    map[[segment.DigestSize]byte]bool
 }
 
 // newChain starts at the start of the log: the first segment sealed in
@@ -78,14 +83,29 @@ func (c *chain) link(r *result) (Finding, bool) {
 			c.want, c.from, c.fromLost = d, l.order, true
 		}
 	}
-	want, from, fromLost, past, pastOK := c.want, c.from, c.fromLost, c.past, c.pastOK
+	want, from, fromLost, past, pastOK, run := c.want, c.from, c.fromLost, c.past, c.pastOK, c.run
+	linked := ft.PrevDigest == want || pastOK && (ft.PrevDigest == past || run[ft.PrevDigest])
+	before := len(run) // run is added to below
 	c.want, c.from, c.known, c.lost, c.fromLost = ft.Digest, r.order, true, nil, false
-	c.past, c.pastOK = want, check && r.refusedHeader
+	c.past, c.pastOK, c.run = want, false, nil
+	if r.refusedHeader {
+		// Where its own link is not checked, the digest before it is not
+		// known (a gap, or the first segment present: the older ones,
+		// which recovery may have chained past it to, deleted since).
+		c.known, c.pastOK = check, check
+		if pastOK {
+			if run == nil {
+				run = map[[segment.DigestSize]byte]bool{}
+			}
+			run[want] = true
+			c.past, c.run = past, run
+		}
+	}
 	if !check {
 		return Finding{}, false
 	}
 	r.rep.ChainChecked = true
-	if ft.PrevDigest == want || pastOK && ft.PrevDigest == past {
+	if linked {
 		return Finding{}, false
 	}
 	f := Finding{Class: Chain, Path: r.rep.Path, Seq: r.rep.Seq, Offset: at}
@@ -96,6 +116,9 @@ func (c *chain) link(r *result) (Finding, bool) {
 	}
 	if pastOK {
 		of = fmt.Sprintf("segment %d (%x…), nor the one recovery chains to past its header (%x…)", from, want[:8], past[:8])
+		if before > 0 {
+			of = fmt.Sprintf("segment %d (%x…), nor that of the %d before it whose headers recovery refuses too, nor the one recovery chains to past them (%x…)", from, want[:8], before, past[:8])
+		}
 	}
 	switch {
 	case from == 0 && r.order == 1:

@@ -60,16 +60,7 @@ func TestChainPastRefusedHeader(t *testing.T) {
 					if recovered {
 						// Segment 3 is the newest: recovery leaves it and
 						// chains segment 4 to segment 2.
-						w, err := writer.Open(l.dir, writer.Options{SegmentSize: testSize})
-						if err != nil {
-							t.Fatal(err)
-						}
-						if _, err := w.Append([]byte("after recovery")); err != nil {
-							t.Fatal(err)
-						}
-						if err := w.Close(); err != nil {
-							t.Fatal(err)
-						}
+						recoverAppend(t, l.dir)
 					}
 					if forged {
 						resealFile(t, filepath.Join(l.dir, segment.FileName(4)), [segment.DigestSize]byte{7})
@@ -118,6 +109,83 @@ func resealFile(t *testing.T, path string, prev [segment.DigestSize]byte) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(path, img, 0o640); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestChainPastRefusedHeaders: recovery passes over every sealed
+// segment whose header it refuses, however many are newest in a row, and
+// chains the next segment to the one sealed before them; where nothing
+// before them is known to verify (the first segments present, the older
+// ones deleted), the link past them is not checked. (Verify accepted
+// past a run of two only the digests of the run's two segments, and past
+// one with nothing before it only its own digest: both reported the link
+// recovery made as a chain finding.)
+func TestChainPastRefusedHeaders(t *testing.T) {
+	spoil := func(s *seg) { s.img[33] ^= 1; s.write(t) }
+	for _, forged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("two in a row/forged=%v", forged), func(t *testing.T) {
+			l := newTestLog(t)
+			l.sealed(5)
+			s2, s3 := l.sealed(5), l.sealed(5)
+			spoil(s2)
+			spoil(s3)
+			recoverAppend(t, l.dir) // segment 4, chained to segment 1
+			if forged {
+				resealFile(t, filepath.Join(l.dir, segment.FileName(4)), [segment.DigestSize]byte{7})
+			}
+			for _, quick := range []bool{false, true} {
+				rep := mustDir(t, l.dir, Options{Quick: quick})
+				chain4 := false
+				for _, f := range rep.Findings {
+					if f.Class == Chain {
+						chain4 = chain4 || f.Seq == 4
+						if !forged || f.Seq != 4 {
+							t.Errorf("quick=%v: %s: the link recovery made", quick, f.Reason)
+						}
+					}
+				}
+				if forged && !chain4 {
+					t.Errorf("quick=%v: segment 4 forged, no chain finding:\n%s", quick, summary(rep))
+				}
+			}
+		})
+	}
+	t.Run("first present", func(t *testing.T) {
+		l := newTestLog(t)
+		s1 := l.sealed(5)
+		s2 := l.sealed(5)
+		s3 := l.sealed(5)
+		spoil(s3)
+		recoverAppend(t, l.dir) // segment 4, chained to segment 2
+		for _, s := range []*seg{s1, s2} {
+			if err := os.Remove(s.path); err != nil { // retention
+				t.Fatal(err)
+			}
+		}
+		for _, quick := range []bool{false, true} {
+			rep := mustDir(t, l.dir, Options{Quick: quick})
+			for _, f := range rep.Findings {
+				if f.Class == Chain {
+					t.Errorf("quick=%v: %s: segment 2, which it chains to, is gone", quick, f.Reason)
+				}
+			}
+		}
+	})
+}
+
+// recoverAppend opens the log in dir with a writer, which recovers it,
+// and appends one record.
+func recoverAppend(t *testing.T, dir string) {
+	t.Helper()
+	w, err := writer.Open(dir, writer.Options{SegmentSize: testSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Append([]byte("after recovery")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
 }

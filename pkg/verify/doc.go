@@ -47,7 +47,9 @@
 // the copy its summary holds, if that checks. Past a sealed segment file
 // whose header recovery refuses (bad, or disagreeing with its name or
 // size), which recovery chains past when it is the newest, the next
-// sealed segment may chain to its digest or to the one before it.
+// sealed segment may chain to its digest or to the one before it (past
+// a run of them, to any of the run's or the one before the run; past one
+// whose own link is not checked, the next link is not checked either).
 // Segments removed while the log is read, oldest first as retention
 // removes them, are not a gap: a segment listed and gone when it was to
 // be opened is left out of the report, and the hole it leaves is a gap
