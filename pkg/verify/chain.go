@@ -101,6 +101,10 @@ func (c *chain) link(r *result) (Finding, bool) {
 			c.past, c.run = past, run
 		}
 	}
+	if r.renamed {
+		// Recovery's link past it is from zeros, whatever came before.
+		c.known, c.past, c.pastOK, c.run = true, [segment.DigestSize]byte{}, true, nil
+	}
 	if !check {
 		return Finding{}, false
 	}

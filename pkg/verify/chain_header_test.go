@@ -189,3 +189,36 @@ func recoverAppend(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 }
+
+// TestChainPastRenamedArchive: an archive whose footer's sequence number
+// is not its file name's (a copy of another segment's archive put in its
+// place) gives recovery no digest: finding it the newest sealed segment,
+// recovery warns and chains the next segment from zeros. Verify accepts
+// that link beside the archive's own findings, and still reports a
+// forged one. (It required the archive's digest: the link recovery made
+// was a chain finding.)
+func TestChainPastRenamedArchive(t *testing.T) {
+	for _, forged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("forged=%v", forged), func(t *testing.T) {
+			l := newTestLog(t)
+			s1 := l.sealed(5)
+			l.sealed(5)
+			s3 := l.sealed(5)
+			p1 := archive(t, l, s1, true)
+			p3 := archive(t, l, s3, false)
+			if err := os.Rename(p1, p3); err != nil {
+				t.Fatal(err)
+			}
+			recoverAppend(t, l.dir) // segment 4, chained from zeros
+			if forged {
+				resealFile(t, filepath.Join(l.dir, segment.FileName(4)), [segment.DigestSize]byte{7})
+			}
+			for _, quick := range []bool{false, true} {
+				rep := mustDir(t, l.dir, Options{Quick: quick})
+				if has(rep, Chain, 4, footerAt()) != forged {
+					t.Errorf("quick=%v: chain finding on segment 4: %v, want %v\n%s", quick, !forged, forged, summary(rep))
+				}
+			}
+		})
+	}
+}

@@ -55,6 +55,11 @@ type result struct {
 	// refusedHeader: a segment file whose header recovery refuses (bad,
 	// or disagreeing with the file's name or size); chain.go.
 	refusedHeader bool
+	// renamed: an archive whose footer's sequence number is not its
+	// name's. Recovery takes no digest from it, and chains the next
+	// segment from zeros when it is the newest sealed (FORMAT.md section
+	// 8, step 2); chain.go.
+	renamed bool
 }
 
 // collector keeps findings up to a limit and counts them all.
@@ -351,6 +356,7 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 	}
 	r.leftAsIs = r.footerAbsent && c.leftAsIs()
 	r.refusedHeader = !r.rep.Archived && im.Check() != nil
+	r.renamed = r.rep.Archived && r.sealed && r.named && r.footer.Seq != r.order
 	r.rehash = !r.sealed && !r.rep.Archived && r.walked && r.hasEnd && !c.refused && !c.damage && c.valid == int64(len(c.img))
 	if r.sealed {
 		var d digested

@@ -49,7 +49,9 @@
 // size), which recovery chains past when it is the newest, the next
 // sealed segment may chain to its digest or to the one before it (past
 // a run of them, to any of the run's or the one before the run; past one
-// whose own link is not checked, the next link is not checked either).
+// whose own link is not checked, the next link is not checked either);
+// past an archive whose footer's sequence number is not its name's, to
+// its digest or to zeros, as recovery chains past it.
 // Segments removed while the log is read, oldest first as retention
 // removes them, are not a gap: a segment listed and gone when it was to
 // be opened is left out of the report, and the hole it leaves is a gap
