@@ -11,7 +11,9 @@ type Options struct {
 	// Quick checks headers, footers, END frames and the chain, but not
 	// frames: no per-frame CRC, no digest recomputation, no check of the
 	// bytes after END. Unsealed segments are still walked in full (they
-	// have no footer to trust, and there are few of them).
+	// have no footer to trust, and there are few of them), and the digest
+	// of one that lost only its footer is computed again when a sealed
+	// segment follows, to check the link (FORMAT.md section 6).
 	Quick bool
 	// TimeTolerance is how far a DATA frame's timestamp may be before its
 	// segment's creation time (or after its sealing time) before it is a
