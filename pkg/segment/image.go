@@ -255,10 +255,16 @@ func (im *Image) Footer() (Footer, error) {
 	if im.HeaderErr != nil {
 		return Footer{}, im.HeaderErr
 	}
-	f, err := DecodeFooter(im.Data, im.Header)
+	return im.FooterAs(im.Header)
+}
+
+// FooterAs is Footer decoded against h instead of the image's header:
+// one made from the file name and size when the header is damaged.
+func (im *Image) FooterAs(h Header) (Footer, error) {
+	f, err := DecodeFooter(im.Data, h)
 	if im.Archived && errors.Is(err, ErrSealUnfinished) {
 		// An archive's content was written whole (decodeWholeFooter).
-		f, err = decodeWholeFooter(im.Data[im.Header.Size-FooterSize:], im.Header)
+		f, err = decodeWholeFooter(im.Data[h.Size-FooterSize:], h)
 	}
 	return f, WithPath(err, im.Path)
 }

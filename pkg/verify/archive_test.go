@@ -273,3 +273,28 @@ func TestDamagedArchivePlaced(t *testing.T) {
 	}
 	t.Logf("%d flips placed in a block, %d caught by the content checksum only", placed, checksumOnly)
 }
+
+// TestArchiveWithDamagedHeaderAndMagic: an archive's content whose header
+// is damaged and whose footer lost its magic. An archive is written whole,
+// so a footer without its magic there is damage (709b5b0), also when the
+// footer is decoded against the file name because the header is damaged:
+// it was read as a seal that did not finish ("an archive of a segment
+// that was never sealed").
+func TestArchiveWithDamagedHeaderAndMagic(t *testing.T) {
+	l := newTestLog(t)
+	l.sealed(4)
+	s := l.sealed(4)
+	s.img[40] = 1 // reserved header bytes: the header is damaged
+	clear(s.img[len(s.img)-segment.FooterSize:][:len(segment.FooterMagic)])
+	s.write(t)
+	archive(t, l, s, false)
+	rep := mustDir(t, l.dir, Options{})
+	if !has(rep, Footer, s.seq, footerAt()) {
+		t.Fatalf("no footer finding at %d:%d:\n%s", s.seq, footerAt(), summary(rep))
+	}
+	for _, f := range rep.Findings {
+		if strings.Contains(f.Reason, "never sealed") {
+			t.Errorf("read as never sealed: %+v", f)
+		}
+	}
+}

@@ -271,8 +271,7 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 	if im.HeaderErr == nil {
 		r.footer, ferr = im.Footer()
 	} else {
-		r.footer, ferr = segment.DecodeFooter(im.Data, hdr)
-		ferr = segment.WithPath(ferr, im.Path)
+		r.footer, ferr = im.FooterAs(hdr)
 	}
 	switch {
 	case ferr == nil:

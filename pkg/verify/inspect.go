@@ -95,8 +95,7 @@ func (in *Inspection) decode() {
 	} else if seq, _, ok := segment.ParseName(filepath.Base(in.Path)); ok && segment.ValidSize(int64(len(im.Data))) == nil {
 		in.Seq, in.SeqFromName, in.walkable = seq, true, true
 		hdr := segment.Header{Seq: seq, Size: int64(len(im.Data))}
-		in.Footer, in.FooterErr = segment.DecodeFooter(im.Data, hdr)
-		in.FooterErr = segment.WithPath(in.FooterErr, in.Path)
+		in.Footer, in.FooterErr = im.FooterAs(hdr)
 	} else {
 		in.FooterErr = im.HeaderErr
 	}
