@@ -444,6 +444,7 @@ func TestSegmentTruncatedUnderWriter(t *testing.T) {
 		}
 	}
 	path := w.cur.Load().path
+	tail := w.cur.Load().tail.Load()
 	if err := os.Truncate(path, 4096); err != nil {
 		t.Fatal(err)
 	}
@@ -457,11 +458,13 @@ func TestSegmentTruncatedUnderWriter(t *testing.T) {
 		t.Fatalf("writer after its segment was truncated: %v", e)
 	}
 	// The file and the offset the sealer found without data: the first
-	// frame it reads past the cut.
+	// frame it reads past the cut, or the end of the records if its
+	// lookahead had followed the commit words that far before the cut
+	// (it did once in CI, under load: offset 10784, the tail).
 	msg := (*e).Error()
 	_, rest, _ := strings.Cut(msg, path+": changed while it was being sealed (truncated?): no data at offset ")
-	if off, perr := strconv.ParseInt(rest, 10, 64); perr != nil || off < 4096 || off >= 8192 {
-		t.Fatalf("writer after its segment was truncated: %q; want the file and an offset in [4096, 8192)", msg)
+	if off, perr := strconv.ParseInt(rest, 10, 64); perr != nil || off < 4096 || off > tail {
+		t.Fatalf("writer after its segment was truncated: %q; want the file and an offset in [4096, %d]", msg, tail)
 	}
 	if err := w.Close(); !errors.Is(err, ErrFailed) {
 		t.Fatalf("Close: %v", err)
