@@ -146,7 +146,7 @@ func checkPath(path string, o *Options, buf []byte) *result {
 	return r
 }
 
-// checkFile is checkPath but for the summary of a damaged archive.
+// checkFile is checkPath without its look at a damaged archive's summary.
 func checkFile(path string, o *Options, buf []byte) *result {
 	r := newResult(path, o)
 	im, copied, err := openImage(path, o, buf)
