@@ -133,7 +133,7 @@ func (w *Writer) recover() (*seg, [segment.DigestSize]byte, error) {
 // of the file is read, so an Open after many archived segments decompresses
 // none of them (only the newest, if its summary is damaged: ReadFooter
 // then reads the content's footer; FORMAT.md section 8, step 2: zeros
-// only when both are unreadable).
+// only when neither gives a valid footer).
 func sealedDigest(path string) ([segment.DigestSize]byte, bool, error) {
 	f, err := segment.ReadFooter(path)
 	if seq, _, ok := segment.ParseName(filepath.Base(path)); err == nil && ok && seq != f.Seq {
