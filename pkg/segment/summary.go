@@ -54,20 +54,12 @@ func AppendSummary(dst, img []byte) []byte {
 	return append(dst, b[:]...)
 }
 
-// readArchiveSummary returns the footer an archive's summary holds,
-// reading only the archive's last SummaryFrameSize bytes. errNoSummary
-// means it has none; a summary that is there but damaged gives an error
-// wrapping ErrCorrupt (its footer all zeros: ErrNoFooter; without its
-// magic but not all zeros: ErrCorrupt, see decodeWholeFooter).
-func readArchiveSummary(path string) (Footer, error) {
-	_, ft, err := ReadSummary(path)
-	return ft, err
-}
-
 // ReadSummary returns the header and footer the summary of the archive at
 // path holds, reading only its last SummaryFrameSize bytes, whatever its
-// content holds: an error when it has no summary, or one that is damaged
-// (wrapping ErrCorrupt; its footer all zeros: ErrNoFooter).
+// content holds. errNoSummary means it has none; a summary that is there
+// but damaged gives an error wrapping ErrCorrupt (its footer all zeros:
+// ErrNoFooter; without its magic but not all zeros: ErrCorrupt, see
+// decodeWholeFooter).
 func ReadSummary(path string) (Header, Footer, error) {
 	b, at, err := readSummaryFrame(path)
 	if err != nil {
@@ -183,28 +175,17 @@ func matchSummary(path string, at int64, b, hdr, foot []byte) error {
 	return nil
 }
 
-// ArchiveFooter decompresses the archive at path and returns the footer
-// its content holds, whatever its summary says (the summary is a copy).
-// The content is decompressed into memory, not mapped: nothing faults.
-func ArchiveFooter(path string) (Footer, error) {
-	im, err := OpenImage(path)
-	if err != nil {
-		return Footer{}, err
-	}
-	defer im.Close()
-	return im.Footer()
-}
-
 // ReadFooter returns the footer of the sealed segment file or archive at
 // path, as cheaply as it can: a .seg file's header and footer are read (no
 // mapping), an archive's summary, else (no summary, or a damaged one) the
-// archive is decompressed (ArchiveFooter). ErrNoFooter means the segment
-// is not sealed; any other error, that it cannot be read or is damaged
-// (read it whole to know more). An archive whose summary and content both
-// fail gives the content's error, the summary's damage added to it.
+// archive is decompressed (into memory, not mapped: nothing faults).
+// ErrNoFooter means the segment is not sealed; any other error, that it
+// cannot be read or is damaged (read it whole to know more). An archive
+// whose summary and content both fail gives the content's error, the
+// summary's damage added to it.
 func ReadFooter(path string) (Footer, error) {
 	if IsArchiveName(filepath.Base(path)) {
-		ft, err := readArchiveSummary(path)
+		_, ft, err := ReadSummary(path)
 		if err == nil || !errors.Is(err, errNoSummary) && !errors.Is(err, ErrCorrupt) {
 			return ft, err
 		}
@@ -213,7 +194,7 @@ func ReadFooter(path string) (Footer, error) {
 		// took its damage for the answer decided wrongly about a segment
 		// whose content says otherwise (where --since starts, the digest
 		// recovery chains from).
-		ft, cerr := ArchiveFooter(path)
+		ft, cerr := contentFooter(path)
 		var ce *CorruptError
 		if cerr != nil && errors.As(err, &ce) {
 			// The file named once, first (cerr's).
@@ -240,6 +221,17 @@ func ReadFooter(path string) (Footer, error) {
 	}
 	ft, err := decodeFooterAt(fb[:], h)
 	return ft, WithPath(err, path)
+}
+
+// contentFooter is the footer an archive's content holds, whatever its
+// summary says (the summary is a copy).
+func contentFooter(path string) (Footer, error) {
+	im, err := OpenImage(path)
+	if err != nil {
+		return Footer{}, err
+	}
+	defer im.Close()
+	return im.Footer()
 }
 
 // ReadHeader returns the header of the segment file or archive at path,
