@@ -34,7 +34,10 @@ const (
 	// DamageSegment: the segment file cannot be used as it is: its header
 	// is unusable (the segment is skipped), the file disagrees with its
 	// header, its footer is damaged, or it could not be opened or changed
-	// while it was read. Err says which, with the file and offset. For
+	// while it was read. Err says which, with the file and offset. For a
+	// file that shrank while it was read, Offset is where the records not
+	// read start, and Err (a *segment.ChangedError) names the offset that
+	// had no data, at or after it. For
 	// an archive that does not decompress, Offset is the segment offset
 	// from which nothing decodes (Err, a *segment.ArchiveDamage, also
 	// names the damaged block's offset in the archive file); the records

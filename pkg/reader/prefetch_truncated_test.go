@@ -49,16 +49,27 @@ func sealedLog(t *testing.T, dir string, n, recs int) {
 		for range recs {
 			off = segment.PutFrame(img, seq, off, segment.TypeData, now, payload)
 		}
-		segment.PutEnd(img, seq, off, now)
-		f, err := segment.Seal(img, prev, 0, now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		prev = f.Digest
-		if err := os.WriteFile(filepath.Join(dir, segment.FileName(seq)), img, 0o640); err != nil {
-			t.Fatal(err)
-		}
+		prev = sealInto(t, dir, img, off, prev, now)
 	}
+}
+
+// sealInto ends segment image img with END at off, seals it chained to
+// prev, writes it into dir under its name, and returns its digest.
+func sealInto(t *testing.T, dir string, img []byte, off int64, prev [segment.DigestSize]byte, now int64) [segment.DigestSize]byte {
+	t.Helper()
+	h, err := segment.DecodeHeader(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	segment.PutEnd(img, h.Seq, off, now)
+	f, err := segment.Seal(img, prev, 0, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, segment.FileName(h.Seq)), img, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	return f.Digest
 }
 
 // wantChanged checks that d reports the file at path as changed while it

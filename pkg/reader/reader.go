@@ -81,8 +81,12 @@
 // unusable, whole. Options.Strict stops
 // at the first report instead. The reader never panics on any file content
 // and never allocates by a length read from a file. A mapped file that
-// shrinks while the reader decodes it is reported too (the fault is caught);
-// a caller touching a Payload of such a file is not protected.
+// shrinks while the reader decodes it is reported too (the fault is
+// caught): the records decoded before the fault are returned (their bytes
+// were there and their CRCs passed), and a DamageSegment reports the
+// segment from the first record not returned, its Err naming the offset
+// that had no data; the reader goes on with the next segment. A caller
+// touching a Payload of such a file is not protected.
 //
 // # Costs
 //

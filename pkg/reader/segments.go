@@ -131,21 +131,24 @@ func (r *Reader) refill() bool {
 // walk runs segment.Walk from c.off, buffering frames and damage up to a
 // batch, or in probe mode up to and including the first frame. It returns
 // the event that stopped it (END, pending, tail; Kind noStop otherwise),
-// and false if the mapping faulted (the file was truncated under it),
-// which is reported and finishes the segment.
+// and false if the mapping faulted at c.off (the file was truncated under
+// it), which is reported and finishes the segment. A fault further on
+// keeps the events decoded before it: their bytes were there and their
+// CRCs passed. They are returned as a batch; the walk after them meets
+// the fault again and reports it from where they end.
 func (r *Reader) walk(c *seg, mode segment.WalkMode, probe bool) (stop segment.Event, ok bool) {
 	stop.Kind = noStop
 	if !probe {
 		err := c.img.Guard(func() { r.evs, _ = c.img.WalkBatch(c.off, mode, r.evs[:0]) })
-		if n := len(r.evs); err == nil && n > 0 && r.evs[n-1].Kind.Ends() {
-			stop, r.evs = r.evs[n-1], r.evs[:n-1]
-		}
 		if err == nil {
+			if n := len(r.evs); n > 0 && r.evs[n-1].Kind.Ends() {
+				stop, r.evs = r.evs[n-1], r.evs[:n-1]
+			}
 			return r.cutAtLoss(c, stop), true
 		}
+		// WalkBatch says how many events it decoded only by returning:
+		// walk again one event at a time to keep those before the fault.
 		r.evs = r.evs[:0]
-		r.faulted(c, err)
-		return stop, false
 	}
 	err := c.img.Guard(func() {
 		c.img.Walk(c.off, mode, func(ev segment.Event) bool {
@@ -161,18 +164,17 @@ func (r *Reader) walk(c *seg, mode segment.WalkMode, probe bool) (stop segment.E
 			return len(r.evs) < batch
 		})
 	})
-	if err == nil {
+	if err == nil || len(r.evs) > 0 {
 		return r.cutAtLoss(c, stop), true
 	}
-	r.evs = r.evs[:0]
 	r.faulted(c, err)
 	return stop, false
 }
 
-// faulted reports a walk that faulted at or after c.off and finishes the
-// segment. err is c.img.Guard's: it names the offset that had no data, as
-// verify and inspect do for the same file; Offset says where the records
-// not read start.
+// faulted reports a walk that faulted before it decoded anything from
+// c.off and finishes the segment. err is c.img.Guard's: it names the
+// offset that had no data, as verify and inspect do for the same file;
+// Offset says where the records not read start.
 func (r *Reader) faulted(c *seg, err error) {
 	if r.report(changed(c, err)) {
 		r.finish()
