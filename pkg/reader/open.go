@@ -129,7 +129,9 @@ func (r *Reader) waitListing() bool {
 // when the file vanished and nothing is listed after it: not to be passed.
 // below is the segment before e: the one passed last, else e.Seq-1.
 func (r *Reader) openSeg(e segment.Entry, below uint64) (*seg, bool) {
+	reported := r.damaged
 	im, err, ok := r.takePrefetch(e)
+	prefetched := ok
 	if !ok {
 		im, err = segment.OpenImage(e.Path)
 	}
@@ -170,11 +172,17 @@ func (r *Reader) openSeg(e segment.Entry, below uint64) (*seg, bool) {
 	}
 	// The first read of the mapping since OpenImage's: a prefetched image
 	// was opened while the segment before was read, time enough for the
-	// file to be truncated. Then nothing of it is read.
+	// file to be truncated. Its footer is gone, its records before the cut
+	// are not: it is opened again, and read as it is now, as it would have
+	// been had the reader come to it after the cut. A fresh image that
+	// faults as well (cut again meanwhile) is reported, nothing of it read.
 	var f segment.Footer
 	var ferr error
 	if err := im.Guard(func() { f, ferr = im.Footer() }); err != nil {
 		im.Close()
+		if prefetched && r.damaged == reported {
+			return r.openSeg(e, below) // the prefetch is taken: no loop
+		}
 		r.skipUnreadable(e)
 		r.report(changed(c, err))
 		return nil, false
