@@ -239,13 +239,36 @@ func (im *Image) Check() error {
 	if im.HeaderErr != nil {
 		return im.HeaderErr
 	}
-	if im.FileSize != im.Header.Size {
-		return &CorruptError{Path: im.Path, Offset: min(im.FileSize, im.Header.Size),
-			Reason: fmt.Sprintf("file is %d bytes, header says %d", im.FileSize, im.Header.Size)}
+	return CheckHeader(im.Path, im.Header, im.FileSize)
+}
+
+// CheckHeader reports how the valid header h disagrees with the segment
+// file at path, fileSize bytes long: another size, or another sequence
+// number than the file name's. Recovery refuses such a header, as it does
+// a bad one, and does not count the segment as sealed whatever its footer
+// says (FORMAT.md section 8, step 3.1): verify, recovery and Image.Check
+// all decide it here.
+func CheckHeader(path string, h Header, fileSize int64) error {
+	if err := sizeMismatch(path, fileSize, h.Size); err != nil {
+		return err
 	}
-	if seq, _, ok := ParseName(filepath.Base(im.Path)); ok && seq != im.Header.Seq {
-		return &CorruptError{Path: im.Path, Offset: 16,
-			Reason: fmt.Sprintf("header sequence %d does not match the file name", im.Header.Seq)}
+	return nameMismatch(path, h.Seq)
+}
+
+func sizeMismatch(path string, fileSize, headerSize int64) error {
+	if fileSize == headerSize {
+		return nil
+	}
+	return &CorruptError{Path: path, Offset: min(fileSize, headerSize),
+		Reason: fmt.Sprintf("file is %d bytes, header says %d", fileSize, headerSize)}
+}
+
+// nameMismatch: seq is the header's (or the footer's, which decodes only
+// when equal to it).
+func nameMismatch(path string, seq uint64) error {
+	if n, _, ok := ParseName(filepath.Base(path)); ok && n != seq {
+		return &CorruptError{Path: path, Offset: 16,
+			Reason: fmt.Sprintf("header sequence %d does not match the file name", seq)}
 	}
 	return nil
 }

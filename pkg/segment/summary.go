@@ -211,9 +211,8 @@ func ReadFooter(path string) (Footer, error) {
 	if err != nil {
 		return Footer{}, err
 	}
-	if st.Size() != h.Size {
-		return Footer{}, &CorruptError{Path: path, Offset: min(st.Size(), h.Size),
-			Reason: fmt.Sprintf("file is %d bytes, header says %d", st.Size(), h.Size)}
+	if err := sizeMismatch(path, st.Size(), h.Size); err != nil {
+		return Footer{}, err
 	}
 	var fb [FooterSize]byte
 	if err := ReadAt(f, path, "read", fb[:], h.Size-FooterSize); err != nil {
@@ -221,6 +220,24 @@ func ReadFooter(path string) (Footer, error) {
 	}
 	ft, err := decodeFooterAt(fb[:], h)
 	return ft, WithPath(err, path)
+}
+
+// SealedFooter returns the footer of the segment file or archive at path
+// if the segment counts as sealed: an archive whose summary or content
+// gives a footer, or a segment file with a valid footer and a header
+// recovery accepts (valid, agreeing with the file's size and name). It is
+// ReadFooter, and also refuses a footer whose sequence number is not the
+// file name's (ErrCorrupt): a copy of another segment, which recovery
+// does not chain to (FORMAT.md section 8, steps 2 and 3.1). Recovery
+// finds the newest sealed segment with it, and verify the end of the
+// sealed part of a log, so the two agree on which segments a dead
+// writer left unsealed.
+func SealedFooter(path string) (Footer, error) {
+	f, err := ReadFooter(path)
+	if err == nil {
+		err = nameMismatch(path, f.Seq)
+	}
+	return f, err
 }
 
 // contentFooter is the footer an archive's content holds, whatever its

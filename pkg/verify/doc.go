@@ -64,7 +64,10 @@
 // segment it appends to, the next one (prepared ahead, empty) and any
 // finished segment whose last frames are still being committed. That run
 // of newest segments without a footer is the log's tail. An unsealed
-// segment before a sealed one is "missing-end".
+// segment before a sealed one is "missing-end". Sealed means as recovery
+// counts it: an archive, or a valid footer under a header recovery
+// accepts (segment.SealedFooter); a valid footer under a header it
+// refuses does not end the tail, as recovery seals what comes before it.
 //
 //   - Writer alive (segment.WriterAlive): the tail is work in progress.
 //     Reserved frames, zero gaps and missing END frames or footers there

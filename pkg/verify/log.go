@@ -295,7 +295,7 @@ func liveSuspects(results []*result) []int {
 		if tail && r.found.total() > 0 || r.footerAbsent && sealedAfter {
 			suspects = append(suspects, i)
 		}
-		sealedAfter = sealedAfter || r.sealed
+		sealedAfter = sealedAfter || r.countsSealed()
 	}
 	return suspects
 }
@@ -316,37 +316,42 @@ func openTail(u *unit) int {
 		segs := u.listing.Segments
 		for k := len(segs) - 1; k >= 0; k-- {
 			r, ok := asked[segs[k].Seq]
-			if ok && (r.sealed || r.rep.Archived) || !ok && sealedOnDisk(segs[k]) {
+			if ok && r.countsSealed() || !ok && sealedOnDisk(segs[k]) {
 				from = segs[k].Seq + 1
 				break
 			}
 		}
 	}
 	i := len(u.results)
-	// The tail runs back to the newest segment known to be sealed (a valid
-	// footer, or an archive): a damaged or unreadable one is not (recovery
-	// reseals after the newest valid footer, FORMAT.md section 8).
-	for i > 0 && !u.results[i-1].sealed && !u.results[i-1].rep.Archived && u.results[i-1].order >= from {
+	// The tail runs back to the newest segment recovery counts as sealed
+	// (countsSealed): recovery reseals what comes after it.
+	for i > 0 && !u.results[i-1].countsSealed() && u.results[i-1].order >= from {
 		i--
 	}
 	return i
 }
 
-// sealedOnDisk peeks at one segment's footer: only a valid one counts,
-// as for the segments asked for. Archives are sealed by construction and
-// are not decompressed for this. The footer is read under the guard: a
-// file that shrank since it was mapped faults there, and is not sealed.
+// countsSealed reports whether recovery counts r as sealed, the end of
+// what a dead writer left unsealed (FORMAT.md section 8, step 2): an
+// archive, or a valid footer under a header recovery accepts. A valid
+// footer under a header it refuses (r.refusedHeader: segment.CheckHeader,
+// or a bad header) is not: recovery passes over that segment and seals
+// the ones before it, which are therefore crash residue, not segments
+// that lost their END before a sealed one.
+func (r *result) countsSealed() bool {
+	return r.rep.Archived || r.sealed && !r.refusedHeader
+}
+
+// sealedOnDisk is countsSealed for a segment not asked for, by the same
+// function recovery uses (segment.SealedFooter: the header and footer
+// are read, nothing mapped). Archives are sealed by construction and are
+// not decompressed for this.
 func sealedOnDisk(e segment.Entry) bool {
 	if e.Archived {
 		return true
 	}
-	im, err := segment.OpenImage(e.Path)
-	if err != nil {
-		return false
-	}
-	defer im.Close()
-	var ferr error
-	return im.Guard(func() { _, ferr = im.Footer() }) == nil && ferr == nil
+	_, err := segment.SealedFooter(e.Path)
+	return err == nil
 }
 
 // newest is the highest sequence number in the unit's directory.

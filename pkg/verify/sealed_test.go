@@ -2,9 +2,11 @@ package verify
 
 import (
 	"os"
+	"slices"
 	"testing"
 
 	"github.com/auditseg/auditseg/pkg/segment"
+	"github.com/auditseg/auditseg/pkg/writer"
 )
 
 // A footer's time range is 0, 0 when the segment holds no records
@@ -63,5 +65,74 @@ func TestDamagedNewestSegmentIsNotSealed(t *testing.T) {
 		if alive && (!whole.Segments[1].Live || !only.Segments[0].Live) {
 			t.Errorf("alive=%v: the writer's active segment is not live: %+v, %+v", alive, whole.Segments[1], only.Segments[0])
 		}
+	}
+}
+
+// TestResidueBeforeRefusedHeader: a dead writer's last segment, unsealed,
+// followed by a segment with a valid footer under a header recovery
+// refuses (a copy of another segment, a header whose CRC fails). Recovery
+// does not count that one as sealed (FORMAT.md section 8, step 3.1), so
+// the unsealed segment before it is after the newest sealed one, and
+// writer.Open seals it: it is crash residue, as verify must say, in the
+// whole directory and when only it is asked for, not a missing-end
+// before a sealed segment. (Verify took any valid footer for sealed: it
+// reported a fatal missing-end for a segment recovery seals.)
+func TestResidueBeforeRefusedHeader(t *testing.T) {
+	spoils := []struct {
+		name  string
+		spoil func(s1, s4 *seg)
+		at    int64 // the header's torn finding
+	}{
+		{"copy of another segment", func(s1, s4 *seg) { s4.img = slices.Clone(s1.img) }, 16},
+		{"header checksum", func(s1, s4 *seg) { s4.img[33] ^= 1 }, 60},
+	}
+	for _, tc := range spoils {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newTestLog(t)
+			s1 := l.sealed(5)
+			l.sealed(5)
+			s3 := l.open(4, false)
+			s4 := l.sealed(5)
+			tc.spoil(s1, s4)
+			s4.write(t)
+			cp := copyDir(t, l.dir)
+
+			whole := mustDir(t, l.dir, Options{})
+			only, err := Files([]string{s3.path}, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, rep := range map[string]*Report{"whole": whole, "only": only} {
+				residue := false
+				for _, f := range rep.Findings {
+					if f.Seq != s3.seq {
+						continue
+					}
+					residue = residue || f.Class == Unfinished && f.Residue
+					if f.Class == MissingEnd || !f.Residue {
+						t.Errorf("%s: segment 3: %s (%s), but recovery seals it\n%s", name, f.Class, f.Reason, summary(rep))
+					}
+				}
+				if !residue {
+					t.Errorf("%s: segment 3 is not crash residue:\n%s", name, summary(rep))
+				}
+			}
+			if !has(whole, Torn, s4.seq, tc.at) || whole.ExitCode(false) != ExitFindings {
+				t.Errorf("segment 4's header not reported, or exit %d:\n%s", whole.ExitCode(false), summary(whole))
+			}
+
+			// What recovery does with the same directory.
+			w, err := writer.Open(cp, writer.Options{SegmentSize: testSize})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := w.Recovered()
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if st.RecoveredSegments != 1 || st.DamagedSegments != 1 {
+				t.Errorf("recovery sealed %d segments and left %d, want segment 3 sealed and 4 left", st.RecoveredSegments, st.DamagedSegments)
+			}
+		})
 	}
 }

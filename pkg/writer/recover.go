@@ -135,10 +135,7 @@ func (w *Writer) recover() (*seg, [segment.DigestSize]byte, error) {
 // then reads the content's footer; FORMAT.md section 8, step 2: zeros
 // only when neither gives a valid footer).
 func sealedDigest(path string) ([segment.DigestSize]byte, bool, error) {
-	f, err := segment.ReadFooter(path)
-	if seq, _, ok := segment.ParseName(filepath.Base(path)); err == nil && ok && seq != f.Seq {
-		err = &segment.CorruptError{Path: path, Offset: 16, Reason: fmt.Sprintf("header sequence %d does not match the file name", f.Seq)}
-	}
+	f, err := segment.SealedFooter(path)
 	switch {
 	case err == nil:
 		return f.Digest, true, nil
@@ -174,8 +171,8 @@ func (w *Writer) recoverSegment(path string, seq uint64, last bool, prev *[segme
 	h, herr := segment.Header{}, error(nil)
 	if _, err := f.ReadAt(hdr[:], 0); err != nil {
 		herr = err
-	} else if h, herr = segment.DecodeHeader(hdr[:]); herr == nil && (h.Size != st.Size() || h.Seq != seq) {
-		herr = fmt.Errorf("header (sequence %d, %d bytes) does not match the file", h.Seq, h.Size)
+	} else if h, herr = segment.DecodeHeader(hdr[:]); herr == nil {
+		herr = segment.CheckHeader(path, h, st.Size())
 	}
 	if herr != nil {
 		f.Close()
