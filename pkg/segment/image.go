@@ -292,6 +292,23 @@ func (im *Image) FooterAs(h Header) (Footer, error) {
 	return f, WithPath(err, im.Path)
 }
 
+// FileFooter decodes the footer the file ends with, when its valid
+// header claims another size (Footer looks where the header puts the
+// end): a sealed segment whose header's size was damaged since keeps its
+// footer there, which verify chains past it by (FORMAT.md section 6).
+// Offsets in errors are the file's.
+func (im *Image) FileFooter() (Footer, error) {
+	// Data is fitted to the header: the file's bytes are its first
+	// FileSize when it is longer than the file (a copy padded with
+	// zeros), and under its capacity when it is shorter (cut).
+	if im.HeaderErr != nil || im.Archived || im.FileSize == im.Header.Size || int64(cap(im.Data)) < im.FileSize {
+		return Footer{}, ErrNoFooter
+	}
+	h := Header{Seq: im.Header.Seq, Size: im.FileSize}
+	f, err := DecodeFooter(im.Data[:im.FileSize:im.FileSize], h)
+	return f, WithPath(err, im.Path)
+}
+
 // Walk walks the image's record area; see the package function Walk.
 func (im *Image) Walk(from int64, mode WalkMode, fn func(Event) bool) int64 {
 	if im.HeaderErr != nil {

@@ -60,9 +60,10 @@ func (c *chain) link(r *result) (Finding, bool) {
 	next := r.order == c.last+1
 	c.last = r.order
 	ft, sealed, at := r.footer, r.sealed, r.rep.Bytes-segment.FooterSize
-	if !sealed && r.summary != nil && r.ioErr == nil {
-		// An archive whose content lost its footer: its summary's copy.
-		ft, sealed, at = *r.summary, true, r.summaryAt
+	if !sealed && r.spare != nil && r.ioErr == nil {
+		// An archive whose content lost its footer: its summary's copy;
+		// a file whose header claims another size: its own end's.
+		ft, sealed, at = *r.spare, true, r.spareAt
 	}
 	if !sealed {
 		if c.known && next && r.ioErr == nil && r.rehash && !c.pastOK {

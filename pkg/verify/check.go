@@ -47,11 +47,13 @@ type result struct {
 	// valid header, frames from it up to END): its digest, if its footer
 	// was lost, can be computed again (chain.go).
 	rehash bool
-	// summary, if not nil, is the footer the summary of an archive not
-	// sealed (its content damaged) holds, checked by its CRC, and
-	// summaryAt its offset in the segment.
-	summary   *segment.Footer
-	summaryAt int64
+	// spare, if not nil, is a footer checked by its CRC that the chain
+	// takes for that of a segment not sealed, and spareAt its offset:
+	// the copy the summary of an archive whose content is damaged holds,
+	// or the footer at the end of a file whose header claims another
+	// size (segment.Image.FileFooter).
+	spare   *segment.Footer
+	spareAt int64
 	// refusedHeader: a segment file whose header recovery refuses (bad,
 	// or disagreeing with the file's name or size); chain.go.
 	refusedHeader bool
@@ -140,7 +142,7 @@ func checkPath(path string, o *Options, buf []byte) *result {
 		// archive is the newest sealed segment, and what the next segment
 		// was chained to when it was sealed: the chain goes on from it.
 		if h, ft, err := segment.ReadSummary(r.rep.Path); err == nil && h.Seq == r.order {
-			r.summary, r.summaryAt = &ft, h.Size-segment.FooterSize
+			r.spare, r.spareAt = &ft, h.Size-segment.FooterSize
 		}
 	}
 	return r
@@ -287,6 +289,13 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 		r.sealCut = errors.Is(ferr, segment.ErrSealUnfinished)
 	default:
 		c.addFound(findingFromErr(Footer, im.Path, hdr.Seq, ferr), false)
+	}
+	if !r.sealed && im.HeaderErr == nil && im.FileSize != hdr.Size {
+		// The header's size is wrong, and the file's own end may hold
+		// the footer the next segment was chained to (chain.go).
+		if ft, err := im.FileFooter(); err == nil {
+			r.spare, r.spareAt = &ft, im.FileSize-segment.FooterSize
+		}
 	}
 	if err := im.CheckSummary(); errors.Is(err, segment.ErrCorrupt) {
 		c.addFound(findingFromErr(Footer, im.Path, hdr.Seq, err), false)

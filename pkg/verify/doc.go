@@ -46,7 +46,8 @@
 // against it. An archive whose content lost its footer is chained by
 // the copy its summary holds, if that checks. Past a sealed segment file
 // whose header recovery refuses (bad, or disagreeing with its name or
-// size), which recovery chains past when it is the newest, the next
+// size: then the footer the file ends with, if the header's place for it
+// holds none), which recovery chains past when it is the newest, the next
 // sealed segment may chain to its digest or to the one before it (past
 // a run of them, to any of the run's or the one before the run; past one
 // whose own link is not checked, the next link is not checked either);
