@@ -514,15 +514,20 @@ func TestFooterDamagedAfterPlanFails(t *testing.T) {
 // the offset that had no data, whether a read of the file (compressing)
 // or of its mapping (here the digest of a leftover archive's original
 // that does not verify) found it: no archive and no temporary file are
-// left for it, and the other segments are archived.
+// left for it, and the other segments are archived. Truncated once its
+// archive is in place, before it is removed, it is kept beside the
+// archive, and the error names the offset too: the file's new end. (That
+// one said "changed while it was being archived", no offset.)
 func TestTruncatedOriginalFails(t *testing.T) {
 	const cut = segSize / 2
 	for _, tc := range []struct {
 		name     string
-		leftover []byte // the archive beside the original, if any
+		leftover []byte       // the archive beside the original, if any
+		at       archive.Step // when the original is truncated
 	}{
-		{"read", nil},
-		{"mapped", []byte("not an archive")},
+		{"read", nil, archive.StepStart},
+		{"mapped", []byte("not an archive"), archive.StepStart},
+		{"archived", nil, archive.StepDirSynced},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fx := newFixture(t, 3, segSize)
@@ -530,7 +535,7 @@ func TestTruncatedOriginalFails(t *testing.T) {
 				writeFile(t, fx.zst(1), tc.leftover)
 			}
 			res, err := archive.Run(context.Background(), fx.dir, archive.Options{Jobs: 1, Observer: func(ev archive.Event) {
-				if ev.Seq == 1 && ev.Step == archive.StepStart {
+				if ev.Seq == 1 && ev.Step == tc.at {
 					if err := os.Truncate(ev.Original, cut); err != nil {
 						t.Error(err)
 					}
@@ -543,15 +548,20 @@ func TestTruncatedOriginalFails(t *testing.T) {
 				t.Fatalf("failed %d done %d: %+v", res.Failed, res.Done, res.Segments)
 			}
 			// The mapping faults at the first missing byte the digest
-			// reads, at or just after the cut.
+			// reads, at or just after the cut; the others name the cut.
 			msg := res.Segments[0].Err.Error()
 			prefix := fx.seg(1) + ": changed while it was being archived (truncated?): no data at offset "
-			off, perr := strconv.ParseInt(strings.TrimPrefix(msg, prefix), 10, 64)
+			num, rest, _ := strings.Cut(strings.TrimPrefix(msg, prefix), ";")
+			off, perr := strconv.ParseInt(num, 10, 64)
 			if !strings.HasPrefix(msg, prefix) || perr != nil || off < cut || off >= cut+4096 {
 				t.Fatalf("segment 1: %q; want %q and an offset in [%d, %d)", msg, prefix, cut, cut+4096)
 			}
-			if !exists(fx.seg(1)) || exists(fx.zst(1)+segment.TempExt) || !exists(fx.zst(2)) || exists(fx.zst(1)) != (tc.leftover != nil) {
-				t.Error("want segment 1 as its (truncated) original only (and the leftover), segment 2 archived")
+			archived := tc.at == archive.StepDirSynced
+			if archived && (off != cut || rest != " original kept beside "+fx.zst(1)) {
+				t.Errorf("segment 1: %q; want offset %d, the original kept beside its archive", msg, cut)
+			}
+			if !exists(fx.seg(1)) || exists(fx.zst(1)+segment.TempExt) || !exists(fx.zst(2)) || exists(fx.zst(1)) != (tc.leftover != nil || archived) {
+				t.Error("want segment 1 as its (truncated) original only (and the leftover, or its archive), segment 2 archived")
 			}
 		})
 	}

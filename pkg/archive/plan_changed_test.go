@@ -76,3 +76,30 @@ func TestPlanTruncatedUnderInspect(t *testing.T) {
 	_, _, skip = inspectImage(p, im, nil)
 	wantUnreadable(t, "footer", skip, p)
 }
+
+// An original truncated between its mapping (OpenImage, whose size the
+// work goes by) and the descriptor its bytes are read through
+// (openOriginal) fails with the file and its new end, the offset that has
+// no data, as a read meeting the cut says it. It said "changed while it
+// was being archived", no offset. The moment cannot be reached from
+// outside the run: the test calls openOriginal as the run does, the file
+// truncated after the image and Lstat were taken.
+func TestOpenOriginalTruncatedNamesOffset(t *testing.T) {
+	p, im := sealedSegment(t)
+	defer im.Close()
+	before, err := os.Lstat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p, 4096); err != nil {
+		t.Fatal(err)
+	}
+	f, err := openOriginal(p, before, int64(len(im.Data)))
+	if f != nil {
+		f.Close()
+	}
+	ce, ok := errors.AsType[*segment.ChangedError](err)
+	if !ok || ce.Path != p || ce.Off != 4096 || !strings.HasPrefix(err.Error(), p+": changed while it was being archived (truncated?): no data at offset 4096") {
+		t.Fatalf("openOriginal of the truncated original: %v; want a ChangedError naming %s at offset 4096", err, p)
+	}
+}

@@ -139,8 +139,8 @@ func (r *runner) archive(t task, p *progress, before os.FileInfo, im *segment.Im
 			}
 			return fail(err)
 		}
-		if !os.SameFile(before, now) || before.Size() != now.Size() || !before.ModTime().Equal(now.ModTime()) {
-			return fail(fmt.Errorf("%s: changed while it was being archived; original kept beside %s", t.original, t.archive))
+		if err := changedSince(t.original, before, before.Size(), now, true); err != nil {
+			return fail(fmt.Errorf("%w; original kept beside %s", err, t.archive))
 		}
 		if err := os.Remove(t.original); err != nil {
 			// Not dropArchive, even if the original is gone now: this

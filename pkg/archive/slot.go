@@ -3,6 +3,7 @@ package archive
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -33,14 +34,36 @@ func openOriginal(path string, before os.FileInfo, size int64) (*os.File, error)
 		return nil, err
 	}
 	st, err := f.Stat()
-	if err == nil && (!os.SameFile(before, st) || st.Size() != size) {
-		err = fmt.Errorf("%s: changed while it was being archived", path)
+	if err == nil {
+		err = changedSince(path, before, size, st, false)
 	}
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
 	return f, nil
+}
+
+// changedSince says how the original at path, size bytes and described
+// by before when its work started, differs as now: nil if it is the same
+// file of that size (and, with mtime, the same modification time). A
+// file that shrank is a *segment.ChangedError at its new end, the offset
+// that has no data, as when a read meets it; one that grew names where
+// the new bytes start; another file in its place, or one written in place
+// (mtime), has no offset to give.
+func changedSince(path string, before os.FileInfo, size int64, now os.FileInfo, mtime bool) error {
+	switch {
+	case !os.SameFile(before, now):
+		return fmt.Errorf("%s: replaced by another file while it was %s", path, changedWhile)
+	case now.Size() < size:
+		return &segment.ChangedError{Path: path, While: changedWhile, Off: now.Size(), Err: io.ErrUnexpectedEOF}
+	case now.Size() > size:
+		return fmt.Errorf("%s: changed while it was %s: %d bytes, %d before: new bytes from offset %d", path, changedWhile, now.Size(), size, size)
+	case mtime && !before.ModTime().Equal(now.ModTime()):
+		return fmt.Errorf("%s: changed while it was %s: written to (modified at %s, %s before), its size (%d bytes) unchanged",
+			path, changedWhile, now.ModTime().UTC().Format(time.RFC3339Nano), before.ModTime().UTC().Format(time.RFC3339Nano), size)
+	}
+	return nil
 }
 
 // chunkSize is how much of the original is read at a time: small enough
