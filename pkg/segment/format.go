@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"sync/atomic"
 	"unsafe"
 )
@@ -270,12 +271,11 @@ func (f Footer) Encode(b []byte) {
 
 // ErrNoFooter is returned by DecodeFooter for a footer whose magic is
 // not there, its first 8 bytes zero: the segment was never sealed (it is
-// active, or its writer died), or its seal did not finish. The sealer
-// that stores a footer through the mapping stores the magic last
-// (StoreFooter), so one killed in the middle leaves some of the other
-// bytes, and the segment reads as not sealed rather than as damaged. (A
-// footer written with one pwrite is never left half done by a kill; a
-// reader racing that pwrite can still see it torn.)
+// active, or its writer died), or its seal did not finish. Every sealer
+// makes the magic visible last (StoreFooter through a mapping,
+// WriteFooter with pwrite), so one killed in the middle, or a reader
+// looking meanwhile, finds some of the other bytes at most, and the
+// segment reads as not sealed rather than as damaged.
 var ErrNoFooter = errors.New("segment is not sealed")
 
 // ErrSealUnfinished is the ErrNoFooter DecodeFooter returns when bytes
@@ -305,6 +305,31 @@ func StoreFooter(dst []byte, f Footer) {
 		return
 	}
 	atomic.StoreUint64((*uint64)(p), le.Uint64(b[:len(FooterMagic)]))
+}
+
+// WriteFooter writes f at off, the footer of the segment file at path
+// (Size-FooterSize), with two writes: bytes 8 to 128, then the magic.
+// One write of all 128 bytes is never left half done by a kill, but a
+// reader racing it (another process reading or mapping the page cache)
+// can see the magic before the bytes after it, a footer that reads as
+// damaged; after the first write has returned, the second cannot make
+// the magic visible without them. (A reader racing the second may still
+// see part of the magic, a bad magic: pwrite, unlike StoreFooter's
+// atomic store, promises no 8 bytes at once. Readers take a footer that
+// does not decode, while a writer is alive, for one being written.) It
+// does not flush: callers fsync after it. An error names the file and
+// the offset of the write that failed.
+func WriteFooter(w io.WriterAt, path string, off int64, f Footer) error {
+	var b [FooterSize]byte
+	f.Encode(b[:])
+	n := int64(len(FooterMagic))
+	if _, err := w.WriteAt(b[n:], off+n); err != nil {
+		return FileError(path, fmt.Sprintf("write footer at offset %d", off+n), err)
+	}
+	if _, err := w.WriteAt(b[:n], off); err != nil {
+		return FileError(path, fmt.Sprintf("write footer magic at offset %d", off), err)
+	}
+	return nil
 }
 
 // DecodeFooter parses the footer of a segment image (the whole file).

@@ -385,10 +385,8 @@ func (w *Writer) sealDurably(s *seg, f segment.Footer, size int64) error {
 			return fmt.Errorf("fsync %s: %w", s.path, err)
 		}
 	}
-	var buf [segment.FooterSize]byte
-	f.Encode(buf[:])
-	if _, err := s.f.WriteAt(buf[:], size-segment.FooterSize); err != nil {
-		return fmt.Errorf("write footer of %s at %d: %w", s.path, size-segment.FooterSize, err)
+	if err := segment.WriteFooter(s.f, s.path, size-segment.FooterSize, f); err != nil {
+		return err
 	}
 	if err := w.opts.FS.Fsync(s.f); err != nil {
 		return fmt.Errorf("fsync footer of %s: %w", s.path, err)
