@@ -1,5 +1,6 @@
 // Package testfs holds file-system fixtures shared by the tests of several
-// packages: a size-limited tmpfs to run out of space on, and a filler.
+// packages: a size-limited tmpfs to run out of space on, a filler, and a
+// child process to run a test in where a truncated file may kill it.
 package testfs
 
 import (

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditseg/auditseg/internal/testfs"
 	"github.com/auditseg/auditseg/pkg/segment"
 )
 
@@ -94,7 +95,7 @@ func wantFaultAt(t *testing.T, dmg []Damage, path string, lost, cut int64) {
 // returned, byte for byte and once; the report starts at the first one
 // that is not.
 func TestFaultMidBatchKeepsRecordsBefore(t *testing.T) {
-	if !inChild(t) {
+	if !testfs.InChild(t) {
 		return
 	}
 	dir := t.TempDir()
@@ -152,7 +153,7 @@ func TestFaultMidBatchKeepsRecordsBefore(t *testing.T) {
 // in the middle of the second range while the first is formatted: the
 // second range's walk faults, and so does the walk of it in order.
 func TestBulkFaultMidRangeKeepsRecordsBefore(t *testing.T) {
-	if !inChild(t) {
+	if !testfs.InChild(t) {
 		return
 	}
 	dir := t.TempDir()

@@ -4,37 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/auditseg/auditseg/internal/testfs"
 	"github.com/auditseg/auditseg/pkg/segment"
 )
-
-// inChild reports whether the test is running in the child process
-// runChild started; otherwise it runs the test there, failing if that
-// process fails or dies. A mapped file truncated under a read that is not
-// guarded raises SIGBUS, which kills the process: in a child, the crash
-// fails the one test instead of the whole binary.
-func inChild(t *testing.T) bool {
-	t.Helper()
-	if os.Getenv("AUDITSEG_READER_CHILD") == t.Name() {
-		return true
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "AUDITSEG_READER_CHILD="+t.Name())
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		s := string(out)
-		if i := strings.Index(s, "\ngoroutine "); i > 0 {
-			s = s[:i]
-		}
-		t.Fatalf("the child process failed: %v\n%s", err, s)
-	}
-	return false
-}
 
 // sealedLog writes segments 1 to n of MinSegmentSize into dir, sealed and
 // chained, each holding recs records.
@@ -133,7 +109,7 @@ func TestCurrentSegmentTruncated(t *testing.T) {
 // again and read as it is now: its records, and one report of it as
 // shorter than its header says.
 func TestPrefetchedSegmentTruncated(t *testing.T) {
-	if !inChild(t) {
+	if !testfs.InChild(t) {
 		return
 	}
 	n, dmg, p := readPrefetchTruncated(t, Options{})
@@ -160,7 +136,7 @@ func wantShort(t *testing.T, d Damage, path string, cut int64) {
 // process. It is handed back to be read in order, as openSeg reads it
 // (opened again, its records read), and segment 3 is read in bulk.
 func TestBulkPrefetchedSegmentTruncated(t *testing.T) {
-	if !inChild(t) {
+	if !testfs.InChild(t) {
 		return
 	}
 	var bulk int
@@ -219,7 +195,7 @@ func readPrefetchTruncated(t *testing.T, opts Options) (int, []Damage, string) {
 // records of segment 3 were silently not returned. The surplus is the
 // start segment's only; the next segment is read whole.
 func TestLastStartSegmentTruncated(t *testing.T) {
-	if !inChild(t) {
+	if !testfs.InChild(t) {
 		return
 	}
 	dir := t.TempDir()
