@@ -324,9 +324,9 @@ func (sl *sealer) backlog(c *seg) int {
 }
 
 // faultErr is the error for a fault (from segment.Guard) in any of the
-// sealer's reads of s, so that each read names it alike, and as every
-// reader of segments does (segment.ChangedError): the file, and the
-// offset that had no data.
+// sealer's reads of s or in its footer store (seal), so that each names
+// it alike, and as every reader of segments does (segment.ChangedError):
+// the file, and the offset that had no data.
 func faultErr(s *seg, err error) error {
 	return segment.Changed(s.path, "being sealed", err)
 }

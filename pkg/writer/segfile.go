@@ -360,13 +360,22 @@ func (w *Writer) seal(s *seg, f segment.Footer, durable, recycle bool) (err erro
 	if !durable {
 		// Magic last (StoreFooter): a kill in the middle of the store
 		// leaves a segment that reads as unsealed, which recovery seals,
-		// not one whose footer reads as damaged.
-		segment.StoreFooter(s.data[size-segment.FooterSize:], f)
-		w.lazy.add(s.path)
+		// not one whose footer reads as damaged. Guarded as the sealer's
+		// reads are (sealPass): the footer's page may be gone with a file
+		// truncated under the writer. Such a segment is not sealed, so
+		// not listed; it is unmapped and closed all the same.
+		err = segment.Guard(s.data, func() { segment.StoreFooter(s.data[size-segment.FooterSize:], f) })
+		if err != nil {
+			err = faultErr(s, err)
+		} else {
+			w.lazy.add(s.path)
+		}
 	}
 	s.unmapped = true
 	s.gone.Store(true)
-	err = segment.Unmap(s.data)
+	if uerr := segment.Unmap(s.data); err == nil {
+		err = uerr
+	}
 	if err == nil && durable {
 		err = w.sealDurably(s, f, size)
 	}

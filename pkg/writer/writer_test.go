@@ -433,16 +433,7 @@ func (c *countingFS) Msync(b []byte) error {
 // returns that failure. Only the sealer reads beyond the cut here: an
 // appender writing there would still fault.
 func TestSegmentTruncatedUnderWriter(t *testing.T) {
-	dir := t.TempDir()
-	w, err := Open(dir, Options{SegmentSize: 64 << 10, Sync: SyncNone, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 20 {
-		if _, err := w.Append(fmt.Appendf(nil, "record %d %s", i, bytes.Repeat([]byte("x"), 500))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w := noneWriterWithRecords(t)
 	path := w.cur.Load().path
 	tail := w.cur.Load().tail.Load()
 	if err := os.Truncate(path, 4096); err != nil {
@@ -469,4 +460,21 @@ func TestSegmentTruncatedUnderWriter(t *testing.T) {
 	if err := w.Close(); !errors.Is(err, ErrFailed) {
 		t.Fatalf("Close: %v", err)
 	}
+}
+
+// noneWriterWithRecords opens a SyncNone writer of 64 KiB segments in a
+// new directory and appends 20 records of ~500 bytes (~11 KiB), all in
+// its first segment.
+func noneWriterWithRecords(t *testing.T) *Writer {
+	t.Helper()
+	w, err := Open(t.TempDir(), Options{SegmentSize: 64 << 10, Sync: SyncNone, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if _, err := w.Append(fmt.Appendf(nil, "record %d %s", i, bytes.Repeat([]byte("x"), 500))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return w
 }
