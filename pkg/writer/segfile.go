@@ -304,7 +304,12 @@ func (w *Writer) flush(s *seg, upto int64) error {
 		return nil
 	}
 	size := int64(len(s.data))
-	s.durable.Advance(s.data) // before the msync: every frame it passes is written whole
+	// Before the msync: every frame it passes is written whole. Guarded
+	// as the sealer's reads are (sealPass): a file truncated under the
+	// writer fails it, naming the file, instead of killing the process.
+	if err := segment.Guard(s.data, func() { s.durable.Advance(s.data) }); err != nil {
+		return segment.Changed(s.path, "being flushed", err)
+	}
 	covered := min(s.durable.Off, upto)
 	page := int64(os.Getpagesize())
 	from := s.synced &^ (page - 1)

@@ -51,3 +51,28 @@ func TestFooterStoreOnTruncatedSegment(t *testing.T) {
 		t.Fatalf("%s listed as sealed (for Sync to flush) though its footer store faulted", s.path)
 	}
 }
+
+// A Sync after a segment file was truncated under the writer fails it,
+// naming the file, instead of killing the process: the flush reads the
+// commit words of the records it covers, past the cut, unless the
+// sealer met the cut first and failed the writer. Which one does is a
+// race, so it is run a few times.
+func TestSyncOnTruncatedSegment(t *testing.T) {
+	if !testfs.InChild(t) {
+		return
+	}
+	for range 20 {
+		w := noneWriterWithRecords(t)
+		path := w.cur.Load().path
+		if err := os.Truncate(path, 4096); err != nil {
+			t.Fatal(err)
+		}
+		err := w.Sync()
+		if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), path+": changed while it was being ") {
+			t.Fatalf("Sync after the segment was truncated: %v, want ErrFailed naming %s", err, path)
+		}
+		if cerr := w.Close(); !errors.Is(cerr, ErrFailed) {
+			t.Fatalf("Close: %v", cerr)
+		}
+	}
+}
