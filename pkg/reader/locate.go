@@ -58,7 +58,12 @@ func (r *Reader) locate() error {
 // (segments.go, bulk_work.go).
 func (r *Reader) locateSince() {
 	for i, e := range r.list {
-		// ReadFooter: an archive's summary, not the whole archive.
+		// ReadFooter: an archive's summary, not the whole archive. Not
+		// SealedFooter: the question is which records the file holds,
+		// not whether it ends a dead writer's tail (countsSealed). A copy
+		// of another segment renamed into place is read (after its
+		// header is reported), and its footer bounds its records' times
+		// as well as the original's; count relies on it likewise.
 		f, ferr := segment.ReadFooter(e.Path)
 		if a, ok := archivedSince(e, ferr); ok {
 			f, ferr = segment.ReadFooter(a.Path)

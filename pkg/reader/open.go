@@ -189,6 +189,10 @@ func (r *Reader) openSeg(e segment.Entry, below uint64) (*seg, bool) {
 	}
 	switch {
 	case ferr == nil:
+		// The file's own footer: it was stored after every frame, so
+		// the file is finished even under a header Check refused (a copy
+		// of another segment), which is read as sealed. Whether it ends
+		// a dead writer's tail is another question (countsSealed).
 		c.quiet, c.footer = true, true
 		if r.since > minTime && (f.Records == 0 || f.MaxTime < r.since) {
 			im.Close()

@@ -245,14 +245,20 @@ func (r *Reader) laterSealed(c *seg) bool {
 	if err := r.relist(); err != nil {
 		return false
 	}
-	return r.laterAny(c.seq, 4, hasFooter)
+	return r.laterAny(c.seq, 4, countsSealed)
 }
 
-// hasFooter reports whether the segment file at path is sealed, reading
-// its footer rather than mapping it, as laterHasFrames does. A file gone
-// since the listing because compress-finished archived it was sealed.
-func hasFooter(path string) (bool, error) {
-	_, err := segment.ReadFooter(path)
+// countsSealed reports whether the segment file at path is sealed as
+// recovery and verify count it (segment.SealedFooter, FORMAT.md section
+// 8): a valid footer under a header that agrees with the file's size and
+// name. A valid footer in a copy of another segment renamed into place
+// does not end what a dead writer left unsealed before it: recovery
+// passes over the copy and seals those segments as crash residue. The
+// footer is read, the file not mapped, as laterHasFrames does. A file
+// gone since the listing because compress-finished archived it was
+// sealed.
+func countsSealed(path string) (bool, error) {
+	_, err := segment.SealedFooter(path)
 	if _, archived := segment.ArchivedInstead(path, err); archived {
 		return true, nil
 	}
@@ -298,14 +304,15 @@ func (r *Reader) atTail(c *seg) bool {
 		}
 		if r.entryAfter(c.seq) < len(r.list) && (!r.opts.Follow || r.laterHasFrames(c.seq) || !r.alive && r.laterHoldsBytes(c.seq)) {
 			// Segments are sealed in order, and recovery seals only those
-			// after the newest sealed one: with a later one sealed, no
-			// writer died leaving c unfinished, c lost its end (as verify's
-			// missing-end says), even if nothing is left after its header.
+			// after the newest sealed one (countsSealed): with a later one
+			// sealed, no writer died leaving c unfinished, c lost its end
+			// (as verify's missing-end says), even if nothing is left after
+			// its header.
 			// An archive's lost blocks were reported already. Looked at
 			// before stillZero: a recovery that sealed c (then the empty
 			// segments after it) between stillZero and this look would
 			// make c's tail, zeros when stillZero looked, read as damage.
-			torn := c.img.Lost() == 0 && r.laterAny(c.seq, len(r.list), hasFooter)
+			torn := c.img.Lost() == 0 && r.laterAny(c.seq, len(r.list), countsSealed)
 			if !c.quiet && !r.stillZero(c) {
 				return r.err == nil // written since: read it as usual
 			}
