@@ -8,22 +8,35 @@ import (
 
 // ChangedError is the error for a file that changed under its reader:
 // bytes it had when it was opened are gone, found by a read of its
-// mapping that faulted (Guard) or by a short read. Every reader of
-// segments and archives, and compress-finished, reports it alike —
-// the file, what was being done, and the offset that had no data — so
-// that a truncated file reads the same wherever it was found. Not
+// mapping that faulted (Guard), by a short read, or by a record whose
+// copy no longer matches the CRC it passed (ErrChangedAfterCheck). Every
+// reader of segments and archives, and compress-finished, reports it
+// alike — the file, what was being done, and the offset that had no
+// data — so that a truncated file reads the same wherever it was found. Not
 // ErrCorrupt: the file changed, nothing says it was bad.
 type ChangedError struct {
 	Path  string
 	While string // what was being done to it: "read", "being archived"
-	Off   int64  // the offset in the file that had no data
-	Err   error  // the cause: a *MappingFault, or io.ErrUnexpectedEOF
+	// Off is the offset in the file that had no data; for
+	// ErrChangedAfterCheck, the offset of the record that changed.
+	Off int64
+	Err error // the cause: a *MappingFault, io.ErrUnexpectedEOF or ErrChangedAfterCheck
 }
+
+// ErrChangedAfterCheck is the cause of a ChangedError for a record whose
+// payload, copied out of a mapping (AppendPayload), no longer matches the
+// CRC its frame passed when it was decoded: the file was cut inside a
+// page since (the rest of that page reads as zeros, without a fault), or
+// written to.
+var ErrChangedAfterCheck = errors.New("record changed after it was checked")
 
 // Error ends with the offset, without the cause's own message: a
 // MappingFault's is the runtime's ("nil pointer dereference"), which
 // would mislead.
 func (e *ChangedError) Error() string {
+	if e.Err == ErrChangedAfterCheck {
+		return fmt.Sprintf("%s: changed while it was %s (truncated?): the record at offset %d no longer matches its checksum", e.Path, e.While, e.Off)
+	}
 	return fmt.Sprintf("%s: changed while it was %s (truncated?): no data at offset %d", e.Path, e.While, e.Off)
 }
 

@@ -2,6 +2,7 @@ package segment
 
 import (
 	"hash/crc32"
+	"slices"
 	"sync/atomic"
 	"unsafe"
 )
@@ -71,6 +72,27 @@ func FrameSeed(seq uint64) uint32 {
 // place from the mapping, so computing it allocates nothing.
 func FrameCRC(seed uint32, off int64, covered []byte) uint32 {
 	return crc32.Update(seed^uint32(off), castagnoli, covered)
+}
+
+// AppendPayload appends payload, the payload of the DATA frame decoded at
+// off in a segment whose seed is seed (FrameSeed), stamped ts and storing
+// crc, to dst, and reports whether the bytes appended still match crc.
+// A payload aliasing a mapping may have changed since its frame was
+// decoded: a file cut inside a page reads as zeros from the cut to the
+// end of that page, without a fault. Checking the copy, not the mapping,
+// is what makes the bytes returned the bytes checked. Run it under Guard
+// when payload is in a mapping.
+func AppendPayload(dst []byte, seed uint32, off, ts int64, crc uint32, payload []byte) ([]byte, bool) {
+	n := len(dst)
+	// The frame header is built in dst's spare capacity, where the payload
+	// then goes: hash/crc32 makes its argument escape, so a local array
+	// would cost an allocation per record.
+	dst = slices.Grow(dst, max(FrameHeaderSize, len(payload)))
+	h := dst[n : n+FrameHeaderSize]
+	PutFrameHeader(h, TypeData, int32(FrameHeaderSize+len(payload)), ts)
+	c := FrameCRC(seed, off, h[8:])
+	dst = append(dst, payload...)
+	return dst, crc32.Update(c, castagnoli, dst[n:]) == crc
 }
 
 // PutFrameHeader writes frame bytes 8..24 (type, flags, reserved, length

@@ -303,3 +303,38 @@ func crcUpdateByte(c uint32, x byte) uint32 {
 	}
 	return ^c
 }
+
+// AppendPayload rebuilds the CRC a DATA frame stores from its offset,
+// time and payload copy: equal for every frame as written, different
+// when a payload byte, the time or the offset is not the frame's. With
+// room in dst it allocates nothing (the reader copies every record
+// through it).
+func TestAppendPayload(t *testing.T) {
+	fx := buildFixture(true)
+	seed := FrameSeed(testSeq)
+	dst := make([]byte, 3, 4096)
+	for i, off := range fx.offs {
+		f := DecodeFrame(fx.img, testSeq, off)
+		got, ok := AppendPayload(dst, seed, off, f.Time, f.CRC, f.Payload)
+		if !ok || !bytes.Equal(got[3:], testPayloads[i]) || &got[0] != &dst[0] {
+			t.Fatalf("frame %d: %q, %v", i, got[3:], ok)
+		}
+		if _, ok := AppendPayload(dst, seed, off, f.Time+1, f.CRC, f.Payload); ok {
+			t.Errorf("frame %d matches with another time", i)
+		}
+		if _, ok := AppendPayload(dst, seed, off+Alignment, f.Time, f.CRC, f.Payload); ok {
+			t.Errorf("frame %d matches at another offset", i)
+		}
+		if len(f.Payload) > 0 {
+			p := bytes.Clone(f.Payload)
+			p[len(p)/2] ^= 1
+			if _, ok := AppendPayload(dst, seed, off, f.Time, f.CRC, p); ok {
+				t.Errorf("frame %d matches with a payload byte changed", i)
+			}
+		}
+	}
+	f := DecodeFrame(fx.img, testSeq, fx.offs[3])
+	if n := testing.AllocsPerRun(100, func() { AppendPayload(dst, seed, f.Offset, f.Time, f.CRC, f.Payload) }); n != 0 {
+		t.Errorf("%v allocations per call", n)
+	}
+}
