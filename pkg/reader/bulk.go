@@ -358,6 +358,6 @@ func (r *Reader) emit(it *bulkItem) bool {
 // resume makes the reader go on in order in s at offset off, as if it had
 // read s up to there itself.
 func (r *Reader) resume(s *bulkSeg, off int64) {
-	r.cur = &seg{path: s.e.Path, img: s.im, seq: s.e.Seq, off: off, quiet: true, footer: true}
+	r.cur = &seg{path: s.e.Path, img: s.im, seq: s.e.Seq, seed: segment.FrameSeed(s.im.Header.Seq), off: off, quiet: true, footer: true}
 	s.closed = true // r.cur owns the image now
 }

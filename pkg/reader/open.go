@@ -166,7 +166,7 @@ func (r *Reader) openSeg(e segment.Entry, below uint64) (*seg, bool) {
 			return nil, false
 		}
 	}
-	c := &seg{path: e.Path, img: im, seq: e.Seq, off: segment.HeaderSize}
+	c := &seg{path: e.Path, img: im, seq: e.Seq, seed: segment.FrameSeed(im.Header.Seq), off: segment.HeaderSize}
 	if r.single != "" {
 		c.seq = im.Header.Seq
 	}

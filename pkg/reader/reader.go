@@ -85,8 +85,14 @@
 // caught): the records decoded before the fault are returned (their bytes
 // were there and their CRCs passed), and a DamageSegment reports the
 // segment from the first record not returned, its Err naming the offset
-// that had no data; the reader goes on with the next segment. A caller
-// touching a Payload of such a file is not protected.
+// that had no data; the reader goes on with the next segment. A Payload
+// shows the mapping as it is when it is read, not as it was checked: a
+// cut inside a page reads as zeros to the end of that page, without a
+// fault, and a cut below a page faults. Record.AppendPayload and Clone
+// copy it under the fault guard and check the copy against the frame's
+// CRC, so that the bytes they return are those the reader checked (or
+// an error naming the file and the record); reading Payload directly is
+// not protected.
 //
 // # Costs
 //
@@ -122,13 +128,67 @@ type Record struct {
 	// next call to Next, Wait or Close on the Reader that returned it, and
 	// must not be written to. Use Clone to keep a record longer; touching
 	// Payload after that may crash the program (the memory is unmapped).
+	//
+	// Its bytes passed the frame's CRC when the reader decoded them, but
+	// the mapping shows the file as it is now: a file truncated since
+	// faults (SIGBUS) where its pages are gone, and reads as zeros from the
+	// cut to the end of the page it falls in. Copy it with AppendPayload
+	// or Clone, which check the copy, before trusting it.
 	Payload []byte
+
+	// What AppendPayload checks a copy against: the file, the CRC the
+	// frame stores and its segment's seed. path is empty in a Record the
+	// caller built, which is copied unchecked.
+	path      string
+	crc, seed uint32
 }
 
-// Clone returns a copy of rec whose Payload is owned by the caller.
-func (rec Record) Clone() Record {
-	rec.Payload = append([]byte(nil), rec.Payload...)
-	return rec
+// AppendPayload appends rec's payload to dst and returns the result,
+// having checked that the bytes appended are those the reader checked:
+// the copy must match the CRC the frame passed (one CRC32C over the
+// payload, a fraction of the copy's cost). If the file changed since
+// the reader decoded the record, it returns dst unchanged and a
+// *segment.ChangedError naming the file: if the copy faulted (the
+// file is shorter than the payload's page), at the offset that had no
+// data; if the copy differs (cut inside the payload's page, or written
+// to), at the record's offset, wrapping segment.ErrChangedAfterCheck.
+// The record must be as Next returned it: its Position, Time and
+// Payload are what is checked.
+func (rec Record) AppendPayload(dst []byte) ([]byte, error) {
+	src, n := rec.Payload, len(dst)
+	ok := true
+	err := segment.Guard(src, func() {
+		if rec.path == "" {
+			dst = append(dst, src...)
+			return
+		}
+		dst, ok = segment.AppendPayload(dst, rec.seed, rec.Position.Offset, rec.Time.UnixNano(), rec.crc, src)
+	})
+	if err != nil {
+		var mf *segment.MappingFault // here, not above: errors.As moves it to the heap
+		if !errors.As(err, &mf) {
+			return dst[:n], err
+		}
+		// The fault's offset is in the payload: the file's is past the
+		// record's frame header.
+		return dst[:n], &segment.ChangedError{Path: rec.path, While: "read", Off: rec.Position.Offset + segment.FrameHeaderSize + mf.Off, Err: mf}
+	}
+	if !ok {
+		return dst[:n], &segment.ChangedError{Path: rec.path, While: "read", Off: rec.Position.Offset, Err: segment.ErrChangedAfterCheck}
+	}
+	return dst, nil
+}
+
+// Clone returns a copy of rec whose Payload is owned by the caller,
+// checked as AppendPayload checks it: an error, not the record, if its
+// file changed since the reader decoded it.
+func (rec Record) Clone() (Record, error) {
+	p, err := rec.AppendPayload(nil)
+	if err != nil {
+		return Record{}, err
+	}
+	rec.Payload = p
+	return rec, nil
 }
 
 // Options configure a Reader. The zero value reads every record once and

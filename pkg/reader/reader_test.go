@@ -430,8 +430,11 @@ func TestRecordClone(t *testing.T) {
 	if !r.Next() {
 		t.Fatal("no record")
 	}
-	c := r.Record().Clone()
+	c, err := r.Record().Clone()
 	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if string(c.Payload) != string(payload(0)) {
 		t.Fatalf("clone = %q", c.Payload)
 	}

@@ -12,6 +12,7 @@ type seg struct {
 	path string
 	img  *segment.Image
 	seq  uint64 // for positions
+	seed uint32 // the frames' CRC seed (of the header's sequence number)
 	off  int64  // where the next walk starts
 	min  int64  // records before this offset are not returned (At/After)
 	// quiet: no writer can add frames any more (sealed, damaged footer, or
@@ -77,6 +78,7 @@ func (r *Reader) consume(ev *segment.Event) bool {
 		r.rec.Position.Seq, r.rec.Position.Offset = c.seq, ev.Offset
 		r.rec.Time = time.Unix(0, f.Time)
 		r.rec.Payload = f.Payload
+		r.rec.path, r.rec.crc, r.rec.seed = c.path, f.CRC, c.seed
 		return true
 	default:
 		var ok bool
