@@ -30,7 +30,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -290,7 +289,7 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 				if faulted.ok && rec.Position.Seq == faulted.seq {
 					continue // read ahead of the fault, beyond it: gone too
 				}
-				if payload, perr = payloadCopy(payload, &rec, dir); perr != nil {
+				if payload, perr = payloadCopy(payload, &rec); perr != nil {
 					out.Flush()
 					unreadable++
 					faulted.seq, faulted.ok = rec.Position.Seq, true
@@ -392,36 +391,21 @@ func unreadableSegment(d reader.Damage) bool {
 	return d.Kind == reader.DamageSegment && d.Err != nil && !errors.Is(d.Err, segment.ErrCorrupt)
 }
 
-// payloadCopy copies rec's payload into buf, under segment.Guard, and
-// points rec at the copy; dir is the log's argument (segmentPath). The payload is in the segment's mapping, and a
-// file truncated since the reader walked the record (an operator, a
-// damaged file system) raises SIGBUS on its missing pages, which would
-// kill tail; the copy also keeps a partly read payload out of the output.
-// The bulk replay copies under the reader's own guard. The records read
-// ahead after a faulting one are beyond it, in pages gone too: tail skips
-// them (faulted).
-func payloadCopy(buf []byte, rec *reader.Record, dir string) ([]byte, error) {
-	src := rec.Payload
-	if err := segment.Guard(src, func() { buf = append(buf[:0], src...) }); err != nil {
-		var mf *segment.MappingFault // here, not above: errors.As moves it to the heap
-		if !errors.As(err, &mf) {
-			return buf, err
-		}
-		// The fault's offset is in the payload: the file's is past the
-		// record's frame header.
-		p := rec.Position
-		ce := &segment.ChangedError{Path: segmentPath(dir, p.Seq), While: "read", Off: p.Offset + segment.FrameHeaderSize + mf.Off, Err: mf}
-		return buf, fmt.Errorf("%w; the record at %v and the rest of the segment were not printed", ce, p)
+// payloadCopy copies rec's payload into buf and points rec at the copy.
+// The payload is in the segment's mapping, which shows the file as it is
+// now: truncated since the reader checked the record (an operator, a
+// damaged file system), its missing pages raise SIGBUS, which would kill
+// tail, and a cut inside a page reads as zeros, which tail would print as
+// the record. AppendPayload copies under the fault guard and checks the
+// copy against the record's CRC, so neither a partly read nor an altered
+// payload reaches the output. The bulk replay checks CRCs as it formats.
+// The records read ahead after a failing one are beyond it, in pages
+// gone too: tail skips them (faulted).
+func payloadCopy(buf []byte, rec *reader.Record) ([]byte, error) {
+	buf, err := rec.AppendPayload(buf[:0])
+	if err != nil {
+		return buf, fmt.Errorf("%w; the record at %v and the rest of the segment were not printed", err, rec.Position)
 	}
 	rec.Payload = buf
 	return buf, nil
-}
-
-// segmentPath names segment seq of the log tail reads: arg itself when it
-// is a segment file.
-func segmentPath(arg string, seq uint64) string {
-	if st, err := os.Stat(arg); err == nil && !st.IsDir() {
-		return arg
-	}
-	return filepath.Join(arg, segment.FileName(seq))
 }

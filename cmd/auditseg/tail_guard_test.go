@@ -13,54 +13,88 @@ import (
 	"github.com/auditseg/auditseg/pkg/segment"
 )
 
+// sealedSegment writes segment 1 of a 4 MiB log in dir, sealed, holding
+// n records with payload(i), and returns its path and the records'
+// offsets.
+func sealedSegment(t *testing.T, dir string, n int, payload func(i int) []byte) (string, []int64) {
+	t.Helper()
+	const size = 4 << 20
+	now := time.Unix(1_700_000_000, 0).UnixNano()
+	img := segment.NewImage(1, size, now)
+	off := int64(segment.HeaderSize)
+	offs := make([]int64, n)
+	for i := range n {
+		offs[i] = off
+		off = segment.PutFrame(img, 1, off, segment.TypeData, now, payload(i))
+	}
+	segment.PutEnd(img, 1, off, now)
+	if _, err := segment.Seal(img, [segment.DigestSize]byte{}, 0, now); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, segment.FileName(1))
+	if err := os.WriteFile(path, img, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	return path, offs
+}
+
+// recordAt opens a reader on the log in dir and moves it to the record at
+// off of segment 1.
+func recordAt(t *testing.T, dir string, off int64) (*reader.Reader, reader.Record) {
+	t.Helper()
+	r, err := reader.Open(dir, reader.Options{Start: reader.At(segment.Position{Seq: 1, Offset: off})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	if !r.Next() || r.Record().Position.Offset != off {
+		t.Fatalf("no record at 1:%d: %v", off, r.Err())
+	}
+	return r, r.Record()
+}
+
 // A record's payload is in its segment's mapping; tail prints from a copy
 // made under a fault guard. Here the file is truncated after the record
 // was handed out: the copy is an error naming the segment and the file
 // offset that has no data, where the print killed tail with SIGBUS.
 func TestPayloadOfTruncatedSegment(t *testing.T) {
-	path := filepath.Join(t.TempDir(), segment.FileName(7))
-	if err := os.WriteFile(path, bytes.Repeat([]byte("x"), 64<<10), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := segment.MapFile(f, 64<<10, false, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer segment.Unmap(m)
-	frame := int64(40 << 10)
-	rec := reader.Record{Position: segment.Position{Seq: 7, Offset: frame}, Payload: m[frame+segment.FrameHeaderSize : frame+segment.FrameHeaderSize+100]}
+	dir := t.TempDir()
+	path, offs := sealedSegment(t, dir, 400, func(int) []byte { return bytes.Repeat([]byte("x"), 100) })
+	frame := offs[320] // 41024, in the page from 40960 on
+	_, rec := recordAt(t, dir, frame)
 
-	buf, err := payloadCopy(nil, &rec, path)
+	buf, err := payloadCopy(nil, &rec)
 	if err != nil || string(rec.Payload) != strings.Repeat("x", 100) || &rec.Payload[0] != &buf[0] {
 		t.Fatalf("intact payload: %v, %q", err, rec.Payload)
 	}
 
-	rec.Payload = m[frame+segment.FrameHeaderSize : frame+segment.FrameHeaderSize+100]
-	if err := os.Truncate(path, 32<<10); err != nil {
+	_, rec = recordAt(t, dir, frame)
+	if err := os.Truncate(path, 40<<10); err != nil {
 		t.Fatal(err)
 	}
-	_, err = payloadCopy(buf, &rec, path)
-	want := path + ": changed while it was read (truncated?): no data at offset 40984; the record at 7:40960 "
+	_, err = payloadCopy(buf, &rec)
+	want := fmt.Sprintf("%s: changed while it was read (truncated?): no data at offset %d; the record at 1:%d ", path, frame+segment.FrameHeaderSize, frame)
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("truncated: %v, want %q…", err, want)
 	}
 }
 
 // payloadCopy runs for every record tail prints in order (-f, -n N,
-// --from, --since): with buf reused it allocates nothing. It allocated
-// once a call while its *MappingFault, whose address goes to errors.As,
-// was declared outside the error path (the compiler moves it to the heap).
+// --from, --since): with buf reused it allocates nothing, its check of
+// the copy included. It allocated once a call while its
+// *MappingFault, whose address goes to errors.As, was declared outside
+// the error path (the compiler moves it to the heap).
 func TestPayloadCopyAllocatesNothing(t *testing.T) {
-	rec := reader.Record{Payload: bytes.Repeat([]byte("x"), 100)}
+	dir := t.TempDir()
+	_, offs := sealedSegment(t, dir, 1, func(int) []byte { return bytes.Repeat([]byte("x"), 100) })
+	_, rec := recordAt(t, dir, offs[0])
 	buf := make([]byte, 0, 4096)
 	allocs := testing.AllocsPerRun(1000, func() {
 		r := rec
-		buf, _ = payloadCopy(buf, &r, "")
+		var err error
+		if buf, err = payloadCopy(buf, &r); err != nil {
+			t.Fatal(err)
+		}
 	})
 	if allocs != 0 {
 		t.Errorf("payloadCopy: %v allocations per record, want 0", allocs)
@@ -95,22 +129,7 @@ func (w *truncateOnFirstWrite) Write(p []byte) (int, error) {
 // for one file.
 func TestTruncatedSegmentCountedOnce(t *testing.T) {
 	dir := t.TempDir()
-	const size = 4 << 20
-	now := time.Unix(1_700_000_000, 0).UnixNano()
-	img := segment.NewImage(1, size, now)
-	off := int64(segment.HeaderSize)
-	payload := bytes.Repeat([]byte("p"), 4000)
-	for i := 0; i < 300; i++ {
-		off = segment.PutFrame(img, 1, off, segment.TypeData, now, payload)
-	}
-	segment.PutEnd(img, 1, off, now)
-	if _, err := segment.Seal(img, [segment.DigestSize]byte{}, 0, now); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, segment.FileName(1))
-	if err := os.WriteFile(path, img, 0o640); err != nil {
-		t.Fatal(err)
-	}
+	path, _ := sealedSegment(t, dir, 300, func(int) []byte { return bytes.Repeat([]byte("p"), 4000) })
 	// --from: the in-order path; tail's 256 KiB buffer is first written
 	// out after ~64 records, in the middle of the reader's first batch of
 	// 128; the file is cut below the rest of that batch.
