@@ -84,8 +84,12 @@ func (im *Image) decodeMapped() error {
 // back as the one error every reader of segments (OpenImage, the reader,
 // verify, inspect) reports it with: a *ChangedError naming the file and
 // the offset that had no data. It unwraps to the *MappingFault.
+//
+// It watches Data up to its capacity: a mapped file longer than its
+// header says is mapped whole, Data cut to the header's size, and
+// FileFooter reads the file's end past Data's length.
 func (im *Image) Guard(fn func()) error {
-	err := Guard(im.Data, fn)
+	err := Guard(im.Data[:cap(im.Data)], fn)
 	if err == nil {
 		return nil
 	}
