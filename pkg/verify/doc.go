@@ -47,7 +47,7 @@
 // the copy its summary holds, if that checks. Past a sealed segment file
 // whose header recovery refuses (bad, or disagreeing with its name or
 // size: then the footer the file ends with, if the header's place for it
-// holds none), which recovery chains past when it is the newest, the next
+// holds no valid one), which recovery chains past when it is the newest, the next
 // sealed segment may chain to its digest or to the one before it (past
 // a run of them, to any of the run's or the one before the run; past one
 // whose own link is not checked, the next link is not checked either);
