@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // childEnv names the test a child process started by InChild runs.
@@ -21,7 +22,13 @@ func InChild(t *testing.T) bool {
 	if os.Getenv(childEnv) == t.Name() {
 		return true
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1")
+	args := []string{"-test.run=^" + t.Name() + "$", "-test.count=1"}
+	if d, ok := t.Deadline(); ok {
+		// The child dies with the parent's deadline, not 10 minutes on
+		// (its own default), should it hang.
+		args = append(args, "-test.timeout="+max(time.Until(d), time.Second).Round(time.Second).String())
+	}
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), childEnv+"="+t.Name())
 	out, err := cmd.CombinedOutput()
 	if err != nil {
