@@ -122,10 +122,12 @@ func Unmap(m []byte) error {
 // A MappingFault is a memory fault inside a mapping, which is what
 // touching the pages of a mapped file that shrank raises (SIGBUS). Its
 // message is the runtime's, which says "nil pointer dereference": callers
-// say what happened in their own words, with Off.
+// say what happened in their own words, with Off. The writer also makes
+// one of the EFAULT that madvise(MADV_POPULATE_WRITE) returns instead of
+// raising SIGBUS on such pages.
 type MappingFault struct {
 	Off int64 // the faulting address's offset in the mapping
-	Err error // the runtime's error
+	Err error // the runtime's error (or the madvise's)
 }
 
 func (e *MappingFault) Error() string { return e.Err.Error() }

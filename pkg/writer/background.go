@@ -53,7 +53,15 @@ func (w *Writer) prepareLoop() {
 			retry.Reset(wait)
 			continue
 		}
-		w.settle(c)
+		if err := w.settle(c); err != nil {
+			// The active segment's file was truncated under the writer
+			// (FORMAT.md section 12, assumption 8): an appender reaching
+			// the cut would die of SIGBUS, and the segment cannot be
+			// sealed whole. Failing the writer first turns that into
+			// ErrFailed, naming the file, before any appender gets there.
+			w.fail(err)
+			continue
+		}
 		var nx *seg
 		var err error
 		a := cr.take(c.seq+1, w.done)
@@ -68,22 +76,43 @@ func (w *Writer) prepareLoop() {
 			w.removeAhead(cr.stopAndCollect())
 			cr = nil
 		}
+		drop := "" // the file to remove if it cannot be made ready
 		if a != nil {
-			if nx, err = w.mapNew(a.f, a.path, a.seq); err != nil {
-				// The creator's files after it go first (and it
-				// stops: the retry prepares from this number).
-				w.removeAhead(cr.stopAndCollect())
-				cr = nil
-				w.dropUnmappable(a.path)
-			}
+			drop = a.path
+			nx, err = w.mapNew(a.f, a.path, a.seq)
 		} else {
-			nx, err = w.prepare(c.seq + 1)
+			nx, err = w.prepare(c.seq + 1) // removes its own file on failure
+		}
+		if err == nil {
+			// Populate the rest before publishing, unless appenders are
+			// waiting for it: then publish it at once and go on ahead of
+			// them, so that two CPUs fault its memory in instead of one
+			// while the other waits (from memory the host has to back
+			// anew, ~150 ms for 64 MiB on the VMs we measured, more than
+			// appenders take to fill a segment).
+			if err = w.fill(nx, true, c.full); err != nil {
+				_ = nx.release()
+				drop = nx.path
+			}
+		}
+		if err != nil && drop != "" {
+			// The creator's files after it go first (and it stops: the
+			// retry prepares from this number).
+			w.removeAhead(cr.stopAndCollect())
+			cr = nil
+			w.dropUnmappable(drop)
 		}
 		if errors.As(err, new(flushError)) {
 			w.fail(err)
 			continue
 		}
 		if err != nil {
+			// A file truncated before it was published (its size found
+			// wrong when it was mapped, or a fault while it was
+			// pre-faulted) lands here too: it held no record, so, as
+			// after a full disk, the file is removed, appenders that
+			// need the segment get the error, and the retry makes it
+			// again.
 			lastFail = time.Now()
 			w.prepErr.Store(&err)
 			w.opts.Logger.Warn("cannot prepare the next segment", "dir", w.dir, "err", err)
@@ -92,18 +121,16 @@ func (w *Writer) prepareLoop() {
 		}
 		lastFail = time.Time{}
 		w.prepErr.Store(nil)
-		// Populate the rest before publishing, unless appenders are
-		// waiting for it: then publish it at once and go on ahead of
-		// them, so that two CPUs fault its memory in instead of one while
-		// the other waits (from memory the host has to back anew, ~150 ms
-		// for 64 MiB on the VMs we measured, more than appenders take to
-		// fill a segment).
-		w.fill(nx, true, c.full)
 		c.next.Store(nx)
 		if c.full() {
 			_ = w.rotate(c) // appenders are waiting for it
 		}
-		w.fill(nx, false, nil)
+		if err := w.fill(nx, false, nil); err != nil {
+			// Published: appenders may have stored records in it already.
+			// As for the active segment above.
+			w.fail(err)
+			continue
+		}
 		if cr == nil && !w.closingNow() {
 			cr = w.startCreator(nx.seq + 1)
 		}

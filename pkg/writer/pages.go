@@ -1,6 +1,7 @@
 package writer
 
 import (
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -93,27 +94,29 @@ func (p *pagePolicy) huge(mode SyncMode, active *seg) bool {
 
 // populate pre-faults a new segment: the whole of it in 4 KiB pages and
 // at Open, the first 2 MiB otherwise, for fill to go on with (the first
-// segment of a SyncInterval writer with no history: see above).
-func (w *Writer) populate(s *seg, first bool) {
+// segment of a SyncInterval writer with no history: see above). Its error
+// is prefault's: the file was truncated under it.
+func (w *Writer) populate(s *seg, first bool) error {
 	size := int64(len(s.data))
-	switch {
-	case first && w.opts.Sync == SyncInterval && !w.pages.known.Load() && size >= 4*hugePage:
-		prefault(s.data[:hugePage])
-		_ = unix.Madvise(s.data[hugePage:], unix.MADV_HUGEPAGE) // an optimisation only
-		s.populated, s.undecided = hugePage, true
-	case first || !s.huge || size <= hugePage:
-		prefault(s.data)
-		s.populated = size
-	default:
-		prefault(s.data[:hugePage])
-		s.populated = hugePage
+	undecided := first && w.opts.Sync == SyncInterval && !w.pages.known.Load() && size >= 4*hugePage
+	end := size
+	if undecided || !first && s.huge && size > hugePage {
+		end = hugePage
 	}
+	if err := s.prefault(0, end); err != nil {
+		return err
+	}
+	if undecided {
+		_ = unix.Madvise(s.data[hugePage:], unix.MADV_HUGEPAGE) // an optimisation only
+	}
+	s.populated, s.undecided = end, undecided
+	return nil
 }
 
 // settle decides the page size of the first segment of a SyncInterval
 // writer, back to 4 KiB pages if its rate so far is low, and populates
-// whatever is left of s.
-func (w *Writer) settle(s *seg) {
+// whatever is left of s (fill, whose error it returns).
+func (w *Writer) settle(s *seg) error {
 	if s.undecided {
 		s.undecided = false
 		if !w.pages.huge(w.opts.Sync, s) {
@@ -124,7 +127,7 @@ func (w *Writer) settle(s *seg) {
 			s.mapMu.Unlock()
 		}
 	}
-	w.fill(s, false, nil)
+	return w.fill(s, false, nil)
 }
 
 // fill populates s from where populate stopped, 2 MiB at a time, until it
@@ -134,16 +137,19 @@ func (w *Writer) settle(s *seg) {
 // asks the kernel to populate (contents unchanged), under mapMu, which
 // keeps the sealer from unmapping s meanwhile and lets flushes in between,
 // and skips what appenders have reached.
-func (w *Writer) fill(s *seg, private bool, stop func() bool) {
+//
+// It fails, naming the file and the offset, where the file was truncated
+// under it: prefault's error, or populateWrite's.
+func (w *Writer) fill(s *seg, private bool, stop func() bool) error {
 	size := int64(len(s.data))
 	for s.populated < size {
 		select {
 		case <-w.done:
-			return
+			return nil
 		default:
 		}
 		if stop != nil && stop() {
-			return
+			return nil
 		}
 		w.bgSteps.Add(1)
 		off := s.populated
@@ -151,15 +157,38 @@ func (w *Writer) fill(s *seg, private bool, stop func() bool) {
 		s.mapMu.Lock()
 		if s.unmapped {
 			s.mapMu.Unlock()
-			return
+			return nil
 		}
+		var err error
 		switch {
 		case private:
-			prefault(s.data[off:end])
+			err = s.prefault(off, end)
 		case end > s.tail.Load():
-			_ = unix.Madvise(s.data[off:end], unix.MADV_POPULATE_WRITE)
+			err = s.populateWrite(off, end)
 		}
 		s.mapMu.Unlock()
+		if err != nil {
+			return err
+		}
 		s.populated = end
 	}
+	return nil
+}
+
+// populateWrite asks the kernel to populate [off, end) of s for writing,
+// contents unchanged. Where the file no longer has a page of the range
+// (truncated under the writer) the call fails with EFAULT instead of
+// raising SIGBUS (Linux 6.18, ext4 and tmpfs): that is a *ChangedError
+// at the file's end now, which the call does not report itself. Any other
+// failure (EINVAL before Linux 5.14, ENOMEM) only loses the optimisation.
+func (s *seg) populateWrite(off, end int64) error {
+	err := unix.Madvise(s.data[off:end], unix.MADV_POPULATE_WRITE)
+	if !errors.Is(err, unix.EFAULT) {
+		return nil
+	}
+	at := off
+	if st, serr := s.f.Stat(); serr == nil && st.Size() > off && st.Size() < end {
+		at = st.Size()
+	}
+	return segment.Changed(s.path, prefaulting, &segment.MappingFault{Off: at, Err: err})
 }

@@ -225,7 +225,12 @@ func (w *Writer) recoverSegment(path string, seq uint64, last bool, prev *[segme
 			s.release()
 			return nil, fmt.Errorf("recovery: %w", err)
 		}
-		w.populate(s, true) // the record area is all zeros (EvTail at HeaderSize)
+		// The record area is all zeros (EvTail at HeaderSize). A fault
+		// here (prefault's error) already names the file.
+		if err := w.populate(s, true); err != nil {
+			s.release()
+			return nil, err
+		}
 		s.tail.Store(segment.HeaderSize)
 		return s, nil // prepared but never used: continue in it
 	}

@@ -204,7 +204,8 @@ func named(f *os.File, name string) *os.File {
 }
 
 // mapNew maps and pre-faults a segment file that create made. If it
-// cannot be mapped, the caller removes it (dropUnmappable).
+// cannot be mapped or pre-faulted (truncated under it), it is unmapped
+// and closed, and the caller removes it (dropUnmappable).
 func (w *Writer) mapNew(f *os.File, final string, seq uint64) (*seg, error) {
 	// The page cache of the file may hold folios of another size than
 	// this mapping's: the small one the header's write left at offset 0,
@@ -226,15 +227,18 @@ func (w *Writer) mapNew(f *os.File, final string, seq uint64) (*seg, error) {
 		return nil, err
 	}
 	w.freeForNext()
-	w.populate(s, active == nil)
+	if err := w.populate(s, active == nil); err != nil {
+		_ = s.release() // the caller removes the file
+		return nil, err
+	}
 	s.tail.Store(segment.HeaderSize)
 	return s, nil
 }
 
-// dropUnmappable removes a new segment file that could not be mapped (it
-// holds only its header), or every retry would find it in the way. Any
-// file created after it must be gone first: a crash in between would
-// leave a hole in the numbering.
+// dropUnmappable removes a new segment file that could not be mapped or
+// pre-faulted (it holds only its header, or less if it was truncated), or
+// every retry would find it in the way. Any file created after it must be
+// gone first: a crash in between would leave a hole in the numbering.
 func (w *Writer) dropUnmappable(path string) {
 	if os.Remove(path) == nil {
 		_ = w.opts.FS.SyncDir(w.dir) // the name is gone either way
@@ -271,21 +275,35 @@ func mapSegment(f *os.File, path string, seq uint64, size int64, huge bool) (*se
 	return &seg{seq: seq, seed: segment.FrameSeed(seq), path: path, data: m, f: f, dataLimit: segment.DataLimit(size), tally: segment.NewTally(), durable: segment.NewTally(), huge: huge}, nil
 }
 
-// prefault makes every page of the mapping present, writable and warm, so
-// appenders take no fault and no first-touch cost on the hot path.
-// MADV_POPULATE_WRITE (Linux 5.14) installs the pages in one call, but on
-// the VMs we measured the first store to each page still cost ~4 µs (the
-// hypervisor backs guest memory lazily), so one store per page follows it.
-// Storing zero keeps the contents only because every page but the header's
-// reads as zero: call it on new segments and on empty ones, never on a
-// segment that may hold records (it would change one byte per page).
-func prefault(m []byte) {
-	_ = unix.Madvise(m, unix.MADV_POPULATE_WRITE) // an optimisation; the stores below suffice
-	page := os.Getpagesize()
-	for i := page; i < len(m); i += page {
-		m[i] = 0
-	}
+// prefault makes every page of [off, end) of s present, writable and
+// warm, so appenders take no fault and no first-touch cost on the hot
+// path. MADV_POPULATE_WRITE (Linux 5.14) installs the pages in one call,
+// but on the VMs we measured the first store to each page still cost
+// ~4 µs (the hypervisor backs guest memory lazily), so one store per page
+// follows it. Storing zero keeps the contents only because every page but
+// the header's reads as zero: call it on new segments and on empty ones,
+// never on a segment that may hold records (it would change one byte per
+// page).
+//
+// The stores run under one segment.Guard: a file truncated under the
+// writer (FORMAT.md section 12, assumption 8) costs a *ChangedError at
+// the first page it lost, not a SIGBUS that kills the process. The
+// madvise's own failure is ignored: on such a file it is EFAULT (no
+// signal), and the stores that follow meet the same page and name it.
+func (s *seg) prefault(off, end int64) error {
+	_ = unix.Madvise(s.data[off:end], unix.MADV_POPULATE_WRITE) // an optimisation; the stores below suffice
+	page := int64(os.Getpagesize())
+	err := segment.Guard(s.data, func() {
+		for i := off + page; i < end; i += page {
+			s.data[i] = 0
+		}
+	})
+	return segment.Changed(s.path, prefaulting, err)
 }
+
+// prefaulting is what a segment file truncated under populate or fill was
+// "changed while it was" doing (segment.ChangedError).
+const prefaulting = "being pre-faulted"
 
 // flush makes the mapped bytes [0, upto) durable, skipping what an earlier
 // flush covered. It is safe against a concurrent unmap by the sealer.
