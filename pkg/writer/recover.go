@@ -184,37 +184,55 @@ func (w *Writer) recoverSegment(path string, seq uint64, last bool, prev *[segme
 	if err != nil {
 		return nil, fmt.Errorf("recovery: %w", err)
 	}
-	img := s.data
+	return w.recoverMapped(s, h, last, prev)
+}
+
+// recoverMapped is recoverSegment once s is mapped, h being its header.
+//
+// Its reads and stores of the mapping run under segment.Guard (one for
+// the walk, one for the repairs and the footer's reads): a file truncated
+// after recoverSegment checked its size (FORMAT.md section 12, assumption
+// 8) is an error naming the file and the offset that had no data, not a
+// SIGBUS that kills the process. s is then released and no footer is
+// written: a fault in the walk leaves the file as it was; one in the
+// repairs may leave the PAD and END frames stored before it, in the pages
+// the file kept, which the next recovery writes again.
+func (w *Writer) recoverMapped(s *seg, h segment.Header, last bool, prev *[segment.DigestSize]byte) (*seg, error) {
+	path, seq, img := s.path, s.seq, s.data
 	var pads [][2]int64
 	end, frames, damaged := int64(-1), 0, false
-	segment.Walk(img, seq, segment.HeaderSize, segment.Quiescent, func(ev segment.Event) bool {
-		switch ev.Kind {
-		case segment.EvFrame:
-			frames++
-		case segment.EvReserved, segment.EvGap:
-			if limit := segment.RecordLimit(h.Size); ev.Offset+ev.Len == limit {
-				// END claimed but not written: finish it. Nothing is ever
-				// written behind an END claim's header; bytes there mean
-				// the claim word is damage over committed frames, which
-				// an END would hide.
-				if segment.ZeroFrom(img, min(ev.Offset+segment.FrameHeaderSize, limit), limit) < limit {
-					damaged = true
-					return false
+	if err := segment.Guard(img, func() {
+		segment.Walk(img, seq, segment.HeaderSize, segment.Quiescent, func(ev segment.Event) bool {
+			switch ev.Kind {
+			case segment.EvFrame:
+				frames++
+			case segment.EvReserved, segment.EvGap:
+				if limit := segment.RecordLimit(h.Size); ev.Offset+ev.Len == limit {
+					// END claimed but not written: finish it. Nothing is
+					// ever written behind an END claim's header; bytes
+					// there mean the claim word is damage over committed
+					// frames, which an END would hide.
+					if segment.ZeroFrom(img, min(ev.Offset+segment.FrameHeaderSize, limit), limit) < limit {
+						damaged = true
+						return false
+					}
+					end = ev.Offset
+					break
 				}
+				pads = append(pads, [2]int64{ev.Offset, ev.Len})
+			case segment.EvTorn:
+				damaged = true
+				return false
+			case segment.EvTail:
 				end = ev.Offset
-				break
+			case segment.EvEnd:
+				frames++
 			}
-			pads = append(pads, [2]int64{ev.Offset, ev.Len})
-		case segment.EvTorn:
-			damaged = true
-			return false
-		case segment.EvTail:
-			end = ev.Offset
-		case segment.EvEnd:
-			frames++
-		}
-		return true
-	})
+			return true
+		})
+	}); err != nil {
+		return nil, recoveryFault(s, err)
+	}
 	if damaged {
 		w.damaged(path)
 		w.opts.Logger.Error("recovery: damaged committed frame; segment left unsealed, run auditseg verify", "file", path)
@@ -234,16 +252,22 @@ func (w *Writer) recoverSegment(path string, seq uint64, last bool, prev *[segme
 		s.tail.Store(segment.HeaderSize)
 		return s, nil // prepared but never used: continue in it
 	}
-	for _, p := range pads {
-		segment.PutPad(img, seq, p[0], p[1])
+	var ft segment.Footer
+	var ferr error
+	if err := segment.Guard(img, func() {
+		for _, p := range pads {
+			segment.PutPad(img, seq, p[0], p[1])
+		}
+		if end >= 0 {
+			segment.PutEnd(img, seq, end, now())
+		}
+		ft, ferr = segment.SealFooter(img, *prev, segment.FlagRecovered, now())
+	}); err != nil {
+		return nil, recoveryFault(s, err)
 	}
-	if end >= 0 {
-		segment.PutEnd(img, seq, end, now())
-	}
-	ft, err := segment.SealFooter(img, *prev, segment.FlagRecovered, now())
-	if err != nil {
+	if ferr != nil {
 		s.release()
-		return nil, segment.FileError(path, "recovery", segment.WithPath(err, path))
+		return nil, segment.FileError(path, "recovery", segment.WithPath(ferr, path))
 	}
 	// The records and the repairs reach the disk first, the footer after,
 	// as when the running writer seals (finish).
@@ -257,6 +281,14 @@ func (w *Writer) recoverSegment(path string, seq uint64, last bool, prev *[segme
 	w.stats.RecoveredFrames += len(pads)
 	w.opts.Logger.Info("recovered segment", "file", path, "records", ft.Records, "padded", len(pads), "end", ft.EndOffset)
 	return nil, nil
+}
+
+// recoveryFault releases s, whose mapping faulted (err, from
+// segment.Guard) while recovery read or repaired it, and returns the
+// error Open fails with: the file, and the offset that had no data.
+func recoveryFault(s *seg, err error) error {
+	_ = s.release()
+	return segment.Changed(s.path, "being recovered", err)
 }
 
 // damaged counts a segment recovery leaves as it is. Its intact records
