@@ -56,6 +56,7 @@ func readStream(t testing.TB, dir string, opts reader.Options, bulk bool, worker
 	defer r.Close()
 	for r.Next() {
 		rec := r.Record()
+		checkedCopy(t, rec)
 		out.Write(recLine(&rec))
 	}
 	fmt.Fprintf(&out, "err: %v\n", r.Err())

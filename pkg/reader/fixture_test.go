@@ -132,7 +132,7 @@ func readAll(t testing.TB, dir string, opts reader.Options) ([]rec, []reader.Dam
 	var out []rec
 	for r.Next() {
 		x := r.Record()
-		out = append(out, rec{pos: x.Position, ts: x.Time.UnixNano(), payload: bytes.Clone(x.Payload)})
+		out = append(out, rec{pos: x.Position, ts: x.Time.UnixNano(), payload: checkedCopy(t, x)})
 	}
 	if err := r.Err(); err != nil {
 		t.Fatalf("reader error: %v", err)
@@ -141,6 +141,20 @@ func readAll(t testing.TB, dir string, opts reader.Options) ([]rec, []reader.Dam
 		t.Fatalf("Wait without Follow = %v, want io.EOF", err)
 	}
 	return out, dmg
+}
+
+// checkedCopy copies x's payload as a caller must, with AppendPayload
+// and Clone, and reports an error unless both succeed with Payload's
+// bytes: the records these helpers read are intact, and a check that
+// failed on one would make tail refuse a good record. Callable from a
+// follower's goroutine (Errorf, not Fatalf).
+func checkedCopy(t testing.TB, x reader.Record) []byte {
+	p, err := x.AppendPayload(nil)
+	c, cerr := x.Clone()
+	if err != nil || cerr != nil || !bytes.Equal(p, x.Payload) || !bytes.Equal(c.Payload, x.Payload) || c.Position != x.Position || !c.Time.Equal(x.Time) {
+		t.Errorf("record at %v: AppendPayload %.40q, %v; Clone %.40q, %v; want %.40q", x.Position, p, err, c.Payload, cerr, x.Payload)
+	}
+	return p
 }
 
 func sameRecs(t testing.TB, got, want []rec) {
@@ -324,7 +338,7 @@ func follow(t testing.TB, dir string, opts reader.Options) *follower {
 				return
 			}
 			fw.mu.Lock()
-			fw.recs = append(fw.recs, rec{pos: x.Position, ts: x.Time.UnixNano(), payload: bytes.Clone(x.Payload)})
+			fw.recs = append(fw.recs, rec{pos: x.Position, ts: x.Time.UnixNano(), payload: checkedCopy(t, x)})
 			fw.mu.Unlock()
 		}
 		fw.done <- nil
