@@ -138,7 +138,8 @@ type Record struct {
 
 	// What AppendPayload checks a copy against: the file, the CRC the
 	// frame stores and its segment's seed. path is empty in a Record the
-	// caller built, which is copied unchecked.
+	// caller built, and in a clone, whose Payload is the caller's to
+	// change: those are copied unchecked.
 	path      string
 	crc, seed uint32
 }
@@ -181,13 +182,15 @@ func (rec Record) AppendPayload(dst []byte) ([]byte, error) {
 
 // Clone returns a copy of rec whose Payload is owned by the caller,
 // checked as AppendPayload checks it: an error, not the record, if its
-// file changed since the reader decoded it.
+// file changed since the reader decoded it. The copy is the caller's to
+// change, like a Record it built: copying or cloning it again checks
+// nothing.
 func (rec Record) Clone() (Record, error) {
 	p, err := rec.AppendPayload(nil)
 	if err != nil {
 		return Record{}, err
 	}
-	rec.Payload = p
+	rec.Payload, rec.path, rec.crc, rec.seed = p, "", 0, 0
 	return rec, nil
 }
 

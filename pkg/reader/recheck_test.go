@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/auditseg/auditseg/pkg/reader"
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -95,5 +96,37 @@ func TestAppendPayloadIntact(t *testing.T) {
 	built := reader.Record{Payload: []byte("not from a reader")}
 	if p, err := built.AppendPayload(nil); err != nil || string(p) != "not from a reader" {
 		t.Fatalf("a record the caller built: %q, %v", p, err)
+	}
+}
+
+// A clone's Payload is the caller's, in memory the file cannot change:
+// the caller may edit it (redact a field, trim it) or restamp the record,
+// and cloning or copying it again must copy what it holds. It was
+// checked against the frame's CRC again, so an edited clone failed as
+// "changed while it was read (truncated?)", naming a segment file that
+// had not changed.
+func TestCloneIsTheCallers(t *testing.T) {
+	dir := t.TempDir()
+	recs := writeLog(t, dir, 3, true)
+	r, err := reader.Open(dir, reader.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if !r.Next() {
+		t.Fatalf("no record: %v", r.Err())
+	}
+	c, err := r.Record().Clone()
+	if err != nil || !bytes.Equal(c.Payload, recs[0].payload) {
+		t.Fatalf("clone: %q, %v", c.Payload, err)
+	}
+	c.Payload = append(bytes.ToUpper(c.Payload[:4]), c.Payload[4:]...)
+	c.Time = c.Time.Truncate(time.Hour)
+	want := string(c.Payload)
+	if p, err := c.AppendPayload(nil); err != nil || string(p) != want {
+		t.Fatalf("AppendPayload of an edited clone: %q, %v; want %q", p, err, want)
+	}
+	if cc, err := c.Clone(); err != nil || string(cc.Payload) != want || !cc.Time.Equal(c.Time) || cc.Position != c.Position {
+		t.Fatalf("clone of an edited clone: %+v, %v; want %q", cc, err, want)
 	}
 }
