@@ -29,8 +29,7 @@ func Example() {
 		log.Fatal(err)
 	}
 
-	// The last two records. Payloads alias the segment's mapping: print or
-	// copy them before the next call to Next.
+	// The last two records.
 	r, err := reader.Open(dir, reader.Options{
 		Start:    reader.Last(2),
 		OnDamage: func(d reader.Damage) { log.Print(d.Error()) },
@@ -39,9 +38,17 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer r.Close()
+	var buf []byte
 	for r.Next() {
 		rec := r.Record()
-		fmt.Printf("%v %s\n", rec.Position, rec.Payload)
+		// Payload aliases the segment's mapping until the next call to
+		// Next, and shows the file as it is now: AppendPayload copies it
+		// and checks the copy against the CRC the record passed, so a
+		// file truncated since is an error, not zeros printed as data.
+		if buf, err = rec.AppendPayload(buf[:0]); err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%v %s\n", rec.Position, buf)
 	}
 	if err := r.Err(); err != nil {
 		log.Fatal(err)

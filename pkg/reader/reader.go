@@ -146,8 +146,8 @@ type Record struct {
 
 // AppendPayload appends rec's payload to dst and returns the result,
 // having checked that the bytes appended are those the reader checked:
-// the copy must match the CRC the frame passed (one CRC32C over the
-// payload, a fraction of the copy's cost). If the file changed since
+// the copy must match the CRC the frame passed (one more CRC32C pass
+// over the payload, as decoding the frame took). If the file changed since
 // the reader decoded the record, it returns dst unchanged and a
 // *segment.ChangedError naming the file: if the copy faulted (the
 // file is shorter than the payload's page), at the offset that had no
