@@ -245,7 +245,7 @@ func (run *bulkRun) walk(it *bulkItem, win []byte, evs []segment.Event) []segmen
 			if whole {
 				// The common case without events; WalkBatch below takes
 				// over at the first slot that is not a DATA or PAD frame.
-				rec := func(o, ts int64, p []byte) {
+				rec := func(o, ts int64, _ uint32, p []byte) {
 					if ts >= since {
 						pos.Offset = o
 						out = appendRec(out, pos, ts, p)

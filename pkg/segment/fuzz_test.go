@@ -307,8 +307,8 @@ func sameScan(t *testing.T, img []byte, evs []Event, stop, from, to int64) {
 		end = stop // the walk ran out of frames at the record limit
 	}
 	i := 0
-	at := ScanData(img, testSeq, from, to, func(off, ts int64, p []byte) {
-		if i >= len(want) || want[i].Offset != off || want[i].Frame.Time != ts || !bytes.Equal(want[i].Frame.Payload, p) {
+	at := ScanData(img, testSeq, from, to, func(off, ts int64, crc uint32, p []byte) {
+		if i >= len(want) || want[i].Offset != off || want[i].Frame.Time != ts || want[i].Frame.CRC != crc || !bytes.Equal(want[i].Frame.Payload, p) {
 			t.Fatalf("ScanData to %d: frame %d at %d differs from the walk's", to, i, off)
 		}
 		i++
@@ -403,22 +403,25 @@ func sameScanIn(t *testing.T, img []byte, from, to, wend int64) {
 	wend = min(max(wend, from), int64(len(img)))
 	type rec struct {
 		off, ts int64
+		crc     uint32
 		p       []byte
 	}
 	var got []rec
 	win := bytes.Clone(img[from:wend]) // a copy, as read from a file
-	at := ScanDataIn(win, from, int64(len(img)), testSeq, from, to, func(off, ts int64, p []byte) { got = append(got, rec{off, ts, bytes.Clone(p)}) })
+	at := ScanDataIn(win, from, int64(len(img)), testSeq, from, to, func(off, ts int64, crc uint32, p []byte) {
+		got = append(got, rec{off, ts, crc, bytes.Clone(p)})
+	})
 	// ScanData up to where it stopped: the same frames, the same stop.
 	i := 0
-	if full := ScanData(img, testSeq, from, at, func(off, ts int64, p []byte) {
-		if i >= len(got) || got[i].off != off || got[i].ts != ts || !bytes.Equal(got[i].p, p) {
+	if full := ScanData(img, testSeq, from, at, func(off, ts int64, crc uint32, p []byte) {
+		if i >= len(got) || got[i].off != off || got[i].ts != ts || got[i].crc != crc || !bytes.Equal(got[i].p, p) {
 			t.Fatalf("ScanDataIn to %d in [%d,%d): frame %d at %d differs from ScanData's", to, from, wend, i, off)
 		}
 		i++
 	}); full != at || i != len(got) {
 		t.Fatalf("ScanDataIn in [%d,%d) stopped at %d after %d frames; ScanData to there: %d after %d", from, wend, at, len(got), full, i)
 	}
-	if at >= to || at == ScanData(img, testSeq, at, to, func(int64, int64, []byte) {}) {
+	if at >= to || at == ScanData(img, testSeq, at, to, func(int64, int64, uint32, []byte) {}) {
 		return // where ScanData stops too
 	}
 	// It stopped early: at a frame ScanData takes that is not in the window.

@@ -17,7 +17,7 @@ func BenchmarkScanData(b *testing.B) {
 		off = PutFrame(img, testSeq, off, TypeData, off, payload)
 	}
 	var n, sum int
-	count := func(_, _ int64, p []byte) { n++; sum += len(p) }
+	count := func(_, _ int64, _ uint32, p []byte) { n++; sum += len(p) }
 	b.Run("image", func(b *testing.B) {
 		b.SetBytes(off - HeaderSize)
 		for b.Loop() {

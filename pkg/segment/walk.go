@@ -376,14 +376,16 @@ func zeroFrom(img []byte, from, limit int64) int64 {
 
 // ScanData is the fast path of a quiescent walk over a whole image (a
 // sealed segment, all of whose bytes came from the file): it calls fn with
-// the offset, time and payload of every committed DATA frame from from, in
-// order, while the frames are committed DATA or PAD starting before to,
+// the offset, time, stored CRC and payload of every committed DATA frame
+// from from, in order, while the frames are committed DATA or PAD starting before to,
 // and returns where it stopped: the first frame at or after to, or the
 // first slot that is anything else (END, reserved, unwritten, damaged),
 // for Walk or WalkBatch to report from there. Each frame gets every check
 // Walk makes (decodeFrame); what it saves is building an event per frame,
-// which cost about a quarter of a bulk replay's CPU.
-func ScanData(img []byte, seq uint64, from, to int64, fn func(off, ts int64, payload []byte)) int64 {
+// which cost about a quarter of a bulk replay's CPU. The CRC is for a
+// caller that copies a payload out of a mapping (AppendPayload): the
+// mapping may change between the check and fn's read of it.
+func ScanData(img []byte, seq uint64, from, to int64, fn func(off, ts int64, crc uint32, payload []byte)) int64 {
 	return ScanDataIn(img, 0, int64(len(img)), seq, from, to, fn)
 }
 
@@ -392,7 +394,7 @@ func ScanData(img []byte, seq uint64, from, to int64, fn func(off, ts int64, pay
 // It also stops at the first frame whose header or payload is not wholly
 // in the window, without judging it. Offsets, from, to and the result are
 // segment offsets.
-func ScanDataIn(win []byte, base, size int64, seq uint64, from, to int64, fn func(off, ts int64, payload []byte)) int64 {
+func ScanDataIn(win []byte, base, size int64, seq uint64, from, to int64, fn func(off, ts int64, crc uint32, payload []byte)) int64 {
 	seed := FrameSeed(seq)
 	// Frames are taken three at a time so that their CRCs can be computed
 	// interleaved (frameCRCs): every check but the CRC first, in order,
@@ -450,7 +452,7 @@ func ScanDataIn(win []byte, base, size int64, seq uint64, from, to int64, fn fun
 				return offs[i]
 			}
 			if data[i] {
-				fn(offs[i], ts[i], cov[i][FrameHeaderSize-8:])
+				fn(offs[i], ts[i], crcs[i], cov[i][FrameHeaderSize-8:])
 			}
 		}
 		off = next

@@ -40,13 +40,13 @@ func (c *checker) walk() {
 	// frames (ScanData makes every check the walk does); the walk takes
 	// over at the first slot that is anything else.
 	scan := c.valid == int64(len(c.img))
-	data := func(off, ts int64, p []byte) {
+	data := func(off, ts int64, _ uint32, p []byte) {
 		if n := int64(segment.FrameHeaderSize + len(p)); !c.tally(c.img, 0, off+n, ts) {
 			c.dataFindings(off, n, ts)
 		}
 	}
 	w := c.win
-	dataIn := func(off, ts int64, p []byte) {
+	dataIn := func(off, ts int64, _ uint32, p []byte) {
 		if n := int64(segment.FrameHeaderSize + len(p)); !c.tally(w.bytes(), w.base, off+n, ts) {
 			c.dataFindings(off, n, ts)
 		}

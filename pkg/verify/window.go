@@ -132,7 +132,7 @@ func (w *window) sum(img []byte, end int64) [segment.DigestSize]byte {
 // scan is segment.ScanData through the window: it returns where the
 // committed DATA and PAD frames from off stop, for the walker to go on
 // from there. fn is called with the window's bytes.
-func (w *window) scan(seq uint64, size, off, limit int64, img []byte, fn func(off, ts int64, p []byte)) int64 {
+func (w *window) scan(seq uint64, size, off, limit int64, img []byte, fn func(off, ts int64, crc uint32, p []byte)) int64 {
 	for off < limit {
 		if off < w.base || off+segment.FrameHeaderSize > w.end() {
 			if !w.fill(off) {
