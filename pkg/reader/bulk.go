@@ -108,7 +108,7 @@ type bulkItem struct {
 	start int64 // where the first event found starts
 	end   int64 // where the walk stopped
 	stop  bulkStop
-	fault error  // the mapping faulted: read the range again in order
+	fault error  // the mapping faulted, or a copy of it failed its CRC: read the range again in order
 	buf   []byte // the run's buffer out started in
 	out   []byte
 	marks []bulkMark

@@ -128,7 +128,7 @@ func (run *bulkRun) send(it *bulkItem) bool {
 // worker walks the ranges it is given until the planner is done.
 func (run *bulkRun) worker() {
 	defer run.wg.Done()
-	evs := make([]segment.Event, 0, batch)
+	w := walkBufs{evs: make([]segment.Event, 0, batch)}
 	var rd copier
 	defer rd.close()
 	for it := range run.work {
@@ -137,10 +137,16 @@ func (run *bulkRun) worker() {
 		default:
 			it.buf = run.buffer()
 			it.out = it.buf
-			evs = run.walk(it, rd.window(run, it), evs)
+			run.walk(it, rd.window(run, it), &w)
 		}
 		close(it.done)
 	}
+}
+
+// walkBufs are a worker's buffers, reused from range to range.
+type walkBufs struct {
+	evs []segment.Event
+	cp  []byte // the checked copy of a payload formatted from the mapping
 }
 
 // copier reads ranges of segment files into one buffer per worker with
@@ -213,8 +219,13 @@ func (c *copier) close() {
 // previous range ended, which is what makes the split exact.
 //
 // win, if not nil, holds the segment's bytes from it.from on, read from
-// the file: frames wholly in it are decoded there, the rest in the mapping.
-func (run *bulkRun) walk(it *bulkItem, win []byte, evs []segment.Event) []segment.Event {
+// the file: frames wholly in it are decoded there and formatted from the
+// bytes checked, the rest in the mapping. A mapped file cut inside a page
+// reads as zeros from the cut to the end of that page, without a fault,
+// so a payload checked in the mapping is formatted from a copy checked
+// against the frame's CRC again (segment.AppendPayload); a copy that does
+// not match is a fault at that record: the range is read again in order.
+func (run *bulkRun) walk(it *bulkItem, win []byte, w *walkBufs) {
 	s := it.seg
 	im, seq := s.im, s.e.Seq
 	pos := Position{Seq: seq}
@@ -222,6 +233,30 @@ func (run *bulkRun) walk(it *bulkItem, win []byte, evs []segment.Event) []segmen
 	// compiler would store through it for every record.
 	out, last, since, appendRec := it.out, it.last, run.since, run.b.Append
 	defer func() { it.out, it.last = out, last }()
+	rec := func(o, ts int64, _ uint32, p []byte) {
+		if ts >= since {
+			pos.Offset = o
+			out = appendRec(out, pos, ts, p)
+			last = pos
+		}
+	}
+	// mapped is rec for a payload in the mapping. An archive's image is
+	// memory the reader owns: nothing can change it.
+	mapped, changed := rec, int64(-1)
+	if !im.Archived {
+		seed := segment.FrameSeed(im.Header.Seq)
+		mapped = func(o, ts int64, crc uint32, p []byte) {
+			if ts < since || changed >= 0 {
+				return
+			}
+			var ok bool
+			if w.cp, ok = segment.AppendPayload(w.cp[:0], seed, o, ts, crc, p); !ok {
+				changed = o
+				return
+			}
+			rec(o, ts, crc, w.cp)
+		}
+	}
 	if !im.Archived && win == nil {
 		// One call maps the range's pages (2 MiB folios, mostly) instead
 		// of a fault for each, and a file that shrank only makes it fail.
@@ -245,35 +280,32 @@ func (run *bulkRun) walk(it *bulkItem, win []byte, evs []segment.Event) []segmen
 			if whole {
 				// The common case without events; WalkBatch below takes
 				// over at the first slot that is not a DATA or PAD frame.
-				rec := func(o, ts int64, _ uint32, p []byte) {
-					if ts >= since {
-						pos.Offset = o
-						out = appendRec(out, pos, ts, p)
-						last = pos
-					}
-				}
 				if win == nil {
-					off = segment.ScanData(im.Data, im.Header.Seq, off, it.to, rec)
+					off = segment.ScanData(im.Data, im.Header.Seq, off, it.to, mapped)
 				}
-				for win != nil && off < it.to {
+				for win != nil && off < it.to && changed < 0 {
 					off = segment.ScanDataIn(win, it.from, int64(len(im.Data)), im.Header.Seq, off, it.to, rec)
 					if off >= it.to {
 						break
 					}
 					// A frame the copy does not wholly hold: that one from
 					// the mapping, then back to the copy.
-					next := segment.ScanData(im.Data, im.Header.Seq, off, off+1, rec)
+					next := segment.ScanData(im.Data, im.Header.Seq, off, off+1, mapped)
 					if next == off {
 						break // not a DATA or PAD frame: the events below
 					}
 					off = next
+				}
+				if changed >= 0 {
+					return
 				}
 				if off >= it.to {
 					it.stop, it.end = stopNext, off
 					return
 				}
 			}
-			evs, _ = im.WalkBatch(off, segment.Sealed, evs[:0])
+			w.evs, _ = im.WalkBatch(off, segment.Sealed, w.evs[:0])
+			evs := w.evs
 			if len(evs) == 0 {
 				it.stop, it.end = stopLimit, off
 				return
@@ -286,10 +318,10 @@ func (run *bulkRun) walk(it *bulkItem, win []byte, evs []segment.Event) []segmen
 				}
 				switch ev.Kind {
 				case segment.EvFrame:
-					if f := &ev.Frame; f.Type == segment.TypeData && f.Time >= since {
-						pos.Offset = ev.Offset
-						out = appendRec(out, pos, f.Time, f.Payload)
-						last = pos
+					if f := &ev.Frame; f.Type == segment.TypeData {
+						if mapped(ev.Offset, f.Time, f.CRC, f.Payload); changed >= 0 {
+							return
+						}
 					}
 					off = ev.Offset + ev.Len
 					continue
@@ -308,7 +340,9 @@ func (run *bulkRun) walk(it *bulkItem, win []byte, evs []segment.Event) []segmen
 			}
 		}
 	})
-	return evs
+	if it.fault == nil && changed >= 0 {
+		it.fault = &segment.ChangedError{Path: s.e.Path, While: "read", Off: changed, Err: segment.ErrChangedAfterCheck}
+	}
 }
 
 // hugePage is the x86-64 PMD size: populate whole folios.

@@ -37,14 +37,31 @@ func faultLine(dst []byte, pos Position, payload []byte) []byte {
 func faultLog(t *testing.T, dir string) [2][]faultRec {
 	t.Helper()
 	ps := int64(os.Getpagesize())
+	return sealedPair(t, dir, func(seq uint64, i int, off int64) []byte {
+		if off >= 5*ps {
+			return nil
+		}
+		return fmt.Appendf(nil, "segment %d record %d", seq, i)
+	})
+}
+
+// sealedPair writes sealed segments 1 and 2 of 16 pages into dir, record
+// i of segment seq, at off, with the payload next returns, until it
+// returns nil. It returns the records of each segment.
+func sealedPair(t *testing.T, dir string, next func(seq uint64, i int, off int64) []byte) [2][]faultRec {
+	t.Helper()
+	ps := int64(os.Getpagesize())
 	now := time.Now().UnixNano()
 	var out [2][]faultRec
 	var prev [segment.DigestSize]byte
 	for seq := uint64(1); seq <= 2; seq++ {
 		img := segment.NewImage(seq, 16*ps, now)
 		off := int64(segment.HeaderSize)
-		for i := 0; off < 5*ps; i++ {
-			p := fmt.Appendf(nil, "segment %d record %d", seq, i)
+		for i := 0; ; i++ {
+			p := next(seq, i, off)
+			if p == nil {
+				break
+			}
 			out[seq-1] = append(out[seq-1], faultRec{Position{Seq: seq, Offset: off}, p})
 			off = segment.PutFrame(img, seq, off, segment.TypeData, now, p)
 		}
