@@ -20,8 +20,11 @@ package main
 //	   and does not change the exit code: no committed record is lost.
 //	2  bad flags or arguments, or an I/O error: the log cannot be read (a
 //	   segment that cannot be opened or read is reported, skipped, and
-//	   every readable record still printed), the cursor file cannot be read
-//	   or written or belongs to another log, or writing the output failed.
+//	   every readable record still printed; but after a record that
+//	   changed while tail printed it, the rest of its segment is skipped,
+//	   and the closing line counts the records skipped instead), the
+//	   cursor file cannot be read or written or belongs to another log,
+//	   or writing the output failed.
 
 import (
 	"bufio"
@@ -211,10 +214,13 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	damaged, unreadable := 0, 0
 	// faulted is the segment whose file was found truncated under a
 	// payload tail was printing (payloadCopy): counted once, and not again
-	// when the reader reports it.
+	// when the reader reports it. skipped counts the records of it the
+	// reader returned after that one: tail did not try them, and the file
+	// may have been whole again when the reader read them.
 	var faulted struct {
-		seq uint64
-		ok  bool
+		seq     uint64
+		ok      bool
+		skipped int
 	}
 	opts.Follow = f.follow
 	opts.OnDamage = func(d reader.Damage) {
@@ -287,7 +293,8 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 			for r.Next() {
 				rec := r.Record()
 				if faulted.ok && rec.Position.Seq == faulted.seq {
-					continue // read ahead of the fault, beyond it: gone too
+					faulted.skipped++ // read ahead of the fault, beyond it: gone too, if the file stayed cut
+					continue
 				}
 				if payload, perr = payloadCopy(payload, &rec); perr != nil {
 					out.Flush()
@@ -357,7 +364,17 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 		return withCode(exitUsage, err)
 	}
 	if unreadable > 0 {
-		return withCode(exitUsage, fmt.Errorf("%s: %s could not be read (see above); every readable record was printed", dir, plural(unreadable, "segment")))
+		// Records tail skipped after one that changed are not known to
+		// have been unreadable: they are counted instead.
+		printedAll := "every readable record was printed"
+		if n := faulted.skipped; n > 0 {
+			were := "were"
+			if n == 1 {
+				were = "was"
+			}
+			printedAll = fmt.Sprintf("%s read after a record that changed %s not printed", plural(n, "record"), were)
+		}
+		return withCode(exitUsage, fmt.Errorf("%s: %s could not be read (see above); %s", dir, plural(unreadable, "segment"), printedAll))
 	}
 	if damaged > 0 {
 		return withCode(exitFailure, fmt.Errorf("%s: %s skipped; run 'auditseg verify %s' for a full report", dir, plural(damaged, "damaged place"), dir))
@@ -400,7 +417,8 @@ func unreadableSegment(d reader.Damage) bool {
 // copy against the record's CRC, so neither a partly read nor an altered
 // payload reaches the output. The bulk replay checks CRCs as it formats.
 // The records read ahead after a failing one are beyond it, in pages
-// gone too: tail skips them (faulted).
+// gone too unless the file was restored meanwhile: tail skips them
+// (faulted), and its closing line counts them.
 func payloadCopy(buf []byte, rec *reader.Record) ([]byte, error) {
 	buf, err := rec.AppendPayload(buf[:0])
 	if err != nil {
