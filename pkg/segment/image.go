@@ -302,9 +302,10 @@ func (im *Image) FooterAs(h Header) (Footer, error) {
 // footer there, which verify chains past it by (FORMAT.md section 6).
 // Offsets in errors are the file's.
 func (im *Image) FileFooter() (Footer, error) {
-	// Data is fitted to the header: the file's bytes are its first
-	// FileSize when it is longer than the file (a copy padded with
-	// zeros), and under its capacity when it is shorter (cut).
+	// Data is fitted to the header's size (fitToHeader): a header that
+	// claims more than the file holds gets a zero-padded copy, whose first
+	// FileSize bytes are the file's; one that claims less gets the
+	// mapping cut short, the file's end lying under Data's capacity.
 	if im.HeaderErr != nil || im.Archived || im.FileSize == im.Header.Size || int64(cap(im.Data)) < im.FileSize {
 		return Footer{}, ErrNoFooter
 	}
