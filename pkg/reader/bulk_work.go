@@ -341,7 +341,7 @@ func (run *bulkRun) walk(it *bulkItem, win []byte, w *walkBufs) {
 		}
 	})
 	if it.fault == nil && changed >= 0 {
-		it.fault = &segment.ChangedError{Path: s.e.Path, While: "read", Off: changed, Err: segment.ErrChangedAfterCheck}
+		it.fault = changedAfterCheck(s.e.Path, changed)
 	}
 }
 

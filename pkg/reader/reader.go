@@ -175,9 +175,17 @@ func (rec Record) AppendPayload(dst []byte) ([]byte, error) {
 		return dst[:n], &segment.ChangedError{Path: rec.path, While: "read", Off: rec.Position.Offset + segment.FrameHeaderSize + mf.Off, Err: mf}
 	}
 	if !ok {
-		return dst[:n], &segment.ChangedError{Path: rec.path, While: "read", Off: rec.Position.Offset, Err: segment.ErrChangedAfterCheck}
+		return dst[:n], changedAfterCheck(rec.path, rec.Position.Offset)
 	}
 	return dst, nil
+}
+
+// changedAfterCheck is the error for the record at off in the file at
+// path whose copy no longer matches the CRC it passed when it was
+// decoded: AppendPayload's, and the bulk replay's for a payload it took
+// from the mapping.
+func changedAfterCheck(path string, off int64) error {
+	return &segment.ChangedError{Path: path, While: "read", Off: off, Err: segment.ErrChangedAfterCheck}
 }
 
 // Clone returns a copy of rec whose Payload is owned by the caller,
