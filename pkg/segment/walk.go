@@ -56,8 +56,9 @@ type Event struct {
 type WalkMode uint8
 
 const (
-	// Quiescent: no writer is appending (a sealed segment, or a dead
-	// writer's). Unfinished frames are reported and skipped.
+	// Quiescent: no writer is appending to this unsealed segment (its
+	// writer died; recovery walks so). Unfinished frames are reported and
+	// skipped. A segment with a footer is walked Sealed instead.
 	Quiescent WalkMode = iota
 	// Live: a writer holds the log; an unwritten or reserved slot means
 	// "not yet" and the walk stops at it with EvPending.
