@@ -38,9 +38,15 @@ func ExampleRun() {
 		fmt.Println(filepath.Base(s.Path), "skipped:", s.Reason)
 	}
 
-	im, _ := segment.OpenImage(filepath.Join(dir, segment.ArchiveName(1)))
+	im, err := segment.OpenImage(filepath.Join(dir, segment.ArchiveName(1)))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer im.Close()
-	im.Walk(segment.HeaderSize, segment.Quiescent, func(ev segment.Event) bool {
+	// An archive holds a sealed segment: walked Sealed, a claim or a zero
+	// gap in it is damage, not a dead writer's leftover.
+	im.Walk(segment.HeaderSize, segment.Sealed, func(ev segment.Event) bool {
 		if ev.Kind == segment.EvFrame {
 			fmt.Printf("%s\n", ev.Frame.Payload)
 		}

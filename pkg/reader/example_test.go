@@ -87,11 +87,16 @@ func ExampleReader_All() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	n := 0
+	var buf []byte
 	for rec, err := range r.All(ctx) {
 		if err != nil {
 			log.Fatal(err)
 		}
-		fmt.Printf("%s\n", rec.Payload)
+		// As in Example: copy the payload checked, not Payload itself.
+		if buf, err = rec.AppendPayload(buf[:0]); err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s\n", buf)
 		if n++; n == 3 {
 			cancel()
 		}
