@@ -35,8 +35,9 @@
 //
 // # Segments removed meanwhile
 //
-// A retention job may remove old segments while a run works on them; it
-// shares no lock with this package. A segment found gone entirely after
+// A retention job may remove old segments while a run works on them,
+// unless it runs under the directory's flock(2) that a run takes (README,
+// compress-finished). A segment found gone entirely after
 // the plan was made (no original, no archive) is reported as Skipped, not
 // Failed: it was removed on purpose. Any other error, an original gone
 // while its archive is still there included, fails the segment.

@@ -62,8 +62,9 @@
 // # The unsealed tail
 //
 // The newest segments of a log may be unsealed: a writer keeps the
-// segment it appends to, the next one (prepared ahead, empty) and any
-// finished segment whose last frames are still being committed. That run
+// segment it appends to, the next one (prepared ahead, empty), the files
+// of the two after it (created ahead, empty) and any finished segment
+// whose last frames are still being committed. That run
 // of newest segments without a footer is the log's tail. An unsealed
 // segment before a sealed one is "missing-end". Sealed means as recovery
 // counts it: an archive, or a valid footer under a header recovery

@@ -6,11 +6,14 @@
 // and commits it with a release store of the frame's length
 // (segment.StoreLength; on amd64 a plain MOV, no fence). There is no
 // mutex and no spin lock on that path, no allocation, and no second shared
-// counter. A background goroutine keeps the next segment created, reserved
-// on disk (fallocate), mapped and pre-faulted before it is needed (or, when
-// appenders catch up with the pre-fault, lets them in and faults the rest
-// in ahead of them), and another seals each finished segment once its last
-// frame is committed.
+// counter. A background goroutine keeps the next segment mapped and
+// pre-faulted before it is needed (or, when appenders catch up with the
+// pre-fault, lets them in and faults the rest in ahead of them); another
+// creates the segment files, reserved on disk in full (fallocate), up to
+// two beyond that one (creator.go); another seals each finished segment
+// once its last frame is committed, hashing it while it fills. So a
+// running writer holds up to three empty segments' worth of disk beyond
+// its records.
 // The format is specified in docs/FORMAT.md.
 package writer
 
