@@ -14,23 +14,25 @@ import (
 
 // recover brings the directory to a state a writer can continue from and
 // returns the segment to append to and the digest the next seal chains
-// from. The procedure (docs/FORMAT.md, "Recovery"):
+// from. The procedure is docs/FORMAT.md section 8, whose numbering this
+// follows:
 //
-//  1. Remove leftover *.seg.tmp files: segments whose creation was
-//     interrupted before the rename, so they never held records.
-//  2. From the newest segment back to the first sealed one (archives count
-//     as sealed), collect the unsealed segments: their writer died. The
-//     sealed one's digest comes from its footer (an archive's summary).
-//  3. Oldest first, walk each with the shared decoder: reserved frames and
-//     zero gaps followed by frames become PAD; if there is no END frame,
-//     one is written where the data ends; the segment is sealed with
-//     FlagRecovered, chained to the previous digest: the file is
-//     unmapped and fsynced, then the footer written and fsynced. A
-//     segment with a damaged committed frame is left as it is for verify
-//     to report: recovery never rewrites a committed record.
-//  4. If the newest segment holds no frame at all (it was prepared but
-//     never used), it becomes the active segment, its page cache given
-//     back first (remapUnused); otherwise a new one is created after the
+//  1. Remove leftover *.seg.tmp files (creations interrupted before the
+//     rename: they never held records) and fsync the directory.
+//  2. Going back from the newest segment, collect every segment after the
+//     newest sealed one (archives count as sealed). That one's digest,
+//     from its footer (an archive's summary), is where the chain goes on.
+//  3. Oldest first, walk each with the shared decoder. A bad header or a
+//     damaged committed frame leaves the segment as it is for verify to
+//     report: recovery never rewrites a committed record. The newest,
+//     if it holds no frame at all (prepared, never used), becomes the
+//     active segment, its page cache given back first (remapUnused).
+//     Otherwise an END claim becomes END, other reserved frames and zero
+//     gaps followed by frames become PAD, END is written where the data
+//     ends if there is none, and the segment is sealed with
+//     FlagRecovered, chained to the previous digest: unmapped and
+//     fsynced, then the footer written (magic last) and fsynced.
+//  4. Unless step 3 kept the newest, a new segment is created after the
 //     newest sequence number present.
 //
 // maxSeq is the newest segment number Open continues after: 2^32
