@@ -22,7 +22,8 @@ package main
 //	   segment that cannot be opened or read is reported, skipped, and
 //	   every readable record still printed; but after a record that
 //	   changed while tail printed it, the rest of its segment is skipped,
-//	   and the closing line counts the records skipped instead), the
+//	   and the closing line counts those of its records skipped that
+//	   were still readable, if any, instead), the
 //	   cursor file cannot be read or written or belongs to another log,
 //	   or writing the output failed.
 
@@ -212,16 +213,7 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 
 	stderr := cmd.ErrOrStderr()
 	damaged, unreadable := 0, 0
-	// faulted is the segment whose file was found truncated under a
-	// payload tail was printing (payloadCopy): counted once, and not again
-	// when the reader reports it. skipped counts the records of it the
-	// reader returned after that one: tail did not try them, and the file
-	// may have been whole again when the reader read them.
-	var faulted struct {
-		seq     uint64
-		ok      bool
-		skipped int
-	}
+	var faulted changedSeg
 	opts.Follow = f.follow
 	opts.OnDamage = func(d reader.Damage) {
 		out.Flush() // stdout before the report, as a terminal shows them
@@ -292,14 +284,13 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 		for {
 			for r.Next() {
 				rec := r.Record()
-				if faulted.ok && rec.Position.Seq == faulted.seq {
-					faulted.skipped++ // read ahead of the fault, beyond it: gone too, if the file stayed cut
+				if faulted.skip(&rec) {
 					continue
 				}
 				if payload, perr = payloadCopy(payload, &rec); perr != nil {
 					out.Flush()
 					unreadable++
-					faulted.seq, faulted.ok = rec.Position.Seq, true
+					faulted.start(&rec)
 					fmt.Fprintf(stderr, "auditseg tail: %v\n", perr)
 					continue
 				}
@@ -364,10 +355,10 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 		return withCode(exitUsage, err)
 	}
 	if unreadable > 0 {
-		// Records tail skipped after one that changed are not known to
-		// have been unreadable: they are counted instead.
+		// Records tail skipped after one that changed that were still
+		// readable are counted instead.
 		printedAll := "every readable record was printed"
-		if n := faulted.skipped; n > 0 {
+		if n := faulted.readable; n > 0 {
 			were := "were"
 			if n == 1 {
 				were = "was"
@@ -418,7 +409,7 @@ func unreadableSegment(d reader.Damage) bool {
 // payload reaches the output. The bulk replay checks CRCs as it formats.
 // The records read ahead after a failing one are beyond it, in pages
 // gone too unless the file was restored meanwhile: tail skips them
-// (faulted), and its closing line counts them.
+// (changedSeg), and its closing line counts those still readable.
 func payloadCopy(buf []byte, rec *reader.Record) ([]byte, error) {
 	buf, err := rec.AppendPayload(buf[:0])
 	if err != nil {

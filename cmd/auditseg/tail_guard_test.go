@@ -103,18 +103,23 @@ func TestPayloadCopyAllocatesNothing(t *testing.T) {
 
 // truncateOnFirstWrite is tail's stdout: on the first write it truncates
 // the file at path to size, as an operator or a damaged file system might.
+// With restore, the bytes cut from the next page boundary on are then
+// written back in place: the rest of the cut page reads as zeros, the
+// pages after it as before (a restore that skipped the partial page, or
+// a hole punched there).
 type truncateOnFirstWrite struct {
-	t    *testing.T
-	path string
-	size int64
-	done bool
-	out  bytes.Buffer
+	t       *testing.T
+	path    string
+	size    int64
+	restore bool
+	done    bool
+	out     bytes.Buffer
 }
 
 func (w *truncateOnFirstWrite) Write(p []byte) (int, error) {
 	if !w.done {
 		w.done = true
-		if err := os.Truncate(w.path, w.size); err != nil {
+		if err := cutFile(w.path, w.size, w.restore); err != nil {
 			w.t.Error(err)
 		}
 	}
