@@ -329,13 +329,12 @@ func (run *bulkRun) walk(it *bulkItem, win []byte, w *walkBufs) {
 					it.stop, it.end = stopEnd, ev.Offset
 					return
 				}
-				kind, ok := damageOf(ev.Kind)
+				d, ok := eventDamage(s.e.Path, seq, ev)
 				if !ok { // the tail: what follows is for Next to decide
 					it.stop, it.end = stopTail, ev.Offset
 					return
 				}
-				it.marks = append(it.marks, bulkMark{at: len(out), last: last,
-					d: Damage{Kind: kind, Path: s.e.Path, Seq: seq, Offset: ev.Offset, Len: ev.Len, Err: ev.Frame.Err}})
+				it.marks = append(it.marks, bulkMark{at: len(out), last: last, d: d})
 				off = ev.Offset + ev.Len
 			}
 		}

@@ -94,7 +94,17 @@ type Damage struct {
 	// Err is the decoder's finding (a *segment.CorruptError naming the
 	// file and offset) for DamageTorn and DamageSegment, else nil.
 	Err error
+
+	zeros bool // see Zeros
 }
+
+// Zeros reports whether d is a torn region or a gap that starts with a
+// zero commit word: no frame was ever stored at Offset, or the bytes read
+// as zeros now. A file cut inside a page reads as zeros from the cut to
+// the end of that page, so after a record that changed after its check
+// (Record.AppendPayload), such damage where the reader's walk resumes
+// may be the same cut seen again, not damage of its own.
+func (d *Damage) Zeros() bool { return d.zeros }
 
 func (d *Damage) Error() string {
 	switch d.Kind {

@@ -15,14 +15,16 @@ import (
 // TestSealedSegmentGapAndClaim: zeros, or a commit word turned into a
 // claim, inside a sealed segment are damage (DamageTorn, not a dead
 // writer's leftovers: tail exited 0), and a forged claim's extent is not
-// trusted: every record after it whose CRC matches comes back.
+// trusted: every record after it whose CRC matches comes back. Only the
+// zeros say so in Damage.Zeros.
 func TestSealedSegmentGapAndClaim(t *testing.T) {
 	for _, c := range []struct {
 		name    string
+		zeros   bool
 		corrupt func(img []byte, s2 []rec)
 	}{
-		{"zeroed record", func(img []byte, s2 []rec) { clear(img[s2[3].pos.Offset:s2[4].pos.Offset]) }},
-		{"forged claim to the record limit", func(img []byte, s2 []rec) {
+		{"zeroed record", true, func(img []byte, s2 []rec) { clear(img[s2[3].pos.Offset:s2[4].pos.Offset]) }},
+		{"forged claim to the record limit", false, func(img []byte, s2 []rec) {
 			off := s2[3].pos.Offset
 			segment.StoreLength(img, off, -int32(segment.RecordLimit(int64(len(img)))-off))
 		}},
@@ -42,6 +44,9 @@ func TestSealedSegmentGapAndClaim(t *testing.T) {
 			sameRecs(t, got, want)
 			if len(dmg) != 1 || dmg[0].Kind != reader.DamageTorn || dmg[0].Kind.CrashLeftover() || dmg[0].Offset != s2[3].pos.Offset {
 				t.Fatalf("damage %+v, want one torn at %d", dmg, s2[3].pos.Offset)
+			}
+			if dmg[0].Zeros() != c.zeros {
+				t.Errorf("Zeros() = %v, want %v", dmg[0].Zeros(), c.zeros)
 			}
 		})
 	}

@@ -62,9 +62,7 @@ func (r *Reader) fill() bool {
 func (r *Reader) consume(ev *segment.Event) bool {
 	c := r.cur
 	c.off = ev.Offset + ev.Len
-	var kind DamageKind
-	switch ev.Kind {
-	case segment.EvFrame:
+	if ev.Kind == segment.EvFrame {
 		f := &ev.Frame
 		if f.Type != segment.TypeData || ev.Offset < c.min || f.Time < r.since {
 			return false
@@ -80,17 +78,13 @@ func (r *Reader) consume(ev *segment.Event) bool {
 		r.rec.Payload = f.Payload
 		r.rec.path, r.rec.crc, r.rec.seed = c.path, f.CRC, c.seed
 		return true
-	default:
-		var ok bool
-		if kind, ok = damageOf(ev.Kind); !ok {
-			return false
-		}
 	}
+	d, ok := eventDamage(c.path, c.seq, ev)
 	// Damage before the requested start belongs to records not asked for.
-	if c.off <= c.min || r.skip > 0 {
+	if !ok || c.off <= c.min || r.skip > 0 {
 		return false
 	}
-	r.report(Damage{Kind: kind, Path: c.path, Seq: c.seq, Offset: ev.Offset, Len: ev.Len, Err: ev.Frame.Err})
+	r.report(d)
 	return false
 }
 
@@ -421,15 +415,20 @@ func (r *Reader) passStart() {
 	}
 }
 
-// damageOf returns the damage a walk event of kind k reports, if any.
-func damageOf(k segment.EventKind) (DamageKind, bool) {
-	switch k {
+// eventDamage returns the damage a walk event of segment seq, at path,
+// reports, if any.
+func eventDamage(path string, seq uint64, ev *segment.Event) (Damage, bool) {
+	d := Damage{Path: path, Seq: seq, Offset: ev.Offset, Len: ev.Len, Err: ev.Frame.Err}
+	switch ev.Kind {
 	case segment.EvReserved:
-		return DamageReserved, true
+		d.Kind = DamageReserved
 	case segment.EvGap:
-		return DamageGap, true
+		d.Kind = DamageGap
 	case segment.EvTorn:
-		return DamageTorn, true
+		d.Kind = DamageTorn
+	default:
+		return Damage{}, false
 	}
-	return 0, false
+	d.zeros = ev.Frame.State == segment.Unwritten
+	return d, true
 }
