@@ -216,6 +216,9 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	var faulted changedSeg
 	opts.Follow = f.follow
 	opts.OnDamage = func(d reader.Damage) {
+		if faulted.sameDamage(&d) {
+			return
+		}
 		out.Flush() // stdout before the report, as a terminal shows them
 		// A segment removed while the log was read (retention: the
 		// reader found the one below it gone too) is neither damage nor

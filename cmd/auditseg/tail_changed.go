@@ -17,12 +17,31 @@ type changedSeg struct {
 	// readable record was printed. Those that changed too are gone, as the
 	// damage tail reported.
 	readable int
+	// adjacent: nothing the reader returned or reported since the changed
+	// record was readable or damage of its own, so the next damage it
+	// reports starts where the change's bytes (and those of the records
+	// skipped that changed too) end.
+	adjacent bool
 	scratch  []byte
 }
 
 // start marks rec's segment as changed.
 func (c *changedSeg) start(rec *reader.Record) {
-	c.seq, c.ok = rec.Position.Seq, true
+	c.seq, c.ok, c.adjacent = rec.Position.Seq, true, true
+}
+
+// sameDamage reports whether d is the change tail reported seen again by
+// the reader: zeros adjacent to it, which is what a cut inside a page
+// leaves up to the page's end. Reported, it would be the same damage
+// twice in other words. Other damage of the segment is its own, and
+// whatever follows it is not adjacent to the change any more.
+func (c *changedSeg) sameDamage(d *reader.Damage) bool {
+	if !c.ok || d.Seq != c.seq {
+		return false
+	}
+	same := c.adjacent && d.Zeros()
+	c.adjacent = same
+	return same
 }
 
 // skip reports whether rec is in the changed segment, counting it if it
@@ -34,6 +53,7 @@ func (c *changedSeg) skip(rec *reader.Record) bool {
 	var err error
 	if c.scratch, err = rec.AppendPayload(c.scratch[:0]); err == nil {
 		c.readable++
+		c.adjacent = false
 	}
 	return true
 }

@@ -106,12 +106,13 @@ func TestPayloadCopyAllocatesNothing(t *testing.T) {
 // With restore, the bytes cut from the next page boundary on are then
 // written back in place: the rest of the cut page reads as zeros, the
 // pages after it as before (a restore that skipped the partial page, or
-// a hole punched there).
+// a hole punched there). With change, it calls change instead.
 type truncateOnFirstWrite struct {
 	t       *testing.T
 	path    string
 	size    int64
 	restore bool
+	change  func() error
 	done    bool
 	out     bytes.Buffer
 }
@@ -119,7 +120,11 @@ type truncateOnFirstWrite struct {
 func (w *truncateOnFirstWrite) Write(p []byte) (int, error) {
 	if !w.done {
 		w.done = true
-		if err := cutFile(w.path, w.size, w.restore); err != nil {
+		change := w.change
+		if change == nil {
+			change = func() error { return cutFile(w.path, w.size, w.restore) }
+		}
+		if err := change(); err != nil {
 			w.t.Error(err)
 		}
 	}
