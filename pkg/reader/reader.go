@@ -156,28 +156,10 @@ type Record struct {
 // The record must be as Next returned it: its Position, Time and
 // Payload are what is checked.
 func (rec Record) AppendPayload(dst []byte) ([]byte, error) {
-	src, n := rec.Payload, len(dst)
-	ok := true
-	err := segment.Guard(src, func() {
-		if rec.path == "" {
-			dst = append(dst, src...)
-			return
-		}
-		dst, ok = segment.AppendPayload(dst, rec.seed, rec.Position.Offset, rec.Time.UnixNano(), rec.crc, src)
-	})
-	if err != nil {
-		var mf *segment.MappingFault // here, not above: errors.As moves it to the heap
-		if !errors.As(err, &mf) {
-			return dst[:n], err
-		}
-		// The fault's offset is in the payload: the file's is past the
-		// record's frame header.
-		return dst[:n], &segment.ChangedError{Path: rec.path, While: "read", Off: rec.Position.Offset + segment.FrameHeaderSize + mf.Off, Err: mf}
+	if rec.path == "" {
+		return append(dst, rec.Payload...), nil
 	}
-	if !ok {
-		return dst[:n], changedAfterCheck(rec.path, rec.Position.Offset)
-	}
-	return dst, nil
+	return segment.AppendChecked(dst, rec.path, "read", rec.seed, rec.Position.Offset, rec.Time.UnixNano(), rec.crc, rec.Payload)
 }
 
 // changedAfterCheck is the error for the record at off in the file at

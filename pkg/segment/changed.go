@@ -69,3 +69,28 @@ func ReadAt(r io.ReaderAt, path, while string, b []byte, off int64) error {
 	}
 	return readError(path, at, err)
 }
+
+// AppendChecked is AppendPayload for a payload in the mapping of the file
+// at path, with what it finds as an error: it copies under Guard, and
+// returns dst unchanged and a *ChangedError naming the file if the copy
+// faulted (at the offset that had no data: the file is shorter than the
+// payload's page) or no longer matches crc (at the frame's offset off,
+// wrapping ErrChangedAfterCheck). while says what was being done, as in
+// ChangedError.
+func AppendChecked(dst []byte, path, while string, seed uint32, off, ts int64, crc uint32, payload []byte) ([]byte, error) {
+	n, ok := len(dst), true
+	err := Guard(payload, func() { dst, ok = AppendPayload(dst, seed, off, ts, crc, payload) })
+	if err != nil {
+		var mf *MappingFault // here, not above: errors.As moves it to the heap
+		if !errors.As(err, &mf) {
+			return dst[:n], err
+		}
+		// The fault's offset is in the payload: the file's is past the
+		// frame header.
+		return dst[:n], &ChangedError{Path: path, While: while, Off: off + FrameHeaderSize + mf.Off, Err: mf}
+	}
+	if !ok {
+		return dst[:n], &ChangedError{Path: path, While: while, Off: off, Err: ErrChangedAfterCheck}
+	}
+	return dst, nil
+}
