@@ -35,7 +35,10 @@ of its record area as the reader's decoder sees it - committed DATA, PAD and
 END frames, reserved frames, zero gaps, torn (damaged) regions, the zero tail,
 bytes after END - with offset, length, state, whether the CRC matches, the
 timestamp and the start of the payload, then the footer. --hex adds a hex dump
-of the header, each slot and the footer. Damage is shown, not refused.
+of the header, each slot and the footer. Damage is shown, not refused. The
+payload shown is a copy checked against the frame's CRC: a frame whose bytes
+changed after the walk checked them (the file was cut or written to
+meanwhile) shows CRC bad and CHANGED instead.
 
 Exit codes: 0 the file was dumped (damaged or not; use verify to judge it);
 2 bad usage or the file cannot be read.`,
@@ -109,6 +112,7 @@ func writeInspect(out io.Writer, in *verify.Inspection, f inspectFlags) error {
 	}
 	w.printf("\n%-8s %-9s %-5s %10s %10s  %-9s %-3s  %-30s  %s\n", "OFFSET", "SLOT", "TYPE", "LENGTH", "BYTES", "STATE", "CRC", "TIME", "PAYLOAD / REASON")
 	counts := map[string]int{}
+	var payload []byte
 	serr := in.Slots(func(s verify.Slot) bool {
 		counts[s.Kind]++
 		typ, length, state, ts, detail := "-", "-", "-", "-", ""
@@ -128,7 +132,7 @@ func writeInspect(out io.Writer, in *verify.Inspection, f inspectFlags) error {
 			ts = fmtNanos(s.Frame.Time)
 		}
 		if s.Kind == verify.SlotData {
-			detail = preview(s.Frame.Payload, f.preview)
+			detail = dataSlot(&s, f.preview, &payload)
 		}
 		w.printf("%-8d %-9s %-5s %10s %10d  %-9s %-3s  %-30s  %s\n", s.Offset, s.Kind, typ, length, s.Len, state, s.CRC, ts, detail)
 		if f.hex && s.Bytes != nil {
@@ -177,6 +181,22 @@ func writeInspect(out io.Writer, in *verify.Inspection, f inspectFlags) error {
 		w.hexdump(in.FooterBytes(), in.FileSize-int64(len(in.FooterBytes())), f.hexMax)
 	}
 	return w.err
+}
+
+// dataSlot returns the PAYLOAD column of a data slot: the start of a copy
+// of its payload (in *buf) checked against the frame's CRC. The mapping
+// shows the file as it is now: cut since the walk checked the frame, the
+// rest of the cut page reads as zeros, without a fault, and zeros shown
+// as the record's would be a lie. Such a frame has its CRC column set to
+// bad, and the column says it changed instead.
+func dataSlot(s *verify.Slot, n int, buf *[]byte) string {
+	p, err := s.AppendPayload((*buf)[:0])
+	if err != nil {
+		s.CRC = "bad"
+		return "CHANGED after its check, not shown: " + err.Error()
+	}
+	*buf = p
+	return preview(p, n)
 }
 
 func frameType(t byte) string {

@@ -64,6 +64,25 @@ type Slot struct {
 	Reason string
 	// Bytes are the slot's bytes, aliasing the image (nil for the tail).
 	Bytes []byte
+
+	path string // the file, and its frames' CRC seed: for AppendPayload
+	seed uint32
+}
+
+// AppendPayload appends a data slot's payload to dst, copied from the
+// image and checked against the CRC its frame stores
+// (segment.AppendChecked). Frame.Payload aliases the mapping, which shows
+// the file as it is now: cut since the walk checked the frame, the rest
+// of the cut page reads as zeros without a fault, and written to, other
+// bytes. Then, or if the copy faults, dst comes back unchanged with a
+// *segment.ChangedError naming the file and the offset. Other slots
+// append nothing.
+func (s Slot) AppendPayload(dst []byte) ([]byte, error) {
+	if s.Kind != SlotData {
+		return dst, nil
+	}
+	f := &s.Frame
+	return segment.AppendChecked(dst, s.path, "inspected", s.seed, s.Offset, f.Time, f.CRC, f.Payload)
 }
 
 // Inspect opens a segment file or archive for inspection. Only what
@@ -142,8 +161,9 @@ func (in *Inspection) slots(fn func(Slot) bool) {
 	if in.Sealed() {
 		mode = segment.Sealed
 	}
+	seed := segment.FrameSeed(in.Seq)
 	segment.WalkValid(img, in.Seq, segment.HeaderSize, mode, in.im.Valid(), func(ev segment.Event) bool {
-		s := Slot{Offset: ev.Offset, Len: ev.Len, Frame: ev.Frame, CRC: "-"}
+		s := Slot{Offset: ev.Offset, Len: ev.Len, Frame: ev.Frame, CRC: "-", path: in.Path, seed: seed}
 		if ev.Kind != segment.EvTail {
 			s.Bytes = img[ev.Offset : ev.Offset+ev.Len]
 		}
