@@ -247,23 +247,34 @@ func (r *Reader) entryAfter(seq uint64) int {
 	return sort.Search(len(r.list), func(i int) bool { return r.list[i].Seq > seq })
 }
 
-// laterHasFrames reports whether a listed segment after seq holds a frame.
-// A writer creates segment files ahead of need (the next segment, and the
-// files of the two after it); they stay empty until it rotates into them,
-// and when it closes it removes all but the first again and leaves that
-// one for the next writer to continue in. So while every later segment is
-// empty, a segment whose tail is zeros may still be written to, and a
-// follower must not move past it. A later segment whose header is damaged
-// was not made by a writer ahead of need: it counts as holding frames.
+// laterHasFrames reports whether a listed segment after seq holds a frame
+// its writer put there: a writer that did moved past seq. A writer
+// creates segment files ahead of need (the next segment, and the files of
+// the two after it); they stay empty until it rotates into them, and when
+// it closes it removes all but the first again and leaves that one for
+// the next writer to continue in. So while every later segment is empty,
+// a segment whose tail is zeros may still be written to, and a follower
+// must not move past it.
 //
-// The files are read, not mapped (segment.ReadFirstWord says why).
+// Only a segment of its own counts: a header that names the file's
+// sequence and a first frame committed (its CRC seeded with that
+// sequence) or claimed. A copy of another segment renamed into place
+// (its header names the original's sequence, or its frames' CRCs do) was
+// put there by someone else, at any time: a writer may be continuing in
+// seq, and after it the copy proves nothing, as stillZero's look does not
+// either. Nor does a damaged header (a writer never rewrites one), though
+// one of a segment the writer did move on into is not waited behind for
+// ever: with no writer, laterHoldsBytes counts its bytes; with one, a
+// later sealed segment makes the segment quiet (atTail).
+//
+// The files are read, not mapped (segment.ReadFirstFrame says why).
 func (r *Reader) laterHasFrames(seq uint64) bool {
-	return r.laterAny(seq, len(r.list), func(path string) (bool, error) {
-		_, word, err := segment.ReadFirstWord(path)
-		if errors.Is(err, segment.ErrCorrupt) {
-			return true, nil
+	return r.laterAny(seq, len(r.list), func(e segment.Entry) (bool, error) {
+		h, f, err := segment.ReadFirstFrame(e.Path)
+		if err != nil || h.Seq != e.Seq {
+			return false, err
 		}
-		return word != 0, err
+		return f.State == segment.Committed || f.State == segment.Reserved, nil
 	})
 }
 
@@ -275,19 +286,27 @@ func (r *Reader) laterHasFrames(seq uint64) bool {
 // committed frames behind it (FORMAT.md section 5: the switch does not
 // wait for the crossing appender). Its first commit word is then zero,
 // and laterHasFrames alone would keep the follower at seq until a writer
-// came back. With no writer the files do not change, so one found empty
-// is not read again while its size and mtime stay the same.
+// came back. A copy of another segment (its header names another
+// sequence) does not count, as in laterHasFrames: the next writer
+// continues in seq if it is gone by then. Any bytes count under a header
+// that is damaged or names the file's sequence: they may be the frames
+// of a segment the writer moved on into, damaged since. With no writer
+// the files do not change, so one found empty is not read again while its
+// size and mtime stay the same.
 func (r *Reader) laterHoldsBytes(seq uint64) bool {
-	return r.laterAny(seq, 3, func(path string) (bool, error) {
-		st, err := os.Lstat(path)
+	return r.laterAny(seq, 3, func(e segment.Entry) (bool, error) {
+		st, err := os.Lstat(e.Path)
 		if err != nil {
 			return false, err
 		}
-		k := fileStamp{path, st.Size(), st.ModTime().UnixNano()}
+		k := fileStamp{e.Path, st.Size(), st.ModTime().UnixNano()}
 		if r.empty[k] {
 			return false, nil
 		}
-		yes, err := segment.HasRecordBytes(path)
+		if h, err := segment.ReadHeader(e.Path); err == nil && h.Seq != e.Seq {
+			return false, nil
+		}
+		yes, err := segment.HasRecordBytes(e.Path)
 		if err == nil && !yes {
 			if r.empty == nil || len(r.empty) >= 64 {
 				r.empty = map[fileStamp]bool{}
@@ -308,7 +327,7 @@ type fileStamp struct {
 // first max other segment files listed after it satisfies ok. A file ok
 // fails on is passed over: removed since the listing, or archived (seen
 // next time).
-func (r *Reader) laterAny(seq uint64, max int, ok func(path string) (bool, error)) bool {
+func (r *Reader) laterAny(seq uint64, max int, ok func(e segment.Entry) (bool, error)) bool {
 	looked := 0
 	for _, e := range r.list[r.entryAfter(seq):] {
 		if e.Archived {
@@ -317,7 +336,7 @@ func (r *Reader) laterAny(seq uint64, max int, ok func(path string) (bool, error
 		if looked++; looked > max {
 			break
 		}
-		if yes, err := ok(e.Path); err == nil && yes {
+		if yes, err := ok(e); err == nil && yes {
 			return true
 		}
 	}

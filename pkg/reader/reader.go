@@ -31,7 +31,8 @@
 // the lock before and after deciding so, so a writer that starts meanwhile
 // is never mistaken for a dead one. A segment that ends in zeros is passed
 // only once a later segment holds frames (or, with no writer, any bytes;
-// without Follow, once one is listed), and only if it still ends in zeros
+// without Follow, once one is listed; a copy of another segment renamed
+// into place does not count), and only if it still ends in zeros
 // when looked at after that: a writer that started meanwhile may have
 // continued in it, and its records there are read, by a replay too.
 //

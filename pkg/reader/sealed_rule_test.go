@@ -43,11 +43,13 @@ func copiedAfterOpen(t *testing.T, dir string, fill func(*segBuilder) []rec) []r
 // before a copy of segment 1 named segment 4. Recovery does not count the
 // copy as sealed (segment.SealedFooter refuses a footer naming another
 // sequence; FORMAT.md section 8), so writer.Open seals segment 3 as crash
-// residue and verify says so. The reader, replaying or following, must
-// report segment 3's end as unfinished (a crash leftover), not as torn
-// "before a later sealed segment". (Its laterSealed and atTail took any
-// valid footer for sealed: tail reported damage where verify reports
-// residue.)
+// residue and verify says so. A replay must report segment 3's end as
+// unfinished (a crash leftover), not as torn "before a later sealed
+// segment". (Its laterSealed and atTail took any valid footer for
+// sealed: tail reported damage where verify reports residue.) A follower
+// waits at segment 3's end instead: the copy is no segment the writer
+// moved on into (laterHasFrames), and the next writer's recovery seals
+// segment 3, after which it reads on, having skipped nothing.
 func TestResidueBeforeCopiedSegment(t *testing.T) {
 	fill := func(b *segBuilder) []rec {
 		return []rec{b.add(baseTS+10, []byte("a")), b.add(baseTS+11, []byte("b"))}
@@ -55,46 +57,10 @@ func TestResidueBeforeCopiedSegment(t *testing.T) {
 	dir := t.TempDir()
 	want := copiedAfterOpen(t, dir, fill)
 	tailAt := want[len(want)-1].pos.Offset + segment.FrameSize(1)
-
-	check := func(name string, dmg []reader.Damage) {
-		t.Helper()
-		var unfinished, header bool
-		for _, d := range dmg {
-			switch {
-			case d.Seq == 3 && d.Kind == reader.DamageUnfinished && d.Offset == tailAt:
-				unfinished = true
-			case d.Seq == 4 && d.Kind == reader.DamageSegment:
-				header = true
-			default:
-				t.Errorf("%s: unexpected damage %v", name, &d)
-			}
-		}
-		if !unfinished || !header {
-			t.Errorf("%s: want segment 3 unfinished at %d and segment 4's header reported, got %v", name, tailAt, dmg)
-		}
-	}
-	got, dmg := readAll(t, dir, reader.Options{})
-	sameRecs(t, got[:len(want)], want)
-	check("replay", dmg)
+	checkCopied(t, dir, want, tailAt)
 
 	fw := follow(t, dir, reader.Options{})
-	deadline := time.Now().Add(10 * time.Second)
-	for len(fw.damage()) < 2 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	fw.stop(t)
-	check("follow", fw.damage())
-
-	// What verify and recovery say of the same log.
-	rep, err := verify.Dir(dir, verify.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range rep.Findings {
-		if f.Seq == 3 && (f.Class != verify.Unfinished || !f.Residue) {
-			t.Errorf("verify: segment 3: %s (%s), want unfinished residue", f.Class, f.Reason)
-		}
-	}
+	fw.waitFor(t, len(want), 10*time.Second)
 	w, err := writer.Open(dir, writer.Options{SegmentSize: segSize})
 	if err != nil {
 		t.Fatal(err)
@@ -105,6 +71,53 @@ func TestResidueBeforeCopiedSegment(t *testing.T) {
 	}
 	if st.RecoveredSegments != 1 || st.DamagedSegments != 1 {
 		t.Errorf("recovery sealed %d segments and left %d, want segment 3 sealed and 4 left", st.RecoveredSegments, st.DamagedSegments)
+	}
+	got := fw.waitFor(t, len(want)+1, 10*time.Second)
+	if x := got[len(want)]; x.pos.Seq != 4 || string(x.payload) != string(want[0].payload) {
+		t.Errorf("follow: after segment 3, record %v %q; want the copy's, at 4", x.pos, x.payload)
+	}
+	fw.stop(t)
+	if dmg := fw.damage(); len(dmg) != 1 || dmg[0].Seq != 4 || dmg[0].Kind != reader.DamageSegment {
+		t.Errorf("follow: damage %v, want segment 4's header alone", dmg)
+	}
+}
+
+// checkCopied checks what a replay and verify say of copiedAfterOpen's
+// log, its writer dead: segment 3 ends at tailAt unfinished, crash
+// residue, and segment 4's header is reported.
+func checkCopied(t *testing.T, dir string, want []rec, tailAt int64) {
+	t.Helper()
+	got, dmg := readAll(t, dir, reader.Options{})
+	sameRecs(t, got[:len(want)], want)
+	var unfinished, header bool
+	for _, d := range dmg {
+		switch {
+		case d.Seq == 3 && d.Kind == reader.DamageUnfinished && d.Offset == tailAt:
+			unfinished = true
+		case d.Seq == 4 && d.Kind == reader.DamageSegment:
+			header = true
+		default:
+			t.Errorf("replay: unexpected damage %v", &d)
+		}
+	}
+	if !unfinished || !header {
+		t.Errorf("replay: want segment 3 unfinished at %d and segment 4's header reported, got %v", tailAt, dmg)
+	}
+	rep, err := verify.Dir(dir, verify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unfinished = false
+	for _, f := range rep.Findings {
+		if f.Seq == 3 {
+			unfinished = f.Class == verify.Unfinished && f.Residue && f.Offset == tailAt
+			if !unfinished {
+				t.Errorf("verify: segment 3: %s at %d (%s), want unfinished residue at %d", f.Class, f.Offset, f.Reason, tailAt)
+			}
+		}
+	}
+	if !unfinished {
+		t.Errorf("verify: segment 3 not reported as unfinished residue")
 	}
 }
 

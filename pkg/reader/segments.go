@@ -253,9 +253,9 @@ func (r *Reader) laterSealed(c *seg) bool {
 // footer is read, the file not mapped, as laterHasFrames does. A file
 // gone since the listing because compress-finished archived it was
 // sealed.
-func countsSealed(path string) (bool, error) {
-	_, err := segment.SealedFooter(path)
-	if _, archived := segment.ArchivedInstead(path, err); archived {
+func countsSealed(e segment.Entry) (bool, error) {
+	_, err := segment.SealedFooter(e.Path)
+	if _, archived := segment.ArchivedInstead(e.Path, err); archived {
 		return true, nil
 	}
 	return err == nil, nil
@@ -298,7 +298,9 @@ func (r *Reader) atTail(c *seg) bool {
 			r.err = err
 			return false
 		}
-		if r.entryAfter(c.seq) < len(r.list) && (!r.opts.Follow || r.laterHasFrames(c.seq) || !r.alive && r.laterHoldsBytes(c.seq)) {
+		// Quiet: no writer adds to c (a later segment is sealed, or c's
+		// footer is damaged), whatever the later files' first frames are.
+		if r.entryAfter(c.seq) < len(r.list) && (!r.opts.Follow || c.quiet || r.laterHasFrames(c.seq) || !r.alive && r.laterHoldsBytes(c.seq)) {
 			// Segments are sealed in order, and recovery seals only those
 			// after the newest sealed one (countsSealed): with a later one
 			// sealed, no writer died leaving c unfinished, c lost its end

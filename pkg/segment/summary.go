@@ -287,28 +287,56 @@ func ReadHeader(path string) (Header, error) {
 	return readFileHeader(f, path)
 }
 
-// ReadFirstWord returns the header of the segment file at path and the
-// commit word of its first frame slot (0: nothing was ever claimed there),
-// with one pread and no mapping: a follower probes the files a writer
-// creates ahead this way, at every poll at the end of the log, and 68
-// bytes are not worth mapping a segment for (docs/FORMAT.md section 7).
-// Bytes past the end of a short file read as zero. Errors name the file;
-// a damaged header wraps ErrCorrupt.
-func ReadFirstWord(path string) (Header, int32, error) {
+// ReadFirstFrame returns the header of the segment file at path and its
+// first frame slot, decoded against the header's sequence number by the
+// shared decoder (every check of a committed frame, its CRC included):
+// Unwritten when nothing was claimed there, Reserved for a claim,
+// Committed, or Torn (damage, or frames written for another sequence
+// number than the header's). It reads with pread and maps nothing: a
+// follower probes the files after its segment this way when that
+// segment ends in zeros, and a frame is not worth mapping a segment for
+// (docs/FORMAT.md section 7); only a committed DATA frame is read past
+// its 24-byte header. Bytes past the end of a short file read as zero.
+// Errors name the file; a damaged header wraps ErrCorrupt.
+func ReadFirstFrame(path string) (Header, Frame, error) {
 	f, _, err := openSegmentFile(path)
 	if err != nil {
-		return Header{}, 0, err
+		return Header{}, Frame{}, err
 	}
 	defer f.Close()
-	var b [HeaderSize + 4]byte
-	if n, err := f.ReadAt(b[:], 0); err != nil && !errors.Is(err, io.EOF) {
-		return Header{}, 0, readError(path, int64(n), err)
+	b := make([]byte, HeaderSize+FrameHeaderSize)
+	if err := readPadded(f, path, b); err != nil {
+		return Header{}, Frame{}, err
 	}
 	h, err := DecodeHeader(b[:HeaderSize])
 	if err != nil {
-		return Header{}, 0, WithPath(err, path)
+		return Header{}, Frame{}, WithPath(err, path)
 	}
-	return h, int32(le.Uint32(b[HeaderSize:])), nil
+	var fr Frame
+	seed := FrameSeed(h.Seq)
+	if decodeFrameIn(&fr, b, 0, h.Size, seed, HeaderSize) {
+		return h, fr, nil
+	}
+	// A committed DATA frame reaching past its header (its length is in
+	// bounds, or the decoder would have judged it): read it whole.
+	b = make([]byte, HeaderSize+int64(LoadLength(b, HeaderSize)))
+	if err := readPadded(f, path, b); err != nil {
+		return Header{}, Frame{}, err
+	}
+	if !decodeFrameIn(&fr, b, 0, h.Size, seed, HeaderSize) {
+		// Its commit word grew between the two reads: only another file
+		// put in its place does that.
+		return Header{}, Frame{}, fmt.Errorf("%s: offset %d: the first frame changed while it was read", path, HeaderSize)
+	}
+	return h, fr, nil
+}
+
+// readPadded fills b from the start of f, the bytes past its end as zero.
+func readPadded(f *os.File, path string, b []byte) error {
+	if n, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
+		return readError(path, int64(n), err)
+	}
+	return nil
 }
 
 // HasRecordBytes reports whether the record area of the segment file at
@@ -345,8 +373,8 @@ func HasRecordBytes(path string) (bool, error) {
 // readFileHeader reads and decodes the header of the segment file f.
 func readFileHeader(f *os.File, path string) (Header, error) {
 	var hb [HeaderSize]byte
-	if n, err := f.ReadAt(hb[:], 0); err != nil && !errors.Is(err, io.EOF) {
-		return Header{}, readError(path, int64(n), err)
+	if err := readPadded(f, path, hb[:]); err != nil {
+		return Header{}, err
 	}
 	h, err := DecodeHeader(hb[:])
 	return h, WithPath(err, path)

@@ -276,47 +276,56 @@ func readHeaderDamagedSummary(t *testing.T, p string, orig []byte, want segment.
 	}
 }
 
-// TestReadFirstWord: the header and the first slot's commit word of a
-// segment file, read without mapping it: 0 for a segment nothing was
-// claimed in, negative for a claim, positive for a commit; a damaged
-// header is ErrCorrupt naming the file; a file cut inside the word reads
-// the missing bytes as zero.
-func TestReadFirstWord(t *testing.T) {
+// TestReadFirstFrame: the header and the first frame slot of a segment
+// file, read without mapping it and decoded against the header's
+// sequence: unwritten for a segment nothing was claimed in, reserved for
+// a claim, committed with its payload, torn for frames written for
+// another sequence (a header rewritten over a copy); a damaged header is
+// ErrCorrupt naming the file; a file cut inside the slot reads the
+// missing bytes as zero.
+func TestReadFirstFrame(t *testing.T) {
 	dir := t.TempDir()
 	img := segment.NewImage(3, 64<<10, 1)
 	p := filepath.Join(dir, segment.FileName(3))
-	check := func(what string, wantWord int32) {
+	check := func(what string, want segment.FrameState) segment.Frame {
 		t.Helper()
 		writeFile(t, p, img)
-		h, word, err := segment.ReadFirstWord(p)
-		if err != nil || h.Seq != 3 || word != wantWord {
-			t.Fatalf("%s: %+v, word %d, %v; want word %d", what, h, word, err, wantWord)
+		h, f, err := segment.ReadFirstFrame(p)
+		if err != nil || h.Seq != 3 || f.State != want || f.Offset != segment.HeaderSize {
+			t.Fatalf("%s: %+v, frame %+v, %v; want %v", what, h, f, err, want)
 		}
+		return f
 	}
-	check("empty", 0)
-	segment.PutFrame(img, 3, segment.HeaderSize, segment.TypeData, 2, []byte("record"))
-	check("committed", segment.LoadLength(img, segment.HeaderSize))
-	segment.StoreLength(img, segment.HeaderSize, -segment.LoadLength(img, segment.HeaderSize))
-	check("claimed", segment.LoadLength(img, segment.HeaderSize))
-	if segment.LoadLength(img, segment.HeaderSize) >= 0 {
-		t.Fatal("the claim is not negative")
+	check("empty", segment.Unwritten)
+	big := bytes.Repeat([]byte("record "), 1000) // far past the slot's header
+	segment.PutFrame(img, 3, segment.HeaderSize, segment.TypeData, 2, big)
+	if f := check("committed", segment.Committed); !bytes.Equal(f.Payload, big) {
+		t.Fatalf("committed: payload of %d bytes, want %d", len(f.Payload), len(big))
 	}
+	word := segment.LoadLength(img, segment.HeaderSize)
+	segment.StoreLength(img, segment.HeaderSize, -word)
+	check("claimed", segment.Reserved)
+	segment.StoreLength(img, segment.HeaderSize, word)
+
+	// The frames of segment 2 under a header saying 3: the CRC fails.
+	other := segment.NewImage(2, 64<<10, 1)
+	segment.PutFrame(other, 2, segment.HeaderSize, segment.TypeData, 2, big)
+	copy(img[segment.HeaderSize:], other[segment.HeaderSize:])
+	check("another sequence's frame", segment.Torn)
+
 	writeFile(t, p, img[:segment.HeaderSize+2])
-	if _, word, err := segment.ReadFirstWord(p); err != nil || word != int32(le16(img[segment.HeaderSize:])) {
-		t.Fatalf("cut inside the word: word %d, %v", word, err)
+	if _, f, err := segment.ReadFirstFrame(p); err != nil || f.State != segment.Torn {
+		t.Fatalf("cut inside the commit word: frame %+v, %v; want torn", f, err)
 	}
 	img[17] ^= 1
 	writeFile(t, p, img)
-	if _, _, err := segment.ReadFirstWord(p); !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), p) {
+	if _, _, err := segment.ReadFirstFrame(p); !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), p) {
 		t.Fatalf("damaged header: %v", err)
 	}
-	if _, _, err := segment.ReadFirstWord(filepath.Join(dir, segment.FileName(4))); !errors.Is(err, os.ErrNotExist) {
+	if _, _, err := segment.ReadFirstFrame(filepath.Join(dir, segment.FileName(4))); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("missing file: %v", err)
 	}
 }
-
-// le16 is the little-endian value of the first two bytes of b.
-func le16(b []byte) uint16 { return uint16(b[0]) | uint16(b[1])<<8 }
 
 // HasRecordBytes looks at the record area only: the header and a footer
 // are not records; a byte anywhere between them is found, in any chunk.
