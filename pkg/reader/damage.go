@@ -28,8 +28,10 @@ const (
 	DamageGap
 	// DamageUnfinished: the segment ends at Offset without an END frame
 	// and a later segment exists, none of them sealed: its writer died
-	// before finishing it.
-	// The reader continues with the next segment.
+	// before finishing it. Offset is 64 for one with nothing after its
+	// header (a segment the writer had rotated into or created ahead),
+	// which writer.Open seals too, as it is not the newest: verify
+	// reports it alike. The reader continues with the next segment.
 	DamageUnfinished
 	// DamageSegment: the segment file cannot be used as it is: its header
 	// is unusable (the segment is skipped), the file disagrees with its

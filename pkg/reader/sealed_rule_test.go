@@ -1,6 +1,7 @@
 package reader_test
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"testing"
@@ -119,6 +120,64 @@ func checkCopied(t *testing.T, dir string, want []rec, tailAt int64) {
 	if !unfinished {
 		t.Errorf("verify: segment 3 not reported as unfinished residue")
 	}
+}
+
+// TestEmptyResidueIsReported: an unsealed segment with nothing after its
+// header, not the newest, its writer gone and no later segment sealed as
+// recovery counts it: before a copy of another segment (copiedAfterOpen
+// with nothing added to segment 3), or a crashed writer's prepared
+// segment before the file it created ahead. writer.Open seals it (it is
+// not the newest), and verify reports it as unfinished crash residue; a
+// replay said nothing (it reported an unfinished segment only past
+// offset 64), so tail and verify disagreed about the same log.
+func TestEmptyResidueIsReported(t *testing.T) {
+	t.Run("before a copy", func(t *testing.T) {
+		dir := t.TempDir()
+		want := copiedAfterOpen(t, dir, func(*segBuilder) []rec { return nil })
+		checkCopied(t, dir, want, segment.HeaderSize)
+	})
+	t.Run("crashed writer", func(t *testing.T) {
+		// Segment 1 sealed, 2 the one appended to, 3 prepared, 4 created
+		// ahead: the newest, which verify calls prepared and the reader
+		// ends at.
+		dir := t.TempDir()
+		b := newSeg(1)
+		want := []rec{b.add(baseTS, []byte("a"))}
+		b.seal(t, [segment.DigestSize]byte{})
+		b.write(t, dir)
+		c := newSeg(2)
+		want = append(want, c.add(baseTS+1, []byte("b")))
+		c.write(t, dir)
+		newSeg(3).write(t, dir)
+		newSeg(4).write(t, dir)
+		got, dmg := readAll(t, dir, reader.Options{})
+		sameRecs(t, got, want)
+		wantAt := map[uint64]int64{2: c.off, 3: segment.HeaderSize}
+		gotAt := map[uint64]int64{}
+		for _, d := range dmg {
+			if d.Kind != reader.DamageUnfinished {
+				t.Errorf("replay: unexpected damage %v", &d)
+			}
+			gotAt[d.Seq] = d.Offset
+		}
+		if !maps.Equal(gotAt, wantAt) {
+			t.Errorf("replay: unfinished at %v, want %v", gotAt, wantAt)
+		}
+		rep, err := verify.Dir(dir, verify.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clear(gotAt)
+		for _, f := range rep.Findings {
+			if f.Class != verify.Unfinished || !f.Residue {
+				t.Errorf("verify: %s at %d:%d (%s), want only unfinished residue", f.Class, f.Seq, f.Offset, f.Reason)
+			}
+			gotAt[f.Seq] = f.Offset
+		}
+		if !maps.Equal(gotAt, wantAt) {
+			t.Errorf("verify: unfinished at %v, want %v as the reader", gotAt, wantAt)
+		}
+	})
 }
 
 // TestLiveWriterReservationBeforeCopiedSegment: a writer holds the log,

@@ -315,14 +315,17 @@ func (r *Reader) atTail(c *seg) bool {
 				return r.err == nil // written since: read it as usual
 			}
 			// Nothing tells where records stopped: the rest of the record
-			// area may have held some.
+			// area may have held some. Reported from offset 64 too: a
+			// segment with nothing after its header is what verify and
+			// recovery take it for, crash residue (writer.Open seals it,
+			// as it is not the newest) or, before a sealed one, damage.
 			rest := segment.RecordLimit(int64(len(c.img.Data))) - c.off
 			d := Damage{Kind: DamageUnfinished, Path: c.path, Seq: c.seq, Offset: c.off, Len: rest}
 			if torn {
 				d.Kind, d.Err = DamageTorn, &segment.CorruptError{Path: c.path, Offset: c.off,
 					Reason: "neither END frame nor footer, and a later segment is sealed"}
 			}
-			if (c.off > segment.HeaderSize || d.Kind == DamageTorn) && !r.report(d) {
+			if !r.report(d) {
 				return false
 			}
 			r.finish()
