@@ -50,3 +50,18 @@ func Fill(t testing.TB, dir string) string {
 		}
 	}
 }
+
+// Empty removes every file in dir and keeps the directory itself (same
+// inode): a log deleted in place, to be begun again there.
+func Empty(t testing.TB, dir string) {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, de := range des {
+		if err := os.Remove(filepath.Join(dir, de.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -247,6 +247,9 @@ func (r *Reader) collect(run *bulkRun) int {
 				stop(nil)
 				return n
 			}
+			if m := markOf(s.e.Seq, s.im); m.ok {
+				r.left = m // sealed: it holds its END frame
+			}
 			if s.skip {
 				n++
 				continue
@@ -358,6 +361,6 @@ func (r *Reader) emit(it *bulkItem) bool {
 // resume makes the reader go on in order in s at offset off, as if it had
 // read s up to there itself.
 func (r *Reader) resume(s *bulkSeg, off int64) {
-	r.cur = &seg{path: s.e.Path, img: s.im, seq: s.e.Seq, seed: segment.FrameSeed(s.im.Header.Seq), off: off, quiet: true, footer: true}
+	r.cur = &seg{path: s.e.Path, img: s.im, seq: s.e.Seq, seed: segment.FrameSeed(s.im.Header.Seq), mark: markOf(s.e.Seq, s.im), off: off, quiet: true, footer: true}
 	s.closed = true // r.cur owns the image now
 }

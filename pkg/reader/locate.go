@@ -70,13 +70,22 @@ func (r *Reader) locateSince() {
 		}
 		if ferr != nil || (f.Records > 0 && f.MaxTime >= r.since) {
 			if i > 0 {
-				r.lastSeq, r.passed = r.list[i-1].Seq, true
+				r.passSealed(r.list[i-1].Seq)
 			}
 			return
 		}
 	}
 	if n := len(r.list); n > 0 {
-		r.lastSeq, r.passed = r.list[n-1].Seq, true
+		r.passSealed(r.list[n-1].Seq)
+	}
+}
+
+// passSealed passes the segments up to seq, sealed, by their footers: the
+// reader left seq, which held its END frame (restarted looks for it).
+func (r *Reader) passSealed(seq uint64) {
+	r.lastSeq, r.passed = seq, true
+	if h, _, err := r.headerNow(seq); err == nil {
+		r.left = mark{seq: seq, created: h.Created, ok: true}
 	}
 }
 
@@ -190,11 +199,18 @@ func (r *Reader) nextIndex() int {
 	return r.entryAtLeast(r.startSeq)
 }
 
-// SameLog reports whether the log directory is still the one the reader
-// first listed: false once it was removed or replaced (ErrLogReplaced),
-// which a caller storing a position for a later run must know. Always
-// true when reading one segment file.
+// SameLog reports whether the log is still the one the reader first
+// listed: false once its directory was removed or replaced, or the
+// reader stopped because its segment numbers began again
+// (ErrLogReplaced), which a caller storing a position for a later run
+// must know. Always true when reading one segment file.
 func (r *Reader) SameLog() bool {
+	return !errors.Is(r.err, ErrLogReplaced) && r.sameDir()
+}
+
+// sameDir reports whether the log directory's path still names the
+// directory the reader holds open.
+func (r *Reader) sameDir() bool {
 	if r.single != "" || r.dirF == nil {
 		return true
 	}
@@ -219,7 +235,7 @@ func (r *Reader) relist() error {
 			return fmt.Errorf("list log directory: %w", err)
 		}
 		r.dirF = d
-	} else if !r.SameLog() {
+	} else if !r.sameDir() {
 		// Sticky, whichever caller met it first (some only look for
 		// later segments and would otherwise go on waiting).
 		r.err = fmt.Errorf("%s: %w", r.dir, ErrLogReplaced)
@@ -232,6 +248,14 @@ func (r *Reader) relist() error {
 	// Gone is of one listing: a number the new one holds again was made
 	// again (segment.Gone).
 	r.list, r.listAt, r.older = l.Segments, time.Now(), segment.Gone{}
+	if r.opts.Follow {
+		// Before the caller moves on to a segment of this listing:
+		// one of a log begun again must not be read as the next.
+		if err := r.restarted(); err != nil {
+			r.err = err // sticky, as above
+			return err
+		}
+	}
 	return nil
 }
 

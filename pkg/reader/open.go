@@ -141,6 +141,13 @@ func (r *Reader) openSeg(e segment.Entry, below uint64) (*seg, bool) {
 		if e, im, was, err = r.notFound(e, below, err); was != found {
 			return nil, was == notYet
 		}
+		if r.err != nil {
+			// A listing stopped the reader (ErrLogReplaced): e is not damage.
+			if im != nil {
+				im.Close()
+			}
+			return nil, false
+		}
 	}
 	im, salvaged, err := openSalvaging(e.Path, im, err)
 	if err != nil {
@@ -166,7 +173,7 @@ func (r *Reader) openSeg(e segment.Entry, below uint64) (*seg, bool) {
 			return nil, false
 		}
 	}
-	c := &seg{path: e.Path, img: im, seq: e.Seq, seed: segment.FrameSeed(im.Header.Seq), off: segment.HeaderSize}
+	c := &seg{path: e.Path, img: im, seq: e.Seq, seed: segment.FrameSeed(im.Header.Seq), mark: markOf(e.Seq, im), off: segment.HeaderSize}
 	if r.single != "" {
 		c.seq = im.Header.Seq
 	}

@@ -268,9 +268,20 @@ func Skip(n uint64) Start { return Start{kind: startSkip, n: n} }
 var ErrClosed = errors.New("reader is closed")
 
 // ErrLogReplaced: the log directory was removed, or replaced by another
-// (a log begun again), while it was read. A follower stops rather than
-// read on by sequence number into another log's segments.
-var ErrLogReplaced = errors.New("log directory removed or replaced while it was read")
+// (a log begun again), or the log was begun again inside it (its files
+// deleted and a writer starting at segment 1 again), while it was read. A
+// follower stops rather than read on by sequence number into another
+// log's segments, or wait for a number the new log reaches only after
+// its first segments, which it would skip. SameLog is false after it: a
+// position of the old log must not be stored for the new one. The
+// follower tells a log begun in place from retention and
+// compress-finished by the segment it is at, or left last, in which it
+// found a frame: that segment made again (another creation time in its
+// header), or gone under both its names with a lower number made since
+// (created after it, or a segment 1 other than the one its first listing
+// found). It looks at every listing, before it moves on to a segment of
+// it.
+var ErrLogReplaced = errors.New("log directory removed or replaced, or the log begun again in it, while it was read")
 
 // Reader iterates over the records of a log. It is not safe for concurrent
 // use.
@@ -293,6 +304,12 @@ type Reader struct {
 	passed            bool
 	seek              *Start // At/After, applied to the first segment opened
 	skip              uint64 // records still to skip before the first one returned
+	// left is the segment the reader left last in which it found a frame
+	// (at, restarted); one and oneCreated are segment 1 as its first
+	// listing of a segment found it.
+	left       mark
+	one        firstOne
+	oneCreated int64
 
 	cur *seg
 	pre *prefetch // the next segment, being opened
@@ -470,6 +487,7 @@ func (r *Reader) Close() error {
 
 func (r *Reader) closeCur() error {
 	c := r.cur
+	r.left = r.at() // c's, if it held a frame
 	r.cur, r.evs, r.ei = nil, r.evs[:0], 0
 	if c == nil {
 		return nil

@@ -13,6 +13,7 @@ type seg struct {
 	img  *segment.Image
 	seq  uint64 // for positions
 	seed uint32 // the frames' CRC seed (of the header's sequence number)
+	mark mark   // its header's, if the header is the segment's own
 	off  int64  // where the next walk starts
 	min  int64  // records before this offset are not returned (At/After)
 	// quiet: no writer can add frames any more (sealed, damaged footer, or

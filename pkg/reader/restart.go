@@ -1,0 +1,153 @@
+package reader
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// A log emptied in place (every file deleted, the directory kept) and
+// begun again by a writer starts at segment 1 again: SameLog cannot see
+// it, and a follower at segment N would wait for a segment after N and
+// take the new log's for it, skipping the new log's first N segments.
+// restarted looks for that at every listing a follower takes.
+
+// mark is a segment as its header names it.
+type mark struct {
+	seq     uint64
+	created int64 // the header's creation time
+	ok      bool
+}
+
+// markOf is segment seq's mark from im, if im's header is that segment's
+// (a copy of another segment renamed into place is not).
+func markOf(seq uint64, im *segment.Image) mark {
+	if im == nil || im.HeaderErr != nil || im.Header.Seq != seq {
+		return mark{}
+	}
+	return mark{seq: seq, created: im.Header.Created, ok: true}
+}
+
+// firstOne is what the reader's first listing of a segment found of
+// segment 1.
+type firstOne uint8
+
+const (
+	oneUnlooked firstOne = iota
+	oneAbsent            // the log's oldest segments were removed already
+	onePresent           // its creation time is in Reader.oneCreated
+	oneUnknown           // its header could not be read
+)
+
+// at returns the segment the reader is in, or left last, in which it
+// found a frame. Only such a segment: a writer removes files it made
+// ahead only while they never held a frame, and makes again a file it
+// could not map before publishing it (writer's removeUnused,
+// dropUnmappable), so an empty file may go or be made again within one
+// log; one that held a frame is removed only by retention (oldest first)
+// or replaced by its archive, whose header is the same.
+func (r *Reader) at() mark {
+	if c := r.cur; c != nil && c.off > segment.HeaderSize && c.mark.ok {
+		return c.mark
+	}
+	return r.left
+}
+
+// headerNow reads segment seq's header as the directory holds it now,
+// from its .seg file, else from its archive. gone is true when neither
+// name exists. compress-finished renames the archive into place before it
+// unlinks the original, so a segment it replaces is never found under
+// neither name when the original is looked for first; a directory read
+// racing it may miss both names (a listing-time hole), which is why the
+// names are looked up, not the listing.
+func (r *Reader) headerNow(seq uint64) (h segment.Header, gone bool, err error) {
+	p := filepath.Join(r.dir, segment.FileName(seq))
+	h, err = segment.ReadHeader(p)
+	if a, ok := segment.ArchivedInstead(p, err); ok {
+		h, err = segment.ReadHeader(a)
+	}
+	if err == nil && h.Seq != seq {
+		err = fmt.Errorf("%s: header says segment %d", p, h.Seq)
+	}
+	return h, errors.Is(err, fs.ErrNotExist), err
+}
+
+// restarted returns an error wrapping ErrLogReplaced when the segment
+// numbers of the log went back below the segment the reader is at (at):
+//
+//   - that segment's number is there with another creation time: a
+//     writer made that number again. Within one log a file that held a
+//     frame is never made again (see at), and its archive keeps its
+//     header;
+//   - or it is gone under both names, and the oldest segment listed below
+//     it is there now and was made after it: created later, or a segment
+//     1 other than the one the reader's first listing found (none, or
+//     another creation time). Within one log no number below a segment
+//     that held a frame is made after it (a writer numbers on from the
+//     newest present; the files it makes ahead again are above), so one
+//     that was is a log begun again from 1; retention, removing the
+//     oldest first, leaves nothing below a segment it removed.
+//
+// Each fact is read from the file system after the listing, not from the
+// listing alone, and none is a passing state: a removal racing the look
+// finds a file gone and yields no verdict (looked at again next listing),
+// never a wrong one. A creation time compared across two writers' clocks
+// can miss a restart (the new writer's clock behind), never invent one,
+// and a segment 1 made again does not depend on clocks. A false verdict
+// needs segments deleted out of order (not oldest first, so that one
+// below the reader's stays) together with a clock stepped back between
+// their creations, or with a segment 1 that the writer could not map,
+// and so made again, after the reader's first listing.
+func (r *Reader) restarted() error {
+	r.noteOne()
+	a := r.at()
+	if !a.ok {
+		return nil
+	}
+	h, gone, err := r.headerNow(a.seq)
+	if !gone {
+		if err != nil || h.Created == a.created {
+			return nil
+		}
+		return fmt.Errorf("%s: segment numbers went back below %d, where the reader was: segment %d was made again (created %s; the one read was created %s): %w",
+			r.dir, a.seq, a.seq, stamp(h.Created), stamp(a.created), ErrLogReplaced)
+	}
+	if len(r.list) == 0 || r.list[0].Seq >= a.seq {
+		return nil
+	}
+	k := r.list[0].Seq
+	hk, _, err := r.headerNow(k)
+	if err != nil || !(hk.Created > a.created || k == 1 && r.oneMadeAgain(hk.Created)) {
+		return nil
+	}
+	return fmt.Errorf("%s: segment numbers went back below %d, where the reader was: it is gone (neither %s nor %s is there) and segment %d was made since (created %s; segment %d was created %s): %w",
+		r.dir, a.seq, segment.FileName(a.seq), segment.ArchiveName(a.seq), k, stamp(hk.Created), a.seq, stamp(a.created), ErrLogReplaced)
+}
+
+// noteOne records, at the first listing that holds a segment, what it
+// found of segment 1 (List looks for the number before the oldest it
+// read, so a listing-time hole does not make it absent).
+func (r *Reader) noteOne() {
+	if r.one != oneUnlooked || len(r.list) == 0 {
+		return
+	}
+	r.one = oneAbsent
+	if r.list[0].Seq == 1 {
+		r.one = oneUnknown
+		if h, _, err := r.headerNow(1); err == nil {
+			r.one, r.oneCreated = onePresent, h.Created
+		}
+	}
+}
+
+// oneMadeAgain reports whether a segment 1 created at created is not the
+// one the reader's first listing found.
+func (r *Reader) oneMadeAgain(created int64) bool {
+	return r.one == oneAbsent || r.one == onePresent && created != r.oneCreated
+}
+
+func stamp(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
