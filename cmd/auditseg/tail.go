@@ -330,7 +330,7 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	case printed && f.cursorFile != "" && !r.SameLog():
 		// The position is in the log that was there; stamped with the
 		// log there now it would let the next run skip that log's records.
-		fmt.Fprintf(stderr, "auditseg tail: cursor file %s not updated: %s was removed or replaced while it was read\n", f.cursorFile, dir)
+		fmt.Fprintf(stderr, "auditseg tail: cursor file %s not updated: %s was removed or replaced, or its log begun again, while it was read\n", f.cursorFile, dir)
 	case printed && f.cursorFile != "" && unreadable > 0:
 		// The cursor would pass the segments that could not be read, and
 		// the next run would never deliver their records: better that it

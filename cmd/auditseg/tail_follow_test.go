@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditseg/auditseg/internal/testfs"
 	"github.com/auditseg/auditseg/pkg/segment"
 )
 
@@ -267,40 +268,55 @@ func TestTailFollowWriterKilled(t *testing.T) {
 // does not store its cursor: stamped with the new log's segment it would
 // let the next run skip the new log's records (found by a review: the
 // next run printed from the old position on, records 1001-1100 lost).
+// Likewise when the log's files are deleted and the log begun again in
+// the same directory: the new log starts at segment 1 again, and the
+// follower, at a later segment of the old log, printed nothing more and
+// waited for a segment after its own (the new log's first ones skipped
+// without a word); it must print none of the new log's records.
 func TestTailFollowLogBegunAgain(t *testing.T) {
 	bin := buildBinary(t)
-	dir := filepath.Join(t.TempDir(), "log")
-	cursor := filepath.Join(t.TempDir(), "cursor")
-	old := followLines(0, 100)
-	writeProc(t, bin, dir, old)
-	tp := startTail(t, bin, "-f", "-n", "+1", "--cursor-file", cursor, dir)
-	tp.expect(t, old)
-	if err := os.RemoveAll(dir); err != nil {
-		t.Fatal(err)
-	}
-	fresh := followLines(1000, 1200)
-	writeProc(t, bin, dir, fresh)
-	ended := make(chan error, 1)
-	go func() {
-		for range tp.lines { // lines of the new log before it stops: allowed
+	for _, inPlace := range []bool{false, true} {
+		dir := filepath.Join(t.TempDir(), "log")
+		cursor := filepath.Join(t.TempDir(), "cursor")
+		old := followLines(0, 100)
+		if inPlace {
+			old = followLines(0, 3000) // several segments: the new log stays below them
 		}
-		ended <- tp.cmd.Wait()
-	}()
-	var err error
-	select {
-	case err = <-ended:
-	case <-time.After(30 * time.Second):
-		t.Fatal("tail -f still running 30s after its log was removed and begun again")
-	}
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != exitUsage || !strings.Contains(tp.stderr.String(), "removed or replaced") {
-		t.Fatalf("tail -f after the log was begun again: %v, %s", err, tp.stderr.String())
-	}
-	if _, err := os.Stat(cursor); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("cursor stored for a log that was replaced: %v", err)
-	}
-	out, stderr, code := execute(t, nil, "tail", "-n", "+1", "--cursor-file", cursor, dir)
-	if code != exitOK || out != strings.Join(fresh, "\n")+"\n" {
-		t.Fatalf("next run: exit %d, %d bytes, %s", code, len(out), stderr)
+		writeProc(t, bin, dir, old)
+		tp := startTail(t, bin, "-f", "-n", "+1", "--cursor-file", cursor, dir)
+		tp.expect(t, old)
+		if inPlace {
+			testfs.Empty(t, dir)
+		} else if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		fresh := followLines(10000, 10200)
+		writeProc(t, bin, dir, fresh)
+		ended := make(chan error, 1)
+		printed := 0
+		go func() {
+			for range tp.lines { // lines of a new directory's log before it stops: allowed
+				printed++
+			}
+			ended <- tp.cmd.Wait()
+		}()
+		var err error
+		select {
+		case err = <-ended:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("in place %v: tail -f still running 30s after its log was begun again", inPlace)
+		}
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitUsage || !strings.Contains(tp.stderr.String(), "removed or replaced") ||
+			inPlace && (printed > 0 || !strings.Contains(tp.stderr.String(), "segment numbers went back")) {
+			t.Fatalf("in place %v: tail -f after the log was begun again: %v, %d new lines printed, %s", inPlace, err, printed, tp.stderr.String())
+		}
+		if _, err := os.Stat(cursor); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("in place %v: cursor stored for a log that was replaced: %v", inPlace, err)
+		}
+		out, stderr, code := execute(t, nil, "tail", "-n", "+1", "--cursor-file", cursor, dir)
+		if code != exitOK || out != strings.Join(fresh, "\n")+"\n" {
+			t.Fatalf("in place %v: next run: exit %d, %d bytes, %s", inPlace, code, len(out), stderr)
+		}
 	}
 }
