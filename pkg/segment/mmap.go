@@ -142,15 +142,25 @@ func Guard(m []byte, fn func()) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if p := recover(); p != nil {
-			off, ok := faultOffset(p, m)
-			if !ok {
-				panic(p)
-			}
-			err = &MappingFault{Off: off, Err: p.(error)}
+			err = Fault(m, p)
 		}
 	}()
 	fn()
 	return nil
+}
+
+// Fault returns r, a value recovered from a panic under
+// debug.SetPanicOnFault, as a *MappingFault if it is a memory fault
+// inside m. Anything else is a bug, not a file that changed: Fault panics
+// again with it. It is Guard's end, for callers that cannot afford
+// Guard's closure on their hot path (the writer's appenders) and recover
+// themselves.
+func Fault(m []byte, r any) *MappingFault {
+	off, ok := faultOffset(r, m)
+	if !ok {
+		panic(r)
+	}
+	return &MappingFault{Off: off, Err: r.(error)}
 }
 
 // faultOffset reports whether r, a value recovered from a panic under

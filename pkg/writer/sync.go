@@ -139,3 +139,32 @@ func (l *lazySealed) fsyncAll(fs FS) error {
 	}
 	return nil
 }
+
+// committedAsClosed is the error for a record whose commit met a segment
+// Close had given up on and cut off its file (seg.detach). Append's commit
+// is a plain release store, not fenced; on amd64 the load of detached
+// after it still cannot read false for a store that missed the file.
+// Close stores detached before it remaps the segment. A load that returns
+// false has retired before that store reached this core (a later
+// invalidation of the line replays a load not yet retired); stores retire
+// in order, so the commit store retired before it, translated to the
+// file's page, which the remap does not free: the record is in the file.
+// A load reading true reports the record as possibly lost (ErrMaybeLost).
+// Elsewhere the store is sync/atomic's, sequentially consistent.
+func (w *Writer) committedAsClosed(pos Position) error {
+	return fmt.Errorf("%s: %w: the record at %v was committed as Close gave up on its segment: %w", w.dir, ErrClosed, pos, ErrMaybeLost)
+}
+
+// syncCommitted makes a record just committed durable (SyncAlways). A
+// Close that began after the commit fails the Sync with ErrClosed, yet
+// seals that record's segment durably: the record's fate is then Close's
+// result. Reporting ErrClosed for a record that is in the log, durable,
+// would make a caller that retries write it twice.
+func (w *Writer) syncCommitted() error {
+	err := w.Sync()
+	if !errors.Is(err, ErrClosed) {
+		return err
+	}
+	<-w.closeEnd
+	return w.closeErr
+}

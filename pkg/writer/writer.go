@@ -15,6 +15,13 @@
 // running writer holds up to three empty segments' worth of disk beyond
 // its records.
 // The format is specified in docs/FORMAT.md.
+//
+// A segment file truncated by someone else under the writer (FORMAT.md
+// section 12, assumption 8) fails it, naming the file and the offset,
+// where a background goroutine, Close, Abort or an END frame meets the
+// cut. The stores of Append, Reserve and Commit are not guarded (guard.go:
+// the cost), nor the caller's into a Reservation's Bytes: one past the cut
+// kills the process with SIGBUS.
 package writer
 
 import (
@@ -22,6 +29,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -267,7 +275,9 @@ func (w *Writer) tooLarge(n int) error {
 // caller then waits for (or performs) the switch to the next segment.
 func (w *Writer) overflow(s *seg, off int64) error {
 	if off <= s.dataLimit {
-		segment.PutEnd(s.data, s.seq, off, w.clock.now())
+		if err := w.putEnd(s, off); err != nil {
+			return err
+		}
 		kick(w.kickSeal)
 	}
 	for {
@@ -403,7 +413,9 @@ func (w *Writer) Reserve(n int) (Reservation, error) {
 }
 
 // Bytes is the record's space in the mapped file, n bytes long; nil for
-// the zero Reservation a failed Reserve returns.
+// the zero Reservation a failed Reserve returns. The caller's stores into
+// it are beyond the writer's fault guard: if the segment file was
+// truncated under the writer, one past the cut kills the process (SIGBUS).
 func (r *Reservation) Bytes() []byte {
 	if r.s == nil {
 		return nil
@@ -451,37 +463,11 @@ func (r *Reservation) Commit() error {
 	return nil
 }
 
-// committedAsClosed is the error for a record whose commit met a segment
-// Close had given up on and cut off its file (seg.detach). Append's commit
-// is a plain release store, not fenced; on amd64 the load of detached
-// after it still cannot read false for a store that missed the file.
-// Close stores detached before it remaps the segment. A load that returns
-// false has retired before that store reached this core (a later
-// invalidation of the line replays a load not yet retired); stores retire
-// in order, so the commit store retired before it, translated to the
-// file's page, which the remap does not free: the record is in the file.
-// A load reading true reports the record as possibly lost (ErrMaybeLost).
-// Elsewhere the store is sync/atomic's, sequentially consistent.
-func (w *Writer) committedAsClosed(pos Position) error {
-	return fmt.Errorf("%s: %w: the record at %v was committed as Close gave up on its segment: %w", w.dir, ErrClosed, pos, ErrMaybeLost)
-}
-
-// syncCommitted makes a record just committed durable (SyncAlways). A
-// Close that began after the commit fails the Sync with ErrClosed, yet
-// seals that record's segment durably: the record's fate is then Close's
-// result. Reporting ErrClosed for a record that is in the log, durable,
-// would make a caller that retries write it twice.
-func (w *Writer) syncCommitted() error {
-	err := w.Sync()
-	if !errors.Is(err, ErrClosed) {
-		return err
-	}
-	<-w.closeEnd
-	return w.closeErr
-}
-
 // Abort gives the space back as a PAD frame, which readers skip.
-func (r *Reservation) Abort() error {
+func (r *Reservation) Abort() (err error) {
+	// Guarded (guard.go): its stores, and finishing's read, may be the
+	// first to meet a file cut under the writer.
+	defer r.w.unguard(r.s, &err, debug.SetPanicOnFault(true))
 	if err := r.finishing(); err != nil {
 		return err
 	}
@@ -555,7 +541,7 @@ func (w *Writer) Close() error {
 		// A failed writer seals nothing more: the next Open recovers the
 		// segment, END included. Its mapping may be what failed (a file
 		// truncated under it), where writing END would fault.
-		segment.PutEnd(s.data, s.seq, off-(s.dataLimit+1), w.clock.now())
+		_ = w.putEnd(s, off-(s.dataLimit+1)) // a fault is the sticky failure Close returns
 	}
 	w.broadcast()
 
