@@ -53,7 +53,7 @@ func (r *Reader) openNext() bool {
 		if passed {
 			below = lastSeq
 		}
-		c, gone := r.openSeg(e, below)
+		c, gone := r.openSeg(e, below, true)
 		if c != nil {
 			r.cur = c
 			if c.quiet {
@@ -128,10 +128,9 @@ func (r *Reader) waitListing() bool {
 // why, if it is damaged or removed) when it is to be skipped. gone is true
 // when the file vanished and nothing is listed after it: not to be passed.
 // below is the segment before e: the one passed last, else e.Seq-1.
-func (r *Reader) openSeg(e segment.Entry, below uint64) (*seg, bool) {
-	reported := r.damaged
+// retry: a file truncated before its footer is read is opened again.
+func (r *Reader) openSeg(e segment.Entry, below uint64, retry bool) (*seg, bool) {
 	im, err, ok := r.takePrefetch(e)
-	prefetched := ok
 	if !ok {
 		im, err = segment.OpenImage(e.Path)
 	}
@@ -166,33 +165,38 @@ func (r *Reader) openSeg(e segment.Entry, below uint64) (*seg, bool) {
 		r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(im.HeaderErr), Err: im.HeaderErr})
 		return nil, false
 	}
-	if err := im.Check(); err != nil {
-		// The header is usable: read what the file holds.
-		if !r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(err), Err: err}) {
-			im.Close()
-			return nil, false
-		}
-	}
 	c := &seg{path: e.Path, img: im, seq: e.Seq, seed: segment.FrameSeed(im.Header.Seq), mark: markOf(e.Seq, im), off: segment.HeaderSize}
 	if r.single != "" {
 		c.seq = im.Header.Seq
 	}
 	// The first read of the mapping since OpenImage's: a prefetched image
 	// was opened while the segment before was read, time enough for the
-	// file to be truncated. Its footer is gone, its records before the cut
-	// are not: it is opened again, and read as it is now, as it would have
-	// been had the reader come to it after the cut. A fresh image that
-	// faults as well (cut again meanwhile) is reported, nothing of it read.
+	// file to be truncated (and a plain open has a window too). Its footer
+	// is gone, its records before the cut are not: it is opened again, and
+	// read as it is now, as it would have been had the reader come to it
+	// after the cut. Before anything of the mapped file is reported (the
+	// salvage report is an archive's, in memory): the fresh image's
+	// reports stand for it, once, and a cut made from the report's
+	// callback comes after the footer, where the walk reads what it left.
+	// A fresh image that faults as well (cut again meanwhile) is reported,
+	// nothing of it read.
 	var f segment.Footer
 	var ferr error
 	if err := im.Guard(func() { f, ferr = im.Footer() }); err != nil {
 		im.Close()
-		if prefetched && r.damaged == reported {
-			return r.openSeg(e, below) // the prefetch is taken: no loop
+		if retry {
+			return r.openSeg(e, below, false)
 		}
 		r.skipUnreadable(e)
 		r.report(changed(c, err))
 		return nil, false
+	}
+	if err := im.Check(); err != nil {
+		// The header is usable: read what the file holds.
+		if !r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(err), Err: err}) {
+			im.Close()
+			return nil, false
+		}
 	}
 	switch {
 	case ferr == nil:

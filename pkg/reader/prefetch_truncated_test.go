@@ -112,7 +112,7 @@ func TestPrefetchedSegmentTruncated(t *testing.T) {
 	if !testfs.InChild(t) {
 		return
 	}
-	n, dmg, p := readPrefetchTruncated(t, Options{})
+	n, dmg, p := readPrefetchTruncated(t, Options{}, nil)
 	if n != 300 || len(dmg) != 1 {
 		t.Fatalf("%d records, damage %v; want all three segments, one report", n, dmg)
 	}
@@ -139,6 +139,15 @@ func TestBulkPrefetchedSegmentTruncated(t *testing.T) {
 	if !testfs.InChild(t) {
 		return
 	}
+	wantBulkPrefetchTruncated(t, nil)
+}
+
+// wantBulkPrefetchTruncated runs readPrefetchTruncated (with prep) with
+// the bulk path, from segment 1's first record, and checks that segments
+// 1 and 2 are read in order, 3 in bulk, and segment 2 reported once, as
+// cut at 4096.
+func wantBulkPrefetchTruncated(t *testing.T, prep func(dir string)) {
+	t.Helper()
 	var bulk int
 	n, dmg, p := readPrefetchTruncated(t, Options{
 		Start: At(Position{Seq: 1, Offset: segment.HeaderSize}),
@@ -146,7 +155,7 @@ func TestBulkPrefetchedSegmentTruncated(t *testing.T) {
 			Append: func(dst []byte, _ Position, _ int64, _ []byte) []byte { return append(dst, 'r') },
 			Write:  func(p []byte, _ Position) error { bulk += len(p); return nil },
 		},
-	})
+	}, prep)
 	if n != 200 || bulk != 100 || len(dmg) != 1 {
 		t.Fatalf("%d records in order, %d in bulk, damage %v; want segments 1 and 2 in order, 3 in bulk, one report", n, bulk, dmg)
 	}
@@ -155,12 +164,16 @@ func TestBulkPrefetchedSegmentTruncated(t *testing.T) {
 
 // readPrefetchTruncated reads a log of three sealed segments of 100
 // records with opts, truncating segment 2 to 4096 bytes once the reader,
-// at its first record, has prefetched it. It returns how many records
-// Next returned, the damage reported and segment 2's path.
-func readPrefetchTruncated(t *testing.T, opts Options) (int, []Damage, string) {
+// at its first record, has prefetched it. prep, if not nil, is called on
+// the directory first. It returns how many records Next returned, the
+// damage reported and segment 2's path.
+func readPrefetchTruncated(t *testing.T, opts Options, prep func(dir string)) (int, []Damage, string) {
 	t.Helper()
 	dir := t.TempDir()
 	sealedLog(t, dir, 3, 100)
+	if prep != nil {
+		prep(dir)
+	}
 	var dmg []Damage
 	opts.OnDamage = func(d Damage) { dmg = append(dmg, d) }
 	r, err := Open(dir, opts)
