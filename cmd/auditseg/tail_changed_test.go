@@ -79,26 +79,6 @@ func wantLines(t *testing.T, lines, want []string) {
 	}
 }
 
-// cutFile truncates the file at path to cut; with restore, it writes the
-// bytes cut from the next page boundary on back in place.
-func cutFile(path string, cut int64, restore bool) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	if err := os.Truncate(path, cut); err != nil || !restore {
-		return err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	page := (cut/4096 + 1) * 4096
-	_, err = f.WriteAt(b[page:], page)
-	return err
-}
-
 // A record that changed after its check is reported by tail, naming it;
 // when the reader's next walk starts in the zeros the cut left in the
 // rest of its page, the reader reported those too, as a torn region in a

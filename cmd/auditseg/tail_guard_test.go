@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditseg/auditseg/internal/testfs"
 	"github.com/auditseg/auditseg/pkg/reader"
 	"github.com/auditseg/auditseg/pkg/segment"
 )
@@ -122,7 +123,7 @@ func (w *truncateOnFirstWrite) Write(p []byte) (int, error) {
 		w.done = true
 		change := w.change
 		if change == nil {
-			change = func() error { return cutFile(w.path, w.size, w.restore) }
+			change = func() error { return testfs.CutFile(w.path, w.size, w.restore) }
 		}
 		if err := change(); err != nil {
 			w.t.Error(err)

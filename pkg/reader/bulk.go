@@ -256,6 +256,11 @@ func (r *Reader) collect(run *bulkRun) int {
 			}
 		}
 		if !finished {
+			// A fault is not reported here: the range is read again in
+			// order, from its start, as the file is now, and that walk
+			// reports what it finds once (the fault again, or a changed
+			// record torn over the zeros a cut left in its page); a report
+			// here too would be the same damage twice.
 			if it.fault != nil || it.start != expect {
 				r.resume(s, expect)
 				stop(s)

@@ -27,10 +27,9 @@ import (
 
 // recheckLog writes sealed segments 1 and 2 into dir (sealedPair), each
 // with n records of 1000 bytes, so that frames are 1024 bytes long and
-// record k starts at HeaderSize + 1024k; record bad of segment 1 has a
-// payload byte changed (its CRC fails) unless bad is -1. It returns the
-// records.
-func recheckLog(t *testing.T, dir string, n, bad int) [2][]faultRec {
+// record k starts at HeaderSize + 1024k; each record bad of segment 1
+// has a payload byte changed (its CRC fails). It returns the records.
+func recheckLog(t *testing.T, dir string, n int, bad ...int) [2][]faultRec {
 	t.Helper()
 	out := sealedPair(t, dir, func(seq uint64, i int, _ int64) []byte {
 		if i == n {
@@ -38,14 +37,14 @@ func recheckLog(t *testing.T, dir string, n, bad int) [2][]faultRec {
 		}
 		return bytes.Repeat([]byte{byte('a' + int(seq)*8 + i)}, 1000)
 	})
-	if bad >= 0 {
-		// After sealing, which refuses a damaged frame.
-		f, err := os.OpenFile(filepath.Join(dir, segment.FileName(1)), os.O_RDWR, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		if _, err := f.WriteAt([]byte{'!'}, out[0][bad].pos.Offset+segment.FrameHeaderSize+10); err != nil {
+	// After sealing, which refuses a damaged frame.
+	f, err := os.OpenFile(filepath.Join(dir, segment.FileName(1)), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, k := range bad {
+		if _, err := f.WriteAt([]byte{'!'}, out[0][k].pos.Offset+segment.FrameHeaderSize+10); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -137,25 +136,92 @@ func TestBulkAfterDamageCutBeforeFormat(t *testing.T) {
 	path := filepath.Join(dir, segment.FileName(1))
 	victim := recs[0][6]
 	cut := recheckCut(t, victim)
+	got, dmg := readChangedAt(t, dir, recs[0][5].pos, func() error { return os.Truncate(path, cut) })
+	want := append(append(recs[0][:4:4], recs[0][5]), recs[1]...)
+	wantRecheck(t, got, want, dmg, path, victim)
+	if len(dmg) == 0 || dmg[0].Kind != DamageTorn || dmg[0].Offset != recs[0][4].pos.Offset {
+		t.Fatalf("damage %v; want the damaged record first", dmg)
+	}
+}
+
+// readChangedAt reads the log in dir in bulk with one worker (recheckRead),
+// calling change once as it formats the record at pos.
+func readChangedAt(t *testing.T, dir string, pos Position, change func() error) (string, []Damage) {
+	t.Helper()
 	var (
 		once sync.Once
 		terr error
 	)
 	got, dmg := recheckRead(t, dir, Options{Bulk: &Bulk{Workers: 1,
-		Append: func(dst []byte, pos Position, _ int64, payload []byte) []byte {
-			if pos == recs[0][5].pos {
-				once.Do(func() { terr = os.Truncate(path, cut) })
+		Append: func(dst []byte, p Position, _ int64, payload []byte) []byte {
+			if p == pos {
+				once.Do(func() { terr = change() })
 			}
-			return faultLine(dst, pos, payload)
+			return faultLine(dst, p, payload)
 		},
 	}}, nil)
 	if terr != nil {
 		t.Fatal(terr)
 	}
-	want := append(append(recs[0][:4:4], recs[0][5]), recs[1]...)
-	wantRecheck(t, got, want, dmg, path, victim)
-	if len(dmg) == 0 || dmg[0].Kind != DamageTorn || dmg[0].Offset != recs[0][4].pos.Offset {
-		t.Fatalf("damage %v; want the damaged record first", dmg)
+	return got, dmg
+}
+
+// TestBulkChangedRecordReportedOnce: tail's in-order path reported a cut
+// inside a page twice (6c7d5b8): the record it found changed, then the
+// zeros where the reader's next walk resumed. The bulk path reports no
+// change itself: a range with a changed record is read again in order,
+// from its start, as the file is now. Segment 1 holds records 0-11,
+// records 4 and 10 damaged; formatting record 5 cuts the file inside
+// record 6's payload, the rest of that page (and the start of record 7)
+// reading as zeros. Left cut, the walk faults there: one report of the
+// file as changed from record 6. Written back from the next page on, the
+// walk finds record 6 torn, and the torn region runs over the zeros to
+// record 8, the next frame whose CRC matches: one report, none for the
+// zeros, and record 10's damage, further on, is reported as before.
+func TestBulkChangedRecordReportedOnce(t *testing.T) {
+	if !testfs.InChild(t) {
+		return
+	}
+	for _, restore := range []bool{false, true} {
+		dir := t.TempDir()
+		recs := recheckLog(t, dir, 12, 4, 10)
+		path := filepath.Join(dir, segment.FileName(1))
+		victim := recs[0][6]
+		cut := recheckCut(t, victim)
+		if ps := int64(os.Getpagesize()); recs[0][7].pos.Offset/ps != cut/ps || recs[0][8].pos.Offset/ps == cut/ps {
+			t.Fatalf("layout: record 7 at %v, 8 at %v, cut at %d", recs[0][7].pos, recs[0][8].pos, cut)
+		}
+		got, dmg := readChangedAt(t, dir, recs[0][5].pos, func() error { return testfs.CutFile(path, cut, restore) })
+		if !restore {
+			want := append(append(recs[0][:4:4], recs[0][5]), recs[1]...)
+			wantRecheck(t, got, want, dmg, path, victim)
+			if len(dmg) != 2 || dmg[0].Offset != recs[0][4].pos.Offset {
+				t.Fatalf("cut: damage %v; want record 4 torn and the file changed from record 6", dmg)
+			}
+			continue
+		}
+		var want []byte
+		for _, k := range []int{0, 1, 2, 3, 5, 8, 9, 11} {
+			want = faultLine(want, recs[0][k].pos, recs[0][k].payload)
+		}
+		for _, w := range recs[1] {
+			want = faultLine(want, w.pos, w.payload)
+		}
+		if got != string(want) {
+			t.Fatalf("written back: output differs: %s", shortDiff(got, string(want)))
+		}
+		torn := [][2]int64{
+			{recs[0][4].pos.Offset, 1024},
+			{victim.pos.Offset, recs[0][8].pos.Offset - victim.pos.Offset},
+			{recs[0][10].pos.Offset, 1024},
+		}
+		ok := len(dmg) == len(torn)
+		for i := 0; ok && i < len(dmg); i++ {
+			ok = dmg[i].Kind == DamageTorn && dmg[i].Offset == torn[i][0] && dmg[i].Len == torn[i][1]
+		}
+		if !ok {
+			t.Fatalf("written back: damage %v; want torn (offset, length) %v", dmg, torn)
+		}
 	}
 }
 
@@ -170,7 +236,7 @@ func TestBulkUnreopenableCutBeforeFormat(t *testing.T) {
 		return
 	}
 	dir := t.TempDir()
-	recs := recheckLog(t, dir, 10, -1)
+	recs := recheckLog(t, dir, 10)
 	path := filepath.Join(dir, segment.FileName(2))
 	victim := recs[1][5]
 	cut := recheckCut(t, victim)
