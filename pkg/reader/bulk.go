@@ -243,7 +243,7 @@ func (r *Reader) collect(run *bulkRun) int {
 		}
 		if it.first {
 			seg, expect, finished = s, segment.HeaderSize, false
-			if !r.arrive(s.e.Seq) {
+			if r.stopIfRestarted() || !r.arrive(s.e.Seq) {
 				stop(nil)
 				return n
 			}

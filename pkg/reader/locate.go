@@ -248,13 +248,10 @@ func (r *Reader) relist() error {
 	// Gone is of one listing: a number the new one holds again was made
 	// again (segment.Gone).
 	r.list, r.listAt, r.older = l.Segments, time.Now(), segment.Gone{}
-	if r.opts.Follow {
-		// Before the caller moves on to a segment of this listing:
-		// one of a log begun again must not be read as the next.
-		if err := r.restarted(); err != nil {
-			r.err = err // sticky, as above
-			return err
-		}
+	// Before the caller moves on to a segment of this listing: one of a
+	// log begun again must not be read as the next.
+	if r.stopIfRestarted() {
+		return r.err
 	}
 	return nil
 }

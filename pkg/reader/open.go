@@ -140,13 +140,13 @@ func (r *Reader) openSeg(e segment.Entry, below uint64, retry bool) (*seg, bool)
 		if e, im, was, err = r.notFound(e, below, err); was != found {
 			return nil, was == notYet
 		}
-		if r.err != nil {
-			// A listing stopped the reader (ErrLogReplaced): e is not damage.
-			if im != nil {
-				im.Close()
-			}
-			return nil, false
+	}
+	if r.stopIfRestarted() {
+		// e may be a new log's: not read, and not damage.
+		if im != nil {
+			im.Close()
 		}
+		return nil, false
 	}
 	im, salvaged, err := openSalvaging(e.Path, im, err)
 	if err != nil {

@@ -279,8 +279,9 @@ var ErrClosed = errors.New("reader is closed")
 // found a frame: that segment made again (another creation time in its
 // header), or gone under both its names with a lower number made since
 // (created after it, or a segment 1 other than the one its first listing
-// found). It looks at every listing, before it moves on to a segment of
-// it.
+// found). It looks at every listing, and again at each segment it opens,
+// before it returns any of it: a follower that lags opens the next
+// segments by the names it listed, which may be a new log's by then.
 var ErrLogReplaced = errors.New("log directory removed or replaced, or the log begun again in it, while it was read")
 
 // Reader iterates over the records of a log. It is not safe for concurrent

@@ -128,6 +128,28 @@ func (r *Reader) restarted() error {
 		r.dir, a.seq, segment.FileName(a.seq), segment.ArchiveName(a.seq), k, stamp(hk.Created), a.seq, stamp(a.created), ErrLogReplaced)
 }
 
+// stopIfRestarted is restarted for a follower, sticky in r.err: it
+// reports whether the reader stopped. Looked at at every listing, and
+// again when the reader has opened a segment of its listing and before
+// it returns any of it: a follower that lags moves on by the names it
+// listed, maybe long before, and those may be a new log's files by then.
+// Opened first, looked at after: a new log makes its numbers in order,
+// so a file of it opened means the new log's segment the reader is at,
+// or left last, was there before, and is seen now.
+func (r *Reader) stopIfRestarted() bool {
+	switch {
+	case errors.Is(r.err, ErrLogReplaced):
+		return true // a listing found it already
+	case !r.opts.Follow || r.single != "":
+		return false
+	}
+	if err := r.restarted(); err != nil {
+		r.err = err
+		return true
+	}
+	return false
+}
+
 // noteOne records, at the first listing that holds a segment, what it
 // found of segment 1 (List looks for the number before the oldest it
 // read, so a listing-time hole does not make it absent).

@@ -1,0 +1,125 @@
+package reader_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/reader"
+)
+
+// A follower that lags behind moves on to the next segment of the listing
+// it took before, by name, without listing the directory again: when the
+// log was emptied in place and begun again meanwhile, and the new log
+// reached those numbers, it read the new log's segments as the old log's
+// next ones, skipping the new log's first segments (and a cursor stored
+// after them). It must stop with ErrLogReplaced before returning a record
+// of the new log, in order (Next) as in bulk.
+
+// beginAgain replaces the log in dir by a new one of segs segments: made
+// in another directory, its files renamed over the old ones, the old
+// log's other files removed. A log emptied in place and begun again ends
+// the same; done so, no open of the reader's finds a name missing, which
+// would make it list the directory again.
+func beginAgain(t *testing.T, dir string, segs uint64) {
+	t.Helper()
+	fresh := t.TempDir()
+	writeSegments(t, fresh, "new", segs)
+	des, err := os.ReadDir(fresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := map[string]bool{}
+	for _, de := range des {
+		keep[de.Name()] = true
+		if err := os.Rename(filepath.Join(fresh, de.Name()), filepath.Join(dir, de.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, de := range old {
+		if !keep[de.Name()] {
+			if err := os.Remove(filepath.Join(dir, de.Name())); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// followUntilStopped follows r until it stops, failing on a record of the new log,
+// and returns the error that stopped it.
+func followUntilStopped(t *testing.T, r *reader.Reader) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		for r.Next() {
+			if p := r.Record().Payload; bytes.HasPrefix(p, []byte("new")) {
+				t.Fatalf("record of the new log returned at %v: %.10q", r.Record().Position, p)
+			}
+		}
+		if err := r.Err(); err != nil {
+			return err
+		}
+		if err := r.Wait(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+func TestLaggingFollowerStopsWhenLogBegunAgain(t *testing.T) {
+	dir := t.TempDir()
+	writeSegments(t, dir, "old", 4)
+	r, err := reader.Open(dir, reader.Options{Follow: true, PollMax: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if !r.Next() {
+		t.Fatalf("no first record: %v", r.Err())
+	}
+	beginAgain(t, dir, 6)
+	if err := followUntilStopped(t, r); !errors.Is(err, reader.ErrLogReplaced) {
+		t.Fatalf("lagging follower after the log was begun again in place: %v", err)
+	}
+	if r.SameLog() {
+		t.Fatal("SameLog true after the log was begun again")
+	}
+}
+
+func TestLaggingBulkFollowerStopsWhenLogBegunAgain(t *testing.T) {
+	dir := t.TempDir()
+	writeSegments(t, dir, "old", 6)
+	begun := false
+	r, err := reader.Open(dir, reader.Options{Follow: true, PollMax: 10 * time.Millisecond,
+		Bulk: &reader.Bulk{Workers: 1, Append: lineOf, Write: func(p []byte, _ reader.Position) error {
+			if !begun {
+				// While the run holds the next segments of the old
+				// listing: the planner opens the rest by name.
+				begun = true
+				beginAgain(t, dir, 8)
+			}
+			if i := bytes.Index(p, []byte(`"new`)); i >= 0 {
+				t.Fatalf("record of the new log written in bulk: %.40s", p[max(i-30, 0):])
+			}
+			return nil
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	err = followUntilStopped(t, r)
+	if !begun {
+		t.Fatal("no bulk output")
+	}
+	if !errors.Is(err, reader.ErrLogReplaced) {
+		t.Fatalf("lagging bulk follower after the log was begun again in place: %v", err)
+	}
+}
