@@ -295,17 +295,21 @@ func ReadHeader(path string) (Header, error) {
 // number than the header's). It reads with pread and maps nothing: a
 // follower probes the files after its segment this way when that
 // segment ends in zeros, and a frame is not worth mapping a segment for
-// (docs/FORMAT.md section 7); only a committed DATA frame is read past
-// its 24-byte header. Bytes past the end of a short file read as zero.
-// Errors name the file; a damaged header wraps ErrCorrupt.
+// (docs/FORMAT.md section 7). A DATA frame's Payload is not returned:
+// its CRC is computed over the file read in chunks of a fixed size, as a
+// follower repeats the probe at every poll while it waits (a copy of
+// another segment there never counts) and the frame may be as large as
+// a record, so no length read from the file decides an allocation.
+// Bytes past the end of a short file read as zero. Errors name the file;
+// a damaged header wraps ErrCorrupt.
 func ReadFirstFrame(path string) (Header, Frame, error) {
 	f, _, err := openSegmentFile(path)
 	if err != nil {
 		return Header{}, Frame{}, err
 	}
 	defer f.Close()
-	b := make([]byte, HeaderSize+FrameHeaderSize)
-	if err := readPadded(f, path, b); err != nil {
+	b := make([]byte, HeaderSize+FrameHeaderSize) // aligned, for LoadLength
+	if err := readPadded(f, path, b, 0); err != nil {
 		return Header{}, Frame{}, err
 	}
 	h, err := DecodeHeader(b[:HeaderSize])
@@ -317,25 +321,39 @@ func ReadFirstFrame(path string) (Header, Frame, error) {
 	if decodeFrameIn(&fr, b, 0, h.Size, seed, HeaderSize) {
 		return h, fr, nil
 	}
-	// A committed DATA frame reaching past its header (its length is in
-	// bounds, or the decoder would have judged it): read it whole.
-	b = make([]byte, HeaderSize+int64(LoadLength(b, HeaderSize)))
-	if err := readPadded(f, path, b); err != nil {
-		return Header{}, Frame{}, err
+	// A DATA frame reaching past the bytes read, which passed every other
+	// check of the decoder's (its length is in bounds): only the CRC is
+	// left, over the rest of the frame.
+	hd := b[HeaderSize:]
+	fr = Frame{Offset: HeaderSize, Length: LoadLength(hd, 0), Type: TypeData,
+		Time: int64(le.Uint64(hd[16:])), CRC: le.Uint32(hd[4:])}
+	crc := FrameCRC(seed, HeaderSize, hd[8:])
+	end := HeaderSize + int64(fr.Length)
+	chunk := make([]byte, min(32<<10, end-int64(len(b))))
+	for off := int64(len(b)); off < end; {
+		c := chunk[:min(int64(len(chunk)), end-off)]
+		if err := readPadded(f, path, c, off); err != nil {
+			return Header{}, Frame{}, err
+		}
+		crc = crc32.Update(crc, castagnoli, c)
+		off += int64(len(c))
 	}
-	if !decodeFrameIn(&fr, b, 0, h.Size, seed, HeaderSize) {
-		// Its commit word grew between the two reads: only another file
-		// put in its place does that.
-		return Header{}, Frame{}, fmt.Errorf("%s: offset %d: the first frame changed while it was read", path, HeaderSize)
+	if crc != fr.CRC {
+		fr.badCRC(HeaderSize, crc)
+		return h, fr, nil
 	}
+	fr.State, fr.Extent = Committed, Align(int64(fr.Length))
 	return h, fr, nil
 }
 
-// readPadded fills b from the start of f, the bytes past its end as zero.
-func readPadded(f *os.File, path string, b []byte) error {
-	if n, err := f.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
-		return readError(path, int64(n), err)
+// readPadded fills b from offset off of f, the bytes past its end as
+// zero.
+func readPadded(f *os.File, path string, b []byte, off int64) error {
+	n, err := f.ReadAt(b, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return readError(path, off+int64(n), err)
 	}
+	clear(b[n:])
 	return nil
 }
 
@@ -373,7 +391,7 @@ func HasRecordBytes(path string) (bool, error) {
 // readFileHeader reads and decodes the header of the segment file f.
 func readFileHeader(f *os.File, path string) (Header, error) {
 	var hb [HeaderSize]byte
-	if err := readPadded(f, path, hb[:]); err != nil {
+	if err := readPadded(f, path, hb[:], 0); err != nil {
 		return Header{}, err
 	}
 	h, err := DecodeHeader(hb[:])

@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -279,7 +280,7 @@ func readHeaderDamagedSummary(t *testing.T, p string, orig []byte, want segment.
 // TestReadFirstFrame: the header and the first frame slot of a segment
 // file, read without mapping it and decoded against the header's
 // sequence: unwritten for a segment nothing was claimed in, reserved for
-// a claim, committed with its payload, torn for frames written for
+// a claim, committed (its length and time), torn for frames written for
 // another sequence (a header rewritten over a copy); a damaged header is
 // ErrCorrupt naming the file; a file cut inside the slot reads the
 // missing bytes as zero.
@@ -299,8 +300,8 @@ func TestReadFirstFrame(t *testing.T) {
 	check("empty", segment.Unwritten)
 	big := bytes.Repeat([]byte("record "), 1000) // far past the slot's header
 	segment.PutFrame(img, 3, segment.HeaderSize, segment.TypeData, 2, big)
-	if f := check("committed", segment.Committed); !bytes.Equal(f.Payload, big) {
-		t.Fatalf("committed: payload of %d bytes, want %d", len(f.Payload), len(big))
+	if f := check("committed", segment.Committed); f.Length != int32(segment.FrameHeaderSize+len(big)) || f.Time != 2 {
+		t.Fatalf("committed: length %d, time %d; want %d, 2", f.Length, f.Time, segment.FrameHeaderSize+len(big))
 	}
 	word := segment.LoadLength(img, segment.HeaderSize)
 	segment.StoreLength(img, segment.HeaderSize, -word)
@@ -405,5 +406,46 @@ func TestArchivedFooterWithoutMagic(t *testing.T) {
 	defer im.Close()
 	if _, err := im.Footer(); !errors.Is(err, segment.ErrCorrupt) || errors.Is(err, segment.ErrNoFooter) {
 		t.Errorf("the archive's image: Footer: %v, want damage", err)
+	}
+}
+
+// TestReadFirstFrameBoundedMemory: a follower probes the first frame of
+// the files after its segment at every poll while it waits (a copy of
+// another segment there, or a real one whose first frame is damaged,
+// never counts, so the probe repeats). ReadFirstFrame read a committed
+// DATA frame whole into a buffer of the length its commit word gives:
+// a copy of a segment whose first record is large cost that much memory
+// (and a read of it) per poll, and a length read from the file decided
+// an allocation. Its CRC is checked over the file read in bounded chunks
+// instead, for every length, and the verdicts stay the decoder's.
+func TestReadFirstFrameBoundedMemory(t *testing.T) {
+	dir := t.TempDir()
+	const size = 16 << 20
+	p := filepath.Join(dir, segment.FileName(3))
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<17) // 2 MiB
+	for _, tc := range []struct {
+		what string
+		seq  uint64 // the frames' sequence
+		want segment.FrameState
+	}{
+		{"own frame", 3, segment.Committed},
+		{"another sequence's frame", 2, segment.Torn},
+	} {
+		img := segment.NewImage(3, size, 1)
+		segment.PutFrame(img, tc.seq, segment.HeaderSize, segment.TypeData, 2, big)
+		writeFile(t, p, img)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		const calls = 4
+		for range calls {
+			_, f, err := segment.ReadFirstFrame(p)
+			if err != nil || f.State != tc.want || f.Length != int32(segment.FrameHeaderSize+len(big)) {
+				t.Fatalf("%s: frame %+v, %v; want %v", tc.what, f, err, tc.want)
+			}
+		}
+		runtime.ReadMemStats(&after)
+		if per := (after.TotalAlloc - before.TotalAlloc) / calls; per > 256<<10 {
+			t.Errorf("%s: %d bytes allocated per call for a first frame of %d bytes", tc.what, per, len(big))
+		}
 	}
 }
