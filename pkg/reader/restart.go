@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"path/filepath"
 	"time"
 
@@ -38,7 +39,7 @@ type firstOne uint8
 
 const (
 	oneUnlooked firstOne = iota
-	oneAbsent            // the log's oldest segments were removed already
+	oneAbsent            // removed already: the oldest listed's creation time is in Reader.oneCreated
 	onePresent           // its creation time is in Reader.oneCreated
 	oneUnknown           // its header could not be read
 )
@@ -85,19 +86,22 @@ func (r *Reader) headerNow(seq uint64) (h segment.Header, gone bool, err error) 
 //     header;
 //   - or it is gone under both names, and the oldest segment listed below
 //     it is there now and was made after it: created later, or a segment
-//     1 other than the one the reader's first listing found (none, or
-//     another creation time). Within one log no number below a segment
-//     that held a frame is made after it (a writer numbers on from the
-//     newest present; the files it makes ahead again are above), so one
-//     that was is a log begun again from 1; retention, removing the
-//     oldest first, leaves nothing below a segment it removed.
+//     1 other than the one the reader's first listing found (another
+//     creation time, or, where it found none, one created since the
+//     oldest segment it found: not the log's own put back). Within one
+//     log no number below a segment that held a frame is made after it
+//     (a writer numbers on from the newest present; the files it makes
+//     ahead again are above), so one that was is a log begun again from
+//     1; retention, removing the oldest first, leaves nothing below a
+//     segment it removed.
 //
 // Each fact is read from the file system after the listing, not from the
 // listing alone, and none is a passing state: a removal racing the look
 // finds a file gone and yields no verdict (looked at again next listing),
 // never a wrong one. A creation time compared across two writers' clocks
 // can miss a restart (the new writer's clock behind), never invent one,
-// and a segment 1 made again does not depend on clocks. A false verdict
+// and a segment 1 made again where the first listing had one does not
+// depend on clocks. A false verdict
 // needs segments deleted out of order (not oldest first, so that one
 // below the reader's stays) together with a clock stepped back between
 // their creations, or with a segment 1 that the writer could not map,
@@ -163,13 +167,26 @@ func (r *Reader) noteOne() {
 		if h, _, err := r.headerNow(1); err == nil {
 			r.one, r.oneCreated = onePresent, h.Created
 		}
+	} else if h, _, err := r.headerNow(r.list[0].Seq); err == nil {
+		r.oneCreated = h.Created
+	} else {
+		r.oneCreated = math.MinInt64 // unknown: any segment 1 is another's
 	}
 }
 
 // oneMadeAgain reports whether a segment 1 created at created is not the
-// one the reader's first listing found.
+// one the reader's first listing found. Where that listing had none, one
+// created before the oldest segment it had is the log's own, put back (a
+// backup restored): a new log's is created after, unless its writer's
+// clock is behind by more than that segment's age.
 func (r *Reader) oneMadeAgain(created int64) bool {
-	return r.one == oneAbsent || r.one == onePresent && created != r.oneCreated
+	switch r.one {
+	case oneAbsent:
+		return created >= r.oneCreated
+	case onePresent:
+		return created != r.oneCreated
+	}
+	return false
 }
 
 func stamp(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/auditseg/auditseg/pkg/reader"
+	"github.com/auditseg/auditseg/pkg/segment"
 )
 
 // A follower that lags behind moves on to the next segment of the listing
@@ -121,5 +122,79 @@ func TestLaggingBulkFollowerStopsWhenLogBegunAgain(t *testing.T) {
 	}
 	if !errors.Is(err, reader.ErrLogReplaced) {
 		t.Fatalf("lagging bulk follower after the log was begun again in place: %v", err)
+	}
+}
+
+// A segment 1 put back from a backup into a log whose oldest segments
+// retention had removed (the follower's first listing did not have it),
+// once retention removed the segment the follower was at too, was taken
+// for a new log's segment 1, whatever its creation time, and stopped the
+// follower ("segment 1 was made since (created <before segment 4>)"). A
+// segment 1 created before the oldest segment the first listing held is
+// that log's own: the follower goes on, and reads the next writer's
+// records.
+func TestFollowNotStoppedBySegmentOneRestored(t *testing.T) {
+	dir := t.TempDir()
+	last := writeSegments(t, dir, "old", 4)
+	one, err := os.ReadFile(filepath.Join(dir, segment.FileName(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	removeSegments(t, dir, 1, 3)
+	r, err := reader.Open(dir, reader.Options{Follow: true, PollMax: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	n := 0
+	for ; r.Next(); n++ {
+	}
+	if n == 0 || r.Err() != nil {
+		t.Fatalf("%d records of segment %d, %v", n, last.Seq, r.Err())
+	}
+	removeSegments(t, dir, last.Seq, last.Seq)
+	if err := os.WriteFile(filepath.Join(dir, segment.FileName(1)), one, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	err = r.Wait(ctx) // lists the directory again within the second
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait after segment 1 was restored: %v", err)
+	}
+	next := writeSegments(t, dir, "next", last.Seq+2)
+	if err := followUntil(t, r, next); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// removeSegments removes segments from to to of the log in dir, as
+// retention does.
+func removeSegments(t *testing.T, dir string, from, to uint64) {
+	t.Helper()
+	for s := from; s <= to; s++ {
+		if err := os.Remove(filepath.Join(dir, segment.FileName(s))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// followUntil follows r until it returns the record at pos.
+func followUntil(t *testing.T, r *reader.Reader, pos segment.Position) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		for r.Next() {
+			if r.Record().Position == pos {
+				return nil
+			}
+		}
+		if err := r.Err(); err != nil {
+			return err
+		}
+		if err := r.Wait(ctx); err != nil {
+			return err
+		}
 	}
 }
