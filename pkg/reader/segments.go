@@ -230,15 +230,25 @@ func (r *Reader) abandoned(c *seg) bool {
 	return !r.refreshAlive()
 }
 
-// laterSealed reports whether a segment after c is sealed. Segments are
-// sealed in order (each footer chains the previous digest), so then c is
-// finished even though a writer holds the log: one that recovery could not
-// seal because a committed frame in it is damaged.
+// laterSealed reports whether c is finished though a writer holds the
+// log: one that recovery could not seal because a committed frame in it
+// is damaged. Either the live writer's LOCK says it appends from a later
+// segment (a writer claims only in its own segments, from that one on,
+// and the next writer numbers on from the newest: FORMAT.md section 9),
+// or a later segment is sealed (segments are sealed in order, each footer
+// chaining the previous digest). Only frames a live writer may still
+// commit can be pending in c while the one after it has frames (a claim
+// held open, the crossing appender's END: FORMAT.md section 5), so
+// frames after c prove nothing. LOCK is read after c was opened: a
+// segment below the first one named then is no writer's, now or later.
 func (r *Reader) laterSealed(c *seg) bool {
 	if r.single != "" || time.Since(c.laterAt) < time.Second {
 		return false
 	}
 	c.laterAt = time.Now()
+	if w, err := segment.WriterInfo(r.dir); err == nil && w.Alive && w.From > c.seq {
+		return true
+	}
 	if err := r.relist(); err != nil {
 		return false
 	}

@@ -31,10 +31,11 @@ import (
 // Check repairs a removed LOCK file and detects a directory moved away
 // from its path.
 type Lock struct {
-	mu  sync.Mutex // Check and Release may run on different goroutines
-	f   *os.File   // LOCK, OFD write-locked
-	d   *os.File   // the directory, OFD read-locked
-	dir string
+	mu   sync.Mutex // Check and Release may run on different goroutines
+	f    *os.File   // LOCK, OFD write-locked
+	d    *os.File   // the directory, OFD read-locked
+	dir  string
+	from uint64 // the first segment the writer appends to (Appending), 0 before
 }
 
 func lockRange(typ int16) unix.Flock_t {
@@ -50,7 +51,7 @@ func AcquireLock(dir string) (*Lock, error) {
 	}
 	// LOCK through the directory just opened, not its path: a directory
 	// renamed and replaced in between would have us lock another log's.
-	f, err := lockFileIn(d, dir)
+	f, err := lockFileIn(d, dir, 0)
 	if err != nil {
 		d.Close()
 		return nil, err
@@ -88,12 +89,12 @@ func dirLocked(d *os.File) (bool, error) {
 
 // lockFileIn opens (or creates) the LOCK file of the directory open as d
 // (dir is its path, for messages), takes its OFD lock and writes the pid
-// into it. Relative to d, never through dir: the LOCK locked is the held
-// directory's wherever that directory is now, for AcquireLock and for
-// Check's repair alike, never that of another directory that took the
-// path meanwhile (a new log's, whose writer would then find its own LOCK
-// locked by us).
-func lockFileIn(d *os.File, dir string) (*os.File, error) {
+// (and from, if not 0: lockContent) into it. Relative to d, never through
+// dir: the LOCK locked is the held directory's wherever that directory is
+// now, for AcquireLock and for Check's repair alike, never that of
+// another directory that took the path meanwhile (a new log's, whose
+// writer would then find its own LOCK locked by us).
+func lockFileIn(d *os.File, dir string, from uint64) (*os.File, error) {
 	p := filepath.Join(dir, LockName)
 	fd, err := unix.Openat(int(d.Fd()), LockName, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0o640)
 	if err != nil {
@@ -103,12 +104,12 @@ func lockFileIn(d *os.File, dir string) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return lockOpened(f, dir)
+	return lockOpened(f, dir, from)
 }
 
 // lockOpened takes the OFD lock of the LOCK file f of dir and writes the
-// pid into it.
-func lockOpened(f *os.File, dir string) (*os.File, error) {
+// pid (and from, if not 0) into it.
+func lockOpened(f *os.File, dir string, from uint64) (*os.File, error) {
 	p := f.Name()
 	lk := lockRange(unix.F_WRLCK)
 	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk); err != nil {
@@ -118,11 +119,50 @@ func lockOpened(f *os.File, dir string) (*os.File, error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", p, err)
 	}
-	// The pid is informational (for the error above); the lock is what counts.
+	// The pid is informational (for the error above); the lock is what
+	// counts. Truncated first: a reader takes no line from a writer
+	// before this one (lockContent).
 	if err := f.Truncate(0); err == nil {
-		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+		_, _ = f.WriteAt(lockContent(from), 0)
 	}
 	return f, nil
+}
+
+// lockContent is what LOCK holds: the pid on the first line and, once the
+// writer has recovered the log, "from N" on the second, N being the first
+// segment it appends to (FORMAT.md section 9). The second line only ever
+// follows the first as written here, so a read racing the write sees the
+// pid alone, or both lines whole.
+func lockContent(from uint64) []byte {
+	b := strconv.AppendInt(nil, int64(os.Getpid()), 10)
+	b = append(b, '\n')
+	if from > 0 {
+		b = append(b, "from "...)
+		b = strconv.AppendUint(b, from, 10)
+		b = append(b, '\n')
+	}
+	return b
+}
+
+// Appending records in LOCK that the writer appends to segment seq and
+// the ones after it only: recovery is over, and every segment below seq
+// is finished for it, whatever it holds (one recovery left unsealed,
+// damaged, included). Readers waiting at such a segment for frames a
+// live writer might commit stop waiting (WriterInfo). The error is the
+// write's; LOCK then says nothing of it, and readers wait as before.
+func (l *Lock) Appending(seq uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return nil // released
+	}
+	l.from = seq
+	// Not truncated: the pid line is written again as it is, the line
+	// after it added.
+	if _, err := l.f.WriteAt(lockContent(seq), 0); err != nil {
+		return fmt.Errorf("write %s: %w", l.f.Name(), err)
+	}
+	return nil
 }
 
 // Check reports whether the lock still holds dir as AcquireLock took it.
@@ -159,7 +199,7 @@ func (l *Lock) Check() (note string, err error) {
 	if err := unix.Fstatat(int(l.d.Fd()), LockName, &now, unix.AT_SYMLINK_NOFOLLOW); err == nil && now.Dev == held.Dev && now.Ino == held.Ino {
 		return "", nil
 	}
-	f, err := lockFileIn(l.d, l.dir)
+	f, err := lockFileIn(l.d, l.dir, l.from)
 	if err != nil {
 		return fmt.Sprintf("the LOCK file was removed or replaced and cannot be locked again now (will retry): %v", err), nil
 	}
@@ -228,19 +268,42 @@ func (l *Lock) onlyLock() bool {
 // as recorded in the lock file (0 when its LOCK file was removed). A
 // directory that does not exist has no writer.
 func WriterAlive(dir string) (alive bool, pid int, err error) {
+	w, err := WriterInfo(dir)
+	return w.Alive, w.PID, err
+}
+
+// Writer is what WriterInfo finds of a log's writer.
+type Writer struct {
+	Alive bool
+	PID   int // from LOCK; 0 if it does not say, or was removed
+	// From is the first segment the live writer appends to, from LOCK
+	// (Lock.Appending); 0 if LOCK does not say yet. It is read from the
+	// LOCK file the writer holds, after the lock was found held: a
+	// segment below it gets no frame from a writer alive then or later,
+	// as each numbers on from the newest segment present (FORMAT.md
+	// section 9).
+	From uint64
+}
+
+// WriterInfo is WriterAlive, with the first segment the writer appends to.
+func WriterInfo(dir string) (Writer, error) {
 	p := filepath.Join(dir, LockName)
 	f, err := openLockFile(p, os.O_RDONLY)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return false, 0, err
+		return Writer{}, err
 	}
 	if err == nil {
 		defer f.Close()
 		lk := lockRange(unix.F_WRLCK)
 		if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_GETLK, &lk); err != nil {
-			return false, 0, fmt.Errorf("query lock %s: %w", p, err)
+			return Writer{}, fmt.Errorf("query lock %s: %w", p, err)
 		}
 		if lk.Type != unix.F_UNLCK {
-			return true, readPID(p), nil
+			// Read through f, the file found locked: LOCK replaced
+			// since is not the writer's.
+			w := readLock(f)
+			w.Alive = true
+			return w, nil
 		}
 	}
 	// LOCK missing or unlocked: a writer whose LOCK file was removed still
@@ -248,13 +311,13 @@ func WriterAlive(dir string) (alive bool, pid int, err error) {
 	d, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return false, 0, nil
+			return Writer{}, nil
 		}
-		return false, 0, fmt.Errorf("query lock of %s: %w", dir, err)
+		return Writer{}, fmt.Errorf("query lock of %s: %w", dir, err)
 	}
 	defer d.Close()
 	held, err := dirLocked(d)
-	return held, 0, err
+	return Writer{Alive: held}, err
 }
 
 // openLockFile opens the LOCK file, which must be a regular file: with
@@ -297,10 +360,25 @@ func regularLockFile(f *os.File) (*os.File, error) {
 }
 
 func readPID(p string) int {
-	b, err := os.ReadFile(p)
+	f, err := os.Open(p)
 	if err != nil {
 		return 0
 	}
-	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return n
+	defer f.Close()
+	return readLock(f).PID
+}
+
+// readLock parses LOCK's content (lockContent), each line only if whole:
+// a value it cannot parse is 0. A LOCK written by hand is believed, as
+// its lock is: it is the writer's file.
+func readLock(f *os.File) Writer {
+	var b [64]byte
+	n, _ := f.ReadAt(b[:], 0)
+	var w Writer
+	pid, rest, _ := strings.Cut(string(b[:n]), "\n")
+	w.PID, _ = strconv.Atoi(strings.TrimSpace(pid))
+	if line, _, ok := strings.Cut(rest, "\n"); ok && strings.HasPrefix(line, "from ") {
+		w.From, _ = strconv.ParseUint(line[len("from "):], 10, 64)
+	}
+	return w
 }

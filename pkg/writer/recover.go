@@ -34,6 +34,9 @@ import (
 //     fsynced, then the footer written (magic last) and fsynced.
 //  4. Unless step 3 kept the newest, a new segment is created after the
 //     newest sequence number present.
+//  5. (Open, once this returns) LOCK names that segment as the first the
+//     writer appends to: a follower waiting at one step 3 left unsealed
+//     stops waiting.
 //
 // maxSeq is the newest segment number Open continues after: 2^32
 // rotations below the point where numbers wrap.

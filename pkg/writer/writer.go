@@ -136,6 +136,11 @@ func Open(dir string, opts Options) (*Writer, error) {
 		abandon(lock, created)
 		return nil, recoveryError(dir, err)
 	}
+	// Recovery's stores are made: readers waiting for frames in a segment
+	// below first (one recovery left unsealed, damaged) stop waiting.
+	if err := lock.Appending(first.seq); err != nil {
+		w.opts.Logger.Warn("cannot record the first segment appended to in the lock file; followers of a segment left damaged wait for the next seal", "err", err)
+	}
 	w.sealer.prev = prev
 	w.sealer.queue, w.sealer.last = []*seg{first}, first
 	w.sealer.idle = make(chan struct{})
