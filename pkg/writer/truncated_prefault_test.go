@@ -97,7 +97,7 @@ func TestSettleOnTruncatedSegment(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[int64][]byte{}
-	for i := 0; s.tail.Load() <= yieldStride; i++ { // crossing it kicks the preparer
+	for i := 0; s.tail.Load() < yieldStride; i++ { // reaching it kicks the preparer
 		p := fmt.Appendf(nil, "record %d %s", i, bytes.Repeat([]byte("y"), 900))
 		pos, err := w.Append(p)
 		if err != nil {
