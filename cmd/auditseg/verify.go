@@ -86,6 +86,11 @@ func runVerify(cmd *cobra.Command, paths []string, f verifyFlags) error {
 	})
 	prog.Done()
 	if err != nil {
+		if f.output == "json" {
+			// A script reading stdout gets a document whatever happened
+			// (a PATH missing or unreadable), as from compress-finished.
+			_ = writeVerifyJSON(stdout, verifyJSONError{Version: verify.ReportVersion, Error: err.Error()})
+		}
 		return withCode(exitUsage, err)
 	}
 	if f.output == "json" {
@@ -143,10 +148,16 @@ func emptyLogs(rep *verify.Report) []string {
 	return empty
 }
 
-func writeVerifyJSON(w io.Writer, rep *verify.Report) error {
+// verifyJSONError is the JSON output of a run that could not start.
+type verifyJSONError struct {
+	Version int    `json:"version"`
+	Error   string `json:"error"`
+}
+
+func writeVerifyJSON(w io.Writer, doc any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(rep)
+	return enc.Encode(doc)
 }
 
 // palette colours the verdict words; without colour every method returns

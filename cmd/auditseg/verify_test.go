@@ -393,3 +393,23 @@ func TestVerifyColour(t *testing.T) {
 		t.Error("colour despite NO_COLOR")
 	}
 }
+
+// A PATH that cannot be opened still gives -o json one document, with the
+// version and the error naming the path, and exit 2: a CI gate that
+// parses stdout got nothing to parse (found by a hostile-user review).
+func TestVerifyJSONWhenPathMissing(t *testing.T) {
+	dir := t.TempDir()
+	vLog(t, dir, "sealed")
+	missing := filepath.Join(dir, "missing")
+	out, errOut, code := execute(t, nil, "verify", "-o", "json", filepath.Join(dir, "log"), missing)
+	var doc struct {
+		Version int
+		Error   string
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatalf("stdout is no JSON document (%v): %q", err, out)
+	}
+	if code != exitUsage || doc.Version != verify.ReportVersion || !strings.Contains(doc.Error, missing) || !strings.Contains(errOut, missing) {
+		t.Fatalf("exit %d, document %+v, stderr %q", code, doc, errOut)
+	}
+}
