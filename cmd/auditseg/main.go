@@ -117,6 +117,14 @@ func run(args []string) int {
 // subcommand, which cobra's own "accepts 1 arg(s), received 2" does not.
 func wantArgs(what string, atLeast, atMost int) cobra.PositionalArgs {
 	return func(c *cobra.Command, args []string) error {
+		for i, a := range args {
+			if a == "" {
+				// Most often an unset shell variable ("$LOGDIR"); the
+				// system's own error, "mkdir : no such file or
+				// directory", names nothing.
+				return &exitError{code: exitUsage, named: true, err: fmt.Errorf("%s: argument %d is empty: want %s", c.CommandPath(), i+1, what)}
+			}
+		}
 		if len(args) >= atLeast && (atMost < 0 || len(args) <= atMost) {
 			return nil
 		}
