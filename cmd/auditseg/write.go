@@ -2,7 +2,7 @@ package main
 
 // auditseg write DIR: stdin to records.
 //
-// Exit codes: 0 all input committed (also after SIGINT/SIGTERM, which stop
+// Exit codes: 0 all input committed (also after SIGINT/SIGTERM/SIGHUP, which stop
 // reading and commit every complete record read); 1 an error while writing (records
 // committed before it stay readable), or a second signal left records read
 // and not committed; 2 bad flags, or the log could not be
@@ -45,7 +45,7 @@ are empty records. --delim nul splits on NUL bytes (a last record without
 its NUL is a record too). --framing u32be reads
 binary records, each prefixed by its length as a 4-byte big-endian integer.
 
-SIGINT or SIGTERM stops reading: every complete record read is committed,
+SIGINT, SIGTERM or SIGHUP stops reading: every complete record read is committed,
 the segment sealed, and the command exits 0. An incomplete last record (a
 line without its newline yet) is reported and not committed. A second
 signal stops committing: the bytes read and not committed are reported
@@ -119,8 +119,11 @@ func runWrite(cmd *cobra.Command, dir string, f writeFlags) error {
 	}
 	// Before Open, which can take a while (recovery, the first segment's
 	// fsyncs): a signal meanwhile must end the command cleanly too.
+	// SIGHUP too: a closed terminal or SSH session sends it, and left to
+	// its default it killed the command with the blocks read from stdin
+	// and not yet committed, whose bytes have left the pipe.
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	// What the writer reports on its own (a segment recovery left as it
 	// was, a full disk it retries on) reaches the operator, not only a

@@ -20,8 +20,16 @@ import (
 // `write` is accounted for exactly: committed, still in the pipe (never
 // read), or reported as an incomplete record. With --sync always the
 // appends are slower than the input, so blocks read from stdin queue up
-// behind them when the signal comes; they were once dropped.
+// behind them when the signal comes; they were once dropped. SIGHUP (a
+// closed terminal) is taken the same way: it once killed the command,
+// blocks read and not committed with it (found by a hostile-user review).
 func TestWriteSignalCommitsWhatWasRead(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) { testWriteSignalCommitsWhatWasRead(t, sig) })
+	}
+}
+
+func testWriteSignalCommitsWhatWasRead(t *testing.T, sig syscall.Signal) {
 	dir, cmd, pr, pw, stderr := startSlowWrite(t)
 	var fed bytes.Buffer
 	for i := range 400 {
@@ -35,7 +43,7 @@ func TestWriteSignalCommitsWhatWasRead(t *testing.T) {
 		fed.WriteString(line)
 		time.Sleep(50 * time.Microsecond)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	if err := cmd.Wait(); err != nil {
