@@ -3,6 +3,7 @@ package writer
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -174,9 +175,11 @@ func (w *Writer) recoverSegment(path string, seq uint64, last bool, prev *[segme
 	}
 	var hdr [segment.HeaderSize]byte
 	h, herr := segment.Header{}, error(nil)
-	if _, err := f.ReadAt(hdr[:], 0); err != nil {
+	// A file shorter than a header is decoded as far as it goes, so the
+	// log says "file too short for a segment header (N bytes)", not "EOF".
+	if n, err := f.ReadAt(hdr[:], 0); err != nil && !errors.Is(err, io.EOF) {
 		herr = err
-	} else if h, herr = segment.DecodeHeader(hdr[:]); herr == nil {
+	} else if h, herr = segment.DecodeHeader(hdr[:n]); herr == nil {
 		herr = segment.CheckHeader(path, h, st.Size())
 	}
 	if herr != nil {

@@ -3,6 +3,7 @@ package writer_test
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -260,5 +261,39 @@ func TestOpenRefusesWrappingSequence(t *testing.T) {
 	}
 	if l, _ := segment.List(dir); len(l.Segments) != 1 {
 		t.Fatalf("%d segments after the refused Open", len(l.Segments))
+	}
+}
+
+// A segment file shorter than a header (0 or 40 bytes, as a copy cut
+// short or a hand-made file leaves) is left as it is, and the log line
+// says why and where: it said err=EOF, naming neither (found by a
+// hostile-user review).
+func TestRecoveryNamesASegmentTooShortForItsHeader(t *testing.T) {
+	for _, size := range []int{0, 40} {
+		dir := t.TempDir()
+		w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Append([]byte("kept")); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		short := filepath.Join(dir, segment.FileName(9))
+		if err := os.WriteFile(short, bytes.Repeat([]byte{1}, size), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		logs := &logCapture{}
+		w, err = writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Logger: slog.New(logs)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		want := fmt.Sprintf("%s: offset 0: file too short for a segment header (%d bytes)", short, size)
+		if w.Recovered().DamagedSegments != 1 || !logs.contains(want) {
+			t.Errorf("%d bytes: DamagedSegments %d, logged %q, want a line with %q", size, w.Recovered().DamagedSegments, logs.msgs, want)
+		}
 	}
 }
