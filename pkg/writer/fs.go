@@ -92,6 +92,12 @@ func mkdirDurable(fs FS, dir string) (created []string, err error) {
 		missing = append(missing, d)
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
+		// A dangling symlink or a loop fails as "mkdir DIR: file exists",
+		// which reads as nonsense to someone who sees no DIR there.
+		if target, lerr := os.Readlink(dir); lerr == nil && errors.Is(err, os.ErrExist) {
+			_, serr := os.Stat(dir)
+			return nil, fmt.Errorf("%s is a symbolic link to %s, which leads to no directory: %w", dir, target, serr)
+		}
 		return nil, err
 	}
 	for i := len(missing) - 1; i >= 0; i-- {

@@ -1,6 +1,8 @@
 package writer
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -32,4 +34,27 @@ func FuzzParseSyncMode(f *testing.F) {
 			t.Fatalf("%q refused: %v", s, err)
 		}
 	})
+}
+
+// A log directory that is a dangling symlink, or a loop, is named as
+// such: Open said "mkdir DIR: file exists" (found by a hostile-user
+// review), and there was no DIR to be seen.
+func TestOpenNamesABrokenSymlinkForADirectory(t *testing.T) {
+	tmp := t.TempDir()
+	dangling, loop := filepath.Join(tmp, "dangling"), filepath.Join(tmp, "loop")
+	for _, l := range [][2]string{{"nowhere", dangling}, {"loop", loop}} {
+		if err := os.Symlink(l[0], l[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for dir, why := range map[string]string{dangling: "no such file", loop: "too many levels of symbolic links"} {
+		w, err := Open(dir, Options{SegmentSize: 64 << 10})
+		if err == nil {
+			w.Close()
+			t.Fatalf("%s: opened", dir)
+		}
+		if want := dir + " is a symbolic link to "; !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), why) {
+			t.Errorf("%s: %v; want %q and %q", dir, err, want, why)
+		}
+	}
 }
