@@ -3,6 +3,9 @@ package main
 import (
 	"io"
 	"os"
+	"strconv"
+	"strings"
+	"unicode"
 
 	"github.com/mattn/go-isatty"
 )
@@ -27,4 +30,16 @@ func useColor(w io.Writer) bool {
 		return false
 	}
 	return isTerminal(w)
+}
+
+// printable is s, or s quoted as a Go string if it holds a control
+// character. A report line shows file names that whoever can write the
+// log directory chose: a name with a newline or an escape sequence in it
+// could forge a line of the report ("result: PASS") or hide the lines
+// after it on a terminal.
+func printable(s string) string {
+	if strings.IndexFunc(s, unicode.IsControl) < 0 {
+		return s
+	}
+	return strconv.Quote(s)
 }

@@ -119,7 +119,7 @@ func runVerify(cmd *cobra.Command, paths []string, f verifyFlags) error {
 		for _, fd := range rep.Findings {
 			if fd.Fatal() {
 				// Name the first one on stderr too: CI logs often show only it.
-				first = fmt.Sprintf(" (first: %s offset %d: %s: %s)", fd.Path, fd.Offset, fd.Class, fd.Reason)
+				first = fmt.Sprintf(" (first: %s offset %d: %s: %s)", printable(fd.Path), fd.Offset, fd.Class, printable(fd.Reason))
 				break
 			}
 		}
@@ -201,14 +201,14 @@ func writeVerifyText(w io.Writer, rep *verify.Report, strict, colorOn bool) erro
 		if s.Live {
 			states[i] += ", live"
 		}
-		pathW, stateW = max(pathW, len(s.Path)), max(stateW, len(states[i]))
+		pathW, stateW = max(pathW, len(printable(s.Path))), max(stateW, len(states[i]))
 	}
 	for i, s := range rep.Segments {
-		fmt.Fprintf(&b, "%s  %-*s  %-*s  %8s  %9s", p.status(s.Status), pathW, s.Path, stateW, states[i],
+		fmt.Fprintf(&b, "%s  %-*s  %-*s  %8s  %9s", p.status(s.Status), pathW, printable(s.Path), stateW, states[i],
 			plural(int(s.Records), "record"), humanBytes(s.Bytes))
 		switch {
 		case s.Error != "":
-			fmt.Fprintf(&b, "  unreadable: %s", s.Error)
+			fmt.Fprintf(&b, "  unreadable: %s", printable(s.Error))
 		case s.Findings > 0:
 			b.WriteString("  " + plural(s.Findings, "finding"))
 		}
@@ -221,7 +221,7 @@ func writeVerifyText(w io.Writer, rep *verify.Report, strict, colorOn bool) erro
 			if f.Class == verify.Unexpected {
 				pos = "-"
 			}
-			reason := f.Reason
+			reason := printable(f.Reason)
 			if f.Residue {
 				reason = "[crash residue] " + reason
 			}
@@ -229,7 +229,7 @@ func writeVerifyText(w io.Writer, rep *verify.Report, strict, colorOn bool) erro
 			if !f.Fatal() {
 				cls = p.warn.Sprintf("%-17s", f.Class)
 			}
-			fmt.Fprintf(&b, "  %s %-16s %s: %s\n", cls, pos, f.Path, reason)
+			fmt.Fprintf(&b, "  %s %-16s %s: %s\n", cls, pos, printable(f.Path), reason)
 		}
 		if rep.Totals.Omitted > 0 {
 			fmt.Fprintf(&b, "  ... and %d more not listed (--max-findings)\n", rep.Totals.Omitted)
@@ -262,7 +262,7 @@ func writeVerifySummary(b *strings.Builder, rep *verify.Report, strict bool, p p
 	}
 	for _, l := range rep.Logs {
 		if l.WriterAlive {
-			fmt.Fprintf(b, "writer alive in %s (pid %d): its newest segments are in progress\n", l.Dir, l.WriterPID)
+			fmt.Fprintf(b, "writer alive in %s (pid %d): its newest segments are in progress\n", printable(l.Dir), l.WriterPID)
 		}
 	}
 	code := rep.ExitCode(strict)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -411,5 +412,23 @@ func TestVerifyJSONWhenPathMissing(t *testing.T) {
 	}
 	if code != exitUsage || doc.Version != verify.ReportVersion || !strings.Contains(doc.Error, missing) || !strings.Contains(errOut, missing) {
 		t.Fatalf("exit %d, document %+v, stderr %q", code, doc, errOut)
+	}
+}
+
+// A file name in the log directory is shown quoted when it holds a
+// control character: whoever can write the directory could otherwise
+// forge a report line ("result: PASS") or, with an escape sequence, hide
+// the real verdict on a terminal (found by a hostile-user review).
+func TestVerifyQuotesControlCharactersInNames(t *testing.T) {
+	dir := t.TempDir()
+	vDamaged(t, dir)
+	forged := "x\x1b[8m\nresult: PASS (exit 0)"
+	if err := os.WriteFile(filepath.Join(dir, "log", forged), nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := execute(t, nil, "verify", filepath.Join(dir, "log"))
+	if code != exitFailure || strings.ContainsRune(out+errOut, '\x1b') || regexp.MustCompile(`(?m)^result: PASS`).MatchString(out) ||
+		!strings.Contains(out, strconv.Quote(filepath.Join(dir, "log", forged))) {
+		t.Fatalf("exit %d; the name is not quoted:\n%s%s", code, out, errOut)
 	}
 }
