@@ -125,6 +125,12 @@ func runWrite(cmd *cobra.Command, dir string, f writeFlags) error {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
+	// write prints nothing on stdout, and what it says on stderr is not
+	// worth the input: a reader of stderr that went away (2>&1 | head)
+	// made SIGPIPE kill the command at its next line, the blocks read and
+	// not committed with it. Ignored, the lines fail and the run goes on.
+	signal.Ignore(syscall.SIGPIPE)
+	defer signal.Reset(syscall.SIGPIPE)
 	// What the writer reports on its own (a segment recovery left as it
 	// was, a full disk it retries on) reaches the operator, not only a
 	// later verify. --quiet keeps errors only.

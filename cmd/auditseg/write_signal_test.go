@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/auditseg/auditseg/pkg/reader"
+	"github.com/auditseg/auditseg/pkg/verify"
 	"io"
 	"os"
 	"os/exec"
@@ -214,4 +215,54 @@ func committedInput(t *testing.T, dir string) *bytes.Buffer {
 		b.WriteByte('\n')
 	}
 	return &b
+}
+
+// TestWriteWithStderrClosed: a reader of stderr that went away (`write
+// DIR 2>&1 | head`, a log collector restarted) does not end `write`.
+// SIGPIPE, left to its default, killed it at its first line on stderr:
+// the signal's notice, losing the blocks read and not committed and
+// leaving the segment unsealed, or the closing summary, exit 141 after a
+// run that committed everything (found by a hostile-user review).
+func TestWriteWithStderrClosed(t *testing.T) {
+	bin := buildBinary(t)
+	for _, signalled := range []bool{true, false} {
+		dir := t.TempDir()
+		er, ew, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		er.Close()
+		in, inw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "write", "--sync", "always", dir)
+		cmd.Stdin, cmd.Stderr = in, ew
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		in.Close()
+		ew.Close()
+		var fed bytes.Buffer
+		for i := range 300 {
+			fmt.Fprintf(&fed, "record %04d\n", i)
+		}
+		if _, err := inw.Write(fed.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		if signalled {
+			waitForRecord(t, dir)
+			cmd.Process.Signal(syscall.SIGTERM)
+		} else {
+			inw.Close()
+		}
+		err = cmd.Wait()
+		inw.Close()
+		committed := committedInput(t, dir)
+		rep, verr := verify.Paths([]string{dir}, verify.Options{})
+		if err != nil || verr != nil || rep.ExitCode(true) != verify.ExitClean || !bytes.HasPrefix(fed.Bytes(), committed.Bytes()) ||
+			(!signalled && committed.Len() != fed.Len()) {
+			t.Fatalf("signalled %v: exit %v, verify %v; %d of %d bytes committed", signalled, err, verr, committed.Len(), fed.Len())
+		}
+	}
 }
