@@ -60,7 +60,7 @@ makes this 1).`,
 	fl.BoolVar(&f.quick, "quick", false, "sealed segments: headers, footers, END frames and the chain only (no frame CRCs, no digests); unsealed ones are still walked in full")
 	fl.DurationVar(&f.timeTolerance, "time-tolerance", verify.DefaultTimeTolerance,
 		"how far a record's timestamp may precede its segment's creation (or follow its sealing); 0 disables the check")
-	fl.IntVar(&f.maxFindings, "max-findings", verify.DefaultMaxFindings, "findings listed per segment and kind; the rest are counted")
+	fl.IntVar(&f.maxFindings, "max-findings", verify.DefaultMaxFindings, "findings listed per segment and kind, and unexpected files per log directory; the rest are counted")
 	fl.IntVarP(&f.jobs, "jobs", "j", 0, "segments verified in parallel (default: number of CPUs)")
 	return c
 }

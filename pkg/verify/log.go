@@ -111,7 +111,7 @@ func Paths(paths []string, opts Options) (*Report, error) {
 
 func newReport(o *Options) *Report {
 	return &Report{Version: ReportVersion, Quick: o.Quick, Logs: []LogReport{}, Segments: []SegmentReport{},
-		Findings: []Finding{}, Totals: Totals{Findings: make(map[Class]int)}}
+		Findings: []Finding{}, Totals: Totals{Findings: make(map[Class]int)}, maxFindings: o.MaxFindings}
 }
 
 // plan lists directories and groups file arguments by directory.
@@ -566,7 +566,14 @@ func (rep *Report) addUnexpected(u *unit) {
 		}
 	}
 	sort.Slice(fs, func(a, b int) bool { return fs[a].Path < fs[b].Path })
-	for _, f := range fs {
-		rep.addExtra(f)
+	// Bounded like a segment's findings: a directory that also holds
+	// thousands of other files listed them all, burying the verdict.
+	for i, f := range fs {
+		if i < rep.maxFindings {
+			rep.addExtra(f)
+		} else {
+			rep.Totals.Findings[f.Class]++
+			rep.Totals.Omitted++
+		}
 	}
 }

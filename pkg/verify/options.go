@@ -21,7 +21,8 @@ type Options struct {
 	// check off.
 	TimeTolerance time.Duration
 	// MaxFindings bounds how many findings of each segment the report
-	// lists (each kind separately); the rest are only counted. 0 means
+	// lists (each kind separately), and how many unexpected files of each
+	// log directory; the rest are only counted. 0 means
 	// DefaultMaxFindings. It keeps memory bounded on a segment that is
 	// damaged all over.
 	MaxFindings int

@@ -217,6 +217,8 @@ type Report struct {
 	Segments []SegmentReport `json:"segments"`
 	Findings []Finding       `json:"findings"`
 	Totals   Totals          `json:"totals"`
+
+	maxFindings int // Options.MaxFindings, for what belongs to no segment
 }
 
 // ReportVersion is the current Report.Version.
