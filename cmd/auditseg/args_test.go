@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -31,5 +33,32 @@ func TestArgumentCountNamesTheCommand(t *testing.T) {
 		if code != exitUsage || out != "" || stderr != c.want {
 			t.Errorf("%s: exit %d (want %d), stdout %q, stderr %q (want %q)", strings.Join(c.args, " "), code, exitUsage, out, stderr, c.want)
 		}
+	}
+}
+
+// A flag given an empty value, as an unset shell variable gives, is
+// refused rather than read as the flag left out: `tail --cursor-file ""`
+// replayed from -n on every run and stored nothing, silently (found by a
+// hostile-user review).
+func TestEmptyFlagValueIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log")
+	if _, stderr, code := execute(t, []byte("a\n"), "write", "-q", log); code != exitOK {
+		t.Fatalf("write: exit %d: %s", code, stderr)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"tail", "-n", "+1", "--cursor-file", "", log}, "--cursor-file: empty path"},
+		{[]string{"write", "--max-record", "", filepath.Join(dir, "new")}, "--max-record: empty size"},
+	} {
+		out, stderr, code := execute(t, nil, c.args...)
+		if code != exitUsage || out != "" || !strings.Contains(stderr, c.want) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q (want %q)", c.args, code, out, stderr, c.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new")); !os.IsNotExist(err) {
+		t.Errorf("write with a refused flag created its directory (%v)", err)
 	}
 }

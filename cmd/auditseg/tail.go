@@ -122,6 +122,11 @@ func (f tailFlags) start(cmd *cobra.Command, dir string, now time.Time) (reader.
 	if set > 1 {
 		return reader.Options{}, errors.New("-n, --from and --since choose where to start: give one")
 	}
+	if f.cursorFile == "" && cmd.Flags().Changed("cursor-file") {
+		// An unset "$CURSOR": without this, every run replays from -n
+		// and stores nothing, silently.
+		return reader.Options{}, errors.New("--cursor-file: empty path: give the file to keep the position in")
+	}
 	// The flags are checked even when a cursor takes over: a mistake in
 	// them must show on the first run, not only once the cursor is lost.
 	opts, err := f.startFromFlags(cmd, now)

@@ -102,6 +102,9 @@ func (f writeFlags) options() (writer.Options, error) {
 }
 
 func runWrite(cmd *cobra.Command, dir string, f writeFlags) error {
+	if f.maxRecord == "" && cmd.Flags().Changed("max-record") {
+		return withCode(exitUsage, errors.New("--max-record: empty size (leave the flag out for the default, segment-size/8 - 24)"))
+	}
 	opts, err := f.options()
 	if err != nil {
 		return withCode(exitUsage, err)
