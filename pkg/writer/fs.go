@@ -86,12 +86,22 @@ func (osFS) SyncDir(dir string) error {
 func mkdirDurable(fs FS, dir string) (created []string, err error) {
 	var missing []string
 	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); err == nil || !errors.Is(err, os.ErrNotExist) || d == filepath.Dir(d) {
+		// Lstat: a dangling symlink is no missing directory, and not
+		// Open's to remove.
+		if _, err := os.Lstat(d); err == nil || !errors.Is(err, os.ErrNotExist) || d == filepath.Dir(d) {
 			break
 		}
 		missing = append(missing, d)
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
+		// MkdirAll stops at the first level it cannot make (no inode
+		// left, a name too long) and keeps the levels above it, which a
+		// failed Open promises not to leave behind.
+		for _, d := range missing {
+			if rerr := unix.Rmdir(d); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				break
+			}
+		}
 		// A dangling symlink or a loop fails as "mkdir DIR: file exists",
 		// which reads as nonsense to someone who sees no DIR there.
 		if target, lerr := os.Readlink(dir); lerr == nil && errors.Is(err, os.ErrExist) {

@@ -127,3 +127,18 @@ func TestDiskFullAtOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestOpenOutOfInodesLeavesNoParents: Open of a/b/c/log on a file system
+// with inodes for two directories only fails, and removes a and b again,
+// as it does the directories it made when the first segment cannot be:
+// os.MkdirAll kept them (found by a hostile-user review).
+func TestOpenOutOfInodesLeavesNoParents(t *testing.T) {
+	mnt := testfs.Small(t, "1m,nr_inodes=3") // the root and two more
+	_, err := writer.Open(filepath.Join(mnt, "a", "b", "c", "log"), writer.Options{SegmentSize: 64 << 10})
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Open with no inode left: %v, want ENOSPC", err)
+	}
+	if left, _ := os.ReadDir(mnt); len(left) != 0 {
+		t.Fatalf("a failed Open left %v in %s", left, mnt)
+	}
+}
