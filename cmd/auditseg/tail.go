@@ -198,7 +198,8 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 }
 
 func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
-	opts, err := f.start(cmd, dir, time.Now())
+	began := time.Now()
+	opts, err := f.start(cmd, dir, began)
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
@@ -357,6 +358,10 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 			// A position past the end prints nothing, rightly; but so
 			// does a mistyped one.
 			fmt.Fprintf(stderr, "auditseg tail: warning: no record at or after %s; %s\n", f.from, lastRecordText(dir))
+		} else if (err == nil || isFile(dir)) && opts.Since.After(began) {
+			// A year mistyped (2062 for 2026) looks like a quiet log.
+			fmt.Fprintf(stderr, "auditseg tail: warning: --since %s is in the future (now %s); %s\n",
+				f.since, began.UTC().Format(time.RFC3339), lastRecordText(dir))
 		}
 	}
 	if err := r.Err(); err != nil && !(errors.Is(err, ctx.Err()) && ctx.Err() != nil) {

@@ -498,6 +498,25 @@ func TestTailFromPastTheEnd(t *testing.T) {
 	}
 }
 
+// TestTailSinceInTheFuture: a --since in the future prints nothing, as a
+// quiet log does, and says so (found by a hostile-user review: a year
+// mistyped, 2062 for 2026, gave an empty answer and exit 0 without a
+// word); one in the past that matches nothing gets no warning.
+func TestTailSinceInTheFuture(t *testing.T) {
+	dir := t.TempDir()
+	if _, stderr, code := execute(t, []byte("a\n"), "write", "-q", "--segment-size", "64KiB", dir); code != 0 {
+		t.Fatal(stderr)
+	}
+	future := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
+	out, stderr, code := execute(t, nil, "tail", "--since", future, dir)
+	if code != 0 || out != "" || !strings.Contains(stderr, "--since "+future+" is in the future") || !strings.Contains(stderr, "the last record is at 1:") {
+		t.Fatalf("exit %d, out %q, stderr %q", code, out, stderr)
+	}
+	if out, stderr, code := execute(t, nil, "tail", "--since", "0s", dir); code != 0 || out != "" || stderr != "" {
+		t.Fatalf("--since 0s: exit %d, out %q, stderr %q", code, out, stderr)
+	}
+}
+
 // TestTailCursorStillChecksFlags: a cursor file that holds a position
 // takes over from -n/--from/--since, but bad values of those are still
 // refused (they were accepted until the cursor was lost).
