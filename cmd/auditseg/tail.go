@@ -6,7 +6,7 @@ package main
 // Exit codes:
 //
 //	0  the records asked for were printed (none is fine). Also when a
-//	   follow, or a long replay, is stopped by SIGINT or SIGTERM: output is
+//	   follow, or a long replay, is stopped by SIGINT, SIGTERM or SIGHUP: output is
 //	   flushed and the cursor file written first. Also when segments were
 //	   removed (retention, oldest first) while tail read the log, before
 //	   it read them: each run of them is named in a warning, their
@@ -68,7 +68,7 @@ by default the last 10, one per line.
   --since TIME  records stamped at or after TIME: RFC 3339
                 (2024-05-01T12:00:00Z) or a duration back from now (15m)
   -f            keep printing records as they are committed, across segment
-                rotations, until interrupted (SIGINT/SIGTERM)
+                rotations, until interrupted (SIGINT/SIGTERM/SIGHUP)
   --cursor-file F
                 if F holds a position, print the records after it (instead of
                 -n/--from/--since); on exit store the last position printed in
@@ -208,7 +208,9 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP as SIGTERM: a closed terminal or SSH session sends it, and
+	// left to its default it killed tail before the cursor was stored.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	if o, ok := cmd.OutOrStdout().(*os.File); ok && f.follow {
 		var cancel context.CancelFunc

@@ -121,9 +121,9 @@ func followLines(from, to int) []string {
 
 // TestTailFollowOtherProcess: tail -f in one process, auditseg write in
 // others (the log starts empty, and a second writer continues it later):
-// every record arrives exactly once and in order across rotations; SIGINT
-// and SIGTERM flush, store the cursor and exit 0; a second follow resumes
-// from the cursor.
+// every record arrives exactly once and in order across rotations; SIGINT,
+// SIGTERM and SIGHUP flush, store the cursor and exit 0; a second follow
+// resumes from the cursor.
 func TestTailFollowOtherProcess(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
@@ -151,6 +151,16 @@ func TestTailFollowOtherProcess(t *testing.T) {
 	writeProc(t, bin, dir, third)
 	tp.expect(t, third) // not one line of the earlier runs
 	tp.stop(t, syscall.SIGTERM)
+	checkCursorIsLast(t, cursor, dir)
+
+	// SIGHUP (the terminal or SSH session closed) too: it once killed
+	// tail (exit 129) without storing the cursor, so the next run printed
+	// the same records again.
+	fourth := followLines(12000, 12500)
+	tp = startTail(t, bin, "-f", "--cursor-file", cursor, dir)
+	writeProc(t, bin, dir, fourth)
+	tp.expect(t, fourth)
+	tp.stop(t, syscall.SIGHUP)
 	checkCursorIsLast(t, cursor, dir)
 }
 
