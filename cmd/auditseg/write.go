@@ -59,7 +59,7 @@ with the input offset up to which everything was, and the exit code is 1.`,
 	fl.StringVar(&f.segmentSize, "segment-size", "64MiB", "size of each segment file (bytes, or with KiB/MiB/GiB): 64KiB to 1GiB, a multiple of 8")
 	fl.StringVar(&f.maxRecord, "max-record", "", "largest record accepted (default segment-size/8 - 24)")
 	fl.StringVar(&f.sync, "sync", "interval", "durability: none, interval or always")
-	fl.DurationVar(&f.syncInterval, "sync-interval", time.Second, "flush period for --sync interval")
+	fl.DurationVar(&f.syncInterval, "sync-interval", time.Second, "flush period for --sync interval (at least 1ms)")
 	fl.StringVar(&f.delim, "delim", "newline", "record delimiter: newline or nul")
 	fl.StringVar(&f.framing, "framing", "", "binary framing instead of a delimiter: u32be")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "errors only on stderr: no summary, notices or warnings")
@@ -94,8 +94,8 @@ func (f writeFlags) options() (writer.Options, error) {
 	if o.Sync, err = writer.ParseSyncMode(f.sync); err != nil {
 		return o, fmt.Errorf("--sync: %w", err)
 	}
-	if f.syncInterval <= 0 {
-		return o, errors.New("--sync-interval must be positive")
+	if f.syncInterval < writer.MinSyncInterval {
+		return o, fmt.Errorf("--sync-interval %v: want at least %v (--sync always makes each record durable before it is acknowledged)", f.syncInterval, writer.MinSyncInterval)
 	}
 	o.SyncInterval = f.syncInterval
 	return o, nil

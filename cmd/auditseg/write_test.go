@@ -184,6 +184,9 @@ func TestWriteErrors(t *testing.T) {
 		{"max record too large", "", []string{"--max-record", "64KiB"}, exitUsage, "--max-record 64KiB: want 1 to 65296 bytes for --segment-size 64KiB (a larger --segment-size allows more)"},
 		{"max record zero", "", []string{"--max-record", "0"}, exitUsage, "--max-record 0: want 1 to 65296 bytes"},
 		{"bad sync", "", []string{"--sync", "sometimes"}, exitUsage, "sync"},
+		// A few microseconds apart, flushes of an idle log kept a core busy.
+		{"sync interval too short", "", []string{"--sync-interval", "1us"}, exitUsage, "--sync-interval 1µs: want at least 1ms"},
+		{"sync interval zero", "", []string{"--sync-interval", "0"}, exitUsage, "--sync-interval 0s: want at least 1ms"},
 		{"bad delim", "", []string{"--delim", "tab"}, exitUsage, "delim"},
 		// A record over the limit reads the same whichever layer finds it
 		// (the writer, a length prefix, a line longer than a block), and

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseSyncMode(t *testing.T) {
@@ -56,5 +57,32 @@ func TestOpenNamesABrokenSymlinkForADirectory(t *testing.T) {
 		if want := dir + " is a symbolic link to "; !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), why) {
 			t.Errorf("%s: %v; want %q and %q", dir, err, want, why)
 		}
+	}
+}
+
+// A sync interval below MinSyncInterval is refused before anything is
+// made: a few microseconds apart, the flushes of an idle log kept a core
+// busy (found by a hostile-user review: 1 ns, 95 % of a core).
+func TestSyncIntervalBelowMinimum(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	for _, d := range []time.Duration{time.Nanosecond, time.Microsecond, MinSyncInterval - 1} {
+		w, err := Open(dir, Options{SegmentSize: 64 << 10, SyncInterval: d})
+		if err == nil {
+			w.Close()
+			t.Fatalf("%v: opened", d)
+		}
+		if !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "below the minimum of 1ms") {
+			t.Errorf("%v: %v", d, err)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Fatalf("%v: the refused Open made %s (%v)", d, dir, err)
+		}
+	}
+	w, err := Open(dir, Options{SegmentSize: 64 << 10, SyncInterval: MinSyncInterval})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
