@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -60,5 +62,28 @@ func TestEmptyFlagValueIsRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "new")); !os.IsNotExist(err) {
 		t.Errorf("write with a refused flag created its directory (%v)", err)
+	}
+}
+
+// Standard input that is a directory (`write DIR < somedir`) is a usage
+// error that makes no log: it was read as an error after Open (exit 1,
+// "read /dev/stdin: is a directory") and left an empty log behind.
+func TestWriteStdinIsADirectory(t *testing.T) {
+	bin := buildBinary(t)
+	dir := filepath.Join(t.TempDir(), "log")
+	in, err := os.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	cmd := exec.Command(bin, "write", dir)
+	cmd.Stdin = in
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitUsage || !strings.Contains(string(out), "standard input is a directory") {
+		t.Fatalf("%v: %s; want exit %d naming standard input", err, out, exitUsage)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("made %s (%v)", dir, err)
 	}
 }

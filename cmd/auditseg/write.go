@@ -6,7 +6,8 @@ package main
 // reading and commit every complete record read); 1 an error while writing (records
 // committed before it stay readable), or a second signal left records read
 // and not committed; 2 bad flags, or the log could not be
-// opened (locked by another writer, missing permissions).
+// opened (locked by another writer, missing permissions), or standard
+// input is a directory.
 
 import (
 	"errors"
@@ -119,6 +120,12 @@ func runWrite(cmd *cobra.Command, dir string, f writeFlags) error {
 	split, err := newSplitter(f, maxRec, opts.SegmentSize)
 	if err != nil {
 		return withCode(exitUsage, err)
+	}
+	// Before Open, so that a mistyped redirection (`< dir`) makes no log.
+	if in, ok := cmd.InOrStdin().(*os.File); ok {
+		if st, err := in.Stat(); err == nil && st.IsDir() {
+			return withCode(exitUsage, errors.New("standard input is a directory: want the records (a file or a pipe)"))
+		}
 	}
 	// Before Open, which can take a while (recovery, the first segment's
 	// fsyncs): a signal meanwhile must end the command cleanly too.
