@@ -36,7 +36,6 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/auditseg/auditseg/pkg/reader"
@@ -210,7 +209,8 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	}
 	// SIGHUP as SIGTERM: a closed terminal or SSH session sends it, and
 	// left to its default it killed tail before the cursor was stored.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	// Not one ignored from the start (nohup): stopSignals.
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals()...)
 	defer stop()
 	if o, ok := cmd.OutOrStdout().(*os.File); ok && f.follow {
 		var cancel context.CancelFunc

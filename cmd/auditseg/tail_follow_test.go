@@ -164,6 +164,26 @@ func TestTailFollowOtherProcess(t *testing.T) {
 	checkCursorIsLast(t, cursor, dir)
 }
 
+// TestTailFollowUnderNohup: tail -f started with SIGHUP ignored (nohup)
+// follows on past a hangup. Notify installs a handler even for an ignored
+// SIGHUP: tail took the hangup of the session nohup was meant to outlive
+// as a stop (found by a review).
+func TestTailFollowUnderNohup(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	tp := startTail(t, nohupBin(t, bin), "-f", "-n", "+1", dir)
+	first := followLines(0, 10)
+	writeProc(t, bin, dir, first)
+	tp.expect(t, first) // past the command's signal set-up
+	if err := tp.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	second := followLines(10, 20)
+	writeProc(t, bin, dir, second)
+	tp.expect(t, second)
+	tp.stop(t, syscall.SIGTERM)
+}
+
 func checkCursorIsLast(t *testing.T, cursor, dir string) {
 	t.Helper()
 	b, err := os.ReadFile(cursor)

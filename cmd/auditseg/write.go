@@ -131,9 +131,10 @@ func runWrite(cmd *cobra.Command, dir string, f writeFlags) error {
 	// fsyncs): a signal meanwhile must end the command cleanly too.
 	// SIGHUP too: a closed terminal or SSH session sends it, and left to
 	// its default it killed the command with the blocks read from stdin
-	// and not yet committed, whose bytes have left the pipe.
+	// and not yet committed, whose bytes have left the pipe. Not one
+	// ignored from the start (nohup): stopSignals.
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(sigs, stopSignals()...)
 	defer signal.Stop(sigs)
 	// write prints nothing on stdout, and what it says on stderr is not
 	// worth the input: a reader of stderr that went away (2>&1 | head)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -265,4 +266,54 @@ func TestWriteWithStderrClosed(t *testing.T) {
 			t.Fatalf("signalled %v: exit %v, verify %v; %d of %d bytes committed", signalled, err, verr, committed.Len(), fed.Len())
 		}
 	}
+}
+
+// TestWriteUnderNohup: a SIGHUP ignored when write started (nohup, a
+// background job of a shell without job control) stays ignored. Notify
+// installs a handler even for an ignored SIGHUP: write took the hangup of
+// the session nohup was meant to outlive as a stop, exit 0, and the input
+// after it never reached the log (found by a review).
+func TestWriteUnderNohup(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	in, inw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inw.Close()
+	stderr := &lockedBuffer{}
+	cmd := exec.Command(nohupBin(t, bin), "write", dir)
+	cmd.Stdin, cmd.Stderr = in, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	in.Close()
+	if _, err := inw.WriteString("before the hangup\n"); err != nil {
+		t.Fatal(err)
+	}
+	waitForRecord(t, dir) // past the command's signal set-up
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inw.WriteString("after the hangup\n"); err != nil {
+		t.Fatalf("write stopped reading at an ignored SIGHUP: %v; stderr: %s", err, stderr.String())
+	}
+	inw.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("%v: %s", err, stderr.String())
+	}
+	if got := committedInput(t, dir).String(); got != "before the hangup\nafter the hangup\n" || strings.Contains(stderr.String(), "interrupted") {
+		t.Fatalf("committed %q; stderr: %s", got, stderr.String())
+	}
+}
+
+// nohupBin is a script that runs bin with SIGHUP ignored, as nohup does:
+// the shell's trap leaves it ignored across the exec.
+func nohupBin(t *testing.T, bin string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "nohup-auditseg")
+	if err := os.WriteFile(p, []byte("#!/bin/sh\ntrap '' HUP\nexec '"+bin+"' \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
