@@ -45,6 +45,9 @@ func testWriteSignalCommitsWhatWasRead(t *testing.T, sig syscall.Signal) {
 		fed.WriteString(line)
 		time.Sleep(50 * time.Microsecond)
 	}
+	// Not before the command has set up its signals: the lines above fit
+	// in the pipe, and a child slow to start was killed by the signal.
+	waitForRecord(t, dir)
 	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
