@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime/debug"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 )
@@ -103,6 +105,12 @@ func run(args []string) int {
 	if err == nil {
 		return exitOK
 	}
+	// The exit code is what a caller goes by: a reader of stderr that
+	// went away (2>&1 | head) must not turn it into a death by SIGPIPE
+	// as the error is said. The line is lost, the code stays.
+	pipes := make(chan os.Signal, 1)
+	signal.Notify(pipes, syscall.SIGPIPE)
+	defer signal.Stop(pipes)
 	var ee *exitError
 	if errors.As(err, &ee) && ee.named {
 		fmt.Fprintln(os.Stderr, err)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -319,4 +320,43 @@ func nohupBin(t *testing.T, bin string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestWriteGivesSIGPIPEBack: write run in-process (as here, or by a
+// program embedding the command) leaves SIGPIPE as it found it. It
+// ignored SIGPIPE and "reset" it with signal.Reset, which the runtime
+// does not undo for SIGPIPE: the process kept ignoring it, a later write
+// to a stdout whose reader had gone failing with EPIPE where the Go
+// default ends the program (found by a review).
+func TestWriteGivesSIGPIPEBack(t *testing.T) {
+	if _, stderr, code := execute(t, []byte("a\n"), "write", "-q", filepath.Join(t.TempDir(), "log")); code != exitOK {
+		t.Fatalf("write: exit %d: %s", code, stderr)
+	}
+	if signal.Ignored(syscall.SIGPIPE) {
+		t.Fatal("SIGPIPE is still ignored after write returned")
+	}
+}
+
+// TestErrorWithStderrClosed: the exit code of a failed command stays the
+// documented one when its reader of stderr went away: write's Open
+// failure is 2, not a death by SIGPIPE as the error is printed.
+func TestErrorWithStderrClosed(t *testing.T) {
+	bin := buildBinary(t)
+	er, ew, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	er.Close()
+	defer ew.Close()
+	blocker := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "write", filepath.Join(blocker, "log"))
+	cmd.Stderr = ew
+	err = cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitUsage {
+		t.Fatalf("write into a path under a file, stderr closed: %v; want exit %d", err, exitUsage)
+	}
 }
