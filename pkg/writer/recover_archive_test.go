@@ -6,7 +6,6 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -147,22 +146,13 @@ func TestRecoveryRacesCompressFinished(t *testing.T) {
 func TestOpenMakesNewDirectoriesDurable(t *testing.T) {
 	base := t.TempDir()
 	dir := filepath.Join(base, "a", "b", "log")
-	var mu sync.Mutex
-	var synced []string
-	fs := &crashtest.FaultFS{Before: func(c crashtest.Call) {
-		if c.Op == crashtest.OpSyncDir {
-			mu.Lock()
-			synced = append(synced, c.Path)
-			mu.Unlock()
-		}
-	}}
+	fs, recorded := recordSyncDirs()
 	w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, FS: fs})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	mu.Lock()
-	defer mu.Unlock()
+	synced := recorded()
 	want := []string{base, filepath.Join(base, "a"), filepath.Join(base, "a", "b")}
 	if len(synced) < len(want) {
 		t.Fatalf("directories fsynced: %q, want %q first", synced, want)

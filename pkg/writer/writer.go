@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -110,6 +111,11 @@ type Stats struct {
 // wrapping segment.ErrLocked that names the holder's pid. If the previous
 // writer died, Open first recovers: see docs/FORMAT.md, "Recovery".
 func Open(dir string, opts Options) (*Writer, error) {
+	if dir != "" { // "" stays an error, not the working directory
+		// Segment paths are joined to dir, which cleans: made, locked and
+		// listed as given, "link/../log" was another directory for them.
+		dir = filepath.Clean(dir)
+	}
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dir, err)
