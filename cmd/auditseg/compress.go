@@ -11,7 +11,8 @@ package main
 //	1  at least one segment failed (each is named on stderr; its original
 //	   is untouched and the others were still processed), another
 //	   compress-finished run holds DIR, or the run was interrupted by
-//	   SIGINT/SIGTERM (finished segments stay archived; run it again)
+//	   SIGINT/SIGTERM/SIGHUP (finished segments stay archived; run it
+//	   again)
 //	2  bad flags or arguments, DIR cannot be read, or the output cannot be
 //	   written
 
@@ -21,11 +22,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/auditseg/auditseg/pkg/archive"
@@ -129,7 +128,9 @@ func runCompress(cmd *cobra.Command, dir string, f compressFlags) error {
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// As write and tail: SIGHUP too, and not a signal ignored from the
+	// start (a background job, nohup): stopSignals.
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals()...)
 	defer stop()
 	c := newCompressReport(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), f.output)
 	opts.Observer = c.observe
@@ -142,7 +143,7 @@ func runCompress(cmd *cobra.Command, dir string, f compressFlags) error {
 // summary and the exit code (finish). It is apart from runCompress so that
 // tests can run pkg/archive with an Observer of their own around observe.
 type compressReport struct {
-	ctx            context.Context // cancelled by SIGINT/SIGTERM
+	ctx            context.Context // cancelled by SIGINT/SIGTERM/SIGHUP
 	stdout, stderr io.Writer
 	output         string // text or json
 	prog           *progress
