@@ -6,11 +6,11 @@ import (
 	"syscall"
 )
 
-// stopSignals are the signals that end write and tail cleanly: SIGINT,
-// SIGTERM and SIGHUP (a closed terminal or SSH session sends it). SIGINT
-// or SIGHUP ignored when the command started (nohup, a background job of
-// a shell without job control) are left out: whoever started it asked
-// for it to outlive them, and Notify would install a
+// stopSignals are the signals that end write, tail and compress-finished
+// cleanly: SIGINT, SIGTERM and SIGHUP (a closed terminal or SSH session
+// sends it). SIGINT or SIGHUP ignored when the command started (nohup, a
+// background job of a shell without job control) are left out: whoever
+// started it asked for it to outlive them, and Notify would install a
 // handler even for those, undoing that (os/signal: "If the program was
 // started with SIGHUP or SIGINT ignored, and Notify is called for either
 // signal, a signal handler will be installed for that signal and it will
