@@ -156,21 +156,27 @@ func (r *Reader) stopIfRestarted() bool {
 
 // noteOne records, at the first listing that holds a segment, what it
 // found of segment 1 (List looks for the number before the oldest it
-// read, so a listing-time hole does not make it absent).
+// read, so a listing-time hole does not make it absent). A listed oldest
+// segment removed since (retention going on) tells nothing: the next
+// listing is looked at instead, as taking it for unknown would count any
+// segment 1 put back later as a new log's.
 func (r *Reader) noteOne() {
 	if r.one != oneUnlooked || len(r.list) == 0 {
 		return
 	}
-	r.one = oneAbsent
-	if r.list[0].Seq == 1 {
+	oldest := r.list[0].Seq
+	h, gone, err := r.headerNow(oldest)
+	switch {
+	case gone:
+		return // looked at again at the next listing
+	case oldest == 1 && err == nil:
+		r.one, r.oneCreated = onePresent, h.Created
+	case oldest == 1:
 		r.one = oneUnknown
-		if h, _, err := r.headerNow(1); err == nil {
-			r.one, r.oneCreated = onePresent, h.Created
-		}
-	} else if h, _, err := r.headerNow(r.list[0].Seq); err == nil {
-		r.oneCreated = h.Created
-	} else {
-		r.oneCreated = math.MinInt64 // unknown: any segment 1 is another's
+	case err == nil:
+		r.one, r.oneCreated = oneAbsent, h.Created
+	default:
+		r.one, r.oneCreated = oneAbsent, math.MinInt64 // unknown: any segment 1 is another's
 	}
 }
 
