@@ -387,9 +387,15 @@ func (r *Reader) laterExists(seq uint64) bool {
 // the reader then waits for frames rather than skipping ones that may
 // still be committed.
 func (r *Reader) refreshAlive() bool {
-	alive, _, err := segment.WriterAlive(r.dir)
-	r.alive, r.aliveAt = alive || err != nil, time.Now()
+	r.writerNow()
 	return r.alive
+}
+
+// writerNow is refreshAlive returning what LOCK says of the writer too.
+func (r *Reader) writerNow() segment.Writer {
+	w, err := segment.WriterInfo(r.dir)
+	r.alive, r.aliveAt = w.Alive || err != nil, time.Now()
+	return w
 }
 
 // backoff is the follow poll interval after idle time without a record:

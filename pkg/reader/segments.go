@@ -241,12 +241,13 @@ func (r *Reader) abandoned(c *seg) bool {
 // held open, the crossing appender's END: FORMAT.md section 5), so
 // frames after c prove nothing. LOCK is read after c was opened: a
 // segment below the first one named then is no writer's, now or later.
+// The lock's answer is kept (writerNow): abandoned need not ask again.
 func (r *Reader) laterSealed(c *seg) bool {
 	if r.single != "" || time.Since(c.laterAt) < time.Second {
 		return false
 	}
 	c.laterAt = time.Now()
-	if w, err := segment.WriterInfo(r.dir); err == nil && w.Alive && w.From > c.seq {
+	if w := r.writerNow(); w.Alive && w.From > c.seq {
 		return true
 	}
 	if err := r.relist(); err != nil {
