@@ -206,47 +206,16 @@ func (w *Writer) recoverSegment(path string, seq uint64, last bool, prev *[segme
 // repairs may leave the PAD and END frames stored before it, in the pages
 // the file kept, which the next recovery writes again.
 func (w *Writer) recoverMapped(s *seg, h segment.Header, last bool, prev *[segment.DigestSize]byte) (*seg, error) {
-	path, seq, img := s.path, s.seq, s.data
-	var pads [][2]int64
-	end, frames, damaged := int64(-1), 0, false
-	if err := segment.Guard(img, func() {
-		segment.Walk(img, seq, segment.HeaderSize, segment.Quiescent, func(ev segment.Event) bool {
-			switch ev.Kind {
-			case segment.EvFrame:
-				frames++
-			case segment.EvReserved, segment.EvGap:
-				if limit := segment.RecordLimit(h.Size); ev.Offset+ev.Len == limit {
-					// END claimed but not written: finish it. Nothing is
-					// ever written behind an END claim's header; bytes
-					// there mean the claim word is damage over committed
-					// frames, which an END would hide.
-					if segment.ZeroFrom(img, min(ev.Offset+segment.FrameHeaderSize, limit), limit) < limit {
-						damaged = true
-						return false
-					}
-					end = ev.Offset
-					break
-				}
-				pads = append(pads, [2]int64{ev.Offset, ev.Len})
-			case segment.EvTorn:
-				damaged = true
-				return false
-			case segment.EvTail:
-				end = ev.Offset
-			case segment.EvEnd:
-				frames++
-			}
-			return true
-		})
-	}); err != nil {
-		return nil, recoveryFault(s, err)
+	r, err := walkForRecovery(s, h)
+	if err != nil {
+		return nil, err
 	}
-	if damaged {
-		w.damaged(path)
-		w.opts.Logger.Error("recovery: damaged committed frame; segment left unsealed, run auditseg verify", "file", path)
+	if r.damaged {
+		w.damaged(s.path)
+		w.opts.Logger.Error("recovery: damaged committed frame; segment left unsealed, run auditseg verify", "file", s.path)
 		return nil, s.release()
 	}
-	if last && frames == 0 && len(pads) == 0 && end == segment.HeaderSize && h.Size == w.opts.SegmentSize {
+	if last && r.frames == 0 && len(r.pads) == 0 && r.end == segment.HeaderSize && h.Size == w.opts.SegmentSize {
 		if err := w.remapUnused(s); err != nil {
 			s.release()
 			return nil, fmt.Errorf("recovery: %w", err)
@@ -260,35 +229,92 @@ func (w *Writer) recoverMapped(s *seg, h segment.Header, last bool, prev *[segme
 		s.tail.Store(segment.HeaderSize)
 		return s, nil // prepared but never used: continue in it
 	}
+	return nil, w.repairAndSeal(s, r, prev)
+}
+
+// repairs is what recovery's walk of a segment found it must write.
+type repairs struct {
+	pads    [][2]int64 // reserved frames and gaps to make PAD: offset, length
+	end     int64      // where the END frame goes, or -1 if it has one
+	frames  int        // committed frames, END included
+	damaged bool       // a damaged committed frame: leave the segment as it is
+}
+
+// walkForRecovery walks the mapped segment s, whose header is h, under the
+// first guard (see recoverMapped); a fault releases s.
+func walkForRecovery(s *seg, h segment.Header) (repairs, error) {
+	img := s.data
+	r := repairs{end: -1}
+	if err := segment.Guard(img, func() {
+		segment.Walk(img, s.seq, segment.HeaderSize, segment.Quiescent, func(ev segment.Event) bool {
+			switch ev.Kind {
+			case segment.EvFrame:
+				r.frames++
+			case segment.EvReserved, segment.EvGap:
+				if limit := segment.RecordLimit(h.Size); ev.Offset+ev.Len == limit {
+					// END claimed but not written: finish it. Nothing is
+					// ever written behind an END claim's header; bytes
+					// there mean the claim word is damage over committed
+					// frames, which an END would hide.
+					if segment.ZeroFrom(img, min(ev.Offset+segment.FrameHeaderSize, limit), limit) < limit {
+						r.damaged = true
+						return false
+					}
+					r.end = ev.Offset
+					break
+				}
+				r.pads = append(r.pads, [2]int64{ev.Offset, ev.Len})
+			case segment.EvTorn:
+				r.damaged = true
+				return false
+			case segment.EvTail:
+				r.end = ev.Offset
+			case segment.EvEnd:
+				r.frames++
+			}
+			return true
+		})
+	}); err != nil {
+		return r, recoveryFault(s, err)
+	}
+	return r, nil
+}
+
+// repairAndSeal writes r's PAD and END frames into s and seals it durably,
+// chained to *prev, which it moves on. The repairs and the footer's reads
+// run under the second guard (see recoverMapped).
+func (w *Writer) repairAndSeal(s *seg, r repairs, prev *[segment.DigestSize]byte) error {
+	img, seq := s.data, s.seq
 	var ft segment.Footer
 	var ferr error
 	if err := segment.Guard(img, func() {
-		for _, p := range pads {
+		for _, p := range r.pads {
 			segment.PutPad(img, seq, p[0], p[1])
 		}
-		if end >= 0 {
-			segment.PutEnd(img, seq, end, now())
+		if r.end >= 0 {
+			segment.PutEnd(img, seq, r.end, now())
 		}
 		ft, ferr = segment.SealFooter(img, *prev, segment.FlagRecovered, now())
 	}); err != nil {
-		return nil, recoveryFault(s, err)
+		return recoveryFault(s, err)
 	}
 	if ferr != nil {
 		s.release()
-		return nil, segment.FileError(path, "recovery", segment.WithPath(ferr, path))
+		return segment.FileError(s.path, "recovery", segment.WithPath(ferr, s.path))
 	}
 	// The records and the repairs reach the disk first, the footer after,
 	// as when the running writer seals (finish).
 	if err := w.seal(s, ft, true, false); err != nil {
-		return nil, fmt.Errorf("recovery: %w", err)
+		return fmt.Errorf("recovery: %w", err)
 	}
-	// Only a seal moves the chain on: a segment left as it is above is
-	// outside it, and verify checks the link past it (pkg/verify/chain.go).
+	// Only a seal moves the chain on: a segment recovery leaves as it is
+	// (damaged) is outside it, and verify checks the link past it
+	// (pkg/verify/chain.go).
 	*prev = ft.Digest
 	w.stats.RecoveredSegments++
-	w.stats.RecoveredFrames += len(pads)
-	w.opts.Logger.Info("recovered segment", "file", path, "records", ft.Records, "padded", len(pads), "end", ft.EndOffset)
-	return nil, nil
+	w.stats.RecoveredFrames += len(r.pads)
+	w.opts.Logger.Info("recovered segment", "file", s.path, "records", ft.Records, "padded", len(r.pads), "end", ft.EndOffset)
+	return nil
 }
 
 // recoveryFault releases s, whose mapping faulted (err, from
