@@ -22,10 +22,11 @@ const (
 	OpFsync               // flushing a new segment's header, a segment being sealed, or (SyncNone) one sealed unflushed
 	OpRename              // giving a new segment its final name
 	OpSyncDir             // making directory entries durable
+	OpSyncRange           // writing back a segment sealed without a flush (SyncNone), waiting
 	numOps
 )
 
-var opNames = [numOps]string{"create", "open", "fallocate", "msync", "fsync", "rename", "syncdir"}
+var opNames = [numOps]string{"create", "open", "fallocate", "msync", "fsync", "rename", "syncdir", "syncrange"}
 
 func (o Op) String() string {
 	if o < numOps {
@@ -67,7 +68,7 @@ type Fault struct {
 type Call struct {
 	Op   Op
 	N    int    // 1-based count of calls of Op so far, this one included
-	Path string // the file (OpenFile, Rename source, SyncDir), if known
+	Path string // the file (OpenFile, Rename source, SyncDir, SyncRange), if known
 	// Msync is the mapped range being flushed (OpMsync only). It aliases
 	// the writer's mapping: read it only inside the hook.
 	Msync []byte
@@ -88,7 +89,10 @@ type FaultFS struct {
 	Before, After func(Call)
 }
 
-var _ writer.FS = (*FaultFS)(nil)
+var (
+	_ writer.FS          = (*FaultFS)(nil)
+	_ writer.RangeSyncer = (*FaultFS)(nil)
+)
 
 // Inject adds a fault rule.
 func (f *FaultFS) Inject(ft Fault) {
@@ -219,4 +223,13 @@ func (f *FaultFS) SyncDir(dir string) error {
 		d.Close()
 	}
 	return f.end(c, err)
+}
+
+func (f *FaultFS) SyncRange(fh *os.File, off, n int64) error {
+	c := Call{Op: OpSyncRange, Path: fh.Name()}
+	if err := f.begin(&c); err != nil {
+		return f.end(c, err)
+	}
+	const all = unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER
+	return f.end(c, unix.SyncFileRange(int(fh.Fd()), off, n, all))
 }

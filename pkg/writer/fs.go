@@ -12,7 +12,9 @@ import (
 
 // FS is every file operation the writer performs that can fail in ways
 // that matter for durability. Options.FS replaces the operating system's,
-// for fault injection (tests fail the Nth call) or instrumentation.
+// for fault injection (tests fail the Nth call) or instrumentation. One
+// more is optional: an FS that implements RangeSyncer also gets the
+// writeback of sealed segments under SyncNone.
 type FS interface {
 	// OpenFile opens a file as os.OpenFile does.
 	OpenFile(name string, flag int, perm os.FileMode) (*os.File, error)
@@ -28,7 +30,21 @@ type FS interface {
 	SyncDir(dir string) error
 }
 
+// RangeSyncer is an FS that also performs the writeback the writer waits
+// for under SyncNone, of each sealed segment before its memory is reused
+// (recycle.go). It is optional, so that an FS written before it keeps
+// compiling: without it the writer calls sync_file_range itself, and a
+// fault injector cannot fail that call.
+type RangeSyncer interface {
+	// SyncRange writes f's dirty pages in [off, off+n) back and waits for
+	// them (sync_file_range with WAIT_BEFORE, WRITE and WAIT_AFTER). An
+	// error is sticky for the writer, as a failed fsync is.
+	SyncRange(f *os.File, off, n int64) error
+}
+
 type osFS struct{}
+
+var _ RangeSyncer = osFS{}
 
 func (osFS) OpenFile(name string, flag int, perm os.FileMode) (*os.File, error) {
 	return os.OpenFile(name, flag, perm)
@@ -67,6 +83,19 @@ func (osFS) Fsync(f *os.File) error {
 	return err
 }
 func (osFS) Rename(oldp, newp string) error { return os.Rename(oldp, newp) }
+
+func (osFS) SyncRange(f *os.File, off, n int64) error {
+	const all = unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER
+	return unix.SyncFileRange(int(f.Fd()), off, n, all)
+}
+
+// syncRange is fs's SyncRange, or the operating system's if it has none.
+func syncRange(fs FS) func(f *os.File, off, n int64) error {
+	if rs, ok := fs.(RangeSyncer); ok {
+		return rs.SyncRange
+	}
+	return osFS{}.SyncRange
+}
 
 func (osFS) SyncDir(dir string) error {
 	d, err := os.Open(dir)
