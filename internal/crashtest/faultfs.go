@@ -23,10 +23,11 @@ const (
 	OpRename              // giving a new segment its final name
 	OpSyncDir             // making directory entries durable
 	OpSyncRange           // writing back a segment sealed without a flush (SyncNone), waiting
+	OpWrite               // a pwrite into a segment file: a new one's header, a footer (durable seal, recovery)
 	numOps
 )
 
-var opNames = [numOps]string{"create", "open", "fallocate", "msync", "fsync", "rename", "syncdir", "syncrange"}
+var opNames = [numOps]string{"create", "open", "fallocate", "msync", "fsync", "rename", "syncdir", "syncrange", "write"}
 
 func (o Op) String() string {
 	if o < numOps {
@@ -68,10 +69,14 @@ type Fault struct {
 type Call struct {
 	Op   Op
 	N    int    // 1-based count of calls of Op so far, this one included
-	Path string // the file (OpenFile, Rename source, SyncDir, SyncRange), if known
+	Path string // the file (OpenFile, Rename source, SyncDir, SyncRange, Write), if known
 	// Msync is the mapped range being flushed (OpMsync only). It aliases
 	// the writer's mapping: read it only inside the hook.
 	Msync []byte
+	// Write is the bytes being written at Off (OpWrite only). It aliases
+	// the writer's buffer: read it only inside the hook.
+	Write []byte
+	Off   int64
 	Err   error // After only: what the call returned
 }
 
@@ -92,6 +97,7 @@ type FaultFS struct {
 var (
 	_ writer.FS          = (*FaultFS)(nil)
 	_ writer.RangeSyncer = (*FaultFS)(nil)
+	_ writer.FileWriter  = (*FaultFS)(nil)
 )
 
 // Inject adds a fault rule.
@@ -232,4 +238,13 @@ func (f *FaultFS) SyncRange(fh *os.File, off, n int64) error {
 	}
 	const all = unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER
 	return f.end(c, unix.SyncFileRange(int(fh.Fd()), off, n, all))
+}
+
+func (f *FaultFS) WriteAt(fh *os.File, b []byte, off int64) (int, error) {
+	c := Call{Op: OpWrite, Path: fh.Name(), Write: b, Off: off}
+	if err := f.begin(&c); err != nil {
+		return 0, f.end(c, &os.PathError{Op: "write", Path: fh.Name(), Err: err})
+	}
+	n, err := fh.WriteAt(b, off)
+	return n, f.end(c, err)
 }

@@ -3,6 +3,7 @@ package writer
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -12,9 +13,10 @@ import (
 
 // FS is every file operation the writer performs that can fail in ways
 // that matter for durability. Options.FS replaces the operating system's,
-// for fault injection (tests fail the Nth call) or instrumentation. One
-// more is optional: an FS that implements RangeSyncer also gets the
-// writeback of sealed segments under SyncNone.
+// for fault injection (tests fail the Nth call) or instrumentation. Two
+// more are optional: an FS that implements RangeSyncer also gets the
+// writeback of sealed segments under SyncNone, one that implements
+// FileWriter the writes into segment files.
 type FS interface {
 	// OpenFile opens a file as os.OpenFile does.
 	OpenFile(name string, flag int, perm os.FileMode) (*os.File, error)
@@ -42,9 +44,22 @@ type RangeSyncer interface {
 	SyncRange(f *os.File, off, n int64) error
 }
 
+// FileWriter is an FS that also performs the writer's writes into segment
+// files: a new segment's header, and the footer that the durable sealer
+// and recovery write in two writes, the magic last
+// (segment.WriteFooter). It is optional, as RangeSyncer is: without it
+// the writer writes through the *os.File itself.
+type FileWriter interface {
+	// WriteAt writes b at off in f, as f.WriteAt does.
+	WriteAt(f *os.File, b []byte, off int64) (int, error)
+}
+
 type osFS struct{}
 
-var _ RangeSyncer = osFS{}
+var (
+	_ RangeSyncer = osFS{}
+	_ FileWriter  = osFS{}
+)
 
 func (osFS) OpenFile(name string, flag int, perm os.FileMode) (*os.File, error) {
 	return os.OpenFile(name, flag, perm)
@@ -88,6 +103,23 @@ func (osFS) SyncRange(f *os.File, off, n int64) error {
 	const all = unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER
 	return unix.SyncFileRange(int(f.Fd()), off, n, all)
 }
+
+func (osFS) WriteAt(f *os.File, b []byte, off int64) (int, error) { return f.WriteAt(b, off) }
+
+// writerAt is f written through fs's WriteAt, if it has one.
+func writerAt(fs FS, f *os.File) io.WriterAt {
+	if fw, ok := fs.(FileWriter); ok {
+		return fileWriterAt{fw, f}
+	}
+	return f
+}
+
+type fileWriterAt struct {
+	fw FileWriter
+	f  *os.File
+}
+
+func (a fileWriterAt) WriteAt(b []byte, off int64) (int, error) { return a.fw.WriteAt(a.f, b, off) }
 
 // syncRange is fs's SyncRange, or the operating system's if it has none.
 func syncRange(fs FS) func(f *os.File, off, n int64) error {

@@ -169,7 +169,7 @@ func (w *Writer) createFile(seq uint64) (*os.File, string, error) {
 	}
 	var hdr [segment.HeaderSize]byte
 	segment.Header{Seq: seq, Size: size, Created: time.Now().UnixNano()}.Encode(hdr[:])
-	if _, err := f.WriteAt(hdr[:], 0); err != nil {
+	if _, err := writerAt(fs, f).WriteAt(hdr[:], 0); err != nil {
 		return fail("write header of", err)
 	}
 	if err := fs.Fsync(f); err != nil {
@@ -417,7 +417,7 @@ func (w *Writer) sealDurably(s *seg, f segment.Footer, size int64) error {
 			return fmt.Errorf("fsync %s: %w", s.path, err)
 		}
 	}
-	if err := segment.WriteFooter(s.f, s.path, size-segment.FooterSize, f); err != nil {
+	if err := segment.WriteFooter(writerAt(w.opts.FS, s.f), s.path, size-segment.FooterSize, f); err != nil {
 		return err
 	}
 	if err := w.opts.FS.Fsync(s.f); err != nil {
