@@ -220,32 +220,9 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	}
 
 	stderr := cmd.ErrOrStderr()
-	damaged, unreadable := 0, 0
-	var faulted changedSeg
+	rep := &tailReports{out: out, stderr: stderr}
 	opts.Follow = f.follow
-	opts.OnDamage = func(d reader.Damage) {
-		if faulted.sameDamage(&d) {
-			return
-		}
-		out.Flush() // stdout before the report, as a terminal shows them
-		// A segment removed while the log was read (retention: the
-		// reader found the one below it gone too) is neither damage nor
-		// a read that failed: the log is as its owner made it, and
-		// verify leaves such segments out too. A warning, as crash
-		// leftovers. One taken from the middle is DamageMissing.
-		if d.Kind.CrashLeftover() || d.Kind == reader.DamageRemoved {
-			fmt.Fprintf(stderr, "auditseg tail: warning: %v\n", &d)
-			return
-		}
-		if unreadableSegment(d) {
-			if !faulted.ok || d.Seq != faulted.seq {
-				unreadable++
-			}
-		} else {
-			damaged++
-		}
-		fmt.Fprintf(stderr, "auditseg tail: %v\n", &d)
-	}
+	opts.OnDamage = rep.damage
 	// One line however many: after compress-finished --keep-original
 	// every sealed segment has both, and a line each would bury the
 	// output's other warnings.
@@ -295,14 +272,11 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 		for {
 			for r.Next() {
 				rec := r.Record()
-				if faulted.skip(&rec) {
+				if rep.faulted.skip(&rec) {
 					continue
 				}
 				if payload, perr = payloadCopy(payload, &rec); perr != nil {
-					out.Flush()
-					unreadable++
-					faulted.start(&rec)
-					fmt.Fprintf(stderr, "auditseg tail: %v\n", perr)
+					rep.changed(rec.Position.Seq, perr)
 					continue
 				}
 				if err := pr.print(&rec); err != nil {
@@ -339,12 +313,12 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 		// The position is in the log that was there; stamped with the
 		// log there now it would let the next run skip that log's records.
 		fmt.Fprintf(stderr, "auditseg tail: cursor file %s not updated: %s was removed or replaced, or its log begun again, while it was read\n", f.cursorFile, dir)
-	case printed && f.cursorFile != "" && unreadable > 0:
+	case printed && f.cursorFile != "" && rep.unreadable > 0:
 		// The cursor would pass the segments that could not be read, and
 		// the next run would never deliver their records: better that it
 		// delivers again what this one printed.
 		fmt.Fprintf(stderr, "auditseg tail: cursor file %s not updated: %s could not be read; the next run starts from the stored position again\n",
-			f.cursorFile, plural(unreadable, "segment"))
+			f.cursorFile, plural(rep.unreadable, "segment"))
 	case printed && f.cursorFile != "":
 		if err := writeCursor(f.cursorFile, cursorAt(dir, last)); err != nil {
 			return withCode(exitUsage, err)
@@ -369,23 +343,7 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	if err := r.Err(); err != nil && !(errors.Is(err, ctx.Err()) && ctx.Err() != nil) {
 		return withCode(exitUsage, err)
 	}
-	if unreadable > 0 {
-		// Records tail skipped after one that changed that were still
-		// readable are counted instead.
-		printedAll := "every readable record was printed"
-		if n := faulted.readable; n > 0 {
-			were := "were"
-			if n == 1 {
-				were = "was"
-			}
-			printedAll = fmt.Sprintf("%s read after a record that changed %s not printed", plural(n, "record"), were)
-		}
-		return withCode(exitUsage, fmt.Errorf("%s: %s could not be read (see above); %s", dir, plural(unreadable, "segment"), printedAll))
-	}
-	if damaged > 0 {
-		return withCode(exitFailure, fmt.Errorf("%s: %s skipped; run 'auditseg verify %s' for a full report", dir, plural(damaged, "damaged place"), dir))
-	}
-	return nil
+	return rep.closing(dir)
 }
 
 func isFile(p string) bool {
@@ -407,13 +365,6 @@ func lastRecordText(dir string) string {
 	return "the log holds no record"
 }
 
-// unreadableSegment reports whether d says a segment could not be read at
-// all (it could not be opened, or failed while mapped), which is an I/O
-// error, as opposed to damage the decoder found in its bytes.
-func unreadableSegment(d reader.Damage) bool {
-	return d.Kind == reader.DamageSegment && d.Err != nil && !errors.Is(d.Err, segment.ErrCorrupt)
-}
-
 // payloadCopy copies rec's payload into buf and points rec at the copy.
 // The payload is in the segment's mapping, which shows the file as it is
 // now: truncated since the reader checked the record (an operator, a
@@ -428,7 +379,7 @@ func unreadableSegment(d reader.Damage) bool {
 func payloadCopy(buf []byte, rec *reader.Record) ([]byte, error) {
 	buf, err := rec.AppendPayload(buf[:0])
 	if err != nil {
-		return buf, fmt.Errorf("%w; the record at %v and the rest of the segment were not printed", err, rec.Position)
+		return buf, notPrinted(err, rec.Position)
 	}
 	rec.Payload = buf
 	return buf, nil

@@ -1,9 +1,103 @@
 package main
 
-import "github.com/auditseg/auditseg/pkg/reader"
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/auditseg/auditseg/pkg/reader"
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// tailReports is what tail reported on stderr, counted for its closing
+// line and exit code: damage the reader skipped, and segments that could
+// not be read, a record that changed while it was printed included.
+type tailReports struct {
+	out    *bufio.Writer // flushed before each line: stdout first, as a terminal shows them
+	stderr io.Writer
+	// damaged counts damage (exit 1); unreadable, segments that could not
+	// be read (exit 2, the cursor not stored).
+	damaged, unreadable int
+	faulted             changedSeg
+}
+
+// damage reports d, which the reader skipped (Options.OnDamage).
+func (t *tailReports) damage(d reader.Damage) {
+	if t.faulted.sameDamage(&d) {
+		return
+	}
+	if errors.Is(d.Err, segment.ErrChangedAfterCheck) {
+		// The bulk replay's word for what payloadCopy finds in order: a
+		// record it checked, changed since. It reads on after it.
+		t.changed(d.Seq, notPrinted(d.Err, segment.Position{Seq: d.Seq, Offset: d.Offset}))
+		return
+	}
+	t.out.Flush()
+	// A segment removed while the log was read (retention: the reader
+	// found the one below it gone too) is neither damage nor a read that
+	// failed: the log is as its owner made it, and verify leaves such
+	// segments out too. A warning, as crash leftovers. One taken from the
+	// middle is DamageMissing.
+	if d.Kind.CrashLeftover() || d.Kind == reader.DamageRemoved {
+		fmt.Fprintf(t.stderr, "auditseg tail: warning: %v\n", &d)
+		return
+	}
+	if unreadableSegment(d) {
+		if !t.faulted.ok || d.Seq != t.faulted.seq {
+			t.unreadable++
+		}
+	} else {
+		t.damaged++
+	}
+	fmt.Fprintf(t.stderr, "auditseg tail: %v\n", &d)
+}
+
+// changed reports err, a record of segment seq that changed after the
+// reader checked it (payloadCopy), and skips the rest of the segment.
+func (t *tailReports) changed(seq uint64, err error) {
+	t.out.Flush()
+	t.unreadable++
+	t.faulted.start(seq)
+	fmt.Fprintf(t.stderr, "auditseg tail: %v\n", err)
+}
+
+// closing is tail's last word: the error its exit code comes from, if any.
+func (t *tailReports) closing(dir string) error {
+	if t.unreadable > 0 {
+		// Records tail skipped after one that changed that were still
+		// readable are counted instead.
+		printedAll := "every readable record was printed"
+		if n := t.faulted.readable; n > 0 {
+			were := "were"
+			if n == 1 {
+				were = "was"
+			}
+			printedAll = fmt.Sprintf("%s read after a record that changed %s not printed", plural(n, "record"), were)
+		}
+		return withCode(exitUsage, fmt.Errorf("%s: %s could not be read (see above); %s", dir, plural(t.unreadable, "segment"), printedAll))
+	}
+	if t.damaged > 0 {
+		return withCode(exitFailure, fmt.Errorf("%s: %s skipped; run 'auditseg verify %s' for a full report", dir, plural(t.damaged, "damaged place"), dir))
+	}
+	return nil
+}
+
+// unreadableSegment reports whether d says a segment could not be read at
+// all (it could not be opened, or failed while mapped), which is an I/O
+// error, as opposed to damage the decoder found in its bytes.
+func unreadableSegment(d reader.Damage) bool {
+	return d.Kind == reader.DamageSegment && d.Err != nil && !errors.Is(d.Err, segment.ErrCorrupt)
+}
+
+// notPrinted is err, about the record at pos, saying what tail left out.
+func notPrinted(err error, pos segment.Position) error {
+	return fmt.Errorf("%w; the record at %v and the rest of the segment were not printed", err, pos)
+}
 
 // changedSeg is the segment in which tail found a record whose payload
-// changed after the reader checked it (payloadCopy): tail prints nothing
+// changed after the reader checked it (payloadCopy, or the bulk replay's
+// report of one): tail prints nothing
 // more of it, as the record is missing from the output and the cursor
 // cannot pass it. The segment is counted once as unreadable, and not again
 // when the reader reports it.
@@ -25,9 +119,9 @@ type changedSeg struct {
 	scratch  []byte
 }
 
-// start marks rec's segment as changed.
-func (c *changedSeg) start(rec *reader.Record) {
-	c.seq, c.ok, c.adjacent = rec.Position.Seq, true, true
+// start marks segment seq as changed.
+func (c *changedSeg) start(seq uint64) {
+	c.seq, c.ok, c.adjacent = seq, true, true
 }
 
 // sameDamage reports whether d is the change tail reported seen again by

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/auditseg/auditseg/pkg/reader"
 	"github.com/auditseg/auditseg/pkg/segment"
 )
 
@@ -146,4 +150,59 @@ func flipByte(path string, off int64) error {
 	b[0] ^= 0xff
 	_, err = f.WriteAt(b, off)
 	return err
+}
+
+// The bulk replay (-n +1 without -f) cannot hand out a record whose copy
+// failed its CRC after its walk checked it: it reports it, a
+// DamageSegment wrapping segment.ErrChangedAfterCheck, as the in-order
+// path's payloadCopy finds it (reader's TestBulkChangedRecordReportedAsChanged),
+// and reads on after it. tail must then answer as in order: the same line,
+// the rest of the segment skipped (the readable records counted), exit 2
+// and the cursor kept. Here record 1 of 4 is written to in place after
+// the reader checked it; the in-order half copies it, the bulk half is
+// given the reader's report of it.
+func TestTailBulkChangedRecordAsInOrder(t *testing.T) {
+	dir := t.TempDir()
+	path, offs := sealedSegment(t, dir, 4, func(i int) []byte { return bytes.Repeat([]byte{'a' + byte(i)}, 100) })
+	const victim = 1
+	// Both readers check the record before it changes.
+	rIn, recIn := recordAt(t, dir, offs[victim])
+	rBulk, _ := recordAt(t, dir, offs[victim])
+	if err := flipByte(path, offs[victim]+segment.FrameHeaderSize+10); err != nil {
+		t.Fatal(err)
+	}
+	answer := func(r *reader.Reader, report func(*tailReports)) (string, int, error) {
+		var stderr bytes.Buffer
+		rep := &tailReports{out: bufio.NewWriter(io.Discard), stderr: &stderr}
+		report(rep)
+		for r.Next() {
+			if rec := r.Record(); !rep.faulted.skip(&rec) {
+				t.Errorf("record %v after the changed one not skipped", rec.Position)
+			}
+		}
+		return stderr.String(), rep.unreadable, rep.closing(dir)
+	}
+	inOrder, inUnreadable, inErr := answer(rIn, func(rep *tailReports) {
+		_, err := payloadCopy(nil, &recIn)
+		if !errors.Is(err, segment.ErrChangedAfterCheck) {
+			t.Fatalf("copy of the changed record: %v", err)
+		}
+		rep.changed(recIn.Position.Seq, err)
+	})
+	bulk, bulkUnreadable, bulkErr := answer(rBulk, func(rep *tailReports) {
+		rep.damage(reader.Damage{Kind: reader.DamageSegment, Path: path, Seq: 1, Offset: offs[victim], Len: offs[victim+1] - offs[victim],
+			Err: &segment.ChangedError{Path: path, While: "read", Off: offs[victim], Err: segment.ErrChangedAfterCheck}})
+	})
+	if bulk != inOrder {
+		t.Errorf("bulk stderr %q, in order %q", bulk, inOrder)
+	}
+	if bulkUnreadable != 1 || inUnreadable != 1 {
+		t.Errorf("unreadable segments: bulk %d, in order %d; want 1 (the cursor is not stored)", bulkUnreadable, inUnreadable)
+	}
+	want := fmt.Sprintf("%s: 1 segment could not be read (see above); 2 records read after a record that changed were not printed", dir)
+	for _, e := range []error{inErr, bulkErr} {
+		if e == nil || e.Error() != want || exitCode(e) != exitUsage {
+			t.Errorf("closing %v (exit %d), want %q (exit %d)", e, exitCode(e), want, exitUsage)
+		}
+	}
 }

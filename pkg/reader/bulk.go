@@ -108,11 +108,14 @@ type bulkItem struct {
 	start int64 // where the first event found starts
 	end   int64 // where the walk stopped
 	stop  bulkStop
-	fault error  // the mapping faulted, or a copy of it failed its CRC: read the range again in order
-	buf   []byte // the run's buffer out started in
-	out   []byte
-	marks []bulkMark
-	last  Position // of the last record in out
+	fault error // the mapping faulted, or a copy of it failed its CRC: read the range again in order
+	// For a fault that is a record whose copy failed its CRC (out holds
+	// what comes before it): where that record's frame starts and ends.
+	changedAt, changedEnd int64
+	buf                   []byte // the run's buffer out started in
+	out                   []byte
+	marks                 []bulkMark
+	last                  Position // of the last record in out
 }
 
 // bulkMark is a damage report due after out[:at].
@@ -256,11 +259,26 @@ func (r *Reader) collect(run *bulkRun) int {
 			}
 		}
 		if !finished {
+			if it.changedEnd > 0 && it.start == expect {
+				// A record the walk checked, changed since: reported as
+				// Next's caller finds it (AppendPayload), not as what
+				// reading it again would find, damage of the log (torn
+				// over the zeros a cut leaves in its page) where its
+				// bytes may be whole again by the next read. The rest is
+				// read in order after it, as the file is now.
+				d := Damage{Kind: DamageSegment, Path: s.e.Path, Seq: s.e.Seq, Offset: it.changedAt, Len: it.changedEnd - it.changedAt, Err: it.fault}
+				if !r.emit(it) || !r.report(d) {
+					stop(nil)
+					return n
+				}
+				r.resume(s, it.changedEnd)
+				stop(s)
+				return n
+			}
 			// A fault is not reported here: the range is read again in
 			// order, from its start, as the file is now, and that walk
-			// reports what it finds once (the fault again, or a changed
-			// record torn over the zeros a cut left in its page); a report
-			// here too would be the same damage twice.
+			// reports what it finds once; a report here too would be the
+			// same damage twice.
 			if it.fault != nil || it.start != expect {
 				r.resume(s, expect)
 				stop(s)

@@ -166,19 +166,23 @@ func readChangedAt(t *testing.T, dir string, pos Position, change func() error) 
 	return got, dmg
 }
 
-// TestBulkChangedRecordReportedOnce: tail's in-order path reported a cut
-// inside a page twice (6c7d5b8): the record it found changed, then the
-// zeros where the reader's next walk resumed. The bulk path reports no
-// change itself: a range with a changed record is read again in order,
-// from its start, as the file is now. Segment 1 holds records 0-11,
-// records 4 and 10 damaged; formatting record 5 cuts the file inside
-// record 6's payload, the rest of that page (and the start of record 7)
-// reading as zeros. Left cut, the walk faults there: one report of the
-// file as changed from record 6. Written back from the next page on, the
-// walk finds record 6 torn, and the torn region runs over the zeros to
-// record 8, the next frame whose CRC matches: one report, none for the
-// zeros, and record 10's damage, further on, is reported as before.
-func TestBulkChangedRecordReportedOnce(t *testing.T) {
+// TestBulkChangedRecordReportedAsChanged: a record the bulk walk checked
+// in the mapping whose copy then failed its CRC was seen whole and changed
+// since, as a record Next returned whose AppendPayload fails. The range
+// was read again in order, as the file is now, which, the file written
+// back from the next page on, found the record torn over the zeros the cut
+// left in its page and reported damage of the log (tail: exit 1, cursor
+// stored past it) where the in-order path reports the file changed while
+// it was read (exit 2, cursor kept: the record may be whole again for the
+// next run). Now the bulk path reports it so too, and reads on in order
+// after it, as the file is now, as Next would. Segment 1 holds records
+// 0-11, records 4 and 10 damaged; formatting record 5 cuts the file
+// inside record 6's payload, the rest of that page (and the start of
+// record 7) reading as zeros. Left cut, the walk after record 6 faults:
+// the file changed from there. Written back, the zeros after record 6 are
+// torn up to record 8 (Zeros: the cut seen again, which tail folds), and
+// 8, 9, 11 are read, record 10's damage reported as before.
+func TestBulkChangedRecordReportedAsChanged(t *testing.T) {
 	if !testfs.InChild(t) {
 		return
 	}
@@ -192,35 +196,36 @@ func TestBulkChangedRecordReportedOnce(t *testing.T) {
 			t.Fatalf("layout: record 7 at %v, 8 at %v, cut at %d", recs[0][7].pos, recs[0][8].pos, cut)
 		}
 		got, dmg := readChangedAt(t, dir, recs[0][5].pos, func() error { return testfs.CutFile(path, cut, restore) })
-		if !restore {
-			want := append(append(recs[0][:4:4], recs[0][5]), recs[1]...)
-			wantRecheck(t, got, want, dmg, path, victim)
-			if len(dmg) != 2 || dmg[0].Offset != recs[0][4].pos.Offset {
-				t.Fatalf("cut: damage %v; want record 4 torn and the file changed from record 6", dmg)
+		if len(dmg) < 2 || dmg[0].Kind != DamageTorn || dmg[0].Offset != recs[0][4].pos.Offset {
+			t.Fatalf("restore %v: damage %v; want record 4 torn first", restore, dmg)
+		}
+		var ce *segment.ChangedError
+		if d := dmg[1]; d.Kind != DamageSegment || d.Offset != victim.pos.Offset || !errors.Is(d.Err, segment.ErrChangedAfterCheck) ||
+			!errors.As(d.Err, &ce) || ce.Path != path || ce.Off != victim.pos.Offset {
+			t.Fatalf("restore %v: second report %v; want record 6 changed while it was read, as AppendPayload says", restore, &d)
+		}
+		keep := []int{0, 1, 2, 3, 5}
+		rest := dmg[2:]
+		if restore {
+			keep = append(keep, 8, 9, 11)
+			ok := len(rest) == 2 && rest[0].Kind == DamageTorn && rest[0].Zeros() && rest[0].Offset == recs[0][7].pos.Offset &&
+				rest[0].Len == recs[0][8].pos.Offset-recs[0][7].pos.Offset &&
+				rest[1].Kind == DamageTorn && rest[1].Offset == recs[0][10].pos.Offset
+			if !ok {
+				t.Fatalf("written back: damage after the change %v; want the zeros from record 7 to 8, then record 10 torn", rest)
 			}
-			continue
+		} else if len(rest) != 1 || rest[0].Kind != DamageSegment || rest[0].Offset != recs[0][7].pos.Offset {
+			t.Fatalf("cut: damage after the change %v; want the file changed from record 7", rest)
 		}
 		var want []byte
-		for _, k := range []int{0, 1, 2, 3, 5, 8, 9, 11} {
+		for _, k := range keep {
 			want = faultLine(want, recs[0][k].pos, recs[0][k].payload)
 		}
 		for _, w := range recs[1] {
 			want = faultLine(want, w.pos, w.payload)
 		}
 		if got != string(want) {
-			t.Fatalf("written back: output differs: %s", shortDiff(got, string(want)))
-		}
-		torn := [][2]int64{
-			{recs[0][4].pos.Offset, 1024},
-			{victim.pos.Offset, recs[0][8].pos.Offset - victim.pos.Offset},
-			{recs[0][10].pos.Offset, 1024},
-		}
-		ok := len(dmg) == len(torn)
-		for i := 0; ok && i < len(dmg); i++ {
-			ok = dmg[i].Kind == DamageTorn && dmg[i].Offset == torn[i][0] && dmg[i].Len == torn[i][1]
-		}
-		if !ok {
-			t.Fatalf("written back: damage %v; want torn (offset, length) %v", dmg, torn)
+			t.Fatalf("restore %v: output differs: %s", restore, shortDiff(got, string(want)))
 		}
 	}
 }

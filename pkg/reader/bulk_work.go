@@ -242,7 +242,7 @@ func (run *bulkRun) walk(it *bulkItem, win []byte, w *walkBufs) {
 	}
 	// mapped is rec for a payload in the mapping. An archive's image is
 	// memory the reader owns: nothing can change it.
-	mapped, changed := rec, int64(-1)
+	mapped, changed, changedEnd := rec, int64(-1), int64(0)
 	if !im.Archived {
 		seed := segment.FrameSeed(im.Header.Seq)
 		mapped = func(o, ts int64, crc uint32, p []byte) {
@@ -251,7 +251,7 @@ func (run *bulkRun) walk(it *bulkItem, win []byte, w *walkBufs) {
 			}
 			var ok bool
 			if w.cp, ok = segment.AppendPayload(w.cp[:0], seed, o, ts, crc, p); !ok {
-				changed = o
+				changed, changedEnd = o, o+segment.FrameSize(len(p))
 				return
 			}
 			rec(o, ts, crc, w.cp)
@@ -340,7 +340,7 @@ func (run *bulkRun) walk(it *bulkItem, win []byte, w *walkBufs) {
 		}
 	})
 	if it.fault == nil && changed >= 0 {
-		it.fault = changedAfterCheck(s.e.Path, changed)
+		it.fault, it.changedAt, it.changedEnd = changedAfterCheck(s.e.Path, changed), changed, changedEnd
 	}
 }
 

@@ -39,7 +39,11 @@ const (
 	// while it was read. Err says which, with the file and offset. For a
 	// file that shrank while it was read, Offset is where the records not
 	// read start, and Err (a *segment.ChangedError) names the offset that
-	// had no data, at or after it. For
+	// had no data, at or after it. For a record Options.Bulk's walk
+	// checked and found changed when it copied the payload (Err wraps
+	// segment.ErrChangedAfterCheck, as Record.AppendPayload's error for a
+	// record Next returned), Offset and Len are that record's frame, and
+	// reading goes on after it as the file is now. For
 	// an archive that does not decompress, Offset is the segment offset
 	// from which nothing decodes (Err, a *segment.ArchiveDamage, also
 	// names the damaged block's offset in the archive file); the records
@@ -104,7 +108,8 @@ type Damage struct {
 // zero commit word: no frame was ever stored at Offset, or the bytes read
 // as zeros now. A file cut inside a page reads as zeros from the cut to
 // the end of that page, so after a record that changed after its check
-// (Record.AppendPayload), such damage where the reader's walk resumes
+// (Record.AppendPayload, or the bulk replay's DamageSegment), such damage
+// where the reader's walk resumes
 // may be the same cut seen again, not damage of its own.
 func (d *Damage) Zeros() bool { return d.zeros }
 
