@@ -1,10 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/auditseg/auditseg/pkg/segment"
 )
@@ -54,5 +57,53 @@ func TestTailCursorDirectoryCheckedFirst(t *testing.T) {
 	want := cur + ": cannot store the cursor file: its directory: no such file or directory"
 	if code != exitUsage || out != "" || stderr != want {
 		t.Fatalf("exit %d (want %d), stdout %q (want none), stderr %q (want %q)", code, exitUsage, out, stderr, want)
+	}
+}
+
+// Something other than a segment with a segment's file name (verify's
+// unexpected: a directory, a FIFO) is a hole in the log, damage (exit 1)
+// as verify's gap; tail said "segment 2 is missing" next to a file of
+// that name. It names what is there, in order and in bulk, and a FIFO
+// does not block it.
+func TestTailNamesWhatTakesASegmentsName(t *testing.T) {
+	for _, tc := range []struct {
+		kind, want string
+		make       func(string) error
+	}{
+		{"directory", "is a directory", func(p string) error { return os.Mkdir(p, 0o755) }},
+		{"fifo", "is a named pipe (FIFO)", func(p string) error { return syscall.Mkfifo(p, 0o644) }},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			dir := t.TempDir()
+			pos := timedLog(t, dir, 6000, time.Unix(1_700_000_000, 0))
+			if pos[len(pos)-1].Seq < 3 {
+				t.Fatalf("only %d segments", pos[len(pos)-1].Seq)
+			}
+			p := filepath.Join(dir, segment.FileName(2))
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.make(p); err != nil {
+				t.Fatal(err)
+			}
+			want := fmt.Sprintf("auditseg tail: %s: %s, not a regular file: segment 2 cannot be read\n", p, tc.want)
+			for _, args := range [][]string{{"-n", "+1"}, {"--from", "1:64"}} {
+				done := make(chan struct{})
+				var stderr string
+				var code int
+				go func() {
+					defer close(done)
+					_, stderr, code = execute(t, nil, append(append([]string{"tail"}, args...), dir)...)
+				}()
+				select {
+				case <-done:
+				case <-time.After(time.Minute):
+					t.Fatalf("tail %v: not done after a minute", args)
+				}
+				if code != exitFailure || !strings.HasPrefix(stderr, want) {
+					t.Errorf("tail %v: exit %d, stderr %q; want %d and %q first", args, code, stderr, exitFailure, want)
+				}
+			}
+		})
 	}
 }

@@ -90,6 +90,8 @@ func (r *Reader) arrive(seq uint64) bool {
 		d := Damage{Kind: DamageMissing, Path: r.dir, Seq: r.lastSeq + 1, Len: int64(seq - r.lastSeq - 1)}
 		if r.removedBelow(r.lastSeq, d.Seq) {
 			d.Kind, d.Path = DamageRemoved, filepath.Join(r.dir, segment.FileName(d.Seq))
+		} else {
+			d.Err = r.notSegments(d.Seq, d.Len)
 		}
 		if !r.report(d) {
 			return false

@@ -379,7 +379,7 @@ func openArchiveFile(path string) (*archiveFile, error) {
 		return nil, err
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
+		return nil, NotRegularFile(path, st.Mode())
 	}
 	a := &archiveFile{path: path}
 	if err := a.checkSize(st.Size()); err != nil {

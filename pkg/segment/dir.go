@@ -184,6 +184,21 @@ func Present(dir string, seq uint64) bool {
 	return false
 }
 
+// NotSegment returns the error for the first of segment seq's names (its
+// file's, its archive's) that something other than a regular file takes:
+// a directory, a FIFO, a symbolic link. List leaves such a file out, so
+// the segment is not in the log, but a report that says only that
+// contradicts what ls shows. nil when neither name is so taken.
+func NotSegment(dir string, seq uint64) error {
+	for _, name := range [2]string{FileName(seq), ArchiveName(seq)} {
+		p := filepath.Join(dir, name)
+		if st, err := os.Lstat(p); err == nil && !st.Mode().IsRegular() {
+			return NotRegularFile(p, st.Mode())
+		}
+	}
+	return nil
+}
+
 func list(dir string) (Listing, error) {
 	des, err := os.ReadDir(dir)
 	if err != nil {

@@ -56,3 +56,29 @@ func (e *fileError) Unwrap() error { return e.err }
 func readError(path string, off int64, err error) error {
 	return FileError(path, fmt.Sprintf("read at offset %d", off), err)
 }
+
+// NotRegularFile is the error for the file at path that is not a regular
+// file (mode, from Lstat or Stat): it says what the file is, so that a
+// report of it reads neither as the file missing nor as a vague "not a
+// regular file" one has to look up.
+func NotRegularFile(path string, mode fs.FileMode) error {
+	return fmt.Errorf("%s: is %s, not a regular file", path, fileKind(mode))
+}
+
+func fileKind(mode fs.FileMode) string {
+	switch t := mode.Type(); {
+	case t&fs.ModeDir != 0:
+		return "a directory"
+	case t&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case t&fs.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case t&fs.ModeSocket != 0:
+		return "a socket"
+	case t&fs.ModeCharDevice != 0:
+		return "a character device"
+	case t&fs.ModeDevice != 0:
+		return "a block device"
+	}
+	return "a special file"
+}

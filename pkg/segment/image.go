@@ -163,7 +163,7 @@ func openRegularFile(path string, maxSize int64) (*os.File, os.FileInfo, error) 
 	}
 	if !st.Mode().IsRegular() {
 		f.Close()
-		return nil, nil, fmt.Errorf("%s: not a regular file", path)
+		return nil, nil, NotRegularFile(path, st.Mode())
 	}
 	if st.Size() > maxSize {
 		f.Close()
