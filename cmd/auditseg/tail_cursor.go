@@ -68,7 +68,7 @@ func readSmallFile(path string, max int64) ([]byte, error) {
 		return nil, err
 	}
 	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
+		return nil, segment.NotRegularFile(path, st.Mode())
 	}
 	b, err := io.ReadAll(io.LimitReader(f, max+1))
 	if err != nil {
@@ -213,6 +213,11 @@ func writeCursor(path string, c cursor) error {
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		os.Remove(tmp.Name())
+		// os.Rename refuses a directory at path as EEXIST, "file exists",
+		// which does not say what is in the way.
+		if st, serr := os.Lstat(path); serr == nil && st.IsDir() {
+			err = segment.NotRegularFile(path, st.Mode())
+		}
 		return storeError(path, "", err)
 	}
 	d, err := os.Open(dir)

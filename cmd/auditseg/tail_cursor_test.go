@@ -214,3 +214,30 @@ func TestTailSegmentFileCursorOtherLog(t *testing.T) {
 			strings.TrimSpace(string(c)), segA, segB, code, out, stderr)
 	}
 }
+
+// TestTailCursorIsADirectory: a --cursor-file that is a directory (a
+// path given with the file name left out) was refused as "not a regular
+// file", and one that became a directory while tail ran failed to be
+// stored with "file exists" (os.Rename onto a directory). Both name the
+// path and say it is a directory; exit 2 either way, and nothing printed
+// in the first case.
+func TestTailCursorIsADirectory(t *testing.T) {
+	dir, _ := compressLog(t, 100)
+	cur := filepath.Join(t.TempDir(), "cursor")
+	if err := os.Mkdir(cur, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{cur, cur + "/"} {
+		out, stderr, code := execute(t, nil, "tail", "-n", "+1", "--cursor-file", p, dir)
+		if want := p + ": cursor file: is a directory, not a regular file"; code != exitUsage || out != "" || stderr != want {
+			t.Errorf("read: exit %d, %d bytes out, stderr %q; want %d, none, %q", code, len(out), stderr, exitUsage, want)
+		}
+	}
+
+	later := filepath.Join(t.TempDir(), "cursor")
+	out := &truncateOnFirstWrite{t: t, change: func() error { return os.Mkdir(later, 0o755) }}
+	stderr, code := executeTo(t, out, nil, "tail", "-n", "+1", "--cursor-file", later, dir)
+	if want := later + ": cannot store the cursor file: is a directory, not a regular file"; code != exitUsage || stderr != want {
+		t.Errorf("store: exit %d, stderr %q; want %d, %q", code, stderr, exitUsage, want)
+	}
+}
