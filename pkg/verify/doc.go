@@ -70,6 +70,12 @@
 // counts it: an archive, or a valid footer under a header recovery
 // accepts (segment.SealedFooter); a valid footer under a header it
 // refuses does not end the tail, as recovery seals what comes before it.
+// Nor does the tail reach below the first segment a live writer appends
+// to (the "from N" line of its LOCK file, read before any segment):
+// recovery is over there, and left what it did not seal as it is,
+// damaged, for good, as the reader takes it. An unsealed segment below N
+// is "missing-end" as before a sealed one, its reservations fatal
+// "unfinished": no writer finishes them and no recovery repairs them.
 //
 //   - Writer alive (segment.WriterAlive): the tail is work in progress.
 //     Reserved frames, zero gaps and missing END frames or footers there

@@ -71,15 +71,15 @@ func TestLiveSuspectsAfterARecheck(t *testing.T) {
 	storing.found.count = map[Class]int{Footer: 1}
 	active := &result{footerAbsent: true}
 	results := []*result{{sealed: true}, unsealed, storing, active}
-	if got := liveSuspects(results); len(got) != 1 || got[0] != 2 {
+	if got := liveSuspects(results, 0); len(got) != 1 || got[0] != 2 {
 		t.Fatalf("first round: suspects %v, want [2] (the damaged footer)", got)
 	}
 	results[2] = &result{sealed: true} // the recheck found it whole
-	if got := liveSuspects(results); len(got) != 1 || got[0] != 1 {
+	if got := liveSuspects(results, 0); len(got) != 1 || got[0] != 1 {
 		t.Fatalf("second round: suspects %v, want [1] (unsealed before a sealed segment)", got)
 	}
 	results[1] = &result{sealed: true}
-	if got := liveSuspects(results); len(got) != 0 {
+	if got := liveSuspects(results, 0); len(got) != 0 {
 		t.Fatalf("third round: suspects %v, want none", got)
 	}
 }

@@ -22,6 +22,11 @@ type unit struct {
 	listed  bool // listing is valid
 	alive   bool
 	pid     int
+	// from is the first segment the live writer appends to, from LOCK
+	// as it was before any segment was read (0: not known). No frame
+	// lands below it any more (FORMAT.md section 9): the segments there
+	// were final when they were read, whatever came after.
+	from    uint64
 	lock    lockStamp // of the LOCK file when alive was asked
 	jobs    []int
 	results []*result // in sequence order, vanished files dropped
@@ -148,7 +153,7 @@ func plan(paths []string, o *Options) ([]*unit, []job, error) {
 			}
 			u := &unit{dir: p, whole: true, listing: l, listed: true}
 			u.lock = stampLock(p)
-			u.alive, u.pid = writerAlive(p, o)
+			u.askWriter(o)
 			for _, e := range l.Segments {
 				addJob(u, e.Path)
 			}
@@ -163,7 +168,7 @@ func plan(paths []string, o *Options) ([]*unit, []job, error) {
 				u.listing, u.listed = l, true
 			}
 			u.lock = stampLock(dir)
-			u.alive, u.pid = writerAlive(dir, o)
+			u.askWriter(o)
 			fileUnits[dir] = u
 			units = append(units, u)
 		}
@@ -189,11 +194,25 @@ func stampLock(dir string) lockStamp {
 }
 
 func writerAlive(dir string, o *Options) (bool, int) {
-	alive, pid, err := segment.WriterAlive(dir)
+	w := writerInfo(dir, o)
+	return w.Alive, w.PID
+}
+
+func writerInfo(dir string, o *Options) segment.Writer {
+	w, err := segment.WriterInfo(dir)
 	if err != nil {
 		o.Logger.Warn("cannot tell whether a writer holds the log; assuming none", "dir", dir, "err", err)
 	}
-	return alive, pid
+	return w
+}
+
+// askWriter notes the log's writer, before any segment is read: only a
+// from line read then says the segments below it were final when read
+// (one read later may come from a writer that recovered, and so sealed,
+// a segment after verify had read it unsealed).
+func (u *unit) askWriter(o *Options) {
+	w := writerInfo(u.dir, o)
+	u.alive, u.pid, u.from = w.Alive, w.PID, w.From
 }
 
 // runJobs checks every segment, o.Workers at a time.
@@ -253,7 +272,7 @@ func runJobs(jobs []job, o *Options) []*result {
 // the footer whole.
 func recheckLive(u *unit, o *Options) {
 	for try := 0; try < liveRechecks; try++ {
-		suspects := liveSuspects(u.results)
+		suspects := liveSuspects(u.results, u.from)
 		if len(suspects) == 0 {
 			return
 		}
@@ -283,13 +302,17 @@ func recheckStale(u *unit, o *Options) {
 // liveSuspects returns the segments of a live log whose findings may be
 // work in progress: those with findings in the newest run of segments
 // that are not sealed and clean, and any unsealed one older than a sealed
-// one.
-func liveSuspects(results []*result) []int {
+// one; none below from, the first segment the writer appends to, where
+// nothing is in progress.
+func liveSuspects(results []*result, from uint64) []int {
 	var suspects []int
 	tail := true // still in the newest run of segments that are not sealed and clean
 	sealedAfter := false
 	for i := len(results) - 1; i >= 0; i-- {
 		r := results[i]
+		if r.order < from {
+			break
+		}
 		clean := r.sealed && r.found.total() == 0
 		tail = tail && !clean
 		if tail && r.found.total() > 0 || r.footerAbsent && sealedAfter {
@@ -322,6 +345,10 @@ func openTail(u *unit) int {
 			}
 		}
 	}
+	// Nor below the first segment a live writer appends to: its recovery
+	// is over, and left what is unsealed there as it is (damaged), for
+	// good, as the reader takes it (FORMAT.md section 7).
+	from = max(from, u.from)
 	i := len(u.results)
 	// The tail runs back to the newest segment recovery counts as sealed
 	// (countsSealed): recovery reseals what comes after it.
@@ -409,12 +436,16 @@ func place(u *unit, rep *Report) {
 			add(unsealedFinding(r, MissingEnd, "no END frame, but a footer stored without its magic: its sealer had found the segment finished, and the END frame is lost"))
 		case i < tail:
 			setState(StateUnsealed)
+			why := "a later segment is sealed"
+			if r.order < u.from {
+				why = fmt.Sprintf("the live writer appends from segment %d on (its LOCK file), so no writer finishes or seals it", u.from)
+			}
 			if r.hasEnd && r.sealCut {
-				add(unsealedFinding(r, MissingEnd, "END frame present but its seal did not finish (footer stored without its magic), and a later segment is sealed"))
+				add(unsealedFinding(r, MissingEnd, "END frame present but its seal did not finish (footer stored without its magic), and "+why))
 			} else if r.hasEnd {
-				add(unsealedFinding(r, MissingEnd, "END frame present but the segment was never sealed, and a later segment is sealed"))
+				add(unsealedFinding(r, MissingEnd, "END frame present but the segment was never sealed, and "+why))
 			} else {
-				add(unsealedFinding(r, MissingEnd, "neither END frame nor footer, and a later segment is sealed"))
+				add(unsealedFinding(r, MissingEnd, "neither END frame nor footer, and "+why))
 			}
 		case r.empty && r.order == newest && r.found.total() == 0:
 			setState(StatePrepared)

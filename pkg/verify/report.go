@@ -25,7 +25,8 @@ const (
 	Unfinished Class = "unfinished"
 	// MissingEnd: a sealed segment without its END frame at the footer's
 	// end offset, or an unsealed segment that is not in the log's unsealed
-	// tail (a later segment is sealed): neither sealed nor recovered.
+	// tail (a later segment is sealed, or a live writer appends from a
+	// later one on): neither sealed nor recovered.
 	MissingEnd Class = "missing-end"
 	// GarbageAfterEnd: non-zero bytes after the END frame's header.
 	GarbageAfterEnd Class = "garbage-after-end"
