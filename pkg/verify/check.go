@@ -186,10 +186,8 @@ func checkFile(path string, o *Options, buf []byte) *result {
 	defer im.Close()
 	var w *window
 	if buf != nil && !copied && !im.Archived {
-		if f, err := im.Reopen(); err == nil {
-			defer f.Close()
-			w = &window{src: f, buf: buf}
-		}
+		w = &window{buf: buf} // its file opened once the check reads through it (attach)
+		defer w.close()
 	}
 	checkGuarded(im, r, o, w)
 	return r
@@ -320,9 +318,12 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 		d   [segment.DigestSize]byte
 		err error
 	}
-	if w != nil {
+	walk := !o.Quick || !r.sealed
+	if w != nil && walk && w.attach(im) {
 		w.valid = im.Valid()
 		c.zeros = w
+	} else {
+		w = nil
 	}
 	if w != nil && r.sealed && !o.Quick {
 		w.digest = segment.NewDigestStream(r.footer.PrevDigest)
@@ -359,7 +360,7 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 			digest <- d
 		})
 	}
-	if !o.Quick || !r.sealed {
+	if walk {
 		c.walk()
 	}
 	r.leftAsIs = r.footerAbsent && c.leftAsIs()

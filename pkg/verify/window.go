@@ -80,6 +80,34 @@ type window struct {
 	// the window could not read is then read through the mapping, which
 	// faults on the same error; err is what the check reports.
 	err error
+
+	file *os.File // src, when attach opened it
+}
+
+// attach opens the mapped segment file of im again for the window to
+// read, and reports whether it could (if not, everything is read through
+// the mapping). Only once the check is known to read the segment's
+// bytes: a quick check of a sealed segment reads none, and opened each
+// such file twice when the window was attached before its footer was
+// decoded.
+func (w *window) attach(im *segment.Image) bool {
+	if w.src != nil {
+		return true // a source the window was made with
+	}
+	f, err := im.Reopen()
+	if err != nil {
+		return false
+	}
+	w.src, w.file = f, f
+	return true
+}
+
+// close closes the file attach opened, if any.
+func (w *window) close() {
+	if w.file != nil {
+		w.file.Close()
+		w.src, w.file = nil, nil
+	}
 }
 
 func (w *window) end() int64 { return w.base + w.n }

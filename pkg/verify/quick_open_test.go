@@ -1,0 +1,78 @@
+package verify
+
+import (
+	"bytes"
+	"path/filepath"
+	"testing"
+	"unsafe"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+	"golang.org/x/sys/unix"
+)
+
+// --quick reads a sealed segment's header and footer only, through the
+// mapping; it opened each sealed segment file twice, the second time for
+// a window it never read through. The opens are counted with inotify,
+// an IN_OPEN event per open(2) of a file in the directory. The kernel
+// merges an event into the last one queued if they are the same, and
+// two opens in a row are (no close comes between: the mapping holds the
+// first open file): so each file is watched as well, and every open
+// queues the directory's event and then the file's, never the same as
+// the last. A segment not sealed is opened twice, the window reading
+// its zero tail.
+func TestQuickOpensSealedSegmentsOnce(t *testing.T) {
+	l := newTestLog(t)
+	l.sealed(3)
+	l.sealed(4)
+	l.open(2, false)
+	ino, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(ino)
+	wd, err := unix.InotifyAddWatch(ino, l.dir, unix.IN_OPEN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seq := uint64(1); seq <= 3; seq++ {
+		if _, err := unix.InotifyAddWatch(ino, filepath.Join(l.dir, segment.FileName(seq)), unix.IN_OPEN); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep := mustDir(t, l.dir, Options{Quick: true, Workers: 1})
+	if rep.Totals.Sealed != 2 || rep.Totals.Segments != 3 {
+		t.Fatalf("%d segments, %d sealed; want 3, 2 sealed\n%s", rep.Totals.Segments, rep.Totals.Sealed, summary(rep))
+	}
+	opens := inotifyOpens(t, ino, wd)
+	want := map[string]int{segment.FileName(1): 1, segment.FileName(2): 1, segment.FileName(3): 2}
+	for name, n := range want {
+		if opens[name] != n {
+			t.Errorf("%s opened %d times; want %d (all opens: %v)", name, opens[name], n, opens)
+		}
+	}
+}
+
+// inotifyOpens reads the queued events of ino and counts the IN_OPEN
+// events of each file name in the directory watched as wd.
+func inotifyOpens(t *testing.T, ino int, wd int) map[string]int {
+	t.Helper()
+	opens := map[string]int{}
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := unix.Read(ino, buf)
+		if err == unix.EAGAIN {
+			return opens
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for off := 0; off+unix.SizeofInotifyEvent <= n; {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			name := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
+			if int(ev.Wd) == wd && ev.Mask&unix.IN_OPEN != 0 && ev.Mask&unix.IN_ISDIR == 0 {
+				opens[filepath.Base(string(bytes.TrimRight(name, "\x00")))]++
+			}
+			off += unix.SizeofInotifyEvent + int(ev.Len)
+		}
+	}
+}
