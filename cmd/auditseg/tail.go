@@ -197,6 +197,8 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 }
 
 func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
+	// Read, listed and checked against the cursor as one directory.
+	dir = segment.CleanName(dir)
 	began := time.Now()
 	opts, err := f.start(cmd, dir, began)
 	if err != nil {

@@ -249,6 +249,8 @@ var ErrBusy = errors.New("another process holds this directory's lock (another c
 // cancellation no new segment is started; the ones in progress stop at the
 // next step boundary before the rename, their temp files removed.
 func Run(ctx context.Context, dir string, opts Options) (*Result, error) {
+	// Locked, listed and fsynced by the name its segments are joined to.
+	dir = segment.CleanName(dir)
 	start := time.Now()
 	opts = opts.withDefaults()
 	res := &Result{Dir: dir, DryRun: opts.DryRun}

@@ -77,6 +77,7 @@ func (p *Plan) Segments() int { return len(p.Resolve) + len(p.Compress) }
 // PlanDir decides what Run would do in dir with opts, without changing
 // anything (Run calls it; a dry run returns only this).
 func PlanDir(dir string, opts Options) (*Plan, error) {
+	dir = segment.CleanName(dir)
 	opts = opts.withDefaults()
 	l, err := segment.List(dir)
 	if err != nil {

@@ -339,6 +339,7 @@ const batch = 128
 // the footers that locate the start happen here; the records are decoded
 // by Next.
 func Open(dir string, opts Options) (*Reader, error) {
+	dir = segment.CleanName(dir) // the directory the writer appends to
 	if opts.PollMin <= 0 {
 		opts.PollMin = 50 * time.Microsecond
 	}

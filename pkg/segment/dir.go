@@ -125,7 +125,26 @@ func (l *Listing) NextSeq() uint64 {
 	return 1
 }
 
-// List reads a log directory. It is the only directory scan in auditseg.
+// CleanName is how auditseg reads the name of a log directory, or of a
+// segment file in one: lexically cleaned (filepath.Clean), "" left as
+// it is (an error, not the working directory). Segment paths are joined
+// to the directory's name, which cleans it, while the kernel resolves a
+// name as given: for "link/../log", link a symbolic link, filepath.Join
+// names log beside link and open(2) the log beside link's target. With
+// both present, a reader that listed one and opened the other's
+// segments would mix two logs. So every entry point (writer.Open,
+// reader.Open, verify, compress-finished, tail) takes the name through
+// this first, as List and WriterInfo do, and all it lists, locks and
+// opens is one directory: the one the writer appends to.
+func CleanName(name string) string {
+	if name == "" {
+		return ""
+	}
+	return filepath.Clean(name)
+}
+
+// List reads a log directory, named as CleanName reads it (Listing.Dir
+// is that name). It is the only directory scan in auditseg.
 //
 // A directory read is not a snapshot: a name renamed into the directory
 // while it runs may be missed although a later one is returned (POSIX
@@ -138,6 +157,7 @@ func (l *Listing) NextSeq() uint64 {
 // oldest listed, directly and reads the directory again if one of them is
 // there.
 func List(dir string) (Listing, error) {
+	dir = CleanName(dir)
 	var l Listing
 	var err error
 	for range 4 {

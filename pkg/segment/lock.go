@@ -285,8 +285,11 @@ type Writer struct {
 	From uint64
 }
 
-// WriterInfo is WriterAlive, with the first segment the writer appends to.
+// WriterInfo is WriterAlive, with the first segment the writer appends
+// to. dir is read as CleanName reads it: the directory is opened by the
+// name LOCK is joined to.
 func WriterInfo(dir string) (Writer, error) {
+	dir = CleanName(dir)
 	p := filepath.Join(dir, LockName)
 	f, err := openLockFile(p, os.O_RDONLY)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -45,6 +45,7 @@ type job struct {
 
 // Dir verifies the log in dir.
 func Dir(dir string, opts Options) (*Report, error) {
+	dir = segment.CleanName(dir)
 	st, err := os.Stat(dir)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
@@ -61,7 +62,7 @@ func Dir(dir string, opts Options) (*Report, error) {
 // them and other files of the directory are not reported.
 func Files(paths []string, opts Options) (*Report, error) {
 	for _, p := range paths {
-		if st, err := os.Lstat(p); err == nil && st.IsDir() {
+		if st, err := os.Lstat(segment.CleanName(p)); err == nil && st.IsDir() {
 			return nil, fmt.Errorf("verify: %s is a directory", p)
 		}
 	}
@@ -119,7 +120,10 @@ func newReport(o *Options) *Report {
 		Findings: []Finding{}, Totals: Totals{Findings: make(map[Class]int)}, maxFindings: o.MaxFindings}
 }
 
-// plan lists directories and groups file arguments by directory.
+// plan lists directories and groups file arguments by directory, each
+// path read as segment.CleanName reads it: as given, a segment file
+// named through a symbolic link and ".." would be another log's than its
+// directory (filepath.Dir cleans).
 func plan(paths []string, o *Options) ([]*unit, []job, error) {
 	var units []*unit
 	var jobs []job
@@ -138,6 +142,7 @@ func plan(paths []string, o *Options) ([]*unit, []job, error) {
 		jobs = append(jobs, job{path: p, size: size})
 	}
 	for _, p := range paths {
+		p = segment.CleanName(p)
 		st, err := os.Stat(p) // a directory argument may be a link; segment files never are followed
 		if err != nil {
 			if lst, lerr := os.Lstat(p); lerr == nil && lst.Mode()&os.ModeSymlink != 0 {

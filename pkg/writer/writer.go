@@ -28,7 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -111,11 +110,9 @@ type Stats struct {
 // wrapping segment.ErrLocked that names the holder's pid. If the previous
 // writer died, Open first recovers: see docs/FORMAT.md, "Recovery".
 func Open(dir string, opts Options) (*Writer, error) {
-	if dir != "" { // "" stays an error, not the working directory
-		// Segment paths are joined to dir, which cleans: made, locked and
-		// listed as given, "link/../log" was another directory for them.
-		dir = filepath.Clean(dir)
-	}
+	// Segment paths are joined to dir, which cleans: made, locked and
+	// listed as given, "link/../log" was another directory for them.
+	dir = segment.CleanName(dir)
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dir, err)

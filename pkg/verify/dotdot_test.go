@@ -1,0 +1,45 @@
+package verify
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/auditseg/auditseg/internal/testfs"
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// A log named through a symbolic link and "..", with another log in the
+// directory the kernel resolves the name to: verify listed that one and
+// checked the segments of its list in the directory the name cleans to,
+// where writer.Open appends. Log A there (segments 1 and 2) was checked
+// as far as log B (segment 2 only) has names: segment 1 was never read,
+// and the verdict clean. A segment file named so was B's, judged as part
+// of A's log. Both now check A.
+func TestVerifyNameThroughLinkAndDotDot(t *testing.T) {
+	name, cleaned, resolved := testfs.DotDotName(t)
+	a := &testLog{t: t, dir: cleaned, next: 1}
+	a.sealed(3)
+	a.sealed(3)
+	b := &testLog{t: t, dir: resolved, next: 2}
+	b.sealed(5)
+
+	rep := mustDir(t, name, Options{})
+	var paths []string
+	for _, s := range rep.Segments {
+		paths = append(paths, s.Path)
+	}
+	if rep.ExitCode(true) != ExitClean || rep.Totals.Records != 6 || len(paths) != 2 ||
+		paths[0] != filepath.Join(cleaned, segment.FileName(1)) || rep.Logs[0].Dir != cleaned {
+		t.Fatalf("Dir(%s): exit %d, %d records, log %s, segments %q; want log A's two, 6 records\n%s",
+			name, rep.ExitCode(true), rep.Totals.Records, rep.Logs[0].Dir, paths, summary(rep))
+	}
+
+	rep, err := Files([]string{name + "/" + segment.FileName(2)}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Segments) != 1 || rep.Segments[0].Path != filepath.Join(cleaned, segment.FileName(2)) ||
+		rep.Totals.Records != 3 || rep.ExitCode(true) != ExitClean {
+		t.Fatalf("Files: exit %d, segments %+v; want log A's segment 2, 3 records\n%s", rep.ExitCode(true), rep.Segments, summary(rep))
+	}
+}
