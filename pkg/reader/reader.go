@@ -322,6 +322,8 @@ type Reader struct {
 	// empty: later segment files found to hold nothing at all while no
 	// writer held the log (laterHoldsBytes), by path, size and mtime.
 	empty map[fileStamp]bool
+	// headers: segment headers read by the restart look (readHeader).
+	headers map[string]headerSeen
 
 	rec     Record
 	have    bool // rec was found by Wait and not yet returned by Next
@@ -494,6 +496,7 @@ func (r *Reader) closeCur() error {
 	if c == nil {
 		return nil
 	}
+	r.keepHeader(c)
 	return c.img.Close()
 }
 

@@ -67,9 +67,9 @@ func (r *Reader) at() mark {
 // names are looked up, not the listing.
 func (r *Reader) headerNow(seq uint64) (h segment.Header, gone bool, err error) {
 	p := filepath.Join(r.dir, segment.FileName(seq))
-	h, err = segment.ReadHeader(p)
+	h, err = r.readHeader(p)
 	if a, ok := segment.ArchivedInstead(p, err); ok {
-		h, err = segment.ReadHeader(a)
+		h, err = r.readHeader(a)
 	}
 	if err == nil && h.Seq != seq {
 		err = fmt.Errorf("%s: header says segment %d", p, h.Seq)

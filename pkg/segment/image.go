@@ -378,3 +378,11 @@ func (im *Image) Close() error {
 	im.release, im.Data = nil, nil
 	return err
 }
+
+// Maps reports whether fi is the file the image maps (an archive's image
+// maps none). While the image is open the file's inode stays allocated, so
+// its number cannot name another file: fi with the same device and inode
+// is that file, under whatever name.
+func (im *Image) Maps(fi os.FileInfo) bool {
+	return im.info != nil && fi != nil && os.SameFile(im.info, fi)
+}

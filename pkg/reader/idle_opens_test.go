@@ -1,0 +1,156 @@
+package reader_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/auditseg/auditseg/pkg/reader"
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// openCounter counts the opens of files in a directory as the kernel
+// reports them (inotify IN_OPEN), whoever makes them: no hook in the code
+// under test.
+type openCounter struct{ fd int }
+
+func countOpens(t *testing.T, dir string) *openCounter {
+	t.Helper()
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		t.Fatalf("inotify: %v", err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_OPEN); err != nil {
+		t.Fatalf("inotify watch %s: %v", dir, err)
+	}
+	return &openCounter{fd: fd}
+}
+
+// take returns the opens since the last call, by file name ("" for the
+// directory itself).
+func (c *openCounter) take(t *testing.T) map[string]int {
+	t.Helper()
+	n := map[string]int{}
+	buf := make([]byte, 64<<10)
+	for {
+		k, err := unix.Read(c.fd, buf)
+		if errors.Is(err, unix.EAGAIN) {
+			return n
+		}
+		if err != nil {
+			t.Fatalf("inotify read: %v", err)
+		}
+		for off := 0; off+unix.SizeofInotifyEvent <= k; {
+			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+			if ev.Mask&unix.IN_Q_OVERFLOW != 0 {
+				t.Fatal("inotify queue overflowed: opens not counted")
+			}
+			name := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
+			n[string(bytes.TrimRight(name, "\x00"))]++
+			off += unix.SizeofInotifyEvent + int(ev.Len)
+		}
+	}
+}
+
+// An idle follower at the tail of a dead writer's segment, with the files
+// the writer made ahead still there, lists the directory at every poll
+// (a later file exists) and looks for a log begun again there: each look
+// read the header of the segment it is at, twice a poll (the listing in
+// unpark, then atTail's), and once more at each segment it moves to,
+// right after the listing that found it. The segment is mapped, so its
+// file cannot have changed without another inode: it must not be opened
+// again while the follower waits, and the look must still see a log begun
+// again (TestFollowStopsWhenLogBegunAgainInPlace).
+func TestIdleFollowerDoesNotReopenItsSegment(t *testing.T) {
+	dir := t.TempDir()
+	l := newLiveLog(t, dir, segSize)
+	for i := range 5 {
+		l.append(payload(i))
+	}
+	for seq := uint64(2); seq <= 4; seq++ { // made ahead, never used
+		p := filepath.Join(dir, segment.FileName(seq))
+		if err := os.WriteFile(p, segment.NewImage(seq, segSize, time.Now().UnixNano()), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.die()
+	defer l.close()
+
+	r, err := reader.Open(dir, reader.Options{Follow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	n := 0
+	for r.Next() {
+		n++
+	}
+	if n != 5 || r.Err() != nil {
+		t.Fatalf("%d records, err %v", n, r.Err())
+	}
+	opens := countOpens(t, dir)
+	const idle = 1500 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), idle)
+	err = r.Wait(ctx)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Wait: %v", err)
+	}
+	got := opens.take(t)
+	total := 0
+	for _, k := range got {
+		total += k
+	}
+	t.Logf("opens in %v idle: %d, by file %v", idle, total, got)
+	if got["LOCK"] == 0 || got[""] == 0 {
+		t.Fatalf("the follower looked at neither the lock nor the directory (opens: %v): nothing counted", got)
+	}
+	if k := got[segment.FileName(1)]; k > 0 {
+		t.Errorf("the segment the follower is at, mapped and unchanged, was opened %d times in %v", k, idle)
+	}
+}
+
+// A follower moving through a log's segments opens each once, to map it:
+// the look for a log begun again, at the listing that found a segment and
+// again when it is opened, reads the header of the segment the follower
+// left, which it has just read and which has not changed since.
+func TestFollowerOpensEachSegmentOnce(t *testing.T) {
+	dir := t.TempDir()
+	last := writeSegments(t, dir, "a", 6)
+	opens := countOpens(t, dir)
+	r, err := reader.Open(dir, reader.Options{Follow: true, PollMax: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for r.Next() || r.Wait(ctx) == nil && r.Next() {
+		if r.Record().Position == last {
+			break
+		}
+	}
+	if r.Record().Position != last {
+		t.Fatalf("follower stopped at %v, want %v: %v", r.Record().Position, last, r.Err())
+	}
+	got := opens.take(t)
+	t.Logf("opens: %v", got)
+	// Segment 1 once more: the first listing notes its header, before the
+	// segment is opened (see restart.go's noteOne).
+	if k := got[segment.FileName(1)]; k > 2 {
+		t.Errorf("%s opened %d times, want 2 at most", segment.FileName(1), k)
+	}
+	for seq := uint64(2); seq < last.Seq; seq++ {
+		if k := got[segment.FileName(seq)]; k != 1 {
+			t.Errorf("%s opened %d times, want 1", segment.FileName(seq), k)
+		}
+	}
+}
