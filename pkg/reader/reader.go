@@ -270,18 +270,21 @@ var ErrClosed = errors.New("reader is closed")
 // ErrLogReplaced: the log directory was removed, or replaced by another
 // (a log begun again), or the log was begun again inside it (its files
 // deleted and a writer starting at segment 1 again), while it was read. A
-// follower stops rather than read on by sequence number into another
-// log's segments, or wait for a number the new log reaches only after
-// its first segments, which it would skip. SameLog is false after it: a
-// position of the old log must not be stored for the new one. The
-// follower tells a log begun in place from retention and
+// reader, following or replaying, stops rather than read on by sequence
+// number into another log's segments, or wait for a number the new log
+// reaches only after its first segments, which it would skip. SameLog is
+// false after it: a position of the old log must not be stored for the
+// new one. The reader tells a log begun in place from retention and
 // compress-finished by the segment it is at, or left last, in which it
 // found a frame: that segment made again (another creation time in its
 // header), or gone under both its names with a lower number made since
 // (created after it, or a segment 1 other than the one its first listing
-// found). It looks at every listing, and again at each segment it opens,
-// before it returns any of it: a follower that lags opens the next
-// segments by the names it listed, which may be a new log's by then.
+// found). One that has found no frame yet goes by the segment it is in
+// (segment 1 made again, or a lower number made after it) or a segment 1
+// other than the one its first listing found. It looks at every listing,
+// and again at each segment it opens, before it returns any of it: a
+// reader that lags opens the next segments by the names it listed, which
+// may be a new log's by then.
 var ErrLogReplaced = errors.New("log directory removed or replaced, or the log begun again in it, while it was read")
 
 // Reader iterates over the records of a log. It is not safe for concurrent

@@ -110,7 +110,7 @@ func (r *Reader) restarted() error {
 	r.noteOne()
 	a := r.at()
 	if !a.ok {
-		return nil
+		return r.restartedUnread()
 	}
 	h, gone, err := r.headerNow(a.seq)
 	if !gone {
@@ -120,23 +120,33 @@ func (r *Reader) restarted() error {
 		return fmt.Errorf("%s: segment numbers went back below %d, where the reader was: segment %d was made again (created %s; the one read was created %s): %w",
 			r.dir, a.seq, a.seq, stamp(h.Created), stamp(a.created), ErrLogReplaced)
 	}
-	if len(r.list) == 0 || r.list[0].Seq >= a.seq {
-		return nil
-	}
-	k := r.list[0].Seq
-	hk, _, err := r.headerNow(k)
-	if err != nil || !(hk.Created > a.created || k == 1 && r.oneMadeAgain(hk.Created)) {
+	k, hk, ok := r.oldestMadeAfter(a)
+	if !ok {
 		return nil
 	}
 	return fmt.Errorf("%s: segment numbers went back below %d, where the reader was: it is gone (neither %s nor %s is there) and segment %d was made since (created %s; segment %d was created %s): %w",
 		r.dir, a.seq, segment.FileName(a.seq), segment.ArchiveName(a.seq), k, stamp(hk.Created), a.seq, stamp(a.created), ErrLogReplaced)
 }
 
-// stopIfRestarted is restarted for a follower, sticky in r.err: it
-// reports whether the reader stopped. Looked at at every listing, and
-// again when the reader has opened a segment of its listing and before
-// it returns any of it: a follower that lags moves on by the names it
-// listed, maybe long before, and those may be a new log's files by then.
+// oldestMadeAfter reports whether the oldest segment listed, k, is below
+// segment m and was made after it: created later, or a segment 1 other
+// than the one the reader's first listing found.
+func (r *Reader) oldestMadeAfter(m mark) (k uint64, hk segment.Header, ok bool) {
+	if len(r.list) == 0 || r.list[0].Seq >= m.seq {
+		return 0, segment.Header{}, false
+	}
+	k = r.list[0].Seq
+	hk, _, err := r.headerNow(k)
+	return k, hk, err == nil && (hk.Created > m.created || k == 1 && r.oneMadeAgain(hk.Created))
+}
+
+// stopIfRestarted is restarted, sticky in r.err: it reports whether the
+// reader stopped. Looked at at every listing, and again when the reader
+// has opened a segment of its listing and before it returns any of it: a
+// reader that lags moves on by the names it listed, maybe long before,
+// and those may be a new log's files by then. A replay as much as a
+// follower: it lists the directory again at the end of its listing and
+// would read a new log's segments past its number as the next ones.
 // Opened first, looked at after: a new log makes its numbers in order,
 // so a file of it opened means the new log's segment the reader is at,
 // or left last, was there before, and is seen now.
@@ -144,7 +154,7 @@ func (r *Reader) stopIfRestarted() bool {
 	switch {
 	case errors.Is(r.err, ErrLogReplaced):
 		return true // a listing found it already
-	case !r.opts.Follow || r.single != "":
+	case r.single != "":
 		return false
 	}
 	if err := r.restarted(); err != nil {
@@ -193,6 +203,67 @@ func (r *Reader) oneMadeAgain(created int64) bool {
 		return created != r.oneCreated
 	}
 	return false
+}
+
+// restartedUnread is restarted for a reader that has found no frame yet:
+// started on an empty log, or at the empty segment after a log's last
+// (Last(0), a Skip of every record). It has no segment of its own, but
+// the one it is in, or waits for, tells:
+//
+//   - it is in segment 1, and a segment 1 with another creation time is
+//     there now: a writer made it again. Within one log an empty segment
+//     1 is made again only when the Open that made it failed (it could
+//     not be mapped, or its name made durable) and a later one made it
+//     anew, and then the reader holds a file no writer will ever write;
+//   - it is in segment S above 1, and the oldest segment listed, below S,
+//     was made after S (created later, or a segment 1 other than the one
+//     the reader's first listing found). A writer removes or makes again
+//     an empty segment (see at), but it numbers on from the newest
+//     present and removes the files after one before it makes that one
+//     again, so within one log nothing below S is made after it, empty
+//     or not;
+//   - it waits, in no segment, for a number above 1 and a segment 1 other
+//     than the one its first listing found is there: it passed segment 1
+//     (by its END or its footer: it held a frame, and is never made again
+//     within one log) or started past it.
+//
+// A new log whose segment 1 is gone already (its own retention) is not
+// seen, as for a reader that found a frame.
+func (r *Reader) restartedUnread() error {
+	next, from := max(r.startSeq, 1), "waited for"
+	if r.passed {
+		next = r.lastSeq + 1
+	}
+	if c := r.cur; c != nil {
+		next, from = c.seq, "was"
+		if s := c.mark; s.ok {
+			h, gone, err := r.headerNow(s.seq)
+			switch {
+			case !gone && (err != nil || h.Created == s.created):
+				return nil
+			case s.seq == 1 && !gone:
+				return fmt.Errorf("%s: segment 1, where the reader was before it found a record, was made again (created %s; the one read was created %s): %w",
+					r.dir, stamp(h.Created), stamp(s.created), ErrLogReplaced)
+			case s.seq == 1:
+				return nil
+			}
+			k, hk, ok := r.oldestMadeAfter(s)
+			if !ok {
+				return nil
+			}
+			return fmt.Errorf("%s: segment numbers went back below %d, where the reader was before it found a record: segment %d was made since (created %s; segment %d was created %s): %w",
+				r.dir, s.seq, k, stamp(hk.Created), s.seq, stamp(s.created), ErrLogReplaced)
+		}
+	}
+	if next <= 1 || len(r.list) == 0 || r.list[0].Seq != 1 {
+		return nil
+	}
+	h, _, err := r.headerNow(1)
+	if err != nil || !r.oneMadeAgain(h.Created) {
+		return nil
+	}
+	return fmt.Errorf("%s: segment numbers went back below %d, which the reader %s before it found a record: segment 1 was made since (created %s), not the one its first listing found: %w",
+		r.dir, next, from, stamp(h.Created), ErrLogReplaced)
 }
 
 func stamp(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }

@@ -100,18 +100,7 @@ func TestLaggingBulkFollowerStopsWhenLogBegunAgain(t *testing.T) {
 	writeSegments(t, dir, "old", 6)
 	begun := false
 	r, err := reader.Open(dir, reader.Options{Follow: true, PollMax: 10 * time.Millisecond,
-		Bulk: &reader.Bulk{Workers: 1, Append: lineOf, Write: func(p []byte, _ reader.Position) error {
-			if !begun {
-				// While the run holds the next segments of the old
-				// listing: the planner opens the rest by name.
-				begun = true
-				beginAgain(t, dir, 8)
-			}
-			if i := bytes.Index(p, []byte(`"new`)); i >= 0 {
-				t.Fatalf("record of the new log written in bulk: %.40s", p[max(i-30, 0):])
-			}
-			return nil
-		}}})
+		Bulk: beginAgainInBulk(t, dir, 8, &begun)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,6 +112,24 @@ func TestLaggingBulkFollowerStopsWhenLogBegunAgain(t *testing.T) {
 	if !errors.Is(err, reader.ErrLogReplaced) {
 		t.Fatalf("lagging bulk follower after the log was begun again in place: %v", err)
 	}
+}
+
+// beginAgainInBulk is a Bulk that begins the log in dir again (of segs
+// segments) at its first output, setting *begun, and fails the test on
+// output of the new log.
+func beginAgainInBulk(t *testing.T, dir string, segs uint64, begun *bool) *reader.Bulk {
+	return &reader.Bulk{Workers: 1, Append: lineOf, Write: func(p []byte, _ reader.Position) error {
+		if !*begun {
+			// While the run holds the next segments of the old
+			// listing: the planner opens the rest by name.
+			*begun = true
+			beginAgain(t, dir, segs)
+		}
+		if i := bytes.Index(p, []byte(`"new`)); i >= 0 {
+			t.Fatalf("record of the new log written in bulk: %.40s", p[max(i-30, 0):])
+		}
+		return nil
+	}}
 }
 
 // A segment 1 put back from a backup into a log whose oldest segments
