@@ -252,6 +252,7 @@ func (r *Reader) collect(run *bulkRun) int {
 			}
 			if m := markOf(s.e.Seq, s.im); m.ok {
 				r.left = m // sealed: it holds its END frame
+				r.keepHeader(m, s.im)
 			}
 			if s.skip {
 				n++

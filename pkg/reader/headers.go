@@ -59,19 +59,20 @@ func (r *Reader) readHeader(p string) (segment.Header, error) {
 	return h, err
 }
 
-// keepHeader caches c's header for readHeader as c is closed, if its path
-// still names the file c maps: the restart look reads the header of the
-// segment the reader left at each listing and each segment it opens.
-func (r *Reader) keepHeader(c *seg) {
-	if !c.mark.ok || r.single != "" {
+// keepHeader caches the header of im, segment m's image, for readHeader
+// as the reader leaves it, if its path still names the file im maps: the
+// restart look reads the header of the segment the reader left at each
+// listing and each segment it opens.
+func (r *Reader) keepHeader(m mark, im *segment.Image) {
+	if !m.ok || r.single != "" {
 		return
 	}
-	fi, err := os.Lstat(c.path)
-	if err != nil || !c.img.Maps(fi) {
+	fi, err := os.Lstat(im.Path)
+	if err != nil || !im.Maps(fi) {
 		return
 	}
 	if id, ok := idOf(fi); ok {
-		r.cacheHeader(c.path, id, c.img.Header)
+		r.cacheHeader(im.Path, id, im.Header)
 	}
 }
 

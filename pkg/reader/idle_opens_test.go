@@ -118,39 +118,54 @@ func TestIdleFollowerDoesNotReopenItsSegment(t *testing.T) {
 	}
 }
 
-// A follower moving through a log's segments opens each once, to map it:
+// A reader moving through a log's segments opens each once, to map it
+// (and once more in bulk, to copy payloads with read(2): Image.Reopen):
 // the look for a log begun again, at the listing that found a segment and
-// again when it is opened, reads the header of the segment the follower
-// left, which it has just read and which has not changed since.
-func TestFollowerOpensEachSegmentOnce(t *testing.T) {
-	dir := t.TempDir()
-	last := writeSegments(t, dir, "a", 6)
-	opens := countOpens(t, dir)
-	r, err := reader.Open(dir, reader.Options{Follow: true, PollMax: time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for r.Next() || r.Wait(ctx) == nil && r.Next() {
-		if r.Record().Position == last {
-			break
-		}
-	}
-	if r.Record().Position != last {
-		t.Fatalf("follower stopped at %v, want %v: %v", r.Record().Position, last, r.Err())
-	}
-	got := opens.take(t)
-	t.Logf("opens: %v", got)
-	// Segment 1 once more: the first listing notes its header, before the
-	// segment is opened (see restart.go's noteOne).
-	if k := got[segment.FileName(1)]; k > 2 {
-		t.Errorf("%s opened %d times, want 2 at most", segment.FileName(1), k)
-	}
-	for seq := uint64(2); seq < last.Seq; seq++ {
-		if k := got[segment.FileName(seq)]; k != 1 {
-			t.Errorf("%s opened %d times, want 1", segment.FileName(seq), k)
-		}
+// again when it is opened, reads the header of the segment the reader
+// left, which it has just read and which has not changed since. A
+// follower, a replay and a bulk replay alike.
+func TestReaderOpensEachSegmentOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		opts  reader.Options
+		opens int
+	}{
+		{"follow", reader.Options{Follow: true, PollMax: time.Millisecond}, 1},
+		{"replay", reader.Options{}, 1},
+		{"bulk replay", reader.Options{Bulk: &reader.Bulk{Workers: 1, Append: lineOf,
+			Write: func([]byte, reader.Position) error { return nil }}}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			last := writeSegments(t, dir, "a", 6)
+			opens := countOpens(t, dir)
+			r, err := reader.Open(dir, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			for r.Next() || tc.opts.Follow && r.Wait(ctx) == nil && r.Next() {
+				if r.Record().Position == last {
+					break
+				}
+			}
+			if r.Err() != nil || tc.opts.Bulk == nil && r.Record().Position != last {
+				t.Fatalf("reader stopped at %v, want %v: %v", r.Record().Position, last, r.Err())
+			}
+			got := opens.take(t)
+			t.Logf("opens: %v", got)
+			// Segment 1 once more: the first listing notes its header,
+			// before the segment is opened (see restart.go's noteOne).
+			if k := got[segment.FileName(1)]; k > tc.opens+1 {
+				t.Errorf("%s opened %d times, want %d at most", segment.FileName(1), k, tc.opens+1)
+			}
+			for seq := uint64(2); seq < last.Seq; seq++ {
+				if k := got[segment.FileName(seq)]; k != tc.opens {
+					t.Errorf("%s opened %d times, want %d", segment.FileName(seq), k, tc.opens)
+				}
+			}
+		})
 	}
 }

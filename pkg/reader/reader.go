@@ -499,7 +499,7 @@ func (r *Reader) closeCur() error {
 	if c == nil {
 		return nil
 	}
-	r.keepHeader(c)
+	r.keepHeader(c.mark, c.img)
 	return c.img.Close()
 }
 
