@@ -242,7 +242,7 @@ func (r *Reader) restartedUnread() error {
 			case !gone && (err != nil || h.Created == s.created):
 				return nil
 			case s.seq == 1 && !gone:
-				return fmt.Errorf("%s: segment 1, where the reader was before it found a record, was made again (created %s; the one read was created %s): %w",
+				return fmt.Errorf("%s: segment numbers went back to 1, where the reader was before it found a record: segment 1 was made again (created %s; the one read was created %s): %w",
 					r.dir, stamp(h.Created), stamp(s.created), ErrLogReplaced)
 			case s.seq == 1:
 				return nil

@@ -16,13 +16,20 @@ import (
 
 // A follower that has found no frame yet has no segment of its own to
 // compare with: started on an empty live log, or at the tail of a log
-// (Last(0), a Since after every record) whose newest segment is the
-// empty one a closing writer leaves. With the log emptied in place and
-// begun again, it hung on the old segment's mapping (new log below its
-// number) or went on into the new log past its first segments. It must
-// stop with ErrLogReplaced before returning a record of the new log.
+// (Last(0), a Skip of every record) whose newest segment is the empty one
+// a closing writer leaves, or waiting in no segment for a number past
+// the log's end (a position after the last record). With the log emptied
+// in place and begun again, it hung on the old segment's mapping (new log
+// below its number) or went on into the new log past its first segments.
+// It must stop with ErrLogReplaced before returning a record of the new
+// log.
 func TestFollowerWithoutAFrameStopsWhenLogBegunAgain(t *testing.T) {
-	for _, start := range unreadStarts {
+	pastEnd := unreadStarts[0]
+	pastEnd.name, pastEnd.old = "At past the end", func(t *testing.T, dir string) reader.Options {
+		writeSegments(t, dir, "old", 4)
+		return reader.Options{Start: reader.At(segment.Position{Seq: 9, Offset: segment.HeaderSize})}
+	}
+	for _, start := range append(unreadStarts[:len(unreadStarts):len(unreadStarts)], pastEnd) {
 		for _, segs := range []uint64{1, 3, 8} {
 			t.Run(fmt.Sprintf("%s/new log of %d", start.name, segs), func(t *testing.T) {
 				dir := t.TempDir()
