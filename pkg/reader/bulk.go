@@ -108,9 +108,10 @@ type bulkItem struct {
 	start int64 // where the first event found starts
 	end   int64 // where the walk stopped
 	stop  bulkStop
-	fault error // the mapping faulted, or a copy of it failed its CRC: read the range again in order
-	// For a fault that is a record whose copy failed its CRC (out holds
-	// what comes before it): where that record's frame starts and ends.
+	// fault: the mapping faulted (read the range again in order), or a
+	// copy of it failed its CRC, where changedAt and changedEnd are that
+	// record's frame (out holds what comes before it).
+	fault                 error
 	changedAt, changedEnd int64
 	buf                   []byte // the run's buffer out started in
 	out                   []byte

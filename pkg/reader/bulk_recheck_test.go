@@ -242,13 +242,25 @@ func TestBulkUnreopenableCutBeforeFormat(t *testing.T) {
 	}
 	dir := t.TempDir()
 	recs := recheckLog(t, dir, 10)
-	path := filepath.Join(dir, segment.FileName(2))
 	victim := recs[1][5]
-	cut := recheckCut(t, victim)
 	// ScanData checks records 3, 4 and 5 before it formats them.
 	if (victim.pos.Offset-segment.HeaderSize)/segment.FrameSize(1000) != 5 {
 		t.Fatalf("layout: record 5 at %v", victim.pos)
 	}
+	got, dmg := readUnreopenableCut(t, dir, recs, victim.end())
+	want := append(recs[0][2:len(recs[0]):len(recs[0])], recs[1][:5]...)
+	wantRecheck(t, got, want, dmg, filepath.Join(dir, segment.FileName(2)), victim)
+}
+
+// readUnreopenableCut reads the log recs are of from its record 1:1 in
+// bulk with one worker and ranges of rng bytes, segment 2 removed once
+// it is mapped (the worker cannot open it again), and formatting segment
+// 2's record 4 cuts that file inside record 5's payload (recheckCut). It
+// returns the output and the damage reported (recheckRead).
+func readUnreopenableCut(t *testing.T, dir string, recs [2][]faultRec, rng int64) (string, []Damage) {
+	t.Helper()
+	path := filepath.Join(dir, segment.FileName(2))
+	cut := recheckCut(t, recs[1][5])
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -258,7 +270,7 @@ func TestBulkUnreopenableCutBeforeFormat(t *testing.T) {
 		once sync.Once
 		terr error
 	)
-	got, dmg := recheckRead(t, dir, Options{Start: At(recs[0][1].pos), Bulk: &Bulk{Workers: 1, Range: victim.end(),
+	got, dmg := recheckRead(t, dir, Options{Start: At(recs[0][1].pos), Bulk: &Bulk{Workers: 1, Range: rng,
 		Append: func(dst []byte, pos Position, _ int64, payload []byte) []byte {
 			if pos == recs[1][4].pos {
 				once.Do(func() { terr = f.Truncate(cut) })
@@ -277,8 +289,7 @@ func TestBulkUnreopenableCutBeforeFormat(t *testing.T) {
 	if terr != nil {
 		t.Fatal(terr)
 	}
-	want := append(recs[0][2:len(recs[0]):len(recs[0])], recs[1][:5]...)
-	wantRecheck(t, got, want, dmg, path, victim)
+	return got, dmg
 }
 
 // waitMapped waits until path is mapped in this process (the reader's

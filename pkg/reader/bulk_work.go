@@ -224,7 +224,8 @@ func (c *copier) close() {
 // reads as zeros from the cut to the end of that page, without a fault,
 // so a payload checked in the mapping is formatted from a copy checked
 // against the frame's CRC again (segment.AppendPayload); a copy that does
-// not match is a fault at that record: the range is read again in order.
+// not match ends the walk at that record, which the consumer reports as
+// changed after its check (collect).
 func (run *bulkRun) walk(it *bulkItem, win []byte, w *walkBufs) {
 	s := it.seg
 	im, seq := s.im, s.e.Seq
@@ -339,7 +340,11 @@ func (run *bulkRun) walk(it *bulkItem, win []byte, w *walkBufs) {
 			}
 		}
 	})
-	if it.fault == nil && changed >= 0 {
+	// A fault after the change does not hide it: ScanData on the mapping
+	// reads on to the range's end (past a record ending at a page
+	// boundary, the next frame's header is past a cut there), and Next's
+	// walk from after the record meets that fault again, as in order.
+	if changed >= 0 {
 		it.fault, it.changedAt, it.changedEnd = changedAfterCheck(s.e.Path, changed), changed, changedEnd
 	}
 }
