@@ -152,8 +152,9 @@ func flipByte(path string, off int64) error {
 	return err
 }
 
-// The bulk replay (-n +1 without -f) cannot hand out a record whose copy
-// failed its CRC after its walk checked it: it reports it, a
+// The bulk replay (sealed segments read from their start: -n +1,
+// --since, with -f too) cannot hand out a record whose copy failed its
+// CRC after its walk checked it: it reports it, a
 // DamageSegment wrapping segment.ErrChangedAfterCheck, as the in-order
 // path's payloadCopy finds it (reader's TestBulkChangedRecordReportedAsChanged),
 // and reads on after it. tail must then answer as in order: the same line,
