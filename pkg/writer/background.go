@@ -183,6 +183,13 @@ type sealer struct {
 	// not a reservation nobody commits, and giving up on it would leave
 	// the segment unsealed for nothing (Close waits for the sealer anyway).
 	inIO atomic.Bool
+	// passes counts seal passes begun; stuck is the number of the pass
+	// now ending at a frame not committed in a finished segment, 0 while
+	// a pass runs or after one that was not. Close gives up only on a
+	// pass begun after it did: before one, or while one hashes a backlog,
+	// nothing says a reservation is open, and a short CloseTimeout gave
+	// up with every record committed and the segment left unsealed.
+	passes, stuck atomic.Uint64
 }
 
 func (w *Writer) sealLoop() {
@@ -205,7 +212,12 @@ func (w *Writer) sealLoop() {
 		// happen, so a pass that starts after it sees the final segment.
 		closing := w.closingNow()
 		w.bgSteps.Add(1)
+		w.sealer.stuck.Store(0)
+		pass := w.sealer.passes.Add(1)
 		st, err := w.sealPass()
+		if st.pending {
+			w.sealer.stuck.Store(pass)
+		}
 		if err != nil {
 			w.fail(err)
 		}
@@ -386,11 +398,13 @@ func (sl *sealer) snapshot() []*seg {
 // drain waits for the sealer to seal everything after Close made the
 // active segment full. It waits as long as the sealer makes progress
 // (see sealer.progress) or is flushing, and gives up after timeout
-// without either: a reservation nobody commits, and nothing committed
-// behind it either.
+// without either once a pass begun after the call found a frame not
+// committed: a reservation nobody commits, and nothing committed behind
+// it either.
 func (sl *sealer) drain(w *Writer, timeout time.Duration) error {
 	kick(w.kickSeal)
 	sl.progress.Store(now())
+	begun := sl.passes.Load()
 	t := time.NewTicker(min(timeout, 100*time.Millisecond))
 	defer t.Stop()
 	for {
@@ -400,7 +414,7 @@ func (sl *sealer) drain(w *Writer, timeout time.Duration) error {
 		case <-t.C:
 			if sl.inIO.Load() {
 				sl.progress.Store(now())
-			} else if time.Duration(now()-sl.progress.Load()) > timeout {
+			} else if sl.stuck.Load() > begun && time.Duration(now()-sl.progress.Load()) > timeout {
 				return fmt.Errorf("%s: %w: no frame committed for %v; the segment stays unsealed until the next Open recovers it",
 					w.dir, ErrReservationsOpen, timeout)
 			}

@@ -397,3 +397,35 @@ func TestCloseGivesUpWithFramesCommittedBeforeIt(t *testing.T) {
 		t.Fatalf("abort after Close gave up: %v", err)
 	}
 }
+
+// CloseTimeout bounds the wait for reservations still open; with none open
+// there is nothing to give up on, however short it is. Close used to time
+// the sealer's first pass too: with CloseTimeout below a scheduler delay
+// (1ns here; 1ms on a loaded machine, or any value under the hashing of a
+// large unhashed backlog) it returned ErrReservationsOpen with every record
+// committed and left the segment unsealed.
+func TestCloseShortTimeoutNothingOpen(t *testing.T) {
+	for round := range 20 {
+		dir := t.TempDir()
+		w, err := Open(dir, Options{SegmentSize: 64 << 10, CloseTimeout: time.Nanosecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := w.Reserve(4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(r.Bytes(), "done")
+		if err := r.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatalf("round %d: Close with no reservation open: %v", round, err)
+		}
+		l, err := segment.List(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkChain(t, l.Segments[:1])
+	}
+}
