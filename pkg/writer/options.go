@@ -71,8 +71,8 @@ type Options struct {
 	MaxRecordSize int64
 	// Sync is the durability policy; default SyncInterval.
 	Sync SyncMode
-	// SyncInterval is the flush period of SyncInterval; default 1 s, at
-	// least MinSyncInterval.
+	// SyncInterval is the flush period of SyncInterval; 0 means 1 s,
+	// anything else must be at least MinSyncInterval.
 	SyncInterval time.Duration
 	// TimePrecision is how fresh record timestamps are. The default (0)
 	// means 1 ms: the background clock refreshes a shared timestamp every
@@ -85,8 +85,8 @@ type Options struct {
 	// guaranteed to be monotonic across goroutines.
 	TimePrecision time.Duration
 	// CloseTimeout bounds how long Close waits without progress for
-	// reservations still open (Reserve without Commit or Abort); default
-	// 10 s. Progress is a frame committed (or aborted) in a segment Close
+	// reservations still open (Reserve without Commit or Abort); 0 means
+	// 10 s, a negative value is refused. Progress is a frame committed (or aborted) in a segment Close
 	// waits to seal, frames behind a reservation still open included (up
 	// to a claim whose length is not stored yet: the frames after it
 	// cannot be found before it is); a segment sealed; or a seal
@@ -154,7 +154,7 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Sync > SyncAlways {
 		return o, fmt.Errorf("invalid sync mode %d", o.Sync)
 	}
-	if o.SyncInterval <= 0 {
+	if o.SyncInterval == 0 {
 		o.SyncInterval = time.Second
 	}
 	if o.SyncInterval < MinSyncInterval {
@@ -163,7 +163,10 @@ func (o Options) withDefaults() (Options, error) {
 	if o.TimePrecision == 0 {
 		o.TimePrecision = time.Millisecond
 	}
-	if o.CloseTimeout <= 0 {
+	if o.CloseTimeout < 0 {
+		return o, fmt.Errorf("close timeout %v: negative (0 means the default, 10s)", o.CloseTimeout)
+	}
+	if o.CloseTimeout == 0 {
 		o.CloseTimeout = 10 * time.Second
 	}
 	if o.Logger == nil {

@@ -60,12 +60,13 @@ func TestOpenNamesABrokenSymlinkForADirectory(t *testing.T) {
 	}
 }
 
-// A sync interval below MinSyncInterval is refused before anything is
+// A sync interval below MinSyncInterval, a negative one included (it was
+// taken for the default, 1 s, without a word), is refused before anything is
 // made: a few microseconds apart, the flushes of an idle log kept a core
 // busy (found by a hostile-user review: 1 ns, 95 % of a core).
 func TestSyncIntervalBelowMinimum(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "log")
-	for _, d := range []time.Duration{time.Nanosecond, time.Microsecond, MinSyncInterval - 1} {
+	for _, d := range []time.Duration{time.Nanosecond, time.Microsecond, MinSyncInterval - 1, -time.Nanosecond, -time.Hour} {
 		w, err := Open(dir, Options{SegmentSize: 64 << 10, SyncInterval: d})
 		if err == nil {
 			w.Close()
@@ -84,5 +85,23 @@ func TestSyncIntervalBelowMinimum(t *testing.T) {
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A negative CloseTimeout is refused rather than taken for the default
+// (10 s), which it was without a word: a caller asking for no wait at all
+// got Close waiting ten seconds for a reservation nobody commits.
+func TestNegativeCloseTimeoutRefused(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "log")
+	w, err := Open(dir, Options{SegmentSize: 64 << 10, CloseTimeout: -time.Nanosecond})
+	if err == nil {
+		w.Close()
+		t.Fatal("opened")
+	}
+	if !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "close timeout -1ns") {
+		t.Errorf("%v", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("the refused Open made %s (%v)", dir, err)
 	}
 }
