@@ -231,3 +231,40 @@ func TestNextSegmentPreparedBeforeFirstRotation(t *testing.T) {
 		}
 	}
 }
+
+// ErrReservationDone says what happened to the Reservation: the same one
+// finished twice was reported as "a copy of this Reservation was
+// finished?", and the zero one a failed Reserve returns as "already
+// committed or aborted", sending a caller looking for a copy, or a
+// commit, that was never made.
+func TestReservationDoneSaysWhy(t *testing.T) {
+	w, err := Open(t.TempDir(), Options{SegmentSize: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	r, err := w.Reserve(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := copyReservation(&r)
+	if err := r.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for what, err := range map[string]error{"Commit again": r.Commit(), "Abort after Commit": r.Abort()} {
+		if !errors.Is(err, ErrReservationDone) || strings.Contains(err.Error(), "copy") ||
+			!strings.Contains(err.Error(), "called on it before") || !strings.Contains(err.Error(), r.Position().String()) {
+			t.Errorf("%s: %v", what, err)
+		}
+	}
+	if err := c.Abort(); !errors.Is(err, ErrReservationDone) || !strings.Contains(err.Error(), "a copy of this Reservation") {
+		t.Errorf("Abort of a copy: %v", err)
+	}
+	z, err := w.Reserve(-1)
+	if err == nil {
+		t.Fatal("Reserve(-1) succeeded")
+	}
+	if err := z.Commit(); !errors.Is(err, ErrReservationDone) || !strings.Contains(err.Error(), "Reserve failed") {
+		t.Errorf("Commit of a failed Reserve's Reservation: %v", err)
+	}
+}

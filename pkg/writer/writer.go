@@ -486,7 +486,7 @@ func (r *Reservation) Abort() (err error) {
 // finishing marks r done and says whether its frame may still be written.
 func (r *Reservation) finishing() error {
 	if r.done || r.s == nil {
-		return r.doneErr()
+		return r.doneErr(false)
 	}
 	r.done = true
 	if e := r.w.failed.Load(); e != nil {
@@ -502,20 +502,25 @@ func (r *Reservation) finishing() error {
 	// the sealer cannot unmap the segment.
 	s := r.s
 	if s.gone.Load() {
-		return r.doneErr()
+		return r.doneErr(true)
 	}
 	claimed := segment.LoadLength(s.data, r.off) == -int32(segment.FrameHeaderSize+r.n)
 	if !claimed || s.gone.Load() {
-		return r.doneErr()
+		return r.doneErr(true)
 	}
 	return nil
 }
 
-func (r *Reservation) doneErr() error {
-	if r.s == nil {
-		return ErrReservationDone
+// doneErr says why r cannot be finished: byCopy when r itself was not,
+// but its frame no longer holds its claim.
+func (r *Reservation) doneErr(byCopy bool) error {
+	switch {
+	case r.s == nil:
+		return fmt.Errorf("%w: the zero Reservation (its Reserve failed)", ErrReservationDone)
+	case byCopy:
+		return fmt.Errorf("%w: the record at %v (a copy of this Reservation was finished?)", ErrReservationDone, r.Position())
 	}
-	return fmt.Errorf("%w: the record at %v (a copy of this Reservation was finished?)", ErrReservationDone, r.Position())
+	return fmt.Errorf("%w: the record at %v (Commit or Abort was called on it before)", ErrReservationDone, r.Position())
 }
 
 // Close seals the active segment, stops the background goroutines and
