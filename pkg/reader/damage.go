@@ -161,11 +161,27 @@ func (r *Reader) report(d Damage) bool {
 	}
 	r.damaged++
 	if r.opts.OnDamage != nil {
-		r.opts.OnDamage(d)
+		r.onDamage(d)
+		if r.closeLater {
+			// Stops the decoder as Strict does (it checks err).
+			if r.err == nil {
+				r.err = ErrClosed
+			}
+			return false
+		}
 	}
 	if r.opts.Strict {
 		r.err = &d
 		return false
 	}
 	return true
+}
+
+// onDamage calls OnDamage, marked so that a Close from it waits for the
+// decoder to let go of the segment, and unmarked even if it panics (a
+// caller that recovers can still Close).
+func (r *Reader) onDamage(d Damage) {
+	r.inReport = true
+	defer func() { r.inReport = false }()
+	r.opts.OnDamage(d)
 }

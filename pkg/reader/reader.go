@@ -202,7 +202,8 @@ type Options struct {
 	// committed (see Wait) instead of ending there.
 	Follow bool
 	// OnDamage, if set, is called (from Next or Wait) with everything the
-	// reader skips. The reader itself never prints.
+	// reader skips. The reader itself never prints. It may call Close,
+	// which stops the reader there (see Close).
 	OnDamage func(Damage)
 	// OnDuplicate, if set, is called from Open once for each segment
 	// whose original and archive are both in the directory (an
@@ -264,7 +265,8 @@ func Last(n uint64) Start { return Start{kind: startLast, n: n} }
 // segments are skipped whole by their footers' record counts.
 func Skip(n uint64) Start { return Start{kind: startSkip, n: n} }
 
-// ErrClosed is returned by Wait after Close.
+// ErrClosed is returned by Wait after Close, and by Err once a Close
+// called from Options.OnDamage stopped the reader.
 var ErrClosed = errors.New("reader is closed")
 
 // ErrLogReplaced: the log directory was removed, or replaced by another
@@ -288,7 +290,9 @@ var ErrClosed = errors.New("reader is closed")
 var ErrLogReplaced = errors.New("log directory removed or replaced, or the log begun again in it, while it was read")
 
 // Reader iterates over the records of a log. It is not safe for concurrent
-// use.
+// use, Close included: to stop a Wait (or All) blocked in another
+// goroutine, cancel its context, which it returns on at once, and Close
+// the reader after it returned.
 type Reader struct {
 	dir    string
 	single string // the file, when reading one segment file
@@ -334,6 +338,10 @@ type Reader struct {
 	done    bool // nothing more, ever
 	closed  bool
 	damaged int
+	// inReport is set while OnDamage runs; a Close called from it only
+	// sets closeLater, as the decoder that reports still holds the
+	// segment, and Next or Wait closes the reader once it has returned.
+	inReport, closeLater bool
 }
 
 // batch is how many walk events the reader decodes at once.
@@ -396,15 +404,21 @@ func (r *Reader) Next() bool {
 	if r.err != nil || r.done {
 		return false
 	}
-	return r.fill()
+	ok := r.fill()
+	if r.closeLater {
+		r.Close()
+		return false
+	}
+	return ok
 }
 
 // Record returns the record Next moved to. Its Payload is valid until the
 // next call to Next, Wait or Close.
 func (r *Reader) Record() Record { return r.rec }
 
-// Err returns the error that stopped the reader, if any: an I/O error, or
-// a *Damage under Options.Strict.
+// Err returns the error that stopped the reader, if any: an I/O error,
+// a *Damage under Options.Strict, or ErrClosed after a Close from
+// Options.OnDamage.
 func (r *Reader) Err() error { return r.err }
 
 // Damaged returns how many damage reports the reader has made so far.
@@ -427,7 +441,12 @@ func (r *Reader) Wait(ctx context.Context) error {
 	}
 	idleSince, checked := time.Now(), time.Now()
 	for {
-		if r.fill() {
+		ok := r.fill()
+		if r.closeLater {
+			r.Close()
+			return ErrClosed
+		}
+		if ok {
 			r.have = true
 			return nil
 		}
@@ -481,9 +500,17 @@ func (r *Reader) All(ctx context.Context) iter.Seq2[Record, error] {
 }
 
 // Close releases the segment the reader holds. Payloads returned before
-// are invalid after it.
+// are invalid after it, and Next returns false. Called from
+// Options.OnDamage, it stops the reader as Strict does: the Next or Wait
+// that reported returns false or ErrClosed (Err returns ErrClosed), and
+// releases the segment as it returns, as the decoder still holds it
+// during the report.
 func (r *Reader) Close() error {
-	r.closed, r.done, r.have = true, true, false
+	if r.inReport {
+		r.closeLater = true
+		return nil
+	}
+	r.closed, r.done, r.have, r.closeLater = true, true, false, false
 	r.dropPrefetch()
 	if r.dirF != nil {
 		r.dirF.Close()
