@@ -32,7 +32,9 @@ func (p Position) Compare(q Position) int {
 	return 0
 }
 
-// ParsePosition parses the text form of a Position.
+// ParsePosition parses the text form of a Position, as String writes it:
+// two decimal numbers, the offset not negative. Surrounding white space
+// (a cursor file's newline) is ignored, and leading zeros are accepted.
 func ParsePosition(s string) (Position, error) {
 	a, b, ok := strings.Cut(strings.TrimSpace(s), ":")
 	if !ok {

@@ -126,10 +126,12 @@ func (in *Inspection) decode() {
 	}
 }
 
-// HeaderBytes and FooterBytes return the raw header and footer (nil when
-// the file is too short to hold them).
+// HeaderBytes returns the raw header (nil when the file is too short to
+// hold it).
 func (in *Inspection) HeaderBytes() []byte { return in.header }
 
+// FooterBytes returns the raw footer (nil when the file is too short to
+// hold it).
 func (in *Inspection) FooterBytes() []byte { return in.footer }
 
 // Sealed reports whether the footer decodes.
