@@ -337,6 +337,24 @@ func PaddingZero(img []byte, end int64) bool {
 	return end == w || w >= 0 && w <= int64(len(img))-8 && le.Uint64(img[w:w+8])>>(8*(end-w)) == 0
 }
 
+// EndClaim reports whether the reserved extent or zero gap of n bytes at
+// off, from a Quiescent walk of img, is the END frame's claim: it ends at
+// the record limit, where an appender whose frame did not fit claims the
+// rest of the segment. If so, garbage is the first offset behind the
+// claim's 24-byte header holding a non-zero byte, or the record limit.
+// Nothing is ever written behind an END claim, so such a byte means the
+// claim word is damage over committed frames, which an END frame written
+// at off would hide: recovery leaves the segment unsealed (FORMAT.md
+// section 8, step 3.4), and verify and the reader, which must say what
+// recovery will do, take the same answer from here.
+func EndClaim(img []byte, off, n int64) (claim bool, garbage int64) {
+	limit := RecordLimit(int64(len(img)))
+	if off+n != limit {
+		return false, limit
+	}
+	return true, ZeroFrom(img, min(off+FrameHeaderSize, limit), limit)
+}
+
 // ZeroFrom reports the first offset in [from, limit) holding a non-zero
 // byte, or limit. verify uses it to find bytes after the END frame and in
 // the padding after a payload. from and limit need not be aligned.

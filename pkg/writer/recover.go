@@ -251,12 +251,11 @@ func walkForRecovery(s *seg, h segment.Header) (repairs, error) {
 			case segment.EvFrame:
 				r.frames++
 			case segment.EvReserved, segment.EvGap:
-				if limit := segment.RecordLimit(h.Size); ev.Offset+ev.Len == limit {
-					// END claimed but not written: finish it. Nothing is
-					// ever written behind an END claim's header; bytes
-					// there mean the claim word is damage over committed
-					// frames, which an END would hide.
-					if segment.ZeroFrom(img, min(ev.Offset+segment.FrameHeaderSize, limit), limit) < limit {
+				if claim, garbage := segment.EndClaim(img, ev.Offset, ev.Len); claim {
+					// END claimed but not written: finish it, unless
+					// bytes behind the claim say it is damage an END
+					// would hide committed frames under.
+					if garbage < segment.RecordLimit(h.Size) {
 						r.damaged = true
 						return false
 					}
