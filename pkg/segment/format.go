@@ -112,6 +112,13 @@ func LostEnd(off, end int64) string {
 	return fmt.Sprintf("sealed segment has no END frame at the footer's end offset %d", end)
 }
 
+// DamagedEndClaim is the reason verify and the reader give for an END
+// claim at off with a non-zero byte at garbage behind its header
+// (EndClaim): what recovery leaves unsealed is not a writer's leftover.
+func DamagedEndClaim(off, garbage int64) string {
+	return fmt.Sprintf("END frame claimed at %d (a reservation up to the record limit) and never written, with a non-zero byte at offset %d behind its header, where nothing is ever written: the claim word is damage that may hide committed frames, and recovery leaves the segment unsealed", off, garbage)
+}
+
 func corrupt(off int64, format string, a ...any) error {
 	return &CorruptError{Offset: off, Reason: fmt.Sprintf(format, a...)}
 }

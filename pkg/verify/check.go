@@ -57,6 +57,11 @@ type result struct {
 	// refusedHeader: a segment file whose header recovery refuses (bad,
 	// or disagreeing with the file's name or size); chain.go.
 	refusedHeader bool
+	// refusal says why recovery leaves the segment unsealed if it is
+	// not sealed (FORMAT.md section 8, steps 3.1, 3.2, 3.4: its header,
+	// a torn frame, a damaged END claim), "" if it would seal it: what
+	// decides whether a dead writer's unsealed segment is crash residue.
+	refusal string
 	// renamed: an archive whose footer's sequence number is not its
 	// name's. Recovery takes no digest from it, and chains the next
 	// segment from zeros when it is the newest sealed (FORMAT.md section
@@ -118,9 +123,9 @@ type checker struct {
 	// offset ("END is torn", not "no END"). A flag, not a list of the
 	// regions: a hostile segment can hold millions of them.
 	endTorn bool
-	// refused: damage for which recovery leaves a segment unsealed (a bad
-	// header, a torn frame); resumed: a frame intact after the last of it.
-	// For leftAsIs.
+	// refused: damage for which recovery leaves a segment unsealed
+	// (refuse); resumed: a frame intact after the last of it. For
+	// leftAsIs.
 	refused, resumed bool
 
 	records uint64
@@ -129,6 +134,15 @@ type checker struct {
 	// tsLo and tsHi bound the timestamps data passes without a closer
 	// look (timeBounds).
 	tsLo, tsHi int64
+}
+
+// refuse notes damage for which recovery leaves the segment unsealed,
+// the first why kept for the report.
+func (c *checker) refuse(why string) {
+	c.refused, c.resumed = true, false
+	if c.r.refusal == "" {
+		c.r.refusal = why
+	}
 }
 
 // checkPath opens and checks one segment file or archive. With buf, a
@@ -236,7 +250,7 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 		f := findingFromErr(Torn, im.Path, r.rep.Seq, im.HeaderErr)
 		f.Reason = "segment header: " + f.Reason
 		c.addFound(f, true)
-		c.refused = true
+		c.refuse("its header is damaged")
 		nameSeq, _, named := segment.ParseName(filepath.Base(im.Path))
 		size := int64(len(im.Data))
 		if !named || segment.ValidSize(size) != nil {
@@ -254,7 +268,7 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 				f.Bytes = max(im.FileSize, hdr.Size) - min(im.FileSize, hdr.Size)
 			}
 			c.addFound(f, true)
-			c.refused = true
+			c.refuse("its header disagrees with the file")
 		}
 	}
 	// Frames are checked with the header's number (their CRC seeds came

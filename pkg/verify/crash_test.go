@@ -26,6 +26,10 @@ func TestMain(m *testing.M) {
 		crashChild(dir)
 		return
 	}
+	if dir := os.Getenv(appendChildEnv); dir != "" {
+		appendChild(dir)
+		return
+	}
 	goleak.VerifyTestMain(m)
 }
 
@@ -65,6 +69,47 @@ func crashChild(dir string) {
 	select {} // wait to be killed, holding the lock
 }
 
+// startChild runs the test binary as the child env names, writing to
+// dir, and returns it once it has said "ready". It is killed, if it is
+// still running, when the test ends.
+func startChild(t *testing.T, env, dir string) *exec.Cmd {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), env+"="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		t.Fatalf("child: %q %v", line, err)
+	}
+	return cmd
+}
+
+// kill SIGKILLs the child and waits for it.
+func kill(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+}
+
 // TestKilledWriter runs a writer in a child process and SIGKILLs it while
 // it appends: verify passes the live log, exits 3 on the dead one (crash
 // residue only, nothing committed missing), and 0 once writer.Open has
@@ -74,31 +119,7 @@ func TestKilledWriter(t *testing.T) {
 		t.Skip("starts a child process")
 	}
 	dir := t.TempDir()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	killed := false
-	defer func() {
-		if !killed {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	}()
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || line != "ready\n" {
-		t.Fatalf("child: %q %v", line, err)
-	}
+	cmd := startChild(t, crashChildEnv, dir)
 
 	rep := mustDir(t, dir, Options{})
 	if !rep.Logs[0].WriterAlive || rep.ExitCode(true) != ExitClean {
@@ -106,11 +127,7 @@ func TestKilledWriter(t *testing.T) {
 	}
 
 	time.Sleep(20 * time.Millisecond) // let the appenders run a little
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
-	killed = true
+	kill(t, cmd)
 
 	rep = mustDir(t, dir, Options{})
 	if rep.ExitCode(false) != ExitUnfinished || rep.ExitCode(true) != ExitFindings {

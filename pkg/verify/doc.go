@@ -88,6 +88,15 @@
 //     residue: writer.Open repairs them (seals them) without losing a
 //     committed record. The newest segment gets the "unfinished" finding
 //     only if it holds a frame; with none it is "prepared", not a finding.
+//     A segment there that recovery leaves as it is is no residue: a bad
+//     header or one that disagrees with the file, a torn frame, or an END
+//     claim (a reservation up to the record limit) with a non-zero byte
+//     behind its header (segment.EndClaim), which an END would hide
+//     committed frames under. It is judged as after that recovery, below
+//     the next writer's first segment: "missing-end", its reservations
+//     fatal "unfinished". So below a dead writer's first segment too
+//     (what is unsealed there, its recovery left so), without the LOCK
+//     file's word: the next recovery looks at the same bytes.
 //
 // # Exit codes
 //
@@ -99,8 +108,9 @@
 //	2  a usage or I/O error: a path that does not exist, a directory that
 //	   cannot be listed, a segment that cannot be read
 //	3  only crash residue: unfinished frames and unsealed segments in the
-//	   tail of a log whose writer is gone; nothing committed is missing,
-//	   and opening the log with the writer repairs it. strict makes it 1.
+//	   tail of a log whose writer is gone, each of which recovery seals;
+//	   nothing committed is missing, and opening the log with the writer
+//	   repairs it. strict makes it 1.
 //
 // Fatal findings win over I/O errors, which win over crash residue.
 //

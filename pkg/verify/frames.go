@@ -160,13 +160,17 @@ func (c *checker) event(ev *segment.Event, limit int64, frames *int) {
 		c.resumed = true
 		r.hasEnd, r.endAt = true, ev.Offset
 	case segment.EvReserved:
-		r.unfinished.add(c.finding(Unfinished, ev.Offset, ev.Len,
-			fmt.Sprintf("frame reserved (length %d) and never committed; %d bytes skipped", ev.Frame.Length, ev.Len)))
+		reason := fmt.Sprintf("frame reserved (length %d) and never committed; %d bytes skipped", ev.Frame.Length, ev.Len)
+		if at, ok := c.damagedEndClaim(ev); ok {
+			reason = fmt.Sprintf("%s; %d bytes skipped", segment.DamagedEndClaim(ev.Offset, at), ev.Len)
+		}
+		r.unfinished.add(c.finding(Unfinished, ev.Offset, ev.Len, reason))
 		c.damage = true
 	case segment.EvGap:
 		r.unfinished.add(c.finding(Unfinished, ev.Offset, ev.Len,
 			fmt.Sprintf("%d zero bytes before the next frame: space claimed by writers that never stored their claim", ev.Len)))
 		c.damage = true
+		c.damagedEndClaim(ev)
 	case segment.EvTorn:
 		c.torn(ev, limit)
 	case segment.EvTail:
@@ -192,7 +196,23 @@ func (c *checker) torn(ev *segment.Event, limit int64) {
 		c.endTorn = true
 	}
 	c.addFound(c.finding(Torn, ev.Offset, ev.Len, reason), true)
-	c.refused, c.resumed = true, false
+	c.refuse("a committed frame in it is torn")
+}
+
+// damagedEndClaim reports whether ev, a reserved extent or zero gap, is
+// an END claim recovery will not finish (segment.EndClaim), and the
+// offset of the byte behind it that says so. A file shorter than its
+// header says is not read past its end: recovery refuses it for that.
+func (c *checker) damagedEndClaim(ev *segment.Event) (int64, bool) {
+	if c.valid != int64(len(c.img)) {
+		return 0, false
+	}
+	claim, garbage := segment.EndClaim(c.img, ev.Offset, ev.Len)
+	if !claim || garbage >= segment.RecordLimit(int64(len(c.img))) {
+		return 0, false
+	}
+	c.refuse(fmt.Sprintf("its END claim at %d has a non-zero byte at %d behind its header", ev.Offset, garbage))
+	return garbage, true
 }
 
 // tally checks what the CRC cannot, the record's alignment padding and its

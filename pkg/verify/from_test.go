@@ -1,7 +1,6 @@
 package verify
 
 import (
-	"fmt"
 	"slices"
 	"testing"
 
@@ -19,38 +18,9 @@ import (
 // segment it is out of the tail, as once a later segment is sealed:
 // missing-end, and its reservation unfinished, both fatal.
 func TestUnsealedBelowLiveWritersFirstSegment(t *testing.T) {
-	limit := segment.RecordLimit(testSize)
-	cases := []struct {
-		name string
-		// damage changes segment 2 (records 0 to 3) and returns the
-		// findings verify must make in it, as key renders them.
-		damage func(s *seg) []string
-	}{
-		{"torn frame and a reservation", func(s *seg) []string {
-			s.img[s.offs[1]+segment.FrameHeaderSize] ^= 0xff // its CRC fails
-			segment.StoreLength(s.img, s.offs[3], -segment.LoadLength(s.img, s.offs[3]))
-			return []string{
-				fmt.Sprintf("torn 2:%d", s.offs[1]),
-				fmt.Sprintf("unfinished 2:%d", s.offs[3]),
-				fmt.Sprintf("missing-end 2:%d", s.end),
-			}
-		}},
-		{"END claim with bytes behind it", func(s *seg) []string {
-			segment.StoreLength(s.img, s.end, -int32(limit-s.end))
-			s.img[s.end+segment.FrameHeaderSize+8] = 'x'
-			return []string{
-				fmt.Sprintf("unfinished 2:%d", s.end),
-				fmt.Sprintf("missing-end 2:%d", limit),
-			}
-		}},
-	}
-	for _, tc := range cases {
+	for _, tc := range refusedCases {
 		t.Run(tc.name, func(t *testing.T) {
-			l := newTestLog(t)
-			l.sealed(3)
-			s := build(2, payloads(2, 4), false)
-			want := tc.damage(s)
-			l.add(s)
+			l, _, want := refusedLog(t, tc.damage)
 			w, err := writer.Open(l.dir, writer.Options{SegmentSize: testSize, Sync: writer.SyncNone})
 			if err != nil {
 				t.Fatal(err)

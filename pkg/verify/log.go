@@ -346,13 +346,14 @@ func place(u *unit, rep *Report) {
 			if r.order < u.from {
 				why = fmt.Sprintf("the live writer appends from segment %d on (its LOCK file), so no writer finishes or seals it", u.from)
 			}
-			if r.hasEnd && r.sealCut {
-				add(unsealedFinding(r, MissingEnd, "END frame present but its seal did not finish (footer stored without its magic), and "+why))
-			} else if r.hasEnd {
-				add(unsealedFinding(r, MissingEnd, "END frame present but the segment was never sealed, and "+why))
-			} else {
-				add(unsealedFinding(r, MissingEnd, "neither END frame nor footer, and "+why))
-			}
+			add(unsealedFinding(r, MissingEnd, endless(r)+", and "+why))
+		case !u.alive && r.refusal != "":
+			// A dead writer's, but recovery leaves it as it is: no
+			// crash residue, which writer.Open finishes, but what
+			// remains after it as after an earlier recovery (below a
+			// writer's first segment, or a sealed one).
+			setState(StateUnsealed)
+			add(unsealedFinding(r, MissingEnd, endless(r)+", and writer.Open leaves it unsealed: "+r.refusal))
 		case r.empty && r.order == newest && r.found.total() == 0:
 			setState(StatePrepared)
 		case u.alive:
@@ -404,6 +405,17 @@ func unsealedFinding(r *result, class Class, reason string) Finding {
 		f.Bytes = max(0, segment.RecordLimit(r.rep.Bytes)-off)
 	}
 	return f
+}
+
+// endless says what r, unsealed and not crash residue, lacks.
+func endless(r *result) string {
+	switch {
+	case r.hasEnd && r.sealCut:
+		return "END frame present but its seal did not finish (footer stored without its magic)"
+	case r.hasEnd:
+		return "END frame present but the segment was never sealed"
+	}
+	return "neither END frame nor footer"
 }
 
 func residue(f Finding) Finding { f.Residue = true; return f }

@@ -21,12 +21,15 @@ const (
 	// Unfinished: space reserved and never committed: a negative length,
 	// a zero gap followed by frames, a missing END frame or footer in the
 	// unsealed tail of a log whose writer died. In that tail these are
-	// crash residue (Finding.Residue); anywhere else they are damage.
+	// crash residue (Finding.Residue), unless recovery will not seal
+	// their segment; anywhere else they are damage.
 	Unfinished Class = "unfinished"
 	// MissingEnd: a sealed segment without its END frame at the footer's
 	// end offset, or an unsealed segment that is not in the log's unsealed
 	// tail (a later segment is sealed, or a live writer appends from a
-	// later one on): neither sealed nor recovered.
+	// later one on), or one in a dead writer's tail that recovery will
+	// leave as it is (FORMAT.md section 8, steps 3.1, 3.2 and 3.4):
+	// neither sealed nor recovered, nor to be.
 	MissingEnd Class = "missing-end"
 	// GarbageAfterEnd: non-zero bytes after the END frame's header.
 	GarbageAfterEnd Class = "garbage-after-end"
@@ -63,9 +66,10 @@ type Finding struct {
 	Bytes  int64
 	Reason string
 	// Residue marks an unfinished finding in the unsealed tail of a log
-	// whose writer is gone: what a crash leaves. writer.Open repairs it
-	// (PAD frames, END, a footer with FlagRecovered) without losing any
-	// committed record. Only such findings allow exit code 3.
+	// whose writer is gone, in a segment recovery seals: what a crash
+	// leaves. writer.Open repairs it (PAD frames, END, a footer with
+	// FlagRecovered) without losing any committed record. Only such
+	// findings allow exit code 3.
 	Residue bool
 }
 

@@ -315,7 +315,8 @@ func TestFindingClasses(t *testing.T) {
 				o.img[40] = 1 // reserved header bytes
 				o.write(t)
 			},
-			want: []want{"torn 4:60", fmt.Sprintf("unfinished 4:%d residue", build(4, payloads(4, 2), false).end)},
+			// Recovery leaves it as it is: not residue (refused_test.go).
+			want: []want{"torn 4:60", fmt.Sprintf("missing-end 4:%d", build(4, payloads(4, 2), false).end)},
 			exit: 1,
 		},
 		{
@@ -334,7 +335,7 @@ func TestFindingClasses(t *testing.T) {
 			},
 			want: []want{
 				fmt.Sprintf("torn 4:%d", build(4, payloads(4, 3), false).offs[1]),
-				fmt.Sprintf("unfinished 4:%d residue", build(4, payloads(4, 3), false).end),
+				fmt.Sprintf("missing-end 4:%d", build(4, payloads(4, 3), false).end),
 			},
 			exit: 1,
 		},
