@@ -21,7 +21,10 @@ const (
 	// unfinished, as segments are sealed in order.
 	DamageTorn DamageKind = iota + 1
 	// DamageReserved: a frame reserved and never committed, found while no
-	// writer holds the log (its writer died). Len bytes skipped.
+	// writer holds the log (its writer died). Len bytes skipped. An END
+	// claim (a reservation up to the record limit) with a non-zero byte
+	// behind its header is DamageTorn instead: recovery does not finish
+	// it (segment.EndClaim).
 	DamageReserved
 	// DamageGap: Len zero bytes followed by a frame: space claimed by a
 	// writer that died before storing its claim. Skipped.
