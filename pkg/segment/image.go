@@ -29,6 +29,9 @@ type Image struct {
 
 	info    os.FileInfo // of the mapped file; nil for an archive
 	release func() error
+	// held: Data maps the file, which keeps its inode allocated (not a
+	// copy: read with pread, or padded to the header's size).
+	held bool
 	// lost is where an archive opened by OpenSalvaged stops decoding
 	// (Data is zero from there on); 0 when all of it decoded.
 	lost int64
@@ -187,7 +190,7 @@ func (im *Image) mapFile() error {
 	if err != nil {
 		return err
 	}
-	im.Data, im.release = m, func() error { return Unmap(m) }
+	im.Data, im.release, im.held = m, func() error { return Unmap(m) }, true
 	return nil
 }
 
@@ -233,7 +236,7 @@ func (im *Image) fitToHeader() {
 	copied = true
 	old := im.release
 	_ = old()
-	im.Data, im.release = buf, func() error { return unix.Munmap(buf) }
+	im.Data, im.release, im.held = buf, func() error { return unix.Munmap(buf) }, false
 }
 
 // Check reports every way the header disagrees with the file: a bad header,
@@ -380,9 +383,14 @@ func (im *Image) Close() error {
 }
 
 // Maps reports whether fi is the file the image maps (an archive's image
-// maps none). While the image is open the file's inode stays allocated, so
+// maps none). While the image maps the file its inode stays allocated, so
 // its number cannot name another file: fi with the same device and inode
-// is that file, under whatever name.
+// is that file, under whatever name. An image that holds a copy (a file
+// shorter than its header says, padded in memory; ReadImage's) keeps no
+// inode: one removed since may have given its number to a file made at
+// the same name, such as a writer's segment made again, which has the
+// header's size where the copied file had less, so the sizes must agree
+// too.
 func (im *Image) Maps(fi os.FileInfo) bool {
-	return im.info != nil && fi != nil && os.SameFile(im.info, fi)
+	return im.info != nil && fi != nil && os.SameFile(im.info, fi) && (im.held || fi.Size() == im.FileSize)
 }
