@@ -24,7 +24,11 @@
 // the writer normally created before it was needed. A segment that is
 // sealed or archived while it is read changes nothing: the reader keeps
 // the mapping it has (a removed file's mapping stays valid) and continues
-// from its offset, so no record is lost or repeated.
+// from its offset, so no record is lost or repeated. A segment in which
+// it has found nothing yet may be removed and made again at its name
+// within one log (a file a writer made ahead, removed unused when it
+// closed and made again by the next writer): the reader looks at the
+// name at each poll, and reads the file now there instead.
 //
 // When no writer holds the lock, frames that stay reserved and zero runs
 // followed by frames are skipped and reported as Damage. The reader checks

@@ -119,6 +119,9 @@ func damagedEndClaim(c *seg, d *Damage) {
 func (r *Reader) refill() bool {
 	c := r.cur
 	r.evs, r.ei = r.evs[:0], 0
+	if r.remade(c) {
+		return r.err == nil
+	}
 	if c.parked && !r.unpark(c) {
 		return false
 	}
@@ -346,6 +349,11 @@ func (r *Reader) atTail(c *seg) bool {
 			// before stillZero: a recovery that sealed c (then the empty
 			// segments after it) between stillZero and this look would
 			// make c's tail, zeros when stillZero looked, read as damage.
+			// And after the later segments were looked at: a writer
+			// makes c's name again before a later one holds frames.
+			if r.remade(c) {
+				return r.err == nil
+			}
 			torn := c.img.Lost() == 0 && r.laterAny(c.seq, len(r.list), countsSealed)
 			if !c.quiet && !r.stillZero(c) {
 				return r.err == nil // written since: read it as usual
