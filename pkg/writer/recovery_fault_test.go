@@ -293,7 +293,7 @@ func TestRecoveryNamesASegmentTooShortForItsHeader(t *testing.T) {
 		w.Close()
 		want := fmt.Sprintf("%s: offset 0: file too short for a segment header (%d bytes)", short, size)
 		if w.Recovered().DamagedSegments != 1 || !logs.contains(want) {
-			t.Errorf("%d bytes: DamagedSegments %d, logged %q, want a line with %q", size, w.Recovered().DamagedSegments, logs.msgs, want)
+			t.Errorf("%d bytes: DamagedSegments %d, logged %s, want a line with %q", size, w.Recovered().DamagedSegments, logs, want)
 		}
 	}
 }

@@ -54,6 +54,36 @@ func (l *logCapture) contains(s string) bool {
 	return false
 }
 
+// String is every message kept so far.
+func (l *logCapture) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return fmt.Sprintf("%q", l.msgs)
+}
+
+// logged waits up to 10 s for a message containing every one of subs:
+// the background goroutines publish an error to appenders before they
+// log it.
+func (l *logCapture) logged(subs ...string) bool {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		l.mu.Lock()
+		for _, m := range l.msgs {
+			all := true
+			for _, s := range subs {
+				all = all && strings.Contains(m, s)
+			}
+			if all {
+				l.mu.Unlock()
+				return true
+			}
+		}
+		l.mu.Unlock()
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 func faultPayload(i int) []byte {
 	b := make([]byte, 150+i%97)
 	for k := range b {
