@@ -355,8 +355,7 @@ func (w *Writer) remapUnused(s *seg) error {
 			return fmt.Errorf("reserve %s again after giving its pages back: %w", s.path, err)
 		}
 	}
-	const all = unix.SYNC_FILE_RANGE_WAIT_BEFORE | unix.SYNC_FILE_RANGE_WRITE | unix.SYNC_FILE_RANGE_WAIT_AFTER
-	_ = unix.SyncFileRange(fd, 0, size, all)       // advice only: the pages are zeros and the header
+	_ = osFS{}.SyncRange(s.f, 0, size)             // advice only: the pages are zeros and the header
 	_ = unix.Fadvise(fd, 0, 0, unix.FADV_DONTNEED) // advice only
 	huge := w.pages.huge(w.opts.Sync, nil)
 	m, err := segment.MapFile(s.f, size, true, huge)
