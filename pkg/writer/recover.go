@@ -355,8 +355,10 @@ func (w *Writer) remapUnused(s *seg) error {
 			return fmt.Errorf("reserve %s again after giving its pages back: %w", s.path, err)
 		}
 	}
-	_ = osFS{}.SyncRange(s.f, 0, size)             // advice only: the pages are zeros and the header
-	_ = unix.Fadvise(fd, 0, 0, unix.FADV_DONTNEED) // advice only
+	// Advice only, errors ignored: the pages are zeros in a reserved file
+	// whose header was fsynced when the file was made.
+	_ = osFS{}.SyncRange(s.f, 0, size)
+	_ = unix.Fadvise(fd, 0, 0, unix.FADV_DONTNEED)
 	huge := w.pages.huge(w.opts.Sync, nil)
 	m, err := segment.MapFile(s.f, size, true, huge)
 	if err != nil {
