@@ -322,6 +322,9 @@ type Reader struct {
 	left       mark
 	one        firstOne
 	oneCreated int64
+	// oldest is the oldest segment as that listing found it: a segment
+	// below the reader's that is still that file was not made after it.
+	oldest mark
 
 	cur *seg
 	pre *prefetch // the next segment, being opened

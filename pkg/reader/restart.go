@@ -130,14 +130,21 @@ func (r *Reader) restarted() error {
 
 // oldestMadeAfter reports whether the oldest segment listed, k, is below
 // segment m and was made after it: created later, or a segment 1 other
-// than the one the reader's first listing found.
+// than the one the reader's first listing found. The oldest segment that
+// listing found, still there, never was: no log was begun again.
 func (r *Reader) oldestMadeAfter(m mark) (k uint64, hk segment.Header, ok bool) {
 	if len(r.list) == 0 || r.list[0].Seq >= m.seq {
 		return 0, segment.Header{}, false
 	}
 	k = r.list[0].Seq
 	hk, _, err := r.headerNow(k)
-	return k, hk, err == nil && (hk.Created > m.created || k == 1 && r.oneMadeAgain(hk.Created))
+	if f := r.oldest; err != nil || f.ok && f.seq == k && f.created == hk.Created {
+		// Still the file the first listing found: no log was begun
+		// again (that deletes every file), whatever the clock said when
+		// m was made (stepped back since k was).
+		return k, hk, false
+	}
+	return k, hk, hk.Created > m.created || k == 1 && r.oneMadeAgain(hk.Created)
 }
 
 // stopIfRestarted is restarted, sticky in r.err: it reports whether the
@@ -176,6 +183,9 @@ func (r *Reader) noteOne() {
 	}
 	oldest := r.list[0].Seq
 	h, gone, err := r.headerNow(oldest)
+	if err == nil {
+		r.oldest = mark{seq: oldest, created: h.Created, ok: true}
+	}
 	switch {
 	case gone:
 		return // looked at again at the next listing
@@ -217,7 +227,11 @@ func (r *Reader) oneMadeAgain(created int64) bool {
 //     anew, and then the reader holds a file no writer will ever write;
 //   - it is in segment S above 1, and the oldest segment listed, below S,
 //     was made after S (created later, or a segment 1 other than the one
-//     the reader's first listing found). A writer removes or makes again
+//     the reader's first listing found), and is not the oldest segment
+//     that listing found: that one was there before S was opened, so only
+//     a clock stepped back between their creations makes it look created
+//     later, and S is removed or made again by an ordinary Close and Open
+//     (oldestMadeAfter). A writer removes or makes again
 //     an empty segment (see at), but it numbers on from the newest
 //     present and removes the files after one before it makes that one
 //     again, so within one log nothing below S is made after it, empty
