@@ -40,6 +40,10 @@ func TestCommandsNameThroughLinkAndDotDot(t *testing.T) {
 		t.Errorf("tail of %s named plainly, same cursor: exit %d, out %q, stderr %q; want nothing more", seg1, code, out, stderr)
 	}
 
+	if out, stderr, code := execute(t, nil, "inspect", name+"/"+seg1); code != 0 || !strings.HasPrefix(out, "segment "+filepath.Join(cleaned, seg1)+" ") {
+		t.Errorf("inspect of %s: exit %d, stderr %q, out\n%s\nwant log A's segment 1", seg1, code, stderr, out)
+	}
+
 	out, stderr, code := execute(t, nil, "verify", name)
 	if code != 0 || strings.Contains(out, resolved) || !strings.Contains(out, filepath.Join(cleaned, segment.FileName(2))) {
 		t.Errorf("verify %s: exit %d, stderr %q, out\n%s\nwant log A's segments, clean", name, code, stderr, out)

@@ -47,10 +47,11 @@ Exit codes: 0 the file was dumped (damaged or not; use verify to judge it);
 			if f.preview < 0 || f.hexMax < 0 {
 				return withCode(exitUsage, fmt.Errorf("--preview %d, --hex-max %d: byte counts cannot be negative", f.preview, f.hexMax))
 			}
-			if st, err := os.Stat(args[0]); err == nil && st.IsDir() {
-				return withCode(exitUsage, inspectDirError(args[0]))
+			path := segment.CleanName(args[0]) // the file verify and tail read by that name
+			if st, err := os.Stat(path); err == nil && st.IsDir() {
+				return withCode(exitUsage, inspectDirError(path))
 			}
-			in, err := verify.Inspect(args[0])
+			in, err := verify.Inspect(path)
 			if err != nil {
 				return withCode(exitUsage, err)
 			}

@@ -133,9 +133,9 @@ func (l *Listing) NextSeq() uint64 {
 // names log beside link and open(2) the log beside link's target. With
 // both present, a reader that listed one and opened the other's
 // segments would mix two logs. So every entry point (writer.Open,
-// reader.Open, verify, compress-finished, tail) takes the name through
-// this first, as List and WriterInfo do, and all it lists, locks and
-// opens is one directory: the one the writer appends to.
+// reader.Open, verify, inspect, compress-finished, tail) takes the name
+// through this first, as List and WriterInfo do, and all it lists,
+// locks and opens is one directory: the one the writer appends to.
 func CleanName(name string) string {
 	if name == "" {
 		return ""

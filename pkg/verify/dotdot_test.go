@@ -43,3 +43,32 @@ func TestVerifyNameThroughLinkAndDotDot(t *testing.T) {
 		t.Fatalf("Files: exit %d, segments %+v; want log A's segment 2, 3 records\n%s", rep.ExitCode(true), rep.Segments, summary(rep))
 	}
 }
+
+// inspect takes the same name: it dumped log B's segment (the file the
+// kernel resolves the name to) while verify, tail and the reader, given
+// that name, read log A's, so a finding of verify looked at with
+// inspect showed another file's frames.
+func TestInspectNameThroughLinkAndDotDot(t *testing.T) {
+	name, cleaned, resolved := testfs.DotDotName(t)
+	a := &testLog{t: t, dir: cleaned, next: 1}
+	a.sealed(3)
+	b := &testLog{t: t, dir: resolved, next: 1}
+	b.sealed(5)
+	in, err := Inspect(name + "/" + segment.FileName(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	data := 0
+	if err := in.Slots(func(s Slot) bool {
+		if s.Kind == SlotData {
+			data++
+		}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(cleaned, segment.FileName(1)); in.Path != want || data != 3 {
+		t.Fatalf("Inspect(%s): %s, %d records; want %s, log A's 3", name, in.Path, data, want)
+	}
+}

@@ -86,8 +86,10 @@ func (s Slot) AppendPayload(dst []byte) ([]byte, error) {
 }
 
 // Inspect opens a segment file or archive for inspection. Only what
-// prevents reading the file is an error; damage is described.
+// prevents reading the file is an error; damage is described. path is
+// read as segment.CleanName reads it, as verify and the reader read it.
 func Inspect(path string) (*Inspection, error) {
+	path = segment.CleanName(path)
 	im, err := segment.OpenImage(path)
 	if err != nil {
 		return nil, err
