@@ -41,14 +41,18 @@ Finding classes: torn, unfinished, missing-end, garbage-after-end, footer,
 chain, gap, unexpected (reported, never fatal).
 
 The newest segments of a log whose writer is alive are work in progress and
-are not judged. If the writer died, what it left unfinished (reserved frames,
-an unsealed last segment) is crash residue: exit 3; opening the log with the
-writer repairs it.
+are not judged (from the first segment it appends to on, which its LOCK file
+names). If the writer died, what it left unfinished (reserved frames, an
+unsealed last segment) is crash residue: exit 3; opening the log with the
+writer repairs it. Not in a segment recovery leaves unsealed (a damaged
+header, a torn frame, an END claim with bytes behind it): that one is
+missing-end, its reserved frames fatal.
 
 Exit codes: 0 clean; 1 findings (torn, footer, chain, gap, missing-end,
-garbage-after-end, or unfinished outside the crash tail); 2 bad usage or I/O
-error; 3 only crash residue in the tail of a log whose writer is gone (--strict
-makes this 1).`,
+garbage-after-end, or unfinished outside the crash tail or in a segment of it
+that recovery leaves unsealed); 2 bad usage or I/O error; 3 only crash residue
+in the tail of a log whose writer is gone, in segments recovery seals
+(--strict makes this 1).`,
 		Args: wantArgs("at least one log directory or segment file", 1, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runVerify(cmd, args, f)

@@ -103,8 +103,9 @@
 // Report.ExitCode decides the verdict for every front end:
 //
 //	0  clean (unexpected files are reported but do not count)
-//	1  at least one fatal finding: torn, unfinished outside the crash tail,
-//	   missing-end, garbage-after-end, footer, chain or gap
+//	1  at least one fatal finding: torn, unfinished outside the crash tail
+//	   or in a segment of it that recovery leaves unsealed, missing-end,
+//	   garbage-after-end, footer, chain or gap
 //	2  a usage or I/O error: a path that does not exist, a directory that
 //	   cannot be listed, a segment that cannot be read
 //	3  only crash residue: unfinished frames and unsealed segments in the
