@@ -405,7 +405,10 @@ func (sl *sealer) drain(w *Writer, timeout time.Duration) error {
 	kick(w.kickSeal)
 	sl.progress.Store(now())
 	begun := sl.passes.Load()
-	t := time.NewTicker(min(timeout, 100*time.Millisecond))
+	// Polled, not woken: at most every millisecond, as a ticker of a
+	// shorter CloseTimeout's period spins a core for as long as Close
+	// waits (a slow flush, a backlog being hashed).
+	t := time.NewTicker(min(max(timeout, time.Millisecond), 100*time.Millisecond))
 	defer t.Stop()
 	for {
 		select {
