@@ -86,18 +86,21 @@ type Options struct {
 	TimePrecision time.Duration
 	// CloseTimeout bounds how long Close waits without progress for
 	// reservations still open (Reserve without Commit or Abort); 0 means
-	// 10 s, a negative value is refused. Progress is a frame committed (or aborted) in a segment Close
-	// waits to seal, frames behind a reservation still open included (up
-	// to a claim whose length is not stored yet: the frames after it
-	// cannot be found before it is); a segment sealed; or a seal
-	// flushing (a long backlog, or one slow fsync, on a saturated disk).
-	// Close waits as long as there is progress; once there has been none
-	// for CloseTimeout, it returns ErrReservationsOpen and leaves the
-	// segment it waited on, and any after it, unsealed (recovery seals
-	// them on the next Open). A Commit or Abort after that is refused, and
-	// the Reservation's Bytes are cut off from the file (they stay
-	// writable, in memory of their own), so nothing written late reaches a
-	// segment another writer recovers.
+	// 10 s, a negative value is refused. Progress is a frame committed
+	// (or aborted) in a segment Close waits to seal, frames behind a
+	// reservation still open included (up to a claim whose length is not
+	// stored yet: the frames after it cannot be found before it is); a
+	// segment sealed; or a seal flushing (a long backlog, or one slow
+	// fsync, on a saturated disk). Close waits as long as there is
+	// progress, and until the sealer, in a pass begun after Close, has
+	// found a frame not committed (hashing a backlog is no reservation
+	// open); once there has been no progress for CloseTimeout (checked
+	// at most once a millisecond), it returns ErrReservationsOpen and
+	// leaves the segment it waited on, and any after it, unsealed
+	// (recovery seals them on the next Open). A Commit or Abort after that
+	// is refused, and the Reservation's Bytes are cut off from the file
+	// (they stay writable, in memory of their own), so nothing written
+	// late reaches a segment another writer recovers.
 	CloseTimeout time.Duration
 	// KeepCache keeps sealed segments in the page cache. By default the
 	// writer drops a sealed segment's pages once they are written back (by
