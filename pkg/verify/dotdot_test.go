@@ -1,7 +1,9 @@
 package verify
 
 import (
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/auditseg/auditseg/internal/testfs"
@@ -70,5 +72,25 @@ func TestInspectNameThroughLinkAndDotDot(t *testing.T) {
 	}
 	if want := filepath.Join(cleaned, segment.FileName(1)); in.Path != want || data != 3 {
 		t.Fatalf("Inspect(%s): %s, %d records; want %s, log A's 3", name, in.Path, data, want)
+	}
+}
+
+// Files takes segment files and refuses a directory. 789bf8d cleaned the
+// name before its look, which does not follow a symbolic link: "link/"
+// (link to a log directory), refused before because the slash made the
+// look follow the link, became "link" and was verified as a whole log,
+// as "link" already was. A directory reached through a link is refused
+// too.
+func TestFilesRefusesADirectoryThroughALink(t *testing.T) {
+	l := newTestLog(t)
+	l.sealed(3)
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(l.dir, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{link, link + "/", l.dir + "/"} {
+		if rep, err := Files([]string{p}, Options{}); err == nil || !strings.Contains(err.Error(), p+" is a directory") {
+			t.Errorf("Files(%s): %v; want it refused as a directory (report: %d segments)", p, err, len(rep.Segments))
+		}
 	}
 }

@@ -61,7 +61,9 @@ func Dir(dir string, opts Options) (*Report, error) {
 // them and other files of the directory are not reported.
 func Files(paths []string, opts Options) (*Report, error) {
 	for _, p := range paths {
-		if st, err := os.Lstat(segment.CleanName(p)); err == nil && st.IsDir() {
+		// Followed: a link to a log directory is a directory (Paths
+		// would verify it as a whole log).
+		if st, err := os.Stat(segment.CleanName(p)); err == nil && st.IsDir() {
 			return nil, fmt.Errorf("verify: %s is a directory", p)
 		}
 	}
