@@ -35,6 +35,15 @@ const (
 	// header (a segment the writer had rotated into or created ahead),
 	// which writer.Open seals too, as it is not the newest: verify
 	// reports it alike. The reader continues with the next segment.
+	//
+	// DamageReserved, DamageGap and DamageUnfinished are reported only in
+	// a segment that writer.Open's recovery finishes and seals. In one it
+	// leaves unsealed, as it is (a header that disagrees with the file, a
+	// torn committed frame, an END claim with a non-zero byte behind its
+	// header: FORMAT.md section 8, steps 3.1, 3.2, 3.4), they are
+	// DamageTorn, Err saying what they are and why recovery leaves them,
+	// those before the frame that decides it included: verify calls them
+	// fatal too (unfinished, missing-end).
 	DamageUnfinished
 	// DamageSegment: the segment file cannot be used as it is: its header
 	// is unusable (the segment is skipped), the file disagrees with its
@@ -89,7 +98,8 @@ func (k DamageKind) String() string {
 // died (kill -9, power loss) normally leaves behind, rather than bytes that
 // were corrupted: reserved frames, zero gaps and unfinished segments. The
 // next writer's recovery turns them into padding; they cost no record that
-// was ever committed.
+// was ever committed. Those of a segment recovery leaves unsealed are
+// reported as DamageTorn instead (see DamageUnfinished).
 func (k DamageKind) CrashLeftover() bool {
 	return k == DamageReserved || k == DamageGap || k == DamageUnfinished
 }

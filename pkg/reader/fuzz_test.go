@@ -146,7 +146,10 @@ func fuzzSeeds(tb testing.TB) []fuzzSeed {
 			fuzzSeed{0, start, sealed[:2048]}, fuzzSeed{0, start, torn[:2048]}, fuzzSeed{0, start, reserved[:2048]},
 			fuzzSeed{0, start, hugeLen[:2048]}, fuzzSeed{0, start, bigger}, fuzzSeed{0, start, sealed[:100]},
 			fuzzSeed{1, start, sealed[segment.HeaderSize:1024]}, fuzzSeed{2, start, torn[segment.HeaderSize:1024]},
-			fuzzSeed{1, start, gap[segment.HeaderSize:2048]}, fuzzSeed{3, start, tail})
+			fuzzSeed{1, start, gap[segment.HeaderSize:2048]}, fuzzSeed{3, start, tail},
+			// In a file as long as its header says: recovery refuses a
+			// shorter one, so its leftovers are torn, not reserved.
+			fuzzSeed{1, start, reserved[segment.HeaderSize:2048]})
 	}
 	seeds = append(seeds, fuzzSeed{0, 0, nil}, fuzzSeed{1, 0, nil}, fuzzSeed{0, 0, []byte(segment.Magic)})
 	return seeds

@@ -29,6 +29,10 @@ type seg struct {
 	parked    bool
 	parkAlive bool
 	laterAt   time.Time // last look for a later sealed segment
+	// refusal: why recovery leaves the segment unsealed, "" if it seals
+	// it, once refusalKnown (refused.go).
+	refusal      string
+	refusalKnown bool
 }
 
 // noStop marks a walk that stopped for no event: a full batch, or the
@@ -87,6 +91,9 @@ func (r *Reader) consume(ev *segment.Event) bool {
 	}
 	if d.Kind == DamageReserved {
 		damagedEndClaim(c, &d)
+	}
+	if d.Kind.CrashLeftover() {
+		notLeftover(c, &d)
 	}
 	r.report(d)
 	return false
@@ -368,6 +375,8 @@ func (r *Reader) atTail(c *seg) bool {
 			if torn {
 				d.Kind, d.Err = DamageTorn, &segment.CorruptError{Path: c.path, Offset: c.off,
 					Reason: "neither END frame nor footer, and a later segment is sealed"}
+			} else {
+				notLeftover(c, &d)
 			}
 			if !r.report(d) {
 				return false

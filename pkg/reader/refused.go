@@ -1,0 +1,77 @@
+package reader
+
+import (
+	"fmt"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// A dead writer's reservations, zero gaps and missing END are crash
+// leftovers only where writer.Open's recovery turns them into padding and
+// an END. It leaves a segment unsealed, as it is, for a header that
+// disagrees with the file, a torn committed frame, or an END claim with a
+// non-zero byte behind its header (FORMAT.md section 8, steps 3.1, 3.2 and
+// 3.4), and verify then calls them fatal. The reason may lie after the
+// leftover the reader is about to report (a frame torn further on), so
+// the whole segment is judged, once, at its first leftover: never on a
+// healthy log's path, and a segment is looked at only once its writer is
+// gone.
+
+// notLeftover makes d, a crash leftover of c (CrashLeftover), torn damage
+// if recovery leaves c unsealed: nothing will pad or finish it.
+func notLeftover(c *seg, d *Damage) {
+	why := refusal(c)
+	if why == "" {
+		return
+	}
+	var what string
+	switch d.Kind {
+	case DamageReserved:
+		what = fmt.Sprintf("frame reserved and never committed (%d bytes)", d.Len)
+	case DamageGap:
+		what = fmt.Sprintf("%d zero bytes before the next frame", d.Len)
+	default:
+		what = "neither END frame nor footer"
+	}
+	d.Kind = DamageTorn
+	d.Err = &segment.CorruptError{Path: c.path, Offset: d.Offset,
+		Reason: what + ", and writer.Open leaves the segment unsealed: " + why}
+}
+
+// refusal returns why writer.Open's recovery leaves c unsealed, or "" if
+// it finishes and seals it, decided as recovery and verify decide it
+// (segment.CheckHeader, a Quiescent walk's EvTorn, segment.EndClaim) and
+// worded as verify words it. The answer is kept: a segment recovery
+// refuses keeps its bytes, and one it seals was a dead writer's, as the
+// reader found it. A walk that faults (the file cut since) decides
+// nothing: the reader's own walk meets the cut and reports it.
+func refusal(c *seg) string {
+	if c.refusalKnown {
+		return c.refusal
+	}
+	why := ""
+	if c.img.Check() != nil {
+		why = "its header disagrees with the file"
+	} else {
+		data := c.img.Data
+		limit := segment.RecordLimit(int64(len(data)))
+		err := c.img.Guard(func() {
+			c.img.Walk(segment.HeaderSize, segment.Quiescent, func(ev segment.Event) bool {
+				switch ev.Kind {
+				case segment.EvTorn:
+					why = fmt.Sprintf("a committed frame in it is torn (at offset %d)", ev.Offset)
+				case segment.EvReserved, segment.EvGap:
+					if claim, garbage := segment.EndClaim(data, ev.Offset, ev.Len); claim && garbage < limit {
+						why = fmt.Sprintf("its END claim at %d has a non-zero byte at %d behind its header", ev.Offset, garbage)
+					}
+				}
+				return why == ""
+			})
+		})
+		if err != nil {
+			return ""
+		}
+	}
+	c.refusal, c.refusalKnown = why, true
+	return why
+}
