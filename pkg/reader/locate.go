@@ -203,7 +203,9 @@ func (r *Reader) nextIndex() int {
 // listed: false once its directory was removed or replaced, or the
 // reader stopped because its segment numbers began again
 // (ErrLogReplaced), which a caller storing a position for a later run
-// must know. Always true when reading one segment file.
+// must know. A reader that moved to a segment 1 made again before it
+// returned anything (see ErrLogReplaced) has returned only that log's
+// positions: true. Always true when reading one segment file.
 func (r *Reader) SameLog() bool {
 	return !errors.Is(r.err, ErrLogReplaced) && r.sameDir()
 }

@@ -287,10 +287,14 @@ var ErrClosed = errors.New("reader is closed")
 // (created after it, or a segment 1 other than the one its first listing
 // found). One that has found no frame yet goes by the segment it is in
 // (segment 1 made again, or a lower number made after it) or a segment 1
-// other than the one its first listing found. It looks at every listing,
-// and again at each segment it opens, before it returns any of it: a
-// reader that lags opens the next segments by the names it listed, which
-// may be a new log's by then.
+// other than the one its first listing found; but one in segment 1 that
+// starts at its start (no At or After offset in it, nothing to Skip)
+// reads a segment 1 made again from its start instead, which loses and
+// repeats nothing whether a failed writer Open or a new log made it, and
+// its positions are then that file's log's (SameLog stays true). It
+// looks at every listing, and again at each segment it opens, before it
+// returns any of it: a reader that lags opens the next segments by the
+// names it listed, which may be a new log's by then.
 var ErrLogReplaced = errors.New("log directory removed or replaced, or the log begun again in it, while it was read")
 
 // Reader iterates over the records of a log. It is not safe for concurrent

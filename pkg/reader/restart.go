@@ -221,10 +221,15 @@ func (r *Reader) oneMadeAgain(created int64) bool {
 // the one it is in, or waits for, tells:
 //
 //   - it is in segment 1, and a segment 1 with another creation time is
-//     there now: a writer made it again. Within one log an empty segment
-//     1 is made again only when the Open that made it failed (it could
-//     not be mapped, or its name made durable) and a later one made it
-//     anew, and then the reader holds a file no writer will ever write;
+//     there now: a writer made it again, and the reader is past that
+//     file's start (an At or After offset in it, records still to Skip).
+//     Within one log an empty segment 1 is made again only when the Open
+//     that made it failed (it could not be mapped, or its name made
+//     durable) and a later one made it anew, and then the reader holds a
+//     file no writer will ever write. A reader at the start of that
+//     segment (startsAnew) is not stopped: it reads the new file from its
+//     start, which loses and repeats nothing whether a failed Open or a
+//     new log made it;
 //   - it is in segment S above 1, and the oldest segment listed, below S,
 //     was made after S (created later, or a segment 1 other than the one
 //     the reader's first listing found), and is not the oldest segment
@@ -255,6 +260,8 @@ func (r *Reader) restartedUnread() error {
 			switch {
 			case !gone && (err != nil || h.Created == s.created):
 				return nil
+			case s.seq == 1 && !gone && r.startsAnew(c):
+				return nil // remade moves it to the new file
 			case s.seq == 1 && !gone:
 				return fmt.Errorf("%s: segment numbers went back to 1, where the reader was before it found a record: segment 1 was made again (created %s; the one read was created %s): %w",
 					r.dir, stamp(h.Created), stamp(s.created), ErrLogReplaced)
@@ -278,6 +285,28 @@ func (r *Reader) restartedUnread() error {
 	}
 	return fmt.Errorf("%s: segment numbers went back below %d, which the reader %s before it found a record: segment 1 was made since (created %s), not the one its first listing found: %w",
 		r.dir, next, from, stamp(h.Created), ErrLogReplaced)
+}
+
+// startsAnew reports whether the reader, in c, would read a file made
+// again at c's name from its first record on and has returned nothing:
+// c is segment 1 (no segment is below it that it could have read, or that
+// a new log could hold), it has found nothing in c, and its start is the
+// segment's start (no At or After offset past the header, no record still
+// to Skip). A cursor's After start is past its record, so a cursor
+// stored for the old log never moves: it still learns the log is another.
+func (r *Reader) startsAnew(c *seg) bool {
+	return c.seq == 1 && blank(c) && c.min <= segment.HeaderSize && r.skip == 0
+}
+
+// startedAt makes n, the segment 1 the reader moved to from one in which
+// it had found nothing (remade), what its first listing found: it reads
+// the log of that file from its start, whichever log it is, and a segment
+// 1 other than n is another log's from now on.
+func (r *Reader) startedAt(n *seg) {
+	r.oldest, r.one, r.oneCreated = n.mark, oneUnknown, 0
+	if n.mark.ok {
+		r.one, r.oneCreated = onePresent, n.mark.created
+	}
 }
 
 func stamp(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }

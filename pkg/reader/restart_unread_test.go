@@ -15,21 +15,21 @@ import (
 )
 
 // A follower that has found no frame yet has no segment of its own to
-// compare with: started on an empty live log, or at the tail of a log
-// (Last(0), a Skip of every record) whose newest segment is the empty one
-// a closing writer leaves, or waiting in no segment for a number past
-// the log's end (a position after the last record). With the log emptied
-// in place and begun again, it hung on the old segment's mapping (new log
-// below its number) or went on into the new log past its first segments.
-// It must stop with ErrLogReplaced before returning a record of the new
-// log.
+// compare with: at the tail of a log (Last(0), a Skip of every record)
+// whose newest segment is the empty one a closing writer leaves, or
+// waiting in no segment for a number past the log's end (a position
+// after the last record). With the log emptied in place and begun again,
+// it hung on the old segment's mapping (new log below its number) or went
+// on into the new log past its first segments. It must stop with
+// ErrLogReplaced before returning a record of the new log. (One started
+// on an empty live log, in segment 1: TestFollowerInAnEmptySegmentOne.)
 func TestFollowerWithoutAFrameStopsWhenLogBegunAgain(t *testing.T) {
 	pastEnd := unreadStarts[0]
 	pastEnd.name, pastEnd.old = "At past the end", func(t *testing.T, dir string) reader.Options {
 		writeSegments(t, dir, "old", 4)
 		return reader.Options{Start: reader.At(segment.Position{Seq: 9, Offset: segment.HeaderSize})}
 	}
-	for _, start := range append(unreadStarts[:len(unreadStarts):len(unreadStarts)], pastEnd) {
+	for _, start := range append(unreadStarts[1:len(unreadStarts):len(unreadStarts)], pastEnd) {
 		for _, segs := range []uint64{1, 3, 8} {
 			t.Run(fmt.Sprintf("%s/new log of %d", start.name, segs), func(t *testing.T) {
 				dir := t.TempDir()
@@ -102,6 +102,22 @@ func waitIdle(t *testing.T, r *reader.Reader) {
 	}
 }
 
+// followIdle opens a follower on dir with opts, polling every 10ms at
+// most and failing the test on damage, closed when the test ends, and
+// waits for it to be idle (waitIdle).
+func followIdle(t *testing.T, dir string, opts reader.Options) *reader.Reader {
+	t.Helper()
+	opts.Follow, opts.PollMax = true, 10*time.Millisecond
+	opts.OnDamage = func(d reader.Damage) { t.Errorf("damage: %v", d) }
+	r, err := reader.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	waitIdle(t, r)
+	return r
+}
+
 // What a follower without a frame must go on through: a writer that
 // continues in the empty segment it is at, retention removing the old
 // segments and compress-finished archiving them, the next writer numbering
@@ -110,15 +126,7 @@ func TestFollowerWithoutAFrameNotStoppedByServiceLife(t *testing.T) {
 	for _, start := range unreadStarts {
 		t.Run(start.name, func(t *testing.T) {
 			dir := t.TempDir()
-			opts := start.old(t, dir)
-			opts.Follow, opts.PollMax = true, 10*time.Millisecond
-			opts.OnDamage = func(d reader.Damage) { t.Errorf("damage: %v", d) }
-			r, err := reader.Open(dir, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			waitIdle(t, r)
+			r := followIdle(t, dir, start.old(t, dir))
 			retain(t, dir, 1)
 			waitIdle(t, r)
 			from := uint64(1)
