@@ -40,7 +40,8 @@ const (
 	// a segment that writer.Open's recovery finishes and seals. In one it
 	// leaves unsealed, as it is (a header that disagrees with the file, a
 	// torn committed frame, an END claim with a non-zero byte behind its
-	// header: FORMAT.md section 8, steps 3.1, 3.2, 3.4), they are
+	// header: FORMAT.md section 8, steps 3.1, 3.2, 3.4), or that it never
+	// looks at (one before a sealed segment), they are
 	// DamageTorn, Err saying what they are and why recovery leaves them,
 	// those before the frame that decides it included: verify calls them
 	// fatal too (unfinished, missing-end).

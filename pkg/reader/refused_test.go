@@ -92,19 +92,7 @@ func TestLeftoversOfASegmentRecoveryRefuses(t *testing.T) {
 			newSeg(3).write(t, dir)
 			check := func(step string) {
 				t.Helper()
-				got, dmg := readAll(t, dir, reader.Options{})
-				sameRecs(t, got, want)
-				var kinds []string
-				for _, d := range dmg {
-					kinds = append(kinds, fmt.Sprintf("%v@%d", d.Kind, d.Offset))
-					if d.Path != path || d.Kind.CrashLeftover() == refused ||
-						d.Kind == reader.DamageTorn && !errors.Is(d.Err, segment.ErrCorrupt) {
-						t.Errorf("%s: %v (%v)", step, &d, d.Kind)
-					}
-				}
-				if !slices.Equal(kinds, wantDmg) {
-					t.Errorf("%s: damage %q; want %q", step, kinds, wantDmg)
-				}
+				checkLeftovers(t, step, dir, path, want, wantDmg, refused)
 			}
 			check("no writer")
 			if !refused {
@@ -123,5 +111,25 @@ func TestLeftoversOfASegmentRecoveryRefuses(t *testing.T) {
 			}
 			check("the writer that recovered it alive")
 		})
+	}
+}
+
+// checkLeftovers reads dir and checks that it returns want and reports
+// wantDmg ("kind@offset"), all in the file at path, crash leftovers
+// unless refused, and torn damage wrapping segment.ErrCorrupt.
+func checkLeftovers(t *testing.T, step, dir, path string, want []rec, wantDmg []string, refused bool) {
+	t.Helper()
+	got, dmg := readAll(t, dir, reader.Options{})
+	sameRecs(t, got, want)
+	var kinds []string
+	for _, d := range dmg {
+		kinds = append(kinds, fmt.Sprintf("%v@%d", d.Kind, d.Offset))
+		if d.Path != path || d.Kind.CrashLeftover() == refused ||
+			d.Kind == reader.DamageTorn && !errors.Is(d.Err, segment.ErrCorrupt) {
+			t.Errorf("%s: %v (%v)", step, &d, d.Kind)
+		}
+	}
+	if !slices.Equal(kinds, wantDmg) {
+		t.Errorf("%s: damage %q; want %q", step, kinds, wantDmg)
 	}
 }

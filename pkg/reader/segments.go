@@ -93,7 +93,7 @@ func (r *Reader) consume(ev *segment.Event) bool {
 		damagedEndClaim(c, &d)
 	}
 	if d.Kind.CrashLeftover() {
-		notLeftover(c, &d)
+		r.notLeftover(c, &d)
 	}
 	r.report(d)
 	return false
@@ -376,7 +376,7 @@ func (r *Reader) atTail(c *seg) bool {
 				d.Kind, d.Err = DamageTorn, &segment.CorruptError{Path: c.path, Offset: c.off,
 					Reason: "neither END frame nor footer, and a later segment is sealed"}
 			} else {
-				notLeftover(c, &d)
+				r.notLeftover(c, &d)
 			}
 			if !r.report(d) {
 				return false
