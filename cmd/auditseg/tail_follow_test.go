@@ -265,14 +265,13 @@ func TestTailFollowWriterKilled(t *testing.T) {
 			}
 		}
 	}()
-	// Seven files: the writer is in segment 5 (6 and 7 are prepared and
-	// created ahead), so it has filled 2 to 4, ~480 records each. At six
-	// it may have filled only two, fewer than the 1000 checked below.
+	// Killed once its sealed segments hold the 1000 records checked
+	// below (~480 a segment). A count of files said less: the next
+	// segment and two more created ahead are files too, and a slow
+	// appender (-race) lets the creator run ahead of it (seven files
+	// held 939 records in one CI run).
 	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		if l, _ := segment.List(dir); len(l.Segments) >= 7 {
-			break
-		}
+	for time.Now().Before(deadline) && sealedRecords(dir) < 100+1000 {
 		time.Sleep(5 * time.Millisecond)
 	}
 	cmd.Process.Kill()
@@ -349,4 +348,16 @@ func TestTailFollowLogBegunAgain(t *testing.T) {
 			t.Fatalf("in place %v: next run: exit %d, %d bytes, %s", inPlace, code, len(out), stderr)
 		}
 	}
+}
+
+// sealedRecords is how many records the sealed segments in dir hold.
+func sealedRecords(dir string) uint64 {
+	l, _ := segment.List(dir)
+	var n uint64
+	for _, e := range l.Segments {
+		if ft, err := segment.ReadFooter(e.Path); err == nil {
+			n += ft.Records
+		}
+	}
+	return n
 }
