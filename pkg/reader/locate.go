@@ -315,22 +315,23 @@ func (r *Reader) laterHasFrames(seq uint64) bool {
 // that is damaged or names the file's sequence: they may be the frames
 // of a segment the writer moved on into, damaged since. With no writer
 // the files do not change, so one found empty is not read again while its
-// size and mtime stay the same.
+// path names the same file, unchanged (fileID).
 func (r *Reader) laterHoldsBytes(seq uint64) bool {
 	return r.laterAny(seq, 3, func(e segment.Entry) (bool, error) {
 		st, err := os.Lstat(e.Path)
 		if err != nil {
 			return false, err
 		}
-		k := fileStamp{e.Path, st.Size(), st.ModTime().UnixNano()}
-		if r.empty[k] {
+		id, known := idOf(st)
+		k := fileStamp{e.Path, id}
+		if known && r.empty[k] {
 			return false, nil
 		}
 		if h, err := segment.ReadHeader(e.Path); err == nil && h.Seq != e.Seq {
 			return false, nil
 		}
 		yes, err := segment.HasRecordBytes(e.Path)
-		if err == nil && !yes {
+		if err == nil && !yes && known {
 			if r.empty == nil || len(r.empty) >= 64 {
 				r.empty = map[fileStamp]bool{}
 			}
@@ -340,10 +341,11 @@ func (r *Reader) laterHoldsBytes(seq uint64) bool {
 	})
 }
 
-// fileStamp identifies a file's content while no writer holds the log.
+// fileStamp identifies a file's content while no writer holds the log:
+// its path and its fileID (headers.go).
 type fileStamp struct {
-	path        string
-	size, mtime int64
+	path string
+	id   fileID
 }
 
 // laterAny reports whether an archive is listed after seq, or one of the
