@@ -357,15 +357,18 @@ func DecodeFooter(img []byte, h Header) (Footer, error) {
 func decodeFooterAt(b []byte, h Header) (Footer, error) {
 	at := h.Size - FooterSize
 	b = b[:FooterSize]
-	if isZero(b[:len(FooterMagic)]) {
+	magic := loadMagic(b)
+	if magic == 0 {
 		// The magic is stored last (see ErrNoFooter).
-		if isZero(b) {
+		if isZero(b[len(FooterMagic):]) {
 			return Footer{}, ErrNoFooter
 		}
 		return Footer{}, ErrSealUnfinished
 	}
-	if string(b[:8]) != FooterMagic {
-		return Footer{}, corrupt(at, "bad footer magic %q", b[:8])
+	if magic != le.Uint64([]byte(FooterMagic)) {
+		var m [len(FooterMagic)]byte
+		le.PutUint64(m[:], magic)
+		return Footer{}, corrupt(at, "bad footer magic %q", m[:])
 	}
 	if got, want := le.Uint32(b[124:]), crc32.Checksum(b[:124], castagnoli); got != want {
 		return Footer{}, corrupt(at+124, "footer checksum mismatch (stored %08x, computed %08x)", got, want)
@@ -388,6 +391,18 @@ func decodeFooterAt(b []byte, h Header) (Footer, error) {
 		return Footer{}, corrupt(at+24, "footer end offset %d out of range", f.EndOffset)
 	}
 	return f, nil
+}
+
+// loadMagic loads the first 8 bytes of b, a footer, as StoreFooter
+// stores them: in one atomic load where b is aligned (a mapping), so that
+// on a CPU that may reorder loads (arm64) none of the bytes read after it
+// is older than the magic; on amd64 it is the same MOV as a plain load.
+func loadMagic(b []byte) uint64 {
+	p := unsafe.Pointer(unsafe.SliceData(b))
+	if uintptr(p)%8 != 0 {
+		return le.Uint64(b) // a copy: no one stores into it meanwhile
+	}
+	return atomic.LoadUint64((*uint64)(p))
 }
 
 // decodeWholeFooter is decodeFooterAt for a footer written in one piece

@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"lukechampine.com/blake3"
@@ -335,6 +336,42 @@ func TestStoreFooter(t *testing.T) {
 		StoreFooter(dst, testFooter())
 		if !bytes.Equal(dst, want) {
 			t.Fatalf("shift %d: stored % x\nwant % x", shift, dst, want)
+		}
+	}
+}
+
+// TestDecodeFooterAnyAlignment checks that a footer decodes alike where
+// its magic is loaded atomically (8-byte aligned, as in a mapping) and
+// where it is not (a copy at an odd offset): sealed, not sealed, a seal
+// that did not finish, and a bad magic with its bytes in the message.
+func TestDecodeFooterAnyAlignment(t *testing.T) {
+	h := Header{Seq: testSeq, Size: testSize}
+	var sealed [FooterSize]byte
+	testFooter().Encode(sealed[:])
+	unfinished := sealed
+	copy(unfinished[:8], make([]byte, 8))
+	bad := sealed
+	bad[2] = 'x'
+	le.PutUint32(bad[124:], crc32.Checksum(bad[:124], castagnoli))
+	for _, shift := range []int{0, 1, 4} {
+		buf := make([]byte, FooterSize+8)
+		b := buf[shift : shift+FooterSize]
+		copy(b, sealed[:])
+		if got, err := decodeFooterAt(b, h); err != nil || got != testFooter() {
+			t.Errorf("shift %d: sealed footer: %+v, %v", shift, got, err)
+		}
+		copy(b, make([]byte, FooterSize))
+		if _, err := decodeFooterAt(b, h); err != ErrNoFooter {
+			t.Errorf("shift %d: zero footer: %v, want ErrNoFooter", shift, err)
+		}
+		copy(b, unfinished[:])
+		if _, err := decodeFooterAt(b, h); err != ErrSealUnfinished {
+			t.Errorf("shift %d: footer without magic: %v, want ErrSealUnfinished", shift, err)
+		}
+		copy(b, bad[:])
+		_, err := decodeFooterAt(b, h)
+		if err == nil || !strings.Contains(err.Error(), `bad footer magic "AUxSEAL1"`) {
+			t.Errorf("shift %d: bad magic: %v", shift, err)
 		}
 	}
 }
