@@ -3,7 +3,6 @@ package segment
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -59,18 +58,17 @@ func OpenImage(path string) (*Image, error) {
 		im.decodeHeader()
 		return im, nil
 	}
-	if err := im.mapFile(); err != nil {
+	f, err := OpenFile(path)
+	if err != nil {
 		return nil, err
 	}
-	if err := im.decodeMapped(); err != nil {
-		return nil, err
-	}
-	return im, nil
+	defer f.Close()
+	return f.MapImage()
 }
 
 // decodeMapped is decodeHeader for an image that maps its file. Its reads
 // (the header, and fitToHeader's copy of a short file) are the first of
-// the mapping, and the file may have been truncated since mapFile's
+// the mapping, and the file may have been truncated since OpenFile's
 // fstat: touching a page past its new end raises SIGBUS, which would
 // kill the process. A fault releases the image and is returned as an
 // error naming the file and the offset that had no data.
@@ -120,24 +118,12 @@ func ReadImage(path string, buf []byte) (*Image, error) {
 	if IsArchiveName(filepath.Base(path)) {
 		return OpenImage(path)
 	}
-	f, st, err := openSegmentFile(path)
+	f, err := OpenFile(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	if st.Size() > int64(len(buf)) {
-		return OpenImage(path)
-	}
-	im := &Image{Path: path, FileSize: st.Size(), info: st, release: func() error { return nil }}
-	n, err := f.ReadAt(buf[:im.FileSize], 0)
-	if err != nil && !(errors.Is(err, io.EOF) && int64(n) < im.FileSize) {
-		return nil, readError(path, int64(n), err)
-	}
-	// A file that shrank since the stat reads as the shorter file.
-	im.FileSize = int64(n)
-	im.Data = buf[:n]
-	im.decodeHeader()
-	return im, nil
+	return f.ReadImage(buf)
 }
 
 // openSegmentFile opens a segment file for reading and checks it is one:
@@ -173,25 +159,6 @@ func openRegularFile(path string, maxSize int64) (*os.File, os.FileInfo, error) 
 		return nil, nil, fmt.Errorf("%s: %d bytes is larger than any segment (%d): %w", path, st.Size(), maxSize, ErrCorrupt)
 	}
 	return f, st, nil
-}
-
-func (im *Image) mapFile() error {
-	f, st, err := openSegmentFile(im.Path)
-	if err != nil {
-		return err
-	}
-	defer f.Close() // the mapping outlives the descriptor
-	im.FileSize, im.info = st.Size(), st
-	if im.FileSize == 0 {
-		im.Data, im.release = []byte{}, func() error { return nil }
-		return nil
-	}
-	m, err := MapFile(f, im.FileSize, false, looksSealed(f, im.FileSize))
-	if err != nil {
-		return err
-	}
-	im.Data, im.release, im.held = m, func() error { return Unmap(m) }, true
-	return nil
 }
 
 // looksSealed reports whether the file of size bytes ends with a footer's

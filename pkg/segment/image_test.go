@@ -351,7 +351,7 @@ func TestFaultOffset(t *testing.T) {
 // A segment file truncated after OpenImage's fstat and mapping, before
 // its header is read or a short file copied, costs an error naming the
 // file and the offset that had no data, not the process. The test cuts
-// the file at that point of OpenImage's steps: mapFile, then
+// the file at that point of OpenImage's steps: mapOpen, then
 // decodeMapped.
 func TestOpenImageTruncatedWhileMapped(t *testing.T) {
 	dir := t.TempDir()
@@ -369,13 +369,19 @@ func TestOpenImageTruncatedWhileMapped(t *testing.T) {
 	} {
 		p := writeSegment(t, dir, testSeq, tc.img)
 		im := &Image{Path: p}
-		if err := im.mapFile(); err != nil {
+		f, err := OpenFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = im.mapOpen(f)
+		f.Close()
+		if err != nil {
 			t.Fatal(err)
 		}
 		if err := os.Truncate(p, tc.cut); err != nil {
 			t.Fatal(err)
 		}
-		err := im.decodeMapped()
+		err = im.decodeMapped()
 		if err == nil {
 			im.Close()
 			t.Fatalf("%s: no error", tc.what)

@@ -202,24 +202,12 @@ func ReadFooter(path string) (Footer, error) {
 		}
 		return ft, cerr
 	}
-	f, st, err := openSegmentFile(path)
+	f, err := OpenFile(path)
 	if err != nil {
 		return Footer{}, err
 	}
 	defer f.Close()
-	h, err := readFileHeader(f, path)
-	if err != nil {
-		return Footer{}, err
-	}
-	if err := sizeMismatch(path, st.Size(), h.Size); err != nil {
-		return Footer{}, err
-	}
-	var fb [FooterSize]byte
-	if err := ReadAt(f, path, "read", fb[:], h.Size-FooterSize); err != nil {
-		return Footer{}, err
-	}
-	ft, err := decodeFooterAt(fb[:], h)
-	return ft, WithPath(err, path)
+	return f.Footer()
 }
 
 // SealedFooter returns the footer of the segment file or archive at path
