@@ -165,7 +165,7 @@ func checkPath(path string, o *Options, buf []byte) *result {
 // checkFile is checkPath without its look at a damaged archive's summary.
 func checkFile(path string, o *Options, buf []byte) *result {
 	r := newResult(path, o)
-	im, copied, err := openImage(path, o, buf)
+	im, src, err := openImage(path, o, buf)
 	if err != nil {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
@@ -199,8 +199,8 @@ func checkFile(path string, o *Options, buf []byte) *result {
 	}
 	defer im.Close()
 	var w *window
-	if buf != nil && !copied && !im.Archived {
-		w = &window{buf: buf} // its file opened once the check reads through it (attach)
+	if src != nil {
+		w = &window{buf: buf, src: src, file: src}
 		defer w.close()
 	}
 	checkGuarded(im, r, o, w)
@@ -333,7 +333,7 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 		err error
 	}
 	walk := !o.Quick || !r.sealed
-	if w != nil && walk && w.attach(im) {
+	if w != nil && walk {
 		w.valid = im.Valid()
 		c.zeros = w
 	} else {

@@ -6,8 +6,9 @@
 //
 // All byte-level decoding is done by package segment (DecodeHeader,
 // DecodeFooter, DecodeFrame, Walk, ZeroFrom, Digest); this package decides
-// what the results mean. Segments are read through segment.OpenImage, so
-// .seg.zst archives are verified like segment files.
+// what the results mean. Segment files are read through segment.File, each
+// opened once, and archives through segment.OpenImage, so .seg.zst
+// archives are verified like segment files.
 //
 // # What is checked
 //

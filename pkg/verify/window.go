@@ -3,7 +3,6 @@ package verify
 import (
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -30,34 +29,43 @@ import (
 // writer prepared ahead, which through the mapping would stay resident.
 
 // openImage opens path for checkPath: a sealed segment file that fits in
-// buf is read into it (segment.ReadImage), which for small segments costs
+// buf is read into it (File.ReadImage), which for small segments costs
 // less than mapping the file and reading it again through a window (half
-// the time, for a log of 256 KiB segments); anything else is mapped.
-// copied says which (it decides only how the bytes are read, never what
-// is checked).
-func openImage(path string, o *Options, buf []byte) (im *segment.Image, copied bool, err error) {
-	mapped := buf == nil || o.Quick || segment.IsArchiveName(filepath.Base(path))
-	if !mapped {
-		// A file larger than buf is read through the window: mapped at
-		// once, without the footer read and the open of ReadImage below,
-		// which would only map it too.
-		st, serr := os.Lstat(path)
-		mapped = serr == nil && st.Size() > int64(len(buf))
-	}
-	if mapped {
+// the time, for a log of 256 KiB segments); anything else is mapped. A
+// segment file mapped with buf is returned open too, as src, for a
+// window to read it through (the caller closes it); an archive, and any
+// file without buf, is read through its image alone. How the bytes are
+// read never changes what is checked.
+//
+// The file is opened once, for its footer and its bytes: two opens of
+// its name could be two files, one renamed over the other in between,
+// their bytes mixed in one check.
+func openImage(path string, o *Options, buf []byte) (im *segment.Image, src *segment.File, err error) {
+	if buf == nil || segment.IsArchiveName(filepath.Base(path)) {
 		im, err = segment.OpenImage(path)
-		return im, false, err
+		return im, nil, err
+	}
+	f, err := segment.OpenFile(path)
+	if err != nil {
+		return nil, nil, err
 	}
 	// The footer is read before the bytes are copied, as the mapped check
 	// reads it before walking: a segment sealed by then never changes, so
 	// the copy is consistent; one a writer seals while it is being copied
-	// would not be.
-	if _, err := segment.ReadFooter(path); err != nil {
-		im, err = segment.OpenImage(path)
-		return im, false, err
+	// would not be. A file larger than buf is read through the window,
+	// mapped without that read, as is any segment --quick checks.
+	if !o.Quick && f.Size() <= int64(len(buf)) {
+		if _, ferr := f.Footer(); ferr == nil {
+			im, err = f.ReadImage(buf)
+			f.Close()
+			return im, nil, err
+		}
 	}
-	im, err = segment.ReadImage(path, buf) // maps a file larger than buf
-	return im, err == nil && im.FileSize <= int64(len(buf)), err
+	if im, err = f.MapImage(); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return im, f, nil
 }
 
 // windowSize is the window of each verify worker: large enough that
@@ -81,28 +89,10 @@ type window struct {
 	// faults on the same error; err is what the check reports.
 	err error
 
-	file *os.File // src, when attach opened it
+	file *segment.File // src, when the window is to close it
 }
 
-// attach opens the mapped segment file of im again for the window to
-// read, and reports whether it could (if not, everything is read through
-// the mapping). Only once the check is known to read the segment's
-// bytes: a quick check of a sealed segment reads none, and opened each
-// such file twice when the window was attached before its footer was
-// decoded.
-func (w *window) attach(im *segment.Image) bool {
-	if w.src != nil {
-		return true // a source the window was made with
-	}
-	f, err := im.Reopen()
-	if err != nil {
-		return false
-	}
-	w.src, w.file = f, f
-	return true
-}
-
-// close closes the file attach opened, if any.
+// close closes the window's file, if it has one.
 func (w *window) close() {
 	if w.file != nil {
 		w.file.Close()
