@@ -196,12 +196,8 @@ func (l *Listing) present(seq uint64) bool { return Present(l.Dir, seq) }
 // it). Readers and verify ask it to tell a segment removed (retention)
 // from one still there.
 func Present(dir string, seq uint64) bool {
-	for _, name := range [2]string{FileName(seq), ArchiveName(seq)} {
-		if st, err := os.Lstat(filepath.Join(dir, name)); err == nil && st.Mode().IsRegular() {
-			return true
-		}
-	}
-	return false
+	_, _, ok := firstName(dir, seq, fs.FileMode.IsRegular)
+	return ok
 }
 
 // NotSegment returns the error for the first of segment seq's names (its
@@ -210,13 +206,24 @@ func Present(dir string, seq uint64) bool {
 // the segment is not in the log, but a report that says only that
 // contradicts what ls shows. nil when neither name is so taken.
 func NotSegment(dir string, seq uint64) error {
+	p, mode, ok := firstName(dir, seq, func(m fs.FileMode) bool { return !m.IsRegular() })
+	if !ok {
+		return nil
+	}
+	return NotRegularFile(p, mode)
+}
+
+// firstName returns the first of segment seq's names in dir, its file's
+// then its archive's, that something whose mode (from Lstat) is such
+// takes, with that mode.
+func firstName(dir string, seq uint64, such func(fs.FileMode) bool) (string, fs.FileMode, bool) {
 	for _, name := range [2]string{FileName(seq), ArchiveName(seq)} {
 		p := filepath.Join(dir, name)
-		if st, err := os.Lstat(p); err == nil && !st.Mode().IsRegular() {
-			return NotRegularFile(p, st.Mode())
+		if st, err := os.Lstat(p); err == nil && such(st.Mode()) {
+			return p, st.Mode(), true
 		}
 	}
-	return nil
+	return "", 0, false
 }
 
 func list(dir string) (Listing, error) {
