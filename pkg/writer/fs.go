@@ -34,9 +34,11 @@ type FS interface {
 
 // RangeSyncer is an FS that also performs the writeback the writer waits
 // for under SyncNone, of each sealed segment before its memory is reused
-// (recycle.go). It is optional, so that an FS written before it keeps
-// compiling: without it the writer calls sync_file_range itself, and a
-// fault injector cannot fail that call.
+// (recycle.go), and at Open of an unused segment it continues in before
+// dropping its pages (an error there is ignored: the pages are zeros). It
+// is optional, so that an FS written before it keeps compiling: without
+// it the writer calls sync_file_range itself, and a fault injector cannot
+// fail that call.
 type RangeSyncer interface {
 	// SyncRange writes f's dirty pages in [off, off+n) back and waits for
 	// them (sync_file_range with WAIT_BEFORE, WRITE and WAIT_AFTER). An

@@ -355,9 +355,10 @@ func (w *Writer) remapUnused(s *seg) error {
 			return fmt.Errorf("reserve %s again after giving its pages back: %w", s.path, err)
 		}
 	}
-	// Advice only, errors ignored: the pages are zeros in a reserved file
-	// whose header was fsynced when the file was made.
-	_ = osFS{}.SyncRange(s.f, 0, size)
+	// Errors ignored: the pages are zeros in a reserved file whose header
+	// was fsynced when the file was made. Through the FS all the same, so
+	// that one instrumenting the writer's I/O sees it.
+	_ = syncRange(w.opts.FS)(s.f, 0, size)
 	_ = unix.Fadvise(fd, 0, 0, unix.FADV_DONTNEED)
 	huge := w.pages.huge(w.opts.Sync, nil)
 	m, err := segment.MapFile(s.f, size, true, huge)
