@@ -15,19 +15,20 @@ import (
 type Op uint8
 
 const (
-	OpCreate    Op = iota // OpenFile with O_CREATE: a new segment's temporary file
-	OpOpen                // OpenFile without O_CREATE: recovery opening a segment, Sync one sealed unflushed
-	OpFallocate           // reserving a new segment's blocks
-	OpMsync               // flushing mapped pages (Sync, recovery)
-	OpFsync               // flushing a new segment's header, a segment being sealed, or (SyncNone) one sealed unflushed
-	OpRename              // giving a new segment its final name
-	OpSyncDir             // making directory entries durable
-	OpSyncRange           // writing back a segment sealed without a flush (SyncNone), waiting
-	OpWrite               // a pwrite into a segment file: a new one's header, a footer (durable seal, recovery)
+	OpCreate     Op = iota // OpenFile with O_CREATE: a new segment's temporary file
+	OpOpen                 // OpenFile without O_CREATE: recovery opening a segment, Sync one sealed unflushed
+	OpFallocate            // reserving a new segment's blocks
+	OpMsync                // flushing mapped pages (Sync, recovery)
+	OpFsync                // flushing a new segment's header, a segment being sealed, or (SyncNone) one sealed unflushed
+	OpRename               // giving a new segment its final name
+	OpSyncDir              // making directory entries durable
+	OpSyncRange            // writing back a segment sealed without a flush (SyncNone), waiting
+	OpWrite                // a pwrite into a segment file: a new one's header, a footer (durable seal, recovery)
+	OpStartRange           // starting the writeback of the active segment's filled part (SyncInterval, SyncAlways), not waiting; its error is ignored
 	numOps
 )
 
-var opNames = [numOps]string{"create", "open", "fallocate", "msync", "fsync", "rename", "syncdir", "syncrange", "write"}
+var opNames = [numOps]string{"create", "open", "fallocate", "msync", "fsync", "rename", "syncdir", "syncrange", "write", "startrange"}
 
 func (o Op) String() string {
 	if o < numOps {
@@ -69,7 +70,7 @@ type Fault struct {
 type Call struct {
 	Op   Op
 	N    int    // 1-based count of calls of Op so far, this one included
-	Path string // the file (OpenFile, Rename source, SyncDir, SyncRange, Write), if known
+	Path string // the file (OpenFile, Rename source, SyncDir, SyncRange, Write, StartRange), if known
 	// Msync is the mapped range being flushed (OpMsync only). It aliases
 	// the writer's mapping: read it only inside the hook.
 	Msync []byte
@@ -95,9 +96,10 @@ type FaultFS struct {
 }
 
 var (
-	_ writer.FS          = (*FaultFS)(nil)
-	_ writer.RangeSyncer = (*FaultFS)(nil)
-	_ writer.FileWriter  = (*FaultFS)(nil)
+	_ writer.FS           = (*FaultFS)(nil)
+	_ writer.RangeSyncer  = (*FaultFS)(nil)
+	_ writer.FileWriter   = (*FaultFS)(nil)
+	_ writer.RangeStarter = (*FaultFS)(nil)
 )
 
 // Inject adds a fault rule.
@@ -247,4 +249,12 @@ func (f *FaultFS) WriteAt(fh *os.File, b []byte, off int64) (int, error) {
 	}
 	n, err := fh.WriteAt(b, off)
 	return n, f.end(c, err)
+}
+
+func (f *FaultFS) StartRange(fh *os.File, off, n int64) error {
+	c := Call{Op: OpStartRange, Path: fh.Name()}
+	if err := f.begin(&c); err != nil {
+		return f.end(c, err)
+	}
+	return f.end(c, unix.SyncFileRange(int(fh.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE))
 }

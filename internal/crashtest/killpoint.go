@@ -14,7 +14,7 @@ const KillEnv = "AUDITSEG_CRASH_KILL"
 // Syntax: [open-]WHAT[+]:N
 //
 //	WHAT   an Op name (create, open, fallocate, msync, fsync, rename,
-//	       syncdir, syncrange, write): the Nth call of that operation; "seal": the Nth
+//	       syncdir, syncrange, write, startrange): the Nth call of that operation; "seal": the Nth
 //	       flush of a written footer (the fsync after writing it, by the
 //	       sealer or by recovery: the records are durable, the footer is
 //	       written, not yet flushed); "rotate": the Nth time an appender is handed a

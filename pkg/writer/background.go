@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/auditseg/auditseg/pkg/segment"
-	"golang.org/x/sys/unix"
 )
 
 // prepareLoop keeps the segment after the active one ready, so that a
@@ -442,6 +441,7 @@ func (w *Writer) writeAheadLoop() {
 	t := time.NewTimer(every)
 	defer t.Stop()
 	wait := every
+	start := startRange(w.opts.FS)
 	var s *seg
 	var from, seen int64
 	for {
@@ -467,7 +467,7 @@ func (w *Writer) writeAheadLoop() {
 		}
 		s.mapMu.Lock()
 		if !s.unmapped {
-			_ = unix.SyncFileRange(int(s.f.Fd()), from, upto-from, unix.SYNC_FILE_RANGE_WRITE) // advice only
+			_ = start(s.f, from, upto-from) // advice only
 		}
 		s.mapMu.Unlock()
 		from = upto

@@ -16,7 +16,8 @@ import (
 // for fault injection (tests fail the Nth call) or instrumentation. Two
 // more are optional: an FS that implements RangeSyncer also gets the
 // writeback of sealed segments under SyncNone, one that implements
-// FileWriter the writes into segment files.
+// FileWriter the writes into segment files, one that implements
+// RangeStarter the write-ahead under SyncInterval and SyncAlways.
 type FS interface {
 	// OpenFile opens a file as os.OpenFile does.
 	OpenFile(name string, flag int, perm os.FileMode) (*os.File, error)
@@ -56,11 +57,25 @@ type FileWriter interface {
 	WriteAt(f *os.File, b []byte, off int64) (int, error)
 }
 
+// RangeStarter is an FS that also starts, without waiting, the writeback
+// of the filled part of the active segment under SyncInterval and
+// SyncAlways (the write-ahead, background.go). That call is advice: its
+// error is ignored, and durability still comes from Msync and Fsync. It
+// is optional, as RangeSyncer is, and apart from it because it must not
+// wait for the disk: the segment's mapping lock, which a flush needs, is
+// held meanwhile.
+type RangeStarter interface {
+	// StartRange starts the writeback of f's dirty pages in [off, off+n)
+	// and returns (sync_file_range with WRITE only).
+	StartRange(f *os.File, off, n int64) error
+}
+
 type osFS struct{}
 
 var (
-	_ RangeSyncer = osFS{}
-	_ FileWriter  = osFS{}
+	_ RangeSyncer  = osFS{}
+	_ FileWriter   = osFS{}
+	_ RangeStarter = osFS{}
 )
 
 func (osFS) OpenFile(name string, flag int, perm os.FileMode) (*os.File, error) {
@@ -106,6 +121,10 @@ func (osFS) SyncRange(f *os.File, off, n int64) error {
 	return unix.SyncFileRange(int(f.Fd()), off, n, all)
 }
 
+func (osFS) StartRange(f *os.File, off, n int64) error {
+	return unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
+}
+
 func (osFS) WriteAt(f *os.File, b []byte, off int64) (int, error) { return f.WriteAt(b, off) }
 
 // writerAt is f written through fs's WriteAt, if it has one.
@@ -129,6 +148,14 @@ func syncRange(fs FS) func(f *os.File, off, n int64) error {
 		return rs.SyncRange
 	}
 	return osFS{}.SyncRange
+}
+
+// startRange is fs's StartRange, or the operating system's if it has none.
+func startRange(fs FS) func(f *os.File, off, n int64) error {
+	if rs, ok := fs.(RangeStarter); ok {
+		return rs.StartRange
+	}
+	return osFS{}.StartRange
 }
 
 func (osFS) SyncDir(dir string) error {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/auditseg/auditseg/internal/crashtest"
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -62,5 +63,39 @@ func TestUnusedSegmentWritebackThroughFS(t *testing.T) {
 	}
 	if path := filepath.Join(dir, segment.FileName(1)); !rc.has(path) {
 		t.Errorf("no SyncRange of %s through the FS (calls: %q)", path, rc.paths)
+	}
+}
+
+// The write-ahead (SyncInterval, SyncAlways) starts the writeback of the
+// active segment's filled part while it fills: through the FS's
+// RangeStarter, so that an FS that instruments or fails the writer's I/O
+// sees it.
+func TestWriteAheadThroughFS(t *testing.T) {
+	fs := &crashtest.FaultFS{}
+	started := make(chan struct{})
+	var once sync.Once
+	dir := t.TempDir()
+	path := filepath.Join(dir, segment.FileName(1))
+	fs.After = func(c crashtest.Call) {
+		if c.Op == crashtest.OpStartRange && c.Path == path {
+			once.Do(func() { close(started) })
+		}
+	}
+	w, err := writer.Open(dir, writer.Options{SegmentSize: 16 << 20, Sync: writer.SyncInterval, FS: fs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	// The write-ahead starts once 8 MiB in whole 2 MiB stretches are filled.
+	p := make([]byte, 64<<10)
+	for pos := (segment.Position{}); pos.Offset < 11<<20; {
+		if pos, err = w.Append(p); err != nil || pos.Seq != 1 {
+			t.Fatalf("Append: %v at %v, want segment 1", err, pos)
+		}
+	}
+	select {
+	case <-started:
+	case <-time.After(time.Minute): // a failure guard only: it runs every 10 ms
+		t.Fatalf("no StartRange of %s through the FS within a minute", path)
 	}
 }
