@@ -18,6 +18,16 @@ import (
 // writeback of sealed segments under SyncNone, one that implements
 // FileWriter the writes into segment files, one that implements
 // RangeStarter the write-ahead under SyncInterval and SyncAlways.
+//
+// The optional interfaces are found by type assertion, so a wrapper that
+// embeds an FS as an interface (struct{ writer.FS }) has none of them,
+// even where the FS it wraps does (Go promotes only FS's methods), and
+// the writer would make those calls itself, past both. A wrapper says
+// where they are with a method Unwrap() FS returning the FS it wraps:
+// for each optional interface the writer uses the first FS that has it
+// in the chain from Options.FS through each Unwrap, and the system call
+// only when none has. A wrapper that implements one itself is used for
+// it, as it comes first.
 type FS interface {
 	// OpenFile opens a file as os.OpenFile does.
 	OpenFile(name string, flag int, perm os.FileMode) (*os.File, error)
@@ -127,9 +137,26 @@ func (osFS) StartRange(f *os.File, off, n int64) error {
 
 func (osFS) WriteAt(f *os.File, b []byte, off int64) (int, error) { return f.WriteAt(b, off) }
 
+// optional is the first FS in the chain from fs through each Unwrap
+// that implements T (see FS).
+func optional[T any](fs FS) (T, bool) {
+	for fs != nil {
+		if t, ok := fs.(T); ok {
+			return t, true
+		}
+		u, ok := fs.(interface{ Unwrap() FS })
+		if !ok {
+			break
+		}
+		fs = u.Unwrap()
+	}
+	var none T
+	return none, false
+}
+
 // writerAt is f written through fs's WriteAt, if it has one.
 func writerAt(fs FS, f *os.File) io.WriterAt {
-	if fw, ok := fs.(FileWriter); ok {
+	if fw, ok := optional[FileWriter](fs); ok {
 		return fileWriterAt{fw, f}
 	}
 	return f
@@ -144,7 +171,7 @@ func (a fileWriterAt) WriteAt(b []byte, off int64) (int, error) { return a.fw.Wr
 
 // syncRange is fs's SyncRange, or the operating system's if it has none.
 func syncRange(fs FS) func(f *os.File, off, n int64) error {
-	if rs, ok := fs.(RangeSyncer); ok {
+	if rs, ok := optional[RangeSyncer](fs); ok {
 		return rs.SyncRange
 	}
 	return osFS{}.SyncRange
@@ -152,7 +179,7 @@ func syncRange(fs FS) func(f *os.File, off, n int64) error {
 
 // startRange is fs's StartRange, or the operating system's if it has none.
 func startRange(fs FS) func(f *os.File, off, n int64) error {
-	if rs, ok := fs.(RangeStarter); ok {
+	if rs, ok := optional[RangeStarter](fs); ok {
 		return rs.StartRange
 	}
 	return osFS{}.StartRange

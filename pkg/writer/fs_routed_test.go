@@ -99,3 +99,41 @@ func TestWriteAheadThroughFS(t *testing.T) {
 		t.Fatalf("no StartRange of %s through the FS within a minute", path)
 	}
 }
+
+// wrapFS overrides nothing of the FS it embeds, as a wrapper that
+// instruments a few calls would; embedded as an interface, it has none of
+// that FS's optional methods, and says where they are by Unwrap.
+type wrapFS struct{ writer.FS }
+
+func (w wrapFS) Unwrap() writer.FS { return w.FS }
+
+// A wrapper FS that embeds another as an interface loses the inner one's
+// optional interfaces (Go promotes only FS's methods); with Unwrap the
+// writer finds them in the FS it wraps, through wrappers of wrappers,
+// instead of falling back to the system calls past the user's FS.
+func TestOptionalInterfacesThroughUnwrap(t *testing.T) {
+	dir := t.TempDir()
+	fs := &crashtest.FaultFS{}
+	opts := writer.Options{SegmentSize: 1 << 20, Sync: writer.SyncAlways, FS: wrapFS{wrapFS{fs}}}
+	w, err := writer.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := fs.Calls(crashtest.OpWrite); n == 0 {
+		t.Error("the new segment's header was not written through the wrapped FS's WriteAt")
+	}
+	fs = &crashtest.FaultFS{}
+	opts.FS = wrapFS{fs}
+	if w, err = writer.Open(dir, opts); err != nil { // continues in the unused 1.seg
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := fs.Calls(crashtest.OpSyncRange); n == 0 {
+		t.Error("the unused segment's writeback at Open did not go through the wrapped FS's SyncRange")
+	}
+}
