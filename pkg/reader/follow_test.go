@@ -147,7 +147,11 @@ func TestFollowEmptyDirectory(t *testing.T) {
 // TestFollowLatencyAndIdleCPU checks the polling policy: records arriving
 // a few milliseconds apart are seen promptly, and an idle follower costs
 // almost no CPU. The bounds are loose (the machine is shared); the
-// benchmark figures are measured separately.
+// benchmark figures are measured separately. The latency bound is on the
+// median: the policy polls within about an eighth of the 2 ms gap, one
+// that always waited PollMax put it at 99 ms (tried), while the tail is
+// the scheduler's (a p99 bound of 50 ms is two stalls in 200 appends,
+// which -race on a loaded 2-core machine makes).
 func TestFollowLatencyAndIdleCPU(t *testing.T) {
 	dir := t.TempDir()
 	l := newLiveLog(t, dir, segSize)
@@ -182,8 +186,8 @@ func TestFollowLatencyAndIdleCPU(t *testing.T) {
 	slices.Sort(lat)
 	p50, p99 := lat[len(lat)/2], lat[len(lat)*99/100]
 	t.Logf("follow latency with 2ms gaps: p50 %v p99 %v", p50, p99)
-	if p99 > 50*time.Millisecond {
-		t.Errorf("p99 latency %v", p99)
+	if p50 > 20*time.Millisecond {
+		t.Errorf("median latency %v with records 2 ms apart", p50)
 	}
 
 	time.Sleep(200 * time.Millisecond) // reach the idle poll interval
