@@ -138,9 +138,14 @@ func (osFS) StartRange(f *os.File, off, n int64) error {
 func (osFS) WriteAt(f *os.File, b []byte, off int64) (int, error) { return f.WriteAt(b, off) }
 
 // optional is the first FS in the chain from fs through each Unwrap
-// that implements T (see FS).
+// that implements T (see FS). The chain is followed for at most
+// maxUnwrap links, so an Unwrap that returns its own FS (a cycle) costs
+// the optional interface, not a hang in Open.
 func optional[T any](fs FS) (T, bool) {
-	for fs != nil {
+	for range maxUnwrap {
+		if fs == nil {
+			break
+		}
 		if t, ok := fs.(T); ok {
 			return t, true
 		}
@@ -153,6 +158,10 @@ func optional[T any](fs FS) (T, bool) {
 	var none T
 	return none, false
 }
+
+// maxUnwrap bounds the chain optional follows; real wrappers nest a few
+// deep.
+const maxUnwrap = 32
 
 // writerAt is f written through fs's WriteAt, if it has one.
 func writerAt(fs FS, f *os.File) io.WriterAt {

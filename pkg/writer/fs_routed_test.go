@@ -1,6 +1,7 @@
 package writer_test
 
 import (
+	"errors"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -135,5 +136,32 @@ func TestOptionalInterfacesThroughUnwrap(t *testing.T) {
 	}
 	if n := fs.Calls(crashtest.OpSyncRange); n == 0 {
 		t.Error("the unused segment's writeback at Open did not go through the wrapped FS's SyncRange")
+	}
+}
+
+// loopFS's Unwrap returns itself: a cycle a careless wrapper makes.
+type loopFS struct{ writer.FS }
+
+func (l *loopFS) Unwrap() writer.FS { return l }
+
+// An Unwrap chain that cycles costs the optional interfaces past it, not
+// a hang in Open (errors.Is has no such guard; the writer's lookup does).
+func TestOptionalInterfacesUnwrapCycle(t *testing.T) {
+	done := make(chan error, 1)
+	go func() {
+		w, err := writer.Open(t.TempDir(), writer.Options{SegmentSize: 1 << 20, FS: &loopFS{&crashtest.FaultFS{}}})
+		if err == nil {
+			_, err = w.Append([]byte("x"))
+			err = errors.Join(err, w.Close())
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Open with an FS whose Unwrap returns itself did not return in a minute")
 	}
 }
