@@ -176,11 +176,7 @@ func (r *Reader) report(d Damage) bool {
 	r.damaged++
 	if r.opts.OnDamage != nil {
 		r.onDamage(d)
-		if r.closeLater {
-			// Stops the decoder as Strict does (it checks err).
-			if r.err == nil {
-				r.err = ErrClosed
-			}
+		if r.stopForClose() {
 			return false
 		}
 	}
@@ -195,7 +191,7 @@ func (r *Reader) report(d Damage) bool {
 // decoder to let go of the segment, and unmarked even if it panics (a
 // caller that recovers can still Close).
 func (r *Reader) onDamage(d Damage) {
-	r.inReport = true
-	defer func() { r.inReport = false }()
+	r.inCallback = true
+	defer func() { r.inCallback = false }()
 	r.opts.OnDamage(d)
 }

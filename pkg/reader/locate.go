@@ -410,10 +410,11 @@ func (r *Reader) backoff(idle time.Duration) time.Duration {
 	return min(max(idle/8, r.opts.PollMin), r.opts.PollMax)
 }
 
-// sleep waits d or until ctx is done. The Go runtime's timers wake about a
-// millisecond late at best, so short waits use nanosleep(2) directly,
-// which blocks only this goroutine's thread for that long.
-func sleep(ctx context.Context, d time.Duration) error {
+// sleep waits d or until ctx is done or stop is closed (Close). The Go
+// runtime's timers wake about a millisecond late at best, so short waits
+// use nanosleep(2) directly, which blocks only this goroutine's thread
+// for that long (a Wait notices a Close from another goroutine after it).
+func sleep(ctx context.Context, stop <-chan struct{}, d time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -427,6 +428,8 @@ func sleep(ctx context.Context, d time.Duration) error {
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-stop:
+		return ErrClosed
 	case <-t.C:
 		return nil
 	}

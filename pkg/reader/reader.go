@@ -99,6 +99,17 @@
 // an error naming the file and the record); reading Payload directly is
 // not protected.
 //
+// # Closing
+//
+// Close stops a reader: Next returns false, and Err and Wait return
+// ErrClosed, so a loop on Next tells a Close from the end of the log. A
+// Wait blocked in another goroutine returns ErrClosed as soon as Close is
+// called, or its context's error when that is cancelled. Close must not
+// run while another goroutine is in Next, which takes no lock per record:
+// a reader whose goroutine may be in Next when it is to be stopped (a
+// follower that is not idle) is stopped through Wait's context, checked
+// in the loop on Next too, and closed by that goroutine.
+//
 // # Costs
 //
 // Polls shorter than 2ms sleep in nanosleep(2), blocking the calling
@@ -269,8 +280,7 @@ func Last(n uint64) Start { return Start{kind: startLast, n: n} }
 // segments are skipped whole by their footers' record counts.
 func Skip(n uint64) Start { return Start{kind: startSkip, n: n} }
 
-// ErrClosed is returned by Wait after Close, and by Err once a Close
-// called from Options.OnDamage stopped the reader.
+// ErrClosed is returned by Wait, and by Err, once Close was called.
 var ErrClosed = errors.New("reader is closed")
 
 // ErrLogReplaced: the log directory was removed, or replaced by another
@@ -297,10 +307,10 @@ var ErrClosed = errors.New("reader is closed")
 // names it listed, which may be a new log's by then.
 var ErrLogReplaced = errors.New("log directory removed or replaced, or the log begun again in it, while it was read")
 
-// Reader iterates over the records of a log. It is not safe for concurrent
-// use, Close included: to stop a Wait (or All) blocked in another
-// goroutine, cancel its context, which it returns on at once, and Close
-// the reader after it returned.
+// Reader iterates over the records of a log. Next, Record, Wait and All
+// belong to one goroutine. Close may also be called from any other
+// goroutine while that one is in Wait (or All is waiting for a record),
+// and from Options.OnDamage; not while another goroutine is in Next.
 type Reader struct {
 	dir    string
 	single string // the file, when reading one segment file
@@ -343,16 +353,18 @@ type Reader struct {
 	// headers: segment headers read by the restart look (readHeader).
 	headers map[string]headerSeen
 
-	rec     Record
-	have    bool // rec was found by Wait and not yet returned by Next
-	err     error
-	done    bool // nothing more, ever
-	closed  bool
-	damaged int
-	// inReport is set while OnDamage runs; a Close called from it only
-	// sets closeLater, as the decoder that reports still holds the
-	// segment, and Next or Wait closes the reader once it has returned.
-	inReport, closeLater bool
+	rec      Record
+	have     bool // rec was found by Wait and not yet returned by Next
+	err      error
+	done     bool // nothing more, ever
+	released bool // Close's work is done (release)
+	damaged  int
+	// inCallback is set while OnDamage runs: a Close called
+	// from it leaves the segments to the Next or Wait that called it, as
+	// the decoder still holds them, and that one sets closeLater when the
+	// callback has returned and releases them as it returns.
+	inCallback, closeLater bool
+	cl                     closer
 }
 
 // batch is how many walk events the reader decodes at once.
@@ -371,7 +383,7 @@ func Open(dir string, opts Options) (*Reader, error) {
 		opts.PollMax = 100 * time.Millisecond
 	}
 	opts.PollMax = max(opts.PollMax, opts.PollMin)
-	r := &Reader{dir: dir, opts: opts, since: minTime, evs: make([]segment.Event, 0, batch)}
+	r := &Reader{dir: dir, opts: opts, since: minTime, evs: make([]segment.Event, 0, batch), cl: closer{stop: make(chan struct{})}}
 	if !opts.Since.IsZero() {
 		if k := opts.Start.kind; k == startLast || k == startSkip {
 			return nil, errors.New("reader: Since cannot be combined with Last or Skip")
@@ -417,7 +429,7 @@ func (r *Reader) Next() bool {
 	}
 	ok := r.fill()
 	if r.closeLater {
-		r.Close()
+		r.Close() // the one called from a callback: release now
 		return false
 	}
 	return ok
@@ -428,8 +440,8 @@ func (r *Reader) Next() bool {
 func (r *Reader) Record() Record { return r.rec }
 
 // Err returns the error that stopped the reader, if any: an I/O error,
-// a *Damage under Options.Strict, or ErrClosed after a Close from
-// Options.OnDamage.
+// a *Damage under Options.Strict, or ErrClosed after Close (unless one of
+// the others stopped it first).
 func (r *Reader) Err() error { return r.err }
 
 // Damaged returns how many damage reports the reader has made so far.
@@ -437,11 +449,26 @@ func (r *Reader) Damaged() int { return r.damaged }
 
 // Wait blocks until Next has a record to return. It returns nil then,
 // ctx.Err() when ctx is done, io.EOF when no record can ever come (not
-// following, or the END of a single segment file), and Err otherwise.
-// Callers that buffer output should flush it before calling Wait.
-func (r *Reader) Wait(ctx context.Context) error {
+// following, or the END of a single segment file), ErrClosed once Close
+// was called (from another goroutine too: that wakes it), and Err
+// otherwise. Callers that buffer output should flush it before calling
+// Wait.
+func (r *Reader) Wait(ctx context.Context) (err error) {
+	r.startWait()
+	defer func() {
+		if r.endWait() {
+			err = ErrClosed
+		}
+	}()
+	return r.wait(ctx)
+}
+
+// wait is Wait's loop, run marked as waiting: a Close meanwhile only
+// closes r.cl.stop, which wakes its sleep, and leaves the segments to
+// endWait.
+func (r *Reader) wait(ctx context.Context) error {
 	switch {
-	case r.closed:
+	case r.closing():
 		return ErrClosed
 	case r.have:
 		return nil
@@ -453,8 +480,7 @@ func (r *Reader) Wait(ctx context.Context) error {
 	idleSince, checked := time.Now(), time.Now()
 	for {
 		ok := r.fill()
-		if r.closeLater {
-			r.Close()
+		if r.closing() {
 			return ErrClosed
 		}
 		if ok {
@@ -476,15 +502,15 @@ func (r *Reader) Wait(ctx context.Context) error {
 				return r.err
 			}
 		}
-		if err := sleep(ctx, r.backoff(time.Since(idleSince))); err != nil {
+		if err := sleep(ctx, r.cl.stop, r.backoff(time.Since(idleSince))); err != nil {
 			return err
 		}
 	}
 }
 
 // All returns the records as a sequence, following (per Options.Follow)
-// until ctx is done. The error, if any, is yielded last with a zero
-// Record; ctx ending is not an error. Payloads are valid only within the
+// until ctx is done. The error, if any (ErrClosed after Close), is
+// yielded last with a zero Record; ctx ending is not an error. Payloads are valid only within the
 // loop body's iteration.
 func (r *Reader) All(ctx context.Context) iter.Seq2[Record, error] {
 	return func(yield func(Record, error) bool) {
@@ -508,26 +534,6 @@ func (r *Reader) All(ctx context.Context) iter.Seq2[Record, error] {
 			return
 		}
 	}
-}
-
-// Close releases the segment the reader holds. Payloads returned before
-// are invalid after it, and Next returns false. Called from
-// Options.OnDamage, it stops the reader as Strict does: the Next or Wait
-// that reported returns false or ErrClosed (Err returns ErrClosed), and
-// releases the segment as it returns, as the decoder still holds it
-// during the report.
-func (r *Reader) Close() error {
-	if r.inReport {
-		r.closeLater = true
-		return nil
-	}
-	r.closed, r.done, r.have, r.closeLater = true, true, false, false
-	r.dropPrefetch()
-	if r.dirF != nil {
-		r.dirF.Close()
-		r.dirF = nil
-	}
-	return r.closeCur()
 }
 
 func (r *Reader) closeCur() error {

@@ -1,0 +1,107 @@
+package reader_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/reader"
+)
+
+// guard bounds how long a test waits for an event that must come, so
+// that a reader that never returns fails the test instead of hanging it.
+const guard = 30 * time.Second
+
+// TestCloseUnblocksWait: Close from other goroutines (two at once) while
+// a follower of a live, idle log is in Wait wakes it: Wait returns
+// ErrClosed, although its next poll is an hour away, and the segment is
+// released. Run under -race, it also shows that Close touches nothing the
+// Wait uses.
+func TestCloseUnblocksWait(t *testing.T) {
+	dir := t.TempDir()
+	l := newLiveLog(t, dir, segSize)
+	defer l.close()
+	for i := range 10 {
+		l.append(payload(i))
+	}
+	held := mappedFrom(t, dir) // the live log's own mapping
+	r, err := reader.Open(dir, reader.Options{Follow: true, PollMin: time.Hour, PollMax: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for r.Next() {
+		n++
+	}
+	if n != 10 || r.Err() != nil {
+		t.Fatalf("%d records, Err %v", n, r.Err())
+	}
+	started, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		close(started)
+		done <- r.Wait(context.Background())
+	}()
+	<-started
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			if err := r.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, reader.ErrClosed) {
+			t.Fatalf("Wait = %v, want ErrClosed", err)
+		}
+	case <-time.After(guard):
+		t.Fatal("Wait did not return after Close")
+	}
+	wg.Wait()
+	if r.Next() || !errors.Is(r.Err(), reader.ErrClosed) {
+		t.Fatalf("after Close: Next returned a record or Err = %v", r.Err())
+	}
+	if n := mappedFrom(t, dir); n != held {
+		t.Fatalf("%d mappings of the log's files after Close, %d before Open", n, held)
+	}
+}
+
+// TestNextAfterClose: after an ordinary Close, Next returns false and Err
+// returns ErrClosed (a loop on Next tells a Close from the end of the
+// log), whether the reader was stopped mid-log or had reached its end;
+// Wait returns ErrClosed; a second Close returns nil.
+func TestNextAfterClose(t *testing.T) {
+	dir := t.TempDir()
+	writeLog(t, dir, 2000, true)
+	for _, stopAt := range []int{10, 2000} {
+		r, err := reader.Open(dir, reader.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for n < stopAt && r.Next() {
+			n++
+		}
+		if n != stopAt || r.Err() != nil {
+			t.Fatalf("%d records, Err %v", n, r.Err())
+		}
+		if err := r.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if r.Next() {
+			t.Fatalf("after %d records: Next after Close returned a record", stopAt)
+		}
+		if !errors.Is(r.Err(), reader.ErrClosed) {
+			t.Fatalf("after %d records: Err after Close = %v, want ErrClosed", stopAt, r.Err())
+		}
+		if err := r.Wait(context.Background()); !errors.Is(err, reader.ErrClosed) {
+			t.Fatalf("Wait after Close = %v", err)
+		}
+		if err := r.Close(); err != nil {
+			t.Fatalf("second Close = %v", err)
+		}
+	}
+}
