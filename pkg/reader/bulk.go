@@ -47,7 +47,8 @@ type Bulk struct {
 	// Write is handed the output in position order, from the goroutine
 	// calling Next, with the position of the last record in p. p is reused
 	// after Write returns. An error stops the reader: Next returns false and
-	// Err returns the error.
+	// Err returns the error. It may call Close, which stops the reader
+	// there: Write is not called again (see Close).
 	Write func(p []byte, last Position) error
 }
 
@@ -364,8 +365,7 @@ func (r *Reader) emit(it *bulkItem) bool {
 	at := 0
 	for _, m := range it.marks {
 		if m.at > at {
-			if err := r.opts.Bulk.Write(it.out[at:m.at], m.last); err != nil {
-				r.err = err
+			if !r.write(it.out[at:m.at], m.last) {
 				return false
 			}
 			at = m.at
@@ -374,13 +374,24 @@ func (r *Reader) emit(it *bulkItem) bool {
 			return false
 		}
 	}
-	if at < len(it.out) {
-		if err := r.opts.Bulk.Write(it.out[at:], it.last); err != nil {
-			r.err = err
-			return false
-		}
+	return at == len(it.out) || r.write(it.out[at:], it.last)
+}
+
+// write hands p to Bulk.Write, marked as onDamage marks OnDamage, and
+// reports whether the reader goes on: not after an error, nor after a
+// Close (from Write, or from another goroutine during a Wait, which a
+// long catch-up in bulk would otherwise keep waiting).
+func (r *Reader) write(p []byte, last Position) bool {
+	err := func() error {
+		r.inCallback = true
+		defer func() { r.inCallback = false }()
+		return r.opts.Bulk.Write(p, last)
+	}()
+	if err != nil {
+		r.err = err
+		return false
 	}
-	return true
+	return !r.stopForClose()
 }
 
 // resume makes the reader go on in order in s at offset off, as if it had

@@ -9,8 +9,9 @@ import "sync"
 // it is not per record, so it can afford a mutex to say it runs, where
 // Next, on the replay path, cannot. A Close that finds a Wait in progress
 // only closes stop, which wakes the Wait's sleep, and the Wait releases
-// the segments on its way out; a Close from OnDamage leaves them to the
-// Next or Wait that called it likewise, as the decoder still uses them. Releasing happens under the mutex, so a
+// the segments on its way out; a Close from a callback (OnDamage,
+// Bulk.Write) leaves them to the Next or Wait that called it likewise, as
+// the decoder still uses them. Releasing happens under the mutex, so a
 // second Close, from anywhere, waits for the first one's.
 
 // closer is a Reader's closing state.
@@ -28,10 +29,10 @@ type closer struct {
 //
 // It may be called from another goroutine while Wait blocks (or All
 // waits for a record): that Wait returns ErrClosed at once, and releases
-// the segments as it returns. Called from Options.OnDamage, it stops the
-// reader there, as Strict does: no more records or reports; the Next or
-// Wait that called it returns false or ErrClosed and releases the
-// segments as it returns. It must not be called while
+// the segments as it returns. Called from Options.OnDamage or Bulk.Write,
+// it stops the reader there, as Strict does: no more records, reports or
+// writes; the Next or Wait that called it returns false or ErrClosed and
+// releases the segments as it returns. It must not be called while
 // another goroutine is in Next.
 func (r *Reader) Close() error {
 	r.cl.mu.Lock()

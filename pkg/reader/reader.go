@@ -310,7 +310,8 @@ var ErrLogReplaced = errors.New("log directory removed or replaced, or the log b
 // Reader iterates over the records of a log. Next, Record, Wait and All
 // belong to one goroutine. Close may also be called from any other
 // goroutine while that one is in Wait (or All is waiting for a record),
-// and from Options.OnDamage; not while another goroutine is in Next.
+// and from Options.OnDamage and Bulk.Write; not while another goroutine is
+// in Next.
 type Reader struct {
 	dir    string
 	single string // the file, when reading one segment file
@@ -359,7 +360,7 @@ type Reader struct {
 	done     bool // nothing more, ever
 	released bool // Close's work is done (release)
 	damaged  int
-	// inCallback is set while OnDamage runs: a Close called
+	// inCallback is set while OnDamage or Bulk.Write runs: a Close called
 	// from it leaves the segments to the Next or Wait that called it, as
 	// the decoder still holds them, and that one sets closeLater when the
 	// callback has returned and releases them as it returns.

@@ -1,0 +1,130 @@
+package reader_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/reader"
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// TestCloseFromBulkWrite: a Close called from Bulk.Write (the goroutine
+// calling Next) stops the reader there, as one from OnDamage does: Write
+// is not called again, Next returns false (not the first record of the
+// unsealed last segment, which Next reads), Err returns ErrClosed, and
+// every segment of the bulk run is released once Next has returned.
+func TestCloseFromBulkWrite(t *testing.T) {
+	dir := t.TempDir()
+	writeLogWith(t, dir, 3000, false, mixedPayload)
+	var r *reader.Reader
+	calls := 0
+	r, err := reader.Open(dir, reader.Options{Bulk: &reader.Bulk{Range: 4096, Append: lineOf,
+		Write: func([]byte, reader.Position) error {
+			if calls++; calls == 3 {
+				if err := r.Close(); err != nil {
+					t.Errorf("Close from Write: %v", err)
+				}
+			}
+			return nil
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Next() {
+		t.Fatal("Next returned a record after Close")
+	}
+	if calls != 3 || !errors.Is(r.Err(), reader.ErrClosed) {
+		t.Fatalf("%d Write calls (want 3), Err %v", calls, r.Err())
+	}
+	if n := mappedFrom(t, dir); n != 0 {
+		t.Fatalf("%d mappings of the log's files left", n)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatalf("second Close = %v", err)
+	}
+}
+
+// TestCloseDuringBulkWriteInWait: a follower's Wait that finds sealed
+// segments reads them in bulk, calling Write from Wait. A Close from
+// another goroutine while Write runs returns at once; Write is not called
+// again, Wait returns ErrClosed, and the bulk run's segments are released
+// by then (none is unmapped under the workers: -race and the mapping
+// count).
+func TestCloseDuringBulkWriteInWait(t *testing.T) {
+	dir, src := t.TempDir(), t.TempDir()
+	all := writeLogWith(t, src, 3000, true, mixedPayload)
+	last := all[len(all)-1].pos.Seq
+	if last < 4 {
+		t.Fatalf("only %d segments", last)
+	}
+	move := func(seq uint64) {
+		if err := os.Rename(filepath.Join(src, segment.FileName(seq)), filepath.Join(dir, segment.FileName(seq))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	move(1)
+	inWait, entered, release := false, make(chan struct{}), make(chan struct{})
+	afterClose := 0
+	r, err := reader.Open(dir, reader.Options{Follow: true, Bulk: &reader.Bulk{Range: 4096, Append: lineOf,
+		Write: func([]byte, reader.Position) error {
+			if !inWait {
+				return nil // segment 1, from Next
+			}
+			select {
+			case <-release:
+				afterClose++
+			default:
+				close(entered)
+				<-release
+			}
+			return nil
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r.Next() {
+	}
+	if r.Err() != nil {
+		t.Fatal(r.Err())
+	}
+	inWait = true
+	done := make(chan error, 1)
+	go func() { done <- r.Wait(context.Background()) }()
+	for seq := last; seq >= 2; seq-- {
+		move(seq)
+	}
+	select {
+	case <-entered:
+	case <-time.After(guard):
+		t.Fatal("Wait did not read the new segments in bulk")
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- r.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+	case <-time.After(guard):
+		t.Fatal("Close waited for Write")
+	}
+	close(release)
+	select {
+	case err := <-done:
+		if !errors.Is(err, reader.ErrClosed) {
+			t.Fatalf("Wait = %v, want ErrClosed", err)
+		}
+	case <-time.After(guard):
+		t.Fatal("Wait did not return after Close")
+	}
+	if afterClose != 0 {
+		t.Fatalf("Write called %d times after Close", afterClose)
+	}
+	if n := mappedFrom(t, dir); n != 0 {
+		t.Fatalf("%d mappings of the log's files left", n)
+	}
+}
