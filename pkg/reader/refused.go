@@ -40,42 +40,33 @@ func (r *Reader) notLeftover(c *seg, d *Damage) {
 }
 
 // refusal returns why writer.Open's recovery leaves c unsealed, or "" if
-// it finishes and seals it, decided as recovery and verify decide it
-// (segment.CheckHeader, a Quiescent walk's EvTorn, segment.EndClaim, a
-// later segment sealed as countsSealed counts it) and worded as verify
-// words it. The answer is kept: a segment recovery refuses keeps its
-// bytes, a sealed segment stays sealed (or is archived), and one recovery
-// seals was a dead writer's, as the reader found it (a later segment is
-// sealed only after it). A walk that faults (the file cut since) decides
-// nothing: the reader's own walk meets the cut and reports it.
+// it finishes and seals it: recovery's own judgment of the segment
+// (segment.Refusal: its header, then a Quiescent walk), then whether a
+// later segment is sealed as countsSealed counts it. The answer is kept:
+// a segment recovery refuses keeps its bytes, a sealed segment stays
+// sealed (or is archived), and one recovery seals was a dead writer's,
+// as the reader found it (a later segment is sealed only after it). A
+// walk that faults (the file cut since) decides nothing: the reader's own
+// walk meets the cut and reports it.
 func (r *Reader) refusal(c *seg) string {
 	if c.refusalKnown {
 		return c.refusal
 	}
-	why := ""
-	if c.img.Check() != nil {
-		why = "its header disagrees with the file"
-	} else {
-		data := c.img.Data
-		limit := segment.RecordLimit(int64(len(data)))
+	judge := c.img.RecoveryRefusal()
+	if judge.Refused() == nil {
 		err := c.img.Guard(func() {
 			c.img.Walk(segment.HeaderSize, segment.Quiescent, func(ev segment.Event) bool {
-				switch ev.Kind {
-				case segment.EvTorn:
-					why = fmt.Sprintf("a committed frame in it is torn (at offset %d)", ev.Offset)
-				case segment.EvReserved, segment.EvGap:
-					if claim, garbage := segment.EndClaim(data, ev.Offset, ev.Len); claim && garbage < limit {
-						why = fmt.Sprintf("its END claim at %d has a non-zero byte at %d behind its header", ev.Offset, garbage)
-					}
-				}
-				return why == ""
+				return judge.Event(&ev) == nil
 			})
 		})
 		if err != nil {
 			return ""
 		}
 	}
-	if why == "" {
+	why := ""
+	if ce := judge.Refused(); ce != nil {
+		why = ce.Reason
+	} else {
 		later, known := r.sealedAfter(c)
 		if !known {
 			return ""

@@ -100,24 +100,20 @@ func (r *Reader) consume(ev *segment.Event) bool {
 }
 
 // damagedEndClaim makes d, a reservation in c, torn damage if it is an
-// END claim with a non-zero byte behind its header (segment.EndClaim):
-// not a dead writer's leftover, as recovery leaves the segment unsealed
-// (verify fails it). A file shorter than its header says, reported as
-// such, is not read past its end; nor is one cut since, which the next
-// walk meets.
+// END claim with a non-zero byte behind its header, for which recovery
+// leaves the segment unsealed (segment.Refusal): not a dead writer's
+// leftover (verify fails it). The error names that byte. A file shorter
+// than its header says, reported as such, is not read past its end; nor
+// is one cut since, which the next walk meets.
 func damagedEndClaim(c *seg, d *Damage) {
-	data := c.img.Data
-	if c.img.Valid() != int64(len(data)) {
-		return
-	}
-	var claim bool
-	var garbage int64
-	if c.img.Guard(func() { claim, garbage = segment.EndClaim(data, d.Offset, d.Len) }) != nil ||
-		!claim || garbage >= segment.RecordLimit(int64(len(data))) {
+	judge := c.img.RecoveryRefusal()
+	ev := segment.Event{Kind: segment.EvReserved, Offset: d.Offset, Len: d.Len}
+	var why *segment.CorruptError
+	if c.img.Guard(func() { why = judge.Event(&ev) }) != nil || why == nil {
 		return
 	}
 	d.Kind = DamageTorn
-	d.Err = &segment.CorruptError{Path: c.path, Offset: garbage, Reason: segment.DamagedEndClaim(d.Offset, garbage)}
+	d.Err = &segment.CorruptError{Path: c.path, Offset: why.Offset, Reason: segment.DamagedEndClaim(d.Offset, why.Offset)}
 }
 
 // refill walks the current segment from its offset into the event buffer.

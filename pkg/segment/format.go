@@ -2,7 +2,10 @@
 // footers, file names, and the one decoder that the writer's recovery, the
 // reader and verify all share. docs/FORMAT.md is the specification; this
 // package is its only implementation. Byte-level parsing of segment files
-// happens here and nowhere else.
+// happens here and nowhere else. So does recovery's judgment of a dead
+// writer's unsealed segment (Refusal, RecoveryRefusal): whether
+// writer.Open leaves it as it is, which decides what verify calls crash
+// residue and the reader crash leftovers.
 //
 // Summary (all integers little-endian; see docs/FORMAT.md for the rules):
 //

@@ -345,8 +345,8 @@ func PaddingZero(img []byte, end int64) bool {
 // Nothing is ever written behind an END claim, so such a byte means the
 // claim word is damage over committed frames, which an END frame written
 // at off would hide: recovery leaves the segment unsealed (FORMAT.md
-// section 8, step 3.4), and verify and the reader, which must say what
-// recovery will do, take the same answer from here.
+// section 8, step 3.4), as Refusal, which verify and the reader judge
+// with too, says.
 func EndClaim(img []byte, off, n int64) (claim bool, garbage int64) {
 	limit := RecordLimit(int64(len(img)))
 	if off+n != limit {

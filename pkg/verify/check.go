@@ -123,9 +123,11 @@ type checker struct {
 	// offset ("END is torn", not "no END"). A flag, not a list of the
 	// regions: a hostile segment can hold millions of them.
 	endTorn bool
-	// refused: damage for which recovery leaves a segment unsealed
-	// (refuse); resumed: a frame intact after the last of it. For
-	// leftAsIs.
+	// judge is recovery's judgment of the segment, fed the walk's events
+	// (refuseAt). refused: damage for which recovery leaves a segment
+	// unsealed (refuse); resumed: a frame intact after the last of it.
+	// For leftAsIs.
+	judge            segment.Refusal
 	refused, resumed bool
 
 	records uint64
@@ -136,13 +138,23 @@ type checker struct {
 	tsLo, tsHi int64
 }
 
-// refuse notes damage for which recovery leaves the segment unsealed,
-// the first why kept for the report.
-func (c *checker) refuse(why string) {
+// refuse notes damage for which recovery leaves the segment unsealed
+// (segment.Refusal), the first reason kept for the report.
+func (c *checker) refuse(why *segment.CorruptError) {
 	c.refused, c.resumed = true, false
 	if c.r.refusal == "" {
-		c.r.refusal = why
+		c.r.refusal = why.Reason
 	}
+}
+
+// refuseAt judges ev, an event of the walk, as recovery does, and
+// returns why recovery refuses the segment for it, or nil.
+func (c *checker) refuseAt(ev *segment.Event) *segment.CorruptError {
+	why := c.judge.Event(ev)
+	if why != nil {
+		c.refuse(why)
+	}
+	return why
 }
 
 // checkPath opens and checks one segment file or archive. With buf, a
@@ -244,13 +256,16 @@ func newResult(path string, o *Options) *result {
 func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 	r.rep.Archived = r.rep.Archived || im.Archived
 	r.rep.FileBytes, r.rep.Bytes = im.FileSize, int64(len(im.Data))
-	c := &checker{o: o, r: r, img: im.Data, valid: im.Valid(), minTime: math.MaxInt64, maxTime: math.MinInt64}
+	c := &checker{o: o, r: r, img: im.Data, valid: im.Valid(), minTime: math.MaxInt64, maxTime: math.MinInt64,
+		judge: im.RecoveryRefusal()}
+	if why := c.judge.Refused(); why != nil {
+		c.refuse(why) // its header
+	}
 	hdr := im.Header
 	if im.HeaderErr != nil {
 		f := findingFromErr(Torn, im.Path, r.rep.Seq, im.HeaderErr)
 		f.Reason = "segment header: " + f.Reason
 		c.addFound(f, true)
-		c.refuse("its header is damaged")
 		nameSeq, _, named := segment.ParseName(filepath.Base(im.Path))
 		size := int64(len(im.Data))
 		if !named || segment.ValidSize(size) != nil {
@@ -268,7 +283,6 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 				f.Bytes = max(im.FileSize, hdr.Size) - min(im.FileSize, hdr.Size)
 			}
 			c.addFound(f, true)
-			c.refuse("its header disagrees with the file")
 		}
 	}
 	// Frames are checked with the header's number (their CRC seeds came

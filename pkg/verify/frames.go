@@ -161,8 +161,8 @@ func (c *checker) event(ev *segment.Event, limit int64, frames *int) {
 		r.hasEnd, r.endAt = true, ev.Offset
 	case segment.EvReserved:
 		reason := fmt.Sprintf("frame reserved (length %d) and never committed; %d bytes skipped", ev.Frame.Length, ev.Len)
-		if at, ok := c.damagedEndClaim(ev); ok {
-			reason = fmt.Sprintf("%s; %d bytes skipped", segment.DamagedEndClaim(ev.Offset, at), ev.Len)
+		if why := c.refuseAt(ev); why != nil { // a damaged END claim
+			reason = fmt.Sprintf("%s; %d bytes skipped", segment.DamagedEndClaim(ev.Offset, why.Offset), ev.Len)
 		}
 		r.unfinished.add(c.finding(Unfinished, ev.Offset, ev.Len, reason))
 		c.damage = true
@@ -170,7 +170,7 @@ func (c *checker) event(ev *segment.Event, limit int64, frames *int) {
 		r.unfinished.add(c.finding(Unfinished, ev.Offset, ev.Len,
 			fmt.Sprintf("%d zero bytes before the next frame: space claimed by writers that never stored their claim", ev.Len)))
 		c.damage = true
-		c.damagedEndClaim(ev)
+		c.refuseAt(ev)
 	case segment.EvTorn:
 		c.torn(ev, limit)
 	case segment.EvTail:
@@ -196,23 +196,7 @@ func (c *checker) torn(ev *segment.Event, limit int64) {
 		c.endTorn = true
 	}
 	c.addFound(c.finding(Torn, ev.Offset, ev.Len, reason), true)
-	c.refuse("a committed frame in it is torn")
-}
-
-// damagedEndClaim reports whether ev, a reserved extent or zero gap, is
-// an END claim recovery will not finish (segment.EndClaim), and the
-// offset of the byte behind it that says so. A file shorter than its
-// header says is not read past its end: recovery refuses it for that.
-func (c *checker) damagedEndClaim(ev *segment.Event) (int64, bool) {
-	if c.valid != int64(len(c.img)) {
-		return 0, false
-	}
-	claim, garbage := segment.EndClaim(c.img, ev.Offset, ev.Len)
-	if !claim || garbage >= segment.RecordLimit(int64(len(c.img))) {
-		return 0, false
-	}
-	c.refuse(fmt.Sprintf("its END claim at %d has a non-zero byte at %d behind its header", ev.Offset, garbage))
-	return garbage, true
+	c.refuseAt(ev)
 }
 
 // tally checks what the CRC cannot, the record's alignment padding and its

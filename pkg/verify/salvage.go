@@ -40,7 +40,8 @@ func checkSalvaged(path string, r *result, o *Options) {
 // rest, which the archive's finding covers.
 func checkPrefix(im *segment.Image, r *result, o *Options) {
 	r.rep.Archived, r.rep.Bytes = true, int64(len(im.Data))
-	c := &checker{o: o, r: r, img: im.Data, valid: im.Valid(), minTime: math.MaxInt64, maxTime: math.MinInt64}
+	c := &checker{o: o, r: r, img: im.Data, valid: im.Valid(), minTime: math.MaxInt64, maxTime: math.MinInt64,
+		judge: im.RecoveryRefusal()}
 	if im.HeaderErr != nil {
 		c.addFound(findingFromErr(Torn, im.Path, r.rep.Seq, im.HeaderErr), true)
 		return

@@ -23,9 +23,11 @@ import (
 //  2. Going back from the newest segment, collect every segment after the
 //     newest sealed one (archives count as sealed). That one's digest,
 //     from its footer (an archive's summary), is where the chain goes on.
-//  3. Oldest first, walk each with the shared decoder. A bad header or a
-//     damaged committed frame leaves the segment as it is for verify to
-//     report: recovery never rewrites a committed record. The newest,
+//  3. Oldest first, walk each with the shared decoder. A bad header, a
+//     damaged committed frame or a damaged END claim leaves the segment
+//     as it is for verify to report (segment.Refusal, which verify and
+//     the reader judge with too): recovery never rewrites a committed
+//     record. The newest,
 //     if it holds no frame at all (prepared, never used), becomes the
 //     active segment, its page cache given back first (remapUnused).
 //     Otherwise an END claim becomes END, other reserved frames and zero
@@ -179,13 +181,14 @@ func (w *Writer) recoverSegment(path string, seq uint64, last bool, prev *[segme
 	// log says "file too short for a segment header (N bytes)", not "EOF".
 	if n, err := f.ReadAt(hdr[:], 0); err != nil && !errors.Is(err, io.EOF) {
 		herr = err
-	} else if h, herr = segment.DecodeHeader(hdr[:n]); herr == nil {
-		herr = segment.CheckHeader(path, h, st.Size())
+	} else {
+		h, herr = segment.DecodeHeader(hdr[:n])
 	}
-	if herr != nil {
+	// The header is judged before the file is mapped: its size may not be
+	// the file's.
+	if ref := segment.RecoveryRefusal(path, h, herr, st.Size(), nil, 0); ref.Refused() != nil {
 		f.Close()
-		w.damaged(path)
-		w.opts.Logger.Error("recovery: segment left as it is; run auditseg verify", "file", path, "err", segment.WithPath(herr, path))
+		w.leftAsIs(path, ref.Refused())
 		return nil, nil
 	}
 	s, err := mapSegment(f, path, seq, h.Size, w.pages.huge(w.opts.Sync, nil))
@@ -193,6 +196,13 @@ func (w *Writer) recoverSegment(path string, seq uint64, last bool, prev *[segme
 		return nil, fmt.Errorf("recovery: %w", err)
 	}
 	return w.recoverMapped(s, h, last, prev)
+}
+
+// leftAsIs counts and logs a segment recovery leaves unsealed, for why
+// (segment.Refusal).
+func (w *Writer) leftAsIs(path string, why *segment.CorruptError) {
+	w.damaged(path)
+	w.opts.Logger.Error("recovery: segment left unsealed; run auditseg verify", "file", path, "err", error(why))
 }
 
 // recoverMapped is recoverSegment once s is mapped, h being its header.
@@ -210,9 +220,8 @@ func (w *Writer) recoverMapped(s *seg, h segment.Header, last bool, prev *[segme
 	if err != nil {
 		return nil, err
 	}
-	if r.damaged {
-		w.damaged(s.path)
-		w.opts.Logger.Error("recovery: damaged committed frame; segment left unsealed, run auditseg verify", "file", s.path)
+	if r.refused != nil {
+		w.leftAsIs(s.path, r.refused)
 		return nil, s.release()
 	}
 	if last && r.frames == 0 && len(r.pads) == 0 && r.end == segment.HeaderSize && h.Size == w.opts.SegmentSize {
@@ -234,10 +243,10 @@ func (w *Writer) recoverMapped(s *seg, h segment.Header, last bool, prev *[segme
 
 // repairs is what recovery's walk of a segment found it must write.
 type repairs struct {
-	pads    [][2]int64 // reserved frames and gaps to make PAD: offset, length
-	end     int64      // where the END frame goes, or -1 if it has one
-	frames  int        // committed frames, END included
-	damaged bool       // a damaged committed frame: leave the segment as it is
+	pads    [][2]int64            // reserved frames and gaps to make PAD: offset, length
+	end     int64                 // where the END frame goes, or -1 if it has one
+	frames  int                   // committed frames, END included
+	refused *segment.CorruptError // why the segment is left as it is (segment.Refusal), or nil
 }
 
 // walkForRecovery walks the mapped segment s, whose header is h, under the
@@ -245,27 +254,21 @@ type repairs struct {
 func walkForRecovery(s *seg, h segment.Header) (repairs, error) {
 	img := s.data
 	r := repairs{end: -1}
+	ref := segment.RecoveryRefusal(s.path, h, nil, h.Size, img, h.Size)
 	if err := segment.Guard(img, func() {
 		segment.Walk(img, s.seq, segment.HeaderSize, segment.Quiescent, func(ev segment.Event) bool {
+			if r.refused = ref.Event(&ev); r.refused != nil {
+				return false // a torn frame, or a damaged END claim
+			}
 			switch ev.Kind {
 			case segment.EvFrame:
 				r.frames++
 			case segment.EvReserved, segment.EvGap:
-				if claim, garbage := segment.EndClaim(img, ev.Offset, ev.Len); claim {
-					// END claimed but not written: finish it, unless
-					// bytes behind the claim say it is damage an END
-					// would hide committed frames under.
-					if garbage < segment.RecordLimit(h.Size) {
-						r.damaged = true
-						return false
-					}
-					r.end = ev.Offset
+				if claim, _ := segment.EndClaim(img, ev.Offset, ev.Len); claim {
+					r.end = ev.Offset // END claimed but not written: finish it
 					break
 				}
 				r.pads = append(r.pads, [2]int64{ev.Offset, ev.Len})
-			case segment.EvTorn:
-				r.damaged = true
-				return false
 			case segment.EvTail:
 				r.end = ev.Offset
 			case segment.EvEnd:

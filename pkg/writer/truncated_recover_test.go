@@ -81,7 +81,7 @@ func TestRecoveryRepairOnTruncatedSegment(t *testing.T) {
 	})
 	path := s.path
 	r, err := walkForRecovery(s, h)
-	if err != nil || r.damaged || r.end != tail || len(r.pads) != 1 || r.pads[0] != gap {
+	if err != nil || r.refused != nil || r.end != tail || len(r.pads) != 1 || r.pads[0] != gap {
 		t.Fatalf("walk before the cut: %+v, %v; want a PAD at %v and the END at %d", r, err, gap, tail)
 	}
 	const cut = 8192

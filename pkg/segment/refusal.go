@@ -1,0 +1,86 @@
+package segment
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Refusal is writer.Open's recovery's judgment of a dead writer's unsealed
+// segment: whether it leaves the segment as it is, unsealed (FORMAT.md
+// section 8, steps 3.1, 3.2 and 3.4), or finishes and seals it. Recovery
+// acts on it; verify calls such a segment crash residue (exit 3) only if
+// recovery finishes it, and the reader calls its reservations, zero gaps
+// and missing END crash leftovers only then. All three judge with a
+// Refusal, so that they cannot disagree: RecoveryRefusal judges the
+// header, Event each event of a Quiescent walk of the segment. Each feeds
+// it from its own walk (recovery collects its repairs in the same walk,
+// verify reads through windows), so nothing is walked twice.
+type Refusal struct {
+	path  string
+	img   []byte
+	valid int64
+	first *CorruptError
+}
+
+// RecoveryRefusal starts recovery's judgment of the segment file at path,
+// fileSize bytes long, whose header decoded to h, or did not (herr): it
+// refuses a header that does not decode or disagrees with the file
+// (CheckHeader; step 3.1), for the header's own error, which says what is
+// wrong with it. img is the segment (Image.Data) whose walk's events Event
+// judges, its first valid bytes from the file: no byte past them is read.
+// img is nil when only the header is judged (recovery, before it maps the
+// file).
+func RecoveryRefusal(path string, h Header, herr error, fileSize int64, img []byte, valid int64) Refusal {
+	r := Refusal{path: path, img: img, valid: valid}
+	if herr == nil {
+		herr = CheckHeader(path, h, fileSize)
+	}
+	if herr != nil {
+		r.first = &CorruptError{Path: path, Reason: fmt.Sprintf("its header cannot be read: %v", herr)}
+		var ce *CorruptError
+		if errors.As(herr, &ce) {
+			r.first.Offset, r.first.Reason = ce.Offset, ce.Reason
+		}
+	}
+	return r
+}
+
+// RecoveryRefusal is the package function for the image: its header, and
+// the events of a walk of Data.
+func (im *Image) RecoveryRefusal() Refusal {
+	return RecoveryRefusal(im.Path, im.Header, im.HeaderErr, im.FileSize, im.Data, im.Valid())
+}
+
+// Event judges ev, the next event of a Quiescent walk of the segment from
+// HeaderSize, and returns why recovery refuses the segment for it, nil if
+// recovery passes or repairs it: a torn slot (EvTorn; step 3.2), or an END
+// claim with a non-zero byte behind its header (EndClaim; step 3.4), the
+// error then at that byte. The first refusal, the header's included, is
+// kept (Refused): a walk may stop at it. A claim in a segment not all
+// read from its file (shorter than its header says, refused for that) is
+// not looked behind.
+func (r *Refusal) Event(ev *Event) *CorruptError {
+	var ce *CorruptError
+	switch ev.Kind {
+	case EvTorn:
+		ce = &CorruptError{Path: r.path, Offset: ev.Offset,
+			Reason: fmt.Sprintf("a committed frame in it is torn (at offset %d)", ev.Offset)}
+	case EvReserved, EvGap:
+		if r.valid != int64(len(r.img)) {
+			break
+		}
+		if claim, garbage := EndClaim(r.img, ev.Offset, ev.Len); claim && garbage < RecordLimit(int64(len(r.img))) {
+			ce = &CorruptError{Path: r.path, Offset: garbage,
+				Reason: fmt.Sprintf("its END claim at %d has a non-zero byte at %d behind its header", ev.Offset, garbage)}
+		}
+	}
+	if r.first == nil {
+		r.first = ce
+	}
+	return ce
+}
+
+// Refused returns the first refusal met, nil if recovery finishes and
+// seals the segment (as far as it was judged). Its Reason says why, for
+// a message that goes on from "writer.Open leaves the segment unsealed: ".
+func (r *Refusal) Refused() *CorruptError { return r.first }
