@@ -3,6 +3,7 @@ package segment
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 )
 
 // Refusal is writer.Open's recovery's judgment of a dead writer's unsealed
@@ -22,11 +23,12 @@ type Refusal struct {
 	first *CorruptError
 }
 
-// RecoveryRefusal starts recovery's judgment of the segment file at path,
-// fileSize bytes long, whose header decoded to h, or did not (herr): it
-// refuses a header that does not decode or disagrees with the file
-// (CheckHeader; step 3.1), for the header's own error, which says what is
-// wrong with it. img is the segment (Image.Data) whose walk's events Event
+// RecoveryRefusal starts recovery's judgment of the segment file or
+// archive at path, fileSize bytes long, whose header decoded to h, or did
+// not (herr): it refuses a header that does not decode or disagrees with
+// the file (CheckHeader; step 3.1), for the header's own error, which
+// says what is wrong with it; then an archive, which recovery takes for
+// sealed and never repairs (steps 2 and 3), at its footer. img is the segment (Image.Data) whose walk's events Event
 // judges, its first valid bytes from the file: no byte past them is read.
 // img is nil when only the header is judged (recovery, before it maps the
 // file).
@@ -41,6 +43,9 @@ func RecoveryRefusal(path string, h Header, herr error, fileSize int64, img []by
 		if errors.As(herr, &ce) {
 			r.first.Offset, r.first.Reason = ce.Offset, ce.Reason
 		}
+	} else if IsArchiveName(filepath.Base(path)) {
+		r.first = &CorruptError{Path: path, Offset: RecordLimit(h.Size),
+			Reason: "it is an archive, which recovery takes for sealed and never repairs (compress-finished archives only sealed segments)"}
 	}
 	return r
 }

@@ -101,3 +101,12 @@ func TestRecoveryRefusalReadsNothingPastValid(t *testing.T) {
 		t.Fatalf("claim judged past the valid bytes: %v", why)
 	}
 }
+
+// Recovery takes an archive for sealed and never repairs one, so an
+// archive of a segment never sealed is refused, at its footer, however
+// healthy its leftovers.
+func TestRecoveryRefusalOfAnArchive(t *testing.T) {
+	fx := buildFixture(false)
+	path := filepath.Join("log", ArchiveName(testSeq))
+	wantCorrupt(t, judge(path, fx.img, testSize), RecordLimit(testSize), "it is an archive")
+}
