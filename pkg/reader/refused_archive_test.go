@@ -22,16 +22,7 @@ import (
 // are torn damage, before the recovery and after it.
 func TestLeftoversOfAnUnsealedArchive(t *testing.T) {
 	dir := t.TempDir()
-	one := newSeg(1)
-	want := []rec{one.add(baseTS, []byte("sealed"))}
-	one.seal(t, [segment.DigestSize]byte{})
-	one.write(t, dir)
-	b := newSeg(2)
-	want = append(want, b.add(baseTS+1, []byte("before the reservation")))
-	reserved := b.reserve(40)
-	gap := b.off
-	b.off += segment.FrameSize(24) // zeros: a claim never stored
-	want = append(want, b.add(baseTS+2, []byte("after the gap")))
+	b, want, reserved, gap := leftoverSeg(t, dir)
 	b.write(t, dir)
 	archiveSegment(t, dir, 2, b.img)
 	path := filepath.Join(dir, segment.ArchiveName(2))

@@ -55,16 +55,7 @@ func TestLeftoversOfASegmentRecoveryRefuses(t *testing.T) {
 	for _, tc := range refusedCases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			one := newSeg(1)
-			want := []rec{one.add(baseTS, []byte("sealed"))}
-			one.seal(t, [segment.DigestSize]byte{})
-			one.write(t, dir)
-			b := newSeg(2)
-			want = append(want, b.add(baseTS+1, []byte("before the reservation")))
-			reserved := b.reserve(40)
-			gap := b.off
-			b.off += segment.FrameSize(24) // zeros: a claim never stored
-			want = append(want, b.add(baseTS+2, []byte("after the gap")))
+			b, want, reserved, gap := leftoverSeg(t, dir)
 			recs, before, after, grow := tc.damage(b)
 			want = append(want, recs...)
 			refused := tc.name != "healthy"
@@ -112,6 +103,25 @@ func TestLeftoversOfASegmentRecoveryRefuses(t *testing.T) {
 			check("the writer that recovered it alive")
 		})
 	}
+}
+
+// leftoverSeg writes a sealed segment 1 into dir and returns segment 2,
+// not written, as a dead writer left it: a record, a reservation, a zero
+// gap, a record, no END. It returns the records the reader must return,
+// and where the reservation and the gap are.
+func leftoverSeg(t *testing.T, dir string) (b *segBuilder, want []rec, reserved, gap int64) {
+	t.Helper()
+	one := newSeg(1)
+	want = []rec{one.add(baseTS, []byte("sealed"))}
+	one.seal(t, [segment.DigestSize]byte{})
+	one.write(t, dir)
+	b = newSeg(2)
+	want = append(want, b.add(baseTS+1, []byte("before the reservation")))
+	reserved = b.reserve(40)
+	gap = b.off
+	b.off += segment.FrameSize(24) // zeros: a claim never stored
+	want = append(want, b.add(baseTS+2, []byte("after the gap")))
+	return b, want, reserved, gap
 }
 
 // checkLeftovers reads dir and checks that it returns want and reports

@@ -92,12 +92,12 @@
 //     A segment there that recovery leaves as it is is no residue: a bad
 //     header or one that disagrees with the file, a torn frame, or an END
 //     claim (a reservation up to the record limit) with a non-zero byte
-//     behind its header (segment.EndClaim), which an END would hide
-//     committed frames under. It is judged as after that recovery, below
-//     the next writer's first segment: "missing-end", its reservations
-//     fatal "unfinished". So below a dead writer's first segment too
-//     (what is unsealed there, its recovery left so), without the LOCK
-//     file's word: the next recovery looks at the same bytes.
+//     behind its header, which an END would hide committed frames under
+//     (segment.Refusal, recovery's own judgment). It is judged as after
+//     that recovery, below the next writer's first segment: "missing-end",
+//     its reservations fatal "unfinished". So below a dead writer's first
+//     segment too (what is unsealed there, its recovery left so), without
+//     the LOCK file's word: the next recovery looks at the same bytes.
 //
 // # Exit codes
 //
