@@ -297,11 +297,12 @@ var ErrClosed = errors.New("reader is closed")
 // (created after it, or a segment 1 other than the one its first listing
 // found). One that has found no frame yet goes by the segment it is in
 // (segment 1 made again, or a lower number made after it) or a segment 1
-// other than the one its first listing found; but one in segment 1 that
-// starts at its start (no At or After offset in it, nothing to Skip)
-// reads a segment 1 made again from its start instead, which loses and
-// repeats nothing whether a failed writer Open or a new log made it, and
-// its positions are then that file's log's (SameLog stays true). It
+// other than the one its first listing found; but one that has found
+// nothing in segment 1 reads a segment 1 made again with its start
+// instead (a start there named no record of the file it held, which had
+// none), which loses and repeats nothing whether a failed writer Open or
+// a new log made it, and its positions are then that file's log's
+// (SameLog stays true). It
 // looks at every listing, and again at each segment it opens, before it
 // returns any of it: a reader that lags opens the next segments by the
 // names it listed, which may be a new log's by then.

@@ -53,9 +53,9 @@ func (r *Reader) remade(c *seg) bool {
 	}
 	if n != nil {
 		n.min = c.min // an At or After start in this segment holds for the file now there
-		if r.startsAnew(c) {
-			r.startedAt(n)
-		}
+	}
+	if r.startsAnew(c) {
+		r.startedAt(r.markNow(c.seq, n))
 	}
 	_ = r.closeCur()
 	r.cur = n

@@ -220,16 +220,15 @@ func (r *Reader) oneMadeAgain(created int64) bool {
 // (Last(0), a Skip of every record). It has no segment of its own, but
 // the one it is in, or waits for, tells:
 //
-//   - it is in segment 1, and a segment 1 with another creation time is
-//     there now: a writer made it again, and the reader is past that
-//     file's start (an At or After offset in it, records still to Skip).
-//     Within one log an empty segment 1 is made again only when the Open
-//     that made it failed (it could not be mapped, or its name made
-//     durable) and a later one made it anew, and then the reader holds a
-//     file no writer will ever write. A reader at the start of that
-//     segment (startsAnew) is not stopped: it reads the new file from its
-//     start, which loses and repeats nothing whether a failed Open or a
-//     new log made it;
+//   - it is in segment 1, sealed or archived (so it held a frame, though
+//     the reader has not walked it yet), and a segment 1 with another
+//     creation time is there now: within one log such a file is never
+//     made again. One that has found nothing in it (startsAnew) is
+//     not stopped: an empty segment 1 is made again within one log when
+//     the Open that made it failed (it could not be mapped, or its name
+//     made durable) and a later one made it anew, and the reader reads
+//     the new file with its start, which loses and repeats nothing
+//     whether a failed Open or a new log made it;
 //   - it is in segment S above 1, and the oldest segment listed, below S,
 //     was made after S (created later, or a segment 1 other than the one
 //     the reader's first listing found), and is not the oldest segment
@@ -288,25 +287,39 @@ func (r *Reader) restartedUnread() error {
 }
 
 // startsAnew reports whether the reader, in c, would read a file made
-// again at c's name from its first record on and has returned nothing:
-// c is segment 1 (no segment is below it that it could have read, or that
-// a new log could hold), it has found nothing in c, and its start is the
-// segment's start (no At or After offset past the header, no record still
-// to Skip). A cursor's After start is past its record, so a cursor
-// stored for the old log never moves: it still learns the log is another.
+// again at c's name with its start as given, and has returned nothing: c
+// is segment 1 (no segment is below it that it could have read, or that
+// a new log could hold) and it has found nothing in c. Its start, even
+// one past the segment's start (an At or After offset in it, records to
+// Skip), named no record of the file it holds, which had none: it holds
+// for the file made again as for a reader opened after it was made.
 func (r *Reader) startsAnew(c *seg) bool {
-	return c.seq == 1 && blank(c) && c.min <= segment.HeaderSize && r.skip == 0
+	return c.seq == 1 && blank(c)
 }
 
-// startedAt makes n, the segment 1 the reader moved to from one in which
+// startedAt makes m, the segment 1 the reader moved to from one in which
 // it had found nothing (remade), what its first listing found: it reads
-// the log of that file from its start, whichever log it is, and a segment
-// 1 other than n is another log's from now on.
-func (r *Reader) startedAt(n *seg) {
-	r.oldest, r.one, r.oneCreated = n.mark, oneUnknown, 0
-	if n.mark.ok {
-		r.one, r.oneCreated = onePresent, n.mark.created
+// the log of that file with its start, whichever log it is, and a segment
+// 1 other than m is another log's from now on.
+func (r *Reader) startedAt(m mark) {
+	r.oldest, r.one, r.oneCreated = m, oneUnknown, 0
+	if m.ok {
+		r.one, r.oneCreated = onePresent, m.created
 	}
+}
+
+// markNow is segment seq's mark: n's, or, when openSeg passed the file
+// without a segment to read (skipped whole by its footer's count or by
+// Since, or unreadable), the header at its name now.
+func (r *Reader) markNow(seq uint64, n *seg) mark {
+	if n != nil {
+		return n.mark
+	}
+	h, _, err := r.headerNow(seq)
+	if err != nil {
+		return mark{}
+	}
+	return mark{seq: seq, created: h.Created, ok: true}
 }
 
 func stamp(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
