@@ -295,7 +295,7 @@ var ErrClosed = errors.New("reader is closed")
 // found a frame: that segment made again (another creation time in its
 // header), or gone under both its names with a lower number made since
 // (created after it, or a segment 1 other than the one its first listing
-// found). One that has found no frame yet goes by the segment it is in
+// found) and the oldest segment it found beside it gone. One that has found no frame yet goes by the segment it is in
 // (segment 1 made again, or a lower number made after it) or a segment 1
 // other than the one its first listing found; but one that has found
 // nothing in segment 1 reads a segment 1 made again with its start
@@ -338,8 +338,9 @@ type Reader struct {
 	left       mark
 	one        firstOne
 	oneCreated int64
-	// oldest is the oldest segment as that listing found it: a segment
-	// below the reader's that is still that file was not made after it.
+	// oldest is the oldest segment as that listing found it, and then as
+	// the last look that found the reader's segment there did: while it
+	// is still that file, no log was begun again.
 	oldest mark
 
 	cur *seg

@@ -88,7 +88,9 @@ func (r *Reader) headerNow(seq uint64) (h segment.Header, gone bool, err error) 
 //     it is there now and was made after it: created later, or a segment
 //     1 other than the one the reader's first listing found (another
 //     creation time, or, where it found none, one created since the
-//     oldest segment it found: not the log's own put back). Within one
+//     oldest segment it found: not the log's own put back); unless the
+//     oldest segment noted at a look that found the reader's segment
+//     there (noteOldest) is still there. Within one
 //     log no number below a segment that held a frame is made after it
 //     (a writer numbers on from the newest present; the files it makes
 //     ahead again are above), so one that was is a log begun again from
@@ -101,11 +103,12 @@ func (r *Reader) headerNow(seq uint64) (h segment.Header, gone bool, err error) 
 // never a wrong one. A creation time compared across two writers' clocks
 // can miss a restart (the new writer's clock behind), never invent one,
 // and a segment 1 made again where the first listing had one does not
-// depend on clocks. A false verdict
-// needs segments deleted out of order (not oldest first, so that one
-// below the reader's stays) together with a clock stepped back between
-// their creations, or with a segment 1 that the writer could not map,
-// and so made again, after the reader's first listing.
+// depend on clocks. A false verdict needs the oldest segment noted
+// removed since the last look, and segments deleted out of order (not
+// oldest first, so that one below the reader's stays) together with a
+// clock stepped back between their creations, or with a segment 1 that
+// the writer could not map, and so made again, after the reader's first
+// listing.
 func (r *Reader) restarted() error {
 	r.noteOne()
 	a := r.at()
@@ -115,6 +118,7 @@ func (r *Reader) restarted() error {
 	h, gone, err := r.headerNow(a.seq)
 	if !gone {
 		if err != nil || h.Created == a.created {
+			r.noteOldest(err)
 			return nil
 		}
 		return fmt.Errorf("%s: segment numbers went back below %d, where the reader was: segment %d was made again (created %s; the one read was created %s): %w",
@@ -130,21 +134,54 @@ func (r *Reader) restarted() error {
 
 // oldestMadeAfter reports whether the oldest segment listed, k, is below
 // segment m and was made after it: created later, or a segment 1 other
-// than the one the reader's first listing found. The oldest segment that
-// listing found, still there, never was: no log was begun again.
+// than the one the reader's first listing found. Not while the oldest
+// segment noted with m's file there (r.oldest) is still there: a log
+// begun again deletes every file first, and a writer numbers on from the
+// newest present.
 func (r *Reader) oldestMadeAfter(m mark) (k uint64, hk segment.Header, ok bool) {
 	if len(r.list) == 0 || r.list[0].Seq >= m.seq {
 		return 0, segment.Header{}, false
 	}
 	k = r.list[0].Seq
 	hk, _, err := r.headerNow(k)
-	if f := r.oldest; err != nil || f.ok && f.seq == k && f.created == hk.Created {
-		// Still the file the first listing found: no log was begun
-		// again (that deletes every file), whatever the clock said when
-		// m was made (stepped back since k was).
+	if err != nil || r.oldestThere(k, hk) {
+		// No log was begun again, whatever the clock said when m was
+		// made (stepped back since k was).
 		return k, hk, false
 	}
 	return k, hk, hk.Created > m.created || k == 1 && r.oneMadeAgain(hk.Created)
+}
+
+// oldestThere reports whether r.oldest is still the file noted, given
+// the header hk of segment k, the oldest listed now.
+func (r *Reader) oldestThere(k uint64, hk segment.Header) bool {
+	f := r.oldest
+	if !f.ok {
+		return false
+	}
+	if f.seq != k {
+		h, _, err := r.headerNow(f.seq)
+		if err != nil {
+			return false
+		}
+		hk = h
+	}
+	return hk.Created == f.created
+}
+
+// noteOldest notes the oldest segment listed in r.oldest, when the look
+// found the segment the reader is at still the file it read (err, the
+// error reading that file's header, nil): that segment, there with it,
+// tells that no log was begun again as long as it stays, though
+// retention removed the older one the first listing found. A header read
+// only when the oldest listed changed.
+func (r *Reader) noteOldest(err error) {
+	if err != nil || len(r.list) == 0 || r.list[0].Seq == r.oldest.seq {
+		return
+	}
+	k := r.list[0].Seq
+	h, _, err := r.headerNow(k)
+	r.oldest = mark{seq: k, created: h.Created, ok: err == nil}
 }
 
 // stopIfRestarted is restarted, sticky in r.err: it reports whether the
@@ -231,11 +268,11 @@ func (r *Reader) oneMadeAgain(created int64) bool {
 //     whether a failed Open or a new log made it;
 //   - it is in segment S above 1, and the oldest segment listed, below S,
 //     was made after S (created later, or a segment 1 other than the one
-//     the reader's first listing found), and is not the oldest segment
-//     that listing found: that one was there before S was opened, so only
-//     a clock stepped back between their creations makes it look created
-//     later, and S is removed or made again by an ordinary Close and Open
-//     (oldestMadeAfter). A writer removes or makes again
+//     the reader's first listing found), and the oldest segment noted at
+//     a look that found S there is not there now: that one was there
+//     with S, so only a clock stepped back between their creations makes
+//     one below S look created later, and S is removed or made again by
+//     an ordinary Close and Open (oldestMadeAfter). A writer removes or makes again
 //     an empty segment (see at), but it numbers on from the newest
 //     present and removes the files after one before it makes that one
 //     again, so within one log nothing below S is made after it, empty
@@ -258,6 +295,7 @@ func (r *Reader) restartedUnread() error {
 			h, gone, err := r.headerNow(s.seq)
 			switch {
 			case !gone && (err != nil || h.Created == s.created):
+				r.noteOldest(err)
 				return nil
 			case s.seq == 1 && !gone && r.startsAnew(c):
 				return nil // remade moves it to the new file

@@ -21,15 +21,23 @@ import (
 // oldest one is, by the clock, created after: an ordinary Close stopped
 // the follower with ErrLogReplaced, and the file made again did too,
 // though the oldest segment is the very one the follower's first listing
-// found. It must wait, then read the file made again.
+// found. It must wait, then read the file made again. So too once
+// retention removed that oldest segment while the follower waited: the
+// oldest one now, segment 2, was there with segment 3 as well.
 func TestFollowerInAnEmptySegmentNotStoppedByAClockStep(t *testing.T) {
+	t.Run("oldest kept", func(t *testing.T) { followThroughClockStep(t, false) })
+	t.Run("oldest removed", func(t *testing.T) { followThroughClockStep(t, true) })
+}
+
+func followThroughClockStep(t *testing.T, retained bool) {
 	dir := t.TempDir()
 	l := newLiveLog(t, dir, segSize)
 	defer l.close()
 	for i := range 3 {
 		l.append(payload(i))
 	}
-	l.rotate() // segment 1 sealed with frames; 2 the active one, unused
+	l.rotate() // segment 1 sealed with frames; 2 the active one
+	l.append(payload(3))
 	// Segment 3 made ahead after the clock stepped back an hour.
 	behind := time.Now().Add(-time.Hour).UnixNano()
 	seg3 := filepath.Join(dir, segment.FileName(3))
@@ -44,6 +52,12 @@ func TestFollowerInAnEmptySegmentNotStoppedByAClockStep(t *testing.T) {
 	}
 	defer r.Close()
 	waitIdle(t, r)
+	if retained {
+		if err := os.Remove(filepath.Join(dir, segment.FileName(1))); err != nil {
+			t.Fatal(err)
+		}
+		waitIdle(t, r)
+	}
 
 	// The writer's Close removes segment 3, made ahead and never used.
 	if err := os.Remove(seg3); err != nil {
@@ -52,7 +66,7 @@ func TestFollowerInAnEmptySegmentNotStoppedByAClockStep(t *testing.T) {
 	waitIdle(t, r)
 
 	// The next writer continues in 2 and makes 3 again, its clock still
-	// behind segment 1's creation time, and writes a record in it.
+	// behind segment 2's creation time, and writes a record in it.
 	im := segment.NewImage(3, segSize, behind+int64(time.Second))
 	segment.PutFrame(im, 3, segment.HeaderSize, segment.TypeData, time.Now().UnixNano(), []byte("in 3"))
 	if err := os.WriteFile(seg3+".tmp", im, 0o640); err != nil {
