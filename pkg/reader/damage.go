@@ -75,8 +75,9 @@ const (
 	// were removed by retention (or by hand) while the log was read, so
 	// their records were not read; the reader continues with the next
 	// segment. Either segment Seq was listed, but when the reader came to
-	// open it neither its file (Path, as listed) nor its archive was in
-	// the directory any more, nor was the segment before it or any older
+	// open it (or, in it and having found nothing there, to pass it)
+	// neither its file (Path, as listed) nor its archive was in the
+	// directory any more, nor was the segment before it or any older
 	// one (else it is DamageMissing), and later segments were (the numbers after it up to
 	// the first segment listed then are gone too, whether the reader had
 	// listed them or not); or the numbers are a hole after the segment

@@ -1,6 +1,8 @@
 package reader
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -33,12 +35,20 @@ func blank(c *seg) bool {
 // stopped (r.err). It returns false while c's name still has c's file,
 // or none: a writer makes the name again before any later segment holds
 // frames, and the old mapping's zeros say what the new file's would.
-func (r *Reader) remade(c *seg) bool {
+// With later (the caller found a later segment holding frames, or c
+// quiet), c's name gone is removal by something other than a writer
+// (retention, a hand): c is reported and passed as any listed segment
+// found gone when opened (notFound), not as the unfinished segment its
+// removed file's zeros would make it.
+func (r *Reader) remade(c *seg, later bool) bool {
 	if r.single != "" || !blank(c) {
 		return false
 	}
 	fi, err := os.Lstat(c.path)
-	if err != nil || c.img.Maps(fi) {
+	switch {
+	case err == nil && !c.img.Maps(fi):
+	case later && errors.Is(err, fs.ErrNotExist):
+	default:
 		return false
 	}
 	// A fresh listing for the look for a log begun again, taken while c
@@ -54,7 +64,7 @@ func (r *Reader) remade(c *seg) bool {
 	if n != nil {
 		n.min = c.min // an At or After start in this segment holds for the file now there
 	}
-	if r.startsAnew(c) {
+	if err == nil && r.startsAnew(c) {
 		r.startedAt(r.markNow(c.seq, n))
 	}
 	_ = r.closeCur()

@@ -122,7 +122,7 @@ func damagedEndClaim(c *seg, d *Damage) {
 func (r *Reader) refill() bool {
 	c := r.cur
 	r.evs, r.ei = r.evs[:0], 0
-	if r.remade(c) {
+	if r.remade(c, false) {
 		return r.err == nil
 	}
 	if c.parked && !r.unpark(c) {
@@ -354,7 +354,7 @@ func (r *Reader) atTail(c *seg) bool {
 			// make c's tail, zeros when stillZero looked, read as damage.
 			// And after the later segments were looked at: a writer
 			// makes c's name again before a later one holds frames.
-			if r.remade(c) {
+			if r.remade(c, true) {
 				return r.err == nil
 			}
 			torn := c.img.Lost() == 0 && r.laterAny(c.seq, len(r.list), countsSealed)
