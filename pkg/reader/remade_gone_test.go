@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditseg/auditseg/internal/testfs"
 	"github.com/auditseg/auditseg/pkg/reader"
 	"github.com/auditseg/auditseg/pkg/segment"
 )
@@ -71,5 +72,35 @@ func TestFollowerInARemovedEmptySegment(t *testing.T) {
 				t.Fatalf("damage %v, want one %v of segment 3", dmg, c.want)
 			}
 		})
+	}
+}
+
+// A follower in an empty segment 1 reads a segment 1 made again, whichever
+// log made it (TestFollowerInAnEmptySegmentOne). A new log whose segment 1
+// its own retention removed before the follower looked is read on from
+// its oldest segment, segment 1 reported removed.
+func TestFollowerInAnEmptySegmentOneNewLogRetained(t *testing.T) {
+	dir := t.TempDir()
+	opts := unreadStarts[0].old(t, dir) // Open and Close: segment 1, empty
+	var dmg []reader.Damage
+	opts.Follow, opts.PollMax = true, 10*time.Millisecond
+	opts.OnDamage = func(d reader.Damage) { dmg = append(dmg, d) }
+	r, err := reader.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.Next() {
+		t.Fatalf("record at %v in an empty log", r.Record().Position)
+	}
+	testfs.Empty(t, dir)
+	last := writeSegments(t, dir, "new", 3)
+	if err := os.Remove(filepath.Join(dir, segment.FileName(1))); err != nil {
+		t.Fatal(err)
+	}
+	all, _ := readAll(t, dir, reader.Options{})
+	sameRecs(t, followTo(t, r)(last), all)
+	if len(dmg) != 1 || dmg[0].Kind != reader.DamageRemoved || dmg[0].Seq != 1 || dmg[0].Len != 1 {
+		t.Fatalf("damage %v, want segment 1 removed", dmg)
 	}
 }
