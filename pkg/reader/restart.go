@@ -171,10 +171,10 @@ func (r *Reader) oldestThere(k uint64, hk segment.Header) bool {
 
 // noteOldest notes the oldest segment listed in r.oldest, when the look
 // found the segment the reader is at still the file it read (err, the
-// error reading that file's header, nil): that segment, there with it,
-// tells that no log was begun again as long as it stays, though
-// retention removed the older one the first listing found. A header read
-// only when the oldest listed changed.
+// error reading that file's header, nil): a file there together with the
+// reader's tells, for as long as it stays, that no log was begun again,
+// though retention removed the older one the first listing found. A
+// header read only when the oldest listed changed.
 func (r *Reader) noteOldest(err error) {
 	if err != nil || len(r.list) == 0 || r.list[0].Seq == r.oldest.seq {
 		return
