@@ -27,9 +27,10 @@ import (
 //     damaged committed frame or a damaged END claim leaves the segment
 //     as it is for verify to report (segment.Refusal, which verify and
 //     the reader judge with too): recovery never rewrites a committed
-//     record. The newest,
-//     if it holds no frame at all (prepared, never used), becomes the
-//     active segment, its page cache given back first (remapUnused).
+//     record. The newest, if nothing was ever written past its header
+//     (prepared, never used: not an END claim at 64, nor a footer stored
+//     over zeros), becomes the active segment, its page cache given back
+//     first (remapUnused).
 //     Otherwise an END claim becomes END, other reserved frames and zero
 //     gaps followed by frames become PAD, END is written where the data
 //     ends if there is none, and the segment is sealed with
@@ -224,7 +225,7 @@ func (w *Writer) recoverMapped(s *seg, h segment.Header, last bool, prev *[segme
 		w.leftAsIs(s.path, r.refused)
 		return nil, s.release()
 	}
-	if last && r.frames == 0 && len(r.pads) == 0 && r.end == segment.HeaderSize && h.Size == w.opts.SegmentSize {
+	if last && r.unused && h.Size == w.opts.SegmentSize {
 		if err := w.remapUnused(s); err != nil {
 			s.release()
 			return nil, fmt.Errorf("recovery: %w", err)
@@ -245,8 +246,12 @@ func (w *Writer) recoverMapped(s *seg, h segment.Header, last bool, prev *[segme
 type repairs struct {
 	pads    [][2]int64            // reserved frames and gaps to make PAD: offset, length
 	end     int64                 // where the END frame goes, or -1 if it has one
-	frames  int                   // committed frames, END included
 	refused *segment.CorruptError // why the segment is left as it is (segment.Refusal), or nil
+	// unused: nothing was ever written past the header (step 3.3), the
+	// walk one EvTail at HeaderSize and the footer's bytes zero. No frame
+	// and END at HeaderSize is not that: an END claim there ends the walk
+	// the same way, and the footer's bytes are not walked.
+	unused bool
 }
 
 // walkForRecovery walks the mapped segment s, whose header is h, under the
@@ -261,8 +266,6 @@ func walkForRecovery(s *seg, h segment.Header) (repairs, error) {
 				return false // a torn frame, or a damaged END claim
 			}
 			switch ev.Kind {
-			case segment.EvFrame:
-				r.frames++
 			case segment.EvReserved, segment.EvGap:
 				if claim, _ := segment.EndClaim(img, ev.Offset, ev.Len); claim {
 					r.end = ev.Offset // END claimed but not written: finish it
@@ -271,8 +274,7 @@ func walkForRecovery(s *seg, h segment.Header) (repairs, error) {
 				r.pads = append(r.pads, [2]int64{ev.Offset, ev.Len})
 			case segment.EvTail:
 				r.end = ev.Offset
-			case segment.EvEnd:
-				r.frames++
+				r.unused = ev.Offset == segment.HeaderSize && segment.ZeroFrom(img, segment.RecordLimit(h.Size), h.Size) == h.Size
 			}
 			return true
 		})
