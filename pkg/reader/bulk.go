@@ -196,11 +196,12 @@ func (r *Reader) bulk(i int) int {
 	for range b.Workers {
 		go run.worker()
 	}
-	n := r.collect(run)
-	for _, b := range run.bufs {
-		_ = segment.Unmap(b)
-	}
-	return n
+	defer func() { // also when a callback panics (see collect)
+		for _, b := range run.bufs {
+			_ = segment.Unmap(b)
+		}
+	}()
+	return r.collect(run)
 }
 
 // collect takes the items of run in order, writes their output and reports
@@ -215,7 +216,13 @@ func (r *Reader) collect(run *bulkRun) int {
 	)
 	// stop ends the run: the planner and workers finish what they hold,
 	// and every image the run opened is closed but keep's (r.cur's now).
+	// A callback (Write, OnDamage) that panics or exits its goroutine
+	// stops it too: a caller that recovers can still Close, and the
+	// planner and workers would otherwise block for good, holding images
+	// and descriptors that Close does not know of.
+	ended := false
 	stop := func(keep *bulkSeg) {
+		ended = true
 		close(run.quit)
 		var held []*bulkSeg
 		if seg != nil {
@@ -234,6 +241,11 @@ func (r *Reader) collect(run *bulkRun) int {
 			}
 		}
 	}
+	defer func() {
+		if !ended {
+			stop(nil)
+		}
+	}()
 	for it := range run.order {
 		<-it.done
 		s := it.seg
@@ -313,6 +325,7 @@ func (r *Reader) collect(run *bulkRun) int {
 			n++
 		}
 	}
+	ended = true
 	run.wg.Wait()
 	return n
 }

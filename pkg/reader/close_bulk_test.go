@@ -128,3 +128,56 @@ func TestCloseDuringBulkWriteInWait(t *testing.T) {
 		t.Fatalf("%d mappings of the log's files left", n)
 	}
 }
+
+// TestBulkWritePanicThenClose: a Bulk.Write that panics (or a test's
+// t.Fatal in it) ends the Next that called it there, in the middle of a
+// bulk run; a caller that recovers can still Close, and then nothing of
+// the run is left: no mapping of a segment and no descriptor of one (its
+// planner and workers, which hold them, have stopped).
+func TestBulkWritePanicThenClose(t *testing.T) {
+	dir := t.TempDir()
+	writeLogWith(t, dir, 3000, true, mixedPayload)
+	calls := 0
+	r, err := reader.Open(dir, reader.Options{Bulk: &reader.Bulk{Range: 4096, Workers: 2, Append: lineOf,
+		Write: func([]byte, reader.Position) error {
+			if calls++; calls == 3 {
+				panic("Write failed")
+			}
+			return nil
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("Next returned without Write's panic")
+			}
+		}()
+		r.Next()
+	}()
+	if err := r.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if n := mappedFrom(t, dir); n != 0 {
+		t.Errorf("%d mappings of the log's files left", n)
+	}
+	if n := openIn(t, dir); n != 0 {
+		t.Errorf("%d descriptors of the log's files left open", n)
+	}
+}
+
+// openIn counts this process's open file descriptors of files in dir.
+func openIn(t testing.TB, dir string) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		if p, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && filepath.Dir(p) == dir {
+			n++
+		}
+	}
+	return n
+}
