@@ -139,7 +139,10 @@ func retain(t *testing.T, dir string, keep int) {
 
 // killedWriter continues in the newest segment of dir, which a closing
 // writer left empty, appends n records and dies there without END or
-// footer, as kill -9 leaves it. It returns that segment's number.
+// footer, as kill -9 leaves it. It returns that segment's number. A
+// writer closed before its preparer made the next segment left none
+// (the newest is sealed): killedWriter then makes it, as a writer that
+// died right after making it would have.
 func killedWriter(t *testing.T, dir string, n int) uint64 {
 	t.Helper()
 	lk, err := segment.AcquireLock(dir)
@@ -153,6 +156,13 @@ func killedWriter(t *testing.T, dir string, n int) uint64 {
 	e, ok := ls.Last()
 	if !ok || e.Archived {
 		t.Fatalf("newest segment %+v", e)
+	}
+	if _, err := segment.SealedFooter(e.Path); err == nil {
+		e.Seq++
+		e.Path = filepath.Join(dir, segment.FileName(e.Seq))
+		if err := os.WriteFile(e.Path, segment.NewImage(e.Seq, segSize, time.Now().UnixNano()), 0o640); err != nil {
+			t.Fatal(err)
+		}
 	}
 	f, err := os.OpenFile(e.Path, os.O_RDWR, 0)
 	if err != nil {
