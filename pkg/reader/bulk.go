@@ -393,8 +393,13 @@ func (r *Reader) emit(it *bulkItem) bool {
 // write hands p to Bulk.Write, marked as onDamage marks OnDamage, and
 // reports whether the reader goes on: not after an error, nor after a
 // Close (from Write, or from another goroutine during a Wait, which a
-// long catch-up in bulk would otherwise keep waiting).
+// long catch-up in bulk would otherwise keep waiting). A Close from
+// another goroutine that returned before is the last call the user sees:
+// Write is not called after it.
 func (r *Reader) write(p []byte, last Position) bool {
+	if r.stopForClose() {
+		return false
+	}
 	err := func() error {
 		r.inCallback = true
 		defer func() { r.inCallback = false }()

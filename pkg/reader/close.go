@@ -29,7 +29,9 @@ type closer struct {
 //
 // It may be called from another goroutine while Wait blocks (or All
 // waits for a record): that Wait returns ErrClosed at once, and releases
-// the segments as it returns. Called from Options.OnDamage or Bulk.Write,
+// the segments as it returns. Once that Close has returned, OnDamage and
+// Bulk.Write are not called again (Bulk.Append may be, on the ranges the
+// bulk workers hold). Called from Options.OnDamage or Bulk.Write,
 // it stops the reader there, as Strict does: no more records, reports or
 // writes; the Next or Wait that called it returns false or ErrClosed and
 // releases the segments as it returns. It must not be called while

@@ -169,8 +169,13 @@ func (d *Damage) Error() string {
 func (d *Damage) Unwrap() error { return d.Err }
 
 // report delivers a damage report, or stops the reader under Strict.
-// It returns false when the reader must stop.
+// It returns false when the reader must stop: also, without a report,
+// once Close was called (from another goroutine during a Wait: OnDamage
+// is not called after that Close returned).
 func (r *Reader) report(d Damage) bool {
+	if r.stopForClose() {
+		return false
+	}
 	if d.Err != nil {
 		d.Err = segment.WithPath(d.Err, d.Path)
 	}
