@@ -1,15 +1,10 @@
 package reader_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/auditseg/auditseg/pkg/reader"
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -24,23 +19,19 @@ import (
 func TestNoCallbackAfterCloseInBulkWait(t *testing.T) {
 	for _, damaged := range []bool{false, true} {
 		t.Run(fmt.Sprint("damaged=", damaged), func(t *testing.T) {
-			dir, src := t.TempDir(), t.TempDir()
-			all := writeLogWith(t, src, 3000, true, mixedPayload)
-			last := all[len(all)-1].pos.Seq
+			dir := t.TempDir()
+			var damage func(string, []rec)
 			if damaged {
-				for _, x := range all {
-					if x.pos.Seq == 2 { // its first record: a payload byte
-						patch(t, src, 2, x.pos.Offset+segment.FrameHeaderSize, []byte{0xff})
-						break
+				damage = func(src string, all []rec) {
+					for _, x := range all {
+						if x.pos.Seq == 2 { // its first record: a payload byte
+							patch(t, src, 2, x.pos.Offset+segment.FrameHeaderSize, []byte{0xff})
+							return
+						}
 					}
 				}
 			}
-			move := func(seq uint64) {
-				if err := os.Rename(filepath.Join(src, segment.FileName(seq)), filepath.Join(dir, segment.FileName(seq))); err != nil {
-					t.Fatal(err)
-				}
-			}
-			move(1)
+			rest := splitLog(t, dir, damage)
 			var (
 				inWait, closed atomic.Bool
 				late           atomic.Int32 // callbacks after Close returned
@@ -69,35 +60,13 @@ func TestNoCallbackAfterCloseInBulkWait(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for r.Next() {
-			}
-			if r.Err() != nil {
-				t.Fatal(r.Err())
-			}
-			inWait.Store(true)
-			done := make(chan error, 1)
-			go func() { done <- r.Wait(context.Background()) }()
-			for seq := last; seq >= 2; seq-- {
-				move(seq)
-			}
-			select {
-			case <-entered:
-			case <-time.After(guard):
-				t.Fatal("Wait did not read the new segments in bulk")
-			}
+			done := waitInBulk(t, r, func() { inWait.Store(true) }, rest, entered)
 			if err := r.Close(); err != nil {
 				t.Fatalf("Close: %v", err)
 			}
 			closed.Store(true)
 			close(release)
-			select {
-			case err := <-done:
-				if !errors.Is(err, reader.ErrClosed) {
-					t.Fatalf("Wait = %v, want ErrClosed", err)
-				}
-			case <-time.After(guard):
-				t.Fatal("Wait did not return after Close")
-			}
+			wantClosed(t, done)
 			if n := late.Load(); n != 0 {
 				t.Fatalf("%d callbacks after Close returned", n)
 			}

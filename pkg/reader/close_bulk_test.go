@@ -55,18 +55,8 @@ func TestCloseFromBulkWrite(t *testing.T) {
 // by then (none is unmapped under the workers: -race and the mapping
 // count).
 func TestCloseDuringBulkWriteInWait(t *testing.T) {
-	dir, src := t.TempDir(), t.TempDir()
-	all := writeLogWith(t, src, 3000, true, mixedPayload)
-	last := all[len(all)-1].pos.Seq
-	if last < 4 {
-		t.Fatalf("only %d segments", last)
-	}
-	move := func(seq uint64) {
-		if err := os.Rename(filepath.Join(src, segment.FileName(seq)), filepath.Join(dir, segment.FileName(seq))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	move(1)
+	dir := t.TempDir()
+	rest := splitLog(t, dir, nil)
 	inWait, entered, release := false, make(chan struct{}), make(chan struct{})
 	afterClose := 0
 	r, err := reader.Open(dir, reader.Options{Follow: true, Bulk: &reader.Bulk{Range: 4096, Append: lineOf,
@@ -86,22 +76,7 @@ func TestCloseDuringBulkWriteInWait(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for r.Next() {
-	}
-	if r.Err() != nil {
-		t.Fatal(r.Err())
-	}
-	inWait = true
-	done := make(chan error, 1)
-	go func() { done <- r.Wait(context.Background()) }()
-	for seq := last; seq >= 2; seq-- {
-		move(seq)
-	}
-	select {
-	case <-entered:
-	case <-time.After(guard):
-		t.Fatal("Wait did not read the new segments in bulk")
-	}
+	done := waitInBulk(t, r, func() { inWait = true }, rest, entered)
 	closed := make(chan error, 1)
 	go func() { closed <- r.Close() }()
 	select {
@@ -113,6 +88,68 @@ func TestCloseDuringBulkWriteInWait(t *testing.T) {
 		t.Fatal("Close waited for Write")
 	}
 	close(release)
+	wantClosed(t, done)
+	if afterClose != 0 {
+		t.Fatalf("Write called %d times after Close", afterClose)
+	}
+	if n := mappedFrom(t, dir); n != 0 {
+		t.Fatalf("%d mappings of the log's files left", n)
+	}
+}
+
+// splitLog writes a sealed log of a few segments in a directory of its
+// own, after damage (if not nil) changed it there, and moves its segment
+// 1 into dir. rest moves the others in, newest first, so that a follower
+// finds them all sealed at once.
+func splitLog(t *testing.T, dir string, damage func(src string, all []rec)) (rest func()) {
+	t.Helper()
+	src := t.TempDir()
+	all := writeLogWith(t, src, 3000, true, mixedPayload)
+	last := all[len(all)-1].pos.Seq
+	if last < 4 {
+		t.Fatalf("only %d segments", last)
+	}
+	if damage != nil {
+		damage(src, all)
+	}
+	move := func(seq uint64) {
+		if err := os.Rename(filepath.Join(src, segment.FileName(seq)), filepath.Join(dir, segment.FileName(seq))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	move(1)
+	return func() {
+		for seq := last; seq >= 2; seq-- {
+			move(seq)
+		}
+	}
+}
+
+// waitInBulk reads r to its end, calls inWait, starts r.Wait on another
+// goroutine, hands the log the rest of its segments, and returns once
+// entered is closed: the Wait is reading them in bulk.
+func waitInBulk(t *testing.T, r *reader.Reader, inWait func(), rest func(), entered <-chan struct{}) <-chan error {
+	t.Helper()
+	for r.Next() {
+	}
+	if r.Err() != nil {
+		t.Fatal(r.Err())
+	}
+	inWait()
+	done := make(chan error, 1)
+	go func() { done <- r.Wait(context.Background()) }()
+	rest()
+	select {
+	case <-entered:
+	case <-time.After(guard):
+		t.Fatal("Wait did not read the new segments in bulk")
+	}
+	return done
+}
+
+// wantClosed waits for the result of a Wait that a Close must end.
+func wantClosed(t *testing.T, done <-chan error) {
+	t.Helper()
 	select {
 	case err := <-done:
 		if !errors.Is(err, reader.ErrClosed) {
@@ -120,12 +157,6 @@ func TestCloseDuringBulkWriteInWait(t *testing.T) {
 		}
 	case <-time.After(guard):
 		t.Fatal("Wait did not return after Close")
-	}
-	if afterClose != 0 {
-		t.Fatalf("Write called %d times after Close", afterClose)
-	}
-	if n := mappedFrom(t, dir); n != 0 {
-		t.Fatalf("%d mappings of the log's files left", n)
 	}
 }
 

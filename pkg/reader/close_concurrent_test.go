@@ -52,14 +52,7 @@ func TestCloseUnblocksWait(t *testing.T) {
 			}
 		})
 	}
-	select {
-	case err := <-done:
-		if !errors.Is(err, reader.ErrClosed) {
-			t.Fatalf("Wait = %v, want ErrClosed", err)
-		}
-	case <-time.After(guard):
-		t.Fatal("Wait did not return after Close")
-	}
+	wantClosed(t, done)
 	wg.Wait()
 	if r.Next() || !errors.Is(r.Err(), reader.ErrClosed) {
 		t.Fatalf("after Close: Next returned a record or Err = %v", r.Err())
