@@ -11,8 +11,10 @@ import "sync"
 // only closes stop, which wakes the Wait's sleep, and the Wait releases
 // the segments on its way out; a Close from a callback (OnDamage,
 // Bulk.Write) leaves them to the Next or Wait that called it likewise, as
-// the decoder still uses them. Releasing happens under the mutex, so a
-// second Close, from anywhere, waits for the first one's.
+// the decoder still uses them. Releasing happens under the mutex and
+// once: a second Close returns nil, after the first one's release if that
+// Close did it, possibly before it if a Wait is to do it on its way out
+// (whose release error, like a callback's Close's, is not returned).
 
 // closer is a Reader's closing state.
 type closer struct {
@@ -27,15 +29,18 @@ type closer struct {
 // stopped the reader before). Payloads returned before are invalid after
 // it. Calling it again returns nil.
 //
-// It may be called from another goroutine while Wait blocks (or All
-// waits for a record): that Wait returns ErrClosed at once, and releases
-// the segments as it returns. Once that Close has returned, OnDamage and
-// Bulk.Write are not called again (Bulk.Append may be, on the ranges the
-// bulk workers hold). Called from Options.OnDamage or Bulk.Write,
-// it stops the reader there, as Strict does: no more records, reports or
-// writes; the Next or Wait that called it returns false or ErrClosed and
-// releases the segments as it returns. It must not be called while
-// another goroutine is in Next.
+// Call it from the reader's goroutine; stop a follower from another one
+// by cancelling Wait's context. A Close from another goroutine that lands
+// while Wait blocks (or All waits for a record) wakes that Wait, which
+// returns ErrClosed and releases the segments as it returns, and once
+// that Close has returned OnDamage and Bulk.Write are not called again
+// (Bulk.Append may be, on the ranges the bulk workers hold); one that
+// lands while the goroutine is in Next or reads a Payload is a data race
+// that can crash the process (see Closing in the package documentation).
+// Called from Options.OnDamage or Bulk.Write, it stops the reader there,
+// as Strict does: no more records, reports or writes; the Next or Wait
+// that called it returns false or ErrClosed and releases the segments as
+// it returns.
 func (r *Reader) Close() error {
 	r.cl.mu.Lock()
 	defer r.cl.mu.Unlock()

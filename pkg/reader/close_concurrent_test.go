@@ -44,6 +44,13 @@ func TestCloseUnblocksWait(t *testing.T) {
 		done <- r.Wait(context.Background())
 	}()
 	<-started
+	// Close while the Wait is in progress, so that its wake-up is what is
+	// tested, not a Wait that finds the reader closed on entry.
+	for deadline := time.Now().Add(30 * time.Second); !reader.InWait(r); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("Wait did not start within 30s")
+		}
+	}
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Go(func() {

@@ -102,13 +102,17 @@
 // # Closing
 //
 // Close stops a reader: Next returns false, and Err and Wait return
-// ErrClosed, so a loop on Next tells a Close from the end of the log. A
-// Wait blocked in another goroutine returns ErrClosed as soon as Close is
-// called, or its context's error when that is cancelled. Close must not
-// run while another goroutine is in Next, which takes no lock per record:
-// a reader whose goroutine may be in Next when it is to be stopped (a
-// follower that is not idle) is stopped through Wait's context, checked
-// in the loop on Next too, and closed by that goroutine.
+// ErrClosed, so a loop on Next tells a Close from the end of the log.
+// Call it from the goroutine that reads. To stop a follower from another
+// goroutine, cancel the context given to its Wait: Wait returns the
+// context's error at once, and the reading goroutine then calls Close.
+// A Close from another goroutine that lands while the reader's goroutine
+// is blocked in Wait is safe (it wakes the Wait, which returns ErrClosed
+// and releases the segments), but Wait returns by itself as soon as a
+// record arrives, and one that lands while the goroutine is in Next or
+// still reading a Record's Payload unmaps memory under it: nothing
+// outside the reader can tell the two moments apart, so it is a safety
+// net for an idle follower, not a way to stop one.
 //
 // # Costs
 //
@@ -308,11 +312,10 @@ var ErrClosed = errors.New("reader is closed")
 // names it listed, which may be a new log's by then.
 var ErrLogReplaced = errors.New("log directory removed or replaced, or the log begun again in it, while it was read")
 
-// Reader iterates over the records of a log. Next, Record, Wait and All
-// belong to one goroutine. Close may also be called from any other
-// goroutine while that one is in Wait (or All is waiting for a record),
-// and from Options.OnDamage and Bulk.Write; not while another goroutine is
-// in Next.
+// Reader iterates over the records of a log. It belongs to one
+// goroutine; Close may also be called from Options.OnDamage and
+// Bulk.Write. To stop it from another goroutine, cancel Wait's context
+// (see Closing in the package documentation).
 type Reader struct {
 	dir    string
 	single string // the file, when reading one segment file
