@@ -403,7 +403,9 @@ func decodeFooterAt(b []byte, h Header) (Footer, error) {
 func loadMagic(b []byte) uint64 {
 	p := unsafe.Pointer(unsafe.SliceData(b))
 	if uintptr(p)%8 != 0 {
-		return le.Uint64(b) // a copy: no one stores into it meanwhile
+		// A copy, or the end of a file whose size is no multiple of 8:
+		// no sealer stores into either.
+		return le.Uint64(b)
 	}
 	return atomic.LoadUint64((*uint64)(p))
 }
