@@ -412,8 +412,19 @@ func TestReaderOfCreatedFileDoesNotSetPageSize(t *testing.T) {
 			t.Fatal("segment 2 was not sealed, or segment 4 not prepared, within a minute")
 		}
 	}
-	time.Sleep(100 * time.Millisecond) // and the file of segment 5 created ahead
-	appendsWriteLittle(t, w, dir, 50)  // at the start of segment 3
+	// And the files created ahead, whose header writes would count: the
+	// creator makes them up to two past the one the preparer maps next
+	// (5), so 6 is its last until a rotation, named once written.
+	last := filepath.Join(dir, segment.FileName(6))
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+		if _, err := os.Stat(last); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("segment 6's file was not created ahead within a minute")
+		}
+	}
+	appendsWriteLittle(t, w, dir, 50) // at the start of segment 3
 }
 
 // TestUnusedSegmentTakesTheNewPageSize: Close leaves the prepared segment
