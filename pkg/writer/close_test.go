@@ -295,15 +295,21 @@ func TestStaleBacklogStopsAtTheActiveSegment(t *testing.T) {
 func TestCloseWaitsWhileFramesCommitBehindOpenReservation(t *testing.T) {
 	for _, later := range []bool{false, true} {
 		t.Run(map[bool]string{false: "same segment", true: "next segment"}[later], func(t *testing.T) {
+			t.Parallel() // each mostly sleeps between commits, for 15 s
 			closeWhileCommittingBehind(t, later)
 		})
 	}
 }
 
 func closeWhileCommittingBehind(t *testing.T, nextSegment bool) {
-	// The steps between commits are ~1/100 of the timeout, and the commits
-	// go on for twice the timeout: Close without the fix gives up midway.
-	const timeout, step = time.Second, 10 * time.Millisecond
+	// The commits go on for one and a half timeouts: Close without the fix
+	// gives up after one, midway. The steps between them are 1/100 of the
+	// timeout, so that only a stall of the whole machine for seconds (a
+	// commit, or the sealer's seeing it, held up that long) can make
+	// Close give up with the fix; the failure says how long the longest
+	// step took.
+	const timeout, step = 10 * time.Second, 100 * time.Millisecond
+	const commitFor = timeout + timeout/2
 	dir := t.TempDir()
 	w, err := Open(dir, Options{SegmentSize: 64 << 10, CloseTimeout: timeout})
 	if err != nil {
@@ -321,8 +327,8 @@ func closeWhileCommittingBehind(t *testing.T, nextSegment bool) {
 		}
 		records++
 	}
-	// More than the steps that fit in twice the timeout.
-	behind := make([]Reservation, 2*int(timeout/step)+10)
+	// More than the steps that fit in the time the commits go on.
+	behind := make([]Reservation, int(commitFor/step)+10)
 	for i := range behind {
 		if behind[i], err = w.Reserve(8); err != nil {
 			t.Fatal(err)
@@ -339,13 +345,16 @@ func closeWhileCommittingBehind(t *testing.T, nextSegment bool) {
 		time.Sleep(time.Millisecond)
 	}
 	start := time.Now()
+	last, longest := start, time.Duration(0)
 	for i := range behind {
-		if time.Since(start) < 2*timeout {
+		if time.Since(start) < commitFor {
 			time.Sleep(step)
 		}
-		if err := behind[i].Commit(); err != nil {
-			t.Fatalf("commit %d of %d, %v after Close began: %v; Close: %v",
-				i, len(behind), time.Since(start).Round(time.Millisecond), err, <-closed)
+		err := behind[i].Commit()
+		longest, last = max(longest, time.Since(last)), time.Now()
+		if err != nil {
+			t.Fatalf("commit %d of %d, %v after Close began: %v; Close: %v (longest step between commits %v, planned %v: one near CloseTimeout, %v, is a stall of the machine, not of Close)",
+				i, len(behind), time.Since(start).Round(time.Millisecond), err, <-closed, longest.Round(time.Millisecond), step, timeout)
 		}
 	}
 	if err := held.Commit(); err != nil {
