@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -446,7 +447,10 @@ func TestCloseShortTimeoutNothingOpen(t *testing.T) {
 // flush, or since b6d7e22 for the sealer's first pass or the hashing of
 // a backlog). Measured: 1ns ticked ~4 million times a second. The poll
 // is at most once a millisecond; the flush below takes 600 ms, of which
-// Close spent about as much CPU time spinning.
+// Close spent about as much CPU time spinning. What is measured is the
+// CPU time of the thread Close runs on, locked to it: the process's
+// (the garbage collector, -race, the sealer's own work) is not Close's
+// polling, and on a loaded machine it ate most of the budget.
 func TestCloseShortTimeoutDoesNotSpin(t *testing.T) {
 	dir := t.TempDir()
 	fs := &slowFsyncFS{delay: 600 * time.Millisecond}
@@ -457,22 +461,29 @@ func TestCloseShortTimeoutDoesNotSpin(t *testing.T) {
 	if _, err := w.Append([]byte("slow disk")); err != nil {
 		t.Fatal(err)
 	}
+	// Close's goroutine alone runs on this thread while it is locked, and
+	// polling in Close runs on Close's goroutine (the flush is the
+	// sealer's).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	fs.armed.Store(true)
-	cpu0, start := cpuTime(t), time.Now()
-	if err := w.Close(); err != nil {
+	cpu0, start := threadCPUTime(t), time.Now()
+	err = w.Close()
+	wall, cpu := time.Since(start), threadCPUTime(t)-cpu0
+	if err != nil {
 		t.Fatalf("close over a slow flush: %v", err)
 	}
-	wall, cpu := time.Since(start), cpuTime(t)-cpu0
-	if wall < fs.delay || cpu > fs.delay/4 {
-		t.Fatalf("Close took %v, %v of CPU time; want at least %v, and at most a quarter of it spent", wall, cpu, fs.delay)
+	if wall < fs.delay || cpu > fs.delay/10 {
+		t.Fatalf("Close took %v, %v of its thread's CPU time; want at least %v, and at most a tenth of it spent", wall, cpu, fs.delay)
 	}
 }
 
-// cpuTime is the CPU time the process has used, user and system.
-func cpuTime(t *testing.T) time.Duration {
+// threadCPUTime is the CPU time the calling thread has used, user and
+// system.
+func threadCPUTime(t *testing.T) time.Duration {
 	t.Helper()
 	var ru unix.Rusage
-	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+	if err := unix.Getrusage(unix.RUSAGE_THREAD, &ru); err != nil {
 		t.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
