@@ -92,39 +92,46 @@ func testWriteSignalCommitsWhatWasRead(t *testing.T, sig syscall.Signal) {
 // were read and not committed, and exits 1.
 func TestWriteSecondSignal(t *testing.T) {
 	dir, cmd, pr, pw, stderr := startSlowWrite(t)
-	// Feed faster than records are made durable one by one, until told.
+	// Feed empty records, faster than they are made durable one by one,
+	// until told: the pipe stays full, so the command holds its three
+	// blocks of 4 KiB from its first record on, 12288 records each waiting
+	// for its own flush (~3 s on ext4). The second signal must land
+	// within that drain, and nothing in the command waits for the test:
+	// the backlog's size is the margin, and one record a byte is the
+	// largest it can be (records of ~40 bytes gave ~0.1 s, which a loaded
+	// machine could stall the test for).
 	var fed bytes.Buffer
 	var stop atomic.Bool
 	fedDone := make(chan struct{})
 	go func() {
 		defer close(fedDone)
-		for i := 0; !stop.Load(); i++ {
-			line := fmt.Sprintf("record %06d %s\n", i, strings.Repeat("y", i%40))
-			if _, err := pw.WriteString(line); err != nil {
+		chunk := bytes.Repeat([]byte{'\n'}, 512)
+		for !stop.Load() {
+			n, err := pw.Write(chunk)
+			fed.Write(chunk[:n])
+			if err != nil {
 				return
 			}
-			fed.WriteString(line)
 		}
 	}()
 	// Signal once records are being committed: a fixed sleep signalled a
 	// child that had not started yet on a loaded machine.
 	waitForRecord(t, dir)
-	time.Sleep(100 * time.Millisecond) // a backlog builds behind --sync always
+	start := time.Now()
 	cmd.Process.Signal(syscall.SIGTERM)
 	// The second once the first has been taken (the command says so): one
-	// sent before that lands in the same pending signal and is lost. The
-	// backlog of blocks read, a 4 KiB page's flush per record, takes ~0.1
-	// s to commit, far longer than this wait for the notice.
+	// sent before that lands in the same pending signal and is lost.
 	for deadline := time.Now().Add(time.Minute); !strings.Contains(stderr.String(), "interrupt again"); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no notice of the first signal: %s", stderr.String())
 		}
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
+	signalled := time.Since(start)
 	err := cmd.Wait()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Fatalf("exit: %v, want 1 (stderr: %s)", err, stderr.String())
+		t.Fatalf("exit: %v, want 1 (the test took %v to signal twice; stderr: %s)", err, signalled.Round(time.Millisecond), stderr.String())
 	}
 	stop.Store(true)
 	var left []byte
@@ -140,7 +147,8 @@ func TestWriteSecondSignal(t *testing.T) {
 	}
 	dropped := len(in) - committed.Len() - len(left)
 	if dropped <= 0 {
-		t.Fatalf("nothing read was left uncommitted (%d fed, %d committed, %d in the pipe): the test did not interrupt a backlog", len(in), committed.Len(), len(left))
+		t.Fatalf("nothing read was left uncommitted (%d fed, %d committed, %d in the pipe): the backlog was committed within the %v the test took to signal twice (a stall of the machine that long, or a file system that flushes 12288 records faster)",
+			len(in), committed.Len(), len(left), signalled.Round(time.Millisecond))
 	}
 	want := fmt.Sprintf("interrupted twice: input committed up to offset %d; %d bytes read after it were not committed", committed.Len(), dropped)
 	if !strings.Contains(stderr.String(), want) {
