@@ -60,7 +60,8 @@ func newTailCmd() *cobra.Command {
 		Long: `Prints records of the log in DIR (or of one segment file) in position order:
 by default the last 10, one per line.
 
-  -n N          the last N records; -n +K from the K-th record (-n +1 replays
+  -n N          the last N records (committed when tail started, -f aside);
+                -n +K from the K-th record (-n +1 replays
                 everything, byte for byte what 'auditseg write' read, except
                 that a last line without a newline comes back with one)
   --from POS    from the first record at or after position SEQ:OFFSET

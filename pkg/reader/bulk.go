@@ -3,6 +3,7 @@ package reader
 import (
 	"path/filepath"
 	"runtime"
+	"sort"
 	"sync"
 
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -145,7 +146,20 @@ type bulkRun struct {
 // bulkReady reports whether the next segment may be read in bulk: the read
 // starts at a segment's first record, with nothing left to skip.
 func (r *Reader) bulkReady(i int) bool {
-	return r.opts.Bulk != nil && r.seek == nil && r.skip == 0 && i < len(r.list) && (r.single == "" || singleNamed(r.single))
+	return r.opts.Bulk != nil && r.seek == nil && r.skip == 0 && i < len(r.list) && (r.single == "" || singleNamed(r.single)) &&
+		(r.end == nil || r.single == "" && r.list[i].Seq < r.end.Seq)
+}
+
+// bulkEntries returns the listed segments from index i that a bulk run
+// may read: with an end (Last), only those before the segment it is in,
+// which may hold records committed after it, read in order by Next (and
+// bulkReady leaves a single file to Next).
+func (r *Reader) bulkEntries(i int) []segment.Entry {
+	l := r.list[i:]
+	if r.end != nil {
+		l = l[:sort.Search(len(l), func(k int) bool { return l[k].Seq >= r.end.Seq })]
+	}
+	return append([]segment.Entry(nil), l...)
 }
 
 // singleNamed reports whether a single segment file is named like one: its
@@ -174,7 +188,7 @@ func (r *Reader) bulk(i int) int {
 	run := &bulkRun{
 		b:       &b,
 		since:   r.since,
-		entries: append([]segment.Entry(nil), r.list[i:]...),
+		entries: r.bulkEntries(i),
 		order:   make(chan *bulkItem, bulkAhead*b.Workers),
 		work:    make(chan *bulkItem, bulkAhead*b.Workers),
 		free:    make(chan []byte, bulkAhead*b.Workers+2),

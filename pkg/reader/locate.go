@@ -105,9 +105,18 @@ func (r *Reader) passSealed(seq uint64) {
 // after Open to the segments in between would be passed over.
 func (r *Reader) locateLast(n uint64) error {
 	var total uint64
+	// Only a live writer commits records after Open; in a dead writer's
+	// log what follows the last record (its leftovers) is still reported.
+	if !r.opts.Follow && r.alive {
+		r.end = &Position{} // no record yet: none to read
+	}
+	found := false
 	for i := len(r.list) - 1; i >= 0; i-- {
 		e := r.list[i]
-		k, walked := r.count(e)
+		k, end, walked := r.count(e)
+		if k > 0 && !found && r.end != nil {
+			*r.end, found = Position{Seq: e.Seq, Offset: end}, true
+		}
 		if n == 0 && k == 0 && i > 0 {
 			continue
 		}
@@ -115,7 +124,7 @@ func (r *Reader) locateLast(n uint64) error {
 		if total >= n {
 			want := k - (total - n) // records wanted from e, its last ones
 			if !walked {
-				k = r.walkCount(e)
+				k, _ = r.walkCount(e)
 			}
 			r.startSeq, r.skip = e.Seq, k-min(k, want)
 			return nil
@@ -124,18 +133,20 @@ func (r *Reader) locateLast(n uint64) error {
 	return nil // fewer than n records: read them all
 }
 
-// count returns how many records reading segment e would return now, and
+// count returns how many records reading segment e would return now, an
+// offset past the last of them (and before any committed later), and
 // whether it walked the segment to know (or read the footer's count).
-func (r *Reader) count(e segment.Entry) (uint64, bool) {
+func (r *Reader) count(e segment.Entry) (uint64, int64, bool) {
 	f, err := segment.ReadFooter(e.Path)
 	if a, ok := archivedSince(e, err); ok {
 		e = a
 		f, err = segment.ReadFooter(e.Path)
 	}
 	if err == nil {
-		return f.Records, false
+		return f.Records, f.EndOffset, false
 	}
-	return r.walkCount(e), true
+	n, end := r.walkCount(e)
+	return n, end, true
 }
 
 // archivedSince returns e as its archive when err says e's segment file
@@ -149,8 +160,9 @@ func archivedSince(e segment.Entry, err error) (segment.Entry, bool) {
 	return e, ok
 }
 
-// walkCount counts the records of segment e by walking it.
-func (r *Reader) walkCount(e segment.Entry) uint64 {
+// walkCount counts the records of segment e by walking it, and returns
+// the offset after the last one.
+func (r *Reader) walkCount(e segment.Entry) (uint64, int64) {
 	im, err := segment.OpenImage(e.Path)
 	if a, ok := archivedSince(e, err); ok {
 		e = a
@@ -160,16 +172,17 @@ func (r *Reader) walkCount(e segment.Entry) uint64 {
 	// records are counted alike.
 	im, _, err = openSalvaging(e.Path, im, err)
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	defer im.Close()
 	if im.HeaderErr != nil {
-		return 0
+		return 0, 0
 	}
 	// The footer too is read under the guard: the file may have shrunk
 	// since it was mapped. A fault stops the count; the reader reports
 	// the segment when it comes to it.
 	var n uint64
+	var end int64
 	_ = im.Guard(func() {
 		_, ferr := im.Footer()
 		mode := segment.Sealed
@@ -182,12 +195,12 @@ func (r *Reader) walkCount(e segment.Entry) uint64 {
 		im.Walk(segment.HeaderSize, mode, func(ev segment.Event) bool {
 			// A record the loss cuts short is torn, never a frame.
 			if ev.Kind == segment.EvFrame && ev.Frame.Type == segment.TypeData {
-				n++
+				n, end = n+1, ev.Offset+ev.Len
 			}
 			return true
 		})
 	})
-	return n
+	return n, end
 }
 
 // nextIndex returns the index in r.list of the next segment to open, or

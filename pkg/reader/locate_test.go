@@ -35,7 +35,7 @@ func TestCountArchivedSinceListing(t *testing.T) {
 	r := &Reader{dir: dir, list: l.Segments}
 	before := make([]uint64, len(l.Segments))
 	for i, e := range l.Segments {
-		before[i], _ = r.count(e)
+		before[i], _, _ = r.count(e)
 	}
 	startSeq, skip := locatedLast(t, r, 2500)
 
@@ -60,11 +60,11 @@ func TestCountArchivedSinceListing(t *testing.T) {
 		}
 	}
 	for i, e := range l.Segments {
-		if n, _ := r.count(e); n != before[i] || before[i] == 0 && i < len(l.Segments)-1 {
+		if n, _, _ := r.count(e); n != before[i] || before[i] == 0 && i < len(l.Segments)-1 {
 			t.Fatalf("segment %d: %d records counted, %d before it was archived", e.Seq, n, before[i])
 		}
 		if i < len(l.Segments)-1 {
-			if n := r.walkCount(e); n != before[i] {
+			if n, _ := r.walkCount(e); n != before[i] {
 				t.Fatalf("segment %d: %d records walked, %d before it was archived", e.Seq, n, before[i])
 			}
 		}

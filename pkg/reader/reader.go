@@ -277,7 +277,10 @@ func After(p Position) Start { return Start{kind: startAfter, pos: p} }
 // not decoded, so where a sealed segment after the start is damaged (a
 // torn frame, an archive that decodes only in part) its lost records
 // still count: fewer than n are read, and the damage is reported as
-// usual. Last(0) reads only records committed after Open.
+// usual. Without Follow, in a log a writer holds, the read ends with the
+// last record committed when Open located the start, so that n records
+// are read however many are committed meanwhile (Last(0) reads none);
+// with Follow, Last(0) reads only records committed after Open.
 func Last(n uint64) Start { return Start{kind: startLast, n: n} }
 
 // Skip starts after the first n records (Skip(0) is First). Sealed
@@ -335,6 +338,11 @@ type Reader struct {
 	passed            bool
 	seek              *Start // At/After, applied to the first segment opened
 	skip              uint64 // records still to skip before the first one returned
+	// end, with Last and without Follow in a live writer's log, is where
+	// the records committed when Open located the start ended (see
+	// locateLast): the read stops there, as records committed since are
+	// not among the last n.
+	end *Position
 	// left is the segment the reader left last in which it found a frame
 	// (at, restarted); one and oneCreated are segment 1 as its first
 	// listing of a segment found it.

@@ -43,6 +43,9 @@ const noStop segment.EventKind = 255
 // false when none can be returned now; r.err or r.done say if ever.
 func (r *Reader) fill() bool {
 	for {
+		if r.done {
+			return false // the end Last located (consume)
+		}
 		if r.cur == nil && !r.openNext() {
 			return false
 		}
@@ -66,6 +69,10 @@ func (r *Reader) fill() bool {
 // return.
 func (r *Reader) consume(ev *segment.Event) bool {
 	c := r.cur
+	if r.past(c.seq, ev.Offset) {
+		r.done = true
+		return false
+	}
 	c.off = ev.Offset + ev.Len
 	if ev.Kind == segment.EvFrame {
 		f := &ev.Frame
@@ -97,6 +104,19 @@ func (r *Reader) consume(ev *segment.Event) bool {
 	}
 	r.report(d)
 	return false
+}
+
+// past reports whether offset off of segment seq is at or after r.end,
+// where a read Last located ends. A single file is placed by its
+// header's sequence, which its name need not carry: only offsets count.
+func (r *Reader) past(seq uint64, off int64) bool {
+	if r.end == nil {
+		return false
+	}
+	if r.single != "" {
+		return off >= r.end.Offset
+	}
+	return (Position{Seq: seq, Offset: off}).Compare(*r.end) >= 0
 }
 
 // damagedEndClaim makes d, a reservation in c, torn damage if it is an
