@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -195,9 +196,10 @@ func (p palette) status(s verify.Status) string {
 func writeVerifyText(w io.Writer, rep *verify.Report, strict, colorOn bool) error {
 	p := newPalette(colorOn)
 	var b strings.Builder
-	pathW, stateW := 0, 0
+	pathW, stateW, numW := 0, 0, 0
 	states := make([]string, len(rep.Segments))
 	for i, s := range rep.Segments {
+		numW = max(numW, len(strconv.FormatUint(s.Records, 10)))
 		states[i] = string(s.State)
 		if s.Archived {
 			states[i] += ", archived"
@@ -208,8 +210,14 @@ func writeVerifyText(w io.Writer, rep *verify.Report, strict, colorOn bool) erro
 		pathW, stateW = max(pathW, len(printable(s.Path))), max(stateW, len(states[i]))
 	}
 	for i, s := range rep.Segments {
-		fmt.Fprintf(&b, "%s  %-*s  %-*s  %8s  %9s", p.status(s.Status), pathW, printable(s.Path), stateW, states[i],
-			plural(int(s.Records), "record"), humanBytes(s.Bytes))
+		// The count right-aligned and "record" padded to "records": the
+		// sizes after them line up.
+		word := "records"
+		if s.Records == 1 {
+			word = "record "
+		}
+		fmt.Fprintf(&b, "%s  %-*s  %-*s  %*d %s  %9s", p.status(s.Status), pathW, printable(s.Path), stateW, states[i],
+			numW, s.Records, word, humanBytes(s.Bytes))
 		switch {
 		case s.Error != "":
 			fmt.Fprintf(&b, "  unreadable: %s", printable(s.Error))
