@@ -26,22 +26,27 @@ type Refusal struct {
 // RecoveryRefusal starts recovery's judgment of the segment file or
 // archive at path, fileSize bytes long, whose header decoded to h, or did
 // not (herr): it refuses a header that does not decode or disagrees with
-// the file (CheckHeader; step 3.1), for the header's own error, which
-// says what is wrong with it; then an archive, which recovery takes for
-// sealed and never repairs (steps 2 and 3), at its footer. img is the segment (Image.Data) whose walk's events Event
+// the file (CheckHeader; step 3.1), at the header's own error's offset,
+// saying which of the two and what is wrong; then an archive, which
+// recovery takes for sealed and never repairs (steps 2 and 3), at its
+// footer. img is the segment (Image.Data) whose walk's events Event
 // judges, its first valid bytes from the file: no byte past them is read.
 // img is nil when only the header is judged (recovery, before it maps the
 // file).
 func RecoveryRefusal(path string, h Header, herr error, fileSize int64, img []byte, valid int64) Refusal {
 	r := Refusal{path: path, img: img, valid: valid}
+	// The reason is read after "leaves it unsealed: " at another offset
+	// (verify's missing-end, the reader's leftovers): "bad magic" alone
+	// would not say it is the header's.
+	what := "its header is damaged"
 	if herr == nil {
-		herr = CheckHeader(path, h, fileSize)
+		herr, what = CheckHeader(path, h, fileSize), "its header disagrees with the file"
 	}
 	if herr != nil {
 		r.first = &CorruptError{Path: path, Reason: fmt.Sprintf("its header cannot be read: %v", herr)}
 		var ce *CorruptError
 		if errors.As(herr, &ce) {
-			r.first.Offset, r.first.Reason = ce.Offset, ce.Reason
+			r.first.Offset, r.first.Reason = ce.Offset, what+": "+ce.Reason
 		}
 	} else if IsArchiveName(filepath.Base(path)) {
 		r.first = &CorruptError{Path: path, Offset: RecordLimit(h.Size),

@@ -47,13 +47,13 @@ func TestRecoveryRefusal(t *testing.T) {
 		{"bad header", func(img []byte, _ int64) []byte {
 			img[0] = 'x'
 			return img
-		}, 0, &found{0, "bad magic"}},
+		}, 0, &found{0, "its header is damaged: bad magic"}},
 		{"file longer than its header says", func(img []byte, _ int64) []byte {
 			return img
-		}, testSize + 4096, &found{testSize, "file is 69632 bytes, header says 65536"}},
+		}, testSize + 4096, &found{testSize, "its header disagrees with the file: file is 69632 bytes, header says 65536"}},
 		{"header of another segment", func([]byte, int64) []byte {
 			return NewImage(testSeq+1, testSize, 0)
-		}, 0, &found{16, "header sequence 8 does not match the file name"}},
+		}, 0, &found{16, "its header disagrees with the file: header sequence 8 does not match the file name"}},
 		{"torn frame", func(img []byte, _ int64) []byte {
 			img[HeaderSize+FrameHeaderSize] ^= 0xff
 			return img

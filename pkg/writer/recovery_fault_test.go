@@ -291,7 +291,7 @@ func TestRecoveryNamesASegmentTooShortForItsHeader(t *testing.T) {
 			t.Fatal(err)
 		}
 		w.Close()
-		want := fmt.Sprintf("%s: offset 0: file too short for a segment header (%d bytes)", short, size)
+		want := fmt.Sprintf("%s: offset 0: its header is damaged: file too short for a segment header (%d bytes)", short, size)
 		if w.Recovered().DamagedSegments != 1 || !logs.contains(want) {
 			t.Errorf("%d bytes: DamagedSegments %d, logged %s, want a line with %q", size, w.Recovered().DamagedSegments, logs, want)
 		}
