@@ -2,14 +2,17 @@ package reader_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/auditseg/auditseg/internal/testfs"
 	"github.com/auditseg/auditseg/pkg/reader"
 	"github.com/auditseg/auditseg/pkg/segment"
+	"github.com/auditseg/auditseg/pkg/writer"
 )
 
 // A follower in an empty segment (At 3:64, the one a closing writer left
@@ -33,7 +36,7 @@ func TestFollowerInARemovedEmptySegment(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
-			writeSegments(t, dir, "old", 2) // 1 and 2 sealed, 3 empty
+			closeWithThreeMade(t, dir) // 1 and 2 sealed, 3 empty
 			var dmg []reader.Damage
 			r, err := reader.Open(dir, reader.Options{Follow: true, PollMax: 10 * time.Millisecond,
 				Start:    reader.At(segment.Position{Seq: 3, Offset: segment.HeaderSize}),
@@ -102,5 +105,26 @@ func TestFollowerInAnEmptySegmentOneNewLogRetained(t *testing.T) {
 	sameRecs(t, followTo(t, r)(last), all)
 	if len(dmg) != 1 || dmg[0].Kind != reader.DamageRemoved || dmg[0].Seq != 1 || dmg[0].Len != 1 {
 		t.Fatalf("damage %v, want segment 1 removed", dmg)
+	}
+}
+
+// closeWithThreeMade writes segments 1 and 2 and closes the writer once
+// it has made segment 3 ahead, which its Close then leaves, empty, for the
+// next Open. Made in the background: closed before that, it leaves none.
+func closeWithThreeMade(t *testing.T, dir string) {
+	t.Helper()
+	w, err := writer.Open(dir, writer.Options{SegmentSize: segSize, Sync: writer.SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pos segment.Position
+	for i := 0; pos.Seq < 2; i++ {
+		if pos, err = w.Append(fmt.Appendf(nil, "old %d %s", i, strings.Repeat("x", 1000))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFile(t, filepath.Join(dir, segment.FileName(3)))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
