@@ -307,7 +307,8 @@ var ErrClosed = errors.New("reader is closed")
 // other than the one its first listing found; but one that has found
 // nothing in segment 1 reads a segment 1 made again with its start
 // instead (a start there named no record of the file it held, which had
-// none), which loses and repeats nothing whether a failed writer Open or
+// none; a start past the segment's start in a file that held records,
+// not walked yet, still stops it), which loses and repeats nothing whether a failed writer Open or
 // a new log made it, and its positions are then that file's log's
 // (SameLog stays true). It
 // looks at every listing, and again at each segment it opens, before it

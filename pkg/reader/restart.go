@@ -265,7 +265,9 @@ func (r *Reader) oneMadeAgain(created int64) bool {
 //     the Open that made it failed (it could not be mapped, or its name
 //     made durable) and a later one made it anew, and the reader reads
 //     the new file with its start, which loses and repeats nothing
-//     whether a failed Open or a new log made it;
+//     whether a failed Open or a new log made it; unless that start is
+//     past the segment's start and the file it holds held records, not
+//     walked yet (then the start was that log's);
 //   - it is in segment S above 1, and the oldest segment listed, below S,
 //     was made after S (created later, or a segment 1 other than the one
 //     the reader's first listing found), and the oldest segment noted at
@@ -327,12 +329,34 @@ func (r *Reader) restartedUnread() error {
 // startsAnew reports whether the reader, in c, would read a file made
 // again at c's name with its start as given, and has returned nothing: c
 // is segment 1 (no segment is below it that it could have read, or that
-// a new log could hold) and it has found nothing in c. Its start, even
-// one past the segment's start (an At or After offset in it, records to
-// Skip), named no record of the file it holds, which had none: it holds
-// for the file made again as for a reader opened after it was made.
+// a new log could hold) and it has found nothing in c. A start past the
+// segment's start (an At or After offset in it, records to Skip) also
+// needs the file c maps to hold nothing (heldNothing): then it named no
+// record of that file, and holds for the file made again as for a reader
+// opened after it was made. Found nothing is also not walked yet (opened,
+// before its first refill): a start in a file that held records is that
+// log's, and applied to a new log's segment 1 it would skip its first
+// records.
 func (r *Reader) startsAnew(c *seg) bool {
-	return c.seq == 1 && blank(c)
+	if c.seq != 1 || !blank(c) {
+		return false
+	}
+	return c.min <= segment.HeaderSize && r.skip == 0 || heldNothing(c)
+}
+
+// heldNothing reports whether c's mapping holds only zeros after its
+// header: no frame, claim or damage. A walk over the record area, once
+// per look that finds segment 1 made again under a reader that found
+// nothing in it; a fault (the file cut) is not nothing.
+func heldNothing(c *seg) bool {
+	empty := false
+	err := c.img.Guard(func() {
+		c.img.Walk(segment.HeaderSize, segment.Quiescent, func(ev segment.Event) bool {
+			empty = ev.Kind == segment.EvTail && ev.Offset == segment.HeaderSize
+			return false
+		})
+	})
+	return err == nil && empty
 }
 
 // startedAt makes m, the segment 1 the reader moved to from one in which
