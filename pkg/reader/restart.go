@@ -118,7 +118,7 @@ func (r *Reader) restarted() error {
 	h, gone, err := r.headerNow(a.seq)
 	if !gone {
 		if err != nil || h.Created == a.created {
-			r.noteOldest(err)
+			r.noteOldest(a, err)
 			return nil
 		}
 		return fmt.Errorf("%s: segment numbers went back below %d, where the reader was: segment %d was made again (created %s; the one read was created %s): %w",
@@ -170,17 +170,29 @@ func (r *Reader) oldestThere(k uint64, hk segment.Header) bool {
 }
 
 // noteOldest notes the oldest segment listed in r.oldest, when the look
-// found the segment the reader is at still the file it read (err, the
+// found m, the segment the reader is at, still the file it read (err, the
 // error reading that file's header, nil): a file there together with the
 // reader's tells, for as long as it stays, that no log was begun again,
-// though retention removed the older one the first listing found. A
-// header read only when the oldest listed changed.
-func (r *Reader) noteOldest(err error) {
+// though retention removed the older one the first listing found. Only
+// if m is still there after the oldest's header is read: a log emptied
+// and begun again since the look read m's (its writer makes the
+// segments after 1 ahead at once) would have a new log's file noted, which would keep the
+// look from seeing it for as long as that file stays. A header read and
+// a stat of m's name (its header from the mapping or the cache) only
+// when the oldest listed changed. A header that cannot be read is noted
+// unknown (no file vouches) and not read again until the oldest listed
+// changes: see RELIABILITY.md, "Not covered".
+func (r *Reader) noteOldest(m mark, err error) {
 	if err != nil || len(r.list) == 0 || r.list[0].Seq == r.oldest.seq {
 		return
 	}
 	k := r.list[0].Seq
 	h, _, err := r.headerNow(k)
+	if err == nil {
+		if hm, _, merr := r.headerNow(m.seq); merr != nil || hm.Created != m.created {
+			return // looked at again at the next listing, which finds m gone or made again
+		}
+	}
 	r.oldest = mark{seq: k, created: h.Created, ok: err == nil}
 }
 
@@ -297,7 +309,7 @@ func (r *Reader) restartedUnread() error {
 			h, gone, err := r.headerNow(s.seq)
 			switch {
 			case !gone && (err != nil || h.Created == s.created):
-				r.noteOldest(err)
+				r.noteOldest(s, err)
 				return nil
 			case s.seq == 1 && !gone && r.startsAnew(c):
 				return nil // remade moves it to the new file

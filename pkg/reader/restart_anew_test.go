@@ -14,14 +14,28 @@ import (
 // records, unsealed (a writer died in it), and returns their positions.
 func writeOne(t *testing.T, dir string, created int64, n int) []Position {
 	t.Helper()
-	img := segment.NewImage(1, segment.MinSegmentSize, created)
+	return writeSeg(t, dir, 1, created, n, false)
+}
+
+// writeSeg writes segment seq of a log in dir, created at created, with
+// n records, sealed if seal (the chain's digest is not checked by a
+// reader), and returns their positions.
+func writeSeg(t *testing.T, dir string, seq uint64, created int64, n int, seal bool) []Position {
+	t.Helper()
+	img := segment.NewImage(seq, segment.MinSegmentSize, created)
 	var ps []Position
 	off := int64(segment.HeaderSize)
 	for i := range n {
-		ps = append(ps, Position{Seq: 1, Offset: off})
-		off = segment.PutFrame(img, 1, off, segment.TypeData, created+int64(i), fmt.Appendf(nil, "record %d", i))
+		ps = append(ps, Position{Seq: seq, Offset: off})
+		off = segment.PutFrame(img, seq, off, segment.TypeData, created+int64(i), fmt.Appendf(nil, "record %d", i))
 	}
-	if err := os.WriteFile(filepath.Join(dir, segment.FileName(1)), img, 0o640); err != nil {
+	if seal {
+		segment.PutEnd(img, seq, off, created)
+		if _, err := segment.Seal(img, [segment.DigestSize]byte{}, 0, created); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, segment.FileName(seq)), img, 0o640); err != nil {
 		t.Fatal(err)
 	}
 	return ps
