@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/auditseg/auditseg/internal/testfs"
 	"github.com/auditseg/auditseg/pkg/segment"
 )
 
@@ -39,21 +40,6 @@ func writeSeg(t *testing.T, dir string, seq uint64, created int64, n int, seal b
 		t.Fatal(err)
 	}
 	return ps
-}
-
-// emptyDir deletes every file in dir, keeping the directory: a log
-// emptied in place, to be begun again.
-func emptyDir(t *testing.T, dir string) {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 // A reader whose start is past segment 1's start (After or At a record
@@ -89,7 +75,7 @@ func TestUnwalkedSegmentOneThatHeldRecordsMadeAgain(t *testing.T) {
 			if !r.openNext() || r.cur == nil || r.cur.seq != 1 || !blank(r.cur) {
 				t.Fatalf("not in an unwalked segment 1: %+v", r.cur)
 			}
-			emptyDir(t, dir)
+			testfs.Empty(t, dir)
 			fresh := writeOne(t, dir, 1_700_000_001_000_000_000, 5)
 			var got []Position
 			for r.Next() {

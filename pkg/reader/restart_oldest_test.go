@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditseg/auditseg/internal/testfs"
 	"github.com/auditseg/auditseg/pkg/segment"
 )
 
@@ -51,7 +52,7 @@ func TestNoteOldestAfterTheLogWasBegunAgain(t *testing.T) {
 		t.Fatalf("segment 4: gone %v, %v", gone, err)
 	}
 	// Begun again between that read and noteOldest's.
-	emptyDir(t, dir)
+	testfs.Empty(t, dir)
 	begun := t0 + 10*int64(time.Second)
 	writeSeg(t, dir, 1, begun, 2, false)
 	writeSeg(t, dir, 2, begun+1, 0, false)
