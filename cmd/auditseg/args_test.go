@@ -87,3 +87,42 @@ func TestWriteStdinIsADirectory(t *testing.T) {
 		t.Fatalf("made %s (%v)", dir, err)
 	}
 }
+
+// The error a run ends with names the subcommand that ran, as the lines
+// the run printed before it do ("auditseg write: ..."); it said only
+// "auditseg: " (found by a hostile-user review). A message that starts
+// with the command already (wantArgs) or with the bare subcommand name
+// (pkg/verify's "verify: ...") does not say it twice. The line is what
+// main prints, so the binary is run.
+func TestFinalErrorNamesTheSubcommand(t *testing.T) {
+	bin := buildBinary(t)
+	missing := filepath.Join(t.TempDir(), "missing")
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"write", filepath.Join(file, "log")}, "auditseg write: open log directory: "},
+		{[]string{"tail", missing}, "auditseg tail: "},
+		{[]string{"verify", missing}, "auditseg verify: stat " + missing + ": no such file or directory"},
+		{[]string{"inspect", missing}, "auditseg inspect: "},
+		{[]string{"compress-finished", missing}, "auditseg compress-finished: "},
+		{[]string{"tail", "--bogus", missing}, "auditseg tail: unknown flag: --bogus\nsee 'auditseg tail --help'"},
+		{[]string{"tail"}, "auditseg tail: want one log directory or segment file, got none"},
+		{[]string{"bogus"}, "auditseg: unknown command \"bogus\""},
+	} {
+		cmd := exec.Command(bin, c.args...)
+		cmd.Stdin = strings.NewReader("a\n")
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != exitUsage || !strings.HasPrefix(stderr.String(), c.want) ||
+			strings.Count(stderr.String(), missing) > 1 {
+			t.Errorf("%s: %v, stderr %q; want exit %d and %q first", strings.Join(c.args, " "), err, stderr.String(), exitUsage, c.want)
+		}
+	}
+}

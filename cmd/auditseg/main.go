@@ -58,9 +58,8 @@ const (
 
 // exitError carries a specific exit code up to main.
 type exitError struct {
-	code  int
-	err   error
-	named bool // the message starts with the command's path: no "auditseg: " before it
+	code int
+	err  error
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
@@ -101,9 +100,12 @@ func main() {
 func run(args []string) int {
 	root := newRoot()
 	root.SetArgs(args)
-	err := root.Execute()
+	c, err := root.ExecuteC()
 	if err == nil {
 		return exitOK
+	}
+	if c == nil {
+		c = root
 	}
 	// The exit code is what a caller goes by: a reader of stderr that
 	// went away (2>&1 | head) must not turn it into a death by SIGPIPE
@@ -111,13 +113,24 @@ func run(args []string) int {
 	pipes := make(chan os.Signal, 1)
 	signal.Notify(pipes, syscall.SIGPIPE)
 	defer signal.Stop(pipes)
-	var ee *exitError
-	if errors.As(err, &ee) && ee.named {
-		fmt.Fprintln(os.Stderr, err)
-	} else {
-		fmt.Fprintf(os.Stderr, "auditseg: %v\n", err)
-	}
+	fmt.Fprintln(os.Stderr, errorLine(c, err))
 	return exitCode(err)
+}
+
+// errorLine is the line err, which ended c, is said in: after c's path
+// ("auditseg write: "), as the lines the run printed before it, so that
+// a log of several commands tells which one failed. A message that names
+// the command already, with its path (wantArgs) or its bare name (a
+// library's own prefix, pkg/verify's "verify: "), does not say it twice.
+func errorLine(c *cobra.Command, err error) string {
+	msg, path := err.Error(), c.CommandPath()
+	if strings.HasPrefix(msg, path+": ") {
+		return msg
+	}
+	if c != c.Root() {
+		msg = strings.TrimPrefix(msg, c.Name()+": ")
+	}
+	return path + ": " + msg
 }
 
 // wantArgs checks a subcommand's argument count, atLeast to atMost (-1:
@@ -130,7 +143,7 @@ func wantArgs(what string, atLeast, atMost int) cobra.PositionalArgs {
 				// Most often an unset shell variable ("$LOGDIR"); the
 				// system's own error, "mkdir : no such file or
 				// directory", names nothing.
-				return &exitError{code: exitUsage, named: true, err: fmt.Errorf("%s: argument %d is empty: want %s", c.CommandPath(), i+1, what)}
+				return &exitError{code: exitUsage, err: fmt.Errorf("%s: argument %d is empty: want %s", c.CommandPath(), i+1, what)}
 			}
 		}
 		if len(args) >= atLeast && (atMost < 0 || len(args) <= atMost) {
@@ -140,7 +153,7 @@ func wantArgs(what string, atLeast, atMost int) cobra.PositionalArgs {
 		if len(args) > 0 {
 			got = plural(len(args), "argument")
 		}
-		return &exitError{code: exitUsage, named: true, err: fmt.Errorf("%s: want %s, got %s", c.CommandPath(), what, got)}
+		return &exitError{code: exitUsage, err: fmt.Errorf("%s: want %s, got %s", c.CommandPath(), what, got)}
 	}
 }
 
