@@ -107,3 +107,30 @@ func TestTailNamesWhatTakesASegmentsName(t *testing.T) {
 		})
 	}
 }
+
+// A PATH that is neither a directory nor a regular file is named for
+// what it is, as verify names it: tail said "list log directory: open
+// PATH: not a directory" of a FIFO or a device, which reads as a
+// mistyped directory (found by a hostile-user review).
+func TestTailNamesAPathThatIsNoLog(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "ff")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(fifo, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ path, want string }{
+		{fifo, fifo + ": is a named pipe (FIFO), not a regular file"},
+		{link, link + ": is a named pipe (FIFO), not a regular file"},
+		{"/dev/null", "/dev/null: is a character device, not a regular file"},
+	} {
+		for _, args := range [][]string{{"-n", "+1"}, {"-f"}} {
+			out, stderr, code := execute(t, nil, append(append([]string{"tail"}, args...), c.path)...)
+			if code != exitUsage || out != "" || stderr != c.want {
+				t.Errorf("tail %v %s: exit %d, stdout %q, stderr %q; want %d, nothing, %q", args, c.path, code, out, stderr, exitUsage, c.want)
+			}
+		}
+	}
+}

@@ -409,6 +409,11 @@ func Open(dir string, opts Options) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open log: %w", err)
 	}
+	if !st.Mode().IsRegular() && !st.IsDir() {
+		// A FIFO or a device: listing it as a directory said "open
+		// PATH: not a directory", as if it were a mistyped one.
+		return nil, segment.NotRegularFile(dir, st.Mode())
+	}
 	if st.Mode().IsRegular() {
 		r.single, r.dir = dir, filepath.Dir(dir)
 		seq, _, _ := segment.ParseName(filepath.Base(dir))
