@@ -285,6 +285,18 @@ func writeCompressText(w io.Writer, res *archive.Result, interrupted bool) error
 	if n := len(res.TempsRemoved); n > 0 {
 		fmt.Fprintf(&b, "removed %d leftover temporary file(s) of an interrupted run\n", n)
 	}
+	if p.Segments() == 0 && res.Failed == 0 && !interrupted {
+		// "0 segments, 0 -> 0 bytes, ratio 0.00" read as a run that
+		// failed to find the log; say what is there, as the dry run does.
+		fmt.Fprintf(&b, "compress-finished: nothing to compress: %s already archived, %d skipped",
+			plural(p.Archived, "segment"), len(p.Skipped))
+		if len(p.Skipped) > 0 {
+			b.WriteString(" (--dry-run says why)")
+		}
+		b.WriteString("\n")
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
 	fmt.Fprintf(&b, "compress-finished: %s, %d -> %d bytes (%s -> %s), ratio %.2f, elapsed %s",
 		plural(res.Done, "segment"), res.BytesIn, res.BytesOut, humanBytes(res.BytesIn), humanBytes(res.BytesOut),
 		ratio(res.BytesIn, res.BytesOut), res.Elapsed.Round(time.Millisecond))
