@@ -44,8 +44,9 @@ type Candidate struct {
 
 // Skip is a segment a run leaves alone.
 type Skip struct {
-	Seq    uint64
-	Path   string
+	Seq  uint64
+	Path string
+	// Reason says why, without the path (what prints it gives Path).
 	Reason string
 	// Damaged: the file is not a well-formed segment file (its header or
 	// footer is damaged, it is not a regular file). Anything else skipped
@@ -179,25 +180,34 @@ func inspectImage(path string, im *segment.Image, err error) (f segment.Footer, 
 		// Removed since the listing: retention, or another tool.
 		return f, 0, Skip{Reason: "removed since the directory was listed"}
 	case errors.As(err, &changed), errors.As(err, &errno) && !errors.Is(err, segment.ErrCorrupt):
-		return f, 0, unreadable(err)
+		return f, 0, unreadable(path, err)
 	case err != nil:
-		return f, 0, Skip{Reason: fmt.Sprintf("cannot open: %v", err), Damaged: true}
+		return f, 0, Skip{Reason: "cannot open: " + cause(path, err), Damaged: true}
 	}
 	defer im.Close()
 	if err := im.Check(); err != nil {
-		return f, 0, Skip{Reason: fmt.Sprintf("damaged (run auditseg verify): %v", err), Damaged: true}
+		return f, 0, Skip{Reason: "damaged (run auditseg verify): " + cause(path, err), Damaged: true}
 	}
 	// Under the guard: a fault would kill the run.
 	if gerr := im.Guard(func() { f, err = im.Footer() }); gerr != nil {
-		return f, 0, unreadable(gerr)
+		return f, 0, unreadable(path, gerr)
 	}
 	switch {
 	case errors.Is(err, segment.ErrNoFooter):
 		return f, 0, Skip{Reason: "not sealed"}
 	case err != nil:
-		return f, 0, Skip{Reason: fmt.Sprintf("footer damaged (run auditseg verify): %v", err), Damaged: true}
+		return f, 0, Skip{Reason: "footer damaged (run auditseg verify): " + cause(path, err), Damaged: true}
 	}
 	return f, im.FileSize, Skip{}
 }
 
-func unreadable(err error) Skip { return Skip{Reason: fmt.Sprintf("cannot read: %v", err), Err: err} }
+func unreadable(path string, err error) Skip {
+	return Skip{Reason: "cannot read: " + cause(path, err), Err: err}
+}
+
+// cause is err, met on the file at path, without the path: a Skip's
+// Reason goes after its Path ("skip PATH: REASON"), and the errors of
+// segment name the file first, an *fs.PathError after its operation.
+func cause(path string, err error) string {
+	return strings.TrimPrefix(segment.FileError(path, "", err).Error(), path+": ")
+}
