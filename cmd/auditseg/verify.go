@@ -64,7 +64,7 @@ in the tail of a log whose writer is gone, in segments recovery seals
 	fl.BoolVar(&f.strict, "strict", false, "treat crash residue (exit 3) as a failure (exit 1)")
 	fl.BoolVar(&f.quick, "quick", false, "sealed segments: headers, footers, END frames and the chain only (no frame CRCs, no digests); unsealed ones are still walked in full")
 	fl.DurationVar(&f.timeTolerance, "time-tolerance", verify.DefaultTimeTolerance,
-		"how far a record's timestamp may precede its segment's creation (or follow its sealing); 0 disables the check")
+		"how far a record's timestamp may precede its segment's creation (or follow its sealing); 0 disables the check, negative values are refused")
 	fl.IntVar(&f.maxFindings, "max-findings", verify.DefaultMaxFindings, "findings listed per segment and kind, and unexpected files per log directory; the rest are counted")
 	fl.IntVarP(&f.jobs, "jobs", "j", 0, "segments verified in parallel (default: number of CPUs)")
 	return c
@@ -80,7 +80,12 @@ func runVerify(cmd *cobra.Command, paths []string, f verifyFlags) error {
 	if f.maxFindings < 1 {
 		return withCode(exitUsage, fmt.Errorf("--max-findings %d: want at least 1", f.maxFindings))
 	}
-	if f.timeTolerance <= 0 {
+	switch {
+	case f.timeTolerance < 0:
+		// Only 0 is documented as "off"; a negative value read as off
+		// too, silently, which a typo ("-1h" for "1h") should not do.
+		return withCode(exitUsage, fmt.Errorf("--time-tolerance %s: want 0 or more (0 turns the check off)", f.timeTolerance))
+	case f.timeTolerance == 0:
 		f.timeTolerance = -1 // the library reads 0 as "default"
 	}
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()

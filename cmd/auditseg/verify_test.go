@@ -223,6 +223,13 @@ func TestVerifyTimeTolerance(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("--time-tolerance 3h: exit %d, %q, %q", code, out, stderr)
 	}
+	// A negative tolerance is refused: it turned the check off, as 0
+	// does, without a word, and this log passed (found by a hostile-user
+	// review; 0 is the documented way).
+	out, stderr, code = execute(t, nil, "verify", "--time-tolerance", "-1s", log)
+	if want := "--time-tolerance -1s: want 0 or more (0 turns the check off)"; code != exitUsage || out != "" || stderr != want {
+		t.Fatalf("--time-tolerance -1s: exit %d, %q, %q; want %d, nothing, %q", code, out, stderr, exitUsage, want)
+	}
 }
 
 // The JSON document carries every documented field.
