@@ -62,8 +62,35 @@ func FuzzParseLines(f *testing.F) {
 	})
 }
 
+// TestParseSinceForms: --since takes what RFC 3339 allows beside Go's
+// layout, a lowercase t or z and a space for the T (its section 5.6
+// note), as date(1) and databases print it; Go's time.Parse refused them
+// (found by a hostile-user review). A time without a zone is refused, as
+// before: whose clock it means is a guess.
+func TestParseSinceForms(t *testing.T) {
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	want := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	for _, s := range []string{
+		"2026-11-28T10:00:00Z", "2026-11-28t10:00:00z", "2026-11-28 10:00:00Z",
+		"2026-11-28 10:00:00z", "2026-11-28 11:00:00+01:00", "2026-11-28 10:00:00.000Z", "2h",
+	} {
+		if got, err := parseSince(s, now); err != nil || !got.Equal(want) {
+			t.Errorf("%q: %v, %v; want %v", s, got, err, want)
+		}
+	}
+	for _, s := range []string{
+		"2026-11-28 10:00:00", "2026-11-28", "2026-11-28  10:00:00Z", "2026-11-28T10:00:00 Z",
+		"2026-11-28_10:00:00Z", "2026-11-28T10:00Z", "yesterday",
+	} {
+		_, err := parseSince(s, now)
+		if err == nil || !strings.Contains(err.Error(), "2024-05-01T12:00:00Z") || !strings.Contains(err.Error(), "2024-05-01 12:00:00+02:00") {
+			t.Errorf("%q: %v; want it refused, naming the accepted forms", s, err)
+		}
+	}
+}
+
 func FuzzParseSince(f *testing.F) {
-	for _, s := range []string{"15m", "2024-05-01T12:00:00Z", "2024-05-01T12:00:00.5+02:00", "-1h", "", "1h30m", "9999999999h"} {
+	for _, s := range []string{"15m", "2024-05-01T12:00:00Z", "2024-05-01T12:00:00.5+02:00", "-1h", "", "1h30m", "9999999999h", "2024-05-01 12:00:00z", "2024-05-01t12:00:00.5Z"} {
 		f.Add(s)
 	}
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
@@ -72,7 +99,8 @@ func FuzzParseSince(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if ts, perr := time.Parse(time.RFC3339Nano, s); perr == nil {
+		// RFC 3339 allows a lowercase t and z, and a space for the T.
+		if ts, perr := time.Parse(time.RFC3339Nano, strings.ToUpper(strings.Replace(s, " ", "T", 1))); perr == nil {
 			if !got.Equal(ts) {
 				t.Fatalf("%q -> %v, want %v", s, got, ts)
 			}

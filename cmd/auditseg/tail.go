@@ -65,8 +65,10 @@ by default the last 10, one per line.
                 everything, byte for byte what 'auditseg write' read, except
                 that a last line without a newline comes back with one)
   --from POS    from the first record at or after position SEQ:OFFSET
-  --since TIME  records stamped at or after TIME: RFC 3339
-                (2024-05-01T12:00:00Z) or a duration back from now (15m)
+  --since TIME  records stamped at or after TIME: RFC 3339 with its zone
+                (2024-05-01T12:00:00Z, 2024-05-01 12:00:00+02:00; T or a
+                space, Z or an offset, in either case) or a duration back
+                from now (15m)
   -f            keep printing records as they are committed, across segment
                 rotations, until interrupted (SIGINT/SIGTERM/SIGHUP)
   --cursor-file F
@@ -102,7 +104,7 @@ unreadable segment is named and skipped).`,
 	fl := c.Flags()
 	fl.StringVarP(&f.lines, "lines", "n", "10", "last N records, or +K to start at the K-th")
 	fl.StringVar(&f.from, "from", "", "start at position SEQ:OFFSET")
-	fl.StringVar(&f.since, "since", "", "records at or after TIME (RFC 3339, or a duration back from now)")
+	fl.StringVar(&f.since, "since", "", "records at or after TIME (RFC 3339 with its zone, T or a space; or a duration back from now)")
 	fl.BoolVarP(&f.follow, "follow", "f", false, "wait for new records")
 	fl.StringVar(&f.cursorFile, "cursor-file", "", "resume after the position in this file and store the last one printed")
 	fl.StringVarP(&f.output, "output", "o", "raw", "output format: raw or json")
@@ -187,14 +189,32 @@ func parseLines(s string) (reader.Start, error) {
 
 // parseSince parses --since: an RFC 3339 time or a duration before now.
 func parseSince(s string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+	if t, err := time.Parse(time.RFC3339Nano, goRFC3339(s)); err == nil {
 		return t, nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d < 0 {
-		return time.Time{}, fmt.Errorf("--since %q: want an RFC 3339 time (2024-05-01T12:00:00Z) or a duration back from now (15m)", s)
+		return time.Time{}, fmt.Errorf("--since %q: want an RFC 3339 time with its zone "+
+			"(2024-05-01T12:00:00Z, 2024-05-01 12:00:00+02:00, 2024-05-01t12:00:00.5z) or a duration back from now (15m)", s)
 	}
 	return now.Add(-d), nil
+}
+
+// goRFC3339 is the RFC 3339 time s in Go's layout: RFC 3339 allows a
+// lowercase t and z, and a space for the t (its section 5.6 note; what
+// date(1) and databases print), which time.Parse refuses.
+func goRFC3339(s string) string {
+	if len(s) <= len("2006-01-02") {
+		return s
+	}
+	b := []byte(s)
+	if b[10] == ' ' || b[10] == 't' {
+		b[10] = 'T'
+	}
+	if b[len(b)-1] == 'z' {
+		b[len(b)-1] = 'Z'
+	}
+	return string(b)
 }
 
 func runTail(cmd *cobra.Command, dir string, f tailFlags) error {

@@ -131,6 +131,8 @@ func TestTailStartOptions(t *testing.T) {
 		{[]string{"--from", fmt.Sprintf("%d:%d", pos[1234].Seq, pos[1234].Offset+1)}, recLines(1235, n)},
 		{[]string{"--since", start.Add(6000 * time.Second).UTC().Format(time.RFC3339Nano)}, recLines(6000, n)},
 		{[]string{"--since", start.Add(6000*time.Second + 1).Format(time.RFC3339Nano)}, recLines(6001, n)},
+		// RFC 3339's lowercase z and a space for the T.
+		{[]string{"--since", strings.NewReplacer("T", " ", "Z", "z").Replace(start.Add(6000 * time.Second).UTC().Format(time.RFC3339Nano))}, recLines(6000, n)},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
