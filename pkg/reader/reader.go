@@ -69,7 +69,8 @@
 // while that segment, or an older one, is still there; if they are all
 // gone (read, then removed with the numbers after them), the hole is
 // DamageRemoved. (verify, which judges from one listing, also calls a
-// gap a number that was already missing when it listed the directory.) A segment removed before the reader listed the
+// gap a number that was already missing when it listed the directory.) A
+// segment removed before the reader listed the
 // directory, below the first one listed, is simply not there. Skip counts
 // the records of the segments it comes to, so one removed before then is
 // not counted.
@@ -302,7 +303,8 @@ var ErrClosed = errors.New("reader is closed")
 // found a frame: that segment made again (another creation time in its
 // header), or gone under both its names with a lower number made since
 // (created after it, or a segment 1 other than the one its first listing
-// found) and the oldest segment it found beside it gone. One that has found no frame yet goes by the segment it is in
+// found) and the oldest segment it found beside it gone. One that has
+// found no frame yet goes by the segment it is in
 // (segment 1 made again, or a lower number made after it) or a segment 1
 // other than the one its first listing found; but one that has found
 // nothing in segment 1 reads a segment 1 made again with its start
