@@ -43,37 +43,35 @@
 // # Segments removed or archived while the log is read
 //
 // Old segments may be removed (a retention job) or replaced by their
-// archives (compress-finished) at any time. A segment the reader has
-// opened is read whole whatever happens to its file. One whose file is not
-// found (ENOENT) when the reader comes to it is looked up in a fresh
-// listing: its archive, if there, is read instead; if later segments are
-// listed and it is not, it was removed, and so was every number after it
-// up to the first segment listed now, whether the reader's listing held
-// them or not (the writer made them since, or the listing was read while
-// retention deleted: a directory read is not a snapshot). Retention
-// removes the oldest segments first, so a hole that reaches down to a
-// removed segment is removal, not damage: if the segment below it (the
-// one passed last, or the number below when none was) is gone too, and so
-// is every older segment listed, the run is reported as one DamageRemoved
-// (through OnDamage, and under Strict it stops the reader, since its
-// records were not read) and the reader goes on with the first segment
-// there. If an older segment is still there, the run was taken from the
-// middle of the log, a hole between two segments that are there:
-// DamageMissing, listed or not, as verify reports it (a gap). If nothing is listed from its
-// number on, it is neither: a writer made it ahead of need and removed it
-// unused when it closed, and the reader waits for the next writer to make
-// it again. Any other
-// error opening a segment is DamageSegment. The same rule holds for
-// numbers the reader comes to that no listing of it held: a hole the
-// reader finds after the last segment it passed is damage (DamageMissing)
-// while that segment, or an older one, is still there; if they are all
-// gone (read, then removed with the numbers after them), the hole is
-// DamageRemoved. (verify, which judges from one listing, also calls a
-// gap a number that was already missing when it listed the directory.) A
-// segment removed before the reader listed the
-// directory, below the first one listed, is simply not there. Skip counts
-// the records of the segments it comes to, so one removed before then is
-// not counted.
+// archives (compress-finished) at any time. A segment the reader has opened
+// is read whole whatever happens to its file. One whose file is not found
+// (ENOENT) when the reader comes to it is looked up in a fresh listing: its
+// archive, if there, is read instead; if later segments are listed and it
+// is not, it was removed, and so was every number after it up to the first
+// segment listed now, whether the reader's listing held them or not (the
+// writer made them since, or the listing was read while retention deleted:
+// a directory read is not a snapshot). Retention removes the oldest
+// segments first, so a hole that reaches down to a removed segment is
+// removal, not damage: if the segment below it (the one passed last, or the
+// number below when none was) is gone too, and so is every older segment
+// listed, the run is reported as one DamageRemoved (through OnDamage, and
+// under Strict it stops the reader, since its records were not read) and
+// the reader goes on with the first segment there. If an older segment is
+// still there, the run was taken from the middle of the log, a hole between
+// two segments that are there: DamageMissing, listed or not, as verify
+// reports it (a gap). If nothing is listed from its number on, it is
+// neither: a writer made it ahead of need and removed it unused when it
+// closed, and the reader waits for the next writer to make it again. Any
+// other error opening a segment is DamageSegment. The same rule holds for
+// numbers the reader comes to that no listing of it held: a hole the reader
+// finds after the last segment it passed is damage (DamageMissing) while
+// that segment, or an older one, is still there; if they are all gone
+// (read, then removed with the numbers after them), the hole is
+// DamageRemoved. (verify, which judges from one listing, also calls a gap a
+// number that was already missing when it listed the directory.) A segment
+// removed before the reader listed the directory, below the first one
+// listed, is simply not there. Skip counts the records of the segments it
+// comes to, so one removed before then is not counted.
 //
 // # Damage
 //
@@ -291,31 +289,30 @@ func Skip(n uint64) Start { return Start{kind: startSkip, n: n} }
 // ErrClosed is returned by Wait, and by Err, once Close was called.
 var ErrClosed = errors.New("reader is closed")
 
-// ErrLogReplaced: the log directory was removed, or replaced by another
-// (a log begun again), or the log was begun again inside it (its files
-// deleted and a writer starting at segment 1 again), while it was read. A
-// reader, following or replaying, stops rather than read on by sequence
-// number into another log's segments, or wait for a number the new log
-// reaches only after its first segments, which it would skip. SameLog is
-// false after it: a position of the old log must not be stored for the
-// new one. The reader tells a log begun in place from retention and
-// compress-finished by the segment it is at, or left last, in which it
-// found a frame: that segment made again (another creation time in its
-// header), or gone under both its names with a lower number made since
-// (created after it, or a segment 1 other than the one its first listing
-// found) and the oldest segment it found beside it gone. One that has
-// found no frame yet goes by the segment it is in
-// (segment 1 made again, or a lower number made after it) or a segment 1
-// other than the one its first listing found; but one that has found
-// nothing in segment 1 reads a segment 1 made again with its start
+// ErrLogReplaced: the log directory was removed, or replaced by another (a
+// log begun again), or the log was begun again inside it (its files deleted
+// and a writer starting at segment 1 again), while it was read. A reader,
+// following or replaying, stops rather than read on by sequence number into
+// another log's segments, or wait for a number the new log reaches only
+// after its first segments, which it would skip. SameLog is false after it:
+// a position of the old log must not be stored for the new one. The reader
+// tells a log begun in place from retention and compress-finished by the
+// segment it is at, or left last, in which it found a frame: that segment
+// made again (another creation time in its header), or gone under both its
+// names with a lower number made since (created after it, or a segment 1
+// other than the one its first listing found) and the oldest segment it
+// found beside it gone. One that has found no frame yet goes by the segment
+// it is in (segment 1 made again, or a lower number made after it) or a
+// segment 1 other than the one its first listing found; but one that has
+// found nothing in segment 1 reads a segment 1 made again with its start
 // instead (a start there named no record of the file it held, which had
-// none; a start past the segment's start in a file that held records,
-// not walked yet, still stops it), which loses and repeats nothing whether a failed writer Open or
-// a new log made it, and its positions are then that file's log's
-// (SameLog stays true). It
-// looks at every listing, and again at each segment it opens, before it
-// returns any of it: a reader that lags opens the next segments by the
-// names it listed, which may be a new log's by then.
+// none; a start past the segment's start in a file that held records, not
+// walked yet, still stops it), which loses and repeats nothing whether a
+// failed writer Open or a new log made it, and its positions are then that
+// file's log's (SameLog stays true). It looks at every listing, and again
+// at each segment it opens, before it returns any of it: a reader that lags
+// opens the next segments by the names it listed, which may be a new log's
+// by then.
 var ErrLogReplaced = errors.New("log directory removed or replaced, or the log begun again in it, while it was read")
 
 // Reader iterates over the records of a log. It belongs to one
@@ -531,9 +528,9 @@ func (r *Reader) wait(ctx context.Context) error {
 }
 
 // All returns the records as a sequence, following (per Options.Follow)
-// until ctx is done. The error, if any (ErrClosed after Close), is
-// yielded last with a zero Record; ctx ending is not an error. Payloads are valid only within the
-// loop body's iteration.
+// until ctx is done. The error, if any (ErrClosed after Close), is yielded
+// last with a zero Record; ctx ending is not an error. Payloads are valid
+// only within the loop body's iteration.
 func (r *Reader) All(ctx context.Context) iter.Seq2[Record, error] {
 	return func(yield func(Record, error) bool) {
 		for {

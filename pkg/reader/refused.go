@@ -14,10 +14,10 @@ import (
 // 3.4), and never repairs an archive (segment.Refusal), and verify then
 // calls them fatal; nor does it look at a segment before a sealed one (it
 // recovers what follows the newest sealed segment). The reason may lie
-// after the leftover the reader is about to
-// report (a frame torn further on), so the whole segment is judged, once,
-// at its first leftover: never on a healthy log's path, and a segment is
-// looked at only once its writer is gone.
+// after the leftover the reader is about to report (a frame torn further
+// on), so the whole segment is judged, once, at its first leftover: never
+// on a healthy log's path, and a segment is looked at only once its writer
+// is gone.
 
 // notLeftover makes d, a crash leftover of c (CrashLeftover), torn damage
 // if recovery leaves c unsealed: nothing will pad or finish it.

@@ -173,15 +173,15 @@ func (r *Reader) oldestThere(k uint64, hk segment.Header) bool {
 // found m, the segment the reader is at, still the file it read (err, the
 // error reading that file's header, nil): a file there together with the
 // reader's tells, for as long as it stays, that no log was begun again,
-// though retention removed the older one the first listing found. Only
-// if m is still there after the oldest's header is read: a log emptied
-// and begun again since the look read m's (its writer makes the
-// segments after 1 ahead at once) would have a new log's file noted, which would keep the
-// look from seeing it for as long as that file stays. A header read and
-// a stat of m's name (its header from the mapping or the cache) only
-// when the oldest listed changed. A header that cannot be read is noted
-// unknown (no file vouches) and not read again until the oldest listed
-// changes: see RELIABILITY.md, "Not covered".
+// though retention removed the older one the first listing found. Only if m
+// is still there after the oldest's header is read: a log emptied and begun
+// again since the look read m's (its writer makes the segments after 1
+// ahead at once) would have a new log's file noted, which would keep the
+// look from seeing it for as long as that file stays. A header read and a
+// stat of m's name (its header from the mapping or the cache) only when the
+// oldest listed changed. A header that cannot be read is noted unknown (no
+// file vouches) and not read again until the oldest listed changes: see
+// RELIABILITY.md, "Not covered".
 func (r *Reader) noteOldest(m mark, err error) {
 	if err != nil || len(r.list) == 0 || r.list[0].Seq == r.oldest.seq {
 		return
@@ -282,15 +282,14 @@ func (r *Reader) oneMadeAgain(created int64) bool {
 //     walked yet (then the start was that log's);
 //   - it is in segment S above 1, and the oldest segment listed, below S,
 //     was made after S (created later, or a segment 1 other than the one
-//     the reader's first listing found), and the oldest segment noted at
-//     a look that found S there is not there now: that one was there
-//     with S, so only a clock stepped back between their creations makes
-//     one below S look created later, and S is removed or made again by
-//     an ordinary Close and Open (oldestMadeAfter). A writer removes or makes again
-//     an empty segment (see at), but it numbers on from the newest
-//     present and removes the files after one before it makes that one
-//     again, so within one log nothing below S is made after it, empty
-//     or not;
+//     the reader's first listing found), and the oldest segment noted at a
+//     look that found S there is not there now: that one was there with S,
+//     so only a clock stepped back between their creations makes one below
+//     S look created later, and S is removed or made again by an ordinary
+//     Close and Open (oldestMadeAfter). A writer removes or makes again an
+//     empty segment (see at), but it numbers on from the newest present and
+//     removes the files after one before it makes that one again, so within
+//     one log nothing below S is made after it, empty or not;
 //   - it waits, in no segment, for a number above 1 and a segment 1 other
 //     than the one its first listing found is there: it passed segment 1
 //     (by its END or its footer: it held a frame, and is never made again

@@ -8,17 +8,16 @@ import (
 	"github.com/auditseg/auditseg/pkg/segment"
 )
 
-// A full check reads every byte of every sealed segment once. It reads
-// them with pread(2) into a small buffer per worker, whole if they fit
-// (openImage), else a window at a time slid along the segment, rather
-// than through the mapping or into a segment-sized copy. On the VMs we
-// run on, the first touch of each 4 KiB page costs
-// ~1 µs for a fresh mapping of a page-cache page, and ~3-10 µs for fresh
-// anonymous memory (the hypervisor backs it on first touch: two 64 MiB
-// copy buffers cost 0.1-0.4 s of system time per run, more than every CRC
-// of a 1 GiB log), while the kernel's copy into a buffer that stays in
-// the CPU cache costs ~0.35 µs a page, and the CRCs and the digest then
-// read it from the cache.
+// A full check reads every byte of every sealed segment once. It reads them
+// with pread(2) into a small buffer per worker, whole if they fit
+// (openImage), else a window at a time slid along the segment, rather than
+// through the mapping or into a segment-sized copy. On the VMs we run on,
+// the first touch of each 4 KiB page costs ~1 µs for a fresh mapping of a
+// page-cache page, and ~3-10 µs for fresh anonymous memory (the hypervisor
+// backs it on first touch: two 64 MiB copy buffers cost 0.1-0.4 s of system
+// time per run, more than every CRC of a 1 GiB log), while the kernel's
+// copy into a buffer that stays in the CPU cache costs ~0.35 µs a page, and
+// the CRCs and the digest then read it from the cache.
 //
 // The mapping stays, and stays authoritative: a frame the window does not
 // hold whole (a record larger than the window), and every slot off the
