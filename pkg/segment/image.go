@@ -361,3 +361,20 @@ func (im *Image) Close() error {
 func (im *Image) Maps(fi os.FileInfo) bool {
 	return im.info != nil && fi != nil && os.SameFile(im.info, fi) && (im.held || fi.Size() == im.FileSize)
 }
+
+// Release drops this process's page-table entries for the 2 MiB blocks of
+// Data wholly inside [lo, hi) (MADV_DONTNEED), so that a segment read
+// through its mapping does not stay resident in the reader's address
+// space: the file's pages stay in the page cache, and reading them again
+// maps them again. Whole 2 MiB blocks, because splitting a huge-page entry
+// costs more than it saves. It returns where the released blocks end (lo
+// when none was), and does nothing for an image that does not map its file
+// (a copy, whose memory would be zeroed).
+func (im *Image) Release(lo, hi int64) int64 {
+	from, to := (lo+hugeAlign-1)&^(hugeAlign-1), hi&^(hugeAlign-1)
+	if !im.held || from >= to || to > int64(len(im.Data)) {
+		return lo
+	}
+	_ = unix.Madvise(im.Data[from:to], unix.MADV_DONTNEED) // an optimisation only
+	return to
+}

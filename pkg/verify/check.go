@@ -212,7 +212,7 @@ func checkFile(path string, o *Options, buf []byte) *result {
 	defer im.Close()
 	var w *window
 	if src != nil {
-		w = &window{buf: buf, src: src, file: src}
+		w = &window{buf: buf, src: src, file: src, im: im}
 		defer w.close()
 	}
 	checkGuarded(im, r, o, w)

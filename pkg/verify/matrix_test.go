@@ -22,21 +22,26 @@ func checkBytes(t testing.TB, path string, img []byte, o Options) *Report {
 	want := checkThrough(path, img, o, nil)
 	for _, w := range testWindows(img) {
 		if got := checkThrough(path, img, o, w); !reflect.DeepEqual(got, want) {
-			t.Fatalf("through a window of %d bytes of %d (%T):\n%s\nthrough the mapping:\n%s",
-				len(w.buf), len(img), w.src, summary(got), summary(want))
+			t.Fatalf("through a window of %d bytes of %d (%T, mode %d):\n%s\nthrough the mapping:\n%s",
+				len(w.buf), len(img), w.src, w.mode, summary(got), summary(want))
 		}
 	}
 	return want
 }
 
 // testWindows are windows over img: smaller than a frame header, than a
-// frame, than a page, and larger than the image; and one whose source
-// ends early, as a file truncated after its footer was read would.
+// frame, than a page, and larger than the image, each as a copy and as a
+// view of the image; one that chooses as verify does (window.fill); and a
+// copy whose source ends early, as a file truncated after its footer was
+// read would.
 func testWindows(img []byte) []*window {
 	var ws []*window
+	view := &segment.Image{Data: img, FileSize: int64(len(img))}
 	for _, n := range []int{8, 40, 100, 4096, windowSize} {
-		ws = append(ws, &window{src: bytes.NewReader(img), buf: make([]byte, n)})
+		ws = append(ws, &window{src: bytes.NewReader(img), buf: make([]byte, n)},
+			&window{src: bytes.NewReader(img), buf: make([]byte, n), im: view, mode: viewing})
 	}
+	ws = append(ws, &window{src: bytes.NewReader(img), buf: make([]byte, 4096), im: view})
 	short := io.NewSectionReader(bytes.NewReader(img), 0, int64(len(img))/3)
 	return append(ws, &window{src: short, buf: make([]byte, 4096)})
 }

@@ -1,0 +1,109 @@
+package segment
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"unsafe"
+)
+
+// TestReleaseDropsMappedPages: Release takes a mapped segment's pages out
+// of this process's resident set, whole 2 MiB blocks only, and the bytes
+// read the same afterwards (they come back from the page cache).
+func TestReleaseDropsMappedPages(t *testing.T) {
+	const size = 8 << 20
+	img := NewImage(testSeq, size, 1)
+	for i := HeaderSize; i < size; i += 4096 {
+		img[i] = byte(i >> 12)
+	}
+	p := writeSegment(t, t.TempDir(), testSeq, img)
+	im, err := OpenImage(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	for i := 0; i < size; i += 4096 {
+		touchSink += im.Data[i]
+	}
+	before := mappedRSS(t, im.Data)
+	if before < size/2 {
+		t.Fatalf("only %d KiB of the touched %d KiB mapping resident", before>>10, size>>10)
+	}
+	// From 1 MiB to 7.5 MiB: the blocks from 2 to 6 MiB.
+	if got := im.Release(1<<20, 7<<20+1<<19); got != 6<<20 {
+		t.Fatalf("Release(1 MiB, 7.5 MiB) released up to %d, want 6 MiB", got)
+	}
+	if after := mappedRSS(t, im.Data); after > before-(4<<20) {
+		t.Fatalf("resident %d KiB before Release of 4 MiB, %d KiB after", before>>10, after>>10)
+	}
+	if got := im.Release(3<<20, 3<<20+4096); got != 3<<20 {
+		t.Fatalf("Release of less than a block released up to %d", got)
+	}
+	if !bytes.Equal(im.Data, img) {
+		t.Fatal("the bytes changed after Release")
+	}
+}
+
+// TestReleaseLeavesCopies: an image that holds a copy (a file shorter than
+// its header says, padded in memory) is not released: MADV_DONTNEED would
+// zero its private memory.
+func TestReleaseLeavesCopies(t *testing.T) {
+	const size = 8 << 20
+	img := NewImage(testSeq, size, 1)
+	for i := HeaderSize; i < size; i++ {
+		img[i] = byte(i)
+	}
+	const keep = 6 << 20
+	p := writeSegment(t, t.TempDir(), testSeq, img[:keep])
+	im, err := OpenImage(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	if int64(len(im.Data)) != size {
+		t.Fatalf("image of %d bytes, want the header's %d", len(im.Data), size)
+	}
+	if got := im.Release(0, size); got != 0 {
+		t.Fatalf("Release of a copy released up to %d", got)
+	}
+	if !bytes.Equal(im.Data[:keep], img[:keep]) {
+		t.Fatal("Release changed a copy")
+	}
+}
+
+// touchSink keeps the test's loads from being optimised away.
+var touchSink byte
+
+// mappedRSS returns the resident bytes of the mapping that starts at m,
+// from /proc/self/smaps.
+func mappedRSS(t *testing.T, m []byte) int64 {
+	t.Helper()
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		t.Skipf("no smaps: %v", err)
+	}
+	defer f.Close()
+	start := fmt.Sprintf("%x-", uintptr(unsafe.Pointer(&m[0])))
+	in := false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if f := strings.Fields(line); len(f) >= 5 && strings.Count(f[0], "-") == 1 { // a mapping's first line
+			in = strings.HasPrefix(line, start)
+			continue
+		}
+		if in && strings.HasPrefix(line, "Rss:") {
+			kb, err := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no mapping at %s in /proc/self/smaps", start)
+	return 0
+}
