@@ -1,6 +1,7 @@
 package writer_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -247,5 +248,54 @@ func tearNewest(t *testing.T, dir string, acked map[segment.Position][]byte) {
 	b[last.Offset+segment.FrameHeaderSize] ^= 0xff
 	if err := os.WriteFile(path, b, 0o640); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCloseFsyncsInheritedSegments: a writer under interval or always that
+// reopens a log written under none inherits sealed segments that may never
+// have been written back. Its first Sync (the first tick, under interval)
+// fsyncs them; a writer closed before that never did, so records its
+// policy calls durable (committed long before a power cut) were not. Close
+// now fsyncs them under both policies.
+func TestCloseFsyncsInheritedSegments(t *testing.T) {
+	for _, mode := range []writer.SyncMode{writer.SyncInterval, writer.SyncAlways} {
+		t.Run(mode.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncNone})
+			if err != nil {
+				t.Fatal(err)
+			}
+			appendUntil(t, w, 4)
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			fs := &crashtest.FaultFS{}
+			fl := newFsyncLog(fs)
+			o := writer.Options{SegmentSize: 64 << 10, Sync: mode, FS: fs}
+			if mode == writer.SyncInterval {
+				o.SyncInterval = time.Hour // no tick before Close
+			}
+			if w, err = writer.Open(dir, o); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			for _, seq := range []uint64{1, 2, 3} {
+				if p := filepath.Join(dir, segment.FileName(seq)); !slices.Contains(fl.since(0), p) {
+					t.Errorf("%s was not fsynced by Open and Close (fsynced: %v)", filepath.Base(p), fl.since(0))
+				}
+			}
+			// A failed fsync there is Close's error, as it would be Sync's.
+			fs = &crashtest.FaultFS{}
+			fs.Inject(crashtest.Fault{Op: crashtest.OpFsync, N: 1})
+			o.FS = fs
+			if w, err = writer.Open(dir, o); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); !errors.Is(err, writer.ErrFailed) || !errors.Is(err, syscall.EIO) {
+				t.Fatalf("Close whose fsync of an inherited segment failed: %v", err)
+			}
+		})
 	}
 }

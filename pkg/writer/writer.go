@@ -366,8 +366,10 @@ func kick(c chan struct{}) {
 // keep being committed anywhere in the segments it seals (behind an open
 // reservation too), giving up after Options.CloseTimeout without any.
 // An active segment nothing was appended to is not sealed: it stays,
-// empty, for the next Open to continue in. Calling Close again returns the
-// first call's result.
+// empty, for the next Open to continue in. Under SyncInterval and
+// SyncAlways, Close also fsyncs the sealed segments recovery found if no
+// Sync has yet (see Sync). Calling Close again returns the first call's
+// result.
 func (w *Writer) Close() error {
 	w.closeMu.Lock()
 	defer w.closeMu.Unlock()
@@ -400,6 +402,16 @@ func (w *Writer) Close() error {
 	close(w.done)
 	w.wg.Wait()
 	w.drainRecycler()
+	if w.opts.Sync != SyncNone && err == nil && w.failed.Load() == nil {
+		// Sealing flushed this writer's own segments; the sealed ones
+		// recovery inherited (from a writer under SyncNone, perhaps never
+		// written back) wait for the first Sync, which a writer closed
+		// before its first tick, or before any SyncAlways append, never
+		// made: their records would not be durable as the policy says.
+		if ferr := w.lazy.fsyncAll(w.opts.FS); ferr != nil {
+			w.fail(ferr) // returned below, as Sync's would be
+		}
+	}
 	if nx := s.next.Load(); nx != nil {
 		// Prepared but never used: its file stays, empty, and the next
 		// Open continues in it; unless the active segment is left empty
