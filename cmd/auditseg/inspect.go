@@ -39,8 +39,8 @@ of the header, each slot and the footer. Damage is shown, not refused. The
 payload shown is a copy checked against the frame's CRC: a frame whose bytes
 changed after the walk checked them (the file was cut or written to
 meanwhile) shows CRC bad and CHANGED instead. A file shorter than its header
-says is shown cut: slots running past its end say so, and the footer is
-MISSING or CUT, with the offsets.
+says, or an archive whose content is, is shown cut: slots running past its
+end say so, and the footer is MISSING or CUT, with the offsets.
 
 Exit codes: 0 the file was dumped (damaged or not; use verify to judge it);
 2 bad usage or the file cannot be read.`,
@@ -113,14 +113,10 @@ func writeInspect(out io.Writer, in *verify.Inspection, f inspectFlags) error {
 	if f.hex {
 		w.hexdump(in.HeaderBytes(), 0, f.hexMax)
 	}
-	// cut is where a segment file shorter than its header says ends (-1
-	// when it is not): the image reads on as zeros to the header's size,
-	// which the dump must not show as the file's bytes, nor a footer
-	// beyond the end as merely absent.
-	cut := int64(-1)
-	if in.HeaderErr == nil && !in.Archived && in.FileSize < h.Size {
-		cut = in.FileSize
-	}
+	// A segment shorter than its header says reads on as zeros, which
+	// Inspect leaves out of the bytes; slots and a footer beyond its end
+	// must say so, not pass for empty or absent.
+	cut, words := in.Cut, cutWordsOf(in)
 	w.printf("\n%-8s %-9s %-5s %10s %10s  %-9s %-3s  %-30s  %s\n", "OFFSET", "SLOT", "TYPE", "LENGTH", "BYTES", "STATE", "CRC", "TIME", "PAYLOAD / REASON")
 	counts := map[string]int{}
 	var payload []byte
@@ -145,18 +141,16 @@ func writeInspect(out io.Writer, in *verify.Inspection, f inspectFlags) error {
 		if s.Kind == verify.SlotData {
 			detail = dataSlot(&s, f.preview, &payload)
 		}
-		b := s.Bytes
 		if cut >= 0 && s.Offset+s.Len > cut {
-			note := "runs past the end of the file at "
+			note := words.runsPast
 			if s.Offset >= cut {
-				note = "beyond the end of the file at "
+				note = words.beyond
 			}
-			detail = strings.TrimPrefix(detail+"; "+note+strconv.FormatInt(cut, 10), "; ")
-			b = b[:min(max(cut-s.Offset, 0), int64(len(b)))]
+			detail = strings.TrimPrefix(fmt.Sprintf("%s; %s %d", detail, note, cut), "; ")
 		}
 		w.printf("%-8d %-9s %-5s %10s %10d  %-9s %-3s  %-30s  %s\n", s.Offset, s.Kind, typ, length, s.Len, state, s.CRC, ts, detail)
-		if f.hex && b != nil {
-			w.hexdump(b, s.Offset, f.hexMax)
+		if f.hex && s.Bytes != nil {
+			w.hexdump(s.Bytes, s.Offset, f.hexMax)
 		}
 		return w.err == nil
 	})
@@ -173,19 +167,13 @@ func writeInspect(out io.Writer, in *verify.Inspection, f inspectFlags) error {
 		w.printf("slots: %s\n", strings.Join(parts, ", "))
 	}
 	w.printf("\n")
-	fb := in.FooterBytes()
-	footerAt := in.FileSize - int64(len(fb))
-	if in.HeaderErr == nil {
-		footerAt = segment.RecordLimit(h.Size) // where the header puts it
-	}
+	footerAt := in.FooterAt
 	switch {
 	case cut >= 0 && !in.Sealed() && cut <= footerAt:
-		w.printf("footer   MISSING: the file ends at %d, before the footer at %d (the header says %d bytes): cut short, whether it was sealed cannot be told\n", cut, footerAt, h.Size)
-		fb = nil
+		w.printf("footer   MISSING: %s %d, before the footer at %d (the header says %d bytes): cut short, whether it was sealed cannot be told\n", words.ends, cut, footerAt, h.Size)
 	case cut >= 0 && !in.Sealed():
-		w.printf("footer   CUT: the file ends at %d, %d bytes into the footer at %d (the header says %d bytes): its other %d bytes are missing\n",
-			cut, cut-footerAt, footerAt, h.Size, h.Size-cut)
-		fb = fb[:cut-footerAt]
+		w.printf("footer   CUT: %s %d, %d bytes into the footer at %d (the header says %d bytes): its other %d bytes are missing\n",
+			words.ends, cut, cut-footerAt, footerAt, h.Size, h.Size-cut)
 	case in.Sealed():
 		ft := in.Footer
 		flags := fmt.Sprintf("0x%x", ft.Flags)
@@ -209,10 +197,21 @@ func writeInspect(out io.Writer, in *verify.Inspection, f inspectFlags) error {
 	if in.SummaryErr != nil {
 		w.printf("summary  DAMAGED: %v\n", in.SummaryErr)
 	}
-	if f.hex && fb != nil {
-		w.hexdump(fb, footerAt, f.hexMax)
+	if f.hex && in.FooterBytes() != nil {
+		w.hexdump(in.FooterBytes(), footerAt, f.hexMax)
 	}
 	return w.err
+}
+
+// cutWords name where a segment shown cut (Inspection.Cut) ends: the
+// footer line's, and a slot's that runs past there or lies beyond it.
+type cutWords struct{ ends, runsPast, beyond string }
+
+func cutWordsOf(in *verify.Inspection) cutWords {
+	if in.Archived {
+		return cutWords{"the archive's content ends at", "runs past the end of the archive's content at", "beyond the end of the archive's content at"}
+	}
+	return cutWords{"the file ends at", "runs past the end of the file at", "beyond the end of the file at"}
 }
 
 // dataSlot returns the PAYLOAD column of a data slot: the start of a copy

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/auditseg/auditseg/pkg/segment"
+	"github.com/klauspost/compress/zstd"
 )
 
 // TestInspectShortFile: a sealed segment cut short (its file shorter than
@@ -20,6 +22,50 @@ func TestInspectShortFile(t *testing.T) {
 	dir := t.TempDir()
 	s := vLog(t, dir, "sealed")[1]
 	p := filepath.Join(dir, "log", segment.FileName(1))
+	checkInspectShort(t, s, p, "the file ends at", "the end of the file", func(b []byte) []byte { return b })
+}
+
+// TestInspectShortArchive: an archive whose content is shorter than its
+// header says is shown cut as a short segment file is
+// (TestInspectShortFile), not as a segment never sealed, its END frame
+// running past the end of the content, and --hex dumping the zeros the
+// missing footer reads as.
+func TestInspectShortArchive(t *testing.T) {
+	dir := t.TempDir()
+	s := vLog(t, dir, "sealed")[1]
+	if err := os.Remove(filepath.Join(dir, "log", segment.FileName(1))); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "log", segment.ArchiveName(1))
+	checkInspectShort(t, s, p, "the archive's content ends at", "the end of the archive's content", func(b []byte) []byte {
+		return zstdFrame(t, b)
+	})
+}
+
+// zstdFrame compresses b as pkg/archive does: one frame stating its
+// content size, with a checksum.
+func zstdFrame(t *testing.T, b []byte) []byte {
+	t.Helper()
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderCRC(true), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	enc.ResetContentSize(&out, int64(len(b)))
+	if _, err := enc.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// checkInspectShort writes s cut short to p, as made by file (the cut
+// image as it is, or compressed), and checks inspect shows it cut: ends
+// and end word where the bytes stop, plain and with --hex.
+func checkInspectShort(t *testing.T, s *vSeg, p, ends, end string, file func([]byte) []byte) {
+	t.Helper()
 	size := int64(len(s.img))
 	footerAt := segment.RecordLimit(size)
 	for _, c := range []struct {
@@ -27,37 +73,49 @@ func TestInspectShortFile(t *testing.T) {
 		footer, end string
 	}{
 		// After the END frame's header, inside its slot.
-		{s.end + 200, fmt.Sprintf("footer   MISSING: the file ends at %d, before the footer at %d (the header says %d bytes): cut short, whether it was sealed cannot be told\n", s.end+200, footerAt, size),
-			fmt.Sprintf("runs past the end of the file at %d", s.end+200)},
+		{s.end + 200, fmt.Sprintf("footer   MISSING: %s %d, before the footer at %d (the header says %d bytes): cut short, whether it was sealed cannot be told\n", ends, s.end+200, footerAt, size),
+			fmt.Sprintf("runs past %s at %d", end, s.end+200)},
 		// 12 bytes into the footer: the END slot, to the record limit,
 		// is all there.
-		{footerAt + 12, fmt.Sprintf("footer   CUT: the file ends at %d, 12 bytes into the footer at %d (the header says %d bytes): ", footerAt+12, footerAt, size), ""},
+		{footerAt + 12, fmt.Sprintf("footer   CUT: %s %d, 12 bytes into the footer at %d (the header says %d bytes): ", ends, footerAt+12, footerAt, size), ""},
 	} {
-		if err := os.WriteFile(p, s.img[:c.cut], 0o640); err != nil {
+		if err := os.WriteFile(p, file(s.img[:c.cut]), 0o640); err != nil {
 			t.Fatal(err)
 		}
-		out, errOut, code := execute(t, nil, "inspect", "--hex", p)
-		if code != exitOK {
-			t.Fatalf("cut at %d: exit %d: %s", c.cut, code, errOut)
-		}
-		var endLine string
-		for _, l := range strings.Split(out, "\n") {
-			if strings.HasPrefix(l, fmt.Sprintf("%-8d end ", s.end)) {
-				endLine = l
+		for _, hex := range []bool{false, true} {
+			args := []string{"inspect", p}
+			if hex {
+				args = []string{"inspect", "--hex", p}
 			}
-		}
-		if !strings.Contains(out, c.footer) || strings.Contains(out, "not sealed\n") ||
-			!strings.HasSuffix(endLine, c.end) || strings.Contains(endLine, "runs past") != (c.end != "") {
-			t.Errorf("cut at %d: want %q, and the END line ending %q:\n%s", c.cut, c.footer, c.end, out)
-		}
-		// The footer's bytes the file holds, at their offsets; none past
-		// its end.
-		footerDump := fmt.Sprintf("  %08x  ", footerAt)
-		if has := strings.Contains(out, footerDump); has != (c.cut > footerAt) {
-			t.Errorf("cut at %d: footer hex dump at %x shown: %v:\n%s", c.cut, footerAt, has, out)
-		}
-		if wrong := fmt.Sprintf("  %08x  ", c.cut-segment.FooterSize); strings.Contains(out, wrong) {
-			t.Errorf("cut at %d: a dump at %x, the file's end less a footer:\n%s", c.cut, c.cut-segment.FooterSize, out)
+			out, errOut, code := execute(t, nil, args...)
+			if code != exitOK {
+				t.Fatalf("cut at %d, --hex %v: exit %d: %s", c.cut, hex, code, errOut)
+			}
+			var endLine string
+			for _, l := range strings.Split(out, "\n") {
+				if strings.HasPrefix(l, fmt.Sprintf("%-8d end ", s.end)) {
+					endLine = l
+				}
+			}
+			if !strings.Contains(out, c.footer) || strings.Contains(out, "not sealed\n") ||
+				!strings.HasSuffix(endLine, c.end) || strings.Contains(endLine, "runs past") != (c.end != "") {
+				t.Errorf("cut at %d, --hex %v: want %q, and the END line ending %q:\n%s", c.cut, hex, c.footer, c.end, out)
+			}
+			if !hex {
+				continue
+			}
+			// The footer's bytes the file holds, at their offsets; none
+			// past its end.
+			footerDump := fmt.Sprintf("  %08x  ", footerAt)
+			if has := strings.Contains(out, footerDump); has != (c.cut > footerAt) {
+				t.Errorf("cut at %d: footer hex dump at %x shown: %v:\n%s", c.cut, footerAt, has, out)
+			}
+			if past := fmt.Sprintf("  %08x  ", footerAt+16); strings.Contains(out, past) {
+				t.Errorf("cut at %d: a dump at %x, past the end:\n%s", c.cut, footerAt+16, out)
+			}
+			if wrong := fmt.Sprintf("  %08x  ", c.cut-segment.FooterSize); strings.Contains(out, wrong) {
+				t.Errorf("cut at %d: a dump at %x, the file's end less a footer:\n%s", c.cut, c.cut-segment.FooterSize, out)
+			}
 		}
 	}
 }

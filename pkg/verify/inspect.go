@@ -32,6 +32,15 @@ type Inspection struct {
 	// SummaryErr: an archive's summary (the copy of its header and footer
 	// after the compressed frame) is damaged or does not match.
 	SummaryErr error
+	// Cut is where the bytes of the segment the file holds end when it
+	// holds fewer than its header says (-1 when it holds them all): a
+	// segment file cut short, or an archive whose content is. Past it
+	// the segment reads as zeros that are none of the file's, which
+	// Slot.Bytes and FooterBytes leave out.
+	Cut int64
+	// FooterAt is the offset of the footer (where the header puts it);
+	// meaningful when FooterBytes could be read.
+	FooterAt int64
 
 	im             *segment.Image
 	walkable       bool
@@ -62,7 +71,8 @@ type Slot struct {
 	CRC string
 	// Reason says why a torn slot is torn.
 	Reason string
-	// Bytes are the slot's bytes, aliasing the image (nil for the tail).
+	// Bytes are the slot's bytes the file holds (none past
+	// Inspection.Cut), aliasing the image (nil for the tail).
 	Bytes []byte
 
 	path string // the file, and its frames' CRC seed: for AppendPayload
@@ -95,7 +105,10 @@ func Inspect(path string) (*Inspection, error) {
 		return nil, err
 	}
 	in := &Inspection{Path: path, Archived: im.Archived, FileSize: im.FileSize, Header: im.Header,
-		HeaderErr: im.HeaderErr, Seq: im.Header.Seq, im: im}
+		HeaderErr: im.HeaderErr, Seq: im.Header.Seq, Cut: -1, im: im}
+	if v := im.Valid(); v < int64(len(im.Data)) {
+		in.Cut = v
+	}
 	if err := im.Guard(in.decode); err != nil {
 		im.Close()
 		return nil, err
@@ -124,16 +137,28 @@ func (in *Inspection) decode() {
 		in.header = bytes.Clone(im.Data[:segment.HeaderSize])
 	}
 	if in.walkable {
-		in.footer = bytes.Clone(im.Data[len(im.Data)-segment.FooterSize:])
+		in.FooterAt = int64(len(im.Data)) - segment.FooterSize
+		if b := in.held(in.FooterAt, int64(len(im.Data))); len(b) > 0 {
+			in.footer = bytes.Clone(b)
+		}
 	}
+}
+
+// held returns the bytes of the image from off to end that the file
+// holds: none past Cut.
+func (in *Inspection) held(off, end int64) []byte {
+	if in.Cut >= 0 {
+		end = min(end, max(in.Cut, off))
+	}
+	return in.im.Data[off:end]
 }
 
 // HeaderBytes returns the raw header (nil when the file is too short to
 // hold it).
 func (in *Inspection) HeaderBytes() []byte { return in.header }
 
-// FooterBytes returns the raw footer (nil when the file is too short to
-// hold it).
+// FooterBytes returns the raw footer: the part of it the file holds (see
+// Cut), nil when it holds none of it.
 func (in *Inspection) FooterBytes() []byte { return in.footer }
 
 // Sealed reports whether the footer decodes.
@@ -169,7 +194,7 @@ func (in *Inspection) slots(fn func(Slot) bool) {
 	segment.WalkValid(img, in.Seq, segment.HeaderSize, mode, in.im.Valid(), func(ev segment.Event) bool {
 		s := Slot{Offset: ev.Offset, Len: ev.Len, Frame: ev.Frame, CRC: "-", path: in.Path, seed: seed}
 		if ev.Kind != segment.EvTail {
-			s.Bytes = img[ev.Offset : ev.Offset+ev.Len]
+			s.Bytes = in.held(ev.Offset, ev.Offset+ev.Len)
 		}
 		switch ev.Kind {
 		case segment.EvFrame:
@@ -179,7 +204,7 @@ func (in *Inspection) slots(fn func(Slot) bool) {
 			}
 		case segment.EvEnd:
 			s.Kind, s.CRC = SlotEnd, "ok"
-			s.Bytes = img[ev.Offset : ev.Offset+segment.FrameHeaderSize]
+			s.Bytes = in.held(ev.Offset, ev.Offset+segment.FrameHeaderSize)
 			endAt = ev.Offset
 		case segment.EvReserved:
 			s.Kind = SlotReserved
@@ -209,7 +234,7 @@ func (in *Inspection) slots(fn func(Slot) bool) {
 		return
 	}
 	if p := segment.ZeroFrom(img, endAt+segment.FrameHeaderSize, min(limit, in.im.Valid())); p < min(limit, in.im.Valid()) {
-		fn(Slot{Kind: SlotGarbage, Offset: p, Len: limit - p, CRC: "-", Bytes: img[p:limit],
+		fn(Slot{Kind: SlotGarbage, Offset: p, Len: limit - p, CRC: "-", Bytes: in.held(p, limit),
 			Reason: "non-zero bytes after the END frame"})
 	}
 }
