@@ -40,7 +40,9 @@ payload shown is a copy checked against the frame's CRC: a frame whose bytes
 changed after the walk checked them (the file was cut or written to
 meanwhile) shows CRC bad and CHANGED instead. A file shorter than its header
 says, or an archive whose content is, is shown cut: slots running past its
-end say so, and the footer is MISSING or CUT, with the offsets.
+end say so, and the footer is MISSING or CUT, with the offsets. An archive
+whose zstd content is damaged is dumped as far as it decodes, the damage on a
+"content DAMAGED" line, what is lost shown as a cut file's missing bytes are.
 
 Exit codes: 0 the file was dumped (damaged or not; use verify to judge it);
 2 bad usage or the file cannot be read.`,
@@ -99,6 +101,9 @@ func writeInspect(out io.Writer, in *verify.Inspection, f inspectFlags) error {
 		kind = "archive"
 	}
 	w.printf("%s %s (%d bytes)\n", kind, in.Path, in.FileSize)
+	if in.ArchiveErr != nil {
+		w.printf("content  DAMAGED: %v\n", in.ArchiveErr)
+	}
 	if in.HeaderErr != nil {
 		w.printf("header   DAMAGED: %v\n", in.HeaderErr)
 		if in.SeqFromName {
@@ -168,12 +173,16 @@ func writeInspect(out io.Writer, in *verify.Inspection, f inspectFlags) error {
 	}
 	w.printf("\n")
 	footerAt := in.FooterAt
+	says := fmt.Sprintf("the header says %d bytes", h.Size)
+	if in.HeaderErr != nil { // a damaged archive's, its size from the zstd frame
+		says = fmt.Sprintf("the archive says %d bytes", in.FileSize)
+	}
 	switch {
 	case cut >= 0 && !in.Sealed() && cut <= footerAt:
-		w.printf("footer   MISSING: %s %d, before the footer at %d (the header says %d bytes): cut short, whether it was sealed cannot be told\n", words.ends, cut, footerAt, h.Size)
+		w.printf("footer   MISSING: %s %d, before the footer at %d (%s): %s, whether it was sealed cannot be told\n", words.ends, cut, footerAt, says, words.lost)
 	case cut >= 0 && !in.Sealed():
-		w.printf("footer   CUT: %s %d, %d bytes into the footer at %d (the header says %d bytes): its other %d bytes are missing\n",
-			words.ends, cut, cut-footerAt, footerAt, h.Size, h.Size-cut)
+		w.printf("footer   CUT: %s %d, %d bytes into the footer at %d (%s): its other %d bytes are missing\n",
+			words.ends, cut, cut-footerAt, footerAt, says, footerAt+segment.FooterSize-cut)
 	case in.Sealed():
 		ft := in.Footer
 		flags := fmt.Sprintf("0x%x", ft.Flags)
@@ -203,15 +212,21 @@ func writeInspect(out io.Writer, in *verify.Inspection, f inspectFlags) error {
 	return w.err
 }
 
-// cutWords name where a segment shown cut (Inspection.Cut) ends: the
-// footer line's, and a slot's that runs past there or lies beyond it.
-type cutWords struct{ ends, runsPast, beyond string }
+// cutWords name where a segment shown cut (Inspection.Cut) ends and how
+// its footer went: the footer line's, and a slot's that runs past there
+// or lies beyond it.
+type cutWords struct{ ends, lost, runsPast, beyond string }
 
 func cutWordsOf(in *verify.Inspection) cutWords {
-	if in.Archived {
-		return cutWords{"the archive's content ends at", "runs past the end of the archive's content at", "beyond the end of the archive's content at"}
+	switch {
+	case in.ArchiveErr != nil && in.Cut < in.FileSize:
+		return cutWords{"the archive's content is lost from", "lost with it",
+			"runs into the archive's content lost from", "in the archive's content lost from"}
+	case in.Archived:
+		return cutWords{"the archive's content ends at", "cut short",
+			"runs past the end of the archive's content at", "beyond the end of the archive's content at"}
 	}
-	return cutWords{"the file ends at", "runs past the end of the file at", "beyond the end of the file at"}
+	return cutWords{"the file ends at", "cut short", "runs past the end of the file at", "beyond the end of the file at"}
 }
 
 // dataSlot returns the PAYLOAD column of a data slot: the start of a copy

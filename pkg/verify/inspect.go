@@ -32,11 +32,17 @@ type Inspection struct {
 	// SummaryErr: an archive's summary (the copy of its header and footer
 	// after the compressed frame) is damaged or does not match.
 	SummaryErr error
+	// ArchiveErr: the archive's compressed content is damaged
+	// (segment.OpenSalvaged). What decodes of it is inspected: all of
+	// it when only the content checksum failed or the damage lies after
+	// the segment, else up to the offset from which it is lost (Cut).
+	ArchiveErr *segment.ArchiveDamage
 	// Cut is where the bytes of the segment the file holds end when it
 	// holds fewer than its header says (-1 when it holds them all): a
-	// segment file cut short, or an archive whose content is. Past it
-	// the segment reads as zeros that are none of the file's, which
-	// Slot.Bytes and FooterBytes leave out.
+	// segment file cut short, an archive whose content is, or whose
+	// content is lost from there (ArchiveErr; Cut is then less than
+	// FileSize). Past it the segment reads as zeros that are none of the
+	// file's, which Slot.Bytes and FooterBytes leave out.
 	Cut int64
 	// FooterAt is the offset of the footer (where the header puts it);
 	// meaningful when FooterBytes could be read.
@@ -96,16 +102,25 @@ func (s Slot) AppendPayload(dst []byte) ([]byte, error) {
 }
 
 // Inspect opens a segment file or archive for inspection. Only what
-// prevents reading the file is an error; damage is described. path is
+// prevents reading the file is an error (for a damaged archive, that
+// nothing of the segment's records decodes); damage is described. path is
 // read as segment.CleanName reads it, as verify and the reader read it.
 func Inspect(path string) (*Inspection, error) {
 	path = segment.CleanName(path)
 	im, err := segment.OpenImage(path)
+	var damage *segment.ArchiveDamage
+	if errors.As(err, &damage) {
+		// What decodes is shown, as verify and the reader read it; the
+		// damage only when nothing does.
+		if sim, serr := segment.OpenSalvaged(path); serr == nil {
+			im, err = sim, nil
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
 	in := &Inspection{Path: path, Archived: im.Archived, FileSize: im.FileSize, Header: im.Header,
-		HeaderErr: im.HeaderErr, Seq: im.Header.Seq, Cut: -1, im: im}
+		HeaderErr: im.HeaderErr, Seq: im.Header.Seq, ArchiveErr: damage, Cut: -1, im: im}
 	if v := im.Valid(); v < int64(len(im.Data)) {
 		in.Cut = v
 	}
