@@ -60,15 +60,7 @@ func TestInspectDamagedArchive(t *testing.T) {
 	footerAt := segment.RecordLimit(size)
 	footer := fmt.Sprintf("footer   MISSING: the archive's content is lost from %d, before the footer at %d (the header says %d bytes): ", ad.Lost, footerAt, size)
 	hexLine := regexp.MustCompile(`(?m)^  ([0-9a-f]{8})  `)
-	for _, hex := range []bool{false, true} {
-		args := []string{"inspect", p}
-		if hex {
-			args = []string{"inspect", "--hex", p}
-		}
-		out, errOut, code := execute(t, nil, args...)
-		if code != exitOK {
-			t.Fatalf("--hex %v: exit %d: %s", hex, code, errOut)
-		}
+	inspectPlainAndHex(t, p, func(hex bool, out string) {
 		if !strings.Contains(out, "\ncontent  DAMAGED: "+ad.Error()+"\n") || !strings.Contains(out, footer) ||
 			!strings.Contains(out, fmt.Sprintf("; runs into the archive's content lost from %d\n", ad.Lost)) ||
 			!strings.Contains(out, fmt.Sprintf("\n%-8d data ", segment.HeaderSize)) {
@@ -80,7 +72,7 @@ func TestInspectDamagedArchive(t *testing.T) {
 				break
 			}
 		}
-	}
+	})
 }
 
 // TestInspectArchiveChecksumMismatch: an archive whose content decodes

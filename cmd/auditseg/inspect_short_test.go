@@ -82,15 +82,7 @@ func checkInspectShort(t *testing.T, s *vSeg, p, ends, end string, file func([]b
 		if err := os.WriteFile(p, file(s.img[:c.cut]), 0o640); err != nil {
 			t.Fatal(err)
 		}
-		for _, hex := range []bool{false, true} {
-			args := []string{"inspect", p}
-			if hex {
-				args = []string{"inspect", "--hex", p}
-			}
-			out, errOut, code := execute(t, nil, args...)
-			if code != exitOK {
-				t.Fatalf("cut at %d, --hex %v: exit %d: %s", c.cut, hex, code, errOut)
-			}
+		inspectPlainAndHex(t, p, func(hex bool, out string) {
 			var endLine string
 			for _, l := range strings.Split(out, "\n") {
 				if strings.HasPrefix(l, fmt.Sprintf("%-8d end ", s.end)) {
@@ -102,7 +94,7 @@ func checkInspectShort(t *testing.T, s *vSeg, p, ends, end string, file func([]b
 				t.Errorf("cut at %d, --hex %v: want %q, and the END line ending %q:\n%s", c.cut, hex, c.footer, c.end, out)
 			}
 			if !hex {
-				continue
+				return
 			}
 			// The footer's bytes the file holds, at their offsets; none
 			// past its end.
@@ -116,6 +108,23 @@ func checkInspectShort(t *testing.T, s *vSeg, p, ends, end string, file func([]b
 			if wrong := fmt.Sprintf("  %08x  ", c.cut-segment.FooterSize); strings.Contains(out, wrong) {
 				t.Errorf("cut at %d: a dump at %x, the file's end less a footer:\n%s", c.cut, c.cut-segment.FooterSize, out)
 			}
+		})
+	}
+}
+
+// inspectPlainAndHex runs inspect on p, without and with --hex, and
+// calls check with each dump.
+func inspectPlainAndHex(t *testing.T, p string, check func(hex bool, out string)) {
+	t.Helper()
+	for _, hex := range []bool{false, true} {
+		args := []string{"inspect", p}
+		if hex {
+			args = []string{"inspect", "--hex", p}
 		}
+		out, errOut, code := execute(t, nil, args...)
+		if code != exitOK {
+			t.Fatalf("%v: exit %d: %s", args, code, errOut)
+		}
+		check(hex, out)
 	}
 }
