@@ -1,14 +1,10 @@
 package segment
 
 import (
-	"bufio"
 	"bytes"
-	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
-	"unsafe"
+
+	"github.com/auditseg/auditseg/internal/testfs"
 )
 
 // TestReleaseDropsMappedPages: Release takes a mapped segment's pages out
@@ -29,7 +25,7 @@ func TestReleaseDropsMappedPages(t *testing.T) {
 	for i := 0; i < size; i += 4096 {
 		touchSink += im.Data[i]
 	}
-	before := mappedRSS(t, im.Data)
+	before := testfs.MappedRSS(t, im.Data)
 	if before < size/2 {
 		t.Fatalf("only %d KiB of the touched %d KiB mapping resident", before>>10, size>>10)
 	}
@@ -37,7 +33,7 @@ func TestReleaseDropsMappedPages(t *testing.T) {
 	if got := im.Release(1<<20, 7<<20+1<<19); got != 6<<20 {
 		t.Fatalf("Release(1 MiB, 7.5 MiB) released up to %d, want 6 MiB", got)
 	}
-	if after := mappedRSS(t, im.Data); after > before-(4<<20) {
+	if after := testfs.MappedRSS(t, im.Data); after > before-(4<<20) {
 		t.Fatalf("resident %d KiB before Release of 4 MiB, %d KiB after", before>>10, after>>10)
 	}
 	if got := im.Release(3<<20, 3<<20+4096); got != 3<<20 {
@@ -77,33 +73,3 @@ func TestReleaseLeavesCopies(t *testing.T) {
 
 // touchSink keeps the test's loads from being optimised away.
 var touchSink byte
-
-// mappedRSS returns the resident bytes of the mapping that starts at m,
-// from /proc/self/smaps.
-func mappedRSS(t *testing.T, m []byte) int64 {
-	t.Helper()
-	f, err := os.Open("/proc/self/smaps")
-	if err != nil {
-		t.Skipf("no smaps: %v", err)
-	}
-	defer f.Close()
-	start := fmt.Sprintf("%x-", uintptr(unsafe.Pointer(&m[0])))
-	in := false
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := sc.Text()
-		if f := strings.Fields(line); len(f) >= 5 && strings.Count(f[0], "-") == 1 { // a mapping's first line
-			in = strings.HasPrefix(line, start)
-			continue
-		}
-		if in && strings.HasPrefix(line, "Rss:") {
-			kb, err := strconv.ParseInt(strings.Fields(line)[1], 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatalf("no mapping at %s in /proc/self/smaps", start)
-	return 0
-}

@@ -68,14 +68,22 @@ func (c *checker) walk() {
 		if c.zeroTail(off, limit) {
 			break
 		}
-		evs, _ = segment.WalkBatch(c.img, c.seq, off, c.mode(), c.valid, evs[:0])
-		if len(evs) == 0 {
+		batch := evs[:0]
+		if w != nil && int64(segment.LoadLength(c.img, off)) > int64(len(w.buf)) {
+			// A frame larger than the window, alone: the window moves past
+			// it before the next is read, and releases it (window.release).
+			// A batch of such frames, read through the mapping, held them
+			// all at once: a segment of them, whole.
+			batch = evs[:0:1]
+		}
+		batch, _ = segment.WalkBatch(c.img, c.seq, off, c.mode(), c.valid, batch)
+		if len(batch) == 0 {
 			break // the record limit
 		}
-		for i := range evs {
-			c.event(&evs[i], limit, &frames)
+		for i := range batch {
+			c.event(&batch[i], limit, &frames)
 		}
-		last := &evs[len(evs)-1]
+		last := &batch[len(batch)-1]
 		if last.Kind.Ends() {
 			break
 		}

@@ -25,7 +25,8 @@ import (
 // log took 0.17 s through views against 0.20 s through copies. So each
 // segment's first window is a view whose pages are touched, timed, the
 // second a copy, timed, and the rest of the segment is read the cheaper
-// way. A view is released (MADV_DONTNEED, 2 MiB at a time) once the
+// way. A view, and what the walker read through the mapping, is
+// released (MADV_DONTNEED, 2 MiB at a time: window.release) once the
 // window has passed it, so a segment read through its mapping does not
 // stay resident until its check ends.
 //
@@ -136,11 +137,12 @@ const (
 	copying
 )
 
-// fill reads the window from off on and reports whether it holds any of
-// it. A short read (a file truncated under us, or an I/O error, kept in
-// err) leaves a short window: what it does not hold is read through the
-// mapping, which reports the damage.
-func (w *window) fill(off int64) bool {
+// fill reads the window from off on (img is the segment's mapping) and
+// reports whether it holds any of it. A short read (a file truncated
+// under us, or an I/O error, kept in err) leaves a short window: what it
+// does not hold is read through the mapping, which reports the damage.
+func (w *window) fill(img []byte, off int64) bool {
+	w.release(img, off)
 	n := min(int64(len(w.buf)), w.valid-off)
 	if off < 0 || n <= 0 {
 		w.base, w.n, w.held = off, 0, nil
@@ -150,9 +152,6 @@ func (w *window) fill(off int64) bool {
 		w.mode = copying
 	}
 	if w.mode == viewProbe || w.mode == viewing {
-		if off > w.freed {
-			w.freed = w.im.Release(w.freed, off)
-		}
 		if w.mode == viewProbe {
 			w.viewCost = float64(touchPages(w.im.Data[off:off+n])) / float64(n)
 			w.mode = copyProbe
@@ -173,6 +172,20 @@ func (w *window) fill(off int64) bool {
 	}
 	w.base, w.n, w.held = off, int64(m), w.buf[:m]
 	return m > 0
+}
+
+// release gives back the mapping's pages below off, which the window is
+// leaving (Image.Release): its views, and what the walker read through
+// the mapping (a record larger than the window, damage), in either mode.
+// The digest is brought up to off first: hashed after the release, those
+// bytes were mapped again, and stayed so until the check ended (a
+// segment of records larger than the window stayed resident whole).
+func (w *window) release(img []byte, off int64) {
+	if w.im == nil || off <= w.freed {
+		return
+	}
+	w.hash(img, off)
+	w.freed = w.im.Release(w.freed, off)
 }
 
 // hash brings the digest up to upto (at most digestEnd): from the window
@@ -205,7 +218,7 @@ func (w *window) sum(img []byte, end int64) [segment.DigestSize]byte {
 func (w *window) scan(seq uint64, size, off, limit int64, img []byte, fn func(off, ts int64, crc uint32, p []byte)) int64 {
 	for off < limit {
 		if off < w.base || off+segment.FrameHeaderSize > w.end() {
-			if !w.fill(off) {
+			if !w.fill(img, off) {
 				break
 			}
 		}
@@ -216,7 +229,7 @@ func (w *window) scan(seq uint64, size, off, limit int64, img []byte, fn func(of
 			// then moved to start at it, or it is not for the fast path
 			// (END, damage, larger than the window): the walker's,
 			// without another read of the window.
-			if !w.cut(off) || !w.fill(off) {
+			if !w.cut(off) || !w.fill(img, off) {
 				break
 			}
 			continue
@@ -244,7 +257,7 @@ func (w *window) cut(off int64) bool {
 func (w *window) zeroFrom(img []byte, from, limit int64) int64 {
 	for from < limit {
 		if from < w.base || from >= w.end() {
-			if !w.fill(from) {
+			if !w.fill(img, from) {
 				return segment.ZeroFrom(img, from, limit)
 			}
 		}
