@@ -367,12 +367,17 @@ func (im *Image) Maps(fi os.FileInfo) bool {
 // through its mapping does not stay resident in the reader's address
 // space: the file's pages stay in the page cache, and reading them again
 // maps them again. Whole 2 MiB blocks, because splitting a huge-page entry
-// costs more than it saves. It returns where the released blocks end (lo
-// when none was), and does nothing for an image that does not map its file
-// (a copy, whose memory would be zeroed).
+// costs more than it saves. A range reaching outside Data is cut to it.
+// It returns where the released blocks end (lo when none was), and does
+// nothing for an image that does not map its file (a copy, whose memory
+// would be zeroed).
 func (im *Image) Release(lo, hi int64) int64 {
-	from, to := (lo+hugeAlign-1)&^(hugeAlign-1), hi&^(hugeAlign-1)
-	if !im.held || from >= to || to > int64(len(im.Data)) {
+	hi = min(hi, int64(len(im.Data)))
+	if !im.held || lo >= hi {
+		return lo
+	}
+	from, to := (max(lo, 0)+hugeAlign-1)&^(hugeAlign-1), hi&^(hugeAlign-1)
+	if from >= to {
 		return lo
 	}
 	_ = unix.Madvise(im.Data[from:to], unix.MADV_DONTNEED) // an optimisation only

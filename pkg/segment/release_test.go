@@ -73,3 +73,30 @@ func TestReleaseLeavesCopies(t *testing.T) {
 
 // touchSink keeps the test's loads from being optimised away.
 var touchSink byte
+
+// TestReleaseOutOfRange: Release is given a range reaching outside Data
+// (an exported method: never a panic on bad input). A negative lo
+// panicked, slicing Data below 0; a hi past the end released nothing,
+// not even the blocks inside Data.
+func TestReleaseOutOfRange(t *testing.T) {
+	const size = 8 << 20
+	img := NewImage(testSeq, size, 1)
+	p := writeSegment(t, t.TempDir(), testSeq, img)
+	im, err := OpenImage(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	if got := im.Release(-4<<20, 2<<20); got != 2<<20 {
+		t.Errorf("Release(-4 MiB, 2 MiB) released up to %d, want 2 MiB", got)
+	}
+	if got := im.Release(6<<20, 1<<40); got != size {
+		t.Errorf("Release(6 MiB, 1 TiB) released up to %d, want the end, 8 MiB", got)
+	}
+	if got := im.Release(1<<40, 2<<40); got != 1<<40 {
+		t.Errorf("Release(1 TiB, 2 TiB) released up to %d, want nothing", got)
+	}
+	if !bytes.Equal(im.Data, img) {
+		t.Fatal("the bytes changed after Release")
+	}
+}
