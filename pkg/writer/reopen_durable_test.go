@@ -260,22 +260,15 @@ func tearNewest(t *testing.T, dir string, acked map[segment.Position][]byte) {
 func TestCloseFsyncsInheritedSegments(t *testing.T) {
 	for _, mode := range []writer.SyncMode{writer.SyncInterval, writer.SyncAlways} {
 		t.Run(mode.String(), func(t *testing.T) {
-			dir := t.TempDir()
-			w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncNone})
-			if err != nil {
-				t.Fatal(err)
-			}
-			appendUntil(t, w, 4)
-			if err := w.Close(); err != nil {
-				t.Fatal(err)
-			}
+			dir := writtenUnsynced(t)
 			fs := &crashtest.FaultFS{}
 			fl := newFsyncLog(fs)
 			o := writer.Options{SegmentSize: 64 << 10, Sync: mode, FS: fs}
 			if mode == writer.SyncInterval {
 				o.SyncInterval = time.Hour // no tick before Close
 			}
-			if w, err = writer.Open(dir, o); err != nil {
+			w, err := writer.Open(dir, o)
+			if err != nil {
 				t.Fatal(err)
 			}
 			if err := w.Close(); err != nil {
@@ -295,6 +288,58 @@ func TestCloseFsyncsInheritedSegments(t *testing.T) {
 			}
 			if err := w.Close(); !errors.Is(err, writer.ErrFailed) || !errors.Is(err, syscall.EIO) {
 				t.Fatalf("Close whose fsync of an inherited segment failed: %v", err)
+			}
+		})
+	}
+}
+
+// writtenUnsynced returns a log directory written under SyncNone and
+// closed: segments 1 to 3 sealed, perhaps never written back.
+func writtenUnsynced(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendUntil(t, w, 4)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestCloseGivingUpFsyncsInheritedSegments: a Close that gives up on a
+// reservation (CloseTimeout) fsyncs the sealed segments recovery
+// inherited too. The reservation is in the active segment, which stays
+// unsealed for the next Open; the inherited segments have nothing to do
+// with it. Close fsynced them only when it had sealed everything, so a
+// writer closed with a reservation open before its first Sync left
+// records committed long before not durable, as before b127321.
+func TestCloseGivingUpFsyncsInheritedSegments(t *testing.T) {
+	for _, mode := range []writer.SyncMode{writer.SyncInterval, writer.SyncAlways} {
+		t.Run(mode.String(), func(t *testing.T) {
+			dir := writtenUnsynced(t)
+			fs := &crashtest.FaultFS{}
+			fl := newFsyncLog(fs)
+			o := writer.Options{SegmentSize: 64 << 10, Sync: mode, FS: fs, CloseTimeout: 50 * time.Millisecond}
+			if mode == writer.SyncInterval {
+				o.SyncInterval = time.Hour // no tick before Close
+			}
+			w, err := writer.Open(dir, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Reserve(3); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); !errors.Is(err, writer.ErrReservationsOpen) {
+				t.Fatalf("Close with a reservation open: %v", err)
+			}
+			for _, seq := range []uint64{1, 2, 3} {
+				if p := filepath.Join(dir, segment.FileName(seq)); !slices.Contains(fl.since(0), p) {
+					t.Errorf("%s was not fsynced by Open and Close (fsynced: %v)", filepath.Base(p), fl.since(0))
+				}
 			}
 		})
 	}

@@ -368,8 +368,8 @@ func kick(c chan struct{}) {
 // An active segment nothing was appended to is not sealed: it stays,
 // empty, for the next Open to continue in. Under SyncInterval and
 // SyncAlways, Close also fsyncs the sealed segments recovery found if no
-// Sync has yet (see Sync). Calling Close again returns the first call's
-// result.
+// Sync has yet (see Sync), whether or not it gave up. Calling Close
+// again returns the first call's result.
 func (w *Writer) Close() error {
 	w.closeMu.Lock()
 	defer w.closeMu.Unlock()
@@ -402,14 +402,16 @@ func (w *Writer) Close() error {
 	close(w.done)
 	w.wg.Wait()
 	w.drainRecycler()
-	if w.opts.Sync != SyncNone && err == nil && w.failed.Load() == nil {
+	if w.opts.Sync != SyncNone && w.failed.Load() == nil {
 		// Sealing flushed this writer's own segments; the sealed ones
 		// recovery inherited (from a writer under SyncNone, perhaps never
 		// written back) wait for the first Sync, which a writer closed
 		// before its first tick, or before any SyncAlways append, never
 		// made: their records would not be durable as the policy says.
+		// Even when Close gave up on a reservation: that is in a segment
+		// of this writer's, left unsealed, not in theirs.
 		if ferr := w.lazy.fsyncAll(w.opts.FS); ferr != nil {
-			w.fail(ferr) // returned below, as Sync's would be
+			w.fail(ferr) // returned below, as Sync's would be (logged only, if Close gave up)
 		}
 	}
 	if nx := s.next.Load(); nx != nil {
