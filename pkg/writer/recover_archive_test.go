@@ -102,15 +102,7 @@ func TestOpenWithDamagedNewestArchive(t *testing.T) {
 // reading of that segment's footer; Open used the file name it listed and
 // failed with "no such file".
 func TestRecoveryRacesCompressFinished(t *testing.T) {
-	dir := t.TempDir()
-	w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncNone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	appendUntil(t, w, 4)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	dir := writtenUnsynced(t)
 	// A leftover temporary makes recovery fsync the directory between
 	// the listing and the footers: the moment to archive everything.
 	if err := os.WriteFile(filepath.Join(dir, segment.FileName(99)+segment.TempExt), nil, 0o640); err != nil {
@@ -127,7 +119,7 @@ func TestRecoveryRacesCompressFinished(t *testing.T) {
 			archived = res.Done
 		}
 	}}
-	w, err = writer.Open(dir, writer.Options{SegmentSize: 64 << 10, FS: fs})
+	w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, FS: fs})
 	if err != nil {
 		t.Fatalf("Open beside compress-finished: %v", err)
 	}

@@ -169,20 +169,12 @@ func waitFor(t *testing.T, path string) {
 // A segment this writer sealed itself that it cannot open again still
 // fails Sync: its records were acknowledged by this writer.
 func TestSyncPassesOverInheritedFileItCannotOpen(t *testing.T) {
-	dir := t.TempDir()
-	w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncNone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	appendUntil(t, w, 4)
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	dir := writtenUnsynced(t)
 	denied := filepath.Join(dir, segment.FileName(2))
 	fs := &denyFS{FaultFS: &crashtest.FaultFS{}}
 	fs.deny.Store(&denied)
 	fl := newFsyncLog(fs.FaultFS)
-	w, err = writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncNone, FS: fs})
+	w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncNone, FS: fs})
 	if err != nil {
 		t.Fatal(err)
 	}
