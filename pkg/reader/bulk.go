@@ -177,6 +177,11 @@ func singleNamed(path string) bool {
 // a finished prefetch); when a range must be read in order, r.cur is set
 // to its segment at that offset.
 func (r *Reader) bulk(i int) int {
+	// Marked as a callback is: its workers call Bulk.Append.
+	if !r.enter() {
+		return 0
+	}
+	defer r.leave()
 	b := *r.opts.Bulk
 	if b.Workers <= 0 {
 		b.Workers = runtime.GOMAXPROCS(0)
@@ -411,12 +416,11 @@ func (r *Reader) emit(it *bulkItem) bool {
 // another goroutine that returned before is the last call the user sees:
 // Write is not called after it.
 func (r *Reader) write(p []byte, last Position) bool {
-	if r.stopForClose() {
+	if !r.enter() {
 		return false
 	}
 	err := func() error {
-		r.inCallback = true
-		defer func() { r.inCallback = false }()
+		defer r.leave()
 		return r.opts.Bulk.Write(p, last)
 	}()
 	if err != nil {

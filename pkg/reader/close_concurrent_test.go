@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/auditseg/auditseg/pkg/reader"
@@ -104,4 +105,68 @@ func TestNextAfterClose(t *testing.T) {
 			t.Fatalf("second Close = %v", err)
 		}
 	}
+}
+
+// heldCtx is a context whose Err blocks until release is closed: it holds
+// a Wait at a point of its poll (its sleep asks Err first) for as long as
+// a test needs.
+type heldCtx struct {
+	context.Context
+	release chan struct{}
+}
+
+func (c heldCtx) Err() error {
+	<-c.release
+	return nil
+}
+
+// TestCloseReturnsAfterWaitReleased: a Close from another goroutine that
+// lands while a follower's Wait is in its poll returns only once the
+// segment that Wait held is released (unmapped), so that a caller may
+// unmount, remove or count what the reader held once Close returns;
+// before, it returned at once and the Wait released the segment later,
+// dropping any error from that. The Wait is held inside its poll by its
+// context (synctest tells when both goroutines are blocked for good).
+func TestCloseReturnsAfterWaitReleased(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		writeLog(t, dir, 10, false) // no writer: the follower waits for one
+		r, err := reader.Open(dir, reader.Options{Follow: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for r.Next() {
+			n++
+		}
+		if n != 10 || r.Err() != nil {
+			t.Fatalf("%d records, Err %v", n, r.Err())
+		}
+		if mappedFrom(t, dir) == 0 {
+			t.Fatal("the follower maps nothing of the log at its tail")
+		}
+		ctx := heldCtx{context.Background(), make(chan struct{})}
+		waited, closed := make(chan error, 1), make(chan error, 1)
+		go func() { waited <- r.Wait(ctx) }()
+		synctest.Wait() // the Wait is in its poll, in ctx.Err
+		go func() { closed <- r.Close() }()
+		synctest.Wait() // Close has returned, or waits for the Wait
+		select {
+		case <-closed:
+			if m := mappedFrom(t, dir); m != 0 {
+				t.Errorf("Close returned with %d mappings of the log still held by the Wait", m)
+			}
+		default:
+		}
+		close(ctx.release)
+		if err := <-waited; !errors.Is(err, reader.ErrClosed) {
+			t.Fatalf("Wait = %v, want ErrClosed", err)
+		}
+		if err := <-closed; err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if m := mappedFrom(t, dir); m != 0 {
+			t.Fatalf("%d mappings of the log after Close", m)
+		}
+	})
 }

@@ -180,11 +180,8 @@ func (r *Reader) report(d Damage) bool {
 		d.Err = segment.WithPath(d.Err, d.Path)
 	}
 	r.damaged++
-	if r.opts.OnDamage != nil {
-		r.onDamage(d)
-		if r.stopForClose() {
-			return false
-		}
+	if r.opts.OnDamage != nil && (!r.onDamage(d) || r.stopForClose()) {
+		return false
 	}
 	if r.opts.Strict {
 		r.err = &d
@@ -193,11 +190,14 @@ func (r *Reader) report(d Damage) bool {
 	return true
 }
 
-// onDamage calls OnDamage, marked so that a Close from it waits for the
-// decoder to let go of the segment, and unmarked even if it panics (a
-// caller that recovers can still Close).
-func (r *Reader) onDamage(d Damage) {
-	r.inCallback = true
-	defer func() { r.inCallback = false }()
+// onDamage calls OnDamage, marked so that a Close from it leaves the
+// segment to the decoder (enter), and reports whether it did: not once
+// Close was called.
+func (r *Reader) onDamage(d Damage) bool {
+	if !r.enter() {
+		return false
+	}
+	defer r.leave()
 	r.opts.OnDamage(d)
+	return true
 }

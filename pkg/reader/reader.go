@@ -107,11 +107,12 @@
 // context's error at once, and the reading goroutine then calls Close.
 // A Close from another goroutine that lands while the reader's goroutine
 // is blocked in Wait is safe (it wakes the Wait, which returns ErrClosed
-// and releases the segments), but Wait returns by itself as soon as a
-// record arrives, and one that lands while the goroutine is in Next or
-// still reading a Record's Payload unmaps memory under it: nothing
-// outside the reader can tell the two moments apart, so it is a safety
-// net for an idle follower, not a way to stop one.
+// and releases the segments, and returns once they are released, unless
+// a callback or a bulk run was running: see Close), but Wait returns by
+// itself as soon as a record arrives, and one that lands while the
+// goroutine is in Next or still reading a Record's Payload unmaps memory
+// under it: nothing outside the reader can tell the two moments apart, so
+// it is a safety net for an idle follower, not a way to stop one.
 //
 // # Costs
 //
@@ -373,12 +374,12 @@ type Reader struct {
 	done     bool // nothing more, ever
 	released bool // Close's work is done (release)
 	damaged  int
-	// inCallback is set while OnDamage or Bulk.Write runs: a Close called
-	// from it leaves the segments to the Next or Wait that called it, as
-	// the decoder still holds them, and that one sets closeLater when the
-	// callback has returned and releases them as it returns.
-	inCallback, closeLater bool
-	cl                     closer
+	// closeLater: a Close was called while code of the caller's ran (a
+	// callback, see closer), which left the segments to the Next or Wait
+	// that called it, as the decoder still holds them: that one releases
+	// them as it returns.
+	closeLater bool
+	cl         closer
 }
 
 // batch is how many walk events the reader decodes at once.
