@@ -1,6 +1,7 @@
 // Package testfs holds file-system fixtures shared by the tests of several
-// packages: a size-limited tmpfs to run out of space on, a filler, and a
-// child process to run a test in where a truncated file may kill it.
+// packages: a size-limited tmpfs to run out of space on, a filler, a
+// counter of the opens in a directory, and a child process to run a test
+// in where a truncated file may kill it.
 package testfs
 
 import (

@@ -1,64 +1,17 @@
 package reader_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
-	"unsafe"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/auditseg/auditseg/internal/testfs"
 	"github.com/auditseg/auditseg/pkg/reader"
 	"github.com/auditseg/auditseg/pkg/segment"
 )
-
-// openCounter counts the opens of files in a directory as the kernel
-// reports them (inotify IN_OPEN), whoever makes them: no hook in the code
-// under test.
-type openCounter struct{ fd int }
-
-func countOpens(t *testing.T, dir string) *openCounter {
-	t.Helper()
-	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
-	if err != nil {
-		t.Fatalf("inotify: %v", err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_OPEN); err != nil {
-		t.Fatalf("inotify watch %s: %v", dir, err)
-	}
-	return &openCounter{fd: fd}
-}
-
-// take returns the opens since the last call, by file name ("" for the
-// directory itself).
-func (c *openCounter) take(t *testing.T) map[string]int {
-	t.Helper()
-	n := map[string]int{}
-	buf := make([]byte, 64<<10)
-	for {
-		k, err := unix.Read(c.fd, buf)
-		if errors.Is(err, unix.EAGAIN) {
-			return n
-		}
-		if err != nil {
-			t.Fatalf("inotify read: %v", err)
-		}
-		for off := 0; off+unix.SizeofInotifyEvent <= k; {
-			ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
-			if ev.Mask&unix.IN_Q_OVERFLOW != 0 {
-				t.Fatal("inotify queue overflowed: opens not counted")
-			}
-			name := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
-			n[string(bytes.TrimRight(name, "\x00"))]++
-			off += unix.SizeofInotifyEvent + int(ev.Len)
-		}
-	}
-}
 
 // An idle follower at the tail of a dead writer's segment, with the files
 // the writer made ahead still there, lists the directory at every poll
@@ -96,7 +49,7 @@ func TestIdleFollowerDoesNotReopenItsSegment(t *testing.T) {
 	if n != 5 || r.Err() != nil {
 		t.Fatalf("%d records, err %v", n, r.Err())
 	}
-	opens := countOpens(t, dir)
+	opens := testfs.CountOpens(t, dir)
 	const idle = 1500 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), idle)
 	err = r.Wait(ctx)
@@ -104,7 +57,7 @@ func TestIdleFollowerDoesNotReopenItsSegment(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Wait: %v", err)
 	}
-	got := opens.take(t)
+	got := opens.Take(t)
 	total := 0
 	for _, k := range got {
 		total += k
@@ -138,7 +91,7 @@ func TestReaderOpensEachSegmentOnce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			last := writeSegments(t, dir, "a", 6)
-			opens := countOpens(t, dir)
+			opens := testfs.CountOpens(t, dir)
 			r, err := reader.Open(dir, tc.opts)
 			if err != nil {
 				t.Fatal(err)
@@ -154,7 +107,7 @@ func TestReaderOpensEachSegmentOnce(t *testing.T) {
 			if r.Err() != nil || tc.opts.Bulk == nil && r.Record().Position != last {
 				t.Fatalf("reader stopped at %v, want %v: %v", r.Record().Position, last, r.Err())
 			}
-			got := opens.take(t)
+			got := opens.Take(t)
 			t.Logf("opens: %v", got)
 			// Segment 1 once more: the first listing notes its header,
 			// before the segment is opened (see restart.go's noteOne).

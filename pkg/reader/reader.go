@@ -354,6 +354,7 @@ type Reader struct {
 	// the last look that found the reader's segment there did: while it
 	// is still that file, no log was begun again.
 	oldest mark
+	unread retry // the oldest listed, if noteOldest could not read its header
 
 	cur *seg
 	pre *prefetch // the next segment, being opened

@@ -179,21 +179,51 @@ func (r *Reader) oldestThere(k uint64, hk segment.Header) bool {
 // ahead at once) would have a new log's file noted, which would keep the
 // look from seeing it for as long as that file stays. A header read and a
 // stat of m's name (its header from the mapping or the cache) only when the
-// oldest listed changed. A header that cannot be read is noted unknown (no
-// file vouches) and not read again until the oldest listed changes: see
-// RELIABILITY.md, "Not covered".
+// oldest listed changed, or its header could not be read: then what was
+// noted before stays (it vouches while it is there) and the header is read
+// again at a later look (unread).
 func (r *Reader) noteOldest(m mark, err error) {
 	if err != nil || len(r.list) == 0 || r.list[0].Seq == r.oldest.seq {
 		return
 	}
 	k := r.list[0].Seq
-	h, _, err := r.headerNow(k)
-	if err == nil {
-		if hm, _, merr := r.headerNow(m.seq); merr != nil || hm.Created != m.created {
-			return // looked at again at the next listing, which finds m gone or made again
-		}
+	if u := &r.unread; u.seq == k && u.left > 0 {
+		u.left--
+		return
 	}
-	r.oldest = mark{seq: k, created: h.Created, ok: err == nil}
+	h, _, err := r.headerNow(k)
+	if err != nil {
+		r.unread.failed(k)
+		return
+	}
+	r.unread = retry{}
+	if hm, _, merr := r.headerNow(m.seq); merr != nil || hm.Created != m.created {
+		return // looked at again at the next listing, which finds m gone or made again
+	}
+	r.oldest = mark{seq: k, created: h.Created, ok: true}
+}
+
+// retryMax bounds the looks noteOldest lets pass before it reads again a
+// header it could not read (retry): an idle follower looks once or twice a
+// poll, so one that stays unreadable (damaged for good) costs an open per
+// 64 looks, not one per look, and one that failed once (an I/O error, too
+// many open files, the file being replaced) is read again within seconds.
+const retryMax = 64
+
+// retry is a segment whose header could not be read, and how many looks
+// pass before it is read again: 1, then twice as many after each failure,
+// up to retryMax.
+type retry struct {
+	seq        uint64
+	wait, left int
+}
+
+func (u *retry) failed(seq uint64) {
+	if u.seq != seq {
+		*u = retry{seq: seq}
+	}
+	u.wait = min(max(2*u.wait, 1), retryMax)
+	u.left = u.wait
 }
 
 // stopIfRestarted is restarted, sticky in r.err: it reports whether the
