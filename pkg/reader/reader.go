@@ -118,9 +118,10 @@
 //
 // Polls shorter than 2ms sleep in nanosleep(2), blocking the calling
 // goroutine's thread, because the Go runtime's timers wake about a
-// millisecond late. When the lock file cannot be queried (no permission to
-// open it), a writer is assumed, so unfinished frames are waited for rather
-// than skipped.
+// millisecond late; a Close from another goroutine wakes such a poll only
+// when it ends (so it may wait that long). When the lock file cannot be
+// queried (no permission to open it), a writer is assumed, so unfinished
+// frames are waited for rather than skipped.
 package reader
 
 import (
