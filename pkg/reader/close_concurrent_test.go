@@ -28,17 +28,7 @@ func TestCloseUnblocksWait(t *testing.T) {
 		l.append(payload(i))
 	}
 	held := mappedFrom(t, dir) // the live log's own mapping
-	r, err := reader.Open(dir, reader.Options{Follow: true, PollMin: time.Hour, PollMax: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for r.Next() {
-		n++
-	}
-	if n != 10 || r.Err() != nil {
-		t.Fatalf("%d records, Err %v", n, r.Err())
-	}
+	r := followToTail(t, dir, reader.Options{Follow: true, PollMin: time.Hour, PollMax: time.Hour}, 10)
 	started, done := make(chan struct{}), make(chan error, 1)
 	go func() {
 		close(started)
@@ -68,6 +58,23 @@ func TestCloseUnblocksWait(t *testing.T) {
 	if n := mappedFrom(t, dir); n != held {
 		t.Fatalf("%d mappings of the log's files after Close, %d before Open", n, held)
 	}
+}
+
+// followToTail opens the log in dir with opts and reads its n records.
+func followToTail(t *testing.T, dir string, opts reader.Options, n int) *reader.Reader {
+	t.Helper()
+	r, err := reader.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for r.Next() {
+		got++
+	}
+	if got != n || r.Err() != nil {
+		t.Fatalf("%d records, Err %v", got, r.Err())
+	}
+	return r
 }
 
 // TestNextAfterClose: after an ordinary Close, Next returns false and Err
@@ -131,17 +138,7 @@ func TestCloseReturnsAfterWaitReleased(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		dir := t.TempDir()
 		writeLog(t, dir, 10, false) // no writer: the follower waits for one
-		r, err := reader.Open(dir, reader.Options{Follow: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for r.Next() {
-			n++
-		}
-		if n != 10 || r.Err() != nil {
-			t.Fatalf("%d records, Err %v", n, r.Err())
-		}
+		r := followToTail(t, dir, reader.Options{Follow: true}, 10)
 		if mappedFrom(t, dir) == 0 {
 			t.Fatal("the follower maps nothing of the log at its tail")
 		}
