@@ -296,21 +296,23 @@ func TestStaleBacklogStopsAtTheActiveSegment(t *testing.T) {
 func TestCloseWaitsWhileFramesCommitBehindOpenReservation(t *testing.T) {
 	for _, later := range []bool{false, true} {
 		t.Run(map[bool]string{false: "same segment", true: "next segment"}[later], func(t *testing.T) {
-			t.Parallel() // each mostly sleeps between commits, for 15 s
+			t.Parallel() // each mostly waits for the sealer, for two timeouts
 			closeWhileCommittingBehind(t, later)
 		})
 	}
 }
 
 func closeWhileCommittingBehind(t *testing.T, nextSegment bool) {
-	// The commits go on for one and a half timeouts: Close without the fix
-	// gives up after one, midway. The steps between them are 1/100 of the
-	// timeout, so that only a stall of the whole machine for seconds (a
-	// commit, or the sealer's seeing it, held up that long) can make
-	// Close give up with the fix; the failure says how long the longest
-	// step took.
-	const timeout, step = 10 * time.Second, 100 * time.Millisecond
-	const commitFor = timeout + timeout/2
+	// The commits go on for two timeouts: Close without the fix gives up
+	// after one, midway. Each commit waits for the sealer to have counted
+	// the one before it (its progress stamp moved), so the commits are
+	// paced by the sealer's polls (at most 5 ms apart), not by sleeps, and
+	// every one is shown to be progress. What the test cannot rule out is
+	// a stall of the sealer, or of this goroutine, for the whole timeout:
+	// Close is right to give up then (the failure says how long the
+	// longest step took).
+	const timeout = time.Second
+	const commitFor = 2 * timeout
 	dir := t.TempDir()
 	w, err := Open(dir, Options{SegmentSize: 64 << 10, CloseTimeout: timeout})
 	if err != nil {
@@ -328,8 +330,9 @@ func closeWhileCommittingBehind(t *testing.T, nextSegment bool) {
 		}
 		records++
 	}
-	// More than the steps that fit in the time the commits go on.
-	behind := make([]Reservation, int(commitFor/step)+10)
+	// More than the sealer's polls that fit in the time the commits go
+	// on (a pass every 5 ms at most while a frame is pending: 400).
+	behind := make([]Reservation, 1000)
 	for i := range behind {
 		if behind[i], err = w.Reserve(8); err != nil {
 			t.Fatal(err)
@@ -346,16 +349,44 @@ func closeWhileCommittingBehind(t *testing.T, nextSegment bool) {
 		time.Sleep(time.Millisecond)
 	}
 	start := time.Now()
-	last, longest := start, time.Duration(0)
-	for i := range behind {
-		if time.Since(start) < commitFor {
-			time.Sleep(step)
+	// Until a pass begun now has found the held frame pending: from then
+	// on only the commits below move the progress stamp (drain stamps it
+	// as it begins, and a segment's first lookahead counts frames
+	// committed before it as new).
+	for p := w.sealer.passes.Load(); w.sealer.stuck.Load() <= p; {
+		select {
+		case err := <-closed:
+			t.Fatalf("Close returned %v before the sealer found the held frame pending", err)
+		case <-time.After(100 * time.Microsecond):
 		}
-		err := behind[i].Commit()
+	}
+	last, longest := time.Now(), time.Duration(0)
+	i := 0
+	for ; i < len(behind) && time.Since(start) < commitFor; i++ {
+		before := w.sealer.progress.Load()
+		if err := behind[i].Commit(); err != nil {
+			t.Fatalf("commit %d, %v after Close began: %v; Close: %v (longest step between commits %v)",
+				i, time.Since(start).Round(time.Millisecond), err, <-closed, longest.Round(time.Millisecond))
+		}
+		// Counted: the sealer stamps progress when it finds a frame
+		// committed, and nothing else moves it while the held one blocks
+		// the seal.
+		for w.sealer.progress.Load() == before {
+			select {
+			case err := <-closed:
+				t.Fatalf("Close returned %v, %v after it began, with commit %d not counted as progress (longest step between commits %v)",
+					err, time.Since(start).Round(time.Millisecond), i, longest.Round(time.Millisecond))
+			case <-time.After(100 * time.Microsecond):
+			}
+		}
 		longest, last = max(longest, time.Since(last)), time.Now()
-		if err != nil {
-			t.Fatalf("commit %d of %d, %v after Close began: %v; Close: %v (longest step between commits %v, planned %v: one near CloseTimeout, %v, is a stall of the machine, not of Close)",
-				i, len(behind), time.Since(start).Round(time.Millisecond), err, <-closed, longest.Round(time.Millisecond), step, timeout)
+	}
+	if time.Since(start) < commitFor {
+		t.Fatalf("all %d reservations behind committed and counted within %v: the sealer polled faster than the test assumed", i, time.Since(start).Round(time.Millisecond))
+	}
+	for ; i < len(behind); i++ {
+		if err := behind[i].Commit(); err != nil {
+			t.Fatalf("commit %d: %v; Close: %v", i, err, <-closed)
 		}
 	}
 	if err := held.Commit(); err != nil {
