@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestCompressFinishedUnderIgnoredInterrupt: a compress-finished started
@@ -19,53 +22,73 @@ import (
 // tail's; stopSignals).
 func TestCompressFinishedUnderIgnoredInterrupt(t *testing.T) {
 	bin := buildBinary(t)
-	// Hundreds of 64 KiB segments, archived one at a time: nothing in the
-	// run waits for the test (it reads no input), so the time it takes is
-	// the margin the signals below have to land in (~1 s on an idle
-	// ext4, ~0.2 s on tmpfs; a loaded machine slows the run too).
-	dir, _ := compressLog(t, 300000)
+	// A few segments: the run is stopped at a known point below, not
+	// raced.
+	dir, _ := compressLog(t, 4000)
+	before := listing(t, dir)
+	if len(before.Segments) < 4 {
+		t.Fatalf("only %d segments", len(before.Segments))
+	}
+	// The script stops itself before it runs the command, so that the
+	// lease below can name its process.
 	script := filepath.Join(t.TempDir(), "bg-auditseg")
-	if err := os.WriteFile(script, []byte("#!/bin/sh\ntrap '' INT\nexec '"+bin+"' \"$@\"\n"), 0o755); err != nil {
+	if err := os.WriteFile(script, []byte("#!/bin/sh\ntrap '' INT\nkill -STOP $$\nexec '"+bin+"' \"$@\"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	before := listing(t, dir)
 	cmd := exec.Command(script, "compress-finished", "--jobs", "1", dir)
 	stderr := &lockedBuffer{}
 	cmd.Stderr = stderr
-	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	archives := func() int {
-		m, _ := filepath.Glob(filepath.Join(dir, "*.seg.zst"))
-		return len(m)
+	// A failed test leaves no stopped child behind (Kill is a no-op once
+	// it was waited for).
+	t.Cleanup(func() { cmd.Process.Kill() })
+	pid := cmd.Process.Pid
+	waitStopped(t, pid)
+	// The run's plan opens the newest segment first (to tell whether it
+	// is sealed), before it archives any: a lease on it makes that open
+	// send the command SIGSTOP. It is then inside archive.Run, past its
+	// signal set-up, with every segment still to archive. (The open is
+	// non-blocking, so it fails; the newest segment is never archived,
+	// and the plan only counts it towards --keep.)
+	newest := before.Segments[len(before.Segments)-1].Path
+	release := leaseStopping(t, newest, pid)
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
 	}
-	// SIGINT once the first archive is in place (the run is past its
-	// signal set-up) and again every millisecond, until one was sent with
-	// two segments or more still to archive after it: one may be under
-	// way, and a run that finishes it without asking the context again
-	// would not say "interrupted" even with the bug.
-	var err error
-	for caught := false; !caught; {
+	for deadline := time.Now().Add(time.Minute); procState(t, pid) != 'T'; time.Sleep(time.Millisecond) {
 		select {
-		case err = <-done:
-			t.Fatalf("the run ended before a SIGINT was sent with segments left to archive (%d of %d archived in %v; exit %v): this machine stalled the test for the whole run; stderr: %s",
-				archives(), len(before.Segments)-1, time.Since(start).Round(time.Millisecond), err, stderr.String())
-		case <-time.After(time.Millisecond):
+		case err := <-done:
+			t.Fatalf("the run ended (%v) without opening %s: %s", err, newest, stderr.String())
+		default:
 		}
-		if archives() == 0 {
-			if time.Since(start) > time.Minute {
-				t.Fatalf("no archive after a minute: %s", stderr.String())
-			}
-			continue
-		}
-		if cmd.Process.Signal(syscall.SIGINT) == nil && archives() <= len(before.Segments)-3 {
-			caught = true
+		if time.Now().After(deadline) { // a hang, not a measurement
+			t.Fatalf("the run did not open %s within a minute", newest)
 		}
 	}
-	if err = <-done; err != nil || strings.Contains(stderr.String(), "interrupted") {
+	if m, _ := filepath.Glob(filepath.Join(dir, "*.seg.zst*")); len(m) != 0 {
+		t.Fatalf("archiving began before the plan was done: %q", m)
+	}
+	// The cause, seen directly: SIGINT is still ignored, no handler was
+	// installed for it.
+	if ign, cgt := sigMask(t, pid, "SigIgn"), sigMask(t, pid, "SigCgt"); !inMask(ign, syscall.SIGINT) || inMask(cgt, syscall.SIGINT) {
+		t.Fatalf("SIGINT mid-run: ignored %v, caught %v; want ignored", inMask(ign, syscall.SIGINT), inMask(cgt, syscall.SIGINT))
+	}
+	// The effect: an interrupt mid-run, with every segment left to
+	// archive after it. Sent while the command is stopped, it is taken
+	// (by a handler, with the bug) as the command resumes, before the
+	// plan goes on.
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil || strings.Contains(stderr.String(), "interrupted") {
 		t.Fatalf("%v: %s", err, stderr.String())
 	}
 	after := listing(t, dir)
@@ -78,4 +101,42 @@ func TestCompressFinishedUnderIgnoredInterrupt(t *testing.T) {
 	if archived != len(before.Segments)-1 || len(after.Segments) != len(before.Segments) {
 		t.Fatalf("%d of %d segments archived (%d listed); want all but the newest", archived, len(before.Segments), len(after.Segments))
 	}
+}
+
+// leaseStopping takes a write lease (fcntl F_SETLEASE) on path whose
+// break, when another process opens the file, sends process pid SIGSTOP:
+// the kernel signals the lease's owner, and F_SETOWN and F_SETSIG make
+// that pid and that signal. pid stops in its open, before it runs another
+// instruction. release gives the lease up.
+func leaseStopping(t *testing.T, path string, pid int) (release func()) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := f.Fd()
+	released := false
+	release = func() {
+		if released {
+			return
+		}
+		released = true
+		if _, err := unix.FcntlInt(fd, unix.F_SETLEASE, unix.F_UNLCK); err != nil {
+			t.Errorf("release the lease on %s: %v", path, err)
+		}
+		f.Close()
+	}
+	t.Cleanup(release)
+	if _, err := unix.FcntlInt(fd, unix.F_SETLEASE, unix.F_WRLCK); err != nil {
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+			t.Skipf("no file leases on the file system of %s: %v", path, err)
+		}
+		t.Fatalf("lease %s: %v", path, err)
+	}
+	for _, c := range [][2]int{{unix.F_SETOWN, pid}, {unix.F_SETSIG, int(syscall.SIGSTOP)}} {
+		if _, err := unix.FcntlInt(fd, c[0], c[1]); err != nil {
+			t.Fatalf("lease %s: fcntl %d: %v", path, c[0], err)
+		}
+	}
+	return release
 }
