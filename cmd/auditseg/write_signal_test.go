@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/auditseg/auditseg/pkg/reader"
 	"github.com/auditseg/auditseg/pkg/verify"
+	"golang.org/x/sys/unix"
 	"io"
 	"os"
 	"os/exec"
@@ -91,64 +92,109 @@ func testWriteSignalCommitsWhatWasRead(t *testing.T, sig syscall.Signal) {
 // (with --sync always that can take long), reports exactly how many bytes
 // were read and not committed, and exits 1.
 func TestWriteSecondSignal(t *testing.T) {
+	// Two different stop signals: sent while the command is stopped, two
+	// of the same would be one pending signal.
+	first := syscall.SIGHUP
+	if signal.Ignored(first) { // nohup: the command would ignore it too
+		first = syscall.SIGINT
+	}
+	if signal.Ignored(first) {
+		t.Skip("SIGHUP and SIGINT are both ignored: only SIGTERM would reach the command")
+	}
 	dir, cmd, pr, pw, stderr := startSlowWrite(t)
+	t.Cleanup(func() { cmd.Process.Kill() }) // no stopped child left behind (a no-op once waited for)
 	// Feed empty records, faster than they are made durable one by one,
-	// until told: the pipe stays full, so the command holds its three
-	// blocks of 4 KiB from its first record on, 12288 records each waiting
-	// for its own flush (~3 s on ext4). The second signal must land
-	// within that drain, and nothing in the command waits for the test:
-	// the backlog's size is the margin, and one record a byte is the
-	// largest it can be (records of ~40 bytes gave ~0.1 s, which a loaded
-	// machine could stall the test for).
-	var fed bytes.Buffer
+	// until told: the pipe stays full, so the command holds three blocks
+	// of 4 KiB, each record waiting for its own flush. Non-blocking
+	// writes, so that the feeder stops at once when the command does not
+	// read, and under fedMu, so that what was fed and what is still in
+	// the pipe can be read together.
+	var fedMu sync.Mutex
+	var fed int64
 	var stop atomic.Bool
 	fedDone := make(chan struct{})
+	rc, err := pw.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
 	go func() {
 		defer close(fedDone)
 		chunk := bytes.Repeat([]byte{'\n'}, 512)
 		for !stop.Load() {
-			n, err := pw.Write(chunk)
-			fed.Write(chunk[:n])
-			if err != nil {
+			var n int
+			var werr error
+			fedMu.Lock()
+			rc.Write(func(fd uintptr) bool { n, werr = syscall.Write(int(fd), chunk); return true })
+			fed += int64(max(n, 0))
+			fedMu.Unlock()
+			if werr == syscall.EAGAIN {
+				time.Sleep(50 * time.Microsecond) // the pipe is full: the command is behind
+			} else if werr != nil {
 				return
 			}
 		}
 	}()
-	// Signal once records are being committed: a fixed sleep signalled a
-	// child that had not started yet on a loaded machine.
+	// Records are being committed: the command has set up its signals
+	// and listens for the first.
 	waitForRecord(t, dir)
-	start := time.Now()
-	cmd.Process.Signal(syscall.SIGTERM)
-	// The second once the first has been taken (the command says so): one
-	// sent before that lands in the same pending signal and is lost.
-	for deadline := time.Now().Add(time.Minute); !strings.Contains(stderr.String(), "interrupt again"); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no notice of the first signal: %s", stderr.String())
+	// Stop the command where it holds complete records read and not
+	// committed (it nearly always does: stopped between a block finished
+	// and the next one read, it is resumed and stopped again). Both
+	// signals are sent while it is stopped: it takes them as it resumes,
+	// with that backlog still to commit, however fast its disk is and
+	// however late this test would have reacted to a notice.
+	pid := cmd.Process.Pid
+	for backlog := int64(0); backlog <= 0; {
+		stopProcess(t, pid)
+		fedMu.Lock()
+		inPipe, err := unix.IoctlGetInt(int(pr.Fd()), unix.TIOCINQ) // FIONREAD
+		if err != nil {
+			t.Fatal(err)
+		}
+		backlog = fed - int64(inPipe) - int64(committedInput(t, dir).Len())
+		fedMu.Unlock()
+		if backlog <= 0 {
+			if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	signalled := time.Since(start)
-	err := cmd.Wait()
+	stop.Store(true)
+	<-fedDone
+	for _, sig := range []syscall.Signal{first, syscall.SIGTERM} {
+		if err := cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p := sigMask(t, pid, "ShdPnd"); !inMask(p, first) || !inMask(p, syscall.SIGTERM) {
+		t.Fatalf("pending signals %#x: want %v and %v", p, first, syscall.SIGTERM)
+	}
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Fatalf("exit: %v, want 1 (the test took %v to signal twice; stderr: %s)", err, signalled.Round(time.Millisecond), stderr.String())
+		t.Fatalf("exit: %v, want 1; stderr: %s", err, stderr.String())
 	}
-	stop.Store(true)
-	var left []byte
-	drained := make(chan struct{})
-	go func() { left, _ = io.ReadAll(pr); close(drained) }()
-	<-fedDone
 	pw.Close()
-	<-drained
+	left, err := io.ReadAll(pr)
+	if err != nil {
+		t.Fatal(err)
+	}
 	committed := committedInput(t, dir)
-	in := fed.Bytes()
+	in := bytes.Repeat([]byte{'\n'}, int(fed))
 	if !bytes.HasPrefix(in, committed.Bytes()) {
 		t.Fatalf("the log is not a prefix of the input: %d bytes committed", committed.Len())
 	}
 	dropped := len(in) - committed.Len() - len(left)
 	if dropped <= 0 {
-		t.Fatalf("nothing read was left uncommitted (%d fed, %d committed, %d in the pipe): the backlog was committed within the %v the test took to signal twice (a stall of the machine that long, or a file system that flushes 12288 records faster)",
-			len(in), committed.Len(), len(left), signalled.Round(time.Millisecond))
+		t.Fatalf("nothing read was left uncommitted (%d fed, %d committed, %d in the pipe); stderr: %s",
+			len(in), committed.Len(), len(left), stderr.String())
+	}
+	// The first signal was taken as one: the second came after it.
+	if !strings.Contains(stderr.String(), "interrupted: committing the input already read; interrupt again to stop now\n") {
+		t.Fatalf("stderr %q does not acknowledge the first signal", stderr.String())
 	}
 	want := fmt.Sprintf("interrupted twice: input committed up to offset %d; %d bytes read after it were not committed", committed.Len(), dropped)
 	if !strings.Contains(stderr.String(), want) {
