@@ -311,7 +311,7 @@ func closeWhileCommittingBehind(t *testing.T, nextSegment bool) {
 	// a stall of the sealer, or of this goroutine, for the whole timeout:
 	// Close is right to give up then (the failure says how long the
 	// longest step took).
-	const timeout = time.Second
+	const timeout = 2 * time.Second // 1 s passed 20 of 20 alone; CI runs every package at once
 	const commitFor = 2 * timeout
 	dir := t.TempDir()
 	w, err := Open(dir, Options{SegmentSize: 64 << 10, CloseTimeout: timeout})
@@ -331,7 +331,7 @@ func closeWhileCommittingBehind(t *testing.T, nextSegment bool) {
 		records++
 	}
 	// More than the sealer's polls that fit in the time the commits go
-	// on (a pass every 5 ms at most while a frame is pending: 400).
+	// on (a pass every 5 ms at most while a frame is pending: 800).
 	behind := make([]Reservation, 1000)
 	for i := range behind {
 		if behind[i], err = w.Reserve(8); err != nil {
