@@ -177,10 +177,13 @@ func writeInspect(out io.Writer, in *verify.Inspection, f inspectFlags) error {
 	if in.HeaderErr != nil { // a damaged archive's, its size from the zstd frame
 		says = fmt.Sprintf("the archive says %d bytes", in.FileSize)
 	}
+	// A footer with no place (FooterAt -1: a damaged archive's header,
+	// and no sequence or size to place it by) is not cut: it is unknown.
+	shownCut := cut >= 0 && footerAt >= 0 && !in.Sealed()
 	switch {
-	case cut >= 0 && !in.Sealed() && cut <= footerAt:
+	case shownCut && cut <= footerAt:
 		w.printf("footer   MISSING: %s %d, before the footer at %d (%s): %s, whether it was sealed cannot be told\n", words.ends, cut, footerAt, says, words.lost)
-	case cut >= 0 && !in.Sealed():
+	case shownCut:
 		w.printf("footer   CUT: %s %d, %d bytes into the footer at %d (%s): its other %d bytes are missing\n",
 			words.ends, cut, cut-footerAt, footerAt, says, footerAt+segment.FooterSize-cut)
 	case in.Sealed():

@@ -23,40 +23,10 @@ import (
 // damage is what it is for.
 func TestInspectDamagedArchive(t *testing.T) {
 	dir := t.TempDir()
-	const size = 1 << 20
-	img := segment.NewImage(1, size, vCreated)
-	rng := rand.New(rand.NewPCG(1, 2))
-	off, payload := int64(segment.HeaderSize), make([]byte, 190) // frames of 216 bytes: one crosses the block boundary
-	for i := 0; off+segment.FrameHeaderSize+int64(len(payload)) < size/2; i++ {
-		for k := range payload {
-			payload[k] = byte('a' + rng.IntN(26)) // text, hardly compressible
-		}
-		off = segment.PutFrame(img, 1, off, segment.TypeData, vCreated+int64(i+1)*1e6, payload)
-	}
-	segment.PutEnd(img, 1, off, vCreated+9e9)
-	if _, err := segment.Seal(img, [segment.DigestSize]byte{}, 0, vCreated+10e9); err != nil {
-		t.Fatal(err)
-	}
+	img, off := salvageImage(t)
+	size := int64(len(img))
 	p := filepath.Join(dir, segment.ArchiveName(1))
-	good := zstdFrame(t, img)
-	// A run of bytes flipped in a block of the records, not the first.
-	var ad *segment.ArchiveDamage
-	for at := len(good) / 2; ; at++ {
-		if at > len(good)*3/4 {
-			t.Fatal("no run of flipped bytes loses the content among the records")
-		}
-		bad := bytes.Clone(good)
-		for i := at; i < at+32; i++ {
-			bad[i] ^= 0x5a
-		}
-		if err := os.WriteFile(p, bad, 0o640); err != nil {
-			t.Fatal(err)
-		}
-		_, err := segment.ReadArchive(p)
-		if errors.As(err, &ad) && ad.Lost > segment.HeaderSize && ad.Lost < off {
-			break
-		}
-	}
+	ad := writeDamagedArchive(t, p, img, off)
 	footerAt := segment.RecordLimit(size)
 	footer := fmt.Sprintf("footer   MISSING: the archive's content is lost from %d, before the footer at %d (the header says %d bytes): ", ad.Lost, footerAt, size)
 	hexLine := regexp.MustCompile(`(?m)^  ([0-9a-f]{8})  `)
@@ -73,6 +43,80 @@ func TestInspectDamagedArchive(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestInspectDamagedArchiveNoFooterPlace: a damaged archive whose header
+// is damaged too, and whose file name gives no sequence (or its content
+// no segment's size), has no place for a footer: the footer line says
+// so (the header's damage), as for such a segment file. inspect took the
+// lost content for a cut inside a footer at offset 0 ("footer   CUT: the
+// archive's content is lost from 262144, 262144 bytes into the footer at
+// 0 ...: its other -262016 bytes are missing"; found by a review).
+func TestInspectDamagedArchiveNoFooterPlace(t *testing.T) {
+	dir := t.TempDir()
+	img, off := salvageImage(t)
+	img[20] ^= 1 // the header's checksum fails
+	for _, c := range []struct {
+		name string
+		img  []byte
+	}{
+		{"copy.seg.zst", img},                      // no sequence in the name
+		{segment.ArchiveName(1), img[:len(img)-4]}, // no segment's size (not a multiple of 8)
+	} {
+		p := filepath.Join(dir, c.name)
+		ad := writeDamagedArchive(t, p, c.img, off)
+		inspectPlainAndHex(t, p, func(hex bool, out string) {
+			if !strings.Contains(out, "\ncontent  DAMAGED: "+ad.Error()+"\n") || !strings.Contains(out, "\nfooter   DAMAGED: ") ||
+				strings.Contains(out, "into the footer") || strings.Contains(out, "footer   MISSING") {
+				t.Errorf("%s, --hex %v: want the content's damage and the footer DAMAGED, not CUT or MISSING:\n%s", c.name, hex, out)
+			}
+		})
+	}
+}
+
+// salvageImage returns a sealed 1 MiB segment whose records, of 216
+// bytes (one crosses a zstd block boundary), fill its first half and
+// end at off, where its END frame is.
+func salvageImage(t *testing.T) (img []byte, off int64) {
+	t.Helper()
+	const size = 1 << 20
+	img = segment.NewImage(1, size, vCreated)
+	rng := rand.New(rand.NewPCG(1, 2))
+	off, payload := int64(segment.HeaderSize), make([]byte, 190)
+	for i := 0; off+segment.FrameHeaderSize+int64(len(payload)) < size/2; i++ {
+		for k := range payload {
+			payload[k] = byte('a' + rng.IntN(26)) // text, hardly compressible
+		}
+		off = segment.PutFrame(img, 1, off, segment.TypeData, vCreated+int64(i+1)*1e6, payload)
+	}
+	segment.PutEnd(img, 1, off, vCreated+9e9)
+	if _, err := segment.Seal(img, [segment.DigestSize]byte{}, 0, vCreated+10e9); err != nil {
+		t.Fatal(err)
+	}
+	return img, off
+}
+
+// writeDamagedArchive writes img compressed to p with a run of bytes
+// flipped in a block of the records, not the first: one from which the
+// content is lost before end. It returns the damage.
+func writeDamagedArchive(t *testing.T, p string, img []byte, end int64) *segment.ArchiveDamage {
+	t.Helper()
+	good := zstdFrame(t, img)
+	for at := len(good) / 2; at <= len(good)*3/4; at++ {
+		bad := bytes.Clone(good)
+		for i := at; i < at+32; i++ {
+			bad[i] ^= 0x5a
+		}
+		if err := os.WriteFile(p, bad, 0o640); err != nil {
+			t.Fatal(err)
+		}
+		var ad *segment.ArchiveDamage
+		if _, err := segment.ReadArchive(p); errors.As(err, &ad) && ad.Lost > segment.HeaderSize && ad.Lost < end {
+			return ad
+		}
+	}
+	t.Fatal("no run of flipped bytes loses the content among the records")
+	return nil
 }
 
 // TestInspectArchiveChecksumMismatch: an archive whose content decodes

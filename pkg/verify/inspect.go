@@ -44,8 +44,10 @@ type Inspection struct {
 	// FileSize). Past it the segment reads as zeros that are none of the
 	// file's, which Slot.Bytes and FooterBytes leave out.
 	Cut int64
-	// FooterAt is the offset of the footer (where the header puts it);
-	// meaningful when FooterBytes could be read.
+	// FooterAt is the offset of the footer: where the header puts it,
+	// or, the header damaged, the file name's sequence and the size
+	// (see SeqFromName). -1 when neither can place it: the footer is
+	// then unknown, whatever is cut (FooterErr is the header's).
 	FooterAt int64
 
 	im             *segment.Image
@@ -120,7 +122,7 @@ func Inspect(path string) (*Inspection, error) {
 		return nil, err
 	}
 	in := &Inspection{Path: path, Archived: im.Archived, FileSize: im.FileSize, Header: im.Header,
-		HeaderErr: im.HeaderErr, Seq: im.Header.Seq, ArchiveErr: damage, Cut: -1, im: im}
+		HeaderErr: im.HeaderErr, Seq: im.Header.Seq, ArchiveErr: damage, Cut: -1, FooterAt: -1, im: im}
 	if v := im.Valid(); v < int64(len(im.Data)) {
 		in.Cut = v
 	}
