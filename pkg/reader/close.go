@@ -70,7 +70,10 @@ func (r *Reader) Close() error {
 	case r.cl.calls > 0:
 		r.cl.mu.Unlock()
 		return nil
-	case r.cl.waiting:
+	case r.cl.waiting && !r.released:
+		// Released, there is nothing to wait for: a later Wait only
+		// returns ErrClosed, and one waited for would write r.cl.err
+		// while the first Close may still read it.
 		if r.cl.left == nil {
 			r.cl.left = make(chan struct{})
 		}

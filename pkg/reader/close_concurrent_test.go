@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -166,4 +167,61 @@ func TestCloseReturnsAfterWaitReleased(t *testing.T) {
 			t.Fatalf("%d mappings of the log after Close", m)
 		}
 	})
+}
+
+// TestClosesDuringWaitsAfterClose: Wait may be called again after a
+// Close, and returns ErrClosed; Close may be called again, from other
+// goroutines too. A Close that landed in such a later Wait waited for it
+// to release the segments again, and that Wait's release wrote the
+// result the first Close, waiting in the Wait it stopped, might still be
+// reading: a data race, which -race reported in most rounds of this test.
+// Each round's first Close lands in a Wait that sleeps in its poll (an
+// hour); the later ones in the Waits the reading goroutine keeps making.
+func TestClosesDuringWaitsAfterClose(t *testing.T) {
+	dir := t.TempDir()
+	writeLog(t, dir, 10, false)
+	for range 5 {
+		closesDuringWaitsAfterClose(t, dir)
+	}
+}
+
+func closesDuringWaitsAfterClose(t *testing.T, dir string) {
+	r := followToTail(t, dir, reader.Options{Follow: true, PollMin: time.Hour, PollMax: time.Hour}, 10)
+	first, done := make(chan error, 1), make(chan struct{})
+	var stop atomic.Bool
+	go func() {
+		defer close(done)
+		first <- r.Wait(context.Background())
+		for !stop.Load() {
+			if err := r.Wait(context.Background()); !errors.Is(err, reader.ErrClosed) {
+				t.Errorf("Wait after Close = %v", err)
+				return
+			}
+		}
+	}()
+	for deadline := time.Now().Add(guard); !reader.InWait(r); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("Wait did not start within 30s")
+		}
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- r.Close() }()
+	// Not joined with that Close before the others: that would order its
+	// read of what releasing gave before them, hiding the race.
+	if err := <-first; !errors.Is(err, reader.ErrClosed) {
+		t.Fatalf("Wait = %v, want ErrClosed", err)
+	}
+	for range 100000 {
+		if err := r.Close(); err != nil {
+			t.Fatalf("a later Close = %v", err)
+		}
+	}
+	stop.Store(true)
+	<-done
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if m := mappedFrom(t, dir); m != 0 {
+		t.Fatalf("%d mappings of the log after Close", m)
+	}
 }

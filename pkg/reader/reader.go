@@ -374,7 +374,7 @@ type Reader struct {
 	have     bool // rec was found by Wait and not yet returned by Next
 	err      error
 	done     bool // nothing more, ever
-	released bool // Close's work is done (release)
+	released bool // Close's work is done (release; under cl.mu, as Close reads it)
 	damaged  int
 	// closeLater: a Close was called while code of the caller's ran (a
 	// callback, see closer), which left the segments to the Next or Wait
