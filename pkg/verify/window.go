@@ -91,7 +91,6 @@ type window struct {
 	buf   []byte // pread's buffer: a window holds at most len(buf) bytes
 	held  []byte // what the window holds: buf's first n bytes, or a view
 	base  int64  // segment offset of held[0]
-	n     int64  // len(held)
 	valid int64  // bytes of the segment the source holds
 
 	// im is the segment's mapping, of which the window can be a view
@@ -122,7 +121,7 @@ func (w *window) close() {
 	}
 }
 
-func (w *window) end() int64 { return w.base + w.n }
+func (w *window) end() int64 { return w.base + int64(len(w.held)) }
 
 // bytes returns what the window holds.
 func (w *window) bytes() []byte { return w.held }
@@ -145,7 +144,7 @@ func (w *window) fill(img []byte, off int64) bool {
 	w.release(img, off)
 	n := min(int64(len(w.buf)), w.valid-off)
 	if off < 0 || n <= 0 {
-		w.base, w.n, w.held = off, 0, nil
+		w.base, w.held = off, nil
 		return false
 	}
 	if w.im == nil {
@@ -156,7 +155,7 @@ func (w *window) fill(img []byte, off int64) bool {
 			w.viewCost = float64(touchPages(w.im.Data[off:off+n])) / float64(n)
 			w.mode = copyProbe
 		}
-		w.base, w.n, w.held = off, n, w.im.Data[off:off+n]
+		w.base, w.held = off, w.im.Data[off:off+n]
 		return true
 	}
 	start := time.Now()
@@ -170,7 +169,7 @@ func (w *window) fill(img []byte, off int64) bool {
 	if err != nil && err != io.EOF && w.err == nil {
 		w.err = fmt.Errorf("reading %d bytes at offset %d: %w", n, off, err)
 	}
-	w.base, w.n, w.held = off, int64(m), w.buf[:m]
+	w.base, w.held = off, w.buf[:m]
 	return m > 0
 }
 
@@ -279,9 +278,10 @@ const aheadSize = 256 << 10
 // own while the walk reads the segment through the job's window: the
 // digest costs about as much as the walk, so on an otherwise idle core
 // one large segment takes about half the time. It reads src (the segment
-// file) with pread into a buffer of its own, as the window does, for the
-// same reasons (window.go's top); without src, or for what src does not
-// give, through the mapping img. A read error is returned with its
+// file) with pread into a buffer of its own, always: unlike the window it
+// does not time a view against a copy (window.go's top), as it runs only
+// beside a single large segment, where the copy is the known cost;
+// without src, or for what src does not give, through the mapping img. A read error is returned with its
 // offset, as the window's.
 func digestAhead(src io.ReaderAt, img []byte, ft segment.Footer) ([segment.DigestSize]byte, error) {
 	d := segment.NewDigestStream(ft.PrevDigest)
