@@ -49,17 +49,13 @@ func oneLarge(i int) int {
 }
 
 // checkFileAs is checkFile of the segment file at path read through a
-// window whose mode is forced (windowed false: through the mapping
-// alone), placed in a report as checkThrough does. It also returns how
+// window whose mode is forced, with buf as its copy buffer (nil: through
+// the mapping alone), placed in a report as checkThrough does. It also returns how
 // much of the segment's mapping was resident when the check ended.
-func checkFileAs(t *testing.T, path string, o Options, windowed bool, mode readMode) (*Report, int64) {
+func checkFileAs(t *testing.T, path string, o Options, buf []byte, mode readMode) (*Report, int64) {
 	t.Helper()
 	o = o.withDefaults()
 	r := newResult(path, &o)
-	var buf []byte
-	if windowed {
-		buf = make([]byte, windowSize)
-	}
 	im, src, err := openImage(path, &o, buf)
 	if err != nil {
 		t.Fatal(err)
@@ -120,12 +116,12 @@ func TestWindowModesOnFiles(t *testing.T) {
 		}
 		for _, spare := range []bool{false, true} {
 			o := Options{spareCore: spare}
-			want, _ := checkFileAs(t, path, o, false, 0)
+			want, _ := checkFileAs(t, path, o, nil, 0)
 			if (name == "intact") != (len(want.Findings) == 0) || want.Totals.Records == 0 {
 				t.Fatalf("%s: through the mapping:\n%s", name, summary(want))
 			}
 			for _, mode := range []readMode{viewProbe, viewing, copying} {
-				got, rss := checkFileAs(t, path, o, true, mode)
+				got, rss := checkFileAs(t, path, o, make([]byte, windowSize), mode)
 				if !reflect.DeepEqual(got, want) {
 					t.Fatalf("%s, spare core %v, mode %d:\n%s\nthrough the mapping:\n%s", name, spare, mode, summary(got), summary(want))
 				}
@@ -191,21 +187,30 @@ func TestViewsReleasedBehindLargeRecords(t *testing.T) {
 	if err := os.WriteFile(path, img, 0o640); err != nil {
 		t.Fatal(err)
 	}
-	want, _ := checkFileAs(t, path, Options{}, false, 0)
+	want, _ := checkFileAs(t, path, Options{}, nil, 0)
 	if len(want.Findings) != 0 || want.Totals.Records != uint64(len(offs)) {
 		t.Fatalf("through the mapping:\n%s", summary(want))
+	}
+	// The copy buffer is resident before the peak is taken, so the peak
+	// is what the check adds (under -race the buffer's shadow is several
+	// times its size: the peak went 56 KiB over the bound in CI).
+	buf := make([]byte, windowSize)
+	for i := range buf {
+		buf[i] = 1
 	}
 	for _, mode := range []readMode{viewProbe, viewing, copying} {
 		runtime.GC()
 		peak := testfs.PeakRSSFrom(t)
-		got, rss := checkFileAs(t, path, Options{}, true, mode)
+		got, rss := checkFileAs(t, path, Options{}, buf, mode)
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("mode %d:\n%s\nthrough the mapping:\n%s", mode, summary(got), summary(want))
 		}
 		// At the peak: the window, the record read through the mapping,
 		// and the 2 MiB blocks around them not yet released (the file's
 		// pages may be mapped 2 MiB at a time); and the heap's noise.
-		if p := peak(); rss > 4*windowSize || p > 8*windowSize {
+		p := peak()
+		t.Logf("mode %d: rss %d KiB peak %d KiB", mode, rss>>10, p>>10)
+		if rss > 4*windowSize || p > 8*windowSize {
 			t.Errorf("mode %d: %d KiB of the %d KiB mapping resident after the check, the process's peak %d KiB higher",
 				mode, rss>>10, int64(windowedFileSize)>>10, p>>10)
 		}
