@@ -176,7 +176,9 @@ func (r *runner) compress(t task, o *original, step func(Step)) (written os.File
 		if f != nil {
 			f.Close()
 		}
-		if err != nil && !renamed {
+		// Not only on an error: a fault reading the original's mapping
+		// (compared through views) unwinds through here to do's Guard.
+		if !renamed {
 			os.Remove(tmp)
 		}
 	}()

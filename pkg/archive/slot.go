@@ -13,17 +13,25 @@ import (
 )
 
 // original is the segment being archived: its mapped image, whose header
-// and footer decide that it may be archived, and the file again, from
-// which its bytes are read with pread to be compressed and compared. On
-// the VMs we measured, the first pass over a fresh mapping of a 64 MiB
+// and footer decide that it may be archived, and the file again. Its
+// bytes are compressed and compared a chunk at a time, each a view of
+// the image or a copy read from the file with pread, whichever costs
+// less on this machine (segment.Chunks, probed in each pass). On the VMs
+// we first measured, the first pass over a fresh mapping of a 64 MiB
 // segment cost ~45 ms more than reading it into a small buffer (the
-// hypervisor builds an entry for every 4 KiB page first touched); here
-// that was ~7 % of compress-finished's CPU.
+// hypervisor builds an entry for every 4 KiB page first touched), ~7 %
+// of compress-finished's CPU; on a later kernel views cost a fraction of
+// the copies, which were ~3 % of it (docs/BENCHMARKS.md).
 type original struct {
 	im    *segment.Image
 	src   *os.File
 	size  int64
 	mtime time.Time // given to its archive
+}
+
+// chunks returns a pass over the original through buf.
+func (o *original) chunks(buf []byte) *segment.Chunks {
+	return segment.NewChunks(o.im, o.src, buf, segment.ReadProbe)
 }
 
 // openOriginal opens the segment file at path for reading and checks that
@@ -67,7 +75,8 @@ func changedSince(path string, before os.FileInfo, size int64, now os.FileInfo, 
 }
 
 // chunkSize is how much of the original is read at a time: small enough
-// to stay in cache between the read and the encoder's copy of it.
+// to stay in cache between the read and the encoder's copy of it, or the
+// decoder's output it is compared with.
 const chunkSize = 256 << 10
 
 // slot is the reusable state of one CPU slot: a stream encoder of its own,
@@ -147,15 +156,17 @@ func (s *slot) encode(r *runner, o *original) ([]byte, error) {
 	w := &boundedWriter{b: s.buf[:0]}
 	s.zw.ResetContentSize(w, o.size)
 	defer s.zw.Reset(nil) // keep no reference to the buffer
+	c := o.chunks(s.chunk)
 	for off := int64(0); off < o.size; {
-		b := s.chunk[:min(int64(len(s.chunk)), o.size-off)]
-		if err := segment.ReadAt(o.src, o.src.Name(), changedWhile, b, off); err != nil {
+		b, err := c.ReadFull(o.src.Name(), changedWhile, off, int(min(int64(c.Size()), o.size-off)))
+		if err != nil {
 			return nil, err
 		}
 		if _, err := s.zw.Write(b); err != nil {
 			return nil, fmt.Errorf("compress %s: %w", o.src.Name(), err)
 		}
 		off += int64(len(b))
+		c.Release(off)
 	}
 	if err := s.zw.Close(); err != nil {
 		return nil, fmt.Errorf("compress %s: %w", o.src.Name(), err)
@@ -191,10 +202,13 @@ func (r *runner) verify(path string, o *original) error {
 		if err := s.ensureBuf(r, o.size); err != nil {
 			return err
 		}
+		if s.chunk == nil {
+			s.chunk = make([]byte, chunkSize)
+		}
 		b, err := readBack(path, s.buf)
 		if err != nil {
 			return err
 		}
-		return s.cmp.CompareReader(path, b, o.src.Name(), o.src, o.size)
+		return s.cmp.CompareReader(path, b, o.src.Name(), o.chunks(s.chunk), o.size)
 	})
 }

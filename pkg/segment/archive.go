@@ -196,8 +196,7 @@ func readArchiveHeader(path string) (Header, error) {
 // the same limits, so what it accepts readers can read. One comparer
 // serves one goroutine at a time.
 type ArchiveComparer struct {
-	dec  *zstd.Decoder
-	orig []byte // the original's bytes for the block being compared
+	dec *zstd.Decoder
 }
 
 // NewArchiveComparer returns a comparer; Close releases it.
@@ -225,19 +224,19 @@ func (c *ArchiveComparer) Compare(path string, want []byte) error {
 	}
 	defer a.close()
 	// want is read whole: the original's name is in no error.
-	o := original{r: bytes.NewReader(want), path: "the original"}
+	o := original{b: want, path: "the original"}
 	return a.guard(func() error { return c.compare(a, o, int64(len(want))) })
 }
 
 // CompareReader is Compare on the archive file's content already read into
 // memory (compress-finished reads it back from the disk itself; path names
 // it in errors), against the size bytes of the original, the file at
-// origPath, read from orig (compress-finished reads the segment file with
-// pread: on the VMs we measured, the first pass over a fresh mapping of a
-// 64 MiB file cost ~45 ms more than reading it). A failure to read orig
-// names origPath and the offset, and is not ErrCorrupt; orig shorter than
-// size is a *ChangedError (see ReadAt).
-func (c *ArchiveComparer) CompareReader(path string, archive []byte, origPath string, orig io.ReaderAt, size int64) error {
+// origPath, read through orig (views of its mapping or copies, whichever
+// Chunks finds cheaper; released behind the comparison). A failure to
+// read orig names origPath and the offset, and is not ErrCorrupt; orig
+// shorter than size is a *ChangedError (see ReadAt); a view of a file cut
+// short faults, for the caller's Guard.
+func (c *ArchiveComparer) CompareReader(path string, archive []byte, origPath string, orig *Chunks, size int64) error {
 	a := &archiveFile{path: path, m: archive}
 	if err := a.checkSize(int64(len(archive))); err != nil {
 		return err
@@ -245,20 +244,42 @@ func (c *ArchiveComparer) CompareReader(path string, archive []byte, origPath st
 	if err := a.checkFrame(); err != nil {
 		return err
 	}
-	return c.compare(a, original{r: orig, path: origPath}, size)
+	return c.compare(a, original{c: orig, path: origPath}, size)
 }
 
-// original is the segment file an archive is compared with: its bytes,
-// and the name its read errors give.
+// original is the segment file an archive is compared with: its bytes in
+// memory (b), or read through c; and the name its read errors give.
 type original struct {
-	r    io.ReaderAt
+	b    []byte
+	c    *Chunks
 	path string
 }
 
-// read reads b at off. The ArchiveComparer serves compress-finished: a
-// file that shrank was changed while it was being archived.
-func (o original) read(b []byte, off int64) error {
-	return ReadAt(o.r, o.path, "being archived", b, off)
+// read returns n bytes at off, at most chunk() of them. The
+// ArchiveComparer serves compress-finished: a file that shrank was
+// changed while it was being archived.
+func (o original) read(off int64, n int) ([]byte, error) {
+	if o.c != nil {
+		return o.c.ReadFull(o.path, "being archived", off, n)
+	}
+	if off+int64(n) > int64(len(o.b)) {
+		return nil, shortRead(o.path, "being archived", int64(len(o.b)), nil)
+	}
+	return o.b[off : off+int64(n)], nil
+}
+
+// chunk is the most read returns at once.
+func (o original) chunk() int {
+	if o.c != nil {
+		return o.c.Size()
+	}
+	return len(o.b)
+}
+
+func (o original) release(off int64) {
+	if o.c != nil {
+		o.c.Release(off)
+	}
 }
 
 func (c *ArchiveComparer) compare(a *archiveFile, orig original, size int64) error {
@@ -270,9 +291,8 @@ func (c *ArchiveComparer) compare(a *archiveFile, orig original, size int64) err
 	if err := c.dec.Reset(t); err != nil {
 		return a.corrupt("cannot decompress: %v", err)
 	}
-	w := compareWriter{orig: orig, size: size, buf: c.orig, diff: -1, trace: t}
+	w := compareWriter{orig: orig, size: size, diff: -1, trace: t}
 	_, err := c.dec.WriteTo(&w)
-	c.orig = w.buf
 	switch {
 	case w.readErr != nil:
 		return w.readErr
@@ -301,23 +321,26 @@ func (a *archiveFile) checkSummary(orig original, size int64) error {
 		return nil
 	}
 	var want [HeaderSize + FooterSize]byte
-	if err := orig.read(want[:HeaderSize], 0); err != nil {
+	b, err := orig.read(0, HeaderSize)
+	if err != nil {
 		return err
 	}
-	if err := orig.read(want[HeaderSize:], size-FooterSize); err != nil {
+	copy(want[:HeaderSize], b)
+	if b, err = orig.read(size-FooterSize, FooterSize); err != nil {
 		return err
 	}
+	copy(want[HeaderSize:], b)
+	orig.release(size)
 	return matchSummary(a.path, n-SummaryFrameSize, a.m[n-SummaryFrameSize:], want[:HeaderSize], want[HeaderSize:])
 }
 
 // compareWriter compares what is written to it with the original, read
-// from orig into buf as it goes, stopping at the first difference (diff,
-// else -1), at anything past the original's size, or at a failure to read
-// the original (readErr).
+// as it goes, stopping at the first difference (diff, else -1), at
+// anything past the original's size, or at a failure to read the original
+// (readErr). What it has compared of a mapped original is released.
 type compareWriter struct {
 	orig    original
 	size    int64
-	buf     []byte
 	off     int64
 	diff    int64
 	readErr error
@@ -328,24 +351,30 @@ var errDiffers = errors.New("differs")
 
 func (w *compareWriter) Write(p []byte) (int, error) {
 	n := int(min(int64(len(p)), w.size-w.off))
-	if cap(w.buf) < n {
-		w.buf = make([]byte, n)
-	}
-	want := w.buf[:n]
-	if err := w.orig.read(want, w.off); err != nil {
-		w.readErr = err
-		return 0, err
-	}
-	if !bytes.Equal(p[:n], want) || n < len(p) {
-		i := 0
-		for i < n && p[i] == want[i] {
-			i++
+	for done := 0; done < n; {
+		k := min(n-done, w.orig.chunk())
+		want, err := w.orig.read(w.off, k)
+		if err != nil {
+			w.readErr = err
+			return 0, err
 		}
-		w.diff = w.off + int64(i)
+		if got := p[done : done+k]; !bytes.Equal(got, want) {
+			i := 0
+			for got[i] == want[i] {
+				i++
+			}
+			w.diff = w.off + int64(i)
+			return 0, errDiffers
+		}
+		done += k
+		w.off += int64(k)
+		w.trace.delivered(k)
+	}
+	w.orig.release(w.off)
+	if n < len(p) {
+		w.diff = w.off
 		return 0, errDiffers
 	}
-	w.off += int64(n)
-	w.trace.delivered(n)
 	return len(p), nil
 }
 

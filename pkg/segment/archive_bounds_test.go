@@ -115,7 +115,7 @@ func TestComparerRefusesSecondDataFrame(t *testing.T) {
 	if err := c.Compare(p, orig); err == nil {
 		t.Errorf("Compare accepted an archive OpenImage refuses (%v): compress-finished would remove the original", rerr)
 	}
-	if err := c.CompareReader(p, b, "orig.seg", bytesReaderAt(orig), int64(len(orig))); err == nil {
+	if err := c.CompareReader(p, b, "orig.seg", copies(bytesReaderAt(orig)), int64(len(orig))); err == nil {
 		t.Errorf("CompareReader accepted an archive OpenImage refuses (%v)", rerr)
 	}
 }

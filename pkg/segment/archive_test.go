@@ -367,7 +367,7 @@ func TestArchiveComparer(t *testing.T) {
 		{"shorter original", orig[:len(orig)-1], fmt.Sprintf("the original has %d", len(orig)-1)},
 		{"longer original", append(append([]byte{}, orig...), 0), fmt.Sprintf("the original has %d", len(orig)+1)},
 	} {
-		for _, err := range []error{c.Compare(p, tc.want), c.CompareReader(p, data, "orig.seg", bytes.NewReader(tc.want), int64(len(tc.want)))} {
+		for _, err := range []error{c.Compare(p, tc.want), c.CompareReader(p, data, "orig.seg", copies(bytes.NewReader(tc.want)), int64(len(tc.want)))} {
 			if !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), tc.says) {
 				t.Errorf("%s: got %v, want ErrCorrupt naming %s and saying %q", tc.name, err, p, tc.says)
 			}
@@ -379,12 +379,12 @@ func TestArchiveComparer(t *testing.T) {
 	// names the original and the offset it could not read.
 	half := int64(len(orig) / 2)
 	var ce *segment.ChangedError
-	err = c.CompareReader(p, data, "orig.seg", bytes.NewReader(orig[:half]), int64(len(orig)))
+	err = c.CompareReader(p, data, "orig.seg", copies(bytes.NewReader(orig[:half])), int64(len(orig)))
 	want := fmt.Sprintf("orig.seg: changed while it was being archived (truncated?): no data at offset %d", half)
 	if err == nil || err.Error() != want || errors.Is(err, segment.ErrCorrupt) || !errors.As(err, &ce) || !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("original shorter than its size: got %v, want %q, a *ChangedError", err, want)
 	}
-	err = c.CompareReader(p, data, "orig.seg", failingReaderAt{orig, half}, int64(len(orig)))
+	err = c.CompareReader(p, data, "orig.seg", copies(failingReaderAt{orig, half}), int64(len(orig)))
 	want = fmt.Sprintf("orig.seg: read at offset %d: %v", half, errFailingRead)
 	if err == nil || err.Error() != want || errors.Is(err, segment.ErrCorrupt) || !errors.Is(err, errFailingRead) {
 		t.Errorf("original unreadable past its middle: got %v, want %q", err, want)
@@ -406,7 +406,7 @@ func TestArchiveComparer(t *testing.T) {
 		{"another segment's summary", segment.AppendSummary(slices.Clone(packed), other), "does not match the segment's header and footer"},
 	} {
 		writeFile(t, p, tc.data)
-		for _, err := range []error{c.Compare(p, orig), c.CompareReader(p, tc.data, "orig.seg", bytes.NewReader(orig), int64(len(orig)))} {
+		for _, err := range []error{c.Compare(p, orig), c.CompareReader(p, tc.data, "orig.seg", copies(bytes.NewReader(orig)), int64(len(orig)))} {
 			if !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), tc.says) {
 				t.Errorf("%s: got %v, want ErrCorrupt naming %s and saying %q", tc.name, err, p, tc.says)
 			}
@@ -458,7 +458,7 @@ func compareAgrees(t *testing.T, c *segment.ArchiveComparer, p string, orig []by
 	if err != nil {
 		t.Fatal(err)
 	}
-	berr := c.CompareReader(p, data, "orig.seg", bytes.NewReader(orig), int64(len(orig)))
+	berr := c.CompareReader(p, data, "orig.seg", copies(bytes.NewReader(orig)), int64(len(orig)))
 	if (berr == nil) != (cerr == nil) {
 		t.Fatalf("Compare: %v, but CompareReader: %v", cerr, berr)
 	}
@@ -523,4 +523,9 @@ func (r failingReaderAt) ReadAt(p []byte, off int64) (int, error) {
 		return n, errFailingRead
 	}
 	return n, nil
+}
+
+// copies is a pass over r through copies of 64 KiB.
+func copies(r io.ReaderAt) *segment.Chunks {
+	return segment.NewChunks(nil, r, make([]byte, 64<<10), segment.ReadProbe)
 }

@@ -63,7 +63,12 @@ func ReadAt(r io.ReaderAt, path, while string, b []byte, off int64) error {
 	if n == len(b) {
 		return nil
 	}
-	at := off + int64(n)
+	return shortRead(path, while, off+int64(n), err)
+}
+
+// shortRead is the error for a read of the file at path that stopped at
+// offset at, with err (nil or io.EOF: the file ends there).
+func shortRead(path, while string, at int64, err error) error {
 	if err == nil || errors.Is(err, io.EOF) {
 		return &ChangedError{Path: path, While: while, Off: at, Err: io.ErrUnexpectedEOF}
 	}

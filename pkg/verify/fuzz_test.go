@@ -96,7 +96,7 @@ func FuzzWindow(f *testing.F) {
 		}
 		want := checkThrough(m.path, img, Options{}, nil)
 		view := &segment.Image{Data: img, FileSize: int64(len(img))}
-		for _, mode := range []readMode{copying, viewing} {
+		for _, mode := range []segment.ReadMode{copying, viewing} {
 			w := &window{src: bytes.NewReader(img), buf: make([]byte, max(1, int(win))), im: view, mode: mode}
 			if got := checkThrough(m.path, img, Options{}, w); !reflect.DeepEqual(got, want) {
 				t.Fatalf("through a window of %d bytes, mode %d:\n%s\nthrough the mapping:\n%s", win, mode, summary(got), summary(want))

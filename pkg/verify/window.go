@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"sync/atomic"
-	"time"
 
 	"github.com/auditseg/auditseg/pkg/segment"
 )
@@ -14,21 +12,14 @@ import (
 // a time slid along the segment, so that the frame CRCs and the digest
 // read each window's bytes from the CPU cache. A window is either a copy,
 // read with pread(2) into a small buffer per worker, or a view of the
-// segment's mapping (window.fill chooses, per segment). Which is cheaper
-// depends on what the first touch of a mapped page costs, and that
-// depends on the machine and on how the file's pages sit in the page
-// cache. On one guest kernel we ran on it cost ~1-5 µs a 4 KiB page (the
-// hypervisor's shadow page tables), against ~0.35 µs for the kernel's
-// copy. On a later one (fc-v669), per 4 KiB: ~10-15 ns for a segment the
-// writer left in 2 MiB folios, ~300 ns for one read back from the disk
-// in smaller folios, against ~500 ns to copy; a full verify of a 1 GiB
-// log took 0.17 s through views against 0.20 s through copies. So each
-// segment's first window is a view whose pages are touched, timed, the
-// second a copy, timed, and the rest of the segment is read the cheaper
-// way. A view, and what the walker read through the mapping, is
-// released (MADV_DONTNEED, 2 MiB at a time: window.release) once the
-// window has passed it, so a segment read through its mapping does not
-// stay resident until its check ends.
+// segment's mapping: segment.Chunks chooses, per segment, by timing the
+// two on the first two windows (chunks.go says why neither is always
+// cheaper; a full verify of a 1 GiB log took 0.17 s through views
+// against 0.20 s through copies on a kernel where views were cheap). A
+// view, and what the walker read through the mapping, is released
+// (MADV_DONTNEED, 2 MiB at a time: window.release) once the window has
+// passed it, so a segment read through its mapping does not stay
+// resident until its check ends.
 //
 // The mapping stays, and stays authoritative: a frame the window does not
 // hold whole (a record larger than the window), and every slot off the
@@ -94,13 +85,12 @@ type window struct {
 	valid int64  // bytes of the segment the source holds
 
 	// im is the segment's mapping, of which the window can be a view
-	// instead of a copy (nil: always a copy); how is mode's to say.
-	im   *segment.Image
-	mode readMode
-	// viewCost is what mapping the first window cost, per byte, while
-	// mode is copyProbe.
-	viewCost float64
-	freed    int64 // the mapping is released below this offset
+	// instead of a copy (nil: always a copy); how is mode's to say
+	// (segment.ReadProbe unless a test says otherwise).
+	im     *segment.Image
+	mode   segment.ReadMode
+	chunks *segment.Chunks // reads the windows, made by reader
+	freed  int64           // the mapping is released below this offset
 
 	digest    *segment.DigestStream
 	digestEnd int64 // where the digest stops: the END frame's header end
@@ -126,15 +116,13 @@ func (w *window) end() int64 { return w.base + int64(len(w.held)) }
 // bytes returns what the window holds.
 func (w *window) bytes() []byte { return w.held }
 
-// readMode is how fill reads a window (window.go's top).
-type readMode uint8
-
-const (
-	viewProbe readMode = iota // a view, its mapping timed; then copyProbe
-	copyProbe                 // a copy, timed; then the cheaper of the two
-	viewing
-	copying
-)
+// reader returns what reads the windows.
+func (w *window) reader() *segment.Chunks {
+	if w.chunks == nil {
+		w.chunks = segment.NewChunks(w.im, w.src, w.buf, w.mode)
+	}
+	return w.chunks
+}
 
 // fill reads the window from off on (img is the segment's mapping) and
 // reports whether it holds any of it. A short read (a file truncated
@@ -147,30 +135,12 @@ func (w *window) fill(img []byte, off int64) bool {
 		w.base, w.held = off, nil
 		return false
 	}
-	if w.im == nil {
-		w.mode = copying
-	}
-	if w.mode == viewProbe || w.mode == viewing {
-		if w.mode == viewProbe {
-			w.viewCost = float64(touchPages(w.im.Data[off:off+n])) / float64(n)
-			w.mode = copyProbe
-		}
-		w.base, w.held = off, w.im.Data[off:off+n]
-		return true
-	}
-	start := time.Now()
-	m, err := w.src.ReadAt(w.buf[:n], off)
-	if w.mode == copyProbe && m > 0 {
-		w.mode = copying
-		if w.viewCost <= float64(time.Since(start))/float64(m) {
-			w.mode = viewing
-		}
-	}
+	b, err := w.reader().Read(off, int(n))
 	if err != nil && err != io.EOF && w.err == nil {
 		w.err = fmt.Errorf("reading %d bytes at offset %d: %w", n, off, err)
 	}
-	w.base, w.held = off, w.buf[:m]
-	return m > 0
+	w.base, w.held = off, b
+	return len(b) > 0
 }
 
 // release gives back the mapping's pages below off, which the window is
@@ -184,7 +154,7 @@ func (w *window) release(img []byte, off int64) {
 		return
 	}
 	w.hash(img, off)
-	w.freed = w.im.Release(w.freed, off)
+	w.freed = w.reader().Release(off)
 }
 
 // hash brings the digest up to upto (at most digestEnd): from the window
@@ -302,19 +272,4 @@ func digestAhead(src io.ReaderAt, img []byte, ft segment.Footer) ([segment.Diges
 		}
 	}
 	return d.Sum(img, ft.EndOffset), err
-}
-
-// touched keeps touchPages' loads from being optimised away.
-var touched atomic.Uint32
-
-// touchPages reads a byte of every 4 KiB of p, mapping it as the walk
-// would, and returns how long that took.
-func touchPages(p []byte) time.Duration {
-	start := time.Now()
-	var x byte
-	for i := 0; i < len(p); i += 4096 {
-		x += p[i]
-	}
-	touched.Add(uint32(x))
-	return time.Since(start)
 }

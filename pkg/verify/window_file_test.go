@@ -52,7 +52,7 @@ func oneLarge(i int) int {
 // window whose mode is forced, with buf as its copy buffer (nil: through
 // the mapping alone), placed in a report as checkThrough does. It also returns how
 // much of the segment's mapping was resident when the check ended.
-func checkFileAs(t *testing.T, path string, o Options, buf []byte, mode readMode) (*Report, int64) {
+func checkFileAs(t *testing.T, path string, o Options, buf []byte, mode segment.ReadMode) (*Report, int64) {
 	t.Helper()
 	o = o.withDefaults()
 	r := newResult(path, &o)
@@ -120,7 +120,7 @@ func TestWindowModesOnFiles(t *testing.T) {
 			if (name == "intact") != (len(want.Findings) == 0) || want.Totals.Records == 0 {
 				t.Fatalf("%s: through the mapping:\n%s", name, summary(want))
 			}
-			for _, mode := range []readMode{viewProbe, viewing, copying} {
+			for _, mode := range []segment.ReadMode{viewProbe, viewing, copying} {
 				got, rss := checkFileAs(t, path, o, make([]byte, windowSize), mode)
 				if !reflect.DeepEqual(got, want) {
 					t.Fatalf("%s, spare core %v, mode %d:\n%s\nthrough the mapping:\n%s", name, spare, mode, summary(got), summary(want))
@@ -147,7 +147,7 @@ func TestWindowModesTruncatedFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), segment.FileName(1))
 	for _, cut := range []int64{3*windowSize + 100, windowedFileSize - 2*windowSize} {
 		for _, spare := range []bool{false, true} {
-			for _, mode := range []readMode{viewProbe, viewing, copying} {
+			for _, mode := range []segment.ReadMode{viewProbe, viewing, copying} {
 				if err := os.WriteFile(path, img, 0o640); err != nil {
 					t.Fatal(err)
 				}
@@ -198,7 +198,7 @@ func TestViewsReleasedBehindLargeRecords(t *testing.T) {
 	for i := range buf {
 		buf[i] = 1
 	}
-	for _, mode := range []readMode{viewProbe, viewing, copying} {
+	for _, mode := range []segment.ReadMode{viewProbe, viewing, copying} {
 		runtime.GC()
 		peak := testfs.PeakRSSFrom(t)
 		got, rss := checkFileAs(t, path, Options{}, buf, mode)
@@ -216,3 +216,10 @@ func TestViewsReleasedBehindLargeRecords(t *testing.T) {
 		}
 	}
 }
+
+// The read modes the tests force on a window.
+const (
+	viewProbe = segment.ReadProbe
+	viewing   = segment.ReadViews
+	copying   = segment.ReadCopies
+)
