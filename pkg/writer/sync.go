@@ -83,7 +83,7 @@ func (w *Writer) flushAll() error {
 	}
 	// After the queue: a segment sealed while it was being flushed is
 	// listed by then (seal lists it before marking it unmapped).
-	return w.lazy.fsyncAll(w.opts.FS)
+	return w.lazy.fsyncAll(w.opts.FS, w.fail)
 }
 
 // lazySealed lists the segment files sealed without a flush (SyncNone),
@@ -116,10 +116,17 @@ func (l *lazySealed) add(path string) {
 
 // fsyncAll fsyncs every listed file and empties the list. A file that is
 // gone was removed after it was sealed: by compress-finished, which makes
-// its archive durable first, or by the operator.
-func (l *lazySealed) fsyncAll(fs FS) error {
+// its archive durable first, or by the operator. A failure is passed to
+// fail before wb is released: a Close or Sync that takes wb next finds
+// the list empty, and must find the writer failed.
+func (l *lazySealed) fsyncAll(fs FS, fail func(error)) (err error) {
 	l.wb.Lock()
 	defer l.wb.Unlock()
+	defer func() {
+		if err != nil {
+			fail(err)
+		}
+	}()
 	l.mu.Lock()
 	paths, inherited := l.paths, l.inherited
 	l.paths, l.inherited = nil, nil

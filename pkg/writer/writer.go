@@ -410,9 +410,9 @@ func (w *Writer) Close() error {
 		// made: their records would not be durable as the policy says.
 		// Even when Close gave up on a reservation: that is in a segment
 		// of this writer's, left unsealed, not in theirs.
-		if ferr := w.lazy.fsyncAll(w.opts.FS); ferr != nil {
-			w.fail(ferr) // returned below, as Sync's would be (logged only, if Close gave up)
-		}
+		// A failure is sticky (fsyncAll records it): returned below, as
+		// Sync's would be (logged only, if Close gave up).
+		_ = w.lazy.fsyncAll(w.opts.FS, w.fail)
 	}
 	if nx := s.next.Load(); nx != nil {
 		// Prepared but never used: its file stays, empty, and the next
