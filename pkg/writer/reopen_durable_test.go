@@ -333,6 +333,21 @@ func TestCloseGivingUpFsyncsInheritedSegments(t *testing.T) {
 					t.Errorf("%s was not fsynced by Open and Close (fsynced: %v)", filepath.Base(p), fl.since(0))
 				}
 			}
+			// Giving up and a failed fsync: Close returns both (it
+			// returned ErrReservationsOpen alone, the failure only logged).
+			fs = &crashtest.FaultFS{}
+			fs.Inject(crashtest.Fault{Op: crashtest.OpFsync, N: 1})
+			o.FS = fs
+			if w, err = writer.Open(writtenUnsynced(t), o); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Reserve(3); err != nil {
+				t.Fatal(err)
+			}
+			err = w.Close()
+			if !errors.Is(err, writer.ErrReservationsOpen) || !errors.Is(err, writer.ErrFailed) || !errors.Is(err, syscall.EIO) {
+				t.Fatalf("Close that gave up on a reservation and whose fsync of an inherited segment failed: %v", err)
+			}
 		})
 	}
 }

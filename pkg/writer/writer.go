@@ -368,8 +368,9 @@ func kick(c chan struct{}) {
 // An active segment nothing was appended to is not sealed: it stays,
 // empty, for the next Open to continue in. Under SyncInterval and
 // SyncAlways, Close also fsyncs the sealed segments recovery found if no
-// Sync has yet (see Sync), whether or not it gave up. Calling Close
-// again returns the first call's result.
+// Sync has yet (see Sync), whether or not it gave up; if it gave up and
+// a flush failed, its error wraps both. Calling Close again returns the
+// first call's result.
 func (w *Writer) Close() error {
 	w.closeMu.Lock()
 	defer w.closeMu.Unlock()
@@ -426,8 +427,14 @@ func (w *Writer) Close() error {
 			err = derr
 		}
 	}
-	if e := w.failed.Load(); e != nil && err == nil {
-		err = *e
+	if e := w.failed.Load(); e != nil {
+		// Both, when Close gave up on a reservation (err) and a flush
+		// failed: the caller must learn that records are not durable.
+		if err == nil {
+			err = *e
+		} else {
+			err = errors.Join(err, *e)
+		}
 	}
 	// Poison the writer before the directory is released: a reservation
 	// Close gave up on must not write into a segment another writer may
