@@ -282,9 +282,11 @@ func runCLI(res *results, bin, work string, size int64, logf func(string, ...any
 		logf("%s: %v", c.ours.name, caseLine(c))
 	}
 	res.cli = append(res.cli, reads...)
-	comp := runCompressCase(cfg, sub, haveCompress)
+	comp := runCompressCase(cfg, sub, haveCompress, "")
 	logf("compress: %v", caseLine(comp))
-	res.cli = append(res.cli, comp)
+	fast := runCompressCase(cfg, sub, haveCompress, "fastest")
+	logf("compress --level fastest: %v", caseLine(fast))
+	res.cli = append(res.cli, comp, fast)
 	res.mem = runMemoryCases(cfg, smallInput, filepath.Join(work, "log-small"), logDir, w, haveTail, haveVerify)
 	for _, m := range res.mem {
 		logf("memory %s: small %s large %s %v %s", m.title, fmtBytes(m.small), fmtBytes(m.large), m.err, m.unavailable)
