@@ -51,9 +51,9 @@ func TestCompressFinishedUnderIgnoredInterrupt(t *testing.T) {
 	// The run's plan opens the newest segment first (to tell whether it
 	// is sealed), before it archives any: a lease on it makes that open
 	// send the command SIGSTOP. It is then inside archive.Run, past its
-	// signal set-up, with every segment still to archive. (The open is
-	// non-blocking, so it fails; the newest segment is never archived,
-	// and the plan only counts it towards --keep.)
+	// signal set-up, with every segment still to archive. (The open waits
+	// for the lease, segment.OpenNoFollow; the newest segment is not
+	// sealed, so it is never archived.)
 	newest := before.Segments[len(before.Segments)-1].Path
 	release := leaseStopping(t, newest, pid)
 	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {

@@ -512,7 +512,7 @@ func lockDir(dir string) (func(), error) {
 // syncFile makes the content of the regular file at path durable (never
 // through a symbolic link).
 func syncFile(path string) error {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	f, err := segment.OpenNoFollow(path)
 	if err != nil {
 		return fmt.Errorf("fsync %s: %w", path, err)
 	}

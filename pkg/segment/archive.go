@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"sync"
 	"syscall"
 
 	"github.com/klauspost/compress/zstd"
-	"golang.org/x/sys/unix"
 )
 
 // Archives (NAME.seg.zst) are one standard zstd frame holding the segment
@@ -393,9 +391,9 @@ type archiveFile struct {
 // symbolic link) and checks its size and frame header, so that nothing is
 // allocated from a claim the file cannot back.
 func openArchiveFile(path string) (*archiveFile, error) {
-	// O_NONBLOCK: a FIFO named like an archive must fail below (not a
-	// regular file), not block until something writes to it.
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	// A FIFO named like an archive fails below (not a regular file): the
+	// open does not block (OpenNoFollow).
+	f, err := OpenNoFollow(path)
 	if err != nil {
 		if errors.Is(err, syscall.ELOOP) {
 			return nil, fmt.Errorf("%s: is a symbolic link; segment links are never followed", path)

@@ -136,9 +136,9 @@ func openSegmentFile(path string) (*os.File, os.FileInfo, error) {
 // openRegularFile is openSegmentFile with the size bound given: an
 // archive may be a little larger than the segment it holds.
 func openRegularFile(path string, maxSize int64) (*os.File, os.FileInfo, error) {
-	// O_NONBLOCK: opening a FIFO named like a segment must fail below (not a
-	// regular file), not block until something writes to it.
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	// A FIFO named like a segment fails below (not a regular file): the
+	// open does not block (OpenNoFollow).
+	f, err := OpenNoFollow(path)
 	if err != nil {
 		if errors.Is(err, syscall.ELOOP) {
 			return nil, nil, fmt.Errorf("%s: is a symbolic link; segment links are never followed", path)
