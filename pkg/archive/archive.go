@@ -402,11 +402,18 @@ dispatch:
 // faster (64 KiB 0.1 % smaller, 32 KiB larger). 128 KiB still reaches
 // back over 30 records of 4 KiB. Higher levels keep the library's window: whoever asks for them
 // asks for ratio over speed.
+//
+// With that window, WithLowerEncoderMem keeps the encoder's history at
+// the window and a block (256 KiB) instead of the library's 1 MiB floor:
+// it is shifted more often, but stays in the L2 cache beside the match
+// tables. Same output byte for byte; compress-finished --jobs 2 on a 1 GiB
+// log, 10 alternating runs: CPU 5.64 -> 5.40 s (median of per-pair
+// ratios 0.96), wall 3.04 -> 2.90 s.
 func encoderOptions(opts Options) []zstd.EOption {
 	o := []zstd.EOption{zstd.WithEncoderLevel(opts.Level),
 		zstd.WithEncoderCRC(true), zstd.WithEncoderConcurrency(1)}
 	if opts.Level <= zstd.SpeedDefault {
-		o = append(o, zstd.WithWindowSize(defaultWindow))
+		o = append(o, zstd.WithWindowSize(defaultWindow), zstd.WithLowerEncoderMem(true))
 	}
 	return o
 }
