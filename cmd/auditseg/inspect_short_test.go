@@ -128,3 +128,22 @@ func inspectPlainAndHex(t *testing.T, p string, check func(hex bool, out string)
 		check(hex, out)
 	}
 }
+
+// TestInspectHexShorterThanAHeader: --hex of a file too short to hold a
+// segment header dumps the bytes it does hold; it showed none, only that
+// the file was too short.
+func TestInspectHexShorterThanAHeader(t *testing.T) {
+	p := filepath.Join(t.TempDir(), segment.FileName(1))
+	if err := os.WriteFile(p, []byte("AUDITSEG-short"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	inspectPlainAndHex(t, p, func(hex bool, out string) {
+		if !strings.Contains(out, "file too short for a segment header (14 bytes)") {
+			t.Errorf("hex %v: the header is not reported too short:\n%s", hex, out)
+		}
+		dumped := strings.Contains(out, "00000000  41 55 44 49 54 53 45 47  2d 73 68 6f 72 74") && strings.Contains(out, "|AUDITSEG-short|")
+		if dumped != hex {
+			t.Errorf("hex %v: the file's 14 bytes dumped %v:\n%s", hex, dumped, out)
+		}
+	})
+}

@@ -150,9 +150,9 @@ func (in *Inspection) decode() {
 	} else {
 		in.FooterErr = im.HeaderErr
 	}
-	if len(im.Data) >= segment.HeaderSize {
-		in.header = bytes.Clone(im.Data[:segment.HeaderSize])
-	}
+	// What the file holds of its header, all of it when it is shorter
+	// than one: --hex shows those bytes (it showed none).
+	in.header = bytes.Clone(in.held(0, min(segment.HeaderSize, int64(len(im.Data)))))
 	if in.walkable {
 		in.FooterAt = int64(len(im.Data)) - segment.FooterSize
 		if b := in.held(in.FooterAt, int64(len(im.Data))); len(b) > 0 {
@@ -170,8 +170,8 @@ func (in *Inspection) held(off, end int64) []byte {
 	return in.im.Data[off:end]
 }
 
-// HeaderBytes returns the raw header (nil when the file is too short to
-// hold it).
+// HeaderBytes returns the raw header: the part of it the file holds (all
+// of a file shorter than a header).
 func (in *Inspection) HeaderBytes() []byte { return in.header }
 
 // FooterBytes returns the raw footer: the part of it the file holds (see
