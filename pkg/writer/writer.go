@@ -412,7 +412,7 @@ func (w *Writer) Close() error {
 		// Even when Close gave up on a reservation: that is in a segment
 		// of this writer's, left unsealed, not in theirs.
 		// A failure is sticky (fsyncAll records it): returned below, as
-		// Sync's would be (logged only, if Close gave up).
+		// Sync's would be, beside ErrReservationsOpen if Close gave up.
 		_ = w.lazy.fsyncAll(w.opts.FS, w.fail)
 	}
 	if nx := s.next.Load(); nx != nil {
@@ -428,11 +428,14 @@ func (w *Writer) Close() error {
 		}
 	}
 	if e := w.failed.Load(); e != nil {
-		// Both, when Close gave up on a reservation (err) and a flush
-		// failed: the caller must learn that records are not durable.
-		if err == nil {
+		// Both, when Close gave up on a reservation (or could not remove
+		// the segment it prepared) and a flush failed: the caller must
+		// learn that records are not durable. Not twice when err is that
+		// failure's own cause.
+		switch {
+		case err == nil:
 			err = *e
-		} else {
+		case !errors.Is(*e, err):
 			err = errors.Join(err, *e)
 		}
 	}
