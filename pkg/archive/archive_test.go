@@ -525,7 +525,11 @@ func TestFooterDamagedAfterPlanFails(t *testing.T) {
 // much as a decoded block (at most 128 KiB). In a segment of 1 MiB a cut
 // in the first chunk is met by a view, one in the second by a copy, one
 // further on by whichever the pass chose. A fault in the comparison left
-// the temporary archive behind (the cleanup ran only on an error).
+// the temporary archive behind (the cleanup ran only on an error). A
+// 64 KiB segment is one view in each pass: cut inside its last page, it
+// reads as zeros from the cut on, without a fault, and the comparison
+// called the archive corrupt (a summary that does not match, or a
+// difference at the cut) instead of naming the original's new end.
 func TestTruncatedOriginalFails(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
@@ -542,6 +546,8 @@ func TestTruncatedOriginalFails(t *testing.T) {
 		{"compare view", nil, archive.StepSynced, 1 << 20, 100 << 10},
 		{"compare copy", nil, archive.StepSynced, 1 << 20, 200 << 10},
 		{"compare chosen", nil, archive.StepSynced, 1 << 20, 600 << 10},
+		{"compress view inside the last page", nil, archive.StepStart, 64 << 10, 64<<10 - 100},
+		{"compare view inside the last page", nil, archive.StepSynced, 64 << 10, 64<<10 - 100},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cut := tc.cut

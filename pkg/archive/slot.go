@@ -64,7 +64,7 @@ func changedSince(path string, before os.FileInfo, size int64, now os.FileInfo, 
 	case !os.SameFile(before, now):
 		return fmt.Errorf("%s: replaced by another file while it was %s", path, changedWhile)
 	case now.Size() < size:
-		return &segment.ChangedError{Path: path, While: changedWhile, Off: now.Size(), Err: io.ErrUnexpectedEOF}
+		return shrankTo(path, now.Size())
 	case now.Size() > size:
 		return fmt.Errorf("%s: changed while it was %s: %d bytes, %d before: new bytes from offset %d", path, changedWhile, now.Size(), size, size)
 	case mtime && !before.ModTime().Equal(now.ModTime()):
@@ -209,6 +209,29 @@ func (r *runner) verify(path string, o *original) error {
 		if err != nil {
 			return err
 		}
-		return s.cmp.CompareReader(path, b, o.src.Name(), o.chunks(s.chunk), o.size)
+		err = s.cmp.CompareReader(path, b, o.src.Name(), o.chunks(s.chunk), o.size)
+		// Read through views, a file cut inside a page reads as zeros
+		// from its new end to the page's, without a fault: a difference
+		// found there is the original's change, not the archive's damage
+		// (which resolve would remove).
+		if serr := o.shrunk(); serr != nil {
+			return serr
+		}
+		return err
 	})
+}
+
+// shrunk returns a *segment.ChangedError at the original's new end if the
+// file is now shorter than its image.
+func (o *original) shrunk() error {
+	st, err := o.src.Stat()
+	if err != nil || st.Size() >= o.size {
+		return nil
+	}
+	return shrankTo(o.src.Name(), st.Size())
+}
+
+// shrankTo is the error for an original at path that now ends at end.
+func shrankTo(path string, end int64) error {
+	return &segment.ChangedError{Path: path, While: changedWhile, Off: end, Err: io.ErrUnexpectedEOF}
 }

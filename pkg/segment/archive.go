@@ -233,7 +233,8 @@ func (c *ArchiveComparer) Compare(path string, want []byte) error {
 // Chunks finds cheaper; released behind the comparison). A failure to
 // read orig names origPath and the offset, and is not ErrCorrupt; orig
 // shorter than size is a *ChangedError (see ReadAt); a view of a file cut
-// short faults, for the caller's Guard.
+// short faults, for the caller's Guard, but reads as zeros from the cut to
+// the end of its page: the caller checks the file's size afterwards.
 func (c *ArchiveComparer) CompareReader(path string, archive []byte, origPath string, orig *Chunks, size int64) error {
 	a := &archiveFile{path: path, m: archive}
 	if err := a.checkSize(int64(len(archive))); err != nil {
