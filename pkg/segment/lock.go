@@ -96,7 +96,14 @@ func dirLocked(d *os.File) (bool, error) {
 // writer would then find its own LOCK locked by us).
 func lockFileIn(d *os.File, dir string, from uint64) (*os.File, error) {
 	p := filepath.Join(dir, LockName)
-	fd, err := unix.Openat(int(d.Fd()), LockName, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0o640)
+	// O_NONBLOCK, against a FIFO there; for writing, the open conflicts
+	// with any lease (an NFS server's read delegation), whose break it
+	// waits for as a blocking open would (waitLease).
+	var fd int
+	err := waitLease(func() (err error) {
+		fd, err = unix.Openat(int(d.Fd()), LockName, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0o640)
+		return err
+	})
 	if err != nil {
 		return nil, lockOpenError(&os.PathError{Op: "open", Path: p, Err: err})
 	}
@@ -325,9 +332,14 @@ func WriterInfo(dir string) (Writer, error) {
 
 // openLockFile opens the LOCK file, which must be a regular file: with
 // O_NONBLOCK a FIFO put there fails here instead of blocking the open (and
-// every verify and tail of the log) until something writes to it.
+// every verify and tail of the log) until something writes to it; a
+// lease's break is waited for (waitLease).
 func openLockFile(p string, flag int) (*os.File, error) {
-	f, err := os.OpenFile(p, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0o640)
+	var f *os.File
+	err := waitLease(func() (err error) {
+		f, err = os.OpenFile(p, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0o640)
+		return err
+	})
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, err

@@ -27,19 +27,30 @@ import (
 // and a second, and then returns the EWOULDBLOCK.
 func OpenNoFollow(path string) (*os.File, error) {
 	const flags = os.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK
-	f, err := os.OpenFile(path, flags, 0)
+	var f *os.File
+	err := waitLease(func() (err error) {
+		f, err = os.OpenFile(path, flags, 0)
+		return err
+	})
+	return f, err
+}
+
+// waitLease runs open, an open with O_NONBLOCK, and again while it fails
+// with EWOULDBLOCK, for as long as a blocking open could wait for a
+// lease's break (OpenNoFollow); it returns open's last error.
+func waitLease(open func() error) error {
+	err := open()
 	if err == nil || !errors.Is(err, syscall.EWOULDBLOCK) {
-		return f, err
+		return err
 	}
 	deadline := time.Now().Add(leaseBreakTime() + time.Second)
 	for wait := time.Millisecond; time.Now().Before(deadline); wait = min(2*wait, 100*time.Millisecond) {
 		time.Sleep(wait)
-		f, err = os.OpenFile(path, flags, 0)
-		if err == nil || !errors.Is(err, syscall.EWOULDBLOCK) {
-			return f, err
+		if err = open(); err == nil || !errors.Is(err, syscall.EWOULDBLOCK) {
+			return err
 		}
 	}
-	return nil, err
+	return err
 }
 
 // leaseBreakTime is how long the kernel lets a lease's holder keep the

@@ -22,6 +22,43 @@ import (
 // the lease up then.
 func TestOpenWaitsForALease(t *testing.T) {
 	p := writeFile(t, filepath.Join(t.TempDir(), segment.FileName(1)), sealedSegment(t, 1, 10))
+	waitsForLease(t, p, unix.F_WRLCK, "OpenImage", func() error {
+		im, err := segment.OpenImage(p)
+		if err == nil {
+			im.Close()
+		}
+		return err
+	})
+}
+
+// TestLockWaitsForALease (review): the writer opens LOCK for writing, with
+// O_NONBLOCK against a FIFO there, which conflicts with a read lease (an
+// NFS server's read delegation to a client that read LOCK, say): it failed
+// at once with EWOULDBLOCK ("open lock file: resource temporarily
+// unavailable"), and the writer could not start, where a blocking open
+// waits for the lease to be given up.
+func TestLockWaitsForALease(t *testing.T) {
+	dir := t.TempDir()
+	l, err := segment.AcquireLock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Release()
+	waitsForLease(t, filepath.Join(dir, segment.LockName), unix.F_RDLCK, "AcquireLock", func() error {
+		l, err := segment.AcquireLock(dir)
+		if err == nil {
+			l.Release()
+		}
+		return err
+	})
+}
+
+// waitsForLease takes a lease of type typ on the file at p and checks
+// that open (called name) waits for it: the holder is told of the break
+// by a signal (F_SETSIG) while open has not returned, and gives the lease
+// up then; open succeeds after.
+func waitsForLease(t *testing.T, p string, typ int, name string, open func() error) {
+	t.Helper()
 	f, err := os.Open(p)
 	if err != nil {
 		t.Fatal(err)
@@ -31,9 +68,9 @@ func TestOpenWaitsForALease(t *testing.T) {
 	signal.Notify(broken, syscall.SIGUSR1)
 	defer signal.Stop(broken)
 	fd := f.Fd()
-	if _, err := unix.FcntlInt(fd, unix.F_SETLEASE, unix.F_WRLCK); err != nil {
+	if _, err := unix.FcntlInt(fd, unix.F_SETLEASE, typ); err != nil {
 		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EAGAIN) {
-			t.Skipf("no write lease on %s here: %v", p, err)
+			t.Skipf("no lease on %s here: %v", p, err)
 		}
 		t.Fatal(err)
 	}
@@ -43,17 +80,11 @@ func TestOpenWaitsForALease(t *testing.T) {
 		}
 	}
 	opened := make(chan error, 1)
-	go func() {
-		im, err := segment.OpenImage(p)
-		if err == nil {
-			im.Close()
-		}
-		opened <- err
-	}()
+	go func() { opened <- open() }()
 	select {
 	case <-broken:
 	case err := <-opened:
-		t.Fatalf("OpenImage returned (%v) while the lease was held", err)
+		t.Fatalf("%s returned (%v) while the lease was held", name, err)
 	case <-time.After(time.Minute): // a hang, not a measurement
 		t.Fatal("the lease's holder was not told within a minute")
 	}
@@ -61,6 +92,6 @@ func TestOpenWaitsForALease(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := <-opened; err != nil {
-		t.Fatalf("OpenImage once the lease was given up: %v", err)
+		t.Fatalf("%s once the lease was given up: %v", name, err)
 	}
 }
