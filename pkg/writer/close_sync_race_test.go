@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -69,5 +70,56 @@ func TestCloseSeesInheritedFsyncFailureOfSync(t *testing.T) {
 	}
 	if !errors.Is(closeErr, ErrFailed) || !errors.Is(closeErr, syscall.EIO) {
 		t.Errorf("Close: %v; want the failed fsync of %s that a concurrent Sync met", closeErr, g.path)
+	}
+}
+
+// msyncGateFS holds the first msync until the test sends its result.
+type msyncGateFS struct {
+	osFS
+	once    sync.Once
+	entered chan struct{}
+	result  chan error
+}
+
+func (g *msyncGateFS) Msync(b []byte) error {
+	gated := false
+	g.once.Do(func() { gated = true })
+	if gated {
+		close(g.entered)
+		return <-g.result
+	}
+	return g.osFS.Msync(b)
+}
+
+// TestCloseSeesMsyncFailureOfSync (review): a Sync's msync of the active
+// segment that fails has reported the error on the segment's file, whose
+// next fsync succeeds; the sealer, which takes the mapping's lock once
+// the flush lets it go, then sealed that segment for Close, and Close
+// returned nil if it ended before the Sync recorded the failure (the
+// Sync's caller got EIO, Close said all was durable), as 66cec8f fixed
+// for the inherited segments. The failure is now recorded before the
+// mapping's lock is released. The Sync is held after its msync, before it
+// records the failure itself, by holding the syncer's lock.
+func TestCloseSeesMsyncFailureOfSync(t *testing.T) {
+	g := &msyncGateFS{entered: make(chan struct{}), result: make(chan error)}
+	w, err := Open(t.TempDir(), Options{SegmentSize: 64 << 10, Sync: SyncInterval, SyncInterval: 1 << 40, FS: g})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Append(make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	syncErr := make(chan error, 1)
+	go func() { syncErr <- w.Sync() }()
+	<-g.entered
+	w.syncer.mu.Lock()
+	g.result <- syscall.EIO
+	closeErr := w.Close()
+	w.syncer.mu.Unlock()
+	if err := <-syncErr; !errors.Is(err, syscall.EIO) {
+		t.Errorf("Sync: %v, want the msync's EIO", err)
+	}
+	if !errors.Is(closeErr, syscall.EIO) {
+		t.Errorf("Close: %v, want the msync's EIO, which Sync reported", closeErr)
 	}
 }

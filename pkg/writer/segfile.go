@@ -326,18 +326,28 @@ func (w *Writer) flush(s *seg, upto int64) error {
 	// as the sealer's reads are (sealPass): a file truncated under the
 	// writer fails it, naming the file, instead of killing the process.
 	if err := segment.Guard(s.data, func() { s.durable.Advance(s.data) }); err != nil {
-		return segment.Changed(s.path, "being flushed", err)
+		return w.flushFailed(segment.Changed(s.path, "being flushed", err))
 	}
 	covered := min(s.durable.Off, upto)
 	page := int64(os.Getpagesize())
 	from := s.synced &^ (page - 1)
 	end := min((upto+page-1)&^(page-1), size)
 	if err := w.opts.FS.Msync(s.data[from:end]); err != nil {
-		return fmt.Errorf("msync %s [%d, %d): %w", s.path, from, end, err)
+		return w.flushFailed(fmt.Errorf("msync %s [%d, %d): %w", s.path, from, end, err))
 	}
 	s.flushes.Add(1)
 	s.synced = max(s.synced, covered)
 	return nil
+}
+
+// flushFailed records err, a failure of flush, before flush releases
+// mapMu: the failed msync has reported the error on the segment's file,
+// whose fsync by the seal that takes mapMu next succeeds, and a Close
+// that ends before the Sync records it must find the writer failed (as
+// fsyncAll's failures are, under wb). It returns err.
+func (w *Writer) flushFailed(err error) error {
+	w.fail(err)
+	return err
 }
 
 // finish writes footer f into s, makes it durable as the sync mode says,
