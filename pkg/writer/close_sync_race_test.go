@@ -58,14 +58,8 @@ func TestCloseSeesInheritedFsyncFailureOfSync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	syncErr := make(chan error, 1)
-	go func() { syncErr <- w.Sync() }()
-	<-g.entered
-	w.syncer.mu.Lock()
-	g.result <- syscall.EIO
-	closeErr := w.Close()
-	w.syncer.mu.Unlock()
-	if err := <-syncErr; !errors.Is(err, syscall.EIO) {
+	syncErr, closeErr := closeWhileSyncFails(w, g.entered, g.result)
+	if err := syncErr; !errors.Is(err, syscall.EIO) {
 		t.Errorf("Sync: %v, want the fsync's EIO", err)
 	}
 	if !errors.Is(closeErr, ErrFailed) || !errors.Is(closeErr, syscall.EIO) {
@@ -109,17 +103,26 @@ func TestCloseSeesMsyncFailureOfSync(t *testing.T) {
 	if _, err := w.Append(make([]byte, 1000)); err != nil {
 		t.Fatal(err)
 	}
-	syncErr := make(chan error, 1)
-	go func() { syncErr <- w.Sync() }()
-	<-g.entered
-	w.syncer.mu.Lock()
-	g.result <- syscall.EIO
-	closeErr := w.Close()
-	w.syncer.mu.Unlock()
-	if err := <-syncErr; !errors.Is(err, syscall.EIO) {
+	syncErr, closeErr := closeWhileSyncFails(w, g.entered, g.result)
+	if err := syncErr; !errors.Is(err, syscall.EIO) {
 		t.Errorf("Sync: %v, want the msync's EIO", err)
 	}
 	if !errors.Is(closeErr, syscall.EIO) {
 		t.Errorf("Close: %v, want the msync's EIO, which Sync reported", closeErr)
 	}
+}
+
+// closeWhileSyncFails runs a Sync, lets the gated call it makes (entered)
+// fail with EIO (result), and closes w while the Sync waits for the
+// syncer's lock, before it records the failure itself; it returns what
+// the Sync and the Close returned.
+func closeWhileSyncFails(w *Writer, entered chan struct{}, result chan error) (syncErr, closeErr error) {
+	done := make(chan error, 1)
+	go func() { done <- w.Sync() }()
+	<-entered
+	w.syncer.mu.Lock()
+	result <- syscall.EIO
+	closeErr = w.Close()
+	w.syncer.mu.Unlock()
+	return <-done, closeErr
 }
