@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -506,85 +505,6 @@ func TestFooterDamagedAfterPlanFails(t *testing.T) {
 	}
 	if !exists(fx.seg(1)) || exists(fx.zst(1)) || !exists(fx.zst(2)) {
 		t.Error("want segment 1 as its original only, segment 2 archived")
-	}
-}
-
-// An original truncated while it is being archived (after the checks that
-// made it eligible) fails that segment with an error naming the file and
-// the offset that had no data, whether a read of the file (compressing)
-// or of its mapping (here the digest of a leftover archive's original
-// that does not verify) found it: no archive and no temporary file are
-// left for it, and the other segments are archived. Truncated once its
-// archive is in place, before it is removed, it is kept beside the
-// archive, and the error names the offset too: the file's new end. (That
-// one said "changed while it was being archived", no offset.)
-//
-// The original is read a chunk at a time, the first of each pass
-// through the mapping and the second with pread, to time them
-// (segment.Chunks): compression reads 256 KiB chunks, the comparison as
-// much as a decoded block (at most 128 KiB). In a segment of 1 MiB a cut
-// in the first chunk is met by a view, one in the second by a copy, one
-// further on by whichever the pass chose. A fault in the comparison left
-// the temporary archive behind (the cleanup ran only on an error). A
-// 64 KiB segment is one view in each pass: cut inside its last page, it
-// reads as zeros from the cut on, without a fault, and the comparison
-// called the archive corrupt (a summary that does not match, or a
-// difference at the cut) instead of naming the original's new end.
-func TestTruncatedOriginalFails(t *testing.T) {
-	for _, tc := range []struct {
-		name      string
-		leftover  []byte       // the archive beside the original, if any
-		at        archive.Step // when the original is truncated
-		size, cut int64
-	}{
-		{"read", nil, archive.StepStart, segSize, segSize / 2},
-		{"mapped", []byte("not an archive"), archive.StepStart, segSize, segSize / 2},
-		{"archived", nil, archive.StepDirSynced, segSize, segSize / 2},
-		{"compress view", nil, archive.StepStart, 1 << 20, 100 << 10},
-		{"compress copy", nil, archive.StepStart, 1 << 20, 300 << 10},
-		{"compress chosen", nil, archive.StepStart, 1 << 20, 600 << 10},
-		{"compare view", nil, archive.StepSynced, 1 << 20, 100 << 10},
-		{"compare copy", nil, archive.StepSynced, 1 << 20, 200 << 10},
-		{"compare chosen", nil, archive.StepSynced, 1 << 20, 600 << 10},
-		{"compress view inside the last page", nil, archive.StepStart, 64 << 10, 64<<10 - 100},
-		{"compare view inside the last page", nil, archive.StepSynced, 64 << 10, 64<<10 - 100},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cut := tc.cut
-			fx := newFixture(t, 3, tc.size)
-			if tc.leftover != nil {
-				writeFile(t, fx.zst(1), tc.leftover)
-			}
-			res, err := archive.Run(context.Background(), fx.dir, archive.Options{Jobs: 1, Observer: func(ev archive.Event) {
-				if ev.Seq == 1 && ev.Step == tc.at {
-					if err := os.Truncate(ev.Original, cut); err != nil {
-						t.Error(err)
-					}
-				}
-			}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.Failed != 1 || res.Done != 1 || res.Segments[0].Err == nil {
-				t.Fatalf("failed %d done %d: %+v", res.Failed, res.Done, res.Segments)
-			}
-			// The mapping faults at the first missing byte the digest
-			// reads, at or just after the cut; the others name the cut.
-			msg := res.Segments[0].Err.Error()
-			prefix := fx.seg(1) + ": changed while it was being archived (truncated?): no data at offset "
-			num, rest, _ := strings.Cut(strings.TrimPrefix(msg, prefix), ";")
-			off, perr := strconv.ParseInt(num, 10, 64)
-			if !strings.HasPrefix(msg, prefix) || perr != nil || off < cut || off >= cut+4096 {
-				t.Fatalf("segment 1: %q; want %q and an offset in [%d, %d)", msg, prefix, cut, cut+4096)
-			}
-			archived := tc.at == archive.StepDirSynced
-			if archived && (off != cut || rest != " original kept beside "+fx.zst(1)) {
-				t.Errorf("segment 1: %q; want offset %d, the original kept beside its archive", msg, cut)
-			}
-			if !exists(fx.seg(1)) || exists(fx.zst(1)+segment.TempExt) || !exists(fx.zst(2)) || exists(fx.zst(1)) != (tc.leftover != nil || archived) {
-				t.Errorf("want segment 1 as its (truncated) original only (and the leftover, or its archive), segment 2 archived: seg %v tmp %v zst2 %v zst1 %v", exists(fx.seg(1)), exists(fx.zst(1)+segment.TempExt), exists(fx.zst(2)), exists(fx.zst(1)))
-			}
-		})
 	}
 }
 
