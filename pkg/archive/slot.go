@@ -29,11 +29,6 @@ type original struct {
 	mtime time.Time // given to its archive
 }
 
-// chunks returns a pass over the original through buf.
-func (o *original) chunks(buf []byte) *segment.Chunks {
-	return segment.NewChunks(o.im, o.src, buf, segment.ReadProbe)
-}
-
 // openOriginal opens the segment file at path for reading and checks that
 // it is the file Lstat described as before, of the size its image has.
 func openOriginal(path string, before os.FileInfo, size int64) (*os.File, error) {
@@ -96,6 +91,15 @@ type slot struct {
 	cmp   *segment.ArchiveComparer
 }
 
+// chunks returns a pass over the original o through the slot's chunk
+// buffer.
+func (s *slot) chunks(o *original) *segment.Chunks {
+	if s.chunk == nil {
+		s.chunk = make([]byte, chunkSize)
+	}
+	return segment.NewChunks(o.im, o.src, s.chunk, segment.ReadProbe)
+}
+
 // ensureBuf makes s.buf a mapping large enough for the archive of an
 // n-byte segment, read back with direct I/O (rounded up to directAlign),
 // replacing a smaller one.
@@ -148,7 +152,7 @@ func (s *slot) encode(r *runner, o *original) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("zstd encoder: %w", err)
 		}
-		s.zw, s.chunk = zw, make([]byte, chunkSize)
+		s.zw = zw
 	}
 	if err := s.ensureBuf(r, o.size); err != nil {
 		return nil, err
@@ -156,7 +160,7 @@ func (s *slot) encode(r *runner, o *original) ([]byte, error) {
 	w := &boundedWriter{b: s.buf[:0]}
 	s.zw.ResetContentSize(w, o.size)
 	defer s.zw.Reset(nil) // keep no reference to the buffer
-	c := o.chunks(s.chunk)
+	c := s.chunks(o)
 	for off := int64(0); off < o.size; {
 		b, err := c.ReadFull(o.src.Name(), changedWhile, off, int(min(int64(c.Size()), o.size-off)))
 		if err != nil {
@@ -202,14 +206,11 @@ func (r *runner) verify(path string, o *original) error {
 		if err := s.ensureBuf(r, o.size); err != nil {
 			return err
 		}
-		if s.chunk == nil {
-			s.chunk = make([]byte, chunkSize)
-		}
 		b, err := readBack(path, s.buf)
 		if err != nil {
 			return err
 		}
-		err = s.cmp.CompareReader(path, b, o.src.Name(), o.chunks(s.chunk), o.size)
+		err = s.cmp.CompareReader(path, b, o.src.Name(), s.chunks(o), o.size)
 		// Read through views, a file cut inside a page reads as zeros
 		// from its new end to the page's, without a fault: a difference
 		// found there is the original's change, not the archive's damage

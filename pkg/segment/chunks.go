@@ -114,14 +114,16 @@ func (c *Chunks) ReadFull(path, while string, off int64, n int) ([]byte, error) 
 
 // Release gives back the mapping below off (Image.Release): views, and
 // whatever else the pass read through the mapping. A pass calls it as it
-// goes, once it is done with the bytes below off. It returns where the
-// released range ends: whole 2 MiB blocks are released, so off or less.
-func (c *Chunks) Release(off int64) int64 {
+// goes, once it is done with the bytes below off.
+func (c *Chunks) Release(off int64) {
 	if c.im != nil && off > c.freed {
 		c.freed = c.im.Release(c.freed, off)
 	}
-	return c.freed
 }
+
+// Released returns where the released range ends: whole 2 MiB blocks are
+// released, so the last offset given to Release or less.
+func (c *Chunks) Released() int64 { return c.freed }
 
 // Viewing reports whether Read returns views now.
 func (c *Chunks) Viewing() bool { return c.mode == ReadViews || c.mode == ReadProbe }

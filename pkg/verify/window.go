@@ -89,8 +89,7 @@ type window struct {
 	// (segment.ReadProbe unless a test says otherwise).
 	im     *segment.Image
 	mode   segment.ReadMode
-	chunks *segment.Chunks // reads the windows, made by reader
-	freed  int64           // the mapping is released below this offset
+	chunks *segment.Chunks // reads the windows and releases the mapping, made by reader
 
 	digest    *segment.DigestStream
 	digestEnd int64 // where the digest stops: the END frame's header end
@@ -150,11 +149,11 @@ func (w *window) fill(img []byte, off int64) bool {
 // bytes were mapped again, and stayed so until the check ended (a
 // segment of records larger than the window stayed resident whole).
 func (w *window) release(img []byte, off int64) {
-	if w.im == nil || off <= w.freed {
+	if w.im == nil || off <= w.reader().Released() {
 		return
 	}
 	w.hash(img, off)
-	w.freed = w.reader().Release(off)
+	w.reader().Release(off)
 }
 
 // hash brings the digest up to upto (at most digestEnd): from the window
