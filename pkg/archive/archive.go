@@ -262,7 +262,7 @@ func Run(ctx context.Context, dir string, opts Options) (*Result, error) {
 		}
 		defer unlock()
 	}
-	plan, err := PlanDir(dir, opts)
+	plan, err := planDir(ctx, dir, opts)
 	if err != nil {
 		return res, err
 	}
@@ -518,8 +518,8 @@ func lockDir(dir string) (func(), error) {
 
 // syncFile makes the content of the regular file at path durable (never
 // through a symbolic link).
-func syncFile(path string) error {
-	f, err := segment.OpenNoFollow(path)
+func syncFile(ctx context.Context, path string) error {
+	f, err := segment.OpenNoFollowContext(ctx, path)
 	if err != nil {
 		return fmt.Errorf("fsync %s: %w", path, err)
 	}

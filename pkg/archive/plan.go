@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -78,6 +79,14 @@ func (p *Plan) Segments() int { return len(p.Resolve) + len(p.Compress) }
 // PlanDir decides what Run would do in dir with opts, without changing
 // anything (Run calls it; a dry run returns only this).
 func PlanDir(dir string, opts Options) (*Plan, error) {
+	return planDir(context.Background(), dir, opts)
+}
+
+// planDir is PlanDir whose opens of segments stop waiting for a lease's
+// break when ctx is done: Run's, cancelled, is not held up for as long as
+// lease-break-time by each segment a lease is on (such a segment is
+// skipped with an error wrapping ctx's, which Run counts as interrupted).
+func planDir(ctx context.Context, dir string, opts Options) (*Plan, error) {
 	dir = segment.CleanName(dir)
 	opts = opts.withDefaults()
 	l, err := segment.List(dir)
@@ -96,7 +105,7 @@ func PlanDir(dir string, opts Options) (*Plan, error) {
 		if i == len(l.Segments)-1 {
 			if !e.Archived {
 				p.Skipped = append(p.Skipped, Skip{Seq: e.Seq, Path: e.Path, Reason: "newest segment (a writer appends to it, or will)"})
-				if _, _, skip := inspect(e.Path); skip.Reason == "" {
+				if _, _, skip := inspect(ctx, e.Path); skip.Reason == "" {
 					keep-- // sealed (every writer closed): one of the newest Keep
 				}
 				continue
@@ -108,7 +117,7 @@ func PlanDir(dir string, opts Options) (*Plan, error) {
 			continue
 		}
 		c := Candidate{Seq: e.Seq, Path: e.Path, Archive: archivePath(e)}
-		f, size, skip := inspect(e.Path)
+		f, size, skip := inspect(ctx, e.Path)
 		if skip.Reason != "" {
 			skip.Seq, skip.Path = e.Seq, e.Path
 			p.Skipped = append(p.Skipped, skip)
@@ -154,8 +163,8 @@ func archivePath(e segment.Entry) string {
 
 // inspect returns the footer and size of a sealed, well-formed segment
 // file, or why it is to be skipped (Skip's Reason, Damaged and Err).
-func inspect(path string) (segment.Footer, int64, Skip) {
-	im, err := segment.OpenImage(path)
+func inspect(ctx context.Context, path string) (segment.Footer, int64, Skip) {
+	im, err := segment.OpenImageContext(ctx, path)
 	return inspectImage(path, im, err)
 }
 

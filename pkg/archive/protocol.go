@@ -45,7 +45,7 @@ func (r *runner) do(t task) SegmentResult {
 	if err != nil {
 		return p.failUnlessGone(t, err)
 	}
-	im, err := segment.OpenImage(t.original)
+	im, err := segment.OpenImageContext(r.ctx, t.original)
 	if err != nil {
 		return p.failUnlessGone(t, err)
 	}
@@ -274,7 +274,7 @@ func (r *runner) resolve(t task, o *original, f segment.Footer, step func(Step))
 		// The interrupted run fsynced the archive before its rename, but
 		// an archive put there by something else (zstd by hand, a copy)
 		// may not be durable: it must be before the original goes.
-		if err := syncFile(t.archive); err != nil {
+		if err := syncFile(r.ctx, t.archive); err != nil {
 			return false, err
 		}
 		// The interrupted run may have died before the rename was durable.

@@ -1,6 +1,7 @@
 package reader
 
 import (
+	"context"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -141,6 +142,7 @@ type bulkRun struct {
 	bufs    [][]byte // every output buffer allocated, for Unmap
 	quit    chan struct{}
 	wg      sync.WaitGroup
+	ctx     context.Context // the reader's (OpenContext)
 }
 
 // bulkReady reports whether the next segment may be read in bulk: the read
@@ -198,6 +200,7 @@ func (r *Reader) bulk(i int) int {
 		work:    make(chan *bulkItem, bulkAhead*b.Workers),
 		free:    make(chan []byte, bulkAhead*b.Workers+2),
 		quit:    make(chan struct{}),
+		ctx:     r.ctx,
 	}
 	if p := r.pre; p != nil {
 		r.pre = nil

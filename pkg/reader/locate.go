@@ -163,15 +163,16 @@ func archivedSince(e segment.Entry, err error) (segment.Entry, bool) {
 // walkCount counts the records of segment e by walking it, and returns
 // the offset after the last one.
 func (r *Reader) walkCount(e segment.Entry) (uint64, int64) {
-	im, err := segment.OpenImage(e.Path)
+	im, err := r.openImage(e.Path)
 	if a, ok := archivedSince(e, err); ok {
 		e = a
-		im, err = segment.OpenImage(e.Path)
+		im, err = r.openImage(e.Path)
 	}
 	// A damaged archive is read as far as it decodes (openSeg): its
 	// records are counted alike.
 	im, _, err = openSalvaging(e.Path, im, err)
 	if err != nil {
+		r.cancelled(err) // counted wrong, but not read: Next returns false
 		return 0, 0
 	}
 	defer im.Close()

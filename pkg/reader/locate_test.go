@@ -1,6 +1,7 @@
 package reader
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -32,7 +33,7 @@ func TestCountArchivedSinceListing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &Reader{dir: dir, list: l.Segments}
+	r := &Reader{dir: dir, list: l.Segments, ctx: context.Background()}
 	before := make([]uint64, len(l.Segments))
 	for i, e := range l.Segments {
 		before[i], _, _ = r.count(e)

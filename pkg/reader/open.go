@@ -134,7 +134,7 @@ func (r *Reader) waitListing() bool {
 func (r *Reader) openSeg(e segment.Entry, below uint64, retry bool) (*seg, bool) {
 	im, err, ok := r.takePrefetch(e)
 	if !ok {
-		im, err = segment.OpenImage(e.Path)
+		im, err = r.openImage(e.Path)
 	}
 	if errors.Is(err, fs.ErrNotExist) && r.single == "" {
 		// Archived or removed since the listing: see what is there now.
@@ -151,6 +151,9 @@ func (r *Reader) openSeg(e segment.Entry, below uint64, retry bool) (*seg, bool)
 		return nil, false
 	}
 	im, salvaged, err := openSalvaging(e.Path, im, err)
+	if r.cancelled(err) {
+		return nil, false
+	}
 	if err != nil {
 		r.skipUnreadable(e)
 		r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(err), Err: segment.FileError(e.Path, "cannot open segment", err)})
@@ -290,4 +293,21 @@ func errOffset(err error) int64 {
 		return ad.Lost
 	}
 	return 0
+}
+
+// openImage is segment.OpenImage under the reader's context: the wait for
+// a lease's break ends when it is done (OpenContext).
+func (r *Reader) openImage(path string) (*segment.Image, error) {
+	return segment.OpenImageContext(r.ctx, path)
+}
+
+// cancelled reports whether err, from opening a segment, is the reader's
+// context ending the wait for a lease's break; it then stops the reader
+// with err: the segment was not read, but it is not damage either.
+func (r *Reader) cancelled(err error) bool {
+	if err == nil || r.ctx.Err() == nil || !errors.Is(err, r.ctx.Err()) {
+		return false
+	}
+	r.err = err
+	return true
 }

@@ -112,7 +112,10 @@
 // itself as soon as a record arrives, and one that lands while the
 // goroutine is in Next or still reading a Record's Payload unmaps memory
 // under it: nothing outside the reader can tell the two moments apart, so
-// it is a safety net for an idle follower, not a way to stop one.
+// it is a safety net for an idle follower, not a way to stop one. A
+// segment whose open waits for another process's lease to be given up (up
+// to 46 s) is waited for in Next too: the context given to OpenContext
+// ends that wait, and stops the reader.
 //
 // # Costs
 //
@@ -382,6 +385,9 @@ type Reader struct {
 	// them as it returns.
 	closeLater bool
 	cl         closer
+	// ctx ends the waits for a lease's break in opening segments
+	// (OpenContext); it is read by the goroutines that open ahead too.
+	ctx context.Context
 }
 
 // batch is how many walk events the reader decodes at once.
@@ -392,6 +398,16 @@ const batch = 128
 // the footers that locate the start happen here; the records are decoded
 // by Next.
 func Open(dir string, opts Options) (*Reader, error) {
+	return OpenContext(context.Background(), dir, opts)
+}
+
+// OpenContext is Open with ctx, for the reader's life, ending the waits
+// for a lease another process holds on a segment file (a file server's)
+// to be given up, which last up to lease-break-time and a second (46 s by
+// default; segment.OpenImageContext): once ctx is done, a segment whose
+// open waits for one stops the reader, Err returning an error that wraps
+// ctx's. Wait's own context ends its waits for records.
+func OpenContext(ctx context.Context, dir string, opts Options) (*Reader, error) {
 	dir = segment.CleanName(dir) // the directory the writer appends to
 	if opts.PollMin <= 0 {
 		opts.PollMin = 50 * time.Microsecond
@@ -400,7 +416,7 @@ func Open(dir string, opts Options) (*Reader, error) {
 		opts.PollMax = 100 * time.Millisecond
 	}
 	opts.PollMax = max(opts.PollMax, opts.PollMin)
-	r := &Reader{dir: dir, opts: opts, since: minTime, evs: make([]segment.Event, 0, batch), cl: closer{stop: make(chan struct{})}}
+	r := &Reader{dir: dir, opts: opts, since: minTime, evs: make([]segment.Event, 0, batch), cl: closer{stop: make(chan struct{})}, ctx: ctx}
 	if !opts.Since.IsZero() {
 		if k := opts.Start.kind; k == startLast || k == startSkip {
 			return nil, errors.New("reader: Since cannot be combined with Last or Skip")

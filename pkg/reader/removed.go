@@ -57,7 +57,7 @@ func (r *Reader) notFound(e segment.Entry, below uint64, err error) (segment.Ent
 		}
 		e = r.list[j]
 		var im *segment.Image
-		if im, err = segment.OpenImage(e.Path); !errors.Is(err, fs.ErrNotExist) {
+		if im, err = r.openImage(e.Path); !errors.Is(err, fs.ErrNotExist) {
 			return e, im, found, err
 		}
 	}

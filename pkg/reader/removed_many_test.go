@@ -1,6 +1,7 @@
 package reader
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -56,7 +57,7 @@ func TestRemovedManyHoles(t *testing.T) {
 func TestOlderPresentNewListing(t *testing.T) {
 	dir := t.TempDir()
 	sealedLog(t, dir, 3, 1)
-	r := &Reader{dir: dir}
+	r := &Reader{dir: dir, ctx: context.Background()}
 	defer r.Close()
 	if err := r.relist(); err != nil {
 		t.Fatal(err)
@@ -91,7 +92,7 @@ func TestOlderPresentNewListing(t *testing.T) {
 func BenchmarkRemovedWhileReadOlderPresent(b *testing.B) {
 	for _, n := range []int{64, 256} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			r := &Reader{dir: b.TempDir()}
+			r := &Reader{dir: b.TempDir(), ctx: context.Background()}
 			for i := range n {
 				r.list = append(r.list, segment.Entry{Seq: uint64(2*i + 1)})
 			}

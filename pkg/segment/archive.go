@@ -2,6 +2,7 @@ package segment
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -34,9 +35,9 @@ func init() {
 
 // mapArchive decompresses the archive at path into a mapping of its own,
 // released by the function returned.
-func mapArchive(path string) ([]byte, func() error, error) {
+func mapArchive(ctx context.Context, path string) ([]byte, func() error, error) {
 	var buf []byte
-	data, err := readArchive(path, func(n int64) ([]byte, error) {
+	data, err := readArchive(ctx, path, func(n int64) ([]byte, error) {
 		b, err := AllocHuge(int(n))
 		buf = b
 		return b, err
@@ -103,7 +104,7 @@ func newStreamDecoder(extra ...zstd.DOption) (*zstd.Decoder, error) {
 // size) gives an error wrapping ErrCorrupt, an I/O failure one that does
 // not. The result is not checked as a segment: OpenImage does that.
 func ReadArchive(path string) (data []byte, err error) {
-	return readArchive(path, func(n int64) ([]byte, error) { return make([]byte, n), nil }, nil)
+	return readArchive(context.Background(), path, func(n int64) ([]byte, error) { return make([]byte, n), nil }, nil)
 }
 
 // readArchive is ReadArchive decompressing, with the shared decoder
@@ -111,8 +112,8 @@ func ReadArchive(path string) (data []byte, err error) {
 // that buffer. If the archive does not decode, the buffer is handed to
 // free (nil: left to the collector) before locateDamage decodes it again,
 // so that placing the damage never costs two segments' worth of memory.
-func readArchive(path string, alloc func(n int64) ([]byte, error), free func([]byte)) (data []byte, err error) {
-	a, err := openArchiveFile(path)
+func readArchive(ctx context.Context, path string, alloc func(n int64) ([]byte, error), free func([]byte)) (data []byte, err error) {
+	a, err := openArchiveFile(ctx, path)
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +156,7 @@ func readArchive(path string, alloc func(n int64) ([]byte, error), free func([]b
 // is the first): the header's CRC vouches for the header. Errors name
 // the file; one from the decoder or the header wraps ErrCorrupt.
 func readArchiveHeader(path string) (Header, error) {
-	a, err := openArchiveFile(path)
+	a, err := openArchiveFile(context.Background(), path)
 	if err != nil {
 		return Header{}, err
 	}
@@ -216,7 +217,7 @@ func (c *ArchiveComparer) Close() { c.dec.Close() }
 // anything else, gives an error wrapping ErrCorrupt that names the file
 // (and the first differing offset); an I/O failure gives one that does not.
 func (c *ArchiveComparer) Compare(path string, want []byte) error {
-	a, err := openArchiveFile(path)
+	a, err := openArchiveFile(context.Background(), path)
 	if err != nil {
 		return err
 	}
@@ -391,10 +392,10 @@ type archiveFile struct {
 // openArchiveFile opens and maps the archive at path (never through a
 // symbolic link) and checks its size and frame header, so that nothing is
 // allocated from a claim the file cannot back.
-func openArchiveFile(path string) (*archiveFile, error) {
+func openArchiveFile(ctx context.Context, path string) (*archiveFile, error) {
 	// A FIFO named like an archive fails below (not a regular file): the
 	// open does not block (OpenNoFollow).
-	f, err := OpenNoFollow(path)
+	f, err := OpenNoFollowContext(ctx, path)
 	if err != nil {
 		if errors.Is(err, syscall.ELOOP) {
 			return nil, fmt.Errorf("%s: is a symbolic link; segment links are never followed", path)

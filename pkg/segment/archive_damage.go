@@ -2,6 +2,7 @@ package segment
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -175,7 +176,7 @@ func (a *archiveFile) locateDamage(decErr error) error {
 // the counted stream decode that places the damage (locateDamage) writes
 // into the buffer instead of forgetting.
 func OpenSalvaged(path string) (*Image, error) {
-	a, err := openArchiveFile(path)
+	a, err := openArchiveFile(context.Background(), path)
 	if err != nil {
 		return nil, err
 	}

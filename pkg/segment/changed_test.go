@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -28,7 +29,7 @@ func TestArchiveGuardNamesOffset(t *testing.T) {
 	if err := os.WriteFile(p, enc.EncodeAll(content, nil), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	a, err := openArchiveFile(p)
+	a, err := openArchiveFile(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -22,10 +23,16 @@ type File struct {
 // through a symbolic link, and only a regular file no larger than any
 // segment. An archive is not a segment file (OpenImage decompresses it).
 func OpenFile(path string) (*File, error) {
+	return openFile(context.Background(), path)
+}
+
+// openFile is OpenFile whose wait for a lease's break ends when ctx is
+// done.
+func openFile(ctx context.Context, path string) (*File, error) {
 	if IsArchiveName(filepath.Base(path)) {
 		return nil, fmt.Errorf("%s: an archive, not a segment file (read it with OpenImage)", path)
 	}
-	f, st, err := openSegmentFile(path)
+	f, st, err := openSegmentFile(ctx, path)
 	if err != nil {
 		return nil, err
 	}

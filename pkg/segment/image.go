@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -38,19 +39,26 @@ type Image struct {
 
 // openArchive decompresses an archive into memory that release gives
 // back; set by the archive support file.
-var openArchive func(path string) (data []byte, release func() error, err error)
+var openArchive func(ctx context.Context, path string) (data []byte, release func() error, err error)
 
 // OpenImage opens a segment file or archive for reading. Symbolic links are
 // never followed. The image holds no file descriptor; Close releases its
 // memory. A file truncated while it is opened is an error, not a SIGBUS.
+// A lease's break is waited for as OpenNoFollow does.
 func OpenImage(path string) (*Image, error) {
+	return OpenImageContext(context.Background(), path)
+}
+
+// OpenImageContext is OpenImage whose wait for a lease's break ends when
+// ctx is done (OpenNoFollowContext).
+func OpenImageContext(ctx context.Context, path string) (*Image, error) {
 	archived := IsArchiveName(filepath.Base(path))
 	im := &Image{Path: path, Archived: archived}
 	if archived {
 		if openArchive == nil {
 			return nil, fmt.Errorf("%s: reading archives is not supported by this build", path)
 		}
-		b, release, err := openArchive(path)
+		b, release, err := openArchive(ctx, path)
 		if err != nil {
 			return nil, err
 		}
@@ -58,7 +66,7 @@ func OpenImage(path string) (*Image, error) {
 		im.decodeHeader()
 		return im, nil
 	}
-	f, err := OpenFile(path)
+	f, err := openFile(ctx, path)
 	if err != nil {
 		return nil, err
 	}
@@ -129,16 +137,16 @@ func ReadImage(path string, buf []byte) (*Image, error) {
 // openSegmentFile opens a segment file for reading and checks it is one:
 // a regular file (never followed through a symbolic link) no larger than
 // any segment.
-func openSegmentFile(path string) (*os.File, os.FileInfo, error) {
-	return openRegularFile(path, MaxSegmentSize)
+func openSegmentFile(ctx context.Context, path string) (*os.File, os.FileInfo, error) {
+	return openRegularFile(ctx, path, MaxSegmentSize)
 }
 
 // openRegularFile is openSegmentFile with the size bound given: an
 // archive may be a little larger than the segment it holds.
-func openRegularFile(path string, maxSize int64) (*os.File, os.FileInfo, error) {
+func openRegularFile(ctx context.Context, path string, maxSize int64) (*os.File, os.FileInfo, error) {
 	// A FIFO named like a segment fails below (not a regular file): the
 	// open does not block (OpenNoFollow).
-	f, err := OpenNoFollow(path)
+	f, err := OpenNoFollowContext(ctx, path)
 	if err != nil {
 		if errors.Is(err, syscall.ELOOP) {
 			return nil, nil, fmt.Errorf("%s: is a symbolic link; segment links are never followed", path)
@@ -328,7 +336,7 @@ func (im *Image) Reopen() (*os.File, error) {
 	if im.info == nil {
 		return nil, fmt.Errorf("%s: not a mapped segment file", im.Path)
 	}
-	f, st, err := openSegmentFile(im.Path)
+	f, st, err := openSegmentFile(context.Background(), im.Path)
 	if err != nil {
 		return nil, err
 	}

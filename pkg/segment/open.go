@@ -1,7 +1,9 @@
 package segment
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -24,28 +26,56 @@ import (
 // /proc/sys/fs/lease-break-time seconds (45 by default) if the holder
 // does not. So OpenNoFollow tries again (every 1, 2, 4 ... up to 100
 // ms) for as long as a blocking open could have waited, lease-break-time
-// and a second, and then returns the EWOULDBLOCK.
+// and a second, and then returns the EWOULDBLOCK. Nothing ends that wait
+// early: a caller that can be told to stop uses OpenNoFollowContext.
 func OpenNoFollow(path string) (*os.File, error) {
-	const flags = os.O_RDONLY | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK
+	return OpenNoFollowContext(context.Background(), path)
+}
+
+// OpenNoFollowContext is OpenNoFollow whose wait for a lease's break ends
+// as soon as ctx is done, with an error wrapping the open's EWOULDBLOCK
+// and ctx's cause (context.Canceled, say) that names the file and how
+// long the wait lasted. Without a lease it opens as OpenNoFollow does,
+// ctx done or not.
+func OpenNoFollowContext(ctx context.Context, path string) (*os.File, error) {
+	return OpenNonBlocking(ctx, path, os.O_RDONLY|unix.O_NOFOLLOW)
+}
+
+// OpenNonBlocking opens the file at path with flag (os.O_RDONLY, say, with
+// unix.O_NOFOLLOW or without), O_NONBLOCK and O_CLOEXEC, waiting for a
+// lease's break as OpenNoFollowContext does: for a file of another kind
+// than a segment (tail's cursor file) that must not block on a FIFO
+// either. It creates nothing (no permission bits).
+func OpenNonBlocking(ctx context.Context, path string, flag int) (*os.File, error) {
 	var f *os.File
-	err := waitLease(func() (err error) {
-		f, err = os.OpenFile(path, flags, 0)
+	err := waitLease(ctx, path, func() (err error) {
+		f, err = os.OpenFile(path, flag|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 		return err
 	})
 	return f, err
 }
 
-// waitLease runs open, an open with O_NONBLOCK, and again while it fails
-// with EWOULDBLOCK, for as long as a blocking open could wait for a
-// lease's break (OpenNoFollow); it returns open's last error.
-func waitLease(open func() error) error {
+// waitLease runs open, an open of path with O_NONBLOCK, and again while it
+// fails with EWOULDBLOCK, for as long as a blocking open could wait for a
+// lease's break (OpenNoFollow) or until ctx is done; it returns open's
+// last error, wrapped with ctx's cause if ctx ended the wait.
+func waitLease(ctx context.Context, path string, open func() error) error {
 	err := open()
 	if err == nil || !errors.Is(err, syscall.EWOULDBLOCK) {
 		return err
 	}
-	deadline := time.Now().Add(leaseBreakTime() + time.Second)
+	start := time.Now()
+	deadline := start.Add(leaseBreakTime() + time.Second)
+	t := time.NewTimer(0)
+	defer t.Stop()
 	for wait := time.Millisecond; time.Now().Before(deadline); wait = min(2*wait, 100*time.Millisecond) {
-		time.Sleep(wait)
+		t.Reset(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: stopped after waiting %s for another process's lease on %s to be given up: %w",
+				err, time.Since(start).Round(time.Millisecond), path, context.Cause(ctx))
+		}
 		if err = open(); err == nil || !errors.Is(err, syscall.EWOULDBLOCK) {
 			return err
 		}

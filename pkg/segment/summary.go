@@ -2,6 +2,7 @@ package segment
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -72,7 +73,7 @@ func ReadSummary(path string) (Header, Footer, error) {
 // readSummaryFrame reads the last SummaryFrameSize bytes of the archive at
 // path and where they start; errNoSummary if it is shorter.
 func readSummaryFrame(path string) (b [SummaryFrameSize]byte, at int64, err error) {
-	f, st, err := openRegularFile(path, maxArchiveSize(MaxSegmentSize))
+	f, st, err := openRegularFile(context.Background(), path, maxArchiveSize(MaxSegmentSize))
 	if err != nil {
 		return b, 0, err
 	}
@@ -267,7 +268,7 @@ func ReadHeader(path string) (Header, error) {
 		}
 		return h, err
 	}
-	f, _, err := openSegmentFile(path)
+	f, _, err := openSegmentFile(context.Background(), path)
 	if err != nil {
 		return Header{}, err
 	}
@@ -291,7 +292,7 @@ func ReadHeader(path string) (Header, error) {
 // Bytes past the end of a short file read as zero. Errors name the file;
 // a damaged header wraps ErrCorrupt.
 func ReadFirstFrame(path string) (Header, Frame, error) {
-	f, _, err := openSegmentFile(path)
+	f, _, err := openSegmentFile(context.Background(), path)
 	if err != nil {
 		return Header{}, Frame{}, err
 	}
@@ -353,7 +354,7 @@ func readPadded(f *os.File, path string, b []byte, off int64) error {
 // segment: their first commit word can be zero (a claim never stored)
 // with committed frames behind it. Errors name the file.
 func HasRecordBytes(path string) (bool, error) {
-	f, st, err := openSegmentFile(path)
+	f, st, err := openSegmentFile(context.Background(), path)
 	if err != nil {
 		return false, err
 	}

@@ -1,0 +1,53 @@
+package testfs
+
+import (
+	"errors"
+	"os"
+	"os/signal"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TakeLease takes a lease of type typ (unix.F_RDLCK or unix.F_WRLCK) on
+// the file at path, as a file server would, skipping the test where the
+// file system has none. broken receives once an open has started the
+// lease's break (the holder is told by a signal, F_SETSIG); giveUp gives
+// the lease up (once: later calls do nothing). Until then, or the test's end, an open that conflicts
+// with it waits, or with O_NONBLOCK fails with EWOULDBLOCK. Signals are
+// per process: one lease at a time.
+func TakeLease(t testing.TB, path string, typ int) (broken <-chan os.Signal, giveUp func()) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	told := make(chan os.Signal, 1)
+	signal.Notify(told, syscall.SIGUSR1)
+	t.Cleanup(func() { signal.Stop(told) })
+	fd := f.Fd()
+	if _, err := unix.FcntlInt(fd, unix.F_SETLEASE, typ); err != nil {
+		if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EAGAIN) {
+			t.Skipf("no lease on %s here: %v", path, err)
+		}
+		t.Fatal(err)
+	}
+	for _, c := range [][2]int{{unix.F_SETOWN, os.Getpid()}, {unix.F_SETSIG, int(syscall.SIGUSR1)}} {
+		if _, err := unix.FcntlInt(fd, c[0], c[1]); err != nil {
+			t.Fatalf("fcntl %d: %v", c[0], err)
+		}
+	}
+	given := false
+	return told, func() {
+		t.Helper()
+		if given {
+			return
+		}
+		given = true
+		if _, err := unix.FcntlInt(fd, unix.F_SETLEASE, unix.F_UNLCK); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
