@@ -113,8 +113,9 @@ unreadable segment is named and skipped).`,
 	return c
 }
 
-// start turns -n/--from/--since (or the cursor) into reader options.
-func (f tailFlags) start(cmd *cobra.Command, dir string, now time.Time) (reader.Options, error) {
+// start turns -n/--from/--since (or the cursor) into reader options. ctx
+// ends the wait for a lease's break on the cursor file.
+func (f tailFlags) start(ctx context.Context, cmd *cobra.Command, dir string, now time.Time) (reader.Options, error) {
 	set := 0
 	for _, name := range []string{"lines", "from", "since"} {
 		if cmd.Flags().Changed(name) {
@@ -138,7 +139,7 @@ func (f tailFlags) start(cmd *cobra.Command, dir string, now time.Time) (reader.
 	if err := checkCursorDir(f.cursorFile); err != nil {
 		return opts, err
 	}
-	c, ok, err := readCursor(f.cursorFile)
+	c, ok, err := readCursor(ctx, f.cursorFile)
 	if err != nil || !ok {
 		return opts, err
 	}
@@ -221,7 +222,16 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	// Read, listed and checked against the cursor as one directory.
 	dir = segment.CleanName(dir)
 	began := time.Now()
-	opts, err := f.start(cmd, dir, began)
+	// SIGHUP as SIGTERM: a closed terminal or SSH session sends it, and
+	// left to its default it killed tail before the cursor was stored.
+	// Not one ignored from the start (nohup): stopSignals. From the
+	// start: the cursor file's open may wait for a lease's break.
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals()...)
+	defer stop()
+	opts, err := f.start(ctx, cmd, dir, began)
+	if err != nil && ctx.Err() != nil {
+		return nil // a signal, before anything was read
+	}
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
@@ -230,11 +240,6 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
-	// SIGHUP as SIGTERM: a closed terminal or SSH session sends it, and
-	// left to its default it killed tail before the cursor was stored.
-	// Not one ignored from the start (nohup): stopSignals.
-	ctx, stop := signal.NotifyContext(context.Background(), stopSignals()...)
-	defer stop()
 	if o, ok := cmd.OutOrStdout().(*os.File); ok && f.follow {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
@@ -275,7 +280,7 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 			return nil
 		},
 	}
-	r, err := reader.Open(dir, opts)
+	r, err := reader.OpenContext(ctx, dir, opts)
 	if err != nil {
 		return withCode(exitUsage, err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -33,8 +34,9 @@ type cursor struct {
 
 // readCursor returns the cursor stored in path; ok is false when the
 // file does not exist or is empty (no run has printed anything yet).
-func readCursor(path string) (c cursor, ok bool, err error) {
-	b, err := readSmallFile(path, maxCursorFile)
+// ctx ends the wait for a lease's break on it.
+func readCursor(ctx context.Context, path string) (c cursor, ok bool, err error) {
+	b, err := readSmallFile(ctx, path, maxCursorFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return c, false, nil
 	}
@@ -56,9 +58,10 @@ const maxCursorFile = 4 << 10
 
 // readSmallFile reads the regular file at path, of at most max bytes: a
 // FIFO there must not block the read (O_NONBLOCK, then the type check),
-// nor a link to /dev/zero fill memory.
-func readSmallFile(path string, max int64) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+// nor a link to /dev/zero fill memory. A lease's break is waited for as a
+// segment's is, until ctx is done (segment.OpenNonBlocking).
+func readSmallFile(ctx context.Context, path string, max int64) ([]byte, error) {
+	f, err := segment.OpenNonBlocking(ctx, path, os.O_RDONLY)
 	if err != nil {
 		return nil, err
 	}

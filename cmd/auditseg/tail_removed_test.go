@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -79,7 +80,7 @@ func TestTailSegmentsRemovedWhileRead(t *testing.T) {
 	if code != exitOK || out.out.String() != want.String() {
 		t.Fatalf("exit %d, %d bytes of output (want %d); stderr %q", code, out.out.Len(), want.Len(), stderr)
 	}
-	c, ok, err := readCursor(cur)
+	c, ok, err := readCursor(context.Background(), cur)
 	if err != nil || !ok || c.pos != pos[n-1] {
 		t.Fatalf("cursor %v %v %v, want %v", c.pos, ok, err, pos[n-1])
 	}
