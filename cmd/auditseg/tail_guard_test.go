@@ -74,7 +74,8 @@ func TestPayloadOfTruncatedSegment(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = payloadCopy(buf, &rec)
-	want := fmt.Sprintf("%s: changed while it was read (truncated?): no data at offset %d; the record at 1:%d ", path, frame+segment.FrameHeaderSize, frame)
+	// The copy faults in the payload; the data stops at the file's end.
+	want := fmt.Sprintf("%s: changed while it was read (truncated?): no data at offset %d; the record at 1:%d ", path, 40<<10, frame)
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("truncated: %v, want %q…", err, want)
 	}

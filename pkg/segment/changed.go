@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 )
 
 // ChangedError is the error for a file that changed under its reader:
@@ -44,13 +45,37 @@ func (e *ChangedError) Unwrap() error { return e.Err }
 
 // Changed returns err, from Guard on a mapping of the file at path, as a
 // *ChangedError at the fault's offset; any other error (nil included)
-// unchanged.
+// unchanged. The writer's stores and flushes report so, at the offset
+// they touched.
 func Changed(path, while string, err error) error {
 	var mf *MappingFault // here: errors.As moves it to the heap, once per call
 	if err == nil || !errors.As(err, &mf) {
 		return err
 	}
 	return &ChangedError{Path: path, While: while, Off: mf.Off, Err: mf}
+}
+
+// changedRead is Changed for a read of the mapping of the file at path
+// (from its offset 0): the error is at the offset where the file's data
+// stops (dataEnd), not where the read faulted.
+func changedRead(path string, err error) error {
+	err = Changed(path, "read", err)
+	if ce, ok := err.(*ChangedError); ok {
+		ce.Off = dataEnd(path, ce.Off)
+	}
+	return err
+}
+
+// dataEnd is where the data of the file at path stops, for a read of its
+// mapping that faulted at offset off: off, or the file's size now if it
+// is less. A read faults from the first page past the file's end on; the
+// file may end anywhere in the page before, whose rest reads as zeros.
+// (The file at path now: one renamed over it would give its own size.)
+func dataEnd(path string, off int64) int64 {
+	if st, err := os.Lstat(path); err == nil && st.Mode().IsRegular() && st.Size() < off {
+		return st.Size()
+	}
+	return off
 }
 
 // ReadAt reads len(b) bytes at off from r, the file at path, where the
@@ -92,7 +117,7 @@ func AppendChecked(dst []byte, path, while string, seed uint32, off, ts int64, c
 		}
 		// The fault's offset is in the payload: the file's is past the
 		// frame header.
-		return dst[:n], &ChangedError{Path: path, While: while, Off: off + FrameHeaderSize + mf.Off, Err: mf}
+		return dst[:n], &ChangedError{Path: path, While: while, Off: dataEnd(path, off+FrameHeaderSize+mf.Off), Err: mf}
 	}
 	if !ok {
 		return dst[:n], &ChangedError{Path: path, While: while, Off: off, Err: ErrChangedAfterCheck}

@@ -38,10 +38,42 @@ func TestArchiveGuardNamesOffset(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = a.guard(a.checkOneFrame)
-	want := fmt.Sprintf("%s: changed while it was read (truncated?): no data at offset %d", p, a.headerSize)
+	// The read of the first block's header faulted; the data stops at the
+	// file's new end, 0.
+	want := fmt.Sprintf("%s: changed while it was read (truncated?): no data at offset 0", p)
 	var ce *ChangedError
 	var mf *MappingFault
-	if err == nil || err.Error() != want || !errors.As(err, &ce) || !errors.As(err, &mf) || errors.Is(err, ErrCorrupt) {
-		t.Errorf("truncated archive: %v; want %q, a *ChangedError and *MappingFault, not ErrCorrupt", err, want)
+	if err == nil || err.Error() != want || !errors.As(err, &ce) || !errors.As(err, &mf) || mf.Off != a.headerSize || errors.Is(err, ErrCorrupt) {
+		t.Errorf("truncated archive: %v; want %q, a *ChangedError and a *MappingFault at %d, not ErrCorrupt", err, want, a.headerSize)
+	}
+}
+
+// TestChangedAtTheFileEnd (review): a read of a mapped file cut inside a
+// page faults only from the next page on (the rest of the cut page reads
+// as zeros), and the ChangedError named the fault's offset, the page
+// boundary, as where data stops. It names the file's new end when that
+// comes first: through Image.Guard, and through AppendChecked for a
+// payload copied out of the mapping.
+func TestChangedAtTheFileEnd(t *testing.T) {
+	p := writeSegment(t, t.TempDir(), testSeq, NewImage(testSeq, testSize, 1))
+	im, err := OpenImage(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	ps := int64(os.Getpagesize())
+	cut := ps + 100
+	if err := os.Truncate(p, cut); err != nil {
+		t.Fatal(err)
+	}
+	var ce *ChangedError
+	err = im.Guard(func() { faultSink = im.Data[3*ps] })
+	if !errors.As(err, &ce) || ce.Off != cut || ce.Path != p {
+		t.Errorf("Guard of a read past a cut inside a page: %v; want a ChangedError naming %s at its new end, %d", err, p, cut)
+	}
+	const off = HeaderSize
+	_, err = AppendChecked(nil, p, "read", 0, off, 0, 0, im.Data[off+FrameHeaderSize:4*ps])
+	if !errors.As(err, &ce) || ce.Off != cut || ce.Path != p {
+		t.Errorf("AppendChecked of a payload past a cut inside a page: %v; want a ChangedError naming %s at its new end, %d", err, p, cut)
 	}
 }

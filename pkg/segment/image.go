@@ -92,7 +92,8 @@ func (im *Image) decodeMapped() error {
 // which is what touching a page of a mapped file that shrank raises, comes
 // back as the one error every reader of segments (OpenImage, the reader,
 // verify, inspect) reports it with: a *ChangedError naming the file and
-// the offset that had no data. It unwraps to the *MappingFault.
+// the offset where its data stops now (the fault's, or the file's new end
+// inside the page before). It unwraps to the *MappingFault.
 //
 // It watches Data up to its capacity: a mapped file longer than its
 // header says is mapped whole, Data cut to the header's size, and
@@ -102,7 +103,7 @@ func (im *Image) Guard(fn func()) error {
 	if err == nil {
 		return nil
 	}
-	return Changed(im.Path, "read", err)
+	return changedRead(im.Path, err)
 }
 
 // decodeHeader decodes the header of Data and fits Data to it.
