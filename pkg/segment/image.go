@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -369,6 +370,23 @@ func (im *Image) Close() error {
 // too.
 func (im *Image) Maps(fi os.FileInfo) bool {
 	return im.info != nil && fi != nil && os.SameFile(im.info, fi) && (im.held || fi.Size() == im.FileSize)
+}
+
+// Shrunk returns a *ChangedError at the new end of the file the image
+// maps if that file is now shorter than when it was mapped, else nil (an
+// archive's or a copy's image, a file removed or renamed over). A file
+// cut inside a page reads as zeros from the cut to the page's end,
+// without a fault: a reader through the mapping that found damage there
+// asks this after its pass, and reports the change instead.
+func (im *Image) Shrunk() error {
+	if !im.held {
+		return nil
+	}
+	st, err := os.Lstat(im.Path)
+	if err != nil || !os.SameFile(st, im.info) || st.Size() >= im.FileSize {
+		return nil
+	}
+	return &ChangedError{Path: im.Path, While: "read", Off: st.Size(), Err: io.ErrUnexpectedEOF}
 }
 
 // Release drops this process's page-table entries for the 2 MiB blocks of

@@ -232,6 +232,15 @@ func checkGuarded(im *segment.Image, r *result, o *Options, w *window) {
 		// not, the file still could not be read.
 		err = fmt.Errorf("%s: %w", im.Path, w.err)
 	}
+	if err == nil {
+		// Cut inside its last page, the file read as zeros from the cut
+		// on through the mapping, without a fault: what that found (a
+		// footer cut to zeros, a digest) is not the file's, and the file
+		// is reported as changed instead, as compress-finished does.
+		if err = im.Shrunk(); err != nil {
+			r.found, r.unfinished = collector{max: r.found.max}, collector{max: r.unfinished.max}
+		}
+	}
 	if err != nil {
 		r.rep.State, r.rep.Error, r.ioErr = StateUnreadable, err.Error(), err
 	}
