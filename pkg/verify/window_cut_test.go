@@ -26,31 +26,12 @@ func TestCutInLastPageIsAChange(t *testing.T) {
 		for _, spare := range []bool{false, true} {
 			for k, mode := range []segment.ReadMode{viewProbe, viewProbe, viewing, copying} {
 				alone := k == 0 // the mapping alone: no window
-				if err := os.WriteFile(path, img, 0o640); err != nil {
-					t.Fatal(err)
-				}
-				o := Options{spareCore: spare}.withDefaults()
 				var buf []byte
 				if !alone {
 					buf = make([]byte, windowSize)
 				}
-				im, src, err := openImage(path, &o, buf)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := os.Truncate(path, cut); err != nil {
-					t.Fatal(err)
-				}
-				r := newResult(path, &o)
-				var w *window
-				if src != nil {
-					w = &window{buf: buf, src: src, file: src, im: im, mode: mode}
-				}
-				checkGuarded(im, r, &o, w)
-				if w != nil {
-					w.close()
-				}
-				im.Close()
+				o := Options{spareCore: spare}.withDefaults()
+				r := checkCutAfterMap(t, path, img, cut, o, buf, mode)
 				u := &unit{dir: filepath.Dir(path), whole: true, results: []*result{r}}
 				rep := newReport(&o)
 				place(u, rep)
@@ -62,4 +43,31 @@ func TestCutInLastPageIsAChange(t *testing.T) {
 			}
 		}
 	}
+}
+
+// checkCutAfterMap writes img to path, opens it as checkFile does, with
+// buf (nil: read through the mapping alone), cuts the file to cut, and
+// checks it through a window in mode: a file cut after verify mapped it.
+func checkCutAfterMap(t *testing.T, path string, img []byte, cut int64, o Options, buf []byte, mode segment.ReadMode) *result {
+	t.Helper()
+	if err := os.WriteFile(path, img, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	o = o.withDefaults()
+	im, src, err := openImage(path, &o, buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	if err := os.Truncate(path, cut); err != nil {
+		t.Fatal(err)
+	}
+	r := newResult(path, &o)
+	var w *window
+	if src != nil {
+		w = &window{buf: buf, src: src, file: src, im: im, mode: mode}
+		defer w.close()
+	}
+	checkGuarded(im, r, &o, w)
+	return r
 }

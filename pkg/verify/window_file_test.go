@@ -148,23 +148,7 @@ func TestWindowModesTruncatedFile(t *testing.T) {
 	for _, cut := range []int64{3*windowSize + 100, windowedFileSize - 2*windowSize} {
 		for _, spare := range []bool{false, true} {
 			for _, mode := range []segment.ReadMode{viewProbe, viewing, copying} {
-				if err := os.WriteFile(path, img, 0o640); err != nil {
-					t.Fatal(err)
-				}
-				o := Options{spareCore: spare}.withDefaults()
-				buf := make([]byte, windowSize)
-				im, src, err := openImage(path, &o, buf)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := os.Truncate(path, cut); err != nil {
-					t.Fatal(err)
-				}
-				r := newResult(path, &o)
-				w := &window{buf: buf, src: src, file: src, im: im, mode: mode}
-				checkGuarded(im, r, &o, w)
-				w.close()
-				im.Close()
+				r := checkCutAfterMap(t, path, img, cut, Options{spareCore: spare}, make([]byte, windowSize), mode)
 				if r.rep.State != StateUnreadable || r.ioErr == nil || !strings.Contains(r.rep.Error, path) {
 					t.Errorf("cut at %d, spare core %v, mode %d: state %v, error %q; want unreadable, naming the file",
 						cut, spare, mode, r.rep.State, r.rep.Error)
