@@ -389,13 +389,22 @@ func (im *Image) Shrunk() error {
 	return &ChangedError{Path: im.Path, While: "read", Off: st.Size(), Err: io.ErrUnexpectedEOF}
 }
 
-// Release drops this process's page-table entries for the 2 MiB blocks of
-// Data wholly inside [lo, hi) (MADV_DONTNEED), so that a segment read
-// through its mapping does not stay resident in the reader's address
+// ReleaseBlock is the unit Image.Release gives back: 2 MiB, aligned in
+// the mapping (and in the file). It is also the most one fault maps of a
+// file whose page cache holds it in 2 MiB folios, by one huge-page entry,
+// or whole on kernels that map a large folio at once: a reader that
+// touches two blocks holds both, however few bytes it reads of each.
+const ReleaseBlock = hugeAlign
+
+// Release drops this process's page-table entries for the blocks of Data
+// (ReleaseBlock) wholly inside [lo, hi) (MADV_DONTNEED), so that a segment
+// read through its mapping does not stay resident in the reader's address
 // space: the file's pages stay in the page cache, and reading them again
-// maps them again. Whole 2 MiB blocks, because splitting a huge-page entry
-// costs more than it saves. A range reaching outside Data is cut to it.
-// It returns where the released blocks end (lo when none was), and does
+// maps them again. Whole blocks, because splitting a huge-page entry
+// costs more than it saves; a range reaching the end of Data releases its
+// last block too, whole or not (no huge-page entry maps a block the
+// mapping ends inside). A range reaching outside Data is cut to it. It
+// returns where the released blocks end (lo when none was), and does
 // nothing for an image that does not map its file (a copy, whose memory
 // would be zeroed).
 func (im *Image) Release(lo, hi int64) int64 {
@@ -404,6 +413,9 @@ func (im *Image) Release(lo, hi int64) int64 {
 		return lo
 	}
 	from, to := (max(lo, 0)+hugeAlign-1)&^(hugeAlign-1), hi&^(hugeAlign-1)
+	if hi == int64(len(im.Data)) {
+		to = hi
+	}
 	if from >= to {
 		return lo
 	}

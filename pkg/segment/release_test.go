@@ -100,3 +100,33 @@ func TestReleaseOutOfRange(t *testing.T) {
 		t.Fatal("the bytes changed after Release")
 	}
 }
+
+// TestReleaseLastPartialBlock: a range reaching the end of a segment
+// whose size is not a multiple of 2 MiB gives back its last block too,
+// whole or not (the footer's, which verify reads before its pass): it
+// stayed resident, the last block never being whole.
+func TestReleaseLastPartialBlock(t *testing.T) {
+	const size = 3<<20 + 64<<10
+	img := NewImage(testSeq, size, 1)
+	p := writeSegment(t, t.TempDir(), testSeq, img)
+	im, err := OpenImage(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	for i := 0; i < size; i += 4096 {
+		touchSink += im.Data[i]
+	}
+	if got := im.Release(size-FooterSize, size); got != size-FooterSize {
+		t.Errorf("Release of the footer alone released up to %d, want nothing", got)
+	}
+	if got := im.Release(2<<20, size); got != size {
+		t.Errorf("Release(2 MiB, the end) released up to %d, want the end, %d", got, size)
+	}
+	if rss := testfs.MappedRSS(t, im.Data); rss > 2<<20 {
+		t.Errorf("%d KiB of the mapping resident after the blocks from 2 MiB on were released; want at most the first", rss>>10)
+	}
+	if !bytes.Equal(im.Data, img) {
+		t.Fatal("the bytes changed after Release")
+	}
+}
