@@ -72,3 +72,18 @@ func statusKB(t testing.TB, field string) int64 {
 	t.Skipf("no %s in /proc/self/status", field)
 	return 0
 }
+
+// PeakFileRSSFrom is PeakRSSFrom less what the process's anonymous memory
+// (the Go heap, the race detector's shadow) grew by in between: a lower
+// bound on how far the file pages the code mapped rose at their peak,
+// which heap noise of a few MiB does not blur. It holds if the anonymous
+// memory only grows meanwhile: the caller stops the collector and gives
+// the heap's free pages back first (debug.SetGCPercent(-1),
+// debug.FreeOSMemory), else the runtime returns pages while the peak is
+// taken.
+func PeakFileRSSFrom(t testing.TB) func() int64 {
+	t.Helper()
+	peak := PeakRSSFrom(t)
+	anon := statusKB(t, "RssAnon:")
+	return func() int64 { return peak() - (statusKB(t, "RssAnon:")-anon)<<10 }
+}

@@ -304,6 +304,7 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 		r.rep.Seq, r.order = hdr.Seq, hdr.Seq
 	}
 
+	w.giveBack() // the header's block, before the footer's is mapped
 	var ferr error
 	if im.HeaderErr == nil {
 		r.footer, ferr = im.Footer()
@@ -351,6 +352,7 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 		r.rep.State = StateDamaged
 	}
 
+	w.giveBack() // the footer's block, before the pass
 	type digested struct {
 		d   [segment.DigestSize]byte
 		err error

@@ -65,6 +65,13 @@ func (c *checker) walk() {
 				c.resumed = true
 			}
 		}
+		if w != nil {
+			// The walker reads the slot at off through the mapping: the
+			// blocks the window has left go first, as before the window's
+			// next read (window.readAtBlockEnd). The END frame in the
+			// block after a copy's held two.
+			w.release(c.img, off)
+		}
 		if c.zeroTail(off, limit) {
 			break
 		}
