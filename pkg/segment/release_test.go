@@ -16,15 +16,7 @@ func TestReleaseDropsMappedPages(t *testing.T) {
 	for i := HeaderSize; i < size; i += 4096 {
 		img[i] = byte(i >> 12)
 	}
-	p := writeSegment(t, t.TempDir(), testSeq, img)
-	im, err := OpenImage(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer im.Close()
-	for i := 0; i < size; i += 4096 {
-		touchSink += im.Data[i]
-	}
+	im := touchedImage(t, img)
 	before := testfs.MappedRSS(t, im.Data)
 	if before < size/2 {
 		t.Fatalf("only %d KiB of the touched %d KiB mapping resident", before>>10, size>>10)
@@ -74,6 +66,21 @@ func TestReleaseLeavesCopies(t *testing.T) {
 // touchSink keeps the test's loads from being optimised away.
 var touchSink byte
 
+// touchedImage writes img to a segment file and returns its image with
+// every page of the mapping touched (closed when the test ends).
+func touchedImage(t *testing.T, img []byte) *Image {
+	t.Helper()
+	im, err := OpenImage(writeSegment(t, t.TempDir(), testSeq, img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { im.Close() })
+	for i := 0; i < len(im.Data); i += 4096 {
+		touchSink += im.Data[i]
+	}
+	return im
+}
+
 // TestReleaseOutOfRange: Release is given a range reaching outside Data
 // (an exported method: never a panic on bad input). A negative lo
 // panicked, slicing Data below 0; a hi past the end released nothing,
@@ -108,15 +115,7 @@ func TestReleaseOutOfRange(t *testing.T) {
 func TestReleaseLastPartialBlock(t *testing.T) {
 	const size = 3<<20 + 64<<10
 	img := NewImage(testSeq, size, 1)
-	p := writeSegment(t, t.TempDir(), testSeq, img)
-	im, err := OpenImage(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer im.Close()
-	for i := 0; i < size; i += 4096 {
-		touchSink += im.Data[i]
-	}
+	im := touchedImage(t, img)
 	if got := im.Release(size-FooterSize, size); got != size-FooterSize {
 		t.Errorf("Release of the footer alone released up to %d, want nothing", got)
 	}

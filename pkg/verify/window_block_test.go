@@ -71,15 +71,7 @@ func TestViewsHoldOneBlock(t *testing.T) {
 		return
 	}
 	defer debug.SetGCPercent(debug.SetGCPercent(-1))
-	img, offs := windowedImage(t, func(i int) int { return 1000 + i%17 })
-	path := filepath.Join(t.TempDir(), segment.FileName(1))
-	if err := os.WriteFile(path, img, 0o640); err != nil {
-		t.Fatal(err)
-	}
-	want, _ := checkFileAs(t, path, Options{}, nil, 0)
-	if len(want.Findings) != 0 || want.Totals.Records != uint64(len(offs)) {
-		t.Fatalf("through the mapping:\n%s", summary(want))
-	}
+	path, want := intactWindowedFile(t, func(i int) int { return 1000 + i%17 })
 	buf := make([]byte, windowSize)
 	for _, mode := range []segment.ReadMode{viewProbe, viewing, copying} {
 		if r := hugeFolios(t, path); r == windowedFileSize {

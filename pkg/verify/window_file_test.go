@@ -39,6 +39,23 @@ func windowedImage(t *testing.T, recordSize func(i int) int) ([]byte, []int64) {
 	return img, offs
 }
 
+// intactWindowedFile writes windowedImage's segment to a file and
+// returns its path and its report through the mapping alone, which it
+// checks is a pass.
+func intactWindowedFile(t *testing.T, recordSize func(i int) int) (string, *Report) {
+	t.Helper()
+	img, offs := windowedImage(t, recordSize)
+	path := filepath.Join(t.TempDir(), segment.FileName(1))
+	if err := os.WriteFile(path, img, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := checkFileAs(t, path, Options{}, nil, 0)
+	if len(want.Findings) != 0 || want.Totals.Records != uint64(len(offs)) {
+		t.Fatalf("through the mapping:\n%s", summary(want))
+	}
+	return path, want
+}
+
 // oneLarge is a record size: about 1 KiB, but the 5000th larger than
 // the window.
 func oneLarge(i int) int {
@@ -166,15 +183,7 @@ func TestWindowModesTruncatedFile(t *testing.T) {
 // and through copies alike. Now the walker reads such a frame alone, and
 // the window hashes what it leaves before releasing it, in either mode.
 func TestViewsReleasedBehindLargeRecords(t *testing.T) {
-	img, offs := windowedImage(t, func(int) int { return windowSize + 100 })
-	path := filepath.Join(t.TempDir(), segment.FileName(1))
-	if err := os.WriteFile(path, img, 0o640); err != nil {
-		t.Fatal(err)
-	}
-	want, _ := checkFileAs(t, path, Options{}, nil, 0)
-	if len(want.Findings) != 0 || want.Totals.Records != uint64(len(offs)) {
-		t.Fatalf("through the mapping:\n%s", summary(want))
-	}
+	path, want := intactWindowedFile(t, func(int) int { return windowSize + 100 })
 	// The copy buffer is resident before the peak is taken, so the peak
 	// is what the check adds (under -race the buffer's shadow is several
 	// times its size: the peak went 56 KiB over the bound in CI).
