@@ -101,18 +101,6 @@ func (c *Chunks) Read(off int64, n int) ([]byte, error) {
 	return c.buf[:m], err
 }
 
-// Copy is Read as a copy in the buffer, whatever the mode: for a caller
-// reading views that would rather not have one span two blocks of the
-// mapping (see ReleaseBlock).
-func (c *Chunks) Copy(off int64, n int) ([]byte, error) {
-	n = min(n, len(c.buf))
-	if n <= 0 || off < 0 {
-		return nil, nil
-	}
-	m, err := c.src.ReadAt(c.buf[:n], off)
-	return c.buf[:m], err
-}
-
 // ReadFull is Read for a caller that needs all n bytes (n ≤ Size()): a
 // copy cut short is an error naming the file at path and the offset, as
 // ReadAt's (while says what was being done).
