@@ -178,7 +178,11 @@ func (w *window) readAtBlockEnd(r *segment.Chunks, img []byte, off, n, end int64
 		}
 	}
 	k := int64(copy(w.buf, img[off:end]))
-	r.Release(end)
+	// The block behind, not up to end through r: the pass may read it
+	// again (a frame after the copied one too long for this window, the
+	// END frame, one larger than the window), and r's next Release, from
+	// where r stopped, then gives it back again. Past it, r never did.
+	w.im.Release(end-segment.ReleaseBlock, end)
 	c := min(n, end-off+straddle)
 	copy(w.buf[k:c], img[end:off+c])
 	if c < n && spansPast(w.buf[:c], n) {

@@ -135,3 +135,42 @@ func TestViewsAtBlockEnds(t *testing.T) {
 		}
 	}
 }
+
+// TestViewsBlockReadAgain: the frame across a block's end is copied and
+// the block behind given back (readAtBlockEnd), but the pass may read
+// that block again: a frame after the copied one that runs well past the
+// block's end starts a window there, as a frame larger than the window
+// or the END frame is read there through the mapping. The block was
+// released once, so it was never released again: mapped anew, it stayed
+// resident until the check ended, one block more each time. Here a frame
+// larger than the window ends 8 KiB before the first block's end, a small
+// one follows, then one of 40 KB across the block's end.
+func TestViewsBlockReadAgain(t *testing.T) {
+	const big, across = windowSize + windowSize/4, 40000
+	off := int64(segment.HeaderSize)
+	state := 0
+	path, want := intactWindowedFile(t, func(i int) int {
+		p := int64(len(fmt.Sprintf("record %d ", i)))
+		size := 1000
+		switch {
+		case state == 0 && off+segment.FrameSize(big) >= segment.ReleaseBlock-8<<10:
+			state, size = 1, int(segment.ReleaseBlock-8<<10-off-segment.FrameHeaderSize-p)
+		case state == 1:
+			state = 2
+		case state == 2:
+			state, size = 3, across
+		}
+		off += segment.FrameSize(int(p) + size)
+		return size
+	})
+	if state != 3 {
+		t.Fatal("the records were not laid out")
+	}
+	got, rss := checkFileAs(t, path, Options{}, make([]byte, windowSize), viewing)
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("through views:\n%s\nthrough the mapping:\n%s", summary(got), summary(want))
+	}
+	if rss > segment.ReleaseBlock {
+		t.Errorf("%d KiB of the mapping resident after the check; want at most one %d KiB block", rss>>10, segment.ReleaseBlock>>10)
+	}
+}
