@@ -3,6 +3,7 @@ package reader_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -20,8 +21,17 @@ import (
 // and nothing ended that wait: a tail told to stop sat in it. With the
 // reader's context cancelled, Next returns false at once, after the
 // records before that segment, and Err wraps the cancellation and the
-// open's EWOULDBLOCK; the segment is not reported as damage.
+// open's EWOULDBLOCK; the segment is not reported as damage. So too
+// with a context cancelled with a cause of its own (context.Cause), which
+// the open's error wrapped instead of the cancellation: the segment was
+// reported as damage, and Err did not wrap context.Canceled.
 func TestOpenContextEndsLeaseWait(t *testing.T) {
+	for _, cause := range []error{nil, errors.New("shutting down")} {
+		t.Run(fmt.Sprintf("cause %v", cause), func(t *testing.T) { openContextEndsLeaseWait(t, cause) })
+	}
+}
+
+func openContextEndsLeaseWait(t *testing.T, cause error) {
 	dir := t.TempDir()
 	all := writeLog(t, dir, 3000, true)
 	var want []rec
@@ -34,7 +44,8 @@ func TestOpenContextEndsLeaseWait(t *testing.T) {
 		t.Fatalf("the fixture has %d segments, want 3 or more", all[len(all)-1].pos.Seq)
 	}
 	broken, giveUp := testfs.TakeLease(t, filepath.Join(dir, segment.FileName(2)), unix.F_WRLCK)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancelCause := context.WithCancelCause(context.Background())
+	cancel := func() { cancelCause(cause) }
 	defer cancel()
 	var dmg []reader.Damage
 	r, err := reader.OpenContext(ctx, dir, reader.Options{OnDamage: func(d reader.Damage) { dmg = append(dmg, d) }})
@@ -61,8 +72,8 @@ func TestOpenContextEndsLeaseWait(t *testing.T) {
 	cancel()
 	got := <-read // the lease is still held: only the cancellation ends the wait
 	giveUp()
-	if err := r.Err(); !errors.Is(err, context.Canceled) || !errors.Is(err, syscall.EWOULDBLOCK) {
-		t.Fatalf("reader cancelled during a lease's break: Err = %v; want one wrapping context.Canceled and EWOULDBLOCK", err)
+	if err := r.Err(); !errors.Is(err, context.Canceled) || !errors.Is(err, syscall.EWOULDBLOCK) || !errors.Is(err, context.Cause(ctx)) {
+		t.Fatalf("reader cancelled during a lease's break: Err = %v; want one wrapping context.Canceled, the cause and EWOULDBLOCK", err)
 	}
 	t.Log(r.Err())
 	sameRecs(t, got, want)

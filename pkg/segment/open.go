@@ -33,10 +33,10 @@ func OpenNoFollow(path string) (*os.File, error) {
 }
 
 // OpenNoFollowContext is OpenNoFollow whose wait for a lease's break ends
-// as soon as ctx is done, with an error wrapping the open's EWOULDBLOCK
-// and ctx's cause (context.Canceled, say) that names the file and how
-// long the wait lasted. Without a lease it opens as OpenNoFollow does,
-// ctx done or not.
+// as soon as ctx is done, with an error that names the file and how long
+// the wait lasted, wrapping the open's EWOULDBLOCK, ctx's error
+// (context.Canceled, say) and its cause (context.Cause). Without a lease
+// it opens as OpenNoFollow does, ctx done or not.
 func OpenNoFollowContext(ctx context.Context, path string) (*os.File, error) {
 	return OpenNonBlocking(ctx, path, os.O_RDONLY|unix.O_NOFOLLOW)
 }
@@ -58,7 +58,7 @@ func OpenNonBlocking(ctx context.Context, path string, flag int) (*os.File, erro
 // waitLease runs open, an open of path with O_NONBLOCK, and again while it
 // fails with EWOULDBLOCK, for as long as a blocking open could wait for a
 // lease's break (OpenNoFollow) or until ctx is done; it returns open's
-// last error, wrapped with ctx's cause if ctx ended the wait.
+// last error, wrapped with ctx's error and cause if ctx ended the wait.
 func waitLease(ctx context.Context, path string, open func() error) error {
 	err := open()
 	if err == nil || !errors.Is(err, syscall.EWOULDBLOCK) {
@@ -73,8 +73,15 @@ func waitLease(ctx context.Context, path string, open func() error) error {
 		select {
 		case <-t.C:
 		case <-ctx.Done():
+			// ctx's error too when its cause is another (WithCancelCause):
+			// callers tell a cancellation from damage by errors.Is(err,
+			// ctx.Err()).
+			cause := context.Cause(ctx)
+			if !errors.Is(cause, ctx.Err()) {
+				cause = fmt.Errorf("%w: %w", ctx.Err(), cause)
+			}
 			return fmt.Errorf("%w: stopped after waiting %s for another process's lease on %s to be given up: %w",
-				err, time.Since(start).Round(time.Millisecond), path, context.Cause(ctx))
+				err, time.Since(start).Round(time.Millisecond), path, cause)
 		}
 		if err = open(); err == nil || !errors.Is(err, syscall.EWOULDBLOCK) {
 			return err
