@@ -384,7 +384,13 @@ dispatch:
 	res.Segments = kept
 	res.Elapsed = time.Since(start)
 	if cancelled || ctx.Err() != nil {
-		return res, fmt.Errorf("compress %s: %w", dir, context.Cause(ctx))
+		// The cause names why (WithCancelCause); ctx.Err() is what callers
+		// test a cancellation by, so the error wraps both.
+		cause := context.Cause(ctx)
+		if !errors.Is(cause, ctx.Err()) {
+			cause = fmt.Errorf("%w: %w", ctx.Err(), cause)
+		}
+		return res, fmt.Errorf("compress %s: %w", dir, cause)
 	}
 	return res, nil
 }

@@ -390,16 +390,26 @@ func TestSecondRunIsRefused(t *testing.T) {
 	fx.checkFinal(t)
 }
 
+// TestCancel cancels a run, with a plain cancellation and with a cause
+// (context.WithCancelCause, as a service shutting down gives): either way
+// the run's error is a cancellation (errors.Is context.Canceled) that
+// names the cause.
 func TestCancel(t *testing.T) {
+	for _, cause := range []error{nil, errors.New("shutting down")} {
+		t.Run(fmt.Sprint("cause=", cause), func(t *testing.T) { testCancel(t, cause) })
+	}
+}
+
+func testCancel(t *testing.T, cause error) {
 	fx := newFixture(t, 5, segSize)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
 	res, err := archive.Run(ctx, fx.dir, archive.Options{Jobs: 1, Observer: func(ev archive.Event) {
 		if ev.Seq == 2 && ev.Step == archive.StepWritten {
-			cancel()
+			cancel(cause)
 		}
 	}})
-	if !errors.Is(err, context.Canceled) {
+	if !errors.Is(err, context.Canceled) || cause != nil && !errors.Is(err, cause) {
 		t.Fatalf("err = %v", err)
 	}
 	// Segment 2 stops before its rename; 1 may have been in flight too.
