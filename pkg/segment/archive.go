@@ -486,7 +486,7 @@ func (a *archiveFile) corruptAt(off int64, format string, args ...any) error {
 func (a *archiveFile) guard(fn func() error) error {
 	var err error
 	if gerr := Guard(a.m, func() { err = fn() }); gerr != nil {
-		return changedRead(a.path, gerr)
+		return changedRead(a.path, nil, gerr)
 	}
 	return err
 }

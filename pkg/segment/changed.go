@@ -56,12 +56,13 @@ func Changed(path, while string, err error) error {
 }
 
 // changedRead is Changed for a read of the mapping of the file at path
-// (from its offset 0): the error is at the offset where the file's data
-// stops (dataEnd), not where the read faulted.
-func changedRead(path string, err error) error {
+// (from its offset 0), described by mapped when it was mapped (nil: not
+// known): the error is at the offset where the file's data stops
+// (dataEnd), not where the read faulted.
+func changedRead(path string, mapped os.FileInfo, err error) error {
 	err = Changed(path, "read", err)
 	if ce, ok := err.(*ChangedError); ok {
-		ce.Off = dataEnd(path, ce.Off)
+		ce.Off = dataEnd(path, mapped, ce.Off)
 	}
 	return err
 }
@@ -70,12 +71,14 @@ func changedRead(path string, err error) error {
 // mapping that faulted at offset off: off, or the file's size now if it
 // is less. A read faults from the first page past the file's end on; the
 // file may end anywhere in the page before, whose rest reads as zeros.
-// (The file at path now: one renamed over it would give its own size.)
-func dataEnd(path string, off int64) int64 {
-	if st, err := os.Lstat(path); err == nil && st.Mode().IsRegular() && st.Size() < off {
-		return st.Size()
+// With mapped, the file at path must be the one mapped: another renamed
+// over it has a size of its own, and off is all that is known then.
+func dataEnd(path string, mapped os.FileInfo, off int64) int64 {
+	st, err := os.Lstat(path)
+	if err != nil || !st.Mode().IsRegular() || st.Size() >= off || mapped != nil && !os.SameFile(st, mapped) {
+		return off
 	}
-	return off
+	return st.Size()
 }
 
 // ReadAt reads len(b) bytes at off from r, the file at path, where the
@@ -117,7 +120,7 @@ func AppendChecked(dst []byte, path, while string, seed uint32, off, ts int64, c
 		}
 		// The fault's offset is in the payload: the file's is past the
 		// frame header.
-		return dst[:n], &ChangedError{Path: path, While: while, Off: dataEnd(path, off+FrameHeaderSize+mf.Off), Err: mf}
+		return dst[:n], &ChangedError{Path: path, While: while, Off: dataEnd(path, nil, off+FrameHeaderSize+mf.Off), Err: mf}
 	}
 	if !ok {
 		return dst[:n], &ChangedError{Path: path, While: while, Off: off, Err: ErrChangedAfterCheck}

@@ -77,3 +77,34 @@ func TestChangedAtTheFileEnd(t *testing.T) {
 		t.Errorf("AppendChecked of a payload past a cut inside a page: %v; want a ChangedError naming %s at its new end, %d", err, p, cut)
 	}
 }
+
+// TestChangedAtTheFaultWhenReplaced: a mapped file cut short and then
+// replaced by another under its name (a rename over it, as a retention
+// job's copy might be) has no new end that can be read at its path: the
+// ChangedError of a read that faults names the fault's page, not the size
+// of the file now there.
+func TestChangedAtTheFaultWhenReplaced(t *testing.T) {
+	dir := t.TempDir()
+	p := writeSegment(t, dir, testSeq, NewImage(testSeq, testSize, 1))
+	im, err := OpenImage(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	ps := int64(os.Getpagesize())
+	if err := os.Truncate(p, ps+100); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "other")
+	if err := os.WriteFile(other, make([]byte, 10), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(other, p); err != nil {
+		t.Fatal(err)
+	}
+	var ce *ChangedError
+	err = im.Guard(func() { faultSink = im.Data[3*ps] })
+	if !errors.As(err, &ce) || ce.Off != 3*ps || ce.Path != p {
+		t.Errorf("Guard of a read of a file cut and replaced: %v; want a ChangedError naming %s at the faulting page, %d", err, p, 3*ps)
+	}
+}

@@ -104,7 +104,7 @@ func (im *Image) Guard(fn func()) error {
 	if err == nil {
 		return nil
 	}
-	return changedRead(im.Path, err)
+	return changedRead(im.Path, im.info, err)
 }
 
 // decodeHeader decodes the header of Data and fits Data to it.
