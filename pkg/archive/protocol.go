@@ -59,7 +59,7 @@ func (r *runner) do(t task) SegmentResult {
 	// segments reports it (segment.ChangedError).
 	var res SegmentResult
 	if err := segment.Guard(im.Data, func() { res = r.archive(t, p, before, im) }); err != nil {
-		return p.fail(segment.Changed(t.original, changedWhile, err))
+		return p.fail(segment.ChangedRead(t.original, changedWhile, before, err))
 	}
 	return res
 }

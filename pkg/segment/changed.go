@@ -55,12 +55,17 @@ func Changed(path, while string, err error) error {
 	return &ChangedError{Path: path, While: while, Off: mf.Off, Err: mf}
 }
 
-// changedRead is Changed for a read of the mapping of the file at path
+// changedRead is ChangedRead for a read ("read").
+func changedRead(path string, mapped os.FileInfo, err error) error {
+	return ChangedRead(path, "read", mapped, err)
+}
+
+// ChangedRead is Changed for a read of the mapping of the file at path
 // (from its offset 0), described by mapped when it was mapped (nil: not
 // known): the error is at the offset where the file's data stops
 // (dataEnd), not where the read faulted.
-func changedRead(path string, mapped os.FileInfo, err error) error {
-	err = Changed(path, "read", err)
+func ChangedRead(path, while string, mapped os.FileInfo, err error) error {
+	err = Changed(path, while, err)
 	if ce, ok := err.(*ChangedError); ok {
 		ce.Off = dataEnd(path, mapped, ce.Off)
 	}
