@@ -94,6 +94,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/auditseg/auditseg/internal/cancel"
 	"github.com/auditseg/auditseg/pkg/segment"
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sys/unix"
@@ -344,17 +345,14 @@ func Run(ctx context.Context, dir string, opts Options) (*Result, error) {
 			}
 		})
 	}
-	cancelled := false
 dispatch:
 	for i := range tasks {
 		if ctx.Err() != nil {
-			cancelled = true
 			break
 		}
 		select {
 		case next <- i:
 		case <-ctx.Done():
-			cancelled = true
 			break dispatch
 		}
 	}
@@ -383,14 +381,8 @@ dispatch:
 	slices.SortFunc(kept, func(a, b SegmentResult) int { return cmpSeq(a.Seq, b.Seq) })
 	res.Segments = kept
 	res.Elapsed = time.Since(start)
-	if cancelled || ctx.Err() != nil {
-		// The cause names why (WithCancelCause); ctx.Err() is what callers
-		// test a cancellation by, so the error wraps both.
-		cause := context.Cause(ctx)
-		if !errors.Is(cause, ctx.Err()) {
-			cause = fmt.Errorf("%w: %w", ctx.Err(), cause)
-		}
-		return res, fmt.Errorf("compress %s: %w", dir, cause)
+	if ctx.Err() != nil { // cancelled: a context once done stays done
+		return res, fmt.Errorf("compress %s: %w", dir, cancel.Err(ctx))
 	}
 	return res, nil
 }

@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/auditseg/auditseg/internal/cancel"
 	"golang.org/x/sys/unix"
 )
 
@@ -73,15 +74,10 @@ func waitLease(ctx context.Context, path string, open func() error) error {
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-			// ctx's error too when its cause is another (WithCancelCause):
-			// callers tell a cancellation from damage by errors.Is(err,
-			// ctx.Err()).
-			cause := context.Cause(ctx)
-			if !errors.Is(cause, ctx.Err()) {
-				cause = fmt.Errorf("%w: %w", ctx.Err(), cause)
-			}
+			// Callers tell a cancellation from damage by errors.Is(err,
+			// ctx.Err()): cancel.Err answers to that and to the cause.
 			return fmt.Errorf("%w: stopped after waiting %s for another process's lease on %s to be given up: %w",
-				err, time.Since(start).Round(time.Millisecond), path, cause)
+				err, time.Since(start).Round(time.Millisecond), path, cancel.Err(ctx))
 		}
 		if err = open(); err == nil || !errors.Is(err, syscall.EWOULDBLOCK) {
 			return err
