@@ -382,11 +382,11 @@ func (im *Image) Shrunk() error {
 	if !im.held {
 		return nil
 	}
-	st, err := os.Lstat(im.Path)
-	if err != nil || !os.SameFile(st, im.info) || st.Size() >= im.FileSize {
+	end := dataEnd(im.Path, im.info, im.FileSize)
+	if end >= im.FileSize {
 		return nil
 	}
-	return &ChangedError{Path: im.Path, While: "read", Off: st.Size(), Err: io.ErrUnexpectedEOF}
+	return &ChangedError{Path: im.Path, While: "read", Off: end, Err: io.ErrUnexpectedEOF}
 }
 
 // ReleaseBlock is the unit Image.Release gives back: 2 MiB, aligned in
