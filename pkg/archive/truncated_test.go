@@ -34,16 +34,7 @@ func TestOriginalTruncatedWhileResolvedNamesOffset(t *testing.T) {
 func testOriginalTruncatedWhileResolved(t *testing.T, cut int64) {
 	fx := newFixture(t, 3, segSize)
 	writeFile(t, fx.zst(1), []byte("not a zstd frame, left by an interrupted run"))
-	res, err := archive.Run(context.Background(), fx.dir, archive.Options{Jobs: 1, Observer: func(ev archive.Event) {
-		if ev.Seq == 1 && ev.Step == archive.StepStart {
-			if err := os.Truncate(fx.seg(1), cut); err != nil {
-				t.Error(err)
-			}
-		}
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := runCutting(t, fx, archive.StepStart, cut)
 	if len(res.Segments) == 0 || res.Segments[0].Seq != 1 || res.Segments[0].Outcome != archive.Failed {
 		t.Fatalf("segments %+v, want segment 1 failed", res.Segments)
 	}
@@ -73,16 +64,7 @@ func TestOriginalCutInLastPageKeepsVerifiedArchive(t *testing.T) {
 		t.Fatal("want segment 1 as its original and its archive")
 	}
 	const cut = size - 100 // inside the footer, after the END frame
-	res, err := archive.Run(context.Background(), fx.dir, archive.Options{Jobs: 1, Observer: func(ev archive.Event) {
-		if ev.Seq == 1 && ev.Step == archive.StepStart {
-			if err := os.Truncate(fx.seg(1), cut); err != nil {
-				t.Error(err)
-			}
-		}
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := runCutting(t, fx, archive.StepStart, cut)
 	want := fx.seg(1) + ": changed while it was being archived (truncated?): no data at offset " + strconv.Itoa(cut)
 	if len(res.Segments) == 0 || res.Segments[0].Seq != 1 || res.Segments[0].Err == nil || res.Segments[0].Err.Error() != want {
 		t.Fatalf("segments %+v, want segment 1 failed: %q", res.Segments, want)
@@ -140,16 +122,7 @@ func TestTruncatedOriginalFails(t *testing.T) {
 			if tc.leftover != nil {
 				writeFile(t, fx.zst(1), tc.leftover)
 			}
-			res, err := archive.Run(context.Background(), fx.dir, archive.Options{Jobs: 1, Observer: func(ev archive.Event) {
-				if ev.Seq == 1 && ev.Step == tc.at {
-					if err := os.Truncate(ev.Original, cut); err != nil {
-						t.Error(err)
-					}
-				}
-			}})
-			if err != nil {
-				t.Fatal(err)
-			}
+			res := runCutting(t, fx, tc.at, cut)
 			if res.Failed != 1 || res.Done != 1 || res.Segments[0].Err == nil {
 				t.Fatalf("failed %d done %d: %+v", res.Failed, res.Done, res.Segments)
 			}
@@ -172,4 +145,21 @@ func TestTruncatedOriginalFails(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runCutting runs compress-finished over fx with one job, cutting
+// segment 1's original to cut bytes when its work reaches step.
+func runCutting(t *testing.T, fx *fixture, step archive.Step, cut int64) *archive.Result {
+	t.Helper()
+	res, err := archive.Run(context.Background(), fx.dir, archive.Options{Jobs: 1, Observer: func(ev archive.Event) {
+		if ev.Seq == 1 && ev.Step == step {
+			if err := os.Truncate(ev.Original, cut); err != nil {
+				t.Error(err)
+			}
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
