@@ -87,7 +87,7 @@ func wantLines(t *testing.T, lines, want []string) {
 // when the reader's next walk starts in the zeros the cut left in the
 // rest of its page, the reader reported those too, as a torn region in a
 // sealed segment ("non-zero bytes where no frame was written (the commit
-// word at N is zero)"): the same damage twice, in other words. Here the
+// word is zero; …)"): the same damage twice, in other words. Here the
 // cut is inside record 383, the last of the reader's batch of 256 to 383,
 // in the page where record 384 starts, and the file is written back from
 // the next page on. The torn line is folded into tail's report of the

@@ -1,6 +1,9 @@
 package segment
 
-import "bytes"
+import (
+	"bytes"
+	"math/bits"
+)
 
 // EventKind classifies what Walk found at a place in the record area.
 type EventKind uint8
@@ -221,8 +224,11 @@ func walk(img []byte, seed uint32, from int64, mode WalkMode, valid int64, ev *E
 				break
 			}
 			// Non-zero bytes that are not a frame: damage, not a gap.
+			// Named where the region starts, as the event is: readers
+			// print one or the other, and it is the skipped region's.
 			ev.Kind, ev.Len = EvTorn, resync(img, seed, nz, valid)-off
-			ev.Frame.Err = corrupt(nz, "non-zero bytes where no frame was written (the commit word at %d is zero)", off)
+			first := nz + int64(bits.TrailingZeros64(le.Uint64(img[nz:]))/8)
+			ev.Frame.Err = corrupt(off, "non-zero bytes where no frame was written (the commit word is zero; first non-zero byte at %d)", first)
 		case Torn:
 			ev.Kind, ev.Len = EvTorn, resync(img, seed, off, valid)-off
 		}

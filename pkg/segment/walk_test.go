@@ -331,6 +331,20 @@ func TestWalkTornErrors(t *testing.T) {
 	}
 	wantCorrupt(t, got[2].Frame.Err, fx.offs[2], "no frame was written")
 
+	// Zeros first, then a non-zero byte: the error names where the torn
+	// region starts, as the event does (and verify, inspect and tail,
+	// which print one or the other), and says where the non-zero byte is.
+	fx = buildFixture(true)
+	nz := fx.offs[2] + 16
+	clear(fx.img[fx.offs[2]:nz])
+	fx.img[nz] = 0x5a
+	got = got[:0]
+	Walk(fx.img, testSeq, HeaderSize, Quiescent, func(ev Event) bool { got = append(got, ev); return true })
+	if len(got) < 3 || got[2].Kind != EvTorn || got[2].Offset != fx.offs[2] {
+		t.Fatalf("events %+v", got)
+	}
+	wantCorrupt(t, got[2].Frame.Err, fx.offs[2], fmt.Sprintf("first non-zero byte at %d", nz))
+
 	for name, corrupt := range map[string]func([]byte){
 		"gap":   func(img []byte) { clear(img[fx.offs[2]:fx.offs[3]]) },
 		"claim": func(img []byte) { StoreLength(img, fx.offs[2], -int32(RecordLimit(int64(len(img)))-fx.offs[2])) },
