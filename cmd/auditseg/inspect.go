@@ -96,11 +96,16 @@ func (e readError) Error() string { return e.err.Error() }
 func writeInspect(out io.Writer, in *verify.Inspection, f inspectFlags) error {
 	w := &errWriter{w: out}
 	h := in.Header
-	kind := "segment"
-	if in.Archived {
-		kind = "archive"
+	switch st, err := os.Lstat(in.Path); {
+	case !in.Archived:
+		w.printf("segment %s (%d bytes)\n", in.Path, in.FileSize)
+	case err == nil:
+		// FileSize is the content's: the archive file's own size is
+		// what ls shows, and the ratio the user may be checking.
+		w.printf("archive %s (%d bytes, %d decompressed)\n", in.Path, st.Size(), in.FileSize)
+	default:
+		w.printf("archive %s (%d bytes decompressed)\n", in.Path, in.FileSize)
 	}
-	w.printf("%s %s (%d bytes)\n", kind, in.Path, in.FileSize)
 	if in.ArchiveErr != nil {
 		w.printf("content  DAMAGED: %v\n", in.ArchiveErr)
 	}

@@ -137,3 +137,22 @@ func TestInspectArchiveChecksumMismatch(t *testing.T) {
 		t.Errorf("exit %d, want the damage and the whole segment, sealed:\n%s%s", code, out, errOut)
 	}
 }
+
+// TestInspectArchiveSizes: an archive's first line gives the archive
+// file's size and its content's, the segment's. It gave the content's
+// size alone as the file's ("archive P (65536 bytes)" for a file of a
+// few hundred).
+func TestInspectArchiveSizes(t *testing.T) {
+	dir := t.TempDir()
+	s := vLog(t, dir, "sealed")[1]
+	p := filepath.Join(dir, segment.ArchiveName(1))
+	z := zstdFrame(t, s.img)
+	if err := os.WriteFile(p, z, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := execute(t, nil, "inspect", p)
+	want := fmt.Sprintf("archive %s (%d bytes, %d decompressed)\n", p, len(z), len(s.img))
+	if code != exitOK || !strings.HasPrefix(out, want) {
+		t.Errorf("exit %d, want first line %q:\n%s%s", code, want, out, errOut)
+	}
+}
