@@ -175,8 +175,16 @@ func (a *archiveFile) locateDamage(decErr error) error {
 // back first as locateDamage does, it is the result. One decode does it:
 // the counted stream decode that places the damage (locateDamage) writes
 // into the buffer instead of forgetting.
+//
+// A lease's break is waited for as OpenNoFollow does.
 func OpenSalvaged(path string) (*Image, error) {
-	a, err := openArchiveFile(context.Background(), path)
+	return OpenSalvagedContext(context.Background(), path)
+}
+
+// OpenSalvagedContext is OpenSalvaged whose wait for a lease's break ends
+// when ctx is done (OpenNoFollowContext).
+func OpenSalvagedContext(ctx context.Context, path string) (*Image, error) {
+	a, err := openArchiveFile(ctx, path)
 	if err != nil {
 		return nil, err
 	}

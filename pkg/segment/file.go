@@ -23,12 +23,12 @@ type File struct {
 // through a symbolic link, and only a regular file no larger than any
 // segment. An archive is not a segment file (OpenImage decompresses it).
 func OpenFile(path string) (*File, error) {
-	return openFile(context.Background(), path)
+	return OpenFileContext(context.Background(), path)
 }
 
-// openFile is OpenFile whose wait for a lease's break ends when ctx is
-// done.
-func openFile(ctx context.Context, path string) (*File, error) {
+// OpenFileContext is OpenFile whose wait for a lease's break ends when
+// ctx is done (OpenNoFollowContext).
+func OpenFileContext(ctx context.Context, path string) (*File, error) {
 	if IsArchiveName(filepath.Base(path)) {
 		return nil, fmt.Errorf("%s: an archive, not a segment file (read it with OpenImage)", path)
 	}

@@ -67,7 +67,7 @@ func OpenImageContext(ctx context.Context, path string) (*Image, error) {
 		im.decodeHeader()
 		return im, nil
 	}
-	f, err := openFile(ctx, path)
+	f, err := OpenFileContext(ctx, path)
 	if err != nil {
 		return nil, err
 	}

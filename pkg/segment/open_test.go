@@ -3,6 +3,7 @@ package segment_test
 import (
 	"context"
 	"errors"
+	"io"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -78,34 +79,51 @@ func waitsForLease(t *testing.T, p string, typ int, name string, open func() err
 
 // TestLeaseWaitEndsWithContext (review): the wait for a lease's break
 // (up to lease-break-time and a second, 46 s by default) could not be
-// ended: a tail or compress-finished told to stop sat in it. Cancelled
-// while the lease is held, OpenImageContext returns at once, with an
+// ended: a tail or compress-finished told to stop sat in it, and verify
+// sat in it in OpenFile and OpenSalvaged, which took no context. Cancelled
+// while the lease is held, each context open returns at once, with an
 // error naming the file that wraps both the cancellation and the open's
 // EWOULDBLOCK.
 func TestLeaseWaitEndsWithContext(t *testing.T) {
-	p := writeFile(t, filepath.Join(t.TempDir(), segment.FileName(1)), sealedSegment(t, 1, 10))
-	broken, _ := testfs.TakeLease(t, p, unix.F_WRLCK)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	opened := make(chan error, 1)
-	go func() {
-		im, err := segment.OpenImageContext(ctx, p)
-		if err == nil {
-			im.Close()
-		}
-		opened <- err
-	}()
-	select {
-	case <-broken:
-	case err := <-opened:
-		t.Fatalf("OpenImageContext returned (%v) while the lease was held", err)
-	case <-time.After(time.Minute): // a hang, not a measurement
-		t.Fatal("the lease's holder was not told within a minute")
+	dir := t.TempDir()
+	seg := writeFile(t, filepath.Join(dir, segment.FileName(1)), sealedSegment(t, 1, 10))
+	// OpenSalvaged's open comes before any decoding: what the file holds
+	// does not matter.
+	zst := writeFile(t, filepath.Join(dir, segment.ArchiveName(2)), []byte("not decoded"))
+	for _, tc := range []struct {
+		name, path string
+		open       func(context.Context, string) (io.Closer, error)
+	}{
+		{"OpenImageContext", seg, func(ctx context.Context, p string) (io.Closer, error) { return segment.OpenImageContext(ctx, p) }},
+		{"OpenFileContext", seg, func(ctx context.Context, p string) (io.Closer, error) { return segment.OpenFileContext(ctx, p) }},
+		{"OpenSalvagedContext", zst, func(ctx context.Context, p string) (io.Closer, error) { return segment.OpenSalvagedContext(ctx, p) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			broken, giveUp := testfs.TakeLease(t, tc.path, unix.F_WRLCK)
+			defer giveUp()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			opened := make(chan error, 1)
+			go func() {
+				c, err := tc.open(ctx, tc.path)
+				if err == nil {
+					c.Close()
+				}
+				opened <- err
+			}()
+			select {
+			case <-broken:
+			case err := <-opened:
+				t.Fatalf("%s returned (%v) while the lease was held", tc.name, err)
+			case <-time.After(time.Minute): // a hang, not a measurement
+				t.Fatal("the lease's holder was not told within a minute")
+			}
+			cancel()
+			err := <-opened // the lease is still held: only the cancellation ends the wait
+			if !errors.Is(err, context.Canceled) || !errors.Is(err, syscall.EWOULDBLOCK) || !strings.Contains(err.Error(), tc.path) {
+				t.Fatalf("%s cancelled during a lease's break: %v; want an error naming %s wrapping context.Canceled and EWOULDBLOCK", tc.name, err, tc.path)
+			}
+			t.Log(err)
+		})
 	}
-	cancel()
-	err := <-opened // the lease is still held: only the cancellation ends the wait
-	if !errors.Is(err, context.Canceled) || !errors.Is(err, syscall.EWOULDBLOCK) || !strings.Contains(err.Error(), p) {
-		t.Fatalf("OpenImageContext cancelled during a lease's break: %v; want an error naming %s wrapping context.Canceled and EWOULDBLOCK", err, p)
-	}
-	t.Log(err)
 }
