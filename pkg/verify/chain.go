@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -46,13 +47,15 @@ type chain struct {
 	past   [segment.DigestSize]byte
 	pastOK bool
 	run    map[[segment.DigestSize]byte]bool
+	// ctx ends a wait for a lease's break on a segment rehashed.
+	ctx context.Context
 }
 
 // newChain starts at the start of the log: the first segment sealed in
 // it chains from zeros, segment 1 or one after segments recovery left
 // unsealed. A log whose oldest segments are gone starts with whatever its
 // first stores.
-func newChain() chain { return chain{known: true} }
+func newChain(ctx context.Context) chain { return chain{known: true, ctx: ctx} }
 
 // link checks r's previous digest if the digest it must hold is known,
 // and moves the chain past r.
@@ -76,7 +79,7 @@ func (c *chain) link(r *result) (Finding, bool) {
 	check := c.known && next
 	if check && len(c.lost) > 0 {
 		for _, l := range c.lost {
-			d, err := rehash(l, c.want)
+			d, err := rehash(c.ctx, l, c.want)
 			if err != nil {
 				check = false // changed or gone since it was checked: nothing to go on
 				break
@@ -143,9 +146,9 @@ func (c *chain) link(r *result) (Finding, bool) {
 // (result.rehash), chained from prev. An error when the file changed
 // since it was checked (its END is no longer where it was) or cannot be
 // read.
-func rehash(r *result, prev [segment.DigestSize]byte) ([segment.DigestSize]byte, error) {
+func rehash(ctx context.Context, r *result, prev [segment.DigestSize]byte) ([segment.DigestSize]byte, error) {
 	var d [segment.DigestSize]byte
-	im, err := segment.OpenImage(r.rep.Path)
+	im, err := segment.OpenImageContext(ctx, r.rep.Path)
 	if err != nil {
 		return d, err
 	}

@@ -60,6 +60,18 @@
 // only if a segment older than it is still there (or the hole also holds
 // a number that was already missing when the directory was listed).
 //
+// # Stopping a run
+//
+// DirContext, FilesContext and PathsContext stop when their context is
+// done: no segment is started after that, and a wait that could last
+// (for another process's lease on a segment to be given up, up to
+// /proc/sys/fs/lease-break-time and a second, as segment.OpenNoFollow
+// waits; before a live writer's segments are read again) ends. A stopped
+// run returns no report, only an error for which errors.Is(err,
+// context.Canceled) (or context.DeadlineExceeded) holds, with the
+// context's cause: what was read by then is no verdict. Dir, Files and
+// Paths run to the end.
+//
 // # The unsealed tail
 //
 // The newest segments of a log may be unsealed: a writer keeps the

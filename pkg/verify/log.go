@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/auditseg/auditseg/internal/cancel"
 	"github.com/auditseg/auditseg/pkg/segment"
 )
 
@@ -44,6 +46,11 @@ type job struct {
 
 // Dir verifies the log in dir.
 func Dir(dir string, opts Options) (*Report, error) {
+	return DirContext(context.Background(), dir, opts)
+}
+
+// DirContext is Dir, stopped when ctx is done (PathsContext).
+func DirContext(ctx context.Context, dir string, opts Options) (*Report, error) {
 	dir = segment.CleanName(dir)
 	st, err := os.Stat(dir)
 	if err != nil {
@@ -52,7 +59,7 @@ func Dir(dir string, opts Options) (*Report, error) {
 	if !st.IsDir() {
 		return nil, fmt.Errorf("verify: %s is not a directory", dir)
 	}
-	return Paths([]string{dir}, opts)
+	return PathsContext(ctx, []string{dir}, opts)
 }
 
 // Files verifies individual segment files (or archives). Files of the same
@@ -60,6 +67,11 @@ func Dir(dir string, opts Options) (*Report, error) {
 // judged against the log's writer and newest segments, but gaps between
 // them and other files of the directory are not reported.
 func Files(paths []string, opts Options) (*Report, error) {
+	return FilesContext(context.Background(), paths, opts)
+}
+
+// FilesContext is Files, stopped when ctx is done (PathsContext).
+func FilesContext(ctx context.Context, paths []string, opts Options) (*Report, error) {
 	for _, p := range paths {
 		// Followed: a link to a log directory is a directory (Paths
 		// would verify it as a whole log).
@@ -67,7 +79,7 @@ func Files(paths []string, opts Options) (*Report, error) {
 			return nil, fmt.Errorf("verify: %s is a directory", p)
 		}
 	}
-	return Paths(paths, opts)
+	return PathsContext(ctx, paths, opts)
 }
 
 // Paths verifies each path: a directory as a whole log, anything else as a
@@ -75,13 +87,29 @@ func Files(paths []string, opts Options) (*Report, error) {
 // does not exist, a directory that cannot be listed); damage and files that
 // cannot be read are in the report.
 func Paths(paths []string, opts Options) (*Report, error) {
+	return PathsContext(context.Background(), paths, opts)
+}
+
+// PathsContext is Paths, stopped when ctx is done: no segment is started
+// after that, a wait for a lease's break or before a live writer's
+// segments are read again ends, and the run returns no report, only an
+// error wrapping ctx's (context.Canceled, say) and its cause: what was
+// read by then is no verdict on the log.
+func PathsContext(ctx context.Context, paths []string, opts Options) (*Report, error) {
 	o := opts.withDefaults()
+	o.ctx = ctx
+	if err := stopped(ctx); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	units, jobs, err := plan(paths, &o)
 	if err != nil {
 		return nil, err
 	}
 	results := runJobs(jobs, &o)
+	if err := stopped(ctx); err != nil {
+		return nil, err // results of the jobs not started are nil
+	}
 	rep := newReport(&o)
 	for _, u := range units {
 		for _, j := range u.jobs {
@@ -110,10 +138,23 @@ func Paths(paths []string, opts Options) (*Report, error) {
 			recheckStale(u, &o)
 		}
 		rep.Logs = append(rep.Logs, LogReport{Dir: u.dir, WriterAlive: u.alive, WriterPID: u.pid})
-		place(u, rep)
+		place(ctx, u, rep)
+	}
+	// A recheck or a link's digest cut short by ctx would be a verdict
+	// on segments not read.
+	if err := stopped(ctx); err != nil {
+		return nil, err
 	}
 	rep.Totals.Elapsed = time.Since(start)
 	return rep, nil
+}
+
+// stopped is the error of a run whose ctx is done, nil before.
+func stopped(ctx context.Context) error {
+	if err := cancel.Err(ctx); err != nil {
+		return fmt.Errorf("verify: stopped: %w", err)
+	}
+	return nil
 }
 
 func newReport(o *Options) *Report {
@@ -208,14 +249,22 @@ func runJobs(jobs []job, o *Options) []*result {
 			buf, _ := segment.AllocHuge(windowSize) // nil: through the mappings
 			defer func() { _ = segment.Unmap(buf) }()
 			for i := range idx {
+				if o.ctx.Err() != nil {
+					continue // the run is stopped: no segment is started
+				}
 				results[i] = checkPath(jobs[i].path, o, buf)
 				done <- i
 			}
 		}()
 	}
 	go func() {
+	feed:
 		for i := range jobs {
-			idx <- i
+			select {
+			case idx <- i:
+			case <-o.ctx.Done():
+				break feed
+			}
 		}
 		close(idx)
 		wg.Wait()
@@ -304,10 +353,10 @@ func (u *unit) newest() uint64 {
 // place judges each segment by its place in the log, adds the log-level
 // findings (gap, chain, unsealed segments, unexpected files) and fills the
 // report.
-func place(u *unit, rep *Report) {
+func place(ctx context.Context, u *unit, rep *Report) {
 	tail := openTail(u)
 	newest := u.newest()
-	links := newChain()
+	links := newChain(ctx)
 	var prev *result
 	for i, r := range u.results {
 		var extra []Finding

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -55,7 +56,7 @@ func checkThrough(path string, img []byte, o Options, w *window) *Report {
 	checkImage(im, r, &o, w)
 	u := &unit{dir: filepath.Dir(path), whole: true, results: []*result{r}}
 	rep := newReport(&o)
-	place(u, rep)
+	place(context.Background(), u, rep)
 	return rep
 }
 

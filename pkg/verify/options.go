@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"context"
 	"log/slog"
 	"runtime"
 	"time"
@@ -40,6 +41,9 @@ type Options struct {
 	// spareCore is set for the jobs of a run with fewer segments than
 	// Workers: a job may then use a second goroutine (digestAhead).
 	spareCore bool
+	// ctx stops the run (PathsContext): set on the copy withDefaults
+	// makes, never by a caller.
+	ctx context.Context
 }
 
 const (
@@ -61,6 +65,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Workers <= 0 {
 		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.ctx == nil {
+		o.ctx = context.Background()
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -14,7 +14,7 @@ import (
 // read. When nothing decodes that a record could be read from, the
 // archive's finding stays the only one.
 func checkSalvaged(path string, r *result, o *Options) {
-	im, err := segment.OpenSalvaged(path)
+	im, err := segment.OpenSalvagedContext(o.ctx, path)
 	if err != nil {
 		return
 	}

@@ -46,10 +46,10 @@ import (
 // their bytes mixed in one check.
 func openImage(path string, o *Options, buf []byte) (im *segment.Image, src *segment.File, err error) {
 	if buf == nil || segment.IsArchiveName(filepath.Base(path)) {
-		im, err = segment.OpenImage(path)
+		im, err = segment.OpenImageContext(o.ctx, path)
 		return im, nil, err
 	}
-	f, err := segment.OpenFile(path)
+	f, err := segment.OpenFileContext(o.ctx, path)
 	if err != nil {
 		return nil, nil, err
 	}

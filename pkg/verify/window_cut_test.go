@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -34,7 +35,7 @@ func TestCutInLastPageIsAChange(t *testing.T) {
 				r := checkCutAfterMap(t, path, img, cut, o, buf, mode)
 				u := &unit{dir: filepath.Dir(path), whole: true, results: []*result{r}}
 				rep := newReport(&o)
-				place(u, rep)
+				place(context.Background(), u, rep)
 				var ce *segment.ChangedError
 				if r.rep.State != StateUnreadable || !errors.As(r.ioErr, &ce) || ce.Path != path || ce.Off != cut || len(rep.Findings) != 0 {
 					t.Errorf("cut %d bytes short, spare core %v, mode %d (the mapping alone: %v): state %v, error %v; want unreadable, a ChangedError at %d; findings:\n%s",

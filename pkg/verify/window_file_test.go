@@ -2,6 +2,7 @@ package verify
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -87,7 +88,7 @@ func checkFileAs(t *testing.T, path string, o Options, buf []byte, mode segment.
 	rss := testfs.MappedRSS(t, im.Data)
 	u := &unit{dir: filepath.Dir(path), whole: true, results: []*result{r}}
 	rep := newReport(&o)
-	place(u, rep)
+	place(context.Background(), u, rep)
 	return rep, rss
 }
 

@@ -63,8 +63,17 @@ func recheckLive(u *unit, o *Options) {
 		if len(suspects) == 0 {
 			return
 		}
-		time.Sleep(liveRecheck)
+		t := time.NewTimer(liveRecheck)
+		select {
+		case <-t.C:
+		case <-o.ctx.Done():
+			t.Stop()
+			return // PathsContext returns no report
+		}
 		for _, i := range suspects {
+			if o.ctx.Err() != nil {
+				return
+			}
 			if r := checkPath(u.results[i].rep.Path, o, nil); !r.vanished {
 				u.results[i] = r
 			}
@@ -79,6 +88,9 @@ func recheckStale(u *unit, o *Options) {
 	for i, r := range u.results {
 		if r.sealed && r.found.total() == 0 {
 			continue
+		}
+		if o.ctx.Err() != nil {
+			return // PathsContext returns no report
 		}
 		if nr := checkPath(r.rep.Path, o, nil); !nr.vanished {
 			u.results[i] = nr

@@ -1,0 +1,86 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/auditseg/auditseg/internal/testfs"
+	"golang.org/x/sys/unix"
+)
+
+// TestDoneContextVerifiesNothing: a context already done stops a run
+// before it starts: no report, an error that answers to the context's.
+func TestDoneContextVerifiesNothing(t *testing.T) {
+	l := newTestLog(t)
+	s := l.sealed(5)
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	expired, stop := context.WithDeadline(context.Background(), time.Unix(0, 0))
+	defer stop()
+	for _, c := range []struct {
+		name string
+		ctx  context.Context
+		want error
+		run  func(context.Context) (*Report, error)
+	}{
+		{"PathsContext", cancelled, context.Canceled, func(ctx context.Context) (*Report, error) {
+			return PathsContext(ctx, []string{l.dir}, Options{})
+		}},
+		{"DirContext", cancelled, context.Canceled, func(ctx context.Context) (*Report, error) { return DirContext(ctx, l.dir, Options{}) }},
+		{"FilesContext", expired, context.DeadlineExceeded, func(ctx context.Context) (*Report, error) {
+			return FilesContext(ctx, []string{s.path}, Options{})
+		}},
+	} {
+		rep, err := c.run(c.ctx)
+		if rep != nil || !errors.Is(err, c.want) {
+			t.Errorf("%s with a done context: report %v, error %v; want no report and %v", c.name, rep != nil, err, c.want)
+		}
+	}
+}
+
+// TestCancelDuringLeaseWait (review): a segment under another process's
+// write lease (a file server's) is read once the lease's break has been
+// waited for, up to lease-break-time and a second (46 s by default), and
+// verify took no context: nothing could end that wait. Cancelled while
+// the lease is held, DirContext returns, with no report (what was read
+// is no verdict) and an error wrapping context.Canceled; the segment
+// after the one waited for is never started (one worker: it would be
+// counted by Progress).
+func TestCancelDuringLeaseWait(t *testing.T) {
+	l := newTestLog(t)
+	l.sealed(5)
+	leased := l.sealed(5)
+	l.sealed(5)
+	broken, giveUp := testfs.TakeLease(t, leased.path, unix.F_WRLCK)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type result struct {
+		rep *Report
+		err error
+	}
+	var checked, total int64
+	ran := make(chan result, 1)
+	go func() {
+		rep, err := DirContext(ctx, l.dir, Options{Workers: 1, Progress: func(done, all int64) { checked, total = done, all }})
+		ran <- result{rep, err}
+	}()
+	select {
+	case <-broken:
+	case r := <-ran:
+		t.Fatalf("DirContext returned (%v) while the lease was held", r.err)
+	case <-time.After(time.Minute): // a hang, not a measurement
+		t.Fatal("the lease's holder was not told within a minute")
+	}
+	cancel()
+	r := <-ran // the lease is still held: only the cancellation ends the wait
+	giveUp()
+	if r.rep != nil || !errors.Is(r.err, context.Canceled) {
+		t.Fatalf("DirContext cancelled during a lease's break: report %v, error %v; want no report and context.Canceled", r.rep != nil, r.err)
+	}
+	if checked != 2*testSize || total != 3*testSize {
+		t.Errorf("Progress last said %d of %d bytes; want the first two segments' (%d) of %d: the third not started", checked, total, 2*testSize, 3*testSize)
+	}
+	t.Log(r.err)
+}
