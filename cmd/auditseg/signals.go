@@ -6,8 +6,8 @@ import (
 	"syscall"
 )
 
-// stopSignals are the signals that end write, tail and compress-finished
-// cleanly: SIGINT, SIGTERM and SIGHUP (a closed terminal or SSH session
+// stopSignals are the signals that end write, tail, compress-finished
+// and verify cleanly: SIGINT, SIGTERM and SIGHUP (a closed terminal or SSH session
 // sends it). SIGINT or SIGHUP ignored when the command started (nohup, a
 // background job of a shell without job control) are left out: whoever
 // started it asked for it to outlive them, and Notify would install a

@@ -34,7 +34,7 @@ func TestTailCursorWaitsForALease(t *testing.T) {
 	// The lease given up once its holder is told: tail reads the cursor
 	// then, and goes on after it.
 	more("after-1")
-	out, stderr, code := tailUnderLease(t, cur, func(giveUp func()) { giveUp() }, "--cursor-file", cur, dir)
+	out, stderr, code := underLease(t, cur, func(giveUp func()) { giveUp() }, "tail", "--cursor-file", cur, dir)
 	if code != exitOK || out != "after-1\n" {
 		t.Fatalf("lease given up: exit %d, out %q, stderr %q; want exit 0 and after-1", code, out, stderr)
 	}
@@ -44,11 +44,11 @@ func TestTailCursorWaitsForALease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, stderr, code = tailUnderLease(t, cur, func(func()) {
+	out, stderr, code = underLease(t, cur, func(func()) {
 		if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
 			t.Error(err)
 		}
-	}, "--cursor-file", cur, dir)
+	}, "tail", "--cursor-file", cur, dir)
 	if now, err := os.ReadFile(cur); err != nil || string(now) != string(was) {
 		t.Errorf("cursor file after the signal: %q, %v; want it unchanged, %q", now, err, was)
 	}
@@ -57,11 +57,12 @@ func TestTailCursorWaitsForALease(t *testing.T) {
 	}
 }
 
-// tailUnderLease runs tail with args while a write lease is held on path,
-// calls then with the function that gives the lease up once tail's open
-// of path has started the lease's break (tail has not returned: it waits),
-// and returns what tail did. The lease is given up by the test's end.
-func tailUnderLease(t *testing.T, path string, then func(giveUp func()), args ...string) (stdout, stderr string, code int) {
+// underLease runs the command args while a write lease is held on path,
+// calls then with the function that gives the lease up once the
+// command's open of path has started the lease's break (the command has
+// not returned: it waits), and returns what the command did. The lease
+// is given up by the test's end.
+func underLease(t *testing.T, path string, then func(giveUp func()), args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	broken, giveUp := testfs.TakeLease(t, path, unix.F_WRLCK)
 	type result struct {
@@ -70,13 +71,13 @@ func tailUnderLease(t *testing.T, path string, then func(giveUp func()), args ..
 	}
 	ran := make(chan result, 1)
 	go func() {
-		out, stderr, code := execute(t, nil, append([]string{"tail"}, args...)...)
+		out, stderr, code := execute(t, nil, args...)
 		ran <- result{out, stderr, code}
 	}()
 	select {
 	case <-broken:
 	case r := <-ran:
-		t.Fatalf("tail returned (exit %d, %q) while the lease was held", r.code, r.stderr)
+		t.Fatalf("%s returned (exit %d, %q) while the lease was held", args[0], r.code, r.stderr)
 	case <-time.After(time.Minute): // a hang, not a measurement
 		t.Fatal("the lease's holder was not told within a minute")
 	}

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -51,7 +53,8 @@ missing-end, its reserved frames fatal.
 
 Exit codes: 0 clean; 1 findings (torn, footer, chain, gap, missing-end,
 garbage-after-end, or unfinished outside the crash tail or in a segment of it
-that recovery leaves unsealed); 2 bad usage or I/O error; 3 only crash residue
+that recovery leaves unsealed); 2 bad usage, I/O error, or interrupted by
+SIGINT, SIGTERM or SIGHUP (nothing verified); 3 only crash residue
 in the tail of a log whose writer is gone, in segments recovery seals
 (--strict makes this 1).`,
 		Args: wantArgs("at least one log directory or segment file", 1, -1),
@@ -90,15 +93,25 @@ func runVerify(cmd *cobra.Command, paths []string, f verifyFlags) error {
 	}
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	prog := newProgress(stderr, "verify")
-	rep, err := verify.Paths(paths, verify.Options{
+	// As tail and compress-finished: SIGHUP too, and not a signal ignored
+	// from the start (nohup): stopSignals. A segment's open may wait for
+	// a lease's break (46 s by default), which a signal ends.
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals()...)
+	defer stop()
+	rep, err := verify.PathsContext(ctx, paths, verify.Options{
 		Quick: f.quick, TimeTolerance: f.timeTolerance, MaxFindings: f.maxFindings,
 		Workers: f.jobs, Progress: prog.Update,
 	})
 	prog.Done()
+	if err != nil && ctx.Err() != nil {
+		// Stopped: what was read is no verdict (verify.PathsContext).
+		err = errors.New("interrupted")
+	}
 	if err != nil {
 		if f.output == "json" {
 			// A script reading stdout gets a document whatever happened
-			// (a PATH missing or unreadable), as from compress-finished.
+			// (a PATH missing or unreadable, a signal), as from
+			// compress-finished.
 			_ = writeVerifyJSON(stdout, verifyJSONError{Version: verify.ReportVersion, Error: err.Error()})
 		}
 		return withCode(exitUsage, err)
@@ -158,7 +171,8 @@ func emptyLogs(rep *verify.Report) []string {
 	return empty
 }
 
-// verifyJSONError is the JSON output of a run that could not start.
+// verifyJSONError is the JSON output of a run that could not start, or
+// was interrupted.
 type verifyJSONError struct {
 	Version int    `json:"version"`
 	Error   string `json:"error"`
