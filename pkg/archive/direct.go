@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -78,9 +79,11 @@ const readBackWhile = "read back"
 // file's size rounded up to directAlign; a file too large for buf (sized
 // by the caller from the compression bound) is ErrCorrupt, so that a bad
 // leftover archive is replaced like any other. Symbolic links are never
-// followed.
-func readBack(path string, buf []byte) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+// followed. A leftover archive, opened here first, may be under another
+// process's lease: its break is waited for until ctx is done
+// (segment.OpenNoFollowContext).
+func readBack(ctx context.Context, path string, buf []byte) ([]byte, error) {
+	f, err := segment.OpenNoFollowContext(ctx, path)
 	if err != nil {
 		return nil, segment.FileError(path, readBackWhile, err)
 	}

@@ -2,6 +2,7 @@ package archive
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -56,7 +57,7 @@ func TestWriteArchiveReadBack(t *testing.T) {
 					t.Fatalf("file holds %d bytes (err %v), not the %d written", len(got), err, n)
 				}
 				for _, buf := range [][]byte{back, back[skew:]} {
-					got, err := readBack(path, buf)
+					got, err := readBack(context.Background(), path, buf)
 					if err != nil {
 						t.Fatalf("readBack: %v", err)
 					}
@@ -64,7 +65,7 @@ func TestWriteArchiveReadBack(t *testing.T) {
 						t.Fatalf("readBack returned %d bytes that differ from the file's %d", len(got), n)
 					}
 				}
-				if _, err := readBack(path, back[:n]); !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), path) {
+				if _, err := readBack(context.Background(), path, back[:n]); !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), path) {
 					t.Fatalf("readBack of a file larger than the buffer allows: %v, want ErrCorrupt naming the file", err)
 				}
 			})
@@ -107,7 +108,7 @@ func TestArchiveBypassesPageCache(t *testing.T) {
 	if got := residentPages(t, f, n); got > 1 {
 		t.Fatalf("%d pages of a %d-byte archive in the page cache after writing it, want at most 1 (its last partial block)", got, n)
 	}
-	if _, err := readBack(path, hugeBuffer(t, 2<<20)); err != nil {
+	if _, err := readBack(context.Background(), path, hugeBuffer(t, 2<<20)); err != nil {
 		t.Fatal(err)
 	}
 	if got := residentPages(t, f, n); got > 1 {
@@ -149,7 +150,7 @@ func TestReadBackShortReadIsAChange(t *testing.T) {
 	if err != nil || serr != nil || int64(len(b)) >= st.Size() {
 		t.Skipf("no sysfs file that reads shorter than its size here (%v, %v)", err, serr)
 	}
-	_, err = readBack(path, hugeBuffer(t, 2<<20))
+	_, err = readBack(context.Background(), path, hugeBuffer(t, 2<<20))
 	var ce *segment.ChangedError
 	if !errors.As(err, &ce) || ce.Path != path || ce.Off != int64(len(b)) || !strings.HasPrefix(err.Error(), path+": ") || errors.Is(err, segment.ErrCorrupt) {
 		t.Fatalf("readBack of a file shorter than its size: %v; want a *segment.ChangedError at offset %d naming the file first", err, len(b))

@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -94,7 +95,7 @@ func TestOpenOriginalTruncatedNamesOffset(t *testing.T) {
 	if err := os.Truncate(p, 4096); err != nil {
 		t.Fatal(err)
 	}
-	f, err := openOriginal(p, before, int64(len(im.Data)))
+	f, err := openOriginal(context.Background(), p, before, int64(len(im.Data)))
 	if f != nil {
 		f.Close()
 	}

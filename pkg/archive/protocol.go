@@ -84,7 +84,7 @@ func (r *runner) archive(t task, p *progress, before os.FileInfo, im *segment.Im
 	if err != nil {
 		return fail(err)
 	}
-	src, err := openOriginal(t.original, before, int64(len(im.Data)))
+	src, err := openOriginal(r.ctx, t.original, before, int64(len(im.Data)))
 	if err != nil {
 		return p.failUnlessGone(t, err)
 	}

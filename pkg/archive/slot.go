@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,7 +10,6 @@ import (
 
 	"github.com/auditseg/auditseg/pkg/segment"
 	"github.com/klauspost/compress/zstd"
-	"golang.org/x/sys/unix"
 )
 
 // original is the segment being archived: its mapped image, whose header
@@ -31,8 +31,11 @@ type original struct {
 
 // openOriginal opens the segment file at path for reading and checks that
 // it is the file Lstat described as before, of the size its image has.
-func openOriginal(path string, before os.FileInfo, size int64) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+// The name may hold another file by now (renamed over it), which the
+// check finds only once it is open: the open neither blocks on a FIFO nor
+// waits for a lease's break once ctx is done (segment.OpenNoFollowContext).
+func openOriginal(ctx context.Context, path string, before os.FileInfo, size int64) (*os.File, error) {
+	f, err := segment.OpenNoFollowContext(ctx, path)
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +209,7 @@ func (r *runner) verify(path string, o *original) error {
 		if err := s.ensureBuf(r, o.size); err != nil {
 			return err
 		}
-		b, err := readBack(path, s.buf)
+		b, err := readBack(r.ctx, path, s.buf)
 		if err != nil {
 			return err
 		}
