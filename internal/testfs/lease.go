@@ -1,11 +1,13 @@
 package testfs
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/signal"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -50,4 +52,28 @@ func TakeLease(t testing.TB, path string, typ int) (broken <-chan os.Signal, giv
 			t.Fatal(err)
 		}
 	}
+}
+
+// CancelInLeaseWait takes a write lease on the file at path and runs run
+// with a context that it cancels once run's open of path has started the
+// lease's break, and returns run's error. run must return while the lease
+// is still held (only the cancellation can end its wait then), which is
+// given up after.
+func CancelInLeaseWait(t testing.TB, path string, run func(context.Context) error) error {
+	t.Helper()
+	broken, giveUp := TakeLease(t, path, unix.F_WRLCK)
+	defer giveUp()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() { ran <- run(ctx) }()
+	select {
+	case <-broken:
+	case err := <-ran:
+		t.Fatalf("returned (%v) while the lease on %s was held", err, path)
+	case <-time.After(time.Minute): // a hang, not a measurement
+		t.Fatalf("the holder of the lease on %s was not told within a minute", path)
+	}
+	cancel()
+	return <-ran
 }

@@ -7,10 +7,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/auditseg/auditseg/internal/testfs"
-	"golang.org/x/sys/unix"
 )
 
 // TestReopensEndWithContext (review): after OpenImageContext, the
@@ -48,21 +46,7 @@ func TestReopensEndWithContext(t *testing.T) {
 			if err := os.WriteFile(path, []byte("some bytes"), 0o640); err != nil {
 				t.Fatal(err)
 			}
-			broken, giveUp := testfs.TakeLease(t, path, unix.F_WRLCK)
-			defer giveUp()
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			opened := make(chan error, 1)
-			go func() { opened <- tc.open(ctx, path) }()
-			select {
-			case <-broken:
-			case err := <-opened:
-				t.Fatalf("%s returned (%v) while the lease was held", tc.name, err)
-			case <-time.After(time.Minute): // a hang, not a measurement
-				t.Fatal("the lease's holder was not told within a minute")
-			}
-			cancel()
-			err := <-opened // the lease is still held: only the cancellation ends the wait
+			err := testfs.CancelInLeaseWait(t, path, func(ctx context.Context) error { return tc.open(ctx, path) })
 			if !errors.Is(err, context.Canceled) || !errors.Is(err, syscall.EWOULDBLOCK) {
 				t.Fatalf("%s cancelled during a lease's break: %v; want an error wrapping context.Canceled and EWOULDBLOCK", tc.name, err)
 			}

@@ -99,27 +99,13 @@ func TestLeaseWaitEndsWithContext(t *testing.T) {
 		{"OpenSalvagedContext", zst, func(ctx context.Context, p string) (io.Closer, error) { return segment.OpenSalvagedContext(ctx, p) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			broken, giveUp := testfs.TakeLease(t, tc.path, unix.F_WRLCK)
-			defer giveUp()
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			opened := make(chan error, 1)
-			go func() {
+			err := testfs.CancelInLeaseWait(t, tc.path, func(ctx context.Context) error {
 				c, err := tc.open(ctx, tc.path)
 				if err == nil {
 					c.Close()
 				}
-				opened <- err
-			}()
-			select {
-			case <-broken:
-			case err := <-opened:
-				t.Fatalf("%s returned (%v) while the lease was held", tc.name, err)
-			case <-time.After(time.Minute): // a hang, not a measurement
-				t.Fatal("the lease's holder was not told within a minute")
-			}
-			cancel()
-			err := <-opened // the lease is still held: only the cancellation ends the wait
+				return err
+			})
 			if !errors.Is(err, context.Canceled) || !errors.Is(err, syscall.EWOULDBLOCK) || !strings.Contains(err.Error(), tc.path) {
 				t.Fatalf("%s cancelled during a lease's break: %v; want an error naming %s wrapping context.Canceled and EWOULDBLOCK", tc.name, err, tc.path)
 			}

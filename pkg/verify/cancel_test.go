@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/auditseg/auditseg/internal/testfs"
-	"golang.org/x/sys/unix"
 )
 
 // TestDoneContextVerifiesNothing: a context already done stops a run
@@ -53,34 +52,17 @@ func TestCancelDuringLeaseWait(t *testing.T) {
 	l.sealed(5)
 	leased := l.sealed(5)
 	l.sealed(5)
-	broken, giveUp := testfs.TakeLease(t, leased.path, unix.F_WRLCK)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	type result struct {
-		rep *Report
-		err error
-	}
 	var checked, total int64
-	ran := make(chan result, 1)
-	go func() {
-		rep, err := DirContext(ctx, l.dir, Options{Workers: 1, Progress: func(done, all int64) { checked, total = done, all }})
-		ran <- result{rep, err}
-	}()
-	select {
-	case <-broken:
-	case r := <-ran:
-		t.Fatalf("DirContext returned (%v) while the lease was held", r.err)
-	case <-time.After(time.Minute): // a hang, not a measurement
-		t.Fatal("the lease's holder was not told within a minute")
-	}
-	cancel()
-	r := <-ran // the lease is still held: only the cancellation ends the wait
-	giveUp()
-	if r.rep != nil || !errors.Is(r.err, context.Canceled) {
-		t.Fatalf("DirContext cancelled during a lease's break: report %v, error %v; want no report and context.Canceled", r.rep != nil, r.err)
+	var rep *Report
+	err := testfs.CancelInLeaseWait(t, leased.path, func(ctx context.Context) (err error) {
+		rep, err = DirContext(ctx, l.dir, Options{Workers: 1, Progress: func(done, all int64) { checked, total = done, all }})
+		return err
+	})
+	if rep != nil || !errors.Is(err, context.Canceled) {
+		t.Fatalf("DirContext cancelled during a lease's break: report %v, error %v; want no report and context.Canceled", rep != nil, err)
 	}
 	if checked != 2*testSize || total != 3*testSize {
 		t.Errorf("Progress last said %d of %d bytes; want the first two segments' (%d) of %d: the third not started", checked, total, 2*testSize, 3*testSize)
 	}
-	t.Log(r.err)
+	t.Log(err)
 }
