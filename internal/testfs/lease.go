@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -75,5 +77,24 @@ func CancelInLeaseWait(t testing.TB, path string, run func(context.Context) erro
 		t.Fatalf("the holder of the lease on %s was not told within a minute", path)
 	}
 	cancel()
-	return <-ran
+	// Past lease-break-time the kernel breaks the lease itself and the
+	// open goes on: a run that returns only then ignored ctx. Half of it
+	// tells the two apart by far (a cancelled wait ends in microseconds).
+	select {
+	case err := <-ran:
+		return err
+	case <-time.After(leaseBreakTime() / 2):
+		t.Fatalf("not returned within %v of its context's cancellation: it waits for the kernel to break the lease on %s", leaseBreakTime()/2, path)
+		return nil
+	}
+}
+
+// leaseBreakTime is how long the kernel lets a lease holder take before
+// it breaks the lease itself (45 s by default).
+func leaseBreakTime() time.Duration {
+	b, err := os.ReadFile("/proc/sys/fs/lease-break-time")
+	if n, perr := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && perr == nil && n > 0 {
+		return time.Duration(n) * time.Second
+	}
+	return 45 * time.Second
 }

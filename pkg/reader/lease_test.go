@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -79,5 +80,35 @@ func openContextEndsLeaseWait(t *testing.T, cause error) {
 	sameRecs(t, got, want)
 	if len(dmg) != 0 {
 		t.Errorf("damage reported: %v", dmg)
+	}
+}
+
+// TestOpenContextEndsLockLeaseWait (review): at the end of what is
+// written the reader asks LOCK whether a writer may still add to the log,
+// and under another process's write lease on LOCK that open waited for the
+// lease's break without the reader's context (segment.WriterInfo). With
+// the context cancelled the reader stops while the lease is held, Err
+// wrapping the cancellation.
+func TestOpenContextEndsLockLeaseWait(t *testing.T) {
+	dir := t.TempDir()
+	writeLog(t, dir, 300, true)
+	lock := filepath.Join(dir, segment.LockName)
+	if err := os.WriteFile(lock, nil, 0o640); err != nil { // a writer gone
+		t.Fatal(err)
+	}
+	var n int
+	err := testfs.CancelInLeaseWait(t, lock, func(ctx context.Context) error {
+		r, err := reader.OpenContext(ctx, dir, reader.Options{})
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		for r.Next() {
+			n++
+		}
+		return r.Err()
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("reader cancelled in LOCK's lease wait after %d records: %v; want an error wrapping context.Canceled", n, err)
 	}
 }

@@ -411,8 +411,12 @@ func (r *Reader) refreshAlive() bool {
 
 // writerNow is refreshAlive returning what LOCK says of the writer too.
 func (r *Reader) writerNow() segment.Writer {
-	w, err := segment.WriterInfo(r.dir)
+	w, err := segment.WriterInfoContext(r.ctx, r.dir)
 	r.alive, r.aliveAt = w.Alive || err != nil, time.Now()
+	// A wait for a lease's break on LOCK ended by the context stops the
+	// reader as a segment's does: nothing is known of the writer, and
+	// assuming one must not pass for the log's end.
+	r.cancelled(err)
 	return w
 }
 

@@ -297,9 +297,15 @@ type Writer struct {
 // to. dir is read as CleanName reads it: the directory is opened by the
 // name LOCK is joined to.
 func WriterInfo(dir string) (Writer, error) {
+	return WriterInfoContext(context.Background(), dir)
+}
+
+// WriterInfoContext is WriterInfo whose wait for a lease's break on LOCK
+// ends when ctx is done (OpenNoFollowContext).
+func WriterInfoContext(ctx context.Context, dir string) (Writer, error) {
 	dir = CleanName(dir)
 	p := filepath.Join(dir, LockName)
-	f, err := openLockFile(p, os.O_RDONLY)
+	f, err := openLockFile(ctx, p, os.O_RDONLY)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return Writer{}, err
 	}
@@ -335,9 +341,9 @@ func WriterInfo(dir string) (Writer, error) {
 // O_NONBLOCK a FIFO put there fails here instead of blocking the open (and
 // every verify and tail of the log) until something writes to it; a
 // lease's break is waited for (waitLease).
-func openLockFile(p string, flag int) (*os.File, error) {
+func openLockFile(ctx context.Context, p string, flag int) (*os.File, error) {
 	var f *os.File
-	err := waitLease(context.Background(), p, func() (err error) {
+	err := waitLease(ctx, p, func() (err error) {
 		f, err = os.OpenFile(p, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0o640)
 		return err
 	})

@@ -3,10 +3,13 @@ package verify
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/auditseg/auditseg/internal/testfs"
+	"github.com/auditseg/auditseg/pkg/segment"
 )
 
 // TestDoneContextVerifiesNothing: a context already done stops a run
@@ -65,4 +68,26 @@ func TestCancelDuringLeaseWait(t *testing.T) {
 		t.Errorf("Progress last said %d of %d bytes; want the first two segments' (%d) of %d: the third not started", checked, total, 2*testSize, 3*testSize)
 	}
 	t.Log(err)
+}
+
+// TestCancelDuringLockLeaseWait (review): the LOCK file a writer left is
+// opened, before any segment is read, to ask whether a writer holds it;
+// under another process's write lease that open waited for the lease's
+// break with no context (segment.WriterInfo), so a cancelled run still
+// sat there for up to 46 s. It returns while the lease is held, no report.
+func TestCancelDuringLockLeaseWait(t *testing.T) {
+	l := newTestLog(t)
+	l.sealed(5)
+	lock := filepath.Join(l.dir, segment.LockName)
+	if err := os.WriteFile(lock, nil, 0o640); err != nil { // a writer gone
+		t.Fatal(err)
+	}
+	var rep *Report
+	err := testfs.CancelInLeaseWait(t, lock, func(ctx context.Context) (err error) {
+		rep, err = DirContext(ctx, l.dir, Options{})
+		return err
+	})
+	if rep != nil || !errors.Is(err, context.Canceled) {
+		t.Fatalf("DirContext cancelled in LOCK's lease wait: report %v, error %v; want no report and context.Canceled", rep != nil, err)
+	}
 }

@@ -34,8 +34,8 @@ func writerAlive(dir string, o *Options) (bool, int) {
 }
 
 func writerInfo(dir string, o *Options) segment.Writer {
-	w, err := segment.WriterInfo(dir)
-	if err != nil {
+	w, err := segment.WriterInfoContext(o.ctx, dir)
+	if err != nil && o.ctx.Err() == nil { // stopped: PathsContext says so
 		o.Logger.Warn("cannot tell whether a writer holds the log; assuming none", "dir", dir, "err", err)
 	}
 	return w
