@@ -229,8 +229,10 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	ctx, stop := signal.NotifyContext(context.Background(), stopSignals()...)
 	defer stop()
 	opts, err := f.start(ctx, cmd, dir, began)
-	if err != nil && ctx.Err() != nil {
-		return nil // a signal, before anything was read
+	if errors.Is(err, context.Canceled) {
+		// A signal, before anything was read; not one landing after a
+		// usage error (exit 2 still).
+		return nil
 	}
 	if err != nil {
 		return withCode(exitUsage, err)

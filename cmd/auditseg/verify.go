@@ -103,8 +103,9 @@ func runVerify(cmd *cobra.Command, paths []string, f verifyFlags) error {
 		Workers: f.jobs, Progress: prog.Update,
 	})
 	prog.Done()
-	if err != nil && ctx.Err() != nil {
-		// Stopped: what was read is no verdict (verify.PathsContext).
+	if errors.Is(err, context.Canceled) {
+		// Stopped: what was read is no verdict (verify.PathsContext). A
+		// signal landing after another error leaves that error's word.
 		err = errors.New("interrupted")
 	}
 	if err != nil {
