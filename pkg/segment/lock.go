@@ -101,7 +101,7 @@ func lockFileIn(d *os.File, dir string, from uint64) (*os.File, error) {
 	// with any lease (an NFS server's read delegation), whose break it
 	// waits for as a blocking open would (waitLease).
 	var fd int
-	err := waitLease(context.Background(), p, func() (err error) {
+	err := waitLease(context.Background(), func() (err error) {
 		fd, err = unix.Openat(int(d.Fd()), LockName, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0o640)
 		return err
 	})
@@ -343,7 +343,7 @@ func WriterInfoContext(ctx context.Context, dir string) (Writer, error) {
 // lease's break is waited for (waitLease).
 func openLockFile(ctx context.Context, p string, flag int) (*os.File, error) {
 	var f *os.File
-	err := waitLease(ctx, p, func() (err error) {
+	err := waitLease(ctx, func() (err error) {
 		f, err = os.OpenFile(p, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0o640)
 		return err
 	})

@@ -49,18 +49,19 @@ func OpenNoFollowContext(ctx context.Context, path string) (*os.File, error) {
 // either. It creates nothing (no permission bits).
 func OpenNonBlocking(ctx context.Context, path string, flag int) (*os.File, error) {
 	var f *os.File
-	err := waitLease(ctx, path, func() (err error) {
+	err := waitLease(ctx, func() (err error) {
 		f, err = os.OpenFile(path, flag|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 		return err
 	})
 	return f, err
 }
 
-// waitLease runs open, an open of path with O_NONBLOCK, and again while it
-// fails with EWOULDBLOCK, for as long as a blocking open could wait for a
+// waitLease runs open, an open with O_NONBLOCK, and again while it fails
+// with EWOULDBLOCK, for as long as a blocking open could wait for a
 // lease's break (OpenNoFollow) or until ctx is done; it returns open's
-// last error, wrapped with ctx's error and cause if ctx ended the wait.
-func waitLease(ctx context.Context, path string, open func() error) error {
+// last error, wrapped with ctx's error and cause if ctx ended the wait
+// (open's *PathError names the file: the wrapping does not again).
+func waitLease(ctx context.Context, open func() error) error {
 	err := open()
 	if err == nil || !errors.Is(err, syscall.EWOULDBLOCK) {
 		return err
@@ -76,8 +77,8 @@ func waitLease(ctx context.Context, path string, open func() error) error {
 		case <-ctx.Done():
 			// Callers tell a cancellation from damage by errors.Is(err,
 			// ctx.Err()): cancel.Err answers to that and to the cause.
-			return fmt.Errorf("%w: stopped after waiting %s for another process's lease on %s to be given up: %w",
-				err, time.Since(start).Round(time.Millisecond), path, cancel.Err(ctx))
+			return fmt.Errorf("%w: stopped after waiting %s for another process's lease on the file to be given up: %w",
+				err, time.Since(start).Round(time.Millisecond), cancel.Err(ctx))
 		}
 		if err = open(); err == nil || !errors.Is(err, syscall.EWOULDBLOCK) {
 			return err
