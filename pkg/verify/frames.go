@@ -46,6 +46,17 @@ func (c *checker) walk() {
 		}
 	}
 	w := c.win
+	// A segment not sealed is read through its mapping (a writer may
+	// still fill it: no window), and what the walk passed stayed mapped
+	// until the check ended: a live log's active segment cost its whole
+	// size in resident memory. The blocks it has left are released, as
+	// the window releases them; the scan goes a block at a time for it.
+	leave, step := func(int64) {}, limit
+	if w == nil && c.zeros != nil && c.zeros.im != nil && !r.sealed {
+		im, released := c.zeros.im, int64(0)
+		leave = func(off int64) { released = im.Release(released, off) }
+		step = segment.ReleaseBlock
+	}
 	dataIn := func(off, ts int64, _ uint32, p []byte) {
 		if n := int64(segment.FrameHeaderSize + len(p)); !c.tally(w.bytes(), w.base, off+n, ts) {
 			c.dataFindings(off, n, ts)
@@ -57,7 +68,14 @@ func (c *checker) walk() {
 			if w != nil {
 				next = w.scan(c.seq, int64(len(c.img)), off, limit, c.img, dataIn)
 			} else {
-				next = segment.ScanData(c.img, c.seq, off, limit, data)
+				for next = off; ; {
+					to := min(limit, next&^(step-1)+step)
+					n := segment.ScanData(c.img, c.seq, next, to, data)
+					leave(n)
+					if next = n; n < to || to == limit {
+						break
+					}
+				}
 			}
 			if next > off {
 				frames++ // at least one (PAD frames are passed silently)
@@ -71,6 +89,8 @@ func (c *checker) walk() {
 			// next read (window.readAtBlockEnd). The END frame in the
 			// block after a copy's held two.
 			w.release(c.img, off)
+		} else {
+			leave(off)
 		}
 		if c.zeroTail(off, limit) {
 			break
@@ -81,6 +101,11 @@ func (c *checker) walk() {
 			// it before the next is read, and releases it (window.release).
 			// A batch of such frames, read through the mapping, held them
 			// all at once: a segment of them, whole.
+			batch = evs[:0:1]
+		} else if scan && step != limit {
+			// Walked through the mapping, the slot ScanData stopped at
+			// alone: the frames after it are ScanData's again, a block
+			// at a time. A batch of large ones held many blocks at once.
 			batch = evs[:0:1]
 		}
 		batch, _ = segment.WalkBatch(c.img, c.seq, off, c.mode(), c.valid, batch)
