@@ -301,9 +301,10 @@ func (r *Reader) openImage(path string) (*segment.Image, error) {
 	return segment.OpenImageContext(r.ctx, path)
 }
 
-// cancelled reports whether err, from opening a segment (or LOCK), is the reader's
-// context ending the wait for a lease's break; it then stops the reader
-// with err: the segment was not read, but it is not damage either.
+// cancelled reports whether err, from opening a segment or LOCK, is the
+// reader's context ending the wait for a lease's break; it then stops the
+// reader with err: what the file holds was not read, but it is not damage
+// either.
 func (r *Reader) cancelled(err error) bool {
 	if err == nil || r.ctx.Err() == nil || !errors.Is(err, r.ctx.Err()) {
 		return false

@@ -403,10 +403,10 @@ func Open(dir string, opts Options) (*Reader, error) {
 
 // OpenContext is Open with ctx, for the reader's life, ending the waits
 // for a lease another process holds on a segment file or LOCK (a file
-// server's) to be given up, which last up to lease-break-time and a second (46 s by
-// default; segment.OpenImageContext): once ctx is done, a segment whose
-// open waits for one stops the reader, Err returning an error that wraps
-// ctx's. Wait's own context ends its waits for records.
+// server's) to be given up, which last up to lease-break-time and a
+// second (46 s by default; segment.OpenImageContext): once ctx is done,
+// an open that waits for one stops the reader, Err returning an error
+// that wraps ctx's. Wait's own context ends its waits for records.
 func OpenContext(ctx context.Context, dir string, opts Options) (*Reader, error) {
 	dir = segment.CleanName(dir) // the directory the writer appends to
 	if opts.PollMin <= 0 {
