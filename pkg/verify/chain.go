@@ -163,7 +163,14 @@ func rehash(ctx context.Context, r *result, prev [segment.DigestSize]byte) ([seg
 			changed = fmt.Errorf("%s changed since it was checked", r.rep.Path)
 			return
 		}
-		d = segment.Digest(prev, im.Data, r.endAt)
+		// A block at a time, released behind: hashed whole, the segment
+		// stayed resident until the hash was done.
+		ds := segment.NewDigestStream(prev)
+		for upto := int64(segment.ReleaseBlock); upto < r.endAt; upto += segment.ReleaseBlock {
+			ds.Add(im.Data, upto)
+			im.Release(upto-segment.ReleaseBlock, upto)
+		}
+		d = ds.Sum(im.Data, r.endAt)
 	})
 	if err == nil {
 		err = changed

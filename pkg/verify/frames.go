@@ -122,6 +122,12 @@ func (c *checker) walk() {
 		off = last.Offset + last.Len
 	}
 	r.empty = frames == 0 && r.dataEnd == segment.HeaderSize
+	if w == nil {
+		// The bytes after END of a segment not sealed: through c.zeros,
+		// as zeroTail reads zeros, not the mapping, where they stayed
+		// resident (a segment finished early, nearly all of it).
+		w = c.zeros
+	}
 	c.afterEnd(limit, w)
 	r.rep.Records = c.records
 	r.rep.EndOffset = r.endAt

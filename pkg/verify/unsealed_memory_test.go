@@ -84,3 +84,39 @@ func TestUnsealedWalkHoldsFewBlocks(t *testing.T) {
 		}
 	}
 }
+
+// TestRehashHoldsFewBlocks: a segment whose footer is lost (its END frame
+// intact) is hashed again when a sealed segment follows, to check the
+// link to it (FORMAT.md section 6); that hash mapped the segment anew and
+// read it whole, resident until it was done, after the walk had released
+// it. It goes a block at a time now, released behind.
+func TestRehashHoldsFewBlocks(t *testing.T) {
+	if !testfs.InChild(t) {
+		return
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	l := newTestLog(t)
+	var records [][]byte
+	for i := 0; i < int(windowedFileSize)*3/4/1100; i++ {
+		records = append(records, append(fmt.Appendf(nil, "record %d ", i), bytes.Repeat([]byte{'x'}, 1000)...))
+	}
+	lost := l.seal(buildSize(l.next, windowedFileSize, records, true))
+	clear(lost.img[len(lost.img)-segment.FooterSize:])
+	lost.write(t)
+	l.sealed(5) // chained to the lost footer's digest
+	hugeFolios(t, lost.path)
+	debug.FreeOSMemory()
+	peak := testfs.PeakFileRSSFrom(t)
+	rep, err := Dir(l.dir, Options{Workers: 1})
+	p := peak()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Segments[0].State == StateSealed || !rep.Segments[1].ChainChecked || rep.Totals.Records != uint64(len(records)+5) {
+		t.Fatalf("want the first segment unsealed and the link to it checked:\n%s", summary(rep))
+	}
+	t.Logf("file pages at the peak %d KiB", p>>10)
+	if p > 2*segment.ReleaseBlock+windowSize/2 {
+		t.Errorf("the check held %d KiB of file pages at its peak; want at most two %d KiB blocks", p>>10, segment.ReleaseBlock>>10)
+	}
+}
