@@ -51,11 +51,10 @@ func (c *checker) walk() {
 	// until the check ended: a live log's active segment cost its whole
 	// size in resident memory. The blocks it has left are released, as
 	// the window releases them; the scan goes a block at a time for it.
-	leave, step := func(int64) {}, limit
+	leave, blocked := func(int64) {}, false
 	if w == nil && c.zeros != nil && c.zeros.im != nil && !r.sealed {
 		im, released := c.zeros.im, int64(0)
-		leave = func(off int64) { released = im.Release(released, off) }
-		step = segment.ReleaseBlock
+		leave, blocked = func(off int64) { released = im.Release(released, off) }, true
 	}
 	dataIn := func(off, ts int64, _ uint32, p []byte) {
 		if n := int64(segment.FrameHeaderSize + len(p)); !c.tally(w.bytes(), w.base, off+n, ts) {
@@ -69,7 +68,10 @@ func (c *checker) walk() {
 				next = w.scan(c.seq, int64(len(c.img)), off, limit, c.img, dataIn)
 			} else {
 				for next = off; ; {
-					to := min(limit, next&^(step-1)+step)
+					to := limit
+					if blocked {
+						to = min(limit, next&^(segment.ReleaseBlock-1)+segment.ReleaseBlock)
+					}
 					n := segment.ScanData(c.img, c.seq, next, to, data)
 					leave(n)
 					if next = n; n < to || to == limit {
@@ -102,7 +104,7 @@ func (c *checker) walk() {
 			// A batch of such frames, read through the mapping, held them
 			// all at once: a segment of them, whole.
 			batch = evs[:0:1]
-		} else if scan && step != limit {
+		} else if scan && blocked {
 			// Walked through the mapping, the slot ScanData stopped at
 			// alone: the frames after it are ScanData's again, a block
 			// at a time. A batch of large ones held many blocks at once.
