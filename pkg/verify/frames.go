@@ -49,12 +49,14 @@ func (c *checker) walk() {
 	// A segment not sealed is read through its mapping (a writer may
 	// still fill it: no window), and what the walk passed stayed mapped
 	// until the check ended: a live log's active segment cost its whole
-	// size in resident memory. The blocks it has left are released, as
-	// the window releases them; the scan goes a block at a time for it.
-	leave, blocked := func(int64) {}, false
-	if w == nil && c.zeros != nil && c.zeros.im != nil && !r.sealed {
-		im, released := c.zeros.im, int64(0)
-		leave, blocked = func(off int64) { released = im.Release(released, off) }, true
+	// size in resident memory. The blocks it has left are released by
+	// c.zeros, the window over that mapping (window.release); the scan
+	// goes a block at a time for it.
+	blocked := w == nil && c.zeros != nil && c.zeros.im != nil && !r.sealed
+	leave := func(off int64) {
+		if blocked {
+			c.zeros.release(c.img, off)
+		}
 	}
 	dataIn := func(off, ts int64, _ uint32, p []byte) {
 		if n := int64(segment.FrameHeaderSize + len(p)); !c.tally(w.bytes(), w.base, off+n, ts) {
