@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -18,7 +19,8 @@ import (
 // be broken (up to lease-break-time, 45 s by default) whatever the run's
 // context says. They wait under it now, as OpenImageContext does:
 // cancelled while the lease is held, each returns at once with an error
-// wrapping context.Canceled and the open's EWOULDBLOCK.
+// wrapping context.Canceled and the open's EWOULDBLOCK, naming the file
+// once.
 func TestReopensEndWithContext(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct {
@@ -50,7 +52,9 @@ func TestReopensEndWithContext(t *testing.T) {
 			if !errors.Is(err, context.Canceled) || !errors.Is(err, syscall.EWOULDBLOCK) {
 				t.Fatalf("%s cancelled during a lease's break: %v; want an error wrapping context.Canceled and EWOULDBLOCK", tc.name, err)
 			}
-			t.Log(err)
+			if n := strings.Count(err.Error(), path); n != 1 {
+				t.Errorf("%s's error names %s %d times, want once: %v", tc.name, path, n, err)
+			}
 		})
 	}
 }

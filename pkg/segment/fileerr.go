@@ -13,7 +13,8 @@ import (
 // "PATH: WHAT: %w" around them named the file twice or not first:
 //
 //   - an *fs.PathError, which puts the path after the operation ("open
-//     PATH: permission denied"): only its cause is kept;
+//     PATH: permission denied"), alone or with more said after it: only
+//     its cause and what follows are kept;
 //   - one of ours that already starts with "PATH: " (a CorruptError, a
 //     ChangedError, "PATH: not a regular file"): the prefix is dropped;
 //   - anything else, kept whole.
@@ -36,10 +37,11 @@ type fileError struct {
 func (e *fileError) Error() string {
 	cause := e.err.Error()
 	var pe *fs.PathError
-	// Only a PathError whose message is the whole of err's: anything a
-	// wrapper around it added is kept.
-	if errors.As(e.err, &pe) && pe.Path == e.path && pe.Error() == cause && pe.Err != nil {
-		cause = pe.Err.Error()
+	// Only a PathError whose message starts err's (a wait for a lease's
+	// break adds why it ended after it): anything a wrapper put before it
+	// is kept whole.
+	if errors.As(e.err, &pe) && pe.Path == e.path && pe.Err != nil && strings.HasPrefix(cause, pe.Error()) {
+		cause = pe.Err.Error() + cause[len(pe.Error()):]
 	} else {
 		cause = strings.TrimPrefix(cause, e.path+": ")
 	}

@@ -1,10 +1,13 @@
 package segment
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -20,6 +23,12 @@ func TestFileErrorNamesThePathOnce(t *testing.T) {
 	}
 	corrupt := &CorruptError{Path: p, Offset: 8, Reason: "bad version"}
 	other := errors.New("zstd decoder: out of memory")
+	// waitLease's shape: the open's PathError with what ended the wait
+	// after it.
+	leaseErr := fmt.Errorf("%w: stopped after waiting 3ms for another process's lease on the file to be given up: %w",
+		&fs.PathError{Op: "open", Path: p, Err: syscall.EWOULDBLOCK}, context.Canceled)
+	// Text before the PathError is another wrapper's word: kept whole.
+	before := fmt.Errorf("retry: %w", &fs.PathError{Op: "open", Path: p, Err: fs.ErrPermission})
 	cases := []struct {
 		err  error
 		want string
@@ -27,6 +36,8 @@ func TestFileErrorNamesThePathOnce(t *testing.T) {
 		{openErr, p + ": cannot open segment: no such file or directory"},
 		{corrupt, p + ": cannot open segment: offset 8: bad version"},
 		{other, p + ": cannot open segment: zstd decoder: out of memory"},
+		{leaseErr, p + ": cannot open segment: resource temporarily unavailable: stopped after waiting 3ms for another process's lease on the file to be given up: context canceled"},
+		{before, p + ": cannot open segment: retry: open " + p + ": permission denied"},
 		// A PathError for another file keeps its own path.
 		{&fs.PathError{Op: "open", Path: "/elsewhere", Err: fs.ErrPermission}, p + ": cannot open segment: open /elsewhere: permission denied"},
 	}
