@@ -47,19 +47,18 @@ type chain struct {
 	past   [segment.DigestSize]byte
 	pastOK bool
 	run    map[[segment.DigestSize]byte]bool
-	// ctx ends a wait for a lease's break on a segment rehashed.
-	ctx context.Context
 }
 
 // newChain starts at the start of the log: the first segment sealed in
 // it chains from zeros, segment 1 or one after segments recovery left
 // unsealed. A log whose oldest segments are gone starts with whatever its
 // first stores.
-func newChain(ctx context.Context) chain { return chain{known: true, ctx: ctx} }
+func newChain() chain { return chain{known: true} }
 
 // link checks r's previous digest if the digest it must hold is known,
-// and moves the chain past r.
-func (c *chain) link(r *result) (Finding, bool) {
+// and moves the chain past r. ctx ends a wait for a lease's break on a
+// segment rehashed.
+func (c *chain) link(ctx context.Context, r *result) (Finding, bool) {
 	next := r.order == c.last+1
 	c.last = r.order
 	ft, sealed, at := r.footer, r.sealed, r.rep.Bytes-segment.FooterSize
@@ -79,7 +78,7 @@ func (c *chain) link(r *result) (Finding, bool) {
 	check := c.known && next
 	if check && len(c.lost) > 0 {
 		for _, l := range c.lost {
-			d, err := rehash(c.ctx, l, c.want)
+			d, err := rehash(ctx, l, c.want)
 			if err != nil {
 				check = false // changed or gone since it was checked: nothing to go on
 				break

@@ -356,7 +356,7 @@ func (u *unit) newest() uint64 {
 func place(ctx context.Context, u *unit, rep *Report) {
 	tail := openTail(u)
 	newest := u.newest()
-	links := newChain(ctx)
+	links := newChain()
 	var prev *result
 	for i, r := range u.results {
 		var extra []Finding
@@ -430,7 +430,7 @@ func place(ctx context.Context, u *unit, rep *Report) {
 		if prev != nil && u.whole && r.order > prev.order+1 && !removedWhileRead(u, i, r) {
 			rep.addExtra(gapFinding(u.dir, prev.order, r.order))
 		}
-		if f, broken := links.link(r); broken {
+		if f, broken := links.link(ctx, r); broken {
 			add(f)
 		}
 		prev = r
