@@ -80,15 +80,16 @@ func waitsForLease(t *testing.T, p string, typ int, name string, open func() err
 // TestLeaseWaitEndsWithContext (review): the wait for a lease's break
 // (up to lease-break-time and a second, 46 s by default) could not be
 // ended: a tail or compress-finished told to stop sat in it, and verify
-// sat in it in OpenFile and OpenSalvaged, which took no context. Cancelled
+// sat in it in OpenFile and OpenSalvaged, which took no context, and in
+// ReadSummary for a damaged archive's summary. Cancelled
 // while the lease is held, each context open returns at once, with an
 // error naming the file that wraps both the cancellation and the open's
 // EWOULDBLOCK.
 func TestLeaseWaitEndsWithContext(t *testing.T) {
 	dir := t.TempDir()
 	seg := writeFile(t, filepath.Join(dir, segment.FileName(1)), sealedSegment(t, 1, 10))
-	// OpenSalvaged's open comes before any decoding: what the file holds
-	// does not matter.
+	// OpenSalvaged's and ReadSummary's opens come before any decoding:
+	// what the file holds does not matter.
 	zst := writeFile(t, filepath.Join(dir, segment.ArchiveName(2)), []byte("not decoded"))
 	for _, tc := range []struct {
 		name, path string
@@ -97,6 +98,10 @@ func TestLeaseWaitEndsWithContext(t *testing.T) {
 		{"OpenImageContext", seg, func(ctx context.Context, p string) (io.Closer, error) { return segment.OpenImageContext(ctx, p) }},
 		{"OpenFileContext", seg, func(ctx context.Context, p string) (io.Closer, error) { return segment.OpenFileContext(ctx, p) }},
 		{"OpenSalvagedContext", zst, func(ctx context.Context, p string) (io.Closer, error) { return segment.OpenSalvagedContext(ctx, p) }},
+		{"ReadSummaryContext", zst, func(ctx context.Context, p string) (io.Closer, error) {
+			_, _, err := segment.ReadSummaryContext(ctx, p)
+			return io.NopCloser(nil), err
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := testfs.CancelInLeaseWait(t, tc.path, func(ctx context.Context) error {

@@ -62,7 +62,13 @@ func AppendSummary(dst, img []byte) []byte {
 // ErrNoFooter; without its magic but not all zeros: ErrCorrupt, see
 // decodeWholeFooter).
 func ReadSummary(path string) (Header, Footer, error) {
-	b, at, err := readSummaryFrame(path)
+	return ReadSummaryContext(context.Background(), path)
+}
+
+// ReadSummaryContext is ReadSummary whose wait for a lease's break ends
+// when ctx is done (OpenNoFollowContext).
+func ReadSummaryContext(ctx context.Context, path string) (Header, Footer, error) {
+	b, at, err := readSummaryFrame(ctx, path)
 	if err != nil {
 		return Header{}, Footer{}, err
 	}
@@ -71,9 +77,10 @@ func ReadSummary(path string) (Header, Footer, error) {
 }
 
 // readSummaryFrame reads the last SummaryFrameSize bytes of the archive at
-// path and where they start; errNoSummary if it is shorter.
-func readSummaryFrame(path string) (b [SummaryFrameSize]byte, at int64, err error) {
-	f, st, err := openRegularFile(context.Background(), path, maxArchiveSize(MaxSegmentSize))
+// path and where they start; errNoSummary if it is shorter. ctx ends the
+// open's wait for a lease's break.
+func readSummaryFrame(ctx context.Context, path string) (b [SummaryFrameSize]byte, at int64, err error) {
+	f, st, err := openRegularFile(ctx, path, maxArchiveSize(MaxSegmentSize))
 	if err != nil {
 		return b, 0, err
 	}
@@ -142,7 +149,7 @@ func (im *Image) CheckSummary() error {
 	if !im.Archived || len(im.Data) < HeaderSize+FooterSize {
 		return nil
 	}
-	b, at, err := readSummaryFrame(im.Path)
+	b, at, err := readSummaryFrame(context.Background(), im.Path)
 	if errors.Is(err, errNoSummary) {
 		return nil
 	}
@@ -247,7 +254,7 @@ func contentFooter(path string) (Footer, error) {
 // as does an archive whose summary and content both fail.
 func ReadHeader(path string) (Header, error) {
 	if IsArchiveName(filepath.Base(path)) {
-		b, at, err := readSummaryFrame(path)
+		b, at, err := readSummaryFrame(context.Background(), path)
 		if err != nil && !errors.Is(err, errNoSummary) {
 			return Header{}, err
 		}
