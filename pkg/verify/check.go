@@ -167,7 +167,9 @@ func checkPath(path string, o *Options, buf []byte) *result {
 		// it, if its CRC checks, is what recovery chains to when the
 		// archive is the newest sealed segment, and what the next segment
 		// was chained to when it was sealed: the chain goes on from it.
-		if h, ft, err := segment.ReadSummary(r.rep.Path); err == nil && h.Seq == r.order {
+		// A read that o.ctx ends leaves no spare; the run, stopped,
+		// returns no report (PathsContext).
+		if h, ft, err := segment.ReadSummaryContext(o.ctx, r.rep.Path); err == nil && h.Seq == r.order {
 			r.spare, r.spareAt = &ft, h.Size-segment.FooterSize
 		}
 	}
