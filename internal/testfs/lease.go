@@ -98,3 +98,56 @@ func leaseBreakTime() time.Duration {
 	}
 	return 45 * time.Second
 }
+
+// AwaitClose returns a function that waits for the next close of the
+// file at path since AwaitClose was called, by whoever opened it (inotify
+// IN_CLOSE_WRITE, IN_CLOSE_NOWRITE: no hook in the code under test; a
+// file mapped is closed when its last mapping goes), and then until a
+// write lease can be taken on it: the kernel reports the close a moment
+// before it stops counting the file open (fsnotify_close comes before
+// put_file_access in __fput), and a write lease is refused (EAGAIN)
+// while anyone else has the file open. TakeLease can then take one.
+func AwaitClose(t testing.TB, path string) (wait func()) {
+	t.Helper()
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatalf("inotify: %v", err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if _, err := unix.InotifyAddWatch(fd, path, unix.IN_CLOSE_WRITE|unix.IN_CLOSE_NOWRITE); err != nil {
+		t.Fatalf("inotify watch %s: %v", path, err)
+	}
+	return func() {
+		t.Helper()
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		if n, err := unix.Poll(pfd, int(time.Minute/time.Millisecond)); err != nil || n == 0 { // a hang, not a measurement
+			t.Fatalf("%s not closed within a minute (%v)", path, err)
+		}
+		buf := make([]byte, 4096)
+		if _, err := unix.Read(fd, buf); err != nil {
+			t.Fatalf("inotify read: %v", err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		// No event marks the count's drop: the lease is tried until it
+		// is granted (microseconds after the close).
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+			_, err := unix.FcntlInt(f.Fd(), unix.F_SETLEASE, unix.F_WRLCK)
+			if err == nil {
+				break
+			}
+			if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+				t.Skipf("no lease on %s here: %v", path, err)
+			}
+			if !errors.Is(err, unix.EAGAIN) || time.Now().After(deadline) {
+				t.Fatalf("write lease on %s after its close: %v", path, err)
+			}
+		}
+		if _, err := unix.FcntlInt(f.Fd(), unix.F_SETLEASE, unix.F_UNLCK); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -34,25 +34,12 @@ func TestOpenContextEndsLeaseWait(t *testing.T) {
 
 func openContextEndsLeaseWait(t *testing.T, cause error) {
 	dir := t.TempDir()
-	all := writeLog(t, dir, 3000, true)
-	var want []rec
-	for _, x := range all {
-		if x.pos.Seq == 1 {
-			want = append(want, x)
-		}
-	}
-	if all[len(all)-1].pos.Seq < 3 {
-		t.Fatalf("the fixture has %d segments, want 3 or more", all[len(all)-1].pos.Seq)
-	}
+	want := firstSegment(t, writeLog(t, dir, 3000, true))
 	broken, giveUp := testfs.TakeLease(t, filepath.Join(dir, segment.FileName(2)), unix.F_WRLCK)
 	ctx, cancelCause := context.WithCancelCause(context.Background())
 	cancel := func() { cancelCause(cause) }
 	defer cancel()
-	var dmg []reader.Damage
-	r, err := reader.OpenContext(ctx, dir, reader.Options{OnDamage: func(d reader.Damage) { dmg = append(dmg, d) }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, dmg := openCollecting(t, ctx, dir)
 	defer r.Close()
 	read := make(chan []rec, 1)
 	go func() {
@@ -78,9 +65,38 @@ func openContextEndsLeaseWait(t *testing.T, cause error) {
 	}
 	t.Log(r.Err())
 	sameRecs(t, got, want)
-	if len(dmg) != 0 {
-		t.Errorf("damage reported: %v", dmg)
+	if len(*dmg) != 0 {
+		t.Errorf("damage reported: %v", *dmg)
 	}
+}
+
+// firstSegment checks that the log whose records are all spans three
+// segments or more, and returns segment 1's records: what a reader that
+// stops in segment 2 reads.
+func firstSegment(t *testing.T, all []rec) []rec {
+	t.Helper()
+	if all[len(all)-1].pos.Seq < 3 {
+		t.Fatalf("the fixture has %d segments, want 3 or more", all[len(all)-1].pos.Seq)
+	}
+	var want []rec
+	for _, x := range all {
+		if x.pos.Seq == 1 {
+			want = append(want, x)
+		}
+	}
+	return want
+}
+
+// openCollecting opens the log in dir under ctx, its damage reports
+// collected in dmg.
+func openCollecting(t *testing.T, ctx context.Context, dir string) (r *reader.Reader, dmg *[]reader.Damage) {
+	t.Helper()
+	dmg = new([]reader.Damage)
+	r, err := reader.OpenContext(ctx, dir, reader.Options{OnDamage: func(d reader.Damage) { *dmg = append(*dmg, d) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, dmg
 }
 
 // TestOpenContextEndsLockLeaseWait (review): at the end of what is
@@ -110,5 +126,67 @@ func TestOpenContextEndsLockLeaseWait(t *testing.T) {
 	})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("reader cancelled in LOCK's lease wait after %d records: %v; want an error wrapping context.Canceled", n, err)
+	}
+}
+
+// TestSalvageOpenEndsLeaseWait (review): an archive that does not decode
+// is opened a second time to read what decodes of it
+// (segment.OpenSalvaged), and that open waited for a lease's break under
+// context.Background: a lease taken on the archive between its two opens
+// (here: after the prefetch decoded it, while segment 1 is read) held a
+// cancelled reader there for up to lease-break-time, and then the archive
+// was reported as damage and read on. Cancelled in that wait, the reader
+// stops after segment 1's records, Err wrapping the cancellation and the
+// open's EWOULDBLOCK, and reports no damage: the archive was not read.
+func TestSalvageOpenEndsLeaseWait(t *testing.T) {
+	dir := t.TempDir()
+	want := firstSegment(t, writeLogSize(t, dir, 1<<20, 50000, true, payload))
+	data, err := os.ReadFile(filepath.Join(dir, segment.FileName(2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	archiveSegment(t, dir, 2, data)
+	p := filepath.Join(dir, segment.ArchiveName(2))
+	z, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blockDamage(t, p, z)
+
+	opens := testfs.CountOpens(t, dir)
+	closed := testfs.AwaitClose(t, p)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r, dmg := openCollecting(t, ctx, dir)
+	defer r.Close()
+	var got []rec
+	read := func() {
+		x := r.Record()
+		got = append(got, rec{pos: x.Position, ts: x.Time.UnixNano(), payload: checkedCopy(t, x)})
+	}
+	// Segment 1 is sealed: opening it starts the prefetch of the archive,
+	// whose decoding fails; the reader, not called, waits in segment 1.
+	if !r.Next() {
+		t.Fatalf("no first record: %v", r.Err())
+	}
+	read()
+	closed()
+	if n := opens.Take(t)[segment.ArchiveName(2)]; n != 1 {
+		t.Fatalf("%s opened %d times before the lease, want once (the prefetch)", p, n)
+	}
+	err = testfs.CancelInLeaseWait(t, p, func(lctx context.Context) error {
+		defer context.AfterFunc(lctx, cancel)()
+		for r.Next() {
+			read()
+		}
+		return r.Err()
+	})
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, syscall.EWOULDBLOCK) {
+		t.Fatalf("reader cancelled in the salvage open's lease wait: Err = %v; want one wrapping context.Canceled and EWOULDBLOCK", err)
+	}
+	t.Log(err)
+	sameRecs(t, got, want)
+	if len(*dmg) != 0 {
+		t.Errorf("damage reported: %v", *dmg)
 	}
 }

@@ -170,7 +170,7 @@ func (r *Reader) walkCount(e segment.Entry) (uint64, int64) {
 	}
 	// A damaged archive is read as far as it decodes (openSeg): its
 	// records are counted alike.
-	im, _, err = openSalvaging(e.Path, im, err)
+	im, _, err = r.openSalvaging(e.Path, im, err)
 	if err != nil {
 		r.cancelled(err) // counted wrong, but not read: Next returns false
 		return 0, 0

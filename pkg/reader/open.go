@@ -150,7 +150,7 @@ func (r *Reader) openSeg(e segment.Entry, below uint64, retry bool) (*seg, bool)
 		}
 		return nil, false
 	}
-	im, salvaged, err := openSalvaging(e.Path, im, err)
+	im, salvaged, err := r.openSalvaging(e.Path, im, err)
 	if r.cancelled(err) {
 		return nil, false
 	}
@@ -306,9 +306,14 @@ func (r *Reader) openImage(path string) (*segment.Image, error) {
 // reader with err: what the file holds was not read, but it is not damage
 // either.
 func (r *Reader) cancelled(err error) bool {
-	if err == nil || r.ctx.Err() == nil || !errors.Is(err, r.ctx.Err()) {
+	if !r.endedBy(err) {
 		return false
 	}
 	r.err = err
 	return true
+}
+
+// endedBy reports whether err is the reader's context ending a wait.
+func (r *Reader) endedBy(err error) bool {
+	return err != nil && r.ctx.Err() != nil && errors.Is(err, r.ctx.Err())
 }

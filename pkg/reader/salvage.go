@@ -10,13 +10,19 @@ import (
 // openSalvaging takes what segment.OpenImage returned for path, and when
 // that is an archive's damage, reads what segment.OpenSalvaged can of it
 // instead: each record's CRC vouches for it. damage is then the archive's
-// damage, for the caller to report once.
-func openSalvaging(path string, im *segment.Image, err error) (_ *segment.Image, damage, _ error) {
+// damage, for the caller to report once. The second open waits for a
+// lease's break under the reader's context too: the error of a wait it
+// ended is returned, for cancelled to stop the reader with, not the
+// archive's damage.
+func (r *Reader) openSalvaging(path string, im *segment.Image, err error) (_ *segment.Image, damage, _ error) {
 	var ad *segment.ArchiveDamage
 	if !errors.As(err, &ad) {
 		return im, nil, err
 	}
-	sim, serr := segment.OpenSalvaged(path)
+	sim, serr := segment.OpenSalvagedContext(r.ctx, path)
+	if r.endedBy(serr) {
+		return nil, nil, serr
+	}
 	if serr != nil {
 		return nil, nil, err
 	}
