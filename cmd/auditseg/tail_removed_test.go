@@ -121,3 +121,30 @@ func TestTailSegmentRemovedFromTheMiddle(t *testing.T) {
 		t.Fatalf("verify: exit %d, want 1 with a gap:\n%s", code, vout)
 	}
 }
+
+// TestTailFromInAHole: `tail --from` a position in a segment missing
+// between two that are there (2, with 1 and 3 present) is a hole in the
+// log: tail names it as damage and exits 1, as verify reports a gap, and
+// prints every record from 3 on. tail began at 3 silently with exit 0,
+// segment 2's records gone unmentioned (a replay from 1 reported them).
+func TestTailFromInAHole(t *testing.T) {
+	dir := t.TempDir()
+	pos := timedLog(t, dir, 4*1700, time.Unix(1_700_000_000, 0))
+	if pos[len(pos)-1].Seq < 3 {
+		t.Fatalf("only %d segments", pos[len(pos)-1].Seq)
+	}
+	if err := os.Remove(filepath.Join(dir, segment.FileName(2))); err != nil {
+		t.Fatal(err)
+	}
+	var want strings.Builder
+	for i, p := range pos {
+		if p.Seq > 2 {
+			fmt.Fprintf(&want, "rec-%d\n", i)
+		}
+	}
+	out, stderr, code := execute(t, nil, "tail", "--from", fmt.Sprintf("2:%d", segment.HeaderSize), dir)
+	want1 := fmt.Sprintf("auditseg tail: %s: segment 2 is missing\n", dir)
+	if code != exitFailure || out != want.String() || !strings.HasPrefix(stderr, want1) {
+		t.Fatalf("exit %d, %d bytes of output (want %d); stderr %q, want exit 1 and %q", code, len(out), want.Len(), stderr, want1)
+	}
+}

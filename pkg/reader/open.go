@@ -85,10 +85,24 @@ func (r *Reader) openNext() bool {
 // reader's listing, taken before the writer made them, never held them.
 // A hole that reaches down to a removed segment, with no older segment
 // still there, is removal.
+//
+// Before any segment was passed, the numbers from a start position's
+// segment (Start At or After: tail --from, a cursor) up to seq are a hole
+// too when an older segment is still there: without this the reader
+// began after it silently. Not removal then: a segment gone before the
+// reader started, with every older one, is simply not there.
 func (r *Reader) arrive(seq uint64) bool {
-	if r.passed && seq-r.lastSeq > 1 {
-		d := Damage{Kind: DamageMissing, Path: r.dir, Seq: r.lastSeq + 1, Len: int64(seq - r.lastSeq - 1)}
-		if r.removedBelow(r.lastSeq, d.Seq) {
+	var first uint64 // the first number absent, 0 for none
+	removal := false
+	switch {
+	case r.passed && seq-r.lastSeq > 1:
+		first, removal = r.lastSeq+1, r.removedBelow(r.lastSeq, r.lastSeq+1)
+	case !r.passed && r.startSeq > 0 && seq > r.startSeq && !r.removedBelow(r.startSeq-1, r.startSeq):
+		first = r.startSeq
+	}
+	if first > 0 {
+		d := Damage{Kind: DamageMissing, Path: r.dir, Seq: first, Len: int64(seq - first)}
+		if removal {
 			d.Kind, d.Path = DamageRemoved, filepath.Join(r.dir, segment.FileName(d.Seq))
 		} else {
 			d.Err = r.notSegments(d.Seq, d.Len)

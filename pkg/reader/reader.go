@@ -68,9 +68,11 @@
 // that segment, or an older one, is still there; if they are all gone
 // (read, then removed with the numbers after them), the hole is
 // DamageRemoved. (verify, which judges from one listing, also calls a gap a
-// number that was already missing when it listed the directory.) A segment
-// removed before the reader listed the directory, below the first one
-// listed, is simply not there. Skip counts the records of the segments it
+// number that was already missing when it listed the directory.) A start
+// position (At, After) in a segment that is not there, while an older one
+// is, starts in such a hole: DamageMissing, up to the first segment
+// there. A segment removed before the reader listed the directory, below
+// the first one listed, is simply not there. Skip counts the records of the segments it
 // comes to, so one removed before then is not counted.
 //
 // # Damage

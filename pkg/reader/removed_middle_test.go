@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/auditseg/auditseg/pkg/reader"
+	"github.com/auditseg/auditseg/pkg/segment"
 )
 
 // TestRemovedFromTheMiddleIsDamage: a segment listed, then removed from
@@ -75,5 +76,39 @@ func TestRemovedWhileAnOlderStaysIsDamage(t *testing.T) {
 	}
 	if len(dmg) != 1 || dmg[0].Kind != reader.DamageMissing {
 		t.Fatalf("segment 1 still there, 2..4 removed: %d reports, want one DamageMissing (verify: gap)", len(dmg))
+	}
+}
+
+// TestStartInAHoleIsDamage: a start position (tail --from, a cursor) in a
+// segment missing between two that are there (3, with 1, 2, 4 and the
+// rest present) is a hole in the log, DamageMissing, as verify reports a gap
+// and as a replay from 2 reports it. The reader began at 4 silently
+// (tail --from 3:64: exit 0, segment 3's records gone unmentioned),
+// since no segment had been passed for arrive to see the hole from. A
+// start in a segment retention removed (1 to 3 gone, none older) is no
+// damage: reading begins at the first segment there, as before.
+func TestStartInAHoleIsDamage(t *testing.T) {
+	hole, kept := t.TempDir(), t.TempDir()
+	all := writeLog(t, hole, 12000, true)
+	if all[len(all)-1].pos.Seq < 5 {
+		t.Fatalf("only %d segments", all[len(all)-1].pos.Seq)
+	}
+	writeLog(t, kept, 12000, true)
+	removeSegs(t, hole, 3)
+	removeSegs(t, kept, 1, 2, 3)
+	at := segment.Position{Seq: 3, Offset: segment.HeaderSize}
+	want := len(without(all, 1, 2, 3))
+	for _, start := range []reader.Start{reader.At(at), reader.After(at)} {
+		got, dmg := readAll(t, hole, reader.Options{Start: start})
+		if len(got) != want {
+			t.Errorf("hole: %d records, want %d: all from 4 on", len(got), want)
+		}
+		if len(dmg) != 1 || dmg[0].Kind != reader.DamageMissing || dmg[0].Seq != 3 || dmg[0].Len != 1 || dmg[0].Path != hole {
+			t.Errorf("start in segment 3, missing between 2 and 4: damage %v, want one DamageMissing of 3", dmg)
+		}
+		got, dmg = readAll(t, kept, reader.Options{Start: start})
+		if len(got) != want || len(dmg) != 0 {
+			t.Errorf("start in segment 3, removed with all older: %d records, damage %v; want %d, none", len(got), dmg, want)
+		}
 	}
 }
