@@ -19,6 +19,7 @@ import (
 type unit struct {
 	dir     string
 	whole   bool
+	planned bool // plan has given it its jobs (a directory named twice)
 	listing segment.Listing
 	listed  bool // listing is valid
 	alive   bool
@@ -85,7 +86,10 @@ func FilesContext(ctx context.Context, paths []string, opts Options) (*Report, e
 // Paths verifies each path: a directory as a whole log, anything else as a
 // segment file. The error is for what prevents verification (a path that
 // does not exist, a directory that cannot be listed); damage and files that
-// cannot be read are in the report.
+// cannot be read are in the report. A log or segment named more than once,
+// in other words too (a link to the directory, a segment file and its
+// directory), is checked once, a segment file of a directory also given
+// in that directory's log.
 func Paths(paths []string, opts Options) (*Report, error) {
 	return PathsContext(context.Background(), paths, opts)
 }
@@ -160,68 +164,6 @@ func stopped(ctx context.Context) error {
 func newReport(o *Options) *Report {
 	return &Report{Version: ReportVersion, Quick: o.Quick, Logs: []LogReport{}, Segments: []SegmentReport{},
 		Findings: []Finding{}, Totals: Totals{Findings: make(map[Class]int)}, maxFindings: o.MaxFindings}
-}
-
-// plan lists directories and groups file arguments by directory, each
-// path read as segment.CleanName reads it: as given, a segment file
-// named through a symbolic link and ".." would be another log's than its
-// directory (filepath.Dir cleans).
-func plan(paths []string, o *Options) ([]*unit, []job, error) {
-	var units []*unit
-	var jobs []job
-	fileUnits := map[string]*unit{}
-	seen := map[string]bool{}
-	addJob := func(u *unit, p string) {
-		if seen[p] {
-			return
-		}
-		seen[p] = true
-		var size int64
-		if st, err := os.Lstat(p); err == nil {
-			size = st.Size()
-		}
-		u.jobs = append(u.jobs, len(jobs))
-		jobs = append(jobs, job{path: p, size: size})
-	}
-	for _, p := range paths {
-		p = segment.CleanName(p)
-		st, err := os.Stat(p) // a directory argument may be a link; segment files never are followed
-		if err != nil {
-			if lst, lerr := os.Lstat(p); lerr == nil && lst.Mode()&os.ModeSymlink != 0 {
-				st, err = lst, nil
-			} else {
-				return nil, nil, fmt.Errorf("verify: %w", err)
-			}
-		}
-		if st.IsDir() {
-			l, err := segment.List(p)
-			if err != nil {
-				return nil, nil, fmt.Errorf("verify %s: %w", p, err)
-			}
-			u := &unit{dir: p, whole: true, listing: l, listed: true}
-			u.lock = stampLock(p)
-			u.askWriter(o)
-			for _, e := range l.Segments {
-				addJob(u, e.Path)
-			}
-			units = append(units, u)
-			continue
-		}
-		dir := filepath.Dir(p)
-		u := fileUnits[dir]
-		if u == nil {
-			u = &unit{dir: dir}
-			if l, err := segment.List(dir); err == nil {
-				u.listing, u.listed = l, true
-			}
-			u.lock = stampLock(dir)
-			u.askWriter(o)
-			fileUnits[dir] = u
-			units = append(units, u)
-		}
-		addJob(u, p)
-	}
-	return units, jobs, nil
 }
 
 // runJobs checks every segment, o.Workers at a time.

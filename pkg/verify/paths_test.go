@@ -1,0 +1,49 @@
+package verify
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// TestPathsNameEachSegmentOnce: arguments that name the same log or
+// segment in other words (a segment file and its directory, in either
+// order; the directory through a symbolic link; one file by two names)
+// check it once, in one log. Only the same words were merged: a segment
+// given before its directory was taken out of the directory's log, which
+// then reported a gap where it was ("segment 2 is missing between 1 and
+// 3", exit 1, for a clean log), and a log or segment named twice was
+// checked and counted twice.
+func TestPathsNameEachSegmentOnce(t *testing.T) {
+	l := newTestLog(t)
+	l.sealed(2)
+	s2 := l.sealed(2)
+	l.sealed(2)
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(l.dir, link); err != nil {
+		t.Fatal(err)
+	}
+	viaLink := filepath.Join(link, segment.FileName(2))
+	for _, c := range []struct {
+		name     string
+		paths    []string
+		segments int
+	}{
+		{"segment, then its directory", []string{s2.path, l.dir}, 3},
+		{"directory, then a segment in it", []string{l.dir, viaLink}, 3},
+		{"directory, then through a link", []string{l.dir, link}, 3},
+		{"segment through a link, then its directory", []string{viaLink, l.dir}, 3},
+		{"one segment by two names", []string{s2.path, viaLink}, 1},
+	} {
+		rep, err := Paths(c.paths, Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if rep.ExitCode(true) != ExitClean || len(rep.Segments) != c.segments || rep.Totals.Records != uint64(2*c.segments) || len(rep.Logs) != 1 {
+			t.Errorf("%s: exit %d, %d segments, %d records, %d logs; want clean, %d segments, %d records, one log\n%s",
+				c.name, rep.ExitCode(true), len(rep.Segments), rep.Totals.Records, len(rep.Logs), c.segments, 2*c.segments, summary(rep))
+		}
+	}
+}
