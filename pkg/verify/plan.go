@@ -61,6 +61,7 @@ func plan(paths []string, o *Options) ([]*unit, []job, error) {
 	var units []*unit
 	var jobs []job
 	fileUnits := map[string]*unit{}
+	listed := map[string]map[string]bool{} // the names in whole[id]'s listing, once a file argument asks
 	seen := map[string]bool{}
 	addJob := func(u *unit, id, p string) {
 		if key := id + "/" + filepath.Base(p); !seen[key] {
@@ -87,8 +88,13 @@ func plan(paths []string, o *Options) ([]*unit, []job, error) {
 		}
 		dir := filepath.Dir(a.path)
 		id := dirID(dir)
-		if u := whole[id]; u != nil && u.lists(filepath.Base(a.path)) {
-			continue
+		if u := whole[id]; u != nil {
+			if listed[id] == nil {
+				listed[id] = u.names()
+			}
+			if listed[id][filepath.Base(a.path)] {
+				continue
+			}
 		}
 		u := fileUnits[id]
 		if u == nil {
@@ -116,13 +122,11 @@ func dirID(dir string) string {
 	return fmt.Sprintf("%d:%d", st.Dev, st.Ino)
 }
 
-// lists reports whether u's listing holds a segment or archive named
-// name.
-func (u *unit) lists(name string) bool {
+// names returns the names of the segments and archives u's listing holds.
+func (u *unit) names() map[string]bool {
+	m := make(map[string]bool, len(u.listing.Segments))
 	for _, e := range u.listing.Segments {
-		if filepath.Base(e.Path) == name {
-			return true
-		}
+		m[filepath.Base(e.Path)] = true
 	}
-	return false
+	return m
 }
