@@ -474,7 +474,7 @@ func (c *checker) checkSealed(d [segment.DigestSize]byte) {
 		c.addFound(c.finding(Footer, at, 0, fmt.Sprintf("footer time range [%s, %s], but the segment holds no records",
 			fmtTime(ft.MinTime), fmtTime(ft.MaxTime))), false)
 	}
-	if c.records > 0 && (c.minTime != ft.MinTime || c.maxTime != ft.MaxTime && !sealQuirk(ft, c.maxTime)) {
+	if c.records > 0 && (c.minTime != ft.MinTime || c.maxTime != ft.MaxTime) {
 		c.addFound(c.finding(Footer, at, 0, fmt.Sprintf("footer time range [%s, %s], the records span [%s, %s]",
 			fmtTime(ft.MinTime), fmtTime(ft.MaxTime), fmtTime(c.minTime), fmtTime(c.maxTime))), false)
 	}
@@ -482,12 +482,6 @@ func (c *checker) checkSealed(d [segment.DigestSize]byte) {
 		c.addFound(c.finding(Footer, at, 0, fmt.Sprintf("digest does not match the contents (stored %x, computed %x)",
 			ft.Digest[:8], d[:8])), false)
 	}
-}
-
-// sealQuirk: segment.Seal (used by recovery) starts MaxTime at 0, so a
-// segment whose records all have negative timestamps gets MaxTime 0.
-func sealQuirk(ft segment.Footer, maxTime int64) bool {
-	return ft.Flags&segment.FlagRecovered != 0 && maxTime < 0 && ft.MaxTime == 0
 }
 
 // addFound records a finding; damage says it covers bytes in the digested

@@ -136,3 +136,33 @@ func TestResidueBeforeRefusedHeader(t *testing.T) {
 		})
 	}
 }
+
+// A footer's max time is the largest DATA timestamp (FORMAT.md section
+// 6), negative ones included, whoever sealed the segment: one sealed by
+// recovery (FlagRecovered) that says 0 for records all stamped before
+// 1970 is a footer finding like any other wrong range. (Verify excused
+// exactly that footer, from a recovery that no longer exists, which
+// started the max at 0.)
+func TestRecoveredFooterMaxTimeOfNegativeTimes(t *testing.T) {
+	l := newTestLog(t)
+	s := build(l.next, nil, false)
+	off := int64(segment.HeaderSize)
+	for i, p := range payloads(s.seq, 3) {
+		off = segment.PutFrame(s.img, s.seq, off, segment.TypeData, -int64(10-i)*second, p)
+	}
+	segment.PutEnd(s.img, s.seq, off, baseCreated)
+	f, err := segment.Seal(s.img, l.prev, segment.FlagRecovered, baseCreated+second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.MaxTime != -8*second {
+		t.Fatalf("recovery's seal gives max time %d for records stamped -10 s to -8 s", f.MaxTime)
+	}
+	s.footer = f
+	l.add(s)
+	s.setFooter(t, func(f *segment.Footer) { f.MaxTime = 0 })
+	rep := mustDir(t, l.dir, Options{TimeTolerance: -1})
+	if !has(rep, Footer, s.seq, footerAt()) {
+		t.Fatalf("a recovered footer claiming max time 0 for records stamped -10 s to -8 s is not reported\n%s", summary(rep))
+	}
+}
