@@ -17,8 +17,8 @@
 //
 //	frame header (24 B), then payload, padded with zeros to 8 bytes
 //	 0  int32  length     commit word: 0 unwritten, <0 reserved, >0 committed
-//	 4  uint32 crc        CRC32C of bytes 8..length (DATA) or 8..24, seeded
-//	                      with CRC32C(seq) XOR offset (see FrameCRC)
+//	 4  uint32 crc        CRC32C of bytes 8..length (DATA) or 8..24, continued
+//	                      (crc32.Update) from CRC32C(seq) XOR offset (FrameCRC)
 //	 8  uint8  type       1 DATA, 2 PAD, 0x19 END (0 is invalid)
 //	 9  uint8  flags      0
 //	10  uint16 reserved   0
