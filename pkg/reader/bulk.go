@@ -2,6 +2,8 @@ package reader
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -30,7 +32,8 @@ import (
 // without Bulk. A range whose start cannot be told without reading the one
 // before (damage across the boundary) is read again in order, so damage
 // costs speed, never correctness. Memory stays bounded: a few ranges are
-// in flight at a time.
+// in flight at a time. Append and Write are required: Open refuses a Bulk
+// without either, with an error wrapping os.ErrInvalid.
 type Bulk struct {
 	// Workers is how many goroutines decode and format; 0 means
 	// GOMAXPROCS.
@@ -162,6 +165,20 @@ func (r *Reader) bulkEntries(i int) []segment.Entry {
 		l = l[:sort.Search(len(l), func(k int) bool { return l[k].Seq >= r.end.Seq })]
 	}
 	return append([]segment.Entry(nil), l...)
+}
+
+// checkBulk refuses a Bulk without Append or Write at Open rather than
+// where they are called: Append is called on a worker goroutine, where a
+// nil one panics out of the caller's reach and kills the process.
+func checkBulk(b *Bulk) error {
+	if b == nil || b.Append != nil && b.Write != nil {
+		return nil
+	}
+	missing := "Append"
+	if b.Append != nil {
+		missing = "Write"
+	}
+	return fmt.Errorf("reader: Options.Bulk without Bulk.%s: %w", missing, os.ErrInvalid)
 }
 
 // singleNamed reports whether a single segment file is named like one: its

@@ -283,6 +283,34 @@ func TestBulkWriteErrorStops(t *testing.T) {
 	}
 }
 
+// TestBulkWithoutAppendOrWriteRefused: a Bulk missing Append or Write is
+// refused by Open, naming the missing field, rather than reading: a nil
+// Append was called on a worker goroutine, a panic no caller can recover
+// that killed the process; a nil Write panicked in Next.
+func TestBulkWithoutAppendOrWriteRefused(t *testing.T) {
+	dir := t.TempDir()
+	writeLog(t, dir, 300, true)
+	write := func([]byte, reader.Position) error { return nil }
+	for _, c := range []struct {
+		missing string
+		bulk    reader.Bulk
+	}{
+		{"Append", reader.Bulk{Write: write}},
+		{"Write", reader.Bulk{Append: lineOf}},
+		{"Append", reader.Bulk{}},
+	} {
+		r, err := reader.Open(dir, reader.Options{Bulk: &c.bulk})
+		if err == nil {
+			r.Next()
+			r.Close()
+			t.Fatalf("Bulk without %s: Open succeeded", c.missing)
+		}
+		if !errors.Is(err, os.ErrInvalid) || !strings.Contains(err.Error(), "Bulk."+c.missing) {
+			t.Fatalf("Bulk without %s: Open: %v, want os.ErrInvalid naming Bulk.%s", c.missing, err, c.missing)
+		}
+	}
+}
+
 // TestBulkFollowLiveWriter: a follower with Bulk, started on a log with
 // sealed and archived segments while a writer appends and rotates, gets
 // every record once, in order: the sealed ones in bulk, the live segment

@@ -418,6 +418,9 @@ func OpenContext(ctx context.Context, dir string, opts Options) (*Reader, error)
 		opts.PollMax = 100 * time.Millisecond
 	}
 	opts.PollMax = max(opts.PollMax, opts.PollMin)
+	if err := checkBulk(opts.Bulk); err != nil {
+		return nil, err
+	}
 	r := &Reader{dir: dir, opts: opts, since: minTime, evs: make([]segment.Event, 0, batch), cl: closer{stop: make(chan struct{})}, ctx: ctx}
 	if !opts.Since.IsZero() {
 		if k := opts.Start.kind; k == startLast || k == startSkip {
