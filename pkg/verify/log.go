@@ -89,7 +89,8 @@ func FilesContext(ctx context.Context, paths []string, opts Options) (*Report, e
 // cannot be read are in the report. A log or segment named more than once,
 // in other words too (a link to the directory, a segment file and its
 // directory), is checked once, a segment file of a directory also given
-// in that directory's log.
+// in that directory's log. No path at all is refused, with an error
+// wrapping os.ErrInvalid (so is it by Files).
 func Paths(paths []string, opts Options) (*Report, error) {
 	return PathsContext(context.Background(), paths, opts)
 }
@@ -100,6 +101,10 @@ func Paths(paths []string, opts Options) (*Report, error) {
 // error wrapping ctx's (context.Canceled, say) and its cause: what was
 // read by then is no verdict on the log.
 func PathsContext(ctx context.Context, paths []string, opts Options) (*Report, error) {
+	if len(paths) == 0 {
+		// A report of nothing is clean: a gate fed an empty list would pass.
+		return nil, fmt.Errorf("verify: no path given: %w", os.ErrInvalid)
+	}
 	o := opts.withDefaults()
 	o.ctx = ctx
 	if err := stopped(ctx); err != nil {

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -44,6 +45,21 @@ func TestPathsNameEachSegmentOnce(t *testing.T) {
 		if rep.ExitCode(true) != ExitClean || len(rep.Segments) != c.segments || rep.Totals.Records != uint64(2*c.segments) || len(rep.Logs) != 1 {
 			t.Errorf("%s: exit %d, %d segments, %d records, %d logs; want clean, %d segments, %d records, one log\n%s",
 				c.name, rep.ExitCode(true), len(rep.Segments), rep.Totals.Records, len(rep.Logs), c.segments, 2*c.segments, summary(rep))
+		}
+	}
+}
+
+// TestNoPathsRefused: Paths and Files given no path at all are refused
+// (os.ErrInvalid) rather than return a report of nothing, which exited 0:
+// a gate fed an empty list (a glob that matched nothing) passed, having
+// checked no segment.
+func TestNoPathsRefused(t *testing.T) {
+	for name, run := range map[string]func([]string, Options) (*Report, error){"Paths": Paths, "Files": Files} {
+		for _, paths := range [][]string{nil, {}} {
+			rep, err := run(paths, Options{})
+			if !errors.Is(err, os.ErrInvalid) || rep != nil {
+				t.Fatalf("%s(%#v): report %v, error %v; want no report and os.ErrInvalid", name, paths, rep, err)
+			}
 		}
 	}
 }
