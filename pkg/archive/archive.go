@@ -105,6 +105,8 @@ import (
 type Options struct {
 	// Level is the zstd encoder level; 0 means zstd.SpeedDefault (about
 	// `zstd -3`). zstd.EncoderLevelFromZstd maps numeric zstd levels.
+	// Any other value outside zstd.SpeedFastest..SpeedBestCompression is
+	// refused by Run and PlanDir (an error wrapping os.ErrInvalid).
 	Level zstd.EncoderLevel
 	// Jobs is how many segments are compressed or verified at once (CPU
 	// slots); <= 0 means runtime.NumCPU().
@@ -253,11 +255,13 @@ func Run(ctx context.Context, dir string, opts Options) (*Result, error) {
 	// Locked, listed and fsynced by the name its segments are joined to.
 	dir = segment.CleanName(dir)
 	start := time.Now()
-	opts = opts.withDefaults()
 	res := &Result{Dir: dir, DryRun: opts.DryRun}
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return res, fmt.Errorf("compress %s: %w", dir, err)
+	}
 	var unlock func()
 	if !opts.DryRun {
-		var err error
 		if unlock, err = lockDir(dir); err != nil {
 			return res, err
 		}
@@ -429,9 +433,17 @@ func cmpSeq(a, b uint64) int {
 	return 0
 }
 
-func (o Options) withDefaults() Options {
+// withDefaults fills in the defaults, and refuses a Level the encoder does
+// not know before a run touches the directory: it failed only when the
+// first encoder was made, after the lock, the plan and the cleanup of
+// temp files, and a dry run passed it.
+func (o Options) withDefaults() (Options, error) {
 	if o.Level == 0 {
 		o.Level = zstd.SpeedDefault
+	}
+	if o.Level < zstd.SpeedFastest || o.Level > zstd.SpeedBestCompression {
+		return o, fmt.Errorf("zstd encoder level %d: %w: want %d to %d (zstd.EncoderLevelFromZstd maps zstd's numeric levels)",
+			o.Level, os.ErrInvalid, zstd.SpeedFastest, zstd.SpeedBestCompression)
 	}
 	if o.Jobs <= 0 {
 		o.Jobs = runtime.NumCPU()
@@ -442,7 +454,7 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return o
+	return o, nil
 }
 
 // runner is the state shared by the jobs of one run.

@@ -438,6 +438,36 @@ func TestMissingDirectory(t *testing.T) {
 	}
 }
 
+// TestLevelOutOfRangeRefused: a Level the encoder does not know is refused
+// before the run touches the directory, naming the level. It failed only
+// after the lock, the plan (the Observer told of it) and the removal of an
+// interrupted run's temp files, as "zstd encoder: unknown encoder level";
+// a dry run or PlanDir passed it.
+func TestLevelOutOfRangeRefused(t *testing.T) {
+	fx := newFixture(t, 3, segSize)
+	tmp := fx.zst(1) + segment.TempExt
+	writeFile(t, tmp, []byte("partial"))
+	for _, level := range []zstd.EncoderLevel{-1, 5, 99} {
+		check := func(what string, err error) {
+			t.Helper()
+			if !errors.Is(err, os.ErrInvalid) || !strings.Contains(err.Error(), fmt.Sprintf("level %d", level)) {
+				t.Errorf("level %d, %s: %v; want os.ErrInvalid naming the level", level, what, err)
+			}
+		}
+		for _, dry := range []bool{false, true} {
+			_, err := archive.Run(context.Background(), fx.dir, archive.Options{Level: level, DryRun: dry,
+				Observer: func(ev archive.Event) { t.Errorf("level %d: observed %s", level, ev.Step) }})
+			check(fmt.Sprintf("dry=%v", dry), err)
+		}
+		_, err := archive.PlanDir(fx.dir, archive.Options{Level: level})
+		check("PlanDir", err)
+	}
+	if !exists(tmp) {
+		t.Error("the leftover temp file was removed")
+	}
+	fx.checkSafe(t)
+}
+
 // Stock zstd decompresses our archives to the original, byte for byte.
 func TestZstdCLIReadsArchives(t *testing.T) {
 	zstdCLI, err := exec.LookPath("zstd")

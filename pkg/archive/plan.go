@@ -88,7 +88,10 @@ func PlanDir(dir string, opts Options) (*Plan, error) {
 // skipped with an error wrapping ctx's, which Run counts as interrupted).
 func planDir(ctx context.Context, dir string, opts Options) (*Plan, error) {
 	dir = segment.CleanName(dir)
-	opts = opts.withDefaults()
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("plan %s: %w", dir, err)
+	}
 	l, err := segment.List(dir)
 	if err != nil {
 		return nil, err
