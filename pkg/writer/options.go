@@ -78,9 +78,10 @@ type Options struct {
 	// means 1 ms: the background clock refreshes a shared timestamp every
 	// millisecond while records arrive (and stops when idle, so the first
 	// record after a pause reads the system clock itself). A negative
-	// value reads the system clock for every record, which costs ~55 ns
-	// per Append on VMs whose clock source is slow (docs/BENCHMARKS.md,
-	// machine table). Under CPU saturation
+	// value, or a positive one below 10 µs (a refresh that often costs
+	// more than it saves), reads the system clock for every record, which
+	// costs ~55 ns per Append on VMs whose clock source is slow
+	// (docs/BENCHMARKS.md, machine table). Under CPU saturation
 	// the refresh can lag by a scheduler quantum; timestamps are not
 	// guaranteed to be monotonic across goroutines.
 	TimePrecision time.Duration

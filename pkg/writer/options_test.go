@@ -3,6 +3,7 @@ package writer
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -103,5 +104,34 @@ func TestNegativeCloseTimeoutRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatalf("the refused Open made %s (%v)", dir, err)
+	}
+}
+
+// A positive TimePrecision below minClockTick reads the clock for every
+// record, as a negative one does, instead of refreshing the shared
+// timestamp that often: a ticker of 1 ns kept a core busy for as long as
+// records arrived (1 µs, half of one), for timestamps no fresher than a
+// read of the clock gives.
+func TestTinyTimePrecisionReadsTheClock(t *testing.T) {
+	for _, c := range []struct {
+		precision time.Duration
+		ticks     bool
+	}{{time.Nanosecond, false}, {time.Microsecond, false}, {minClockTick - 1, false}, {minClockTick, true}} {
+		w, err := Open(t.TempDir(), Options{SegmentSize: 64 << 10, TimePrecision: c.precision})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Append([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 1<<20)
+		dump := string(buf[:runtime.Stack(buf, true)])
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// Started by clock.start, whether it has run yet or not.
+		if ticks := strings.Contains(dump, "created by github.com/auditseg/auditseg/pkg/writer.(*clock).start"); ticks != c.ticks {
+			t.Errorf("TimePrecision %v: a clock goroutine running: %v, want %v", c.precision, ticks, c.ticks)
+		}
 	}
 }
