@@ -36,7 +36,9 @@ import (
 // without either, with an error wrapping os.ErrInvalid.
 type Bulk struct {
 	// Workers is how many goroutines decode and format; 0 means
-	// GOMAXPROCS.
+	// GOMAXPROCS. More than maxBulkWorkers (256) are taken as that many:
+	// each worker's ranges are buffered, and a count beyond any machine
+	// (an overflowed computation) would ask for terabytes.
 	Workers int
 	// Append appends the output for one record to dst and returns it: the
 	// record's position, time (Unix nanoseconds) and payload, its fields
@@ -56,6 +58,10 @@ type Bulk struct {
 	// there: Write is not called again (see Close).
 	Write func(p []byte, last Position) error
 }
+
+// maxBulkWorkers caps Bulk.Workers: past the number of cores, more
+// workers only hold more output in memory.
+const maxBulkWorkers = 256
 
 const (
 	// bulkChunk is the default Bulk.Range: large enough that each range
@@ -205,6 +211,7 @@ func (r *Reader) bulk(i int) int {
 	if b.Workers <= 0 {
 		b.Workers = runtime.GOMAXPROCS(0)
 	}
+	b.Workers = min(b.Workers, maxBulkWorkers)
 	if b.Range <= 0 {
 		b.Range = bulkChunk
 	}

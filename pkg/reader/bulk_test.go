@@ -386,3 +386,18 @@ func TestBulkFollowLiveWriter(t *testing.T) {
 		t.Fatalf("%d damage reports", r.Damaged())
 	}
 }
+
+// TestBulkHugeWorkers: a Workers count far beyond any machine (a
+// configuration error, an overflowed computation) reads as a sane one
+// does. The count sized the run's channels: 1<<40 workers asked for
+// terabytes and the process died of a fatal out-of-memory error.
+func TestBulkHugeWorkers(t *testing.T) {
+	dir := t.TempDir()
+	writeLog(t, dir, 300, true)
+	want, _ := readStream(t, dir, reader.Options{}, false, 0, 0)
+	for _, w := range []int{1 << 40, 1<<62 + 1} {
+		if got, _ := readStream(t, dir, reader.Options{}, true, w, 0); got != want {
+			t.Errorf("Workers %d: the output differs from a read without Bulk", w)
+		}
+	}
+}
