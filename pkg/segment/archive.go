@@ -155,8 +155,8 @@ func readArchive(ctx context.Context, path string, alloc func(n int64) ([]byte, 
 // decoder checks it after the last block, which in a one-block archive
 // is the first): the header's CRC vouches for the header. Errors name
 // the file; one from the decoder or the header wraps ErrCorrupt.
-func readArchiveHeader(path string) (Header, error) {
-	a, err := openArchiveFile(context.Background(), path)
+func readArchiveHeader(ctx context.Context, path string) (Header, error) {
+	a, err := openArchiveFile(ctx, path)
 	if err != nil {
 		return Header{}, err
 	}

@@ -81,15 +81,16 @@ func waitsForLease(t *testing.T, p string, typ int, name string, open func() err
 // (up to lease-break-time and a second, 46 s by default) could not be
 // ended: a tail or compress-finished told to stop sat in it, and verify
 // sat in it in OpenFile and OpenSalvaged, which took no context, and in
-// ReadSummary for a damaged archive's summary. Cancelled
-// while the lease is held, each context open returns at once, with an
-// error naming the file that wraps both the cancellation and the open's
-// EWOULDBLOCK.
+// ReadSummary for a damaged archive's summary; the reader and verify in
+// ReadFooter, SealedFooter, ReadHeader, ReadFirstFrame and HasRecordBytes.
+// Cancelled while the lease is held, each context open returns at once,
+// with an error naming the file that wraps both the cancellation and the
+// open's EWOULDBLOCK.
 func TestLeaseWaitEndsWithContext(t *testing.T) {
 	dir := t.TempDir()
 	seg := writeFile(t, filepath.Join(dir, segment.FileName(1)), sealedSegment(t, 1, 10))
-	// OpenSalvaged's and ReadSummary's opens come before any decoding:
-	// what the file holds does not matter.
+	// The first open of an archive comes before any decoding: what the
+	// file holds does not matter.
 	zst := writeFile(t, filepath.Join(dir, segment.ArchiveName(2)), []byte("not decoded"))
 	for _, tc := range []struct {
 		name, path string
@@ -100,6 +101,22 @@ func TestLeaseWaitEndsWithContext(t *testing.T) {
 		{"OpenSalvagedContext", zst, func(ctx context.Context, p string) (io.Closer, error) { return segment.OpenSalvagedContext(ctx, p) }},
 		{"ReadSummaryContext", zst, func(ctx context.Context, p string) (io.Closer, error) {
 			_, _, err := segment.ReadSummaryContext(ctx, p)
+			return io.NopCloser(nil), err
+		}},
+		{"ReadFooterContext", seg, readFooter},
+		{"ReadFooterContext archive", zst, readFooter},
+		{"SealedFooterContext", seg, func(ctx context.Context, p string) (io.Closer, error) {
+			_, err := segment.SealedFooterContext(ctx, p)
+			return io.NopCloser(nil), err
+		}},
+		{"ReadHeaderContext", seg, readHeader},
+		{"ReadHeaderContext archive", zst, readHeader},
+		{"ReadFirstFrameContext", seg, func(ctx context.Context, p string) (io.Closer, error) {
+			_, _, err := segment.ReadFirstFrameContext(ctx, p)
+			return io.NopCloser(nil), err
+		}},
+		{"HasRecordBytesContext", seg, func(ctx context.Context, p string) (io.Closer, error) {
+			_, err := segment.HasRecordBytesContext(ctx, p)
 			return io.NopCloser(nil), err
 		}},
 	} {
@@ -117,4 +134,14 @@ func TestLeaseWaitEndsWithContext(t *testing.T) {
 			t.Log(err)
 		})
 	}
+}
+
+func readFooter(ctx context.Context, p string) (io.Closer, error) {
+	_, err := segment.ReadFooterContext(ctx, p)
+	return io.NopCloser(nil), err
+}
+
+func readHeader(ctx context.Context, p string) (io.Closer, error) {
+	_, err := segment.ReadHeaderContext(ctx, p)
+	return io.NopCloser(nil), err
 }

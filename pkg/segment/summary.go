@@ -192,8 +192,14 @@ func matchSummary(path string, at int64, b, hdr, foot []byte) error {
 // whose summary and content both fail gives the content's error, the
 // summary's damage added to it.
 func ReadFooter(path string) (Footer, error) {
+	return ReadFooterContext(context.Background(), path)
+}
+
+// ReadFooterContext is ReadFooter whose wait for a lease's break ends
+// when ctx is done (OpenNoFollowContext).
+func ReadFooterContext(ctx context.Context, path string) (Footer, error) {
 	if IsArchiveName(filepath.Base(path)) {
-		_, ft, err := ReadSummary(path)
+		_, ft, err := ReadSummaryContext(ctx, path)
 		if err == nil || !errors.Is(err, errNoSummary) && !errors.Is(err, ErrCorrupt) {
 			return ft, err
 		}
@@ -202,7 +208,7 @@ func ReadFooter(path string) (Footer, error) {
 		// took its damage for the answer decided wrongly about a segment
 		// whose content says otherwise (where --since starts, the digest
 		// recovery chains from).
-		ft, cerr := contentFooter(path)
+		ft, cerr := contentFooter(ctx, path)
 		var ce *CorruptError
 		if cerr != nil && errors.As(err, &ce) {
 			// The file named once, first (cerr's).
@@ -210,7 +216,7 @@ func ReadFooter(path string) (Footer, error) {
 		}
 		return ft, cerr
 	}
-	f, err := OpenFile(path)
+	f, err := OpenFileContext(ctx, path)
 	if err != nil {
 		return Footer{}, err
 	}
@@ -229,7 +235,13 @@ func ReadFooter(path string) (Footer, error) {
 // sealed part of a log, so the two agree on which segments a dead
 // writer left unsealed.
 func SealedFooter(path string) (Footer, error) {
-	f, err := ReadFooter(path)
+	return SealedFooterContext(context.Background(), path)
+}
+
+// SealedFooterContext is SealedFooter whose wait for a lease's break ends
+// when ctx is done (OpenNoFollowContext).
+func SealedFooterContext(ctx context.Context, path string) (Footer, error) {
+	f, err := ReadFooterContext(ctx, path)
 	if err == nil {
 		err = nameMismatch(path, f.Seq)
 	}
@@ -238,8 +250,8 @@ func SealedFooter(path string) (Footer, error) {
 
 // contentFooter is the footer an archive's content holds, whatever its
 // summary says (the summary is a copy).
-func contentFooter(path string) (Footer, error) {
-	im, err := OpenImage(path)
+func contentFooter(ctx context.Context, path string) (Footer, error) {
+	im, err := OpenImageContext(ctx, path)
 	if err != nil {
 		return Footer{}, err
 	}
@@ -253,8 +265,14 @@ func contentFooter(path string) (Footer, error) {
 // decompressed. Errors name the file; a damaged header wraps ErrCorrupt,
 // as does an archive whose summary and content both fail.
 func ReadHeader(path string) (Header, error) {
+	return ReadHeaderContext(context.Background(), path)
+}
+
+// ReadHeaderContext is ReadHeader whose wait for a lease's break ends
+// when ctx is done (OpenNoFollowContext).
+func ReadHeaderContext(ctx context.Context, path string) (Header, error) {
 	if IsArchiveName(filepath.Base(path)) {
-		b, at, err := readSummaryFrame(context.Background(), path)
+		b, at, err := readSummaryFrame(ctx, path)
 		if err != nil && !errors.Is(err, errNoSummary) {
 			return Header{}, err
 		}
@@ -267,7 +285,7 @@ func ReadHeader(path string) (Header, error) {
 		}
 		// The summary is a copy, never the truth: a damaged one costs
 		// a decompression, not the header.
-		h, err := readArchiveHeader(path)
+		h, err := readArchiveHeader(ctx, path)
 		var ce *CorruptError
 		if err != nil && errors.As(summaryError(path, at, serr), &ce) {
 			// The file named once, first (err's).
@@ -275,7 +293,7 @@ func ReadHeader(path string) (Header, error) {
 		}
 		return h, err
 	}
-	f, _, err := openSegmentFile(context.Background(), path)
+	f, _, err := openSegmentFile(ctx, path)
 	if err != nil {
 		return Header{}, err
 	}
@@ -299,7 +317,13 @@ func ReadHeader(path string) (Header, error) {
 // Bytes past the end of a short file read as zero. Errors name the file;
 // a damaged header wraps ErrCorrupt.
 func ReadFirstFrame(path string) (Header, Frame, error) {
-	f, _, err := openSegmentFile(context.Background(), path)
+	return ReadFirstFrameContext(context.Background(), path)
+}
+
+// ReadFirstFrameContext is ReadFirstFrame whose wait for a lease's break
+// ends when ctx is done (OpenNoFollowContext).
+func ReadFirstFrameContext(ctx context.Context, path string) (Header, Frame, error) {
+	f, _, err := openSegmentFile(ctx, path)
 	if err != nil {
 		return Header{}, Frame{}, err
 	}
@@ -361,7 +385,13 @@ func readPadded(f *os.File, path string, b []byte, off int64) error {
 // segment: their first commit word can be zero (a claim never stored)
 // with committed frames behind it. Errors name the file.
 func HasRecordBytes(path string) (bool, error) {
-	f, st, err := openSegmentFile(context.Background(), path)
+	return HasRecordBytesContext(context.Background(), path)
+}
+
+// HasRecordBytesContext is HasRecordBytes whose wait for a lease's break
+// ends when ctx is done (OpenNoFollowContext).
+func HasRecordBytesContext(ctx context.Context, path string) (bool, error) {
+	f, st, err := openSegmentFile(ctx, path)
 	if err != nil {
 		return false, err
 	}
