@@ -91,3 +91,23 @@ func TestCancelDuringLockLeaseWait(t *testing.T) {
 		t.Fatalf("DirContext cancelled in LOCK's lease wait: report %v, error %v; want no report and context.Canceled", rep != nil, err)
 	}
 }
+
+// TestCancelDuringUnaskedFooterLeaseWait (review): verifying some files of
+// a log, the footers of the newer segments not asked for are read to find
+// where its unsealed tail begins (sealedOnDisk), and that read waited for
+// a lease's break under context.Background (segment.SealedFooter): a
+// cancelled run sat there for up to 46 s. It returns while the lease on
+// the segment not asked for is held, no report.
+func TestCancelDuringUnaskedFooterLeaseWait(t *testing.T) {
+	l := newTestLog(t)
+	asked := l.sealed(5)
+	unasked := l.sealed(5)
+	var rep *Report
+	err := testfs.CancelInLeaseWait(t, unasked.path, func(ctx context.Context) (err error) {
+		rep, err = FilesContext(ctx, []string{asked.path}, Options{})
+		return err
+	})
+	if rep != nil || !errors.Is(err, context.Canceled) {
+		t.Fatalf("FilesContext cancelled in a footer's lease wait: report %v, error %v; want no report and context.Canceled", rep != nil, err)
+	}
+}

@@ -230,8 +230,9 @@ func runJobs(jobs []job, o *Options) []*result {
 // openTail returns the index of the first segment of the unit's unsealed
 // tail: the run of newest segments without a valid footer. A writer keeps a few
 // there (being sealed, active, prepared); after a crash they are what
-// recovery repairs.
-func openTail(u *unit) int {
+// recovery repairs. ctx ends a footer's wait for a lease's break: the
+// run, stopped, then returns no report (PathsContext).
+func openTail(ctx context.Context, u *unit) int {
 	from := uint64(0)
 	if !u.whole && u.listed {
 		// Some files of a directory: the tail depends on segments that
@@ -243,7 +244,7 @@ func openTail(u *unit) int {
 		segs := u.listing.Segments
 		for k := len(segs) - 1; k >= 0; k-- {
 			r, ok := asked[segs[k].Seq]
-			if ok && r.countsSealed() || !ok && sealedOnDisk(segs[k]) {
+			if ok && r.countsSealed() || !ok && sealedOnDisk(ctx, segs[k]) {
 				from = segs[k].Seq + 1
 				break
 			}
@@ -277,11 +278,11 @@ func (r *result) countsSealed() bool {
 // function recovery uses (segment.SealedFooter: the header and footer
 // are read, nothing mapped). Archives are sealed by construction and are
 // not decompressed for this.
-func sealedOnDisk(e segment.Entry) bool {
+func sealedOnDisk(ctx context.Context, e segment.Entry) bool {
 	if e.Archived {
 		return true
 	}
-	_, err := segment.SealedFooter(e.Path)
+	_, err := segment.SealedFooterContext(ctx, e.Path)
 	return err == nil
 }
 
@@ -301,7 +302,7 @@ func (u *unit) newest() uint64 {
 // findings (gap, chain, unsealed segments, unexpected files) and fills the
 // report.
 func place(ctx context.Context, u *unit, rep *Report) {
-	tail := openTail(u)
+	tail := openTail(ctx, u)
 	newest := u.newest()
 	links := newChain()
 	var prev *result
