@@ -171,9 +171,11 @@ func (d *Damage) Unwrap() error { return d.Err }
 // report delivers a damage report, or stops the reader under Strict.
 // It returns false when the reader must stop: also, without a report,
 // once Close was called (from another goroutine during a Wait: OnDamage
-// is not called after that Close returned).
+// is not called after that Close returned), and once the reader's
+// context stopped it in a lease's wait (cancelled): what it was about to
+// report was judged without that file read.
 func (r *Reader) report(d Damage) bool {
-	if r.stopForClose() {
+	if r.stopForClose() || r.endedBy(r.err) {
 		return false
 	}
 	if d.Err != nil {

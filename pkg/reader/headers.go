@@ -34,12 +34,14 @@ type headerSeen struct {
 	h  segment.Header
 }
 
-// readHeader is segment.ReadHeader(p), without reading the file again
-// when it is the current segment's (mapped: its inode cannot be reused
-// while the mapping holds it) or unchanged since a read here. The file is
-// looked at before it is read: one replaced in between is cached under the
-// first file's identity, which the path no longer has, so it is read
-// again next time.
+// readHeader is segment.ReadHeader(p) under the reader's context, without
+// reading the file again when it is the current segment's (mapped: its
+// inode cannot be reused while the mapping holds it) or unchanged since a
+// read here. The file is looked at before it is read: one replaced in
+// between is cached under the first file's identity, which the path no
+// longer has, so it is read again next time. A read whose lease wait the
+// context ended stops the reader (cancelled): its callers take a failed
+// read for no verdict, which a stopped reader acts on no more.
 func (r *Reader) readHeader(p string) (segment.Header, error) {
 	fi, err := os.Lstat(p)
 	if err != nil {
@@ -52,10 +54,11 @@ func (r *Reader) readHeader(p string) (segment.Header, error) {
 	if e, hit := r.headers[p]; ok && hit && e.id == id {
 		return e.h, nil
 	}
-	h, err := segment.ReadHeader(p)
+	h, err := segment.ReadHeaderContext(r.ctx, p)
 	if err == nil && ok {
 		r.cacheHeader(p, id, h)
 	}
+	r.cancelled(err)
 	return h, err
 }
 

@@ -64,9 +64,12 @@ func (r *Reader) locateSince() {
 		// of another segment renamed into place is read (after its
 		// header is reported), and its footer bounds its records' times
 		// as well as the original's; count relies on it likewise.
-		f, ferr := segment.ReadFooter(e.Path)
+		f, ferr := segment.ReadFooterContext(r.ctx, e.Path)
 		if a, ok := archivedSince(e, ferr); ok {
-			f, ferr = segment.ReadFooter(a.Path)
+			f, ferr = segment.ReadFooterContext(r.ctx, a.Path)
+		}
+		if r.cancelled(ferr) {
+			return
 		}
 		if ferr != nil || (f.Records > 0 && f.MaxTime >= r.since) {
 			if i > 0 {
@@ -114,6 +117,9 @@ func (r *Reader) locateLast(n uint64) error {
 	for i := len(r.list) - 1; i >= 0; i-- {
 		e := r.list[i]
 		k, end, walked := r.count(e)
+		if r.err != nil {
+			return nil // stopped (cancelled): Next returns false
+		}
 		if k > 0 && !found && r.end != nil {
 			*r.end, found = Position{Seq: e.Seq, Offset: end}, true
 		}
@@ -137,13 +143,16 @@ func (r *Reader) locateLast(n uint64) error {
 // offset past the last of them (and before any committed later), and
 // whether it walked the segment to know (or read the footer's count).
 func (r *Reader) count(e segment.Entry) (uint64, int64, bool) {
-	f, err := segment.ReadFooter(e.Path)
+	f, err := segment.ReadFooterContext(r.ctx, e.Path)
 	if a, ok := archivedSince(e, err); ok {
 		e = a
-		f, err = segment.ReadFooter(e.Path)
+		f, err = segment.ReadFooterContext(r.ctx, e.Path)
 	}
 	if err == nil {
 		return f.Records, f.EndOffset, false
+	}
+	if r.cancelled(err) {
+		return 0, 0, true
 	}
 	n, end := r.walkCount(e)
 	return n, end, true
@@ -307,7 +316,7 @@ func (r *Reader) entryAfter(seq uint64) int {
 // The files are read, not mapped (segment.ReadFirstFrame says why).
 func (r *Reader) laterHasFrames(seq uint64) bool {
 	return r.laterAny(seq, len(r.list), func(e segment.Entry) (bool, error) {
-		h, f, err := segment.ReadFirstFrame(e.Path)
+		h, f, err := segment.ReadFirstFrameContext(r.ctx, e.Path)
 		if err != nil || h.Seq != e.Seq {
 			return false, err
 		}
@@ -341,10 +350,10 @@ func (r *Reader) laterHoldsBytes(seq uint64) bool {
 		if known && r.empty[k] {
 			return false, nil
 		}
-		if h, err := segment.ReadHeader(e.Path); err == nil && h.Seq != e.Seq {
-			return false, nil
+		if h, err := segment.ReadHeaderContext(r.ctx, e.Path); err == nil && h.Seq != e.Seq || r.endedBy(err) {
+			return false, err
 		}
-		yes, err := segment.HasRecordBytes(e.Path)
+		yes, err := segment.HasRecordBytesContext(r.ctx, e.Path)
 		if err == nil && !yes && known {
 			if r.empty == nil || len(r.empty) >= 64 {
 				r.empty = map[fileStamp]bool{}
@@ -365,7 +374,7 @@ type fileStamp struct {
 // laterAny reports whether an archive is listed after seq, or one of the
 // first max other segment files listed after it satisfies ok. A file ok
 // fails on is passed over: removed since the listing, or archived (seen
-// next time).
+// next time); one whose lease wait the context ended stops the reader.
 func (r *Reader) laterAny(seq uint64, max int, ok func(e segment.Entry) (bool, error)) bool {
 	looked := 0
 	for _, e := range r.list[r.entryAfter(seq):] {
@@ -375,7 +384,11 @@ func (r *Reader) laterAny(seq uint64, max int, ok func(e segment.Entry) (bool, e
 		if looked++; looked > max {
 			break
 		}
-		if yes, err := ok(e); err == nil && yes {
+		yes, err := ok(e)
+		if r.cancelled(err) {
+			return false
+		}
+		if err == nil && yes {
 			return true
 		}
 	}

@@ -269,9 +269,11 @@ func (r *Reader) skipUnreadable(e segment.Entry) {
 	if r.seek != nil || r.skip == 0 {
 		return
 	}
-	if f, err := segment.ReadFooter(e.Path); err == nil {
+	f, err := segment.ReadFooterContext(r.ctx, e.Path)
+	if err == nil {
 		r.skip -= min(r.skip, f.Records)
 	}
+	r.cancelled(err) // the damage found is then not reported (report)
 }
 
 // applySeek places c at the position an At or After start names, when c

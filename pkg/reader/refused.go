@@ -87,7 +87,7 @@ func (r *Reader) refusal(c *seg) string {
 // is false when c's footer could not be read (the file cut since).
 func (r *Reader) sealedAfter(c *seg) (later, known bool) {
 	// An archive's lost blocks were reported already.
-	if r.single != "" || c.img.Lost() > 0 || !r.laterAny(c.seq, len(r.list), countsSealed) {
+	if r.single != "" || c.img.Lost() > 0 || !r.laterAny(c.seq, len(r.list), r.countsSealed) {
 		return false, true
 	}
 	var ferr error

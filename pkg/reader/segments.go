@@ -303,7 +303,7 @@ func (r *Reader) laterSealed(c *seg) bool {
 	if err := r.relist(); err != nil {
 		return false
 	}
-	return r.laterAny(c.seq, 4, countsSealed)
+	return r.laterAny(c.seq, 4, r.countsSealed)
 }
 
 // countsSealed reports whether the segment file at path is sealed as
@@ -314,11 +314,15 @@ func (r *Reader) laterSealed(c *seg) bool {
 // passes over the copy and seals those segments as crash residue. The
 // footer is read, the file not mapped, as laterHasFrames does. A file
 // gone since the listing because compress-finished archived it was
-// sealed.
-func countsSealed(e segment.Entry) (bool, error) {
-	_, err := segment.SealedFooter(e.Path)
+// sealed. A read whose lease wait the context ended is an error
+// (laterAny stops the reader).
+func (r *Reader) countsSealed(e segment.Entry) (bool, error) {
+	_, err := segment.SealedFooterContext(r.ctx, e.Path)
 	if _, archived := segment.ArchivedInstead(e.Path, err); archived {
 		return true, nil
+	}
+	if r.endedBy(err) {
+		return false, err
 	}
 	return err == nil, nil
 }
@@ -377,7 +381,7 @@ func (r *Reader) atTail(c *seg) bool {
 			if r.remade(c, true) {
 				return r.err == nil
 			}
-			torn := c.img.Lost() == 0 && r.laterAny(c.seq, len(r.list), countsSealed)
+			torn := c.img.Lost() == 0 && r.laterAny(c.seq, len(r.list), r.countsSealed)
 			if !c.quiet && !r.stillZero(c) {
 				return r.err == nil // written since: read it as usual
 			}
