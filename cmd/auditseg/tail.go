@@ -143,7 +143,7 @@ func (f tailFlags) start(ctx context.Context, cmd *cobra.Command, dir string, no
 	if err != nil || !ok {
 		return opts, err
 	}
-	if err := checkCursor(dir, f.cursorFile, c); err != nil {
+	if err := checkCursor(ctx, dir, f.cursorFile, c); err != nil {
 		return opts, err
 	}
 	return reader.Options{Start: reader.After(c.pos)}, nil

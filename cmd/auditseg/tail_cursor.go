@@ -117,8 +117,9 @@ func (c cursor) String() string {
 // segment is past the log's newest, or is there but was created at
 // another time. A cursor whose segment was deleted (retention) passes. A
 // directory that cannot be listed, or a segment whose header cannot be
-// read, is left to the reader to report.
-func checkCursor(dir, path string, c cursor) error {
+// read, is left to the reader to report. ctx ends a wait for a lease's
+// break on the segment: its error is returned then, for tail to stop.
+func checkCursor(ctx context.Context, dir, path string, c cursor) error {
 	fix := fmt.Sprintf("another log, or this one begun again? Remove %s to read %s from its start", path, dir)
 	if isFile(dir) {
 		// One segment file: its creation time must agree too, or the
@@ -127,7 +128,10 @@ func checkCursor(dir, path string, c cursor) error {
 		if c.created == 0 {
 			return nil
 		}
-		h, err := segment.ReadHeader(dir)
+		h, err := segment.ReadHeaderContext(ctx, dir)
+		if err := cancelled(ctx, err); err != nil {
+			return err
+		}
 		if err != nil || h.Seq != c.pos.Seq || h.Created == c.created {
 			return nil
 		}
@@ -149,7 +153,10 @@ func checkCursor(dir, path string, c cursor) error {
 	if c.created == 0 {
 		return nil
 	}
-	h, err := segmentHeader(l, c.pos.Seq)
+	h, err := segmentHeader(ctx, l, c.pos.Seq)
+	if err := cancelled(ctx, err); err != nil {
+		return err
+	}
 	if err != nil || h.Created == c.created {
 		return nil
 	}
@@ -158,17 +165,26 @@ func checkCursor(dir, path string, c cursor) error {
 		time.Unix(0, h.Created).UTC().Format(time.RFC3339Nano), fix)
 }
 
+// cancelled returns err if it is ctx's ending a wait, nil otherwise.
+func cancelled(ctx context.Context, err error) error {
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return err
+	}
+	return nil
+}
+
 // segmentHeader reads the header of segment seq of the listing, from its
-// archive if compress-finished replaced it since the listing.
-func segmentHeader(l segment.Listing, seq uint64) (segment.Header, error) {
+// archive if compress-finished replaced it since the listing; ctx ends a
+// wait for a lease's break.
+func segmentHeader(ctx context.Context, l segment.Listing, seq uint64) (segment.Header, error) {
 	i, found := slices.BinarySearchFunc(l.Segments, seq, func(e segment.Entry, s uint64) int { return cmp.Compare(e.Seq, s) })
 	if !found {
 		return segment.Header{}, os.ErrNotExist
 	}
 	e := l.Segments[i]
-	h, err := segment.ReadHeader(e.Path)
+	h, err := segment.ReadHeaderContext(ctx, e.Path)
 	if a, ok := segment.ArchivedInstead(e.Path, err); ok {
-		h, err = segment.ReadHeader(a)
+		h, err = segment.ReadHeaderContext(ctx, a)
 	}
 	if err == nil && h.Seq != seq {
 		err = fmt.Errorf("%s: header says segment %d", e.Path, h.Seq)
@@ -185,7 +201,10 @@ func cursorAt(dir string, pos segment.Position) cursor {
 			c.created = h.Created
 		}
 	} else if l, err := segment.List(dir); err == nil {
-		if h, err := segmentHeader(l, pos.Seq); err == nil {
+		// Background: the cursor is written after a signal too, and one
+		// without the time is checked less on the next run. The reader
+		// has just read this header: a lease on it now is unlikely.
+		if h, err := segmentHeader(context.Background(), l, pos.Seq); err == nil {
 			c.created = h.Created
 		}
 	}

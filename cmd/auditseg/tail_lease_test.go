@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/auditseg/auditseg/internal/testfs"
+	"github.com/auditseg/auditseg/pkg/segment"
 	"golang.org/x/sys/unix"
 )
 
@@ -85,4 +88,28 @@ func underLease(t *testing.T, path string, then func(giveUp func()), args ...str
 	r := <-ran
 	giveUp()
 	return r.out, r.stderr, r.code
+}
+
+// TestCursorCheckEndsWithSignal (review): the check that a cursor file
+// belongs to the log reads its segment's header (the creation time
+// stamped in the cursor), and read it with a plain blocking open: under
+// another process's write lease on that segment, a tail whose signal
+// arrived sat there until the kernel broke the lease (lease-break-time,
+// 45 s by default). It reads under tail's signal context now: the wait
+// ends with the cancellation, which tail takes for the signal's stop.
+func TestCursorCheckEndsWithSignal(t *testing.T) {
+	dir := t.TempDir()
+	pos := timedLog(t, dir, 4*1700, time.Unix(1_700_000_000, 0))
+	at := pos[len(pos)/2]
+	c := cursorAt(dir, at)
+	if c.created == 0 {
+		t.Fatalf("cursor at %v has no creation time", at)
+	}
+	seg := filepath.Join(dir, segment.FileName(at.Seq))
+	err := testfs.CancelInLeaseWait(t, seg, func(ctx context.Context) error {
+		return checkCursor(ctx, dir, filepath.Join(t.TempDir(), "cursor"), c)
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("checkCursor cancelled in a lease's wait on %s: %v; want an error wrapping context.Canceled", seg, err)
+	}
 }
