@@ -118,7 +118,8 @@ func (r *Reader) arrive(seq uint64) bool {
 // waitListing refreshes the listing when the reader has read every
 // segment it knows of, and reports whether a segment to read is there now.
 // In follow mode a poll costs two lstat calls for the next segment's
-// names, with a full listing every second in case of a gap in the numbers.
+// names, and finding it two more (refresh), with a full listing every
+// second in case of a gap in the numbers.
 func (r *Reader) waitListing() bool {
 	next := max(r.startSeq, 1)
 	if r.passed {
@@ -127,7 +128,7 @@ func (r *Reader) waitListing() bool {
 	if r.opts.Follow && time.Since(r.listAt) < time.Second && !r.exists(next) {
 		return false
 	}
-	if err := r.relist(); err != nil {
+	if err := r.refresh(); err != nil {
 		r.err = err
 		return false
 	}

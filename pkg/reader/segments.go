@@ -300,7 +300,7 @@ func (r *Reader) laterSealed(c *seg) bool {
 	if w := r.writerNow(); w.Alive && w.From > c.seq {
 		return true
 	}
-	if err := r.relist(); err != nil {
+	if err := r.refresh(); err != nil {
 		return false
 	}
 	return r.laterAny(c.seq, 4, r.countsSealed)
@@ -360,7 +360,7 @@ func (r *Reader) atTail(c *seg) bool {
 		return true
 	}
 	if r.single == "" {
-		if err := r.relist(); err != nil {
+		if err := r.refresh(); err != nil {
 			r.err = err
 			return false
 		}

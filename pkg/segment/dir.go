@@ -196,8 +196,22 @@ func (l *Listing) present(seq uint64) bool { return Present(l.Dir, seq) }
 // it). Readers and verify ask it to tell a segment removed (retention)
 // from one still there.
 func Present(dir string, seq uint64) bool {
-	_, _, ok := firstName(dir, seq, fs.FileMode.IsRegular)
+	_, ok := Lookup(dir, seq)
 	return ok
+}
+
+// Lookup returns segment seq of the log in dir as List would hold it (its
+// file if there, else its archive; Duplicate is not looked for), found by
+// its names, without reading the directory: a follower looks up the
+// segments after the newest it listed this way at each rotation, as
+// reading a directory of thousands of names there made its CPU grow with
+// the number of segments kept. false when neither name is a regular file.
+func Lookup(dir string, seq uint64) (Entry, bool) {
+	p, _, ok := firstName(dir, seq, fs.FileMode.IsRegular)
+	if !ok {
+		return Entry{}, false
+	}
+	return Entry{Seq: seq, Path: p, Archived: IsArchiveName(p)}, true
 }
 
 // NotSegment returns the error for the first of segment seq's names (its

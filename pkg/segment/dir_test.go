@@ -110,6 +110,19 @@ func TestList(t *testing.T) {
 	if l.NextSeq() != 11 {
 		t.Errorf("NextSeq = %d", l.NextSeq())
 	}
+	// Lookup finds each segment as List holds it, without its Duplicate,
+	// and no other name.
+	for _, e := range wantSegs {
+		e.Duplicate = ""
+		if got, ok := Lookup(dir, e.Seq); !ok || got != e {
+			t.Errorf("Lookup(%d) = %+v %v, want %+v", e.Seq, got, ok, e)
+		}
+	}
+	for _, seq := range []uint64{4, 5, 6, 7, 8} {
+		if got, ok := Lookup(dir, seq); ok {
+			t.Errorf("Lookup(%d) = %+v, want nothing", seq, got)
+		}
+	}
 }
 
 func TestListEmptyAndMissing(t *testing.T) {
