@@ -34,6 +34,15 @@ func TestWriteSignalCommitsWhatWasRead(t *testing.T) {
 }
 
 func testWriteSignalCommitsWhatWasRead(t *testing.T, sig syscall.Signal) {
+	if signal.Ignored(sig) {
+		// Run under nohup, the child would inherit the ignored SIGHUP and
+		// read on past it, as it must (TestWriteUnderNohup): the test
+		// hung there (a CI run started with nohup, 10 min). Caught here,
+		// it starts at the default action in the child (execve resets it).
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, sig)
+		defer signal.Stop(c)
+	}
 	dir, cmd, pr, pw, stderr := startSlowWrite(t)
 	var fed bytes.Buffer
 	for i := range 400 {
@@ -53,7 +62,14 @@ func testWriteSignalCommitsWhatWasRead(t *testing.T, sig syscall.Signal) {
 	if err := cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Wait(); err != nil {
+	// Bounded: a command that does not take the signal waits for its
+	// input for ever (a hang, not a measurement).
+	stop := time.AfterFunc(time.Minute, func() { cmd.Process.Kill() })
+	err := cmd.Wait()
+	if !stop.Stop() {
+		t.Fatalf("write did not exit within a minute of %v (killed): %s", sig, stderr.String())
+	}
+	if err != nil {
 		t.Fatalf("%v: %s", err, stderr.String())
 	}
 	pw.Close()
