@@ -3,8 +3,10 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -72,3 +74,28 @@ func sigMask(t *testing.T, pid int, field string) uint64 {
 
 // inMask reports whether sig is in a set read by sigMask.
 func inMask(m uint64, sig syscall.Signal) bool { return m&(1<<(uint(sig)-1)) != 0 }
+
+// catchIgnored undoes, for the tests, an ignored disposition of sig that
+// the test process inherited (nohup ignores SIGHUP; a shell ignores
+// SIGINT for its background jobs): the process catches sig from then on,
+// so a command run in it subscribes to sig (stopSignals leaves an ignored
+// signal ignored) and a child starts at the default action (execve resets
+// a caught signal, not an ignored one). Without it, a signal a test sent
+// for the command to stop on did nothing, and the test hung until
+// something else ended the command. The catch is never stopped: after
+// signal.Stop the disposition is ignored again, but signal.Ignored no
+// longer says so, and a later test would not know to catch it.
+func catchIgnored(sig syscall.Signal) {
+	caughtMu.Lock()
+	defer caughtMu.Unlock()
+	if caught[sig] || !signal.Ignored(sig) {
+		return
+	}
+	signal.Notify(make(chan os.Signal, 1), sig)
+	caught[sig] = true
+}
+
+var (
+	caughtMu sync.Mutex
+	caught   = map[syscall.Signal]bool{}
+)

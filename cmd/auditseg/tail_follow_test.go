@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -158,15 +157,10 @@ func TestTailFollowOtherProcess(t *testing.T) {
 	// tail (exit 129) without storing the cursor, so the next run printed
 	// the same records again.
 	fourth := followLines(12000, 12500)
-	if signal.Ignored(syscall.SIGHUP) {
-		// Run under nohup (as .ci/run may be), the child would inherit the
-		// ignored SIGHUP and follow on past it, as it must
-		// (TestTailFollowUnderNohup): the test hung there. Caught here,
-		// it starts at the default action in the child (execve resets it).
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
-	}
+	// Run under nohup (as .ci/run may be), the child would inherit the
+	// ignored SIGHUP and follow on past it, as it must
+	// (TestTailFollowUnderNohup): the test hung there.
+	catchIgnored(syscall.SIGHUP)
 	tp = startTail(t, bin, "-f", "--cursor-file", cursor, dir)
 	writeProc(t, bin, dir, fourth)
 	tp.expect(t, fourth)

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"os/signal"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,9 +16,7 @@ import (
 // verified), "interrupted" on stderr, and with --output json the object
 // of a run that could not start, not a report.
 func TestVerifySignalDuringLeaseWait(t *testing.T) {
-	if signal.Ignored(syscall.SIGINT) { // nohup, a background job: verify would ignore it too
-		t.Skip("SIGINT is ignored by this process")
-	}
+	catchIgnored(syscall.SIGINT) // a background job: verify would ignore it too
 	dir, _ := compressLog(t, 2000)
 	segs := listing(t, dir).Segments
 	if len(segs) < 2 {

@@ -34,15 +34,10 @@ func TestWriteSignalCommitsWhatWasRead(t *testing.T) {
 }
 
 func testWriteSignalCommitsWhatWasRead(t *testing.T, sig syscall.Signal) {
-	if signal.Ignored(sig) {
-		// Run under nohup, the child would inherit the ignored SIGHUP and
-		// read on past it, as it must (TestWriteUnderNohup): the test
-		// hung there (a CI run started with nohup, 10 min). Caught here,
-		// it starts at the default action in the child (execve resets it).
-		c := make(chan os.Signal, 1)
-		signal.Notify(c, sig)
-		defer signal.Stop(c)
-	}
+	// Under nohup the child would inherit the ignored SIGHUP and read on
+	// past it, as it must (TestWriteUnderNohup): the test hung there (a
+	// CI run started with nohup, 10 min).
+	catchIgnored(sig)
 	dir, cmd, pr, pw, stderr := startSlowWrite(t)
 	var fed bytes.Buffer
 	for i := range 400 {
