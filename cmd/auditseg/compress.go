@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/auditseg/auditseg/internal/cancel"
 	"github.com/auditseg/auditseg/pkg/archive"
 	"github.com/klauspost/compress/zstd"
 	"github.com/spf13/cobra"
@@ -180,7 +181,7 @@ func (c *compressReport) observe(ev archive.Event) {
 	case archive.StepFailed:
 		// A segment cut short by the signal is no failure: the summary
 		// says the run was interrupted.
-		if c.ctx.Err() == nil || !errors.Is(ev.Err, c.ctx.Err()) {
+		if !cancel.Ended(c.ctx, ev.Err) {
 			c.prog.Done()
 			fmt.Fprintf(c.stderr, "auditseg compress-finished: %v\n", ev.Err)
 		}

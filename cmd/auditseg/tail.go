@@ -38,6 +38,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/auditseg/auditseg/internal/cancel"
 	"github.com/auditseg/auditseg/pkg/reader"
 	"github.com/auditseg/auditseg/pkg/segment"
 	"github.com/spf13/cobra"
@@ -370,7 +371,7 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 				f.since, began.UTC().Format(time.RFC3339), lastRecordText(dir))
 		}
 	}
-	if err := r.Err(); err != nil && !(errors.Is(err, ctx.Err()) && ctx.Err() != nil) {
+	if err := r.Err(); err != nil && !cancel.Ended(ctx, err) {
 		return withCode(exitUsage, err)
 	}
 	return rep.closing(dir)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/auditseg/auditseg/internal/cancel"
 	"github.com/auditseg/auditseg/pkg/segment"
 	"golang.org/x/sys/unix"
 )
@@ -129,7 +130,7 @@ func checkCursor(ctx context.Context, dir, path string, c cursor) error {
 			return nil
 		}
 		h, err := segment.ReadHeaderContext(ctx, dir)
-		if err := cancelled(ctx, err); err != nil {
+		if cancel.Ended(ctx, err) {
 			return err
 		}
 		if err != nil || h.Seq != c.pos.Seq || h.Created == c.created {
@@ -154,7 +155,7 @@ func checkCursor(ctx context.Context, dir, path string, c cursor) error {
 		return nil
 	}
 	h, err := segmentHeader(ctx, l, c.pos.Seq)
-	if err := cancelled(ctx, err); err != nil {
+	if cancel.Ended(ctx, err) {
 		return err
 	}
 	if err != nil || h.Created == c.created {
@@ -163,14 +164,6 @@ func checkCursor(ctx context.Context, dir, path string, c cursor) error {
 	return fmt.Errorf("cursor file %s is at %s, in a segment created %s, but segment %d of %s was created %s: %s",
 		path, c.pos, time.Unix(0, c.created).UTC().Format(time.RFC3339Nano), c.pos.Seq, dir,
 		time.Unix(0, h.Created).UTC().Format(time.RFC3339Nano), fix)
-}
-
-// cancelled returns err if it is ctx's ending a wait, nil otherwise.
-func cancelled(ctx context.Context, err error) error {
-	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-		return err
-	}
-	return nil
 }
 
 // segmentHeader reads the header of segment seq of the listing, from its

@@ -18,3 +18,10 @@ func Err(ctx context.Context) error {
 	}
 	return err
 }
+
+// Ended reports whether err is ctx ending a wait: ctx is done and err
+// wraps its error. A failure that came first, or with ctx still live, is
+// not the cancellation's, whatever it says.
+func Ended(ctx context.Context, err error) bool {
+	return err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err())
+}

@@ -368,7 +368,7 @@ dispatch:
 		switch {
 		case s.Outcome == "": // never started
 			continue
-		case s.Err != nil && ctx.Err() != nil && errors.Is(s.Err, ctx.Err()):
+		case cancel.Ended(ctx, s.Err):
 			s.Outcome = Interrupted
 			res.Interrupted++
 		case s.Err != nil:

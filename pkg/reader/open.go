@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/auditseg/auditseg/internal/cancel"
 	"github.com/auditseg/auditseg/pkg/segment"
 )
 
@@ -332,5 +333,5 @@ func (r *Reader) cancelled(err error) bool {
 
 // endedBy reports whether err is the reader's context ending a wait.
 func (r *Reader) endedBy(err error) bool {
-	return err != nil && r.ctx.Err() != nil && errors.Is(err, r.ctx.Err())
+	return cancel.Ended(r.ctx, err)
 }
