@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/auditseg/auditseg/internal/testfs"
 	"github.com/auditseg/auditseg/pkg/reader"
 	"github.com/auditseg/auditseg/pkg/segment"
+	"golang.org/x/sys/unix"
 )
 
 // TestOpenContextEndsFooterLeaseWait (review): before a record is read,
@@ -79,9 +81,9 @@ func atTailEndsLaterLeaseWait(t *testing.T, follow bool) {
 
 // readCancelledInLease reads the log in dir with opts under a context
 // cancelled once an open of leased (under a write lease) waits for the
-// lease's break, and returns the records read. It checks that Err (or
-// Open's error) wraps the cancellation and the open's EWOULDBLOCK, and
-// that nothing was reported as damage.
+// lease's break, and returns the records read. It checks that Open
+// succeeded, that Err wraps the cancellation and the open's EWOULDBLOCK,
+// and that nothing was reported as damage.
 func readCancelledInLease(t *testing.T, dir, leased string, opts reader.Options) []rec {
 	t.Helper()
 	var got []rec
@@ -90,6 +92,9 @@ func readCancelledInLease(t *testing.T, dir, leased string, opts reader.Options)
 	err := testfs.CancelInLeaseWait(t, leased, func(ctx context.Context) error {
 		r, err := reader.OpenContext(ctx, dir, opts)
 		if err != nil {
+			// tail takes an Open error for a usage error (exit 2), and
+			// Err wrapping its context for a stop (exit 0).
+			t.Errorf("Open failed (%v): a wait its context ended stops the reader, Err says why", err)
 			return err
 		}
 		defer r.Close()
@@ -107,4 +112,62 @@ func readCancelledInLease(t *testing.T, dir, leased string, opts reader.Options)
 		t.Errorf("damage reported: %v", dmg)
 	}
 	return got
+}
+
+// TestRestartLookEndsLeaseWait (review): before it reads a segment it
+// opened, the reader looks for a log begun again (stopIfRestarted), which
+// may read another segment's header: here segment 1's, touched since Open
+// read it, while the reader opens segment 3 (a start in it). Cancelled in
+// that read's lease wait, Err was set but the look, taking the failed
+// read for no verdict, let the reader go on: Next returned segment 3's
+// first record after the reader had stopped (Bulk wrote whole segments).
+// It returns none, Err wrapping the cancellation and EWOULDBLOCK.
+func TestRestartLookEndsLeaseWait(t *testing.T) {
+	dir := t.TempDir()
+	firstSegment(t, writeLog(t, dir, 3000, true))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var dmg []reader.Damage
+	r, err := reader.OpenContext(ctx, dir, reader.Options{Start: reader.At(segment.Position{Seq: 3, Offset: segment.HeaderSize}),
+		OnDamage: func(d reader.Damage) { dmg = append(dmg, d) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	// Touched: the header Open read is read again, not taken from the
+	// reader's cache.
+	one := filepath.Join(dir, segment.FileName(1))
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(one, later, later); err != nil {
+		t.Fatal(err)
+	}
+	broken, giveUp := testfs.TakeLease(t, one, unix.F_WRLCK)
+	defer giveUp()
+	read := make(chan int, 1)
+	go func() {
+		n := 0
+		for r.Next() {
+			n++
+		}
+		read <- n
+	}()
+	select {
+	case <-broken:
+	case n := <-read:
+		t.Fatalf("the reader stopped (%d records, %v) while the lease was held, before it was cancelled", n, r.Err())
+	case <-time.After(time.Minute): // a hang, not a measurement
+		t.Fatal("the lease's holder was not told within a minute")
+	}
+	cancel()
+	n := <-read // the lease is still held: only the cancellation ends the wait
+	giveUp()
+	if err := r.Err(); !errors.Is(err, context.Canceled) || !errors.Is(err, syscall.EWOULDBLOCK) {
+		t.Fatalf("reader cancelled in the restart look's lease wait: Err = %v; want one wrapping context.Canceled and EWOULDBLOCK", err)
+	}
+	if n != 0 {
+		t.Errorf("%d records returned after the reader stopped (Err %v), want none", n, r.Err())
+	}
+	if len(dmg) != 0 {
+		t.Errorf("damage reported: %v", dmg)
+	}
 }

@@ -441,7 +441,10 @@ func OpenContext(ctx context.Context, dir string, opts Options) (*Reader, error)
 		r.single, r.dir = dir, filepath.Dir(dir)
 		seq, _, _ := segment.ParseName(filepath.Base(dir))
 		r.list = []segment.Entry{{Seq: seq, Path: dir, Archived: segment.IsArchiveName(filepath.Base(dir))}}
-	} else if err := r.relist(); err != nil {
+	} else if err := r.relist(); err != nil && !r.endedBy(err) {
+		// Not when the context ended the restart look's header read (a
+		// lease wait): that stopped the reader, and Err says so, as when
+		// it ends the reads that place a Since or Last start.
 		r.Close()
 		return nil, err
 	} else if opts.OnDuplicate != nil {

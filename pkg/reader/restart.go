@@ -243,7 +243,13 @@ func (r *Reader) stopIfRestarted() bool {
 	case r.single != "":
 		return false
 	}
-	if err := r.restarted(); err != nil {
+	err := r.restarted()
+	if r.endedBy(r.err) {
+		// A header read the context ended (readHeader): no verdict, and
+		// the reader stopped: what it opened is not read.
+		return true
+	}
+	if err != nil {
 		r.err = err
 		return true
 	}
