@@ -39,12 +39,15 @@ func FuzzParseSize(f *testing.F) {
 }
 
 func FuzzParseLines(f *testing.F) {
-	for _, s := range []string{"10", "+1", "+0", "0", "-5", "+", "18446744073709551615", "1e3"} {
+	for _, s := range []string{"10", "+1", "+0", "0", "-5", "+", "18446744073709551615", "1e3", "--5", "-+5", "+-5"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		st, err := parseLines(s)
 		k, plus := strings.CutPrefix(s, "+")
+		if !plus {
+			k = strings.TrimPrefix(k, "-")
+		}
 		n, perr := strconv.ParseUint(k, 10, 64)
 		if (err == nil) != (perr == nil) {
 			t.Fatalf("%q: error %v, number %v", s, err, perr)

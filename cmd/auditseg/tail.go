@@ -179,9 +179,13 @@ func (f tailFlags) startFromFlags(cmd *cobra.Command, now time.Time) (reader.Opt
 // parseLines parses -n: N for the last N, +K to start at the K-th record.
 func parseLines(s string) (reader.Start, error) {
 	k, plus := strings.CutPrefix(s, "+")
+	if !plus {
+		// -N is N, as tail(1) takes it (-n -5: the last 5).
+		k = strings.TrimPrefix(k, "-")
+	}
 	n, err := strconv.ParseUint(k, 10, 64)
 	if err != nil {
-		return reader.Start{}, fmt.Errorf("-n %q: want a number of records N, or +K to start at the K-th", s)
+		return reader.Start{}, fmt.Errorf("-n %q: want a number of records N (or -N), or +K to start at the K-th", s)
 	}
 	if plus {
 		return reader.Skip(max(n, 1) - 1), nil // +0 means +1, as in tail(1)

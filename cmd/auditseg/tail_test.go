@@ -122,6 +122,8 @@ func TestTailStartOptions(t *testing.T) {
 	}{
 		{nil, recLines(n-10, n)},
 		{[]string{"-n", "3"}, recLines(n-3, n)},
+		{[]string{"-n", "-3"}, recLines(n-3, n)}, // tail(1)'s -N
+		{[]string{"--lines=-3"}, recLines(n-3, n)},
 		{[]string{"-n", "0"}, ""},
 		{[]string{"-n", "2500"}, recLines(n-2500, n)},
 		{[]string{"-n", "99999"}, recLines(0, n)},
@@ -273,7 +275,8 @@ func TestTailUsageErrors(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"-n", "x"}, "-n"},
-		{[]string{"-n", "-3"}, "-n"},
+		{[]string{"-n", "-+3"}, "-n"},
+		{[]string{"-n", "--3"}, "-n"},
 		{[]string{"--since", "yesterday"}, "--since"},
 		{[]string{"--since", "-5m"}, "--since"},
 		{[]string{"--from", "12"}, "--from"},
