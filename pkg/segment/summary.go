@@ -58,9 +58,9 @@ func AppendSummary(dst, img []byte) []byte {
 // ReadSummary returns the header and footer the summary of the archive at
 // path holds, reading only its last SummaryFrameSize bytes, whatever its
 // content holds. errNoSummary means it has none; a summary that is there
-// but damaged gives an error wrapping ErrCorrupt (its footer all zeros:
-// ErrNoFooter; without its magic but not all zeros: ErrCorrupt, see
-// decodeWholeFooter).
+// but damaged gives an error wrapping ErrCorrupt, its footer's copy all
+// zeros or without its magic included (a summary is written whole, for a
+// sealed segment only).
 func ReadSummary(path string) (Header, Footer, error) {
 	return ReadSummaryContext(context.Background(), path)
 }
@@ -115,6 +115,13 @@ func decodeSummary(b []byte) (Header, Footer, error) {
 		return Header{}, Footer{}, movedBy(err, 16)
 	}
 	ft, err := decodeWholeFooter(b[16+HeaderSize:], h)
+	if errors.Is(err, ErrNoFooter) {
+		// Only a sealed segment is ever archived, and its summary written
+		// whole: a footer copy of zeros is damage, never "not sealed",
+		// which callers would take for the answer without decompressing
+		// (recovery chaining the next segment from zeros).
+		err = corrupt(h.Size-FooterSize, "the footer's copy is all zeros (only a sealed segment is archived)")
+	}
 	return h, ft, movedBy(err, 16+HeaderSize-(h.Size-FooterSize))
 }
 
@@ -175,7 +182,7 @@ func matchSummary(path string, at int64, b, hdr, foot []byte) error {
 	switch {
 	case errors.Is(err, errNoSummary):
 		return nil
-	case err != nil && !errors.Is(err, ErrNoFooter):
+	case err != nil:
 		return summaryError(path, at, err)
 	case !bytes.Equal(b[16:16+HeaderSize], hdr) || foot != nil && !bytes.Equal(b[16+HeaderSize:SummaryFrameSize-4], foot):
 		return &CorruptError{Path: path, Offset: at, Reason: "archive summary does not match the segment's header and footer"}
@@ -279,7 +286,7 @@ func ReadHeaderContext(ctx context.Context, path string) (Header, error) {
 		serr := errNoSummary
 		if err == nil {
 			var h Header
-			if h, _, serr = decodeSummary(b[:]); serr == nil || errors.Is(serr, ErrNoFooter) {
+			if h, _, serr = decodeSummary(b[:]); serr == nil {
 				return h, nil
 			}
 		}

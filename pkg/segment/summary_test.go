@@ -449,3 +449,37 @@ func TestReadFirstFrameBoundedMemory(t *testing.T) {
 		}
 	}
 }
+
+// TestSummaryFooterAllZeros: compress-finished writes a summary for a
+// sealed segment only, so a summary whose CRC checks but whose footer copy
+// is all zeros is forged or damaged, never "not sealed". Taken for the
+// answer, it made ReadFooter call a sealed archive unsealed without
+// decompressing it (recovery would then have chained from zeros). It is
+// damage: the content is read instead, and CheckSummary (verify's footer
+// finding) reports it.
+func TestSummaryFooterAllZeros(t *testing.T) {
+	dir := t.TempDir()
+	orig, _ := sealedFile(t, dir, 3, 20)
+	zeroed := bytes.Clone(orig)
+	clear(zeroed[len(zeroed)-segment.FooterSize:])
+	p := writeFile(t, filepath.Join(dir, segment.ArchiveName(3)), segment.AppendSummary(compress(t, orig), zeroed))
+	if _, _, err := segment.ReadSummary(p); !errors.Is(err, segment.ErrCorrupt) || errors.Is(err, segment.ErrNoFooter) {
+		t.Errorf("ReadSummary: %v, want damage", err)
+	}
+	h, _ := segment.DecodeHeader(orig)
+	want, _ := segment.DecodeFooter(orig, h)
+	if got, err := segment.ReadFooter(p); err != nil || got != want {
+		t.Errorf("ReadFooter: %+v, %v; want the content's footer %+v", got, err, want)
+	}
+	if got, err := segment.SealedFooter(p); err != nil || got != want {
+		t.Errorf("SealedFooter: %+v, %v; want the content's footer %+v", got, err, want)
+	}
+	if got, err := segment.ReadHeader(p); err != nil || got != h {
+		t.Errorf("ReadHeader: %+v, %v; want %+v", got, err, h)
+	}
+	im := imageOf(t, p)
+	defer im.Close()
+	if err := im.CheckSummary(); !errors.Is(err, segment.ErrCorrupt) || !strings.Contains(err.Error(), p) {
+		t.Errorf("CheckSummary: %v, want damage naming %s", err, p)
+	}
+}
