@@ -2,7 +2,9 @@ package verify
 
 import (
 	"bytes"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -10,8 +12,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// --quick reads a sealed segment's header and footer only, through the
-// mapping; it opened each sealed segment file twice, the second time for
+// --quick reads a sealed segment's header, footer and END frame only
+// (through the mapping, or a copy of a small file); it opened each sealed
+// segment file twice, the second time for
 // a window it never read through. The opens are counted with inotify,
 // an IN_OPEN event per open(2) of a file in the directory. The kernel
 // merges an event into the last one queued if they are the same, and
@@ -83,4 +86,38 @@ func inotifyOpens(t *testing.T, ino int, wd int) map[string]int {
 			off += unix.SizeofInotifyEvent + int(ev.Len)
 		}
 	}
+}
+
+// TestQuickCopiedOrMapped: --quick reads a sealed segment file up to
+// quickCopyMax whole and maps a larger one. Both must find the same: a
+// damaged END header (missing-end) and a broken link (chain), nothing of
+// a damaged payload, the same record count.
+func TestQuickCopiedOrMapped(t *testing.T) {
+	for _, size := range []int64{testSize, 2 * quickCopyMax} {
+		l := newTestLog(t)
+		var s []*seg
+		for range 3 {
+			s = append(s, l.seal(buildSize(l.next, size, payloads(l.next, 5), true)))
+		}
+		s[0].img[s[0].end+9] ^= 1 // END header
+		s[0].write(t)
+		s[1].footer.PrevDigest[0] ^= 1
+		s[1].setFooter(t, func(*segment.Footer) {})
+		s[2].img[s[2].offs[2]+segment.FrameHeaderSize+3] ^= 0x10 // a payload
+		s[2].write(t)
+		rep := mustDir(t, l.dir, Options{Quick: true, Workers: 1})
+		want := fmt.Sprintf("missing-end 1:%d\nchain 2:%d\n", s[0].end, size-segment.FooterSize)
+		if got := classesAt(rep); got != want || rep.Totals.Records != 15 {
+			t.Errorf("segments of %d bytes: %d records, findings:\n%swant 15 records and:\n%s", size, rep.Totals.Records, got, want)
+		}
+	}
+}
+
+// classesAt lists a report's findings as "class seq:offset" lines.
+func classesAt(rep *Report) string {
+	var b strings.Builder
+	for _, f := range rep.Findings {
+		fmt.Fprintf(&b, "%s %d:%d\n", f.Class, f.Seq, f.Offset)
+	}
+	return b.String()
 }
