@@ -14,8 +14,8 @@ import (
 
 // --quick reads a sealed segment's header, footer and END frame only
 // (through the mapping, or a copy of a small file); it opened each sealed
-// segment file twice, the second time for
-// a window it never read through. The opens are counted with inotify,
+// segment file twice, the second time for a window it never read
+// through. The opens are counted with inotify,
 // an IN_OPEN event per open(2) of a file in the directory. The kernel
 // merges an event into the last one queued if they are the same, and
 // two opens in a row are (no close comes between: the mapping holds the
