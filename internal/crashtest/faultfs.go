@@ -64,6 +64,11 @@ type Fault struct {
 	Persist bool
 	// Err is returned instead of performing the call; nil means EIO.
 	Err error
+	// Path, if set, limits the rule to calls on that file, and N counts
+	// those calls only: a fault meant for one file must not land on
+	// another whose call came first (a segment the writer prepares in
+	// the background).
+	Path string
 }
 
 // Call describes one operation for the observation hooks.
@@ -88,6 +93,7 @@ type FaultFS struct {
 	mu       sync.Mutex
 	calls    [numOps]int
 	faults   []Fault
+	seen     []int // per rule with a Path: its calls so far
 	injected int
 	// Before and After, if set, are called around every operation (After
 	// also for injected failures), outside the FaultFS's lock. The
@@ -107,13 +113,14 @@ func (f *FaultFS) Inject(ft Fault) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.faults = append(f.faults, ft)
+	f.seen = append(f.seen, 0)
 }
 
 // Clear removes every fault rule: the device has recovered.
 func (f *FaultFS) Clear() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.faults = nil
+	f.faults, f.seen = nil, nil
 }
 
 // Calls returns how many calls of op were made (failed ones included).
@@ -136,8 +143,16 @@ func (f *FaultFS) begin(c *Call) error {
 	f.calls[c.Op]++
 	c.N = f.calls[c.Op]
 	var err error
-	for _, ft := range f.faults {
-		if ft.Op == c.Op && (c.N == ft.N || ft.Persist && c.N > ft.N) {
+	for i, ft := range f.faults {
+		if ft.Op != c.Op || ft.Path != "" && ft.Path != c.Path {
+			continue
+		}
+		n := c.N
+		if ft.Path != "" {
+			f.seen[i]++
+			n = f.seen[i]
+		}
+		if n == ft.N || ft.Persist && n > ft.N {
 			err = ft.Err
 			if err == nil {
 				err = syscall.EIO

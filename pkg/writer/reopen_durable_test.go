@@ -335,10 +335,15 @@ func TestCloseGivingUpFsyncsInheritedSegments(t *testing.T) {
 			}
 			// Giving up and a failed fsync: Close returns both (it
 			// returned ErrReservationsOpen alone, the failure only logged).
+			// The fsync that fails is an inherited segment's: the first
+			// fsync of all was, unless the segment the writer prepares
+			// in the background came first (a loaded machine), whose
+			// failure fails the writer before Close gives up on anything.
+			dir = writtenUnsynced(t)
 			fs = &crashtest.FaultFS{}
-			fs.Inject(crashtest.Fault{Op: crashtest.OpFsync, N: 1})
+			fs.Inject(crashtest.Fault{Op: crashtest.OpFsync, N: 1, Path: filepath.Join(dir, segment.FileName(2))})
 			o.FS = fs
-			if w, err = writer.Open(writtenUnsynced(t), o); err != nil {
+			if w, err = writer.Open(dir, o); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := w.Reserve(3); err != nil {
