@@ -91,12 +91,26 @@ var unreadStarts = []struct {
 // again, failing if it returns a record or stops.
 func waitIdle(t *testing.T, r *reader.Reader) {
 	t.Helper()
+	waitIdleFor(t, r, 1200*time.Millisecond)
+}
+
+// waitRelisted is waitIdle for long enough that the reader has listed the
+// directory again since a change the test made in it: while a follower
+// waits it reads the whole directory only once a second (refresh), and
+// on a loaded machine the 1.2 s of waitIdle can end before that listing.
+func waitRelisted(t *testing.T, r *reader.Reader) {
+	t.Helper()
+	waitIdleFor(t, r, 3*time.Second)
+}
+
+func waitIdleFor(t *testing.T, r *reader.Reader, d time.Duration) {
+	t.Helper()
 	for r.Next() {
 		if bytes.HasPrefix(r.Record().Payload, []byte("new")) {
 			t.Fatalf("record of the new log at %v", r.Record().Position)
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 1200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	if err := r.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Wait on the old log: %v (record: %v)", err, r.Next())
