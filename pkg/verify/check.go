@@ -205,6 +205,14 @@ func checkFile(path string, o *Options, buf []byte) *result {
 			r.found.add(f)
 			if ad != nil {
 				checkSalvaged(path, r, o)
+				if !r.named {
+					// f was made before the salvage placed the
+					// segment by its header: a name without a
+					// number gave it 0.
+					for i := range r.found.list {
+						r.found.list[i].Seq = r.rep.Seq
+					}
+				}
 			}
 		default:
 			r.rep.State, r.rep.Error, r.ioErr = StateUnreadable, err.Error(), err

@@ -47,6 +47,9 @@ func checkPrefix(im *segment.Image, r *result, o *Options) {
 		return
 	}
 	c.known, c.created, c.seq = true, im.Header.Created, im.Header.Seq
+	if !r.named {
+		r.rep.Seq, r.order = c.seq, c.seq // as checkImage places it
+	}
 	if err := im.Check(); err != nil {
 		c.addFound(findingFromErr(Torn, im.Path, r.rep.Seq, err), true)
 	}

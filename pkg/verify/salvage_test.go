@@ -131,3 +131,35 @@ func TestSalvagedArchiveGarbageAfterEnd(t *testing.T) {
 		t.Fatalf("second finding %+v, want the archive's from %d", f, ad.Lost)
 	}
 }
+
+// TestRenamedDamagedArchiveSeq: a damaged archive given by a name that
+// holds no sequence number (evidence.seg.zst) is placed by the header its
+// content decodes to, the segment and every finding alike. The archive's
+// own finding ("cannot open") kept the 0 of the unnumbered name while the
+// segment and its frame findings said 70: `verify -o json` gave
+// position "0:0" and "70:32544" for one file.
+func TestRenamedDamagedArchiveSeq(t *testing.T) {
+	l := newTestLog(t)
+	const size = 1 << 20
+	s := l.seal(buildSize(l.next, size, payloads(l.next, 12000), true))
+	_, good, frame := archiveBytes(t, l, s)
+	p := t.TempDir() + "/evidence.seg.zst"
+	for _, at := range []int{frame / 10, frame / 3, frame / 2, frame * 4 / 5} {
+		ad, _ := flipRun(t, p, good, at)
+		rep, err := Files([]string{p}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Segments) != 1 || len(rep.Findings) == 0 {
+			t.Fatalf("bytes from %d flipped: segments %+v, findings %+v", at, rep.Segments, rep.Findings)
+		}
+		if got := rep.Segments[0].Seq; got != s.seq {
+			t.Errorf("bytes from %d flipped (block %d): segment seq %d, want %d", at, ad.Block, got, s.seq)
+		}
+		for _, f := range rep.Findings {
+			if f.Seq != s.seq {
+				t.Errorf("bytes from %d flipped (block %d): finding %s at %s, want segment %d", at, ad.Block, f.Class, f.Position(), s.seq)
+			}
+		}
+	}
+}
