@@ -45,7 +45,9 @@ whose zstd content is damaged is dumped as far as it decodes, the damage on a
 "content DAMAGED" line, what is lost shown as a cut file's missing bytes are.
 
 Exit codes: 0 the file was dumped (damaged or not; use verify to judge it);
-2 bad usage or the file cannot be read.`,
+1 the file is damaged so that nothing of it can be dumped (an archive none
+of whose segment decodes, a file larger than any segment; as verify and
+tail report it); 2 bad usage or the file cannot be read.`,
 		Args: wantArgs("one segment file or archive", 1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if f.preview < 0 || f.hexMax < 0 {
@@ -56,6 +58,11 @@ Exit codes: 0 the file was dumped (damaged or not; use verify to judge it);
 				return withCode(exitUsage, inspectDirError(path))
 			}
 			in, err := verify.Inspect(path)
+			if errors.Is(err, segment.ErrCorrupt) {
+				// Damage in the file, as verify and tail call it: not a
+				// usage or I/O error.
+				return withCode(exitFailure, err)
+			}
 			if err != nil {
 				return withCode(exitUsage, err)
 			}

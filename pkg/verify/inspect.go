@@ -104,9 +104,12 @@ func (s Slot) AppendPayload(dst []byte) ([]byte, error) {
 }
 
 // Inspect opens a segment file or archive for inspection. Only what
-// prevents reading the file is an error (for a damaged archive, that
-// nothing of the segment's records decodes); damage is described. path is
-// read as segment.CleanName reads it, as verify and the reader read it.
+// prevents reading the file is an error; damage is described. An error
+// wrapping segment.ErrCorrupt is damage that leaves nothing to inspect
+// (an archive none of whose segment decodes, a file larger than any
+// segment), which verify reports as a finding; any other, that the file
+// cannot be read. path is read as segment.CleanName reads it, as verify
+// and the reader read it.
 func Inspect(path string) (*Inspection, error) {
 	path = segment.CleanName(path)
 	im, err := segment.OpenImage(path)
