@@ -451,7 +451,12 @@ func (r *Reader) write(p []byte, last Position) bool {
 		return r.opts.Bulk.Write(p, last)
 	}()
 	if err != nil {
-		r.err = err
+		// After a Close during Write (from it, or from another goroutine
+		// in a Wait), the Close stopped the reader first: ErrClosed, and
+		// the segments released as Next returns, as when Write returns nil.
+		if !r.stopForClose() {
+			r.stop(err)
+		}
 		return false
 	}
 	return !r.stopForClose()

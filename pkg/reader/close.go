@@ -160,9 +160,7 @@ func (r *Reader) stopForClose() bool {
 		return false
 	}
 	r.closeLater = true
-	if r.err == nil {
-		r.err = ErrClosed
-	}
+	r.stop(ErrClosed)
 	return true
 }
 
@@ -172,9 +170,7 @@ func (r *Reader) release() error {
 		return nil
 	}
 	r.released, r.done, r.have, r.closeLater = true, true, false, false
-	if r.err == nil {
-		r.err = ErrClosed
-	}
+	r.stop(ErrClosed)
 	r.dropPrefetch()
 	if r.dirF != nil {
 		r.dirF.Close()

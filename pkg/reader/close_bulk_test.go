@@ -3,6 +3,7 @@ package reader_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,35 +17,43 @@ import (
 // calling Next) stops the reader there, as one from OnDamage does: Write
 // is not called again, Next returns false (not the first record of the
 // unsealed last segment, which Next reads), Err returns ErrClosed, and
-// every segment of the bulk run is released once Next has returned.
+// every segment of the bulk run is released once Next has returned. So
+// too when Write then returns an error (an output it tore down with the
+// reader): the Close stopped the reader first, and Err reports the first
+// reason (it was Write's error).
 func TestCloseFromBulkWrite(t *testing.T) {
-	dir := t.TempDir()
-	writeLogWith(t, dir, 3000, false, mixedPayload)
-	var r *reader.Reader
-	calls := 0
-	r, err := reader.Open(dir, reader.Options{Bulk: &reader.Bulk{Range: 4096, Append: lineOf,
-		Write: func([]byte, reader.Position) error {
-			if calls++; calls == 3 {
-				if err := r.Close(); err != nil {
-					t.Errorf("Close from Write: %v", err)
-				}
+	for _, writeErr := range []error{nil, errors.New("output closed")} {
+		t.Run(fmt.Sprint("Write returns ", writeErr), func(t *testing.T) {
+			dir := t.TempDir()
+			writeLogWith(t, dir, 3000, false, mixedPayload)
+			var r *reader.Reader
+			calls := 0
+			r, err := reader.Open(dir, reader.Options{Bulk: &reader.Bulk{Range: 4096, Append: lineOf,
+				Write: func([]byte, reader.Position) error {
+					if calls++; calls == 3 {
+						if err := r.Close(); err != nil {
+							t.Errorf("Close from Write: %v", err)
+						}
+						return writeErr
+					}
+					return nil
+				}}})
+			if err != nil {
+				t.Fatal(err)
 			}
-			return nil
-		}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Next() {
-		t.Fatal("Next returned a record after Close")
-	}
-	if calls != 3 || !errors.Is(r.Err(), reader.ErrClosed) {
-		t.Fatalf("%d Write calls (want 3), Err %v", calls, r.Err())
-	}
-	if n := mappedFrom(t, dir); n != 0 {
-		t.Fatalf("%d mappings of the log's files left", n)
-	}
-	if err := r.Close(); err != nil {
-		t.Fatalf("second Close = %v", err)
+			if r.Next() {
+				t.Fatal("Next returned a record after Close")
+			}
+			if calls != 3 || !errors.Is(r.Err(), reader.ErrClosed) {
+				t.Fatalf("%d Write calls (want 3), Err %v; want ErrClosed", calls, r.Err())
+			}
+			if n := mappedFrom(t, dir); n != 0 {
+				t.Fatalf("%d mappings of the log's files left", n)
+			}
+			if err := r.Close(); err != nil {
+				t.Fatalf("second Close = %v", err)
+			}
+		})
 	}
 }
 
@@ -53,8 +62,16 @@ func TestCloseFromBulkWrite(t *testing.T) {
 // another goroutine while Write runs returns at once; Write is not called
 // again, Wait returns ErrClosed, and the bulk run's segments are released
 // by then (none is unmapped under the workers: -race and the mapping
-// count).
+// count). Err says ErrClosed too, also when that Write then fails (its
+// output went with the reader): the Close came first (Err was Write's
+// error).
 func TestCloseDuringBulkWriteInWait(t *testing.T) {
+	for _, writeErr := range []error{nil, errors.New("output closed")} {
+		t.Run(fmt.Sprint("Write returns ", writeErr), func(t *testing.T) { closeDuringBulkWriteInWait(t, writeErr) })
+	}
+}
+
+func closeDuringBulkWriteInWait(t *testing.T, writeErr error) {
 	dir := t.TempDir()
 	rest := splitLog(t, dir, nil)
 	inWait, entered, release := false, make(chan struct{}), make(chan struct{})
@@ -67,11 +84,12 @@ func TestCloseDuringBulkWriteInWait(t *testing.T) {
 			select {
 			case <-release:
 				afterClose++
+				return nil
 			default:
 				close(entered)
 				<-release
+				return writeErr
 			}
-			return nil
 		}}})
 	if err != nil {
 		t.Fatal(err)
@@ -91,6 +109,9 @@ func TestCloseDuringBulkWriteInWait(t *testing.T) {
 	wantClosed(t, done)
 	if afterClose != 0 {
 		t.Fatalf("Write called %d times after Close", afterClose)
+	}
+	if !errors.Is(r.Err(), reader.ErrClosed) {
+		t.Fatalf("Err = %v, want ErrClosed", r.Err())
 	}
 	if n := mappedFrom(t, dir); n != 0 {
 		t.Fatalf("%d mappings of the log's files left", n)

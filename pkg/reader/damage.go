@@ -186,7 +186,7 @@ func (r *Reader) report(d Damage) bool {
 		return false
 	}
 	if r.opts.Strict {
-		r.err = &d
+		r.stop(&d)
 		return false
 	}
 	return true

@@ -279,7 +279,7 @@ func (r *Reader) holdDir() error {
 	} else if !r.sameDir() {
 		// Sticky, whichever caller met it first (some only look for
 		// later segments and would otherwise go on waiting).
-		r.err = fmt.Errorf("%s: %w", r.dir, ErrLogReplaced)
+		r.stop(fmt.Errorf("%s: %w", r.dir, ErrLogReplaced))
 		return r.err
 	}
 	return nil

@@ -130,7 +130,7 @@ func (r *Reader) waitListing() bool {
 		return false
 	}
 	if err := r.refresh(); err != nil {
-		r.err = err
+		r.stop(err)
 		return false
 	}
 	if r.nextIndex() < len(r.list) {
@@ -327,7 +327,7 @@ func (r *Reader) cancelled(err error) bool {
 	if !r.endedBy(err) {
 		return false
 	}
-	r.err = err
+	r.stop(err)
 	return true
 }
 

@@ -490,6 +490,16 @@ func (r *Reader) Record() Record { return r.rec }
 // the others stopped it first).
 func (r *Reader) Err() error { return r.err }
 
+// stop records err as why the reader stopped, unless something stopped it
+// already: Err reports the first reason, which callers act on (tail exits
+// 0 after a signal's cancellation, 1 after damage), not whatever failed
+// on the way out.
+func (r *Reader) stop(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+}
+
 // Damaged returns how many damage reports the reader has made so far.
 func (r *Reader) Damaged() int { return r.damaged }
 
@@ -544,7 +554,7 @@ func (r *Reader) wait(ctx context.Context) error {
 		if time.Since(checked) >= time.Second {
 			checked = time.Now()
 			if !r.SameLog() {
-				r.err = fmt.Errorf("%s: %w", r.dir, ErrLogReplaced)
+				r.stop(fmt.Errorf("%s: %w", r.dir, ErrLogReplaced))
 				return r.err
 			}
 		}

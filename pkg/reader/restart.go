@@ -250,7 +250,7 @@ func (r *Reader) stopIfRestarted() bool {
 		return true
 	}
 	if err != nil {
-		r.err = err
+		r.stop(err)
 		return true
 	}
 	return false

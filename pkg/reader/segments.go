@@ -361,7 +361,7 @@ func (r *Reader) atTail(c *seg) bool {
 	}
 	if r.single == "" {
 		if err := r.refresh(); err != nil {
-			r.err = err
+			r.stop(err)
 			return false
 		}
 		// Quiet: no writer adds to c (a later segment is sealed, or c's
