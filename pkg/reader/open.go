@@ -44,16 +44,19 @@ func (r *Reader) openNext() bool {
 			continue
 		}
 		e := r.list[i]
-		lastSeq, passed := r.lastSeq, r.passed
-		if !r.arrive(e.Seq) {
-			return false
-		}
 		// The segment below e: if e turns out removed, it tells removal
 		// (gone too) from a hole in the log (still there; see passRemoved).
 		below := e.Seq - 1
-		if passed {
-			below = lastSeq
+		if r.passed {
+			below = r.lastSeq
 		}
+		if !r.passHole(e.Seq) {
+			return false
+		}
+		// What to go back to if e is not made yet: the hole below it,
+		// reported, stays passed (reported once).
+		lastSeq, passed := r.lastSeq, r.passed
+		r.lastSeq, r.passed = e.Seq, true
 		c, gone := r.openSeg(e, below, true)
 		if c != nil {
 			r.cur = c
@@ -79,8 +82,19 @@ func (r *Reader) openNext() bool {
 
 // arrive reports the sequence numbers absent between the last segment
 // the reader passed and seq, then marks seq passed. It returns false when
-// the reader must stop (Strict). The hole is a gap in the log
-// (DamageMissing) only while the segment below it is still there: one
+// the reader must stop (Strict).
+func (r *Reader) arrive(seq uint64) bool {
+	if !r.passHole(seq) {
+		return false
+	}
+	r.lastSeq, r.passed = seq, true
+	return true
+}
+
+// passHole is arrive's report, which marks the numbers below seq passed
+// once it made it: openNext keeps them passed when seq turns out not made
+// yet. The hole is a gap in the log (DamageMissing) only while the
+// segment below it is still there: one
 // the reader read, or opened ahead, may have been removed since, and the
 // numbers after it with it (retention removes the oldest first) while the
 // reader's listing, taken before the writer made them, never held them.
@@ -92,7 +106,7 @@ func (r *Reader) openNext() bool {
 // too when an older segment is still there: without this the reader
 // began after it silently. Not removal then: a segment gone before the
 // reader started, with every older one, is simply not there.
-func (r *Reader) arrive(seq uint64) bool {
+func (r *Reader) passHole(seq uint64) bool {
 	var first uint64 // the first number absent, 0 for none
 	removal := false
 	switch {
@@ -111,8 +125,8 @@ func (r *Reader) arrive(seq uint64) bool {
 		if !r.report(d) {
 			return false
 		}
+		r.lastSeq, r.passed = seq-1, true
 	}
-	r.lastSeq, r.passed = seq, true
 	return true
 }
 
