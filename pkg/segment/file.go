@@ -54,20 +54,45 @@ func (f *File) Close() error { return f.f.Close() }
 // Footer is ReadFooter of the file: its header and footer, read with
 // pread.
 func (f *File) Footer() (Footer, error) {
+	_, ft, err := f.HeaderFooter()
+	return ft, err
+}
+
+// HeaderFooter is Footer, returning the header it decoded the footer
+// against as well (valid, and of the file's size, when err is nil).
+func (f *File) HeaderFooter() (Header, Footer, error) {
 	path := f.Path()
 	h, err := readFileHeader(f.f, path)
 	if err != nil {
-		return Footer{}, err
+		return Header{}, Footer{}, err
 	}
 	if err := sizeMismatch(path, f.Size(), h.Size); err != nil {
-		return Footer{}, err
+		return Header{}, Footer{}, err
 	}
 	var fb [FooterSize]byte
 	if err := ReadAt(f.f, path, "read", fb[:], h.Size-FooterSize); err != nil {
-		return Footer{}, err
+		return Header{}, Footer{}, err
 	}
 	ft, err := decodeFooterAt(fb[:], h)
-	return ft, WithPath(err, path)
+	return h, ft, WithPath(err, path)
+}
+
+// EndAt reports whether the frame slot at off of the file, whose header
+// is h, holds a committed END frame, as DecodeFrame of its image would,
+// reading only the slot's frame header with pread: an END frame's CRC
+// covers nothing else. verify --quick asks it of a sealed segment's END
+// offset, so as to map nothing. A file that ends before the slot does is
+// an error (a *ChangedError: it was cut since it was opened).
+func (f *File) EndAt(h Header, off int64) (bool, error) {
+	b := make([]byte, FrameHeaderSize) // aligned, for LoadLength
+	if off >= HeaderSize && off <= RecordLimit(h.Size)-FrameHeaderSize {
+		if err := ReadAt(f.f, f.Path(), "read", b, off); err != nil {
+			return false, err
+		}
+	} // else the decoder finds the slot out of the record area
+	var fr Frame
+	decodeFrameIn(&fr, b, off, h.Size, FrameSeed(h.Seq), off)
+	return fr.State == Committed && fr.Type == TypeEnd, nil
 }
 
 // MapImage is OpenImage of the file: the image maps it, and outlives

@@ -49,25 +49,29 @@ func TestDoneContextVerifiesNothing(t *testing.T) {
 // the lease is held, DirContext returns, with no report (what was read
 // is no verdict) and an error wrapping context.Canceled; the segment
 // after the one waited for is never started (one worker: it would be
-// counted by Progress).
+// counted by Progress). --quick, which reads a sealed segment's ends
+// with pread rather than mapping it, opens it the same way.
 func TestCancelDuringLeaseWait(t *testing.T) {
-	l := newTestLog(t)
-	l.sealed(5)
-	leased := l.sealed(5)
-	l.sealed(5)
-	var checked, total int64
-	var rep *Report
-	err := testfs.CancelInLeaseWait(t, leased.path, func(ctx context.Context) (err error) {
-		rep, err = DirContext(ctx, l.dir, Options{Workers: 1, Progress: func(done, all int64) { checked, total = done, all }})
-		return err
-	})
-	if rep != nil || !errors.Is(err, context.Canceled) {
-		t.Fatalf("DirContext cancelled during a lease's break: report %v, error %v; want no report and context.Canceled", rep != nil, err)
+	for _, quick := range []bool{false, true} {
+		l := newTestLog(t)
+		l.sealed(5)
+		leased := l.sealed(5)
+		l.sealed(5)
+		var checked, total int64
+		var rep *Report
+		err := testfs.CancelInLeaseWait(t, leased.path, func(ctx context.Context) (err error) {
+			o := Options{Quick: quick, Workers: 1, Progress: func(done, all int64) { checked, total = done, all }}
+			rep, err = DirContext(ctx, l.dir, o)
+			return err
+		})
+		if rep != nil || !errors.Is(err, context.Canceled) {
+			t.Fatalf("quick %v: DirContext cancelled during a lease's break: report %v, error %v; want no report and context.Canceled", quick, rep != nil, err)
+		}
+		if checked != 2*testSize || total != 3*testSize {
+			t.Errorf("quick %v: Progress last said %d of %d bytes; want the first two segments' (%d) of %d: the third not started", quick, checked, total, 2*testSize, 3*testSize)
+		}
+		t.Log(err)
 	}
-	if checked != 2*testSize || total != 3*testSize {
-		t.Errorf("Progress last said %d of %d bytes; want the first two segments' (%d) of %d: the third not started", checked, total, 2*testSize, 3*testSize)
-	}
-	t.Log(err)
 }
 
 // TestCancelDuringLockLeaseWait (review): the LOCK file a writer left is

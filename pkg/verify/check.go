@@ -179,7 +179,7 @@ func checkPath(path string, o *Options, buf []byte) *result {
 // checkFile is checkPath without its look at a damaged archive's summary.
 func checkFile(path string, o *Options, buf []byte) *result {
 	r := newResult(path, o)
-	im, src, err := openImage(path, o, buf)
+	im, src, e, err := openImage(path, o, buf)
 	if err != nil {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
@@ -217,6 +217,10 @@ func checkFile(path string, o *Options, buf []byte) *result {
 		default:
 			r.rep.State, r.rep.Error, r.ioErr = StateUnreadable, err.Error(), err
 		}
+		return r
+	}
+	if e != nil {
+		checkEnds(e, r, o)
 		return r
 	}
 	defer im.Close()
@@ -275,11 +279,8 @@ func newResult(path string, o *Options) *result {
 func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 	r.rep.Archived = r.rep.Archived || im.Archived
 	r.rep.FileBytes, r.rep.Bytes = im.FileSize, int64(len(im.Data))
-	c := &checker{o: o, r: r, img: im.Data, valid: im.Valid(), minTime: math.MaxInt64, maxTime: math.MinInt64,
-		judge: im.RecoveryRefusal()}
-	if why := c.judge.Refused(); why != nil {
-		c.refuse(why) // its header
-	}
+	c := newChecker(o, r, im.RecoveryRefusal())
+	c.img, c.valid = im.Data, im.Valid()
 	hdr := im.Header
 	if im.HeaderErr != nil {
 		f := findingFromErr(Torn, im.Path, r.rep.Seq, im.HeaderErr)
@@ -295,24 +296,9 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 		// the file name, every intact frame can still be checked.
 		hdr = segment.Header{Seq: nameSeq, Size: size}
 	} else {
-		c.known, c.created = true, hdr.Created
-		if err := im.Check(); err != nil {
-			f := findingFromErr(Torn, im.Path, r.rep.Seq, err)
-			if im.FileSize != hdr.Size {
-				f.Bytes = max(im.FileSize, hdr.Size) - min(im.FileSize, hdr.Size)
-			}
-			c.addFound(f, true)
-		}
+		c.validHeader(im.Path, hdr, im.FileSize)
 	}
-	// Frames are checked with the header's number (their CRC seeds came
-	// from it); the segment and its findings are placed by the file
-	// name's, as readers place its records (FORMAT.md, section 3). They
-	// differ only in a copy renamed to another number, which im.Check
-	// reports.
-	c.seq = hdr.Seq
-	if !r.named {
-		r.rep.Seq, r.order = hdr.Seq, hdr.Seq
-	}
+	c.numbered(hdr.Seq)
 
 	w.giveBack() // the header's block, before the footer's is mapped
 	var ferr error
@@ -323,13 +309,7 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 	}
 	switch {
 	case ferr == nil:
-		r.sealed = true
-		r.rep.State = StateSealed
-		if r.footer.Flags&segment.FlagRecovered != 0 {
-			r.rep.State = StateRecovered
-		}
-		r.rep.Digest = hex.EncodeToString(r.footer.Digest[:])
-		r.rep.PrevDigest = hex.EncodeToString(r.footer.PrevDigest[:])
+		r.seal(r.footer)
 	case errors.Is(ferr, segment.ErrNoFooter):
 		r.footerAbsent = true
 		r.sealCut = errors.Is(ferr, segment.ErrSealUnfinished)
@@ -429,7 +409,84 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 			r.rep.State, r.rep.Error, r.ioErr = StateUnreadable, d.err.Error(), d.err
 			return
 		}
+		if o.Quick {
+			f := segment.DecodeFrame(c.img, c.seq, r.footer.EndOffset)
+			c.quickEnd(f.State == segment.Committed && f.Type == segment.TypeEnd)
+		}
 		c.checkSealed(d.d)
+	}
+}
+
+// checkEnds is checkImage of a sealed segment file for --quick from what
+// openImage read of it (ends), no image: the same checks of its header
+// and footer, the same findings.
+func checkEnds(e *ends, r *result, o *Options) {
+	r.rep.FileBytes, r.rep.Bytes = e.size, e.size
+	c := newChecker(o, r, segment.RecoveryRefusal(r.rep.Path, e.h, nil, e.size, nil, 0))
+	c.validHeader(r.rep.Path, e.h, e.size)
+	c.numbered(e.h.Seq)
+	r.footer = e.ft
+	r.seal(e.ft)
+	r.refusedHeader = segment.CheckHeader(r.rep.Path, e.h, e.size) != nil
+	c.quickEnd(e.hasEnd)
+	c.checkSealed([segment.DigestSize]byte{})
+}
+
+// newChecker starts the check of r with judge, recovery's judgment of
+// the segment's header (RecoveryRefusal), which may refuse it already.
+func newChecker(o *Options, r *result, judge segment.Refusal) *checker {
+	c := &checker{o: o, r: r, minTime: math.MaxInt64, maxTime: math.MinInt64, judge: judge}
+	if why := c.judge.Refused(); why != nil {
+		c.refuse(why) // its header
+	}
+	return c
+}
+
+// validHeader checks h, the valid header of the segment file at path,
+// against the file, of fileSize bytes: its size and its name's number.
+func (c *checker) validHeader(path string, h segment.Header, fileSize int64) {
+	c.known, c.created = true, h.Created
+	if err := segment.CheckHeader(path, h, fileSize); err != nil {
+		f := findingFromErr(Torn, path, c.r.rep.Seq, err)
+		if fileSize != h.Size {
+			f.Bytes = max(fileSize, h.Size) - min(fileSize, h.Size)
+		}
+		c.addFound(f, true)
+	}
+}
+
+// numbered sets the number the frames are checked with: the header's
+// (their CRC seeds came from it). The segment and its findings are placed
+// by the file name's, as readers place its records (FORMAT.md, section
+// 3); they differ only in a copy renamed to another number, which
+// validHeader reports.
+func (c *checker) numbered(seq uint64) {
+	c.seq = seq
+	if !c.r.named {
+		c.r.rep.Seq, c.r.order = seq, seq
+	}
+}
+
+// seal records that the segment is sealed by ft, its footer.
+func (r *result) seal(ft segment.Footer) {
+	r.sealed = true
+	r.rep.State = StateSealed
+	if ft.Flags&segment.FlagRecovered != 0 {
+		r.rep.State = StateRecovered
+	}
+	r.rep.Digest = hex.EncodeToString(ft.Digest[:])
+	r.rep.PrevDigest = hex.EncodeToString(ft.PrevDigest[:])
+}
+
+// quickEnd is what --quick takes in place of the walk of a sealed
+// segment: the footer's record count, and whether its END offset holds
+// the END frame (hasEnd).
+func (c *checker) quickEnd(hasEnd bool) {
+	r := c.r
+	r.rep.Records = r.footer.Records
+	if hasEnd {
+		r.hasEnd, r.endAt = true, r.footer.EndOffset
+		r.rep.EndOffset = r.footer.EndOffset
 	}
 }
 
@@ -437,14 +494,7 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 // computed from them (unused in quick mode).
 func (c *checker) checkSealed(d [segment.DigestSize]byte) {
 	r, ft := c.r, c.r.footer
-	at := int64(len(c.img)) - segment.FooterSize
-	if c.o.Quick {
-		r.rep.Records = ft.Records
-		if f := segment.DecodeFrame(c.img, c.seq, ft.EndOffset); f.State == segment.Committed && f.Type == segment.TypeEnd {
-			r.hasEnd, r.endAt = true, ft.EndOffset
-			r.rep.EndOffset = ft.EndOffset
-		}
-	}
+	at := r.rep.Bytes - segment.FooterSize
 	switch {
 	case r.hasEnd && r.endAt != ft.EndOffset:
 		c.addFound(c.finding(Footer, at, 0, fmt.Sprintf("footer end offset %d, but the END frame is at %d", ft.EndOffset, r.endAt)), false)

@@ -8,12 +8,13 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/auditseg/auditseg/internal/testfs"
 	"github.com/auditseg/auditseg/pkg/segment"
 	"golang.org/x/sys/unix"
 )
 
 // --quick reads a sealed segment's header, footer and END frame only
-// (through the mapping, or a copy of a small file); it opened each sealed
+// (with pread: TestQuickReadsOnlyHeadersAndFooters); it opened each sealed
 // segment file twice, the second time for a window it never read
 // through. The opens are counted with inotify,
 // an IN_OPEN event per open(2) of a file in the directory. The kernel
@@ -88,27 +89,64 @@ func inotifyOpens(t *testing.T, ino int, wd int) map[string]int {
 	}
 }
 
-// TestQuickCopiedOrMapped: --quick reads a sealed segment file up to
-// quickCopyMax whole and maps a larger one. Both must find the same: a
+// TestQuickCopiedOrMapped: --quick read a sealed segment file up to 512
+// KiB whole and mapped a larger one; it now reads the ends of both
+// (TestQuickReadsOnlyHeadersAndFooters). Both must find the same: a
 // damaged END header (missing-end) and a broken link (chain), nothing of
 // a damaged payload, the same record count.
 func TestQuickCopiedOrMapped(t *testing.T) {
-	for _, size := range []int64{testSize, 2 * quickCopyMax} {
-		l := newTestLog(t)
-		var s []*seg
-		for range 3 {
-			s = append(s, l.seal(buildSize(l.next, size, payloads(l.next, 5), true)))
-		}
-		s[0].img[s[0].end+9] ^= 1 // END header
-		s[0].write(t)
-		s[1].footer.PrevDigest[0] ^= 1
-		s[1].setFooter(t, func(*segment.Footer) {})
-		s[2].img[s[2].offs[2]+segment.FrameHeaderSize+3] ^= 0x10 // a payload
-		s[2].write(t)
-		rep := mustDir(t, l.dir, Options{Quick: true, Workers: 1})
-		want := fmt.Sprintf("missing-end 1:%d\nchain 2:%d\n", s[0].end, size-segment.FooterSize)
+	for _, size := range []int64{testSize, 1 << 20} {
+		dir, want := quickDamage(t, size)
+		rep := mustDir(t, dir, Options{Quick: true, Workers: 1})
 		if got := classesAt(rep); got != want || rep.Totals.Records != 15 {
 			t.Errorf("segments of %d bytes: %d records, findings:\n%swant 15 records and:\n%s", size, rep.Totals.Records, got, want)
+		}
+	}
+}
+
+// quickDamage writes a log of three sealed segments of size bytes, of 5
+// records each, with damage --quick finds (an END header, a chain link)
+// and damage it does not read (a payload). It returns the log's directory
+// and the findings --quick reports of it (classesAt).
+func quickDamage(t *testing.T, size int64) (dir, want string) {
+	l := newTestLog(t)
+	var s []*seg
+	for range 3 {
+		s = append(s, l.seal(buildSize(l.next, size, payloads(l.next, 5), true)))
+	}
+	s[0].img[s[0].end+9] ^= 1 // END header
+	s[0].write(t)
+	s[1].footer.PrevDigest[0] ^= 1
+	s[1].setFooter(t, func(*segment.Footer) {})
+	s[2].img[s[2].offs[2]+segment.FrameHeaderSize+3] ^= 0x10 // a payload
+	s[2].write(t)
+	return l.dir, fmt.Sprintf("missing-end 1:%d\nchain 2:%d\n", s[0].end, size-segment.FooterSize)
+}
+
+// TestQuickReadsOnlyHeadersAndFooters: --quick reads what it checks of a
+// sealed segment file, its header, footer and END frame, with pread, and
+// maps none of them; it mapped a file larger than 512 KiB (2 mmap, 3
+// munmap and 3 madvise calls) and read a smaller one whole, and on a log
+// of many small segments took longer than a full check. Run where
+// a mapping of a file fails (testfs.NoFileMappings), it finds what it
+// finds in TestQuickCopiedOrMapped, and reads less than a page a
+// segment (/proc/self/io's count: a mapping's faults are not in it).
+func TestQuickReadsOnlyHeadersAndFooters(t *testing.T) {
+	if !testfs.InChild(t) {
+		return
+	}
+	testfs.NoFileMappings(t)
+	for _, size := range []int64{testSize, 1 << 20} {
+		dir, want := quickDamage(t, size)
+		before := testfs.BytesRead(t)
+		rep := mustDir(t, dir, Options{Quick: true, Workers: 1})
+		read := testfs.BytesRead(t) - before
+		if got := classesAt(rep); got != want || rep.Totals.Records != 15 || rep.Totals.Sealed != 3 {
+			t.Errorf("segments of %d bytes: %d sealed, %d records, findings:\n%s%s\nwant 3 sealed, 15 records and:\n%s",
+				size, rep.Totals.Sealed, rep.Totals.Records, got, summary(rep), want)
+		}
+		if read >= 3*4096 {
+			t.Errorf("segments of %d bytes: %d bytes read for 3 segments; want less than a page each", size, read)
 		}
 	}
 }

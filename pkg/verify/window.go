@@ -41,46 +41,75 @@ import (
 // file without buf, is read through its image alone. How the bytes are
 // read never changes what is checked.
 //
+// --quick reads of a sealed segment file only its header, its footer and
+// the END frame's header, with pread (readEnds), returned as e instead
+// of an image: mapping it cost more than the rest of its check (2 mmap,
+// 3 munmap and 3 madvise calls a segment), and reading it whole more
+// than these three reads, which made --quick slower than a full check on
+// a log of many small segments.
+//
 // The file is opened once, for its footer and its bytes: two opens of
 // its name could be two files, one renamed over the other in between,
 // their bytes mixed in one check.
-func openImage(path string, o *Options, buf []byte) (im *segment.Image, src *segment.File, err error) {
-	if buf == nil || segment.IsArchiveName(filepath.Base(path)) {
+func openImage(path string, o *Options, buf []byte) (im *segment.Image, src *segment.File, e *ends, err error) {
+	if segment.IsArchiveName(filepath.Base(path)) || buf == nil && !o.Quick {
 		im, err = segment.OpenImageContext(o.ctx, path)
-		return im, nil, err
+		return im, nil, nil, err
 	}
 	f, err := segment.OpenFileContext(o.ctx, path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	// The footer is read before the bytes are copied, as the mapped check
-	// reads it before walking: a segment sealed by then never changes, so
-	// the copy is consistent; one a writer seals while it is being copied
-	// would not be. A file larger than buf is read through the window,
-	// mapped without that read. --quick reads only the header, the footer
-	// and the END frame, yet copying a small segment whole still costs
-	// less than mapping it (quickCopyMax).
-	if f.Size() <= int64(len(buf)) && (!o.Quick || f.Size() <= quickCopyMax) {
+	if o.Quick {
+		// A segment file not sealed, or whose header or footer is damaged,
+		// is mapped below and walked, as by a full check.
+		if e, err = readEnds(f); e != nil || err != nil {
+			f.Close()
+			return nil, nil, e, err
+		}
+	} else if f.Size() <= int64(len(buf)) {
+		// The footer is read before the bytes are copied, as the mapped
+		// check reads it before walking: a segment sealed by then never
+		// changes, so the copy is consistent; one a writer seals while it
+		// is being copied would not be. A file larger than buf is read
+		// through the window, mapped without that read.
 		if _, ferr := f.Footer(); ferr == nil {
 			im, err = f.ReadImage(buf)
 			f.Close()
-			return im, nil, err
+			return im, nil, nil, err
 		}
 	}
-	if im, err = f.MapImage(); err != nil {
+	if im, err = f.MapImage(); err != nil || buf == nil {
 		f.Close()
-		return nil, nil, err
+		return im, nil, nil, err
 	}
-	return im, f, nil
+	return im, f, nil, nil
 }
 
-// quickCopyMax is the largest segment file --quick reads whole rather
-// than maps: mapping costs a fixed ~2 mmap, 3 munmap and 3 madvise calls
-// a segment, whatever its size. verify --quick of one 125 MiB log, mapped
-// against copied: in 64 KiB segments 0.14 s against 0.04 s; in 256 KiB
-// 40 against 19 ms, 512 KiB 24 against 16 ms, 1 MiB 15 against 16-20 ms
-// (no gain; means of 20 runs).
-const quickCopyMax = 512 << 10
+// ends is what --quick reads of a sealed segment file in place of its
+// image (openImage): its header and footer, valid, and whether the
+// footer's END offset holds a committed END frame.
+type ends struct {
+	size   int64
+	h      segment.Header
+	ft     segment.Footer
+	hasEnd bool
+}
+
+// readEnds reads the ends of the segment file f, if it is sealed: nil,
+// and no error, if it is not or its header or footer is damaged (an
+// image of it says how). The error is a read's of the END frame.
+func readEnds(f *segment.File) (*ends, error) {
+	h, ft, err := f.HeaderFooter()
+	if err != nil {
+		return nil, nil
+	}
+	hasEnd, err := f.EndAt(h, ft.EndOffset)
+	if err != nil {
+		return nil, err
+	}
+	return &ends{size: f.Size(), h: h, ft: ft, hasEnd: hasEnd}, nil
+}
 
 // windowSize is the window of each verify worker: large enough that
 // pread's per-call cost vanishes, small enough to stay in the L2 cache.

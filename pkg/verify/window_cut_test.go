@@ -55,7 +55,7 @@ func checkCutAfterMap(t *testing.T, path string, img []byte, cut int64, o Option
 		t.Fatal(err)
 	}
 	o = o.withDefaults()
-	im, src, err := openImage(path, &o, buf)
+	im, src, _, err := openImage(path, &o, buf)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,7 +74,7 @@ func checkFileAs(t *testing.T, path string, o Options, buf []byte, mode segment.
 	t.Helper()
 	o = o.withDefaults()
 	r := newResult(path, &o)
-	im, src, err := openImage(path, &o, buf)
+	im, src, _, err := openImage(path, &o, buf)
 	if err != nil {
 		t.Fatal(err)
 	}
