@@ -1,12 +1,13 @@
 package segment
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -240,19 +241,22 @@ func firstName(dir string, seq uint64, such func(fs.FileMode) bool) (string, fs.
 	return "", 0, false
 }
 
+// list reads dir once. The directory is read in its own order
+// (File.ReadDir; os.ReadDir sorted every name first), and only what is
+// kept is sorted: the segments by number, the other names by name.
 func list(dir string) (Listing, error) {
-	des, err := os.ReadDir(dir)
+	des, err := readDir(dir)
 	if err != nil {
 		return Listing{}, fmt.Errorf("list log directory: %w", err)
 	}
 	l := Listing{Dir: dir}
-	bySeq := map[uint64]int{}
+	bySeq := make(map[uint64]int, len(des))
 	for _, de := range des {
 		name := de.Name()
-		p := filepath.Join(dir, name)
 		seq, archived, ok := ParseName(name)
 		switch {
 		case ok && de.Type().IsRegular():
+			p := joinName(dir, name)
 			if i, dup := bySeq[seq]; dup {
 				e := &l.Segments[i]
 				if archived {
@@ -267,15 +271,40 @@ func list(dir string) (Listing, error) {
 		case name == LockName && de.Type().IsRegular():
 		case strings.HasSuffix(name, TempExt) && de.Type().IsRegular():
 			if _, _, ok := ParseName(strings.TrimSuffix(name, TempExt)); ok {
-				l.Temps = append(l.Temps, p)
+				l.Temps = append(l.Temps, joinName(dir, name))
 				continue
 			}
-			l.Unexpected = append(l.Unexpected, p)
+			l.Unexpected = append(l.Unexpected, joinName(dir, name))
 		default:
 			// Includes symlinks named like segments: never followed.
-			l.Unexpected = append(l.Unexpected, p)
+			l.Unexpected = append(l.Unexpected, joinName(dir, name))
 		}
 	}
-	sort.Slice(l.Segments, func(i, j int) bool { return l.Segments[i].Seq < l.Segments[j].Seq })
+	slices.SortFunc(l.Segments, func(a, b Entry) int { return cmp.Compare(a.Seq, b.Seq) })
+	slices.Sort(l.Temps) // one directory's paths: in name order
+	slices.Sort(l.Unexpected)
 	return l, nil
+}
+
+// readDir is os.ReadDir without its sort.
+func readDir(dir string) ([]os.DirEntry, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.ReadDir(-1)
+}
+
+// joinName is filepath.Join(dir, name) for dir cleaned (CleanName) and
+// name read from it, a single element other than "." and "..", without
+// Join's second cleaning.
+func joinName(dir, name string) string {
+	switch dir {
+	case ".":
+		return name
+	case "/":
+		return dir + name
+	}
+	return dir + "/" + name
 }

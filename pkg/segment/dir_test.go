@@ -2,8 +2,10 @@ package segment
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -91,11 +93,10 @@ func TestList(t *testing.T) {
 	if !reflect.DeepEqual(l.Segments, wantSegs) {
 		t.Errorf("segments\n got %+v\nwant %+v", l.Segments, wantSegs)
 	}
-	sort.Strings(l.Temps)
+	// Temps and Unexpected in name order, which is what reports list.
 	if want := []string{p(ArchiveName(3) + TempExt), p(FileName(4) + TempExt)}; !reflect.DeepEqual(l.Temps, want) {
 		t.Errorf("temps %v, want %v", l.Temps, want)
 	}
-	sort.Strings(l.Unexpected)
 	wantUnexp := []string{p(FileName(5)), p(ArchiveName(6)), p(FileName(7)), p("lock"), p("notes.tmp"), p("notes.txt")}
 	sort.Strings(wantUnexp)
 	if !reflect.DeepEqual(l.Unexpected, wantUnexp) {
@@ -121,6 +122,61 @@ func TestList(t *testing.T) {
 	for _, seq := range []uint64{4, 5, 6, 7, 8} {
 		if got, ok := Lookup(dir, seq); ok {
 			t.Errorf("Lookup(%d) = %+v, want nothing", seq, got)
+		}
+	}
+}
+
+// TestListOrder: List returns the segments in sequence order, the
+// leftovers and the names that do not belong in name order, whatever
+// order the directory holds them in: 100 segments made in a shuffled
+// order, archived, both, or not, with leftovers and stray names.
+func TestListOrder(t *testing.T) {
+	dir := t.TempDir()
+	var names []string
+	for seq := uint64(1); seq <= 100; seq++ {
+		switch seq % 4 {
+		case 0:
+			names = append(names, FileName(seq))
+		case 1:
+			names = append(names, ArchiveName(seq))
+		case 2:
+			names = append(names, FileName(seq), ArchiveName(seq))
+		case 3:
+			names = append(names, FileName(seq), FileName(seq)+TempExt, fmt.Sprintf("x%d", seq))
+		}
+	}
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(names), func(i, j int) { names[i], names[j] = names[j], names[i] })
+	for _, name := range names {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := List(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Segments) != 100 {
+		t.Fatalf("%d segments; want 100", len(l.Segments))
+	}
+	for i, e := range l.Segments {
+		if e.Seq != uint64(i+1) || e.Archived != (e.Seq%4 == 1) || (e.Duplicate != "") != (e.Seq%4 == 2) {
+			t.Fatalf("segment %d of the listing: %+v", i, e)
+		}
+	}
+	if len(l.Temps) != 25 || len(l.Unexpected) != 25 || !sort.StringsAreSorted(l.Temps) || !sort.StringsAreSorted(l.Unexpected) {
+		t.Errorf("%d temps, %d unexpected, in name order %v, %v; want 25 of each, in name order",
+			len(l.Temps), len(l.Unexpected), sort.StringsAreSorted(l.Temps), sort.StringsAreSorted(l.Unexpected))
+	}
+}
+
+// TestJoinName: the paths List builds are filepath.Join's, for every
+// kind of cleaned directory name.
+func TestJoinName(t *testing.T) {
+	for _, dir := range []string{".", "/", "..", "log", "../log", "/var/log/audit"} {
+		for _, name := range []string{FileName(1), "x", "..."} {
+			if got, want := joinName(dir, name), filepath.Join(dir, name); got != want {
+				t.Errorf("joinName(%q, %q) = %q; want %q", dir, name, got, want)
+			}
 		}
 	}
 }
