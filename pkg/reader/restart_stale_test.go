@@ -163,8 +163,12 @@ func TestFollowNotStoppedBySegmentOneRestored(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, segment.FileName(1)), one, 0o640); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
-	err = r.Wait(ctx) // lists the directory again within the second
+	// A waiting follower lists the directory again once a second: it
+	// must have found segment 4 gone before the next writer makes 4
+	// again (then "segment 4 was made again", the reader still at it).
+	// 1.5 s was too short on a loaded machine (a CI run under -race).
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	err = r.Wait(ctx)
 	cancel()
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Wait after segment 1 was restored: %v", err)

@@ -194,14 +194,15 @@ func TestFollowNotStoppedWhenItsSegmentIsArchivedAndRemoved(t *testing.T) {
 	}
 	defer r.Close()
 	// drain returns the position of the last record read until the
-	// follower has waited long enough to list the directory again.
+	// follower has waited long enough to list the directory again (once a
+	// second while it waits; 3 s for a loaded machine).
 	drain := func(step string) (at segment.Position) {
 		t.Helper()
 		for {
 			for r.Next() {
 				at = r.Record().Position
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			err := r.Wait(ctx)
 			cancel()
 			if errors.Is(err, context.DeadlineExceeded) {
