@@ -25,7 +25,9 @@ package main
 //	   and the closing line counts those of its records skipped that
 //	   were still readable, if any, instead), the
 //	   cursor file cannot be read or written or belongs to another log,
-//	   or writing the output failed.
+//	   or writing the output failed, or was given up after a signal (a
+//	   consumer not reading: the cursor is stored at the last record
+//	   written in full).
 
 import (
 	"bufio"
@@ -84,7 +86,11 @@ a NUL byte), or with --framing u32be prefixed by its length as a 4-byte
 big-endian integer, the inverse of the same 'auditseg write' flags. -o json:
 one object per line with position, segment, offset, time (RFC 3339 with
 nanoseconds, UTC) and payload when it is valid UTF-8, else payload_base64.
-Output is buffered and flushed whenever tail waits for records.
+Output is buffered and flushed whenever tail waits for records. After
+SIGINT, SIGTERM or SIGHUP it is flushed; if the consumer takes nothing of
+it for 5s (it is alive but not reading), or at a second signal, tail gives
+the output up, stores the cursor at the last record it wrote in full and
+exits 2.
 
 Damage is reported on stderr with its file and offset, skipped, and reading
 goes on. Segments removed (retention, oldest first) while tail reads the
@@ -242,7 +248,11 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
-	out := bufio.NewWriterSize(cmd.OutOrStdout(), 256<<10)
+	stderr := cmd.ErrOrStderr()
+	done := make(chan struct{})
+	defer close(done)
+	stdout := newStallWriter(cmd.OutOrStdout(), stopSignals(), done, stallNotice(stderr))
+	out := bufio.NewWriterSize(stdout, 256<<10)
 	pr, err := newPrinter(out, f)
 	if err != nil {
 		return withCode(exitUsage, err)
@@ -254,7 +264,6 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 		watchReaderGone(ctx, cancel, o)
 	}
 
-	stderr := cmd.ErrOrStderr()
 	rep := &tailReports{out: out, stderr: stderr}
 	opts.Follow = f.follow
 	opts.OnDamage = rep.damage
@@ -265,6 +274,11 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	opts.OnDuplicate = func(original, archive string) { dups = append(dups, archive) }
 	var last segment.Position
 	printed := false
+	// The last record whose bytes all reached the kernel: where the cursor
+	// goes when the output is given up (errOutputStalled) with a record in
+	// flight, perhaps cut.
+	var full segment.Position
+	fullPrinted := false
 	// Sealed segments are formatted on every core and written a few MiB
 	// at a time, straight to the output: bufio would copy each buffer once
 	// more for nothing.
@@ -276,11 +290,12 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 				bulkErr = err
 				return err
 			}
-			if _, err := cmd.OutOrStdout().Write(p); err != nil {
+			if _, err := stdout.Write(p); err != nil {
 				bulkErr = err
 				return err
 			}
 			last, printed = pos, true
+			full, fullPrinted = pos, true
 			if err := ctx.Err(); err != nil {
 				return err // a signal: stop as a sequential replay does
 			}
@@ -329,6 +344,7 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 			if err := out.Flush(); err != nil {
 				return err
 			}
+			full, fullPrinted = last, printed
 			if r.Wait(ctx) != nil {
 				return nil // the end (io.EOF), a signal, or r.Err()
 			}
@@ -340,7 +356,10 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	if werr == nil {
 		werr = bulkErr
 	}
-	if werr != nil {
+	stalled := errors.Is(werr, errOutputStalled)
+	if stalled {
+		last, printed = full, fullPrinted
+	} else if werr != nil {
 		return withCode(exitUsage, fmt.Errorf("write output: %w", werr))
 	}
 	switch {
@@ -374,6 +393,9 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 			fmt.Fprintf(stderr, "auditseg tail: warning: --since %s is in the future (now %s); %s\n",
 				f.since, began.UTC().Format(time.RFC3339), lastRecordText(dir))
 		}
+	}
+	if stalled {
+		return withCode(exitUsage, stalledError(printed, last))
 	}
 	if err := r.Err(); err != nil && !cancel.Ended(ctx, err) {
 		return withCode(exitUsage, err)

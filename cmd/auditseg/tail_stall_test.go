@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestTailGivesUpOutputNotRead: tail -f stopped by a signal while its
+// consumer is alive but not reading (`less` until scrolled) waited for
+// the pipe to close, then died of SIGPIPE with its cursor not stored. It
+// must give the output up (at a second signal, or after stallGrace with
+// no progress), store the cursor at the last record it wrote in full and
+// exit 2; every record up to the cursor must have reached the pipe
+// whole. A consumer that reads, however slowly, is not given up on.
+func TestTailGivesUpOutputNotRead(t *testing.T) {
+	bin := buildBinary(t)
+	catchIgnored(syscall.SIGHUP)
+	for _, tc := range []struct {
+		name    string
+		signals []syscall.Signal
+		slow    bool // the consumer reads slowly after the signal
+	}{
+		{"second signal", []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP}, false},
+		{"no progress", []syscall.Signal{syscall.SIGTERM}, false},
+		{"slow consumer", []syscall.Signal{syscall.SIGTERM}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir, cursor := t.TempDir(), filepath.Join(t.TempDir(), "cursor")
+			writeInput(t, bin, dir, stallLines(0, 100))
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pr.Close()
+			cmd := exec.Command(bin, "tail", "-f", "-n", "+1", "--cursor-file", cursor, dir)
+			var stderr lockedBuffer
+			cmd.Stdout, cmd.Stderr = pw, &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			pw.Close()
+			t.Cleanup(func() { cmd.Process.Kill() })
+
+			// The first records printed and flushed; then more than the
+			// pipe and tail's buffer hold, followed live.
+			first := strings.Join(stallLines(0, 100), "\n") + "\n"
+			waitPipe(t, pr, func(n int) bool { return n == len(first) }, "the first records")
+			writeInput(t, bin, dir, stallLines(100, 60000))
+			waitPipe(t, pr, func(n int) bool { return n >= 32<<10 }, "a full pipe") // pipe pages partly filled: under 64 KiB
+
+			for _, sig := range tc.signals {
+				if err := cmd.Process.Signal(sig); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var out []byte
+			readDone := make(chan error, 1)
+			go func() {
+				if tc.slow {
+					// 16 KiB every 300 ms: a 64 KiB write takes 1.2 s,
+					// well within stallGrace, the whole backlog longer.
+					buf := make([]byte, 16<<10)
+					for {
+						time.Sleep(300 * time.Millisecond)
+						n, err := io.ReadFull(pr, buf)
+						out = append(out, buf[:n]...)
+						if err != nil {
+							readDone <- nil
+							return
+						}
+					}
+				}
+				readDone <- nil
+			}()
+			// Without the give-up tail waits for the pipe to close,
+			// which this test holds open: it fails here, not by timing out.
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			select {
+			case err = <-exited:
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("tail still running 30 s after %v; stderr: %s", tc.signals, stderr.String())
+			}
+			var ee *exec.ExitError
+			if tc.slow {
+				<-readDone
+				if err != nil {
+					t.Fatalf("exit: %v, want 0; stderr: %s", err, stderr.String())
+				}
+				// All tail printed, up to the cursor: it stops reading
+				// the log at the signal.
+				c := readCursorFile(t, cursor)
+				if want := linesUpTo(t, dir, c.pos.String()); string(out) != want {
+					t.Fatalf("the consumer got %d bytes, want the %d of the records up to the cursor %s", len(out), len(want), c.pos)
+				}
+				return
+			}
+			if !errors.As(err, &ee) || ee.ExitCode() != exitUsage {
+				t.Fatalf("exit: %v, want %d; stderr: %s", err, exitUsage, stderr.String())
+			}
+			<-readDone
+			if out, err = io.ReadAll(pr); err != nil {
+				t.Fatal(err)
+			}
+			c := readCursorFile(t, cursor)
+			msg := fmt.Sprintf("output not read after the interrupt: the last record written in full is at %s;", c.pos)
+			if !strings.Contains(stderr.String(), msg) {
+				t.Fatalf("stderr %q does not say %q", stderr.String(), msg)
+			}
+			if notice := "the output is not being read; giving it up"; strings.Contains(stderr.String(), notice) == (len(tc.signals) > 1) {
+				t.Fatalf("stderr %q: notice %q given %v, want it only when tail waits", stderr.String(), notice, len(tc.signals) > 1)
+			}
+			// Every record up to the cursor reached the consumer whole.
+			want := linesUpTo(t, dir, c.pos.String())
+			if !bytes.HasPrefix(out, []byte(want)) {
+				t.Fatalf("the pipe holds %d bytes, not the %d of the records up to the cursor %s", len(out), len(want), c.pos)
+			}
+		})
+	}
+}
+
+func readCursorFile(t *testing.T, path string) cursor {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("no cursor stored: %v", err)
+	}
+	c, err := parseCursor(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func stallLines(from, to int) []string {
+	var out []string
+	for i := from; i < to; i++ {
+		out = append(out, fmt.Sprintf("stalled output %06d %s", i, strings.Repeat("z", i%64)))
+	}
+	return out
+}
+
+// writeInput runs `auditseg write` on dir with lines as its input.
+func writeInput(t *testing.T, bin, dir string, lines []string) {
+	t.Helper()
+	cmd := exec.Command(bin, "write", "-q", "--segment-size", "1MiB", dir)
+	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("write: %v: %s", err, out)
+	}
+}
+
+// waitPipe waits until the bytes waiting in the pipe pr satisfy ok, and
+// stay so for 200 ms (tail is blocked or idle).
+func waitPipe(t *testing.T, pr *os.File, ok func(int) bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	last, since := -1, time.Now()
+	for {
+		n, err := unix.IoctlGetInt(int(pr.Fd()), unix.TIOCINQ) // FIONREAD
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != last {
+			last, since = n, time.Now()
+		} else if ok(n) && time.Since(since) >= 200*time.Millisecond {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: %d bytes in the pipe", what, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// linesUpTo is what `tail -n +1` prints of dir's records up to the one
+// at pos, inclusive.
+func linesUpTo(t *testing.T, dir, pos string) string {
+	t.Helper()
+	out, stderr, code := execute(t, nil, "tail", "-n", "+1", "-o", "json", dir)
+	if code != exitOK {
+		t.Fatalf("tail: exit %d: %s", code, stderr)
+	}
+	var b strings.Builder
+	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		var r struct{ Position, Payload string }
+		if err := json.Unmarshal([]byte(l), &r); err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString(r.Payload + "\n")
+		if r.Position == pos {
+			return b.String()
+		}
+	}
+	t.Fatalf("no record at %s", pos)
+	return ""
+}
