@@ -24,7 +24,7 @@ var errOutputStalled = errors.New("output not read after the interrupt")
 // time; short enough for a service manager's stop (systemd waits 90 s).
 const stallGrace = 5 * time.Second
 
-// stallChunk is the most a write to a pipe, terminal or socket passes
+// stallChunk is the most a write to a pipe, socket or terminal passes
 // to the kernel at once, so that a consumer's progress shows between
 // them: a pipe holds 64 KiB.
 const stallChunk = 64 << 10
@@ -62,8 +62,10 @@ type writeResult struct {
 func newStallWriter(w io.Writer, sigs []os.Signal, stop <-chan struct{}, notice func()) *stallWriter {
 	s := &stallWriter{w: w, reqs: make(chan []byte), res: make(chan writeResult), giveUp: make(chan struct{})}
 	if f, ok := w.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && !st.Mode().IsRegular() {
-			s.chunked = true // a regular file never waits for a reader
+		// What waits for a reader: a regular file or /dev/null never
+		// does, and pieces would cost them system calls for nothing.
+		if st, err := f.Stat(); err == nil && (st.Mode()&(os.ModeNamedPipe|os.ModeSocket) != 0 || isTerminal(f)) {
+			s.chunked = true
 		}
 	}
 	go s.run(stop)
