@@ -97,7 +97,9 @@ goes on. Segments removed (retention, oldest first) while tail reads the
 log, before it read them, are named in a warning, one line for each run of
 them (their records were not printed), and reading goes on with the next
 segment. A segment missing while the one before it is still there is
-damage, even if tail had listed it.
+damage, even if tail had listed it. A cursor whose segment was removed
+between runs resumes at the oldest segment, with a warning naming the
+segments removed since it was stored.
 
 Exit codes: 0 success (also when interrupted, or when segments were removed
 while they were read); 1 damage was reported and skipped (a dead writer's
@@ -150,8 +152,12 @@ func (f tailFlags) start(ctx context.Context, cmd *cobra.Command, dir string, no
 	if err != nil || !ok {
 		return opts, err
 	}
-	if err := checkCursor(ctx, dir, f.cursorFile, c); err != nil {
+	behind, err := checkCursor(ctx, dir, f.cursorFile, c)
+	if err != nil {
 		return opts, err
+	}
+	if behind != "" {
+		fmt.Fprintf(cmd.ErrOrStderr(), "auditseg tail: warning: %s\n", behind)
 	}
 	return reader.Options{Start: reader.After(c.pos)}, nil
 }

@@ -116,54 +116,79 @@ func (c cursor) String() string {
 
 // checkCursor refuses a cursor that cannot belong to the log in dir: its
 // segment is past the log's newest, or is there but was created at
-// another time. A cursor whose segment was deleted (retention) passes. A
-// directory that cannot be listed, or a segment whose header cannot be
-// read, is left to the reader to report. ctx ends a wait for a lease's
-// break on the segment: its error is returned then, for tail to stop.
-func checkCursor(ctx context.Context, dir, path string, c cursor) error {
+// another time. A cursor whose segment was deleted (retention) passes,
+// with a warning (behind) when that may have lost records. A directory
+// that cannot be listed, or a segment whose header cannot be read, is
+// left to the reader to report. ctx ends a wait for a lease's break on
+// the segment: its error is returned then, for tail to stop.
+func checkCursor(ctx context.Context, dir, path string, c cursor) (behind string, err error) {
 	fix := fmt.Sprintf("another log, or this one begun again? Remove %s to read %s from its start", path, dir)
 	if isFile(dir) {
 		// One segment file: its creation time must agree too, or the
 		// cursor of another log's segment of that number would skip this
 		// one's records up to the old offset.
 		if c.created == 0 {
-			return nil
+			return "", nil
 		}
 		h, err := segment.ReadHeaderContext(ctx, dir)
 		if cancel.Ended(ctx, err) {
-			return err
+			return "", err
 		}
 		if err != nil || h.Seq != c.pos.Seq || h.Created == c.created {
-			return nil
+			return "", nil
 		}
-		return fmt.Errorf("cursor file %s is at %s, in a segment created %s, but %s (segment %d) was created %s: %s",
+		return "", fmt.Errorf("cursor file %s is at %s, in a segment created %s, but %s (segment %d) was created %s: %s",
 			path, c.pos, time.Unix(0, c.created).UTC().Format(time.RFC3339Nano), dir, h.Seq,
 			time.Unix(0, h.Created).UTC().Format(time.RFC3339Nano), fix)
 	}
 	l, err := segment.List(dir)
 	if err != nil {
-		return nil
+		return "", nil
 	}
 	last, ok := l.Last()
 	if !ok {
-		return fmt.Errorf("cursor file %s is at %s, but %s holds no segment: %s", path, c.pos, dir, fix)
+		return "", fmt.Errorf("cursor file %s is at %s, but %s holds no segment: %s", path, c.pos, dir, fix)
 	}
 	if c.pos.Seq > last.Seq {
-		return fmt.Errorf("cursor file %s is at %s, past the newest segment of %s (%d): %s", path, c.pos, dir, last.Seq, fix)
+		return "", fmt.Errorf("cursor file %s is at %s, past the newest segment of %s (%d): %s", path, c.pos, dir, last.Seq, fix)
+	}
+	if first := l.Segments[0].Seq; c.pos.Seq < first {
+		return removedBehind(path, c.pos, first), nil
 	}
 	if c.created == 0 {
-		return nil
+		return "", nil
 	}
 	h, err := segmentHeader(ctx, l, c.pos.Seq)
 	if cancel.Ended(ctx, err) {
-		return err
+		return "", err
 	}
 	if err != nil || h.Created == c.created {
-		return nil
+		return "", nil
 	}
-	return fmt.Errorf("cursor file %s is at %s, in a segment created %s, but segment %d of %s was created %s: %s",
+	return "", fmt.Errorf("cursor file %s is at %s, in a segment created %s, but segment %d of %s was created %s: %s",
 		path, c.pos, time.Unix(0, c.created).UTC().Format(time.RFC3339Nano), c.pos.Seq, dir,
 		time.Unix(0, h.Created).UTC().Format(time.RFC3339Nano), fix)
+}
+
+// removedBehind is the warning for a cursor at pos whose segment is gone,
+// first being the oldest segment there now: retention removed it between
+// runs (or the log's oldest were removed by hand), and the records after
+// pos in it, and those of any segment between, were never delivered.
+// Within a run tail warns of every such removal (DamageRemoved); a
+// consumer that lags behind retention is as close to losing records.
+// Whether pos was its segment's last record is not known once the
+// segment is gone, so that one is "may".
+func removedBehind(path string, pos segment.Position, first uint64) string {
+	if first == pos.Seq+1 {
+		return fmt.Sprintf("segment %d, where cursor file %s is (%s), was removed since the cursor was stored: any records after %s in it were not read; resuming at segment %d",
+			pos.Seq, path, pos, pos, first)
+	}
+	between := fmt.Sprintf("segment %d", pos.Seq+1)
+	if first-1 > pos.Seq+1 {
+		between = fmt.Sprintf("segments %d to %d", pos.Seq+1, first-1)
+	}
+	return fmt.Sprintf("segments %d to %d were removed since cursor file %s was stored (at %s): any records after %s in segment %d and those of %s were not read; resuming at segment %d",
+		pos.Seq, first-1, path, pos, pos, pos.Seq, between, first)
 }
 
 // segmentHeader reads the header of segment seq of the listing, from its

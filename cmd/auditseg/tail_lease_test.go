@@ -109,7 +109,8 @@ func TestCursorCheckEndsWithSignal(t *testing.T) {
 	}
 	seg := filepath.Join(dir, segment.FileName(at.Seq))
 	err := testfs.CancelInLeaseWait(t, seg, func(ctx context.Context) error {
-		return checkCursor(ctx, dir, filepath.Join(t.TempDir(), "cursor"), c)
+		_, err := checkCursor(ctx, dir, filepath.Join(t.TempDir(), "cursor"), c)
+		return err
 	})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("checkCursor cancelled in a lease's wait on %s: %v; want an error wrapping context.Canceled", seg, err)
