@@ -73,7 +73,8 @@ by default the last 10, one per line.
                 space, Z or an offset, in either case) or a duration back
                 from now (15m)
   -f            keep printing records as they are committed, across segment
-                rotations, until interrupted (SIGINT/SIGTERM/SIGHUP)
+                rotations, until interrupted (SIGINT/SIGTERM/SIGHUP); of one
+                segment file, until that file is sealed
   --cursor-file F
                 if F holds a position, print the records after it (instead of
                 -n/--from/--since); on exit store the last position printed in
