@@ -14,7 +14,7 @@ package main
 //	   SIGINT/SIGTERM/SIGHUP (finished segments stay archived; run it
 //	   again)
 //	2  bad flags or arguments, DIR cannot be read, or the output cannot be
-//	   written
+//	   written (or, after a stop signal, is not read for 5 s: stallWriter)
 
 import (
 	"context"
@@ -71,7 +71,8 @@ planned it is skipped, not failed, and its archive is not left behind
 Exit codes: 0 all done; 1 a segment failed or could not be read (the
 others are still done; its original stays), another run holds DIR, or
 interrupted; 2 bad usage, DIR
-unreadable, or the output could not be written.`,
+unreadable, or the output could not be written (or was not read within 5s
+of a stop signal, or by a second one).`,
 		Args: wantArgs("one log directory", 1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runCompress(cmd, args[0], f)
@@ -133,7 +134,12 @@ func runCompress(cmd *cobra.Command, dir string, f compressFlags) error {
 	// start (a background job, nohup): stopSignals.
 	ctx, stop := signal.NotifyContext(context.Background(), stopSignals()...)
 	defer stop()
-	c := newCompressReport(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr(), f.output)
+	// The summary is written at the end: a signal then must not leave the
+	// run blocked on a consumer that does not read (as verify).
+	done := make(chan struct{})
+	defer close(done)
+	out := newStallWriter(cmd.OutOrStdout(), stopSignals(), done, stallNotice(cmd.ErrOrStderr(), "compress-finished"))
+	c := newCompressReport(ctx, out, cmd.ErrOrStderr(), f.output)
 	opts.Observer = c.observe
 	res, runErr := archive.Run(ctx, dir, opts)
 	return c.finish(dir, res, runErr)

@@ -258,7 +258,7 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	stderr := cmd.ErrOrStderr()
 	done := make(chan struct{})
 	defer close(done)
-	stdout := newStallWriter(cmd.OutOrStdout(), stopSignals(), done, stallNotice(stderr))
+	stdout := newStallWriter(cmd.OutOrStdout(), stopSignals(), done, stallNotice(stderr, "tail"))
 	out := bufio.NewWriterSize(stdout, 256<<10)
 	pr, err := newPrinter(out, f)
 	if err != nil {

@@ -54,7 +54,9 @@ missing-end, its reserved frames fatal.
 Exit codes: 0 clean; 1 findings (torn, footer, chain, gap, missing-end,
 garbage-after-end, or unfinished outside the crash tail or in a segment of it
 that recovery leaves unsealed); 2 bad usage, I/O error, or interrupted by
-SIGINT, SIGTERM or SIGHUP (nothing verified); 3 only crash residue
+SIGINT, SIGTERM or SIGHUP (nothing verified; a report its reader does not
+take within 5s of such a signal, or by a second one, is given up); 3 only
+crash residue
 in the tail of a log whose writer is gone, in segments recovery seals
 (--strict makes this 1).`,
 		Args: wantArgs("at least one log directory or segment file", 1, -1),
@@ -98,6 +100,12 @@ func runVerify(cmd *cobra.Command, paths []string, f verifyFlags) error {
 	// a lease's break (46 s by default), which a signal ends.
 	ctx, stop := signal.NotifyContext(context.Background(), stopSignals()...)
 	defer stop()
+	// The report is written once the run is over: a signal then (a
+	// consumer not reading, as less until scrolled) must not leave verify
+	// blocked in that write.
+	done := make(chan struct{})
+	defer close(done)
+	out := newStallWriter(stdout, stopSignals(), done, stallNotice(stderr, "verify"))
 	rep, err := verify.PathsContext(ctx, paths, verify.Options{
 		Quick: f.quick, TimeTolerance: f.timeTolerance, MaxFindings: f.maxFindings,
 		Workers: f.jobs, Progress: prog.Update,
@@ -113,14 +121,14 @@ func runVerify(cmd *cobra.Command, paths []string, f verifyFlags) error {
 			// A script reading stdout gets a document whatever happened
 			// (a PATH missing or unreadable, a signal), as from
 			// compress-finished.
-			_ = writeVerifyJSON(stdout, verifyJSONError{Version: verify.ReportVersion, Error: err.Error()})
+			_ = writeVerifyJSON(out, verifyJSONError{Version: verify.ReportVersion, Error: err.Error()})
 		}
 		return withCode(exitUsage, err)
 	}
 	if f.output == "json" {
-		err = writeVerifyJSON(stdout, rep)
+		err = writeVerifyJSON(out, rep)
 	} else {
-		err = writeVerifyText(stdout, rep, f.strict, useColor(stdout))
+		err = writeVerifyText(out, rep, f.strict, useColor(stdout))
 	}
 	if err != nil {
 		return withCode(exitUsage, fmt.Errorf("write output: %w", err))

@@ -12,14 +12,14 @@ import (
 	"github.com/auditseg/auditseg/pkg/segment"
 )
 
-// errOutputStalled is why tail stopped writing: after a stop signal its
-// output was not taken (a consumer alive but not reading, as `less` is
+// errOutputStalled is why a command stopped writing: after a stop signal
+// its output was not taken (a consumer alive but not reading, as `less` is
 // until scrolled, or a terminal stopped with ^S) for stallGrace, or a
 // second signal came.
 var errOutputStalled = errors.New("output not read after the interrupt")
 
-// stallGrace is how long after a stop signal tail waits for a blocked
-// write to its output to make progress before it gives up on the
+// stallGrace is how long after a stop signal a command waits for a
+// blocked write to its output to make progress before it gives up on the
 // output. Long enough for a slow consumer, which takes a chunk at a
 // time; short enough for a service manager's stop (systemd waits 90 s).
 const stallGrace = 5 * time.Second
@@ -29,11 +29,12 @@ const stallGrace = 5 * time.Second
 // them: a pipe holds 64 KiB.
 const stallChunk = 64 << 10
 
-// stallWriter writes to w from a goroutine of its own, so that tail is
-// not held, after a stop signal, by a write its consumer never takes:
-// a write(2) to a blocking pipe cannot be cancelled, and the process
-// would wait until the consumer exits (then die of SIGPIPE, its cursor
-// not stored). Its caller waits for each write; once the output is given
+// stallWriter writes to w from a goroutine of its own, so that tail,
+// verify or compress-finished is not held, after a stop signal, by a
+// write its consumer never takes: a write(2) to a blocking pipe cannot be
+// cancelled, every later signal is caught, and the process would wait
+// until the consumer exits (then die of SIGPIPE: tail's cursor not
+// stored). Its caller waits for each write; once the output is given
 // up the write in flight is left blocked (the process is about to exit),
 // and that one and every later write return errOutputStalled, so the
 // caller knows exactly which records reached the kernel in full.
@@ -173,10 +174,11 @@ func (s *stallWriter) Write(p []byte) (int, error) {
 	}
 }
 
-// stallNotice is what tail says when its output blocks after a signal.
-func stallNotice(stderr io.Writer) func() {
+// stallNotice is what command says when its output blocks after a
+// signal.
+func stallNotice(stderr io.Writer, command string) func() {
 	return func() {
-		fmt.Fprintf(stderr, "auditseg tail: interrupted: the output is not being read; giving it up in %s, or at a second interrupt\n", stallGrace-time.Second)
+		fmt.Fprintf(stderr, "auditseg %s: interrupted: the output is not being read; giving it up in %s, or at a second interrupt\n", command, stallGrace-time.Second)
 	}
 }
 

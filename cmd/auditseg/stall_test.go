@@ -15,6 +15,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+	"github.com/auditseg/auditseg/pkg/writer"
 )
 
 // TestTailGivesUpOutputNotRead: tail -f stopped by a signal while its
@@ -208,4 +211,67 @@ func linesUpTo(t *testing.T, dir, pos string) string {
 	}
 	t.Fatalf("no record at %s", pos)
 	return ""
+}
+
+// TestReportGivenUpWhenNotRead: verify and compress-finished write their
+// report once the run is over; a stop signal while a consumer that does
+// not read holds that write left them blocked until it exited (every
+// later signal caught). At a second signal they give the output up and
+// exit 2, as tail does.
+func TestReportGivenUpWhenNotRead(t *testing.T) {
+	bin := buildBinary(t)
+	catchIgnored(syscall.SIGHUP)
+	dir := t.TempDir()
+	w, err := writer.Open(dir, writer.Options{SegmentSize: segment.MinSegmentSize, Sync: writer.SyncNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := bytes.Repeat([]byte("r"), 4000)
+	for range 700 * 16 { // 700 segments: reports of well over 64 KiB
+		if _, err := w.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"verify", "--quick", "-o", "json", dir},
+		{"compress-finished", "--dry-run", "-o", "json", dir},
+	} {
+		t.Run(args[0], func(t *testing.T) {
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pr.Close()
+			cmd := exec.Command(bin, args...)
+			var stderr lockedBuffer
+			cmd.Stdout, cmd.Stderr = pw, &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			pw.Close()
+			t.Cleanup(func() { cmd.Process.Kill() })
+			waitPipe(t, pr, func(n int) bool { return n >= 32<<10 }, "a full pipe")
+			for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP} {
+				if err := cmd.Process.Signal(sig); err != nil {
+					t.Fatal(err)
+				}
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			select {
+			case err = <-exited:
+			case <-time.After(30 * time.Second):
+				cmd.Process.Kill()
+				t.Fatalf("%s still running 30 s after two signals; stderr: %s", args[0], stderr.String())
+			}
+			var ee *exec.ExitError
+			want := "write output: output not read after the interrupt"
+			if !errors.As(err, &ee) || ee.ExitCode() != exitUsage || !strings.Contains(stderr.String(), want) {
+				t.Fatalf("exit %v, stderr %q: want exit %d and %q", err, stderr.String(), exitUsage, want)
+			}
+		})
+	}
 }
