@@ -43,19 +43,7 @@ func TestTailGivesUpOutputNotRead(t *testing.T) {
 			t.Parallel()
 			dir, cursor := t.TempDir(), filepath.Join(t.TempDir(), "cursor")
 			writeInput(t, bin, dir, stallLines(0, 100))
-			pr, pw, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pr.Close()
-			cmd := exec.Command(bin, "tail", "-f", "-n", "+1", "--cursor-file", cursor, dir)
-			var stderr lockedBuffer
-			cmd.Stdout, cmd.Stderr = pw, &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			pw.Close()
-			t.Cleanup(func() { cmd.Process.Kill() })
+			cmd, pr, stderr := startUnread(t, bin, "tail", "-f", "-n", "+1", "--cursor-file", cursor, dir)
 
 			// The first records printed and flushed; then more than the
 			// pipe and tail's buffer hold, followed live.
@@ -64,11 +52,7 @@ func TestTailGivesUpOutputNotRead(t *testing.T) {
 			writeInput(t, bin, dir, stallLines(100, 60000))
 			waitPipe(t, pr, func(n int) bool { return n >= 32<<10 }, "a full pipe") // pipe pages partly filled: under 64 KiB
 
-			for _, sig := range tc.signals {
-				if err := cmd.Process.Signal(sig); err != nil {
-					t.Fatal(err)
-				}
-			}
+			sendSignals(t, cmd, tc.signals...)
 			var out []byte
 			readDone := make(chan error, 1)
 			go func() {
@@ -88,16 +72,7 @@ func TestTailGivesUpOutputNotRead(t *testing.T) {
 				}
 				readDone <- nil
 			}()
-			// Without the give-up tail waits for the pipe to close,
-			// which this test holds open: it fails here, not by timing out.
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
-			select {
-			case err = <-exited:
-			case <-time.After(30 * time.Second):
-				cmd.Process.Kill()
-				t.Fatalf("tail still running 30 s after %v; stderr: %s", tc.signals, stderr.String())
-			}
+			err := waitExit(t, cmd, stderr)
 			var ee *exec.ExitError
 			if tc.slow {
 				<-readDone
@@ -133,6 +108,52 @@ func TestTailGivesUpOutputNotRead(t *testing.T) {
 				t.Fatalf("the pipe holds %d bytes, not the %d of the records up to the cursor %s", len(out), len(want), c.pos)
 			}
 		})
+	}
+}
+
+// startUnread starts the binary with args, its stdout a pipe the test
+// holds open and does not read unless it reads pr.
+func startUnread(t *testing.T, bin string, args ...string) (*exec.Cmd, *os.File, *lockedBuffer) {
+	t.Helper()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pr.Close() })
+	cmd := exec.Command(bin, args...)
+	stderr := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = pw, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return cmd, pr, stderr
+}
+
+func sendSignals(t *testing.T, cmd *exec.Cmd, sigs ...syscall.Signal) {
+	t.Helper()
+	for _, sig := range sigs {
+		if err := cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitExit waits for cmd to exit after the signals. Without the give-up
+// a command waits for the pipe to close, which the test holds open: the
+// test fails here, not by timing out.
+func waitExit(t *testing.T, cmd *exec.Cmd, stderr *lockedBuffer) error {
+	t.Helper()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		return err
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("%s still running 30 s after the signals; stderr: %s", cmd.Args[1], stderr.String())
+		return nil
 	}
 }
 
@@ -240,33 +261,10 @@ func TestReportGivenUpWhenNotRead(t *testing.T) {
 		{"compress-finished", "--dry-run", "-o", "json", dir},
 	} {
 		t.Run(args[0], func(t *testing.T) {
-			pr, pw, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer pr.Close()
-			cmd := exec.Command(bin, args...)
-			var stderr lockedBuffer
-			cmd.Stdout, cmd.Stderr = pw, &stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			pw.Close()
-			t.Cleanup(func() { cmd.Process.Kill() })
+			cmd, pr, stderr := startUnread(t, bin, args...)
 			waitPipe(t, pr, func(n int) bool { return n >= 32<<10 }, "a full pipe")
-			for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGHUP} {
-				if err := cmd.Process.Signal(sig); err != nil {
-					t.Fatal(err)
-				}
-			}
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
-			select {
-			case err = <-exited:
-			case <-time.After(30 * time.Second):
-				cmd.Process.Kill()
-				t.Fatalf("%s still running 30 s after two signals; stderr: %s", args[0], stderr.String())
-			}
+			sendSignals(t, cmd, syscall.SIGTERM, syscall.SIGHUP)
+			err := waitExit(t, cmd, stderr)
 			var ee *exec.ExitError
 			want := "write output: output not read after the interrupt"
 			if !errors.As(err, &ee) || ee.ExitCode() != exitUsage || !strings.Contains(stderr.String(), want) {
