@@ -37,7 +37,8 @@ const stallChunk = 64 << 10
 // stored). Its caller waits for each write; once the output is given
 // up the write in flight is left blocked (the process is about to exit),
 // and that one and every later write return errOutputStalled, so the
-// caller knows exactly which records reached the kernel in full.
+// caller knows which of its writes reached the kernel whole (tail's
+// cursor goes to the last record of the last one).
 type stallWriter struct {
 	w       io.Writer
 	chunked bool
