@@ -170,6 +170,26 @@ func readCursorFile(t *testing.T, path string) cursor {
 	return c
 }
 
+// TestTailReplayGivenUpSaysNoMore: a replay (no -f) from --from whose
+// first bulk write is given up has written no record whole, yet it
+// printed records: no warning that there is no record at or after the
+// position, only the output error.
+func TestTailReplayGivenUpSaysNoMore(t *testing.T) {
+	bin := buildBinary(t)
+	catchIgnored(syscall.SIGHUP)
+	dir := t.TempDir()
+	writeInput(t, bin, dir, stallLines(0, 60000))
+	cmd, pr, stderr := startUnread(t, bin, "tail", "--from", "1:64", dir)
+	waitPipe(t, pr, func(n int) bool { return n >= 32<<10 }, "a full pipe")
+	sendSignals(t, cmd, syscall.SIGTERM, syscall.SIGHUP)
+	err := waitExit(t, cmd, stderr)
+	var ee *exec.ExitError
+	want := "auditseg tail: write output: output not read after the interrupt: no record was written in full\n"
+	if !errors.As(err, &ee) || ee.ExitCode() != exitUsage || stderr.String() != want {
+		t.Fatalf("exit %v, stderr %q: want exit %d and only %q", err, stderr.String(), exitUsage, want)
+	}
+}
+
 func stallLines(from, to int) []string {
 	var out []string
 	for i := from; i < to; i++ {

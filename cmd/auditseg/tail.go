@@ -386,8 +386,9 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 		}
 	}
 	// An empty log prints nothing, rightly; but so does a mistyped
-	// directory. (A follower waits for a writer to start: no warning.)
-	if !printed && !f.follow {
+	// directory. (A follower waits for a writer to start: no warning; an
+	// output given up before a record was written whole printed some.)
+	if !printed && !f.follow && !stalled {
 		l, err := segment.List(dir)
 		if err == nil && len(l.Segments) == 0 {
 			fmt.Fprintf(stderr, "auditseg tail: warning: %s holds no segment files\n", dir)
