@@ -35,9 +35,9 @@ func init() {
 
 // mapArchive decompresses the archive at path into a mapping of its own,
 // released by the function returned.
-func mapArchive(ctx context.Context, path string) ([]byte, func() error, error) {
+func mapArchive(ctx context.Context, path string) ([]byte, int64, func() error, error) {
 	var buf []byte
-	data, err := readArchive(ctx, path, func(n int64) ([]byte, error) {
+	data, size, err := readArchive(ctx, path, func(n int64) ([]byte, error) {
 		b, err := AllocHuge(int(n))
 		buf = b
 		return b, err
@@ -49,9 +49,9 @@ func mapArchive(ctx context.Context, path string) ([]byte, func() error, error) 
 		if buf != nil {
 			_ = Unmap(buf)
 		}
-		return nil, nil, err
+		return nil, 0, nil, err
 	}
-	return data, func() error { return Unmap(buf) }, nil
+	return data, size, func() error { return Unmap(buf) }, nil
 }
 
 // maxBlockExpansion bounds how much one compressed byte can decode to: a
@@ -104,27 +104,28 @@ func newStreamDecoder(extra ...zstd.DOption) (*zstd.Decoder, error) {
 // size) gives an error wrapping ErrCorrupt, an I/O failure one that does
 // not. The result is not checked as a segment: OpenImage does that.
 func ReadArchive(path string) (data []byte, err error) {
-	return readArchive(context.Background(), path, func(n int64) ([]byte, error) { return make([]byte, n), nil }, nil)
+	data, _, err = readArchive(context.Background(), path, func(n int64) ([]byte, error) { return make([]byte, n), nil }, nil)
+	return data, err
 }
 
 // readArchive is ReadArchive decompressing, with the shared decoder
 // (archiveDecoder), into a buffer of the content size from alloc; the result is
-// that buffer. If the archive does not decode, the buffer is handed to
+// that buffer, and the archive file's size. If the archive does not decode, the buffer is handed to
 // free (nil: left to the collector) before locateDamage decodes it again,
 // so that placing the damage never costs two segments' worth of memory.
-func readArchive(ctx context.Context, path string, alloc func(n int64) ([]byte, error), free func([]byte)) (data []byte, err error) {
+func readArchive(ctx context.Context, path string, alloc func(n int64) ([]byte, error), free func([]byte)) (data []byte, archiveSize int64, err error) {
 	a, err := openArchiveFile(ctx, path)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer a.close()
 	dec, err := archiveDecoder()
 	if err != nil {
-		return nil, fmt.Errorf("%s: zstd decoder: %w", path, err)
+		return nil, 0, fmt.Errorf("%s: zstd decoder: %w", path, err)
 	}
 	buf, err := alloc(a.size)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, 0, fmt.Errorf("%s: %w", path, err)
 	}
 	err = a.guard(func() error {
 		// WithDecodeAllCapLimit: the output never outgrows buf.
@@ -144,7 +145,7 @@ func readArchive(ctx context.Context, path string, alloc func(n int64) ([]byte, 
 		data = out
 		return nil
 	})
-	return data, err
+	return data, int64(len(a.m)), err
 }
 
 // readArchiveHeader decodes the header of the segment the archive at path

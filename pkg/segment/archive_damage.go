@@ -202,7 +202,7 @@ func OpenSalvagedContext(ctx context.Context, path string) (*Image, error) {
 		_ = Unmap(buf)
 		return nil, err
 	}
-	im := &Image{Path: path, Archived: true, Data: buf, FileSize: a.size, release: func() error { return Unmap(buf) }}
+	im := &Image{Path: path, Archived: true, Data: buf, FileSize: a.size, ArchiveSize: int64(len(a.m)), release: func() error { return Unmap(buf) }}
 	if decoded < a.size {
 		im.lost = decoded
 	}

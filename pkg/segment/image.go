@@ -23,7 +23,9 @@ type Image struct {
 	// the file as it is. Slices of it are valid until Close.
 	Data     []byte
 	FileSize int64 // the size of the file (or decompressed archive) itself
-	Header   Header
+	// ArchiveSize is, for an archive, the size of the .seg.zst file.
+	ArchiveSize int64
+	Header      Header
 	// HeaderErr is why the header is unusable (nil if it is usable); a
 	// usable header may still disagree with the file (see Check).
 	HeaderErr error
@@ -39,8 +41,9 @@ type Image struct {
 }
 
 // openArchive decompresses an archive into memory that release gives
-// back; set by the archive support file.
-var openArchive func(ctx context.Context, path string) (data []byte, release func() error, err error)
+// back, and says how large the archive file is; set by the archive
+// support file.
+var openArchive func(ctx context.Context, path string) (data []byte, archiveSize int64, release func() error, err error)
 
 // OpenImage opens a segment file or archive for reading. Symbolic links are
 // never followed. The image holds no file descriptor; Close releases its
@@ -59,11 +62,11 @@ func OpenImageContext(ctx context.Context, path string) (*Image, error) {
 		if openArchive == nil {
 			return nil, fmt.Errorf("%s: reading archives is not supported by this build", path)
 		}
-		b, release, err := openArchive(ctx, path)
+		b, size, release, err := openArchive(ctx, path)
 		if err != nil {
 			return nil, err
 		}
-		im.Data, im.FileSize, im.release = b, int64(len(b)), release
+		im.Data, im.FileSize, im.ArchiveSize, im.release = b, int64(len(b)), size, release
 		im.decodeHeader()
 		return im, nil
 	}

@@ -68,12 +68,20 @@ func ReadSummary(path string) (Header, Footer, error) {
 // ReadSummaryContext is ReadSummary whose wait for a lease's break ends
 // when ctx is done (OpenNoFollowContext).
 func ReadSummaryContext(ctx context.Context, path string) (Header, Footer, error) {
+	h, ft, _, err := ReadSummarySize(ctx, path)
+	return h, ft, err
+}
+
+// ReadSummarySize is ReadSummaryContext that also returns the archive's
+// size in bytes, from the same open (verify --quick reports it without a
+// second look at the name, which could be another file by then).
+func ReadSummarySize(ctx context.Context, path string) (Header, Footer, int64, error) {
 	b, at, err := readSummaryFrame(ctx, path)
 	if err != nil {
-		return Header{}, Footer{}, err
+		return Header{}, Footer{}, 0, err
 	}
 	h, ft, err := decodeSummary(b[:])
-	return h, ft, summaryError(path, at, err)
+	return h, ft, at + SummaryFrameSize, summaryError(path, at, err)
 }
 
 // readSummaryFrame reads the last SummaryFrameSize bytes of the archive at

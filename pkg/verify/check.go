@@ -279,6 +279,9 @@ func newResult(path string, o *Options) *result {
 func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 	r.rep.Archived = r.rep.Archived || im.Archived
 	r.rep.FileBytes, r.rep.Bytes = im.FileSize, int64(len(im.Data))
+	if im.Archived {
+		r.rep.FileBytes = im.ArchiveSize // the .seg.zst file's, as the report says
+	}
 	c := newChecker(o, r, im.RecoveryRefusal())
 	c.img, c.valid = im.Data, im.Valid()
 	hdr := im.Header
@@ -421,13 +424,18 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 // openImage read of it (ends), no image: the same checks of its header
 // and footer, the same findings.
 func checkEnds(e *ends, r *result, o *Options) {
-	r.rep.FileBytes, r.rep.Bytes = e.size, e.size
+	r.rep.Archived = r.rep.Archived || e.archived
+	r.rep.FileBytes, r.rep.Bytes = e.fileSize, e.size
 	c := newChecker(o, r, segment.RecoveryRefusal(r.rep.Path, e.h, nil, e.size, nil, 0))
 	c.validHeader(r.rep.Path, e.h, e.size)
 	c.numbered(e.h.Seq)
 	r.footer = e.ft
 	r.seal(e.ft)
-	r.refusedHeader = segment.CheckHeader(r.rep.Path, e.h, e.size) != nil
+	// As checkImage: an archive's header is never refused (recovery takes
+	// an archive for sealed), and one under another number's name is a
+	// renamed copy.
+	r.refusedHeader = !r.rep.Archived && segment.CheckHeader(r.rep.Path, e.h, e.size) != nil
+	r.renamed = r.rep.Archived && r.named && r.footer.Seq != r.order
 	c.quickEnd(e.hasEnd)
 	c.checkSealed([segment.DigestSize]byte{})
 }

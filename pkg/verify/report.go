@@ -146,7 +146,9 @@ type SegmentReport struct {
 	Bytes     int64  `json:"bytes"`
 	FileBytes int64  `json:"file_bytes"`
 	Records   uint64 `json:"records"`
-	// EndOffset is where the END frame starts, -1 when there is none.
+	// EndOffset is where the END frame starts, -1 when there is none. For
+	// an archive checked by --quick, where its footer's copy puts it (the
+	// content is not read).
 	EndOffset int64 `json:"end_offset"`
 	// Digest and PrevDigest are the footer's, hex; empty when unsealed.
 	Digest     string `json:"digest,omitempty"`

@@ -1,10 +1,14 @@
 package verify
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path/filepath"
 
+	"github.com/auditseg/auditseg/internal/cancel"
 	"github.com/auditseg/auditseg/pkg/segment"
 )
 
@@ -52,7 +56,14 @@ import (
 // its name could be two files, one renamed over the other in between,
 // their bytes mixed in one check.
 func openImage(path string, o *Options, buf []byte) (im *segment.Image, src *segment.File, e *ends, err error) {
-	if segment.IsArchiveName(filepath.Base(path)) || buf == nil && !o.Quick {
+	archive := segment.IsArchiveName(filepath.Base(path))
+	if archive && o.Quick {
+		// Its summary, if it decodes: nothing decompressed.
+		if e, err = readArchiveEnds(o.ctx, path); e != nil || err != nil {
+			return nil, nil, e, err
+		}
+	}
+	if archive || buf == nil && !o.Quick {
 		im, err = segment.OpenImageContext(o.ctx, path)
 		return im, nil, nil, err
 	}
@@ -88,12 +99,36 @@ func openImage(path string, o *Options, buf []byte) (im *segment.Image, src *seg
 
 // ends is what --quick reads of a sealed segment file in place of its
 // image (openImage): its header and footer, valid, and whether the
-// footer's END offset holds a committed END frame.
+// footer's END offset holds a committed END frame. Of an archive, the
+// copies its summary holds (fileSize is then the archive's size).
 type ends struct {
-	size   int64
-	h      segment.Header
-	ft     segment.Footer
-	hasEnd bool
+	size, fileSize int64
+	h              segment.Header
+	ft             segment.Footer
+	hasEnd         bool
+	archived       bool
+}
+
+// readArchiveEnds reads the ends of the archive at path from its summary:
+// decompressing it for --quick cost as much as a full check (0.48 s for
+// 64 archived segments of 8 MiB, against 0.02 s for the same segment
+// files). The END frame is in the compressed content, out of reach
+// without decompressing everything before it: it is taken to be where
+// the footer's copy says, which compress-finished checked (it compares
+// the archive with its original, summary included, before it puts it in
+// place). nil, and no error, when the summary is missing or damaged, or
+// cannot be read for another reason: the archive is then decompressed
+// and checked in full, which reports why. The error is the context's,
+// or the archive gone.
+func readArchiveEnds(ctx context.Context, path string) (*ends, error) {
+	h, ft, size, err := segment.ReadSummarySize(ctx, path)
+	switch {
+	case err == nil:
+		return &ends{size: h.Size, fileSize: size, h: h, ft: ft, hasEnd: true, archived: true}, nil
+	case cancel.Ended(ctx, err), errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	}
+	return nil, nil
 }
 
 // readEnds reads the ends of the segment file f, if it is sealed: nil,
@@ -108,7 +143,7 @@ func readEnds(f *segment.File) (*ends, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ends{size: f.Size(), h: h, ft: ft, hasEnd: hasEnd}, nil
+	return &ends{size: f.Size(), fileSize: f.Size(), h: h, ft: ft, hasEnd: hasEnd}, nil
 }
 
 // windowSize is the window of each verify worker: large enough that
