@@ -103,13 +103,14 @@ func (e readError) Error() string { return e.err.Error() }
 func writeInspect(out io.Writer, in *verify.Inspection, f inspectFlags) error {
 	w := &errWriter{w: out}
 	h := in.Header
-	switch st, err := os.Lstat(in.Path); {
+	switch {
 	case !in.Archived:
 		w.printf("segment %s (%d bytes)\n", in.Path, in.FileSize)
-	case err == nil:
+	case in.ArchiveSize > 0:
 		// FileSize is the content's: the archive file's own size is
-		// what ls shows, and the ratio the user may be checking.
-		w.printf("archive %s (%d bytes, %d decompressed)\n", in.Path, st.Size(), in.FileSize)
+		// what ls shows, and the ratio the user may be checking. From
+		// the open that decompressed it, not a second look at the name.
+		w.printf("archive %s (%d bytes, %d decompressed)\n", in.Path, in.ArchiveSize, in.FileSize)
 	default:
 		w.printf("archive %s (%d bytes decompressed)\n", in.Path, in.FileSize)
 	}

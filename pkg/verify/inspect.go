@@ -17,7 +17,10 @@ type Inspection struct {
 	Path     string
 	Archived bool
 	FileSize int64
-	Header   segment.Header
+	// ArchiveSize is, for an archive, the size of the .seg.zst file
+	// itself (FileSize is its content's).
+	ArchiveSize int64
+	Header      segment.Header
 	// HeaderErr: the header is unusable. CheckErr: it is usable but
 	// disagrees with the file (size, or the sequence in the file name).
 	HeaderErr, CheckErr error
@@ -124,7 +127,7 @@ func Inspect(path string) (*Inspection, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := &Inspection{Path: path, Archived: im.Archived, FileSize: im.FileSize, Header: im.Header,
+	in := &Inspection{Path: path, Archived: im.Archived, FileSize: im.FileSize, ArchiveSize: im.ArchiveSize, Header: im.Header,
 		HeaderErr: im.HeaderErr, Seq: im.Header.Seq, ArchiveErr: damage, Cut: -1, FooterAt: -1, im: im}
 	if v := im.Valid(); v < int64(len(im.Data)) {
 		in.Cut = v
