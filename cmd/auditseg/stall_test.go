@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -42,14 +43,17 @@ func TestTailGivesUpOutputNotRead(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			dir, cursor := t.TempDir(), filepath.Join(t.TempDir(), "cursor")
-			writeInput(t, bin, dir, stallLines(0, 100))
+			// Segments of 64 KiB: a sealed one is written in one piece
+			// (Bulk), which bounds what a write in flight at the signal
+			// holds, and so how long the slow consumer takes over it.
+			writeInput(t, bin, dir, "64KiB", stallLines(0, 100))
 			cmd, pr, stderr := startUnread(t, bin, "tail", "-f", "-n", "+1", "--cursor-file", cursor, dir)
 
 			// The first records printed and flushed; then more than the
 			// pipe and tail's buffer hold, followed live.
 			first := strings.Join(stallLines(0, 100), "\n") + "\n"
 			waitPipe(t, pr, func(n int) bool { return n == len(first) }, "the first records")
-			writeInput(t, bin, dir, stallLines(100, 60000))
+			writeInput(t, bin, dir, "64KiB", stallLines(100, 60000))
 			waitPipe(t, pr, func(n int) bool { return n >= 32<<10 }, "a full pipe") // pipe pages partly filled: under 64 KiB
 
 			sendSignals(t, cmd, tc.signals...)
@@ -57,11 +61,12 @@ func TestTailGivesUpOutputNotRead(t *testing.T) {
 			readDone := make(chan error, 1)
 			go func() {
 				if tc.slow {
-					// 16 KiB every 300 ms: a 64 KiB write takes 1.2 s,
-					// well within stallGrace, the whole backlog longer.
-					buf := make([]byte, 16<<10)
+					// 64 KiB every 2 s: a pause of 2 s after the
+					// signal and between pieces, well within
+					// stallGrace; tail takes a 64 KiB piece at each.
+					buf := make([]byte, stallChunk)
 					for {
-						time.Sleep(300 * time.Millisecond)
+						time.Sleep(2 * time.Second)
 						n, err := io.ReadFull(pr, buf)
 						out = append(out, buf[:n]...)
 						if err != nil {
@@ -150,9 +155,9 @@ func waitExit(t *testing.T, cmd *exec.Cmd, stderr *lockedBuffer) error {
 	select {
 	case err := <-exited:
 		return err
-	case <-time.After(30 * time.Second):
+	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
-		t.Fatalf("%s still running 30 s after the signals; stderr: %s", cmd.Args[1], stderr.String())
+		t.Fatalf("%s still running 60 s after the signals; stderr: %s", cmd.Args[1], stderr.String())
 		return nil
 	}
 }
@@ -178,7 +183,8 @@ func TestTailReplayGivenUpSaysNoMore(t *testing.T) {
 	bin := buildBinary(t)
 	catchIgnored(syscall.SIGHUP)
 	dir := t.TempDir()
-	writeInput(t, bin, dir, stallLines(0, 60000))
+	// A first bulk write of about 1 MiB, which the pipe cannot take.
+	writeInput(t, bin, dir, "1MiB", stallLines(0, 60000))
 	cmd, pr, stderr := startUnread(t, bin, "tail", "--from", "1:64", dir)
 	waitPipe(t, pr, func(n int) bool { return n >= 32<<10 }, "a full pipe")
 	sendSignals(t, cmd, syscall.SIGTERM, syscall.SIGHUP)
@@ -198,10 +204,11 @@ func stallLines(from, to int) []string {
 	return out
 }
 
-// writeInput runs `auditseg write` on dir with lines as its input.
-func writeInput(t *testing.T, bin, dir string, lines []string) {
+// writeInput runs `auditseg write` on dir, in segments of segSize, with
+// lines as its input.
+func writeInput(t *testing.T, bin, dir, segSize string, lines []string) {
 	t.Helper()
-	cmd := exec.Command(bin, "write", "-q", "--segment-size", "1MiB", dir)
+	cmd := exec.Command(bin, "write", "-q", "--segment-size", segSize, dir)
 	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("write: %v: %s", err, out)
@@ -289,6 +296,74 @@ func TestReportGivenUpWhenNotRead(t *testing.T) {
 			want := "write output: output not read after the interrupt"
 			if !errors.As(err, &ee) || ee.ExitCode() != exitUsage || !strings.Contains(stderr.String(), want) {
 				t.Fatalf("exit %v, stderr %q: want exit %d and %q", err, stderr.String(), exitUsage, want)
+			}
+		})
+	}
+}
+
+// TestStallWriterWaitsWhileTaken: after the signal, a write whose pieces
+// are taken, each within stallGrace, is waited for however long it takes
+// in all; one of which nothing is taken for stallGrace is given up, and
+// a second signal gives it up at once. SIGUSR1 stands for the stop
+// signals, sent to this process.
+func TestStallWriterWaitsWhileTaken(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		read    bool // a piece taken every 2 s
+		signals int
+	}{
+		{"taken", true, 1},
+		{"not taken", false, 1},
+		{"second signal", false, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pr.Close()
+			defer pw.Close()
+			done := make(chan struct{})
+			defer close(done)
+			var notices atomic.Int32
+			// Two signals, as two of the same pending at once are one.
+			sigs := []syscall.Signal{syscall.SIGUSR1, syscall.SIGUSR2}
+			s := newStallWriter(pw, []os.Signal{sigs[0], sigs[1]}, done, func() { notices.Add(1) })
+			if !s.chunked {
+				t.Fatal("a pipe is written in pieces")
+			}
+			for _, sig := range sigs[:tc.signals] {
+				if err := syscall.Kill(os.Getpid(), sig); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.read {
+				go func() {
+					buf := make([]byte, stallChunk)
+					for {
+						time.Sleep(2 * time.Second)
+						if _, err := io.ReadFull(pr, buf); err != nil {
+							return
+						}
+					}
+				}()
+			}
+			p := make([]byte, 4*stallChunk) // the pipe holds one piece
+			start := time.Now()
+			n, err := s.Write(p)
+			took := time.Since(start)
+			switch {
+			case tc.read && (err != nil || n != len(p) || took <= stallGrace):
+				t.Fatalf("Write: %d bytes, %v, after %v; want all, taken over more than %v", n, err, took, stallGrace)
+			case !tc.read && !errors.Is(err, errOutputStalled):
+				t.Fatalf("Write: %d bytes, %v; want errOutputStalled", n, err)
+			case tc.signals > 1 && took >= time.Second:
+				t.Fatalf("given up after %v at the second signal", took)
+			case tc.signals == 1 && !tc.read && (took < stallGrace || notices.Load() != 1):
+				t.Fatalf("given up after %v, %d notices; want after %v, one notice", took, notices.Load(), stallGrace)
+			}
+			if _, err := s.Write([]byte("x")); !tc.read && !errors.Is(err, errOutputStalled) {
+				t.Fatalf("a write after the give-up: %v", err)
 			}
 		})
 	}
