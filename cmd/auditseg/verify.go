@@ -67,7 +67,7 @@ in the tail of a log whose writer is gone, in segments recovery seals
 	fl := c.Flags()
 	fl.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	fl.BoolVar(&f.strict, "strict", false, "treat crash residue (exit 3) as a failure (exit 1)")
-	fl.BoolVar(&f.quick, "quick", false, "sealed segments: headers, footers, END frames and the chain only (no frame CRCs, no digests); unsealed ones are still walked in full")
+	fl.BoolVar(&f.quick, "quick", false, "sealed segments: headers, footers, END frames and the chain only (no frame CRCs, no digests; archives from their summary, not decompressed); unsealed ones are still walked in full")
 	fl.DurationVar(&f.timeTolerance, "time-tolerance", verify.DefaultTimeTolerance,
 		"how far a record's timestamp may precede its segment's creation (or follow its sealing); 0 disables the check, negative values are refused")
 	fl.IntVar(&f.maxFindings, "max-findings", verify.DefaultMaxFindings, "findings listed per segment and kind, and unexpected files per log directory; the rest are counted")
