@@ -129,17 +129,22 @@ func TestArchiveSummaryMismatch(t *testing.T) {
 // verify), is verified as the archive: it once vanished from the report,
 // leaving a gap finding in a log that lacked nothing.
 func TestSegmentArchivedWhileVerified(t *testing.T) {
-	l := newTestLog(t)
-	s := l.sealed(4)
-	a := archive(t, l, s, false)
-	o := Options{}.withDefaults()
-	r := checkPath(s.path, &o, nil)
-	if r.vanished || r.rep.Path != a || !r.rep.Archived || r.rep.State != StateSealed || r.rep.Records != 4 {
-		t.Fatalf("vanished %v, report %+v", r.vanished, r.rep)
-	}
-	rm(t, a)
-	if r := checkPath(s.path, &o, nil); !r.vanished {
-		t.Fatalf("a segment removed with no archive: %+v", r.rep)
+	for _, quick := range []bool{false, true} { // --quick reads the summary
+		l := newTestLog(t)
+		s := l.sealed(4)
+		a := archive(t, l, s, false)
+		o := Options{Quick: quick}.withDefaults()
+		r := checkPath(s.path, &o, nil)
+		if r.vanished || r.rep.Path != a || !r.rep.Archived || r.rep.State != StateSealed || r.rep.Records != 4 {
+			t.Fatalf("quick %v: vanished %v, report %+v", quick, r.vanished, r.rep)
+		}
+		rm(t, a)
+		if r := checkPath(s.path, &o, nil); !r.vanished {
+			t.Fatalf("quick %v: a segment removed with no archive: %+v", quick, r.rep)
+		}
+		if r := checkPath(a, &o, nil); !r.vanished {
+			t.Fatalf("quick %v: an archive removed: %+v", quick, r.rep)
+		}
 	}
 }
 
