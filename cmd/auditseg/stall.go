@@ -190,5 +190,5 @@ func stalledError(printed bool, last segment.Position) error {
 	if !printed {
 		return fmt.Errorf("write output: %w: no record was written in full", errOutputStalled)
 	}
-	return fmt.Errorf("write output: %w: the last record written in full is at %s; what follows it may be cut", errOutputStalled, last)
+	return fmt.Errorf("write output: %w: every record up to %s was written in full; what follows it may be cut or missing", errOutputStalled, last)
 }

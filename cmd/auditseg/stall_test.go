@@ -25,7 +25,7 @@ import (
 // consumer is alive but not reading (`less` until scrolled) waited for
 // the pipe to close, then died of SIGPIPE with its cursor not stored. It
 // must give the output up (at a second signal, or after stallGrace with
-// no progress), store the cursor at the last record it wrote in full and
+// no progress), store the cursor at a record up to which it wrote in full and
 // exit 2; every record up to the cursor must have reached the pipe
 // whole. A consumer that reads, however slowly, is not given up on.
 func TestTailGivesUpOutputNotRead(t *testing.T) {
@@ -100,7 +100,7 @@ func TestTailGivesUpOutputNotRead(t *testing.T) {
 				t.Fatal(err)
 			}
 			c := readCursorFile(t, cursor)
-			msg := fmt.Sprintf("output not read after the interrupt: the last record written in full is at %s;", c.pos)
+			msg := fmt.Sprintf("output not read after the interrupt: every record up to %s was written in full;", c.pos)
 			if !strings.Contains(stderr.String(), msg) {
 				t.Fatalf("stderr %q does not say %q", stderr.String(), msg)
 			}

@@ -26,8 +26,8 @@ package main
 //	   were still readable, if any, instead), the
 //	   cursor file cannot be read or written or belongs to another log,
 //	   or writing the output failed, or was given up after a signal (a
-//	   consumer not reading: the cursor is stored at the last record
-//	   written in full).
+//	   consumer not reading: the cursor is stored at the last record of
+//	   the last write taken whole).
 
 import (
 	"bufio"
@@ -90,7 +90,8 @@ nanoseconds, UTC) and payload when it is valid UTF-8, else payload_base64.
 Output is buffered and flushed whenever tail waits for records. After
 SIGINT, SIGTERM or SIGHUP it is flushed; if the consumer takes nothing of
 it for 5s (it is alive but not reading), or at a second signal, tail gives
-the output up, stores the cursor at the last record it wrote in full and
+the output up, stores the cursor at the end of its last write that was
+taken whole (every record up to it reached the consumer) and
 exits 2.
 
 Damage is reported on stderr with its file and offset, skipped, and reading
