@@ -138,10 +138,12 @@
 //	quick              true for --quick (no frame CRCs, no digests)
 //	logs[]             one per log directory involved
 //	  dir              the directory
+//	  dir_base64       its bytes, when not valid UTF-8 (else omitted)
 //	  writer_alive     a writer held the log's lock when the check began or ended
 //	  writer_pid       its pid as recorded in LOCK (omitted when none)
 //	segments[]         one per segment file, in log order
 //	  path             the file
+//	  path_base64      its bytes, when not valid UTF-8 (else omitted)
 //	  seq              sequence number (from the header when it is valid)
 //	  archived         a .seg.zst archive
 //	  state            sealed | recovered | open | prepared | unsealed |
@@ -152,6 +154,7 @@
 //	  file_bytes       size of the file itself
 //	  records          DATA records found (the footer's count with --quick)
 //	  end_offset       offset of the END frame, -1 if none was found
+//	                   (an archive with --quick: the footer copy's)
 //	  digest           footer digest, hex (omitted when not sealed)
 //	  prev_digest      footer previous-digest, hex (omitted when not sealed)
 //	  digest_checked   the digest was recomputed
@@ -166,6 +169,7 @@
 //	                   footer | chain | gap | unexpected
 //	  path             the segment file (for gap: the first missing one's
 //	                   name; for unexpected: the file)
+//	  path_base64      its bytes, when not valid UTF-8 (else omitted)
 //	  seq              segment sequence number (0 for unexpected files)
 //	  offset           file offset of the problem
 //	  position         "SEQ:OFFSET" (omitted for unexpected files)

@@ -87,15 +87,17 @@ type findingJSON struct {
 	Seq      uint64 `json:"seq"`
 	Offset   int64  `json:"offset"`
 	Position string `json:"position,omitempty"`
-	Bytes    int64  `json:"bytes"`
-	Reason   string `json:"reason"`
-	Residue  bool   `json:"crash_residue"`
-	Fatal    bool   `json:"fatal"`
+	// PathBase64: rawName.
+	PathBase64 string `json:"path_base64,omitempty"`
+	Bytes      int64  `json:"bytes"`
+	Reason     string `json:"reason"`
+	Residue    bool   `json:"crash_residue"`
+	Fatal      bool   `json:"fatal"`
 }
 
 // MarshalJSON writes the documented field names (see the package comment).
 func (f Finding) MarshalJSON() ([]byte, error) {
-	j := findingJSON{Class: f.Class, Path: f.Path, Seq: f.Seq, Offset: f.Offset, Bytes: f.Bytes,
+	j := findingJSON{Class: f.Class, Path: f.Path, PathBase64: rawName(f.Path), Seq: f.Seq, Offset: f.Offset, Bytes: f.Bytes,
 		Reason: f.Reason, Residue: f.Residue, Fatal: f.Fatal()}
 	if f.Class != Unexpected {
 		j.Position = f.Position().String()
