@@ -93,6 +93,11 @@ func parseCursor(s string) (c cursor, err error) {
 	if c.pos, err = segment.ParsePosition(fields[0]); err != nil {
 		return cursor{}, err
 	}
+	// No run stores segment 0 (sequences start at 1); taken as read, it
+	// passed for a segment retention removed, with a warning saying so.
+	if c.pos.Seq == 0 {
+		return cursor{}, fmt.Errorf("position %q: segment 0: sequence numbers start at 1", fields[0])
+	}
 	if len(fields) == 2 {
 		t, err := time.Parse(time.RFC3339Nano, fields[1])
 		if err != nil || t.UnixNano() == 0 {

@@ -272,3 +272,24 @@ func TestTailCursorIsADirectory(t *testing.T) {
 		t.Errorf("store: exit %d, stderr %q; want %d, %q", code, stderr, exitUsage, want)
 	}
 }
+
+// TestTailCursorSegmentZero: sequence numbers start at 1, so no run stores
+// a cursor in segment 0; one that holds it (hand-edited, or garbage) was
+// taken for a cursor whose segment retention removed, with a warning that
+// segment 0 "was removed since the cursor was stored", and the log was
+// read from its start. It is refused as unreadable (exit 2), as other
+// garbage is, and nothing is printed.
+func TestTailCursorSegmentZero(t *testing.T) {
+	dir, _ := compressLog(t, 100)
+	for _, content := range []string{"0:0\n", "0:64 2026-11-29T00:01:41.954309055Z\n"} {
+		cur := filepath.Join(t.TempDir(), "cursor")
+		if err := os.WriteFile(cur, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, stderr, code := execute(t, nil, "tail", "-n", "+1", "--cursor-file", cur, dir)
+		if code != exitUsage || out != "" || !strings.HasPrefix(stderr, cur+": cursor file: ") || strings.Contains(stderr, "removed") {
+			t.Errorf("cursor %q: exit %d, %d bytes out, stderr %q; want %d, nothing printed, the cursor file refused",
+				content, code, len(out), stderr, exitUsage)
+		}
+	}
+}
