@@ -2,6 +2,7 @@ package reader
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -33,6 +34,9 @@ type seg struct {
 	// it, once refusalKnown (refused.go).
 	refusal      string
 	refusalKnown bool
+	// released is set when the image is closed: Records of this segment
+	// kept by the caller can no longer be copied (Record.AppendPayload).
+	released atomic.Bool
 }
 
 // noStop marks a walk that stopped for no event: a full batch, or the
@@ -88,7 +92,7 @@ func (r *Reader) consume(ev *segment.Event) bool {
 		r.rec.Position.Seq, r.rec.Position.Offset = c.seq, ev.Offset
 		r.rec.Time = time.Unix(0, f.Time)
 		r.rec.Payload = f.Payload
-		r.rec.path, r.rec.crc, r.rec.seed = c.path, f.CRC, c.seed
+		r.rec.seg, r.rec.crc = c, f.CRC
 		return true
 	}
 	d, ok := eventDamage(c.path, c.seq, ev)
