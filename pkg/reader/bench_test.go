@@ -65,9 +65,10 @@ func BenchmarkReplay(b *testing.B) {
 				sum += len(r.Record().Payload)
 				got++
 			}
+			err = r.Err() // before Close, after which it is ErrClosed
 			r.Close()
-			if got != n || r.Err() != nil {
-				b.Fatalf("read %d of %d records: %v", got, n, r.Err())
+			if got != n || err != nil {
+				b.Fatalf("read %d of %d records: %v", got, n, err)
 			}
 		}
 	})
