@@ -326,13 +326,13 @@ func soakWork(w *writer.Writer, o soakOpts, note func(kind byte, p segment.Posit
 
 // commitOutcome classifies Commit's error. A commit that met a segment
 // Close had given up on wraps ErrClosed, like a refused one, but may be in
-// the log: it wraps ErrMaybeLost too. Under SyncAlways Commit returns
-// Close's own error (ErrReservationsOpen) for a record it did commit.
+// the log: it wraps ErrMaybeLost too. Under SyncAlways a record it did
+// commit whose flush then failed, or met Close, wraps ErrNotDurable.
 func commitOutcome(err error) byte {
 	switch {
 	case err == nil:
 		return soakCommitted
-	case errors.Is(err, writer.ErrMaybeLost) || errors.Is(err, writer.ErrReservationsOpen):
+	case errors.Is(err, writer.ErrMaybeLost) || errors.Is(err, writer.ErrNotDurable):
 		return soakCommitMaybe
 	case errors.Is(err, writer.ErrClosed) || errors.Is(err, writer.ErrReservationDone):
 		return soakRefused

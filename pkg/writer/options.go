@@ -133,6 +133,11 @@ var (
 	// every call returns it and no durability is claimed again, because
 	// the kernel may have dropped the pages that failed to write.
 	ErrFailed = errors.New("writer failed")
+	// ErrNotDurable is a record committed under SyncAlways whose flush
+	// then failed, or met a Close that gave up or failed: it is in the
+	// log (a process crash keeps it) but not known to be durable. It
+	// comes wrapped together with the error that ended the flush.
+	ErrNotDurable = errors.New("record committed, not known to be durable")
 )
 
 // MinSyncInterval is the shortest Options.SyncInterval. A flush of a

@@ -88,9 +88,11 @@ func (r *Reservation) Position() Position {
 }
 
 // Commit checksums and commits the record. With SyncAlways it returns once
-// the record is durable. After Close it fails with ErrClosed: the record is
-// not in the log, unless the error also wraps ErrMaybeLost (Close gave up
-// on the reservation as it was committed).
+// the record is durable; an error wrapping ErrNotDurable means the record
+// was committed but its flush failed or met a Close that gave up or failed
+// (that error is wrapped too). After Close it fails with ErrClosed: the
+// record is not in the log, unless the error also wraps ErrMaybeLost (Close
+// gave up on the reservation as it was committed).
 func (r *Reservation) Commit() error {
 	if err := r.finishing(); err != nil {
 		return err
@@ -112,7 +114,7 @@ func (r *Reservation) Commit() error {
 	}
 	r.w.yieldEvery(r.s, r.off, segment.FrameSize(r.n))
 	if r.w.opts.Sync == SyncAlways {
-		return r.w.syncCommitted()
+		return r.w.syncCommitted(r.Position())
 	}
 	return nil
 }

@@ -163,16 +163,22 @@ func (w *Writer) committedAsClosed(pos Position) error {
 	return fmt.Errorf("%s: %w: the record at %v was committed as Close gave up on its segment: %w", w.dir, ErrClosed, pos, ErrMaybeLost)
 }
 
-// syncCommitted makes a record just committed durable (SyncAlways). A
-// Close that began after the commit fails the Sync with ErrClosed, yet
-// seals that record's segment durably: the record's fate is then Close's
-// result. Reporting ErrClosed for a record that is in the log, durable,
-// would make a caller that retries write it twice.
-func (w *Writer) syncCommitted() error {
+// syncCommitted makes the record just committed at pos durable
+// (SyncAlways). A Close that began after the commit fails the Sync with
+// ErrClosed, yet seals that record's segment durably: the record's fate
+// is then Close's result. Reporting ErrClosed for a record that is in the
+// log, durable, would make a caller that retries write it twice; so would
+// Close's or the flush's error alone, which a refused record also gets
+// (Commit has no Position to tell them apart): ErrNotDurable says the
+// record is in the log.
+func (w *Writer) syncCommitted(pos Position) error {
 	err := w.Sync()
-	if !errors.Is(err, ErrClosed) {
-		return err
+	if errors.Is(err, ErrClosed) {
+		<-w.closeEnd
+		err = w.closeErr
 	}
-	<-w.closeEnd
-	return w.closeErr
+	if err != nil {
+		return fmt.Errorf("the record at %v: %w: %w", pos, ErrNotDurable, err)
+	}
+	return nil
 }

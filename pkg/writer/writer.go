@@ -186,8 +186,9 @@ func (w *Writer) Dir() string { return w.dir }
 // Append copies p into the log as one record and commits it. With
 // SyncAlways it returns once the record is durable. The returned Position
 // orders the record among all others. An error with a non-zero Position
-// (SyncAlways: the flush failed, or Close gave up) means the record was
-// committed but is not known to be durable: it may be in the log.
+// (SyncAlways: the flush failed, or Close gave up, wrapping ErrNotDurable;
+// or ErrMaybeLost) means the record was committed but is not known to be
+// durable: it may be in the log.
 func (w *Writer) Append(p []byte) (Position, error) {
 	if e := w.failed.Load(); e != nil {
 		return Position{}, *e
@@ -219,7 +220,7 @@ func (w *Writer) Append(p []byte) (Position, error) {
 		}
 		w.yieldEvery(s, off, n)
 		if w.opts.Sync == SyncAlways {
-			if err := w.syncCommitted(); err != nil {
+			if err := w.syncCommitted(pos); err != nil {
 				return pos, err
 			}
 		}
