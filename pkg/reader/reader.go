@@ -144,7 +144,9 @@ import (
 )
 
 // Options configure a Reader. The zero value reads every record once and
-// stops at the end of what is committed.
+// stops at the end of what is committed: in a log a writer holds, at the
+// first frame not committed yet (a reservation still open), as records are
+// returned in position order; those committed after it are not read.
 type Options struct {
 	// Start is where reading begins; the zero value is First().
 	Start Start
@@ -396,7 +398,8 @@ func OpenContext(ctx context.Context, dir string, opts Options) (*Reader, error)
 }
 
 // Next advances to the next record and reports whether there is one. It
-// never blocks: false means the end of the log, or in follow mode that
+// never blocks: false means the end of the log (or, without Follow, a
+// frame a live writer has not committed yet), or in follow mode that
 // nothing more is committed yet (call Wait), or an error (see Err).
 func (r *Reader) Next() bool {
 	if r.have {
