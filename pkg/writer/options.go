@@ -83,7 +83,8 @@ type Options struct {
 	// costs ~55 ns per Append on VMs whose clock source is slow
 	// (docs/BENCHMARKS.md, machine table). Under CPU saturation
 	// the refresh can lag by a scheduler quantum; timestamps are not
-	// guaranteed to be monotonic across goroutines.
+	// guaranteed to be monotonic across goroutines. Above MaxTimePrecision
+	// (1 s) it is refused.
 	TimePrecision time.Duration
 	// CloseTimeout bounds how long Close waits without progress for
 	// reservations still open (Reserve without Commit or Abort); 0 means
@@ -146,6 +147,12 @@ var (
 // while nothing was written (1 ns: 95 % of a core, idle).
 const MinSyncInterval = time.Millisecond
 
+// MaxTimePrecision is the largest Options.TimePrecision. Coarser stamps
+// save nothing (a refresh a millisecond already costs next to nothing)
+// and can be older than the segment that holds them, which verify
+// reports beyond its tolerance (1 h by default).
+const MaxTimePrecision = time.Second
+
 func (o Options) withDefaults() (Options, error) {
 	if o.SegmentSize == 0 {
 		o.SegmentSize = segment.DefaultSegmentSize
@@ -171,6 +178,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.TimePrecision == 0 {
 		o.TimePrecision = time.Millisecond
+	}
+	if o.TimePrecision > MaxTimePrecision {
+		return o, fmt.Errorf("time precision %v: above the maximum of %v (records would carry stamps that old)", o.TimePrecision, MaxTimePrecision)
 	}
 	if o.CloseTimeout < 0 {
 		return o, fmt.Errorf("close timeout %v: negative (0 means the default, 10s)", o.CloseTimeout)

@@ -107,6 +107,34 @@ func TestNegativeCloseTimeoutRefused(t *testing.T) {
 	}
 }
 
+// A TimePrecision above MaxTimePrecision is refused: the shared clock
+// would stamp records that long after their commit, and stamps more than
+// verify's tolerance (1 h by default) older than their segment are
+// reported as torn records; an hour's precision was accepted and did so.
+func TestHugeTimePrecisionRefused(t *testing.T) {
+	for _, p := range []time.Duration{MaxTimePrecision + 1, time.Hour, 1 << 62} {
+		dir := filepath.Join(t.TempDir(), "log")
+		w, err := Open(dir, Options{SegmentSize: 64 << 10, TimePrecision: p})
+		if err == nil {
+			w.Close()
+			t.Fatalf("precision %v: opened", p)
+		}
+		if !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "time precision "+p.String()) {
+			t.Errorf("precision %v: %v", p, err)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Fatalf("the refused Open made %s (%v)", dir, err)
+		}
+	}
+	w, err := Open(t.TempDir(), Options{SegmentSize: 64 << 10, TimePrecision: MaxTimePrecision})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A positive TimePrecision below minClockTick reads the clock for every
 // record, as a negative one does, instead of refreshing the shared
 // timestamp that often: a ticker of 1 ns kept a core busy for as long as
