@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/auditseg/auditseg/internal/names"
 	"github.com/auditseg/auditseg/pkg/segment"
 )
 
@@ -87,7 +88,7 @@ type findingJSON struct {
 	Seq      uint64 `json:"seq"`
 	Offset   int64  `json:"offset"`
 	Position string `json:"position,omitempty"`
-	// PathBase64: rawName.
+	// PathBase64: names.Base64.
 	PathBase64 string `json:"path_base64,omitempty"`
 	Bytes      int64  `json:"bytes"`
 	Reason     string `json:"reason"`
@@ -97,7 +98,7 @@ type findingJSON struct {
 
 // MarshalJSON writes the documented field names (see the package comment).
 func (f Finding) MarshalJSON() ([]byte, error) {
-	j := findingJSON{Class: f.Class, Path: f.Path, PathBase64: rawName(f.Path), Seq: f.Seq, Offset: f.Offset, Bytes: f.Bytes,
+	j := findingJSON{Class: f.Class, Path: f.Path, PathBase64: names.Base64(f.Path), Seq: f.Seq, Offset: f.Offset, Bytes: f.Bytes,
 		Reason: f.Reason, Residue: f.Residue, Fatal: f.Fatal()}
 	if f.Class != Unexpected {
 		j.Position = f.Position().String()

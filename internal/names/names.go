@@ -1,0 +1,21 @@
+// Package names gives file names to JSON output exactly.
+package names
+
+import (
+	"encoding/base64"
+	"unicode/utf8"
+)
+
+// Base64 is the standard base64 of name's bytes when they are not valid
+// UTF-8, else "". JSON holds text, and encoding/json writes U+FFFD for
+// each invalid byte: a file or directory named in another encoding (a
+// Latin-1 name on an old file system) would be reported under a name
+// that finds nothing. The *_base64 fields of verify and compress-finished
+// give the exact bytes, for tooling to open the file by; the text field
+// stays, for people. "" suits omitempty: no such field for a valid name.
+func Base64(name string) string {
+	if utf8.ValidString(name) {
+		return ""
+	}
+	return base64.StdEncoding.EncodeToString([]byte(name))
+}
