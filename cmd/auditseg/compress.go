@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/auditseg/auditseg/internal/cancel"
+	"github.com/auditseg/auditseg/internal/names"
 	"github.com/auditseg/auditseg/pkg/archive"
 	"github.com/klauspost/compress/zstd"
 	"github.com/spf13/cobra"
@@ -224,7 +225,7 @@ func (c *compressReport) finish(dir string, res *archive.Result, runErr error) e
 		if c.output == "json" {
 			enc := json.NewEncoder(stdout)
 			enc.SetIndent("", "  ")
-			_ = enc.Encode(compressJSONError{Dir: dir, Error: runErr.Error(), Interrupted: interrupted})
+			_ = enc.Encode(compressJSONError{Dir: dir, DirBase64: names.Base64(dir), Error: runErr.Error(), Interrupted: interrupted})
 		}
 		if errors.Is(runErr, archive.ErrBusy) {
 			return withCode(exitFailure, runErr)
@@ -326,8 +327,12 @@ func writeCompressText(w io.Writer, res *archive.Result, interrupted bool) error
 	return err
 }
 
+// compressJSON is the -o json summary. Its *_base64 fields, and those of
+// the types below, are names.Base64 of the name beside them: JSON text
+// cannot hold a name that is not UTF-8 (as verify's).
 type compressJSON struct {
 	Dir            string             `json:"dir"`
+	DirBase64      string             `json:"dir_base64,omitempty"`
 	DryRun         bool               `json:"dry_run"`
 	Segments       int                `json:"segments"`
 	Failed         int                `json:"failed"`
@@ -338,6 +343,7 @@ type compressJSON struct {
 	Interrupted    bool               `json:"interrupted"`
 	Error          string             `json:"error,omitempty"` // the run stopped for this (not a segment's failure)
 	TempsRemoved   []string           `json:"temps_removed"`
+	TempsBase64    []string           `json:"temps_removed_base64,omitempty"` // names.List
 	Results        []compressJSONItem `json:"results"`
 	Planned        []compressJSONPlan `json:"planned"`
 	Skipped        []compressJSONSkip `json:"skipped"`
@@ -347,6 +353,7 @@ type compressJSON struct {
 // compressJSONError is the JSON output of a run that could not start.
 type compressJSONError struct {
 	Dir         string `json:"dir"`
+	DirBase64   string `json:"dir_base64,omitempty"`
 	Error       string `json:"error"`
 	Interrupted bool   `json:"interrupted"`
 }
@@ -354,7 +361,9 @@ type compressJSONError struct {
 type compressJSONItem struct {
 	Seq             uint64 `json:"seq"`
 	Original        string `json:"original"`
+	OriginalBase64  string `json:"original_base64,omitempty"`
 	Archive         string `json:"archive"`
+	ArchiveBase64   string `json:"archive_base64,omitempty"`
 	Outcome         string `json:"outcome"`
 	BytesIn         int64  `json:"bytes_in"`
 	BytesOut        int64  `json:"bytes_out"`
@@ -364,24 +373,27 @@ type compressJSONItem struct {
 }
 
 type compressJSONPlan struct {
-	Seq     uint64 `json:"seq"`
-	Path    string `json:"path"`
-	Archive string `json:"archive"`
-	Action  string `json:"action"` // compress or resolve
-	Bytes   int64  `json:"bytes"`
+	Seq           uint64 `json:"seq"`
+	Path          string `json:"path"`
+	PathBase64    string `json:"path_base64,omitempty"`
+	Archive       string `json:"archive"`
+	ArchiveBase64 string `json:"archive_base64,omitempty"`
+	Action        string `json:"action"` // compress or resolve
+	Bytes         int64  `json:"bytes"`
 }
 
 type compressJSONSkip struct {
-	Seq     uint64 `json:"seq"`
-	Path    string `json:"path"`
-	Reason  string `json:"reason"`
-	Damaged bool   `json:"damaged"`
+	Seq        uint64 `json:"seq"`
+	Path       string `json:"path"`
+	PathBase64 string `json:"path_base64,omitempty"`
+	Reason     string `json:"reason"`
+	Damaged    bool   `json:"damaged"`
 }
 
 func writeCompressJSON(w io.Writer, res *archive.Result, runErr error, interrupted bool) error {
 	p := res.Plan
 	j := compressJSON{
-		Dir: res.Dir, DryRun: res.DryRun, Segments: res.Done, Failed: res.Failed,
+		Dir: res.Dir, DirBase64: names.Base64(res.Dir), DryRun: res.DryRun, Segments: res.Done, Failed: res.Failed,
 		BytesIn: res.BytesIn, BytesOut: res.BytesOut, Ratio: ratio(res.BytesIn, res.BytesOut),
 		ElapsedSeconds: res.Elapsed.Seconds(), Interrupted: interrupted, Archived: p.Archived,
 		TempsRemoved: append([]string{}, res.TempsRemoved...),
@@ -393,8 +405,10 @@ func writeCompressJSON(w io.Writer, res *archive.Result, runErr error, interrupt
 	if res.DryRun {
 		j.TempsRemoved = append(j.TempsRemoved[:0], p.Temps...) // would be removed
 	}
+	j.TempsBase64 = names.List(j.TempsRemoved)
 	for _, s := range res.Segments {
-		it := compressJSONItem{Seq: s.Seq, Original: s.Original, Archive: s.Archive, Outcome: string(s.Outcome),
+		it := compressJSONItem{Seq: s.Seq, Original: s.Original, OriginalBase64: names.Base64(s.Original),
+			Archive: s.Archive, ArchiveBase64: names.Base64(s.Archive), Outcome: string(s.Outcome),
 			BytesIn: s.BytesIn, BytesOut: s.BytesOut, OriginalRemoved: s.OriginalRemoved, Reason: s.Reason}
 		if s.Err != nil {
 			it.Error = s.Err.Error()
@@ -402,15 +416,21 @@ func writeCompressJSON(w io.Writer, res *archive.Result, runErr error, interrupt
 		j.Results = append(j.Results, it)
 	}
 	for _, c := range p.Resolve {
-		j.Planned = append(j.Planned, compressJSONPlan{c.Seq, c.Path, c.Archive, "resolve", c.Size})
+		j.Planned = append(j.Planned, planJSON(c, "resolve"))
 	}
 	for _, c := range p.Compress {
-		j.Planned = append(j.Planned, compressJSONPlan{c.Seq, c.Path, c.Archive, "compress", c.Size})
+		j.Planned = append(j.Planned, planJSON(c, "compress"))
 	}
 	for _, s := range p.Skipped {
-		j.Skipped = append(j.Skipped, compressJSONSkip{s.Seq, s.Path, s.Reason, s.Damaged})
+		j.Skipped = append(j.Skipped, compressJSONSkip{Seq: s.Seq, Path: s.Path, PathBase64: names.Base64(s.Path),
+			Reason: s.Reason, Damaged: s.Damaged})
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(j)
+}
+
+func planJSON(c archive.Candidate, action string) compressJSONPlan {
+	return compressJSONPlan{Seq: c.Seq, Path: c.Path, PathBase64: names.Base64(c.Path),
+		Archive: c.Archive, ArchiveBase64: names.Base64(c.Archive), Action: action, Bytes: c.Size}
 }

@@ -109,6 +109,9 @@ func TestCompressFinishedJSON(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
+	if strings.Contains(stdout, "_base64") {
+		t.Errorf("a *_base64 field for names that are valid UTF-8 (only for others): %s", stdout)
+	}
 	var j struct {
 		Dir          string   `json:"dir"`
 		Segments     int      `json:"segments"`

@@ -19,3 +19,19 @@ func Base64(name string) string {
 	}
 	return base64.StdEncoding.EncodeToString([]byte(name))
 }
+
+// List is Base64 for a list of names (temps_removed_base64): nil when
+// every name is valid UTF-8, so that omitempty leaves the field out, else
+// one entry per name, in order, "" for the valid ones.
+func List(list []string) []string {
+	var out []string
+	for i, name := range list {
+		if b := Base64(name); b != "" {
+			if out == nil {
+				out = make([]string, len(list))
+			}
+			out[i] = b
+		}
+	}
+	return out
+}

@@ -18,3 +18,13 @@ func TestBase64(t *testing.T) {
 		}
 	}
 }
+
+func TestList(t *testing.T) {
+	if got := List([]string{"a", "b"}); got != nil {
+		t.Errorf("valid names: %q, want nil", got)
+	}
+	got := List([]string{"a", "b\xff", "c"})
+	if len(got) != 3 || got[0] != "" || got[1] != Base64("b\xff") || got[2] != "" {
+		t.Errorf("%q: want one entry per name, only b\\xff's set", got)
+	}
+}
