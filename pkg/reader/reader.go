@@ -418,7 +418,9 @@ func (r *Reader) Next() bool {
 }
 
 // Record returns the record Next moved to. Its Payload is valid until the
-// next call to Next, Wait or Close.
+// next call to Next, Wait or Close. Once the reader has released the
+// record's segment (Close, or Next moved past it) it returns the zero
+// Record.
 func (r *Reader) Record() Record { return r.rec }
 
 // Err returns the error that stopped the reader, if any: an I/O error,
@@ -537,6 +539,11 @@ func (r *Reader) closeCur() error {
 	}
 	r.keepHeader(c.mark, c.img)
 	c.released.Store(true) // before the unmap: a Record's copy checks it
+	if r.rec.seg == c {
+		// Record hands it out no more: its Payload is about to be
+		// unmapped, and a read of it would crash the program.
+		r.rec = Record{}
+	}
 	return c.img.Close()
 }
 
