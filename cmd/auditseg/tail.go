@@ -68,6 +68,9 @@ by default the last 10, one per line.
                 everything, byte for byte what 'auditseg write' read, except
                 that a last line without a newline comes back with one)
   --from POS    from the first record at or after position SEQ:OFFSET
+                (SEQ:0: the start of segment SEQ; an offset past that
+                segment's record area, in its footer or past its end, names
+                no record and is refused)
   --since TIME  records stamped at or after TIME: RFC 3339 with its zone
                 (2024-05-01T12:00:00Z, 2024-05-01 12:00:00+02:00; T or a
                 space, Z or an offset, in either case) or a duration back
@@ -80,7 +83,9 @@ by default the last 10, one per line.
                 -n/--from/--since); on exit store the last position printed in
                 F, atomically, so that runs resume one after another (F's
                 directory must exist and be writable: checked before
-                anything is printed)
+                anything is printed; a position in F that is not a
+                record's, in a segment's header or footer, past its end or
+                not 8-byte aligned, is refused)
 
 Output (-o raw, the default): each payload followed by a newline (--delim nul:
 a NUL byte), or with --framing u32be prefixed by its length as a 4-byte
@@ -144,6 +149,9 @@ func (f tailFlags) start(ctx context.Context, cmd *cobra.Command, dir string, no
 	// The flags are checked even when a cursor takes over: a mistake in
 	// them must show on the first run, not only once the cursor is lost.
 	opts, err := f.startFromFlags(cmd, now)
+	if err == nil && cmd.Flags().Changed("from") {
+		err = checkFromArea(ctx, dir, f.from)
+	}
 	if err != nil || f.cursorFile == "" {
 		return opts, err
 	}
@@ -160,6 +168,8 @@ func (f tailFlags) start(ctx context.Context, cmd *cobra.Command, dir string, no
 	}
 	if behind != "" {
 		fmt.Fprintf(cmd.ErrOrStderr(), "auditseg tail: warning: %s\n", behind)
+	} else if err := checkCursorArea(ctx, dir, f.cursorFile, c); err != nil {
+		return opts, err
 	}
 	return reader.Options{Start: reader.After(c.pos)}, nil
 }

@@ -98,6 +98,13 @@ func parseCursor(s string) (c cursor, err error) {
 	if c.pos.Seq == 0 {
 		return cursor{}, fmt.Errorf("position %q: segment 0: sequence numbers start at 1", fields[0])
 	}
+	// tail stores a record's position: one in the header, or off the
+	// frames' alignment, is a damaged file, and read as "after it" it
+	// could pass the record it is inside silently.
+	if c.pos.Offset < segment.HeaderSize || c.pos.Offset%segment.Alignment != 0 {
+		return cursor{}, fmt.Errorf("position %q: not a record's position (records start at offset %d, at multiples of %d)",
+			fields[0], segment.HeaderSize, segment.Alignment)
+	}
 	if len(fields) == 2 {
 		t, err := time.Parse(time.RFC3339Nano, fields[1])
 		if err != nil || t.UnixNano() == 0 {
@@ -200,19 +207,26 @@ func removedBehind(path string, pos segment.Position, first uint64) string {
 // archive if compress-finished replaced it since the listing; ctx ends a
 // wait for a lease's break.
 func segmentHeader(ctx context.Context, l segment.Listing, seq uint64) (segment.Header, error) {
+	_, h, err := segmentHeaderAt(ctx, l, seq)
+	return h, err
+}
+
+// segmentHeaderAt is segmentHeader, with the file it read the header from.
+func segmentHeaderAt(ctx context.Context, l segment.Listing, seq uint64) (string, segment.Header, error) {
 	i, found := slices.BinarySearchFunc(l.Segments, seq, func(e segment.Entry, s uint64) int { return cmp.Compare(e.Seq, s) })
 	if !found {
-		return segment.Header{}, os.ErrNotExist
+		return "", segment.Header{}, os.ErrNotExist
 	}
-	e := l.Segments[i]
-	h, err := segment.ReadHeaderContext(ctx, e.Path)
-	if a, ok := segment.ArchivedInstead(e.Path, err); ok {
+	path := l.Segments[i].Path
+	h, err := segment.ReadHeaderContext(ctx, path)
+	if a, ok := segment.ArchivedInstead(path, err); ok {
+		path = a
 		h, err = segment.ReadHeaderContext(ctx, a)
 	}
 	if err == nil && h.Seq != seq {
-		err = fmt.Errorf("%s: header says segment %d", e.Path, h.Seq)
+		err = fmt.Errorf("%s: header says segment %d", path, h.Seq)
 	}
-	return h, err
+	return path, h, err
 }
 
 // cursorAt is the cursor for the record at pos of the log in dir: with

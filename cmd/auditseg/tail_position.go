@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+
+	"github.com/auditseg/auditseg/internal/cancel"
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// outsideArea says where pos lies when its offset is past the record area
+// of its segment in the log (or segment file) at dir: in the footer, or
+// past the end of the file ("" when inside, or when the segment is not
+// there or its header cannot be read, which the reader reports). The
+// reader orders positions, so the first record at or after such a one is
+// the next segment's: a mistyped --from, or a damaged cursor file, went
+// on there silently, passing the rest of the segment. ctx ends a wait for
+// a lease's break on the segment: its error is returned then.
+func outsideArea(ctx context.Context, dir string, pos segment.Position) (string, error) {
+	path, h, err := startSegmentHeader(ctx, dir, pos.Seq)
+	if cancel.Ended(ctx, err) {
+		return "", err
+	}
+	var where string
+	switch limit := segment.RecordLimit(h.Size); {
+	case err != nil || pos.Offset < limit:
+		return "", nil
+	case pos.Offset >= h.Size:
+		where = "past the end of"
+	default:
+		where = "in the footer of"
+	}
+	return fmt.Sprintf("%s segment %d (%s, %d bytes): its records lie at offsets %d to %d",
+		where, pos.Seq, path, h.Size, segment.HeaderSize, segment.RecordLimit(h.Size)-1), nil
+}
+
+// startSegmentHeader reads the header of segment seq of the log at dir,
+// or of the segment file dir if its header says seq, and returns the file
+// it was read from (its archive if compress-finished replaced it).
+func startSegmentHeader(ctx context.Context, dir string, seq uint64) (string, segment.Header, error) {
+	if !isFile(dir) {
+		l, err := segment.List(dir)
+		if err != nil {
+			return "", segment.Header{}, err
+		}
+		return segmentHeaderAt(ctx, l, seq)
+	}
+	h, err := segment.ReadHeaderContext(ctx, dir)
+	if err == nil && h.Seq != seq {
+		err = fmt.Errorf("%s: header says segment %d", dir, h.Seq)
+	}
+	return dir, h, err
+}
+
+// checkFromArea refuses a --from position, parsed already, past its
+// segment's record area.
+func checkFromArea(ctx context.Context, dir, from string) error {
+	pos, err := segment.ParsePosition(from)
+	if err != nil {
+		return fmt.Errorf("--from: %w", err)
+	}
+	where, err := outsideArea(ctx, dir, pos)
+	if err != nil || where == "" {
+		return err
+	}
+	return fmt.Errorf("--from %s: %s", from, where)
+}
+
+// checkCursorArea refuses a cursor past its segment's record area: tail
+// stores the position of a record, so the file was damaged or edited.
+func checkCursorArea(ctx context.Context, dir, path string, c cursor) error {
+	where, err := outsideArea(ctx, dir, c.pos)
+	if err != nil || where == "" {
+		return err
+	}
+	return fmt.Errorf("cursor file %s is at %s, %s; tail stores a record's position, so the file was damaged or edited: remove %s to read %s from its start",
+		path, c.pos, where, path, filepath.Clean(dir))
+}

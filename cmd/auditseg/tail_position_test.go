@@ -1,0 +1,122 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+	"github.com/auditseg/auditseg/pkg/writer"
+)
+
+// positionLog writes a log of two sealed segments of the smallest size
+// and returns its directory and the header of segment 1.
+func positionLog(t *testing.T) (string, segment.Header) {
+	t.Helper()
+	dir := t.TempDir()
+	w, err := writer.Open(dir, writer.Options{SegmentSize: segment.MinSegmentSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 12 {
+		if _, err := w.Append([]byte(fmt.Sprintf("r%d-%s", i, strings.Repeat("x", 8000)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h, err := segment.ReadHeader(filepath.Join(dir, segment.FileName(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, segment.FileName(2))); err != nil {
+		t.Fatalf("fixture: want two segments: %v", err)
+	}
+	return dir, h
+}
+
+// TestTailFromOutsideRecordArea: a --from offset in the footer or past the
+// end of its segment's file can name no record of it; it was taken as "at
+// or after" and tail went on silently with the next segment. It is refused
+// (exit 2), naming the flag, the position and the segment's record area.
+// Offsets inside the record area keep their documented meaning.
+func TestTailFromOutsideRecordArea(t *testing.T) {
+	dir, h := positionLog(t)
+	area := fmt.Sprintf("offsets %d to %d", segment.HeaderSize, segment.RecordLimit(h.Size)-1)
+	seg1 := filepath.Join(dir, segment.FileName(1))
+	for _, tc := range []struct {
+		target, pos, where string
+	}{
+		{dir, "1:999999", "past the end"},
+		{dir, fmt.Sprintf("1:%d", h.Size), "past the end"},
+		{dir, fmt.Sprintf("1:%d", segment.RecordLimit(h.Size)), "footer"},
+		{dir, fmt.Sprintf("1:%d", h.Size-8), "footer"},
+		{seg1, "1:999999", "past the end"}, // one segment file
+	} {
+		out, stderr, code := execute(t, nil, "tail", "-o", "json", "--from", tc.pos, tc.target)
+		if code != exitUsage || out != "" {
+			t.Errorf("--from %s %s: exit %d, out %.60q, %s", tc.pos, tc.target, code, out, stderr)
+			continue
+		}
+		for _, s := range []string{"--from " + tc.pos, tc.where, area, seg1} {
+			if !strings.Contains(stderr, s) {
+				t.Errorf("--from %s %s: %q does not say %q", tc.pos, tc.target, stderr, s)
+			}
+		}
+	}
+	// Inside the record area: the first record at or after the position,
+	// as documented; SEQ:0 is the start of segment SEQ.
+	for _, tc := range []struct{ pos, first string }{
+		{"1:0", `"position":"1:64"`},
+		{"1:65", `"position":"1:8`}, // the second record, past the first's 8 KB
+		{fmt.Sprintf("1:%d", segment.RecordLimit(h.Size)-8), `"position":"2:64"`},
+	} {
+		out, stderr, code := execute(t, nil, "tail", "-o", "json", "--from", tc.pos, dir)
+		if code != exitOK || !strings.HasPrefix(out, `{`+tc.first) {
+			t.Errorf("--from %s: exit %d, out starts %.60q, %s", tc.pos, code, out, stderr)
+		}
+	}
+}
+
+// TestTailCursorOutsideRecordArea: tail stores a record's position in
+// its cursor file, so one in a segment's header, not on a frame boundary
+// (8-byte aligned), in its footer or past its end was never stored by
+// tail: a damaged or hand-edited file. It was taken as is, and one past
+// the record area skipped the rest of the segment silently. Refused
+// (exit 2), naming the file, the position and what is valid; the file is
+// left as it was.
+func TestTailCursorOutsideRecordArea(t *testing.T) {
+	dir, h := positionLog(t)
+	created := time.Unix(0, h.Created).UTC().Format(time.RFC3339Nano)
+	area := fmt.Sprintf("offsets %d to %d", segment.HeaderSize, segment.RecordLimit(h.Size)-1)
+	cur := filepath.Join(t.TempDir(), "cursor")
+	for _, tc := range []struct{ pos, why string }{
+		{"1:1000000", area},
+		{fmt.Sprintf("1:%d", segment.RecordLimit(h.Size)), area},
+		{"1:0", "not a record's position"},
+		{"1:4099", "not a record's position"},
+	} {
+		for _, content := range []string{tc.pos + " " + created + "\n", tc.pos + "\n"} {
+			if err := os.WriteFile(cur, []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, stderr, code := execute(t, nil, "tail", "--cursor-file", cur, dir)
+			if code != exitUsage || out != "" {
+				t.Errorf("cursor %q: exit %d, out %.40q, %s", content, code, out, stderr)
+				continue
+			}
+			for _, s := range []string{cur, tc.pos, tc.why} {
+				if !strings.Contains(stderr, s) {
+					t.Errorf("cursor %q: %q does not say %q", content, stderr, s)
+				}
+			}
+			if b, _ := os.ReadFile(cur); string(b) != content {
+				t.Errorf("cursor %q: file now %q", content, b)
+			}
+		}
+	}
+}
