@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -85,13 +84,16 @@ tail report it); 2 bad usage or the file cannot be read.`,
 }
 
 // inspectDirError explains that inspect takes a file, naming one of the
-// directory's segments if it has any.
+// directory's segments if it has any. One without any gets no example: a
+// file inside it that is not there, or verify for a directory that is no
+// log, would send the user further astray (a directory named like a
+// segment, 00000000000000000001.seg, made so by mistake, is one).
 func inspectDirError(dir string) error {
-	example := filepath.Join(dir, segment.FileName(1))
+	what := dir + " is a directory, not a segment file: inspect takes one segment file"
 	if l, err := segment.List(dir); err == nil && len(l.Segments) > 0 {
-		example = l.Segments[0].Path
+		return fmt.Errorf("%s, such as %s; 'auditseg verify %s' checks a whole log", what, l.Segments[0].Path, dir)
 	}
-	return fmt.Errorf("%s is a directory: inspect dumps one segment file, such as %s; 'auditseg verify %s' checks a whole log", dir, example, dir)
+	return fmt.Errorf("%s (a %s file, or its %s archive), and %s holds none", what, segment.SegmentExt, segment.ArchiveExt, dir)
 }
 
 // readError is a failure to read the segment while it was being dumped,
