@@ -142,18 +142,7 @@ func TestTailCursorNotPastUnreadable(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(base) })
 	dir, cur := filepath.Join(base, "log"), filepath.Join(base, "cursor")
-	w, err := writer.Open(dir, writer.Options{SegmentSize: segment.MinSegmentSize})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 40 {
-		if _, err := w.Append([]byte(fmt.Sprintf("%d %s", i, strings.Repeat("x", 8000)))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeBig(t, dir, 40)
 	l, err := segment.List(dir)
 	if err != nil || len(l.Segments) < 4 {
 		t.Fatalf("%d segments, %v", len(l.Segments), err)

@@ -12,23 +12,30 @@ import (
 	"github.com/auditseg/auditseg/pkg/writer"
 )
 
-// positionLog writes a log of two sealed segments of the smallest size
-// and returns its directory and the header of segment 1.
-func positionLog(t *testing.T) (string, segment.Header) {
+// writeBig writes n records of 8 KB ("I x...") to a log of segments of
+// the smallest size at dir: 7 to a segment.
+func writeBig(t *testing.T, dir string, n int) {
 	t.Helper()
-	dir := t.TempDir()
 	w, err := writer.Open(dir, writer.Options{SegmentSize: segment.MinSegmentSize})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 12 {
-		if _, err := w.Append([]byte(fmt.Sprintf("r%d-%s", i, strings.Repeat("x", 8000)))); err != nil {
+	for i := range n {
+		if _, err := w.Append([]byte(fmt.Sprintf("%d %s", i, strings.Repeat("x", 8000)))); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// positionLog writes a log of two sealed segments of the smallest size
+// and returns its directory and the header of segment 1.
+func positionLog(t *testing.T) (string, segment.Header) {
+	t.Helper()
+	dir := t.TempDir()
+	writeBig(t, dir, 12)
 	h, err := segment.ReadHeader(filepath.Join(dir, segment.FileName(1)))
 	if err != nil {
 		t.Fatal(err)
