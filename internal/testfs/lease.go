@@ -63,7 +63,20 @@ func TakeLease(t testing.TB, path string, typ int) (broken <-chan os.Signal, giv
 // given up after.
 func CancelInLeaseWait(t testing.TB, path string, run func(context.Context) error) error {
 	t.Helper()
-	broken, giveUp := TakeLease(t, path, unix.F_WRLCK)
+	return cancelInLease(t, path, unix.F_WRLCK, run)
+}
+
+// CancelInReadLeaseWait is CancelInLeaseWait with a read lease, which
+// only an open for writing breaks: for a wait in such an open of a file
+// run reads first.
+func CancelInReadLeaseWait(t testing.TB, path string, run func(context.Context) error) error {
+	t.Helper()
+	return cancelInLease(t, path, unix.F_RDLCK, run)
+}
+
+func cancelInLease(t testing.TB, path string, typ int, run func(context.Context) error) error {
+	t.Helper()
+	broken, giveUp := TakeLease(t, path, typ)
 	defer giveUp()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

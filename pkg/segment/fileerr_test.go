@@ -23,7 +23,7 @@ func TestFileErrorNamesThePathOnce(t *testing.T) {
 	}
 	corrupt := &CorruptError{Path: p, Offset: 8, Reason: "bad version"}
 	other := errors.New("zstd decoder: out of memory")
-	// waitLease's shape: the open's PathError with what ended the wait
+	// WaitLease's shape: the open's PathError with what ended the wait
 	// after it.
 	leaseErr := fmt.Errorf("%w: stopped after waiting 3ms for another process's lease on the file to be given up: %w",
 		&fs.PathError{Op: "open", Path: p, Err: syscall.EWOULDBLOCK}, context.Canceled)

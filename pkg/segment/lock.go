@@ -46,13 +46,19 @@ func lockRange(typ int16) unix.Flock_t {
 // AcquireLock takes the writer lock of dir, or fails at once with an error
 // wrapping ErrLocked that names the directory and the holder's pid.
 func AcquireLock(dir string) (*Lock, error) {
+	return AcquireLockContext(context.Background(), dir)
+}
+
+// AcquireLockContext is AcquireLock whose wait for a lease's break on
+// LOCK ends when ctx is done (OpenNoFollowContext), holding nothing then.
+func AcquireLockContext(ctx context.Context, dir string) (*Lock, error) {
 	d, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}
 	// LOCK through the directory just opened, not its path: a directory
 	// renamed and replaced in between would have us lock another log's.
-	f, err := lockFileIn(d, dir, 0)
+	f, err := lockFileIn(ctx, d, dir, 0)
 	if err != nil {
 		d.Close()
 		return nil, err
@@ -94,14 +100,15 @@ func dirLocked(d *os.File) (bool, error) {
 // dir: the LOCK locked is the held directory's wherever that directory is
 // now, for AcquireLock and for Check's repair alike, never that of
 // another directory that took the path meanwhile (a new log's, whose
-// writer would then find its own LOCK locked by us).
-func lockFileIn(d *os.File, dir string, from uint64) (*os.File, error) {
+// writer would then find its own LOCK locked by us). ctx ends the wait
+// for a lease's break.
+func lockFileIn(ctx context.Context, d *os.File, dir string, from uint64) (*os.File, error) {
 	p := filepath.Join(dir, LockName)
 	// O_NONBLOCK, against a FIFO there; for writing, the open conflicts
 	// with any lease (an NFS server's read delegation), whose break it
-	// waits for as a blocking open would (waitLease).
+	// waits for as a blocking open would (WaitLease).
 	var fd int
-	err := waitLease(context.Background(), func() (err error) {
+	err := WaitLease(ctx, func() (err error) {
 		fd, err = unix.Openat(int(d.Fd()), LockName, unix.O_RDWR|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0o640)
 		return err
 	})
@@ -207,7 +214,7 @@ func (l *Lock) Check() (note string, err error) {
 	if err := unix.Fstatat(int(l.d.Fd()), LockName, &now, unix.AT_SYMLINK_NOFOLLOW); err == nil && now.Dev == held.Dev && now.Ino == held.Ino {
 		return "", nil
 	}
-	f, err := lockFileIn(l.d, l.dir, l.from)
+	f, err := lockFileIn(context.Background(), l.d, l.dir, l.from)
 	if err != nil {
 		return fmt.Sprintf("the LOCK file was removed or replaced and cannot be locked again now (will retry): %v", err), nil
 	}
@@ -340,10 +347,10 @@ func WriterInfoContext(ctx context.Context, dir string) (Writer, error) {
 // openLockFile opens the LOCK file, which must be a regular file: with
 // O_NONBLOCK a FIFO put there fails here instead of blocking the open (and
 // every verify and tail of the log) until something writes to it; a
-// lease's break is waited for (waitLease).
+// lease's break is waited for (WaitLease).
 func openLockFile(ctx context.Context, p string, flag int) (*os.File, error) {
 	var f *os.File
-	err := waitLease(ctx, func() (err error) {
+	err := WaitLease(ctx, func() (err error) {
 		f, err = os.OpenFile(p, flag|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0o640)
 		return err
 	})

@@ -49,19 +49,20 @@ func OpenNoFollowContext(ctx context.Context, path string) (*os.File, error) {
 // either. It creates nothing (no permission bits).
 func OpenNonBlocking(ctx context.Context, path string, flag int) (*os.File, error) {
 	var f *os.File
-	err := waitLease(ctx, func() (err error) {
+	err := WaitLease(ctx, func() (err error) {
 		f, err = os.OpenFile(path, flag|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 		return err
 	})
 	return f, err
 }
 
-// waitLease runs open, an open with O_NONBLOCK, and again while it fails
+// WaitLease runs open, an open with O_NONBLOCK, and again while it fails
 // with EWOULDBLOCK, for as long as a blocking open could wait for a
 // lease's break (OpenNoFollow) or until ctx is done; it returns open's
 // last error, wrapped with ctx's error and cause if ctx ended the wait
-// (open's *PathError names the file: the wrapping does not again).
-func waitLease(ctx context.Context, open func() error) error {
+// (open's *PathError names the file: the wrapping does not again). It is
+// for an open OpenNonBlocking cannot make: the writer's, through its FS.
+func WaitLease(ctx context.Context, open func() error) error {
 	err := open()
 	if err == nil || !errors.Is(err, syscall.EWOULDBLOCK) {
 		return err

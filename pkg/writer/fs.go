@@ -29,7 +29,9 @@ import (
 // only when none has. A wrapper that implements one itself is used for
 // it, as it comes first.
 type FS interface {
-	// OpenFile opens a file as os.OpenFile does.
+	// OpenFile opens a file as os.OpenFile does. Recovery's open of a
+	// segment passes O_NONBLOCK, and expects EWOULDBLOCK under another
+	// process's lease, which OpenContext waits out with its context.
 	OpenFile(name string, flag int, perm os.FileMode) (*os.File, error)
 	// Fallocate reserves size bytes of disk for f (and sets its size).
 	Fallocate(f *os.File, size int64) error

@@ -1,6 +1,7 @@
 package writer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/auditseg/auditseg/internal/cancel"
 	"github.com/auditseg/auditseg/pkg/segment"
 	"golang.org/x/sys/unix"
 )
@@ -57,7 +59,10 @@ func recoveryError(dir string, err error) error {
 	return fmt.Errorf("open %s: %w", dir, err)
 }
 
-func (w *Writer) recover() (*seg, [segment.DigestSize]byte, error) {
+// recover is that procedure. ctx ends its waits for a lease's break in
+// opening segment files, and stops it before each segment it recovers
+// and before the segment it creates.
+func (w *Writer) recover(ctx context.Context) (*seg, [segment.DigestSize]byte, error) {
 	var prev [segment.DigestSize]byte
 	l, err := segment.List(w.dir)
 	if err != nil {
@@ -87,7 +92,7 @@ func (w *Writer) recover() (*seg, [segment.DigestSize]byte, error) {
 	i := len(l.Segments)
 	for ; i > 0; i-- {
 		e := l.Segments[i-1]
-		d, sealed, err := sealedDigest(e.Path)
+		d, sealed, err := sealedDigest(ctx, e.Path)
 		if err != nil && e.Archived && (errors.Is(err, segment.ErrCorrupt) || errors.Is(err, segment.ErrNoFooter)) {
 			// Sealed by construction, but neither its summary nor its
 			// content gives the digest (damaged, or an archive made by
@@ -121,7 +126,10 @@ func (w *Writer) recover() (*seg, [segment.DigestSize]byte, error) {
 		if e.Archived {
 			continue // archives are sealed by construction
 		}
-		s, err := w.recoverSegment(e.Path, e.Seq, last, &prev)
+		if err := stopped(ctx, "recovering", e.Path); err != nil {
+			return nil, prev, err
+		}
+		s, err := w.recoverSegment(ctx, e.Path, e.Seq, last, &prev)
 		if err != nil {
 			return nil, prev, err
 		}
@@ -130,11 +138,23 @@ func (w *Writer) recover() (*seg, [segment.DigestSize]byte, error) {
 		}
 	}
 	if first == nil {
+		if err := stopped(ctx, "creating", filepath.Join(w.dir, segment.FileName(l.NextSeq()))); err != nil {
+			return nil, prev, err
+		}
 		if first, err = w.prepare(l.NextSeq()); err != nil {
 			return nil, prev, err
 		}
 	}
 	return first, prev, nil
+}
+
+// stopped is the error recovery stops with, before doing what to path,
+// once ctx is done; nil before.
+func stopped(ctx context.Context, what, path string) error {
+	if ctx.Err() == nil {
+		return nil
+	}
+	return fmt.Errorf("recovery stopped before %s %s: %w", what, path, cancel.Err(ctx))
 }
 
 // sealedDigest reports whether the segment at path is sealed and its
@@ -143,8 +163,8 @@ func (w *Writer) recover() (*seg, [segment.DigestSize]byte, error) {
 // none of them (only the newest, if its summary is damaged: ReadFooter
 // then reads the content's footer; FORMAT.md section 8, step 2: zeros
 // only when neither gives a valid footer).
-func sealedDigest(path string) ([segment.DigestSize]byte, bool, error) {
-	f, err := segment.SealedFooter(path)
+func sealedDigest(ctx context.Context, path string) ([segment.DigestSize]byte, bool, error) {
+	f, err := segment.SealedFooterContext(ctx, path)
 	switch {
 	case err == nil:
 		return f.Digest, true, nil
@@ -152,7 +172,7 @@ func sealedDigest(path string) ([segment.DigestSize]byte, bool, error) {
 		// compress-finished, running beside us, replaced the file by its
 		// archive after we listed the directory.
 		if alt, ok := segment.ArchivedInstead(path, err); ok {
-			return sealedDigest(alt)
+			return sealedDigest(ctx, alt)
 		}
 		return f.Digest, false, err
 	case !segment.IsArchiveName(filepath.Base(path)) && (errors.Is(err, segment.ErrNoFooter) || errors.Is(err, segment.ErrCorrupt)):
@@ -166,8 +186,16 @@ func sealedDigest(path string) ([segment.DigestSize]byte, bool, error) {
 
 // recoverSegment repairs and seals one unsealed segment, or returns it as
 // the segment to continue in when it is the newest and empty.
-func (w *Writer) recoverSegment(path string, seq uint64, last bool, prev *[segment.DigestSize]byte) (*seg, error) {
-	f, err := w.opts.FS.OpenFile(path, os.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+func (w *Writer) recoverSegment(ctx context.Context, path string, seq uint64, last bool, prev *[segment.DigestSize]byte) (*seg, error) {
+	// O_NONBLOCK, so that an open conflicting with another process's
+	// lease fails rather than waiting in the kernel, where nothing could
+	// end the wait; WaitLease waits for the break instead, until ctx is
+	// done. (It changes nothing else for a regular file.)
+	var f *os.File
+	err := segment.WaitLease(ctx, func() (err error) {
+		f, err = w.opts.FS.OpenFile(path, os.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("recovery: %w", err)
 	}

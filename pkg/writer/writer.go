@@ -22,9 +22,14 @@
 // cut. The stores of Append, Reserve and Commit are not guarded (guard.go:
 // the cost), nor the caller's into a Reservation's Bytes: one past the cut
 // kills the process with SIGBUS.
+//
+// OpenContext is Open whose waits (another process's file lease on LOCK
+// or a segment, recovery segment by segment) end with its context; the
+// context covers opening only, not the writer's life.
 package writer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -33,6 +38,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/auditseg/auditseg/internal/cancel"
 	"github.com/auditseg/auditseg/pkg/segment"
 )
 
@@ -108,7 +114,26 @@ type Stats struct {
 // directory's lock, so a second writer fails at once with an error
 // wrapping segment.ErrLocked that names the holder's pid. If the previous
 // writer died, Open first recovers: see docs/FORMAT.md, "Recovery".
+// Nothing ends its waits early: see OpenContext.
 func Open(dir string, opts Options) (*Writer, error) {
+	return OpenContext(context.Background(), dir, opts)
+}
+
+// OpenContext is Open with ctx for the opening. Once ctx is done, a wait
+// for another process's lease (a file server's) on LOCK or on a segment
+// file recovery opens to be given up, which lasts up to lease-break-time
+// and a second (46 s by default; segment.OpenNoFollowContext), ends, and
+// recovery stops before the next segment it would recover (each one is
+// flushed to disk, which a slow disk can make take seconds) or the first
+// segment's creation. OpenContext then returns an error wrapping ctx's
+// (context.Canceled, say) and its cause, holding no lock, no goroutine
+// started, and what it created removed as on any failure of Open. A
+// recovery it stops may have removed the leftover temporary files and
+// sealed some segments, as a crash during recovery would have: the next
+// Open goes on from there. A ctx done from the start opens nothing. ctx
+// covers the opening only, not the writer's life: its cancellation after
+// OpenContext has returned does nothing.
+func OpenContext(ctx context.Context, dir string, opts Options) (*Writer, error) {
 	// Segment paths are joined to dir, which cleans: made, locked and
 	// listed as given, "link/../log" was another directory for them.
 	dir = segment.CleanName(dir)
@@ -116,11 +141,14 @@ func Open(dir string, opts Options) (*Writer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("open %s: %w", dir, cancel.Err(ctx))
+	}
 	created, err := mkdirDurable(opts.FS, dir)
 	if err != nil {
 		return nil, fmt.Errorf("open log directory: %w", err)
 	}
-	lock, err := segment.AcquireLock(dir)
+	lock, err := segment.AcquireLockContext(ctx, dir)
 	if err != nil {
 		abandon(nil, created)
 		return nil, err
@@ -133,7 +161,7 @@ func Open(dir string, opts Options) (*Writer, error) {
 	ch := make(chan struct{})
 	w.wake.Store(&ch)
 	w.pages.interval, w.pages.opened = opts.SyncInterval, time.Now()
-	first, prev, err := w.recover()
+	first, prev, err := w.recover(ctx)
 	if err != nil {
 		abandon(lock, created)
 		return nil, recoveryError(dir, err)
