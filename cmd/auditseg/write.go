@@ -3,13 +3,15 @@ package main
 // auditseg write DIR: stdin to records.
 //
 // Exit codes: 0 all input committed (also after SIGINT/SIGTERM/SIGHUP, which stop
-// reading and commit every complete record read); 1 an error while writing (records
+// reading and commit every complete record read, or, while the log is
+// being opened, end that before anything is read); 1 an error while writing (records
 // committed before it stay readable), or a second signal left records read
 // and not committed; 2 bad flags, or the log could not be
 // opened (locked by another writer, missing permissions), or standard
 // input is a directory.
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/auditseg/auditseg/internal/cancel"
 	"github.com/auditseg/auditseg/pkg/segment"
 	"github.com/auditseg/auditseg/pkg/writer"
 	"github.com/spf13/cobra"
@@ -47,7 +50,9 @@ its NUL is a record too). --framing u32be reads
 binary records, each prefixed by its length as a 4-byte big-endian integer.
 
 SIGINT, SIGTERM or SIGHUP stops reading: every complete record read is committed,
-the segment sealed, and the command exits 0. An incomplete last record (a
+the segment sealed, and the command exits 0. One while the log is being
+opened (recovery after a crash, a wait for another process's file lease)
+ends that, reading nothing, and the command exits 0. An incomplete last record (a
 line without its newline yet) is reported and not committed. A second
 signal stops committing: the bytes read and not committed are reported
 with the input offset up to which everything was, and the exit code is 1.`,
@@ -155,7 +160,20 @@ func runWrite(cmd *cobra.Command, dir string, f writeFlags) error {
 		lvl = slog.LevelError
 	}
 	opts.Logger = newCLILogger(cmd.ErrOrStderr(), "auditseg write: ", lvl)
-	w, err := writer.Open(dir, opts)
+	// Open's waits for another process's lease on LOCK or a segment (46 s
+	// by default) end with a signal; sigs still gets it, for a signal
+	// that lands too late for Open to see.
+	ctx, stop := signal.NotifyContext(context.Background(), stopSignals()...)
+	w, err := writer.OpenContext(ctx, dir, opts)
+	stop()
+	if cancel.Ended(ctx, err) {
+		// Stopped as a signal stops write: everything read (nothing) is
+		// committed.
+		if !f.quiet {
+			fmt.Fprintf(cmd.ErrOrStderr(), "auditseg write: interrupted while opening the log, nothing read or committed: %v\n", err)
+		}
+		return nil
+	}
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
