@@ -14,7 +14,9 @@
 // instant either the original or a verified archive exists:
 //
 //  1. write NAME.seg.zst.tmp in the log directory (created exclusively,
-//     never through a symbolic link, mode 0640);
+//     never through a symbolic link, with the original's group and
+//     permission bits, so that the archive is readable by those who could
+//     read the segment, and by no one else);
 //  2. fsync it;
 //  3. decompress it again and compare it byte for byte with the original
 //     (segment.ArchiveComparer: the checks and decoder readers use, as a

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 
 	"github.com/auditseg/auditseg/pkg/segment"
 	"golang.org/x/sys/unix"
@@ -89,7 +90,10 @@ func (r *runner) archive(t task, p *progress, before os.FileInfo, im *segment.Im
 		return p.failUnlessGone(t, err)
 	}
 	defer src.Close()
-	o := &original{im: im, src: src, size: int64(len(im.Data)), mtime: before.ModTime()}
+	o := &original{im: im, src: src, size: int64(len(im.Data)), mtime: before.ModTime(), perm: before.Mode().Perm(), gid: -1}
+	if st, ok := before.Sys().(*syscall.Stat_t); ok {
+		o.gid = int(st.Gid)
+	}
 	res.BytesIn, ev.BytesIn = o.size, o.size
 	step(StepStart)
 
@@ -193,6 +197,9 @@ func (r *runner) compress(t task, o *original, step func(Step)) (written os.File
 		f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o640)
 		if err != nil {
 			return fmt.Errorf("create archive: %w", err)
+		}
+		if err := sameAccess(f, o); err != nil {
+			return err
 		}
 		// Mostly direct to the disk (direct.go): ~14 ms for a 64 MiB
 		// segment of text at 1 GB/s, short enough to hold the slot for.
@@ -319,6 +326,26 @@ func renameNoReplace(oldp, newp string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("rename archive into place: %w", &os.LinkError{Op: "rename", Old: oldp, New: newp, Err: err})
+	}
+	return nil
+}
+
+// sameAccess gives the archive f its original's group and permission
+// bits: an auditor reads the log through its files' group (the writer
+// makes them 0640), and a file created here gets this process's group
+// (unless the directory is set-group-ID) and 0640 under the umask, so
+// archiving would take the segment from its readers, or give it to
+// others. The chown comes first, as it may clear set-ID bits. A group
+// this process may not give (not root, not a member) fails the segment:
+// its original stays, readable as before.
+func sameAccess(f *os.File, o *original) error {
+	if o.gid >= 0 {
+		if err := f.Chown(-1, o.gid); err != nil {
+			return fmt.Errorf("give the archive its original's group %d: %w", o.gid, err)
+		}
+	}
+	if err := f.Chmod(o.perm); err != nil {
+		return fmt.Errorf("give the archive its original's mode %v: %w", o.perm, err)
 	}
 	return nil
 }

@@ -27,6 +27,10 @@ type original struct {
 	src   *os.File
 	size  int64
 	mtime time.Time // given to its archive
+	// perm and gid (-1: unknown) are its permission bits and group, also
+	// given to its archive (sameAccess).
+	perm os.FileMode
+	gid  int
 }
 
 // openOriginal opens the segment file at path for reading and checks that
