@@ -302,7 +302,13 @@ func writeVerifySummary(b *strings.Builder, rep *verify.Report, strict bool, p p
 	}
 	for _, l := range rep.Logs {
 		if l.WriterAlive {
-			fmt.Fprintf(b, "writer alive in %s (pid %d): its newest segments are in progress\n", printable(l.Dir), l.WriterPID)
+			// 0: LOCK removed, or not readable by this user (the
+			// directory lock told).
+			pid := "pid unknown"
+			if l.WriterPID != 0 {
+				pid = fmt.Sprintf("pid %d", l.WriterPID)
+			}
+			fmt.Fprintf(b, "writer alive in %s (%s): its newest segments are in progress\n", printable(l.Dir), pid)
 		}
 	}
 	code := rep.ExitCode(strict)

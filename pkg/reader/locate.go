@@ -458,7 +458,7 @@ func (r *Reader) laterExists(seq uint64) bool {
 }
 
 // refreshAlive asks whether a writer holds the log's lock now. When the
-// lock cannot be queried (no permission to open it), a writer is assumed:
+// lock cannot be queried (LOCK a symbolic link, say), a writer is assumed:
 // the reader then waits for frames rather than skipping ones that may
 // still be committed.
 func (r *Reader) refreshAlive() bool {

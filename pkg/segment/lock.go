@@ -313,7 +313,10 @@ func WriterInfoContext(ctx context.Context, dir string) (Writer, error) {
 	dir = CleanName(dir)
 	p := filepath.Join(dir, LockName)
 	f, err := openLockFile(ctx, p, os.O_RDONLY)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	// A LOCK this user may not open (a reader in the log's group, LOCK
+	// made under umask 077) is asked no more than a missing one: the
+	// directory lock says whether a writer is alive, not its pid.
+	if err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, os.ErrPermission) {
 		return Writer{}, err
 	}
 	if err == nil {
@@ -330,8 +333,8 @@ func WriterInfoContext(ctx context.Context, dir string) (Writer, error) {
 			return w, nil
 		}
 	}
-	// LOCK missing or unlocked: a writer whose LOCK file was removed still
-	// holds the directory.
+	// LOCK missing, unlocked or not ours to open: a writer whose LOCK file
+	// was removed still holds the directory.
 	d, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
