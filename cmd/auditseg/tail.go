@@ -34,6 +34,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/signal"
 	"strconv"
@@ -284,7 +285,21 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 
 	rep := &tailReports{out: out, stderr: stderr}
 	opts.Follow = f.follow
-	opts.OnDamage = rep.damage
+	// A follow stops at a segment its user may not open: the writer makes
+	// every later one alike (in its own group, unless the directory is
+	// set-group-ID), so a follow that skipped them would print nothing
+	// more of the log, for ever, and never store its cursor.
+	var r *reader.Reader
+	denied := ""
+	opts.OnDamage = func(d reader.Damage) {
+		rep.damage(d)
+		if f.follow && denied == "" && unreadableSegment(d) && errors.Is(d.Err, fs.ErrPermission) {
+			denied = d.Path
+			if r != nil {
+				r.Close() // from OnDamage: stops the reader there
+			}
+		}
+	}
 	// One line however many: after compress-finished --keep-original
 	// every sealed segment has both, and a line each would bury the
 	// output's other warnings.
@@ -320,11 +335,14 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 			return nil
 		},
 	}
-	r, err := reader.OpenContext(ctx, dir, opts)
+	r, err = reader.OpenContext(ctx, dir, opts)
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
 	defer r.Close()
+	if denied != "" {
+		r.Close()
+	}
 	switch len(dups) {
 	case 0:
 	case 1:
@@ -416,7 +434,9 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	if stalled {
 		return withCode(exitUsage, stalledError(printed, last))
 	}
-	if err := r.Err(); err != nil && !cancel.Ended(ctx, err) {
+	if denied != "" {
+		fmt.Fprintf(stderr, "auditseg tail: stopped following %s at %s, which this user may not read (the writer makes the segments after it alike)\n", dir, denied)
+	} else if err := r.Err(); err != nil && !cancel.Ended(ctx, err) {
 		return withCode(exitUsage, err)
 	}
 	return rep.closing(dir)

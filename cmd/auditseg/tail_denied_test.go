@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// tail -f stops at a segment its user may not open, exit 2, rather than
+// skip it and follow on: a writer makes every later segment alike (a log
+// chgrp'ed for an auditor in a directory without set-group-ID gets new
+// segments in root's group), so a follow went on for ever printing one
+// "permission denied" per segment and none of their records (and never
+// stored its cursor). Run as nobody: root passes any permission.
+func TestTailFollowStopsAtDeniedSegment(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run tail as another user")
+	}
+	base, err := os.MkdirTemp("", "tail-denied")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	dir := filepath.Join(base, "log")
+	writeBig(t, dir, 40)
+	l, err := segment.List(dir)
+	if err != nil || len(l.Segments) < 4 {
+		t.Fatalf("%d segments, %v", len(l.Segments), err)
+	}
+	// Records are numbered from 0: segment 1 holds 0 to first2-1.
+	var first2, first3 int
+	for i, p := range []*int{&first2, &first3} {
+		f, err := segment.ReadFooter(l.Segments[i].Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		*p = first2 + int(f.Records)
+	}
+	for _, p := range []string{base, dir, filepath.Join(dir, segment.LockName)} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, e := range l.Segments {
+		mode := os.FileMode(0o644)
+		if i == 1 {
+			mode = 0o600 // root's: nobody may not open it
+		}
+		if err := os.Chmod(e.Path, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := filepath.Join(base, "auditseg")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "tail", "-f", "-n", "+1", dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	var eb strings.Builder
+	cmd.Stderr = &eb
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var printed []int
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		n, err := strconv.Atoi(strings.Fields(sc.Text())[0])
+		if err != nil {
+			t.Errorf("line %q", sc.Text())
+		}
+		printed = append(printed, n)
+		if n >= first3 { // the follow passed segment 2
+			cmd.Process.Kill()
+		}
+	}
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	want := l.Segments[1].Path + ": cannot open segment: permission denied"
+	if code := cmd.ProcessState.ExitCode(); code != exitUsage || len(printed) != first2 || !strings.Contains(eb.String(), want) {
+		t.Fatalf("exit %d, printed %v, stderr %q; want exit 2, records 0 to %d, %q", code, printed, eb.String(), first2-1, want)
+	}
+}
