@@ -416,8 +416,10 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	}
 	// An empty log prints nothing, rightly; but so does a mistyped
 	// directory. (A follower waits for a writer to start: no warning; an
-	// output given up before a record was written whole printed some.)
-	if !printed && !f.follow && !stalled {
+	// output given up before a record was written whole printed some; and
+	// segments that could not be read are why nothing was printed, which
+	// the closing line says: the last record readable is not the log's.)
+	if !printed && !f.follow && !stalled && rep.unreadable == 0 {
 		l, err := segment.List(dir)
 		if err == nil && len(l.Segments) == 0 {
 			fmt.Fprintf(stderr, "auditseg tail: warning: %s holds no segment files\n", dir)

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,13 +15,13 @@ import (
 	"github.com/auditseg/auditseg/pkg/segment"
 )
 
-// tail -f stops at a segment its user may not open, exit 2, rather than
-// skip it and follow on: a writer makes every later segment alike (a log
-// chgrp'ed for an auditor in a directory without set-group-ID gets new
-// segments in root's group), so a follow went on for ever printing one
-// "permission denied" per segment and none of their records (and never
-// stored its cursor). Run as nobody: root passes any permission.
-func TestTailFollowStopsAtDeniedSegment(t *testing.T) {
+// deniedLog writes a log of 4 or more segments, the files of those deny
+// is true for 0600 (root's: nobody may not open them), the rest and the
+// directories readable by all, and builds the binary beside it.
+// first2 and first3 are the numbers of segment 2's and 3's first records
+// (writeBig numbers records from 0).
+func deniedLog(t *testing.T, deny func(seq uint64) bool) (dir string, l segment.Listing, first2, first3 int, bin string) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, to run tail as another user")
 	}
@@ -29,14 +30,12 @@ func TestTailFollowStopsAtDeniedSegment(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(base) })
-	dir := filepath.Join(base, "log")
+	dir = filepath.Join(base, "log")
 	writeBig(t, dir, 40)
-	l, err := segment.List(dir)
+	l, err = segment.List(dir)
 	if err != nil || len(l.Segments) < 4 {
 		t.Fatalf("%d segments, %v", len(l.Segments), err)
 	}
-	// Records are numbered from 0: segment 1 holds 0 to first2-1.
-	var first2, first3 int
 	for i, p := range []*int{&first2, &first3} {
 		f, err := segment.ReadFooter(l.Segments[i].Path)
 		if err != nil {
@@ -49,21 +48,40 @@ func TestTailFollowStopsAtDeniedSegment(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for i, e := range l.Segments {
+	for _, e := range l.Segments {
 		mode := os.FileMode(0o644)
-		if i == 1 {
+		if deny(e.Seq) {
 			mode = 0o600 // root's: nobody may not open it
 		}
 		if err := os.Chmod(e.Path, mode); err != nil {
 			t.Fatal(err)
 		}
 	}
-	bin := filepath.Join(base, "auditseg")
+	bin = filepath.Join(base, "auditseg")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "tail", "-f", "-n", "+1", dir)
+	return dir, l, first2, first3, bin
+}
+
+// asNobody is cmd, to be started, run as uid and gid 65534.
+func asNobody(cmd *exec.Cmd) *exec.Cmd {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	return cmd
+}
+
+// tail -f stops at a segment its user may not open, exit 2, rather than
+// skip it and follow on: a writer makes every later segment alike (a log
+// chgrp'ed for an auditor in a directory without set-group-ID gets new
+// segments in root's group), so a follow went on for ever printing one
+// "permission denied" per segment and none of their records (and never
+// stored its cursor). Run as nobody: root passes any permission.
+func TestTailFollowStopsAtDeniedSegment(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run tail as another user")
+	}
+	dir, l, first2, first3, bin := deniedLog(t, func(seq uint64) bool { return seq == 2 })
+	cmd := asNobody(exec.Command(bin, "tail", "-f", "-n", "+1", dir))
 	var eb strings.Builder
 	cmd.Stderr = &eb
 	stdout, err := cmd.StdoutPipe()
@@ -94,5 +112,26 @@ func TestTailFollowStopsAtDeniedSegment(t *testing.T) {
 	want := l.Segments[1].Path + ": cannot open segment: permission denied"
 	if code := cmd.ProcessState.ExitCode(); code != exitUsage || len(printed) != first2 || !strings.Contains(eb.String(), want) {
 		t.Fatalf("exit %d, printed %v, stderr %q; want exit 2, records 0 to %d, %q", code, printed, eb.String(), first2-1, want)
+	}
+}
+
+// A replay that could read no segment from its start on says so (exit 2),
+// and not that the log holds no record after it: `tail --from 2:0` as a
+// user who may not read segments 2 and on warned "no record at or after
+// 2:0; the last record is at 1:...".
+func TestTailFromNoWarningWhenDenied(t *testing.T) {
+	dir, l, _, _, bin := deniedLog(t, func(seq uint64) bool { return seq >= 2 })
+	cmd := asNobody(exec.Command(bin, "tail", "--from", "2:0", dir))
+	var eb strings.Builder
+	cmd.Stderr = &eb
+	out, err := cmd.Output()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	stderr := eb.String()
+	want := fmt.Sprintf("%d segments could not be read", len(l.Segments)-1)
+	if code := cmd.ProcessState.ExitCode(); code != exitUsage || len(out) != 0 || !strings.Contains(stderr, want) || strings.Contains(stderr, "no record at or after") {
+		t.Fatalf("exit %d, %d bytes out, stderr %q; want exit 2, %q and no word of the last record", code, len(out), stderr, want)
 	}
 }
