@@ -518,6 +518,14 @@ func lockDir(dir string) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("open log directory %s: %w", dir, err)
 	}
+	// A run that may read the log but not write its directory (an auditor
+	// in its group, a read-only mount) could archive nothing: it would
+	// fail every segment in turn, one error each. Said once, before the
+	// lock, which would hold up the run that can.
+	if err := unix.Faccessat(fd, ".", unix.W_OK|unix.X_OK, unix.AT_EACCESS); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("log directory %s: %w (compress-finished writes its archives there)", dir, err)
+	}
 	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		unix.Close(fd)
 		if errors.Is(err, unix.EWOULDBLOCK) {

@@ -135,3 +135,33 @@ func TestTailFromNoWarningWhenDenied(t *testing.T) {
 		t.Fatalf("exit %d, %d bytes out, stderr %q; want exit 2, %q and no word of the last record", code, len(out), stderr, want)
 	}
 }
+
+// compress-finished run by a user who may read the log but not write its
+// directory (an auditor in its group) fails at once, exit 2, naming the
+// directory, and leaves the log as it was; it failed each segment with
+// its own "create archive: ... permission denied" line, exit 1.
+func TestCompressFinishedDirectoryNotWritable(t *testing.T) {
+	dir, l, _, _, bin := deniedLog(t, func(uint64) bool { return false })
+	cmd := asNobody(exec.Command(bin, "compress-finished", dir))
+	var eb strings.Builder
+	cmd.Stderr = &eb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	stderr := eb.String()
+	want := dir + ": permission denied"
+	if code := cmd.ProcessState.ExitCode(); code != exitUsage || !strings.Contains(stderr, want) || strings.Count(stderr, "\n") != 1 {
+		t.Fatalf("exit %d, stderr %q; want exit 2 and one line with %q", code, stderr, want)
+	}
+	after, err := segment.List(dir)
+	if err != nil || len(after.Segments) != len(l.Segments) {
+		t.Fatalf("after: %d segments, %v; before %d", len(after.Segments), err, len(l.Segments))
+	}
+	for _, e := range after.Segments {
+		if e.Archived {
+			t.Errorf("%s archived", e.Path)
+		}
+	}
+}
