@@ -70,6 +70,21 @@ func asNobody(cmd *exec.Cmd) *exec.Cmd {
 	return cmd
 }
 
+// runNobody runs bin with args as nobody (asNobody) and returns its
+// output and exit code.
+func runNobody(t *testing.T, bin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := asNobody(exec.Command(bin, args...))
+	var eb strings.Builder
+	cmd.Stderr = &eb
+	out, err := cmd.Output()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return string(out), eb.String(), cmd.ProcessState.ExitCode()
+}
+
 // tail -f stops at a segment its user may not open, exit 2, rather than
 // skip it and follow on: a writer makes every later segment alike (a log
 // chgrp'ed for an auditor in a directory without set-group-ID gets new
@@ -121,17 +136,9 @@ func TestTailFollowStopsAtDeniedSegment(t *testing.T) {
 // 2:0; the last record is at 1:...".
 func TestTailFromNoWarningWhenDenied(t *testing.T) {
 	dir, l, _, _, bin := deniedLog(t, func(seq uint64) bool { return seq >= 2 })
-	cmd := asNobody(exec.Command(bin, "tail", "--from", "2:0", dir))
-	var eb strings.Builder
-	cmd.Stderr = &eb
-	out, err := cmd.Output()
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		t.Fatal(err)
-	}
-	stderr := eb.String()
+	out, stderr, code := runNobody(t, bin, "tail", "--from", "2:0", dir)
 	want := fmt.Sprintf("%d segments could not be read", len(l.Segments)-1)
-	if code := cmd.ProcessState.ExitCode(); code != exitUsage || len(out) != 0 || !strings.Contains(stderr, want) || strings.Contains(stderr, "no record at or after") {
+	if code != exitUsage || len(out) != 0 || !strings.Contains(stderr, want) || strings.Contains(stderr, "no record at or after") {
 		t.Fatalf("exit %d, %d bytes out, stderr %q; want exit 2, %q and no word of the last record", code, len(out), stderr, want)
 	}
 }
@@ -142,17 +149,9 @@ func TestTailFromNoWarningWhenDenied(t *testing.T) {
 // its own "create archive: ... permission denied" line, exit 1.
 func TestCompressFinishedDirectoryNotWritable(t *testing.T) {
 	dir, l, _, _, bin := deniedLog(t, func(uint64) bool { return false })
-	cmd := asNobody(exec.Command(bin, "compress-finished", dir))
-	var eb strings.Builder
-	cmd.Stderr = &eb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		t.Fatal(err)
-	}
-	stderr := eb.String()
+	_, stderr, code := runNobody(t, bin, "compress-finished", dir)
 	want := dir + ": permission denied"
-	if code := cmd.ProcessState.ExitCode(); code != exitUsage || !strings.Contains(stderr, want) || strings.Count(stderr, "\n") != 1 {
+	if code != exitUsage || !strings.Contains(stderr, want) || strings.Count(stderr, "\n") != 1 {
 		t.Fatalf("exit %d, stderr %q; want exit 2 and one line with %q", code, stderr, want)
 	}
 	after, err := segment.List(dir)

@@ -168,16 +168,7 @@ func TestTailCursorNotPastUnreadable(t *testing.T) {
 		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 			t.Fatalf("go build: %v\n%s", err, out)
 		}
-		cmd := exec.Command(bin, "tail", "-n", "+1", "--cursor-file", cur, dir)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-		var eb strings.Builder
-		cmd.Stderr = &eb
-		err := cmd.Run()
-		var ee *exec.ExitError
-		if err != nil && !errors.As(err, &ee) {
-			t.Fatal(err)
-		}
-		code, stderr = cmd.ProcessState.ExitCode(), eb.String()
+		_, stderr, code = runNobody(t, bin, "tail", "-n", "+1", "--cursor-file", cur, dir)
 	} else {
 		_, stderr, code = execute(t, nil, "tail", "-n", "+1", "--cursor-file", cur, dir)
 	}
