@@ -60,48 +60,64 @@ func TestTailCursorDirectoryCheckedFirst(t *testing.T) {
 	}
 }
 
-// Something other than a segment with a segment's file name (verify's
-// unexpected: a directory, a FIFO) is a hole in the log, damage (exit 1)
-// as verify's gap; tail said "segment 2 is missing" next to a file of
-// that name. It names what is there, in order and in bulk, and a FIFO
-// does not block it.
+// Something other than a regular file with a segment's file name (a
+// directory, a FIFO) is a segment that cannot be read: named with what it
+// is, and skipped, exit 2, in order and in bulk, and a FIFO does not
+// block tail. In the middle of the log it was a hole (exit 1); as the
+// newest segments, nothing: tail printed the records before them and
+// exited 0, theirs lost without a word.
 func TestTailNamesWhatTakesASegmentsName(t *testing.T) {
-	for _, tc := range []struct {
-		kind, want string
-		make       func(string) error
-	}{
-		{"directory", "is a directory", func(p string) error { return os.Mkdir(p, 0o755) }},
-		{"fifo", "is a named pipe (FIFO)", func(p string) error { return syscall.Mkfifo(p, 0o644) }},
-	} {
-		t.Run(tc.kind, func(t *testing.T) {
+	kinds := map[string]func(string) error{
+		"is a directory":         func(p string) error { return os.Mkdir(p, 0o755) },
+		"is a named pipe (FIFO)": func(p string) error { return syscall.Mkfifo(p, 0o644) },
+	}
+	for _, where := range []string{"middle", "newest"} {
+		t.Run(where, func(t *testing.T) {
 			dir := t.TempDir()
-			pos := timedLog(t, dir, 6000, time.Unix(1_700_000_000, 0))
-			if pos[len(pos)-1].Seq < 3 {
-				t.Fatalf("only %d segments", pos[len(pos)-1].Seq)
+			pos := timedLog(t, dir, 12000, time.Unix(1_700_000_000, 0))
+			last := pos[len(pos)-1].Seq
+			if last < 4 {
+				t.Fatalf("only %d segments", last)
 			}
-			p := filepath.Join(dir, segment.FileName(2))
-			if err := os.Remove(p); err != nil {
-				t.Fatal(err)
+			odd := map[uint64]string{2: "is a directory", 3: "is a named pipe (FIFO)"}
+			if where == "newest" {
+				odd = map[uint64]string{last - 1: "is a named pipe (FIFO)", last: "is a directory"}
 			}
-			if err := tc.make(p); err != nil {
-				t.Fatal(err)
+			for seq, what := range odd {
+				p := filepath.Join(dir, segment.FileName(seq))
+				if err := os.Remove(p); err != nil {
+					t.Fatal(err)
+				}
+				if err := kinds[what](p); err != nil {
+					t.Fatal(err)
+				}
 			}
-			want := fmt.Sprintf("auditseg tail: %s: %s, not a regular file: segment 2 cannot be read\n", p, tc.want)
+			var want strings.Builder
+			for i, at := range pos {
+				if _, ok := odd[at.Seq]; !ok {
+					fmt.Fprintf(&want, "rec-%d\n", i)
+				}
+			}
 			for _, args := range [][]string{{"-n", "+1"}, {"--from", "1:64"}} {
 				done := make(chan struct{})
-				var stderr string
+				var stdout, stderr string
 				var code int
 				go func() {
 					defer close(done)
-					_, stderr, code = execute(t, nil, append(append([]string{"tail"}, args...), dir)...)
+					stdout, stderr, code = execute(t, nil, append(append([]string{"tail"}, args...), dir)...)
 				}()
 				select {
 				case <-done:
 				case <-time.After(time.Minute):
 					t.Fatalf("tail %v: not done after a minute", args)
 				}
-				if code != exitFailure || !strings.HasPrefix(stderr, want) {
-					t.Errorf("tail %v: exit %d, stderr %q; want %d and %q first", args, code, stderr, exitFailure, want)
+				if code != exitUsage || stdout != want.String() {
+					t.Errorf("tail %v: exit %d, %d bytes out (stderr %q); want %d, %d bytes", args, code, len(stdout), stderr, exitUsage, want.Len())
+				}
+				for seq, what := range odd {
+					if w := filepath.Join(dir, segment.FileName(seq)) + ": cannot open segment: " + what + ", not a regular file"; !strings.Contains(stderr, w) {
+						t.Errorf("tail %v: stderr %q does not say %q", args, stderr, w)
+					}
 				}
 			}
 		})

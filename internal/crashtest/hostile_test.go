@@ -180,9 +180,21 @@ func TestPlantedSymlinks(t *testing.T) {
 		l, _ := segment.List(dir)
 		last, _ := l.Last()
 		victim, orig := plant(t, last.Path)
-		_, err := writer.Open(dir, writer.Options{SegmentSize: testSegment})
-		if err == nil || !strings.Contains(err.Error(), last.Path) {
-			t.Fatalf("Open with a link as the newest segment: %v; want an error naming %s", err, last.Path)
+		// A segment that cannot be read (segment.Entry.NotRegular):
+		// passed over, never opened, its number not made again.
+		w, err := writer.Open(dir, writer.Options{SegmentSize: testSegment})
+		if err != nil {
+			t.Fatalf("Open with a link as the newest segment: %v", err)
+		}
+		pos, err := w.Append([]byte("after the link"))
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil || pos.Seq != last.Seq+1 {
+			t.Errorf("appended at %v, %v; want segment %d, after the link", pos, err, last.Seq+1)
+		}
+		if st, err := os.Lstat(last.Path); err != nil || st.Mode().Type() != os.ModeSymlink {
+			t.Errorf("%s is no longer the link planted (%v)", last.Path, err)
 		}
 		unchanged(t, victim, orig)
 	})
@@ -251,9 +263,16 @@ func countRecords(t *testing.T, path string) int {
 	return n
 }
 
+// reportsPath reports whether rep has a finding about p, or says it
+// could not be read.
 func reportsPath(rep *verify.Report, p string) bool {
 	for _, f := range rep.Findings {
 		if f.Path == p {
+			return true
+		}
+	}
+	for _, s := range rep.Segments {
+		if s.Path == p && s.State == verify.StateUnreadable {
 			return true
 		}
 	}
@@ -380,7 +399,9 @@ func TestHugeLengths(t *testing.T) {
 // of the log — other names, a directory and a FIFO named like segments, an
 // empty file named like one, a backup copy — still opens, appends, reads
 // and verifies. Nothing blocks on the FIFO, foreign names are reported as
-// unexpected (not fatal), and the empty "segment" is reported as damaged.
+// unexpected (not fatal), the directory and the FIFO as segments that
+// cannot be read (segment.Entry.NotRegular), and the empty "segment" as
+// damaged.
 func TestForeignFiles(t *testing.T) {
 	dir := t.TempDir()
 	first := writeLog(t, dir, 1, 800)
@@ -388,21 +409,22 @@ func TestForeignFiles(t *testing.T) {
 	b, _ := os.ReadFile(filepath.Join(dir, segment.FileName(1)))
 	os.WriteFile(filepath.Join(dir, segment.FileName(1)+".bak"), b, 0o640)
 	os.WriteFile(filepath.Join(dir, "1.seg"), b, 0o640)
-	os.Mkdir(filepath.Join(dir, segment.FileName(7000)), 0o750)
-	if err := syscall.Mkfifo(filepath.Join(dir, segment.FileName(7001)), 0o640); err != nil {
-		t.Fatal(err)
-	}
 	l, _ := segment.List(dir)
 	last, _ := l.Last()
-	empty := filepath.Join(dir, segment.FileName(last.Seq+1))
+	odd := []string{filepath.Join(dir, segment.FileName(last.Seq+1)), filepath.Join(dir, segment.FileName(last.Seq+2))}
+	os.Mkdir(odd[0], 0o750)
+	if err := syscall.Mkfifo(odd[1], 0o640); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(dir, segment.FileName(last.Seq+3))
 	os.WriteFile(empty, nil, 0o640)
 
 	w, err := writer.Open(dir, writer.Options{SegmentSize: testSegment})
 	if err != nil {
 		t.Fatalf("Open among foreign files: %v", err)
 	}
-	if st := w.Recovered(); st.DamagedSegments != 1 {
-		t.Errorf("recovery: %+v, want the empty segment reported as damaged", st)
+	if st := w.Recovered(); st.DamagedSegments != 3 {
+		t.Errorf("recovery: %+v, want the directory, the FIFO and the empty segment reported as damaged", st)
 	}
 	for i := range 50 {
 		if _, err := w.Append(AppendRecord(nil, RecordID{Run: 2, I: uint64(i)})); err != nil {
@@ -416,8 +438,8 @@ func TestForeignFiles(t *testing.T) {
 	if len(ids) != len(first)+50 {
 		t.Fatalf("%d records read, want %d", len(ids), len(first)+50)
 	}
-	if len(dmg) != 1 || dmg[0].Path != empty {
-		t.Errorf("reader damage %v, want one report about %s", dmg, empty)
+	if len(dmg) != 3 || dmg[0].Path != odd[0] || dmg[1].Path != odd[1] || dmg[2].Path != empty {
+		t.Errorf("reader damage %v, want one report about each of %s and %s", dmg, odd, empty)
 	}
 	rep, err := verify.Dir(dir, verify.Options{})
 	if err != nil {
@@ -433,8 +455,13 @@ func TestForeignFiles(t *testing.T) {
 			t.Errorf("verify finding about a foreign file or an intact segment: %+v", f)
 		}
 	}
-	if unexpected != 5 {
-		t.Errorf("%d unexpected files reported, want 5: %+v", unexpected, rep.Findings)
+	if unexpected != 3 {
+		t.Errorf("%d unexpected files reported, want 3: %+v", unexpected, rep.Findings)
+	}
+	for _, s := range rep.Segments {
+		if (s.Path == odd[0] || s.Path == odd[1]) != (s.State == verify.StateUnreadable) {
+			t.Errorf("verify: %s %s; want the directory and the FIFO unreadable, nothing else", s.Path, s.State)
+		}
 	}
 }
 

@@ -108,7 +108,7 @@ func planDir(ctx context.Context, dir string, opts Options) (*Plan, error) {
 		if i == len(l.Segments)-1 {
 			if !e.Archived {
 				p.Skipped = append(p.Skipped, Skip{Seq: e.Seq, Path: e.Path, Reason: "newest segment (a writer appends to it, or will)"})
-				if _, _, skip := inspect(ctx, e.Path); skip.Reason == "" {
+				if _, _, skip := inspect(ctx, e); skip.Reason == "" {
 					keep-- // sealed (every writer closed): one of the newest Keep
 				}
 				continue
@@ -120,7 +120,7 @@ func planDir(ctx context.Context, dir string, opts Options) (*Plan, error) {
 			continue
 		}
 		c := Candidate{Seq: e.Seq, Path: e.Path, Archive: archivePath(e)}
-		f, size, skip := inspect(ctx, e.Path)
+		f, size, skip := inspect(ctx, e)
 		if skip.Reason != "" {
 			skip.Seq, skip.Path = e.Seq, e.Path
 			p.Skipped = append(p.Skipped, skip)
@@ -166,9 +166,9 @@ func archivePath(e segment.Entry) string {
 
 // inspect returns the footer and size of a sealed, well-formed segment
 // file, or why it is to be skipped (Skip's Reason, Damaged and Err).
-func inspect(ctx context.Context, path string) (segment.Footer, int64, Skip) {
-	im, err := segment.OpenImageContext(ctx, path)
-	return inspectImage(path, im, err)
+func inspect(ctx context.Context, e segment.Entry) (segment.Footer, int64, Skip) {
+	im, err := segment.OpenEntryContext(ctx, e)
+	return inspectImage(e.Path, im, err)
 }
 
 // inspectImage is inspect of what OpenImage(path) returned (apart so that

@@ -32,7 +32,7 @@ func (run *bulkRun) plan() {
 					return
 				}
 			}
-			s.im, s.err = segment.OpenImageContext(run.ctx, e.Path)
+			s.im, s.err = segment.OpenEntryContext(run.ctx, e)
 		}
 		f, ok := bulkSealed(s)
 		if !ok {

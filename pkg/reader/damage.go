@@ -66,10 +66,10 @@ const (
 	// DamageMissing: segment numbers Seq to Seq+Len-1 are absent from the
 	// directory between two segments that are present (the one before
 	// them, or an older one, still there when the reader came past them),
-	// whether the reader had listed them or not. Err, if not nil, names a
-	// file of one of those numbers that is there but is no segment (a
-	// directory, a FIFO, a symbolic link: segment.NotSegment), which the
-	// reader never opens.
+	// whether the reader had listed them or not. A number whose name
+	// something other than a regular file takes (a directory, a FIFO) is
+	// not missing: it is a segment that cannot be read, DamageSegment
+	// (segment.Entry.NotRegular), and the reader never opens it.
 	DamageMissing
 	// DamageRemoved is not damage of the log: segments Seq to Seq+Len-1
 	// were removed by retention (or by hand) while the log was read, so
@@ -116,8 +116,8 @@ type Damage struct {
 	Offset int64  // file offset where the damage starts
 	Len    int64  // bytes skipped (segments, for DamageMissing and DamageRemoved)
 	// Err is the decoder's finding (a *segment.CorruptError naming the
-	// file and offset) for DamageTorn and DamageSegment, what takes a
-	// missing segment's name for DamageMissing (see there), else nil.
+	// file and offset) for DamageTorn and DamageSegment, or why the
+	// segment could not be opened (DamageSegment), else nil.
 	Err error
 
 	zeros bool // see Zeros
@@ -143,13 +143,8 @@ func (d *Damage) Error() string {
 	case DamageUnfinished:
 		return fmt.Sprintf("%s: offset %d: segment ends without an END frame (its writer died, or %d bytes up to the record limit were lost); continuing with the next segment", d.Path, d.Offset, d.Len)
 	case DamageMissing:
-		switch {
-		case d.Len == 1 && d.Err != nil:
-			return fmt.Sprintf("%v: segment %d cannot be read", d.Err, d.Seq)
-		case d.Len == 1:
+		if d.Len == 1 {
 			return fmt.Sprintf("%s: segment %d is missing", d.Path, d.Seq)
-		case d.Err != nil:
-			return fmt.Sprintf("%s: segments %d to %d are missing or cannot be read (%v)", d.Path, d.Seq, d.Seq+uint64(d.Len)-1, d.Err)
 		}
 		return fmt.Sprintf("%s: segments %d to %d are missing", d.Path, d.Seq, d.Seq+uint64(d.Len)-1)
 	case DamageRemoved:

@@ -172,10 +172,10 @@ func archivedSince(e segment.Entry, err error) (segment.Entry, bool) {
 // walkCount counts the records of segment e by walking it, and returns
 // the offset after the last one.
 func (r *Reader) walkCount(e segment.Entry) (uint64, int64) {
-	im, err := r.openImage(e.Path)
+	im, err := r.openImage(e)
 	if a, ok := archivedSince(e, err); ok {
 		e = a
-		im, err = r.openImage(e.Path)
+		im, err = r.openImage(e)
 	}
 	// A damaged archive is read as far as it decodes (openSeg): its
 	// records are counted alike.

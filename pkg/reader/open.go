@@ -119,8 +119,6 @@ func (r *Reader) passHole(seq uint64) bool {
 		d := Damage{Kind: DamageMissing, Path: r.dir, Seq: first, Len: int64(seq - first)}
 		if removal {
 			d.Kind, d.Path = DamageRemoved, filepath.Join(r.dir, segment.FileName(d.Seq))
-		} else {
-			d.Err = r.notSegments(d.Seq, d.Len)
 		}
 		if !r.report(d) {
 			return false
@@ -164,7 +162,7 @@ func (r *Reader) waitListing() bool {
 func (r *Reader) openSeg(e segment.Entry, below uint64, retry bool) (*seg, bool) {
 	im, err, ok := r.takePrefetch(e)
 	if !ok {
-		im, err = r.openImage(e.Path)
+		im, err = r.openImage(e)
 	}
 	if errors.Is(err, fs.ErrNotExist) && r.single == "" {
 		// Archived or removed since the listing: see what is there now.
@@ -327,10 +325,10 @@ func errOffset(err error) int64 {
 	return 0
 }
 
-// openImage is segment.OpenImage under the reader's context: the wait for
-// a lease's break ends when it is done (OpenContext).
-func (r *Reader) openImage(path string) (*segment.Image, error) {
-	return segment.OpenImageContext(r.ctx, path)
+// openImage is segment.OpenEntryContext under the reader's context: the
+// wait for a lease's break ends when it is done (OpenContext).
+func (r *Reader) openImage(e segment.Entry) (*segment.Image, error) {
+	return segment.OpenEntryContext(r.ctx, e)
 }
 
 // cancelled reports whether err, from opening a segment or LOCK, is the

@@ -39,7 +39,7 @@ func (r *Reader) startPrefetch(seq uint64) {
 	r.pre = p
 	go func() {
 		defer close(p.done)
-		p.im, p.err = r.openImage(p.path)
+		p.im, p.err = r.openImage(e)
 		if p.err == nil && !p.im.Archived && p.im.HeaderErr == nil {
 			// A fault here (the file shrank) just ends the populate call
 			// with an error: MADV_POPULATE_READ reports, never signals.

@@ -57,7 +57,7 @@ func (r *Reader) notFound(e segment.Entry, below uint64, err error) (segment.Ent
 		}
 		e = r.list[j]
 		var im *segment.Image
-		if im, err = r.openImage(e.Path); !errors.Is(err, fs.ErrNotExist) {
+		if im, err = r.openImage(e); !errors.Is(err, fs.ErrNotExist) {
 			return e, im, found, err
 		}
 	}
@@ -81,7 +81,7 @@ func (r *Reader) passRemoved(e segment.Entry, below, next uint64) {
 	r.passStart()
 	d := Damage{Kind: DamageRemoved, Path: e.Path, Seq: e.Seq, Len: int64(next - e.Seq)}
 	if !r.removedBelow(below, e.Seq) {
-		d.Kind, d.Path, d.Err = DamageMissing, r.dir, r.notSegments(e.Seq, d.Len)
+		d.Kind, d.Path = DamageMissing, r.dir
 	}
 	if r.report(d) {
 		// Arriving at next is then no gap.
@@ -106,16 +106,4 @@ func (r *Reader) removedBelow(below, seq uint64) bool {
 // look at them again (segment.Gone).
 func (r *Reader) olderPresent(seq uint64) bool {
 	return r.older.OlderPresent(r.dir, r.entryAtLeast(seq), func(k int) uint64 { return r.list[k].Seq })
-}
-
-// notSegments returns segment.NotSegment's error for the first of the
-// numbers seq to seq+n-1 whose name something other than a segment takes,
-// looking at 8 of them at most, or nil: what a hole's report names.
-func (r *Reader) notSegments(seq uint64, n int64) error {
-	for k := range min(n, 8) {
-		if err := segment.NotSegment(r.dir, seq+uint64(k)); err != nil {
-			return err
-		}
-	}
-	return nil
 }

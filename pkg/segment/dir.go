@@ -96,6 +96,16 @@ type Entry struct {
 	// Duplicate is the archive's path when both the original and its archive
 	// exist (an interrupted compress-finished run). Path is the original.
 	Duplicate string
+	// NotRegular, when not nil, says why the segment cannot be read:
+	// something other than a regular file takes its name (a directory, a
+	// FIFO, a symbolic link, a socket, a device: NotRegularFile), and
+	// neither of its names is a regular file. It is still a segment of the
+	// log, one that cannot be read: left out, such a file was a hole in
+	// the middle of the log and nothing at all at its end, where its
+	// records were lost without a report and a writer made its number
+	// again. Readers report it as a segment that cannot be read without
+	// opening it (a FIFO's open could block), and a writer numbers past it.
+	NotRegular error
 }
 
 // Listing is what a log directory holds.
@@ -104,7 +114,9 @@ type Listing struct {
 	Segments []Entry // in sequence order
 	// Temps are leftovers of interrupted creations (*.tmp): never records.
 	Temps []string
-	// Unexpected are names that do not belong to a log directory.
+	// Unexpected are names that do not belong to a log directory, and a
+	// segment's name something other than a regular file takes when the
+	// segment's other name is a regular file (Entry.NotRegular otherwise).
 	Unexpected []string
 }
 
@@ -192,10 +204,9 @@ func (l *Listing) missed() bool {
 func (l *Listing) present(seq uint64) bool { return Present(l.Dir, seq) }
 
 // Present reports whether segment seq of the log in dir exists now, as its
-// file or its archive, a regular file: what List keeps (a symbolic link
-// named like a segment is not one, and looking again would never find
-// it). Readers and verify ask it to tell a segment removed (retention)
-// from one still there.
+// file or its archive, of any kind: what List keeps (Entry.NotRegular).
+// Readers and verify ask it to tell a segment removed (retention) from one
+// still there.
 func Present(dir string, seq uint64) bool {
 	_, ok := Lookup(dir, seq)
 	return ok
@@ -206,39 +217,27 @@ func Present(dir string, seq uint64) bool {
 // its names, without reading the directory: a follower looks up the
 // segments after the newest it listed this way at each rotation, as
 // reading a directory of thousands of names there made its CPU grow with
-// the number of segments kept. false when neither name is a regular file.
+// the number of segments kept. false when neither name is taken.
 func Lookup(dir string, seq uint64) (Entry, bool) {
-	p, _, ok := firstName(dir, seq, fs.FileMode.IsRegular)
-	if !ok {
-		return Entry{}, false
-	}
-	return Entry{Seq: seq, Path: p, Archived: IsArchiveName(p)}, true
-}
-
-// NotSegment returns the error for the first of segment seq's names (its
-// file's, its archive's) that something other than a regular file takes:
-// a directory, a FIFO, a symbolic link. List leaves such a file out, so
-// the segment is not in the log, but a report that says only that
-// contradicts what ls shows. nil when neither name is so taken.
-func NotSegment(dir string, seq uint64) error {
-	p, mode, ok := firstName(dir, seq, func(m fs.FileMode) bool { return !m.IsRegular() })
-	if !ok {
-		return nil
-	}
-	return NotRegularFile(p, mode)
-}
-
-// firstName returns the first of segment seq's names in dir, its file's
-// then its archive's, that something whose mode (from Lstat) is such
-// takes, with that mode.
-func firstName(dir string, seq uint64, such func(fs.FileMode) bool) (string, fs.FileMode, bool) {
+	var odd Entry
 	for _, name := range [2]string{FileName(seq), ArchiveName(seq)} {
 		p := filepath.Join(dir, name)
-		if st, err := os.Lstat(p); err == nil && such(st.Mode()) {
-			return p, st.Mode(), true
+		st, err := os.Lstat(p)
+		switch {
+		case err != nil:
+		case st.Mode().IsRegular():
+			return Entry{Seq: seq, Path: p, Archived: IsArchiveName(name)}, true
+		case odd.Path == "":
+			odd = notRegularEntry(seq, p, st.Mode())
 		}
 	}
-	return "", 0, false
+	return odd, odd.Path != ""
+}
+
+// notRegularEntry is segment seq as List holds it when the name at path,
+// of mode, is the one it has and no regular file.
+func notRegularEntry(seq uint64, path string, mode fs.FileMode) Entry {
+	return Entry{Seq: seq, Path: path, Archived: IsArchiveName(path), NotRegular: NotRegularFile(path, mode)}
 }
 
 // list reads dir once. The directory is read in its own order
@@ -251,11 +250,16 @@ func list(dir string) (Listing, error) {
 	}
 	l := Listing{Dir: dir}
 	bySeq := make(map[uint64]int, len(des))
+	var odd []Entry // segment names other kinds of file take
 	for _, de := range des {
 		name := de.Name()
 		seq, archived, ok := ParseName(name)
 		switch {
-		case ok && de.Type().IsRegular():
+		case ok && !de.Type().IsRegular():
+			// The type from the directory entry (lstat where the file
+			// system gives none): a FIFO is never opened here.
+			odd = append(odd, notRegularEntry(seq, joinName(dir, name), de.Type()))
+		case ok:
 			p := joinName(dir, name)
 			if i, dup := bySeq[seq]; dup {
 				e := &l.Segments[i]
@@ -276,9 +280,20 @@ func list(dir string) (Listing, error) {
 			}
 			l.Unexpected = append(l.Unexpected, joinName(dir, name))
 		default:
-			// Includes symlinks named like segments: never followed.
 			l.Unexpected = append(l.Unexpected, joinName(dir, name))
 		}
+	}
+	// A number with no regular file is a segment that cannot be read,
+	// named by its .seg name if both are taken; the other names are
+	// unexpected.
+	slices.SortFunc(odd, func(a, b Entry) int { return cmp.Or(cmp.Compare(a.Seq, b.Seq), cmp.Compare(a.Path, b.Path)) })
+	for _, e := range odd {
+		if _, taken := bySeq[e.Seq]; taken {
+			l.Unexpected = append(l.Unexpected, e.Path)
+			continue
+		}
+		bySeq[e.Seq] = len(l.Segments)
+		l.Segments = append(l.Segments, e)
 	}
 	slices.SortFunc(l.Segments, func(a, b Entry) int { return cmp.Compare(a.Seq, b.Seq) })
 	slices.Sort(l.Temps) // one directory's paths: in name order

@@ -53,6 +53,16 @@ func OpenImage(path string) (*Image, error) {
 	return OpenImageContext(context.Background(), path)
 }
 
+// OpenEntryContext is OpenImageContext of segment e, as List or Lookup
+// returned it: e.NotRegular, with no open, when its name is no regular
+// file's (an open of a FIFO could block, of a device act on it).
+func OpenEntryContext(ctx context.Context, e Entry) (*Image, error) {
+	if e.NotRegular != nil {
+		return nil, e.NotRegular
+	}
+	return OpenImageContext(ctx, e.Path)
+}
+
 // OpenImageContext is OpenImage whose wait for a lease's break ends when
 // ctx is done (OpenNoFollowContext).
 func OpenImageContext(ctx context.Context, path string) (*Image, error) {

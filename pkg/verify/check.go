@@ -176,6 +176,14 @@ func checkPath(path string, o *Options, buf []byte) *result {
 	return r
 }
 
+// unreadable is the result of the file at path that cannot be read, for
+// err.
+func unreadable(path string, o *Options, err error) *result {
+	r := newResult(path, o)
+	r.rep.State, r.rep.Error, r.ioErr = StateUnreadable, err.Error(), err
+	return r
+}
+
 // checkFile is checkPath without its look at a damaged archive's summary.
 func checkFile(path string, o *Options, buf []byte) *result {
 	r := newResult(path, o)

@@ -43,6 +43,9 @@ type unit struct {
 type job struct {
 	path string
 	size int64
+	// notRegular is the listing's segment.Entry.NotRegular: the file is
+	// reported unreadable, never opened.
+	notRegular error
 }
 
 // Dir verifies the log in dir.
@@ -199,7 +202,11 @@ func runJobs(jobs []job, o *Options) []*result {
 				if o.ctx.Err() != nil {
 					continue // the run is stopped: no segment is started
 				}
-				results[i] = checkPath(jobs[i].path, o, buf)
+				if err := jobs[i].notRegular; err != nil {
+					results[i] = unreadable(jobs[i].path, o, err)
+				} else {
+					results[i] = checkPath(jobs[i].path, o, buf)
+				}
 				done <- i
 			}
 		}()
@@ -281,6 +288,9 @@ func (r *result) countsSealed() bool {
 func sealedOnDisk(ctx context.Context, e segment.Entry) bool {
 	if e.Archived {
 		return true
+	}
+	if e.NotRegular != nil {
+		return false
 	}
 	_, err := segment.SealedFooterContext(ctx, e.Path)
 	return err == nil

@@ -63,7 +63,7 @@ func plan(paths []string, o *Options) ([]*unit, []job, error) {
 	fileUnits := map[string]*unit{}
 	listed := map[string]map[string]bool{} // the names in whole[id]'s listing, once a file argument asks
 	seen := map[string]bool{}
-	addJob := func(u *unit, id, p string) {
+	addJob := func(u *unit, id, p string, notRegular error) {
 		if key := id + "/" + filepath.Base(p); !seen[key] {
 			seen[key] = true
 			var size int64
@@ -71,7 +71,7 @@ func plan(paths []string, o *Options) ([]*unit, []job, error) {
 				size = st.Size()
 			}
 			u.jobs = append(u.jobs, len(jobs))
-			jobs = append(jobs, job{path: p, size: size})
+			jobs = append(jobs, job{path: p, size: size, notRegular: notRegular})
 		}
 	}
 	for _, a := range args {
@@ -80,7 +80,7 @@ func plan(paths []string, o *Options) ([]*unit, []job, error) {
 			if u := whole[id]; u != nil && !u.planned {
 				u.planned = true
 				for _, e := range u.listing.Segments {
-					addJob(u, id, e.Path)
+					addJob(u, id, e.Path, e.NotRegular)
 				}
 				units = append(units, u)
 			}
@@ -107,7 +107,7 @@ func plan(paths []string, o *Options) ([]*unit, []job, error) {
 			fileUnits[id] = u
 			units = append(units, u)
 		}
-		addJob(u, id, a.path)
+		addJob(u, id, a.path, nil)
 	}
 	return units, jobs, nil
 }

@@ -25,7 +25,9 @@ import (
 //  2. Going back from the newest segment, collect every segment after the
 //     newest sealed one (archives count as sealed). That one's digest,
 //     from its footer (an archive's summary), is where the chain goes on.
-//  3. Oldest first, walk each with the shared decoder. A bad header, a
+//  3. Oldest first, walk each with the shared decoder (one whose name
+//     something other than a regular file takes, segment.Entry.NotRegular,
+//     is left as it is, never opened). A bad header, a
 //     damaged committed frame or a damaged END claim leaves the segment
 //     as it is for verify to report (segment.Refusal, which verify and
 //     the reader judge with too): recovery never rewrites a committed
@@ -92,6 +94,9 @@ func (w *Writer) recover(ctx context.Context) (*seg, [segment.DigestSize]byte, e
 	i := len(l.Segments)
 	for ; i > 0; i-- {
 		e := l.Segments[i-1]
+		if e.NotRegular != nil {
+			continue // not sealed: passed over below
+		}
 		d, sealed, err := sealedDigest(ctx, e.Path)
 		if err != nil && e.Archived && (errors.Is(err, segment.ErrCorrupt) || errors.Is(err, segment.ErrNoFooter)) {
 			// Sealed by construction, but neither its summary nor its
@@ -116,7 +121,9 @@ func (w *Writer) recover(ctx context.Context) (*seg, [segment.DigestSize]byte, e
 	// for Sync died with it. The first Sync of this writer fsyncs them
 	// (most are clean by then, and cost an open and an fsync each).
 	for _, e := range l.Segments[:i] {
-		if !e.Archived { // compress-finished made archives durable
+		// compress-finished made archives durable; the open of a FIFO
+		// there would block.
+		if !e.Archived && e.NotRegular == nil {
 			w.lazy.inherited = append(w.lazy.inherited, e.Path)
 		}
 	}
@@ -125,6 +132,14 @@ func (w *Writer) recover(ctx context.Context) (*seg, [segment.DigestSize]byte, e
 		last := i+j == len(l.Segments)-1
 		if e.Archived {
 			continue // archives are sealed by construction
+		}
+		if e.NotRegular != nil {
+			// Not opened: left as it is, as a segment recovery cannot
+			// seal, for verify to report; the segments before it are
+			// not the newest, and the next is numbered after it.
+			w.stats.DamagedSegments++
+			w.opts.Logger.Error("recovery: segment cannot be read, left as it is; run auditseg verify", "file", e.Path, "err", e.NotRegular)
+			continue
 		}
 		if err := stopped(ctx, "recovering", e.Path); err != nil {
 			return nil, prev, err

@@ -103,7 +103,9 @@ type Stats struct {
 	// RecoveredSegments were unsealed segments (a writer died) that Open
 	// sealed; RecoveredFrames were reserved or zero-gap frames among them
 	// turned into PAD; DamagedSegments could not be sealed because a
-	// committed frame in them is damaged (verify reports them).
+	// committed frame in them is damaged, or their name is taken by
+	// something other than a regular file (segment.Entry.NotRegular;
+	// verify reports them).
 	RecoveredSegments, RecoveredFrames, DamagedSegments int
 	// RemovedTemps were leftover temporary files of interrupted creations.
 	RemovedTemps int
