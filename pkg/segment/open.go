@@ -46,11 +46,13 @@ func OpenNoFollowContext(ctx context.Context, path string) (*os.File, error) {
 // unix.O_NOFOLLOW or without), O_NONBLOCK and O_CLOEXEC, waiting for a
 // lease's break as OpenNoFollowContext does: for a file of another kind
 // than a segment (tail's cursor file) that must not block on a FIFO
-// either. It creates nothing (no permission bits).
+// either. It creates nothing (no permission bits). O_NOCTTY too: a
+// terminal's device node under such a name must not become the
+// controlling terminal of a session leader (a daemon) that opens it.
 func OpenNonBlocking(ctx context.Context, path string, flag int) (*os.File, error) {
 	var f *os.File
 	err := WaitLease(ctx, func() (err error) {
-		f, err = os.OpenFile(path, flag|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		f, err = os.OpenFile(path, flag|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 		return err
 	})
 	return f, err

@@ -208,7 +208,7 @@ func (w *Writer) recoverSegment(ctx context.Context, path string, seq uint64, la
 	// done. (It changes nothing else for a regular file.)
 	var f *os.File
 	err := segment.WaitLease(ctx, func() (err error) {
-		f, err = w.opts.FS.OpenFile(path, os.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		f, err = w.opts.FS.OpenFile(path, os.O_RDWR|unix.O_NOFOLLOW|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 		return err
 	})
 	if err != nil {

@@ -1,12 +1,15 @@
 package writer
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 
 	"github.com/auditseg/auditseg/pkg/segment"
+	"golang.org/x/sys/unix"
 )
 
 // syncer implements group commit: concurrent Sync calls share one flush.
@@ -30,7 +33,10 @@ func (sy *syncer) init(w *Writer) { sy.cond = sync.NewCond(&sy.mu) }
 // and every one it left unsealed as damaged (an earlier writer may have
 // written them without a flush): an open and an fsync each, ~50 µs for
 // a clean file on ext4 (0.25 s for 5000, BenchmarkFirstSyncAfterReopen);
-// one it cannot open is passed over. A flush failure is
+// one it cannot open is passed over. A sealed segment file removed (or
+// replaced by a FIFO, a directory or a link, which is logged) before
+// the Sync that would flush it is passed over too: its records left the
+// log with it. A flush failure is
 // sticky: this and every later call (Append included) return it, because
 // the kernel may have dropped the pages that failed to write and
 // retrying would claim durability falsely.
@@ -83,7 +89,7 @@ func (w *Writer) flushAll() error {
 	}
 	// After the queue: a segment sealed while it was being flushed is
 	// listed by then (seal lists it before marking it unmapped).
-	return w.lazy.fsyncAll(w.opts.FS, w.fail)
+	return w.lazy.fsyncAll(w.opts.FS, w.opts.Logger, w.fail)
 }
 
 // lazySealed lists the segment files sealed without a flush (SyncNone),
@@ -116,10 +122,12 @@ func (l *lazySealed) add(path string) {
 
 // fsyncAll fsyncs every listed file and empties the list. A file that is
 // gone was removed after it was sealed: by compress-finished, which makes
-// its archive durable first, or by the operator. A failure is passed to
+// its archive durable first, or by the operator; so was one whose name
+// now holds a FIFO, a directory or a link (logged to log): there is no
+// file of ours left to flush under that name. A failure is passed to
 // fail before wb is released: a Close or Sync that takes wb next finds
 // the list empty, and must find the writer failed.
-func (l *lazySealed) fsyncAll(fs FS, fail func(error)) (err error) {
+func (l *lazySealed) fsyncAll(fs FS, log *slog.Logger, fail func(error)) (err error) {
 	l.wb.Lock()
 	defer l.wb.Unlock()
 	defer func() {
@@ -132,7 +140,11 @@ func (l *lazySealed) fsyncAll(fs FS, fail func(error)) (err error) {
 	l.paths, l.inherited = nil, nil
 	l.mu.Unlock()
 	for i, p := range append(inherited, paths...) {
-		f, err := fs.OpenFile(p, os.O_RDONLY, 0)
+		f, err := openSealed(fs, p)
+		if errors.Is(err, errReplaced) {
+			log.Warn("a sealed segment was replaced before it was flushed: its records are not in the log", "file", p, "err", err)
+			continue
+		}
 		if errors.Is(err, os.ErrNotExist) || err != nil && i < len(inherited) {
 			continue
 		}
@@ -146,6 +158,42 @@ func (l *lazySealed) fsyncAll(fs FS, fail func(error)) (err error) {
 		}
 	}
 	return nil
+}
+
+// errReplaced marks a sealed segment's name that no longer holds a
+// regular file.
+var errReplaced = errors.New("replaced")
+
+// openSealed opens the sealed segment file at path to fsync it: never
+// through a symbolic link, and with O_NONBLOCK, so that a FIFO put under
+// its name fails the regular-file check instead of blocking the open, and
+// Sync and Close (which wait for wb, held here) with it, until something
+// writes to the FIFO; a lease's break is waited out as recovery's open
+// does. A name that holds another kind of file than a regular one gives
+// an error wrapping errReplaced that says what it holds.
+func openSealed(fs FS, path string) (*os.File, error) {
+	var f *os.File
+	err := segment.WaitLease(context.Background(), func() (err error) {
+		f, err = fs.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+		return err
+	})
+	var st os.FileInfo
+	if err == nil {
+		if st, err = f.Stat(); err != nil || !st.Mode().IsRegular() {
+			f.Close()
+		}
+	} else {
+		// The open's own error for a link (ELOOP) or a socket (ENXIO)
+		// does not say what is there.
+		st, _ = os.Lstat(path)
+	}
+	if st != nil && !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%w: %w", errReplaced, segment.NotRegularFile(path, st.Mode()))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
 // committedAsClosed is the error for a record whose commit met a segment

@@ -243,17 +243,8 @@ func TestSyncNoneCoversSealedSegments(t *testing.T) {
 	defer w.Close()
 	appendUntil(t, w, 4)
 	sealed := []string{filepath.Join(dir, segment.FileName(1)), filepath.Join(dir, segment.FileName(2)), filepath.Join(dir, segment.FileName(3))}
-	deadline := time.Now().Add(10 * time.Second)
 	for _, p := range sealed {
-		for {
-			if _, err := segment.ReadFooter(p); err == nil {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s not sealed after 10 s", p)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		waitSealed(t, p)
 	}
 	n := fl.count()
 	if err := w.Sync(); err != nil {

@@ -444,7 +444,7 @@ func (w *Writer) Close() error {
 		// of this writer's, left unsealed, not in theirs.
 		// A failure is sticky (fsyncAll records it): returned below, as
 		// Sync's would be, beside ErrReservationsOpen if Close gave up.
-		_ = w.lazy.fsyncAll(w.opts.FS, w.fail)
+		_ = w.lazy.fsyncAll(w.opts.FS, w.opts.Logger, w.fail)
 	}
 	if nx := s.next.Load(); nx != nil {
 		// Prepared but never used: its file stays, empty, and the next
