@@ -128,9 +128,11 @@ func lockOpened(f *os.File, dir string, from uint64) (*os.File, error) {
 	p := f.Name()
 	lk := lockRange(unix.F_WRLCK)
 	if err := unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLK, &lk); err != nil {
-		f.Close()
+		defer f.Close()
 		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EACCES) {
-			return nil, fmt.Errorf("%s: %w (held by pid %d)", dir, ErrLocked, readPID(p))
+			// From the file locked, not by its name again: that open
+			// could meet another file (a FIFO, and block) put there since.
+			return nil, fmt.Errorf("%s: %w (held by pid %d)", dir, ErrLocked, readLock(f).PID)
 		}
 		return nil, fmt.Errorf("lock %s: %w", p, err)
 	}
@@ -389,15 +391,6 @@ func regularLockFile(f *os.File) (*os.File, error) {
 		return nil, fmt.Errorf("lock file %s: %w", f.Name(), err)
 	}
 	return f, nil
-}
-
-func readPID(p string) int {
-	f, err := os.Open(p)
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	return readLock(f).PID
 }
 
 // readLock parses LOCK's content (lockContent), each line only if whole:
