@@ -26,10 +26,15 @@ type msyncLog struct {
 	spans [][2]uintptr       // [start, end) of each msync, in call order
 	bases map[uint64]uintptr // segment sequence -> mapping address
 	delay time.Duration      // added to every msync, to let Sync callers pile up
+	// When each msync (by the index of its span) began and returned
+	// (zero while it runs), for the timed claims (sync_timed_test.go).
+	began, ended []time.Time
+	calls        map[int]int          // FaultFS call number -> index of its span
+	hold         func(crashtest.Call) // if set, called inside each msync's Before
 }
 
 func newMsyncLog(fs *crashtest.FaultFS) *msyncLog {
-	l := &msyncLog{bases: map[uint64]uintptr{}}
+	l := &msyncLog{bases: map[uint64]uintptr{}, calls: map[int]int{}}
 	fs.Before = func(c crashtest.Call) {
 		if c.Op != crashtest.OpMsync || len(c.Msync) == 0 {
 			return
@@ -39,10 +44,25 @@ func newMsyncLog(fs *crashtest.FaultFS) *msyncLog {
 		if h, err := segment.DecodeHeader(c.Msync); err == nil {
 			l.bases[h.Seq] = a
 		}
+		l.calls[c.N] = len(l.spans)
 		l.spans = append(l.spans, [2]uintptr{a, a + uintptr(len(c.Msync))})
-		d := l.delay
+		l.began, l.ended = append(l.began, time.Now()), append(l.ended, time.Time{})
+		d, hold := l.delay, l.hold
 		l.mu.Unlock()
 		time.Sleep(d)
+		if hold != nil {
+			hold(c)
+		}
+	}
+	fs.After = func(c crashtest.Call) {
+		if c.Op != crashtest.OpMsync || c.Err != nil {
+			return
+		}
+		l.mu.Lock()
+		if i, ok := l.calls[c.N]; ok {
+			l.ended[i] = time.Now()
+		}
+		l.mu.Unlock()
 	}
 	return l
 }
