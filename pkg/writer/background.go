@@ -41,9 +41,10 @@ func (w *Writer) prepareLoop() {
 			continue
 		}
 		// Backpressure: at most three segments live — one finished and
-		// being sealed, the active one, the next. While sealing lags (a
-		// slow disk under SyncInterval or SyncAlways), appenders wait at
-		// the rotation instead of piling up dirty mapped memory. The
+		// being sealed, the active one, the next; while sealing lags (a
+		// slow disk under SyncInterval or SyncAlways) the next is not
+		// prepared once a second segment is finished, so appenders wait
+		// at the rotation instead of piling up dirty mapped memory. The
 		// sealer kicks us when it catches up.
 		if w.sealer.backlog(c) > 1 {
 			continue

@@ -17,7 +17,9 @@ import (
 //	none      every committed record       records a Sync covered, and what
 //	                                       the kernel happened to write back
 //	interval  every committed record       all but the last SyncInterval
-//	always    every committed record       every record Append returned for
+//	                                       and flush (README, Durability)
+//	always    every committed record       every record Append returned for,
+//	                                       and every one committed before it
 //
 // A process crash never loses a committed record in any mode: the stores
 // are in the kernel's page cache as soon as they execute. After power loss
