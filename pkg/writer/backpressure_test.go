@@ -14,9 +14,9 @@ import (
 )
 
 // TestAppendsWaitForALaggingSeal: README, durability: "at most three
-// segments are live at a time (finished and being sealed, active, next),
-// so with interval and always, when the disk is slower than the writers,
-// appends wait at a rotation rather than piling up unflushed memory".
+// segments are live at a time ..., so with interval and always, when the
+// disk is slower than the writers, appends wait at a rotation rather than
+// piling up unflushed memory".
 // The seal's fsync of segment 1 is held: appends fill segment 2 and 3
 // and stop at 3's end (1 being sealed, 2 finished and queued behind it, 3
 // active, no next prepared: three live), and go on once it returns.
