@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditseg/auditseg/internal/testfs"
 	"github.com/auditseg/auditseg/pkg/reader"
 	"github.com/auditseg/auditseg/pkg/segment"
 	"github.com/auditseg/auditseg/pkg/writer"
@@ -201,7 +202,7 @@ func soakSession(c *soakChecker, rng *rand.Rand, b *soakBook, o soakOpts, crash 
 	}
 	c.tag += fmt.Sprintf(" killAfter=%v acks=%d", killAfter, acks)
 	cp := filepath.Join(root, fmt.Sprintf("crash%d", s))
-	copyFiles(t, dir, cp)
+	testfs.CopyFiles(t, dir, cp)
 	c.verifyDir(dir, true)
 	c.checkLog(dir, b, true, true)
 

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -326,31 +324,6 @@ func (b *soakBook) resolve(recs []soakRec) {
 	for p, r := range in {
 		if b.byPos[p] == nil {
 			b.byPos[p] = &soakEntry{size: len(r.Data), st: stAcked, data: r.Data}
-		}
-	}
-}
-
-// copyFiles copies the regular files of src (a log whose writer is dead)
-// into a new directory dst.
-func copyFiles(t *testing.T, src, dst string) {
-	t.Helper()
-	if err := os.MkdirAll(dst, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	des, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, de := range des {
-		if !de.Type().IsRegular() {
-			continue
-		}
-		bs, err := os.ReadFile(filepath.Join(src, de.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, de.Name()), bs, 0o640); err != nil {
-			t.Fatal(err)
 		}
 	}
 }
