@@ -4,8 +4,9 @@
 //
 // An archive NAME.seg.zst is one standard zstd frame holding the segment
 // file byte for byte, with the original size in the frame header and the
-// frame checksum on, so stock `zstd -d` reproduces the original and
-// `zstd -t` passes.
+// frame checksum on, followed by a skippable frame summarizing it (a copy
+// of the segment's header and footer, docs/FORMAT.md section 10), so stock
+// `zstd -d` reproduces the original and `zstd -t` passes.
 //
 // # The protocol
 //
