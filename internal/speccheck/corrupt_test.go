@@ -183,31 +183,39 @@ func firstDiff(a, b []segment.Position) int {
 	return min(len(a), len(b))
 }
 
-// sameVerdict runs the clean-room verifier and pkg/verify on dir and
-// reports it when they do not flag the same segment files. It returns the
-// clean-room report and the files both flag.
+// sameVerdict runs the clean-room verifier and pkg/verify on dir, in full
+// and --quick, and reports it when they do not flag the same segment
+// files. It returns the clean-room report of the full check and the files
+// it flags.
 func sameVerdict(t *testing.T, label, dir string) (*LogReport, []string) {
 	t.Helper()
-	mine, err := checkLog(dir)
-	if err != nil {
-		t.Fatal(err)
+	var full *LogReport
+	var flagged []string
+	for _, quick := range []bool{false, true} {
+		mine, err := checkLogMode(dir, quick)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := verify.Dir(dir, verify.Options{Workers: 1, Quick: quick})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var theirs, ours []string
+		for _, f := range rep.Findings {
+			theirs = append(theirs, filepath.Base(f.Path))
+		}
+		for name := range mine.Problems {
+			ours = append(ours, name)
+		}
+		slices.Sort(theirs)
+		slices.Sort(ours)
+		theirs = slices.Compact(theirs)
+		if !slices.Equal(theirs, ours) {
+			t.Errorf("%s (quick %v): verify flags %v (%v), clean-room %v (%v)", label, quick, theirs, rep.Findings, ours, mine.Problems)
+		}
+		if !quick {
+			full, flagged = mine, ours
+		}
 	}
-	rep, err := verify.Dir(dir, verify.Options{Workers: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var theirs, ours []string
-	for _, f := range rep.Findings {
-		theirs = append(theirs, filepath.Base(f.Path))
-	}
-	for name := range mine.Problems {
-		ours = append(ours, name)
-	}
-	slices.Sort(theirs)
-	slices.Sort(ours)
-	theirs = slices.Compact(theirs)
-	if !slices.Equal(theirs, ours) {
-		t.Errorf("%s: verify flags %v (%v), clean-room %v (%v)", label, theirs, rep.Findings, ours, mine.Problems)
-	}
-	return mine, ours
+	return full, flagged
 }
