@@ -135,52 +135,38 @@ func TestCleanRoomRejectsForgeriesAlike(t *testing.T) {
 	hour := int64(3600e9)
 	put64 := func(b []byte, off int64, v int64) { le.PutUint64(b[off:], uint64(v)) }
 	get64 := func(b []byte, off int64) int64 { return int64(le.Uint64(b[off:])) }
+	created := func(f *forged) int64 { return get64(f.imgs[1], 32) }
+	sealedAt := func(f *forged) int64 { return get64(f.footer(1), 48) }
+	// stamp gives segment 2's first record the time ts computes, its
+	// frame's CRC and the footer's tally and digest made good again.
+	stamp := func(ts func(f *forged) int64) func(f *forged) int {
+		return func(f *forged) int {
+			e := f.frame(t, 1, isData)
+			put64(f.imgs[1], e.Off+16, ts(f))
+			f.reFrame(t, 1, e.Off)
+			resealTimes(f, 1)
+			return 1
+		}
+	}
+	// footerField adds delta to the footer field of segment 2 at off, its
+	// CRC made good again.
+	footerField := func(off, delta int64) func(f *forged) int {
+		return func(f *forged) int {
+			put64(f.footer(1), off, get64(f.footer(1), off)+delta)
+			f.reCRC(1)
+			return 1
+		}
+	}
 	cases := []struct {
 		name  string
 		forge func(f *forged) int // the first segment it changed
 	}{
-		{"a record stamped 2h before its segment's creation", func(f *forged) int {
-			e := f.frame(t, 1, isData)
-			put64(f.imgs[1], e.Off+16, get64(f.imgs[1], 32)-2*hour)
-			f.reFrame(t, 1, e.Off)
-			resealTimes(f, 1)
-			return 1
-		}},
-		{"a record stamped 30min before its segment's creation", func(f *forged) int {
-			e := f.frame(t, 1, isData)
-			put64(f.imgs[1], e.Off+16, get64(f.imgs[1], 32)-hour/2)
-			f.reFrame(t, 1, e.Off)
-			resealTimes(f, 1)
-			return 1
-		}},
-		{"a record stamped exactly 1h before its segment's creation", func(f *forged) int {
-			e := f.frame(t, 1, isData)
-			put64(f.imgs[1], e.Off+16, get64(f.imgs[1], 32)-hour)
-			f.reFrame(t, 1, e.Off)
-			resealTimes(f, 1)
-			return 1
-		}},
-		{"a record stamped 1h and 1ns before its segment's creation", func(f *forged) int {
-			e := f.frame(t, 1, isData)
-			put64(f.imgs[1], e.Off+16, get64(f.imgs[1], 32)-hour-1)
-			f.reFrame(t, 1, e.Off)
-			resealTimes(f, 1)
-			return 1
-		}},
-		{"a record stamped exactly 1h after its segment's sealing", func(f *forged) int {
-			e := f.frame(t, 1, isData)
-			put64(f.imgs[1], e.Off+16, get64(f.footer(1), 48)+hour)
-			f.reFrame(t, 1, e.Off)
-			resealTimes(f, 1)
-			return 1
-		}},
-		{"a record stamped 1h and 1ns after its segment's sealing", func(f *forged) int {
-			e := f.frame(t, 1, isData)
-			put64(f.imgs[1], e.Off+16, get64(f.footer(1), 48)+hour+1)
-			f.reFrame(t, 1, e.Off)
-			resealTimes(f, 1)
-			return 1
-		}},
+		{"a record stamped 2h before its segment's creation", stamp(func(f *forged) int64 { return created(f) - 2*hour })},
+		{"a record stamped 30min before its segment's creation", stamp(func(f *forged) int64 { return created(f) - hour/2 })},
+		{"a record stamped exactly 1h before its segment's creation", stamp(func(f *forged) int64 { return created(f) - hour })},
+		{"a record stamped 1h and 1ns before its segment's creation", stamp(func(f *forged) int64 { return created(f) - hour - 1 })},
+		{"a record stamped exactly 1h after its segment's sealing", stamp(func(f *forged) int64 { return sealedAt(f) + hour })},
+		{"a record stamped 1h and 1ns after its segment's sealing", stamp(func(f *forged) int64 { return sealedAt(f) + hour + 1 })},
 		{"sealed exactly 1h before its creation", func(f *forged) int {
 			put64(f.footer(1), 48, get64(f.imgs[1], 32)-hour)
 			f.reCRC(1)
@@ -200,13 +186,7 @@ func TestCleanRoomRejectsForgeriesAlike(t *testing.T) {
 			f.reseal(1)
 			return 1
 		}},
-		{"a record stamped 2h after its segment's sealing", func(f *forged) int {
-			e := f.frame(t, 1, isData)
-			put64(f.imgs[1], e.Off+16, get64(f.footer(1), 48)+2*hour)
-			f.reFrame(t, 1, e.Off)
-			resealTimes(f, 1)
-			return 1
-		}},
+		{"a record stamped 2h after its segment's sealing", stamp(func(f *forged) int64 { return sealedAt(f) + 2*hour })},
 		{"sealed 2h before its creation", func(f *forged) int {
 			put64(f.footer(1), 48, get64(f.imgs[1], 32)-2*hour)
 			f.reCRC(1)
@@ -236,27 +216,15 @@ func TestCleanRoomRejectsForgeriesAlike(t *testing.T) {
 			f.reseal(i)
 			return i
 		}},
-		{"footer records one more", func(f *forged) int {
-			put64(f.footer(1), 16, get64(f.footer(1), 16)+1)
-			f.reCRC(1)
-			return 1
-		}},
+		{"footer records one more", footerField(16, 1)},
 		{"footer end offset at another frame", func(f *forged) int {
 			e := f.frame(t, 1, isData)
 			put64(f.footer(1), 24, e.Off)
 			f.reseal(1)
 			return 1
 		}},
-		{"footer min time one less", func(f *forged) int {
-			put64(f.footer(1), 32, get64(f.footer(1), 32)-1)
-			f.reCRC(1)
-			return 1
-		}},
-		{"footer max time one more", func(f *forged) int {
-			put64(f.footer(1), 40, get64(f.footer(1), 40)+1)
-			f.reCRC(1)
-			return 1
-		}},
+		{"footer min time one less", footerField(32, -1)},
+		{"footer max time one more", footerField(40, 1)},
 		{"footer flag bit 1", func(f *forged) int {
 			f.footer(1)[56] |= 2
 			f.reCRC(1)
@@ -290,16 +258,8 @@ func TestCleanRoomRejectsForgeriesAlike(t *testing.T) {
 			resealTimes(f, 1)
 			return 1
 		}},
-		{"footer sequence changed", func(f *forged) int {
-			put64(f.footer(1), 8, get64(f.footer(1), 8)+1)
-			f.reCRC(1)
-			return 1
-		}},
-		{"footer end offset unaligned", func(f *forged) int {
-			put64(f.footer(1), 24, get64(f.footer(1), 24)+4)
-			f.reCRC(1)
-			return 1
-		}},
+		{"footer sequence changed", footerField(8, 1)},
+		{"footer end offset unaligned", footerField(24, 4)},
 		{"footer end offset past DataLimit", func(f *forged) int {
 			put64(f.footer(1), 24, dataLimit(int64(len(f.imgs[1])))+8)
 			f.reCRC(1)
