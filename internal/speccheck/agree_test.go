@@ -136,38 +136,7 @@ func compareImage(t *testing.T, label string, img []byte, s *Segment) (segment.F
 		f.MaxTime != mf.MaxTime || f.SealedAt != mf.SealedAt || f.Flags != mf.Flags || f.PrevDigest != mf.Prev || f.Digest != mf.Digest) {
 		t.Errorf("%s: footer %+v, clean-room %+v", label, f, mf)
 	}
-	mode := segment.Quiescent
-	if s.Sealed {
-		mode = segment.Sealed
-	}
-	var evs []Event
-	segment.Walk(img, h.Seq, segment.HeaderSize, mode, func(e segment.Event) bool {
-		evs = append(evs, Event{Kind: kinds[e.Kind], Off: e.Offset, Len: e.Len, Frame: Frame{
-			Off: e.Frame.Offset, Length: e.Frame.Length, CRC: e.Frame.CRC, Type: e.Frame.Type,
-			Time: e.Frame.Time, Payload: e.Frame.Payload}})
-		return true
-	})
-	if len(evs) != len(s.Events) {
-		t.Errorf("%s: Walk gave %d events, clean-room %d", label, len(evs), len(s.Events))
-	}
-	for i := range min(len(evs), len(s.Events)) {
-		a, b := evs[i], s.Events[i]
-		if a.Kind != b.Kind || a.Off != b.Off || (a.Len != b.Len && a.Kind != "end") {
-			t.Errorf("%s: event %d: Walk %s at %d (%d bytes), clean-room %s at %d (%d bytes)", label, i, a.Kind, a.Off, a.Len, b.Kind, b.Off, b.Len)
-			continue
-		}
-		if a.Kind != "frame" && a.Kind != "end" {
-			continue
-		}
-		fa, fb := a.Frame, b.Frame
-		if fa.Length != fb.Length || fa.CRC != fb.CRC || fa.Type != fb.Type || fa.Time != fb.Time || !bytes.Equal(fa.Payload, fb.Payload) {
-			t.Errorf("%s: frame at %d: DecodeFrame %s, clean-room %s", label, a.Off, describe(fa), describe(fb))
-		}
-		df := segment.DecodeFrame(img, h.Seq, a.Off)
-		if df.State != segment.Committed || df.Extent != align(int64(fb.Length)) {
-			t.Errorf("%s: frame at %d: DecodeFrame state %v extent %d", label, a.Off, df.State, df.Extent)
-		}
-	}
+	compareEvents(t, label, img, h.Seq, segment.HeaderSize, s.Sealed, s.Events)
 	return f, s.Sealed
 }
 
@@ -196,5 +165,43 @@ func compareReader(t *testing.T, dir string, records []segment.Position, acked m
 	}
 	if i != len(records) {
 		t.Errorf("reader read %d records, clean-room %d", i, len(records))
+	}
+}
+
+// compareEvents compares segment.Walk's events from offset from with the
+// clean-room walk's, and every frame's fields with DecodeFrame's.
+func compareEvents(t *testing.T, label string, img []byte, seq uint64, from int64, sealed bool, mine []Event) {
+	t.Helper()
+	mode := segment.Quiescent
+	if sealed {
+		mode = segment.Sealed
+	}
+	var evs []Event
+	segment.Walk(img, seq, from, mode, func(e segment.Event) bool {
+		evs = append(evs, Event{Kind: kinds[e.Kind], Off: e.Offset, Len: e.Len, Frame: Frame{
+			Off: e.Frame.Offset, Length: e.Frame.Length, CRC: e.Frame.CRC, Type: e.Frame.Type,
+			Time: e.Frame.Time, Payload: e.Frame.Payload}})
+		return true
+	})
+	if len(evs) != len(mine) {
+		t.Errorf("%s: Walk from %d gave %d events, clean-room %d", label, from, len(evs), len(mine))
+	}
+	for i := range min(len(evs), len(mine)) {
+		a, b := evs[i], mine[i]
+		if a.Kind != b.Kind || a.Off != b.Off || (a.Len != b.Len && a.Kind != "end") {
+			t.Errorf("%s: event %d from %d: Walk %s at %d (%d bytes), clean-room %s at %d (%d bytes)", label, i, from, a.Kind, a.Off, a.Len, b.Kind, b.Off, b.Len)
+			continue
+		}
+		if a.Kind != "frame" && a.Kind != "end" {
+			continue
+		}
+		fa, fb := a.Frame, b.Frame
+		if fa.Length != fb.Length || fa.CRC != fb.CRC || fa.Type != fb.Type || fa.Time != fb.Time || !bytes.Equal(fa.Payload, fb.Payload) {
+			t.Errorf("%s: frame at %d: DecodeFrame %s, clean-room %s", label, a.Off, describe(fa), describe(fb))
+		}
+		df := segment.DecodeFrame(img, seq, a.Off)
+		if df.State != segment.Committed || df.Extent != align(int64(fb.Length)) {
+			t.Errorf("%s: frame at %d: DecodeFrame state %v extent %d", label, a.Off, df.State, df.Extent)
+		}
 	}
 }

@@ -197,7 +197,7 @@ func decodeSlot(img []byte, size int64, seq uint64, off int64) (st slotState, f 
 // resync is section 7's resync point after damage at off.
 func resync(img []byte, size int64, seq uint64, off int64) int64 {
 	rl := recordLimit(size)
-	for p := off + 8; p+frameHdrSize <= rl; p += 8 {
+	for p := align(off + 1); p+frameHdrSize <= rl; p += 8 {
 		if p < headerSize {
 			continue
 		}
@@ -221,6 +221,12 @@ type Event struct {
 // followed by a frame, which are damage there (a footer vouches that every
 // frame was committed); its tail is still a tail, which the caller judges.
 func walk(img []byte, size int64, seq uint64, sealed bool) []Event {
+	return walkFrom(img, size, seq, headerSize, sealed)
+}
+
+// walkFrom is walk from another offset: a resume point, or (section 7)
+// one that is not, an unaligned one or one below 64 being damage.
+func walkFrom(img []byte, size int64, seq uint64, from int64, sealed bool) []Event {
 	var evs []Event
 	rl := recordLimit(size)
 	// torn reports damage from start to the resync point of from.
@@ -229,7 +235,11 @@ func walk(img []byte, size int64, seq uint64, sealed bool) []Event {
 		evs = append(evs, Event{Kind: "torn", Off: start, Len: p - start})
 		return p
 	}
-	for off := int64(headerSize); off+frameHdrSize <= rl; {
+	off := from
+	if (off%8 != 0 || off < headerSize) && off+frameHdrSize <= rl {
+		off = torn(off, off)
+	}
+	for off+frameHdrSize <= rl {
 		st, f, ext, _ := decodeSlot(img, size, seq, off)
 		switch st {
 		case slotCommitted:

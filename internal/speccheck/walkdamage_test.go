@@ -38,7 +38,14 @@ func TestCleanRoomWalksDamageAlike(t *testing.T) {
 				damage(rng, img, frames)
 			}
 			s := checkSegment(seq, img, nil, true, true)
-			compareImage(t, fmt.Sprintf("%s damage %d", name, i), img, s)
+			label := fmt.Sprintf("%s damage %d", name, i)
+			compareImage(t, label, img, s)
+			// And from another start: a frame's end, or any offset.
+			from := rng.Int64N(int64(len(img)))
+			if rng.IntN(2) == 0 {
+				from = frames[rng.IntN(len(frames))]
+			}
+			compareEvents(t, label, img, seq, from, s.Sealed, walkFrom(img, int64(len(img)), seq, from, s.Sealed))
 			for _, e := range s.Events {
 				seen[fmt.Sprintf("%s/%v", e.Kind, s.Sealed)]++
 			}
