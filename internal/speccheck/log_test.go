@@ -49,13 +49,24 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if shared.dir != "" {
 		os.RemoveAll(shared.dir)
+		os.RemoveAll(shared.dir + crashedDir)
 	}
 	os.Exit(code)
 }
 
+// crashedDir, added to the shared log's name, names the copy of it taken
+// at the crash, before recovery.
+const crashedDir = ".crashed"
+
 // sharedLog is a copy, the test's own, of the log buildLog writes once for
 // all the tests, and the records committed in it.
 func sharedLog(t *testing.T) (string, map[segment.Position][]byte) {
+	t.Helper()
+	return sharedCopy(t, "")
+}
+
+// sharedCopy is a copy of the shared log's directory with that suffix.
+func sharedCopy(t *testing.T, suffix string) (string, map[segment.Position][]byte) {
 	t.Helper()
 	shared.once.Do(func() {
 		shared.err = errors.New("building the shared log failed in another test")
@@ -71,7 +82,7 @@ func sharedLog(t *testing.T) (string, map[segment.Position][]byte) {
 		t.Fatal(shared.err)
 	}
 	dir := t.TempDir()
-	testfs.CopyFiles(t, shared.dir, dir)
+	testfs.CopyFiles(t, shared.dir+suffix, dir)
 	return dir, shared.acked
 }
 
@@ -129,7 +140,8 @@ func buildLog(t *testing.T, dir string) map[segment.Position][]byte {
 		t.Fatal(err)
 	}
 	write(w, []int{10, 20, 30})
-	testfs.CopyFiles(t, live, dir) // the crash: the files as the writer holds them
+	testfs.CopyFiles(t, live, dir)           // the crash: the files as the writer holds them
+	testfs.CopyFiles(t, dir, dir+crashedDir) // as recovery will find it
 	if err := open.Abort(); err != nil {
 		t.Fatal(err)
 	}
