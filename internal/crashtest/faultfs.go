@@ -7,28 +7,32 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/auditseg/auditseg/pkg/archive"
+	"github.com/auditseg/auditseg/pkg/segment"
 	"github.com/auditseg/auditseg/pkg/writer"
 	"golang.org/x/sys/unix"
 )
 
-// Op is one kind of file operation the writer performs through writer.FS.
+// Op is one kind of file operation the writer performs through writer.FS,
+// or compress-finished through archive.FS.
 type Op uint8
 
 const (
-	OpCreate     Op = iota // OpenFile with O_CREATE: a new segment's temporary file
+	OpCreate     Op = iota // OpenFile with O_CREATE: a new segment's temporary file, a temporary archive
 	OpOpen                 // OpenFile without O_CREATE: recovery opening a segment, Sync one sealed unflushed
 	OpFallocate            // reserving a new segment's blocks
 	OpMsync                // flushing mapped pages (Sync, recovery)
-	OpFsync                // flushing a new segment's header, a segment being sealed, or (SyncNone) one sealed unflushed
-	OpRename               // giving a new segment its final name
+	OpFsync                // flushing a new segment's header, a segment being sealed, or (SyncNone) one sealed unflushed; an archive
+	OpRename               // giving a new segment its final name; an archive its final name (RenameNoReplace)
 	OpSyncDir              // making directory entries durable
 	OpSyncRange            // writing back a segment sealed without a flush (SyncNone), waiting
 	OpWrite                // a pwrite into a segment file: a new one's header, a footer (durable seal, recovery)
 	OpStartRange           // starting the writeback of the active segment's filled part (SyncInterval, SyncAlways), not waiting; its error is ignored
+	OpRemove               // compress-finished removing an original, a leftover or a bad archive
 	numOps
 )
 
-var opNames = [numOps]string{"create", "open", "fallocate", "msync", "fsync", "rename", "syncdir", "syncrange", "write", "startrange"}
+var opNames = [numOps]string{"create", "open", "fallocate", "msync", "fsync", "rename", "syncdir", "syncrange", "write", "startrange", "remove"}
 
 func (o Op) String() string {
 	if o < numOps {
@@ -75,7 +79,8 @@ type Fault struct {
 type Call struct {
 	Op   Op
 	N    int    // 1-based count of calls of Op so far, this one included
-	Path string // the file (OpenFile, Rename source, SyncDir, SyncRange, Write, StartRange), if known
+	Path string // the file (OpenFile, Rename source, SyncDir, SyncRange, Write, StartRange, Remove), if known
+	To   string // Rename's new name
 	// Msync is the mapped range being flushed (OpMsync only). It aliases
 	// the writer's mapping: read it only inside the hook.
 	Msync []byte
@@ -86,7 +91,7 @@ type Call struct {
 	Err   error // After only: what the call returned
 }
 
-// FaultFS is a writer.FS that counts calls, injects faults and lets a
+// FaultFS is a writer.FS and an archive.FS that counts calls, injects faults and lets a
 // test observe every call. The zero value performs every call on the
 // operating system. It is safe for concurrent use.
 type FaultFS struct {
@@ -106,6 +111,7 @@ var (
 	_ writer.RangeSyncer  = (*FaultFS)(nil)
 	_ writer.FileWriter   = (*FaultFS)(nil)
 	_ writer.RangeStarter = (*FaultFS)(nil)
+	_ archive.FS          = (*FaultFS)(nil)
 )
 
 // Inject adds a fault rule.
@@ -228,11 +234,38 @@ func (f *FaultFS) Fsync(fh *os.File) error {
 }
 
 func (f *FaultFS) Rename(oldpath, newpath string) error {
-	c := Call{Op: OpRename, Path: oldpath}
+	c := Call{Op: OpRename, Path: oldpath, To: newpath}
 	if err := f.begin(&c); err != nil {
 		return f.end(c, &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err})
 	}
 	return f.end(c, os.Rename(oldpath, newpath))
+}
+
+// RenameNoReplace is archive.FS's rename, counted as OpRename: it fails
+// if newpath exists (RENAME_NOREPLACE, or link(2) and unlink(2) where the
+// file system has no such rename, as compress-finished does).
+func (f *FaultFS) RenameNoReplace(oldpath, newpath string) error {
+	c := Call{Op: OpRename, Path: oldpath, To: newpath}
+	if err := f.begin(&c); err != nil {
+		return f.end(c, &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err})
+	}
+	err := unix.Renameat2(unix.AT_FDCWD, oldpath, unix.AT_FDCWD, newpath, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		if err = os.Link(oldpath, newpath); err == nil {
+			err = os.Remove(oldpath)
+		}
+	} else if err != nil {
+		err = &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
+	}
+	return f.end(c, err)
+}
+
+func (f *FaultFS) Remove(name string) error {
+	c := Call{Op: OpRemove, Path: name}
+	if err := f.begin(&c); err != nil {
+		return f.end(c, &os.PathError{Op: "remove", Path: name, Err: err})
+	}
+	return f.end(c, os.Remove(name))
 }
 
 func (f *FaultFS) SyncDir(dir string) error {
@@ -240,12 +273,7 @@ func (f *FaultFS) SyncDir(dir string) error {
 	if err := f.begin(&c); err != nil {
 		return f.end(c, err)
 	}
-	d, err := os.Open(dir)
-	if err == nil {
-		err = d.Sync()
-		d.Close()
-	}
-	return f.end(c, err)
+	return f.end(c, segment.SyncDir(dir))
 }
 
 func (f *FaultFS) SyncRange(fh *os.File, off, n int64) error {

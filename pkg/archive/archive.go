@@ -137,6 +137,10 @@ type Options struct {
 	// after the step and before the next one starts: keep it quick. It
 	// must not call back into this package.
 	Observer func(Event)
+	// FS performs the file operations the protocol's durability rests on
+	// (fs.go); nil means the operating system's. For fault injection and
+	// power-cut simulation in tests (crashtest.FaultFS).
+	FS FS
 }
 
 // Step is what an Event reports.
@@ -457,6 +461,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.FS == nil {
+		o.FS = osFS{}
+	}
 	return o, nil
 }
 
@@ -493,7 +500,7 @@ func (r *runner) observe(ev Event) {
 func (r *runner) removeTemps(temps []string, res *Result) (stuck map[uint64]error, err error) {
 	stuck = map[uint64]error{}
 	for _, t := range temps {
-		if err := os.Remove(t); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := r.opts.FS.Remove(t); err != nil && !errors.Is(err, os.ErrNotExist) {
 			seq, _, _ := segment.ParseName(strings.TrimSuffix(filepath.Base(t), segment.TempExt))
 			stuck[seq] = fmt.Errorf("remove leftover %s: %w", t, err)
 			continue
@@ -501,7 +508,7 @@ func (r *runner) removeTemps(temps []string, res *Result) (stuck map[uint64]erro
 		res.TempsRemoved = append(res.TempsRemoved, t)
 	}
 	if len(res.TempsRemoved) > 0 {
-		if err := syncDir(r.dir); err != nil {
+		if err := r.syncDir(); err != nil {
 			return nil, err
 		}
 		for _, t := range res.TempsRemoved {
@@ -535,32 +542,4 @@ func lockDir(dir string) (func(), error) {
 		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}
 	return func() { unix.Close(fd) }, nil
-}
-
-// syncFile makes the content of the regular file at path durable (never
-// through a symbolic link).
-func syncFile(ctx context.Context, path string) error {
-	f, err := segment.OpenNoFollowContext(ctx, path)
-	if err != nil {
-		return fmt.Errorf("fsync %s: %w", path, err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("fsync %s: %w", path, err)
-	}
-	return nil
-}
-
-// syncDir makes the directory's entries (creations, renames, removals)
-// durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("fsync directory %s: %w", dir, err)
-	}
-	return nil
 }

@@ -146,7 +146,7 @@ func (r *runner) archive(t task, p *progress, before os.FileInfo, im *segment.Im
 		if err := changedSince(t.original, before, before.Size(), now, true); err != nil {
 			return fail(fmt.Errorf("%w; original kept beside %s", err, t.archive))
 		}
-		if err := os.Remove(t.original); err != nil {
+		if err := r.opts.FS.Remove(t.original); err != nil {
 			// Not dropArchive, even if the original is gone now: this
 			// run's own unlink may have gone through before the error
 			// (a file system that retries it), and the archive would be
@@ -156,7 +156,7 @@ func (r *runner) archive(t task, p *progress, before os.FileInfo, im *segment.Im
 		}
 		step(StepOriginalRemoved)
 		res.OriginalRemoved = true // whatever the fsync says: the name is gone
-		if err := syncDir(r.dir); err != nil {
+		if err := r.syncDir(); err != nil {
 			return fail(fmt.Errorf("original removed, its verified archive %s in place; fsync the directory: %w", t.archive, err))
 		}
 	}
@@ -183,7 +183,7 @@ func (r *runner) compress(t task, o *original, step func(Step)) (written os.File
 		// Not only on an error: a fault reading the original's mapping
 		// (compared through views) unwinds through here to do's Guard.
 		if !renamed {
-			os.Remove(tmp)
+			r.opts.FS.Remove(tmp)
 		}
 	}()
 	err = r.withCPU(func(s *slot) error {
@@ -194,7 +194,7 @@ func (r *runner) compress(t task, o *original, step func(Step)) (written os.File
 		// The header and footer again after the frame, in a frame zstd
 		// skips: readers looking for a time need not decompress.
 		out = segment.AppendSummary(out, o.im.Data)
-		f, err = os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o640)
+		f, err = r.opts.FS.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o640)
 		if err != nil {
 			return fmt.Errorf("create archive: %w", err)
 		}
@@ -221,7 +221,7 @@ func (r *runner) compress(t task, o *original, step func(Step)) (written os.File
 	if err := unix.UtimesNanoAt(unix.AT_FDCWD, tmp, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 		return nil, fmt.Errorf("set the archive's mtime: %w", err)
 	}
-	if err := f.Sync(); err != nil {
+	if err := r.opts.FS.Fsync(f); err != nil {
 		return nil, fmt.Errorf("fsync archive: %w", err)
 	}
 	// The file as written, to know it again after the rename: only that
@@ -257,12 +257,12 @@ func (r *runner) compress(t task, o *original, step func(Step)) (written os.File
 	if removedMeanwhile(t.original, o.src) {
 		return nil, errRemoved
 	}
-	if err := renameNoReplace(tmp, t.archive); err != nil {
-		return nil, err
+	if err := r.opts.FS.RenameNoReplace(tmp, t.archive); err != nil {
+		return nil, fmt.Errorf("rename archive into place: %w", err)
 	}
 	renamed = true
 	step(StepRenamed)
-	if err := syncDir(r.dir); err != nil {
+	if err := r.syncDir(); err != nil {
 		return nil, err
 	}
 	step(StepDirSynced)
@@ -281,11 +281,11 @@ func (r *runner) resolve(t task, o *original, f segment.Footer, step func(Step))
 		// The interrupted run fsynced the archive before its rename, but
 		// an archive put there by something else (zstd by hand, a copy)
 		// may not be durable: it must be before the original goes.
-		if err := syncFile(r.ctx, t.archive); err != nil {
+		if err := r.syncFile(t.archive); err != nil {
 			return false, err
 		}
 		// The interrupted run may have died before the rename was durable.
-		if err := syncDir(r.dir); err != nil {
+		if err := r.syncDir(); err != nil {
 			return false, err
 		}
 		step(StepDirSynced)
@@ -302,32 +302,14 @@ func (r *runner) resolve(t task, o *original, f segment.Footer, step func(Step))
 	}
 	r.opts.Logger.Warn("compress-finished: leftover archive does not verify; replacing it",
 		"archive", t.archive, "original", t.original, "reason", aerr)
-	if err := os.Remove(t.archive); err != nil {
+	if err := r.opts.FS.Remove(t.archive); err != nil {
 		return false, fmt.Errorf("remove bad archive: %w", err)
 	}
-	if err := syncDir(r.dir); err != nil {
+	if err := r.syncDir(); err != nil {
 		return false, err
 	}
 	step(StepArchiveRemoved)
 	return false, nil
-}
-
-// renameNoReplace renames oldp to newp, failing if newp exists: an archive
-// is never overwritten.
-func renameNoReplace(oldp, newp string) error {
-	err := unix.Renameat2(unix.AT_FDCWD, oldp, unix.AT_FDCWD, newp, unix.RENAME_NOREPLACE)
-	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
-		// No RENAME_NOREPLACE on this filesystem: link(2) also refuses an
-		// existing name. A crash in between leaves only a temp file extra.
-		if err = os.Link(oldp, newp); err != nil {
-			return fmt.Errorf("rename archive into place: %w", err)
-		}
-		return os.Remove(oldp)
-	}
-	if err != nil {
-		return fmt.Errorf("rename archive into place: %w", &os.LinkError{Op: "rename", Old: oldp, New: newp, Err: err})
-	}
-	return nil
 }
 
 // sameAccess gives the archive f its original's group and permission

@@ -93,10 +93,10 @@ func (r *runner) dropArchive(t task, written os.FileInfo, p *progress) SegmentRe
 	case !os.SameFile(written, now):
 		return p.fail(fmt.Errorf("%s removed while it was being archived (a retention job?), and %s is not the archive this run wrote: left as it is", t.original, t.archive))
 	}
-	if err := os.Remove(t.archive); err != nil {
+	if err := r.opts.FS.Remove(t.archive); err != nil {
 		return p.fail(fmt.Errorf("%s removed while it was being archived (a retention job?), but its archive stays: %w", t.original, err))
 	}
-	if err := syncDir(r.dir); err != nil {
+	if err := r.syncDir(); err != nil {
 		return p.fail(fmt.Errorf("%s removed while it was being archived (a retention job?); its archive %s removed too: %w", t.original, t.archive, err))
 	}
 	p.step(StepArchiveRemoved)

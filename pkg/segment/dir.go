@@ -323,3 +323,15 @@ func joinName(dir, name string) string {
 	}
 	return dir + "/" + name
 }
+
+// SyncDir fsyncs the directory dir, which makes its entries (creations,
+// renames, removals) durable: the operating system's call behind the
+// writer's and compress-finished's file-system interfaces.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

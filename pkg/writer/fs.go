@@ -196,14 +196,7 @@ func startRange(fs FS) func(f *os.File, off, n int64) error {
 	return osFS{}.StartRange
 }
 
-func (osFS) SyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+func (osFS) SyncDir(dir string) error { return segment.SyncDir(dir) }
 
 // mkdirDurable creates dir and any missing parents, like os.MkdirAll, and
 // fsyncs the parent of each directory it created: a new directory's own

@@ -1,0 +1,88 @@
+package archive
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+	"golang.org/x/sys/unix"
+)
+
+// FS is every file operation of the protocol whose order makes it safe
+// against a power cut: the creation of the temporary archive, the fsyncs
+// of files and of the directory, the rename into place and the removals
+// (of the original, of leftovers, of a bad archive). Options.FS replaces
+// the operating system's, so that a test can fail these calls or watch
+// them to build what a power cut at any point could leave. OpenFile,
+// Fsync and SyncDir are writer.FS's, so that one implementation
+// (crashtest.FaultFS) serves both packages.
+//
+// Writes into the temporary archive are not here: its content is durable
+// only once Fsync returns, and a power cut before that may leave any part
+// of it, which a test models from what Fsync made durable.
+type FS interface {
+	// OpenFile opens a file as os.OpenFile does; here only to create the
+	// temporary archive (O_CREATE|O_EXCL).
+	OpenFile(name string, flag int, perm os.FileMode) (*os.File, error)
+	// Fsync flushes f's data and metadata.
+	Fsync(f *os.File) error
+	// SyncDir makes the directory's entries durable.
+	SyncDir(dir string) error
+	// RenameNoReplace renames oldpath to newpath, failing if newpath
+	// exists: an archive is never overwritten.
+	RenameNoReplace(oldpath, newpath string) error
+	// Remove removes a file, as os.Remove does.
+	Remove(name string) error
+}
+
+type osFS struct{}
+
+func (osFS) OpenFile(name string, flag int, perm os.FileMode) (*os.File, error) {
+	return os.OpenFile(name, flag, perm)
+}
+
+func (osFS) Fsync(f *os.File) error { return f.Sync() }
+
+func (osFS) SyncDir(dir string) error { return segment.SyncDir(dir) }
+
+func (osFS) RenameNoReplace(oldp, newp string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, oldp, unix.AT_FDCWD, newp, unix.RENAME_NOREPLACE)
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
+		// No RENAME_NOREPLACE on this filesystem: link(2) also refuses an
+		// existing name. A crash in between leaves only a temp file extra.
+		if err = os.Link(oldp, newp); err != nil {
+			return err
+		}
+		return os.Remove(oldp)
+	}
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: oldp, New: newp, Err: err}
+	}
+	return nil
+}
+
+func (osFS) Remove(name string) error { return os.Remove(name) }
+
+// syncFile makes the content of the regular file at path durable (never
+// through a symbolic link).
+func (r *runner) syncFile(path string) error {
+	f, err := segment.OpenNoFollowContext(r.ctx, path)
+	if err != nil {
+		return fmt.Errorf("fsync %s: %w", path, err)
+	}
+	defer f.Close()
+	if err := r.opts.FS.Fsync(f); err != nil {
+		return fmt.Errorf("fsync %s: %w", path, err)
+	}
+	return nil
+}
+
+// syncDir makes the log directory's entries (creations, renames, removals)
+// durable.
+func (r *runner) syncDir() error {
+	if err := r.opts.FS.SyncDir(r.dir); err != nil {
+		return fmt.Errorf("fsync directory %s: %w", r.dir, err)
+	}
+	return nil
+}
