@@ -44,11 +44,15 @@ import (
 // report what it reports of the log archived without a cut. An image
 // that lost a segment's original and its archive both fails that.
 //
+// What a file was written with is taken from its fsync, or its rename if
+// it had none: the writes themselves need not be watched, as nothing is
+// written to a file after its fsync.
+//
 // It fails if the temporary archive's fsync, the directory fsync after
 // the rename, or the fsync of a leftover archive or of the directory
-// before a leftover archive's original goes is left out (each was tried). The run is recorded once, with one CPU
-// slot (two segments in flight): the interleavings of other runs are not
-// explored.
+// before a leftover archive's original goes is left out (each was
+// tried). The run is recorded once, with one CPU slot (two segments in
+// flight): the interleavings of other runs are not explored.
 func TestPowerCutDuringCompressFinished(t *testing.T) {
 	var figs []string
 	for _, temp := range []bool{true, false} {
