@@ -26,6 +26,7 @@ type verifyFlags struct {
 	timeTolerance time.Duration
 	maxFindings   int
 	jobs          int
+	anchors       []string
 }
 
 func newVerifyCmd() *cobra.Command {
@@ -72,6 +73,7 @@ in the tail of a log whose writer is gone, in segments recovery seals
 		"how far a record's timestamp may precede its segment's creation (or follow its sealing); 0 disables the check, negative values are refused")
 	fl.IntVar(&f.maxFindings, "max-findings", verify.DefaultMaxFindings, "findings listed per segment and kind, and unexpected files per log directory; the rest are counted")
 	fl.IntVarP(&f.jobs, "jobs", "j", 0, "segments verified in parallel (default: number of CPUs)")
+	fl.StringArrayVar(&f.anchors, "anchor", nil, "SEQ:DIGEST, a sealed segment's digest recorded by an earlier run (the \"anchor for a later run\" line, or a digest of its JSON): a rewrite of any segment up to SEQ, or SEQ missing at the end of the log, is a chain finding (repeatable; one log directory only)")
 	return c
 }
 
@@ -93,6 +95,14 @@ func runVerify(cmd *cobra.Command, paths []string, f verifyFlags) error {
 	case f.timeTolerance == 0:
 		f.timeTolerance = -1 // the library reads 0 as "default"
 	}
+	var anchors []verify.Anchor
+	for _, text := range f.anchors {
+		a, err := verify.ParseAnchor(text)
+		if err != nil {
+			return withCode(exitUsage, fmt.Errorf("--anchor: %w", err))
+		}
+		anchors = append(anchors, a)
+	}
 	stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
 	prog := newProgress(stderr, "verify")
 	// As tail and compress-finished: SIGHUP too, and not a signal ignored
@@ -108,7 +118,7 @@ func runVerify(cmd *cobra.Command, paths []string, f verifyFlags) error {
 	out := newStallWriter(stdout, stopSignals(), done, stallNotice(stderr, "verify"))
 	rep, err := verify.PathsContext(ctx, paths, verify.Options{
 		Quick: f.quick, TimeTolerance: f.timeTolerance, MaxFindings: f.maxFindings,
-		Workers: f.jobs, Progress: prog.Update,
+		Workers: f.jobs, Progress: prog.Update, Anchors: anchors,
 	})
 	prog.Done()
 	if errors.Is(err, context.Canceled) {
@@ -312,6 +322,7 @@ func writeVerifySummary(b *strings.Builder, rep *verify.Report, strict bool, p p
 		}
 	}
 	code := rep.ExitCode(strict)
+	writeAnchors(b, rep, code)
 	verdict := map[int]string{
 		verify.ExitClean:      p.pass.Sprint("PASS"),
 		verify.ExitFindings:   p.fail.Sprint("FAIL"),
@@ -330,4 +341,29 @@ func plural[N ~int | ~int64 | ~uint64](n N, what string) string {
 		return "1 " + what
 	}
 	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// writeAnchors says what became of each --anchor, and, for a clean log,
+// the anchor a later run can be given: the newest sealed segment's digest.
+func writeAnchors(b *strings.Builder, rep *verify.Report, code int) {
+	for _, a := range rep.Anchors {
+		switch {
+		case a.OK:
+			fmt.Fprintf(b, "anchor: segment %d matches\n", a.Seq)
+		case a.Checked:
+			fmt.Fprintf(b, "anchor: segment %d does not match (a chain finding above)\n", a.Seq)
+		default:
+			fmt.Fprintf(b, "anchor: segment %d not checked: older than the oldest segment present, or unreadable\n", a.Seq)
+		}
+	}
+	if code != verify.ExitClean || len(rep.Logs) != 1 {
+		return
+	}
+	for i := len(rep.Segments) - 1; i >= 0; i-- {
+		if s := rep.Segments[i]; s.Digest != "" && s.State == verify.StateSealed {
+			// Given to a later run, it pins every segment up to this one.
+			fmt.Fprintf(b, "anchor for a later run: --anchor %d:%s\n", s.Seq, s.Digest)
+			return
+		}
+	}
 }

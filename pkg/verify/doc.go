@@ -184,4 +184,11 @@
 //	  errors           segments that could not be read
 //	  omitted          findings counted but not listed (Options.MaxFindings)
 //	  elapsed_seconds, bytes_per_second
+//	anchors[]          one per Options.Anchors entry, in segment order;
+//	                   omitted when none was given
+//	  seq, digest      the anchor (digest in hex)
+//	  checked          its segment was compared, or found missing (a
+//	                   chain finding); false: older than the oldest
+//	                   segment present, or unreadable
+//	  ok               the segment's footer digest is the anchor's
 package verify

@@ -38,6 +38,9 @@ type unit struct {
 	// older is which of the results removedWhileRead found gone: one
 	// listing, so they stay gone (segment.Gone).
 	older segment.Gone
+	// anchors are Options.Anchors, for the one log a run with anchors
+	// checks.
+	anchors anchors
 }
 
 type job struct {
@@ -117,6 +120,14 @@ func PathsContext(ctx context.Context, paths []string, opts Options) (*Report, e
 	units, jobs, err := plan(paths, &o)
 	if err != nil {
 		return nil, err
+	}
+	if len(o.Anchors) > 0 {
+		if len(units) != 1 {
+			return nil, fmt.Errorf("verify: anchors need exactly one log, and %d were named: %w", len(units), os.ErrInvalid)
+		}
+		if units[0].anchors, err = newAnchors(o.Anchors, units[0]); err != nil {
+			return nil, err
+		}
 	}
 	results := runJobs(jobs, &o)
 	if err := stopped(ctx); err != nil {
@@ -391,8 +402,21 @@ func place(ctx context.Context, u *unit, rep *Report) {
 		if f, broken := links.link(ctx, r); broken {
 			add(f)
 		}
+		if f, wrong := u.anchors.check(r); wrong {
+			add(f)
+		}
 		prev = r
 		rep.addSegment(r, extra, fatalUnfinished)
+	}
+	if u.anchors != nil {
+		present := map[uint64]bool{}
+		for _, r := range u.results {
+			present[r.order] = true
+		}
+		for _, f := range u.anchors.missing(u, present, newest) {
+			rep.addExtra(f)
+		}
+		rep.Anchors = u.anchors.reports()
 	}
 	if u.whole {
 		rep.addUnexpected(u)

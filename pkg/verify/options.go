@@ -37,6 +37,11 @@ type Options struct {
 	// Logger receives diagnostics that are not findings (a lock file that
 	// cannot be queried). nil discards them.
 	Logger *slog.Logger
+	// Anchors are digests of sealed segments recorded outside the log
+	// (anchor.go): a run with any checks exactly one log directory, and
+	// reports a segment whose digest differs from its anchor, or that is
+	// missing at or before the log's end, as a chain finding.
+	Anchors []Anchor
 
 	// spareCore is set for the jobs of a run with fewer segments than
 	// Workers: a job may then use a second goroutine (digestAhead).

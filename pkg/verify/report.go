@@ -227,6 +227,9 @@ type Report struct {
 	Segments []SegmentReport `json:"segments"`
 	Findings []Finding       `json:"findings"`
 	Totals   Totals          `json:"totals"`
+	// Anchors: what became of each Options.Anchors entry, in segment
+	// order; omitted when none was given.
+	Anchors []AnchorReport `json:"anchors,omitempty"`
 
 	maxFindings int // Options.MaxFindings, for what belongs to no segment
 }

@@ -1,0 +1,155 @@
+package verify
+
+import (
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+)
+
+// The digest chain has no key: whoever can write the log can change a
+// record and compute every footer after it again, and the chain still
+// links (FORMAT.md section 6). So can whoever removes the newest segments:
+// the log just ends earlier. What catches both is a digest kept outside
+// the log: an anchor, a sealed segment's digest recorded elsewhere (the
+// `digest` of the newest sealed segment in `auditseg verify -o json`, say,
+// stored by the CI job that ran it) and given to a later run. Every
+// segment up to the anchored one is then pinned: changing any of them
+// changes the anchored segment's digest, or breaks a link a full or quick
+// run checks; removing the anchored segment from the end of the log is a
+// finding too.
+
+// Anchor is a digest recorded outside the log: sealed segment Seq's
+// footer digest as a run of verify saw it.
+type Anchor struct {
+	Seq    uint64
+	Digest [segment.DigestSize]byte
+}
+
+// String is the anchor as ParseAnchor reads it: SEQ:HEX.
+func (a Anchor) String() string { return fmt.Sprintf("%d:%x", a.Seq, a.Digest) }
+
+// ParseAnchor reads an anchor written SEQ:HEX: the segment's sequence
+// number in decimal and its 32-byte digest in 64 hex digits.
+func ParseAnchor(s string) (Anchor, error) {
+	seqText, hexText, ok := strings.Cut(s, ":")
+	if !ok {
+		return Anchor{}, fmt.Errorf("anchor %q: want SEQ:DIGEST, a segment number and its digest in hex: %w", s, os.ErrInvalid)
+	}
+	seq, err := strconv.ParseUint(seqText, 10, 64)
+	if err != nil || seq == 0 {
+		return Anchor{}, fmt.Errorf("anchor %q: segment number %q is not a number from 1 on: %w", s, seqText, os.ErrInvalid)
+	}
+	var a Anchor
+	a.Seq = seq
+	if len(hexText) != hex.EncodedLen(segment.DigestSize) {
+		return Anchor{}, fmt.Errorf("anchor %q: the digest must be %d hex digits, not %d: %w", s, hex.EncodedLen(segment.DigestSize), len(hexText), os.ErrInvalid)
+	}
+	if _, err := hex.Decode(a.Digest[:], []byte(hexText)); err != nil {
+		return Anchor{}, fmt.Errorf("anchor %q: the digest must be %d hex digits: %w", s, 2*segment.DigestSize, os.ErrInvalid)
+	}
+	return a, nil
+}
+
+// AnchorReport says what became of one anchor.
+type AnchorReport struct {
+	Seq    uint64 `json:"seq"`
+	Digest string `json:"digest"` // hex
+	// Checked: the anchored segment was found and its footer compared
+	// (OK: it matched), or it is missing from the end of the log or from
+	// its middle (a finding either way). Not checked: the segment is older
+	// than the oldest one present (removed by retention, which verify
+	// cannot tell from any other removal of old segments), or could not
+	// be read (an error of the run).
+	Checked bool `json:"checked"`
+	OK      bool `json:"ok"`
+}
+
+// anchors holds a log's anchors by segment, each with its report.
+type anchors map[uint64]*AnchorReport
+
+func newAnchors(as []Anchor, u *unit) (anchors, error) {
+	if len(as) == 0 {
+		return nil, nil
+	}
+	if !u.whole {
+		return nil, fmt.Errorf("verify: anchors need a log directory, and %s is a segment file: %w", u.dir, os.ErrInvalid)
+	}
+	m := anchors{}
+	for _, a := range as {
+		d := hex.EncodeToString(a.Digest[:])
+		if prev := m[a.Seq]; prev != nil && prev.Digest != d {
+			return nil, fmt.Errorf("verify: two anchors for segment %d with different digests: %w", a.Seq, os.ErrInvalid)
+		}
+		m[a.Seq] = &AnchorReport{Seq: a.Seq, Digest: d}
+	}
+	return m, nil
+}
+
+// check compares r, present in the log, with its anchor if it has one.
+func (m anchors) check(r *result) (Finding, bool) {
+	a := m[r.order]
+	if a == nil || r.ioErr != nil {
+		return Finding{}, false
+	}
+	a.Checked = true
+	ft, sealed, at := r.footer, r.sealed, r.rep.Bytes-segment.FooterSize
+	if !sealed && r.spare != nil {
+		ft, sealed, at = *r.spare, true, r.spareAt
+	}
+	f := Finding{Class: Chain, Path: r.rep.Path, Seq: r.rep.Seq, Offset: at}
+	switch got := hex.EncodeToString(ft.Digest[:]); {
+	case !sealed:
+		f.Reason = fmt.Sprintf("segment %d is anchored (digest %s…) but has no footer to compare", r.order, a.Digest[:16])
+	case got != a.Digest:
+		f.Reason = fmt.Sprintf("digest %s… is not the anchor's %s…: segment %d, or one before it, was rewritten since the anchor was taken", got[:16], a.Digest[:16], r.order)
+	default:
+		a.OK = true
+		return Finding{}, false
+	}
+	return f, true
+}
+
+// missing reports the anchors whose segments the log lacks: past its
+// newest segment (removed from its end, or another log), or between two
+// present ones. One older than the oldest present is left unchecked.
+func (m anchors) missing(u *unit, present map[uint64]bool, newest uint64) []Finding {
+	var oldest uint64
+	if len(u.results) > 0 {
+		oldest = u.results[0].order
+	}
+	var fs []Finding
+	for _, seq := range slices.Sorted(maps.Keys(m)) {
+		a := m[seq]
+		if present[seq] || seq < oldest || u.gone[seq] {
+			continue
+		}
+		a.Checked = true
+		f := Finding{Class: Chain, Path: filepath.Join(u.dir, segment.FileName(seq)), Seq: seq}
+		switch {
+		case newest == 0:
+			f.Reason = fmt.Sprintf("segment %d is anchored but missing: the log holds no segment", seq)
+		case seq > newest:
+			f.Reason = fmt.Sprintf("segment %d is anchored but missing: the log ends at segment %d (segments removed from its end, or another log)", seq, newest)
+		default:
+			f.Reason = fmt.Sprintf("segment %d is anchored but missing", seq)
+		}
+		fs = append(fs, f)
+	}
+	return fs
+}
+
+// reports lists the anchors' reports in segment order.
+func (m anchors) reports() []AnchorReport {
+	var rs []AnchorReport
+	for _, seq := range slices.Sorted(maps.Keys(m)) {
+		rs = append(rs, *m[seq])
+	}
+	return rs
+}
