@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -118,21 +119,31 @@ func (m anchors) check(r *result) (Finding, bool) {
 
 // missing reports the anchors whose segments the log lacks: past its
 // newest segment (removed from its end, or another log), or between two
-// present ones. One older than the oldest present is left unchecked.
+// present ones. One older than the oldest present is left unchecked, as
+// is one removed while the log was read with every older segment
+// (retention); one removed then while an older one stays is not
+// retention's, which removes the oldest first.
 func (m anchors) missing(u *unit, present map[uint64]bool, newest uint64) []Finding {
 	var oldest uint64
 	if len(u.results) > 0 {
 		oldest = u.results[0].order
 	}
+	for seq := range u.gone {
+		if oldest == 0 || seq < oldest {
+			oldest = seq // listed: the log reached that far back
+		}
+	}
 	var fs []Finding
 	for _, seq := range slices.Sorted(maps.Keys(m)) {
 		a := m[seq]
-		if present[seq] || seq < oldest || u.gone[seq] {
+		if present[seq] || seq < oldest || u.gone[seq] && !olderStay(u, seq) {
 			continue
 		}
 		a.Checked = true
 		f := Finding{Class: Chain, Path: filepath.Join(u.dir, segment.FileName(seq)), Seq: seq}
 		switch {
+		case u.gone[seq]:
+			f.Reason = fmt.Sprintf("segment %d is anchored but was removed while the log was read, and older segments stay (retention removes the oldest first)", seq)
 		case newest == 0:
 			f.Reason = fmt.Sprintf("segment %d is anchored but missing: the log holds no segment", seq)
 		case seq > newest:
@@ -143,6 +154,13 @@ func (m anchors) missing(u *unit, present map[uint64]bool, newest uint64) []Find
 		fs = append(fs, f)
 	}
 	return fs
+}
+
+// olderStay reports whether a segment older than seq, read in this run,
+// is present still (removedWhileRead's test for a hole).
+func olderStay(u *unit, seq uint64) bool {
+	i := sort.Search(len(u.results), func(k int) bool { return u.results[k].order >= seq })
+	return u.older.OlderPresent(u.dir, i, func(k int) uint64 { return u.results[k].order })
 }
 
 // reports lists the anchors' reports in segment order.
