@@ -344,7 +344,7 @@ func plural[N ~int | ~int64 | ~uint64](n N, what string) string {
 }
 
 // writeAnchors says what became of each --anchor, and, for a clean log,
-// the anchor a later run can be given: the newest sealed segment's digest.
+// the anchor a later run can be given (Report.NextAnchor).
 func writeAnchors(b *strings.Builder, rep *verify.Report, code int) {
 	for _, a := range rep.Anchors {
 		switch {
@@ -356,14 +356,8 @@ func writeAnchors(b *strings.Builder, rep *verify.Report, code int) {
 			fmt.Fprintf(b, "anchor: segment %d not checked: older than the oldest segment present, or unreadable\n", a.Seq)
 		}
 	}
-	if code != verify.ExitClean || len(rep.Logs) != 1 {
-		return
-	}
-	for i := len(rep.Segments) - 1; i >= 0; i-- {
-		if s := rep.Segments[i]; s.Digest != "" && s.State == verify.StateSealed {
-			// Given to a later run, it pins every segment up to this one.
-			fmt.Fprintf(b, "anchor for a later run: --anchor %d:%s\n", s.Seq, s.Digest)
-			return
-		}
+	if a, ok := rep.NextAnchor(); ok && code == verify.ExitClean {
+		// Given to a later run, it pins every segment up to this one.
+		fmt.Fprintf(b, "anchor for a later run: --anchor %s\n", a)
 	}
 }

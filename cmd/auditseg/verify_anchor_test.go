@@ -56,3 +56,31 @@ func TestVerifyAnchor(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyAnchorLineNeedsAFullRunOfTheLog: the anchor a later run is
+// offered pins every segment up to it, so only a run that checked them
+// offers one: not --quick, which takes the digest from the footer
+// without computing it, nor a run over one segment file, which checked
+// none of the segments before it (or after: it need not be the newest).
+// Both printed one.
+func TestVerifyAnchorLineNeedsAFullRunOfTheLog(t *testing.T) {
+	dir := t.TempDir()
+	vLog(t, dir, "sealed", "sealed", "sealed", "prepared")
+	t.Chdir(dir)
+	for _, args := range [][]string{
+		{"verify", "--quick", "log"},
+		{"verify", filepath.Join("log", segment.FileName(2))},
+		{"verify", filepath.Join("log", segment.FileName(3))},
+	} {
+		out, errOut, code := execute(t, nil, args...)
+		if code != 0 || !strings.Contains(out, "result: PASS") {
+			t.Fatalf("%q: exit %d\n%s%s", args, code, out, errOut)
+		}
+		if strings.Contains(out, "anchor for a later run") {
+			t.Errorf("%q offers an anchor:\n%s", args, out)
+		}
+	}
+	if out, _, _ := execute(t, nil, "verify", "log"); !strings.Contains(out, "anchor for a later run: --anchor 3:") {
+		t.Errorf("a full run of the log offers no anchor of segment 3:\n%s", out)
+	}
+}

@@ -72,6 +72,32 @@ type AnchorReport struct {
 	OK      bool `json:"ok"`
 }
 
+// NextAnchor is the anchor a later run can be given: the digest of the
+// newest sealed segment of the one log directory this run checked whole
+// and found clean, a digest computed from the segment and matched. ok is
+// false otherwise. Quick mode takes the digest from the footer without
+// computing it, and a run over segment files checks none of the others:
+// such an anchor would pin segments nothing checked.
+func (r *Report) NextAnchor() (a Anchor, ok bool) {
+	if !r.whole || r.ExitCode(false) != ExitClean {
+		return Anchor{}, false
+	}
+	for i := len(r.Segments) - 1; i >= 0; i-- {
+		s := r.Segments[i]
+		if s.State != StateSealed && s.State != StateRecovered {
+			continue
+		}
+		d, err := hex.DecodeString(s.Digest)
+		if !s.DigestChecked || !s.DigestOK || err != nil || len(d) != segment.DigestSize {
+			return Anchor{}, false
+		}
+		a.Seq = s.Seq
+		copy(a.Digest[:], d)
+		return a, true
+	}
+	return Anchor{}, false
+}
+
 // anchors holds a log's anchors by segment, each with its report.
 type anchors map[uint64]*AnchorReport
 

@@ -39,3 +39,23 @@ func TestAnchorRemovedWhileRead(t *testing.T) {
 		t.Fatalf("retention while read: exit %d, anchors %+v\n%s", rep.ExitCode(false), rep.Anchors, summary(rep))
 	}
 }
+
+// TestNextAnchor: a clean full run of the log directory offers its
+// newest sealed segment's digest; a quick one (digests not computed) and
+// one of a segment file (the others not checked) offer none.
+func TestNextAnchor(t *testing.T) {
+	l, segs, anchor := anchorLog(t)
+	if a, ok := mustDir(t, l.dir, Options{}).NextAnchor(); !ok || a != anchor {
+		t.Errorf("full run: %v, %v; want %v", a, ok, anchor)
+	}
+	if a, ok := mustDir(t, l.dir, Options{Quick: true}).NextAnchor(); ok {
+		t.Errorf("quick run offers %v", a)
+	}
+	rep, err := Files([]string{segs[3].path}, Options{})
+	if err != nil || rep.ExitCode(false) != ExitClean {
+		t.Fatalf("%v\n%s", err, summary(rep))
+	}
+	if a, ok := rep.NextAnchor(); ok {
+		t.Errorf("a run of segment file %s offers %v", segs[3].path, a)
+	}
+}

@@ -134,6 +134,7 @@ func PathsContext(ctx context.Context, paths []string, opts Options) (*Report, e
 		return nil, err // results of the jobs not started are nil
 	}
 	rep := newReport(&o)
+	rep.whole = len(units) == 1 && units[0].whole
 	for _, u := range units {
 		for _, j := range u.jobs {
 			if r := results[j]; !r.vanished {

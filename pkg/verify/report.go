@@ -231,7 +231,8 @@ type Report struct {
 	// order; omitted when none was given.
 	Anchors []AnchorReport `json:"anchors,omitempty"`
 
-	maxFindings int // Options.MaxFindings, for what belongs to no segment
+	maxFindings int  // Options.MaxFindings, for what belongs to no segment
+	whole       bool // one log directory was checked, whole (NextAnchor)
 }
 
 // ReportVersion is the current Report.Version.
