@@ -464,6 +464,7 @@ func (o Options) withDefaults() (Options, error) {
 	if o.FS == nil {
 		o.FS = osFS{}
 	}
+	o.FS = namedFS{o.FS}
 	return o, nil
 }
 

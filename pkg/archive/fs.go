@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/auditseg/auditseg/pkg/segment"
 	"golang.org/x/sys/unix"
@@ -85,4 +86,37 @@ func (r *runner) syncDir() error {
 		return fmt.Errorf("fsync directory %s: %w", r.dir, err)
 	}
 	return nil
+}
+
+// namedFS is Options.FS with every failure naming its file: an FS need
+// not wrap its errors in an *os.PathError (crashtest.FaultFS returns a
+// bare errno for an fsync), and "fsync archive: input/output error"
+// leaves the operator to guess which of the log's files would not flush.
+// SyncDir's callers name the directory themselves.
+type namedFS struct{ FS }
+
+func (n namedFS) OpenFile(name string, flag int, perm os.FileMode) (*os.File, error) {
+	f, err := n.FS.OpenFile(name, flag, perm)
+	return f, named("open", name, err)
+}
+
+func (n namedFS) Fsync(f *os.File) error { return named("fsync", f.Name(), n.FS.Fsync(f)) }
+
+func (n namedFS) RenameNoReplace(oldp, newp string) error {
+	err := n.FS.RenameNoReplace(oldp, newp)
+	if err == nil || strings.Contains(err.Error(), oldp) {
+		return err
+	}
+	return &os.LinkError{Op: "rename", Old: oldp, New: newp, Err: err}
+}
+
+func (n namedFS) Remove(name string) error { return named("remove", name, n.FS.Remove(name)) }
+
+// named is err, if it does not name path already, as an *os.PathError of
+// op on path (errors.Is and As still reach err).
+func named(op, path string, err error) error {
+	if err == nil || strings.Contains(err.Error(), path) {
+		return err
+	}
+	return &os.PathError{Op: op, Path: path, Err: err}
 }

@@ -3,6 +3,8 @@ package archive_test
 import (
 	"context"
 	"errors"
+	"os"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -29,6 +31,63 @@ func TestFaultsThroughFS(t *testing.T) {
 			}
 			fx.checkSafe(t)
 			recoverAndCheck(t, fx, "after a failed "+op.String())
+		})
+	}
+}
+
+// bareFS is a FaultFS whose errors are bare errnos, as an FS need not
+// wrap them in an *os.PathError naming the file.
+type bareFS struct{ *crashtest.FaultFS }
+
+func bare(err error) error {
+	var pe *os.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe):
+		return pe.Err
+	case errors.As(err, &le):
+		return le.Err
+	}
+	return err
+}
+
+func (b bareFS) OpenFile(name string, flag int, perm os.FileMode) (*os.File, error) {
+	f, err := b.FaultFS.OpenFile(name, flag, perm)
+	return f, bare(err)
+}
+func (b bareFS) Fsync(f *os.File) error   { return bare(b.FaultFS.Fsync(f)) }
+func (b bareFS) SyncDir(dir string) error { return bare(b.FaultFS.SyncDir(dir)) }
+func (b bareFS) RenameNoReplace(oldp, newp string) error {
+	return bare(b.FaultFS.RenameNoReplace(oldp, newp))
+}
+func (b bareFS) Remove(name string) error { return bare(b.FaultFS.Remove(name)) }
+
+// TestFSErrorsNameTheFile: a call of Options.FS that fails fails its
+// segment with an error naming the file the call was on, whatever the FS
+// returns: "fsync archive: input/output error" sent the operator looking
+// for which of the log's files would not flush.
+func TestFSErrorsNameTheFile(t *testing.T) {
+	for _, op := range []crashtest.Op{crashtest.OpCreate, crashtest.OpFsync, crashtest.OpRename, crashtest.OpSyncDir, crashtest.OpRemove} {
+		t.Run(op.String(), func(t *testing.T) {
+			fx := newFixture(t, 2, segSize)
+			fs := &crashtest.FaultFS{}
+			fs.Inject(crashtest.Fault{Op: op, N: 1})
+			var failed string
+			fs.After = func(c crashtest.Call) {
+				if c.Op == op && c.N == 1 {
+					failed = c.Path
+				}
+			}
+			res, err := archive.Run(context.Background(), fx.dir, archive.Options{Jobs: 1, FS: bareFS{fs}})
+			if err == nil {
+				err = res.Err()
+			}
+			if !errors.Is(err, syscall.EIO) || failed == "" {
+				t.Fatalf("run with the first %s failed: %v (on %q); want EIO", op, err, failed)
+			}
+			if !strings.Contains(err.Error(), failed) {
+				t.Errorf("the failed %s of %s: %v; want its name", op, failed, err)
+			}
 		})
 	}
 }
