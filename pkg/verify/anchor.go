@@ -120,7 +120,9 @@ func newAnchors(as []Anchor, u *unit) (anchors, error) {
 }
 
 // check compares r, present in the log, with its anchor if it has one.
-func (m anchors) check(r *result) (Finding, bool) {
+// lost is r's digest computed again from its frames, for a segment whose
+// footer is lost (chain.lostDigest).
+func (m anchors) check(r *result, lost func() ([segment.DigestSize]byte, bool)) (Finding, bool) {
 	a := m[r.order]
 	if a == nil || r.ioErr != nil {
 		return Finding{}, false
@@ -130,12 +132,20 @@ func (m anchors) check(r *result) (Finding, bool) {
 	if !sealed && r.spare != nil {
 		ft, sealed, at = *r.spare, true, r.spareAt
 	}
+	computed := ""
+	if !sealed && r.rehash {
+		// Bit rot that took the footer alone took nothing the digest
+		// covers: what the anchor pins can still be compared.
+		if d, ok := lost(); ok {
+			ft.Digest, sealed, computed = d, true, " (computed from its frames: its footer is lost)"
+		}
+	}
 	f := Finding{Class: Chain, Path: r.rep.Path, Seq: r.rep.Seq, Offset: at}
 	switch got := hex.EncodeToString(ft.Digest[:]); {
 	case !sealed:
 		f.Reason = fmt.Sprintf("segment %d is anchored (digest %s…) but has no footer to compare", r.order, a.Digest[:16])
 	case got != a.Digest:
-		f.Reason = fmt.Sprintf("digest %s… is not the anchor's %s…: segment %d, or one before it, was rewritten since the anchor was taken", got[:16], a.Digest[:16], r.order)
+		f.Reason = fmt.Sprintf("digest %s…%s is not the anchor's %s…: segment %d, or one before it, was rewritten since the anchor was taken", got[:16], computed, a.Digest[:16], r.order)
 	default:
 		a.OK = true
 		return Finding{}, false

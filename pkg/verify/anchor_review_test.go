@@ -1,8 +1,11 @@
 package verify
 
 import (
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/auditseg/auditseg/pkg/segment"
 )
 
 // TestAnchorRemovedWhileRead: the anchored segment, the newest, removed
@@ -57,5 +60,37 @@ func TestNextAnchor(t *testing.T) {
 	}
 	if a, ok := rep.NextAnchor(); ok {
 		t.Errorf("a run of segment file %s offers %v", segs[3].path, a)
+	}
+}
+
+// TestAnchorOnALostFooter: the anchored segment lost its footer (zeroed),
+// every byte its digest covers intact: the digest computed again from its
+// frames, as the chain does for the next link, is the anchor's, and the
+// anchor matches; the segment's own finding stays. It was reported as
+// not matching ("no footer to compare"), a chain finding of a rewrite
+// that did not happen. A record changed there as well does not match.
+func TestAnchorOnALostFooter(t *testing.T) {
+	for _, newest := range []bool{false, true} {
+		l, segs, _ := anchorLog(t)
+		if newest {
+			if err := os.Remove(segs[3].path); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s := segs[2]
+		anchor := Anchor{Seq: 3, Digest: s.footer.Digest}
+		clear(s.img[len(s.img)-segment.FooterSize:])
+		s.write(t)
+		rep := mustDir(t, l.dir, Options{Anchors: []Anchor{anchor}})
+		if a := anchorReport(t, rep); !a.Checked || !a.OK || rep.Totals.Findings[Chain] != 0 {
+			t.Fatalf("newest %v: anchors %+v\n%s", newest, rep.Anchors, summary(rep))
+		}
+
+		segment.PutFrame(s.img, s.seq, s.offs[1], segment.TypeData, baseCreated+3*second+2000, []byte(strings.ToUpper(string(s.payload[1]))))
+		s.write(t)
+		rep = mustDir(t, l.dir, Options{Anchors: []Anchor{anchor}})
+		if a := anchorReport(t, rep); !a.Checked || a.OK || !has(rep, Chain, 3, footerAt()) || !strings.Contains(summary(rep), "computed from its frames") {
+			t.Fatalf("newest %v, a record changed: anchors %+v\n%s", newest, rep.Anchors, summary(rep))
+		}
 	}
 }

@@ -141,6 +141,24 @@ func (c *chain) link(ctx context.Context, r *result) (Finding, bool) {
 	return f, true
 }
 
+// lostDigest is the digest of r, the segment link has just passed with
+// its footer lost (the last of c.lost), computed again from its frames
+// as the next sealed segment's link will; ok is false when link did not
+// take r for such a segment, or one of them cannot be read again.
+func (c *chain) lostDigest(ctx context.Context, r *result) (d [segment.DigestSize]byte, ok bool) {
+	if len(c.lost) == 0 || c.lost[len(c.lost)-1] != r {
+		return d, false
+	}
+	d = c.want
+	for _, l := range c.lost {
+		var err error
+		if d, err = rehash(ctx, l, d); err != nil {
+			return d, false
+		}
+	}
+	return d, true
+}
+
 // rehash computes again the digest of r's segment, whose footer is lost
 // (result.rehash), chained from prev. An error when the file changed
 // since it was checked (its END is no longer where it was) or cannot be

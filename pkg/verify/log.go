@@ -403,7 +403,7 @@ func place(ctx context.Context, u *unit, rep *Report) {
 		if f, broken := links.link(ctx, r); broken {
 			add(f)
 		}
-		if f, wrong := u.anchors.check(r); wrong {
+		if f, wrong := u.anchors.check(r, func() ([segment.DigestSize]byte, bool) { return links.lostDigest(ctx, r) }); wrong {
 			add(f)
 		}
 		prev = r
