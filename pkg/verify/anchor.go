@@ -101,12 +101,13 @@ func (r *Report) NextAnchor() (a Anchor, ok bool) {
 // anchors holds a log's anchors by segment, each with its report.
 type anchors map[uint64]*AnchorReport
 
-func newAnchors(as []Anchor, u *unit) (anchors, error) {
+// newAnchors gives u, the one log of a run over paths, its anchors.
+func newAnchors(as []Anchor, u *unit, paths []string) (anchors, error) {
 	if len(as) == 0 {
 		return nil, nil
 	}
 	if !u.whole {
-		return nil, fmt.Errorf("verify: anchors need a log directory, and %s is a segment file: %w", u.dir, os.ErrInvalid)
+		return nil, fmt.Errorf("verify: anchors need a log directory, not segment files (%s): %w", strings.Join(paths, ", "), os.ErrInvalid)
 	}
 	m := anchors{}
 	for _, a := range as {

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -92,5 +93,16 @@ func TestAnchorOnALostFooter(t *testing.T) {
 		if a := anchorReport(t, rep); !a.Checked || a.OK || !has(rep, Chain, 3, footerAt()) || !strings.Contains(summary(rep), "computed from its frames") {
 			t.Fatalf("newest %v, a record changed: anchors %+v\n%s", newest, rep.Anchors, summary(rep))
 		}
+	}
+}
+
+// TestAnchorNeedsADirectoryNamesTheFile: anchors given with a segment
+// file say that a file was named, not that its directory is one:
+// "anchors need a log directory, and /…/log is a segment file".
+func TestAnchorNeedsADirectoryNamesTheFile(t *testing.T) {
+	l, segs, anchor := anchorLog(t)
+	_, err := Paths([]string{segs[0].path}, Options{Anchors: []Anchor{anchor}})
+	if !errors.Is(err, os.ErrInvalid) || !strings.Contains(err.Error(), segs[0].path) || strings.Contains(err.Error(), l.dir+" is") {
+		t.Fatalf("anchors with segment file %s: %v", segs[0].path, err)
 	}
 }

@@ -125,7 +125,7 @@ func PathsContext(ctx context.Context, paths []string, opts Options) (*Report, e
 		if len(units) != 1 {
 			return nil, fmt.Errorf("verify: anchors need exactly one log, and %d were named: %w", len(units), os.ErrInvalid)
 		}
-		if units[0].anchors, err = newAnchors(o.Anchors, units[0]); err != nil {
+		if units[0].anchors, err = newAnchors(o.Anchors, units[0], paths); err != nil {
 			return nil, err
 		}
 	}
