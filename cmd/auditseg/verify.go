@@ -351,7 +351,7 @@ func writeAnchors(b *strings.Builder, rep *verify.Report, code int) {
 		case a.OK:
 			fmt.Fprintf(b, "anchor: segment %d matches\n", a.Seq)
 		case a.Checked:
-			fmt.Fprintf(b, "anchor: segment %d does not match (a chain finding above)\n", a.Seq)
+			fmt.Fprintf(b, "anchor: segment %d does not match (see the findings above)\n", a.Seq)
 		default:
 			fmt.Fprintf(b, "anchor: segment %d not checked: older than the oldest segment present, or unreadable\n", a.Seq)
 		}

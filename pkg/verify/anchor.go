@@ -147,6 +147,10 @@ func (m anchors) check(r *result, lost func() ([segment.DigestSize]byte, bool)) 
 		f.Reason = fmt.Sprintf("segment %d is anchored (digest %s…) but has no footer to compare", r.order, a.Digest[:16])
 	case got != a.Digest:
 		f.Reason = fmt.Sprintf("digest %s…%s is not the anchor's %s…: segment %d, or one before it, was rewritten since the anchor was taken", got[:16], computed, a.Digest[:16], r.order)
+	case r.rep.DigestChecked && !r.rep.DigestOK:
+		// The footer is the anchor's, the records are not: the digest
+		// finding reports them; the anchor does not match what is there.
+		return Finding{}, false
 	default:
 		a.OK = true
 		return Finding{}, false

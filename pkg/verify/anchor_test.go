@@ -155,3 +155,24 @@ func FuzzParseAnchor(f *testing.F) {
 		}
 	})
 }
+
+// TestAnchorOnChangedRecords: records of the anchored segment changed
+// and its footer left as it was: its footer still holds the anchor's
+// digest, but a full run computes another, so the anchor does not match
+// (the digest finding says why). Quick computes nothing: it matches.
+func TestAnchorOnChangedRecords(t *testing.T) {
+	l, segs, anchor := anchorLog(t)
+	s4 := segs[3]
+	forged := append([]byte(nil), s4.payload[1]...)
+	copy(forged, "forged")
+	segment.PutFrame(s4.img, s4.seq, s4.offs[1], segment.TypeData, baseCreated+4*second+2000, forged)
+	s4.write(t)
+	rep := mustDir(t, l.dir, Options{Anchors: []Anchor{anchor}})
+	if a := anchorReport(t, rep); rep.ExitCode(false) != ExitFindings || !a.Checked || a.OK {
+		t.Fatalf("full: exit %d, anchors %+v\n%s", rep.ExitCode(false), rep.Anchors, summary(rep))
+	}
+	rep = mustDir(t, l.dir, Options{Quick: true, Anchors: []Anchor{anchor}})
+	if a := anchorReport(t, rep); !a.Checked || !a.OK {
+		t.Fatalf("quick: anchors %+v\n%s", rep.Anchors, summary(rep))
+	}
+}
