@@ -129,10 +129,7 @@ func (m anchors) check(r *result, lost func() ([segment.DigestSize]byte, bool)) 
 		return Finding{}, false
 	}
 	a.Checked = true
-	ft, sealed, at := r.footer, r.sealed, r.rep.Bytes-segment.FooterSize
-	if !sealed && r.spare != nil {
-		ft, sealed, at = *r.spare, true, r.spareAt
-	}
+	ft, sealed, at := r.chainFooter()
 	computed := ""
 	if !sealed && r.rehash {
 		// Bit rot that took the footer alone took nothing the digest

@@ -61,12 +61,7 @@ func newChain() chain { return chain{known: true} }
 func (c *chain) link(ctx context.Context, r *result) (Finding, bool) {
 	next := r.order == c.last+1
 	c.last = r.order
-	ft, sealed, at := r.footer, r.sealed, r.rep.Bytes-segment.FooterSize
-	if !sealed && r.spare != nil && r.ioErr == nil {
-		// An archive whose content lost its footer: its summary's copy;
-		// a file whose header claims another size: its own end's.
-		ft, sealed, at = *r.spare, true, r.spareAt
-	}
+	ft, sealed, at := r.chainFooter()
 	if !sealed {
 		if c.known && next && r.ioErr == nil && r.rehash && !c.pastOK {
 			c.lost = append(c.lost, r)
@@ -157,6 +152,18 @@ func (c *chain) lostDigest(ctx context.Context, r *result) (d [segment.DigestSiz
 		}
 	}
 	return d, true
+}
+
+// chainFooter is the footer r links the chain with, whether r has one,
+// and its file offset: its own, or, where that is lost, the spare one
+// checked by its CRC (an archive whose content lost its footer: its
+// summary's copy; a file whose header claims another size: its own
+// end's).
+func (r *result) chainFooter() (segment.Footer, bool, int64) {
+	if !r.sealed && r.spare != nil && r.ioErr == nil {
+		return *r.spare, true, r.spareAt
+	}
+	return r.footer, r.sealed, r.rep.Bytes - segment.FooterSize
 }
 
 // rehash computes again the digest of r's segment, whose footer is lost
