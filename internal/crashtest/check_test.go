@@ -220,6 +220,7 @@ func startChild(t *testing.T, bin string, env []string, args ...string) *child {
 	c := &child{cmd: exec.Command(bin, args...), msgs: make(chan Msg, 4096), readErr: make(chan error, 1)}
 	c.cmd.Env = append(os.Environ(), env...)
 	c.cmd.Stderr = &c.stderr
+	c.cmd.SysProcAttr = pdeathKill()
 	out, err := c.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,8 @@
 // Package crashtest is auditseg's reliability suite: kill loops against the
 // writer library and the `auditseg write` command, simulated power cuts
 // (page by page or sector by sector, from the flushes the writer makes),
+// power cuts of a real ext4 on a loop device (TestPowerLossExt4: root
+// only; AUDITSEG_REQUIRE_LOOP=1 makes its skip a failure),
 // corruption matrices, disk-full and I/O-error injection, a follower under
 // churn, and hostile input. docs/RELIABILITY.md lists what each test
 // proves and the figures of the last long run.
