@@ -93,10 +93,10 @@ func runTool(name string, args ...string) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-// mkfsExt4 makes a sparse file of size bytes holding an empty ext4. The
-// inode tables and the journal are zeroed now, so that no lazy-init
-// thread writes to the device later, within a round.
-func mkfsExt4(t *testing.T, path string, size int64) {
+// mkfsExt4 makes a sparse file of size bytes holding an empty ext4 of
+// blocks of block bytes. The inode tables and the journal are zeroed now,
+// so that no lazy-init thread writes to the device later, within a round.
+func mkfsExt4(t *testing.T, path string, size int64, block int) {
 	t.Helper()
 	f, err := os.Create(path)
 	if err != nil {
@@ -107,7 +107,7 @@ func mkfsExt4(t *testing.T, path string, size int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := runTool("mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", path); err != nil {
+	if _, err := runTool("mkfs.ext4", "-q", "-F", "-b", strconv.Itoa(block), "-E", "lazy_itable_init=0,lazy_journal_init=0", path); err != nil {
 		skipLoop(t, "mkfs.ext4 failed: %v", err)
 	}
 }

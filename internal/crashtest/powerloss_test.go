@@ -91,7 +91,7 @@ func TestPowerLossExt4(t *testing.T) {
 			}
 			sum.add(res)
 		}
-		if sum.rounds == sum.tornRounds {
+		if sum.rounds > 0 && sum.rounds == sum.tornRounds { // 0: -run selected other modes
 			t.Fatalf("%v: every one of %d rounds was torn (the device kept doing I/O while the writer was stopped)", mode, sum.rounds)
 		}
 		figs = append(figs, fmt.Sprintf("%v: rounds=%d torn_rounds=%d torn_copies=%d acknowledged=%d promised_checked=%d read_back=%d oldest_lost_ack=%v unacknowledged_torn_frames=%d",
@@ -140,7 +140,14 @@ func powerLossRound(t *testing.T, bin string, mode writer.SyncMode, seed uint64)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	work := t.TempDir()
 	img := filepath.Join(work, "disk.img")
-	mkfsExt4(t, img, 256<<20)
+	// 4 KiB blocks, as on most disks, in half the rounds; 1 KiB blocks
+	// (mkfs's default for a file system this small) in the others: a
+	// page is then four blocks, written back as four units.
+	block := 4096
+	if rng.IntN(2) == 0 {
+		block = 1024
+	}
+	mkfsExt4(t, img, 256<<20, block)
 	m := mountImage(t, img, "commit=600,noinit_itable")
 	logDir := filepath.Join(m.dir, "log")
 
@@ -241,8 +248,8 @@ func powerLossRound(t *testing.T, bin string, mode writer.SyncMode, seed uint64)
 	res.readBack, oldestLost, res.tornSegments = checkPowerLoss(t, filepath.Join(s.dir, "log"), mode, acks, cut, promised)
 	res.oldestLost = oldestLost
 	s.release(t)
-	t.Logf("%v: cut %v after Open, %d acknowledged, %d promised, %d read back, %d torn copies, oldest lost acknowledged %v before the cut",
-		mode, delay, res.acked, res.promised, res.readBack, res.tornCopies, oldestLost)
+	t.Logf("%v, %d-byte blocks: cut %v after Open, %d acknowledged, %d promised, %d read back, %d torn copies, oldest lost acknowledged %v before the cut",
+		mode, block, delay, res.acked, res.promised, res.readBack, res.tornCopies, oldestLost)
 	return res
 }
 
