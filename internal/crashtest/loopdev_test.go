@@ -240,6 +240,28 @@ func (m *loopMount) snapshot(t *testing.T, dst string) (torn bool) {
 	return !idle || after != before
 }
 
+// cutPower stops process pid (SIGSTOP) writing to m and copies m's
+// image to snap as a power cut leaves it: five tries while the device
+// does I/O during the copy (each a later instant of the same cut, the
+// writer being stopped), then torn. The caller kills the process.
+func (m *loopMount) cutPower(t *testing.T, pid int, snap string) (torn bool, tornCopies int) {
+	t.Helper()
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	if err := stopped(pid, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if !m.snapshot(t, snap) {
+			return false, tornCopies
+		}
+		tornCopies++
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true, tornCopies
+}
+
 // stopped waits until every thread of process pid is stopped (state T):
 // a thread inside a system call (an fsync, an msync) stops only when the
 // call returns, so from then on the process sends nothing to the device.
@@ -250,7 +272,8 @@ func stopped(pid int, timeout time.Duration) error {
 		if err != nil {
 			return err
 		}
-		if !strings.ContainsFunc(states, func(r rune) bool { return r != 'T' && r != 't' }) {
+		// A zombie (Z) has exited: it sends nothing either.
+		if !strings.ContainsFunc(states, func(r rune) bool { return r != 'T' && r != 't' && r != 'Z' }) {
 			return nil
 		}
 		if time.Now().After(deadline) {

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -196,23 +195,10 @@ func powerLossRound(t *testing.T, bin string, mode writer.SyncMode, seed uint64)
 	}
 	time.Sleep(delay)
 
-	pid := c.cmd.Process.Pid
 	cut := time.Now()
-	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	if err := stopped(pid, 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
 	snap := filepath.Join(work, "snapshot.img")
-	torn := true
-	for range 5 {
-		if torn = m.snapshot(t, snap); !torn {
-			break
-		}
-		res.tornCopies++
-		time.Sleep(20 * time.Millisecond)
-	}
+	torn, tornCopies := m.cutPower(t, c.cmd.Process.Pid, snap)
+	res.tornCopies = tornCopies
 	c.kill()
 	if !c.wait(t) {
 		t.Fatalf("the child exited by itself\n%s", c.stderr.String())
