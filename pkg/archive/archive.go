@@ -503,7 +503,7 @@ func (r *runner) removeTemps(temps []string, res *Result) (stuck map[uint64]erro
 	for _, t := range temps {
 		if err := r.opts.FS.Remove(t); err != nil && !errors.Is(err, os.ErrNotExist) {
 			seq, _, _ := segment.ParseName(strings.TrimSuffix(filepath.Base(t), segment.TempExt))
-			stuck[seq] = fmt.Errorf("remove leftover %s: %w", t, err)
+			stuck[seq] = segment.OpError("remove leftover", t, err)
 			continue
 		}
 		res.TempsRemoved = append(res.TempsRemoved, t)

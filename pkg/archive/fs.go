@@ -2,7 +2,6 @@ package archive
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"strings"
 
@@ -70,20 +69,18 @@ func (osFS) Remove(name string) error { return os.Remove(name) }
 func (r *runner) syncFile(path string) error {
 	f, err := segment.OpenNoFollowContext(r.ctx, path)
 	if err != nil {
-		return fmt.Errorf("fsync %s: %w", path, err)
+		return segment.OpError("open to fsync", path, err)
 	}
 	defer f.Close()
-	if err := r.opts.FS.Fsync(f); err != nil {
-		return fmt.Errorf("fsync %s: %w", path, err)
-	}
-	return nil
+	// OpError: namedFS has named the file already.
+	return segment.OpError("fsync", path, r.opts.FS.Fsync(f))
 }
 
 // syncDir makes the log directory's entries (creations, renames, removals)
 // durable.
 func (r *runner) syncDir() error {
 	if err := r.opts.FS.SyncDir(r.dir); err != nil {
-		return fmt.Errorf("fsync directory %s: %w", r.dir, err)
+		return segment.OpError("fsync directory", r.dir, err)
 	}
 	return nil
 }

@@ -29,9 +29,24 @@ func FileError(path, what string, err error) error {
 	return &fileError{path: path, what: what, err: err}
 }
 
+// OpError returns err, from op on the file at path, as "OP PATH: CAUSE",
+// the shape of an *fs.PathError, for a step that reads as an action
+// ("fsync directory DIR", "remove leftover PATH"): it names the file once
+// as FileError does, whatever err says already (an *fs.PathError of its
+// own on path, an FS's error that names it), where a plain "OP PATH: %w"
+// read "fsync PATH: sync PATH: input/output error". errors.Is and As see
+// err as FileError's result does; nil stays nil.
+func OpError(op, path string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &fileError{path: path, what: op, err: err, opFirst: true}
+}
+
 type fileError struct {
 	path, what string
 	err        error
+	opFirst    bool
 }
 
 func (e *fileError) Error() string {
@@ -44,6 +59,9 @@ func (e *fileError) Error() string {
 		cause = pe.Err.Error() + cause[len(pe.Error()):]
 	} else {
 		cause = strings.TrimPrefix(cause, e.path+": ")
+	}
+	if e.opFirst {
+		return fmt.Sprintf("%s %s: %s", e.what, e.path, cause)
 	}
 	if e.what == "" {
 		return fmt.Sprintf("%s: %s", e.path, cause)

@@ -58,3 +58,32 @@ func TestFileErrorNamesThePathOnce(t *testing.T) {
 		t.Error("FileError of nil is not nil")
 	}
 }
+
+// OpError names the file once, after the operation, in the shapes a
+// step's error comes in: os's own *fs.PathError on the file ("sync PATH:
+// ..."), a bare errno (an FS that does not name it), an error of ours
+// naming the file first. It used to be "fsync PATH: sync PATH: ...".
+func TestOpErrorNamesThePathOnce(t *testing.T) {
+	p := filepath.Join(t.TempDir(), FileName(1))
+	cases := []struct {
+		err  error
+		want string
+	}{
+		{&fs.PathError{Op: "sync", Path: p, Err: syscall.EIO}, "fsync " + p + ": input/output error"},
+		{syscall.EIO, "fsync " + p + ": input/output error"},
+		{fmt.Errorf("%s: is a named pipe (FIFO), not a regular file", p), "fsync " + p + ": is a named pipe (FIFO), not a regular file"},
+		{&fs.PathError{Op: "open", Path: "/elsewhere", Err: syscall.EIO}, "fsync " + p + ": open /elsewhere: input/output error"},
+	}
+	for _, c := range cases {
+		err := OpError("fsync", p, c.err)
+		if err.Error() != c.want {
+			t.Errorf("OpError(%v):\n got %q\nwant %q", c.err, err, c.want)
+		}
+		if !errors.Is(err, c.err) {
+			t.Errorf("OpError(%v) does not wrap it", c.err)
+		}
+	}
+	if OpError("fsync", p, nil) != nil {
+		t.Error("OpError of nil is not nil")
+	}
+}

@@ -152,7 +152,7 @@ func (w *Writer) removeUnused(path string) error {
 		return fmt.Errorf("remove unused segment: %w", err)
 	}
 	if err := w.opts.FS.SyncDir(w.dir); err != nil {
-		return fmt.Errorf("fsync directory %s after removing unused %s: %w", w.dir, filepath.Base(path), flushError{err})
+		return fmt.Errorf("remove unused %s: %w", filepath.Base(path), segment.OpError("fsync directory", w.dir, flushError{err}))
 	}
 	return nil
 }

@@ -233,7 +233,7 @@ func mkdirDurable(fs FS, dir string) (created []string, err error) {
 	}
 	for i := len(missing) - 1; i >= 0; i-- {
 		if err := fs.SyncDir(filepath.Dir(missing[i])); err != nil {
-			return nil, fmt.Errorf("fsync %s after creating %s: %w", filepath.Dir(missing[i]), filepath.Base(missing[i]), err)
+			return nil, fmt.Errorf("create %s: %w", filepath.Base(missing[i]), segment.OpError("fsync directory", filepath.Dir(missing[i]), err))
 		}
 	}
 	return missing, nil

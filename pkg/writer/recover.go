@@ -53,9 +53,11 @@ const maxSeq = math.MaxUint64 - 1<<32
 // recoveryError is err, from recover, as Open returns it: after "open
 // DIR: ", unless it names a file of the log first already (a segment
 // recovery could not seal, one numbered too high): the directory put
-// before it would hide the file to look at.
+// before it would hide the file to look at; or the directory itself
+// first (its fsync), which "open DIR: " would name twice.
 func recoveryError(dir string, err error) error {
-	if strings.HasPrefix(err.Error(), strings.TrimSuffix(filepath.Join(dir, "x"), "x")) {
+	msg := err.Error()
+	if strings.HasPrefix(msg, strings.TrimSuffix(filepath.Join(dir, "x"), "x")) || strings.HasPrefix(msg, dir+": ") {
 		return err
 	}
 	return fmt.Errorf("open %s: %w", dir, err)
@@ -80,7 +82,7 @@ func (w *Writer) recover(ctx context.Context) (*seg, [segment.DigestSize]byte, e
 		// its .seg.zst.tmp files itself and may be running now.
 		if strings.HasSuffix(t, segment.SegmentExt+segment.TempExt) {
 			if err := os.Remove(t); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return nil, prev, fmt.Errorf("remove leftover %s: %w", t, err)
+				return nil, prev, segment.OpError("remove leftover", t, err)
 			}
 			w.stats.RemovedTemps++
 		}
@@ -89,7 +91,7 @@ func (w *Writer) recover(ctx context.Context) (*seg, [segment.DigestSize]byte, e
 	// segment's rename and the directory fsync that follows left a name
 	// that is not durable, and step 4 may continue in that very file.
 	if err := w.opts.FS.SyncDir(w.dir); err != nil {
-		return nil, prev, fmt.Errorf("fsync directory %s: %w", w.dir, flushError{err})
+		return nil, prev, segment.FileError(w.dir, "fsync the directory", flushError{err})
 	}
 	i := len(l.Segments)
 	for ; i > 0; i-- {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/auditseg/auditseg/pkg/segment"
 	"golang.org/x/sys/unix"
 )
 
@@ -116,7 +117,7 @@ func (w *Writer) drainRecycler() {
 func writeBack(syncRange func(*os.File, int64, int64) error, f *os.File) error {
 	st, err := f.Stat()
 	if err != nil {
-		return fmt.Errorf("write back sealed %s: %w", f.Name(), err)
+		return segment.OpError("write back sealed", f.Name(), err)
 	}
 	size := st.Size()
 	const chunk = 4 << 20

@@ -183,7 +183,7 @@ func (w *Writer) createFile(seq uint64) (*os.File, string, error) {
 		// its header: remove it, or every retry would find it in the way.
 		f.Close()
 		os.Remove(final)
-		return nil, "", fmt.Errorf("prepare segment: fsync directory %s: %w", w.dir, flushError{err})
+		return nil, "", fmt.Errorf("prepare segment: %w", segment.OpError("fsync directory", w.dir, flushError{err}))
 	}
 	return named(f, final), final, nil
 }
@@ -424,14 +424,14 @@ func (w *Writer) seal(s *seg, f segment.Footer, durable, recycle bool) (err erro
 func (w *Writer) sealDurably(s *seg, f segment.Footer, size int64) error {
 	if s.synced < size {
 		if err := w.opts.FS.Fsync(s.f); err != nil {
-			return fmt.Errorf("fsync %s: %w", s.path, err)
+			return segment.OpError("fsync", s.path, err)
 		}
 	}
 	if err := segment.WriteFooter(writerAt(w.opts.FS, s.f), s.path, size-segment.FooterSize, f); err != nil {
 		return err
 	}
 	if err := w.opts.FS.Fsync(s.f); err != nil {
-		return fmt.Errorf("fsync footer of %s: %w", s.path, err)
+		return segment.OpError("fsync footer of", s.path, err)
 	}
 	s.synced = size
 	return nil

@@ -149,12 +149,12 @@ func (l *lazySealed) fsyncAll(fs FS, log *slog.Logger, fail func(error)) (err er
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("open %s to flush it: %w", p, err)
+			return segment.OpError("open to flush", p, err)
 		}
 		err = fs.Fsync(f)
 		f.Close()
 		if err != nil {
-			return fmt.Errorf("fsync %s: %w", p, err)
+			return segment.OpError("fsync", p, err)
 		}
 	}
 	return nil
