@@ -29,10 +29,11 @@ const (
 	OpWrite                // a pwrite into a segment file: a new one's header, a footer (durable seal, recovery)
 	OpStartRange           // starting the writeback of the active segment's filled part (SyncInterval, SyncAlways), not waiting; its error is ignored
 	OpRemove               // compress-finished removing an original, a leftover or a bad archive
+	OpLstat                // Sync looking at a sealed segment's name it could not open
 	numOps
 )
 
-var opNames = [numOps]string{"create", "open", "fallocate", "msync", "fsync", "rename", "syncdir", "syncrange", "write", "startrange", "remove"}
+var opNames = [numOps]string{"create", "open", "fallocate", "msync", "fsync", "rename", "syncdir", "syncrange", "write", "startrange", "remove", "lstat"}
 
 func (o Op) String() string {
 	if o < numOps {
@@ -79,7 +80,7 @@ type Fault struct {
 type Call struct {
 	Op   Op
 	N    int    // 1-based count of calls of Op so far, this one included
-	Path string // the file (OpenFile, Rename source, SyncDir, SyncRange, Write, StartRange, Remove), if known
+	Path string // the file (OpenFile, Rename source, SyncDir, SyncRange, Write, StartRange, Remove, Lstat), if known
 	To   string // Rename's new name
 	// Msync is the mapped range being flushed (OpMsync only). It aliases
 	// the writer's mapping: read it only inside the hook.
@@ -111,6 +112,7 @@ var (
 	_ writer.RangeSyncer  = (*FaultFS)(nil)
 	_ writer.FileWriter   = (*FaultFS)(nil)
 	_ writer.RangeStarter = (*FaultFS)(nil)
+	_ writer.Lstater      = (*FaultFS)(nil)
 	_ archive.FS          = (*FaultFS)(nil)
 )
 
@@ -300,4 +302,13 @@ func (f *FaultFS) StartRange(fh *os.File, off, n int64) error {
 		return f.end(c, err)
 	}
 	return f.end(c, unix.SyncFileRange(int(fh.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE))
+}
+
+func (f *FaultFS) Lstat(name string) (os.FileInfo, error) {
+	c := Call{Op: OpLstat, Path: name}
+	if err := f.begin(&c); err != nil {
+		return nil, f.end(c, &os.PathError{Op: "lstat", Path: name, Err: err})
+	}
+	st, err := os.Lstat(name)
+	return st, f.end(c, err)
 }

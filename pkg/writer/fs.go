@@ -17,7 +17,9 @@ import (
 // more are optional: an FS that implements RangeSyncer also gets the
 // writeback of sealed segments under SyncNone, one that implements
 // FileWriter the writes into segment files, one that implements
-// RangeStarter the write-ahead under SyncInterval and SyncAlways.
+// RangeStarter the write-ahead under SyncInterval and SyncAlways, one
+// that implements Lstater the look at a sealed segment's name that Sync
+// could not open.
 //
 // The optional interfaces are found by type assertion, so a wrapper that
 // embeds an FS as an interface (struct{ writer.FS }) has none of them,
@@ -82,12 +84,23 @@ type RangeStarter interface {
 	StartRange(f *os.File, off, n int64) error
 }
 
+// Lstater is an FS that also performs the Lstat by which Sync tells what
+// the name of a sealed segment it could not open holds (a symbolic link,
+// a socket: the open's error does not say). It is optional, as
+// RangeSyncer is: without it the writer calls os.Lstat itself.
+type Lstater interface {
+	// Lstat describes the file at name, never through a symbolic link,
+	// as os.Lstat does.
+	Lstat(name string) (os.FileInfo, error)
+}
+
 type osFS struct{}
 
 var (
 	_ RangeSyncer  = osFS{}
 	_ FileWriter   = osFS{}
 	_ RangeStarter = osFS{}
+	_ Lstater      = osFS{}
 )
 
 func (osFS) OpenFile(name string, flag int, perm os.FileMode) (*os.File, error) {
@@ -139,6 +152,8 @@ func (osFS) StartRange(f *os.File, off, n int64) error {
 
 func (osFS) WriteAt(f *os.File, b []byte, off int64) (int, error) { return f.WriteAt(b, off) }
 
+func (osFS) Lstat(name string) (os.FileInfo, error) { return os.Lstat(name) }
+
 // optional is the first FS in the chain from fs through each Unwrap
 // that implements T (see FS). The chain is followed for at most
 // maxUnwrap links, so an Unwrap that returns its own FS (a cycle) costs
@@ -186,6 +201,14 @@ func syncRange(fs FS) func(f *os.File, off, n int64) error {
 		return rs.SyncRange
 	}
 	return osFS{}.SyncRange
+}
+
+// lstat is fs's Lstat, or the operating system's if it has none.
+func lstat(fs FS) func(name string) (os.FileInfo, error) {
+	if l, ok := optional[Lstater](fs); ok {
+		return l.Lstat
+	}
+	return os.Lstat
 }
 
 // startRange is fs's StartRange, or the operating system's if it has none.

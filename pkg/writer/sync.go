@@ -170,7 +170,10 @@ var errReplaced = errors.New("replaced")
 // Sync and Close (which wait for wb, held here) with it, until something
 // writes to the FIFO; a lease's break is waited out as recovery's open
 // does. A name that holds another kind of file than a regular one gives
-// an error wrapping errReplaced that says what it holds.
+// an error wrapping errReplaced that says what it holds. The look at a
+// name it cannot open goes through fs (Lstater): one that fails leaves
+// the open's error standing, with its own, for nothing then says the
+// segment is not ours to flush.
 func openSealed(fs FS, path string) (*os.File, error) {
 	var f *os.File
 	err := segment.WaitLease(context.Background(), func() (err error) {
@@ -185,7 +188,15 @@ func openSealed(fs FS, path string) (*os.File, error) {
 	} else {
 		// The open's own error for a link (ELOOP) or a socket (ENXIO)
 		// does not say what is there.
-		st, _ = os.Lstat(path)
+		var lerr error
+		if st, lerr = lstat(fs)(path); lerr != nil && !errors.Is(lerr, os.ErrNotExist) {
+			// The file is named once, by the open's error.
+			var pe *os.PathError
+			if errors.As(lerr, &pe) && pe.Path == path {
+				lerr = pe.Err
+			}
+			return nil, fmt.Errorf("%w; lstat, to tell what the name holds: %w", err, lerr)
+		}
 	}
 	if st != nil && !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%w: %w", errReplaced, segment.NotRegularFile(path, st.Mode()))

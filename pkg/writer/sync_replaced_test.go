@@ -26,6 +26,25 @@ func waitSealed(t *testing.T, path string) {
 	}
 }
 
+// sealedUnderSyncNone opens a SyncNone writer with opts (64 KiB segments)
+// on a new log, appends until segment 3 and waits for segment 1 to be
+// sealed: sealed without a flush, it is fsynced by name by the next Sync.
+// The writer is closed when the test ends.
+func sealedUnderSyncNone(t *testing.T, opts writer.Options) (w *writer.Writer, dir, seg1 string) {
+	t.Helper()
+	dir = t.TempDir()
+	opts.SegmentSize, opts.Sync = 64<<10, writer.SyncNone
+	w, err := writer.Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	appendUntil(t, w, 3)
+	seg1 = filepath.Join(dir, segment.FileName(1))
+	waitSealed(t, seg1)
+	return w, dir, seg1
+}
+
 // TestSyncWithSealedSegmentReplaced: under SyncNone, Sync fsyncs the
 // segments sealed since the last Sync by name. A name that holds a FIFO
 // by then blocked that open (O_RDONLY without O_NONBLOCK) until something
@@ -47,16 +66,8 @@ func TestSyncWithSealedSegmentReplaced(t *testing.T) {
 	}
 	for name, replace := range kinds {
 		t.Run(name, func(t *testing.T) {
-			dir := t.TempDir()
 			logs := &logCapture{}
-			w, err := writer.Open(dir, writer.Options{SegmentSize: 64 << 10, Sync: writer.SyncNone, Logger: slog.New(logs)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer w.Close()
-			appendUntil(t, w, 3)
-			path := filepath.Join(dir, segment.FileName(1))
-			waitSealed(t, path)
+			w, _, path := sealedUnderSyncNone(t, writer.Options{Logger: slog.New(logs)})
 			moved := filepath.Join(t.TempDir(), "moved.seg")
 			if err := os.Rename(path, moved); err != nil {
 				t.Fatal(err)
