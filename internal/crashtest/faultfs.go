@@ -105,6 +105,11 @@ type FaultFS struct {
 	// also for injected failures), outside the FaultFS's lock. The
 	// crash child kills itself from them.
 	Before, After func(Call)
+	// NoRenameNoReplace makes RenameNoReplace act as on a file system
+	// without renameat2's RENAME_NOREPLACE: archive.LinkNoReplace, its
+	// remove of the old name through Remove (an OpRemove call of its own,
+	// inside the OpRename).
+	NoRenameNoReplace bool
 }
 
 var (
@@ -251,11 +256,12 @@ func (f *FaultFS) RenameNoReplace(oldpath, newpath string) error {
 	if err := f.begin(&c); err != nil {
 		return f.end(c, &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err})
 	}
-	err := unix.Renameat2(unix.AT_FDCWD, oldpath, unix.AT_FDCWD, newpath, unix.RENAME_NOREPLACE)
+	var err error = unix.EINVAL
+	if !f.NoRenameNoReplace {
+		err = unix.Renameat2(unix.AT_FDCWD, oldpath, unix.AT_FDCWD, newpath, unix.RENAME_NOREPLACE)
+	}
 	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
-		if err = os.Link(oldpath, newpath); err == nil {
-			err = os.Remove(oldpath)
-		}
+		err = archive.LinkNoReplace(oldpath, newpath, f.Remove)
 	} else if err != nil {
 		err = &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
 	}

@@ -2,6 +2,7 @@ package archive
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 
@@ -49,12 +50,7 @@ func (osFS) SyncDir(dir string) error { return segment.SyncDir(dir) }
 func (osFS) RenameNoReplace(oldp, newp string) error {
 	err := unix.Renameat2(unix.AT_FDCWD, oldp, unix.AT_FDCWD, newp, unix.RENAME_NOREPLACE)
 	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
-		// No RENAME_NOREPLACE on this filesystem: link(2) also refuses an
-		// existing name. A crash in between leaves only a temp file extra.
-		if err = os.Link(oldp, newp); err != nil {
-			return err
-		}
-		return os.Remove(oldp)
+		return LinkNoReplace(oldp, newp, os.Remove)
 	}
 	if err != nil {
 		return &os.LinkError{Op: "rename", Old: oldp, New: newp, Err: err}
@@ -63,6 +59,26 @@ func (osFS) RenameNoReplace(oldp, newp string) error {
 }
 
 func (osFS) Remove(name string) error { return os.Remove(name) }
+
+// LinkNoReplace is RenameNoReplace on a file system without renameat2's
+// RENAME_NOREPLACE: link(2), which refuses an existing newpath as that
+// flag does, then remove (os.Remove, or an FS's) of oldpath. It is
+// exported for an FS to take the same way (crashtest.FaultFS does, to
+// test it). Between the two calls both names hold the archive, already
+// fsynced and verified under its temporary name: a crash there leaves a
+// temporary archive beside the archive, which the next run removes as a
+// leftover before it resolves the original beside its archive. A failed
+// remove is an error, though newpath holds the file: the rename is not
+// done until the second name is gone.
+func LinkNoReplace(oldpath, newpath string, remove func(string) error) error {
+	if err := os.Link(oldpath, newpath); err != nil {
+		return err
+	}
+	if err := remove(oldpath); err != nil {
+		return fmt.Errorf("%s linked, its temporary name not removed: %w", newpath, segment.OpError("remove", oldpath, err))
+	}
+	return nil
+}
 
 // syncFile makes the content of the regular file at path durable (never
 // through a symbolic link).

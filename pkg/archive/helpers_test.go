@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -232,7 +233,9 @@ func readRecords(t testing.TB, dir string) []string {
 }
 
 // checkFinal asserts the state after a complete run without options: every
-// sealed segment but the newest archived, the newest untouched, no temps.
+// sealed segment but the newest archived, the newest untouched, no temps,
+// and no archive with a second name (a rename by link and unlink,
+// archive.LinkNoReplace, left half done).
 func (fx *fixture) checkFinal(t testing.TB) {
 	t.Helper()
 	fx.checkSafe(t)
@@ -245,6 +248,8 @@ func (fx *fixture) checkFinal(t testing.TB) {
 		}
 		if exists(fx.seg(seq)) || !exists(fx.zst(seq)) {
 			t.Errorf("segment %d: original %v, archive %v; want only the archive", seq, exists(fx.seg(seq)), exists(fx.zst(seq)))
+		} else if n := links(t, fx.zst(seq)); n != 1 {
+			t.Errorf("segment %d: the archive has %d names; want 1", seq, n)
 		}
 	}
 	des, _ := os.ReadDir(fx.dir)
@@ -254,4 +259,14 @@ func (fx *fixture) checkFinal(t testing.TB) {
 		}
 	}
 	fx.checkRecords(t)
+}
+
+// links is the number of names the file at path has.
+func links(t testing.TB, path string) uint64 {
+	t.Helper()
+	st, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uint64(st.Sys().(*syscall.Stat_t).Nlink)
 }

@@ -12,9 +12,11 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/auditseg/auditseg/internal/crashtest"
 	"github.com/auditseg/auditseg/pkg/archive"
 	"github.com/auditseg/auditseg/pkg/segment"
 )
@@ -31,10 +33,14 @@ import (
 //	AUDITSEG_ARCHIVE_CHILD_DIR       the log directory to compress
 //	AUDITSEG_ARCHIVE_CHILD_LOCKSTEP  "1" for lock-step mode
 //	AUDITSEG_ARCHIVE_CHILD_JOBS      Options.Jobs
+//	AUDITSEG_ARCHIVE_CHILD_LINKKILL  "1": renames by link and unlink
+//	                                 (crashtest.FaultFS.NoRenameNoReplace),
+//	                                 SIGKILLed between the two
 const (
 	childDirEnv      = "AUDITSEG_ARCHIVE_CHILD_DIR"
 	childLockstepEnv = "AUDITSEG_ARCHIVE_CHILD_LOCKSTEP"
 	childJobsEnv     = "AUDITSEG_ARCHIVE_CHILD_JOBS"
+	childLinkKillEnv = "AUDITSEG_ARCHIVE_CHILD_LINKKILL"
 )
 
 func TestKillChild(t *testing.T) {
@@ -45,7 +51,17 @@ func TestKillChild(t *testing.T) {
 	lockstep := os.Getenv(childLockstepEnv) == "1"
 	jobs, _ := strconv.Atoi(os.Getenv(childJobsEnv))
 	in := bufio.NewReader(os.Stdin)
-	res, err := archive.Run(context.Background(), dir, archive.Options{Jobs: jobs, Observer: func(ev archive.Event) {
+	var fs archive.FS
+	if os.Getenv(childLinkKillEnv) == "1" {
+		fs = &crashtest.FaultFS{NoRenameNoReplace: true, Before: func(c crashtest.Call) {
+			// In a clean run the first temporary name removed is the
+			// unlink after the link.
+			if c.Op == crashtest.OpRemove && strings.HasSuffix(c.Path, segment.TempExt) {
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			}
+		}}
+	}
+	res, err := archive.Run(context.Background(), dir, archive.Options{Jobs: jobs, FS: fs, Observer: func(ev archive.Event) {
 		fmt.Printf("STEP %s %d\n", ev.Step, ev.Seq)
 		if lockstep {
 			if _, err := in.ReadByte(); err != nil {
@@ -72,7 +88,7 @@ type child struct {
 	stderr bytes.Buffer
 }
 
-func startChild(t *testing.T, dir string, lockstep bool, jobs int) *child {
+func startChild(t *testing.T, dir string, lockstep bool, jobs int, env ...string) *child {
 	t.Helper()
 	c := &child{cmd: exec.Command(os.Args[0], "-test.run=^TestKillChild$", "-test.count=1")}
 	ls := "0"
@@ -80,6 +96,7 @@ func startChild(t *testing.T, dir string, lockstep bool, jobs int) *child {
 		ls = "1"
 	}
 	c.cmd.Env = append(os.Environ(), childDirEnv+"="+dir, childLockstepEnv+"="+ls, childJobsEnv+"="+strconv.Itoa(jobs))
+	c.cmd.Env = append(c.cmd.Env, env...)
 	c.cmd.Stderr = &c.stderr
 	var err error
 	if c.in, err = c.cmd.StdinPipe(); err != nil {
