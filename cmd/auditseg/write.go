@@ -177,6 +177,12 @@ func runWrite(cmd *cobra.Command, dir string, f writeFlags) error {
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
+	return appendInput(cmd, w, opts, f, split, maxRec, sigs)
+}
+
+// appendInput appends stdin to the log w, opened with opts, closes it and
+// reports: all that write does with the log once it is open.
+func appendInput(cmd *cobra.Command, w *writer.Writer, opts writer.Options, f writeFlags, split splitter, maxRec int64, sigs <-chan os.Signal) error {
 	start := time.Now()
 	st := writeStats{}
 	// With --sync always every record waits for the disk, ~1000 a second:
