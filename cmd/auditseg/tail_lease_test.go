@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -74,20 +75,14 @@ func underLease(t *testing.T, path string, then func(giveUp func()), args ...str
 		out, stderr string
 		code        int
 	}
-	ran := make(chan result, 1)
-	go func() {
+	ran := testfs.BrokenFirst(t, broken, func() result {
 		out, stderr, code := execute(t, nil, args...)
-		ran <- result{out, stderr, code}
-	}()
-	select {
-	case <-broken:
-	case r := <-ran:
-		t.Fatalf("%s returned (exit %d, %q) while the lease was held", args[0], r.code, r.stderr)
-	case <-time.After(time.Minute): // a hang, not a measurement
-		t.Fatal("the lease's holder was not told within a minute")
-	}
+		return result{out, stderr, code}
+	}, func(r result) string {
+		return fmt.Sprintf("%s returned (exit %d, %q) while the lease was held", args[0], r.code, r.stderr)
+	})
 	then(giveUp)
-	r := <-ran
+	r := ran()
 	giveUp()
 	return r.out, r.stderr, r.code
 }

@@ -3,6 +3,7 @@ package testfs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/signal"
 	"strconv"
@@ -80,15 +81,9 @@ func cancelInLease(t testing.TB, path string, typ int, run func(context.Context)
 	defer giveUp()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ran := make(chan error, 1)
-	go func() { ran <- run(ctx) }()
-	select {
-	case <-broken:
-	case err := <-ran:
-		t.Fatalf("returned (%v) while the lease on %s was held", err, path)
-	case <-time.After(time.Minute): // a hang, not a measurement
-		t.Fatalf("the holder of the lease on %s was not told within a minute", path)
-	}
+	ran := brokenFirst(t, broken, func() error { return run(ctx) }, func(err error) string {
+		return fmt.Sprintf("returned (%v) while the lease on %s was held", err, path)
+	})
 	cancel()
 	// Past lease-break-time the kernel breaks the lease itself and the
 	// open goes on: a run that returns only then ignored ctx. Half of it
@@ -100,6 +95,31 @@ func cancelInLease(t testing.TB, path string, typ int, run func(context.Context)
 		t.Fatalf("not returned within %v of its context's cancellation: it waits for the kernel to break the lease on %s", leaseBreakTime()/2, path)
 		return nil
 	}
+}
+
+// BrokenFirst runs run on a goroutine and returns once the holder of a
+// lease (TakeLease's broken) is told of its break: run's open has started
+// it, and waits. A run that returns first fails the test, early saying
+// what it returned; neither within a minute fails it as a hang. wait
+// receives run's result.
+func BrokenFirst[T any](t testing.TB, broken <-chan os.Signal, run func() T, early func(T) string) (wait func() T) {
+	t.Helper()
+	ran := brokenFirst(t, broken, run, early)
+	return func() T { return <-ran }
+}
+
+func brokenFirst[T any](t testing.TB, broken <-chan os.Signal, run func() T, early func(T) string) <-chan T {
+	t.Helper()
+	ran := make(chan T, 1)
+	go func() { ran <- run() }()
+	select {
+	case <-broken:
+	case r := <-ran:
+		t.Fatal(early(r))
+	case <-time.After(time.Minute): // a hang, not a measurement
+		t.Fatal("the lease's holder was not told within a minute")
+	}
+	return ran
 }
 
 // leaseBreakTime is how long the kernel lets a lease holder take before

@@ -3,9 +3,9 @@ package archive_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/auditseg/auditseg/internal/testfs"
 	"github.com/auditseg/auditseg/pkg/archive"
@@ -27,20 +27,12 @@ func TestCancelDuringLeaseWait(t *testing.T) {
 		res *archive.Result
 		err error
 	}
-	ran := make(chan result, 1)
-	go func() {
+	ran := testfs.BrokenFirst(t, broken, func() result {
 		res, err := archive.Run(ctx, fx.dir, archive.Options{})
-		ran <- result{res, err}
-	}()
-	select {
-	case <-broken:
-	case r := <-ran:
-		t.Fatalf("Run returned (%v) while the lease was held", r.err)
-	case <-time.After(time.Minute): // a hang, not a measurement
-		t.Fatal("the lease's holder was not told within a minute")
-	}
+		return result{res, err}
+	}, func(r result) string { return fmt.Sprintf("Run returned (%v) while the lease was held", r.err) })
 	cancel()
-	r := <-ran // the lease is still held: only the cancellation ends the wait
+	r := ran() // the lease is still held: only the cancellation ends the wait
 	giveUp()
 	if !errors.Is(r.err, context.Canceled) {
 		t.Fatalf("Run cancelled during a lease's break: %v", r.err)

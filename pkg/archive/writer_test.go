@@ -9,6 +9,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/auditseg/auditseg/internal/testlog"
 	"github.com/auditseg/auditseg/pkg/archive"
 	"github.com/auditseg/auditseg/pkg/segment"
 	"github.com/auditseg/auditseg/pkg/verify"
@@ -188,21 +189,9 @@ func TestCorruptArchiveReported(t *testing.T) {
 // is never compressed anyway, and archives the rest. It kept one too many.
 func TestKeepCountsSealedNewest(t *testing.T) {
 	dir := t.TempDir()
+	var l segment.Listing
 	for i := range 3 {
-		w, err := writer.Open(dir, writer.Options{SegmentSize: 4 << 20, Sync: writer.SyncNone})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.Append([]byte{byte(i)}); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l, err := segment.List(dir)
-	if err != nil {
-		t.Fatal(err)
+		l = testlog.Write(t, dir, writer.Options{SegmentSize: 4 << 20, Sync: writer.SyncNone}, 1, func(int) []byte { return []byte{byte(i)} })
 	}
 	if len(l.Segments) != 3 {
 		t.Fatalf("%d segment files, want 3 sealed ones", len(l.Segments))

@@ -143,23 +143,17 @@ func TestRestartLookEndsLeaseWait(t *testing.T) {
 	}
 	broken, giveUp := testfs.TakeLease(t, one, unix.F_WRLCK)
 	defer giveUp()
-	read := make(chan int, 1)
-	go func() {
+	read := testfs.BrokenFirst(t, broken, func() int {
 		n := 0
 		for r.Next() {
 			n++
 		}
-		read <- n
-	}()
-	select {
-	case <-broken:
-	case n := <-read:
-		t.Fatalf("the reader stopped (%d records, %v) while the lease was held, before it was cancelled", n, r.Err())
-	case <-time.After(time.Minute): // a hang, not a measurement
-		t.Fatal("the lease's holder was not told within a minute")
-	}
+		return n
+	}, func(n int) string {
+		return fmt.Sprintf("the reader stopped (%d records, %v) while the lease was held, before it was cancelled", n, r.Err())
+	})
 	cancel()
-	n := <-read // the lease is still held: only the cancellation ends the wait
+	n := read() // the lease is still held: only the cancellation ends the wait
 	giveUp()
 	if err := r.Err(); !errors.Is(err, context.Canceled) || !errors.Is(err, syscall.EWOULDBLOCK) {
 		t.Fatalf("reader cancelled in the restart look's lease wait: Err = %v; want one wrapping context.Canceled and EWOULDBLOCK", err)

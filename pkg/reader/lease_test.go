@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/auditseg/auditseg/internal/testfs"
 	"github.com/auditseg/auditseg/pkg/reader"
@@ -41,24 +40,18 @@ func openContextEndsLeaseWait(t *testing.T, cause error) {
 	defer cancel()
 	r, dmg := openCollecting(t, ctx, dir)
 	defer r.Close()
-	read := make(chan []rec, 1)
-	go func() {
+	read := testfs.BrokenFirst(t, broken, func() []rec {
 		var out []rec
 		for r.Next() {
 			x := r.Record()
 			out = append(out, rec{pos: x.Position, ts: x.Time.UnixNano(), payload: checkedCopy(t, x)})
 		}
-		read <- out
-	}()
-	select {
-	case <-broken:
-	case got := <-read:
-		t.Fatalf("the reader stopped (%d records, %v) while the lease was held, before it was cancelled", len(got), r.Err())
-	case <-time.After(time.Minute): // a hang, not a measurement
-		t.Fatal("the lease's holder was not told within a minute")
-	}
+		return out
+	}, func(got []rec) string {
+		return fmt.Sprintf("the reader stopped (%d records, %v) while the lease was held, before it was cancelled", len(got), r.Err())
+	})
 	cancel()
-	got := <-read // the lease is still held: only the cancellation ends the wait
+	got := read() // the lease is still held: only the cancellation ends the wait
 	giveUp()
 	if err := r.Err(); !errors.Is(err, context.Canceled) || !errors.Is(err, syscall.EWOULDBLOCK) || !errors.Is(err, context.Cause(ctx)) {
 		t.Fatalf("reader cancelled during a lease's break: Err = %v; want one wrapping context.Canceled, the cause and EWOULDBLOCK", err)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/auditseg/auditseg/internal/testlog"
 	"github.com/auditseg/auditseg/pkg/segment"
 	"github.com/auditseg/auditseg/pkg/writer"
 	"github.com/klauspost/compress/zstd"
@@ -17,22 +18,9 @@ import (
 // (a review printed all 600000 records for -n 599000).
 func TestCountArchivedSinceListing(t *testing.T) {
 	dir := t.TempDir()
-	w, err := writer.Open(dir, writer.Options{SegmentSize: segment.MinSegmentSize})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range 3000 {
-		if _, err := w.Append([]byte("record " + string(rune('a'+i%26)))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	l, err := segment.List(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := testlog.Write(t, dir, writer.Options{SegmentSize: segment.MinSegmentSize}, 3000, func(i int) []byte {
+		return []byte("record " + string(rune('a'+i%26)))
+	})
 	r := &Reader{dir: dir, list: l.Segments, ctx: context.Background()}
 	before := make([]uint64, len(l.Segments))
 	for i, e := range l.Segments {

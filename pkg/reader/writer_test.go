@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditseg/auditseg/internal/testlog"
 	"github.com/auditseg/auditseg/pkg/reader"
 	"github.com/auditseg/auditseg/pkg/segment"
 	"github.com/auditseg/auditseg/pkg/writer"
@@ -106,20 +107,7 @@ func TestFollowRealWriter(t *testing.T) {
 func TestFollowStaysOnTheSegmentTheNextWriterContinues(t *testing.T) {
 	dir := t.TempDir()
 	opts := writer.Options{SegmentSize: segSize, Sync: writer.SyncNone}
-	w, err := writer.Open(dir, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Append([]byte("first writer")); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	l, err := segment.List(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := testlog.Write(t, dir, opts, 1, func(int) []byte { return []byte("first writer") })
 	last, _ := l.Last()
 	empty := last.Seq // the prepared segment, unless Close came before it
 	im, err := segment.OpenImage(last.Path)
@@ -140,7 +128,7 @@ func TestFollowStaysOnTheSegmentTheNextWriterContinues(t *testing.T) {
 	if err := os.Remove(aheadPath); err != nil {
 		t.Fatal(err)
 	}
-	w, err = writer.Open(dir, opts)
+	w, err := writer.Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

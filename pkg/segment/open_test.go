@@ -3,12 +3,12 @@ package segment_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/auditseg/auditseg/internal/testfs"
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -62,17 +62,11 @@ func TestLockWaitsForALease(t *testing.T) {
 func waitsForLease(t *testing.T, p string, typ int, name string, open func() error) {
 	t.Helper()
 	broken, giveUp := testfs.TakeLease(t, p, typ)
-	opened := make(chan error, 1)
-	go func() { opened <- open() }()
-	select {
-	case <-broken:
-	case err := <-opened:
-		t.Fatalf("%s returned (%v) while the lease was held", name, err)
-	case <-time.After(time.Minute): // a hang, not a measurement
-		t.Fatal("the lease's holder was not told within a minute")
-	}
+	opened := testfs.BrokenFirst(t, broken, open, func(err error) string {
+		return fmt.Sprintf("%s returned (%v) while the lease was held", name, err)
+	})
 	giveUp()
-	if err := <-opened; err != nil {
+	if err := opened(); err != nil {
 		t.Fatalf("%s once the lease was given up: %v", name, err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/auditseg/auditseg/internal/crashtest"
+	"github.com/auditseg/auditseg/internal/testfs"
 	"github.com/auditseg/auditseg/pkg/segment"
 	"github.com/auditseg/auditseg/pkg/writer"
 )
@@ -147,21 +148,15 @@ func (l *loopFS) Unwrap() writer.FS { return l }
 // An Unwrap chain that cycles costs the optional interfaces past it, not
 // a hang in Open (errors.Is has no such guard; the writer's lookup does).
 func TestOptionalInterfacesUnwrapCycle(t *testing.T) {
-	done := make(chan error, 1)
-	go func() {
+	err := testfs.WithinAMinute(t, "Open with an FS whose Unwrap returns itself did not return in a minute", func() error {
 		w, err := writer.Open(t.TempDir(), writer.Options{SegmentSize: 1 << 20, FS: &loopFS{&crashtest.FaultFS{}}})
 		if err == nil {
 			_, err = w.Append([]byte("x"))
 			err = errors.Join(err, w.Close())
 		}
-		done <- err
-	}()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(time.Minute):
-		t.Fatal("Open with an FS whose Unwrap returns itself did not return in a minute")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,14 +1,16 @@
 package writer_test
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
+	"github.com/auditseg/auditseg/internal/testfs"
+	"github.com/auditseg/auditseg/internal/testlog"
 	"github.com/auditseg/auditseg/pkg/segment"
 	"github.com/auditseg/auditseg/pkg/writer"
 	"golang.org/x/sys/unix"
@@ -27,22 +29,7 @@ func TestOpenPassesNotRegularSegments(t *testing.T) {
 		t.Run(fmt.Sprintf("newest replaced %v", replaceNewest), func(t *testing.T) {
 			dir := t.TempDir()
 			opts := writer.Options{SegmentSize: 64 << 10, Logger: slog.New(slog.DiscardHandler)}
-			w, err := writer.Open(dir, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range 5000 {
-				if _, err := w.Append(fmt.Appendf(nil, "record %d", i)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := w.Close(); err != nil {
-				t.Fatal(err)
-			}
-			l, err := segment.List(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
+			l := testlog.Write(t, dir, opts, 5000, func(i int) []byte { return fmt.Appendf(nil, "record %d", i) })
 			last, _ := l.Last()
 			if last.Seq < 4 {
 				t.Fatalf("only %d segments", last.Seq)
@@ -64,12 +51,10 @@ func TestOpenPassesNotRegularSegments(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			done := make(chan error, 1)
-			go func() {
+			err := testfs.WithinAMinute(t, "Open, Append, Sync and Close not done after a minute: blocked on a FIFO?", func() error {
 				w, err := writer.Open(dir, opts)
 				if err != nil {
-					done <- err
-					return
+					return err
 				}
 				pos, err := w.Append([]byte("after"))
 				if err == nil && pos.Seq != last.Seq+2 {
@@ -78,18 +63,10 @@ func TestOpenPassesNotRegularSegments(t *testing.T) {
 				if err == nil {
 					err = w.Sync()
 				}
-				if cerr := w.Close(); err == nil {
-					err = cerr
-				}
-				done <- err
-			}()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Fatal(err)
-				}
-			case <-time.After(time.Minute):
-				t.Fatal("Open, Append, Sync and Close not done after a minute: blocked on a FIFO?")
+				return errors.Join(err, w.Close())
+			})
+			if err != nil {
+				t.Fatal(err)
 			}
 			for _, p := range append(fifos, odd) {
 				want := fs.ModeNamedPipe
