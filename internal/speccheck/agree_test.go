@@ -3,6 +3,7 @@ package speccheck
 import (
 	"bytes"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -212,8 +213,15 @@ func compareEvents(t *testing.T, label string, img []byte, seq uint64, from int6
 // empty ones the writer prepared ahead.
 func TestCleanRoomReadsACrashedLog(t *testing.T) {
 	dir, _ := sharedCopy(t, crashedDir)
-	mine, flagged := sameVerdict(t, "crashed log", dir)
+	// The copy took a segment's creation half done or not, as the writer's
+	// preparer was at the time: one is always left here, so that verify's
+	// leftover finding is met in every run (sameVerdict passes over it).
 	names := logFiles(t, dir)
+	tmp := filepath.Join(dir, segment.FileName(uint64(len(names))+100)+".tmp")
+	if err := os.WriteFile(tmp, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	mine, flagged := sameVerdict(t, "crashed log", dir)
 	var reserved int
 	for i, name := range names {
 		compareSegment(t, filepath.Join(dir, name), mine.Segments[i])
