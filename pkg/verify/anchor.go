@@ -143,7 +143,9 @@ func (m anchors) check(r *result, lost func() ([segment.DigestSize]byte, bool)) 
 	case !sealed:
 		f.Reason = fmt.Sprintf("segment %d is anchored (digest %s…) but has no footer to compare", r.order, a.Digest[:16])
 	case got != a.Digest:
-		f.Reason = fmt.Sprintf("digest %s…%s is not the anchor's %s…: segment %d, or one before it, was rewritten since the anchor was taken", got[:16], computed, a.Digest[:16], r.order)
+		// In full: an anchor copied with one digit wrong differs from the
+		// footer anywhere, and prefixes alike would read as the same digest.
+		f.Reason = fmt.Sprintf("digest %s%s is not the anchor's %s: segment %d, or one before it, was rewritten since the anchor was taken", got, computed, a.Digest, r.order)
 	case r.rep.DigestChecked && !r.rep.DigestOK:
 		// The footer is the anchor's, the records are not: the digest
 		// finding reports them; the anchor does not match what is there.

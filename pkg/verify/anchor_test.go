@@ -105,6 +105,17 @@ func TestAnchorWrongDigest(t *testing.T) {
 	if rep.ExitCode(false) != ExitFindings || rep.Segments[3].Status != Fail || rep.Segments[2].Status != Pass {
 		t.Fatalf("exit %d, segments %+v\n%s", rep.ExitCode(false), rep.Segments, summary(rep))
 	}
+	// A digest copied with its last digit wrong: the reason must show
+	// where the two differ, not two prefixes that read the same.
+	anchor.Digest[0] ^= 1
+	anchor.Digest[segment.DigestSize-1] ^= 1
+	rep = mustDir(t, l.dir, Options{Anchors: []Anchor{anchor}})
+	if len(rep.Findings) != 1 {
+		t.Fatalf("findings %+v\n%s", rep.Findings, summary(rep))
+	}
+	if r := rep.Findings[0].Reason; !strings.Contains(r, rep.Segments[3].Digest) || !strings.Contains(r, hexOf(anchor)) {
+		t.Errorf("reason %q does not show both digests, %s and the anchor's %s", r, rep.Segments[3].Digest, hexOf(anchor))
+	}
 }
 
 func TestParseAnchor(t *testing.T) {
