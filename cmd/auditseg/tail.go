@@ -86,7 +86,9 @@ by default the last 10, one per line.
                 directory must exist and be writable: checked before
                 anything is printed; a position in F that is not a
                 record's, in a segment's header or footer, past its end or
-                not 8-byte aligned, is refused)
+                not 8-byte aligned, is refused; one past the last record
+                of its segment is moved back to that record, with a
+                warning, so the records written after it are read)
 
 Output (-o raw, the default): each payload followed by a newline (--delim nul:
 a NUL byte), or with --framing u32be prefixed by its length as a 4-byte
@@ -169,10 +171,16 @@ func (f tailFlags) start(ctx context.Context, cmd *cobra.Command, dir string, no
 	}
 	if behind != "" {
 		fmt.Fprintf(cmd.ErrOrStderr(), "auditseg tail: warning: %s\n", behind)
-	} else if err := checkCursorArea(ctx, dir, f.cursorFile, c); err != nil {
+		return reader.Options{Start: reader.After(c.pos)}, nil
+	}
+	if err := checkCursorArea(ctx, dir, f.cursorFile, c); err != nil {
 		return opts, err
 	}
-	return reader.Options{Start: reader.After(c.pos)}, nil
+	start, past, err := cursorStart(ctx, dir, f.cursorFile, c)
+	if past != "" {
+		fmt.Fprintf(cmd.ErrOrStderr(), "auditseg tail: warning: %s\n", past)
+	}
+	return reader.Options{Start: start}, err
 }
 
 // startFromFlags turns -n/--from/--since into reader options.

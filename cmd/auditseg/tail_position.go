@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/auditseg/auditseg/internal/cancel"
+	"github.com/auditseg/auditseg/pkg/reader"
 	"github.com/auditseg/auditseg/pkg/segment"
 )
 
@@ -76,4 +77,65 @@ func checkCursorArea(ctx context.Context, dir, path string, c cursor) error {
 	}
 	return fmt.Errorf("cursor file %s is at %s, %s; tail stores a record's position, so the file was damaged or edited: remove %s to read %s from its start",
 		path, c.pos, where, path, filepath.Clean(dir))
+}
+
+// cursorStart is where a run resumes from cursor c of the file at path:
+// after c, unless c lies past the last record of its segment. tail
+// stores a record's position, so such a cursor is a file edited, or
+// records a run printed that the log no longer holds (the machine went
+// down before they were flushed). Taken as "after c", it passed over,
+// silently and in every later run, the records the writer appended
+// between that last record and c. Instead the file is moved back to that
+// record at once, before anything is printed (a run that prints nothing
+// would leave it past records still to come), and the warning returned;
+// with no record in the segment to move it to, it is refused. The check
+// reads c's segment from its start up to c, as the reader does to
+// resume; damage there is left to the reader to report. ctx ends the
+// read: its error is returned then.
+func cursorStart(ctx context.Context, dir, path string, c cursor) (reader.Start, string, error) {
+	keep := reader.After(c.pos)
+	damaged := false
+	r, err := reader.OpenContext(ctx, dir, reader.Options{
+		Start: reader.At(segment.Position{Seq: c.pos.Seq}),
+		OnDamage: func(d reader.Damage) {
+			if d.Seq <= c.pos.Seq && !d.Kind.CrashLeftover() {
+				damaged = true
+			}
+		},
+	})
+	if err != nil {
+		if cancel.Ended(ctx, err) {
+			return keep, "", err
+		}
+		return keep, "", nil
+	}
+	defer r.Close()
+	var last segment.Position
+	for r.Next() {
+		p := r.Record().Position
+		if p.Seq != c.pos.Seq {
+			break
+		}
+		if p.Offset >= c.pos.Offset {
+			return keep, "", nil // c is a record, or inside one
+		}
+		last = p
+	}
+	if err := r.Err(); err != nil || damaged {
+		if cancel.Ended(ctx, err) {
+			return keep, "", err
+		}
+		return keep, "", nil
+	}
+	why := fmt.Sprintf("cursor file %s is at %s, past the last record of segment %d", path, c.pos, c.pos.Seq)
+	const cause = "tail stores a record's position, so the file was edited, or records an earlier run printed are no longer in the log (lost with the machine before they were flushed)"
+	if last.Seq == 0 {
+		return keep, "", fmt.Errorf("%s, which holds no record: %s; remove %s and run tail --from %d:0 --cursor-file %s to resume at the segment's start",
+			why, cause, path, c.pos.Seq, path)
+	}
+	if err := writeCursor(path, cursorAt(dir, last)); err != nil {
+		return keep, "", err
+	}
+	return reader.After(last), fmt.Sprintf("%s (its last record is at %s): %s; %s now holds %s, and the records written after it are read",
+		why, last, cause, path, last), nil
 }
