@@ -353,7 +353,7 @@ func writeAnchors(b *strings.Builder, rep *verify.Report, code int) {
 		case a.Checked:
 			fmt.Fprintf(b, "anchor: segment %d does not match (see the findings above)\n", a.Seq)
 		default:
-			fmt.Fprintf(b, "anchor: segment %d not checked: older than the oldest segment present, or unreadable\n", a.Seq)
+			fmt.Fprintf(b, "anchor: segment %d not checked: older than the segment before the oldest present, or unreadable\n", a.Seq)
 		}
 	}
 	if a, ok := rep.NextAnchor(); ok && code == verify.ExitClean {

@@ -63,9 +63,10 @@ type AnchorReport struct {
 	Seq    uint64 `json:"seq"`
 	Digest string `json:"digest"` // hex
 	// Checked: the anchored segment was found and its footer compared
-	// (OK: it matched), or it is missing from the end of the log or from
-	// its middle (a finding either way). Not checked: the segment is older
-	// than the oldest one present (removed by retention, which verify
+	// (OK: it matched), or, removed, it is the one before the oldest
+	// present, whose previous digest was compared, or it is missing from
+	// the end of the log or from its middle (a finding either way). Not
+	// checked: the segment is older than the one before the oldest present (removed by retention, which verify
 	// cannot tell from any other removal of old segments), or could not
 	// be read (an error of the run).
 	Checked bool `json:"checked"`
@@ -155,6 +156,30 @@ func (m anchors) check(r *result, lost func() ([segment.DigestSize]byte, bool)) 
 		return Finding{}, false
 	}
 	return f, true
+}
+
+// link compares the previous digest of r, the oldest segment of the log
+// present, with the anchor of the segment before it, which is gone: that
+// link is the one thing of the anchored segment left to compare. Without
+// it an anchor of the last segment retention removed was not checked, and
+// every segment after it could be rewritten, footers computed again from
+// any previous digest, and pass.
+func (m anchors) link(r *result) (Finding, bool) {
+	a := m[r.order-1]
+	if a == nil || r.ioErr != nil {
+		return Finding{}, false
+	}
+	ft, sealed, at := r.chainFooter()
+	if !sealed {
+		return Finding{}, false
+	}
+	a.Checked = true
+	if got := hex.EncodeToString(ft.PrevDigest[:]); got != a.Digest {
+		return Finding{Class: Chain, Path: r.rep.Path, Seq: r.rep.Seq, Offset: at,
+			Reason: fmt.Sprintf("previous digest %s is not the anchor's %s of segment %d, removed: segment %d, or one after it, was rewritten since the anchor was taken", got, a.Digest, a.Seq, r.order)}, true
+	}
+	a.OK = true
+	return Finding{}, false
 }
 
 // missing reports the anchors whose segments the log lacks: past its

@@ -106,3 +106,47 @@ func TestAnchorNeedsADirectoryNamesTheFile(t *testing.T) {
 		t.Fatalf("anchors with segment file %s: %v", segs[0].path, err)
 	}
 }
+
+// TestAnchorOfTheLastSegmentRemoved: retention removed segments 1 and 2,
+// the anchor is of 2. Segment 3's previous digest is 2's: the link pins
+// it. It was left unchecked, as older than the log, so segments 3 and 4
+// rewritten, 3's footer computed again from any previous digest, passed.
+func TestAnchorOfTheLastSegmentRemoved(t *testing.T) {
+	l, segs, _ := anchorLog(t)
+	anchor := Anchor{Seq: 2, Digest: segs[1].footer.Digest}
+	for _, s := range segs[:2] {
+		if err := os.Remove(s.path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, quick := range []bool{false, true} {
+		rep := mustDir(t, l.dir, Options{Quick: quick, Anchors: []Anchor{anchor}})
+		if a := anchorReport(t, rep); rep.ExitCode(false) != ExitClean || !a.Checked || !a.OK {
+			t.Fatalf("quick %v, before the rewrite: exit %d, anchors %+v\n%s", quick, rep.ExitCode(false), rep.Anchors, summary(rep))
+		}
+	}
+	// Older than that, nothing of the anchored segment is left to compare.
+	rep := mustDir(t, l.dir, Options{Anchors: []Anchor{{Seq: 1, Digest: segs[0].footer.Digest}}})
+	if a := anchorReport(t, rep); rep.ExitCode(false) != ExitClean || a.Checked || a.OK {
+		t.Fatalf("anchor older than the log: exit %d, anchors %+v\n%s", rep.ExitCode(false), rep.Anchors, summary(rep))
+	}
+	s3 := segs[2]
+	forged := append([]byte(nil), s3.payload[1]...)
+	copy(forged, "forged")
+	segment.PutFrame(s3.img, s3.seq, s3.offs[1], segment.TypeData, baseCreated+2*second+3000, forged)
+	s3.reseal(t, [segment.DigestSize]byte{})
+	segs[3].reseal(t, s3.footer.Digest)
+	for _, quick := range []bool{false, true} {
+		if rep := mustDir(t, l.dir, Options{Quick: quick}); rep.ExitCode(false) != ExitClean {
+			t.Fatalf("quick %v: the rewrite is not clean without an anchor (the test forged it wrong):\n%s", quick, summary(rep))
+		}
+		rep := mustDir(t, l.dir, Options{Quick: quick, Anchors: []Anchor{anchor}})
+		a := anchorReport(t, rep)
+		if rep.ExitCode(false) != ExitFindings || !has(rep, Chain, 3, footerAt()) || !a.Checked || a.OK {
+			t.Fatalf("quick %v, after the rewrite: exit %d, anchors %+v\n%s", quick, rep.ExitCode(false), rep.Anchors, summary(rep))
+		}
+		if r := rep.Findings[0].Reason; !strings.Contains(r, "previous digest") || !strings.Contains(r, hexOf(anchor)) {
+			t.Errorf("reason %q", r)
+		}
+	}
+}

@@ -187,8 +187,9 @@
 //	anchors[]          one per Options.Anchors entry, in segment order;
 //	                   omitted when none was given
 //	  seq, digest      the anchor (digest in hex)
-//	  checked          its segment was compared, or found missing (a
-//	                   chain finding); false: older than the oldest
-//	                   segment present, or unreadable
+//	  checked          its segment was compared (or, removed, the
+//	                   previous digest of the oldest segment present,
+//	                   the next one), or found missing (a chain
+//	                   finding); false: older than that, or unreadable
 //	  ok               the segment's footer digest is the anchor's
 package verify

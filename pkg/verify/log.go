@@ -406,6 +406,11 @@ func place(ctx context.Context, u *unit, rep *Report) {
 		if f, wrong := u.anchors.check(r, func() ([segment.DigestSize]byte, bool) { return links.lostDigest(ctx, r) }); wrong {
 			add(f)
 		}
+		if i == 0 {
+			if f, wrong := u.anchors.link(r); wrong {
+				add(f)
+			}
+		}
 		prev = r
 		rep.addSegment(r, extra, fatalUnfinished)
 	}
