@@ -88,44 +88,20 @@ func checkCursorArea(ctx context.Context, dir, path string, c cursor) error {
 // between that last record and c. Instead the file is moved back to that
 // record at once, before anything is printed (a run that prints nothing
 // would leave it past records still to come), and the warning returned;
-// with no record in the segment to move it to, it is refused. The check
-// reads c's segment from its start up to c, as the reader does to
-// resume; damage there is left to the reader to report. ctx ends the
-// read: its error is returned then.
+// with no record in the segment to move it to, it is refused. Damage in
+// the segment is left to the reader to report. ctx ends the reads: its
+// error is returned then.
 func cursorStart(ctx context.Context, dir, path string, c cursor) (reader.Start, string, error) {
 	keep := reader.After(c.pos)
-	damaged := false
-	r, err := reader.OpenContext(ctx, dir, reader.Options{
-		Start: reader.At(segment.Position{Seq: c.pos.Seq}),
-		OnDamage: func(d reader.Damage) {
-			if d.Seq <= c.pos.Seq && !d.Kind.CrashLeftover() {
-				damaged = true
-			}
-		},
-	})
-	if err != nil {
-		if cancel.Ended(ctx, err) {
-			return keep, "", err
-		}
-		return keep, "", nil
+	// As the reader resumes: a walk to c, then the record there, if any.
+	_, beyond, ok, err := lastBefore(ctx, dir, c.pos, c.pos.Offset)
+	if err != nil || beyond || !ok {
+		return keep, "", err
 	}
-	defer r.Close()
-	var last segment.Position
-	for r.Next() {
-		p := r.Record().Position
-		if p.Seq != c.pos.Seq {
-			break
-		}
-		if p.Offset >= c.pos.Offset {
-			return keep, "", nil // c is a record, or inside one
-		}
-		last = p
-	}
-	if err := r.Err(); err != nil || damaged {
-		if cancel.Ended(ctx, err) {
-			return keep, "", err
-		}
-		return keep, "", nil
+	// Only now the segment from its start, for its last record.
+	last, beyond, ok, err := lastBefore(ctx, dir, c.pos, 0)
+	if err != nil || beyond || !ok {
+		return keep, "", err
 	}
 	why := fmt.Sprintf("cursor file %s is at %s, past the last record of segment %d", path, c.pos, c.pos.Seq)
 	const cause = "tail stores a record's position, so the file was edited, or records an earlier run printed are no longer in the log (lost with the machine before they were flushed)"
@@ -138,4 +114,45 @@ func cursorStart(ctx context.Context, dir, path string, c cursor) (reader.Start,
 	}
 	return reader.After(last), fmt.Sprintf("%s (its last record is at %s): %s; %s now holds %s, and the records written after it are read",
 		why, last, cause, path, last), nil
+}
+
+// lastBefore reads segment pos.Seq of the log at dir from offset from:
+// last is its last record before pos (zero if none), beyond whether one
+// at or after pos is there. ok is false when damage up to pos, or an
+// error, makes the answer unsure; err is ctx's error when it ended the
+// read.
+func lastBefore(ctx context.Context, dir string, pos segment.Position, from int64) (last segment.Position, beyond, ok bool, err error) {
+	damaged := false
+	r, err := reader.OpenContext(ctx, dir, reader.Options{
+		Start: reader.At(segment.Position{Seq: pos.Seq, Offset: from}),
+		OnDamage: func(d reader.Damage) {
+			if d.Seq <= pos.Seq && !d.Kind.CrashLeftover() {
+				damaged = true
+			}
+		},
+	})
+	if err != nil {
+		if cancel.Ended(ctx, err) {
+			return last, false, false, err
+		}
+		return last, false, false, nil
+	}
+	defer r.Close()
+	for r.Next() {
+		p := r.Record().Position
+		if p.Seq != pos.Seq {
+			break
+		}
+		if p.Offset >= pos.Offset {
+			return last, true, true, nil
+		}
+		last = p
+	}
+	if err := r.Err(); err != nil || damaged {
+		if cancel.Ended(ctx, err) {
+			return last, false, false, err
+		}
+		return last, false, false, nil
+	}
+	return last, false, true, nil
 }
