@@ -176,7 +176,7 @@ func (m anchors) link(r *result) (Finding, bool) {
 	a.Checked = true
 	if got := hex.EncodeToString(ft.PrevDigest[:]); got != a.Digest {
 		return Finding{Class: Chain, Path: r.rep.Path, Seq: r.rep.Seq, Offset: at,
-			Reason: fmt.Sprintf("previous digest %s is not the anchor's %s of segment %d, removed: segment %d, or one after it, was rewritten since the anchor was taken", got, a.Digest, a.Seq, r.order)}, true
+			Reason: fmt.Sprintf("previous digest %s is not the anchor's %s of segment %d, removed: segment %d was resealed since the anchor was taken (or the anchor is another log's)", got, a.Digest, a.Seq, r.order)}, true
 	}
 	a.OK = true
 	return Finding{}, false
