@@ -71,7 +71,8 @@ by default the last 10, one per line.
   --from POS    from the first record at or after position SEQ:OFFSET
                 (SEQ:0: the start of segment SEQ; an offset past that
                 segment's record area, in its footer or past its end, names
-                no record and is refused)
+                no record and is refused; with -f, one past the last record
+                warns that the records appended before it are not printed)
   --since TIME  records stamped at or after TIME: RFC 3339 with its zone
                 (2024-05-01T12:00:00Z, 2024-05-01 12:00:00+02:00; T or a
                 space, Z or an offset, in either case) or a duration back
@@ -154,6 +155,12 @@ func (f tailFlags) start(ctx context.Context, cmd *cobra.Command, dir string, no
 	opts, err := f.startFromFlags(cmd, now)
 	if err == nil && cmd.Flags().Changed("from") {
 		err = checkFromArea(ctx, dir, f.from)
+		if err == nil && f.follow && f.cursorFile == "" {
+			pos, _ := segment.ParsePosition(f.from) // parsed already
+			if w := followFromWarning(ctx, dir, pos); w != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "auditseg tail: warning: %s\n", w)
+			}
+		}
 	}
 	if err != nil || f.cursorFile == "" {
 		return opts, err

@@ -68,6 +68,30 @@ func checkFromArea(ctx context.Context, dir, from string) error {
 	return fmt.Errorf("--from %s: %s", from, where)
 }
 
+// followFromWarning says what `tail -f --from pos` passes over when the
+// log holds no record at or after pos yet: the records the writer
+// appends to pos's segment before pos. Without -f, such a run prints
+// nothing and says so at the end; with -f it waited, silent, and then
+// printed only what landed after pos. Empty when something is at or after
+// pos (in its segment or a later one: the writer has moved past it), or
+// when pos is the start of its segment's records.
+func followFromWarning(ctx context.Context, dir string, pos segment.Position) string {
+	if pos.Offset <= segment.HeaderSize {
+		return ""
+	}
+	r, err := reader.OpenContext(ctx, dir, reader.Options{Start: reader.At(pos)})
+	if err != nil {
+		return "" // the follow itself reports it
+	}
+	found := r.Next()
+	r.Close()
+	if found {
+		return ""
+	}
+	return fmt.Sprintf("no record at or after %s yet (%s): records written to segment %d before offset %d will not be printed",
+		pos, lastRecordText(dir), pos.Seq, pos.Offset)
+}
+
 // checkCursorArea refuses a cursor past its segment's record area: tail
 // stores the position of a record, so the file was damaged or edited.
 func checkCursorArea(ctx context.Context, dir, path string, c cursor) error {
