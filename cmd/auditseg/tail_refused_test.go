@@ -14,7 +14,8 @@ import (
 
 // TestTailRefusedSegmentHasNoLeftovers: a dead writer's segment 2 whose
 // first record is a reservation never committed, followed by a torn
-// frame or an END claim with a byte behind its header, and no END, before
+// frame and an intact one, then END, or by an END claim with a byte
+// behind its header and no END, before
 // an empty segment 3 made ahead. writer.Open leaves segment 2 unsealed
 // (FORMAT.md section 8, steps 3.2, 3.4) and verify fails it; tail warned
 // that the reservation and the missing END were a dead writer's, a repair
@@ -35,14 +36,19 @@ func TestTailRefusedSegmentHasNoLeftovers(t *testing.T) {
 				why = fmt.Sprintf("its END claim at %d has a non-zero byte at %d behind its header", s.end, s.end+segment.FrameHeaderSize+8)
 			} else {
 				s.img[s.offs[1]+segment.FrameHeaderSize+2] ^= 0xff
+				// An intact frame after it, then END: a torn frame with
+				// nothing intact after it is a torn tail, which recovery
+				// finishes (step 3.5).
+				end := segment.PutFrame(s.img, s.seq, s.end, segment.TypeData, vCreated+int64(s.seq)*1e9+3e8, []byte("after"))
+				segment.PutEnd(s.img, s.seq, end, vCreated+int64(s.seq)*1e9+4e8)
 			}
 			vWrite(t, dir, s)
 			log := filepath.Join(dir, "log")
 			p := filepath.Join(log, segment.FileName(2))
 			reservation := fmt.Sprintf("auditseg tail: %s: offset %d: frame reserved and never committed (%d bytes), and writer.Open leaves the segment unsealed: %s; skipped %[3]d bytes\n",
 				p, s.offs[0], s.offs[1]-s.offs[0], why)
-			// The reservation, then the torn frame (to the record limit:
-			// nothing after it decodes) or the claim.
+			// The reservation, then the torn frame (up to the intact one)
+			// or the claim.
 			closing := fmt.Sprintf("\n%s: 2 damaged places skipped; run", log)
 			check := func(step string) {
 				t.Helper()

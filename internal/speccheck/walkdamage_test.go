@@ -13,21 +13,15 @@ import (
 // in memory, a few bytes at a time at random places (a flipped bit, a
 // zeroed word, a forged claim, a copy of a frame from elsewhere), and
 // holds pkg/segment's header, footer and walk to the clean-room decoder's,
-// event by event: the resync rules of section 7 included.
+// event by event: the resync rules of section 7 included; and, of an
+// unsealed one, recovery's judgment (section 8, step 3).
 func TestCleanRoomWalksDamageAlike(t *testing.T) {
 	dir, _ := sharedLog(t)
 	rng := rand.New(rand.NewPCG(3, 4))
 	n := 0
 	seen := map[string]int{}
-	for _, name := range logFiles(t, dir) {
-		if strings.HasSuffix(name, ".zst") {
-			continue
-		}
-		orig, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		seq := mustSeq(t, name)
+	for _, sf := range segmentFiles(t, dir) {
+		name, orig, seq := sf.name, sf.img, sf.seq
 		var frames []int64 // frame starts, END's included
 		for _, e := range checkSegment(seq, orig, nil, true, true).Events {
 			frames = append(frames, e.Off)
@@ -40,6 +34,7 @@ func TestCleanRoomWalksDamageAlike(t *testing.T) {
 			s := checkSegment(seq, img, nil, true, true)
 			label := fmt.Sprintf("%s damage %d", name, i)
 			compareImage(t, label, img, s)
+			compareRefusal(t, label, img, seq, s) // an unsealed one's recovery
 			// And from another start: a frame's end, or any offset.
 			from := rng.Int64N(int64(len(img)))
 			if rng.IntN(2) == 0 {
@@ -56,6 +51,31 @@ func TestCleanRoomWalksDamageAlike(t *testing.T) {
 		t.Fatal("no segment file to damage")
 	}
 	t.Logf("events: %v", seen)
+}
+
+// segFile is a segment file of a log (not an archive): its name, bytes
+// and sequence number.
+type segFile struct {
+	name string
+	img  []byte
+	seq  uint64
+}
+
+// segmentFiles reads the segment files of the log in dir.
+func segmentFiles(t *testing.T, dir string) []segFile {
+	t.Helper()
+	var out []segFile
+	for _, name := range logFiles(t, dir) {
+		if strings.HasSuffix(name, ".zst") {
+			continue
+		}
+		img, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, segFile{name, img, mustSeq(t, name)})
+	}
+	return out
 }
 
 func mustSeq(t *testing.T, name string) uint64 {

@@ -35,6 +35,11 @@ const (
 	// header (a segment the writer had rotated into or created ahead),
 	// which writer.Open seals too, as it is not the newest: verify
 	// reports it alike. The reader continues with the next segment.
+	// A dead writer's segment without a footer whose last frame is torn,
+	// nothing intact after it (a torn tail: committed, its pages cut
+	// apart by a power loss before its Append returned), is reported so
+	// too, at the torn frame, Err saying so: writer.Open puts it under
+	// a PAD and finishes the segment (FORMAT.md section 8, step 3.5).
 	//
 	// DamageReserved, DamageGap and DamageUnfinished are reported only in
 	// a segment that writer.Open's recovery finishes and seals. In one it
@@ -117,7 +122,9 @@ type Damage struct {
 	Len    int64  // bytes skipped (segments, for DamageMissing and DamageRemoved)
 	// Err is the decoder's finding (a *segment.CorruptError naming the
 	// file and offset) for DamageTorn and DamageSegment, or why the
-	// segment could not be opened (DamageSegment), else nil.
+	// segment could not be opened (DamageSegment); for DamageUnfinished
+	// at a torn tail, what the walk found there (see DamageUnfinished);
+	// else nil.
 	Err error
 
 	zeros bool // see Zeros
@@ -141,6 +148,9 @@ func (d *Damage) Error() string {
 	case DamageGap:
 		return fmt.Sprintf("%s: offset %d: %d zero bytes claimed by a writer that died before writing them; skipped", d.Path, d.Offset, d.Len)
 	case DamageUnfinished:
+		if d.Err != nil { // a torn tail
+			return fmt.Sprintf("%v; writer.Open puts it under a PAD and finishes the segment; skipped %d bytes, continuing with the next segment", d.Err, d.Len)
+		}
 		return fmt.Sprintf("%s: offset %d: segment ends without an END frame (its writer died, or %d bytes up to the record limit were lost); continuing with the next segment", d.Path, d.Offset, d.Len)
 	case DamageMissing:
 		if d.Len == 1 {

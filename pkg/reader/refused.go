@@ -1,6 +1,7 @@
 package reader
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -34,6 +35,10 @@ func (r *Reader) notLeftover(c *seg, d *Damage) {
 		what = fmt.Sprintf("%d zero bytes before the next frame", d.Len)
 	default:
 		what = "neither END frame nor footer"
+		var ce *segment.CorruptError
+		if errors.As(d.Err, &ce) {
+			what = ce.Reason // a torn tail (tornTail)
+		}
 	}
 	d.Kind = DamageTorn
 	d.Err = &segment.CorruptError{Path: c.path, Offset: d.Offset,

@@ -100,6 +100,9 @@ func (r *Reader) consume(ev *segment.Event) bool {
 	if !ok || c.off <= c.min || r.skip > 0 {
 		return false
 	}
+	if d.Kind == DamageTorn {
+		r.tornTail(c, ev, &d)
+	}
 	if d.Kind == DamageReserved {
 		damagedEndClaim(c, &d)
 	}
@@ -138,6 +141,31 @@ func damagedEndClaim(c *seg, d *Damage) {
 	}
 	d.Kind = DamageTorn
 	d.Err = &segment.CorruptError{Path: c.path, Offset: why.Offset, Reason: segment.DamagedEndClaim(d.Offset, why.Offset)}
+}
+
+// tornTail makes d, the torn region ev of c, a crash leftover
+// (DamageUnfinished) if it is a torn tail recovery finishes
+// (segment.Refusal.TornTail; FORMAT.md section 8, step 3.5): the last
+// frame of a dead writer's segment without a footer, committed but torn
+// by a power cut, nothing intact after it. A live writer's torn frame is
+// damage: its frames are committed only once written. Rare (damage
+// reaching the record limit), so the judgment costs a healthy log
+// nothing.
+func (r *Reader) tornTail(c *seg, ev *segment.Event, d *Damage) {
+	if c.footer || ev.Offset+ev.Len != segment.RecordLimit(int64(len(c.img.Data))) || !r.abandoned(c) {
+		return
+	}
+	judge := c.img.RecoveryRefusal()
+	var ok bool
+	if c.img.Guard(func() { _, ok = judge.TornTail(ev) }) != nil || !ok {
+		return
+	}
+	reason := "torn tail: a committed frame an interrupted flush tore; nothing intact follows it"
+	var ce *segment.CorruptError
+	if errors.As(d.Err, &ce) {
+		reason += " (" + ce.Reason + ")"
+	}
+	d.Kind, d.Err = DamageUnfinished, &segment.CorruptError{Path: c.path, Offset: ev.Offset, Reason: reason}
 }
 
 // refill walks the current segment from its offset into the event buffer.

@@ -8,7 +8,7 @@ import (
 
 // Refusal is writer.Open's recovery's judgment of a dead writer's unsealed
 // segment: whether it leaves the segment as it is, unsealed (FORMAT.md
-// section 8, steps 3.1, 3.2 and 3.4), or finishes and seals it. Recovery
+// section 8, steps 3.1, 3.2, 3.4 and 3.5), or finishes and seals it. Recovery
 // acts on it; verify calls such a segment crash residue (exit 3) only if
 // recovery finishes it, and the reader calls its reservations, zero gaps
 // and missing END crash leftovers only then. All three judge with a
@@ -63,9 +63,10 @@ func (im *Image) RecoveryRefusal() Refusal {
 
 // Event judges ev, the next event of a Quiescent walk of the segment from
 // HeaderSize, and returns why recovery refuses the segment for it, nil if
-// recovery passes or repairs it: a torn slot (EvTorn; step 3.2), or an END
-// claim with a non-zero byte behind its header (EndClaim; step 3.4), the
-// error then at that byte. The first refusal, the header's included, is
+// recovery passes or repairs it: a torn slot (EvTorn; step 3.2) but a
+// torn tail recovery finishes (TornTail; step 3.5), a torn tail with no
+// room for the END frame after it, or an END claim with a non-zero byte
+// behind its header (EndClaim; step 3.4), the error then at that byte. The first refusal, the header's included, is
 // kept (Refused): a walk may stop at it. A claim in a segment not all
 // read from its file (shorter than its header says, refused for that) is
 // not looked behind.
@@ -73,8 +74,15 @@ func (r *Refusal) Event(ev *Event) *CorruptError {
 	var ce *CorruptError
 	switch ev.Kind {
 	case EvTorn:
-		ce = &CorruptError{Path: r.path, Offset: ev.Offset,
-			Reason: fmt.Sprintf("a committed frame in it is torn (at offset %d)", ev.Offset)}
+		pad, tail := r.tornTail(ev)
+		switch {
+		case !tail:
+			ce = &CorruptError{Path: r.path, Offset: ev.Offset,
+				Reason: fmt.Sprintf("a committed frame in it is torn (at offset %d)", ev.Offset)}
+		case ev.Offset+pad > DataLimit(int64(len(r.img))):
+			ce = &CorruptError{Path: r.path, Offset: ev.Offset,
+				Reason: fmt.Sprintf("a committed frame in it is torn (at offset %d), its bytes reaching %d: no room for an END frame after a PAD over them", ev.Offset, ev.Offset+pad)}
+		}
 	case EvReserved, EvGap:
 		if r.valid != int64(len(r.img)) {
 			break
@@ -88,6 +96,42 @@ func (r *Refusal) Event(ev *Event) *CorruptError {
 		r.first = ce
 	}
 	return ce
+}
+
+// TornTail reports whether ev, an event of a Quiescent walk of the
+// segment, is a torn tail recovery finishes (FORMAT.md section 8, step
+// 3.5), and the extent of the PAD frame it writes at ev.Offset: up to
+// the last non-zero byte, aligned, at least a frame header. A torn tail
+// is an EvTorn that runs to the record limit (no intact committed frame
+// follows it) in a segment read whole from its file, with room for the
+// END frame after the PAD: the last frame, committed but torn by a power
+// cut before its Append returned (its pages reached the disk apart),
+// crash residue, not damage. Any other EvTorn refuses the segment.
+func (r *Refusal) TornTail(ev *Event) (pad int64, ok bool) {
+	pad, ok = r.tornTail(ev)
+	return pad, ok && ev.Offset+pad <= DataLimit(int64(len(r.img)))
+}
+
+// tornTail is TornTail whether or not the END frame fits.
+func (r *Refusal) tornTail(ev *Event) (int64, bool) {
+	size := int64(len(r.img))
+	limit := RecordLimit(size)
+	// With no image (a header judged alone) limit is negative: no match.
+	if ev.Kind != EvTorn || r.valid != size || ev.Offset < HeaderSize || ev.Offset%Alignment != 0 || ev.Offset+ev.Len != limit {
+		return 0, false
+	}
+	return max(lastNonZero(r.img, ev.Offset, limit)-ev.Offset, FrameHeaderSize), true
+}
+
+// lastNonZero returns the aligned offset after the word holding the last
+// non-zero byte in [from, limit), both aligned, or from if there is none.
+func lastNonZero(img []byte, from, limit int64) int64 {
+	for p := limit; p > from; p -= Alignment {
+		if le.Uint64(img[p-Alignment:]) != 0 {
+			return p
+		}
+	}
+	return from
 }
 
 // Refused returns the first refusal met, nil if recovery finishes and

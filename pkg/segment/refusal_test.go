@@ -58,6 +58,34 @@ func TestRecoveryRefusal(t *testing.T) {
 			img[HeaderSize+FrameHeaderSize] ^= 0xff
 			return img
 		}, 0, &found{HeaderSize, fmt.Sprintf("a committed frame in it is torn (at offset %d)", HeaderSize)}},
+		// The last frame torn by a power cut (its Append had not
+		// returned), nothing intact after it: a torn tail, which
+		// recovery finishes (step 3.5). Both ways its pages can reach
+		// the disk apart.
+		{"torn tail, payload zeroed", func(img []byte, _ int64) []byte {
+			tearPayload(img, 4)
+			return img
+		}, 0, nil},
+		{"torn tail, header zeroed", func(img []byte, _ int64) []byte {
+			tearHeader(img, 4)
+			return img
+		}, 0, nil},
+		// The same tears with an intact committed frame after them:
+		// damage, as before.
+		{"torn frame, payload zeroed, then a frame", func(img []byte, _ int64) []byte {
+			tearPayload(img, 3)
+			return img
+		}, 0, &found{fixtureOff(3), fmt.Sprintf("a committed frame in it is torn (at offset %d)", fixtureOff(3))}},
+		{"torn frame, header zeroed, then a frame", func(img []byte, _ int64) []byte {
+			tearHeader(img, 3)
+			return img
+		}, 0, &found{fixtureOff(3), fmt.Sprintf("a committed frame in it is torn (at offset %d)", fixtureOff(3))}},
+		// Residue reaching the last frame header's room before the
+		// record limit: no END fits after a PAD over it.
+		{"torn tail with no room for END", func(img []byte, end int64) []byte {
+			img[limit-1] = 'x'
+			return img
+		}, 0, &found{-1, "no room for an END frame"}},
 		{"END claim with a byte behind its header", func(img []byte, end int64) []byte {
 			StoreLength(img, end, -int32(limit-end))
 			img[limit-1] = 'x'
@@ -79,7 +107,11 @@ func TestRecoveryRefusal(t *testing.T) {
 				}
 				return
 			}
-			wantCorrupt(t, got, tc.want.off, tc.want.reason)
+			off := tc.want.off
+			if off < 0 {
+				off = buildFixture(false).end
+			}
+			wantCorrupt(t, got, off, tc.want.reason)
 			if got.Path != path {
 				t.Errorf("refusal names %q; want %q", got.Path, path)
 			}
@@ -109,4 +141,73 @@ func TestRecoveryRefusalOfAnArchive(t *testing.T) {
 	fx := buildFixture(false)
 	path := filepath.Join("log", ArchiveName(testSeq))
 	wantCorrupt(t, judge(path, fx.img, testSize), RecordLimit(testSize), "it is an archive")
+}
+
+// fixtureOff is the offset of DATA frame i of the standard fixture.
+func fixtureOff(i int) int64 { return buildFixture(false).offs[i] }
+
+// tearPayload zeroes the payload of DATA frame i of the standard
+// fixture's img: its header and commit word reached the disk, the page
+// with its payload did not.
+func tearPayload(img []byte, i int) {
+	off := fixtureOff(i)
+	clear(img[off+FrameHeaderSize : off+FrameHeaderSize+int64(len(testPayloads[i]))])
+}
+
+// tearHeader zeroes the header of DATA frame i: its payload reached the
+// disk, the page with its commit word did not.
+func tearHeader(img []byte, i int) {
+	off := fixtureOff(i)
+	clear(img[off : off+FrameHeaderSize])
+}
+
+// TornTail says how much of a torn tail the PAD recovery writes covers:
+// every non-zero byte, aligned, at least a frame header; and passes no
+// other torn region, nor one in a segment not read whole from its file.
+func TestTornTailPad(t *testing.T) {
+	limit := RecordLimit(testSize)
+	last := fixtureOff(4)
+	cases := []struct {
+		name  string
+		tear  func(img []byte)
+		valid int64 // 0: the whole image
+		pad   int64 // 0: not a torn tail recovery finishes
+	}{
+		{"payload zeroed", func(img []byte) { tearPayload(img, 4) }, 0, FrameHeaderSize},
+		{"header zeroed", func(img []byte) { tearHeader(img, 4) }, 0, FrameSize(len(testPayloads[4]))},
+		{"header zeroed, a stray byte further on", func(img []byte) {
+			tearHeader(img, 4)
+			img[last+1000] = 1
+		}, 0, Align(1001)},
+		{"an intact frame after it", func(img []byte) { tearPayload(img, 3) }, 0, 0},
+		{"file shorter than its header says", func(img []byte) { tearPayload(img, 4) }, testSize - 4096, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := buildFixture(false)
+			tc.tear(fx.img)
+			valid := tc.valid
+			if valid == 0 {
+				valid = testSize
+			}
+			r := RecoveryRefusal(FileName(testSeq), Header{Seq: testSeq, Size: testSize}, nil, testSize, fx.img, valid)
+			var pad int64
+			var torn int
+			WalkValid(fx.img, testSeq, HeaderSize, Quiescent, valid, func(ev Event) bool {
+				if ev.Kind == EvTorn {
+					torn++
+					if p, ok := r.TornTail(&ev); ok {
+						pad = p
+						if ev.Offset != last || ev.Offset+ev.Len != limit {
+							t.Errorf("torn tail %+v; want it at %d, up to %d", ev, last, limit)
+						}
+					}
+				}
+				return true
+			})
+			if torn == 0 || pad != tc.pad {
+				t.Fatalf("%d torn regions, PAD of %d bytes; want %d", torn, pad, tc.pad)
+			}
+		})
+	}
 }

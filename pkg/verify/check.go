@@ -62,6 +62,10 @@ type result struct {
 	// a torn frame, a damaged END claim), "" if it would seal it: what
 	// decides whether a dead writer's unsealed segment is crash residue.
 	refusal string
+	// tornTail: the segment's torn finding is a torn tail recovery
+	// finishes (checker.tornTail), as the residue it is in a dead
+	// writer's crash tail; nil if there is none.
+	tornTail *Finding
 	// renamed: an archive whose footer's sequence number is not its
 	// name's. Recovery takes no digest from it, and chains the next
 	// segment from zeros when it is the newest sealed (FORMAT.md section

@@ -246,7 +246,24 @@ func (c *checker) torn(ev *segment.Event, limit int64) {
 		c.endTorn = true
 	}
 	c.addFound(c.finding(Torn, ev.Offset, ev.Len, reason), true)
-	c.refuseAt(ev)
+	if c.refuseAt(ev) == nil && c.r.footerAbsent {
+		c.tornTail(ev, reason)
+	}
+}
+
+// tornTail notes ev, an EvTorn recovery passes, with the finding reason
+// made for it: a torn tail of a segment without a footer, crash residue
+// recovery puts under a PAD before the END it writes
+// (segment.Refusal.TornTail; FORMAT.md section 8, step 3.5). It stays a
+// torn finding unless the log finds the segment in a dead writer's crash
+// tail (log.go), where it becomes residue, unfinished: elsewhere no
+// recovery finishes it, and a live writer's may be a frame being stored
+// (liveSuspects rechecks it). A segment with a footer, valid or damaged,
+// was sealed: its torn bytes are damage.
+func (c *checker) tornTail(ev *segment.Event, reason string) {
+	f := c.finding(Unfinished, ev.Offset, ev.Len,
+		"torn tail: a committed frame an interrupted flush tore; nothing intact follows it; writer.Open puts it under a PAD before its END frame ("+reason+")")
+	c.r.tornTail = &f
 }
 
 // tally checks what the CRC cannot, the record's alignment padding and its

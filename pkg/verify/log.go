@@ -384,6 +384,11 @@ func place(ctx context.Context, u *unit, rep *Report) {
 		default:
 			setState(StateOpen)
 			fatalUnfinished = false
+			if r.tornTail != nil {
+				// Crash residue: recovery puts it under a PAD.
+				r.found.drop(Torn, r.tornTail.Offset)
+				add(residue(*r.tornTail))
+			}
 			if r.hasEnd && r.sealCut {
 				add(residue(unsealedFinding(r, Unfinished, "END frame written and the footer stored without its magic: its writer died while sealing it (writer.Open seals it)")))
 			} else if r.hasEnd {
@@ -458,6 +463,22 @@ func endless(r *result) string {
 }
 
 func residue(f Finding) Finding { f.Residue = true; return f }
+
+// drop takes back the finding of class at off, added before: a torn
+// tail, which the log finds to be crash residue.
+func (c *collector) drop(class Class, off int64) {
+	for i, f := range c.list {
+		if f.Class == class && f.Offset == off {
+			c.list = append(c.list[:i], c.list[i+1:]...)
+			c.count[class]--
+			return
+		}
+	}
+	if c.omitted > 0 && c.count[class] > 0 { // past the limit, only counted
+		c.omitted--
+		c.count[class]--
+	}
+}
 
 func gapFinding(dir string, before, after uint64) Finding {
 	first, last := before+1, after-1

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/auditseg/auditseg/pkg/segment"
-	"github.com/auditseg/auditseg/pkg/writer"
 )
 
 // A footer's time range is 0, 0 when the segment holds no records
@@ -122,14 +121,7 @@ func TestResidueBeforeRefusedHeader(t *testing.T) {
 			}
 
 			// What recovery does with the same directory.
-			w, err := writer.Open(cp, writer.Options{SegmentSize: testSize})
-			if err != nil {
-				t.Fatal(err)
-			}
-			st := w.Recovered()
-			if err := w.Close(); err != nil {
-				t.Fatal(err)
-			}
+			st := recoverDir(t, cp)
 			if st.RecoveredSegments != 1 || st.DamagedSegments != 1 {
 				t.Errorf("recovery sealed %d segments and left %d, want segment 3 sealed and 4 left", st.RecoveredSegments, st.DamagedSegments)
 			}

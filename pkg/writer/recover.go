@@ -31,13 +31,15 @@ import (
 //     damaged committed frame or a damaged END claim leaves the segment
 //     as it is for verify to report (segment.Refusal, which verify and
 //     the reader judge with too): recovery never rewrites a committed
-//     record. The newest, if nothing was ever written past its header
+//     record, except a torn tail's header (below). The newest, if nothing was ever written past its header
 //     (prepared, never used: not an END claim at 64, nor a footer stored
 //     over zeros), becomes the active segment, its page cache given back
 //     first (remapUnused).
 //     Otherwise an END claim becomes END, other reserved frames and zero
-//     gaps followed by frames become PAD, END is written where the data
-//     ends if there is none, and the segment is sealed with
+//     gaps followed by frames become PAD, a torn tail (the last frame
+//     torn by a power cut, nothing intact after it) goes under a PAD,
+//     END is written where the data ends if there is none, and the
+//     segment is sealed with
 //     FlagRecovered, chained to the previous digest: unmapped and
 //     fsynced, then the footer written (magic last) and fsynced.
 //  4. Unless step 3 kept the newest, a new segment is created after the
@@ -291,6 +293,7 @@ func (w *Writer) recoverMapped(s *seg, h segment.Header, last bool, prev *[segme
 type repairs struct {
 	pads    [][2]int64            // reserved frames and gaps to make PAD: offset, length
 	end     int64                 // where the END frame goes, or -1 if it has one
+	torn    [2]int64              // a torn tail to put under a PAD (step 3.5): offset, length; length 0 if none
 	refused *segment.CorruptError // why the segment is left as it is (segment.Refusal), or nil
 	// unused: nothing was ever written past the header (step 3.3), the
 	// walk one EvTail at HeaderSize and the footer's bytes zero. No frame
@@ -311,6 +314,11 @@ func walkForRecovery(s *seg, h segment.Header) (repairs, error) {
 				return false // a torn frame, or a damaged END claim
 			}
 			switch ev.Kind {
+			case segment.EvTorn:
+				// Passed: a torn tail, which ends the walk. Its bytes
+				// stay under the PAD, for inspect; END goes after them.
+				pad, _ := ref.TornTail(&ev)
+				r.torn, r.end = [2]int64{ev.Offset, pad}, ev.Offset+pad
 			case segment.EvReserved, segment.EvGap:
 				if claim, _ := segment.EndClaim(img, ev.Offset, ev.Len); claim {
 					r.end = ev.Offset // END claimed but not written: finish it
@@ -340,6 +348,9 @@ func (w *Writer) repairAndSeal(s *seg, r repairs, prev *[segment.DigestSize]byte
 		for _, p := range r.pads {
 			segment.PutPad(img, seq, p[0], p[1])
 		}
+		if r.torn[1] > 0 {
+			segment.PutPad(img, seq, r.torn[0], r.torn[1])
+		}
 		if r.end >= 0 {
 			segment.PutEnd(img, seq, r.end, now())
 		}
@@ -362,6 +373,11 @@ func (w *Writer) repairAndSeal(s *seg, r repairs, prev *[segment.DigestSize]byte
 	*prev = ft.Digest
 	w.stats.RecoveredSegments++
 	w.stats.RecoveredFrames += len(r.pads)
+	if r.torn[1] > 0 {
+		w.stats.TornTails++
+		w.opts.Logger.Warn("recovery: torn tail: a committed frame an interrupted flush tore; nothing intact follows it; put under a PAD, its bytes kept",
+			"file", s.path, "offset", r.torn[0], "length", r.torn[1])
+	}
 	w.opts.Logger.Info("recovered segment", "file", s.path, "records", ft.Records, "padded", len(r.pads), "end", ft.EndOffset)
 	return nil
 }

@@ -107,6 +107,11 @@ type Stats struct {
 	// something other than a regular file (segment.Entry.NotRegular;
 	// verify reports them).
 	RecoveredSegments, RecoveredFrames, DamagedSegments int
+	// TornTails were torn last frames of segments Open sealed: committed
+	// but torn by a power cut before their Append returned, nothing
+	// intact after them (docs/FORMAT.md section 8, step 3.5). Each is
+	// under a PAD frame now, its bytes kept; the END frame follows it.
+	TornTails int
 	// RemovedTemps were leftover temporary files of interrupted creations.
 	RemovedTemps int
 }
