@@ -1,0 +1,74 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/auditseg/auditseg/pkg/segment"
+	"github.com/auditseg/auditseg/pkg/verify"
+	"github.com/auditseg/auditseg/pkg/writer"
+)
+
+// TestCompressWithStderrClosed: a reader of stderr that went away
+// (`compress-finished DIR 2>&1 | head`, a log collector restarted) does
+// not end compress-finished. SIGPIPE, left to its default, killed it at
+// its next line on stderr, between two steps of a segment's protocol,
+// exit 141 for a run that would have archived everything (found by a
+// hostile-user review; a clean run says nothing on stderr, so a damaged
+// segment, whose warning does, is in the log). It runs to the end and
+// exits 0, the damaged segment left as it was.
+func TestCompressWithStderrClosed(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	w, err := writer.Open(dir, writer.Options{SegmentSize: segment.MinSegmentSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := make([]byte, 1000)
+	for range 600 { // ~10 segments of 64 KiB
+		if _, err := w.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	damaged := filepath.Join(dir, segment.FileName(2))
+	f, err := os.OpenFile(damaged, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{0xff}, segment.MinSegmentSize-60); err != nil { // in its footer
+		t.Fatal(err)
+	}
+	f.Close()
+	er, ew, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	er.Close()
+	defer ew.Close()
+	cmd := exec.Command(bin, "compress-finished", dir)
+	cmd.Stderr = ew
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("compress-finished, stderr closed: %v; want exit 0", err)
+	}
+	archives, _ := filepath.Glob(filepath.Join(dir, "*.seg.zst"))
+	if len(archives) < 5 {
+		t.Fatalf("%d archives after the run", len(archives))
+	}
+	if _, err := os.Stat(damaged); err != nil {
+		t.Fatalf("the damaged segment: %v", err)
+	}
+	rep, err := verify.Paths([]string{dir}, verify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range rep.Findings {
+		if f.Path != damaged {
+			t.Errorf("verify after the run: %+v (only %s is damaged)", f, damaged)
+		}
+	}
+}
