@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/auditseg/auditseg/internal/testlog"
 	"github.com/auditseg/auditseg/pkg/segment"
 	"github.com/auditseg/auditseg/pkg/verify"
 	"github.com/auditseg/auditseg/pkg/writer"
@@ -22,19 +23,9 @@ import (
 func TestCompressWithStderrClosed(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	w, err := writer.Open(dir, writer.Options{SegmentSize: segment.MinSegmentSize})
-	if err != nil {
-		t.Fatal(err)
-	}
 	rec := make([]byte, 1000)
-	for range 600 { // ~10 segments of 64 KiB
-		if _, err := w.Append(rec); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	testlog.Write(t, dir, writer.Options{SegmentSize: segment.MinSegmentSize}, 600, // ~10 segments of 64 KiB
+		func(int) []byte { return rec })
 	damaged := filepath.Join(dir, segment.FileName(2))
 	f, err := os.OpenFile(damaged, os.O_WRONLY, 0)
 	if err != nil {
