@@ -100,6 +100,12 @@ func checkSegmentMode(nameSeq uint64, img []byte, prev *[32]byte, last, inFile, 
 	s.Header = h
 	if err != nil {
 		s.Problems = append(s.Problems, err)
+		// Section 3: the frames are still read, with the name's
+		// sequence number and the file's size, when that is a segment's.
+		if size := int64(len(img)); validSize(uint64(size)) && !quick {
+			_, ferr := decodeFooter(img[size-footerSize:], size, nameSeq, inFile)
+			s.Events = walk(img, size, nameSeq, ferr == nil)
+		}
 		return s
 	}
 	size := int64(h.Size)

@@ -52,7 +52,9 @@ const (
 	// fatal too (unfinished, missing-end).
 	DamageUnfinished
 	// DamageSegment: the segment file cannot be used as it is: its header
-	// is unusable (the segment is skipped), the file disagrees with its
+	// is unusable (its frames are then read under the sequence number of
+	// the file name, each checked by its CRC; a file whose size is not a
+	// segment's is skipped), the file disagrees with its
 	// header, its footer is damaged, or it could not be opened or changed
 	// while it was read. Err says which, with the file and offset. For a
 	// file that shrank while it was read, Offset is where the records not

@@ -185,7 +185,7 @@ func (r *Reader) walkCount(e segment.Entry) (uint64, int64) {
 		return 0, 0
 	}
 	defer im.Close()
-	if im.HeaderErr != nil {
+	if im.HeaderErr != nil && !im.ReadByName() {
 		return 0, 0
 	}
 	// The footer too is read under the guard: the file may have shrunk

@@ -193,10 +193,19 @@ func (r *Reader) openSeg(e segment.Entry, below uint64, retry bool) (*seg, bool)
 		return nil, false
 	}
 	if im.HeaderErr != nil {
-		im.Close()
-		r.skipUnreadable(e)
-		r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(im.HeaderErr), Err: im.HeaderErr})
-		return nil, false
+		// The header is reported, not the records behind it: each is
+		// vouched for by its CRC, mixed with the name's sequence number.
+		hd := Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(im.HeaderErr), Err: im.HeaderErr}
+		readable := im.ReadByName()
+		if readable {
+			hd.Err = fmt.Errorf("%w; its records are read one by one under the sequence number its file name gives, each checked by its CRC", im.HeaderErr)
+		} else {
+			r.skipUnreadable(e)
+		}
+		if !r.report(hd) || !readable {
+			im.Close()
+			return nil, false
+		}
 	}
 	c := &seg{path: e.Path, img: im, seq: e.Seq, seed: segment.FrameSeed(im.Header.Seq), mark: markOf(e.Seq, im), off: segment.HeaderSize}
 	if r.single != "" {
@@ -224,7 +233,7 @@ func (r *Reader) openSeg(e segment.Entry, below uint64, retry bool) (*seg, bool)
 		r.report(changed(c, err))
 		return nil, false
 	}
-	if err := im.Check(); err != nil {
+	if err := im.Check(); err != nil && im.HeaderErr == nil {
 		// The header is usable: read what the file holds.
 		if !r.report(Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(err), Err: err}) {
 			im.Close()

@@ -83,8 +83,9 @@
 // frame are, to the end of its record area; zeros or a claim never
 // committed inside a sealed segment (a footer is written only once every
 // frame is committed), up to the next frame whose CRC matches; a segment
-// whose header is
-// unusable, whole. Options.Strict stops
+// header that is unusable (its frames are still read, under the sequence
+// number of the file name), or, whole, a segment file too short to be
+// read so. Options.Strict stops
 // at the first report instead. The reader never panics on any file content
 // and never allocates by a length read from a file. A mapped file that
 // shrinks while the reader decodes it is reported too (the fault is

@@ -37,6 +37,10 @@ var refusedCases = []struct {
 		b.img[at+segment.FrameHeaderSize+8] = 'x'
 		return nil, nil, []string{fmt.Sprint("torn@", at)}, false
 	}},
+	{"header destroyed", func(b *segBuilder) ([]rec, []string, []string, bool) {
+		copy(b.img, "NOTASEGM") // its records are still read, by the file name's sequence
+		return nil, []string{"segment@0"}, nil, false
+	}},
 	{"file longer than its header says", func(*segBuilder) ([]rec, []string, []string, bool) {
 		return nil, []string{fmt.Sprint("segment@", segSize)}, nil, true
 	}},

@@ -38,6 +38,8 @@ type Image struct {
 	// lost is where an archive opened by OpenSalvaged stops decoding
 	// (Data is zero from there on); 0 when all of it decoded.
 	lost int64
+	// byName: Header was made from the file name by ReadByName.
+	byName bool
 }
 
 // openArchive decompresses an archive into memory that release gives
@@ -229,6 +231,29 @@ func (im *Image) fitToHeader() {
 	im.Data, im.release, im.held = buf, func() error { return unix.Munmap(buf) }, false
 }
 
+// ReadByName makes an image whose header is unusable readable frame by
+// frame: Header gets the sequence number from the file name and the size
+// from the file, nothing else. Every frame's CRC is mixed with the
+// sequence, so under a wrong name (or a file copied from another segment)
+// no frame validates, and a damaged header costs the reader only itself,
+// not the records behind it (FORMAT.md section 9). HeaderErr stays set:
+// whatever judges the header (Check, RecoveryRefusal, the reader's
+// restart marks) still sees it unusable. It returns false, changing
+// nothing, when the header is usable or the name or size is not a
+// segment's.
+func (im *Image) ReadByName() bool {
+	if im.HeaderErr == nil {
+		return false
+	}
+	seq, _, named := ParseName(filepath.Base(im.Path))
+	size := int64(len(im.Data))
+	if !named || ValidSize(size) != nil {
+		return false
+	}
+	im.Header, im.byName = Header{Seq: seq, Size: size}, true
+	return true
+}
+
 // Check reports every way the header disagrees with the file: a bad header,
 // a size that does not match the file, a sequence that does not match the
 // file name. nil means the image is a well-formed segment container.
@@ -271,16 +296,12 @@ func nameMismatch(path string, seq uint64) error {
 }
 
 // Footer decodes the footer; ErrNoFooter means the segment is not sealed.
+// After ReadByName it is decoded against the header made from the name.
 func (im *Image) Footer() (Footer, error) {
-	if im.HeaderErr != nil {
+	if im.HeaderErr != nil && !im.byName {
 		return Footer{}, im.HeaderErr
 	}
-	return im.FooterAs(im.Header)
-}
-
-// FooterAs is Footer decoded against h instead of the image's header:
-// one made from the file name and size when the header is damaged.
-func (im *Image) FooterAs(h Header) (Footer, error) {
+	h := im.Header
 	f, err := DecodeFooter(im.Data, h)
 	if im.Archived && errors.Is(err, ErrSealUnfinished) {
 		// An archive's content was written whole (decodeWholeFooter).
@@ -309,7 +330,7 @@ func (im *Image) FileFooter() (Footer, error) {
 
 // Walk walks the image's record area; see the package function Walk.
 func (im *Image) Walk(from int64, mode WalkMode, fn func(Event) bool) int64 {
-	if im.HeaderErr != nil {
+	if im.HeaderErr != nil && !im.byName {
 		return from
 	}
 	return WalkValid(im.Data, im.Header.Seq, from, mode, im.Valid(), fn)
@@ -318,7 +339,7 @@ func (im *Image) Walk(from int64, mode WalkMode, fn func(Event) bool) int64 {
 // WalkBatch walks the image's record area into evs; see the package
 // function WalkBatch.
 func (im *Image) WalkBatch(from int64, mode WalkMode, evs []Event) ([]Event, int64) {
-	if im.HeaderErr != nil {
+	if im.HeaderErr != nil && !im.byName {
 		return evs, from
 	}
 	return WalkBatch(im.Data, im.Header.Seq, from, mode, im.Valid(), evs)

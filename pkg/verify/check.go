@@ -301,15 +301,13 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 		f := findingFromErr(Torn, im.Path, r.rep.Seq, im.HeaderErr)
 		f.Reason = "segment header: " + f.Reason
 		c.addFound(f, true)
-		nameSeq, _, named := segment.ParseName(filepath.Base(im.Path))
-		size := int64(len(im.Data))
-		if !named || segment.ValidSize(size) != nil {
+		// The frames carry the sequence in their CRCs: with the one from
+		// the file name, every intact frame can still be checked.
+		if !im.ReadByName() {
 			r.rep.State = StateDamaged
 			return
 		}
-		// The frames carry the sequence in their CRCs: with the one from
-		// the file name, every intact frame can still be checked.
-		hdr = segment.Header{Seq: nameSeq, Size: size}
+		hdr = im.Header
 	} else {
 		c.validHeader(im.Path, hdr, im.FileSize)
 	}
@@ -317,11 +315,7 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 
 	w.giveBack() // the header's block, before the footer's is mapped
 	var ferr error
-	if im.HeaderErr == nil {
-		r.footer, ferr = im.Footer()
-	} else {
-		r.footer, ferr = im.FooterAs(hdr)
-	}
+	r.footer, ferr = im.Footer()
 	switch {
 	case ferr == nil:
 		r.seal(r.footer)

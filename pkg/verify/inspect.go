@@ -3,7 +3,6 @@ package verify
 import (
 	"bytes"
 	"errors"
-	"path/filepath"
 	"strings"
 
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -149,10 +148,9 @@ func (in *Inspection) decode() {
 		in.CheckErr = im.Check()
 		in.walkable = true
 		in.Footer, in.FooterErr = im.Footer()
-	} else if seq, _, ok := segment.ParseName(filepath.Base(in.Path)); ok && segment.ValidSize(int64(len(im.Data))) == nil {
-		in.Seq, in.SeqFromName, in.walkable = seq, true, true
-		hdr := segment.Header{Seq: seq, Size: int64(len(im.Data))}
-		in.Footer, in.FooterErr = im.FooterAs(hdr)
+	} else if im.ReadByName() {
+		in.Seq, in.SeqFromName, in.walkable = im.Header.Seq, true, true
+		in.Footer, in.FooterErr = im.Footer()
 	} else {
 		in.FooterErr = im.HeaderErr
 	}
