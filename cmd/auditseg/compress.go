@@ -22,11 +22,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/auditseg/auditseg/internal/cancel"
@@ -137,14 +135,6 @@ func runCompress(cmd *cobra.Command, dir string, f compressFlags) error {
 	// start (a background job, nohup): stopSignals.
 	ctx, stop := signal.NotifyContext(context.Background(), stopSignals()...)
 	defer stop()
-	// As write: a reader of stderr (or of the summary) that went away
-	// must not kill the run by SIGPIPE at its next progress line, between
-	// two steps of a segment's protocol. The lines fail; the run goes on
-	// and its exit code says how the archiving went. Notify and Stop,
-	// not Ignore (write.go says why).
-	pipes := make(chan os.Signal, 1)
-	signal.Notify(pipes, syscall.SIGPIPE)
-	defer signal.Stop(pipes)
 	// The summary is written at the end: a signal then must not leave the
 	// run blocked on a consumer that does not read (as verify).
 	done := make(chan struct{})

@@ -8,10 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 )
@@ -84,6 +82,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetErr(commandStderr())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return withCode(exitUsage, fmt.Errorf("%w\nsee '%s --help'", err, c.CommandPath()))
 	})
@@ -109,11 +108,9 @@ func run(args []string) int {
 	}
 	// The exit code is what a caller goes by: a reader of stderr that
 	// went away (2>&1 | head) must not turn it into a death by SIGPIPE
-	// as the error is said. The line is lost, the code stays.
-	pipes := make(chan os.Signal, 1)
-	signal.Notify(pipes, syscall.SIGPIPE)
-	defer signal.Stop(pipes)
-	fmt.Fprintln(os.Stderr, errorLine(c, err))
+	// as the error is said (commandStderr). The line is lost, the code
+	// stays.
+	fmt.Fprintln(c.ErrOrStderr(), errorLine(c, err))
 	return exitCode(err)
 }
 

@@ -22,12 +22,7 @@ import (
 // position does not.
 func TestTailFollowFromPastTheEndWarns(t *testing.T) {
 	bin := buildBinary(t)
-	dir := t.TempDir()
-	w, err := writer.Open(dir, writer.Options{SegmentSize: segment.MinSegmentSize})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	dir, w := liveLog(t)
 	last, err := w.Append([]byte("first"))
 	if err != nil {
 		t.Fatal(err)
@@ -96,4 +91,18 @@ func TestTailFollowFromPastTheEndWarns(t *testing.T) {
 	if s := at.stderr.String(); strings.Contains(s, "warning") {
 		t.Errorf("tail -f --from %s (a record's position) warned: %q", last, s)
 	}
+}
+
+// liveLog opens a writer on a new log of segments of the smallest size,
+// closed when the test ends, and returns the log's directory and the
+// writer.
+func liveLog(t *testing.T) (string, *writer.Writer) {
+	t.Helper()
+	dir := t.TempDir()
+	w, err := writer.Open(dir, writer.Options{SegmentSize: segment.MinSegmentSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return dir, w
 }

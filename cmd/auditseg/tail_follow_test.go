@@ -28,8 +28,17 @@ type tailProc struct {
 
 func startTail(t *testing.T, bin string, args ...string) *tailProc {
 	t.Helper()
+	return startTailErr(t, bin, nil, args...)
+}
+
+// startTailErr is startTail with stderr going to errOut (nil: tp.stderr).
+func startTailErr(t *testing.T, bin string, errOut io.Writer, args ...string) *tailProc {
+	t.Helper()
 	tp := &tailProc{cmd: exec.Command(bin, append([]string{"tail"}, args...)...), lines: make(chan string, 1<<16)}
 	tp.cmd.Stderr = &tp.stderr
+	if errOut != nil {
+		tp.cmd.Stderr = errOut
+	}
 	out, err := tp.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -59,7 +59,8 @@ SIGINT, SIGTERM or SIGHUP (nothing verified; a report its reader does not
 take within 5s of such a signal, or by a second one, is given up); 3 only
 crash residue
 in the tail of a log whose writer is gone, in segments recovery seals
-(--strict makes this 1).`,
+(--strict makes this 1). A reader of the report that went away (stdout a
+pipe closed) ends verify by SIGPIPE, no code; one of stderr changes none.`,
 		Args: wantArgs("at least one log directory or segment file", 1, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runVerify(cmd, args, f)

@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/auditseg/auditseg/internal/cancel"
@@ -141,17 +140,6 @@ func runWrite(cmd *cobra.Command, dir string, f writeFlags) error {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, stopSignals()...)
 	defer signal.Stop(sigs)
-	// write prints nothing on stdout, and what it says on stderr is not
-	// worth the input: a reader of stderr that went away (2>&1 | head)
-	// made SIGPIPE kill the command at its next line, the blocks read and
-	// not committed with it. Taken here, the lines fail and the run goes
-	// on. Notify and Stop, not Ignore: the runtime undoes Ignore of
-	// SIGPIPE for no call (signal.Reset leaves it SIG_IGN), and a command
-	// run in-process (tests, a program embedding it) would leave the
-	// process ignoring it.
-	pipes := make(chan os.Signal, 1)
-	signal.Notify(pipes, syscall.SIGPIPE)
-	defer signal.Stop(pipes)
 	// What the writer reports on its own (a segment recovery left as it
 	// was, a full disk it retries on) reaches the operator, not only a
 	// later verify. --quiet keeps errors only.
