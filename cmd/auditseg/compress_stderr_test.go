@@ -35,14 +35,8 @@ func TestCompressWithStderrClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	er, ew, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	er.Close()
-	defer ew.Close()
 	cmd := exec.Command(bin, "compress-finished", dir)
-	cmd.Stderr = ew
+	cmd.Stderr = closedPipe(t)
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("compress-finished, stderr closed: %v; want exit 0", err)
 	}

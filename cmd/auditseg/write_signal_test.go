@@ -292,11 +292,7 @@ func TestWriteWithStderrClosed(t *testing.T) {
 	bin := buildBinary(t)
 	for _, signalled := range []bool{true, false} {
 		dir := t.TempDir()
-		er, ew, err := os.Pipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		er.Close()
+		ew := closedPipe(t)
 		in, inw, err := os.Pipe()
 		if err != nil {
 			t.Fatal(err)
@@ -402,19 +398,13 @@ func TestWriteGivesSIGPIPEBack(t *testing.T) {
 // failure is 2, not a death by SIGPIPE as the error is printed.
 func TestErrorWithStderrClosed(t *testing.T) {
 	bin := buildBinary(t)
-	er, ew, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	er.Close()
-	defer ew.Close()
 	blocker := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "write", filepath.Join(blocker, "log"))
-	cmd.Stderr = ew
-	err = cmd.Run()
+	cmd.Stderr = closedPipe(t)
+	err := cmd.Run()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != exitUsage {
 		t.Fatalf("write into a path under a file, stderr closed: %v; want exit %d", err, exitUsage)
