@@ -70,13 +70,14 @@
 // # Resources
 //
 // Jobs segments are compressed or verified at once (one CPU slot each),
-// and up to twice as many are in flight, so that one segment's fsyncs wait
-// while another uses the CPU. Each slot keeps, for the whole run, a buffer
-// for the compressed output, which archives are also read back into (a
-// huge-page mapping the size of the compression bound, touched only as far
-// as an archive goes), an encoder and a decoder with their windows
-// (128 KiB at the default level), so memory is at most about Jobs ×
-// (compressed size + 10 MiB). Originals are read with pread, 256 KiB at a time, to be
+// and up to twice as many are in flight, so that one segment's writes,
+// reads back and fsyncs wait while another uses the CPU. Each segment in
+// flight has a buffer for its compressed output, which its archive is
+// also read back into (a huge-page mapping the size of the compression
+// bound, touched only as far as an archive goes, kept for the run), and
+// each slot an encoder and a decoder with their windows (128 KiB at the
+// default level), so memory is at most about 2 × Jobs × compressed size
+// + Jobs × 10 MiB. Originals are read with pread, 256 KiB at a time, to be
 // compressed and compared (their header and footer through a mapping);
 // archives are written and read back with direct I/O where the file
 // system allows (direct.go), bypassing the page cache. Two runs on one directory
@@ -351,8 +352,10 @@ func Run(ctx context.Context, dir string, opts Options) (*Result, error) {
 	var wg sync.WaitGroup
 	for range min(2*opts.Jobs, len(tasks)) {
 		wg.Go(func() {
+			var out outBuf
+			defer out.free()
 			for i := range next {
-				res.Segments[i] = r.do(tasks[i])
+				res.Segments[i] = r.do(tasks[i], &out)
 			}
 		})
 	}

@@ -24,7 +24,7 @@ import (
 //     compress-finished's CPU), and then push out hotter pages.
 //
 // Direct I/O needs the buffer, offset and length aligned to the device's
-// logical block: the slot buffers are 2 MiB aligned, and only the
+// logical block: the output buffers (outBuf) are 2 MiB aligned, and only the
 // directAlign-aligned prefix of an archive is written directly; its last
 // partial block goes through the page cache, then the file is fsynced as
 // before. Where the file system refuses O_DIRECT (tmpfs on older kernels,

@@ -38,8 +38,8 @@ func (p *progress) step(s Step) {
 	p.r.observe(p.ev)
 }
 
-// do runs the protocol on one segment.
-func (r *runner) do(t task) SegmentResult {
+// do runs the protocol on one segment, its archive built in out.
+func (r *runner) do(t task, out *outBuf) SegmentResult {
 	p := &progress{r: r, res: SegmentResult{Seq: t.seq, Original: t.original, Archive: t.archive},
 		ev: Event{Seq: t.seq, Original: t.original, Archive: t.archive}}
 	before, err := os.Lstat(t.original)
@@ -59,7 +59,7 @@ func (r *runner) do(t task) SegmentResult {
 	// the file and the offset that had no data, as every reader of
 	// segments reports it (segment.ChangedError).
 	var res SegmentResult
-	if err := segment.Guard(im.Data, func() { res = r.archive(t, p, before, im) }); err != nil {
+	if err := segment.Guard(im.Data, func() { res = r.archive(t, p, before, im, out) }); err != nil {
 		return p.fail(segment.ChangedRead(t.original, changedWhile, before, err))
 	}
 	return res
@@ -71,7 +71,7 @@ const changedWhile = "being archived"
 
 // archive runs the protocol on the segment do opened: im is its image,
 // before what Lstat said of it first.
-func (r *runner) archive(t task, p *progress, before os.FileInfo, im *segment.Image) SegmentResult {
+func (r *runner) archive(t task, p *progress, before os.FileInfo, im *segment.Image, out *outBuf) SegmentResult {
 	fail, step := p.fail, p.step
 	res, ev := &p.res, &p.ev
 	// The plan is a snapshot: check again what made the segment eligible.
@@ -90,7 +90,7 @@ func (r *runner) archive(t task, p *progress, before os.FileInfo, im *segment.Im
 		return p.failUnlessGone(t, err)
 	}
 	defer src.Close()
-	o := &original{im: im, src: src, size: int64(len(im.Data)), mtime: before.ModTime(), perm: before.Mode().Perm(), gid: -1}
+	o := &original{im: im, src: src, size: int64(len(im.Data)), mtime: before.ModTime(), perm: before.Mode().Perm(), gid: -1, out: out}
 	if st, ok := before.Sys().(*syscall.Stat_t); ok {
 		o.gid = int(st.Gid)
 	}
@@ -186,30 +186,28 @@ func (r *runner) compress(t task, o *original, step func(Step)) (written os.File
 			r.opts.FS.Remove(tmp)
 		}
 	}()
-	err = r.withCPU(func(s *slot) error {
-		out, err := s.encode(r, o)
-		if err != nil {
-			return err
-		}
-		// The header and footer again after the frame, in a frame zstd
-		// skips: readers looking for a time need not decompress.
-		out = segment.AppendSummary(out, o.im.Data)
-		f, err = r.opts.FS.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o640)
-		if err != nil {
-			return fmt.Errorf("create archive: %w", err)
-		}
-		if err := sameAccess(f, o); err != nil {
-			return err
-		}
-		// Mostly direct to the disk (direct.go): ~14 ms for a 64 MiB
-		// segment of text at 1 GB/s, short enough to hold the slot for.
-		if err := writeArchive(f, out); err != nil {
-			return fmt.Errorf("write archive: %w", err)
-		}
-		return nil
+	var out []byte
+	err = r.withCPU(func(s *slot) (err error) {
+		out, err = s.encode(r, o)
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	// The header and footer again after the frame, in a frame zstd
+	// skips: readers looking for a time need not decompress.
+	out = segment.AppendSummary(out, o.im.Data)
+	f, err = r.opts.FS.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("create archive: %w", err)
+	}
+	if err := sameAccess(f, o); err != nil {
+		return nil, err
+	}
+	// Mostly direct to the disk (direct.go), without a CPU slot: another
+	// segment compresses meanwhile.
+	if err := writeArchive(f, out); err != nil {
+		return nil, fmt.Errorf("write archive: %w", err)
 	}
 	step(StepWritten)
 	// The archive keeps its original's modification time, so that archives

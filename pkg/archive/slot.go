@@ -31,6 +31,7 @@ type original struct {
 	// given to its archive (sameAccess).
 	perm os.FileMode
 	gid  int
+	out  *outBuf // of the worker archiving it
 }
 
 // openOriginal opens the segment file at path for reading and checks that
@@ -82,19 +83,11 @@ func changedSince(path string, before os.FileInfo, size int64, now os.FileInfo, 
 const chunkSize = 256 << 10
 
 // slot is the reusable state of one CPU slot: a stream encoder of its own,
-// the buffer the original is read through, the buffer compressed output
-// goes to and archives are read back into, and the comparer that verifies
-// them. The output buffer is a huge-page mapping (segment.AllocHuge)
-// outside the Go heap, released by free: a fresh 64 MiB heap buffer costs
-// ~250 ms of page faults on our VMs, as much as compressing a quarter of a
-// segment. It is touched only as far as the archives it holds go. The
-// read-back overwrites it: the encoder's output has been written by then,
-// and readBack fails unless it read the whole file, so none of that output
-// can pass for what the disk returned.
+// the buffer the original is read through, and the comparer that verifies
+// archives.
 type slot struct {
 	zw    *zstd.Encoder
 	chunk []byte
-	buf   []byte
 	cmp   *segment.ArchiveComparer
 }
 
@@ -107,33 +100,49 @@ func (s *slot) chunks(o *original) *segment.Chunks {
 	return segment.NewChunks(o.im, o.src, s.chunk, segment.ReadProbe)
 }
 
-// ensureBuf makes s.buf a mapping large enough for the archive of an
-// n-byte segment, read back with direct I/O (rounded up to directAlign),
-// replacing a smaller one.
-func (s *slot) ensureBuf(r *runner, n int64) error {
-	size := r.maxArchive(n) + 2*directAlign
-	if len(s.buf) >= size {
-		return nil
-	}
-	_ = segment.Unmap(s.buf)
-	s.buf = nil
-	m, err := segment.AllocHuge(size)
-	if err != nil {
-		return err
-	}
-	s.buf = m
-	return nil
-}
-
 func (s *slot) free() {
-	_ = segment.Unmap(s.buf)
-	s.buf = nil
 	if s.cmp != nil {
 		s.cmp.Close()
 	}
 	if s.zw != nil {
 		s.zw.Close()
 	}
+}
+
+// outBuf is the buffer one segment's archive is compressed into and read
+// back into: one for each segment in flight, not for each CPU slot, so
+// that writing the archive to the disk and reading it back (direct I/O:
+// ~14 and ~5 ms for a 64 MiB segment of text, the CPU idle) happen
+// without a slot, which another segment uses meanwhile. It is a huge-page
+// mapping (segment.AllocHuge) outside the Go heap, kept for the whole run
+// and released by free: a fresh 64 MiB heap buffer costs ~250 ms of page
+// faults on our VMs, as much as compressing a quarter of a segment. It is
+// touched only as far as the archives it holds go. The read-back
+// overwrites it: the encoder's output has been written by then, and
+// readBack fails unless it read the whole file, so none of that output
+// can pass for what the disk returned.
+type outBuf struct{ b []byte }
+
+// ensure makes the buffer a mapping large enough for the archive of an
+// n-byte segment, read back with direct I/O (rounded up to directAlign),
+// replacing a smaller one.
+func (o *outBuf) ensure(r *runner, n int64) error {
+	size := r.maxArchive(n) + 2*directAlign
+	if len(o.b) >= size {
+		return nil
+	}
+	o.free()
+	m, err := segment.AllocHuge(size)
+	if err != nil {
+		return err
+	}
+	o.b = m
+	return nil
+}
+
+func (o *outBuf) free() {
+	_ = segment.Unmap(o.b)
+	o.b = nil
 }
 
 // withCPU runs fn holding one of the Jobs CPU slots. Only compression and
@@ -151,8 +160,8 @@ func (r *runner) maxArchive(n int64) int {
 	return r.bound.MaxEncodedSize(int(n)) + segment.SummaryFrameSize
 }
 
-// encode compresses the original into s.buf as one zstd frame stating the
-// original's size, and returns the frame.
+// encode compresses the original into its outBuf as one zstd frame
+// stating the original's size, and returns the frame.
 func (s *slot) encode(r *runner, o *original) ([]byte, error) {
 	if s.zw == nil {
 		zw, err := zstd.NewWriter(nil, encoderOptions(r.opts)...)
@@ -161,10 +170,10 @@ func (s *slot) encode(r *runner, o *original) ([]byte, error) {
 		}
 		s.zw = zw
 	}
-	if err := s.ensureBuf(r, o.size); err != nil {
+	if err := o.out.ensure(r, o.size); err != nil {
 		return nil, err
 	}
-	w := &boundedWriter{b: s.buf[:0]}
+	w := &boundedWriter{b: o.out.b[:0]}
 	s.zw.ResetContentSize(w, o.size)
 	defer s.zw.Reset(nil) // keep no reference to the buffer
 	c := s.chunks(o)
@@ -199,9 +208,17 @@ func (w *boundedWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// verify reads the archive at path back from the disk (direct.go) and
-// decompresses it, comparing it byte for byte with the original.
+// verify reads the archive at path back from the disk (direct.go),
+// without a CPU slot, and decompresses it, comparing it byte for byte
+// with the original.
 func (r *runner) verify(path string, o *original) error {
+	if err := o.out.ensure(r, o.size); err != nil {
+		return err
+	}
+	b, err := readBack(r.ctx, path, o.out.b)
+	if err != nil {
+		return err
+	}
 	return r.withCPU(func(s *slot) error {
 		if s.cmp == nil {
 			c, err := segment.NewArchiveComparer()
@@ -210,14 +227,7 @@ func (r *runner) verify(path string, o *original) error {
 			}
 			s.cmp = c
 		}
-		if err := s.ensureBuf(r, o.size); err != nil {
-			return err
-		}
-		b, err := readBack(r.ctx, path, s.buf)
-		if err != nil {
-			return err
-		}
-		err = s.cmp.CompareReader(path, b, o.src.Name(), s.chunks(o), o.size)
+		err := s.cmp.CompareReader(path, b, o.src.Name(), s.chunks(o), o.size)
 		// Read through views, a file cut inside a page reads as zeros
 		// from its new end to the page's, without a fault: a difference
 		// found there is the original's change, not the archive's damage
