@@ -68,3 +68,29 @@ func TalliedFooter(img []byte, seq uint64, t Tally, d *DigestStream, flags uint3
 	f.Digest = d.Sum(img, t.Off)
 	return f
 }
+
+// RecordTally is what a check of a segment's DATA frames gathers besides
+// their CRCs (ScanCheckIn, and Add for the frames a walk hands over): the
+// footer's record count and time range, and the range of timestamps a
+// record passes without a closer look.
+type RecordTally struct {
+	Records          uint64
+	MinTime, MaxTime int64 // the records' extremes, once Records > 0
+	TimeLo, TimeHi   int64 // timestamps accepted without a closer look
+}
+
+// NewRecordTally starts a tally accepting every timestamp.
+func NewRecordTally() RecordTally {
+	return RecordTally{MinTime: math.MaxInt64, MaxTime: math.MinInt64, TimeLo: math.MinInt64, TimeHi: math.MaxInt64}
+}
+
+// Add counts the record ending at end, stamped ts, and reports whether
+// what its CRC does not cover passes: its timestamp is in [TimeLo, TimeHi]
+// and its alignment padding, covered only by the digest, is zero. win
+// holds the segment's bytes from base on; padding outside it does not
+// pass (the caller looks closer). Small enough to inline.
+func (t *RecordTally) Add(win []byte, base, end, ts int64) bool {
+	t.Records++
+	t.MinTime, t.MaxTime = min(t.MinTime, ts), max(t.MaxTime, ts)
+	return ts >= t.TimeLo && ts <= t.TimeHi && PaddingZero(win, end-base)
+}

@@ -420,6 +420,24 @@ func ScanData(img []byte, seq uint64, from, to int64, fn func(off, ts int64, crc
 // in the window, without judging it. Offsets, from, to and the result are
 // segment offsets.
 func ScanDataIn(win []byte, base, size int64, seq uint64, from, to int64, fn func(off, ts int64, crc uint32, payload []byte)) int64 {
+	return scanDataIn(win, base, size, seq, from, to, fn, nil, nil)
+}
+
+// ScanCheckIn is ScanDataIn for a check of every record (verify): rather
+// than a call per DATA frame, each is tallied in t (RecordTally.Add) in the
+// scan's own loop, and only a record that Add does not pass goes to odd,
+// with its offset, length (header included) and time, once tallied. The
+// call per frame cost ~25 instructions a record, 4 % of a full check of
+// 100-byte records (BenchmarkCheckImage, counted with callgrind).
+func ScanCheckIn(win []byte, base, size int64, seq uint64, from, to int64, t *RecordTally, odd func(off, length, ts int64)) int64 {
+	return scanDataIn(win, base, size, seq, from, to, nil, t, odd)
+}
+
+// scanDataIn is ScanDataIn (fn not nil) and ScanCheckIn (t and odd): one
+// loop for both, its test of fn costing ScanDataIn ~6 instructions a
+// frame, against a second copy of its 60 lines.
+func scanDataIn(win []byte, base, size int64, seq uint64, from, to int64, fn func(off, ts int64, crc uint32, payload []byte),
+	t *RecordTally, odd func(off, length, ts int64)) int64 {
 	seed := FrameSeed(seq)
 	// Frames are taken three at a time so that their CRCs can be computed
 	// interleaved (frameCRCs): every check but the CRC first, in order,
@@ -433,14 +451,21 @@ func ScanDataIn(win []byte, base, size int64, seq uint64, from, to int64, fn fun
 		data [3]bool
 		f    Frame // a slot off the DATA path, judged by frameIn
 	)
-	off, dataLimit := from, DataLimit(size)
+	var tl RecordTally
+	if t != nil {
+		// A copy, written back once (a fault in the window included): no
+		// load and store per record through t.
+		tl = *t
+		defer func() { *t = tl }()
+	}
+	off, dataLimit, winEnd := from, DataLimit(size), int64(len(win))-FrameHeaderSize
 	for off < to {
 		n, next := 0, off
 		for n < len(offs) && next < to {
 			// The slot met nearly always, a DATA frame wholly in the
 			// window, is checked here, in line, as frameIn would check
 			// it; anything else goes to frameIn.
-			if i := next - base; i >= 0 && i <= int64(len(win))-FrameHeaderSize && next >= HeaderSize && next%Alignment == 0 {
+			if i := next - base; i >= 0 && i <= winEnd && next >= HeaderSize && next&(Alignment-1) == 0 {
 				l := int64(LoadLength(win, i)) // as frameIn: the commit word first
 				h := win[i : i+FrameHeaderSize]
 				// Type DATA, flags and reserved bytes zero: one 32-bit compare.
@@ -476,8 +501,13 @@ func ScanDataIn(win []byte, base, size int64, seq uint64, from, to int64, fn fun
 			if sums[i] != crcs[i] {
 				return offs[i]
 			}
-			if data[i] {
+			if !data[i] {
+				continue
+			}
+			if fn != nil {
 				fn(offs[i], ts[i], crcs[i], cov[i][FrameHeaderSize-8:])
+			} else if l := int64(len(cov[i])) + 8; !tl.Add(win, base, offs[i]+l, ts[i]) {
+				odd(offs[i], l, ts[i])
 			}
 		}
 		off = next

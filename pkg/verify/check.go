@@ -134,12 +134,8 @@ type checker struct {
 	judge            segment.Refusal
 	refused, resumed bool
 
-	records uint64
-	// minTime and maxTime are the records' extremes, once records > 0.
-	minTime, maxTime int64
-	// tsLo and tsHi bound the timestamps data passes without a closer
-	// look (timeBounds).
-	tsLo, tsHi int64
+	// t tallies the records; its time bounds are timeBounds'.
+	t segment.RecordTally
 }
 
 // refuse notes damage for which recovery leaves the segment unsealed
@@ -449,7 +445,7 @@ func checkEnds(e *ends, r *result, o *Options) {
 // newChecker starts the check of r with judge, recovery's judgment of
 // the segment's header (RecoveryRefusal), which may refuse it already.
 func newChecker(o *Options, r *result, judge segment.Refusal) *checker {
-	c := &checker{o: o, r: r, minTime: math.MaxInt64, maxTime: math.MinInt64, judge: judge}
+	c := &checker{o: o, r: r, t: segment.NewRecordTally(), judge: judge}
 	if why := c.judge.Refused(); why != nil {
 		c.refuse(why) // its header
 	}
@@ -539,16 +535,16 @@ func (c *checker) checkSealed(d [segment.DigestSize]byte) {
 		// finding for the same bytes would only be noise.
 		return
 	}
-	if c.records != ft.Records {
-		c.addFound(c.finding(Footer, at, 0, fmt.Sprintf("footer counts %d records, the segment holds %d", ft.Records, c.records)), false)
+	if c.t.Records != ft.Records {
+		c.addFound(c.finding(Footer, at, 0, fmt.Sprintf("footer counts %d records, the segment holds %d", ft.Records, c.t.Records)), false)
 	}
-	if c.records == 0 && (ft.MinTime != 0 || ft.MaxTime != 0) {
+	if c.t.Records == 0 && (ft.MinTime != 0 || ft.MaxTime != 0) {
 		c.addFound(c.finding(Footer, at, 0, fmt.Sprintf("footer time range [%s, %s], but the segment holds no records",
 			fmtTime(ft.MinTime), fmtTime(ft.MaxTime))), false)
 	}
-	if c.records > 0 && (c.minTime != ft.MinTime || c.maxTime != ft.MaxTime) {
+	if c.t.Records > 0 && (c.t.MinTime != ft.MinTime || c.t.MaxTime != ft.MaxTime) {
 		c.addFound(c.finding(Footer, at, 0, fmt.Sprintf("footer time range [%s, %s], the records span [%s, %s]",
-			fmtTime(ft.MinTime), fmtTime(ft.MaxTime), fmtTime(c.minTime), fmtTime(c.maxTime))), false)
+			fmtTime(ft.MinTime), fmtTime(ft.MaxTime), fmtTime(c.t.MinTime), fmtTime(c.t.MaxTime))), false)
 	}
 	if !r.rep.DigestOK {
 		c.addFound(c.finding(Footer, at, 0, fmt.Sprintf("digest does not match the contents (stored %x, computed %x)",

@@ -11,7 +11,7 @@ import (
 )
 
 // The frame walk of one segment: every frame checked with the shared
-// walker (segment.Walk), its fast path (segment.ScanData) and the window
+// walker (segment.Walk), its fast path (segment.ScanCheckIn) and the window
 // (window.go), and the findings the frames make.
 
 // eventBufs holds the walks' event buffers (25 KiB each), reused from one
@@ -37,14 +37,9 @@ func (c *checker) walk() {
 		eventBufs.Put(bp)
 	}()
 	// The common case first, without events: committed DATA and PAD
-	// frames (ScanData makes every check the walk does); the walk takes
+	// frames (ScanCheckIn makes every check the walk does); the walk takes
 	// over at the first slot that is anything else.
 	scan := c.valid == int64(len(c.img))
-	data := func(off, ts int64, _ uint32, p []byte) {
-		if n := int64(segment.FrameHeaderSize + len(p)); !c.tally(c.img, 0, off+n, ts) {
-			c.dataFindings(off, n, ts)
-		}
-	}
 	w := c.win
 	// A segment not sealed is read through its mapping (a writer may
 	// still fill it: no window), and what the walk passed stayed mapped
@@ -58,23 +53,18 @@ func (c *checker) walk() {
 			c.zeros.release(c.img, off)
 		}
 	}
-	dataIn := func(off, ts int64, _ uint32, p []byte) {
-		if n := int64(segment.FrameHeaderSize + len(p)); !c.tally(w.bytes(), w.base, off+n, ts) {
-			c.dataFindings(off, n, ts)
-		}
-	}
 	for off := int64(segment.HeaderSize); ; {
 		if scan {
 			var next int64
 			if w != nil {
-				next = w.scan(c.seq, int64(len(c.img)), off, limit, c.img, dataIn)
+				next = w.scan(c.seq, int64(len(c.img)), off, limit, c.img, &c.t, c.dataFindings)
 			} else {
 				for next = off; ; {
 					to := limit
 					if blocked {
 						to = min(limit, next&^(segment.ReleaseBlock-1)+segment.ReleaseBlock)
 					}
-					n := segment.ScanData(c.img, c.seq, next, to, data)
+					n := segment.ScanCheckIn(c.img, 0, int64(len(c.img)), c.seq, next, to, &c.t, c.dataFindings)
 					leave(n)
 					if next = n; n < to || to == limit {
 						break
@@ -107,8 +97,8 @@ func (c *checker) walk() {
 			// all at once: a segment of them, whole.
 			batch = evs[:0:1]
 		} else if scan && blocked {
-			// Walked through the mapping, the slot ScanData stopped at
-			// alone: the frames after it are ScanData's again, a block
+			// Walked through the mapping, the slot ScanCheckIn stopped at
+			// alone: the frames after it are ScanCheckIn's again, a block
 			// at a time. A batch of large ones held many blocks at once.
 			batch = evs[:0:1]
 		}
@@ -133,7 +123,7 @@ func (c *checker) walk() {
 		w = c.zeros
 	}
 	c.afterEnd(limit, w)
-	r.rep.Records = c.records
+	r.rep.Records = c.t.Records
 	r.rep.EndOffset = r.endAt
 }
 
@@ -201,7 +191,7 @@ func (c *checker) event(ev *segment.Event, limit int64, frames *int) {
 		*frames++
 		c.resumed = true
 		if ev.Frame.Type == segment.TypeData {
-			if n := int64(ev.Frame.Length); !c.tally(c.img, 0, ev.Offset+n, ev.Frame.Time) {
+			if n := int64(ev.Frame.Length); !c.t.Add(c.img, 0, ev.Offset+n, ev.Frame.Time) {
 				c.dataFindings(ev.Offset, n, ev.Frame.Time)
 			}
 		}
@@ -266,39 +256,26 @@ func (c *checker) tornTail(ev *segment.Event, reason string) {
 	c.r.tornTail = &f
 }
 
-// tally checks what the CRC cannot, the record's alignment padding and its
-// timestamp, and tallies the footer's fields, for every record: it counts
-// the record ending at end and reports whether its padding and time pass;
-// dataFindings, out of line, makes the findings when they do not. win
-// holds the segment's bytes from base on. Small enough to inline.
-func (c *checker) tally(win []byte, base, end, ts int64) bool {
-	c.records++
-	c.minTime, c.maxTime = min(c.minTime, ts), max(c.maxTime, ts)
-	// The CRC stops at the record's end; the padding up to the next frame
-	// is zero when written and is covered only by the digest.
-	return ts >= c.tsLo && ts <= c.tsHi && segment.PaddingZero(win, end-base)
-}
-
-// timeBounds sets the range of record timestamps that data accepts
-// without a look at dataFindings: all of them unless Options.TimeTolerance
-// and the header say otherwise.
+// timeBounds sets the range of record timestamps that the tally (c.t)
+// accepts without a look at dataFindings: all of them unless
+// Options.TimeTolerance and the header say otherwise.
 func (c *checker) timeBounds() {
-	c.tsLo, c.tsHi = math.MinInt64, math.MaxInt64
+	c.t.TimeLo, c.t.TimeHi = math.MinInt64, math.MaxInt64
 	if tol := int64(c.o.TimeTolerance); tol >= 0 && c.known {
 		// Saturating: a huge tolerance, or a forged creation or sealing
 		// time near the ends of int64, must not wrap around.
 		if c.created >= math.MinInt64+tol {
-			c.tsLo = c.created - tol
+			c.t.TimeLo = c.created - tol
 		}
 		if c.r.sealed && c.r.footer.SealedAt <= math.MaxInt64-tol {
-			c.tsHi = c.r.footer.SealedAt + tol
+			c.t.TimeHi = c.r.footer.SealedAt + tol
 		}
 	}
 }
 
-// dataFindings makes the findings for a record tally did not pass: its
-// padding, its time, or both. Never inlined, so that the per-record path
-// stays small.
+// dataFindings makes the findings for a record the tally (RecordTally.Add)
+// did not pass: its padding, its time, or both. Never inlined, so that the
+// per-record path stays small.
 //
 //go:noinline
 func (c *checker) dataFindings(off, length, ts int64) {
@@ -310,10 +287,10 @@ func (c *checker) dataFindings(off, length, ts int64) {
 	if c.o.TimeTolerance < 0 || !c.known {
 		return
 	}
-	if ts < c.tsLo {
+	if ts < c.t.TimeLo {
 		c.addFound(c.finding(Torn, off, 0, fmt.Sprintf("record timestamp %s is %v before the segment was created (%s)",
 			fmtTime(ts), time.Duration(c.created-ts), fmtTime(c.created))), false)
-	} else if ts > c.tsHi {
+	} else if ts > c.t.TimeHi {
 		c.addFound(c.finding(Torn, off, 0, fmt.Sprintf("record timestamp %s is %v after the segment was sealed (%s)",
 			fmtTime(ts), time.Duration(ts-c.r.footer.SealedAt), fmtTime(c.r.footer.SealedAt))), false)
 	}

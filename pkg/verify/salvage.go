@@ -2,7 +2,6 @@ package verify
 
 import (
 	"errors"
-	"math"
 
 	"github.com/auditseg/auditseg/pkg/segment"
 )
@@ -40,7 +39,7 @@ func checkSalvaged(path string, r *result, o *Options) {
 // rest, which the archive's finding covers.
 func checkPrefix(im *segment.Image, r *result, o *Options) {
 	r.rep.Archived, r.rep.Bytes = true, int64(len(im.Data))
-	c := &checker{o: o, r: r, img: im.Data, valid: im.Valid(), minTime: math.MaxInt64, maxTime: math.MinInt64,
+	c := &checker{o: o, r: r, img: im.Data, valid: im.Valid(), t: segment.NewRecordTally(),
 		judge: im.RecoveryRefusal()}
 	if im.HeaderErr != nil {
 		c.addFound(findingFromErr(Torn, im.Path, r.rep.Seq, im.HeaderErr), true)
@@ -88,5 +87,5 @@ walk:
 		off = last.Offset + last.Len
 	}
 	c.afterEnd(limit, nil)
-	r.rep.Records, r.rep.EndOffset = c.records, r.endAt
+	r.rep.Records, r.rep.EndOffset = c.t.Records, r.endAt
 }

@@ -324,17 +324,18 @@ func (w *window) sum(img []byte, end int64) [segment.DigestSize]byte {
 	return w.digest.Sum(img, end)
 }
 
-// scan is segment.ScanData through the window: it returns where the
+// scan is segment.ScanCheckIn through the window: it returns where the
 // committed DATA and PAD frames from off stop, for the walker to go on
-// from there. fn is called with the window's bytes.
-func (w *window) scan(seq uint64, size, off, limit int64, img []byte, fn func(off, ts int64, crc uint32, p []byte)) int64 {
+// from there, having tallied their records in t (odd: those it did not
+// pass).
+func (w *window) scan(seq uint64, size, off, limit int64, img []byte, t *segment.RecordTally, odd func(off, length, ts int64)) int64 {
 	for off < limit {
 		if off < w.base || off+segment.FrameHeaderSize > w.end() {
 			if !w.fill(img, off) {
 				break
 			}
 		}
-		next := segment.ScanDataIn(w.bytes(), w.base, size, seq, off, limit, fn)
+		next := segment.ScanCheckIn(w.bytes(), w.base, size, seq, off, limit, t, odd)
 		w.hash(img, next)
 		if next == off {
 			// Either the frame at off runs past the window, which is
