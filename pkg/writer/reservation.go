@@ -67,11 +67,15 @@ func (w *Writer) Reserve(n int) (Reservation, error) {
 }
 
 // Bytes is the record's space in the mapped file, n bytes long; nil for
-// the zero Reservation a failed Reserve returns. The caller's stores into
-// it are beyond the writer's fault guard: if the segment file was
-// truncated under the writer, one past the cut kills the process (SIGBUS).
+// the zero Reservation a failed Reserve returns, and once r was committed
+// or aborted: a store through a slice asked for then would land on the
+// committed record, past its CRC (a torn record, verify exit 1), or on
+// the padding, and a slice taken before must not be used after either.
+// The caller's stores into it are beyond the writer's fault guard: if the
+// segment file was truncated under the writer, one past the cut kills the
+// process (SIGBUS).
 func (r *Reservation) Bytes() []byte {
-	if r.s == nil {
+	if r.s == nil || r.done {
 		return nil
 	}
 	start := r.off + segment.FrameHeaderSize
