@@ -110,7 +110,7 @@ them (their records were not printed), and reading goes on with the next
 segment. A segment missing while the one before it is still there is
 damage, even if tail had listed it. A cursor whose segment was removed
 between runs resumes at the oldest segment, with a warning naming the
-segments removed since it was stored.
+segments removed since it was stored; so does a --from in such a segment.
 
 Exit codes: 0 success (also when interrupted, or when segments were removed
 while they were read); 1 damage was reported and skipped (a dead writer's
@@ -153,23 +153,37 @@ func (f tailFlags) start(ctx context.Context, cmd *cobra.Command, dir string, no
 	// The flags are checked even when a cursor takes over: a mistake in
 	// them must show on the first run, not only once the cursor is lost.
 	opts, err := f.startFromFlags(cmd, now)
+	var fromGone string // said only if --from, not a cursor, says where to start
 	if err == nil && cmd.Flags().Changed("from") {
 		err = checkFromArea(ctx, dir, f.from)
+		pos, _ := segment.ParsePosition(f.from) // parsed already
 		if err == nil && f.follow && f.cursorFile == "" {
-			pos, _ := segment.ParsePosition(f.from) // parsed already
 			if w := followFromWarning(ctx, dir, pos); w != "" {
 				fmt.Fprintf(cmd.ErrOrStderr(), "auditseg tail: warning: %s\n", w)
 			}
 		}
+		fromGone = fromRemoved(dir, pos)
 	}
-	if err != nil || f.cursorFile == "" {
+	warnFromGone := func() {
+		if fromGone != "" {
+			fmt.Fprintf(cmd.ErrOrStderr(), "auditseg tail: warning: %s\n", fromGone)
+		}
+	}
+	if err != nil {
 		return opts, err
+	}
+	if f.cursorFile == "" {
+		warnFromGone()
+		return opts, nil
 	}
 	if err := checkCursorDir(f.cursorFile); err != nil {
 		return opts, err
 	}
 	c, ok, err := readCursor(ctx, f.cursorFile)
 	if err != nil || !ok {
+		if err == nil {
+			warnFromGone()
+		}
 		return opts, err
 	}
 	behind, err := checkCursor(ctx, dir, f.cursorFile, c)

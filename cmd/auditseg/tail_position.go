@@ -68,6 +68,29 @@ func checkFromArea(ctx context.Context, dir, from string) error {
 	return fmt.Errorf("--from %s: %s", from, where)
 }
 
+// fromRemoved is the warning for a --from position whose segment is no
+// longer in the log at dir, older than its oldest segment: retention
+// removed it. The reader then starts at the oldest segment there, rightly
+// (the first record at or after pos that the log holds), but the records
+// from pos up to that segment are lost to the run, which said nothing of
+// it where a cursor file at such a position is warned of (removedBehind).
+// Empty when the segment is there, or for a single segment file.
+func fromRemoved(dir string, pos segment.Position) string {
+	if isFile(dir) || pos.Seq == 0 {
+		return ""
+	}
+	l, err := segment.List(dir)
+	if err != nil || len(l.Segments) == 0 || pos.Seq >= l.Segments[0].Seq {
+		return ""
+	}
+	first := l.Segments[0].Seq
+	gone := fmt.Sprintf("segment %d is no longer in %s (removed by retention?): its", pos.Seq, filepath.Clean(dir))
+	if first-1 > pos.Seq {
+		gone = fmt.Sprintf("segments %d to %d are no longer in %s (removed by retention?): their", pos.Seq, first-1, filepath.Clean(dir))
+	}
+	return fmt.Sprintf("--from %s: %s records from %s on were not read; starting at segment %d, the oldest there", pos, gone, pos, first)
+}
+
 // followFromWarning says what `tail -f --from pos` passes over when the
 // log holds no record at or after pos yet: the records the writer
 // appends to pos's segment before pos. Without -f, such a run prints

@@ -127,3 +127,49 @@ func TestTailCursorOutsideRecordArea(t *testing.T) {
 		}
 	}
 }
+
+// TestTailFromRemovedSegment: `tail --from` at a position in a segment
+// retention removed starts at the oldest segment there, and says which
+// segments' records it could not read. It said nothing: a replay from a
+// position kept elsewhere (a consumer's own record of where it was) lost
+// the records up to the oldest segment without a word, where a cursor
+// file at the same position is warned of. A position in a segment that is
+// there, or segment 0 (before any), gets no warning, nor does --from when
+// a cursor file holds the position. (With -f the warning comes from the
+// same check, made before the follow starts.)
+func TestTailFromRemovedSegment(t *testing.T) {
+	dir := t.TempDir()
+	pos := timedLog(t, dir, 7000, time.Unix(1_700_000_000, 0))
+	if pos[len(pos)-1].Seq < 4 {
+		t.Fatalf("only %d segments", pos[len(pos)-1].Seq)
+	}
+	for _, s := range []uint64{1, 2} {
+		if err := os.Remove(filepath.Join(dir, segment.FileName(s))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first := 0 // the first record of segment 3
+	for pos[first].Seq < 3 {
+		first++
+	}
+	want := recLines(first, len(pos))
+	for _, tc := range []struct{ from, warn string }{
+		{"1:64", fmt.Sprintf("auditseg tail: warning: --from 1:64: segments 1 to 2 are no longer in %s (removed by retention?): their records from 1:64 on were not read; starting at segment 3, the oldest there\n", dir)},
+		{"2:128", fmt.Sprintf("auditseg tail: warning: --from 2:128: segment 2 is no longer in %s (removed by retention?): its records from 2:128 on were not read; starting at segment 3, the oldest there\n", dir)},
+		{"3:0", ""},
+		{"0:0", ""},
+	} {
+		out, stderr, code := execute(t, nil, "tail", "--from", tc.from, dir)
+		if code != exitOK || out != want || stderr != tc.warn {
+			t.Errorf("--from %s: exit %d, %d bytes printed (want %d), stderr %q, want %q", tc.from, code, len(out), len(want), stderr, tc.warn)
+		}
+	}
+	cur := filepath.Join(t.TempDir(), "cursor")
+	if err := os.WriteFile(cur, []byte(pos[first].String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, code := execute(t, nil, "tail", "--from", "1:64", "--cursor-file", cur, dir)
+	if code != exitOK || out != recLines(first+1, len(pos)) || stderr != "" {
+		t.Errorf("with a cursor file: exit %d, %d bytes printed, stderr %q, want no warning", code, len(out), stderr)
+	}
+}
