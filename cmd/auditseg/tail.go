@@ -179,6 +179,9 @@ func (f tailFlags) start(ctx context.Context, cmd *cobra.Command, dir string, no
 	if err := checkCursorDir(f.cursorFile); err != nil {
 		return opts, err
 	}
+	if err := checkCursorName(dir, f.cursorFile); err != nil {
+		return opts, err
+	}
 	c, ok, err := readCursor(ctx, f.cursorFile)
 	if err != nil || !ok {
 		if err == nil {

@@ -308,6 +308,35 @@ func checkCursorDir(path string) error {
 	return storeError(path, "its directory", err)
 }
 
+// checkCursorName refuses a cursor file that would take the name of one
+// of the log's own files in the log directory of dir (dir itself, or the
+// directory of a segment file given instead): a segment, an archive, one
+// of their temporary files, or LOCK. Such a name made tail store the
+// cursor as a segment the writer had yet to reach: the next writer
+// recovered it as a damaged segment and went on after it, and verify
+// reported a gap up to it and a torn header for ever (exit 1); at an
+// existing name it is refused anyway (not a cursor file).
+func checkCursorName(dir, path string) error {
+	name := strings.TrimSuffix(filepath.Base(path), segment.TempExt)
+	if _, _, ok := segment.ParseName(name); !ok && name != segment.LockName {
+		return nil
+	}
+	logDir := dir
+	if isFile(dir) {
+		logDir = filepath.Dir(dir)
+	}
+	ld, err := os.Stat(logDir)
+	if err != nil {
+		return nil // the reader reports it
+	}
+	cd, err := os.Stat(filepath.Dir(path))
+	if err != nil || !os.SameFile(ld, cd) {
+		return nil
+	}
+	return fmt.Errorf("cursor file %s: %s is the name of one of the log's own files in %s: keep the cursor file under another name, outside the log directory",
+		path, filepath.Base(path), filepath.Clean(logDir))
+}
+
 // storeError is err, from storing the cursor file at path (step: what of
 // it failed, "" for the file itself), naming path alone: the temporary
 // file's name, or the directory's, would only puzzle its reader.

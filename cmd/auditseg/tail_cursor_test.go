@@ -273,3 +273,46 @@ func TestTailCursorSegmentZero(t *testing.T) {
 		}
 	}
 }
+
+// TestTailCursorNamedAsTheLogsFile: a cursor file given a name the log
+// uses in its own directory (a segment the writer has yet to reach, its
+// archive or temporary file, LOCK) is refused before anything is printed
+// (exit 2) and not made. `tail --cursor-file DIR/<segment 9's name> DIR`
+// stored the cursor as segment 9: the next writer recovered it as a
+// damaged segment and continued after it, and verify reported a gap and a
+// torn header from then on (exit 1). A segment's name in another
+// directory is only a name; one given as the single-file argument's
+// directory is the log's.
+func TestTailCursorNamedAsTheLogsFile(t *testing.T) {
+	dir := t.TempDir()
+	if _, stderr, code := execute(t, []byte("a\nb\n"), "write", "-q", "--segment-size", "64KiB", dir); code != 0 {
+		t.Fatal(stderr)
+	}
+	before, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{segment.FileName(9), segment.ArchiveName(9), segment.FileName(9) + segment.TempExt, segment.LockName} {
+		cur := filepath.Join(dir, name)
+		for _, arg := range []string{dir, filepath.Join(dir, segment.FileName(1))} {
+			out, stderr, code := execute(t, nil, "tail", "-n", "1", "--cursor-file", cur, arg)
+			if code != exitUsage || out != "" || !strings.Contains(stderr, fmt.Sprintf("cursor file %s: %s is the name of one of the log's own files in %s", cur, name, dir)) {
+				t.Errorf("tail --cursor-file %s %s: exit %d, out %q, stderr %q", cur, arg, code, out, stderr)
+			}
+		}
+	}
+	after, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Fatalf("the log directory held %d files, %d after", len(before), len(after))
+	}
+	if _, stderr, code := execute(t, nil, "verify", dir); code != 0 {
+		t.Fatalf("verify: exit %d: %s", code, stderr)
+	}
+	elsewhere := filepath.Join(t.TempDir(), segment.FileName(9))
+	if out, stderr, code := execute(t, nil, "tail", "-n", "1", "--cursor-file", elsewhere, dir); code != exitOK || out != "b\n" {
+		t.Fatalf("a segment's name outside the log: exit %d, out %q, stderr %q", code, out, stderr)
+	}
+}
