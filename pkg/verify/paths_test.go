@@ -12,7 +12,8 @@ import (
 // TestPathsNameEachSegmentOnce: arguments that name the same log or
 // segment in other words (a segment file and its directory, in either
 // order; the directory through a symbolic link; one file by two names)
-// check it once, in one log. Only the same words were merged: a segment
+// check it once, in one log, and so does a hard link to a segment under
+// another name. Only the same words were merged: a segment
 // given before its directory was taken out of the directory's log, which
 // then reported a gap where it was ("segment 2 is missing between 1 and
 // 3", exit 1, for a clean log), and a log or segment named twice was
@@ -27,6 +28,10 @@ func TestPathsNameEachSegmentOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	viaLink := filepath.Join(link, segment.FileName(2))
+	hard := filepath.Join(t.TempDir(), "copy-of-2.seg")
+	if err := os.Link(s2.path, hard); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name     string
 		paths    []string
@@ -37,6 +42,9 @@ func TestPathsNameEachSegmentOnce(t *testing.T) {
 		{"directory, then through a link", []string{l.dir, link}, 3},
 		{"segment through a link, then its directory", []string{viaLink, l.dir}, 3},
 		{"one segment by two names", []string{s2.path, viaLink}, 1},
+		{"directory, then a hard link to a segment elsewhere", []string{l.dir, hard}, 3},
+		{"a hard link to a segment elsewhere, then its directory", []string{hard, l.dir}, 3},
+		{"a segment and a hard link to it", []string{s2.path, hard}, 1},
 	} {
 		rep, err := Paths(c.paths, Options{})
 		if err != nil {

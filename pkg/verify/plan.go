@@ -63,6 +63,7 @@ func plan(paths []string, o *Options) ([]*unit, []job, error) {
 	fileUnits := map[string]*unit{}
 	listed := map[string]map[string]bool{} // the names in whole[id]'s listing, once a file argument asks
 	seen := map[string]bool{}
+	var fileIDs map[string]bool // of the files planned, once a file argument asks
 	addJob := func(u *unit, id, p string, notRegular error) {
 		if key := id + "/" + filepath.Base(p); !seen[key] {
 			seen[key] = true
@@ -96,6 +97,19 @@ func plan(paths []string, o *Options) ([]*unit, []job, error) {
 				continue
 			}
 		}
+		// A hard link to a segment, elsewhere or under another name, is
+		// that segment named in other words: checked once, where it was
+		// first planned. Only file arguments are merged so: two names of
+		// one file inside a listing are a damaged log, each reported.
+		if fid, ok := fileID(a.path); ok {
+			if fileIDs == nil {
+				fileIDs = listedIDs(whole)
+			}
+			if fileIDs[fid] {
+				continue
+			}
+			fileIDs[fid] = true
+		}
 		u := fileUnits[id]
 		if u == nil {
 			u = &unit{dir: dir}
@@ -120,6 +134,29 @@ func dirID(dir string) string {
 		return "name " + dir
 	}
 	return fmt.Sprintf("%d:%d", st.Dev, st.Ino)
+}
+
+// fileID names the file at path (not followed) by its device and inode.
+func fileID(path string) (string, bool) {
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return "", false
+	}
+	return fmt.Sprintf("%d:%d", st.Dev, st.Ino), true
+}
+
+// listedIDs returns the identities of the regular files the listings of
+// the whole logs hold.
+func listedIDs(whole map[string]*unit) map[string]bool {
+	ids := map[string]bool{}
+	for _, u := range whole {
+		for _, e := range u.listing.Segments {
+			if id, ok := fileID(e.Path); ok {
+				ids[id] = true
+			}
+		}
+	}
+	return ids
 }
 
 // names returns the names of the segments and archives u's listing holds.
