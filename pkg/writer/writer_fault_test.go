@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/auditseg/auditseg/internal/crashtest"
+	"github.com/auditseg/auditseg/internal/testfs"
 	"github.com/auditseg/auditseg/pkg/segment"
 	"github.com/auditseg/auditseg/pkg/verify"
 	"github.com/auditseg/auditseg/pkg/writer"
@@ -330,36 +331,31 @@ func crashedLog(t *testing.T, dir string) map[segment.Position][]byte {
 	return acked
 }
 
-// copyDir copies the regular files of src into dst, adding the temporary
-// file an interrupted segment creation leaves.
+// copyDir copies the regular files of src into dst, as they were at one
+// instant (testfs.CopyFiles), adding the temporary file an interrupted
+// segment creation leaves.
 func copyDir(t *testing.T, src, dst string) {
 	t.Helper()
-	des, err := os.ReadDir(src)
+	testfs.CopyFiles(t, src, dst)
+	l, err := segment.List(dst)
 	if err != nil {
 		t.Fatal(err)
 	}
-	last := uint64(0)
-	for _, de := range des {
-		if !de.Type().IsRegular() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(src, de.Name()))
-		if errors.Is(err, os.ErrNotExist) {
-			continue // a temporary file renamed meanwhile
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, de.Name()), b, 0o640); err != nil {
-			t.Fatal(err)
-		}
-		if seq, _, ok := segment.ParseName(de.Name()); ok {
-			last = max(last, seq)
-		}
-	}
-	tmp := filepath.Join(dst, segment.FileName(last+1)+segment.TempExt)
+	tmp := filepath.Join(dst, segment.FileName(l.NextSeq())+segment.TempExt)
 	if err := os.WriteFile(tmp, make([]byte, 4096), 0o640); err != nil {
 		t.Fatal(err)
+	}
+	// What a crash leaves: verify finds crash residue only (and temporary
+	// files, which recovery removes). A copy that is no crash's would fail
+	// the tests that use it for what the writer did not do.
+	rep, err := verify.Dir(dst, verify.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range rep.Findings {
+		if !f.Residue && !strings.HasSuffix(f.Path, segment.SegmentExt+segment.TempExt) {
+			t.Fatalf("the copy of a live writer's log is no crash's: %+v", f)
+		}
 	}
 }
 
