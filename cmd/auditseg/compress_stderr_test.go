@@ -27,14 +27,11 @@ func TestCompressWithStderrClosed(t *testing.T) {
 	testlog.Write(t, dir, writer.Options{SegmentSize: segment.MinSegmentSize}, 600, // ~10 segments of 64 KiB
 		func(int) []byte { return rec })
 	damaged := filepath.Join(dir, segment.FileName(2))
-	f, err := os.OpenFile(damaged, os.O_WRONLY, 0)
-	if err != nil {
+	// Inverted, not set to 0xff: the byte is one of segment 1's digest,
+	// in the previous-digest field, which is 0xff once in 256 runs.
+	if err := flipByte(damaged, segment.MinSegmentSize-60); err != nil { // in its footer
 		t.Fatal(err)
 	}
-	if _, err := f.WriteAt([]byte{0xff}, segment.MinSegmentSize-60); err != nil { // in its footer
-		t.Fatal(err)
-	}
-	f.Close()
 	cmd := exec.Command(bin, "compress-finished", dir)
 	cmd.Stderr = closedPipe(t)
 	if err := cmd.Run(); err != nil {
