@@ -294,12 +294,7 @@ func checkImage(im *segment.Image, r *result, o *Options, w *window) {
 	c.img, c.valid = im.Data, im.Valid()
 	hdr := im.Header
 	if im.HeaderErr != nil {
-		f := findingFromErr(Torn, im.Path, r.rep.Seq, im.HeaderErr)
-		f.Reason = "segment header: " + f.Reason
-		c.addFound(f, true)
-		// The frames carry the sequence in their CRCs: with the one from
-		// the file name, every intact frame can still be checked.
-		if !im.ReadByName() {
+		if !c.headerByName(im) {
 			r.rep.State = StateDamaged
 			return
 		}
@@ -463,6 +458,18 @@ func (c *checker) validHeader(path string, h segment.Header, fileSize int64) {
 		}
 		c.addFound(f, true)
 	}
+}
+
+// headerByName reports im's unusable header, and makes im readable by
+// the sequence number of its file name (Image.ReadByName): the frames
+// carry the sequence in their CRCs, so with the name's every intact frame
+// can still be checked. false: the name or the size is not a segment's,
+// and no frame can be.
+func (c *checker) headerByName(im *segment.Image) bool {
+	f := findingFromErr(Torn, im.Path, c.r.rep.Seq, im.HeaderErr)
+	f.Reason = "segment header: " + f.Reason
+	c.addFound(f, true)
+	return im.ReadByName()
 }
 
 // numbered sets the number the frames are checked with: the header's

@@ -42,14 +42,16 @@ func checkPrefix(im *segment.Image, r *result, o *Options) {
 	c := &checker{o: o, r: r, img: im.Data, valid: im.Valid(), t: segment.NewRecordTally(),
 		judge: im.RecoveryRefusal()}
 	if im.HeaderErr != nil {
-		c.addFound(findingFromErr(Torn, im.Path, r.rep.Seq, im.HeaderErr), true)
-		return
+		// As checkImage: the frames before the loss are still checked,
+		// under the file name's sequence, as the reader reads them.
+		if !c.headerByName(im) {
+			return
+		}
+	} else {
+		c.known, c.created = true, im.Header.Created
 	}
-	c.known, c.created, c.seq = true, im.Header.Created, im.Header.Seq
-	if !r.named {
-		r.rep.Seq, r.order = c.seq, c.seq // as checkImage places it
-	}
-	if err := im.Check(); err != nil {
+	c.numbered(im.Header.Seq) // as checkImage places it
+	if err := im.Check(); err != nil && im.HeaderErr == nil {
 		c.addFound(findingFromErr(Torn, im.Path, r.rep.Seq, err), true)
 	}
 	if err := im.CheckSummary(); errors.Is(err, segment.ErrCorrupt) {

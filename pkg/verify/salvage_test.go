@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/auditseg/auditseg/pkg/segment"
@@ -25,16 +26,7 @@ func TestBlockDamagedArchiveSalvaged(t *testing.T) {
 	torn := s.offs[10]
 	s.img[torn+segment.FrameHeaderSize] ^= 0xff
 	p, good, frame := archiveBytes(t, l, s)
-	var ad *segment.ArchiveDamage
-	for at := frame / 2; ; at += 997 {
-		if at+32 > frame {
-			t.Fatal("no run of flipped bytes breaks a block")
-		}
-		ad, _ = flipRun(t, p, good, at)
-		if ad.Block > 0 && ad.Lost > s.offs[20] && ad.Lost < size-segment.FooterSize {
-			break
-		}
-	}
+	ad := breakBlock(t, p, good, frame, s.offs[20], size)
 	want, straddles := uint64(0), false
 	for i, off := range s.offs {
 		end := off + segment.FrameHeaderSize + int64(len(s.payload[i]))
@@ -73,6 +65,23 @@ func archiveBytes(t *testing.T, l *testLog, s *seg) (string, []byte, int) {
 		t.Fatal(err)
 	}
 	return p, good, len(good) - segment.SummaryFrameSize
+}
+
+// breakBlock writes good, the archive at p whose zstd frame is frame
+// bytes long, back with a run of bytes flipped in the frame's second half
+// that breaks a block other than the first, so that its segment of size
+// bytes decodes past after and is lost before its footer, and returns
+// that damage.
+func breakBlock(t *testing.T, p string, good []byte, frame int, after, size int64) *segment.ArchiveDamage {
+	t.Helper()
+	for at := frame / 2; at+32 <= frame; at += 997 {
+		ad, _ := flipRun(t, p, good, at)
+		if ad.Block > 0 && ad.Lost > after && ad.Lost < size-segment.FooterSize {
+			return ad
+		}
+	}
+	t.Fatal("no run of flipped bytes breaks a block")
+	return nil
 }
 
 // flipRun writes good to p with the 32 bytes from at flipped, and returns
@@ -161,5 +170,50 @@ func TestRenamedDamagedArchiveSeq(t *testing.T) {
 				t.Errorf("bytes from %d flipped (block %d): finding %s at %s, want segment %d", at, ad.Block, f.Class, f.Position(), s.seq)
 			}
 		}
+	}
+}
+
+// TestSalvagedArchiveWithDamagedHeader: a damaged archive whose content's
+// header is damaged too is checked frame by frame up to the loss under
+// the sequence number of its file name, as a whole segment with a damaged
+// header is (checkImage) and as tail reads it (FORMAT.md section 3). The
+// header's finding was the only one besides the archive's: no frame
+// checked, 0 records, where tail -n +1 printed every record before the
+// loss, and a record torn among them was reported by tail, not by verify.
+func TestSalvagedArchiveWithDamagedHeader(t *testing.T) {
+	l := newTestLog(t)
+	const size = 1 << 20
+	s := l.seal(buildSize(l.next, size, payloads(l.next, 12000), true))
+	l.sealed(4)
+	s.img[0] ^= 0xff // the magic: the header is damaged
+	torn := s.offs[10]
+	s.img[torn+segment.FrameHeaderSize] ^= 0xff
+	p, good, frame := archiveBytes(t, l, s)
+	ad := breakBlock(t, p, good, frame, s.offs[20], size)
+	want := uint64(0)
+	for i, off := range s.offs {
+		if end := off + segment.FrameHeaderSize + int64(len(s.payload[i])); end <= ad.Lost && off != torn {
+			want++
+		}
+	}
+	rep := mustDir(t, l.dir, Options{})
+	sr := rep.Segments[0]
+	// The summary's copy of the header is the damaged one too: a footer
+	// finding, as for an archive that decodes whole.
+	if rep.ExitCode(false) != ExitFindings || sr.State != StateDamaged || sr.Records != want || len(rep.Findings) != 4 {
+		t.Fatalf("exit %d, %+v, want %d records and 4 findings\n%s", rep.ExitCode(false), sr, want, summary(rep))
+	}
+	for i, at := range []int64{0, torn, -1, ad.Lost} {
+		f := rep.Findings[i]
+		if at < 0 { // in the summary frame, after the zstd frame
+			if f.Class != Footer || f.Path != p || f.Offset < int64(frame) || f.Offset >= int64(len(good)) {
+				t.Errorf("finding %d: %+v, want the summary's footer finding", i, f)
+			}
+		} else if f.Class != Torn || f.Path != p || f.Offset != at {
+			t.Errorf("finding %d: %+v, want torn at %d", i, f, at)
+		}
+	}
+	if f := rep.Findings[0]; !strings.HasPrefix(f.Reason, "segment header: ") {
+		t.Errorf("header finding %q, want it said as a whole segment's is", f.Reason)
 	}
 }
