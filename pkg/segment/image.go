@@ -236,7 +236,7 @@ func (im *Image) fitToHeader() {
 // from the file, nothing else. Every frame's CRC is mixed with the
 // sequence, so under a wrong name (or a file copied from another segment)
 // no frame validates, and a damaged header costs the reader only itself,
-// not the records behind it (FORMAT.md section 9). HeaderErr stays set:
+// not the records behind it (FORMAT.md section 3). HeaderErr stays set:
 // whatever judges the header (Check, RecoveryRefusal, the reader's
 // restart marks) still sees it unusable. It returns false, changing
 // nothing, when the header is usable or the name or size is not a
