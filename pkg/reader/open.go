@@ -192,20 +192,18 @@ func (r *Reader) openSeg(e segment.Entry, below uint64, retry bool) (*seg, bool)
 		im.Close()
 		return nil, false
 	}
+	var header *Damage // reported once the footer is read (below)
 	if im.HeaderErr != nil {
 		// The header is reported, not the records behind it: each is
 		// vouched for by its CRC, mixed with the name's sequence number.
 		hd := Damage{Kind: DamageSegment, Path: e.Path, Seq: e.Seq, Offset: errOffset(im.HeaderErr), Err: im.HeaderErr}
-		readable := im.ReadByName()
-		if readable {
-			hd.Err = fmt.Errorf("%w; its records are read one by one under the sequence number its file name gives, each checked by its CRC", im.HeaderErr)
-		} else {
+		if !im.ReadByName() {
 			r.skipUnreadable(e)
-		}
-		if !r.report(hd) || !readable {
+			r.report(hd)
 			im.Close()
 			return nil, false
 		}
+		header = &hd
 	}
 	c := &seg{path: e.Path, img: im, seq: e.Seq, seed: segment.FrameSeed(im.Header.Seq), mark: markOf(e.Seq, im), off: segment.HeaderSize}
 	if r.single != "" {
@@ -218,10 +216,10 @@ func (r *Reader) openSeg(e segment.Entry, below uint64, retry bool) (*seg, bool)
 	// read as it is now, as it would have been had the reader come to it
 	// after the cut. Before anything of the mapped file is reported (the
 	// salvage report is an archive's, in memory): the fresh image's
-	// reports stand for it, once, and a cut made from the report's
-	// callback comes after the footer, where the walk reads what it left.
-	// A fresh image that faults as well (cut again meanwhile) is reported,
-	// nothing of it read.
+	// reports stand for it, once (its damaged header's too), and a cut
+	// made from the report's callback comes after the footer, where the
+	// walk reads what it left. A fresh image that faults as well (cut
+	// again meanwhile) is reported, nothing of it read.
 	var f segment.Footer
 	var ferr error
 	if err := im.Guard(func() { f, ferr = im.Footer() }); err != nil {
@@ -230,8 +228,17 @@ func (r *Reader) openSeg(e segment.Entry, below uint64, retry bool) (*seg, bool)
 			return r.openSeg(e, below, false)
 		}
 		r.skipUnreadable(e)
-		r.report(changed(c, err))
+		if header == nil || r.report(*header) {
+			r.report(changed(c, err))
+		}
 		return nil, false
+	}
+	if header != nil {
+		header.Err = fmt.Errorf("%w; its records are read one by one under the sequence number its file name gives, each checked by its CRC", im.HeaderErr)
+		if !r.report(*header) {
+			im.Close()
+			return nil, false
+		}
 	}
 	if err := im.Check(); err != nil && im.HeaderErr == nil {
 		// The header is usable: read what the file holds.
