@@ -71,3 +71,31 @@ func TestNoPathsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestHardLinkUnderAnotherSegmentName: a hard link to segment 1 named as
+// segment 5 in another directory claims another sequence number than the
+// file's header; given beside the log that holds segment 1, it is still
+// checked, and its finding reported. Merged with segment 1 by its inode,
+// it was not: verify L M/5.seg passed, verify M/5.seg alone failed.
+func TestHardLinkUnderAnotherSegmentName(t *testing.T) {
+	l := newTestLog(t)
+	s1 := l.sealed(2)
+	l.sealed(2)
+	other := filepath.Join(t.TempDir(), segment.FileName(5))
+	if err := os.Link(s1.path, other); err != nil {
+		t.Fatal(err)
+	}
+	for _, paths := range [][]string{{l.dir, other}, {other, l.dir}, {s1.path, other}} {
+		rep, err := Paths(paths, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, f := range rep.Findings {
+			found = found || f.Path == other
+		}
+		if !found || rep.ExitCode(true) != ExitFindings {
+			t.Errorf("%q: exit %d, no finding for %s; want its sequence number reported\n%s", paths, rep.ExitCode(true), other, summary(rep))
+		}
+	}
+}

@@ -63,7 +63,7 @@ func plan(paths []string, o *Options) ([]*unit, []job, error) {
 	fileUnits := map[string]*unit{}
 	listed := map[string]map[string]bool{} // the names in whole[id]'s listing, once a file argument asks
 	seen := map[string]bool{}
-	var fileIDs map[string]bool // of the files planned, once a file argument asks
+	var fileIDs map[string]plannedName // of the files planned, once a file argument asks
 	addJob := func(u *unit, id, p string, notRegular error) {
 		if key := id + "/" + filepath.Base(p); !seen[key] {
 			seen[key] = true
@@ -97,18 +97,25 @@ func plan(paths []string, o *Options) ([]*unit, []job, error) {
 				continue
 			}
 		}
-		// A hard link to a segment, elsewhere or under another name, is
-		// that segment named in other words: checked once, where it was
-		// first planned. Only file arguments are merged so: two names of
-		// one file inside a listing are a damaged log, each reported.
+		// A hard link to a segment, elsewhere or under a name that is
+		// no segment's, is that segment named in other words: checked
+		// once, where it was first planned. A name that claims another
+		// sequence number is another claim about the file, which its
+		// check judges (the header's number against the name's), so it
+		// is checked; and only file arguments are merged so: two names
+		// of one file inside a listing are a damaged log, each reported.
 		if fid, ok := fileID(a.path); ok {
 			if fileIDs == nil {
 				fileIDs = listedIDs(whole)
 			}
-			if fileIDs[fid] {
+			seq, _, named := segment.ParseName(filepath.Base(a.path))
+			p, dup := fileIDs[fid]
+			if dup && (!named || p.named && p.seq == seq) {
 				continue
 			}
-			fileIDs[fid] = true
+			if !dup {
+				fileIDs[fid] = plannedName{seq: seq, named: named}
+			}
 		}
 		u := fileUnits[id]
 		if u == nil {
@@ -145,14 +152,21 @@ func fileID(path string) (string, bool) {
 	return fmt.Sprintf("%d:%d", st.Dev, st.Ino), true
 }
 
+// plannedName is the name a file was first planned under: the sequence
+// number it claims, if it is a segment's name.
+type plannedName struct {
+	seq   uint64
+	named bool
+}
+
 // listedIDs returns the identities of the regular files the listings of
-// the whole logs hold.
-func listedIDs(whole map[string]*unit) map[string]bool {
-	ids := map[string]bool{}
+// the whole logs hold, with the sequence number each is listed as.
+func listedIDs(whole map[string]*unit) map[string]plannedName {
+	ids := map[string]plannedName{}
 	for _, u := range whole {
 		for _, e := range u.listing.Segments {
 			if id, ok := fileID(e.Path); ok {
-				ids[id] = true
+				ids[id] = plannedName{seq: e.Seq, named: true}
 			}
 		}
 	}
