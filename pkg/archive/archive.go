@@ -67,6 +67,10 @@
 // segment is, or is about to become, the one a writer appends to. Options
 // MinAge and Keep hold back recent segments.
 //
+// The bytes compressed are hashed as they go, and a segment whose records
+// do not match its footer's digest (damaged after it was sealed) fails
+// before its archive is written: its original is the copy to keep.
+//
 // # Resources
 //
 // Jobs segments are compressed or verified at once (one CPU slot each),

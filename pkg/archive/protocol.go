@@ -90,7 +90,7 @@ func (r *runner) archive(t task, p *progress, before os.FileInfo, im *segment.Im
 		return p.failUnlessGone(t, err)
 	}
 	defer src.Close()
-	o := &original{im: im, src: src, size: int64(len(im.Data)), mtime: before.ModTime(), perm: before.Mode().Perm(), gid: -1, out: out}
+	o := &original{im: im, src: src, size: int64(len(im.Data)), mtime: before.ModTime(), perm: before.Mode().Perm(), gid: -1, out: out, foot: f}
 	if st, ok := before.Sys().(*syscall.Stat_t); ok {
 		o.gid = int(st.Gid)
 	}

@@ -32,6 +32,9 @@ type original struct {
 	perm os.FileMode
 	gid  int
 	out  *outBuf // of the worker archiving it
+	// foot is its footer, whose digest encode checks the bytes it
+	// compresses against.
+	foot segment.Footer
 }
 
 // openOriginal opens the segment file at path for reading and checks that
@@ -177,11 +180,18 @@ func (s *slot) encode(r *runner, o *original) ([]byte, error) {
 	s.zw.ResetContentSize(w, o.size)
 	defer s.zw.Reset(nil) // keep no reference to the buffer
 	c := s.chunks(o)
+	// The bytes are hashed as they are compressed: once the original is
+	// removed, the archive is the only copy, and an archive of a segment
+	// whose records rotted after it was sealed would pass every check
+	// (the comparison, zstd -t) with the rot inside it.
+	d := segment.NewDigestStream(o.foot.PrevDigest)
+	hashEnd := min(o.foot.EndOffset+segment.FrameHeaderSize, o.size)
 	for off := int64(0); off < o.size; {
 		b, err := c.ReadFull(o.src.Name(), changedWhile, off, int(min(int64(c.Size()), o.size-off)))
 		if err != nil {
 			return nil, err
 		}
+		d.AddIn(b, off, min(off+int64(len(b)), hashEnd))
 		if _, err := s.zw.Write(b); err != nil {
 			return nil, fmt.Errorf("compress %s: %w", o.src.Name(), err)
 		}
@@ -190,6 +200,10 @@ func (s *slot) encode(r *runner, o *original) ([]byte, error) {
 	}
 	if err := s.zw.Close(); err != nil {
 		return nil, fmt.Errorf("compress %s: %w", o.src.Name(), err)
+	}
+	if sum := d.Sum(nil, hashEnd-segment.FrameHeaderSize); sum != o.foot.Digest {
+		return nil, &segment.CorruptError{Path: o.src.Name(), Offset: int64(len(o.im.Data)) - segment.FooterSize,
+			Reason: fmt.Sprintf("its records do not match its footer's digest (%x…, computed %x…), damaged since it was sealed: not archived, the original kept (run auditseg verify)", o.foot.Digest[:8], sum[:8])}
 	}
 	return w.b, nil
 }
