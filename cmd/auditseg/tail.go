@@ -336,7 +336,13 @@ func runTail(cmd *cobra.Command, dir string, f tailFlags) error {
 	// every sealed segment has both, and a line each would bury the
 	// output's other warnings.
 	var dups []string
-	opts.OnDuplicate = func(original, archive string) { dups = append(dups, archive) }
+	opts.OnDuplicate = func(original, archive string) {
+		dups = append(dups, archive)
+		if rep.archives == nil {
+			rep.archives = map[string]string{}
+		}
+		rep.archives[original] = archive
+	}
 	var last segment.Position
 	printed := false
 	// The last record whose bytes all reached the kernel: where the cursor

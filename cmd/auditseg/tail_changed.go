@@ -20,6 +20,10 @@ type tailReports struct {
 	// be read (exit 2, the cursor not stored).
 	damaged, unreadable int
 	faulted             changedSeg
+	// archives holds the archive beside each original read instead of it
+	// (Options.OnDuplicate): damage in such an original is said once
+	// with that archive's name, a copy this run passed over.
+	archives map[string]string
 }
 
 // damage reports d, which the reader skipped (Options.OnDamage).
@@ -51,6 +55,10 @@ func (t *tailReports) damage(d reader.Damage) {
 		t.damaged++
 	}
 	fmt.Fprintf(t.stderr, "auditseg tail: %v\n", &d)
+	if a, ok := t.archives[d.Path]; ok {
+		delete(t.archives, d.Path)
+		fmt.Fprintf(t.stderr, "auditseg tail: %s: its archive %s is beside it, not read (the original is preferred): 'auditseg verify %s' checks it, 'auditseg tail -n +1 %s' reads it\n", d.Path, a, a, a)
+	}
 }
 
 // changed reports err, a record of segment seq that changed after the

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -550,39 +549,5 @@ func (rep *Report) addExtra(f Finding) {
 	rep.Totals.Findings[f.Class]++
 	if f.Fatal() {
 		rep.Totals.Fatal++
-	}
-}
-
-// addUnexpected reports what a log directory holds besides its segments.
-func (rep *Report) addUnexpected(u *unit) {
-	var fs []Finding
-	for _, p := range u.listing.Unexpected {
-		fs = append(fs, Finding{Class: Unexpected, Path: p, Reason: "not part of a log (only segments, archives and LOCK belong here)"})
-	}
-	if !u.alive { // a live writer or archiver may be creating these right now
-		for _, p := range u.listing.Temps {
-			reason := "leftover of an interrupted segment creation; writer.Open removes it"
-			if strings.HasSuffix(p, segment.ArchiveExt+segment.TempExt) {
-				reason = "leftover of an interrupted compress-finished run, or of one running now; safe to delete when none runs"
-			}
-			fs = append(fs, Finding{Class: Unexpected, Path: p, Reason: reason})
-		}
-	}
-	for _, e := range u.listing.Segments {
-		if e.Duplicate != "" {
-			fs = append(fs, Finding{Class: Unexpected, Path: e.Duplicate, Seq: e.Seq,
-				Reason: "archive of a segment whose original is still present (compress-finished --keep-original, or a run interrupted or still running); the original was verified"})
-		}
-	}
-	sort.Slice(fs, func(a, b int) bool { return fs[a].Path < fs[b].Path })
-	// Bounded like a segment's findings: a directory that also holds
-	// thousands of other files listed them all, burying the verdict.
-	for i, f := range fs {
-		if i < rep.maxFindings {
-			rep.addExtra(f)
-		} else {
-			rep.Totals.Findings[f.Class]++
-			rep.Totals.Omitted++
-		}
 	}
 }
