@@ -153,7 +153,10 @@ func (d *Damage) Error() string {
 		if d.Err != nil { // a torn tail
 			return fmt.Sprintf("%v; writer.Open puts it under a PAD and finishes the segment; skipped %d bytes, continuing with the next segment", d.Err, d.Len)
 		}
-		return fmt.Sprintf("%s: offset %d: segment ends without an END frame (its writer died, or %d bytes up to the record limit were lost); continuing with the next segment", d.Path, d.Offset, d.Len)
+		// Reported only where recovery finishes the segment (a dead
+		// writer's, the bytes after Offset all zero): nothing committed
+		// is missing there, and it may be the log's last segment.
+		return fmt.Sprintf("%s: offset %d: segment ends without an END frame: its writer died before finishing it (the %d bytes after it, to the record limit, were never written; the next writer.Open seals it)", d.Path, d.Offset, d.Len)
 	case DamageMissing:
 		if d.Len == 1 {
 			return fmt.Sprintf("%s: segment %d is missing", d.Path, d.Seq)

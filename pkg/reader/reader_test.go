@@ -227,6 +227,12 @@ func TestDeadWriterGapAndUnfinishedSegment(t *testing.T) {
 		dmg[1].Kind != reader.DamageUnfinished || dmg[1].Offset != tailAt || dmg[1].Seq != 1 {
 		t.Fatalf("damage = %+v", dmg)
 	}
+	// Crash residue, not loss: the message must not guess at lost bytes
+	// (verify says nothing committed is missing), nor promise a next
+	// segment (a dead writer's last segment is reported alike).
+	if msg := dmg[1].Error(); strings.Contains(msg, "lost") || strings.Contains(msg, "next segment") || !strings.Contains(msg, "writer died") {
+		t.Fatalf("unfinished segment reported as %q", msg)
+	}
 }
 
 // TestSealedSegmentEndZeroed zeroes the end of the newest segment, which
