@@ -124,9 +124,10 @@ say (hard links in a directory of their own). ` + "`tail -n +1 > /dev/null`" + `
 output checked once against the input, byte for byte), ` + "`verify`" + ` and
 ` + "`verify --quick`" + ` run against ` + "`cat`" + ` of the same segment files to /dev/null;
 throughput is segment-file bytes over wall time. ` + "`compress-finished --jobs 2`" + `
-(its default level, which is zstd's level 3; temp file written with direct
-I/O, fsync, read back from the disk, decompress-and-compare, rename,
-directory fsync, for every segment) runs on a
+(its default level, which is zstd's level 3; the segment hashed against
+its footer's digest as it is compressed (since 2e3e395), temp file
+written with direct I/O, fsync, read back from the disk,
+decompress-and-compare, rename, directory fsync, for every segment) runs on a
 fresh directory of hard links to those segments each time, against
 ` + "`zstd -3 -T2`" + ` of exactly the files it archived (no fsync; it skips the
 newest segment, as compress-finished does).

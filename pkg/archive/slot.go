@@ -114,9 +114,12 @@ func (s *slot) free() {
 
 // outBuf is the buffer one segment's archive is compressed into and read
 // back into: one for each segment in flight, not for each CPU slot, so
-// that writing the archive to the disk and reading it back (direct I/O:
-// ~14 and ~5 ms for a 64 MiB segment of text, the CPU idle) happen
-// without a slot, which another segment uses meanwhile. It is a huge-page
+// that writing the archive to the disk and reading it back (direct I/O,
+// the CPU idle) happen without a slot, which another segment uses
+// meanwhile. On the VM we measured it on, whose virtual disk takes that
+// I/O in a few ms, it made no wall-time difference we could tell from
+// the noise (docs/BENCHMARKS.md, 2026-11-29 09:40); a slower disk would
+// hold the slot idle longer. It is a huge-page
 // mapping (segment.AllocHuge) outside the Go heap, kept for the whole run
 // and released by free: a fresh 64 MiB heap buffer costs ~250 ms of page
 // faults on our VMs, as much as compressing a quarter of a segment. It is
@@ -149,8 +152,9 @@ func (o *outBuf) free() {
 }
 
 // withCPU runs fn holding one of the Jobs CPU slots. Only compression and
-// verification hold one: the fsyncs and directory operations of a segment
-// wait without it, so the CPUs stay busy with other segments meanwhile.
+// verification hold one: the archive's write and read-back, the fsyncs
+// and directory operations of a segment wait without it, so the CPUs stay
+// busy with other segments meanwhile.
 func (r *runner) withCPU(fn func(*slot) error) error {
 	b := <-r.cpu
 	defer func() { r.cpu <- b }()
